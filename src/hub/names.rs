@@ -1,0 +1,77 @@
+//! Rules for nicknames and room names, and the case folding that makes
+//! `Alice` and `alice` the same person.
+
+/// Characters besides letters and digits that a nick may contain (the IRC set).
+const NICK_SPECIALS: &str = "_-[]\\`^{}|";
+
+/// The comparison key of a nick or room: Unicode lower case.
+pub fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks a nickname; the error says what is wrong, for the user.
+pub fn check_nick(nick: &str, max_chars: usize) -> Result<(), String> {
+    let count = nick.chars().count();
+    let first = nick.chars().next().ok_or_else(|| "a nickname cannot be empty".to_string())?;
+    if count > max_chars {
+        return Err(format!("a nickname has at most {max_chars} characters"));
+    }
+    if let Some(bad) = nick.chars().find(|c| !(c.is_alphanumeric() || NICK_SPECIALS.contains(*c))) {
+        return Err(if bad.is_whitespace() {
+            "a nickname cannot contain spaces".to_string()
+        } else if bad.is_control() || crate::proto::sanitize::is_unsafe(bad) {
+            "a nickname cannot contain control characters".to_string()
+        } else {
+            format!("a nickname cannot contain {bad:?}; use letters, digits and _-[]\\`^{{}}|")
+        });
+    }
+    if first.is_ascii_digit() || first == '-' {
+        return Err("a nickname cannot start with a digit or '-'".to_string());
+    }
+    Ok(())
+}
+
+/// Normalises and checks a room name: an optional leading `#` is dropped.
+pub fn check_room(room: &str, max_chars: usize) -> Result<&str, String> {
+    let name = room.strip_prefix('#').unwrap_or(room);
+    if name.is_empty() {
+        return Err("a room name cannot be empty".to_string());
+    }
+    if name.chars().count() > max_chars {
+        return Err(format!("a room name has at most {max_chars} characters"));
+    }
+    if !name.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) {
+        return Err("a room name may contain letters, digits and -_. only".to_string());
+    }
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nicks() {
+        assert!(check_nick("alice", 30).is_ok());
+        assert!(check_nick("小明", 30).is_ok());
+        assert!(check_nick("[bot]_x|y", 30).is_ok());
+        assert!(check_nick("", 30).is_err());
+        assert!(check_nick("a b", 30).unwrap_err().contains("spaces"));
+        assert!(check_nick("a\u{1b}[31m", 30).unwrap_err().contains("control"));
+        assert!(check_nick("9lives", 30).is_err());
+        assert!(check_nick("#room", 30).is_err());
+        assert!(check_nick(&"x".repeat(31), 30).is_err());
+        assert!(check_nick(&"字".repeat(30), 30).is_ok());
+        assert_eq!(fold("Alice"), fold("aLICE"));
+        assert_eq!(fold("ÉLODIE"), "élodie");
+    }
+
+    #[test]
+    fn rooms() {
+        assert_eq!(check_room("#rust", 50), Ok("rust"));
+        assert_eq!(check_room("中文", 50), Ok("中文"));
+        assert!(check_room("#", 50).is_err());
+        assert!(check_room("a room", 50).is_err());
+        assert!(check_room("a,b", 50).is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! Hub unit tests: no sockets, outboxes are vectors.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::*;
+
+#[derive(Clone)]
+struct Sink {
+    events: Rc<RefCell<Vec<Arc<Event>>>>,
+    cap: usize,
+}
+
+impl Outbox for Sink {
+    fn push(&self, ev: &Arc<Event>) -> bool {
+        let mut q = self.events.borrow_mut();
+        if q.len() >= self.cap {
+            return false;
+        }
+        q.push(ev.clone());
+        true
+    }
+}
+
+impl Sink {
+    fn take(&self) -> Vec<EventBody> {
+        self.events.borrow_mut().drain(..).map(|e| e.body.clone()).collect()
+    }
+}
+
+fn config() -> HubConfig {
+    HubConfig {
+        server_name: "natter".into(),
+        default_room: "lobby".into(),
+        max_nick_chars: 30,
+        max_room_chars: 50,
+        large_room: 1000,
+    }
+}
+
+struct World {
+    hub: Hub<Sink>,
+    sinks: Vec<Sink>,
+}
+
+impl World {
+    fn new() -> World {
+        World { hub: Hub::new(config()), sinks: Vec::new() }
+    }
+    fn connect_cap(&mut self, cap: usize) -> ConnId {
+        let id = self.sinks.len() as ConnId;
+        let sink = Sink { events: Default::default(), cap };
+        self.sinks.push(sink.clone());
+        self.hub.connect(id, sink);
+        id
+    }
+    fn user(&mut self, nick: &str) -> ConnId {
+        let id = self.connect_cap(1000);
+        self.hub.handle(id, Command::Register { nick: nick.into() });
+        self.take(id);
+        id
+    }
+    fn take(&self, id: ConnId) -> Vec<EventBody> {
+        self.sinks[id as usize].take()
+    }
+    fn say(&mut self, id: ConnId, text: &str) {
+        self.hub.handle(id, Command::Say { room: None, text: text.into(), action: false });
+    }
+}
+
+fn error_code(events: &[EventBody]) -> Option<ErrorCode> {
+    events.iter().find_map(|e| match e {
+        EventBody::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+#[test]
+fn welcome_counts_people_online() {
+    let mut w = World::new();
+    let a = w.connect_cap(10);
+    assert!(matches!(w.take(a)[..], [EventBody::Welcome { online: 0, .. }]));
+    w.hub.handle(a, Command::Register { nick: "alice".into() });
+    let b = w.connect_cap(10);
+    assert!(matches!(w.take(b)[..], [EventBody::Welcome { online: 1, .. }]));
+}
+
+#[test]
+fn register_joins_default_room_and_announces() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.connect_cap(100);
+    w.take(b);
+    w.hub.handle(b, Command::Register { nick: "bob".into() });
+    let got = w.take(b);
+    assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
+    assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
+    match &got[2] {
+        EventBody::Names { room, nicks } => {
+            assert_eq!(&**room, "lobby");
+            assert_eq!(nicks.iter().map(|n| &**n).collect::<Vec<_>>(), ["alice", "bob"]);
+        }
+        other => panic!("expected names, got {other:?}"),
+    }
+    assert!(matches!(&w.take(a)[..], [EventBody::Joined { nick, .. }] if &**nick == "bob"));
+}
+
+#[test]
+fn duplicate_nick_is_case_insensitive_and_retry_works() {
+    let mut w = World::new();
+    w.user("Alice");
+    let b = w.connect_cap(100);
+    w.take(b);
+    w.hub.handle(b, Command::Register { nick: "alice".into() });
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
+    w.hub.handle(b, Command::Register { nick: "bad nick".into() });
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInvalid));
+    w.hub.handle(b, Command::Register { nick: "小明".into() });
+    assert!(matches!(&w.take(b)[0], EventBody::Registered { .. }));
+    assert_eq!(w.hub.online(), 2);
+}
+
+#[test]
+fn messages_reach_room_and_echo_to_sender() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    w.take(a);
+    w.say(a, "hello");
+    for id in [a, b] {
+        assert!(matches!(&w.take(id)[..],
+            [EventBody::Message { from, text, .. }] if &**from == "alice" && &**text == "hello"));
+    }
+    w.say(a, "   ");
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::EmptyMessage));
+}
+
+#[test]
+fn private_messages_go_to_both_ends_only() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    let c = w.user("carol");
+    for id in [a, b] {
+        w.take(id);
+    }
+    w.hub.handle(a, Command::Private { to: "BOB".into(), text: "psst".into(), action: false });
+    assert!(matches!(&w.take(a)[..], [EventBody::Private { .. }]));
+    assert!(matches!(&w.take(b)[..], [EventBody::Private { to, .. }] if &**to == "bob"));
+    assert!(w.take(c).is_empty());
+    w.hub.handle(a, Command::Private { to: "nobody".into(), text: "x".into(), action: false });
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::NoSuchNick));
+}
+
+#[test]
+fn rooms_switch_and_isolate() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    w.take(a);
+    w.hub.handle(b, Command::Join { room: "#rust".into(), switch: true });
+    assert!(matches!(&w.take(a)[..], [EventBody::Parted { nick, members: 1, .. }] if &**nick == "bob"));
+    w.take(b);
+    w.say(a, "lobby only");
+    assert!(w.take(b).is_empty());
+    assert_eq!(w.take(a).len(), 1, "sender sees its own line");
+    w.say(b, "rust only");
+    assert!(w.take(a).is_empty());
+    assert_eq!(w.take(b).len(), 1);
+    w.hub.handle(a, Command::Rooms);
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
+    w.hub.handle(b, Command::Part { room: None, reason: None });
+    w.take(b);
+    w.say(b, "nowhere");
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
+    w.hub.handle(a, Command::Rooms);
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1), "empty room freed");
+    w.hub.handle(a, Command::Join { room: "bad room!".into(), switch: true });
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::RoomInvalid));
+}
+
+#[test]
+fn nick_change_is_announced_and_frees_old_nick() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    w.take(a);
+    w.hub.handle(b, Command::Nick { new: "ALICE".into() });
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
+    w.hub.handle(b, Command::Nick { new: "robert".into() });
+    assert!(matches!(&w.take(a)[..], [EventBody::NickChanged { old, new }] if &**old == "bob" && &**new == "robert"));
+    let c = w.connect_cap(10);
+    w.hub.handle(c, Command::Register { nick: "bob".into() });
+    assert!(matches!(&w.take(c)[1], EventBody::Registered { .. }));
+}
+
+#[test]
+fn quit_and_disconnect_free_state_and_tell_room() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    w.take(a);
+    assert_eq!(w.hub.handle(b, Command::Quit { reason: Some("bye".into()) }), Outcome::Close);
+    assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, reason }] if &**nick == "bob" && reason.contains("bye")));
+    assert_eq!(w.hub.online(), 1);
+    w.hub.disconnect(a, "connection closed");
+    assert_eq!(w.hub.online(), 0);
+    assert_eq!(w.hub.connections(), 0);
+    assert!(w.hub.rooms.is_empty());
+    assert!(w.hub.nicks.is_empty());
+}
+
+#[test]
+fn commands_need_registration() {
+    let mut w = World::new();
+    let a = w.connect_cap(10);
+    w.take(a);
+    w.say(a, "hi");
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::NotRegistered));
+}
+
+#[test]
+fn slow_consumer_is_removed_and_room_goes_on() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let slow = w.connect_cap(8);
+    w.hub.handle(slow, Command::Register { nick: "slow".into() });
+    w.take(a);
+    for i in 0..20 {
+        w.say(a, &format!("m{i}"));
+    }
+    let got = w.take(a);
+    assert!(got.iter().any(|e| matches!(e, EventBody::Quit { nick, reason } if &**nick == "slow" && reason.contains("send queue"))));
+    let texts: Vec<_> = got
+        .iter()
+        .filter_map(|e| match e {
+            EventBody::Message { text, .. } => Some(text.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(w.hub.online(), 1);
+}
+
+#[test]
+fn large_rooms_do_not_announce_every_join() {
+    let mut w = World::new();
+    w.hub.config.large_room = 3;
+    let first = w.user("u0");
+    for i in 1..10 {
+        w.user(&format!("u{i}"));
+    }
+    // u0 saw joins of u1, u2 (room sizes 2, 3) and nothing after
+    let joins = w.take(first).iter().filter(|e| matches!(e, EventBody::Joined { .. })).count();
+    assert_eq!(joins, 2);
+    w.hub.handle(first, Command::Who { room: None });
+    assert!(matches!(&w.take(first)[..], [EventBody::Names { nicks, .. }] if nicks.len() == 10));
+}

@@ -1,0 +1,10 @@
+//! natter: a chat server that telnet/netcat users, JSON-lines programs and IRC
+//! clients join in the same rooms, and a terminal client.
+//!
+//! The crate is shaped after `DESIGN.md`: pure codecs in [`proto`], the pure
+//! chat state machine in [`hub`], and a thin I/O shell in [`server`].
+
+pub mod config;
+pub mod hub;
+pub mod proto;
+pub mod server;

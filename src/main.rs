@@ -1,0 +1,122 @@
+//! The `natter` command line: `natter serve` runs the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use natter::config::{parse_duration, Config};
+use natter::server::{shutdown_signal, Server};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "natter", version, about = "A chat server for telnet, JSON-lines and IRC clients")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the chat server.
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file; each also reads a NATTER_* variable.
+/// docs/OPERATING.md describes every setting.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "NATTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Main listen address (port 0: any free port, logged on start).
+    #[arg(long, env = "NATTER_LISTEN")]
+    listen: Option<SocketAddr>,
+    #[arg(long, env = "NATTER_SERVER_NAME")]
+    server_name: Option<String>,
+    #[arg(long, env = "NATTER_DEFAULT_ROOM")]
+    default_room: Option<String>,
+    #[arg(long, env = "NATTER_MAX_CLIENTS")]
+    max_clients: Option<usize>,
+    /// 0 = unlimited.
+    #[arg(long, env = "NATTER_MAX_PER_IP")]
+    max_per_ip: Option<usize>,
+    #[arg(long, env = "NATTER_MAX_LINE_BYTES")]
+    max_line_bytes: Option<usize>,
+    #[arg(long, env = "NATTER_MAX_NICK_CHARS")]
+    max_nick_chars: Option<usize>,
+    #[arg(long, env = "NATTER_MAX_ROOM_CHARS")]
+    max_room_chars: Option<usize>,
+    #[arg(long, env = "NATTER_LARGE_ROOM")]
+    large_room: Option<usize>,
+    #[arg(long, env = "NATTER_SEND_QUEUE")]
+    send_queue: Option<usize>,
+    #[arg(long, env = "NATTER_REGISTRATION_TIMEOUT", value_parser = parse_duration)]
+    registration_timeout: Option<Duration>,
+    #[arg(long, env = "NATTER_TCP_KEEPALIVE", value_parser = parse_duration)]
+    tcp_keepalive: Option<Duration>,
+    #[arg(long, env = "NATTER_WRITE_TIMEOUT", value_parser = parse_duration)]
+    write_timeout: Option<Duration>,
+    #[arg(long, env = "NATTER_PING_INTERVAL", value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
+    #[arg(long, env = "NATTER_PING_TIMEOUT", value_parser = parse_duration)]
+    ping_timeout: Option<Duration>,
+    #[arg(long, env = "NATTER_SHUTDOWN_GRACE", value_parser = parse_duration)]
+    shutdown_grace: Option<Duration>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        set!(
+            listen, server_name, default_room, max_clients, max_per_ip, max_line_bytes, max_nick_chars,
+            max_room_chars, large_room, send_queue, registration_timeout, tcp_keepalive, write_timeout,
+            ping_interval, ping_timeout, shutdown_grace
+        );
+        Ok(c)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NATTER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Cmd::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("natter: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let server = Server::bind(config).await?;
+        let stop = CancellationToken::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            trigger.cancel();
+        });
+        server.run(stop).await
+    })
+}

@@ -1,0 +1,196 @@
+//! Line framing over a TCP byte stream, shared by every protocol.
+//!
+//! Bytes arrive in arbitrary pieces: a line (and a UTF-8 character) may be
+//! split across reads, and one read may hold several lines. [`LineDecoder`]
+//! keeps only the unfinished line, accepts CRLF or LF, strips telnet IAC
+//! negotiation, and reports oversized lines and invalid UTF-8 as recoverable
+//! per-line errors without ever buffering more than `max` bytes.
+
+/// A per-line problem; the stream itself goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// The line was longer than the limit; it was discarded up to its end.
+    TooLong { max: usize },
+    /// The line was not valid UTF-8; it was discarded.
+    InvalidUtf8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telnet {
+    Data,
+    /// Just saw IAC (255).
+    Iac,
+    /// Saw IAC WILL/WONT/DO/DONT: skip the option byte.
+    Option,
+    /// Inside IAC SB ... IAC SE.
+    Sub,
+    /// Saw IAC inside a subnegotiation.
+    SubIac,
+}
+
+const IAC: u8 = 255;
+
+/// Splits a byte stream into lines. Pure: no I/O.
+#[derive(Debug)]
+pub struct LineDecoder {
+    buf: Vec<u8>,
+    max: usize,
+    discarding: bool,
+    telnet: Telnet,
+}
+
+impl LineDecoder {
+    /// A decoder refusing lines longer than `max` bytes (line ending excluded).
+    pub fn new(max: usize) -> LineDecoder {
+        LineDecoder { buf: Vec::new(), max, discarding: false, telnet: Telnet::Data }
+    }
+
+    /// Bytes of an unfinished line currently held.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Feeds `data`, calling `emit` once per complete line (or line error), in order.
+    pub fn feed(&mut self, mut data: &[u8], mut emit: impl FnMut(Result<String, LineError>)) {
+        while !data.is_empty() {
+            if self.telnet != Telnet::Data {
+                self.telnet_byte(data[0]);
+                data = &data[1..];
+                continue;
+            }
+            let stop = data.iter().position(|&b| b == b'\n' || b == IAC);
+            let (chunk, rest) = match stop {
+                Some(i) => (&data[..i], Some(data[i])),
+                None => (data, None),
+            };
+            self.take(chunk, &mut emit);
+            match rest {
+                Some(b'\n') => self.finish(&mut emit),
+                Some(_) => self.telnet = Telnet::Iac,
+                None => {}
+            }
+            data = &data[stop.map_or(data.len(), |i| i + 1)..];
+        }
+        if self.buf.capacity() > 4 * 1024 && self.buf.is_empty() {
+            self.buf = Vec::new(); // an idle connection holds no large buffer
+        }
+    }
+
+    fn telnet_byte(&mut self, b: u8) {
+        self.telnet = match (self.telnet, b) {
+            (Telnet::Iac, IAC) => Telnet::Data, // escaped 255: not text, drop it
+            (Telnet::Iac, 251..=254) => Telnet::Option,
+            (Telnet::Iac, 250) => Telnet::Sub,
+            (Telnet::Iac, _) => Telnet::Data,
+            (Telnet::Option, _) => Telnet::Data,
+            (Telnet::Sub, IAC) => Telnet::SubIac,
+            (Telnet::Sub, _) => Telnet::Sub,
+            (Telnet::SubIac, 240) => Telnet::Data,
+            (Telnet::SubIac, _) => Telnet::Sub,
+            (Telnet::Data, _) => Telnet::Data,
+        };
+    }
+
+    fn take(&mut self, chunk: &[u8], emit: &mut impl FnMut(Result<String, LineError>)) {
+        if self.discarding {
+            return;
+        }
+        // Allow one byte over the limit for a trailing '\r' that is not counted.
+        if self.buf.len() + chunk.len() > self.max + 1 {
+            self.buf = Vec::new();
+            self.discarding = true;
+            emit(Err(LineError::TooLong { max: self.max }));
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    fn finish(&mut self, emit: &mut impl FnMut(Result<String, LineError>)) {
+        if std::mem::replace(&mut self.discarding, false) {
+            return; // the error was reported when the line overflowed
+        }
+        let mut line = std::mem::take(&mut self.buf);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.len() > self.max {
+            emit(Err(LineError::TooLong { max: self.max }));
+            return;
+        }
+        match String::from_utf8(line) {
+            Ok(s) => emit(Ok(s)),
+            Err(_) => emit(Err(LineError::InvalidUtf8)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(dec: &mut LineDecoder, data: &[u8]) -> Vec<Result<String, LineError>> {
+        let mut out = Vec::new();
+        dec.feed(data, |l| out.push(l));
+        out
+    }
+
+    #[test]
+    fn crlf_lf_and_merged_lines() {
+        let mut d = LineDecoder::new(100);
+        assert_eq!(
+            lines(&mut d, b"one\r\ntwo\nthree"),
+            vec![Ok("one".into()), Ok("two".into())]
+        );
+        assert_eq!(lines(&mut d, b"\r\n"), vec![Ok("three".into())]);
+    }
+
+    #[test]
+    fn utf8_split_across_reads_arrives_whole() {
+        let mut d = LineDecoder::new(100);
+        let text = "你好\n".as_bytes();
+        for (i, b) in text.iter().enumerate() {
+            let got = lines(&mut d, &[*b]);
+            if i + 1 < text.len() {
+                assert!(got.is_empty());
+            } else {
+                assert_eq!(got, vec![Ok("你好".into())]);
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_line_is_refused_once_and_not_buffered() {
+        let mut d = LineDecoder::new(10);
+        let got = lines(&mut d, &[b'x'; 25]);
+        assert_eq!(got, vec![Err(LineError::TooLong { max: 10 })]);
+        assert_eq!(d.pending(), 0);
+        assert!(lines(&mut d, &[b'x'; 1000]).is_empty());
+        assert_eq!(lines(&mut d, b"y\nok\n"), vec![Ok("ok".into())]);
+        // exactly at the limit, with CRLF, is fine
+        assert_eq!(lines(&mut d, b"0123456789\r\n"), vec![Ok("0123456789".into())]);
+        assert_eq!(lines(&mut d, b"0123456789a\n"), vec![Err(LineError::TooLong { max: 10 })]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_line_error_and_stream_goes_on() {
+        let mut d = LineDecoder::new(100);
+        assert_eq!(
+            lines(&mut d, b"a\xc3\x28b\nfine\n"),
+            vec![Err(LineError::InvalidUtf8), Ok("fine".into())]
+        );
+    }
+
+    #[test]
+    fn telnet_negotiation_is_stripped() {
+        let mut d = LineDecoder::new(100);
+        // IAC DO ECHO, IAC SB NAWS 0 80 0 24 IAC SE, IAC IAC, then text
+        let mut input = vec![255, 253, 1, 255, 250, 31, 0, 80, 0, 24, 255, 240];
+        input.extend_from_slice(b"hi");
+        input.extend_from_slice(&[255, 255]);
+        input.extend_from_slice(b"!\r\n");
+        assert_eq!(lines(&mut d, &input), vec![Ok("hi!".into())]);
+        // split in the middle of a negotiation
+        assert!(lines(&mut d, &[255]).is_empty());
+        assert_eq!(lines(&mut d, &[251, 3, b'x', b'\n']), vec![Ok("x".into())]);
+    }
+}

@@ -1,0 +1,280 @@
+//! The plain-text protocol for people on `telnet` or `nc`: what a typed line
+//! means ([`parse`]) and how an event looks on a terminal ([`render`]),
+//! optionally with ANSI colours.
+
+use std::io::Write;
+
+use super::sanitize::strip_controls;
+use super::{Command, ErrorCode, Event, EventBody};
+
+/// What a typed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Something for the hub.
+    Command(Command),
+    /// Show the command list.
+    Help,
+    /// Turn colours on or off.
+    Color(bool),
+    /// Nothing to do (an empty line).
+    Nothing,
+    /// The line was wrong; tell the user.
+    Error(ErrorCode, String),
+}
+
+/// The commands, for `/help` and for clients' tab completion.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("/help", "this list"),
+    ("/who [ROOM]", "who is in the room"),
+    ("/rooms", "list rooms"),
+    ("/join ROOM", "move to ROOM (created if new)"),
+    ("/part", "leave the current room"),
+    ("/nick NEW", "change your nickname"),
+    ("/me ACTION", "say an action: * you ACTION"),
+    ("/msg NICK TEXT", "private message"),
+    ("/color on|off", "ANSI colours"),
+    ("/quit [REASON]", "leave (also: quit, exit)"),
+];
+
+/// Parses one line typed by a person. `registered`: whether they have a nick yet.
+pub fn parse(line: &str, registered: bool) -> Input {
+    let line = line.trim();
+    if line.is_empty() {
+        return Input::Nothing;
+    }
+    if line.eq_ignore_ascii_case("quit") || line.eq_ignore_ascii_case("exit") {
+        return Input::Command(Command::Quit { reason: None });
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Input::Command(if registered {
+            Command::Say { room: None, text: strip_controls(line), action: false }
+        } else {
+            Command::Register { nick: line.to_string() }
+        });
+    };
+    if rest.starts_with('/') {
+        // "//text" says "/text"
+        return match registered {
+            true => Input::Command(Command::Say { room: None, text: strip_controls(rest), action: false }),
+            false => Input::Command(Command::Register { nick: line.to_string() }),
+        };
+    }
+    let (cmd, args) = match rest.split_once(char::is_whitespace) {
+        Some((c, a)) => (c, a.trim()),
+        None => (rest, ""),
+    };
+    let cmd = cmd.to_ascii_lowercase();
+    let opt = |a: &str| (!a.is_empty()).then(|| a.to_string());
+    let input = match cmd.as_str() {
+        "help" | "h" | "?" => return Input::Help,
+        "quit" | "exit" | "q" => Command::Quit { reason: opt(args).map(|r| strip_controls(&r)) },
+        "color" | "colour" | "colors" => {
+            return match args.to_ascii_lowercase().as_str() {
+                "on" | "" => Input::Color(true),
+                "off" => Input::Color(false),
+                _ => Input::Error(ErrorCode::BadArguments, "usage: /color on|off".into()),
+            }
+        }
+        _ if !registered => {
+            return Input::Error(
+                ErrorCode::NotRegistered,
+                "pick a nickname first (just type it), or /quit".into(),
+            )
+        }
+        "who" | "names" => Command::Who { room: opt(args) },
+        "rooms" | "list" => Command::Rooms,
+        "join" | "j" => match args.split_whitespace().next() {
+            Some(room) => Command::Join { room: room.to_string(), switch: true },
+            None => return usage("/join ROOM"),
+        },
+        "part" | "leave" => Command::Part { room: None, reason: None },
+        "nick" => match args.split_whitespace().next() {
+            Some(n) if args.split_whitespace().count() == 1 => Command::Nick { new: n.to_string() },
+            _ => return usage("/nick NEWNICK (no spaces)"),
+        },
+        "me" => match args {
+            "" => return usage("/me ACTION"),
+            a => Command::Say { room: None, text: strip_controls(a), action: true },
+        },
+        "msg" | "m" | "tell" | "whisper" | "w" => {
+            match args.split_once(char::is_whitespace) {
+                Some((to, text)) if !text.trim().is_empty() => Command::Private {
+                    to: to.to_string(),
+                    text: strip_controls(text.trim()),
+                    action: false,
+                },
+                _ => return usage("/msg NICK TEXT"),
+            }
+        }
+        _ => {
+            return Input::Error(
+                ErrorCode::UnknownCommand,
+                format!("unknown command /{}; try /help", strip_controls(&cmd)),
+            )
+        }
+    };
+    Input::Command(input)
+}
+
+fn usage(u: &str) -> Input {
+    Input::Error(ErrorCode::BadArguments, format!("usage: {u}"))
+}
+
+const RESET: &str = "\x1b[0m";
+const SYSTEM: &str = "\x1b[33m"; // yellow
+const ERROR: &str = "\x1b[1;31m"; // bold red
+const PRIVATE: &str = "\x1b[35m"; // magenta
+const NICK_COLORS: [&str; 6] = ["\x1b[31m", "\x1b[32m", "\x1b[34m", "\x1b[36m", "\x1b[91m", "\x1b[92m"];
+
+/// A stable colour for a nick (FNV-1a over its bytes).
+pub fn nick_color_index(nick: &str, n: usize) -> usize {
+    let h = nick.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    (h % n as u64) as usize
+}
+
+struct Painter<'a> {
+    out: &'a mut Vec<u8>,
+    color: bool,
+}
+
+impl Painter<'_> {
+    fn paint(&mut self, code: &str, text: &str) {
+        if self.color {
+            let _ = write!(self.out, "{code}{text}{RESET}");
+        } else {
+            self.out.extend_from_slice(text.as_bytes());
+        }
+    }
+    fn nick(&mut self, nick: &str) {
+        let code = NICK_COLORS[nick_color_index(nick, NICK_COLORS.len())];
+        self.paint(code, nick);
+    }
+    fn raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+    fn system(&mut self, text: &str) {
+        self.paint(SYSTEM, text);
+        self.raw("\r\n");
+    }
+}
+
+/// Renders an event as terminal lines (CRLF, for telnet).
+pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
+    let mut p = Painter { out, color };
+    match &ev.body {
+        EventBody::Welcome { server, online } => {
+            p.system(&format!(
+                "*** Welcome to {server}! {online} {} online.",
+                if *online == 1 { "person" } else { "people" }
+            ));
+            p.system("*** What is your nickname?");
+        }
+        EventBody::Registered { nick, online } => {
+            p.system(&format!("*** You are now known as {nick}. {online} online. Type /help for commands."));
+        }
+        EventBody::Joined { room, nick, members } => {
+            p.system(&format!("*** {nick} joined #{room} ({members} here)"));
+        }
+        EventBody::Parted { room, nick, members, reason } => match reason {
+            Some(r) => p.system(&format!("*** {nick} left #{room} ({r}) ({members} here)")),
+            None => p.system(&format!("*** {nick} left #{room} ({members} here)")),
+        },
+        EventBody::Quit { nick, reason } => p.system(&format!("*** {nick} quit ({reason})")),
+        EventBody::Message { from, text, action, .. } => {
+            if *action {
+                p.raw("* ");
+                p.nick(from);
+                p.raw(" ");
+            } else {
+                p.nick(from);
+                p.raw(": ");
+            }
+            p.raw(text);
+            p.raw("\r\n");
+        }
+        EventBody::Private { from, to, text, action, .. } => {
+            p.paint(PRIVATE, "[private] ");
+            p.nick(from);
+            p.raw(" -> ");
+            p.nick(to);
+            p.raw(if *action { ": * " } else { ": " });
+            p.raw(text);
+            p.raw("\r\n");
+        }
+        EventBody::NickChanged { old, new } => p.system(&format!("*** {old} is now known as {new}")),
+        EventBody::Names { room, nicks } => {
+            let list = nicks.iter().map(|n| &**n).collect::<Vec<_>>().join(", ");
+            p.system(&format!("*** In #{room} ({}): {list}", nicks.len()));
+        }
+        EventBody::RoomList { rooms } => {
+            let list = rooms.iter().map(|(r, n)| format!("#{r} ({n})")).collect::<Vec<_>>();
+            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+        }
+        EventBody::Help => {
+            p.system("*** Commands:");
+            for (cmd, what) in COMMANDS {
+                p.system(&format!("***   {cmd:<16} {what}"));
+            }
+            p.system("***   anything else is said to your room");
+        }
+        EventBody::Info { text } => p.system(&format!("*** {text}")),
+        EventBody::Error { message, .. } => {
+            p.paint(ERROR, &format!("! {message}"));
+            p.raw("\r\n");
+        }
+        EventBody::Ping { .. } => {}
+        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Event;
+
+    fn say(t: &str) -> Input {
+        Input::Command(Command::Say { room: None, text: t.into(), action: false })
+    }
+
+    #[test]
+    fn parses_lines() {
+        assert_eq!(parse("hello", true), say("hello"));
+        assert_eq!(parse("  alice ", false), Input::Command(Command::Register { nick: "alice".into() }));
+        assert_eq!(parse("quit", true), Input::Command(Command::Quit { reason: None }));
+        assert_eq!(parse("EXIT", false), Input::Command(Command::Quit { reason: None }));
+        assert_eq!(parse("/quit bye all", true), Input::Command(Command::Quit { reason: Some("bye all".into()) }));
+        assert_eq!(parse("", true), Input::Nothing);
+        assert_eq!(parse("//slash", true), say("/slash"));
+        assert_eq!(
+            parse("/msg bob hi there", true),
+            Input::Command(Command::Private { to: "bob".into(), text: "hi there".into(), action: false })
+        );
+        assert!(matches!(parse("/msg bob", true), Input::Error(ErrorCode::BadArguments, _)));
+        assert!(matches!(parse("/frob", true), Input::Error(ErrorCode::UnknownCommand, _)));
+        assert!(matches!(parse("/who", false), Input::Error(ErrorCode::NotRegistered, _)));
+        assert_eq!(parse("/color off", false), Input::Color(false));
+        assert_eq!(
+            parse("/JOIN rust", true),
+            Input::Command(Command::Join { room: "rust".into(), switch: true })
+        );
+        assert_eq!(parse("hi \u{1b}[2Jthere", true), say("hi there"));
+    }
+
+    #[test]
+    fn renders_with_and_without_colour() {
+        let ev = Event::new(EventBody::Message {
+            id: 1,
+            room: "lobby".into(),
+            from: "alice".into(),
+            text: "hi".into(),
+            action: false,
+        });
+        let mut plain = Vec::new();
+        render(&ev, false, &mut plain);
+        assert_eq!(plain, b"alice: hi\r\n");
+        let mut colored = Vec::new();
+        render(&ev, true, &mut colored);
+        assert!(colored.starts_with(b"\x1b["));
+        assert!(String::from_utf8(colored).unwrap().contains("alice"));
+    }
+}
