@@ -88,7 +88,9 @@ impl Config {
 /// Parses `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -98,7 +100,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => return Err(format!("bad duration unit {other:?} in {s:?} (use ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "bad duration unit {other:?} in {s:?} (use ms, s, m, h)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("bad duration {s:?}"));

@@ -11,7 +11,11 @@ use natter::server::{shutdown_signal, Server};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "natter", version, about = "A chat server for telnet, JSON-lines and IRC clients")]
+#[command(
+    name = "natter",
+    version,
+    about = "A chat server for telnet, JSON-lines and IRC clients"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -76,9 +80,22 @@ impl ServeArgs {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
         }
         set!(
-            listen, server_name, default_room, max_clients, max_per_ip, max_line_bytes, max_nick_chars,
-            max_room_chars, large_room, send_queue, registration_timeout, tcp_keepalive, write_timeout,
-            ping_interval, ping_timeout, shutdown_grace
+            listen,
+            server_name,
+            default_room,
+            max_clients,
+            max_per_ip,
+            max_line_bytes,
+            max_nick_chars,
+            max_room_chars,
+            large_room,
+            send_queue,
+            registration_timeout,
+            tcp_keepalive,
+            write_timeout,
+            ping_interval,
+            ping_timeout,
+            shutdown_grace
         );
         Ok(c)
     }
@@ -108,7 +125,9 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let server = Server::bind(config).await?;
         let stop = CancellationToken::new();

@@ -80,7 +80,10 @@ pub struct Hub<O: Outbox> {
 }
 
 fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
-    EventBody::Error { code, message: message.into() }
+    EventBody::Error {
+        code,
+        message: message.into(),
+    }
 }
 
 impl<O: Outbox> Hub<O> {
@@ -119,7 +122,14 @@ impl<O: Outbox> Hub<O> {
         if !outbox.push(&welcome) {
             return;
         }
-        self.conns.insert(id, Conn { outbox, nick: None, rooms: Vec::new() });
+        self.conns.insert(
+            id,
+            Conn {
+                outbox,
+                nick: None,
+                rooms: Vec::new(),
+            },
+        );
     }
 
     /// Sends one event to every connection (used for shutdown notices).
@@ -148,7 +158,12 @@ impl<O: Outbox> Hub<O> {
                     Some(r) if !r.is_empty() => format!("quit: {r}"),
                     _ => "quit".to_string(),
                 };
-                self.reply(id, EventBody::Info { text: "Goodbye!".into() });
+                self.reply(
+                    id,
+                    EventBody::Info {
+                        text: "Goodbye!".into(),
+                    },
+                );
                 self.remove(id, &reason);
                 Outcome::Close
             }
@@ -181,8 +196,11 @@ impl<O: Outbox> Hub<O> {
                 Outcome::Continue
             }
             Command::Rooms => {
-                let mut rooms: Vec<(Name, usize)> =
-                    self.rooms.values().map(|r| (r.name.clone(), r.members.len())).collect();
+                let mut rooms: Vec<(Name, usize)> = self
+                    .rooms
+                    .values()
+                    .map(|r| (r.name.clone(), r.members.len()))
+                    .collect();
                 rooms.sort();
                 self.reply(id, EventBody::RoomList { rooms });
                 Outcome::Continue
@@ -235,16 +253,34 @@ impl<O: Outbox> Hub<O> {
 
     fn register(&mut self, id: ConnId, nick: &str) {
         if self.nick_of(id).is_some() {
-            self.reply(id, error(ErrorCode::AlreadyRegistered, "you already have a nickname; use /nick to change it"));
+            self.reply(
+                id,
+                error(
+                    ErrorCode::AlreadyRegistered,
+                    "you already have a nickname; use /nick to change it",
+                ),
+            );
             return;
         }
         if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
-            self.reply(id, error(ErrorCode::NickInvalid, format!("{why}. Pick another nickname:")));
+            self.reply(
+                id,
+                error(
+                    ErrorCode::NickInvalid,
+                    format!("{why}. Pick another nickname:"),
+                ),
+            );
             return;
         }
         let key = names::fold(nick);
         if self.nicks.contains_key(&key) {
-            self.reply(id, error(ErrorCode::NickInUse, format!("the nickname {nick} is taken. Pick another nickname:")));
+            self.reply(
+                id,
+                error(
+                    ErrorCode::NickInUse,
+                    format!("the nickname {nick} is taken. Pick another nickname:"),
+                ),
+            );
             return;
         }
         self.nicks.insert(key, id);
@@ -264,30 +300,49 @@ impl<O: Outbox> Hub<O> {
             Err(why) => return self.reply(id, error(ErrorCode::RoomInvalid, why)),
         };
         let key = names::fold(&name);
-        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         if let Some(pos) = conn.rooms.iter().position(|r| *r == key) {
             let k = conn.rooms.remove(pos);
             conn.rooms.push(k); // make it current
-            let display = self.rooms.get(&key).map(|r| r.name.clone()).unwrap_or_else(|| name.as_str().into());
-            return self.reply(id, EventBody::Info { text: format!("you are in #{display}").into() });
+            let display = self
+                .rooms
+                .get(&key)
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| name.as_str().into());
+            return self.reply(
+                id,
+                EventBody::Info {
+                    text: format!("you are in #{display}").into(),
+                },
+            );
         }
         if switch {
             for old in conn.rooms.clone() {
                 self.leave_room(id, &old, None);
             }
         }
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        let Some(nick) = conn.nick.clone() else { return };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(nick) = conn.nick.clone() else {
+            return;
+        };
         conn.rooms.push(key.clone());
         let outbox = conn.outbox.clone();
-        let room = self
-            .rooms
-            .entry(key.clone())
-            .or_insert_with(|| Room { name: name.as_str().into(), members: HashMap::new() });
+        let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
+            name: name.as_str().into(),
+            members: HashMap::new(),
+        });
         room.members.insert(id, outbox);
         let members = room.members.len();
         let room_name = room.name.clone();
-        let joined = Arc::new(Event::new(EventBody::Joined { room: room_name.clone(), nick, members }));
+        let joined = Arc::new(Event::new(EventBody::Joined {
+            room: room_name.clone(),
+            nick,
+            members,
+        }));
         if members > self.config.large_room {
             self.send_one(id, &joined);
             let text = format!("#{room_name} has {members} people; /who lists them").into();
@@ -308,13 +363,24 @@ impl<O: Outbox> Hub<O> {
 
     /// Removes `id` from the room `key`, telling the room (and `id`).
     fn leave_room(&mut self, id: ConnId, key: &str, reason: Option<Arc<str>>) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         conn.rooms.retain(|r| r != key);
-        let Some(nick) = conn.nick.clone() else { return };
-        let Some(room) = self.rooms.get_mut(key) else { return };
+        let Some(nick) = conn.nick.clone() else {
+            return;
+        };
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
         room.members.remove(&id);
         let members = room.members.len();
-        let ev = Arc::new(Event::new(EventBody::Parted { room: room.name.clone(), nick, members, reason }));
+        let ev = Arc::new(Event::new(EventBody::Parted {
+            room: room.name.clone(),
+            nick,
+            members,
+            reason,
+        }));
         if members >= self.config.large_room {
             self.send_one(id, &ev);
         } else {
@@ -327,7 +393,10 @@ impl<O: Outbox> Hub<O> {
     }
 
     fn current_room(&self, id: ConnId, room: Option<&str>) -> Result<String, EventBody> {
-        let conn = self.conns.get(&id).ok_or_else(|| error(ErrorCode::NotRegistered, "not connected"))?;
+        let conn = self
+            .conns
+            .get(&id)
+            .ok_or_else(|| error(ErrorCode::NotRegistered, "not connected"))?;
         match room {
             Some(r) => {
                 let name = names::check_room(r, self.config.max_room_chars)
@@ -347,7 +416,10 @@ impl<O: Outbox> Hub<O> {
             Ok(key) if self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key)) => {
                 self.leave_room(id, &key, reason.map(Into::into))
             }
-            Ok(key) => self.reply(id, error(ErrorCode::NotInRoom, format!("you are not in #{key}"))),
+            Ok(key) => self.reply(
+                id,
+                error(ErrorCode::NotInRoom, format!("you are not in #{key}")),
+            ),
             Err(e) => self.reply(id, e),
         }
     }
@@ -358,10 +430,16 @@ impl<O: Outbox> Hub<O> {
             Err(e) => return self.reply(id, e),
         };
         let Some(r) = self.rooms.get(&key) else {
-            return self.reply(id, error(ErrorCode::NoSuchRoom, format!("there is no room #{key}")));
+            return self.reply(
+                id,
+                error(ErrorCode::NoSuchRoom, format!("there is no room #{key}")),
+            );
         };
-        let mut nicks: Vec<Name> =
-            r.members.keys().filter_map(|m| self.conns.get(m)?.nick.clone()).collect();
+        let mut nicks: Vec<Name> = r
+            .members
+            .keys()
+            .filter_map(|m| self.conns.get(m)?.nick.clone())
+            .collect();
         nicks.sort_by_key(|n| names::fold(n));
         let room = r.name.clone();
         self.reply(id, EventBody::Names { room, nicks });
@@ -376,12 +454,23 @@ impl<O: Outbox> Hub<O> {
             Err(e) => return self.reply(id, e),
         };
         let (Some(conn), Some(room)) = (self.conns.get(&id), self.rooms.get(&key)) else {
-            return self.reply(id, error(ErrorCode::NotInRoom, format!("you are not in #{key}")));
+            return self.reply(
+                id,
+                error(ErrorCode::NotInRoom, format!("you are not in #{key}")),
+            );
         };
         if !conn.rooms.contains(&key) {
-            return self.reply(id, error(ErrorCode::NotInRoom, format!("you are not in #{}", room.name)));
+            return self.reply(
+                id,
+                error(
+                    ErrorCode::NotInRoom,
+                    format!("you are not in #{}", room.name),
+                ),
+            );
         }
-        let Some(from) = conn.nick.clone() else { return };
+        let Some(from) = conn.nick.clone() else {
+            return;
+        };
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
         let ev = Arc::new(Event::new(EventBody::Message {
@@ -399,14 +488,24 @@ impl<O: Outbox> Hub<O> {
             return self.reply(id, error(ErrorCode::EmptyMessage, "empty message"));
         }
         let Some(&target) = self.nicks.get(&names::fold(to)) else {
-            return self.reply(id, error(ErrorCode::NoSuchNick, format!("nobody is called {to}")));
+            return self.reply(
+                id,
+                error(ErrorCode::NoSuchNick, format!("nobody is called {to}")),
+            );
         };
-        let (Some(from), Some(to)) = (self.nick_of(id).cloned(), self.nick_of(target).cloned()) else {
+        let (Some(from), Some(to)) = (self.nick_of(id).cloned(), self.nick_of(target).cloned())
+        else {
             return;
         };
         let msg_id = self.next_msg_id;
         self.next_msg_id += 1;
-        let ev = Arc::new(Event::new(EventBody::Private { id: msg_id, from, to, text: text.into(), action }));
+        let ev = Arc::new(Event::new(EventBody::Private {
+            id: msg_id,
+            from,
+            to,
+            text: text.into(),
+            action,
+        }));
         self.send_one(target, &ev);
         if target != id {
             self.send_one(id, &ev);
@@ -417,13 +516,23 @@ impl<O: Outbox> Hub<O> {
         if let Err(why) = names::check_nick(new, self.config.max_nick_chars) {
             return self.reply(id, error(ErrorCode::NickInvalid, why));
         }
-        let Some(old) = self.nick_of(id).cloned() else { return };
+        let Some(old) = self.nick_of(id).cloned() else {
+            return;
+        };
         if *old == *new {
-            return self.reply(id, EventBody::Info { text: format!("you are already {new}").into() });
+            return self.reply(
+                id,
+                EventBody::Info {
+                    text: format!("you are already {new}").into(),
+                },
+            );
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
         if old_key != new_key && self.nicks.contains_key(&new_key) {
-            return self.reply(id, error(ErrorCode::NickInUse, format!("the nickname {new} is taken")));
+            return self.reply(
+                id,
+                error(ErrorCode::NickInUse, format!("the nickname {new} is taken")),
+            );
         }
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, id);
@@ -443,7 +552,9 @@ impl<O: Outbox> Hub<O> {
     fn remove(&mut self, id: ConnId, reason: &str) {
         let mut audience = self.audience(id, true);
         audience.remove(&id);
-        let Some(conn) = self.conns.remove(&id) else { return };
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
         let Some(nick) = conn.nick else { return };
         self.nicks.remove(&names::fold(&nick));
         for key in &conn.rooms {
@@ -454,7 +565,10 @@ impl<O: Outbox> Hub<O> {
                 }
             }
         }
-        let ev = Arc::new(Event::new(EventBody::Quit { nick, reason: reason.into() }));
+        let ev = Arc::new(Event::new(EventBody::Quit {
+            nick,
+            reason: reason.into(),
+        }));
         for (member, outbox) in audience {
             if !outbox.push(&ev) {
                 self.overflowed.push(member);

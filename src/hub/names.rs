@@ -12,11 +12,17 @@ pub fn fold(name: &str) -> String {
 /// Checks a nickname; the error says what is wrong, for the user.
 pub fn check_nick(nick: &str, max_chars: usize) -> Result<(), String> {
     let count = nick.chars().count();
-    let first = nick.chars().next().ok_or_else(|| "a nickname cannot be empty".to_string())?;
+    let first = nick
+        .chars()
+        .next()
+        .ok_or_else(|| "a nickname cannot be empty".to_string())?;
     if count > max_chars {
         return Err(format!("a nickname has at most {max_chars} characters"));
     }
-    if let Some(bad) = nick.chars().find(|c| !(c.is_alphanumeric() || NICK_SPECIALS.contains(*c))) {
+    if let Some(bad) = nick
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || NICK_SPECIALS.contains(*c)))
+    {
         return Err(if bad.is_whitespace() {
             "a nickname cannot contain spaces".to_string()
         } else if bad.is_control() || crate::proto::sanitize::is_unsafe(bad) {
@@ -40,7 +46,10 @@ pub fn check_room(room: &str, max_chars: usize) -> Result<&str, String> {
     if name.chars().count() > max_chars {
         return Err(format!("a room name has at most {max_chars} characters"));
     }
-    if !name.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c)) {
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+    {
         return Err("a room name may contain letters, digits and -_. only".to_string());
     }
     Ok(name)
@@ -57,7 +66,9 @@ mod tests {
         assert!(check_nick("[bot]_x|y", 30).is_ok());
         assert!(check_nick("", 30).is_err());
         assert!(check_nick("a b", 30).unwrap_err().contains("spaces"));
-        assert!(check_nick("a\u{1b}[31m", 30).unwrap_err().contains("control"));
+        assert!(check_nick("a\u{1b}[31m", 30)
+            .unwrap_err()
+            .contains("control"));
         assert!(check_nick("9lives", 30).is_err());
         assert!(check_nick("#room", 30).is_err());
         assert!(check_nick(&"x".repeat(31), 30).is_err());

@@ -24,7 +24,11 @@ impl Outbox for Sink {
 
 impl Sink {
     fn take(&self) -> Vec<EventBody> {
-        self.events.borrow_mut().drain(..).map(|e| e.body.clone()).collect()
+        self.events
+            .borrow_mut()
+            .drain(..)
+            .map(|e| e.body.clone())
+            .collect()
     }
 }
 
@@ -45,11 +49,17 @@ struct World {
 
 impl World {
     fn new() -> World {
-        World { hub: Hub::new(config()), sinks: Vec::new() }
+        World {
+            hub: Hub::new(config()),
+            sinks: Vec::new(),
+        }
     }
     fn connect_cap(&mut self, cap: usize) -> ConnId {
         let id = self.sinks.len() as ConnId;
-        let sink = Sink { events: Default::default(), cap };
+        let sink = Sink {
+            events: Default::default(),
+            cap,
+        };
         self.sinks.push(sink.clone());
         self.hub.connect(id, sink);
         id
@@ -64,7 +74,14 @@ impl World {
         self.sinks[id as usize].take()
     }
     fn say(&mut self, id: ConnId, text: &str) {
-        self.hub.handle(id, Command::Say { room: None, text: text.into(), action: false });
+        self.hub.handle(
+            id,
+            Command::Say {
+                room: None,
+                text: text.into(),
+                action: false,
+            },
+        );
     }
 }
 
@@ -79,10 +96,21 @@ fn error_code(events: &[EventBody]) -> Option<ErrorCode> {
 fn welcome_counts_people_online() {
     let mut w = World::new();
     let a = w.connect_cap(10);
-    assert!(matches!(w.take(a)[..], [EventBody::Welcome { online: 0, .. }]));
-    w.hub.handle(a, Command::Register { nick: "alice".into() });
+    assert!(matches!(
+        w.take(a)[..],
+        [EventBody::Welcome { online: 0, .. }]
+    ));
+    w.hub.handle(
+        a,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
     let b = w.connect_cap(10);
-    assert!(matches!(w.take(b)[..], [EventBody::Welcome { online: 1, .. }]));
+    assert!(matches!(
+        w.take(b)[..],
+        [EventBody::Welcome { online: 1, .. }]
+    ));
 }
 
 #[test]
@@ -98,7 +126,10 @@ fn register_joins_default_room_and_announces() {
     match &got[2] {
         EventBody::Names { room, nicks } => {
             assert_eq!(&**room, "lobby");
-            assert_eq!(nicks.iter().map(|n| &**n).collect::<Vec<_>>(), ["alice", "bob"]);
+            assert_eq!(
+                nicks.iter().map(|n| &**n).collect::<Vec<_>>(),
+                ["alice", "bob"]
+            );
         }
         other => panic!("expected names, got {other:?}"),
     }
@@ -111,11 +142,26 @@ fn duplicate_nick_is_case_insensitive_and_retry_works() {
     w.user("Alice");
     let b = w.connect_cap(100);
     w.take(b);
-    w.hub.handle(b, Command::Register { nick: "alice".into() });
+    w.hub.handle(
+        b,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
-    w.hub.handle(b, Command::Register { nick: "bad nick".into() });
+    w.hub.handle(
+        b,
+        Command::Register {
+            nick: "bad nick".into(),
+        },
+    );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInvalid));
-    w.hub.handle(b, Command::Register { nick: "小明".into() });
+    w.hub.handle(
+        b,
+        Command::Register {
+            nick: "小明".into(),
+        },
+    );
     assert!(matches!(&w.take(b)[0], EventBody::Registered { .. }));
     assert_eq!(w.hub.online(), 2);
 }
@@ -144,11 +190,25 @@ fn private_messages_go_to_both_ends_only() {
     for id in [a, b] {
         w.take(id);
     }
-    w.hub.handle(a, Command::Private { to: "BOB".into(), text: "psst".into(), action: false });
+    w.hub.handle(
+        a,
+        Command::Private {
+            to: "BOB".into(),
+            text: "psst".into(),
+            action: false,
+        },
+    );
     assert!(matches!(&w.take(a)[..], [EventBody::Private { .. }]));
     assert!(matches!(&w.take(b)[..], [EventBody::Private { to, .. }] if &**to == "bob"));
     assert!(w.take(c).is_empty());
-    w.hub.handle(a, Command::Private { to: "nobody".into(), text: "x".into(), action: false });
+    w.hub.handle(
+        a,
+        Command::Private {
+            to: "nobody".into(),
+            text: "x".into(),
+            action: false,
+        },
+    );
     assert_eq!(error_code(&w.take(a)), Some(ErrorCode::NoSuchNick));
 }
 
@@ -158,8 +218,16 @@ fn rooms_switch_and_isolate() {
     let a = w.user("alice");
     let b = w.user("bob");
     w.take(a);
-    w.hub.handle(b, Command::Join { room: "#rust".into(), switch: true });
-    assert!(matches!(&w.take(a)[..], [EventBody::Parted { nick, members: 1, .. }] if &**nick == "bob"));
+    w.hub.handle(
+        b,
+        Command::Join {
+            room: "#rust".into(),
+            switch: true,
+        },
+    );
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::Parted { nick, members: 1, .. }] if &**nick == "bob")
+    );
     w.take(b);
     w.say(a, "lobby only");
     assert!(w.take(b).is_empty());
@@ -169,13 +237,28 @@ fn rooms_switch_and_isolate() {
     assert_eq!(w.take(b).len(), 1);
     w.hub.handle(a, Command::Rooms);
     assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
-    w.hub.handle(b, Command::Part { room: None, reason: None });
+    w.hub.handle(
+        b,
+        Command::Part {
+            room: None,
+            reason: None,
+        },
+    );
     w.take(b);
     w.say(b, "nowhere");
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
     w.hub.handle(a, Command::Rooms);
-    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1), "empty room freed");
-    w.hub.handle(a, Command::Join { room: "bad room!".into(), switch: true });
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1),
+        "empty room freed"
+    );
+    w.hub.handle(
+        a,
+        Command::Join {
+            room: "bad room!".into(),
+            switch: true,
+        },
+    );
     assert_eq!(error_code(&w.take(a)), Some(ErrorCode::RoomInvalid));
 }
 
@@ -185,10 +268,22 @@ fn nick_change_is_announced_and_frees_old_nick() {
     let a = w.user("alice");
     let b = w.user("bob");
     w.take(a);
-    w.hub.handle(b, Command::Nick { new: "ALICE".into() });
+    w.hub.handle(
+        b,
+        Command::Nick {
+            new: "ALICE".into(),
+        },
+    );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
-    w.hub.handle(b, Command::Nick { new: "robert".into() });
-    assert!(matches!(&w.take(a)[..], [EventBody::NickChanged { old, new }] if &**old == "bob" && &**new == "robert"));
+    w.hub.handle(
+        b,
+        Command::Nick {
+            new: "robert".into(),
+        },
+    );
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::NickChanged { old, new }] if &**old == "bob" && &**new == "robert")
+    );
     let c = w.connect_cap(10);
     w.hub.handle(c, Command::Register { nick: "bob".into() });
     assert!(matches!(&w.take(c)[1], EventBody::Registered { .. }));
@@ -200,8 +295,18 @@ fn quit_and_disconnect_free_state_and_tell_room() {
     let a = w.user("alice");
     let b = w.user("bob");
     w.take(a);
-    assert_eq!(w.hub.handle(b, Command::Quit { reason: Some("bye".into()) }), Outcome::Close);
-    assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, reason }] if &**nick == "bob" && reason.contains("bye")));
+    assert_eq!(
+        w.hub.handle(
+            b,
+            Command::Quit {
+                reason: Some("bye".into())
+            }
+        ),
+        Outcome::Close
+    );
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::Quit { nick, reason }] if &**nick == "bob" && reason.contains("bye"))
+    );
     assert_eq!(w.hub.online(), 1);
     w.hub.disconnect(a, "connection closed");
     assert_eq!(w.hub.online(), 0);
@@ -224,7 +329,12 @@ fn slow_consumer_is_removed_and_room_goes_on() {
     let mut w = World::new();
     let a = w.user("alice");
     let slow = w.connect_cap(8);
-    w.hub.handle(slow, Command::Register { nick: "slow".into() });
+    w.hub.handle(
+        slow,
+        Command::Register {
+            nick: "slow".into(),
+        },
+    );
     w.take(a);
     for i in 0..20 {
         w.say(a, &format!("m{i}"));
@@ -251,7 +361,11 @@ fn large_rooms_do_not_announce_every_join() {
         w.user(&format!("u{i}"));
     }
     // u0 saw joins of u1, u2 (room sizes 2, 3) and nothing after
-    let joins = w.take(first).iter().filter(|e| matches!(e, EventBody::Joined { .. })).count();
+    let joins = w
+        .take(first)
+        .iter()
+        .filter(|e| matches!(e, EventBody::Joined { .. }))
+        .count();
     assert_eq!(joins, 2);
     w.hub.handle(first, Command::Who { room: None });
     assert!(matches!(&w.take(first)[..], [EventBody::Names { nicks, .. }] if nicks.len() == 10));

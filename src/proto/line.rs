@@ -42,7 +42,12 @@ pub struct LineDecoder {
 impl LineDecoder {
     /// A decoder refusing lines longer than `max` bytes (line ending excluded).
     pub fn new(max: usize) -> LineDecoder {
-        LineDecoder { buf: Vec::new(), max, discarding: false, telnet: Telnet::Data }
+        LineDecoder {
+            buf: Vec::new(),
+            max,
+            discarding: false,
+            telnet: Telnet::Data,
+        }
     }
 
     /// Bytes of an unfinished line currently held.
@@ -167,8 +172,14 @@ mod tests {
         assert!(lines(&mut d, &[b'x'; 1000]).is_empty());
         assert_eq!(lines(&mut d, b"y\nok\n"), vec![Ok("ok".into())]);
         // exactly at the limit, with CRLF, is fine
-        assert_eq!(lines(&mut d, b"0123456789\r\n"), vec![Ok("0123456789".into())]);
-        assert_eq!(lines(&mut d, b"0123456789a\n"), vec![Err(LineError::TooLong { max: 10 })]);
+        assert_eq!(
+            lines(&mut d, b"0123456789\r\n"),
+            vec![Ok("0123456789".into())]
+        );
+        assert_eq!(
+            lines(&mut d, b"0123456789a\n"),
+            vec![Err(LineError::TooLong { max: 10 })]
+        );
     }
 
     #[test]

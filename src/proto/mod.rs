@@ -22,14 +22,25 @@ pub enum Command {
     /// Pick the first nickname.
     Register { nick: String },
     /// Say something in a room (`None`: the sender's current room).
-    Say { room: Option<String>, text: String, action: bool },
+    Say {
+        room: Option<String>,
+        text: String,
+        action: bool,
+    },
     /// Private message to one nick.
-    Private { to: String, text: String, action: bool },
+    Private {
+        to: String,
+        text: String,
+        action: bool,
+    },
     /// Enter a room. `switch`: leave the current room first (text and JSON
     /// users are in one room at a time; IRC users may be in several).
     Join { room: String, switch: bool },
     /// Leave a room (`None`: the current one).
-    Part { room: Option<String>, reason: Option<String> },
+    Part {
+        room: Option<String>,
+        reason: Option<String>,
+    },
     /// Who is in a room (`None`: the current one).
     Who { room: Option<String> },
     /// The list of rooms.
@@ -89,15 +100,36 @@ pub enum EventBody {
     /// The connection now has this nickname.
     Registered { nick: Name, online: usize },
     /// `nick` entered `room`, which now has `members` people.
-    Joined { room: Name, nick: Name, members: usize },
+    Joined {
+        room: Name,
+        nick: Name,
+        members: usize,
+    },
     /// `nick` left `room` (part), which now has `members` people.
-    Parted { room: Name, nick: Name, members: usize, reason: Option<Arc<str>> },
+    Parted {
+        room: Name,
+        nick: Name,
+        members: usize,
+        reason: Option<Arc<str>>,
+    },
     /// `nick` left the server.
     Quit { nick: Name, reason: Arc<str> },
     /// A line said in a room.
-    Message { id: u64, room: Name, from: Name, text: Arc<str>, action: bool },
+    Message {
+        id: u64,
+        room: Name,
+        from: Name,
+        text: Arc<str>,
+        action: bool,
+    },
     /// A private line between two people (delivered to both).
-    Private { id: u64, from: Name, to: Name, text: Arc<str>, action: bool },
+    Private {
+        id: u64,
+        from: Name,
+        to: Name,
+        text: Arc<str>,
+        action: bool,
+    },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
     /// Who is in a room (sent to whoever asked, and to a newcomer).
@@ -109,7 +141,10 @@ pub enum EventBody {
     /// A human-readable notice from the server.
     Info { text: Cow<'static, str> },
     /// Something the client asked for went wrong.
-    Error { code: ErrorCode, message: Cow<'static, str> },
+    Error {
+        code: ErrorCode,
+        message: Cow<'static, str>,
+    },
     /// Are you alive? (JSON and IRC clients answer.)
     Ping { token: u64 },
     /// The server is going down.
@@ -143,7 +178,11 @@ impl Event {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        Event { body, at_ms, cache: Default::default() }
+        Event {
+            body,
+            at_ms,
+            cache: Default::default(),
+        }
     }
 
     pub fn shared(body: EventBody) -> Arc<Event> {

@@ -47,16 +47,28 @@ pub fn parse(line: &str, registered: bool) -> Input {
     }
     let Some(rest) = line.strip_prefix('/') else {
         return Input::Command(if registered {
-            Command::Say { room: None, text: strip_controls(line), action: false }
+            Command::Say {
+                room: None,
+                text: strip_controls(line),
+                action: false,
+            }
         } else {
-            Command::Register { nick: line.to_string() }
+            Command::Register {
+                nick: line.to_string(),
+            }
         });
     };
     if rest.starts_with('/') {
         // "//text" says "/text"
         return match registered {
-            true => Input::Command(Command::Say { room: None, text: strip_controls(rest), action: false }),
-            false => Input::Command(Command::Register { nick: line.to_string() }),
+            true => Input::Command(Command::Say {
+                room: None,
+                text: strip_controls(rest),
+                action: false,
+            }),
+            false => Input::Command(Command::Register {
+                nick: line.to_string(),
+            }),
         };
     }
     let (cmd, args) = match rest.split_once(char::is_whitespace) {
@@ -67,7 +79,9 @@ pub fn parse(line: &str, registered: bool) -> Input {
     let opt = |a: &str| (!a.is_empty()).then(|| a.to_string());
     let input = match cmd.as_str() {
         "help" | "h" | "?" => return Input::Help,
-        "quit" | "exit" | "q" => Command::Quit { reason: opt(args).map(|r| strip_controls(&r)) },
+        "quit" | "exit" | "q" => Command::Quit {
+            reason: opt(args).map(|r| strip_controls(&r)),
+        },
         "color" | "colour" | "colors" => {
             return match args.to_ascii_lowercase().as_str() {
                 "on" | "" => Input::Color(true),
@@ -83,29 +97,37 @@ pub fn parse(line: &str, registered: bool) -> Input {
         }
         "who" | "names" => Command::Who { room: opt(args) },
         "rooms" | "list" => Command::Rooms,
-        "join" | "j" => match args.split_whitespace().next() {
-            Some(room) => Command::Join { room: room.to_string(), switch: true },
-            None => return usage("/join ROOM"),
+        "join" | "j" => match one_word(args) {
+            Some(room) => Command::Join {
+                room: room.to_string(),
+                switch: true,
+            },
+            None => return usage("/join ROOM (one word)"),
         },
-        "part" | "leave" => Command::Part { room: None, reason: None },
-        "nick" => match args.split_whitespace().next() {
-            Some(n) if args.split_whitespace().count() == 1 => Command::Nick { new: n.to_string() },
-            _ => return usage("/nick NEWNICK (no spaces)"),
+        "part" | "leave" => Command::Part {
+            room: None,
+            reason: None,
+        },
+        "nick" => match one_word(args) {
+            Some(n) => Command::Nick { new: n.to_string() },
+            None => return usage("/nick NEWNICK (no spaces)"),
         },
         "me" => match args {
             "" => return usage("/me ACTION"),
-            a => Command::Say { room: None, text: strip_controls(a), action: true },
+            a => Command::Say {
+                room: None,
+                text: strip_controls(a),
+                action: true,
+            },
         },
-        "msg" | "m" | "tell" | "whisper" | "w" => {
-            match args.split_once(char::is_whitespace) {
-                Some((to, text)) if !text.trim().is_empty() => Command::Private {
-                    to: to.to_string(),
-                    text: strip_controls(text.trim()),
-                    action: false,
-                },
-                _ => return usage("/msg NICK TEXT"),
-            }
-        }
+        "msg" | "m" | "tell" | "whisper" | "w" => match args.split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => Command::Private {
+                to: to.to_string(),
+                text: strip_controls(text.trim()),
+                action: false,
+            },
+            _ => return usage("/msg NICK TEXT"),
+        },
         _ => {
             return Input::Error(
                 ErrorCode::UnknownCommand,
@@ -116,6 +138,10 @@ pub fn parse(line: &str, registered: bool) -> Input {
     Input::Command(input)
 }
 
+fn one_word(args: &str) -> Option<&str> {
+    (!args.is_empty() && !args.contains(char::is_whitespace)).then_some(args)
+}
+
 fn usage(u: &str) -> Input {
     Input::Error(ErrorCode::BadArguments, format!("usage: {u}"))
 }
@@ -124,11 +150,15 @@ const RESET: &str = "\x1b[0m";
 const SYSTEM: &str = "\x1b[33m"; // yellow
 const ERROR: &str = "\x1b[1;31m"; // bold red
 const PRIVATE: &str = "\x1b[35m"; // magenta
-const NICK_COLORS: [&str; 6] = ["\x1b[31m", "\x1b[32m", "\x1b[34m", "\x1b[36m", "\x1b[91m", "\x1b[92m"];
+const NICK_COLORS: [&str; 6] = [
+    "\x1b[31m", "\x1b[32m", "\x1b[34m", "\x1b[36m", "\x1b[91m", "\x1b[92m",
+];
 
 /// A stable colour for a nick (FNV-1a over its bytes).
 pub fn nick_color_index(nick: &str, n: usize) -> usize {
-    let h = nick.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = nick.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     (h % n as u64) as usize
 }
 
@@ -170,17 +200,30 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.system("*** What is your nickname?");
         }
         EventBody::Registered { nick, online } => {
-            p.system(&format!("*** You are now known as {nick}. {online} online. Type /help for commands."));
+            p.system(&format!(
+                "*** You are now known as {nick}. {online} online. Type /help for commands."
+            ));
         }
-        EventBody::Joined { room, nick, members } => {
+        EventBody::Joined {
+            room,
+            nick,
+            members,
+        } => {
             p.system(&format!("*** {nick} joined #{room} ({members} here)"));
         }
-        EventBody::Parted { room, nick, members, reason } => match reason {
+        EventBody::Parted {
+            room,
+            nick,
+            members,
+            reason,
+        } => match reason {
             Some(r) => p.system(&format!("*** {nick} left #{room} ({r}) ({members} here)")),
             None => p.system(&format!("*** {nick} left #{room} ({members} here)")),
         },
         EventBody::Quit { nick, reason } => p.system(&format!("*** {nick} quit ({reason})")),
-        EventBody::Message { from, text, action, .. } => {
+        EventBody::Message {
+            from, text, action, ..
+        } => {
             if *action {
                 p.raw("* ");
                 p.nick(from);
@@ -192,7 +235,13 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.raw(text);
             p.raw("\r\n");
         }
-        EventBody::Private { from, to, text, action, .. } => {
+        EventBody::Private {
+            from,
+            to,
+            text,
+            action,
+            ..
+        } => {
             p.paint(PRIVATE, "[private] ");
             p.nick(from);
             p.raw(" -> ");
@@ -201,13 +250,18 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.raw(text);
             p.raw("\r\n");
         }
-        EventBody::NickChanged { old, new } => p.system(&format!("*** {old} is now known as {new}")),
+        EventBody::NickChanged { old, new } => {
+            p.system(&format!("*** {old} is now known as {new}"))
+        }
         EventBody::Names { room, nicks } => {
             let list = nicks.iter().map(|n| &**n).collect::<Vec<_>>().join(", ");
             p.system(&format!("*** In #{room} ({}): {list}", nicks.len()));
         }
         EventBody::RoomList { rooms } => {
-            let list = rooms.iter().map(|(r, n)| format!("#{r} ({n})")).collect::<Vec<_>>();
+            let list = rooms
+                .iter()
+                .map(|(r, n)| format!("#{r} ({n})"))
+                .collect::<Vec<_>>();
             p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
         }
         EventBody::Help => {
@@ -233,29 +287,65 @@ mod tests {
     use crate::proto::Event;
 
     fn say(t: &str) -> Input {
-        Input::Command(Command::Say { room: None, text: t.into(), action: false })
+        Input::Command(Command::Say {
+            room: None,
+            text: t.into(),
+            action: false,
+        })
     }
 
     #[test]
     fn parses_lines() {
         assert_eq!(parse("hello", true), say("hello"));
-        assert_eq!(parse("  alice ", false), Input::Command(Command::Register { nick: "alice".into() }));
-        assert_eq!(parse("quit", true), Input::Command(Command::Quit { reason: None }));
-        assert_eq!(parse("EXIT", false), Input::Command(Command::Quit { reason: None }));
-        assert_eq!(parse("/quit bye all", true), Input::Command(Command::Quit { reason: Some("bye all".into()) }));
+        assert_eq!(
+            parse("  alice ", false),
+            Input::Command(Command::Register {
+                nick: "alice".into()
+            })
+        );
+        assert_eq!(
+            parse("quit", true),
+            Input::Command(Command::Quit { reason: None })
+        );
+        assert_eq!(
+            parse("EXIT", false),
+            Input::Command(Command::Quit { reason: None })
+        );
+        assert_eq!(
+            parse("/quit bye all", true),
+            Input::Command(Command::Quit {
+                reason: Some("bye all".into())
+            })
+        );
         assert_eq!(parse("", true), Input::Nothing);
         assert_eq!(parse("//slash", true), say("/slash"));
         assert_eq!(
             parse("/msg bob hi there", true),
-            Input::Command(Command::Private { to: "bob".into(), text: "hi there".into(), action: false })
+            Input::Command(Command::Private {
+                to: "bob".into(),
+                text: "hi there".into(),
+                action: false
+            })
         );
-        assert!(matches!(parse("/msg bob", true), Input::Error(ErrorCode::BadArguments, _)));
-        assert!(matches!(parse("/frob", true), Input::Error(ErrorCode::UnknownCommand, _)));
-        assert!(matches!(parse("/who", false), Input::Error(ErrorCode::NotRegistered, _)));
+        assert!(matches!(
+            parse("/msg bob", true),
+            Input::Error(ErrorCode::BadArguments, _)
+        ));
+        assert!(matches!(
+            parse("/frob", true),
+            Input::Error(ErrorCode::UnknownCommand, _)
+        ));
+        assert!(matches!(
+            parse("/who", false),
+            Input::Error(ErrorCode::NotRegistered, _)
+        ));
         assert_eq!(parse("/color off", false), Input::Color(false));
         assert_eq!(
             parse("/JOIN rust", true),
-            Input::Command(Command::Join { room: "rust".into(), switch: true })
+            Input::Command(Command::Join {
+                room: "rust".into(),
+                switch: true
+            })
         );
         assert_eq!(parse("hi \u{1b}[2Jthere", true), say("hi there"));
     }

@@ -16,7 +16,9 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::ServerFull(n) => write!(f, "server full ({n} connections); try again later"),
-            Refusal::TooManyFromIp(n) => write!(f, "too many connections from your address (limit {n})"),
+            Refusal::TooManyFromIp(n) => {
+                write!(f, "too many connections from your address (limit {n})")
+            }
         }
     }
 }
@@ -43,7 +45,11 @@ pub struct Permit {
 
 impl Admission {
     pub fn new(max_total: usize, max_per_ip: usize) -> Admission {
-        Admission { max_total, max_per_ip, counts: Default::default() }
+        Admission {
+            max_total,
+            max_per_ip,
+            counts: Default::default(),
+        }
     }
 
     pub fn admit(&self, ip: IpAddr) -> Result<Permit, Refusal> {
@@ -57,7 +63,10 @@ impl Admission {
         }
         c.total += 1;
         c.per_ip.insert(ip, from_ip + 1);
-        Ok(Permit { ip, counts: self.counts.clone() })
+        Ok(Permit {
+            ip,
+            counts: self.counts.clone(),
+        })
     }
 
     /// Connections admitted and not yet closed.

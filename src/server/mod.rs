@@ -52,13 +52,23 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let hub = Hub::new(HubConfig::from_config(&config));
         let admission = Admission::new(config.max_clients, config.max_per_ip);
-        let shared = Arc::new(Shared { config, hub: Mutex::new(hub), shutdown: CancellationToken::new() });
-        Ok(Server { listener, shared, admission })
+        let shared = Arc::new(Shared {
+            config,
+            hub: Mutex::new(hub),
+            shutdown: CancellationToken::new(),
+        });
+        Ok(Server {
+            listener,
+            shared,
+            admission,
+        })
     }
 
     /// The address actually bound (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.shared.config.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.shared.config.listen)
     }
 
     /// Accepts connections until `stop` is cancelled, then tells everyone the
@@ -91,7 +101,8 @@ impl Server {
                 }
             };
             configure(&stream, &self.shared.config);
-            let span = tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty);
+            let span =
+                tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty);
             let shared = self.shared.clone();
             tracker.spawn(
                 async move {
@@ -101,8 +112,13 @@ impl Server {
                 .instrument(span),
             );
         }
-        info!("shutting down: telling {} connections", self.admission.current());
-        self.shared.hub().broadcast(EventBody::Shutdown { reason: "server is going down".into() });
+        info!(
+            "shutting down: telling {} connections",
+            self.admission.current()
+        );
+        self.shared.hub().broadcast(EventBody::Shutdown {
+            reason: "server is going down".into(),
+        });
         self.shared.shutdown.cancel();
         tracker.close();
         let grace = self.shared.config.shutdown_grace + Duration::from_secs(1);
@@ -141,7 +157,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => info!("SIGINT received"),

@@ -73,7 +73,13 @@ enum End {
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId) {
     let (tx, mut rx) = mpsc::channel(shared.config.send_queue.max(1));
     let kill = CancellationToken::new();
-    shared.hub().connect(id, Queue { tx, kill: kill.clone() });
+    shared.hub().connect(
+        id,
+        Queue {
+            tx,
+            kill: kill.clone(),
+        },
+    );
     info!("connected");
     let mut s = Session {
         id,
@@ -181,12 +187,24 @@ impl Session {
             Ok(l) => l,
             Err(LineError::TooLong { max }) => {
                 let message = format!("line too long (max {max} bytes); it was ignored").into();
-                hub.reply(id, EventBody::Error { code: ErrorCode::LineTooLong, message });
+                hub.reply(
+                    id,
+                    EventBody::Error {
+                        code: ErrorCode::LineTooLong,
+                        message,
+                    },
+                );
                 return Outcome::Continue;
             }
             Err(LineError::InvalidUtf8) => {
                 let message = "line is not valid UTF-8; it was ignored".into();
-                hub.reply(id, EventBody::Error { code: ErrorCode::InvalidUtf8, message });
+                hub.reply(
+                    id,
+                    EventBody::Error {
+                        code: ErrorCode::InvalidUtf8,
+                        message,
+                    },
+                );
                 return Outcome::Continue;
             }
         };
@@ -205,7 +223,13 @@ impl Session {
                 }
                 text::Input::Nothing => Outcome::Continue,
                 text::Input::Error(code, message) => {
-                    hub.reply(id, EventBody::Error { code, message: message.into() });
+                    hub.reply(
+                        id,
+                        EventBody::Error {
+                            code,
+                            message: message.into(),
+                        },
+                    );
                     Outcome::Continue
                 }
             },
@@ -264,7 +288,12 @@ impl Session {
 
 /// Writes all of `buf`, giving up if the peer makes no progress for `timeout`
 /// or the session is killed.
-async fn write_all(stream: &TcpStream, mut buf: &[u8], kill: &CancellationToken, timeout: Duration) -> io::Result<()> {
+async fn write_all(
+    stream: &TcpStream,
+    mut buf: &[u8],
+    kill: &CancellationToken,
+    timeout: Duration,
+) -> io::Result<()> {
     while !buf.is_empty() {
         match stream.try_write(buf) {
             Ok(n) => buf = &buf[n..],

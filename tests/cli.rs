@@ -1,0 +1,139 @@
+//! The `natter serve` binary as an operator runs it: the listening line,
+//! a port already in use, and shutdown on SIGTERM/SIGINT.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use common::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_natter");
+
+/// Starts `natter serve` on an ephemeral port and reads the bound address from its log.
+fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("NATTER_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.trim().parse().expect("address in the listening line");
+        }
+    };
+    // Keep draining the log so the server never blocks on stderr.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (child, addr, rest)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn port_zero_logs_the_real_port_and_sigterm_exits_cleanly() {
+    let (mut child, addr, log) = spawn_server(&[]);
+    assert_ne!(addr.port(), 0);
+    let mut a = Client::connect(addr).await;
+    a.expect("nickname?").await;
+    a.send("alice").await;
+    a.expect("You are now known as alice").await;
+    signal(&child, "-TERM");
+    let lines = a.until_eof().await;
+    assert!(
+        lines.iter().any(|l| l.contains("Server shutting down")),
+        "{lines:?}"
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let log = log.join().unwrap();
+    assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("alice") && l.contains("disconnected")),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigint_exits_zero() {
+    let (mut child, _addr, _log) = spawn_server(&[]);
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn port_in_use_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn bad_flag_values_are_refused() {
+    let out = Command::new(BIN)
+        .args(["serve", "--registration-timeout", "soon"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad duration"));
+}
+
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("natter-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn config_file_is_read_and_flags_override_it() {
+    // The file's listen address is overridden by the --listen flag spawn_server passes.
+    let path = write_config(
+        "ok.toml",
+        "listen = \"127.0.0.1:9\"\ndefault_room = \"hall\"\n",
+    );
+    let (mut child, addr, _log) = spawn_server(&["--config", path.to_str().unwrap()]);
+    let mut a = Client::connect(addr).await;
+    a.send("alice").await;
+    a.expect("alice joined #hall").await;
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn unknown_config_keys_are_refused() {
+    let path = write_config("bad.toml", "not_a_setting = 3\n");
+    let out = Command::new(BIN)
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_a_setting"));
+}

@@ -1,0 +1,153 @@
+//! Test harness: a real server on 127.0.0.1:0 and raw TCP clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use natter::config::Config;
+use natter::server::Server;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long any single expectation may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stop: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    }
+}
+
+pub async fn start(config: Config) -> TestServer {
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    TestServer { addr, stop, task }
+}
+
+impl TestServer {
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A client that has registered as `nick` and read everything up to its room list.
+    pub async fn user(&self, nick: &str) -> Client {
+        let mut c = self.client().await;
+        c.expect("What is your nickname?").await;
+        c.send(nick).await;
+        c.expect(&format!("You are now known as {nick}")).await;
+        c.expect("*** In #").await;
+        c
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(PATIENCE, self.task)
+            .await
+            .expect("server stops");
+    }
+}
+
+/// Removes ANSI CSI sequences so tests can match plain text.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub struct Client {
+    pub reader: BufReader<OwnedReadHalf>,
+    pub writer: OwnedWriteHalf,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (r, w) = stream.into_split();
+        Client {
+            reader: BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write");
+    }
+
+    /// The next line, ANSI stripped; None at EOF.
+    pub async fn line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(PATIENCE, self.reader.read_until(b'\n', &mut buf))
+            .await
+            .expect("timed out waiting for a line")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let s = String::from_utf8(buf).expect("server sent invalid UTF-8");
+        Some(strip_ansi(s.trim_end_matches(['\r', '\n'])))
+    }
+
+    /// The next line, raw (ANSI kept).
+    pub async fn raw_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(PATIENCE, self.reader.read_until(b'\n', &mut buf))
+            .await
+            .expect("timed out waiting for a line")
+            .ok()?;
+        (n > 0).then(|| String::from_utf8(buf).expect("utf8"))
+    }
+
+    /// Reads lines until one contains `needle`; returns it. Panics at EOF.
+    pub async fn expect(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.line().await {
+                Some(l) if l.contains(needle) => return l,
+                Some(l) => seen.push(l),
+                None => panic!("EOF while waiting for {needle:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Reads until EOF (or a reset); returns the lines seen.
+    pub async fn until_eof(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            match tokio::time::timeout(PATIENCE, self.reader.read_until(b'\n', &mut buf)).await {
+                Err(_) => panic!("no EOF; saw {seen:#?}"),
+                Ok(Ok(0)) | Ok(Err(_)) => return seen,
+                Ok(Ok(_)) => seen.push(strip_ansi(String::from_utf8_lossy(&buf).trim_end())),
+            }
+        }
+    }
+}
