@@ -37,6 +37,8 @@ pub struct LineDecoder {
     max: usize,
     discarding: bool,
     telnet: Telnet,
+    /// Strip telnet IAC sequences (text protocol only; 255 is never UTF-8).
+    strip_telnet: bool,
 }
 
 impl LineDecoder {
@@ -47,7 +49,15 @@ impl LineDecoder {
             max,
             discarding: false,
             telnet: Telnet::Data,
+            strip_telnet: true,
         }
+    }
+
+    /// Stops stripping telnet negotiation (for JSON and IRC, where a 255
+    /// byte is simply invalid UTF-8).
+    pub fn without_telnet(&mut self) {
+        self.strip_telnet = false;
+        self.telnet = Telnet::Data;
     }
 
     /// Bytes of an unfinished line currently held.
@@ -63,7 +73,10 @@ impl LineDecoder {
                 data = &data[1..];
                 continue;
             }
-            let stop = data.iter().position(|&b| b == b'\n' || b == IAC);
+            let telnet = self.strip_telnet;
+            let stop = data
+                .iter()
+                .position(|&b| b == b'\n' || (telnet && b == IAC));
             let (chunk, rest) = match stop {
                 Some(i) => (&data[..i], Some(data[i])),
                 None => (data, None),
@@ -203,5 +216,10 @@ mod tests {
         // split in the middle of a negotiation
         assert!(lines(&mut d, &[255]).is_empty());
         assert_eq!(lines(&mut d, &[251, 3, b'x', b'\n']), vec![Ok("x".into())]);
+        d.without_telnet();
+        assert_eq!(
+            lines(&mut d, &[b'a', 255, 253, b'\n']),
+            vec![Err(LineError::InvalidUtf8)]
+        );
     }
 }

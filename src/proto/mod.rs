@@ -3,6 +3,7 @@
 //! into one and the other. Nothing outside this module knows what a protocol
 //! looks like on the wire.
 
+pub mod json;
 pub mod line;
 pub mod sanitize;
 pub mod text;
@@ -68,6 +69,7 @@ pub enum ErrorCode {
     InvalidUtf8,
     Malformed,
     EmptyMessage,
+    Timeout,
 }
 
 impl ErrorCode {
@@ -88,6 +90,7 @@ impl ErrorCode {
             ErrorCode::InvalidUtf8 => "invalid_utf8",
             ErrorCode::Malformed => "malformed",
             ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::Timeout => "timeout",
         }
     }
 }
@@ -210,6 +213,6 @@ pub fn render(ev: &Event, flavor: Flavor, out: &mut Vec<u8>) {
     match flavor {
         Flavor::TextColor => text::render(ev, true, out),
         Flavor::TextPlain => text::render(ev, false, out),
-        Flavor::Json => text::render(ev, false, out), // JSON lines: issue 3
+        Flavor::Json => json::render(ev, out),
     }
 }

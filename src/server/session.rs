@@ -16,7 +16,7 @@ use tracing::{debug, info};
 use super::Shared;
 use crate::hub::{ConnId, Hub, Outbox, Outcome};
 use crate::proto::line::{LineDecoder, LineError};
-use crate::proto::{text, ErrorCode, Event, EventBody, Flavor};
+use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor};
 
 /// Most events rendered into one write.
 const BATCH: usize = 256;
@@ -44,10 +44,19 @@ impl Outbox for Queue {
     }
 }
 
-/// The protocol a connection speaks.
+/// The protocol a connection speaks: text until its first line says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Proto {
     Text { color: bool },
+    Json,
+}
+
+/// Application-level heartbeat for clients that can answer pings (JSON, IRC):
+/// ping after `interval` of silence, drop after `timeout` more.
+struct Heartbeat {
+    next_ping: Instant,
+    /// Set while a ping is unanswered.
+    deadline: Option<Instant>,
 }
 
 struct Session {
@@ -57,6 +66,10 @@ struct Session {
     decoder: LineDecoder,
     proto: Proto,
     registered: bool,
+    /// Whether any line has been handled (protocol detection looks at the first).
+    seen_line: bool,
+    heartbeat: Option<Heartbeat>,
+    ping_token: u64,
     wbuf: Vec<u8>,
 }
 
@@ -67,6 +80,7 @@ enum End {
     Error(io::Error),
     RegistrationTimeout,
     SlowConsumer,
+    PingTimeout,
     Shutdown,
 }
 
@@ -88,6 +102,9 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId) {
         stream,
         proto: Proto::Text { color: true },
         registered: false,
+        seen_line: false,
+        heartbeat: None,
+        ping_token: 0,
         wbuf: Vec::new(),
     };
     let end = s.run(&mut rx, &kill).await;
@@ -97,6 +114,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId) {
         End::Error(e) => format!("connection error: {e}"),
         End::RegistrationTimeout => "registration timeout".to_string(),
         End::SlowConsumer => "send queue full (not reading)".to_string(),
+        End::PingTimeout => "ping timeout".to_string(),
         End::Shutdown => "server shutting down".to_string(),
     };
     match end {
@@ -144,9 +162,19 @@ impl Session {
                         Err(e) => return End::Error(e),
                     }
                 }
+                _ = tokio::time::sleep_until(self.heartbeat_at()), if self.heartbeat.is_some() => {
+                    if self.heartbeat_fired() {
+                        self.shared.hub().reply(self.id, EventBody::Error {
+                            code: ErrorCode::Timeout,
+                            message: "ping timeout: no answer to ping".into(),
+                        });
+                        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
+                        return End::PingTimeout;
+                    }
+                }
                 _ = tokio::time::sleep_until(registration_deadline), if !self.registered => {
                     self.shared.hub().reply(self.id, EventBody::Error {
-                        code: ErrorCode::NotRegistered,
+                        code: ErrorCode::Timeout,
                         message: "registration timeout: no nickname given".into(),
                     });
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
@@ -166,6 +194,10 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
         };
+        if let Some(hb) = &mut self.heartbeat {
+            hb.next_ping = Instant::now() + self.shared.config.ping_interval;
+            hb.deadline = None;
+        }
         let mut lines = Vec::new();
         self.decoder.feed(&buf[..n], |l| lines.push(l));
         if lines.is_empty() {
@@ -208,6 +240,9 @@ impl Session {
                 return Outcome::Continue;
             }
         };
+        if !std::mem::replace(&mut self.seen_line, true) && json::looks_like_json(&line) {
+            self.switch_to_json(hub);
+        }
         let outcome = match self.proto {
             Proto::Text { .. } => match text::parse(&line, self.registered) {
                 text::Input::Command(cmd) => hub.handle(id, cmd),
@@ -233,6 +268,24 @@ impl Session {
                     Outcome::Continue
                 }
             },
+            Proto::Json => match json::parse(&line) {
+                json::Input::Command(cmd) => hub.handle(id, cmd),
+                json::Input::Keep => Outcome::Continue, // any line is proof of life
+                json::Input::Help => {
+                    hub.reply(id, EventBody::Help);
+                    Outcome::Continue
+                }
+                json::Input::Error(code, message) => {
+                    hub.reply(
+                        id,
+                        EventBody::Error {
+                            code,
+                            message: message.into(),
+                        },
+                    );
+                    Outcome::Continue
+                }
+            },
         };
         if !self.registered {
             if let Some(nick) = hub.nick_of(id) {
@@ -248,7 +301,61 @@ impl Session {
         match self.proto {
             Proto::Text { color: true } => Flavor::TextColor,
             Proto::Text { color: false } => Flavor::TextPlain,
+            Proto::Json => Flavor::Json,
         }
+    }
+
+    /// The first line was JSON: speak JSON from now on, starting with a
+    /// JSON welcome, and turn on the heartbeat.
+    fn switch_to_json(&mut self, hub: &mut Hub<Queue>) {
+        self.proto = Proto::Json;
+        self.decoder.without_telnet();
+        let server = self.shared.config.server_name.as_str().into();
+        hub.reply(
+            self.id,
+            EventBody::Welcome {
+                server,
+                online: hub.online(),
+            },
+        );
+        self.start_heartbeat();
+        debug!("speaking JSON");
+    }
+
+    fn start_heartbeat(&mut self) {
+        let next_ping = Instant::now() + self.shared.config.ping_interval;
+        self.heartbeat = Some(Heartbeat {
+            next_ping,
+            deadline: None,
+        });
+    }
+
+    fn heartbeat_at(&self) -> Instant {
+        match &self.heartbeat {
+            Some(hb) => hb.deadline.unwrap_or(hb.next_ping),
+            None => Instant::now() + Duration::from_secs(3600),
+        }
+    }
+
+    /// The heartbeat timer fired: ping, or report a timeout (true).
+    fn heartbeat_fired(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(hb) = &mut self.heartbeat else {
+            return false;
+        };
+        if hb.deadline.is_some_and(|d| now >= d) {
+            return true;
+        }
+        hb.deadline = Some(now + self.shared.config.ping_timeout);
+        hb.next_ping = now + self.shared.config.ping_interval;
+        self.ping_token += 1;
+        self.shared.hub().reply(
+            self.id,
+            EventBody::Ping {
+                token: self.ping_token,
+            },
+        );
+        false
     }
 
     /// Renders `first` and whatever else is queued (up to a batch) into one write.

@@ -151,3 +151,67 @@ impl Client {
         }
     }
 }
+
+pub type Json = serde_json::Map<String, serde_json::Value>;
+
+/// A client speaking JSON lines.
+pub struct JsonClient {
+    pub c: Client,
+}
+
+impl JsonClient {
+    pub async fn connect(addr: SocketAddr) -> JsonClient {
+        JsonClient {
+            c: Client::connect(addr).await,
+        }
+    }
+
+    /// Logs in as `nick` and reads up to the presence list of the default room.
+    pub async fn login(addr: SocketAddr, nick: &str) -> JsonClient {
+        let mut j = JsonClient::connect(addr).await;
+        j.send(serde_json::json!({"cmd": "login", "nick": nick}))
+            .await;
+        let r = j.expect("registered").await;
+        assert_eq!(r["nick"], nick);
+        j.expect("presence").await;
+        j
+    }
+
+    pub async fn send(&mut self, v: serde_json::Value) {
+        self.c.send(&v.to_string()).await;
+    }
+
+    /// The next JSON object from the server, skipping the text banner that
+    /// precedes protocol detection. None at EOF.
+    pub async fn next(&mut self) -> Option<Json> {
+        loop {
+            let line = self.c.line().await?;
+            if line.starts_with('{') {
+                let v: serde_json::Value =
+                    serde_json::from_str(&line).expect("server sent bad JSON");
+                let m = v.as_object().expect("an object").clone();
+                assert!(m.contains_key("type"), "every object has a type: {line}");
+                return Some(m);
+            }
+        }
+    }
+
+    /// Reads objects until one has `"type": ty`.
+    pub async fn expect(&mut self, ty: &str) -> Json {
+        let mut seen = Vec::new();
+        loop {
+            match self.next().await {
+                Some(m) if m["type"] == ty => return m,
+                Some(m) => seen.push(m),
+                None => panic!("EOF waiting for {ty}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Reads until an error object arrives; returns its code.
+    pub async fn expect_error(&mut self) -> String {
+        let e = self.expect("error").await;
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+        e["code"].as_str().unwrap().to_string()
+    }
+}

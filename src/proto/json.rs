@@ -1,0 +1,329 @@
+//! The JSON-lines protocol: one JSON object per line each way. A connection
+//! switches to it when its first line is a JSON object. [`parse`] turns a
+//! line into a command (with precise error codes for bad input) and
+//! [`render`] turns an event into a `{"type": ...}` object.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::sanitize::strip_controls;
+use super::{Command, ErrorCode, Event, EventBody};
+
+/// What a JSON line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Command(Command),
+    /// `keep` / `pong`: the answer to a heartbeat ping.
+    Keep,
+    Help,
+    Error(ErrorCode, String),
+}
+
+/// Every command, with its fields (for `help` and the docs).
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("login", "{\"cmd\":\"login\",\"nick\":N}"),
+    (
+        "chat",
+        "{\"cmd\":\"chat\",\"msg\":M[,\"room\":R][,\"action\":true]}",
+    ),
+    ("me", "{\"cmd\":\"me\",\"msg\":M[,\"room\":R]}"),
+    ("msg", "{\"cmd\":\"msg\",\"to\":NICK,\"msg\":M}"),
+    ("join", "{\"cmd\":\"join\",\"room\":R}"),
+    ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
+    ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
+    ("rooms", "{\"cmd\":\"rooms\"}"),
+    ("nick", "{\"cmd\":\"nick\",\"nick\":N}"),
+    ("keep", "{\"cmd\":\"keep\"} (answers ping; also \"pong\")"),
+    ("help", "{\"cmd\":\"help\"}"),
+    ("quit", "{\"cmd\":\"quit\"[,\"reason\":R]} (also \"exit\")"),
+];
+
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+enum Wire {
+    Login {
+        nick: String,
+    },
+    Chat {
+        msg: String,
+        #[serde(default)]
+        room: Option<String>,
+        #[serde(default)]
+        action: bool,
+    },
+    Me {
+        msg: String,
+        #[serde(default)]
+        room: Option<String>,
+    },
+    #[serde(alias = "private")]
+    Msg {
+        to: String,
+        msg: String,
+        #[serde(default)]
+        action: bool,
+    },
+    Join {
+        room: String,
+    },
+    Part {
+        #[serde(default)]
+        room: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Who {
+        #[serde(default)]
+        room: Option<String>,
+    },
+    Rooms,
+    Nick {
+        nick: String,
+    },
+    #[serde(alias = "pong")]
+    Keep,
+    Help,
+    #[serde(alias = "exit")]
+    Quit {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// True if `line` looks like the start of a JSON session.
+pub fn looks_like_json(line: &str) -> bool {
+    line.trim_start().starts_with('{')
+}
+
+/// Parses one line. Never panics; every failure is an error code and message.
+pub fn parse(line: &str) -> Input {
+    let line = line.trim();
+    if line.is_empty() {
+        return Input::Error(
+            ErrorCode::Malformed,
+            "empty line: expected a JSON object".into(),
+        );
+    }
+    let value: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return Input::Error(ErrorCode::Malformed, format!("malformed JSON: {e}")),
+    };
+    let Some(obj) = value.as_object() else {
+        return Input::Error(ErrorCode::Malformed, "expected a JSON object".into());
+    };
+    match obj.get("cmd") {
+        None => return Input::Error(ErrorCode::BadArguments, "missing \"cmd\"".into()),
+        Some(Value::String(c))
+            if !COMMANDS.iter().any(|(n, _)| n == c)
+                && !["exit", "pong", "private"].contains(&c.as_str()) =>
+        {
+            return Input::Error(
+                ErrorCode::UnknownCommand,
+                format!("unknown cmd {:?}", strip_controls(c)),
+            )
+        }
+        Some(Value::String(_)) => {}
+        Some(_) => return Input::Error(ErrorCode::BadArguments, "\"cmd\" must be a string".into()),
+    }
+    let wire: Wire = match serde_json::from_value(value) {
+        Ok(w) => w,
+        Err(e) => return Input::Error(ErrorCode::BadArguments, format!("bad arguments: {e}")),
+    };
+    let clean = |s: String| strip_controls(&s);
+    Input::Command(match wire {
+        Wire::Login { nick } => Command::Register { nick },
+        Wire::Chat { msg, room, action } => Command::Say {
+            room,
+            text: clean(msg),
+            action,
+        },
+        Wire::Me { msg, room } => Command::Say {
+            room,
+            text: clean(msg),
+            action: true,
+        },
+        Wire::Msg { to, msg, action } => Command::Private {
+            to,
+            text: clean(msg),
+            action,
+        },
+        Wire::Join { room } => Command::Join { room, switch: true },
+        Wire::Part { room, reason } => Command::Part {
+            room,
+            reason: reason.map(clean),
+        },
+        Wire::Who { room } => Command::Who { room },
+        Wire::Rooms => Command::Rooms,
+        Wire::Nick { nick } => Command::Nick { new: nick },
+        Wire::Keep => return Input::Keep,
+        Wire::Help => return Input::Help,
+        Wire::Quit { reason } => Command::Quit {
+            reason: reason.map(clean),
+        },
+    })
+}
+
+/// Renders an event as one JSON object line.
+pub fn render(ev: &Event, out: &mut Vec<u8>) {
+    let mut v = match &ev.body {
+        EventBody::Welcome { server, online } => {
+            json!({"type": "welcome", "server": server, "online": online})
+        }
+        EventBody::Registered { nick, online } => {
+            json!({"type": "registered", "nick": nick, "online": online})
+        }
+        EventBody::Joined {
+            room,
+            nick,
+            members,
+        } => {
+            json!({"type": "joined", "room": room, "nick": nick, "members": members})
+        }
+        EventBody::Parted {
+            room,
+            nick,
+            members,
+            reason,
+        } => {
+            json!({"type": "left", "room": room, "nick": nick, "members": members, "reason": reason})
+        }
+        EventBody::Quit { nick, reason } => json!({"type": "quit", "nick": nick, "reason": reason}),
+        EventBody::Message {
+            id,
+            room,
+            from,
+            text,
+            action,
+        } => {
+            json!({"type": "message", "id": id, "room": room, "from": from, "text": text, "action": action})
+        }
+        EventBody::Private {
+            id,
+            from,
+            to,
+            text,
+            action,
+        } => {
+            json!({"type": "private", "id": id, "from": from, "to": to, "text": text, "action": action})
+        }
+        EventBody::NickChanged { old, new } => json!({"type": "nick", "old": old, "new": new}),
+        EventBody::Names { room, nicks } => {
+            json!({"type": "presence", "room": room, "nicks": nicks})
+        }
+        EventBody::RoomList { rooms } => {
+            let rooms: Vec<Value> = rooms
+                .iter()
+                .map(|(r, n)| json!({"room": r, "members": n}))
+                .collect();
+            json!({"type": "rooms", "rooms": rooms})
+        }
+        EventBody::Help => {
+            let cmds: Vec<Value> = COMMANDS
+                .iter()
+                .map(|(c, u)| json!({"cmd": c, "usage": u}))
+                .collect();
+            json!({"type": "help", "commands": cmds})
+        }
+        EventBody::Info { text } => json!({"type": "info", "text": text}),
+        EventBody::Error { code, message } => {
+            json!({"type": "error", "code": code.as_str(), "message": message})
+        }
+        EventBody::Ping { token } => json!({"type": "ping", "token": token}),
+        EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
+    };
+    if let Value::Object(map) = &mut v {
+        map.insert("ts".into(), ev.at_ms.into());
+    }
+    // Writing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &v);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses a server line into its fields (for clients and tests).
+pub fn parse_event(line: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str(line.trim()) {
+        Ok(Value::Object(m)) if m.contains_key("type") => Some(m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Command {
+        match parse(line) {
+            Input::Command(c) => c,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn code(line: &str) -> ErrorCode {
+        match parse(line) {
+            Input::Error(c, _) => c,
+            other => panic!("{line}: expected error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_commands() {
+        assert_eq!(
+            cmd(r#"{"cmd":"login","nick":"alice"}"#),
+            Command::Register {
+                nick: "alice".into()
+            }
+        );
+        assert_eq!(
+            cmd(r#"{"cmd":"chat","nick":"alice","msg":"hi"}"#),
+            Command::Say {
+                room: None,
+                text: "hi".into(),
+                action: false
+            }
+        );
+        assert_eq!(
+            cmd(r#"{"cmd":"chat","msg":"hi"}"#),
+            Command::Say {
+                room: None,
+                text: "hi".into(),
+                action: false
+            }
+        );
+        assert_eq!(cmd(r#"{"cmd":"quit"}"#), Command::Quit { reason: None });
+        assert_eq!(cmd(r#"{"cmd":"exit"}"#), Command::Quit { reason: None });
+        assert_eq!(parse(r#"{"cmd":"keep"}"#), Input::Keep);
+    }
+
+    #[test]
+    fn bad_input_gets_codes() {
+        assert_eq!(code("{not json"), ErrorCode::Malformed);
+        assert_eq!(code("[1,2]"), ErrorCode::Malformed);
+        assert_eq!(code(r#"{"nick":"x"}"#), ErrorCode::BadArguments);
+        assert_eq!(code(r#"{"cmd":5}"#), ErrorCode::BadArguments);
+        assert_eq!(code(r#"{"cmd":"dance"}"#), ErrorCode::UnknownCommand);
+        assert_eq!(
+            code(r#"{"cmd":"login","nick":42}"#),
+            ErrorCode::BadArguments
+        );
+        assert_eq!(code(r#"{"cmd":"chat"}"#), ErrorCode::BadArguments);
+    }
+
+    #[test]
+    fn renders_objects_with_type_and_ts() {
+        let ev = Event::new(EventBody::Message {
+            id: 7,
+            room: "lobby".into(),
+            from: "a".into(),
+            text: "x\"y".into(),
+            action: false,
+        });
+        let mut out = Vec::new();
+        render(&ev, &mut out);
+        let m = parse_event(std::str::from_utf8(&out).unwrap()).unwrap();
+        assert_eq!(m["type"], "message");
+        assert_eq!(m["text"], "x\"y");
+        assert_eq!(m["id"], 7);
+        assert!(m["ts"].as_u64().unwrap() > 0);
+        assert!(out.ends_with(b"\r\n"));
+    }
+}
