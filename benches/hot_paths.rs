@@ -24,14 +24,15 @@ fn line_decoder_1mib(b: Bencher) {
         data.extend_from_slice(&[b'x'; 99]);
         data.push(b'\n');
     }
-    b.counter(divan::counter::BytesCount::new(data.len())).bench(|| {
-        let mut d = LineDecoder::new(4096);
-        let mut n = 0usize;
-        for chunk in data.chunks(8192) {
-            d.feed(chunk, |l| n += l.map(|s| s.len()).unwrap_or(0));
-        }
-        black_box(n)
-    });
+    b.counter(divan::counter::BytesCount::new(data.len()))
+        .bench(|| {
+            let mut d = LineDecoder::new(4096);
+            let mut n = 0usize;
+            for chunk in data.chunks(8192) {
+                d.feed(chunk, |l| n += l.map(|s| s.len()).unwrap_or(0));
+            }
+            black_box(n)
+        });
 }
 
 #[divan::bench]
@@ -41,7 +42,9 @@ fn text_parse_chat_line() -> text::Input {
 
 #[divan::bench]
 fn json_parse_chat_command() -> json::Input {
-    json::parse(black_box(r#"{"cmd":"chat","msg":"hello everyone, how is it going today?"}"#))
+    json::parse(black_box(
+        r#"{"cmd":"chat","msg":"hello everyone, how is it going today?"}"#,
+    ))
 }
 
 fn message() -> Event {
@@ -56,7 +59,8 @@ fn message() -> Event {
 
 #[divan::bench(args = [Flavor::TextPlain, Flavor::TextColor, Flavor::Json])]
 fn render_message(b: Bencher, flavor: Flavor) {
-    b.with_inputs(message).bench_local_values(|ev| black_box(ev.rendered(flavor).len()));
+    b.with_inputs(message)
+        .bench_local_values(|ev| black_box(ev.rendered(flavor).len()));
 }
 
 /// Counts deliveries without queueing (the cost of the hub alone).
@@ -84,13 +88,22 @@ fn room_of<O: Outbox>(members: usize, mut outbox: impl FnMut() -> O) -> Hub<O> {
     let mut hub = Hub::new(HubConfig::from_config(&Config::default()));
     for id in 0..members as u64 {
         hub.connect(id, outbox());
-        hub.handle(id, natter::proto::Command::Register { nick: format!("user{id}") });
+        hub.handle(
+            id,
+            natter::proto::Command::Register {
+                nick: format!("user{id}"),
+            },
+        );
     }
     hub
 }
 
 fn say() -> natter::proto::Command {
-    natter::proto::Command::Say { room: None, text: "hello everyone".into(), action: false }
+    natter::proto::Command::Say {
+        room: None,
+        text: "hello everyone".into(),
+        action: false,
+    }
 }
 
 /// One message to a 1000-member room: 1000 deliveries per iteration.
@@ -98,9 +111,10 @@ fn say() -> natter::proto::Command {
 fn fanout_1000_hub_only(b: Bencher) {
     let count = Rc::new(Cell::new(0));
     let mut hub = room_of(1000, || Count(count.clone()));
-    b.counter(divan::counter::ItemsCount::new(1000usize)).bench_local(|| {
-        hub.handle(0, say());
-    });
+    b.counter(divan::counter::ItemsCount::new(1000usize))
+        .bench_local(|| {
+            hub.handle(0, say());
+        });
 }
 
 /// The same with the server's bounded queues (try_send of an Arc per member).
@@ -112,10 +126,11 @@ fn fanout_1000_queues(b: Bencher) {
         receivers.push(rx);
         Queue(tx)
     });
-    b.counter(divan::counter::ItemsCount::new(1000usize)).bench_local(|| {
-        hub.handle(0, say());
-        for rx in receivers.iter_mut() {
-            while rx.try_recv().is_ok() {}
-        }
-    });
+    b.counter(divan::counter::ItemsCount::new(1000usize))
+        .bench_local(|| {
+            hub.handle(0, say());
+            for rx in receivers.iter_mut() {
+                while rx.try_recv().is_ok() {}
+            }
+        });
 }

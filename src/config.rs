@@ -51,6 +51,56 @@ pub struct Config {
     /// On shutdown, how long queued output may take to flush before sockets are closed.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
+    /// Address of the IRC-only listener, or `off`.
+    pub irc_listen: OptAddr,
+    /// Server password IRC clients must give with `PASS` (none: no password).
+    pub irc_password: Option<String>,
+    /// Most rooms one person may be in at once (IRC users can join several).
+    pub max_rooms_per_user: usize,
+    /// On the main port, how long the text banner waits for the client to
+    /// speak first (IRC and JSON clients do, and then never see it). 0: the
+    /// banner is sent at once, as telnet users expect.
+    #[serde(deserialize_with = "de_duration")]
+    pub banner_delay: Duration,
+}
+
+/// A listen address that can be turned off: `HOST:PORT` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for OptAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OptAddr, String> {
+        match s.trim() {
+            "off" | "none" | "" => Ok(OptAddr(None)),
+            a => a
+                .parse()
+                .map(|a| OptAddr(Some(a)))
+                .map_err(|e| format!("bad address {a:?}: {e} (HOST:PORT or off)")),
+        }
+    }
+}
+
+impl std::fmt::Display for OptAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => a.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OptAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OptAddr, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `--irc-listen` (for clap).
+pub fn parse_opt_addr(s: &str) -> Result<OptAddr, String> {
+    s.parse()
 }
 
 impl Default for Config {
@@ -72,6 +122,10 @@ impl Default for Config {
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
+            irc_password: None,
+            max_rooms_per_user: 100,
+            banner_delay: Duration::ZERO,
         }
     }
 }
@@ -146,5 +200,18 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_millis(250));
         assert_eq!(c.max_clients, Config::default().max_clients);
         assert!(toml::from_str::<Config>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn irc_settings() {
+        let c = Config::default();
+        assert_eq!(c.irc_listen.to_string(), "127.0.0.1:6667");
+        let c: Config =
+            toml::from_str("irc_listen = \"off\"\nirc_password = \"s3cret\"\n").unwrap();
+        assert_eq!(c.irc_listen, OptAddr(None));
+        assert_eq!(c.irc_password.as_deref(), Some("s3cret"));
+        let c: Config = toml::from_str("irc_listen = \"0.0.0.0:0\"\n").unwrap();
+        assert_eq!(c.irc_listen.to_string(), "0.0.0.0:0");
+        assert!(toml::from_str::<Config>("irc_listen = \"nowhere\"").is_err());
     }
 }

@@ -4,6 +4,8 @@
 //! The crate is shaped after `DESIGN.md`: pure codecs in [`proto`], the pure
 //! chat state machine in [`hub`], and a thin I/O shell in [`server`].
 
+pub mod bench;
+pub mod client;
 pub mod config;
 pub mod hub;
 pub mod proto;

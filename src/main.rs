@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use natter::config::{parse_duration, Config};
+use natter::config::{parse_duration, parse_opt_addr, Config, OptAddr};
 use natter::server::{shutdown_signal, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,10 @@ struct Cli {
 enum Cmd {
     /// Run the chat server.
     Serve(ServeArgs),
+    /// Chat from the terminal (natter's JSON protocol, or IRC with --irc).
+    Chat(natter::client::ChatArgs),
+    /// Load-test a chat server on loopback (docs/BENCHMARKS.md).
+    Bench(natter::bench::BenchArgs),
 }
 
 /// Flags override the config file; each also reads a NATTER_* variable.
@@ -68,6 +72,16 @@ struct ServeArgs {
     ping_timeout: Option<Duration>,
     #[arg(long, env = "NATTER_SHUTDOWN_GRACE", value_parser = parse_duration)]
     shutdown_grace: Option<Duration>,
+    /// IRC listen address, or `off` (port 0: any free port, logged on start).
+    #[arg(long, env = "NATTER_IRC_LISTEN", value_parser = parse_opt_addr)]
+    irc_listen: Option<OptAddr>,
+    /// Server password IRC clients must send with PASS.
+    #[arg(long, env = "NATTER_IRC_PASSWORD")]
+    irc_password: Option<String>,
+    #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER")]
+    max_rooms_per_user: Option<usize>,
+    #[arg(long, env = "NATTER_BANNER_DELAY", value_parser = parse_duration)]
+    banner_delay: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -95,8 +109,14 @@ impl ServeArgs {
             write_timeout,
             ping_interval,
             ping_timeout,
-            shutdown_grace
+            shutdown_grace,
+            irc_listen,
+            max_rooms_per_user,
+            banner_delay
         );
+        if let Some(p) = self.irc_password {
+            c.irc_password = Some(p);
+        }
         Ok(c)
     }
 }
@@ -113,6 +133,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Cmd::Serve(args) => serve(args),
+        Cmd::Chat(args) => natter::client::run(args),
+        Cmd::Bench(args) => natter::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,8 +154,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let server = Server::bind(config).await?;
         let stop = CancellationToken::new();
         let trigger = stop.clone();
+        let signal = shutdown_signal(); // handlers installed now, before "listening on"
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signal.await;
             trigger.cancel();
         });
         server.run(stop).await

@@ -14,7 +14,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_natter");
 /// Starts `natter serve` on an ephemeral port and reads the bound address from its log.
 fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, std::thread::JoinHandle<Vec<String>>) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            "127.0.0.1:0",
+        ])
         .args(extra)
         .env("NATTER_LOG", "info")
         .stdin(Stdio::null())
@@ -81,7 +87,13 @@ fn port_in_use_is_a_one_line_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", &addr.to_string()])
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--irc-listen",
+            "off",
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -136,4 +148,78 @@ fn unknown_config_keys_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_a_setting"));
+}
+
+#[tokio::test]
+async fn irc_port_zero_is_logged_and_answers_irc() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            "127.0.0.1:0",
+        ])
+        .env("NATTER_LOG", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let irc: SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("irc listening on ").nth(1) {
+            break rest
+                .trim()
+                .parse()
+                .expect("address in the irc listening line");
+        }
+    };
+    let _drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    assert_ne!(irc.port(), 0);
+    let mut a = Client::connect(irc).await;
+    a.send("NICK alice").await;
+    a.send("USER a 0 * :A").await;
+    a.expect(" 001 alice ").await;
+    signal(&child, "-TERM");
+    let rest = a.until_eof().await;
+    assert!(
+        rest.iter().any(|l| l.starts_with("ERROR :Closing Link")),
+        "{rest:?}"
+    );
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn irc_port_in_use_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            &addr.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (irc_listen)")),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--irc-listen", "nowhere"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT or off"));
 }

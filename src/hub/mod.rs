@@ -1,19 +1,34 @@
 //! The chat state machine: who is connected, which nick is taken, who is in
-//! which room. It is the only place that changes that state, and it does no
-//! I/O: events go to each member's [`Outbox`], which the server backs with a
-//! bounded queue and the tests with a vector.
+//! which room with which status, and each room's topic, modes and bans. It
+//! is the only place that changes that state, and it does no I/O: events go
+//! to each member's [`Outbox`], which the server backs with a bounded queue
+//! and the tests with a vector.
+//!
+//! The hub enforces room rules (keys, limits, bans, invite-only, moderation,
+//! operators) for every protocol alike; protocols only differ in how they
+//! ask and how they render the answers.
 //!
 //! Slow consumers: when an outbox refuses an event (its queue is full), the
 //! member is removed with the reason "send queue full" once the current
 //! operation is done, and the rest of the room carries on.
+//!
+//! Layout: this file holds connections, nicks and messaging; `channel.rs`
+//! joining, leaving and room operator commands; `query.rs` the read-only
+//! questions (who, whois, list, lusers); `room.rs` one room's rules;
+//! `mask.rs` wildcard masks; `names.rs` nick and room name rules.
 
+mod channel;
+pub mod mask;
 pub mod names;
+mod query;
+mod room;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::proto::{Command, ErrorCode, Event, EventBody, Name};
+use crate::proto::{now_ms, Command, ErrorCode, Event, EventBody, Name};
+use room::Room;
 
 /// Identifies one connection for its whole life.
 pub type ConnId = u64;
@@ -34,6 +49,14 @@ pub struct HubConfig {
     /// Rooms with more members than this do not announce each join and
     /// part to everyone, and a newcomer gets the count instead of the list.
     pub large_room: usize,
+    /// Most rooms one person may be in at once (IRC users may be in several).
+    pub max_rooms_per_user: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig::from_config(&crate::config::Config::default())
+    }
 }
 
 impl HubConfig {
@@ -44,6 +67,32 @@ impl HubConfig {
             max_nick_chars: c.max_nick_chars,
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
+            max_rooms_per_user: c.max_rooms_per_user,
+        }
+    }
+}
+
+/// Who a connection is, as IRC shows it, and how it wants to start.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Username (IRC ident), e.g. `~alice`, or `text` / `json`.
+    pub user: String,
+    /// Free-form "real name".
+    pub realname: String,
+    /// The (cloaked) host shown in `nick!user@host`.
+    pub host: String,
+    /// Put the newcomer in the default room as soon as they register.
+    /// IRC sessions say no and join it themselves after the welcome burst.
+    pub auto_join: bool,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            user: "text".into(),
+            realname: "natter user".into(),
+            host: "natter".into(),
+            auto_join: true,
         }
     }
 }
@@ -56,16 +105,34 @@ pub enum Outcome {
     Close,
 }
 
+/// Most pending invitations one person holds; older ones are forgotten.
+const MAX_INVITES: usize = 100;
+
 struct Conn<O> {
     outbox: O,
     nick: Option<Name>,
     /// Folded keys of the rooms this member is in; the last is the current one.
     rooms: Vec<String>,
+    user: Name,
+    realname: Name,
+    host: Name,
+    auto_join: bool,
+    /// `nick!user@host` (with `*` for the nick before registration).
+    mask: Arc<str>,
+    away: Option<Arc<str>>,
+    /// User mode `+i` (accepted for IRC clients; it hides nothing).
+    invisible: bool,
+    /// Folded keys of rooms this person was invited into.
+    invites: Vec<String>,
+    signon_ms: u64,
+    active_ms: u64,
 }
 
-struct Room<O> {
-    name: Name,
-    members: HashMap<ConnId, O>,
+impl<O> Conn<O> {
+    fn update_mask(&mut self) {
+        let nick = self.nick.as_deref().unwrap_or("*");
+        self.mask = format!("{nick}!{}@{}", self.user, self.host).into();
+    }
 }
 
 /// All chat state. Pure: every effect is an event pushed to an outbox.
@@ -84,6 +151,20 @@ fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
         code,
         message: message.into(),
     }
+}
+
+/// A refusal about named things (see [`EventBody::Refused`]).
+fn refused(code: ErrorCode, about: &[&str], message: impl Into<Cow<'static, str>>) -> EventBody {
+    EventBody::Refused {
+        code,
+        about: about.iter().map(|a| Name::from(*a)).collect(),
+        message: message.into(),
+    }
+}
+
+/// Cuts user-supplied text to `max` bytes (topics, reasons, away messages).
+fn cap(text: &str, max: usize) -> Arc<str> {
+    crate::proto::irc::truncate(text, max).into()
 }
 
 impl<O: Outbox> Hub<O> {
@@ -108,6 +189,11 @@ impl<O: Outbox> Hub<O> {
         self.conns.len()
     }
 
+    /// Rooms that exist (have members).
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
     /// The nick of a connection, if it has registered.
     pub fn nick_of(&self, id: ConnId) -> Option<&Name> {
         self.conns.get(&id).and_then(|c| c.nick.as_ref())
@@ -122,14 +208,53 @@ impl<O: Outbox> Hub<O> {
         if !outbox.push(&welcome) {
             return;
         }
-        self.conns.insert(
-            id,
-            Conn {
-                outbox,
-                nick: None,
-                rooms: Vec::new(),
-            },
-        );
+        let now = now_ms();
+        let p = Profile::default();
+        let mut conn = Conn {
+            outbox,
+            nick: None,
+            rooms: Vec::new(),
+            user: p.user.into(),
+            realname: p.realname.into(),
+            host: p.host.into(),
+            auto_join: p.auto_join,
+            mask: "*".into(),
+            away: None,
+            invisible: false,
+            invites: Vec::new(),
+            signon_ms: now,
+            active_ms: now,
+        };
+        conn.update_mask();
+        self.conns.insert(id, conn);
+    }
+
+    /// Sets who a connection is (username, real name, host) and whether it
+    /// joins the default room on registering.
+    pub fn set_profile(&mut self, id: ConnId, profile: Profile) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.user = profile.user.into();
+            c.realname = profile.realname.into();
+            c.host = profile.host.into();
+            c.auto_join = profile.auto_join;
+            c.update_mask();
+        }
+    }
+
+    /// Why `nick` could not be taken by `id` right now (invalid or in use),
+    /// as the refusal [`Command::Register`] would send; `None` if it could.
+    pub fn nick_problem(&self, id: ConnId, nick: &str) -> Option<EventBody> {
+        if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
+            return Some(refused(ErrorCode::NickInvalid, &[nick], why));
+        }
+        match self.nicks.get(&names::fold(nick)) {
+            Some(&owner) if owner != id => Some(refused(
+                ErrorCode::NickInUse,
+                &[nick],
+                format!("the nickname {nick} is taken"),
+            )),
+            _ => None,
+        }
     }
 
     /// Sends one event to every connection (used for shutdown notices).
@@ -152,7 +277,7 @@ impl<O: Outbox> Hub<O> {
             return Outcome::Close; // already removed (e.g. as a slow consumer)
         }
         let registered = self.conns.get(&id).is_some_and(|c| c.nick.is_some());
-        let outcome = match cmd {
+        match cmd {
             Command::Quit { reason } => {
                 let reason = match reason {
                     Some(r) if !r.is_empty() => format!("quit: {r}"),
@@ -164,37 +289,23 @@ impl<O: Outbox> Hub<O> {
                         text: "Goodbye!".into(),
                     },
                 );
-                self.remove(id, &reason);
-                Outcome::Close
+                self.remove(id, &cap(&reason, crate::proto::irc::REASON_LEN));
+                self.reap();
+                return Outcome::Close;
             }
-            Command::Register { nick } => {
-                self.register(id, &nick);
-                Outcome::Continue
-            }
+            Command::Register { nick } => self.register(id, &nick),
             _ if !registered => {
-                self.reply(id, error(ErrorCode::NotRegistered, "pick a nickname first"));
-                Outcome::Continue
+                self.reply(id, error(ErrorCode::NotRegistered, "pick a nickname first"))
             }
-            Command::Say { room, text, action } => {
-                self.say(id, room.as_deref(), text, action);
-                Outcome::Continue
+            Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
+            Command::Private { to, text, action } => self.private(id, &to, text, action),
+            Command::Notice { target, text } => self.notice(id, &target, text),
+            Command::Join { room, switch } => self.join(id, &room, None, switch),
+            Command::JoinWithKey { room, key, switch } => {
+                self.join(id, &room, key.as_deref(), switch)
             }
-            Command::Private { to, text, action } => {
-                self.private(id, &to, text, action);
-                Outcome::Continue
-            }
-            Command::Join { room, switch } => {
-                self.join(id, &room, switch);
-                Outcome::Continue
-            }
-            Command::Part { room, reason } => {
-                self.part(id, room.as_deref(), reason);
-                Outcome::Continue
-            }
-            Command::Who { room } => {
-                self.who(id, room.as_deref());
-                Outcome::Continue
-            }
+            Command::Part { room, reason } => self.part(id, room.as_deref(), reason),
+            Command::Who { room } => self.who(id, room.as_deref()),
             Command::Rooms => {
                 let mut rooms: Vec<(Name, usize)> = self
                     .rooms
@@ -203,21 +314,31 @@ impl<O: Outbox> Hub<O> {
                     .collect();
                 rooms.sort();
                 self.reply(id, EventBody::RoomList { rooms });
-                Outcome::Continue
             }
-            Command::Nick { new } => {
-                self.change_nick(id, &new);
-                Outcome::Continue
-            }
-        };
+            Command::Nick { new } => self.change_nick(id, &new),
+            Command::Topic { room, text } => self.topic(id, &room, text),
+            Command::RoomMode { room, changes } => self.room_mode(id, &room, changes),
+            Command::UserMode { nick, modes } => self.user_mode(id, &nick, modes.as_deref()),
+            Command::Kick { room, nick, reason } => self.kick(id, &room, &nick, reason),
+            Command::Invite { nick, room } => self.invite(id, &nick, &room),
+            Command::Away { text } => self.away(id, text),
+            Command::Whois { nick } => self.whois(id, &nick),
+            Command::WhoDetail { mask } => self.who_detail(id, &mask),
+            Command::List { rooms } => self.list(id, rooms),
+            Command::Lusers => self.lusers(id),
+        }
         self.reap();
-        outcome
+        Outcome::Continue
     }
 
     /// Sends an event to one connection.
     pub fn reply(&mut self, id: ConnId, body: EventBody) {
+        self.send_one(id, &Arc::new(Event::new(body)));
+    }
+
+    fn send_one(&mut self, id: ConnId, ev: &Arc<Event>) {
         if let Some(c) = self.conns.get(&id) {
-            if !c.outbox.push(&Arc::new(Event::new(body))) {
+            if !c.outbox.push(ev) {
                 self.overflowed.push(id);
             }
         }
@@ -225,10 +346,18 @@ impl<O: Outbox> Hub<O> {
 
     fn send_to_room(&mut self, key: &str, ev: &Arc<Event>) {
         if let Some(room) = self.rooms.get(key) {
-            for (id, outbox) in &room.members {
-                if !outbox.push(ev) {
+            for (id, m) in &room.members {
+                if !m.outbox.push(ev) {
                     self.overflowed.push(*id);
                 }
+            }
+        }
+    }
+
+    fn send_to(&mut self, audience: HashMap<ConnId, O>, ev: &Arc<Event>) {
+        for (member, outbox) in audience {
+            if !outbox.push(ev) {
+                self.overflowed.push(member);
             }
         }
     }
@@ -242,13 +371,18 @@ impl<O: Outbox> Hub<O> {
             for key in &c.rooms {
                 match self.rooms.get(key) {
                     Some(room) if !(quiet_large && room.members.len() > self.config.large_room) => {
-                        out.extend(room.members.iter().map(|(i, o)| (*i, o.clone())));
+                        out.extend(room.members.iter().map(|(i, m)| (*i, m.outbox.clone())));
                     }
                     _ => {}
                 }
             }
         }
         out
+    }
+
+    /// The IRC source (`nick!user@host`) of a connection.
+    fn mask_of(&self, id: ConnId) -> Option<Arc<str>> {
+        self.conns.get(&id).map(|c| c.mask.clone())
     }
 
     fn register(&mut self, id: ConnId, nick: &str) {
@@ -263,135 +397,33 @@ impl<O: Outbox> Hub<O> {
             return;
         }
         if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
-            self.reply(
-                id,
-                error(
-                    ErrorCode::NickInvalid,
-                    format!("{why}. Pick another nickname:"),
-                ),
-            );
-            return;
+            let message = format!("{why}. Pick another nickname:");
+            return self.reply(id, refused(ErrorCode::NickInvalid, &[nick], message));
         }
         let key = names::fold(nick);
         if self.nicks.contains_key(&key) {
-            self.reply(
-                id,
-                error(
-                    ErrorCode::NickInUse,
-                    format!("the nickname {nick} is taken. Pick another nickname:"),
-                ),
-            );
-            return;
+            let message = format!("the nickname {nick} is taken. Pick another nickname:");
+            return self.reply(id, refused(ErrorCode::NickInUse, &[nick], message));
         }
         self.nicks.insert(key, id);
         let name: Name = nick.into();
+        let mut auto_join = true;
         if let Some(c) = self.conns.get_mut(&id) {
             c.nick = Some(name.clone());
+            c.update_mask();
+            c.signon_ms = now_ms();
+            c.active_ms = c.signon_ms;
+            auto_join = c.auto_join;
         }
         let online = self.online();
         self.reply(id, EventBody::Registered { nick: name, online });
-        let room = self.config.default_room.clone();
-        self.join(id, &room, true);
-    }
-
-    fn join(&mut self, id: ConnId, room: &str, switch: bool) {
-        let name = match names::check_room(room, self.config.max_room_chars) {
-            Ok(n) => n.to_string(),
-            Err(why) => return self.reply(id, error(ErrorCode::RoomInvalid, why)),
-        };
-        let key = names::fold(&name);
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        if let Some(pos) = conn.rooms.iter().position(|r| *r == key) {
-            let k = conn.rooms.remove(pos);
-            conn.rooms.push(k); // make it current
-            let display = self
-                .rooms
-                .get(&key)
-                .map(|r| r.name.clone())
-                .unwrap_or_else(|| name.as_str().into());
-            return self.reply(
-                id,
-                EventBody::Info {
-                    text: format!("you are in #{display}").into(),
-                },
-            );
-        }
-        if switch {
-            for old in conn.rooms.clone() {
-                self.leave_room(id, &old, None);
-            }
-        }
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let Some(nick) = conn.nick.clone() else {
-            return;
-        };
-        conn.rooms.push(key.clone());
-        let outbox = conn.outbox.clone();
-        let room = self.rooms.entry(key.clone()).or_insert_with(|| Room {
-            name: name.as_str().into(),
-            members: HashMap::new(),
-        });
-        room.members.insert(id, outbox);
-        let members = room.members.len();
-        let room_name = room.name.clone();
-        let joined = Arc::new(Event::new(EventBody::Joined {
-            room: room_name.clone(),
-            nick,
-            members,
-        }));
-        if members > self.config.large_room {
-            self.send_one(id, &joined);
-            let text = format!("#{room_name} has {members} people; /who lists them").into();
-            self.reply(id, EventBody::Info { text });
-        } else {
-            self.send_to_room(&key, &joined);
-            self.who(id, Some(&key));
+        if auto_join {
+            let room = self.config.default_room.clone();
+            self.join(id, &room, None, true);
         }
     }
 
-    fn send_one(&mut self, id: ConnId, ev: &Arc<Event>) {
-        if let Some(c) = self.conns.get(&id) {
-            if !c.outbox.push(ev) {
-                self.overflowed.push(id);
-            }
-        }
-    }
-
-    /// Removes `id` from the room `key`, telling the room (and `id`).
-    fn leave_room(&mut self, id: ConnId, key: &str, reason: Option<Arc<str>>) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        conn.rooms.retain(|r| r != key);
-        let Some(nick) = conn.nick.clone() else {
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(key) else {
-            return;
-        };
-        room.members.remove(&id);
-        let members = room.members.len();
-        let ev = Arc::new(Event::new(EventBody::Parted {
-            room: room.name.clone(),
-            nick,
-            members,
-            reason,
-        }));
-        if members >= self.config.large_room {
-            self.send_one(id, &ev);
-        } else {
-            self.send_to_room(key, &ev);
-            self.send_one(id, &ev);
-        }
-        if members == 0 {
-            self.rooms.remove(key);
-        }
-    }
-
+    /// Resolves a room argument (`None`: the current room) to its folded key.
     fn current_room(&self, id: ConnId, room: Option<&str>) -> Result<String, EventBody> {
         let conn = self
             .conns
@@ -400,49 +432,23 @@ impl<O: Outbox> Hub<O> {
         match room {
             Some(r) => {
                 let name = names::check_room(r, self.config.max_room_chars)
-                    .map_err(|why| error(ErrorCode::RoomInvalid, why))?;
+                    .map_err(|why| refused(ErrorCode::RoomInvalid, &[r], why))?;
                 Ok(names::fold(name))
             }
-            None => conn
-                .rooms
-                .last()
-                .cloned()
-                .ok_or_else(|| error(ErrorCode::NotInRoom, "you are not in a room; /join ROOM")),
+            None => conn.rooms.last().cloned().ok_or_else(|| {
+                refused(
+                    ErrorCode::NotInRoom,
+                    &["*"],
+                    "you are not in a room; /join ROOM",
+                )
+            }),
         }
     }
 
-    fn part(&mut self, id: ConnId, room: Option<&str>, reason: Option<String>) {
-        match self.current_room(id, room) {
-            Ok(key) if self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key)) => {
-                self.leave_room(id, &key, reason.map(Into::into))
-            }
-            Ok(key) => self.reply(
-                id,
-                error(ErrorCode::NotInRoom, format!("you are not in #{key}")),
-            ),
-            Err(e) => self.reply(id, e),
-        }
-    }
-
-    fn who(&mut self, id: ConnId, room: Option<&str>) {
-        let key = match self.current_room(id, room) {
-            Ok(k) => k,
-            Err(e) => return self.reply(id, e),
-        };
-        let Some(r) = self.rooms.get(&key) else {
-            return self.reply(
-                id,
-                error(ErrorCode::NoSuchRoom, format!("there is no room #{key}")),
-            );
-        };
-        let mut nicks: Vec<Name> = r
-            .members
-            .keys()
-            .filter_map(|m| self.conns.get(m)?.nick.clone())
-            .collect();
-        nicks.sort_by_key(|n| names::fold(n));
-        let room = r.name.clone();
-        self.reply(id, EventBody::Names { room, nicks });
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_msg_id;
+        self.next_msg_id += 1;
+        id
     }
 
     fn say(&mut self, id: ConnId, room: Option<&str>, text: String, action: bool) {
@@ -453,34 +459,45 @@ impl<O: Outbox> Hub<O> {
             Ok(k) => k,
             Err(e) => return self.reply(id, e),
         };
-        let (Some(conn), Some(room)) = (self.conns.get(&id), self.rooms.get(&key)) else {
-            return self.reply(
-                id,
-                error(ErrorCode::NotInRoom, format!("you are not in #{key}")),
-            );
+        let Some(conn) = self.conns.get(&id) else {
+            return;
         };
-        if !conn.rooms.contains(&key) {
-            return self.reply(
-                id,
-                error(
-                    ErrorCode::NotInRoom,
-                    format!("you are not in #{}", room.name),
-                ),
-            );
+        let Some(r) = self.rooms.get(&key) else {
+            let shown = format!("#{key}");
+            let message = format!("you are not in {shown}");
+            return self.reply(id, refused(ErrorCode::NotInRoom, &[&shown], message));
+        };
+        if let Err((code, message)) = r.may_speak(id, &conn.mask) {
+            let shown = format!("#{}", r.name);
+            return self.reply(id, refused(code, &[&shown], message));
         }
         let Some(from) = conn.nick.clone() else {
             return;
         };
-        let msg_id = self.next_msg_id;
-        self.next_msg_id += 1;
-        let ev = Arc::new(Event::new(EventBody::Message {
-            id: msg_id,
-            room: room.name.clone(),
-            from,
-            text: text.into(),
-            action,
-        }));
+        let member = r.members.contains_key(&id);
+        let (room_name, source) = (r.name.clone(), conn.mask.clone());
+        let msg_id = self.next_id();
+        let ev = Event::by(
+            Some(source),
+            EventBody::Message {
+                id: msg_id,
+                room: room_name,
+                from,
+                text: text.into(),
+                action,
+            },
+        );
+        self.touch(id);
         self.send_to_room(&key, &ev);
+        if !member {
+            self.send_one(id, &ev); // an outsider (room is -n) still sees its line
+        }
+    }
+
+    fn touch(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.active_ms = now_ms();
+        }
     }
 
     fn private(&mut self, id: ConnId, to: &str, text: String, action: bool) {
@@ -488,33 +505,100 @@ impl<O: Outbox> Hub<O> {
             return self.reply(id, error(ErrorCode::EmptyMessage, "empty message"));
         }
         let Some(&target) = self.nicks.get(&names::fold(to)) else {
-            return self.reply(
-                id,
-                error(ErrorCode::NoSuchNick, format!("nobody is called {to}")),
-            );
+            let message = format!("nobody is called {to}");
+            return self.reply(id, refused(ErrorCode::NoSuchNick, &[to], message));
         };
         let (Some(from), Some(to)) = (self.nick_of(id).cloned(), self.nick_of(target).cloned())
         else {
             return;
         };
-        let msg_id = self.next_msg_id;
-        self.next_msg_id += 1;
-        let ev = Arc::new(Event::new(EventBody::Private {
-            id: msg_id,
-            from,
-            to,
-            text: text.into(),
-            action,
-        }));
+        let away = self.conns.get(&target).and_then(|c| c.away.clone());
+        let msg_id = self.next_id();
+        let ev = Event::by(
+            self.mask_of(id),
+            EventBody::Private {
+                id: msg_id,
+                from,
+                to: to.clone(),
+                text: text.into(),
+                action,
+            },
+        );
+        self.touch(id);
         self.send_one(target, &ev);
         if target != id {
             self.send_one(id, &ev);
+        }
+        if let Some(text) = away {
+            self.reply(id, EventBody::AwayReply { nick: to, text });
+        }
+    }
+
+    /// A notice never produces an error reply; refused notices vanish.
+    fn notice(&mut self, id: ConnId, target: &str, text: String) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let (Some(from), source) = (conn.nick.clone(), conn.mask.clone()) else {
+            return;
+        };
+        if target.starts_with('#') {
+            let Ok(name) = names::check_room(target, self.config.max_room_chars) else {
+                return;
+            };
+            let key = names::fold(name);
+            let Some(r) = self.rooms.get(&key) else {
+                return;
+            };
+            if r.may_speak(id, &source).is_err() {
+                return;
+            }
+            let member = r.members.contains_key(&id);
+            let room = Some(r.name.clone());
+            let msg_id = self.next_id();
+            let ev = Event::by(
+                Some(source),
+                EventBody::Notice {
+                    id: msg_id,
+                    from,
+                    room,
+                    to: None,
+                    text: text.into(),
+                },
+            );
+            self.send_to_room(&key, &ev);
+            if !member {
+                self.send_one(id, &ev);
+            }
+        } else {
+            let Some(&target) = self.nicks.get(&names::fold(target)) else {
+                return;
+            };
+            let to = self.nick_of(target).cloned();
+            let msg_id = self.next_id();
+            let ev = Event::by(
+                Some(source),
+                EventBody::Notice {
+                    id: msg_id,
+                    from,
+                    room: None,
+                    to,
+                    text: text.into(),
+                },
+            );
+            self.send_one(target, &ev);
+            if target != id {
+                self.send_one(id, &ev);
+            }
         }
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {
         if let Err(why) = names::check_nick(new, self.config.max_nick_chars) {
-            return self.reply(id, error(ErrorCode::NickInvalid, why));
+            return self.reply(id, refused(ErrorCode::NickInvalid, &[new], why));
         }
         let Some(old) = self.nick_of(id).cloned() else {
             return;
@@ -529,22 +613,116 @@ impl<O: Outbox> Hub<O> {
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
         if old_key != new_key && self.nicks.contains_key(&new_key) {
-            return self.reply(
-                id,
-                error(ErrorCode::NickInUse, format!("the nickname {new} is taken")),
-            );
+            let message = format!("the nickname {new} is taken");
+            return self.reply(id, refused(ErrorCode::NickInUse, &[new], message));
         }
+        let old_mask = self.mask_of(id);
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, id);
         let new: Name = new.into();
         if let Some(c) = self.conns.get_mut(&id) {
             c.nick = Some(new.clone());
+            c.update_mask();
         }
-        let ev = Arc::new(Event::new(EventBody::NickChanged { old, new }));
-        for (member, outbox) in self.audience(id, false) {
-            if !outbox.push(&ev) {
-                self.overflowed.push(member);
+        let ev = Event::by(old_mask, EventBody::NickChanged { old, new });
+        let audience = self.audience(id, false);
+        self.send_to(audience, &ev);
+    }
+
+    /// Marks `id` away or back, tells them, and tells who shares a room.
+    fn away(&mut self, id: ConnId, text: Option<String>) {
+        let text = text
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| cap(&t, crate::proto::irc::AWAY_LEN));
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let changed = c.away != text;
+        c.away = text.clone();
+        let Some(nick) = c.nick.clone() else {
+            return;
+        };
+        self.reply(
+            id,
+            EventBody::AwayStatus {
+                away: text.is_some(),
+            },
+        );
+        if changed {
+            let ev = Event::by(self.mask_of(id), EventBody::Away { nick, text });
+            let mut audience = self.audience(id, true);
+            audience.remove(&id);
+            self.send_to(audience, &ev);
+        }
+    }
+
+    /// Shows or changes one's own user modes: only `+i` exists.
+    fn user_mode(&mut self, id: ConnId, nick: &str, modes: Option<&str>) {
+        let Some(own) = self.nick_of(id).cloned() else {
+            return;
+        };
+        if names::fold(nick) != names::fold(&own) {
+            let (code, message) = match self.nicks.contains_key(&names::fold(nick)) {
+                true => (
+                    ErrorCode::UsersDontMatch,
+                    "you can only change your own modes",
+                ),
+                false => (ErrorCode::NoSuchNick, "nobody is called that"),
+            };
+            let about: &[&str] = match code {
+                ErrorCode::NoSuchNick => &[nick],
+                _ => &[],
+            };
+            return self.reply(id, refused(code, about, message));
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(modes) = modes else {
+            let modes = if c.invisible { "+i" } else { "+" };
+            return self.reply(
+                id,
+                EventBody::UserModes {
+                    nick: own,
+                    modes: modes.into(),
+                    changed: false,
+                },
+            );
+        };
+        let mut add = true;
+        let mut unknown = false;
+        let mut applied = String::new();
+        for ch in modes.chars() {
+            match ch {
+                '+' => add = true,
+                '-' => add = false,
+                'i' if c.invisible != add => {
+                    c.invisible = add;
+                    applied.push(if add { '+' } else { '-' });
+                    applied.push('i');
+                }
+                'i' => {}
+                _ => unknown = true,
             }
+        }
+        if unknown {
+            self.reply(
+                id,
+                EventBody::Irc(Box::new(crate::proto::irc::Reply::numeric(
+                    crate::proto::irc::numerics::ERR_UMODEUNKNOWNFLAG,
+                    &["Unknown MODE flag"],
+                ))),
+            );
+        }
+        if !applied.is_empty() {
+            self.reply(
+                id,
+                EventBody::UserModes {
+                    nick: own,
+                    modes: applied.into(),
+                    changed: true,
+                },
+            );
         }
     }
 
@@ -565,15 +743,14 @@ impl<O: Outbox> Hub<O> {
                 }
             }
         }
-        let ev = Arc::new(Event::new(EventBody::Quit {
-            nick,
-            reason: reason.into(),
-        }));
-        for (member, outbox) in audience {
-            if !outbox.push(&ev) {
-                self.overflowed.push(member);
-            }
-        }
+        let ev = Event::by(
+            Some(conn.mask),
+            EventBody::Quit {
+                nick,
+                reason: reason.into(),
+            },
+        );
+        self.send_to(audience, &ev);
     }
 
     /// Removes members whose queues overflowed, which may overflow others.
@@ -586,3 +763,5 @@ impl<O: Outbox> Hub<O> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rooms;

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use super::*;
 
 #[derive(Clone)]
-struct Sink {
-    events: Rc<RefCell<Vec<Arc<Event>>>>,
+pub(super) struct Sink {
+    pub events: Rc<RefCell<Vec<Arc<Event>>>>,
     cap: usize,
 }
 
@@ -32,29 +32,30 @@ impl Sink {
     }
 }
 
-fn config() -> HubConfig {
+pub(super) fn config() -> HubConfig {
     HubConfig {
         server_name: "natter".into(),
         default_room: "lobby".into(),
         max_nick_chars: 30,
         max_room_chars: 50,
         large_room: 1000,
+        max_rooms_per_user: 100,
     }
 }
 
-struct World {
-    hub: Hub<Sink>,
-    sinks: Vec<Sink>,
+pub(super) struct World {
+    pub hub: Hub<Sink>,
+    pub sinks: Vec<Sink>,
 }
 
 impl World {
-    fn new() -> World {
+    pub fn new() -> World {
         World {
             hub: Hub::new(config()),
             sinks: Vec::new(),
         }
     }
-    fn connect_cap(&mut self, cap: usize) -> ConnId {
+    pub fn connect_cap(&mut self, cap: usize) -> ConnId {
         let id = self.sinks.len() as ConnId;
         let sink = Sink {
             events: Default::default(),
@@ -64,16 +65,16 @@ impl World {
         self.hub.connect(id, sink);
         id
     }
-    fn user(&mut self, nick: &str) -> ConnId {
+    pub fn user(&mut self, nick: &str) -> ConnId {
         let id = self.connect_cap(1000);
         self.hub.handle(id, Command::Register { nick: nick.into() });
         self.take(id);
         id
     }
-    fn take(&self, id: ConnId) -> Vec<EventBody> {
+    pub fn take(&self, id: ConnId) -> Vec<EventBody> {
         self.sinks[id as usize].take()
     }
-    fn say(&mut self, id: ConnId, text: &str) {
+    pub fn say(&mut self, id: ConnId, text: &str) {
         self.hub.handle(
             id,
             Command::Say {
@@ -85,9 +86,9 @@ impl World {
     }
 }
 
-fn error_code(events: &[EventBody]) -> Option<ErrorCode> {
+pub(super) fn error_code(events: &[EventBody]) -> Option<ErrorCode> {
     events.iter().find_map(|e| match e {
-        EventBody::Error { code, .. } => Some(*code),
+        EventBody::Error { code, .. } | EventBody::Refused { code, .. } => Some(*code),
         _ => None,
     })
 }
@@ -124,12 +125,14 @@ fn register_joins_default_room_and_announces() {
     assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
     assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
     match &got[2] {
-        EventBody::Names { room, nicks } => {
+        EventBody::Members { room, members } => {
             assert_eq!(&**room, "lobby");
             assert_eq!(
-                nicks.iter().map(|n| &**n).collect::<Vec<_>>(),
+                members.iter().map(|n| &*n.nick).collect::<Vec<_>>(),
                 ["alice", "bob"]
             );
+            assert!(members[0].op, "the first in a room is its operator");
+            assert!(!members[1].op);
         }
         other => panic!("expected names, got {other:?}"),
     }
@@ -368,5 +371,7 @@ fn large_rooms_do_not_announce_every_join() {
         .count();
     assert_eq!(joins, 2);
     w.hub.handle(first, Command::Who { room: None });
-    assert!(matches!(&w.take(first)[..], [EventBody::Names { nicks, .. }] if nicks.len() == 10));
+    assert!(
+        matches!(&w.take(first)[..], [EventBody::Members { members, .. }] if members.len() == 10)
+    );
 }

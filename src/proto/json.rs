@@ -28,7 +28,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("me", "{\"cmd\":\"me\",\"msg\":M[,\"room\":R]}"),
     ("msg", "{\"cmd\":\"msg\",\"to\":NICK,\"msg\":M}"),
-    ("join", "{\"cmd\":\"join\",\"room\":R}"),
+    ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
     ("rooms", "{\"cmd\":\"rooms\"}"),
@@ -65,6 +65,8 @@ enum Wire {
     },
     Join {
         room: String,
+        #[serde(default)]
+        key: Option<String>,
     },
     Part {
         #[serde(default)]
@@ -147,7 +149,12 @@ pub fn parse(line: &str) -> Input {
             text: clean(msg),
             action,
         },
-        Wire::Join { room } => Command::Join { room, switch: true },
+        Wire::Join { room, key: None } => Command::Join { room, switch: true },
+        Wire::Join { room, key } => Command::JoinWithKey {
+            room,
+            key,
+            switch: true,
+        },
         Wire::Part { room, reason } => Command::Part {
             room,
             reason: reason.map(clean),
@@ -230,6 +237,108 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         }
         EventBody::Ping { token } => json!({"type": "ping", "token": token}),
         EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
+        EventBody::Members { room, members } => {
+            let nicks: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
+            let ops: Vec<&str> = members.iter().filter(|m| m.op).map(|m| &*m.nick).collect();
+            let voiced: Vec<&str> = members
+                .iter()
+                .filter(|m| m.voice)
+                .map(|m| &*m.nick)
+                .collect();
+            json!({"type": "presence", "room": room, "nicks": nicks, "ops": ops, "voiced": voiced})
+        }
+        EventBody::Notice {
+            id,
+            from,
+            room,
+            to,
+            text,
+        } => {
+            json!({"type": "notice", "id": id, "from": from, "room": room, "to": to, "text": text})
+        }
+        EventBody::TopicChanged { room, nick, topic } => {
+            json!({"type": "topic", "room": room, "topic": topic, "by": nick, "changed": true})
+        }
+        EventBody::TopicInfo { room, topic } => match topic {
+            Some(t) => json!({"type": "topic", "room": room, "topic": t.text, "by": t.set_by,
+                "set_at": t.set_at_ms, "changed": false}),
+            None => json!({"type": "topic", "room": room, "topic": null, "changed": false}),
+        },
+        EventBody::Kicked {
+            room,
+            nick,
+            target,
+            reason,
+            members,
+        } => json!({"type": "kicked", "room": room, "by": nick, "nick": target,
+            "reason": reason, "members": members}),
+        EventBody::ModeChanged {
+            room,
+            nick,
+            changes,
+        } => {
+            json!({"type": "mode", "room": room, "by": nick, "changes": super::text::mode_text(changes)})
+        }
+        EventBody::RoomModes {
+            room,
+            modes,
+            created_ms,
+        } => json!({"type": "modes", "room": room, "modes": super::text::mode_text(modes),
+            "created": created_ms}),
+        EventBody::BanList { room, bans } => {
+            let bans: Vec<Value> = bans
+                .iter()
+                .map(|b| json!({"mask": b.mask, "by": b.set_by, "at": b.set_at_ms}))
+                .collect();
+            json!({"type": "bans", "room": room, "bans": bans})
+        }
+        EventBody::Away { nick, text } => json!({"type": "away", "nick": nick, "text": text}),
+        EventBody::AwayReply { nick, text } => {
+            json!({"type": "away", "nick": nick, "text": text})
+        }
+        EventBody::AwayStatus { away } => json!({"type": "away_status", "away": away}),
+        EventBody::Invited { room, nick, target } => {
+            json!({"type": "invited", "room": room, "by": nick, "nick": target})
+        }
+        EventBody::WhoReply {
+            mask,
+            room,
+            members,
+        } => {
+            let members: Vec<Value> = members.iter().map(member).collect();
+            json!({"type": "who", "mask": mask, "room": room, "members": members})
+        }
+        EventBody::Whois { nick, info } => match info {
+            None => json!({"type": "error", "code": ErrorCode::NoSuchNick.as_str(),
+                "message": format!("nobody is called {nick}")}),
+            Some(i) => {
+                let rooms: Vec<&str> = i.rooms.iter().map(|(r, ..)| &**r).collect();
+                json!({"type": "whois", "nick": nick, "user": i.user, "host": i.host,
+                    "realname": i.realname, "rooms": rooms, "away": i.away,
+                    "idle": i.idle_secs, "signon": i.signon_ms})
+            }
+        },
+        EventBody::RoomDetails { rooms } => {
+            let rooms: Vec<Value> = rooms
+                .iter()
+                .map(|r| json!({"room": r.name, "members": r.members, "topic": r.topic}))
+                .collect();
+            json!({"type": "rooms", "rooms": rooms})
+        }
+        EventBody::Lusers {
+            users,
+            unregistered,
+            rooms,
+        } => json!({"type": "stats", "users": users, "unregistered": unregistered, "rooms": rooms}),
+        EventBody::UserModes { nick, modes, .. } => {
+            json!({"type": "user_modes", "nick": nick, "modes": modes})
+        }
+        EventBody::Refused {
+            code,
+            about,
+            message,
+        } => json!({"type": "error", "code": code.as_str(), "message": message, "about": about}),
+        EventBody::Irc(_) => return,
     };
     if let Value::Object(map) = &mut v {
         map.insert("ts".into(), ev.at_ms.into());
@@ -237,6 +346,11 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
     // Writing a Value into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &v);
     out.extend_from_slice(b"\r\n");
+}
+
+fn member(m: &crate::proto::MemberInfo) -> Value {
+    json!({"nick": m.nick, "user": m.user, "host": m.host, "realname": m.realname,
+        "away": m.away, "op": m.op, "voice": m.voice})
 }
 
 /// Parses a server line into its fields (for clients and tests).

@@ -60,6 +60,11 @@ impl LineDecoder {
         self.telnet = Telnet::Data;
     }
 
+    /// Changes the longest accepted line (IRC sessions use their own limit).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Bytes of an unfinished line currently held.
     pub fn pending(&self) -> usize {
         self.buf.len()

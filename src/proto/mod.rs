@@ -3,6 +3,8 @@
 //! into one and the other. Nothing outside this module knows what a protocol
 //! looks like on the wire.
 
+pub mod fuzzing;
+pub mod irc;
 pub mod json;
 pub mod line;
 pub mod sanitize;
@@ -50,6 +52,51 @@ pub enum Command {
     Nick { new: String },
     /// Leave the server.
     Quit { reason: Option<String> },
+    /// [`Command::Join`] with a room key (`+k`), for protocols that can give one.
+    JoinWithKey {
+        room: String,
+        key: Option<String>,
+        switch: bool,
+    },
+    /// A notice: like a message, but never answered with an error (IRC
+    /// `NOTICE`). A `target` starting with `#` is a room, anything else a nick.
+    Notice { target: String, text: String },
+    /// Show (`text: None`) or set the topic of a room (`Some("")` clears it).
+    Topic { room: String, text: Option<String> },
+    /// Change room modes; no changes: show them. `+b` with no argument lists bans.
+    RoomMode {
+        room: String,
+        changes: Vec<ModeChange>,
+    },
+    /// Show (`modes: None`) or change your own user modes (only `+i`).
+    UserMode { nick: String, modes: Option<String> },
+    /// Put `nick` out of `room` (room operators only).
+    Kick {
+        room: String,
+        nick: String,
+        reason: Option<String>,
+    },
+    /// Invite `nick` into `room`: lets them past `+i`, `+k` and `+l` once.
+    Invite { nick: String, room: String },
+    /// Mark yourself away (`Some`, non-empty) or back (`None`).
+    Away { text: Option<String> },
+    /// Everything about one person.
+    Whois { nick: String },
+    /// Members of a room (`#room`) or people whose nick matches a mask, with details.
+    WhoDetail { mask: String },
+    /// Rooms with their topics (`None`: all of them).
+    List { rooms: Option<Vec<String>> },
+    /// Server statistics (people, connections, rooms).
+    Lusers,
+}
+
+/// One room mode change: `+o bob`, `-k`, `+b *!*@host`. `mode` is the IRC
+/// letter (`o v k l b i m n t`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeChange {
+    pub add: bool,
+    pub mode: char,
+    pub arg: Option<Arc<str>>,
 }
 
 /// Machine-readable error codes, shared by every protocol.
@@ -70,6 +117,32 @@ pub enum ErrorCode {
     Malformed,
     EmptyMessage,
     Timeout,
+    /// A room operator (`+o`) is needed for that.
+    ChanOpNeeded,
+    /// Banned from the room (`+b`).
+    Banned,
+    /// The room is invite-only (`+i`).
+    InviteOnly,
+    /// The room key (`+k`) was missing or wrong.
+    BadKey,
+    /// The room is at its member limit (`+l`).
+    RoomFull,
+    /// The room does not let you speak (`+m`, `+n`, or banned).
+    CannotSend,
+    /// The person named is not in that room.
+    UserNotInRoom,
+    /// The person named is already in that room.
+    UserInRoom,
+    /// A mode letter the server does not know.
+    UnknownMode,
+    /// The ban list is full.
+    ListFull,
+    /// Too many rooms at once.
+    TooManyRooms,
+    /// The server password (IRC `PASS`) was missing or wrong.
+    PasswordMismatch,
+    /// Changing somebody else's user modes.
+    UsersDontMatch,
 }
 
 impl ErrorCode {
@@ -91,6 +164,19 @@ impl ErrorCode {
             ErrorCode::Malformed => "malformed",
             ErrorCode::EmptyMessage => "empty_message",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::ChanOpNeeded => "chanop_needed",
+            ErrorCode::Banned => "banned",
+            ErrorCode::InviteOnly => "invite_only",
+            ErrorCode::BadKey => "bad_key",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::CannotSend => "cannot_send",
+            ErrorCode::UserNotInRoom => "user_not_in_room",
+            ErrorCode::UserInRoom => "user_in_room",
+            ErrorCode::UnknownMode => "unknown_mode",
+            ErrorCode::ListFull => "list_full",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::PasswordMismatch => "password_mismatch",
+            ErrorCode::UsersDontMatch => "users_dont_match",
         }
     }
 }
@@ -135,7 +221,8 @@ pub enum EventBody {
     },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
-    /// Who is in a room (sent to whoever asked, and to a newcomer).
+    /// Who is in a room, nicks only. Kept for compatibility: the hub now
+    /// sends [`EventBody::Members`], which every protocol renders the same way.
     Names { room: Name, nicks: Vec<Name> },
     /// The rooms there are, with member counts.
     RoomList { rooms: Vec<(Name, usize)> },
@@ -152,6 +239,151 @@ pub enum EventBody {
     Ping { token: u64 },
     /// The server is going down.
     Shutdown { reason: Cow<'static, str> },
+    /// Who is in a room, with their room status: sent to a newcomer and on
+    /// `who`/`NAMES` (the hub sends this rather than [`EventBody::Names`]).
+    Members {
+        room: Name,
+        members: Vec<MemberInfo>,
+    },
+    /// A notice (see [`Command::Notice`]) to a room or to one person.
+    Notice {
+        id: u64,
+        from: Name,
+        room: Option<Name>,
+        to: Option<Name>,
+        text: Arc<str>,
+    },
+    /// `nick` set (or, with `None`, cleared) the topic of `room`.
+    TopicChanged {
+        room: Name,
+        nick: Name,
+        topic: Option<Arc<str>>,
+    },
+    /// The topic of a room, on joining it (only if set) or when asked.
+    TopicInfo {
+        room: Name,
+        topic: Option<TopicState>,
+    },
+    /// `nick` put `target` out of `room`, which now has `members` people.
+    Kicked {
+        room: Name,
+        nick: Name,
+        target: Name,
+        reason: Option<Arc<str>>,
+        members: usize,
+    },
+    /// `nick` changed modes of `room`.
+    ModeChanged {
+        room: Name,
+        nick: Name,
+        changes: Vec<ModeChange>,
+    },
+    /// The modes of a room, when asked (`+` changes; a key is shown to members only).
+    RoomModes {
+        room: Name,
+        modes: Vec<ModeChange>,
+        created_ms: u64,
+    },
+    /// The ban list of a room, when asked.
+    BanList { room: Name, bans: Vec<BanInfo> },
+    /// Somebody in your rooms went away (`Some`) or came back (`None`).
+    Away { nick: Name, text: Option<Arc<str>> },
+    /// The person you wrote to is away.
+    AwayReply { nick: Name, text: Arc<str> },
+    /// You are now away (`true`) or back.
+    AwayStatus { away: bool },
+    /// `nick` invited `target` into `room` (sent to both).
+    Invited {
+        room: Name,
+        nick: Name,
+        target: Name,
+    },
+    /// Detailed members of a room (`room: Some`) or people matching `mask`.
+    WhoReply {
+        mask: Name,
+        room: Option<Name>,
+        members: Vec<MemberInfo>,
+    },
+    /// Everything about one person (`info: None`: nobody has that nick).
+    Whois {
+        nick: Name,
+        info: Option<Box<WhoisInfo>>,
+    },
+    /// Rooms with member counts and topics.
+    RoomDetails { rooms: Vec<RoomSummary> },
+    /// Server statistics.
+    Lusers {
+        users: usize,
+        unregistered: usize,
+        rooms: usize,
+    },
+    /// Your user modes (`changed`: they were just changed).
+    UserModes {
+        nick: Name,
+        modes: Arc<str>,
+        changed: bool,
+    },
+    /// A refusal about something named (`about`: the nick, room or command,
+    /// in the order IRC numerics put them). Rendered like [`EventBody::Error`].
+    Refused {
+        code: ErrorCode,
+        about: Vec<Name>,
+        message: Cow<'static, str>,
+    },
+    /// A reply only IRC sessions make (numerics, `CAP`, `PONG`): rendered
+    /// for IRC with the recipient's nick, and as nothing for other protocols.
+    Irc(Box<irc::Reply>),
+}
+
+/// One member of a room as others see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub nick: Name,
+    pub user: Name,
+    pub host: Name,
+    pub realname: Name,
+    pub away: bool,
+    /// Room operator (`+o`, `@`).
+    pub op: bool,
+    /// Voiced (`+v`, `+`).
+    pub voice: bool,
+}
+
+/// A room topic and who set it when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    pub text: Arc<str>,
+    pub set_by: Name,
+    pub set_at_ms: u64,
+}
+
+/// One ban mask of a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanInfo {
+    pub mask: Arc<str>,
+    pub set_by: Name,
+    pub set_at_ms: u64,
+}
+
+/// A room in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub name: Name,
+    pub members: usize,
+    pub topic: Option<Arc<str>>,
+}
+
+/// The answer to a whois.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhoisInfo {
+    pub user: Name,
+    pub host: Name,
+    pub realname: Name,
+    /// Rooms with the person's status in each: (room, op, voice).
+    pub rooms: Vec<(Name, bool, bool)>,
+    pub away: Option<Arc<str>>,
+    pub idle_secs: u64,
+    pub signon_ms: u64,
 }
 
 /// How one connection wants its events rendered: one cached rendering per
@@ -161,9 +393,13 @@ pub enum Flavor {
     TextColor = 0,
     TextPlain = 1,
     Json = 2,
+    /// IRC lines without tags.
+    Irc = 3,
+    /// IRC lines with an IRCv3 `@time=` tag (`server-time`).
+    IrcTagged = 4,
 }
 
-const FLAVORS: usize = 3;
+const FLAVORS: usize = 5;
 
 /// An event plus its server timestamp and its renderings, built once and
 /// shared (`Arc`) by every recipient.
@@ -172,24 +408,31 @@ pub struct Event {
     pub body: EventBody,
     /// Server time, milliseconds since the Unix epoch.
     pub at_ms: u64,
+    /// Who did it, as an IRC source `nick!user@host` (`None`: the server).
+    pub source: Option<Arc<str>>,
     cache: [OnceLock<Bytes>; FLAVORS],
 }
 
 impl Event {
     pub fn new(body: EventBody) -> Event {
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let at_ms = now_ms();
         Event {
             body,
             at_ms,
+            source: None,
             cache: Default::default(),
         }
     }
 
     pub fn shared(body: EventBody) -> Arc<Event> {
         Arc::new(Event::new(body))
+    }
+
+    /// An event done by someone whose IRC source is `source` (`nick!user@host`).
+    pub fn by(source: Option<Arc<str>>, body: EventBody) -> Arc<Event> {
+        let mut ev = Event::new(body);
+        ev.source = source;
+        Arc::new(ev)
     }
 
     /// The bytes of this event in `flavor`, rendered at most once.
@@ -214,5 +457,15 @@ pub fn render(ev: &Event, flavor: Flavor, out: &mut Vec<u8>) {
         Flavor::TextColor => text::render(ev, true, out),
         Flavor::TextPlain => text::render(ev, false, out),
         Flavor::Json => json::render(ev, out),
+        Flavor::Irc => irc::render::shared(ev, false, out),
+        Flavor::IrcTagged => irc::render::shared(ev, true, out),
     }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -28,6 +28,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/who [ROOM]", "who is in the room"),
     ("/rooms", "list rooms"),
     ("/join ROOM", "move to ROOM (created if new)"),
+    ("/key ROOM KEY", "move to a ROOM that needs a key (+k)"),
     ("/part", "leave the current room"),
     ("/nick NEW", "change your nickname"),
     ("/me ACTION", "say an action: * you ACTION"),
@@ -103,6 +104,14 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 switch: true,
             },
             None => return usage("/join ROOM (one word)"),
+        },
+        "key" | "joinkey" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+            [room, key] => Command::JoinWithKey {
+                room: room.to_string(),
+                key: Some(key.to_string()),
+                switch: true,
+            },
+            _ => return usage("/key ROOM KEY"),
         },
         "part" | "leave" => Command::Part {
             room: None,
@@ -278,7 +287,160 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::Ping { .. } => {}
         EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
+        EventBody::Members { room, members } => {
+            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
+            p.system(&format!(
+                "*** In #{room} ({}): {}",
+                members.len(),
+                list.join(", ")
+            ));
+        }
+        EventBody::Notice {
+            from, room, text, ..
+        } => {
+            p.raw("-");
+            p.nick(from);
+            if let Some(r) = room {
+                p.raw(&format!(":#{r}"));
+            }
+            p.raw("- ");
+            p.raw(text);
+            p.raw("\r\n");
+        }
+        EventBody::TopicChanged { room, nick, topic } => match topic {
+            Some(t) => p.system(&format!("*** {nick} set the topic of #{room}: {t}")),
+            None => p.system(&format!("*** {nick} cleared the topic of #{room}")),
+        },
+        EventBody::TopicInfo { room, topic } => match topic {
+            Some(t) => p.system(&format!(
+                "*** Topic of #{room}: {} (set by {})",
+                t.text, t.set_by
+            )),
+            None => p.system(&format!("*** #{room} has no topic")),
+        },
+        EventBody::Kicked {
+            room,
+            nick,
+            target,
+            reason,
+            members,
+        } => p.system(&format!(
+            "*** {target} was kicked from #{room} by {nick}{} ({members} here)",
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )),
+        EventBody::ModeChanged {
+            room,
+            nick,
+            changes,
+        } => p.system(&format!(
+            "*** {nick} sets mode {} on #{room}",
+            mode_text(changes)
+        )),
+        EventBody::RoomModes { room, modes, .. } => {
+            let m = mode_text(modes);
+            p.system(&format!(
+                "*** #{room} modes: {}",
+                if m.is_empty() { "none" } else { &m }
+            ))
+        }
+        EventBody::BanList { room, bans } => {
+            let list = bans.iter().map(|b| &*b.mask).collect::<Vec<_>>();
+            p.system(&format!(
+                "*** Bans on #{room} ({}): {}",
+                bans.len(),
+                list.join(", ")
+            ))
+        }
+        EventBody::Away { nick, text } => match text {
+            Some(t) => p.system(&format!("*** {nick} is away: {t}")),
+            None => p.system(&format!("*** {nick} is back")),
+        },
+        EventBody::AwayReply { nick, text } => p.system(&format!("*** {nick} is away: {text}")),
+        EventBody::AwayStatus { away } => p.system(if *away {
+            "*** You are marked as away"
+        } else {
+            "*** You are no longer marked as away"
+        }),
+        EventBody::Invited { room, nick, target } => {
+            p.system(&format!("*** {nick} invited {target} to #{room}"))
+        }
+        EventBody::WhoReply { mask, members, .. } => {
+            p.system(&format!("*** Who {mask} ({}):", members.len()));
+            for m in members {
+                p.system(&format!(
+                    "***   {}{} ({}@{}) {}{}",
+                    if m.op {
+                        "@"
+                    } else if m.voice {
+                        "+"
+                    } else {
+                        ""
+                    },
+                    m.nick,
+                    m.user,
+                    m.host,
+                    m.realname,
+                    if m.away { " [away]" } else { "" }
+                ));
+            }
+        }
+        EventBody::Whois { nick, info } => match info {
+            None => {
+                p.paint(ERROR, &format!("! nobody is called {nick}"));
+                p.raw("\r\n");
+            }
+            Some(i) => {
+                p.system(&format!(
+                    "*** {nick} ({}@{}): {}",
+                    i.user, i.host, i.realname
+                ));
+                let rooms: Vec<String> = i.rooms.iter().map(|(r, ..)| format!("#{r}")).collect();
+                p.system(&format!("***   in: {}", rooms.join(" ")));
+                if let Some(a) = &i.away {
+                    p.system(&format!("***   away: {a}"));
+                }
+                p.system(&format!("***   idle {}s", i.idle_secs));
+            }
+        },
+        EventBody::RoomDetails { rooms } => {
+            let list = rooms
+                .iter()
+                .map(|r| format!("#{} ({})", r.name, r.members))
+                .collect::<Vec<_>>();
+            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+        }
+        EventBody::Lusers {
+            users,
+            unregistered,
+            rooms,
+        } => p.system(&format!(
+            "*** {users} online, {unregistered} connecting, {rooms} rooms"
+        )),
+        EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
+        EventBody::Refused { message, .. } => {
+            p.paint(ERROR, &format!("! {message}"));
+            p.raw("\r\n");
+        }
+        EventBody::Irc(_) => {}
     }
+}
+
+/// `+o bob -k` as a person reads mode changes.
+pub fn mode_text(changes: &[crate::proto::ModeChange]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let sign = if c.add { '+' } else { '-' };
+            match &c.arg {
+                Some(a) => format!("{sign}{} {a}", c.mode),
+                None => format!("{sign}{}", c.mode),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

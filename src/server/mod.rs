@@ -1,11 +1,14 @@
-//! The I/O shell: listeners, admission, one session task per connection,
-//! and graceful shutdown. All chat logic lives in the hub; all wire formats
-//! in `proto`.
+//! The I/O shell: listeners (the main port, and the IRC port unless it is
+//! `off`), admission, one session task per connection, and graceful
+//! shutdown. Both listeners share the admission limits and the shutdown.
+//! All chat logic lives in the hub; all wire formats in `proto`.
 
+mod irc;
 mod limits;
 mod session;
 
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,16 +21,21 @@ use tracing::{info, warn, Instrument};
 
 use crate::config::Config;
 use crate::hub::{Hub, HubConfig};
-use crate::proto::EventBody;
+use crate::proto::irc::{Limits, ServerInfo};
+use crate::proto::{now_ms, EventBody};
 
 pub use limits::{Admission, Refusal};
-use session::Queue;
+use session::{Entry, Queue};
 
 /// State shared by every session.
 pub(crate) struct Shared {
     pub config: Config,
     hub: Mutex<Hub<Queue>>,
     pub shutdown: CancellationToken,
+    /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
+    pub irc_info: Arc<ServerInfo>,
+    /// Per-run secret for host cloaks.
+    cloak_key: std::collections::hash_map::RandomState,
 }
 
 impl Shared {
@@ -35,33 +43,65 @@ impl Shared {
     pub fn hub(&self) -> MutexGuard<'_, Hub<Queue>> {
         self.hub.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The host shown for an address: a keyed hash, stable for this server
+    /// run (so bans by host work) and never the address itself.
+    pub fn cloak(&self, ip: IpAddr) -> String {
+        format!("{:08x}.ip", self.cloak_key.hash_one(ip) as u32)
+    }
 }
 
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    irc_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
 }
 
 impl Server {
-    /// Binds the listener. Fails with a message naming the address.
+    /// Binds the listeners. Fails with a message naming the address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let irc_listener = match config.irc_listen.0 {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (irc_listen)"))?,
+            ),
+            None => None,
+        };
         let hub = Hub::new(HubConfig::from_config(&config));
         let admission = Admission::new(config.max_clients, config.max_per_ip);
+        let irc_info = ServerInfo::new(
+            &config.server_name,
+            &Limits {
+                max_nick_chars: config.max_nick_chars,
+                max_room_chars: config.max_room_chars,
+                max_rooms_per_user: config.max_rooms_per_user,
+            },
+            now_ms(),
+        );
         let shared = Arc::new(Shared {
             config,
             hub: Mutex::new(hub),
             shutdown: CancellationToken::new(),
+            irc_info: Arc::new(irc_info),
+            cloak_key: Default::default(),
         });
         Ok(Server {
             listener,
+            irc_listener,
             shared,
             admission,
         })
+    }
+
+    /// The address the IRC listener actually bound, if it is on.
+    pub fn irc_addr(&self) -> Option<SocketAddr> {
+        self.irc_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -76,37 +116,48 @@ impl Server {
     /// and returns.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         info!("listening on {}", self.local_addr());
+        if let Some(addr) = self.irc_addr() {
+            info!("irc listening on {addr}");
+        }
         let tracker = TaskTracker::new();
         let mut next_id = 0u64;
         loop {
-            let (stream, peer) = tokio::select! {
+            let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = self.listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                r = self.listener.accept() => (r, Entry::Main),
+                r = accept(&self.irc_listener) => (r, Entry::Irc),
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             next_id += 1;
             let permit = match self.admission.admit(peer.ip()) {
                 Ok(p) => p,
                 Err(refusal) => {
                     info!(%peer, "refused: {refusal}");
-                    tracker.spawn(refuse(stream, refusal));
+                    tracker.spawn(refuse(stream, refusal, entry));
                     continue;
                 }
             };
             configure(&stream, &self.shared.config);
-            let span =
-                tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty);
+            let span = match entry {
+                Entry::Main => {
+                    tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty)
+                }
+                Entry::Irc => {
+                    tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
+                }
+            };
             let shared = self.shared.clone();
             tracker.spawn(
                 async move {
-                    session::run(shared, stream, next_id).await;
+                    session::run(shared, stream, next_id, entry).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -143,8 +194,19 @@ fn configure(stream: &TcpStream, config: &Config) {
     }
 }
 
-async fn refuse(mut stream: TcpStream, why: Refusal) {
-    let line = format!("! {why}\r\n");
+/// Accepts on the IRC listener, or never if there is none.
+async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn refuse(mut stream: TcpStream, why: Refusal, entry: Entry) {
+    let line = match entry {
+        Entry::Main => format!("! {why}\r\n"),
+        Entry::Irc => format!("ERROR :Closing Link: {why}\r\n"),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(line.as_bytes()).await;
         let _ = stream.shutdown().await;
@@ -152,15 +214,17 @@ async fn refuse(mut stream: TcpStream, why: Refusal) {
     .await;
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: call it before the server
+/// says it is listening, so a signal sent right after is never missed.
+/// Must be called inside a tokio runtime.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        match (int, term) {
             (Ok(mut int), Ok(mut term)) => {
                 tokio::select! {
                     _ = int.recv() => info!("SIGINT received"),
@@ -172,8 +236,12 @@ pub async fn shutdown_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+/// Waits for Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

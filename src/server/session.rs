@@ -2,6 +2,12 @@
 //! commands for the hub, and writes what the hub queued for it. Holds the
 //! per-connection limits: line length, registration timeout, the bounded
 //! outbound queue and the write timeout.
+//!
+//! On the main port the protocol is detected from the first line: a JSON
+//! object switches to JSON lines, IRC registration (`CAP`/`NICK`/`USER`/
+//! `PASS` with an argument) to IRC, anything else is text. The text banner
+//! is held back for `banner_delay` so that clients that speak first (IRC,
+//! JSON) never see it in text form. The IRC port speaks IRC from the start.
 
 use std::io;
 use std::sync::Arc;
@@ -13,8 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::irc::IrcSession;
 use super::Shared;
-use crate::hub::{ConnId, Hub, Outbox, Outcome};
+use crate::hub::{ConnId, Hub, Outbox, Outcome, Profile};
+use crate::proto::irc::decode::looks_like_irc;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor};
 
@@ -49,6 +57,16 @@ impl Outbox for Queue {
 enum Proto {
     Text { color: bool },
     Json,
+    Irc,
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The main port: protocol detected from the first line.
+    Main,
+    /// The IRC port: IRC from the first byte.
+    Irc,
 }
 
 /// Application-level heartbeat for clients that can answer pings (JSON, IRC):
@@ -71,6 +89,12 @@ struct Session {
     heartbeat: Option<Heartbeat>,
     ping_token: u64,
     wbuf: Vec<u8>,
+    /// IRC protocol state, once the connection speaks IRC.
+    irc: Option<Box<IrcSession>>,
+    /// Until then, nothing is written: the banner waits for a first line.
+    hold_until: Option<Instant>,
+    /// The cloaked host shown to IRC users.
+    host: String,
 }
 
 /// Why a session ended, for the log and the room.
@@ -84,17 +108,34 @@ enum End {
     Shutdown,
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId) {
+pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entry: Entry) {
     let (tx, mut rx) = mpsc::channel(shared.config.send_queue.max(1));
     let kill = CancellationToken::new();
-    shared.hub().connect(
-        id,
-        Queue {
-            tx,
-            kill: kill.clone(),
-        },
-    );
+    let host = match stream.peer_addr() {
+        Ok(peer) => shared.cloak(peer.ip()),
+        Err(_) => "unknown.ip".to_string(),
+    };
+    {
+        let mut hub = shared.hub();
+        hub.connect(
+            id,
+            Queue {
+                tx,
+                kill: kill.clone(),
+            },
+        );
+        hub.set_profile(
+            id,
+            Profile {
+                user: "text".into(),
+                realname: "natter text user".into(),
+                host: host.clone(),
+                auto_join: true,
+            },
+        );
+    }
     info!("connected");
+    let delay = shared.config.banner_delay;
     let mut s = Session {
         id,
         decoder: LineDecoder::new(shared.config.max_line_bytes),
@@ -106,7 +147,14 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId) {
         heartbeat: None,
         ping_token: 0,
         wbuf: Vec::new(),
+        irc: None,
+        hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| Instant::now() + delay),
+        host,
     };
+    if entry == Entry::Irc {
+        let shared = s.shared.clone();
+        s.switch_to_irc(&mut shared.hub());
+    }
     let end = s.run(&mut rx, &kill).await;
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
@@ -140,7 +188,10 @@ impl Session {
                     let _ = tokio::time::timeout(grace, self.flush(rx, kill)).await;
                     return End::Shutdown;
                 }
-                ev = rx.recv() => match ev {
+                _ = tokio::time::sleep_until(self.hold_until.unwrap_or_else(Instant::now)), if self.hold_until.is_some() => {
+                    self.hold_until = None;
+                }
+                ev = rx.recv(), if self.hold_until.is_none() => match ev {
                     Some(ev) => {
                         if let Err(e) = self.write_events(ev, rx, kill).await {
                             return if kill.is_cancelled() { End::SlowConsumer } else { End::Error(e) };
@@ -164,19 +215,27 @@ impl Session {
                 }
                 _ = tokio::time::sleep_until(self.heartbeat_at()), if self.heartbeat.is_some() => {
                     if self.heartbeat_fired() {
-                        self.shared.hub().reply(self.id, EventBody::Error {
-                            code: ErrorCode::Timeout,
-                            message: "ping timeout: no answer to ping".into(),
-                        });
+                        let secs = self.shared.config.ping_timeout.as_secs();
+                        match &self.irc {
+                            Some(irc) => irc.closing(&mut self.shared.hub(), self.id, &format!("Ping timeout: {secs} seconds")),
+                            None => self.shared.hub().reply(self.id, EventBody::Error {
+                                code: ErrorCode::Timeout,
+                                message: "ping timeout: no answer to ping".into(),
+                            }),
+                        }
                         let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
                         return End::PingTimeout;
                     }
                 }
                 _ = tokio::time::sleep_until(registration_deadline), if !self.registered => {
-                    self.shared.hub().reply(self.id, EventBody::Error {
-                        code: ErrorCode::Timeout,
-                        message: "registration timeout: no nickname given".into(),
-                    });
+                    self.hold_until = None;
+                    match &self.irc {
+                        Some(irc) => irc.closing(&mut self.shared.hub(), self.id, "Registration timed out"),
+                        None => self.shared.hub().reply(self.id, EventBody::Error {
+                            code: ErrorCode::Timeout,
+                            message: "registration timeout: no nickname given".into(),
+                        }),
+                    }
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
                     return End::RegistrationTimeout;
                 }
@@ -240,8 +299,13 @@ impl Session {
                 return Outcome::Continue;
             }
         };
-        if !std::mem::replace(&mut self.seen_line, true) && json::looks_like_json(&line) {
-            self.switch_to_json(hub);
+        if !std::mem::replace(&mut self.seen_line, true) && self.irc.is_none() {
+            if json::looks_like_json(&line) {
+                self.switch_to_json(hub);
+            } else if looks_like_irc(&line) {
+                self.switch_to_irc(hub);
+            }
+            self.hold_until = None;
         }
         let outcome = match self.proto {
             Proto::Text { .. } => match text::parse(&line, self.registered) {
@@ -286,6 +350,10 @@ impl Session {
                     Outcome::Continue
                 }
             },
+            Proto::Irc => match &mut self.irc {
+                Some(irc) => irc.handle(hub, id, &line),
+                None => Outcome::Continue,
+            },
         };
         if !self.registered {
             if let Some(nick) = hub.nick_of(id) {
@@ -302,7 +370,42 @@ impl Session {
             Proto::Text { color: true } => Flavor::TextColor,
             Proto::Text { color: false } => Flavor::TextPlain,
             Proto::Json => Flavor::Json,
+            Proto::Irc => self.irc.as_ref().map_or(Flavor::Irc, |i| i.flavor()),
         }
+    }
+
+    /// Appends `ev` as this connection writes it.
+    fn render_into(&mut self, ev: &Event) {
+        match &mut self.irc {
+            Some(irc) => irc.write(ev, &mut self.wbuf),
+            None => self.wbuf.extend_from_slice(ev.rendered(self.flavor())),
+        }
+    }
+
+    /// The connection speaks IRC from now on: IRC line limits (512 bytes
+    /// plus 4096 of tags, whatever `max_line_bytes` says), no telnet
+    /// stripping, and the heartbeat.
+    fn switch_to_irc(&mut self, hub: &mut Hub<Queue>) {
+        self.proto = Proto::Irc;
+        self.decoder.without_telnet();
+        self.decoder.set_max(crate::proto::irc::parse::MAX_LINE);
+        hub.set_profile(
+            self.id,
+            Profile {
+                user: "~user".into(),
+                realname: "natter IRC user".into(),
+                host: self.host.clone(),
+                auto_join: false,
+            },
+        );
+        self.irc = Some(Box::new(IrcSession::new(
+            self.shared.irc_info.clone(),
+            self.shared.config.irc_password.clone(),
+            self.shared.config.default_room.clone(),
+            self.host.clone(),
+        )));
+        self.start_heartbeat();
+        debug!("speaking IRC");
     }
 
     /// The first line was JSON: speak JSON from now on, starting with a
@@ -310,14 +413,26 @@ impl Session {
     fn switch_to_json(&mut self, hub: &mut Hub<Queue>) {
         self.proto = Proto::Json;
         self.decoder.without_telnet();
-        let server = self.shared.config.server_name.as_str().into();
-        hub.reply(
+        hub.set_profile(
             self.id,
-            EventBody::Welcome {
-                server,
-                online: hub.online(),
+            Profile {
+                user: "json".into(),
+                realname: "natter JSON user".into(),
+                host: self.host.clone(),
+                auto_join: true,
             },
         );
+        // A banner still held back is written as the JSON welcome.
+        if self.hold_until.is_none() {
+            let server = self.shared.config.server_name.as_str().into();
+            hub.reply(
+                self.id,
+                EventBody::Welcome {
+                    server,
+                    online: hub.online(),
+                },
+            );
+        }
         self.start_heartbeat();
         debug!("speaking JSON");
     }
@@ -365,13 +480,15 @@ impl Session {
         rx: &mut mpsc::Receiver<Arc<Event>>,
         kill: &CancellationToken,
     ) -> io::Result<()> {
-        let flavor = self.flavor();
-        self.wbuf.extend_from_slice(first.rendered(flavor));
+        self.render_into(&first);
         for _ in 1..BATCH {
             match rx.try_recv() {
-                Ok(ev) => self.wbuf.extend_from_slice(ev.rendered(flavor)),
+                Ok(ev) => self.render_into(&ev),
                 Err(_) => break,
             }
+        }
+        if self.wbuf.is_empty() {
+            return Ok(()); // everything was filtered out
         }
         let buf = std::mem::take(&mut self.wbuf);
         let r = write_all(&self.stream, &buf, kill, self.shared.config.write_timeout).await;

@@ -17,13 +17,18 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The IRC listener's address, if it is on.
+    pub irc_addr: Option<SocketAddr>,
     pub stop: CancellationToken,
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
+/// Settings for tests: both listeners on free ports (never the default
+/// 6667); the banner is sent at once, as by default.
 pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        irc_listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     }
 }
@@ -31,9 +36,15 @@ pub fn config() -> Config {
 pub async fn start(config: Config) -> TestServer {
     let server = Server::bind(config).await.expect("bind");
     let addr = server.local_addr();
+    let irc_addr = server.irc_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run(stop.clone()));
-    TestServer { addr, stop, task }
+    TestServer {
+        addr,
+        irc_addr,
+        stop,
+        task,
+    }
 }
 
 impl TestServer {
@@ -213,5 +224,82 @@ impl JsonClient {
         let e = self.expect("error").await;
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
         e["code"].as_str().unwrap().to_string()
+    }
+}
+
+/// A raw IRC client over a [`Client`] connection.
+pub struct IrcClient {
+    pub c: Client,
+}
+
+impl IrcClient {
+    pub async fn connect(addr: SocketAddr) -> IrcClient {
+        IrcClient {
+            c: Client::connect(addr).await,
+        }
+    }
+
+    /// Connects, registers as `nick` (no CAP) and reads up to the end of
+    /// the default room's NAMES.
+    pub async fn register(addr: SocketAddr, nick: &str) -> IrcClient {
+        let mut i = IrcClient::connect(addr).await;
+        i.send(&format!("NICK {nick}")).await;
+        i.send(&format!("USER {nick} 0 * :{nick} the tester")).await;
+        i.numeric("001").await;
+        i.numeric("366").await;
+        i
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.c.send(line).await;
+    }
+
+    /// The next line; asserts it is within IRC's 512 bytes (tags aside).
+    pub async fn line(&mut self) -> Option<String> {
+        let l = self.c.raw_line().await?;
+        let l = l.trim_end_matches(['\r', '\n']).to_string();
+        let body = match l.strip_prefix('@') {
+            Some(rest) => rest.split_once(' ').map_or("", |(_, b)| b),
+            None => &l,
+        };
+        assert!(body.len() <= 510, "line over 512 bytes: {l}");
+        Some(l)
+    }
+
+    /// Reads lines until one contains `needle`.
+    pub async fn expect(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.line().await {
+                Some(l) if l.contains(needle) => return l,
+                Some(l) => seen.push(l),
+                None => panic!("EOF while waiting for {needle:?}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Reads lines until a numeric reply `code` (e.g. "433") arrives.
+    pub async fn numeric(&mut self, code: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            match self.line().await {
+                Some(l) if l.split(' ').nth(1) == Some(code) => return l,
+                Some(l) => seen.push(l),
+                None => panic!("EOF while waiting for numeric {code}; saw {seen:#?}"),
+            }
+        }
+    }
+
+    /// Sends `PING token` and returns every line before its `PONG`.
+    pub async fn sync(&mut self) -> Vec<String> {
+        self.send("PING :sync-point").await;
+        let mut seen = Vec::new();
+        loop {
+            match self.line().await {
+                Some(l) if l.contains("PONG") && l.contains("sync-point") => return seen,
+                Some(l) => seen.push(l),
+                None => panic!("EOF while waiting for PONG; saw {seen:#?}"),
+            }
+        }
     }
 }

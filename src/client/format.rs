@@ -1,0 +1,404 @@
+//! How events read: turns each [`EventKind`] into [`Line`]s of toned
+//! segments (`<alice> hi`, `* bob joined #lobby (3 here)`, `! error: …`).
+//! The plain front end prints them (with ANSI colour only on a terminal and
+//! without `NO_COLOR`); the TUI maps the same tones to styles, so both read
+//! alike.
+
+use std::time::Duration;
+
+use chrono::{Local, TimeZone};
+
+use super::color::{nick_hue, Hue};
+use super::event::{EventKind, Status};
+use super::protocol::same_nick;
+use super::session::Session;
+
+/// How a segment should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    /// The `HH:MM` stamp.
+    Time,
+    /// A nickname, in its own colour.
+    Nick(Hue),
+    /// Text that mentions us (highlighted).
+    Mention,
+    /// Joins, leaves, server notices.
+    Notice,
+    /// Errors and lost connections.
+    Error,
+    /// A question for the user (nickname prompt).
+    Prompt,
+    /// `[private]` markers.
+    Private,
+    /// A room name in front of a line from another room.
+    Room,
+}
+
+/// A run of text with one tone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seg {
+    pub text: String,
+    pub tone: Tone,
+}
+
+/// One displayed line (without its time stamp).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Line {
+    pub segs: Vec<Seg>,
+    /// Something someone said (plain mode stamps these with `[HH:MM]`).
+    pub chat: bool,
+    /// It mentions us or is a private message to us.
+    pub mention: bool,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line::default()
+    }
+
+    fn push(mut self, text: impl Into<String>, tone: Tone) -> Line {
+        self.segs.push(Seg {
+            text: text.into(),
+            tone,
+        });
+        self
+    }
+
+    fn nick(self, nick: &str) -> Line {
+        let hue = nick_hue(nick);
+        self.push(nick, Tone::Nick(hue))
+    }
+
+    fn notice(text: impl Into<String>) -> Line {
+        Line::new().push(format!("* {}", text.into()), Tone::Notice)
+    }
+
+    fn error(text: impl Into<String>) -> Line {
+        Line::new().push(format!("! {}", text.into()), Tone::Error)
+    }
+
+    /// The line as plain text.
+    pub fn text(&self) -> String {
+        self.segs.iter().map(|s| s.text.as_str()).collect()
+    }
+
+    /// The line for a terminal: ANSI colours if `color`.
+    pub fn ansi(&self, color: bool) -> String {
+        if !color {
+            return self.text();
+        }
+        let mut out = String::new();
+        for s in &self.segs {
+            let sgr = match s.tone {
+                Tone::Plain => {
+                    out.push_str(&s.text);
+                    continue;
+                }
+                Tone::Time | Tone::Room => "2".to_string(),
+                Tone::Nick(h) => format!("1;{}", h.sgr()),
+                Tone::Mention => "1;30;43".to_string(),
+                Tone::Notice => "33".to_string(),
+                Tone::Error => "1;31".to_string(),
+                Tone::Prompt => "1;36".to_string(),
+                Tone::Private => "35".to_string(),
+            };
+            out.push_str(&format!("\x1b[{sgr}m{}\x1b[0m", s.text));
+        }
+        out
+    }
+}
+
+/// `HH:MM` of a time in ms since the epoch, in local time.
+pub fn clock(at_ms: i64) -> String {
+    match Local.timestamp_millis_opt(at_ms).single() {
+        Some(t) => t.format("%H:%M").to_string(),
+        None => "--:--".to_string(),
+    }
+}
+
+/// A room as people write it: `#lobby` (natter's JSON sends `lobby`).
+pub fn show_room(room: &str) -> String {
+    if room.starts_with(['#', '&', '+', '!']) {
+        room.to_string()
+    } else {
+        format!("#{room}")
+    }
+}
+
+/// `0.05s`, `0.5s`, `1s`, `10s`.
+pub fn secs(d: Duration) -> String {
+    let s = format!("{:.2}", d.as_secs_f64());
+    format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+fn here(members: Option<u64>) -> String {
+    members.map_or(String::new(), |n| format!(" ({n} here)"))
+}
+
+/// How an event reads, given what we know (apply the event to `session`
+/// first). Some events show nothing.
+pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
+    let one = |l: Line| vec![l];
+    match ev {
+        EventKind::Status(Status::Connecting { addr }) => {
+            one(Line::notice(format!("connecting to {addr} ...")))
+        }
+        EventKind::Status(Status::Connected { addr, protocol }) => {
+            one(Line::notice(format!("connected to {addr} ({protocol})")))
+        }
+        EventKind::Status(Status::Lost {
+            addr,
+            reason,
+            retry_in,
+        }) => one(Line::error(match retry_in {
+            Some(d) => format!("{addr}: {reason}; reconnecting in {}", secs(*d)),
+            None => format!("{addr}: {reason}; not reconnecting"),
+        })),
+        EventKind::Status(Status::Closed) => vec![],
+        EventKind::NeedNick { refused: None } => {
+            one(Line::new().push("? What is your nickname?", Tone::Prompt))
+        }
+        EventKind::NeedNick { refused: Some(why) } => {
+            let why = why.trim();
+            let why = why
+                .strip_suffix("Pick another nickname:")
+                .unwrap_or(why)
+                .trim_end_matches(['.', ' ', ':']);
+            one(Line::new().push(format!("? {why}. Pick another nickname:"), Tone::Prompt))
+        }
+        EventKind::Registered { nick, online } => one(Line::notice(match online {
+            Some(n) => format!("you are now known as {nick} ({n} online)"),
+            None => format!("you are now known as {nick}"),
+        })),
+        EventKind::Message {
+            room,
+            from,
+            text,
+            action,
+        } => {
+            let mut l = Line::new();
+            l.chat = true;
+            l.mention = !session.is_me(from) && session.mentions_me(text);
+            if session
+                .current_room()
+                .is_some_and(|cur| !same_nick(cur, room))
+            {
+                l = l.push(format!("[{}] ", show_room(room)), Tone::Room);
+            }
+            let body = if l.mention {
+                Tone::Mention
+            } else {
+                Tone::Plain
+            };
+            let l = if *action {
+                l.push("* ", Tone::Plain).nick(from).push(" ", Tone::Plain)
+            } else {
+                l.push("<", Tone::Plain).nick(from).push("> ", Tone::Plain)
+            };
+            one(l.push(text.clone(), body))
+        }
+        EventKind::Private {
+            from,
+            to,
+            text,
+            action,
+        } => {
+            let mut l = Line::new().push("[private] ", Tone::Private);
+            l.chat = true;
+            l.mention = !session.is_me(from);
+            let body = if l.mention {
+                Tone::Mention
+            } else {
+                Tone::Plain
+            };
+            let l = if *action {
+                l.push("* ", Tone::Plain).nick(from).push(" ", Tone::Plain)
+            } else {
+                l.nick(from)
+                    .push(" -> ", Tone::Private)
+                    .nick(to)
+                    .push(": ", Tone::Plain)
+            };
+            one(l.push(text.clone(), body))
+        }
+        EventKind::Joined {
+            room,
+            nick,
+            members,
+        } => one(Line::notice(format!(
+            "{nick} joined {}{}",
+            show_room(room),
+            here(*members)
+        ))),
+        EventKind::Left {
+            room,
+            nick,
+            members,
+            reason,
+        } => one(Line::notice(format!(
+            "{nick} left {}{}{}",
+            show_room(room),
+            reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {r}")),
+            here(*members)
+        ))),
+        EventKind::Quit { nick, reason } => one(Line::notice(match reason {
+            Some(r) if !r.is_empty() => format!("{nick} quit ({r})"),
+            _ => format!("{nick} quit"),
+        })),
+        EventKind::Nick { old, new } => one(Line::notice(format!("{old} is now known as {new}"))),
+        EventKind::Focus { room } => {
+            one(Line::notice(format!("now talking in {}", show_room(room))))
+        }
+        EventKind::Presence { room, nicks } => one(Line::notice(format!(
+            "In {} ({}): {}",
+            show_room(room),
+            nicks.len(),
+            nicks.join(", ")
+        ))),
+        EventKind::Rooms(rooms) => {
+            let list: Vec<String> = rooms
+                .iter()
+                .map(|(r, n)| match n {
+                    Some(n) => format!("{} ({n})", show_room(r)),
+                    None => show_room(r),
+                })
+                .collect();
+            one(Line::notice(format!(
+                "Rooms ({}): {}",
+                rooms.len(),
+                list.join(", ")
+            )))
+        }
+        EventKind::Info(text) => one(Line::notice(text.clone())),
+        EventKind::Error { message, .. } => one(Line::error(format!("error: {message}"))),
+        EventKind::Shutdown { reason } => one(Line::error(format!(
+            "the server is shutting down: {reason}"
+        ))),
+    }
+}
+
+/// The local `/help` text.
+pub fn help() -> Vec<Line> {
+    let mut out = vec![Line::notice("commands:")];
+    for (_, usage) in super::command::COMMANDS {
+        out.push(Line::notice(format!("  {usage}")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(nick: &str, room: &str) -> Session {
+        let mut s = Session::default();
+        s.apply(&EventKind::Registered {
+            nick: nick.into(),
+            online: None,
+        });
+        s.apply(&EventKind::Joined {
+            room: room.into(),
+            nick: nick.into(),
+            members: None,
+        });
+        s
+    }
+
+    fn text(ev: EventKind, s: &Session) -> Vec<String> {
+        lines(&ev, s).iter().map(Line::text).collect()
+    }
+
+    #[test]
+    fn events_read_like_chat() {
+        let s = session("alice", "lobby");
+        let msg = |room: &str, text: &str, action| EventKind::Message {
+            room: room.into(),
+            from: "bob".into(),
+            text: text.into(),
+            action,
+        };
+        assert_eq!(text(msg("lobby", "hi", false), &s), ["<bob> hi"]);
+        assert_eq!(text(msg("lobby", "waves", true), &s), ["* bob waves"]);
+        assert_eq!(text(msg("rust", "yo", false), &s), ["[#rust] <bob> yo"]);
+        assert_eq!(
+            text(
+                EventKind::Joined {
+                    room: "lobby".into(),
+                    nick: "bob".into(),
+                    members: Some(2)
+                },
+                &s
+            ),
+            ["* bob joined #lobby (2 here)"]
+        );
+        assert_eq!(
+            text(
+                EventKind::Error {
+                    code: "x".into(),
+                    message: "nope".into()
+                },
+                &s
+            ),
+            ["! error: nope"]
+        );
+        assert_eq!(
+            text(
+                EventKind::Status(Status::Lost {
+                    addr: "h:1".into(),
+                    reason: "the server closed the connection".into(),
+                    retry_in: Some(Duration::from_millis(500))
+                }),
+                &s
+            ),
+            ["! h:1: the server closed the connection; reconnecting in 0.5s"]
+        );
+        assert_eq!(
+            text(
+                EventKind::NeedNick {
+                    refused: Some("the nickname bob is taken. Pick another nickname:".into())
+                },
+                &s
+            ),
+            ["? the nickname bob is taken. Pick another nickname:"]
+        );
+    }
+
+    #[test]
+    fn mentions_and_private_messages_are_flagged() {
+        let s = session("alice", "lobby");
+        let l = &lines(
+            &EventKind::Message {
+                room: "lobby".into(),
+                from: "bob".into(),
+                text: "hey Alice".into(),
+                action: false,
+            },
+            &s,
+        )[0];
+        assert!(l.mention && l.chat);
+        assert_eq!(l.segs.last().map(|s| s.tone), Some(Tone::Mention));
+        let own = &lines(
+            &EventKind::Message {
+                room: "lobby".into(),
+                from: "alice".into(),
+                text: "I am alice".into(),
+                action: false,
+            },
+            &s,
+        )[0];
+        assert!(!own.mention);
+        assert_eq!(own.ansi(false), "<alice> I am alice");
+        assert!(own.ansi(true).contains("\x1b["));
+    }
+
+    #[test]
+    fn clock_and_seconds() {
+        assert_eq!(clock(0).len(), 5);
+        assert_eq!(secs(Duration::from_millis(500)), "0.5s");
+        assert_eq!(secs(Duration::from_secs(10)), "10s");
+        assert_eq!(secs(Duration::from_millis(50)), "0.05s");
+    }
+}

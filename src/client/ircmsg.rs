@@ -1,0 +1,268 @@
+//! The client side's own IRC line parser and writer: one line into
+//! [`Message`] (tags, prefix, command, params with the trailing one), and
+//! [`line`] to build an outgoing line that cannot smuggle a second command.
+//! Pure functions; the server's IRC codec lives elsewhere (src/proto) and this
+//! does not depend on it.
+
+/// One parsed IRC line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    /// IRCv3 message tags, values unescaped (`None`: a tag with no value).
+    pub tags: Vec<(String, Option<String>)>,
+    /// Where it came from: `nick!user@host` or a server name.
+    pub prefix: Option<String>,
+    /// The command or three-digit numeric, upper-cased.
+    pub command: String,
+    /// The parameters; the trailing one (after ` :`) is last, spaces kept.
+    pub params: Vec<String>,
+}
+
+impl Message {
+    /// Parses one line (a trailing `\r\n` is ignored). `None` if the line
+    /// has no command (empty, or only tags/prefix).
+    pub fn parse(line: &str) -> Option<Message> {
+        let mut rest = line.trim_end_matches(['\r', '\n']);
+        let mut msg = Message::default();
+        if let Some(after) = rest.strip_prefix('@') {
+            let (tags, tail) = split_word(after);
+            msg.tags = tags
+                .split(';')
+                .filter(|t| !t.is_empty())
+                .map(|t| match t.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(unescape_tag(v))),
+                    None => (t.to_string(), None),
+                })
+                .collect();
+            rest = tail;
+        }
+        rest = rest.trim_start_matches(' ');
+        if let Some(after) = rest.strip_prefix(':') {
+            let (prefix, tail) = split_word(after);
+            if !prefix.is_empty() {
+                msg.prefix = Some(prefix.to_string());
+            }
+            rest = tail;
+        }
+        rest = rest.trim_start_matches(' ');
+        let (command, mut rest) = split_word(rest);
+        if command.is_empty() {
+            return None;
+        }
+        msg.command = command.to_ascii_uppercase();
+        loop {
+            rest = rest.trim_start_matches(' ');
+            if rest.is_empty() {
+                break;
+            }
+            if let Some(trailing) = rest.strip_prefix(':') {
+                msg.params.push(trailing.to_string());
+                break;
+            }
+            let (word, tail) = split_word(rest);
+            msg.params.push(word.to_string());
+            rest = tail;
+        }
+        Some(msg)
+    }
+
+    /// The nickname part of the prefix (`nick` of `nick!user@host`).
+    pub fn nick(&self) -> Option<&str> {
+        let p = self.prefix.as_deref()?;
+        let end = p.find(['!', '@']).unwrap_or(p.len());
+        Some(&p[..end])
+    }
+
+    /// Parameter `i`, or "" if absent.
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", String::as_str)
+    }
+
+    /// The last parameter (usually the human-readable text), or "".
+    pub fn last(&self) -> &str {
+        self.params.last().map_or("", String::as_str)
+    }
+
+    /// The value of tag `key`, if present with a value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    match s.find(' ') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+fn unescape_tag(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Removes what would end or corrupt an IRC line: CR, LF and NUL.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect()
+}
+
+/// Builds one outgoing line (without the line ending): `command`, the middle
+/// params as words, and the last param as a trailing param when it needs
+/// to be (empty, has a space, or starts with `:`). CR/LF/NUL are removed,
+/// and spaces in middle params too, so no input can add a command.
+pub fn line(command: &str, params: &[&str]) -> String {
+    let mut out = clean(command);
+    for (i, p) in params.iter().enumerate() {
+        out.push(' ');
+        let p = clean(p);
+        if i + 1 == params.len() && (p.is_empty() || p.contains(' ') || p.starts_with(':')) {
+            out.push(':');
+            out.push_str(&p);
+        } else {
+            out.push_str(&p.replace(' ', ""));
+        }
+    }
+    out
+}
+
+/// Splits `text` into pieces of at most `max_bytes` bytes, on character
+/// boundaries (preferring spaces), so each fits in one IRC line.
+pub fn split_text(text: &str, max_bytes: usize) -> Vec<&str> {
+    let max_bytes = max_bytes.max(4);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max_bytes {
+        let mut cut = max_bytes;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = rest[..cut].rfind(' ').filter(|&i| i > cut / 2) {
+            cut = space + 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Message {
+        Message::parse(line).unwrap_or_else(|| panic!("no message in {line:?}"))
+    }
+
+    #[test]
+    fn simple_and_trailing() {
+        let m = p("PING :irc.example.net\r\n");
+        assert_eq!(m.command, "PING");
+        assert_eq!(m.params, ["irc.example.net"]);
+        assert_eq!(m.prefix, None);
+
+        let m = p(":alice!~a@host PRIVMSG #test :hello there :)");
+        assert_eq!(m.nick(), Some("alice"));
+        assert_eq!(m.command, "PRIVMSG");
+        assert_eq!(m.params, ["#test", "hello there :)"]);
+
+        let m = p(":irc.test 353 bob = #test :@bob +carol dave");
+        assert_eq!(m.params, ["bob", "=", "#test", "@bob +carol dave"]);
+        assert_eq!(m.nick(), Some("irc.test"));
+    }
+
+    #[test]
+    fn vectors_from_the_usual_parser_tests() {
+        // Shapes from ircdocs/parser-tests msg-split.yaml.
+        let m = p("foo bar baz asdf");
+        assert_eq!((m.command.as_str(), m.params.len()), ("FOO", 3));
+        let m = p(":coolguy foo bar baz :");
+        assert_eq!(m.params, ["bar", "baz", ""]);
+        let m = p(":coolguy foo bar baz :  asdf quux ");
+        assert_eq!(m.params, ["bar", "baz", "  asdf quux "]);
+        let m = p("foo bar baz ::asdf");
+        assert_eq!(m.params, ["bar", "baz", ":asdf"]);
+        let m = p(":coolguy foo bar baz   asdf");
+        assert_eq!(m.params, ["bar", "baz", "asdf"]);
+        let m = p("@a=b;c=32;k;rt=ql7 foo");
+        assert_eq!(m.tag("a"), Some("b"));
+        assert_eq!(m.tag("c"), Some("32"));
+        assert_eq!(m.tags[2], ("k".into(), None));
+        assert_eq!(m.tag("rt"), Some("ql7"));
+        let m = p(r"@a=b\\and\nk;c=72\s45;d=gh\:764 foo");
+        assert_eq!(m.tag("a"), Some("b\\and\nk"));
+        assert_eq!(m.tag("c"), Some("72 45"));
+        assert_eq!(m.tag("d"), Some("gh;764"));
+        let m = p("@time=2026-11-25T12:01:00.000Z :nick!ident@host.com PRIVMSG me :Hello");
+        assert_eq!(m.tag("time"), Some("2026-11-25T12:01:00.000Z"));
+        assert_eq!(m.prefix.as_deref(), Some("nick!ident@host.com"));
+        assert_eq!(m.params, ["me", "Hello"]);
+        let m = p(":src AWAY");
+        assert!(m.params.is_empty());
+        let m = p(":gravel.mozilla.org 432  #momo :Erroneous Nickname: Illegal characters");
+        assert_eq!(
+            m.params,
+            ["#momo", "Erroneous Nickname: Illegal characters"]
+        );
+        let m = p(":nick@host JOIN #chan");
+        assert_eq!(m.nick(), Some("nick"));
+    }
+
+    #[test]
+    fn junk_is_none_not_a_panic() {
+        for junk in ["", "\r\n", ":prefixonly", "@tags=only", "@a :p", "   "] {
+            assert_eq!(Message::parse(junk), None, "{junk:?}");
+        }
+        // Non-ASCII everywhere.
+        let m = p(":小明!x@y PRIVMSG #中文 :你好 世界");
+        assert_eq!(m.nick(), Some("小明"));
+        assert_eq!(m.params, ["#中文", "你好 世界"]);
+    }
+
+    #[test]
+    fn writing_lines_cannot_inject() {
+        assert_eq!(
+            line("PRIVMSG", &["#test", "hi there"]),
+            "PRIVMSG #test :hi there"
+        );
+        assert_eq!(line("NICK", &["bob"]), "NICK bob");
+        assert_eq!(line("PRIVMSG", &["#a", ":)"]), "PRIVMSG #a ::)");
+        assert_eq!(line("QUIT", &[""]), "QUIT :");
+        assert_eq!(
+            line("PRIVMSG", &["#a b", "x\r\nQUIT :pwned"]),
+            "PRIVMSG #ab :xQUIT :pwned"
+        );
+    }
+
+    #[test]
+    fn long_text_splits_on_char_boundaries() {
+        let text = "你好".repeat(100); // 600 bytes
+        let parts = split_text(&text, 100);
+        assert!(parts.iter().all(|p| p.len() <= 100 && !p.is_empty()));
+        assert_eq!(parts.concat(), text);
+        let parts = split_text("aaaa bbbb cccc", 10);
+        assert_eq!(parts, ["aaaa bbbb ", "cccc"]);
+        assert_eq!(split_text("", 10), [""]);
+    }
+}

@@ -1,0 +1,131 @@
+//! `natter chat`: the terminal client.
+//!
+//! ```text
+//! stdin/terminal ──► front end ──Request──► conn task ──lines──► server
+//!                    (plain.rs  ◄──Event───  (conn.rs:  ◄─lines──
+//!                     or tui.rs)             reconnect,
+//!                                            Protocol: json | irc)
+//! ```
+//!
+//! * [`protocol`]: the wire, behind the [`protocol::Protocol`] trait —
+//!   natter's JSON lines or IRC ([`ircmsg`] is the client's IRC parser).
+//! * [`conn`]: one task owning the socket: login, heartbeat replies (via
+//!   the protocol), reconnect with exponential backoff.
+//! * [`event`], [`command`]: what flows between the two halves.
+//! * [`session`], [`format`], [`color`]: pure helpers both front ends use.
+//! * [`plain`]: line mode for pipes and scripts; [`tui`] + [`ui`]: the
+//!   full-screen UI, its state pure and tested headless.
+
+pub mod color;
+pub mod command;
+pub mod conn;
+pub mod event;
+pub mod format;
+pub mod ircmsg;
+pub mod lines;
+pub mod plain;
+pub mod protocol;
+pub mod session;
+pub mod tui;
+pub mod ui;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::config::parse_duration;
+use conn::{Backoff, ConnConfig};
+use protocol::irc::IrcProtocol;
+use protocol::json::JsonProtocol;
+use protocol::Protocol;
+
+/// Where `natter chat` connects without an address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7777";
+
+/// `natter chat` flags. docs/PROTOCOL.md ("natter chat") describes the
+/// client; README.md shows examples.
+#[derive(Args, Debug, Clone)]
+pub struct ChatArgs {
+    /// natter server to connect to (JSON-lines protocol).
+    #[arg(value_name = "HOST:PORT", conflicts_with = "irc")]
+    pub addr: Option<String>,
+    /// Speak IRC to this IRC server instead.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub irc: Option<String>,
+    /// Nickname (asked for if not given; asked again if refused).
+    #[arg(long, env = "NATTER_NICK")]
+    pub nick: Option<String>,
+    /// Room to enter after logging in (IRC: repeatable, all are joined).
+    #[arg(long, value_name = "ROOM")]
+    pub join: Vec<String>,
+    /// First delay before reconnecting; doubles after each failure.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnect attempts.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub reconnect_max: Duration,
+    /// Exit instead of reconnecting when the connection is lost.
+    #[arg(long)]
+    pub no_reconnect: bool,
+    /// Plain line mode even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// Runs `natter chat` to completion.
+pub fn run(args: ChatArgs) -> anyhow::Result<()> {
+    let color = !color::no_color();
+    let stdout_tty = std::io::stdout().is_terminal();
+    let tty = !args.plain && stdout_tty && std::io::stdin().is_terminal();
+    let mut nick = args
+        .nick
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    if nick.is_none() && !tty {
+        // Plain mode takes the first stdin line as the nick, before anything
+        // else is read, so a script can pipe "nick\ntext\n...".
+        match plain::ask_nick()? {
+            Some(n) => nick = Some(n),
+            None => return Ok(()), // end of input: nothing to do
+        }
+    }
+    let (addr, proto): (String, Box<dyn Protocol>) = match &args.irc {
+        Some(addr) => (
+            addr.clone(),
+            Box::new(IrcProtocol::new(nick, args.join.clone())),
+        ),
+        None => (
+            args.addr
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
+            Box::new(JsonProtocol::new(nick, args.join.last().cloned())),
+        ),
+    };
+    let cfg = ConnConfig {
+        addr,
+        backoff: Backoff::new(args.reconnect_min, args.reconnect_max),
+        reconnect: !args.no_reconnect,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async move {
+        let (req_tx, req_rx) = mpsc::channel(256);
+        let (ev_tx, ev_rx) = mpsc::channel(1024);
+        let conn = tokio::spawn(conn::run(cfg, proto, req_rx, ev_tx));
+        let result = if tty {
+            tui::run(ev_rx, req_tx, color).await
+        } else {
+            plain::run(ev_rx, req_tx, color && stdout_tty).await
+        };
+        conn.abort();
+        result
+    });
+    // Reader threads may still block on stdin; do not wait for them.
+    rt.shutdown_background();
+    result
+}

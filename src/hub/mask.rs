@@ -1,0 +1,125 @@
+//! IRC-style masks (`nick!user@host` with `*` and `?` wildcards) for room
+//! bans and `WHO`: normalising what an operator typed, and matching.
+
+use super::names::fold;
+
+/// Completes a ban mask: `bob` → `bob!*@*`, `*@host` → `*!*@host`,
+/// `bob!u` → `bob!u@*`. `None` if it is empty or has spaces or controls.
+pub fn normalize(mask: &str) -> Option<String> {
+    if mask.is_empty()
+        || mask.len() > crate::proto::irc::BAN_MASK_LEN
+        || mask
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+    {
+        return None;
+    }
+    Some(match (mask.contains('!'), mask.contains('@')) {
+        (true, true) => mask.to_string(),
+        (false, true) => format!("*!{mask}"),
+        (true, false) => format!("{mask}@*"),
+        (false, false) => format!("{mask}!*@*"),
+    })
+}
+
+/// Whether `subject` matches the wildcard `mask` (`*`: any run, `?`: any one
+/// character), ignoring case as nicks do.
+pub fn matches(mask: &str, subject: &str) -> bool {
+    let m: Vec<char> = fold(mask).chars().collect();
+    let s: Vec<char> = fold(subject).chars().collect();
+    let (mut mi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if mi < m.len() && (m[mi] == '?' || m[mi] == s[si]) {
+            mi += 1;
+            si += 1;
+        } else if mi < m.len() && m[mi] == '*' {
+            star = Some((mi, si));
+            mi += 1;
+        } else if let Some((smi, ssi)) = star {
+            mi = smi + 1;
+            si = ssi + 1;
+            star = Some((smi, ssi + 1));
+        } else {
+            return false;
+        }
+    }
+    while mi < m.len() && m[mi] == '*' {
+        mi += 1;
+    }
+    mi == m.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// From the CC0 ircdocs/parser-tests `mask-match.yaml` vectors.
+    #[test]
+    fn parser_tests_mask_match() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                "*@127.0.0.1",
+                &["coolguy!ab@127.0.0.1", "cooldud3!~bc@127.0.0.1"],
+                &["coolguy!ab@127.0.0.5", "cooldud3!~d@124.0.0.1"],
+            ),
+            (
+                "cool*@*",
+                &[
+                    "coolguy!ab@127.0.0.1",
+                    "cooldud3!~bc@127.0.0.1",
+                    "cool132!ab@example.com",
+                ],
+                &["koolguy!ab@127.0.0.5", "cooodud3!~d@124.0.0.1"],
+            ),
+            (
+                "cool!*@*",
+                &[
+                    "cool!guyab@127.0.0.1",
+                    "cool!~dudebc@127.0.0.1",
+                    "cool!312ab@example.com",
+                ],
+                &[
+                    "coolguy!ab@127.0.0.1",
+                    "cooldud3!~bc@127.0.0.1",
+                    "koolguy!ab@127.0.0.5",
+                    "cooodud3!~d@124.0.0.1",
+                ],
+            ),
+            (
+                "cool!?username@*",
+                &["cool!ausername@127.0.0.1", "cool!~username@127.0.0.1"],
+                &["cool!username@127.0.0.1"],
+            ),
+            (
+                "cool!a?*@*",
+                &["cool!ab@127.0.0.1", "cool!abc@127.0.0.1"],
+                &["cool!a@127.0.0.1"],
+            ),
+            (
+                "cool[guy]!*@*",
+                &["cool[guy]!guy@127.0.0.1", "cool[guy]!a@example.com"],
+                &["coolg!ab@127.0.0.1", "cool[!ac@127.0.1.1"],
+            ),
+        ];
+        for (mask, yes, no) in cases {
+            for s in *yes {
+                assert!(matches(mask, s), "{mask} should match {s}");
+            }
+            for s in *no {
+                assert!(!matches(mask, s), "{mask} should not match {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalizes_and_folds() {
+        assert_eq!(normalize("bob").as_deref(), Some("bob!*@*"));
+        assert_eq!(normalize("*@h.ip").as_deref(), Some("*!*@h.ip"));
+        assert_eq!(normalize("b!u").as_deref(), Some("b!u@*"));
+        assert_eq!(normalize("a b"), None);
+        assert_eq!(normalize(""), None);
+        assert!(matches("BOB!*@*", "bob!~b@x"));
+        assert!(matches("Élodie!*@*", "élodie!u@h"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Read-only questions: who is in a room, who matches a mask, everything
+//! about one person, the room list and server statistics.
+
+use super::{mask, names, refused, ConnId, Hub, Outbox};
+use crate::proto::{EventBody, MemberInfo, RoomSummary, WhoisInfo};
+
+/// Most people a `WHO` for a nick mask lists.
+const MAX_WHO: usize = 200;
+
+impl<O: Outbox> Hub<O> {
+    fn member_info(&self, id: ConnId, op: bool, voice: bool) -> Option<MemberInfo> {
+        let c = self.conns.get(&id)?;
+        Some(MemberInfo {
+            nick: c.nick.clone()?,
+            user: c.user.clone(),
+            host: c.host.clone(),
+            realname: c.realname.clone(),
+            away: c.away.is_some(),
+            op,
+            voice,
+        })
+    }
+
+    /// Members of a room sorted by nick, with their status.
+    fn members_of(&self, key: &str) -> Vec<MemberInfo> {
+        let Some(r) = self.rooms.get(key) else {
+            return Vec::new();
+        };
+        let mut members: Vec<MemberInfo> = r
+            .members
+            .iter()
+            .filter_map(|(id, m)| self.member_info(*id, m.op, m.voice))
+            .collect();
+        members.sort_by_cached_key(|m| names::fold(&m.nick));
+        members
+    }
+
+    /// Who is in a room (`None`: the current one).
+    pub(super) fn who(&mut self, id: ConnId, room: Option<&str>) {
+        let key = match self.current_room(id, room) {
+            Ok(k) => k,
+            Err(e) => return self.reply(id, e),
+        };
+        let Some(r) = self.rooms.get(&key) else {
+            let shown = format!("#{key}");
+            let message = format!("there is no room {shown}");
+            return self.reply(
+                id,
+                refused(crate::proto::ErrorCode::NoSuchRoom, &[&shown], message),
+            );
+        };
+        let room = r.name.clone();
+        let members = self.members_of(&key);
+        self.reply(id, EventBody::Members { room, members });
+    }
+
+    /// `WHO #room` (its members) or `WHO mask` (people whose
+    /// `nick!user@host` matches, at most [`MAX_WHO`]).
+    pub(super) fn who_detail(&mut self, id: ConnId, who: &str) {
+        let body = if who.starts_with('#') {
+            let key = names::check_room(who, self.config.max_room_chars)
+                .ok()
+                .map(names::fold);
+            match key
+                .as_deref()
+                .and_then(|k| self.rooms.get(k).map(|r| (k, r)))
+            {
+                Some((k, r)) => EventBody::WhoReply {
+                    mask: who.into(),
+                    room: Some(r.name.clone()),
+                    members: self.members_of(k),
+                },
+                None => EventBody::WhoReply {
+                    mask: who.into(),
+                    room: None,
+                    members: Vec::new(),
+                },
+            }
+        } else {
+            let pattern = match mask::normalize(who) {
+                Some(m) if who != "0" => m,
+                _ => "*!*@*".to_string(),
+            };
+            let mut members: Vec<MemberInfo> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.nick.is_some() && mask::matches(&pattern, &c.mask))
+                .take(MAX_WHO)
+                .filter_map(|(cid, _)| self.member_info(*cid, false, false))
+                .collect();
+            members.sort_by_cached_key(|m| names::fold(&m.nick));
+            EventBody::WhoReply {
+                mask: who.into(),
+                room: None,
+                members,
+            }
+        };
+        self.reply(id, body);
+    }
+
+    pub(super) fn whois(&mut self, id: ConnId, nick: &str) {
+        let target = self.nicks.get(&names::fold(nick)).copied();
+        let Some(c) = target.and_then(|t| self.conns.get(&t)) else {
+            return self.reply(
+                id,
+                EventBody::Whois {
+                    nick: nick.into(),
+                    info: None,
+                },
+            );
+        };
+        let t = target.unwrap_or_default();
+        let rooms = c
+            .rooms
+            .iter()
+            .filter_map(|k| {
+                let r = self.rooms.get(k)?;
+                let m = r.members.get(&t)?;
+                Some((r.name.clone(), m.op, m.voice))
+            })
+            .collect();
+        let info = WhoisInfo {
+            user: c.user.clone(),
+            host: c.host.clone(),
+            realname: c.realname.clone(),
+            rooms,
+            away: c.away.clone(),
+            idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
+            signon_ms: c.signon_ms,
+        };
+        let nick = c.nick.clone().unwrap_or_else(|| nick.into());
+        self.reply(
+            id,
+            EventBody::Whois {
+                nick,
+                info: Some(Box::new(info)),
+            },
+        );
+    }
+
+    /// Rooms with member counts and topics, sorted; `names` limits the list.
+    pub(super) fn list(&mut self, id: ConnId, names_wanted: Option<Vec<String>>) {
+        let wanted: Option<Vec<String>> = names_wanted.map(|ns| {
+            ns.iter()
+                .filter_map(|n| names::check_room(n, self.config.max_room_chars).ok())
+                .map(names::fold)
+                .collect()
+        });
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .iter()
+            .filter(|(k, _)| wanted.as_ref().is_none_or(|w| w.contains(k)))
+            .map(|(_, r)| RoomSummary {
+                name: r.name.clone(),
+                members: r.members.len(),
+                topic: r.topic.as_ref().map(|t| t.text.clone()),
+            })
+            .collect();
+        rooms.sort_by_cached_key(|r| names::fold(&r.name));
+        self.reply(id, EventBody::RoomDetails { rooms });
+    }
+
+    pub(super) fn lusers(&mut self, id: ConnId) {
+        let body = EventBody::Lusers {
+            users: self.online(),
+            unregistered: self.connections() - self.online(),
+            rooms: self.rooms.len(),
+        };
+        self.reply(id, body);
+    }
+}

@@ -1,0 +1,450 @@
+//! Hub unit tests for room status and rules: operators, modes, bans,
+//! keys, limits, invites, kicks, topics, away, and the detailed queries.
+
+use super::tests::{error_code, World};
+use super::*;
+use crate::proto::ModeChange;
+
+fn join(w: &mut World, id: ConnId, room: &str, key: Option<&str>) {
+    w.hub.handle(
+        id,
+        Command::JoinWithKey {
+            room: room.into(),
+            key: key.map(String::from),
+            switch: false,
+        },
+    );
+}
+
+fn mode(w: &mut World, id: ConnId, room: &str, changes: &[(bool, char, Option<&str>)]) {
+    let changes = changes
+        .iter()
+        .map(|(add, mode, arg)| ModeChange {
+            add: *add,
+            mode: *mode,
+            arg: arg.map(Arc::from),
+        })
+        .collect();
+    w.hub.handle(
+        id,
+        Command::RoomMode {
+            room: room.into(),
+            changes,
+        },
+    );
+}
+
+/// alice creates #r (operator), bob joins it; both queues emptied.
+fn two_in_room() -> (World, ConnId, ConnId) {
+    let mut w = World::new();
+    let a = w.user("alice");
+    let b = w.user("bob");
+    join(&mut w, a, "#r", None);
+    join(&mut w, b, "#r", None);
+    w.take(a);
+    w.take(b);
+    (w, a, b)
+}
+
+#[test]
+fn irc_join_keeps_other_rooms_and_first_is_op() {
+    let (mut w, a, b) = two_in_room();
+    w.say(a, "still in lobby?");
+    // alice's current room is #r now; she is still in lobby too
+    w.hub.handle(
+        a,
+        Command::Say {
+            room: Some("lobby".into()),
+            text: "hi lobby".into(),
+            action: false,
+        },
+    );
+    assert!(w
+        .take(b)
+        .iter()
+        .any(|e| matches!(e, EventBody::Message { room, .. } if &**room == "lobby")));
+    w.hub.handle(
+        b,
+        Command::Who {
+            room: Some("#r".into()),
+        },
+    );
+    match &w.take(b)[..] {
+        [EventBody::Members { members, .. }] => {
+            assert_eq!(
+                members.iter().map(|m| (&*m.nick, m.op)).collect::<Vec<_>>(),
+                [("alice", true), ("bob", false)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn key_limit_ban_and_invite_only_refuse_everyone() {
+    let (mut w, a, b) = two_in_room();
+    let c = w.user("carol");
+    mode(&mut w, a, "#r", &[(true, 'k', Some("sesame"))]);
+    assert!(w
+        .take(b)
+        .iter()
+        .any(|e| matches!(e, EventBody::ModeChanged { .. })));
+    // carol is a text user: /join r
+    w.hub.handle(
+        c,
+        Command::Join {
+            room: "r".into(),
+            switch: true,
+        },
+    );
+    let got = w.take(c);
+    assert_eq!(error_code(&got), Some(ErrorCode::BadKey));
+    assert!(
+        !got.iter().any(|e| matches!(e, EventBody::Parted { .. })),
+        "a refused text user stays where they were"
+    );
+    join(&mut w, c, "#r", Some("sesame"));
+    assert!(matches!(w.take(c)[0], EventBody::Joined { .. }));
+    w.hub.handle(
+        c,
+        Command::Part {
+            room: Some("#r".into()),
+            reason: None,
+        },
+    );
+    mode(
+        &mut w,
+        a,
+        "#r",
+        &[(false, 'k', None), (true, 'l', Some("2"))],
+    );
+    w.take(c);
+    join(&mut w, c, "#r", None);
+    assert_eq!(error_code(&w.take(c)), Some(ErrorCode::RoomFull));
+    mode(&mut w, a, "#r", &[(false, 'l', None), (true, 'i', None)]);
+    join(&mut w, c, "#r", None);
+    assert_eq!(error_code(&w.take(c)), Some(ErrorCode::InviteOnly));
+    // bob is no operator: he may not invite into a +i room
+    w.hub.handle(
+        b,
+        Command::Invite {
+            nick: "carol".into(),
+            room: "#r".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
+    w.hub.handle(
+        a,
+        Command::Invite {
+            nick: "carol".into(),
+            room: "#r".into(),
+        },
+    );
+    assert!(matches!(&w.take(c)[..], [EventBody::Invited { target, .. }] if &**target == "carol"));
+    join(&mut w, c, "#r", None);
+    assert!(matches!(w.take(c)[0], EventBody::Joined { .. }));
+    w.hub.handle(
+        a,
+        Command::Invite {
+            nick: "carol".into(),
+            room: "#r".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::UserInRoom));
+    // a ban by nick: carol is kicked out and cannot come back, invited or not
+    mode(&mut w, a, "#r", &[(true, 'b', Some("carol"))]);
+    w.hub.handle(
+        a,
+        Command::Kick {
+            room: "#r".into(),
+            nick: "carol".into(),
+            reason: Some("bye".into()),
+        },
+    );
+    assert!(w.take(b).iter().any(|e| matches!(e,
+        EventBody::Kicked { target, reason: Some(r), members: 2, .. } if &**target == "carol" && &**r == "bye")));
+    w.take(c);
+    w.hub.handle(
+        a,
+        Command::Invite {
+            nick: "carol".into(),
+            room: "#r".into(),
+        },
+    );
+    join(&mut w, c, "#r", None);
+    assert_eq!(error_code(&w.take(c)), Some(ErrorCode::Banned));
+    mode(&mut w, a, "#r", &[(true, 'b', None)]);
+    assert!(
+        matches!(&w.take(a)[..], [.., EventBody::BanList { bans, .. }] if bans.len() == 1 && &*bans[0].mask == "carol!*@*")
+    );
+}
+
+#[test]
+fn operators_only_and_moderation() {
+    let (mut w, a, b) = two_in_room();
+    mode(&mut w, b, "#r", &[(true, 'm', None)]);
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
+    w.hub.handle(
+        b,
+        Command::Kick {
+            room: "#r".into(),
+            nick: "alice".into(),
+            reason: None,
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
+    w.hub.handle(
+        b,
+        Command::Topic {
+            room: "#r".into(),
+            text: Some("mine".into()),
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded), "+t");
+    mode(&mut w, a, "#r", &[(true, 'm', None)]);
+    w.take(b);
+    w.hub.handle(
+        b,
+        Command::Say {
+            room: Some("#r".into()),
+            text: "hello".into(),
+            action: false,
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::CannotSend));
+    mode(&mut w, a, "#r", &[(true, 'v', Some("BOB"))]);
+    assert!(
+        w.take(b)
+            .iter()
+            .any(|e| matches!(e, EventBody::ModeChanged { changes, .. }
+            if changes[0].arg.as_deref() == Some("bob"))),
+        "the nick is shown as its owner spells it"
+    );
+    w.hub.handle(
+        b,
+        Command::Say {
+            room: Some("#r".into()),
+            text: "hello".into(),
+            action: false,
+        },
+    );
+    assert!(matches!(&w.take(b)[..], [EventBody::Message { .. }]));
+    mode(
+        &mut w,
+        a,
+        "#r",
+        &[(true, 'x', None), (true, 'o', Some("nobody"))],
+    );
+    let got = w.take(a);
+    assert!(got.iter().any(|e| matches!(
+        e,
+        EventBody::Refused {
+            code: ErrorCode::UnknownMode,
+            ..
+        }
+    )));
+    assert!(got.iter().any(|e| matches!(
+        e,
+        EventBody::Refused {
+            code: ErrorCode::NoSuchNick,
+            ..
+        }
+    )));
+    mode(&mut w, a, "#r", &[]);
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::RoomModes { modes, .. }]
+        if modes.iter().map(|m| m.mode).collect::<String>() == "mnt")
+    );
+}
+
+#[test]
+fn topic_is_shown_on_join_and_query() {
+    let (mut w, a, b) = two_in_room();
+    w.hub.handle(
+        a,
+        Command::Topic {
+            room: "#r".into(),
+            text: Some("Rust talk".into()),
+        },
+    );
+    assert!(
+        matches!(&w.take(b)[..], [EventBody::TopicChanged { topic: Some(t), .. }] if &**t == "Rust talk")
+    );
+    let c = w.user("carol");
+    join(&mut w, c, "#r", None);
+    let got = w.take(c);
+    assert!(
+        matches!(&got[1], EventBody::TopicInfo { topic: Some(t), .. } if &*t.text == "Rust talk" && &*t.set_by == "alice")
+    );
+    assert!(matches!(&got[2], EventBody::Members { .. }));
+    w.hub.handle(
+        c,
+        Command::Topic {
+            room: "#nowhere".into(),
+            text: None,
+        },
+    );
+    assert_eq!(error_code(&w.take(c)), Some(ErrorCode::NoSuchRoom));
+}
+
+#[test]
+fn away_notifies_room_and_answers_private_messages() {
+    let (mut w, a, b) = two_in_room();
+    w.hub.handle(
+        b,
+        Command::Away {
+            text: Some("lunch".into()),
+        },
+    );
+    assert!(matches!(
+        &w.take(b)[..],
+        [EventBody::AwayStatus { away: true }]
+    ));
+    assert!(matches!(&w.take(a)[..], [EventBody::Away { text: Some(t), .. }] if &**t == "lunch"));
+    w.hub.handle(
+        a,
+        Command::Private {
+            to: "bob".into(),
+            text: "hi".into(),
+            action: false,
+        },
+    );
+    assert!(matches!(
+        &w.take(a)[..],
+        [EventBody::Private { .. }, EventBody::AwayReply { .. }]
+    ));
+    w.take(b);
+    w.hub.handle(b, Command::Whois { nick: "BOB".into() });
+    match &w.take(b)[..] {
+        [EventBody::Whois {
+            nick,
+            info: Some(i),
+        }] => {
+            assert_eq!(&**nick, "bob");
+            assert_eq!(i.away.as_deref(), Some("lunch"));
+            assert_eq!(i.rooms.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    w.hub.handle(b, Command::Away { text: None });
+    assert!(matches!(
+        &w.take(a)[..],
+        [EventBody::Away { text: None, .. }]
+    ));
+    assert!(matches!(
+        &w.take(b)[..],
+        [EventBody::AwayStatus { away: false }]
+    ));
+    w.hub.handle(b, Command::Whois { nick: "zed".into() });
+    assert!(matches!(
+        &w.take(b)[..],
+        [EventBody::Whois { info: None, .. }]
+    ));
+}
+
+#[test]
+fn who_list_lusers_and_notices() {
+    let (mut w, a, b) = two_in_room();
+    w.hub.handle(a, Command::WhoDetail { mask: "#r".into() });
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::WhoReply { members, room: Some(_), .. }] if members.len() == 2)
+    );
+    w.hub.handle(a, Command::WhoDetail { mask: "b*".into() });
+    assert!(
+        matches!(&w.take(a)[..], [EventBody::WhoReply { members, .. }] if members.len() == 1 && &*members[0].nick == "bob")
+    );
+    w.hub.handle(a, Command::List { rooms: None });
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomDetails { rooms }] if rooms.len() == 2));
+    w.hub.handle(a, Command::Lusers);
+    assert!(matches!(
+        &w.take(a)[..],
+        [EventBody::Lusers {
+            users: 2,
+            rooms: 2,
+            ..
+        }]
+    ));
+    w.hub.handle(
+        a,
+        Command::Notice {
+            target: "#r".into(),
+            text: "note".into(),
+        },
+    );
+    assert!(matches!(
+        &w.take(b)[..],
+        [EventBody::Notice { room: Some(_), .. }]
+    ));
+    w.hub.handle(
+        a,
+        Command::Notice {
+            target: "nobody".into(),
+            text: "x".into(),
+        },
+    );
+    assert!(
+        w.take(a)
+            .iter()
+            .all(|e| !matches!(e, EventBody::Refused { .. })),
+        "notices are never answered with errors"
+    );
+}
+
+#[test]
+fn room_limit_per_user_and_nick_problems() {
+    let mut w = World::new();
+    w.hub.config.max_rooms_per_user = 2;
+    let a = w.user("alice"); // lobby
+    join(&mut w, a, "#one", None);
+    join(&mut w, a, "#two", None);
+    assert_eq!(error_code(&w.take(a)), Some(ErrorCode::TooManyRooms));
+    let b = w.connect_cap(100);
+    assert!(matches!(
+        w.hub.nick_problem(b, "ALICE"),
+        Some(EventBody::Refused {
+            code: ErrorCode::NickInUse,
+            ..
+        })
+    ));
+    assert!(matches!(
+        w.hub.nick_problem(b, "9x"),
+        Some(EventBody::Refused {
+            code: ErrorCode::NickInvalid,
+            ..
+        })
+    ));
+    assert!(w.hub.nick_problem(b, "bob").is_none());
+    assert!(
+        w.hub.nick_problem(a, "Alice").is_none(),
+        "your own nick is no problem"
+    );
+}
+
+#[test]
+fn sources_carry_user_and_host() {
+    let mut w = World::new();
+    let a = w.connect_cap(100);
+    w.hub.set_profile(
+        a,
+        Profile {
+            user: "~al".into(),
+            realname: "Alice".into(),
+            host: "abc.ip".into(),
+            auto_join: false,
+        },
+    );
+    w.hub.handle(
+        a,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
+    let got = w.take(a);
+    assert!(
+        got.iter().all(|e| !matches!(e, EventBody::Joined { .. })),
+        "no auto join"
+    );
+    join(&mut w, a, "#r", None);
+    let ev = w.sinks[a as usize].events.borrow()[0].clone();
+    assert_eq!(ev.source.as_deref(), Some("alice!~al@abc.ip"));
+}

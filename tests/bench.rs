@@ -1,0 +1,50 @@
+//! `natter bench` end to end: a tiny fan-out against the real server,
+//! in process, through the library API.
+
+use std::time::Duration;
+
+use natter::bench::{execute, BenchConfig, Proto, Scenario};
+use natter::config::Config;
+use natter::server::Server;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn tiny_fanout_loses_nothing() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+
+    let mut cfg = BenchConfig::new(Scenario::Fanout, addr, Proto::Text);
+    cfg.clients = 20;
+    cfg.rate = 10.0;
+    cfg.warmup = Duration::from_millis(200);
+    cfg.duration = Duration::from_millis(800);
+    cfg.drain = Duration::from_secs(10);
+    let report = execute(cfg).await.expect("bench runs");
+
+    assert_eq!(report.setup.ready, 20, "{}", report.table());
+    assert!(report.errors.is_empty(), "{}", report.table());
+    let t = report.traffic.as_ref().expect("traffic was sent");
+    assert!(t.sent > 0, "{}", report.table());
+    assert_eq!(
+        (t.lost, t.duplicated, t.out_of_order, t.unexpected),
+        (0, 0, 0, 0),
+        "{}",
+        report.table()
+    );
+    // Everyone is in the one room and natter echoes a line to its sender,
+    // so every message reaches all 20 members.
+    assert_eq!(t.expected_deliveries, t.sent * 20);
+    assert_eq!(t.delivered, t.sent * 20, "{}", report.table());
+    assert!(!t.drain_timed_out);
+    let lat = report.latency_ms.as_ref().expect("latencies measured");
+    assert!(lat.count > 0 && lat.p50 <= lat.p99 && lat.p99 <= lat.max);
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

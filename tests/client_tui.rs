@@ -1,0 +1,160 @@
+//! The full-screen `natter chat` in a real terminal: tmux runs it against a
+//! natter server on 127.0.0.1:0; the test types with send-keys and reads
+//! the screen with capture-pane (polling until the expected text shows, with
+//! a timeout). Skipped, with the reason printed, only where tmux is missing
+//! (never in CI).
+
+mod client_support;
+mod common;
+
+use client_support::{Tmux, BIN};
+use common::{config, start, JsonClient};
+use serde_json::json;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The input row: the screen's last non-empty line.
+fn input_row(screen: &str) -> &str {
+    screen.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
+#[test]
+fn tui_chats_in_a_real_terminal() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    let cmd = format!("env -u NO_COLOR {BIN} chat {} --nick alice", srv.addr);
+    let Some(tmux) = Tmux::start(&cmd, 100, 30) else {
+        return;
+    };
+
+    // Logged in: header with room and nick, bob in the member list.
+    let screen = tmux.wait_screen("the header and member list", |s| {
+        let top = s.lines().next().unwrap_or("");
+        top.contains("#lobby")
+            && top.contains("alice")
+            && top.contains("2 here")
+            && s.contains(" bob")
+    });
+    assert!(input_row(&screen).starts_with("#lobby>"), "{screen}");
+    assert_eq!(rt.block_on(bob.expect("joined"))["nick"], "alice");
+
+    // Type a message: it is sent, and echoed with a time stamp.
+    tmux.type_text("hello from the tui");
+    tmux.keys(&["Enter"]);
+    let m = rt.block_on(bob.expect("message"));
+    assert_eq!(
+        (m["from"].as_str(), m["text"].as_str()),
+        (Some("alice"), Some("hello from the tui"))
+    );
+    let screen = tmux.wait_screen("our own message", |s| {
+        s.contains("<alice> hello from the tui")
+    });
+    let line = screen
+        .lines()
+        .find(|l| l.contains("<alice> hello"))
+        .unwrap_or("");
+    assert!(
+        line.as_bytes().get(2) == Some(&b':'),
+        "HH:MM first: {line:?}"
+    );
+
+    // A line from another client, with wide characters, mentioning us.
+    rt.block_on(bob.send(json!({"cmd": "chat", "msg": "hi alice 你好世界"})));
+    assert_eq!(rt.block_on(bob.expect("message"))["from"], "bob");
+    tmux.wait_screen("bob's CJK line", |s| s.contains("<bob> hi alice 你好世界"));
+    // Mentions are highlighted: a yellow background (SGR 43, or 48;5;3 as
+    // tmux reports it) on that row.
+    let raw = tmux.capture(true);
+    let row = raw.lines().find(|l| l.contains("hi alice")).unwrap_or("");
+    assert!(row.contains("[43m") || row.contains("48;5;3m"), "{row:?}");
+
+    // Typing CJK works too, and reaches the other side intact.
+    tmux.type_text("日本語のテキスト");
+    tmux.keys(&["Enter"]);
+    assert_eq!(
+        rt.block_on(bob.expect("message"))["text"],
+        "日本語のテキスト"
+    );
+    tmux.wait_screen("our CJK line", |s| s.contains("<alice> 日本語のテキスト"));
+
+    // Tab completes bob's nick; history brings back the last line.
+    tmux.type_text("bo");
+    tmux.keys(&["Tab"]);
+    tmux.wait_screen("completion", |s| input_row(s) == "#lobby> bob:");
+    tmux.keys(&["C-u", "Up"]);
+    tmux.wait_screen("history", |s| input_row(s) == "#lobby> 日本語のテキスト");
+    tmux.keys(&["C-u"]);
+
+    // Presence updates: carol arrives, bob leaves.
+    let carol = rt.block_on(JsonClient::login(srv.addr, "carol"));
+    tmux.wait_screen("carol in the list", |s| {
+        s.contains("carol joined #lobby") && s.contains("3 here")
+    });
+    rt.block_on(bob.send(json!({"cmd": "quit"})));
+    tmux.wait_screen("bob gone", |s| {
+        s.contains("bob quit") && s.contains("2 here")
+    });
+    println!("--- screen ---\n{}--------------", tmux.capture(false));
+    drop(carol);
+
+    // /quit leaves cleanly: the program exits with status 0.
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_eq!(tmux.wait_exit(), "exit 0");
+    rt.block_on(srv.shutdown());
+}
+
+#[test]
+fn tui_honours_no_color_and_resizes() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    let cmd = format!("env NO_COLOR=1 {BIN} chat {} --nick alice", srv.addr);
+    let Some(tmux) = Tmux::start(&cmd, 80, 20) else {
+        return;
+    };
+    tmux.wait_screen("login", |s| s.contains("alice joined #lobby"));
+    rt.block_on(bob.send(json!({"cmd": "chat", "msg": "hey alice"})));
+    tmux.wait_screen("bob's line", |s| s.contains("<bob> hey alice"));
+    let raw = tmux.capture(true);
+    for sgr in raw.split("\x1b[").skip(1) {
+        let params = sgr.split('m').next().unwrap_or("");
+        for p in params.split(';') {
+            let n: u32 = p.parse().unwrap_or(0);
+            assert!(
+                !matches!(n, 30..=38 | 40..=48 | 90..=97 | 100..=107),
+                "colour SGR {params:?} with NO_COLOR"
+            );
+        }
+    }
+    // Narrow the terminal: the member list goes, long lines wrap, nothing breaks.
+    tmux.run(&["resize-window", "-t", "chat", "-x", "30", "-y", "12"]);
+    rt.block_on(
+        bob.send(json!({"cmd": "chat", "msg": "一二三四五六七八九十一二三四五六七八九十"})),
+    );
+    let screen = tmux.wait_screen("the wrapped line", |s| s.contains("<bob> 一二"));
+    assert!(screen.lines().all(|l| unicode_width(l) <= 30), "{screen}");
+    tmux.keys(&["C-c"]);
+    assert_eq!(tmux.wait_exit(), "exit 0");
+    rt.block_on(srv.shutdown());
+}
+
+/// Display width without a dependency: CJK ideographs count two.
+fn unicode_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            if ('\u{2e80}'..='\u{9fff}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
