@@ -1,8 +1,9 @@
-//! The client side's own IRC line parser and writer: one line into
+//! The client side's view of IRC lines: one line into an owned
 //! [`Message`] (tags, prefix, command, params with the trailing one), and
 //! [`line`] to build an outgoing line that cannot smuggle a second command.
-//! Pure functions; the server's IRC codec lives elsewhere (src/proto) and this
-//! does not depend on it.
+//! Pure functions; the splitting itself is the server's (src/proto/irc/parse.rs).
+
+use crate::proto::irc::parse::{split, unescape_tag};
 
 /// One parsed IRC line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,50 +20,26 @@ pub struct Message {
 
 impl Message {
     /// Parses one line (a trailing `\r\n` is ignored). `None` if the line
-    /// has no command (empty, or only tags/prefix).
+    /// has no command (empty, or only tags/prefix). Uses the server's
+    /// splitter without its client-side length limits: servers may send more.
     pub fn parse(line: &str) -> Option<Message> {
-        let mut rest = line.trim_end_matches(['\r', '\n']);
-        let mut msg = Message::default();
-        if let Some(after) = rest.strip_prefix('@') {
-            let (tags, tail) = split_word(after);
-            msg.tags = tags
-                .split(';')
-                .filter(|t| !t.is_empty())
+        let m = split(line.trim_end_matches(['\r', '\n'])).ok()?;
+        let tags = m
+            .raw_tags
+            .unwrap_or("")
+            .split(';')
+            .filter(|t| !t.is_empty());
+        Some(Message {
+            tags: tags
                 .map(|t| match t.split_once('=') {
                     Some((k, v)) => (k.to_string(), Some(unescape_tag(v))),
                     None => (t.to_string(), None),
                 })
-                .collect();
-            rest = tail;
-        }
-        rest = rest.trim_start_matches(' ');
-        if let Some(after) = rest.strip_prefix(':') {
-            let (prefix, tail) = split_word(after);
-            if !prefix.is_empty() {
-                msg.prefix = Some(prefix.to_string());
-            }
-            rest = tail;
-        }
-        rest = rest.trim_start_matches(' ');
-        let (command, mut rest) = split_word(rest);
-        if command.is_empty() {
-            return None;
-        }
-        msg.command = command.to_ascii_uppercase();
-        loop {
-            rest = rest.trim_start_matches(' ');
-            if rest.is_empty() {
-                break;
-            }
-            if let Some(trailing) = rest.strip_prefix(':') {
-                msg.params.push(trailing.to_string());
-                break;
-            }
-            let (word, tail) = split_word(rest);
-            msg.params.push(word.to_string());
-            rest = tail;
-        }
-        Some(msg)
+                .collect(),
+            prefix: m.source.filter(|p| !p.is_empty()).map(str::to_string),
+            command: m.verb.to_ascii_uppercase(),
+            params: m.params.iter().map(|p| p.to_string()).collect(),
+        })
     }
 
     /// The nickname part of the prefix (`nick` of `nick!user@host`).
@@ -89,33 +66,6 @@ impl Message {
             .find(|(k, _)| k == key)
             .and_then(|(_, v)| v.as_deref())
     }
-}
-
-fn split_word(s: &str) -> (&str, &str) {
-    match s.find(' ') {
-        Some(i) => (&s[..i], &s[i + 1..]),
-        None => (s, ""),
-    }
-}
-
-fn unescape_tag(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some(':') => out.push(';'),
-            Some('s') => out.push(' '),
-            Some('r') => out.push('\r'),
-            Some('n') => out.push('\n'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
 }
 
 /// Removes what would end or corrupt an IRC line: CR, LF and NUL.

@@ -61,20 +61,37 @@ impl<'a> Message<'a> {
     }
 }
 
-/// Parses one line (without its line ending).
+/// Parses one line (without its line ending), enforcing the client limits.
 pub fn parse(line: &str) -> Result<Message<'_>, ParseError> {
+    let msg = split(line)?;
+    if msg.raw_tags.is_some_and(|t| t.len() > MAX_TAGS) {
+        return Err(ParseError::TooLong);
+    }
+    // The body: from the source (or verb) to the end, as sent.
+    let body_start = match (msg.source, msg.raw_tags) {
+        (Some(src), _) => offset(line, src) - 1,
+        (None, _) => offset(line, msg.verb),
+    };
+    if line.len() - body_start > MAX_BODY {
+        return Err(ParseError::TooLong);
+    }
+    Ok(msg)
+}
+
+/// Byte offset of `part` (a sub-slice of `line`) in `line`.
+fn offset(line: &str, part: &str) -> usize {
+    part.as_ptr() as usize - line.as_ptr() as usize
+}
+
+/// Splits one line into its parts with no length limits (a client reading
+/// from a server uses this: servers may send more than 512 bytes).
+pub fn split(line: &str) -> Result<Message<'_>, ParseError> {
     let mut rest = line.trim_start_matches(' ');
     let mut raw_tags = None;
     if let Some(after) = rest.strip_prefix('@') {
         let (tags, body) = after.split_once(' ').unwrap_or((after, ""));
-        if tags.len() > MAX_TAGS {
-            return Err(ParseError::TooLong);
-        }
         raw_tags = Some(tags);
         rest = body.trim_start_matches(' ');
-    }
-    if rest.len() > MAX_BODY {
-        return Err(ParseError::TooLong);
     }
     let mut source = None;
     if let Some(after) = rest.strip_prefix(':') {
