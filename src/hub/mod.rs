@@ -147,10 +147,7 @@ pub struct Hub<O: Outbox> {
 }
 
 fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
-    EventBody::Error {
-        code,
-        message: message.into(),
-    }
+    EventBody::error(code, message)
 }
 
 /// A refusal about named things (see [`EventBody::Refused`]).

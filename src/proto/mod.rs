@@ -386,6 +386,16 @@ pub struct WhoisInfo {
     pub signon_ms: u64,
 }
 
+impl EventBody {
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
+        EventBody::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// How one connection wants its events rendered: one cached rendering per
 /// flavour is shared by every recipient of a broadcast event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -216,31 +216,37 @@ impl Session {
                 _ = tokio::time::sleep_until(self.heartbeat_at()), if self.heartbeat.is_some() => {
                     if self.heartbeat_fired() {
                         let secs = self.shared.config.ping_timeout.as_secs();
-                        match &self.irc {
-                            Some(irc) => irc.closing(&mut self.shared.hub(), self.id, &format!("Ping timeout: {secs} seconds")),
-                            None => self.shared.hub().reply(self.id, EventBody::Error {
-                                code: ErrorCode::Timeout,
-                                message: "ping timeout: no answer to ping".into(),
-                            }),
-                        }
-                        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
+                        let irc_reason = format!("Ping timeout: {secs} seconds");
+                        self.say_goodbye(&irc_reason, "ping timeout: no answer to ping", rx, kill).await;
                         return End::PingTimeout;
                     }
                 }
                 _ = tokio::time::sleep_until(registration_deadline), if !self.registered => {
                     self.hold_until = None;
-                    match &self.irc {
-                        Some(irc) => irc.closing(&mut self.shared.hub(), self.id, "Registration timed out"),
-                        None => self.shared.hub().reply(self.id, EventBody::Error {
-                            code: ErrorCode::Timeout,
-                            message: "registration timeout: no nickname given".into(),
-                        }),
-                    }
-                    let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
+                    self.say_goodbye("Registration timed out", "registration timeout: no nickname given", rx, kill).await;
                     return End::RegistrationTimeout;
                 }
             }
         }
+    }
+
+    /// Tells the client why it is being closed (IRC `ERROR`, or a timeout
+    /// error line) and flushes its queue for at most a second.
+    async fn say_goodbye(
+        &mut self,
+        irc_reason: &str,
+        message: &'static str,
+        rx: &mut mpsc::Receiver<Arc<Event>>,
+        kill: &CancellationToken,
+    ) {
+        match &self.irc {
+            Some(irc) => irc.closing(&mut self.shared.hub(), self.id, irc_reason),
+            None => self
+                .shared
+                .hub()
+                .reply(self.id, EventBody::error(ErrorCode::Timeout, message)),
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
     }
 
     /// Reads what is available and hands complete lines to the hub.
@@ -277,25 +283,13 @@ impl Session {
         let line = match line {
             Ok(l) => l,
             Err(LineError::TooLong { max }) => {
-                let message = format!("line too long (max {max} bytes); it was ignored").into();
-                hub.reply(
-                    id,
-                    EventBody::Error {
-                        code: ErrorCode::LineTooLong,
-                        message,
-                    },
-                );
+                let message = format!("line too long (max {max} bytes); it was ignored");
+                hub.reply(id, EventBody::error(ErrorCode::LineTooLong, message));
                 return Outcome::Continue;
             }
             Err(LineError::InvalidUtf8) => {
-                let message = "line is not valid UTF-8; it was ignored".into();
-                hub.reply(
-                    id,
-                    EventBody::Error {
-                        code: ErrorCode::InvalidUtf8,
-                        message,
-                    },
-                );
+                let message = "line is not valid UTF-8; it was ignored";
+                hub.reply(id, EventBody::error(ErrorCode::InvalidUtf8, message));
                 return Outcome::Continue;
             }
         };
@@ -322,13 +316,7 @@ impl Session {
                 }
                 text::Input::Nothing => Outcome::Continue,
                 text::Input::Error(code, message) => {
-                    hub.reply(
-                        id,
-                        EventBody::Error {
-                            code,
-                            message: message.into(),
-                        },
-                    );
+                    hub.reply(id, EventBody::error(code, message));
                     Outcome::Continue
                 }
             },
@@ -340,13 +328,7 @@ impl Session {
                     Outcome::Continue
                 }
                 json::Input::Error(code, message) => {
-                    hub.reply(
-                        id,
-                        EventBody::Error {
-                            code,
-                            message: message.into(),
-                        },
-                    );
+                    hub.reply(id, EventBody::error(code, message));
                     Outcome::Continue
                 }
             },
