@@ -5,6 +5,7 @@
 
 mod irc;
 mod limits;
+mod mailbox;
 mod session;
 
 use std::hash::BuildHasher;

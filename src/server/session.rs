@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::irc::IrcSession;
+use super::mailbox::Next;
+pub(crate) use super::mailbox::Queue;
 use super::Shared;
-use crate::hub::{ConnId, Hub, Outbox, Outcome, Profile};
+use crate::hub::{ConnId, Hub, Outcome, Profile};
 use crate::proto::irc::decode::looks_like_irc;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor};
@@ -30,27 +30,6 @@ use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor};
 const BATCH: usize = 256;
 /// Bytes read per wakeup.
 const READ_CHUNK: usize = 8 * 1024;
-
-/// A member's outbound queue as the hub sees it. A full queue marks the
-/// member as a slow consumer: `kill` ends its session at once.
-#[derive(Clone)]
-pub(crate) struct Queue {
-    tx: mpsc::Sender<Arc<Event>>,
-    kill: CancellationToken,
-}
-
-impl Outbox for Queue {
-    fn push(&self, ev: &Arc<Event>) -> bool {
-        match self.tx.try_send(ev.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kill.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
 
 /// The protocol a connection speaks: text until its first line says otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +67,10 @@ struct Session {
     seen_line: bool,
     heartbeat: Option<Heartbeat>,
     ping_token: u64,
+    /// Output being rendered; empty (no allocation) between writes.
     wbuf: Vec<u8>,
+    /// When the registration timeout fires (until registered).
+    registration_deadline: Instant,
     /// IRC protocol state, once the connection speaks IRC.
     irc: Option<Box<IrcSession>>,
     /// Until then, nothing is written: the banner waits for a first line.
@@ -109,21 +91,14 @@ enum End {
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entry: Entry) {
-    let (tx, mut rx) = mpsc::channel(shared.config.send_queue.max(1));
-    let kill = CancellationToken::new();
+    let queue = Queue::new(shared.config.send_queue);
     let host = match stream.peer_addr() {
         Ok(peer) => shared.cloak(peer.ip()),
         Err(_) => "unknown.ip".to_string(),
     };
     {
         let mut hub = shared.hub();
-        hub.connect(
-            id,
-            Queue {
-                tx,
-                kill: kill.clone(),
-            },
-        );
+        hub.connect(id, queue.clone());
         hub.set_profile(
             id,
             Profile {
@@ -136,6 +111,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
     }
     info!("connected");
     let delay = shared.config.banner_delay;
+    let registration_deadline = Instant::now() + shared.config.registration_timeout;
     let mut s = Session {
         id,
         decoder: LineDecoder::new(shared.config.max_line_bytes),
@@ -147,6 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
         heartbeat: None,
         ping_token: 0,
         wbuf: Vec::new(),
+        registration_deadline,
         irc: None,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| Instant::now() + delay),
         host,
@@ -155,7 +132,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
         let shared = s.shared.clone();
         s.switch_to_irc(&mut shared.hub());
     }
-    let end = s.run(&mut rx, &kill).await;
+    let end = s.run(&queue).await;
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -176,28 +153,26 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
 }
 
 impl Session {
-    async fn run(&mut self, rx: &mut mpsc::Receiver<Arc<Event>>, kill: &CancellationToken) -> End {
-        let registration_deadline = Instant::now() + self.shared.config.registration_timeout;
+    /// The connection's loop. Kept small at idle: one timer, the mailbox,
+    /// readiness and shutdown; writing happens in a boxed future.
+    async fn run(&mut self, queue: &Queue) -> End {
         let shutdown = self.shared.shutdown.clone();
         loop {
+            let timer = self.next_timer();
             tokio::select! {
                 biased;
-                _ = kill.cancelled() => return End::SlowConsumer,
                 _ = shutdown.cancelled() => {
                     let grace = self.shared.config.shutdown_grace;
-                    let _ = tokio::time::timeout(grace, self.flush(rx, kill)).await;
+                    let _ = tokio::time::timeout(grace, Box::pin(self.flush(queue))).await;
                     return End::Shutdown;
                 }
-                _ = tokio::time::sleep_until(self.hold_until.unwrap_or_else(Instant::now)), if self.hold_until.is_some() => {
-                    self.hold_until = None;
-                }
-                ev = rx.recv(), if self.hold_until.is_none() => match ev {
-                    Some(ev) => {
-                        if let Err(e) = self.write_events(ev, rx, kill).await {
-                            return if kill.is_cancelled() { End::SlowConsumer } else { End::Error(e) };
+                next = queue.next(), if self.hold_until.is_none() => match next {
+                    Next::Event(ev) => {
+                        if let Err(e) = Box::pin(self.write_events(ev, queue)).await {
+                            return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
                         }
                     }
-                    None => return End::Closed,
+                    Next::Killed => return End::SlowConsumer,
                 },
                 r = self.stream.readable() => {
                     if let Err(e) = r {
@@ -205,7 +180,8 @@ impl Session {
                     }
                     match self.read() {
                         Ok(Some(Outcome::Close)) => {
-                            let _ = tokio::time::timeout(self.shared.config.write_timeout, self.flush(rx, kill)).await;
+                            let wait = self.shared.config.write_timeout;
+                            let _ = tokio::time::timeout(wait, Box::pin(self.flush(queue))).await;
                             return End::Quit;
                         }
                         Ok(Some(Outcome::Continue)) | Ok(None) => {}
@@ -213,32 +189,60 @@ impl Session {
                         Err(e) => return End::Error(e),
                     }
                 }
-                _ = tokio::time::sleep_until(self.heartbeat_at()), if self.heartbeat.is_some() => {
-                    if self.heartbeat_fired() {
-                        let secs = self.shared.config.ping_timeout.as_secs();
-                        let irc_reason = format!("Ping timeout: {secs} seconds");
-                        self.say_goodbye(&irc_reason, "ping timeout: no answer to ping", rx, kill).await;
-                        return End::PingTimeout;
+                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    if let Some(end) = self.timer_fired() {
+                        let (irc_reason, message) = match end {
+                            End::PingTimeout => {
+                                let secs = self.shared.config.ping_timeout.as_secs();
+                                (format!("Ping timeout: {secs} seconds"), "ping timeout: no answer to ping")
+                            }
+                            _ => ("Registration timed out".to_string(), "registration timeout: no nickname given"),
+                        };
+                        Box::pin(self.say_goodbye(&irc_reason, message, queue)).await;
+                        return end;
                     }
-                }
-                _ = tokio::time::sleep_until(registration_deadline), if !self.registered => {
-                    self.hold_until = None;
-                    self.say_goodbye("Registration timed out", "registration timeout: no nickname given", rx, kill).await;
-                    return End::RegistrationTimeout;
                 }
             }
         }
     }
 
+    /// The earliest of the banner hold, the registration timeout and the heartbeat.
+    fn next_timer(&self) -> Option<Instant> {
+        let registration = (!self.registered).then_some(self.registration_deadline);
+        let heartbeat = self
+            .heartbeat
+            .as_ref()
+            .map(|hb| hb.deadline.unwrap_or(hb.next_ping));
+        [self.hold_until, registration, heartbeat]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Handles whichever timers are due; `Some` ends the session.
+    fn timer_fired(&mut self) -> Option<End> {
+        let now = Instant::now();
+        if self.hold_until.is_some_and(|t| t <= now) {
+            self.hold_until = None;
+        }
+        if !self.registered && self.registration_deadline <= now {
+            self.hold_until = None;
+            return Some(End::RegistrationTimeout);
+        }
+        if self
+            .heartbeat
+            .as_ref()
+            .is_some_and(|hb| hb.deadline.unwrap_or(hb.next_ping) <= now)
+            && self.heartbeat_fired()
+        {
+            return Some(End::PingTimeout);
+        }
+        None
+    }
+
     /// Tells the client why it is being closed (IRC `ERROR`, or a timeout
     /// error line) and flushes its queue for at most a second.
-    async fn say_goodbye(
-        &mut self,
-        irc_reason: &str,
-        message: &'static str,
-        rx: &mut mpsc::Receiver<Arc<Event>>,
-        kill: &CancellationToken,
-    ) {
+    async fn say_goodbye(&mut self, irc_reason: &str, message: &'static str, queue: &Queue) {
         match &self.irc {
             Some(irc) => irc.closing(&mut self.shared.hub(), self.id, irc_reason),
             None => self
@@ -246,7 +250,7 @@ impl Session {
                 .hub()
                 .reply(self.id, EventBody::error(ErrorCode::Timeout, message)),
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(rx, kill)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.flush(queue)).await;
     }
 
     /// Reads what is available and hands complete lines to the hub.
@@ -427,13 +431,6 @@ impl Session {
         });
     }
 
-    fn heartbeat_at(&self) -> Instant {
-        match &self.heartbeat {
-            Some(hb) => hb.deadline.unwrap_or(hb.next_ping),
-            None => Instant::now() + Duration::from_secs(3600),
-        }
-    }
-
     /// The heartbeat timer fired: ping, or report a timeout (true).
     fn heartbeat_fired(&mut self) -> bool {
         let now = Instant::now();
@@ -456,35 +453,26 @@ impl Session {
     }
 
     /// Renders `first` and whatever else is queued (up to a batch) into one write.
-    async fn write_events(
-        &mut self,
-        first: Arc<Event>,
-        rx: &mut mpsc::Receiver<Arc<Event>>,
-        kill: &CancellationToken,
-    ) -> io::Result<()> {
-        self.render_into(&first);
-        for _ in 1..BATCH {
-            match rx.try_recv() {
-                Ok(ev) => self.render_into(&ev),
-                Err(_) => break,
-            }
+    async fn write_events(&mut self, first: Arc<Event>, queue: &Queue) -> io::Result<()> {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        queue.drain_into(&mut batch, BATCH - 1);
+        for ev in &batch {
+            self.render_into(ev);
         }
-        if self.wbuf.is_empty() {
+        drop(batch);
+        // The buffer is given back after each write: an idle connection holds none.
+        let buf = std::mem::take(&mut self.wbuf);
+        if buf.is_empty() {
             return Ok(()); // everything was filtered out
         }
-        let buf = std::mem::take(&mut self.wbuf);
-        let r = write_all(&self.stream, &buf, kill, self.shared.config.write_timeout).await;
-        if buf.capacity() <= 16 * 1024 {
-            self.wbuf = buf;
-            self.wbuf.clear();
-        }
-        r
+        write_all(&self.stream, &buf, queue, self.shared.config.write_timeout).await
     }
 
-    /// Writes everything still queued (used on quit and shutdown).
-    async fn flush(&mut self, rx: &mut mpsc::Receiver<Arc<Event>>, kill: &CancellationToken) {
-        while let Ok(ev) = rx.try_recv() {
-            if self.write_events(ev, rx, kill).await.is_err() {
+    /// Writes everything still queued (used on quit, timeouts and shutdown).
+    async fn flush(&mut self, queue: &Queue) {
+        while let Some(Next::Event(ev)) = queue.try_next() {
+            if self.write_events(ev, queue).await.is_err() {
                 return;
             }
         }
@@ -497,7 +485,7 @@ impl Session {
 async fn write_all(
     stream: &TcpStream,
     mut buf: &[u8],
-    kill: &CancellationToken,
+    queue: &Queue,
     timeout: Duration,
 ) -> io::Result<()> {
     while !buf.is_empty() {
@@ -506,7 +494,7 @@ async fn write_all(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 tokio::select! {
                     r = stream.writable() => r?,
-                    _ = kill.cancelled() => return Err(io::Error::other("killed")),
+                    _ = queue.killed() => return Err(io::Error::other("killed")),
                     _ = tokio::time::sleep(timeout) => return Err(io::ErrorKind::TimedOut.into()),
                 }
             }
