@@ -7,7 +7,8 @@
 #   bench/compare.sh fanout --clients 1000 --rate 1 --duration 10s
 #
 # Environment:
-#   TARGETS="natter ngircd inspircd node"   servers to run (default: all four)
+#   TARGETS="natter ngircd inspircd node"   servers to run (default: these four;
+#                     also `natter_irc`: natter again, with the clients speaking IRC)
 #   OUT=DIR           keep the JSON reports and server logs there (default: a temp dir)
 #   NO_BUILD=1        do not run `cargo build --release` first
 #   NATTER_BIN=PATH   natter binary (default: target/release/natter)
@@ -106,8 +107,14 @@ wait_port() { # PORT PID
 }
 
 start_natter() { # PORT
-    "$BIN" serve --listen "127.0.0.1:$1" --max-per-ip 0 --max-clients 200000 \
+    "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
         2>"$out/natter.log" &
+    pid=$!
+}
+
+start_natter_irc() { # PORT
+    "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
+        2>"$out/natter_irc.log" &
     pid=$!
 }
 
@@ -145,7 +152,7 @@ start_inspircd() { # PORT
 <admin name="bench" nick="bench" email="bench@localhost">
 <bind address="127.0.0.1" port="$1" type="clients">
 <connect name="bench" allow="*" timeout="120" pingfreq="600" threshold="1000000"
-         commandrate="100000000" fakelag="off" hardsendq="1073741824" softsendq="1048576"
+         commandrate="100000000" fakelag="off" hardsendq="1048576" softsendq="65536"
          recvq="1048576" localmax="1000000" globalmax="1000000" maxchans="100"
          maxconnwarn="off" resolvehostnames="no" useident="no" limit="1000000">
 <channels users="100" opers="100">
@@ -173,6 +180,7 @@ set_flags() { # TARGET
     local cc
     case $1 in
         natter) tflags=(--proto text) cc=32 ;;
+        natter_irc) tflags=(--proto irc) cc=32 ;;
         ngircd) tflags=(--proto irc) cc=32 ;;
         inspircd) tflags=(--proto irc) cc=2000 ;;
         # The seed server has one room, no /color, and does not echo.
@@ -216,7 +224,7 @@ done
 
 echo
 echo "scenario $scenario ${extra[*]}   (reports in $out)"
-printf '%-9s %7s %6s %12s %9s %9s %9s %8s %9s %9s %9s %7s\n' \
+printf '%-10s %7s %6s %12s %9s %9s %9s %8s %9s %9s %9s %7s\n' \
     target ready lost deliveries/s p50_ms p99_ms p99.9_ms max_ms rss/conn peak_MiB setup_s cpu%
 for t in "${ran[@]}"; do
     jq -r --arg t "$t" '[
@@ -230,13 +238,13 @@ for t in "${ran[@]}"; do
         (.setup.seconds*1000|floor/1000),
         (.server.cpu.run_percent // .server.cpu.setup_percent // "-" | if type == "number" then floor else . end)
     ] | @tsv' "$out/$t.json" |
-        awk -F'\t' '{ printf "%-9s %7s %6s %12s %9s %9s %9s %8s %9s %9s %9s %7s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12 }'
+        awk -F'\t' '{ printf "%-10s %7s %6s %12s %9s %9s %9s %8s %9s %9s %9s %7s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12 }'
 done
 
 if [ -s "$out/natter.json" ]; then
     echo
     echo "natter / other (deliveries/s: higher is better for natter; p99, RSS per connection, peak RSS: lower is better)"
-    printf '%-9s %12s %9s %9s %9s\n' other deliveries/s p99 rss/conn peak_rss
+    printf '%-10s %12s %9s %9s %9s\n' other deliveries/s p99 rss/conn peak_rss
     for t in "${ran[@]}"; do
         [ "$t" = natter ] && continue
         jq -r -n --arg t "$t" --slurpfile a "$out/natter.json" --slurpfile b "$out/$t.json" '
@@ -247,6 +255,6 @@ if [ -s "$out/natter.json" ]; then
              r($a[0].latency_ms.p99; $b[0].latency_ms.p99),
              r($a[0].server.rss_per_conn_bytes; $b[0].server.rss_per_conn_bytes),
              r($a[0].server.peak_rss_kib; $b[0].server.peak_rss_kib)] | @tsv' |
-            awk -F'\t' '{ printf "%-9s %12s %9s %9s %9s\n", $1,$2,$3,$4,$5 }'
+            awk -F'\t' '{ printf "%-10s %12s %9s %9s %9s\n", $1,$2,$3,$4,$5 }'
     done
 fi

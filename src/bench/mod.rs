@@ -304,16 +304,16 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     let (bench_run, server_run) = t_setup.cpu_until(&t_run);
     let server = match (cfg.pid, mem_before) {
         (Some(pid), Some(before)) => {
-            let after = mem_setup.unwrap_or_default();
+            let after = mem_setup.map(|m| m.rss_kib);
             Some(ServerReport {
                 pid,
                 rss_before_kib: before.rss_kib,
-                rss_after_setup_kib: after.rss_kib,
-                rss_end_kib: mem_end.unwrap_or_default().rss_kib,
+                rss_after_setup_kib: after,
+                rss_end_kib: mem_end.map(|m| m.rss_kib),
                 peak_rss_kib: mon.max_rss_kib,
-                rss_per_conn_bytes: (ready > 0 && after.rss_kib > 0).then(|| {
-                    (after.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / ready as f64
-                }),
+                rss_per_conn_bytes: after
+                    .filter(|_| ready > 0)
+                    .map(|after| (after as f64 - before.rss_kib as f64) * 1024.0 / ready as f64),
                 cpu: Cpu {
                     setup_percent: server_setup,
                     run_percent: if sends || !cfg.duration.is_zero() {

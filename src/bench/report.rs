@@ -127,8 +127,9 @@ pub struct Cpu {
 pub struct ServerReport {
     pub pid: u32,
     pub rss_before_kib: u64,
-    pub rss_after_setup_kib: u64,
-    pub rss_end_kib: u64,
+    /// None when /proc could not be read then (e.g. the bench was out of descriptors).
+    pub rss_after_setup_kib: Option<u64>,
+    pub rss_end_kib: Option<u64>,
     /// The larger of VmHWM and the highest VmRSS sampled.
     pub peak_rss_kib: u64,
     /// (RSS after setup − RSS before) / ready connections.
@@ -276,8 +277,8 @@ impl Report {
                 "server     pid {}: RSS {} before, {} after setup ({per}), {} at end, {} peak",
                 srv.pid,
                 mib(srv.rss_before_kib),
-                mib(srv.rss_after_setup_kib),
-                mib(srv.rss_end_kib),
+                srv.rss_after_setup_kib.map_or("n/a".into(), mib),
+                srv.rss_end_kib.map_or("n/a".into(), mib),
                 mib(srv.peak_rss_kib)
             );
         }
