@@ -33,6 +33,9 @@ pub struct Config {
     pub large_room: usize,
     /// Events queued for one client before it counts as a slow consumer and is disconnected.
     pub send_queue: usize,
+    /// Pending connections the kernel queues on each listener before
+    /// `accept` (capped by the kernel's `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// A connection that has not picked a nickname within this time is dropped.
     #[serde(deserialize_with = "de_duration")]
     pub registration_timeout: Duration,
@@ -115,7 +118,8 @@ impl Default for Config {
             max_nick_chars: 30,
             max_room_chars: 50,
             large_room: 1000,
-            send_queue: 512,
+            send_queue: 4096,
+            listen_backlog: 4096,
             registration_timeout: Duration::from_secs(60),
             tcp_keepalive: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),

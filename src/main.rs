@@ -60,6 +60,8 @@ struct ServeArgs {
     large_room: Option<usize>,
     #[arg(long, env = "NATTER_SEND_QUEUE")]
     send_queue: Option<usize>,
+    #[arg(long, env = "NATTER_LISTEN_BACKLOG")]
+    listen_backlog: Option<u32>,
     #[arg(long, env = "NATTER_REGISTRATION_TIMEOUT", value_parser = parse_duration)]
     registration_timeout: Option<Duration>,
     #[arg(long, env = "NATTER_TCP_KEEPALIVE", value_parser = parse_duration)]
@@ -104,6 +106,7 @@ impl ServeArgs {
             max_room_chars,
             large_room,
             send_queue,
+            listen_backlog,
             registration_timeout,
             tcp_keepalive,
             write_timeout,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
@@ -63,13 +63,12 @@ pub struct Server {
 impl Server {
     /// Binds the listeners. Fails with a message naming the address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let backlog = config.listen_backlog;
+        let listener = listen(config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let irc_listener = match config.irc_listen.0 {
             Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
+                listen(addr, backlog)
                     .with_context(|| format!("cannot listen on {addr} (irc_listen)"))?,
             ),
             None => None,
@@ -180,6 +179,19 @@ impl Server {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Binds a listener with our backlog (tokio's `bind` uses 1024 and std's 128;
+/// a join storm of thousands needs more).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// TCP options for an accepted socket: keepalive finds dead peers, no Nagle delay.
