@@ -272,14 +272,26 @@ impl Session {
         if lines.is_empty() {
             return Ok(Some(Outcome::Continue));
         }
+        let was_registered = self.registered;
         let shared = self.shared.clone();
         let mut hub = shared.hub();
+        let mut outcome = Outcome::Continue;
         for line in lines {
-            if self.handle_line(&mut hub, line) == Outcome::Close {
-                return Ok(Some(Outcome::Close));
+            outcome = self.handle_line(&mut hub, line);
+            if outcome == Outcome::Close {
+                break;
             }
         }
-        Ok(Some(Outcome::Continue))
+        // Logged once the hub is unlocked: a log write never holds up the room.
+        let nick = (self.registered && !was_registered)
+            .then(|| hub.nick_of(self.id).cloned())
+            .flatten();
+        drop(hub);
+        if let Some(nick) = nick {
+            tracing::Span::current().record("nick", &*nick);
+            info!("registered as {nick}");
+        }
+        Ok(Some(outcome))
     }
 
     fn handle_line(&mut self, hub: &mut Hub<Queue>, line: Result<String, LineError>) -> Outcome {
@@ -342,11 +354,7 @@ impl Session {
             },
         };
         if !self.registered {
-            if let Some(nick) = hub.nick_of(id) {
-                self.registered = true;
-                tracing::Span::current().record("nick", &**nick);
-                info!("registered as {nick}");
-            }
+            self.registered = hub.nick_of(id).is_some();
         }
         outcome
     }
