@@ -2,9 +2,11 @@
 //! lines: registration, 433, auto-join, NAMES, PING/PONG, PRIVMSG, QUIT) and
 //! against a real ngircd on a free loopback port (two clients in #test
 //! talking, presence events, nick collision). Skipped, with the reason
-//! printed, only where ngircd is missing (never in CI).
+//! printed, only where ngircd is missing (never in CI). And against natter's
+//! own IRC port, sharing a room with a telnet-style text user.
 
 mod client_support;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -143,4 +145,44 @@ fn two_clients_talk_through_ngircd_and_a_taken_nick_gets_an_underscore() {
         alice.seen
     );
     drop(irc);
+}
+
+#[test]
+fn irc_mode_against_natter_itself_shares_a_room_with_a_text_user() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let srv = rt.block_on(common::start(common::config()));
+    let irc_addr = srv.irc_addr.expect("IRC listener on").to_string();
+    let mut texter = rt.block_on(srv.user("texter"));
+
+    let mut alice = Chat::spawn(&["--irc", &irc_addr, "--nick", "alice", "--join", "#lobby"]);
+    alice.expect("you are now known as alice");
+    alice.expect("* In #lobby (2): alice, texter");
+    rt.block_on(texter.expect("alice joined #lobby"));
+
+    // IRC client -> text user, and back.
+    alice.send("hello from IRC, 你好");
+    rt.block_on(texter.expect("alice: hello from IRC, 你好"));
+    rt.block_on(texter.send("hello from telnet"));
+    let l = alice.expect("<texter> hello from telnet");
+    assert!(stamped(&l), "{l}");
+    alice.send("/me waves");
+    rt.block_on(texter.expect("* alice waves"));
+    rt.block_on(texter.send("/msg alice psst"));
+    alice.expect("[private] texter -> alice: psst");
+
+    // A nick the text user holds is taken on IRC too (one namespace): 433, then alice_.
+    let mut twin = Chat::spawn(&["--irc", &irc_addr, "--nick", "TEXTER", "--join", "#lobby"]);
+    twin.expect("the nickname TEXTER is in use; trying TEXTER_");
+    twin.expect("you are now known as TEXTER_");
+    twin.send("quit");
+    assert!(twin.wait().success());
+
+    alice.send("/quit bye");
+    rt.block_on(texter.expect("alice quit"));
+    assert!(alice.wait().success());
+    rt.block_on(srv.shutdown());
 }
