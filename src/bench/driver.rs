@@ -126,7 +126,7 @@ impl Handshake {
     pub fn on_line(&mut self, line: &str, out: &mut Vec<u8>) -> Result<bool, Refused> {
         match self.proto {
             Proto::Text => {
-                let plain = strip_ansi(line);
+                let plain = crate::proto::sanitize::strip_controls(line);
                 if plain.contains(&self.ready) {
                     return Ok(true);
                 }
@@ -248,26 +248,6 @@ fn skip_ansi_prefix(mut line: &[u8]) -> &[u8] {
         }
     }
     line
-}
-
-/// Removes ANSI CSI sequences (`ESC [ … final`).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -70,24 +70,9 @@ impl TestServer {
     }
 }
 
-/// Removes ANSI CSI sequences so tests can match plain text.
+/// Removes ANSI sequences (the server's colours) so tests can match plain text.
 pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    natter::proto::sanitize::strip_controls(s)
 }
 
 pub struct Client {
