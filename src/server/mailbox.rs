@@ -83,16 +83,6 @@ impl Queue {
         ev.map(Next::Event)
     }
 
-    /// Moves up to `max` queued events into `out` (one lock for a batch).
-    pub fn drain_into(&self, out: &mut Vec<Arc<Event>>, max: usize) {
-        let mut inner = self.lock();
-        let n = inner.queue.len().min(max);
-        out.extend(inner.queue.drain(..n));
-        if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
-            inner.queue = VecDeque::new();
-        }
-    }
-
     pub fn is_killed(&self) -> bool {
         self.lock().killed
     }
@@ -158,16 +148,15 @@ mod tests {
     }
 
     #[test]
-    fn drains_in_batches_and_gives_back_memory() {
+    fn drains_in_order_and_gives_back_memory() {
         let q = Queue::new(1000);
         for i in 0..500 {
             q.push(&ev(i));
         }
-        let mut out = Vec::new();
-        q.drain_into(&mut out, 256);
-        assert_eq!(out.len(), 256);
-        q.drain_into(&mut out, 256);
-        assert_eq!(out.len(), 500);
+        for i in 0..500 {
+            assert_eq!(token(q.try_next()), Some(i));
+        }
+        assert!(q.try_next().is_none());
         assert_eq!(q.lock().queue.capacity(), 0);
     }
 

@@ -67,8 +67,9 @@ struct Session {
     seen_line: bool,
     heartbeat: Option<Heartbeat>,
     ping_token: u64,
-    /// Output being rendered; empty (no allocation) between writes.
-    wbuf: Vec<u8>,
+    /// Output the socket did not take yet (only for a peer that is behind;
+    /// empty, with no allocation, otherwise).
+    pending: Vec<u8>,
     /// When the registration timeout fires (until registered).
     registration_deadline: Instant,
     /// IRC protocol state, once the connection speaks IRC.
@@ -122,7 +123,7 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
         seen_line: false,
         heartbeat: None,
         ping_token: 0,
-        wbuf: Vec::new(),
+        pending: Vec::new(),
         registration_deadline,
         irc: None,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| Instant::now() + delay),
@@ -168,7 +169,11 @@ impl Session {
                 }
                 next = queue.next(), if self.hold_until.is_none() => match next {
                     Next::Event(ev) => {
-                        if let Err(e) = Box::pin(self.write_events(ev, queue)).await {
+                        let mut r = self.write_now(ev, queue);
+                        if r.is_ok() && !self.pending.is_empty() {
+                            r = Box::pin(self.write_pending(queue)).await;
+                        }
+                        if let Err(e) = r {
                             return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
                         }
                     }
@@ -368,11 +373,11 @@ impl Session {
         }
     }
 
-    /// Appends `ev` as this connection writes it.
-    fn render_into(&mut self, ev: &Event) {
+    /// Appends `ev` to `out` as this connection writes it.
+    fn render_into(&mut self, ev: &Event, out: &mut Vec<u8>) {
         match &mut self.irc {
-            Some(irc) => irc.write(ev, &mut self.wbuf),
-            None => self.wbuf.extend_from_slice(ev.rendered(self.flavor())),
+            Some(irc) => irc.write(ev, out),
+            None => out.extend_from_slice(ev.rendered(self.flavor())),
         }
     }
 
@@ -460,27 +465,54 @@ impl Session {
         false
     }
 
-    /// Renders `first` and whatever else is queued (up to a batch) into one write.
-    async fn write_events(&mut self, first: Arc<Event>, queue: &Queue) -> io::Result<()> {
-        let mut batch = Vec::with_capacity(16);
-        batch.push(first);
-        queue.drain_into(&mut batch, BATCH - 1);
-        for ev in &batch {
-            self.render_into(ev);
+    /// Renders `first` and whatever else is queued (up to a batch) into this
+    /// worker thread's buffer and writes it at once. What the socket does not
+    /// take is kept in `pending` for [`Session::write_pending`]. No
+    /// allocation per message in the usual case: the buffer is the thread's.
+    fn write_now(&mut self, first: Arc<Event>, queue: &Queue) -> io::Result<()> {
+        thread_local! {
+            static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        drop(batch);
-        // The buffer is given back after each write: an idle connection holds none.
-        let buf = std::mem::take(&mut self.wbuf);
-        if buf.is_empty() {
-            return Ok(()); // everything was filtered out
-        }
+        OUT.with(|out| {
+            let mut out = out.borrow_mut();
+            out.clear();
+            self.render_into(&first, &mut out);
+            for _ in 1..BATCH {
+                match queue.try_next() {
+                    Some(Next::Event(ev)) => self.render_into(&ev, &mut out),
+                    _ => break,
+                }
+            }
+            let mut written = 0;
+            while written < out.len() {
+                match self.stream.try_write(&out[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending.extend_from_slice(&out[written..]);
+            if out.capacity() > 256 * 1024 {
+                *out = Vec::new(); // one huge batch does not pin memory forever
+            }
+            Ok(())
+        })
+    }
+
+    /// Waits until the socket has taken everything in `pending`.
+    async fn write_pending(&mut self, queue: &Queue) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.pending);
         write_all(&self.stream, &buf, queue, self.shared.config.write_timeout).await
     }
 
     /// Writes everything still queued (used on quit, timeouts and shutdown).
     async fn flush(&mut self, queue: &Queue) {
         while let Some(Next::Event(ev)) = queue.try_next() {
-            if self.write_events(ev, queue).await.is_err() {
+            let mut r = self.write_now(ev, queue);
+            if r.is_ok() && !self.pending.is_empty() {
+                r = self.write_pending(queue).await;
+            }
+            if r.is_err() {
                 return;
             }
         }
