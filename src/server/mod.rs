@@ -67,10 +67,18 @@ impl Server {
         let listener = listen(config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let irc_listener = match config.irc_listen.0 {
-            Some(addr) => Some(
-                listen(addr, backlog)
-                    .with_context(|| format!("cannot listen on {addr} (irc_listen)"))?,
-            ),
+            Some(addr) => match listen(addr, backlog) {
+                Ok(l) => Some(l),
+                // `natter serve` with no config must start even where another
+                // IRC server holds 6667: the default IRC port is optional.
+                Err(e) if !irc_bind_is_fatal(&config) => {
+                    warn!("IRC listener off: cannot listen on {addr}: {e} (set irc_listen to use another address)");
+                    None
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot listen on {addr} (irc_listen)"))
+                }
+            },
             None => None,
         };
         let hub = Hub::new(HubConfig::from_config(&config));
@@ -181,6 +189,12 @@ impl Server {
     }
 }
 
+/// Whether failing to bind the IRC listener stops the server: only when the
+/// operator chose its address (the default one is given up with a warning).
+fn irc_bind_is_fatal(config: &Config) -> bool {
+    config.irc_listen != Config::default().irc_listen
+}
+
 /// Binds a listener with our backlog (tokio's `bind` uses 1024 and std's 128;
 /// a join storm of thousands needs more).
 fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
@@ -256,5 +270,18 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_chosen_irc_address_must_bind() {
+        let mut c = Config::default();
+        assert!(!irc_bind_is_fatal(&c));
+        c.irc_listen = "127.0.0.1:6697".parse().unwrap();
+        assert!(irc_bind_is_fatal(&c));
     }
 }
