@@ -435,6 +435,7 @@ impl Conn {
             cfg.size,
             &mut template,
         );
+        template.extend_from_slice(driver::message_suffix(cfg.proto));
         template.extend_from_slice(b"\r\n");
         // Senders are spread evenly over one interval so they do not all fire at once.
         let offset =

@@ -2,8 +2,8 @@
 //! how it knows it is ready, how it frames a chat message, and which
 //! server lines need an answer (IRC PING). Pure: bytes in, bytes out.
 //!
-//! Adding a protocol (JSON lines, say) means one [`Proto`] variant and one
-//! arm in each function here; the connection task does not change.
+//! A protocol is one [`Proto`] variant and one arm in each function here;
+//! the connection task does not change.
 
 use serde::Serialize;
 
@@ -16,6 +16,8 @@ pub enum Proto {
     Text,
     /// IRC (RFC 1459/2812): NICK/USER, JOIN #room, PRIVMSG; answers PING.
     Irc,
+    /// natter's JSON lines: login, join, chat; answers ping with keep.
+    Json,
 }
 
 impl Proto {
@@ -23,7 +25,7 @@ impl Proto {
     /// text protocol confirms each line to its sender; IRC servers do not).
     pub fn default_echo(self) -> bool {
         match self {
-            Proto::Text => true,
+            Proto::Text | Proto::Json => true,
             Proto::Irc => false,
         }
     }
@@ -32,6 +34,7 @@ impl Proto {
         match self {
             Proto::Text => "text",
             Proto::Irc => "irc",
+            Proto::Json => "json",
         }
     }
 }
@@ -110,6 +113,15 @@ impl Handshake {
                     format!("NICK {nick}\r\nUSER {nick} 0 * :natter bench\r\n").as_bytes(),
                 );
             }
+            Proto::Json => {
+                for cmd in [
+                    serde_json::json!({"cmd": "login", "nick": nick}),
+                    serde_json::json!({"cmd": "join", "room": room}),
+                ] {
+                    out.extend_from_slice(cmd.to_string().as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         }
         let hs = Handshake {
             proto,
@@ -136,6 +148,22 @@ impl Handshake {
                 Ok(false)
             }
             Proto::Irc => self.on_irc_line(line, out),
+            Proto::Json => {
+                if let Some(answer) = pong(Proto::Json, line.as_bytes()) {
+                    out.extend_from_slice(&answer);
+                    return Ok(false);
+                }
+                let Some(ev) = crate::proto::json::parse_event(line) else {
+                    return Ok(false); // the text banner sent before detection
+                };
+                match ev["type"].as_str() {
+                    Some("error") => Err(Refused::Server(line.to_string())),
+                    Some("joined") => {
+                        Ok(ev["nick"] == self.nick.as_str() && ev["room"] == self.room.as_str())
+                    }
+                    _ => Ok(false),
+                }
+            }
         }
     }
 
@@ -210,6 +238,15 @@ pub fn message_prefix(proto: Proto, room: &str) -> Vec<u8> {
     match proto {
         Proto::Text => Vec::new(),
         Proto::Irc => format!("PRIVMSG #{room} :").into_bytes(),
+        Proto::Json => br#"{"cmd":"chat","msg":""#.to_vec(),
+    }
+}
+
+/// The bytes that go after the payload (the payload is JSON-safe ASCII).
+pub fn message_suffix(proto: Proto) -> &'static [u8] {
+    match proto {
+        Proto::Json => br#""}"#,
+        Proto::Text | Proto::Irc => b"",
     }
 }
 
@@ -217,6 +254,10 @@ pub fn message_prefix(proto: Proto, room: &str) -> Vec<u8> {
 pub fn pong(proto: Proto, line: &[u8]) -> Option<Vec<u8>> {
     match proto {
         Proto::Text => None,
+        Proto::Json => {
+            let ping = memchr::memmem::find(line, br#""type":"ping""#).is_some();
+            ping.then(|| b"{\"cmd\":\"keep\"}\r\n".to_vec())
+        }
         Proto::Irc => {
             let rest = line.strip_prefix(b"PING")?;
             if !(rest.is_empty() || rest[0] == b' ') {
@@ -237,6 +278,7 @@ pub fn is_error_line(proto: Proto, line: &[u8]) -> bool {
     match proto {
         Proto::Text => line.starts_with(b"! "),
         Proto::Irc => line.starts_with(b"ERROR"),
+        Proto::Json => memchr::memmem::find(line, br#""type":"error""#).is_some(),
     }
 }
 
@@ -253,6 +295,57 @@ fn skip_ansi_prefix(mut line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natter_json_handshake_ping_and_framing() {
+        let (mut hs, out) = Handshake::start(Proto::Json, &TextOptions::default(), "b7", "bench3");
+        assert_eq!(
+            out,
+            b"{\"cmd\":\"login\",\"nick\":\"b7\"}\r\n{\"cmd\":\"join\",\"room\":\"bench3\"}\r\n"
+        );
+        let mut reply = Vec::new();
+        assert_eq!(
+            hs.on_line("*** Welcome to natter! 0 people online.", &mut reply),
+            Ok(false)
+        );
+        assert_eq!(
+            hs.on_line(
+                r#"{"type":"joined","room":"lobby","nick":"b7","members":1,"ts":1}"#,
+                &mut reply
+            ),
+            Ok(false)
+        );
+        assert_eq!(
+            hs.on_line(r#"{"type":"ping","token":1,"ts":1}"#, &mut reply),
+            Ok(false)
+        );
+        assert_eq!(reply, b"{\"cmd\":\"keep\"}\r\n");
+        assert_eq!(
+            hs.on_line(
+                r#"{"type":"joined","room":"bench3","nick":"b7","members":2,"ts":1}"#,
+                &mut reply
+            ),
+            Ok(true)
+        );
+        let (mut hs, _) = Handshake::start(Proto::Json, &TextOptions::default(), "b8", "bench3");
+        assert!(hs
+            .on_line(
+                r#"{"type":"error","code":"nick_in_use","message":"taken","ts":1}"#,
+                &mut reply
+            )
+            .is_err());
+        let mut line = message_prefix(Proto::Json, "bench3");
+        line.extend_from_slice(b"~nb~payload");
+        line.extend_from_slice(message_suffix(Proto::Json));
+        assert!(matches!(
+            crate::proto::json::parse(std::str::from_utf8(&line).unwrap()),
+            crate::proto::json::Input::Command(crate::proto::Command::Say { .. })
+        ));
+        assert!(is_error_line(
+            Proto::Json,
+            br#"{"type":"error","code":"x"}"#
+        ));
+    }
 
     #[test]
     fn natter_text_handshake() {
