@@ -76,11 +76,11 @@ impl HubConfig {
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// Username (IRC ident), e.g. `~alice`, or `text` / `json`.
-    pub user: String,
+    pub user: Name,
     /// Free-form "real name".
-    pub realname: String,
+    pub realname: Name,
     /// The (cloaked) host shown in `nick!user@host`.
-    pub host: String,
+    pub host: Name,
     /// Put the newcomer in the default room as soon as they register.
     /// IRC sessions say no and join it themselves after the welcome burst.
     pub auto_join: bool,
@@ -211,9 +211,9 @@ impl<O: Outbox> Hub<O> {
             outbox,
             nick: None,
             rooms: Vec::new(),
-            user: p.user.into(),
-            realname: p.realname.into(),
-            host: p.host.into(),
+            user: p.user,
+            realname: p.realname,
+            host: p.host,
             auto_join: p.auto_join,
             mask: "*".into(),
             away: None,
@@ -230,9 +230,9 @@ impl<O: Outbox> Hub<O> {
     /// joins the default room on registering.
     pub fn set_profile(&mut self, id: ConnId, profile: Profile) {
         if let Some(c) = self.conns.get_mut(&id) {
-            c.user = profile.user.into();
-            c.realname = profile.realname.into();
-            c.host = profile.host.into();
+            c.user = profile.user;
+            c.realname = profile.realname;
+            c.host = profile.host;
             c.auto_join = profile.auto_join;
             c.update_mask();
         }

@@ -203,9 +203,9 @@ impl IrcSession {
         hub.set_profile(
             id,
             Profile {
-                user: self.user.clone(),
-                realname: realname_of(&realname),
-                host: self.host.clone(),
+                user: self.user.as_str().into(),
+                realname: realname_of(&realname).into(),
+                host: self.host.as_str().into(),
                 auto_join: false,
             },
         );

@@ -10,7 +10,7 @@
 //! JSON) never see it in text form. The IRC port speaks IRC from the start.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -24,7 +24,7 @@ use super::Shared;
 use crate::hub::{ConnId, Hub, Outcome, Profile};
 use crate::proto::irc::decode::looks_like_irc;
 use crate::proto::line::{LineDecoder, LineError};
-use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor};
+use crate::proto::{json, text, ErrorCode, Event, EventBody, Flavor, Name};
 
 /// Most events rendered into one write.
 const BATCH: usize = 256;
@@ -37,6 +37,18 @@ enum Proto {
     Text { color: bool },
     Json,
     Irc,
+}
+
+/// The default profile names, allocated once and shared by every connection.
+static TEXT_USER: OnceLock<Name> = OnceLock::new();
+static TEXT_REALNAME: OnceLock<Name> = OnceLock::new();
+static JSON_USER: OnceLock<Name> = OnceLock::new();
+static JSON_REALNAME: OnceLock<Name> = OnceLock::new();
+static IRC_USER: OnceLock<Name> = OnceLock::new();
+static IRC_REALNAME: OnceLock<Name> = OnceLock::new();
+
+fn shared_name(cell: &'static OnceLock<Name>, text: &str) -> Name {
+    cell.get_or_init(|| text.into()).clone()
 }
 
 /// Which listener a connection came in on.
@@ -76,8 +88,8 @@ struct Session {
     irc: Option<Box<IrcSession>>,
     /// Until then, nothing is written: the banner waits for a first line.
     hold_until: Option<Instant>,
-    /// The cloaked host shown to IRC users.
-    host: String,
+    /// The cloaked host shown to IRC users (shared with the hub's record).
+    host: Name,
 }
 
 /// Why a session ended, for the log and the room.
@@ -93,9 +105,9 @@ enum End {
 
 pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entry: Entry) {
     let queue = Queue::new(shared.config.send_queue);
-    let host = match stream.peer_addr() {
-        Ok(peer) => shared.cloak(peer.ip()),
-        Err(_) => "unknown.ip".to_string(),
+    let host: Name = match stream.peer_addr() {
+        Ok(peer) => shared.cloak(peer.ip()).into(),
+        Err(_) => "unknown.ip".into(),
     };
     {
         let mut hub = shared.hub();
@@ -103,8 +115,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
         hub.set_profile(
             id,
             Profile {
-                user: "text".into(),
-                realname: "natter text user".into(),
+                user: shared_name(&TEXT_USER, "text"),
+                realname: shared_name(&TEXT_REALNAME, "natter text user"),
                 host: host.clone(),
                 auto_join: true,
             },
@@ -391,8 +403,8 @@ impl Session {
         hub.set_profile(
             self.id,
             Profile {
-                user: "~user".into(),
-                realname: "natter IRC user".into(),
+                user: shared_name(&IRC_USER, "~user"),
+                realname: shared_name(&IRC_REALNAME, "natter IRC user"),
                 host: self.host.clone(),
                 auto_join: false,
             },
@@ -401,7 +413,7 @@ impl Session {
             self.shared.irc_info.clone(),
             self.shared.config.irc_password.clone(),
             self.shared.config.default_room.clone(),
-            self.host.clone(),
+            self.host.to_string(),
         )));
         self.start_heartbeat();
         debug!("speaking IRC");
@@ -415,8 +427,8 @@ impl Session {
         hub.set_profile(
             self.id,
             Profile {
-                user: "json".into(),
-                realname: "natter JSON user".into(),
+                user: shared_name(&JSON_USER, "json"),
+                realname: shared_name(&JSON_REALNAME, "natter JSON user"),
                 host: self.host.clone(),
                 auto_join: true,
             },
