@@ -68,6 +68,14 @@ struct Heartbeat {
     deadline: Option<Instant>,
 }
 
+impl Heartbeat {
+    /// When the heartbeat next needs attention: the unanswered ping's
+    /// deadline, else the next ping.
+    fn due(&self) -> Instant {
+        self.deadline.unwrap_or(self.next_ping)
+    }
+}
+
 struct Session {
     id: ConnId,
     shared: Arc<Shared>,
@@ -167,7 +175,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
 
 impl Session {
     /// The connection's loop. Kept small at idle: one timer, the mailbox,
-    /// readiness and shutdown; writing happens in a boxed future.
+    /// readiness and shutdown. Output is written at once; only a peer that
+    /// is behind gets a (boxed) future that waits for its socket.
     async fn run(&mut self, queue: &Queue) -> End {
         let shutdown = self.shared.shutdown.clone();
         loop {
@@ -226,10 +235,7 @@ impl Session {
     /// The earliest of the banner hold, the registration timeout and the heartbeat.
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
-        let heartbeat = self
-            .heartbeat
-            .as_ref()
-            .map(|hb| hb.deadline.unwrap_or(hb.next_ping));
+        let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
         [self.hold_until, registration, heartbeat]
             .into_iter()
             .flatten()
@@ -246,12 +252,7 @@ impl Session {
             self.hold_until = None;
             return Some(End::RegistrationTimeout);
         }
-        if self
-            .heartbeat
-            .as_ref()
-            .is_some_and(|hb| hb.deadline.unwrap_or(hb.next_ping) <= now)
-            && self.heartbeat_fired()
-        {
+        if self.heartbeat.as_ref().is_some_and(|hb| hb.due() <= now) && self.heartbeat_fired() {
             return Some(End::PingTimeout);
         }
         None
