@@ -33,6 +33,11 @@ pub struct Config {
     pub large_room: usize,
     /// Events queued for one client before it counts as a slow consumer and is disconnected.
     pub send_queue: usize,
+    /// Flood control: lines per second one connection may send, sustained
+    /// (0 = no limit). Lines beyond it wait; the connection is not read meanwhile.
+    pub flood_rate: u32,
+    /// Flood control: lines one connection may send at once before the rate applies.
+    pub flood_burst: u32,
     /// Pending connections the kernel queues on each listener before
     /// `accept` (capped by the kernel's `net.core.somaxconn`).
     pub listen_backlog: u32,
@@ -120,6 +125,8 @@ impl Default for Config {
             large_room: 1000,
             send_queue: 4096,
             listen_backlog: 4096,
+            flood_rate: 10,
+            flood_burst: 20,
             registration_timeout: Duration::from_secs(60),
             tcp_keepalive: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
@@ -135,6 +142,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Time one line costs under flood control (zero: no limit).
+    pub fn flood_interval(&self) -> Duration {
+        match self.flood_rate {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs(1) / rate,
+        }
+    }
+
     /// Reads a TOML file; keys it does not set keep their defaults.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)

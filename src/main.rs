@@ -62,6 +62,11 @@ struct ServeArgs {
     send_queue: Option<usize>,
     #[arg(long, env = "NATTER_LISTEN_BACKLOG")]
     listen_backlog: Option<u32>,
+    /// Lines per second per connection (0 = no limit).
+    #[arg(long, env = "NATTER_FLOOD_RATE")]
+    flood_rate: Option<u32>,
+    #[arg(long, env = "NATTER_FLOOD_BURST")]
+    flood_burst: Option<u32>,
     #[arg(long, env = "NATTER_REGISTRATION_TIMEOUT", value_parser = parse_duration)]
     registration_timeout: Option<Duration>,
     #[arg(long, env = "NATTER_TCP_KEEPALIVE", value_parser = parse_duration)]
@@ -107,6 +112,8 @@ impl ServeArgs {
             large_room,
             send_queue,
             listen_backlog,
+            flood_rate,
+            flood_burst,
             registration_timeout,
             tcp_keepalive,
             write_timeout,

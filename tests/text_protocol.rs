@@ -329,6 +329,7 @@ async fn shutdown_tells_members_and_closes() {
 async fn slow_consumer_is_dropped_and_others_keep_receiving() {
     let mut cfg = config();
     cfg.send_queue = 256;
+    cfg.flood_rate = 0; // the flooder must outrun the stalled reader
     let srv = start(cfg).await;
     let mut watcher = srv.user("watcher").await;
     let slow = srv.user("slow").await; // never reads again
@@ -414,5 +415,32 @@ async fn slow_consumer_is_dropped_and_others_keep_receiving() {
         "server did not buffer without bound: {total} bytes"
     );
     drain.abort();
+    srv.shutdown().await;
+}
+
+/// Flood control: a client that sends far more than `flood_rate` lines is
+/// paced (its lines wait, in order, none lost) instead of flooding the room.
+#[tokio::test]
+async fn flood_control_paces_a_flooder_and_loses_nothing() {
+    let mut cfg = config();
+    cfg.flood_rate = 50;
+    cfg.flood_burst = 10;
+    let srv = start(cfg).await;
+    let mut a = srv.user("alice").await;
+    let mut b = srv.user("bob").await;
+    a.expect("bob joined #lobby").await;
+    let started = std::time::Instant::now();
+    let flood: String = (0..60).map(|i| format!("line {i}\n")).collect();
+    b.send_raw(flood.as_bytes()).await;
+    for i in 0..60 {
+        assert_eq!(a.line().await.unwrap(), format!("bob: line {i}"));
+    }
+    // About 10 at once, then 50 per second: the last line cannot be handled
+    // before (60 - 11) / 50 s have passed on the server's clock.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "not paced: {took:?}");
+    // Other members are not held up by bob's backlog.
+    a.send("still quick").await;
+    b.expect("alice: still quick").await;
     srv.shutdown().await;
 }

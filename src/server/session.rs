@@ -9,6 +9,7 @@
 //! is held back for `banner_delay` so that clients that speak first (IRC,
 //! JSON) never see it in text form. The IRC port speaks IRC from the start.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -92,6 +93,10 @@ struct Session {
     pending: Vec<u8>,
     /// When the registration timeout fires (until registered).
     registration_deadline: Instant,
+    /// Flood control: lines read but not yet handled (at most one read's
+    /// worth), and the "virtual clock" that each handled line advances.
+    backlog: VecDeque<Result<String, LineError>>,
+    flood_clock: Instant,
     /// IRC protocol state, once the connection speaks IRC.
     irc: Option<Box<IrcSession>>,
     /// Until then, nothing is written: the banner waits for a first line.
@@ -145,6 +150,8 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, id: ConnId, entr
         ping_token: 0,
         pending: Vec::new(),
         registration_deadline,
+        backlog: VecDeque::new(),
+        flood_clock: Instant::now(),
         irc: None,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| Instant::now() + delay),
         host,
@@ -200,7 +207,7 @@ impl Session {
                     }
                     Next::Killed => return End::SlowConsumer,
                 },
-                r = self.stream.readable() => {
+                r = self.stream.readable(), if self.backlog.is_empty() => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -216,6 +223,11 @@ impl Session {
                     }
                 }
                 _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        let wait = self.shared.config.write_timeout;
+                        let _ = tokio::time::timeout(wait, Box::pin(self.flush(queue))).await;
+                        return End::Quit;
+                    }
                     if let Some(end) = self.timer_fired() {
                         let (irc_reason, message) = match end {
                             End::PingTimeout => {
@@ -236,7 +248,8 @@ impl Session {
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
-        [self.hold_until, registration, heartbeat]
+        let flood = (!self.backlog.is_empty()).then(|| self.flood_release());
+        [self.hold_until, registration, heartbeat, flood]
             .into_iter()
             .flatten()
             .min()
@@ -285,18 +298,41 @@ impl Session {
             hb.next_ping = Instant::now() + self.shared.config.ping_interval;
             hb.deadline = None;
         }
-        let mut lines = Vec::new();
-        self.decoder.feed(&buf[..n], |l| lines.push(l));
-        if lines.is_empty() {
-            return Ok(Some(Outcome::Continue));
-        }
+        let backlog = &mut self.backlog;
+        self.decoder.feed(&buf[..n], |l| backlog.push_back(l));
+        Ok(Some(self.handle_backlog()))
+    }
+
+    /// When the next held-back line may be handled: the flood clock may run
+    /// at most `flood_burst` lines ahead of real time.
+    fn flood_release(&self) -> Instant {
+        let c = &self.shared.config;
+        self.flood_clock
+            .checked_sub(c.flood_interval() * c.flood_burst)
+            .unwrap_or(self.flood_clock)
+    }
+
+    /// Hands backlogged lines to the hub while flood control allows (each
+    /// line advances the flood clock by `1/flood_rate`); the rest wait for
+    /// the timer, and the socket is not read meanwhile (like IRC "fakelag").
+    fn handle_backlog(&mut self) -> Outcome {
         let was_registered = self.registered;
         let shared = self.shared.clone();
+        let interval = shared.config.flood_interval();
         let mut hub = shared.hub();
         let mut outcome = Outcome::Continue;
-        for line in lines {
+        while !self.backlog.is_empty() {
+            let now = Instant::now();
+            if !interval.is_zero() && self.flood_release() > now {
+                break;
+            }
+            let Some(line) = self.backlog.pop_front() else {
+                break;
+            };
+            self.flood_clock = self.flood_clock.max(now) + interval;
             outcome = self.handle_line(&mut hub, line);
             if outcome == Outcome::Close {
+                self.backlog.clear();
                 break;
             }
         }
@@ -309,7 +345,7 @@ impl Session {
             tracing::Span::current().record("nick", &*nick);
             info!("registered as {nick}");
         }
-        Ok(Some(outcome))
+        outcome
     }
 
     fn handle_line(&mut self, hub: &mut Hub<Queue>, line: Result<String, LineError>) -> Outcome {
