@@ -336,6 +336,9 @@ impl Session {
                 break;
             }
         }
+        if self.backlog.is_empty() {
+            self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
+        }
         // Logged once the hub is unlocked: a log write never holds up the room.
         let nick = (self.registered && !was_registered)
             .then(|| hub.nick_of(self.id).cloned())
