@@ -1,7 +1,7 @@
 //! One connection's task: reads bytes, frames and decodes them into
 //! commands for the hub, and writes what the hub queued for it. Holds the
-//! per-connection limits: line length, registration timeout, the bounded
-//! outbound queue and the write timeout.
+//! per-connection limits: line length, flood control, registration and
+//! ping timeouts, the bounded outbound queue and the write timeout.
 //!
 //! On the main port the protocol is detected from the first line: a JSON
 //! object switches to JSON lines, IRC registration (`CAP`/`NICK`/`USER`/
