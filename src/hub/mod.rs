@@ -542,7 +542,13 @@ impl<O: Outbox> Hub<O> {
         let (Some(from), source) = (conn.nick.clone(), conn.mask.clone()) else {
             return;
         };
-        if target.starts_with('#') {
+        // Where it goes: a room (the sender too, if outside it) or one person
+        // (and the sender, as confirmation).
+        enum To {
+            Room(String),
+            Nick(ConnId),
+        }
+        let (dest, room, to, sender_copy) = if target.starts_with('#') {
             let Ok(name) = names::check_room(target, self.config.max_room_chars) else {
                 return;
             };
@@ -553,43 +559,34 @@ impl<O: Outbox> Hub<O> {
             if r.may_speak(id, &source).is_err() {
                 return;
             }
-            let member = r.members.contains_key(&id);
-            let room = Some(r.name.clone());
-            let msg_id = self.next_id();
-            let ev = Event::by(
-                Some(source),
-                EventBody::Notice {
-                    id: msg_id,
-                    from,
-                    room,
-                    to: None,
-                    text: text.into(),
-                },
-            );
-            self.send_to_room(&key, &ev);
-            if !member {
-                self.send_one(id, &ev);
-            }
+            let outside = !r.members.contains_key(&id);
+            (To::Room(key), Some(r.name.clone()), None, outside)
         } else {
             let Some(&target) = self.nicks.get(&names::fold(target)) else {
                 return;
             };
-            let to = self.nick_of(target).cloned();
-            let msg_id = self.next_id();
-            let ev = Event::by(
-                Some(source),
-                EventBody::Notice {
-                    id: msg_id,
-                    from,
-                    room: None,
-                    to,
-                    text: text.into(),
-                },
-            );
-            self.send_one(target, &ev);
-            if target != id {
-                self.send_one(id, &ev);
-            }
+            (
+                To::Nick(target),
+                None,
+                self.nick_of(target).cloned(),
+                target != id,
+            )
+        };
+        let msg_id = self.next_id();
+        let body = EventBody::Notice {
+            id: msg_id,
+            from,
+            room,
+            to,
+            text: text.into(),
+        };
+        let ev = Event::by(Some(source), body);
+        match dest {
+            To::Room(key) => self.send_to_room(&key, &ev),
+            To::Nick(target) => self.send_one(target, &ev),
+        }
+        if sender_copy {
+            self.send_one(id, &ev);
         }
     }
 
