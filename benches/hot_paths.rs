@@ -2,15 +2,15 @@
 //! per flavor, and the hub's fan-out of one room message to 1000 members.
 //! Run with `cargo bench`; results are recorded in docs/BENCHMARKS.md.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use divan::{black_box, Bencher};
+use natter::cluster::Standalone;
 use natter::config::Config;
-use natter::hub::{Hub, HubConfig, Outbox};
+use natter::hub::{ChatHandle, HubConfig, Router};
 use natter::proto::line::LineDecoder;
-use natter::proto::{json, text, Event, EventBody, Flavor};
+use natter::proto::{json, text, ConnId, Event, EventBody, Flavor, MsgId};
+use natter::store::MemoryStore;
 
 fn main() {
     divan::main();
@@ -49,7 +49,8 @@ fn json_parse_chat_command() -> json::Input {
 
 fn message() -> Event {
     Event::new(EventBody::Message {
-        id: 42,
+        id: MsgId(42),
+        seq: 42,
         room: "lobby".into(),
         from: "alice".into(),
         text: "hello everyone, how is it going today?".into(),
@@ -63,39 +64,46 @@ fn render_message(b: Bencher, flavor: Flavor) {
         .bench_local_values(|ev| black_box(ev.rendered(flavor).len()));
 }
 
-/// Counts deliveries without queueing (the cost of the hub alone).
-#[derive(Clone)]
-struct Count(Rc<Cell<u64>>);
+/// Counts deliveries without queueing (the cost of the chat alone).
+#[derive(Default)]
+struct Count(u64, u64);
 
-impl Outbox for Count {
-    fn push(&self, _ev: &Arc<Event>) -> bool {
-        self.0.set(self.0.get() + 1);
+impl Router for Count {
+    fn push(&mut self, _to: ConnId, _ev: &Arc<Event>) -> bool {
+        self.0 += 1;
         true
     }
+    fn detach(&mut self, _conn: ConnId) {}
 }
 
-/// A bounded tokio queue like the server's, drained between iterations.
-#[derive(Clone)]
-struct Queue(tokio::sync::mpsc::Sender<Arc<Event>>);
+/// Bounded tokio queues like the server's, drained between iterations.
+#[derive(Default)]
+struct Queues(Vec<tokio::sync::mpsc::Sender<Arc<Event>>>);
 
-impl Outbox for Queue {
-    fn push(&self, ev: &Arc<Event>) -> bool {
-        self.0.try_send(ev.clone()).is_ok()
+impl Router for Queues {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+        self.0[to.local as usize].try_send(ev.clone()).is_ok()
     }
+    fn detach(&mut self, _conn: ConnId) {}
 }
 
-fn room_of<O: Outbox>(members: usize, mut outbox: impl FnMut() -> O) -> Hub<O> {
-    let mut hub = Hub::new(HubConfig::from_config(&Config::default()));
-    for id in 0..members as u64 {
-        hub.connect(id, outbox());
-        hub.handle(
-            id,
-            natter::proto::Command::Register {
-                nick: format!("user{id}"),
-            },
-        );
+/// A room of `members` people; `attach` gives each a slot in the router.
+fn room_of<R: Router>(
+    members: usize,
+    router: R,
+    mut attach: impl FnMut(&mut R) -> u64,
+) -> (ChatHandle<R>, ConnId) {
+    let config = HubConfig::from_config(&Config::default());
+    let store = Arc::new(MemoryStore::new(1000, 10));
+    let chat = ChatHandle::new(config, router, store, Arc::new(Standalone));
+    let mut first = None;
+    for n in 0..members {
+        let id = chat.connect("h".into(), &mut attach);
+        first.get_or_insert(id);
+        let nick = format!("user{n}");
+        chat.execute(id, natter::proto::Command::Register { nick });
     }
-    hub
+    (chat, first.expect("members > 0"))
 }
 
 fn say() -> natter::proto::Command {
@@ -109,11 +117,13 @@ fn say() -> natter::proto::Command {
 /// One message to a 1000-member room: 1000 deliveries per iteration.
 #[divan::bench]
 fn fanout_1000_hub_only(b: Bencher) {
-    let count = Rc::new(Cell::new(0));
-    let mut hub = room_of(1000, || Count(count.clone()));
+    let (chat, first) = room_of(1000, Count::default(), |r| {
+        r.1 += 1;
+        r.1 - 1
+    });
     b.counter(divan::counter::ItemsCount::new(1000usize))
         .bench_local(|| {
-            hub.handle(0, say());
+            chat.execute(first, say());
         });
 }
 
@@ -121,14 +131,15 @@ fn fanout_1000_hub_only(b: Bencher) {
 #[divan::bench]
 fn fanout_1000_queues(b: Bencher) {
     let mut receivers = Vec::new();
-    let mut hub = room_of(1000, || {
+    let (chat, first) = room_of(1000, Queues::default(), |r| {
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         receivers.push(rx);
-        Queue(tx)
+        r.0.push(tx);
+        r.0.len() as u64 - 1
     });
     b.counter(divan::counter::ItemsCount::new(1000usize))
         .bench_local(|| {
-            hub.handle(0, say());
+            chat.execute(first, say());
             for rx in receivers.iter_mut() {
                 while rx.try_recv().is_ok() {}
             }

@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod hub;
 pub mod proto;
 pub mod server;
+pub mod store;

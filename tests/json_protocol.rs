@@ -37,7 +37,9 @@ async fn seed_commands_work_as_written() {
             (m["from"].as_str(), m["text"].as_str(), m["room"].as_str()),
             (Some("bob"), Some("hello"), Some("lobby"))
         );
-        assert!(m["id"].as_u64().unwrap() > 0);
+        // Message ids are UUIDv7 strings; `seq` is the room's order.
+        assert_eq!(m["id"].as_str().map(str::len), Some(36));
+        assert!(m["seq"].as_u64().unwrap() > 0);
         assert!(m["ts"].as_u64().unwrap() > 1_600_000_000_000);
         assert_eq!(c.expect("message").await["text"], "again");
     }

@@ -4,20 +4,26 @@
 use std::sync::Arc;
 
 use super::room::{Member, Room};
-use super::{cap, mask, names, refused, ConnId, Hub, Outbox, MAX_INVITES};
-use crate::proto::irc::{BAN_MASK_LEN, KEY_LEN, MAX_BANS, REASON_LEN, TOPIC_LEN};
-use crate::proto::{now_ms, BanInfo, ErrorCode, Event, EventBody, ModeChange, Name, TopicState};
+use super::{cap, mask, names, refusal, Audience, ChatState, MAX_INVITES};
+use crate::proto::{
+    now_ms, BanInfo, ConnId, ErrorCode, Event, EventBody, FactBody, ModeChange, Name, Refusal,
+    TopicState,
+};
 
-impl<O: Outbox> Hub<O> {
+impl ChatState {
     /// Enters `room` (creating it, with `id` as operator), checking bans,
     /// `+i`, `+k` and `+l` first. `switch`: leave every other room (text
     /// and JSON users are in one room at a time).
     pub(super) fn join(&mut self, id: ConnId, room: &str, key: Option<&str>, switch: bool) {
         let name = match names::check_room(room, self.config.max_room_chars) {
             Ok(n) => n.to_string(),
-            Err(why) => return self.reply(id, refused(ErrorCode::RoomInvalid, &[room], why)),
+            Err(why) => {
+                let refusal = Refusal::new(ErrorCode::RoomInvalid).room(room).detail(why);
+                return self.refuse(id, refusal);
+            }
         };
-        let key_str = names::fold(&name);
+        let key_str = self.key_of(&name);
+        let max_rooms = self.config.max_rooms_per_user;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -29,28 +35,21 @@ impl<O: Outbox> Hub<O> {
                 .get(&key_str)
                 .map(|r| r.name.clone())
                 .unwrap_or_else(|| name.as_str().into());
-            return self.reply(
-                id,
-                EventBody::Info {
-                    text: format!("you are in #{display}").into(),
-                },
-            );
+            let text = format!("you are in #{display}").into();
+            return self.reply(id, EventBody::Info { text });
         }
-        if !switch && conn.rooms.len() >= self.config.max_rooms_per_user {
-            let message = format!(
+        if !switch && conn.rooms.len() >= max_rooms {
+            let detail = format!(
                 "you are in {} rooms already (the most allowed)",
                 conn.rooms.len()
             );
-            return self.reply(
-                id,
-                refused(ErrorCode::TooManyRooms, &[&format!("#{name}")], message),
-            );
+            let refusal = refusal(ErrorCode::TooManyRooms, detail).room(&name);
+            return self.refuse(id, refusal);
         }
         let invited = conn.invites.contains(&key_str);
         if let Some(r) = self.rooms.get(&key_str) {
-            if let Err((code, message)) = r.admits(&conn.mask, key, invited) {
-                let shown = format!("#{}", r.name);
-                return self.reply(id, refused(code, &[&shown], message));
+            if let Err(refusal) = r.admits(&conn.mask, key, invited) {
+                return self.refuse(id, refusal);
             }
         }
         conn.invites.retain(|k| *k != key_str);
@@ -66,7 +65,7 @@ impl<O: Outbox> Hub<O> {
             return;
         };
         conn.rooms.push(key_str.clone());
-        let (outbox, source, away) = (conn.outbox.clone(), conn.mask.clone(), conn.away.clone());
+        let (source, away) = (conn.mask.clone(), conn.away.clone());
         let room = self
             .rooms
             .entry(key_str.clone())
@@ -75,7 +74,6 @@ impl<O: Outbox> Hub<O> {
         room.members.insert(
             id,
             Member {
-                outbox,
                 op: first,
                 voice: false,
             },
@@ -83,6 +81,9 @@ impl<O: Outbox> Hub<O> {
         let members = room.members.len();
         let room_name = room.name.clone();
         let topic = room.topic.clone();
+        let at_ms = self
+            .fact(id, Some(&key_str), FactBody::Joined { nick: nick.clone() })
+            .at_ms;
         let joined = Event::by(
             Some(source.clone()),
             EventBody::Joined {
@@ -90,50 +91,34 @@ impl<O: Outbox> Hub<O> {
                 nick: nick.clone(),
                 members,
             },
-        );
+        )
+        .at(at_ms);
         let large = members > self.config.large_room;
         if large {
-            self.send_one(id, &joined);
+            self.send(Audience::Conn(id), joined);
         } else {
-            self.send_to_room(&key_str, &joined);
+            self.send(Audience::Room(key_str.clone()), joined);
             if let Some(text) = away {
                 // away-notify: those already in the room learn the newcomer is away
-                let ev = Event::by(
-                    Some(source),
-                    EventBody::Away {
-                        nick,
-                        text: Some(text),
-                    },
-                );
-                let others: Vec<(ConnId, O)> = self.rooms.get(&key_str).map_or(Vec::new(), |r| {
-                    r.members
-                        .iter()
-                        .filter(|(m, _)| **m != id)
-                        .map(|(m, mem)| (*m, mem.outbox.clone()))
-                        .collect()
-                });
-                self.send_to(others.into_iter().collect(), &ev);
+                let text = Some(text);
+                let ev = Event::by(Some(source), EventBody::Away { nick, text });
+                self.send(Audience::RoomExcept(key_str.clone(), id), ev);
             }
         }
         if topic.is_some() {
-            self.reply(
-                id,
-                EventBody::TopicInfo {
-                    room: room_name.clone(),
-                    topic,
-                },
-            );
+            let room = room_name.clone();
+            self.reply(id, EventBody::TopicInfo { room, topic });
         }
         if large {
             let text = format!("#{room_name} has {members} people; /who lists them").into();
             self.reply(id, EventBody::Info { text });
         } else {
-            self.who(id, Some(&key_str));
+            self.who(id, Some(&room_name));
         }
     }
 
     /// Removes `id` from the room `key`, telling the room (and `id`).
-    pub(super) fn leave_room(&mut self, id: ConnId, key: &str, reason: Option<Arc<str>>) {
+    pub(super) fn leave_room(&mut self, id: ConnId, key: &Name, reason: Option<Arc<str>>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -146,20 +131,25 @@ impl<O: Outbox> Hub<O> {
         };
         room.members.remove(&id);
         let members = room.members.len();
+        let room_name = room.name.clone();
+        let body = FactBody::Parted {
+            nick: nick.clone(),
+            reason: reason.clone(),
+        };
+        let at_ms = self.fact(id, Some(key), body).at_ms;
         let ev = Event::by(
             Some(source),
             EventBody::Parted {
-                room: room.name.clone(),
+                room: room_name,
                 nick,
                 members,
                 reason,
             },
-        );
-        if members >= self.config.large_room {
-            self.send_one(id, &ev);
-        } else {
-            self.send_to_room(key, &ev);
-            self.send_one(id, &ev);
+        )
+        .at(at_ms);
+        self.send(Audience::Conn(id), ev.clone());
+        if members < self.config.large_room {
+            self.send(Audience::Room(key.clone()), ev);
         }
         if members == 0 {
             self.rooms.remove(key);
@@ -169,62 +159,51 @@ impl<O: Outbox> Hub<O> {
     pub(super) fn part(&mut self, id: ConnId, room: Option<&str>, reason: Option<String>) {
         match self.current_room(id, room) {
             Ok(key) if self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key)) => {
-                self.leave_room(id, &key, reason.map(|r| cap(&r, REASON_LEN)))
+                let reason = reason.map(|r| cap(&r, self.config.reason_len));
+                self.leave_room(id, &key, reason)
             }
             Ok(key) => {
-                let shown = self.shown(&key);
-                let message = format!("you are not in {shown}");
                 let code = match self.rooms.contains_key(&key) {
                     true => ErrorCode::NotInRoom,
                     false => ErrorCode::NoSuchRoom,
                 };
-                self.reply(id, refused(code, &[&shown], message))
+                let refusal = Refusal::new(code).room(&self.shown(&key));
+                self.refuse(id, refusal)
             }
-            Err(e) => self.reply(id, e),
+            Err(e) => self.refuse(id, e),
         }
     }
 
-    /// `#Name` for a room key: the room's own spelling if it exists.
-    pub(super) fn shown(&self, key: &str) -> String {
+    /// The name of a room key as people see it: the room's own spelling if
+    /// it exists, else the key.
+    pub(super) fn shown(&self, key: &str) -> Name {
         match self.rooms.get(key) {
-            Some(r) => format!("#{}", r.name),
-            None => format!("#{key}"),
+            Some(r) => r.name.clone(),
+            None => key.into(),
         }
     }
 
     /// Finds an existing room for a command that needs one; the error says
     /// why not (bad name, or no such room).
-    fn existing_room(&self, room: &str) -> Result<String, EventBody> {
+    fn existing_room(&self, room: &str) -> Result<Name, Refusal> {
         let name = names::check_room(room, self.config.max_room_chars)
-            .map_err(|why| refused(ErrorCode::RoomInvalid, &[room], why))?;
-        let key = names::fold(name);
+            .map_err(|why| Refusal::new(ErrorCode::RoomInvalid).room(room).detail(why))?;
+        let key = self.key_of(name);
         match self.rooms.contains_key(&key) {
             true => Ok(key),
-            false => Err(refused(
-                ErrorCode::NoSuchRoom,
-                &[&format!("#{name}")],
-                format!("there is no room #{name}"),
-            )),
+            false => Err(Refusal::new(ErrorCode::NoSuchRoom).room(name)),
         }
     }
 
     /// Checks that `id` is in room `key` (and an operator, with `need_op`).
-    fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), EventBody> {
+    fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
         let shown = self.shown(key);
         let Some(room) = self.rooms.get(key) else {
-            return Err(refused(ErrorCode::NoSuchRoom, &[&shown], "no such room"));
+            return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&shown));
         };
         match room.members.get(&id) {
-            None => Err(refused(
-                ErrorCode::NotInRoom,
-                &[&shown],
-                format!("you are not in {shown}"),
-            )),
-            Some(m) if need_op && !m.op => Err(refused(
-                ErrorCode::ChanOpNeeded,
-                &[&shown],
-                format!("you need to be an operator (+o) in {shown}"),
-            )),
+            None => Err(Refusal::new(ErrorCode::NotInRoom).room(&shown)),
+            Some(m) if need_op && !m.op => Err(Refusal::new(ErrorCode::ChanOpNeeded).room(&shown)),
             Some(_) => Ok(()),
         }
     }
@@ -232,7 +211,7 @@ impl<O: Outbox> Hub<O> {
     pub(super) fn topic(&mut self, id: ConnId, room: &str, text: Option<String>) {
         let key = match self.existing_room(room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         let Some(text) = text else {
             let Some(r) = self.rooms.get(&key) else {
@@ -243,29 +222,31 @@ impl<O: Outbox> Hub<O> {
         };
         let need_op = self.rooms.get(&key).is_some_and(|r| r.modes.topic_ops);
         if let Err(e) = self.check_member(id, &key, need_op) {
-            return self.reply(id, e);
+            return self.refuse(id, e);
         }
         let (Some(nick), source) = (self.nick_of(id).cloned(), self.mask_of(id)) else {
             return;
         };
-        let topic = (!text.trim().is_empty()).then(|| cap(&text, TOPIC_LEN));
+        let topic = (!text.trim().is_empty()).then(|| cap(&text, self.config.topic_len));
+        let body = FactBody::TopicSet {
+            nick: nick.clone(),
+            topic: topic.clone(),
+        };
+        let at_ms = self.fact(id, Some(&key), body).at_ms;
         let Some(r) = self.rooms.get_mut(&key) else {
             return;
         };
         r.topic = topic.clone().map(|text| TopicState {
             text,
             set_by: nick.clone(),
-            set_at_ms: now_ms(),
+            set_at_ms: at_ms,
         });
-        let ev = Event::by(
-            source,
-            EventBody::TopicChanged {
-                room: r.name.clone(),
-                nick,
-                topic,
-            },
-        );
-        self.send_to_room(&key, &ev);
+        let body = EventBody::TopicChanged {
+            room: r.name.clone(),
+            nick,
+            topic,
+        };
+        self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
     /// Shows or changes room modes. Showing (no changes) and listing bans
@@ -273,16 +254,16 @@ impl<O: Outbox> Hub<O> {
     pub(super) fn room_mode(&mut self, id: ConnId, room: &str, changes: Vec<ModeChange>) {
         let key = match self.existing_room(room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
-        let shown = format!("#{}", r.name);
+        let room_name = r.name.clone();
         if changes.is_empty() {
             let member = r.members.contains_key(&id);
             let body = EventBody::RoomModes {
-                room: r.name.clone(),
+                room: room_name,
                 modes: r.mode_list(member),
                 created_ms: r.created_ms,
             };
@@ -293,7 +274,7 @@ impl<O: Outbox> Hub<O> {
             .partition(|c| c.mode == 'b' && c.arg.is_none());
         if !lists.is_empty() {
             let body = EventBody::BanList {
-                room: r.name.clone(),
+                room: room_name.clone(),
                 bans: r.bans.clone(),
             };
             self.reply(id, body);
@@ -302,66 +283,63 @@ impl<O: Outbox> Hub<O> {
             return;
         }
         if let Err(e) = self.check_member(id, &key, true) {
-            return self.reply(id, e);
+            return self.refuse(id, e);
         }
         let (Some(nick), source) = (self.nick_of(id).cloned(), self.mask_of(id)) else {
             return;
         };
         let mut applied = Vec::new();
-        let mut problems = Vec::new();
         for c in changes {
             match self.apply_mode(&key, &nick, &c) {
                 Ok(Some(done)) => applied.push(done),
                 Ok(None) => {}
-                Err(e) => problems.push(e),
+                Err(e) => self.refuse(id, e),
             }
-        }
-        for p in problems {
-            self.reply(id, p);
         }
         if applied.is_empty() {
             return;
         }
-        let ev = Event::by(
-            source,
-            EventBody::ModeChanged {
-                room: shown[1..].into(),
-                nick,
-                changes: applied,
-            },
-        );
-        self.send_to_room(&key, &ev);
+        let body = FactBody::ModesChanged {
+            nick: nick.clone(),
+            changes: applied.clone(),
+        };
+        let at_ms = self.fact(id, Some(&key), body).at_ms;
+        let body = EventBody::ModeChanged {
+            room: room_name,
+            nick,
+            changes: applied,
+        };
+        self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
     /// Applies one change to room `key`; `Ok(None)` when it changed nothing.
-    fn apply_mode(
+    pub(super) fn apply_mode(
         &mut self,
         key: &str,
         by: &Name,
         c: &ModeChange,
-    ) -> Result<Option<ModeChange>, EventBody> {
+    ) -> Result<Option<ModeChange>, Refusal> {
         let shown = self.shown(key);
+        let cfg = &self.config;
+        let (key_len, ban_mask_len, max_bans) = (cfg.key_len, cfg.ban_mask_len, cfg.max_bans);
         let need_arg = || {
-            refused(
+            refusal(
                 ErrorCode::BadArguments,
-                &["MODE"],
                 format!("mode {} needs an argument", c.mode),
             )
+            .command("MODE")
         };
         let target = match (c.mode, &c.arg) {
             ('o' | 'v', Some(n)) => {
                 let Some(&t) = self.nicks.get(&names::fold(n)) else {
-                    return Err(refused(
-                        ErrorCode::NoSuchNick,
-                        &[n],
-                        format!("nobody is called {n}"),
-                    ));
+                    return Err(Refusal::new(ErrorCode::NoSuchNick).nick(n));
                 };
                 Some(t)
             }
             ('o' | 'v', None) => return Err(need_arg()),
             _ => None,
         };
+        let target_nick = target.and_then(|t| self.nick_of(t).cloned());
         let Some(r) = self.rooms.get_mut(key) else {
             return Ok(None);
         };
@@ -382,11 +360,8 @@ impl<O: Outbox> Hub<O> {
                     return Err(need_arg());
                 };
                 let Some(m) = r.members.get_mut(&t) else {
-                    return Err(refused(
-                        ErrorCode::UserNotInRoom,
-                        &[n, &shown],
-                        format!("{n} is not in {shown}"),
-                    ));
+                    let refusal = Refusal::new(ErrorCode::UserNotInRoom);
+                    return Err(refusal.nick(n).room(&shown));
                 };
                 let slot = if c.mode == 'o' {
                     &mut m.op
@@ -396,23 +371,19 @@ impl<O: Outbox> Hub<O> {
                 if std::mem::replace(slot, c.add) == c.add {
                     return Ok(None);
                 }
-                let nick = self.nick_of(t).cloned().unwrap_or_else(|| n.clone());
-                done(Some(nick))
+                done(Some(target_nick.unwrap_or_else(|| n.clone())))
             }
             'k' if c.add => {
                 let Some(k) = &c.arg else {
                     return Err(need_arg());
                 };
                 if k.is_empty()
-                    || k.len() > KEY_LEN
+                    || k.len() > key_len
                     || k.contains([' ', ','])
                     || k.contains(char::is_control)
                 {
-                    return Err(refused(
-                        ErrorCode::BadArguments,
-                        &["MODE"],
-                        format!("a room key is 1 to {KEY_LEN} bytes, no spaces or commas"),
-                    ));
+                    let detail = format!("a room key is 1 to {key_len} bytes, no spaces or commas");
+                    return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
                 }
                 r.modes.key = Some(k.clone());
                 done(Some(k.clone()))
@@ -439,12 +410,10 @@ impl<O: Outbox> Hub<O> {
                 let Some(raw) = &c.arg else {
                     return Ok(None);
                 };
-                let Some(m) = mask::normalize(raw) else {
-                    return Err(refused(
-                        ErrorCode::BadArguments,
-                        &["MODE"],
-                        format!("a ban mask is nick!user@host, at most {BAN_MASK_LEN} bytes"),
-                    ));
+                let Some(m) = mask::normalize(raw, ban_mask_len) else {
+                    let detail =
+                        format!("a ban mask is nick!user@host, at most {ban_mask_len} bytes");
+                    return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
                 };
                 let pos = r
                     .bans
@@ -452,11 +421,11 @@ impl<O: Outbox> Hub<O> {
                     .position(|b| names::fold(&b.mask) == names::fold(&m));
                 match (c.add, pos) {
                     (true, Some(_)) | (false, None) => Ok(None),
-                    (true, None) if r.bans.len() >= MAX_BANS => Err(refused(
-                        ErrorCode::ListFull,
-                        &[&shown, &m],
-                        format!("the ban list of {shown} is full ({MAX_BANS})"),
-                    )),
+                    (true, None) if r.bans.len() >= max_bans => {
+                        Err(refusal(ErrorCode::ListFull, max_bans.to_string())
+                            .room(&shown)
+                            .mask(&m))
+                    }
                     (true, None) => {
                         let m: Arc<str> = m.into();
                         r.bans.push(BanInfo {
@@ -472,87 +441,88 @@ impl<O: Outbox> Hub<O> {
                     }
                 }
             }
-            other => Err(refused(
-                ErrorCode::UnknownMode,
-                &[&other.to_string()],
-                format!("unknown mode {other}"),
-            )),
+            other => Err(Refusal::new(ErrorCode::UnknownMode).mode(other)),
         }
     }
 
     pub(super) fn kick(&mut self, id: ConnId, room: &str, nick: &str, reason: Option<String>) {
         let key = match self.existing_room(room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         if let Err(e) = self.check_member(id, &key, true) {
-            return self.reply(id, e);
+            return self.refuse(id, e);
         }
         let Some(&target) = self.nicks.get(&names::fold(nick)) else {
-            let message = format!("nobody is called {nick}");
-            return self.reply(id, refused(ErrorCode::NoSuchNick, &[nick], message));
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let shown = self.shown(&key);
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
         if !r.members.contains_key(&target) {
-            let message = format!("{nick} is not in {shown}");
-            return self.reply(
-                id,
-                refused(ErrorCode::UserNotInRoom, &[nick, &shown], message),
-            );
+            let refusal = Refusal::new(ErrorCode::UserNotInRoom)
+                .nick(nick)
+                .room(&shown);
+            return self.refuse(id, refusal);
         }
         let (Some(by), Some(target_nick)) =
             (self.nick_of(id).cloned(), self.nick_of(target).cloned())
         else {
             return;
         };
-        let room_name = r.name.clone();
         let members = r.members.len() - 1;
+        let reason = reason.map(|r| cap(&r, self.config.reason_len));
+        let body = FactBody::Kicked {
+            nick: by.clone(),
+            target: target_nick.clone(),
+            reason: reason.clone(),
+        };
+        let at_ms = self.fact(id, Some(&key), body).at_ms;
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Kicked {
-                room: room_name,
+                room: shown,
                 nick: by,
                 target: target_nick,
-                reason: reason.map(|r| cap(&r, REASON_LEN)),
+                reason,
                 members,
             },
-        );
-        self.send_to_room(&key, &ev);
+        )
+        .at(at_ms);
+        self.remove_from_room(&key, target);
+        // The room as it is after the kick, and the one kicked out of it.
+        self.send(Audience::Conn(target), ev.clone());
+        self.send(Audience::Room(key), ev);
+    }
+
+    /// Takes `target` out of room `key` (kicks, remote parts).
+    pub(super) fn remove_from_room(&mut self, key: &Name, target: ConnId) {
         if let Some(c) = self.conns.get_mut(&target) {
-            c.rooms.retain(|r| *r != key);
+            c.rooms.retain(|r| r != key);
         }
-        if let Some(r) = self.rooms.get_mut(&key) {
-            r.members.remove(&target);
-            if r.members.is_empty() {
-                self.rooms.remove(&key);
-            }
-        }
+        self.drop_member(key, target);
     }
 
     pub(super) fn invite(&mut self, id: ConnId, nick: &str, room: &str) {
         let Some(&target) = self.nicks.get(&names::fold(nick)) else {
-            let message = format!("nobody is called {nick}");
-            return self.reply(id, refused(ErrorCode::NoSuchNick, &[nick], message));
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let key = match self.existing_room(room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         let need_op = self.rooms.get(&key).is_some_and(|r| r.modes.invite_only);
         if let Err(e) = self.check_member(id, &key, need_op) {
-            return self.reply(id, e);
+            return self.refuse(id, e);
         }
         let shown = self.shown(&key);
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
-        let room_name = r.name.clone();
         if r.members.contains_key(&target) {
-            let message = format!("{nick} is already in {shown}");
-            return self.reply(id, refused(ErrorCode::UserInRoom, &[nick, &shown], message));
+            let refusal = Refusal::new(ErrorCode::UserInRoom).nick(nick).room(&shown);
+            return self.refuse(id, refusal);
         }
         let (Some(by), Some(target_nick)) =
             (self.nick_of(id).cloned(), self.nick_of(target).cloned())
@@ -570,14 +540,14 @@ impl<O: Outbox> Hub<O> {
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Invited {
-                room: room_name,
+                room: shown,
                 nick: by,
                 target: target_nick,
             },
         );
-        self.send_one(target, &ev);
+        self.send(Audience::Conn(target), ev.clone());
         if target != id {
-            self.send_one(id, &ev);
+            self.send(Audience::Conn(id), ev);
         }
     }
 }

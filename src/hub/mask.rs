@@ -4,10 +4,11 @@
 use super::names::fold;
 
 /// Completes a ban mask: `bob` → `bob!*@*`, `*@host` → `*!*@host`,
-/// `bob!u` → `bob!u@*`. `None` if it is empty or has spaces or controls.
-pub fn normalize(mask: &str) -> Option<String> {
+/// `bob!u` → `bob!u@*`. `None` if it is empty, longer than `max_len`
+/// bytes, or has spaces or controls.
+pub fn normalize(mask: &str, max_len: usize) -> Option<String> {
     if mask.is_empty()
-        || mask.len() > crate::proto::irc::BAN_MASK_LEN
+        || mask.len() > max_len
         || mask
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == ',')
@@ -114,11 +115,11 @@ mod tests {
 
     #[test]
     fn normalizes_and_folds() {
-        assert_eq!(normalize("bob").as_deref(), Some("bob!*@*"));
-        assert_eq!(normalize("*@h.ip").as_deref(), Some("*!*@h.ip"));
-        assert_eq!(normalize("b!u").as_deref(), Some("b!u@*"));
-        assert_eq!(normalize("a b"), None);
-        assert_eq!(normalize(""), None);
+        assert_eq!(normalize("bob", 100).as_deref(), Some("bob!*@*"));
+        assert_eq!(normalize("*@h.ip", 100).as_deref(), Some("*!*@h.ip"));
+        assert_eq!(normalize("b!u", 100).as_deref(), Some("b!u@*"));
+        assert_eq!(normalize("a b", 100), None);
+        assert_eq!(normalize("", 100), None);
         assert!(matches("BOB!*@*", "bob!~b@x"));
         assert!(matches("Élodie!*@*", "élodie!u@h"));
     }

@@ -1,45 +1,47 @@
-//! The chat state machine: who is connected, which nick is taken, who is in
-//! which room with which status, and each room's topic, modes and bans. It
-//! is the only place that changes that state, and it does no I/O: events go
-//! to each member's [`Outbox`], which the server backs with a bounded queue
-//! and the tests with a vector.
+//! The chat state: who is connected, which nick is taken, who is in which
+//! room with which status, and each room's topic, modes and bans.
+//! [`ChatState::handle`] is a pure function of commands: it changes the
+//! state and returns [`Effects`] — events for audiences (a connection, a
+//! room, a room but one, a list of people), facts for the store and the
+//! backplane, and what the session should do next. No queues, no I/O, no
+//! wire syntax: refusals are [`Refusal`] data that each protocol words.
 //!
 //! The hub enforces room rules (keys, limits, bans, invite-only, moderation,
 //! operators) for every protocol alike; protocols only differ in how they
 //! ask and how they render the answers.
 //!
-//! Slow consumers: when an outbox refuses an event (its queue is full), the
-//! member is removed with the reason "send queue full" once the current
-//! operation is done, and the rest of the room carries on.
-//!
 //! Layout: this file holds connections, nicks and messaging; `channel.rs`
 //! joining, leaving and room operator commands; `query.rs` the read-only
-//! questions (who, whois, list, lusers); `room.rs` one room's rules;
-//! `mask.rs` wildcard masks; `names.rs` nick and room name rules.
+//! questions (who, whois, list, lusers); `remote.rs` facts from other
+//! nodes; `room.rs` one room's rules; `mask.rs` wildcard masks; `names.rs`
+//! nick and room name rules; `handle.rs` the [`ChatHandle`] sessions use
+//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`]
+//! and [`Backplane`] traits.
 
 mod channel;
+mod handle;
 pub mod mask;
 pub mod names;
 mod query;
+mod remote;
 mod room;
+mod seams;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::proto::{now_ms, Command, ErrorCode, Event, EventBody, Name};
+use crate::proto::{
+    now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
+    Outcome, Profile, Refusal, Target,
+};
 use room::Room;
 
-/// Identifies one connection for its whole life.
-pub type ConnId = u64;
+pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
+pub use seams::{Backplane, HistoryQuery, Store, StoreError};
 
-/// Where the hub puts a member's events. `push` returns false when the
-/// member cannot take more (queue full or gone).
-pub trait Outbox: Clone {
-    fn push(&self, ev: &Arc<Event>) -> bool;
-}
-
-/// The hub's own settings (a subset of the server config).
+/// The hub's own settings (a subset of the server config). Protocol limits
+/// reach the hub as plain numbers here.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub server_name: String,
@@ -51,6 +53,16 @@ pub struct HubConfig {
     pub large_room: usize,
     /// Most rooms one person may be in at once (IRC users may be in several).
     pub max_rooms_per_user: usize,
+    /// Longest topic, reason (part, kick, quit) and away text, in bytes.
+    pub topic_len: usize,
+    pub reason_len: usize,
+    pub away_len: usize,
+    /// Longest room key and ban mask in bytes; most bans per room.
+    pub key_len: usize,
+    pub ban_mask_len: usize,
+    pub max_bans: usize,
+    /// This process's node id (part of every connection key and message id).
+    pub node: NodeId,
 }
 
 impl Default for HubConfig {
@@ -61,6 +73,7 @@ impl Default for HubConfig {
 
 impl HubConfig {
     pub fn from_config(c: &crate::config::Config) -> HubConfig {
+        use crate::proto::irc;
         HubConfig {
             server_name: c.server_name.clone(),
             default_room: c.default_room.clone(),
@@ -68,51 +81,58 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
+            topic_len: irc::TOPIC_LEN,
+            reason_len: irc::REASON_LEN,
+            away_len: irc::AWAY_LEN,
+            key_len: irc::KEY_LEN,
+            ban_mask_len: irc::BAN_MASK_LEN,
+            max_bans: irc::MAX_BANS,
+            node: 0,
         }
     }
 }
 
-/// Who a connection is, as IRC shows it, and how it wants to start.
-#[derive(Debug, Clone)]
-pub struct Profile {
-    /// Username (IRC ident), e.g. `~alice`, or `text` / `json`.
-    pub user: Name,
-    /// Free-form "real name".
-    pub realname: Name,
-    /// The (cloaked) host shown in `nick!user@host`.
-    pub host: Name,
-    /// Put the newcomer in the default room as soon as they register.
-    /// IRC sessions say no and join it themselves after the welcome burst.
-    pub auto_join: bool,
+/// Who should get an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// One connection.
+    Conn(ConnId),
+    /// Every member of a room (by folded key), as it is once the command is done.
+    Room(Name),
+    /// Every member of a room but one.
+    RoomExcept(Name, ConnId),
+    /// These people (computed when the event happened: e.g. a quitter's peers).
+    Conns(Vec<ConnId>),
+    /// Everyone connected.
+    Everyone,
 }
 
-impl Default for Profile {
+/// What one command did: deliveries in order, facts for the store and the
+/// backplane, and what the session does next.
+#[derive(Debug)]
+pub struct Effects {
+    pub deliveries: Vec<(Audience, Arc<Event>)>,
+    pub facts: Vec<Fact>,
+    pub outcome: Outcome,
+}
+
+impl Default for Effects {
     fn default() -> Self {
-        Profile {
-            user: "text".into(),
-            realname: "natter user".into(),
-            host: "natter".into(),
-            auto_join: true,
+        Effects {
+            deliveries: Vec::new(),
+            facts: Vec::new(),
+            outcome: Outcome::Continue,
         }
     }
-}
-
-/// What the session should do after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Continue,
-    /// The client quit: flush its queue and close.
-    Close,
 }
 
 /// Most pending invitations one person holds; older ones are forgotten.
 const MAX_INVITES: usize = 100;
 
-struct Conn<O> {
-    outbox: O,
+struct Conn {
     nick: Option<Name>,
     /// Folded keys of the rooms this member is in; the last is the current one.
-    rooms: Vec<String>,
+    rooms: Vec<Name>,
     user: Name,
     realname: Name,
     host: Name,
@@ -123,57 +143,72 @@ struct Conn<O> {
     /// User mode `+i` (accepted for IRC clients; it hides nothing).
     invisible: bool,
     /// Folded keys of rooms this person was invited into.
-    invites: Vec<String>,
+    invites: Vec<Name>,
     signon_ms: u64,
     active_ms: u64,
 }
 
-impl<O> Conn<O> {
+impl Conn {
+    fn new(host: Name) -> Conn {
+        let now = now_ms();
+        let mut c = Conn {
+            nick: None,
+            rooms: Vec::new(),
+            user: "text".into(),
+            realname: "natter user".into(),
+            host,
+            auto_join: true,
+            mask: "*".into(),
+            away: None,
+            invisible: false,
+            invites: Vec::new(),
+            signon_ms: now,
+            active_ms: now,
+        };
+        c.update_mask();
+        c
+    }
+
     fn update_mask(&mut self) {
         let nick = self.nick.as_deref().unwrap_or("*");
         self.mask = format!("{nick}!{}@{}", self.user, self.host).into();
     }
 }
 
-/// All chat state. Pure: every effect is an event pushed to an outbox.
-pub struct Hub<O: Outbox> {
+/// All chat state. Pure: see the module documentation.
+pub struct ChatState {
     config: HubConfig,
-    conns: HashMap<ConnId, Conn<O>>,
+    conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
-    rooms: HashMap<String, Room<O>>,
-    next_msg_id: u64,
-    /// Members whose outbox refused an event, to be removed.
-    overflowed: Vec<ConnId>,
+    rooms: HashMap<Name, Room>,
+    ids: IdGen,
+    /// What the command being handled did so far.
+    fx: Effects,
 }
 
-fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
-    EventBody::error(code, message)
-}
-
-/// A refusal about named things (see [`EventBody::Refused`]).
-fn refused(code: ErrorCode, about: &[&str], message: impl Into<Cow<'static, str>>) -> EventBody {
-    EventBody::Refused {
-        code,
-        about: about.iter().map(|a| Name::from(*a)).collect(),
-        message: message.into(),
-    }
-}
-
-/// Cuts user-supplied text to `max` bytes (topics, reasons, away messages).
+/// Cuts user-supplied text to `max` bytes at a character boundary.
 fn cap(text: &str, max: usize) -> Arc<str> {
-    crate::proto::irc::truncate(text, max).into()
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].into()
 }
 
-impl<O: Outbox> Hub<O> {
-    pub fn new(config: HubConfig) -> Hub<O> {
-        Hub {
+impl ChatState {
+    pub fn new(config: HubConfig) -> ChatState {
+        ChatState {
+            ids: IdGen::new(config.node),
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
-            next_msg_id: 1,
-            overflowed: Vec::new(),
+            fx: Effects::default(),
         }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
     }
 
     /// People online (registered connections).
@@ -196,84 +231,59 @@ impl<O: Outbox> Hub<O> {
         self.conns.get(&id).and_then(|c| c.nick.as_ref())
     }
 
-    /// A new connection: it gets the welcome (online count) at once.
-    pub fn connect(&mut self, id: ConnId, outbox: O) {
-        let welcome = Event::shared(EventBody::Welcome {
+    /// Calls `f` for every connection in `audience`, as the state is now.
+    pub fn for_each_member(&self, audience: &Audience, mut f: impl FnMut(ConnId)) {
+        match audience {
+            // Even one just removed: a quitter still gets its goodbye.
+            Audience::Conn(id) => f(*id),
+            Audience::Room(key) => {
+                if let Some(r) = self.rooms.get(key) {
+                    r.members.keys().copied().for_each(f);
+                }
+            }
+            Audience::RoomExcept(key, but) => {
+                if let Some(r) = self.rooms.get(key) {
+                    r.members.keys().filter(|m| *m != but).copied().for_each(f);
+                }
+            }
+            Audience::Conns(list) => list.iter().copied().for_each(f),
+            Audience::Everyone => self.conns.keys().copied().for_each(f),
+        }
+    }
+
+    /// A new connection from `host`: it gets the welcome (online count) at once.
+    pub fn connect(&mut self, id: ConnId, host: Name) -> Effects {
+        self.conns.insert(id, Conn::new(host));
+        let body = EventBody::Welcome {
             server: self.config.server_name.as_str().into(),
             online: self.online(),
-        });
-        if !outbox.push(&welcome) {
-            return;
-        }
-        let now = now_ms();
-        let p = Profile::default();
-        let mut conn = Conn {
-            outbox,
-            nick: None,
-            rooms: Vec::new(),
-            user: p.user,
-            realname: p.realname,
-            host: p.host,
-            auto_join: p.auto_join,
-            mask: "*".into(),
-            away: None,
-            invisible: false,
-            invites: Vec::new(),
-            signon_ms: now,
-            active_ms: now,
         };
-        conn.update_mask();
-        self.conns.insert(id, conn);
+        self.reply(id, body);
+        self.take()
     }
 
-    /// Sets who a connection is (username, real name, host) and whether it
-    /// joins the default room on registering.
-    pub fn set_profile(&mut self, id: ConnId, profile: Profile) {
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.user = profile.user;
-            c.realname = profile.realname;
-            c.host = profile.host;
-            c.auto_join = profile.auto_join;
-            c.update_mask();
-        }
-    }
-
-    /// Why `nick` could not be taken by `id` right now (invalid or in use),
-    /// as the refusal [`Command::Register`] would send; `None` if it could.
-    pub fn nick_problem(&self, id: ConnId, nick: &str) -> Option<EventBody> {
-        if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
-            return Some(refused(ErrorCode::NickInvalid, &[nick], why));
-        }
-        match self.nicks.get(&names::fold(nick)) {
-            Some(&owner) if owner != id => Some(refused(
-                ErrorCode::NickInUse,
-                &[nick],
-                format!("the nickname {nick} is taken"),
-            )),
-            _ => None,
-        }
-    }
-
-    /// Sends one event to every connection (used for shutdown notices).
-    pub fn broadcast(&mut self, body: EventBody) {
-        let ev = Arc::new(Event::new(body));
-        for c in self.conns.values() {
-            c.outbox.push(&ev);
-        }
+    /// One event to every connection (shutdown notices).
+    pub fn broadcast(&mut self, body: EventBody) -> Effects {
+        self.fx
+            .deliveries
+            .push((Audience::Everyone, Arc::new(Event::new(body))));
+        self.take()
     }
 
     /// The connection went away (closed, timed out, dropped): tell its rooms.
-    pub fn disconnect(&mut self, id: ConnId, reason: &str) {
+    pub fn disconnect(&mut self, id: ConnId, reason: &str) -> Effects {
         self.remove(id, reason);
-        self.reap();
+        self.take()
     }
 
     /// Applies one command from connection `id`.
-    pub fn handle(&mut self, id: ConnId, cmd: Command) -> Outcome {
+    pub fn handle(&mut self, id: ConnId, cmd: Command) -> Effects {
         if !self.conns.contains_key(&id) {
-            return Outcome::Close; // already removed (e.g. as a slow consumer)
+            // Already removed (e.g. as a slow consumer).
+            self.fx.outcome = Outcome::Close;
+            return self.take();
         }
-        let registered = self.conns.get(&id).is_some_and(|c| c.nick.is_some());
+        let registered = self.nick_of(id).is_some();
         match cmd {
             Command::Quit { reason } => {
                 let reason = match reason {
@@ -286,14 +296,18 @@ impl<O: Outbox> Hub<O> {
                         text: "Goodbye!".into(),
                     },
                 );
-                self.remove(id, &cap(&reason, crate::proto::irc::REASON_LEN));
-                self.reap();
-                return Outcome::Close;
+                let reason = cap(&reason, self.config.reason_len);
+                self.remove(id, &reason);
+                self.fx.outcome = Outcome::Close;
+            }
+            Command::Identify(profile) => self.identify(id, profile),
+            Command::CheckNick { nick } => {
+                if let Some(problem) = self.nick_problem(id, &nick) {
+                    self.refuse(id, problem);
+                }
             }
             Command::Register { nick } => self.register(id, &nick),
-            _ if !registered => {
-                self.reply(id, error(ErrorCode::NotRegistered, "pick a nickname first"))
-            }
+            _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
             Command::Private { to, text, action } => self.private(id, &to, text, action),
             Command::Notice { target, text } => self.notice(id, &target, text),
@@ -303,15 +317,7 @@ impl<O: Outbox> Hub<O> {
             }
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason),
             Command::Who { room } => self.who(id, room.as_deref()),
-            Command::Rooms => {
-                let mut rooms: Vec<(Name, usize)> = self
-                    .rooms
-                    .values()
-                    .map(|r| (r.name.clone(), r.members.len()))
-                    .collect();
-                rooms.sort();
-                self.reply(id, EventBody::RoomList { rooms });
-            }
+            Command::Rooms => self.rooms(id),
             Command::Nick { new } => self.change_nick(id, &new),
             Command::Topic { room, text } => self.topic(id, &room, text),
             Command::RoomMode { room, changes } => self.room_mode(id, &room, changes),
@@ -320,60 +326,76 @@ impl<O: Outbox> Hub<O> {
             Command::Invite { nick, room } => self.invite(id, &nick, &room),
             Command::Away { text } => self.away(id, text),
             Command::Whois { nick } => self.whois(id, &nick),
-            Command::WhoDetail { mask } => self.who_detail(id, &mask),
+            Command::WhoDetail { target } => self.who_detail(id, &target),
             Command::List { rooms } => self.list(id, rooms),
             Command::Lusers => self.lusers(id),
         }
-        self.reap();
-        Outcome::Continue
+        self.take()
+    }
+
+    /// The effects gathered so far, leaving none.
+    fn take(&mut self) -> Effects {
+        std::mem::take(&mut self.fx)
     }
 
     /// Sends an event to one connection.
-    pub fn reply(&mut self, id: ConnId, body: EventBody) {
-        self.send_one(id, &Arc::new(Event::new(body)));
+    fn reply(&mut self, id: ConnId, body: EventBody) {
+        self.send(Audience::Conn(id), Arc::new(Event::new(body)));
     }
 
-    fn send_one(&mut self, id: ConnId, ev: &Arc<Event>) {
-        if let Some(c) = self.conns.get(&id) {
-            if !c.outbox.push(ev) {
-                self.overflowed.push(id);
-            }
+    /// Refuses what `id` asked for.
+    fn refuse(&mut self, id: ConnId, refusal: Refusal) {
+        if self.fx.outcome == Outcome::Continue {
+            self.fx.outcome = Outcome::Refused;
         }
+        self.reply(id, EventBody::Refused(refusal));
     }
 
-    fn send_to_room(&mut self, key: &str, ev: &Arc<Event>) {
-        if let Some(room) = self.rooms.get(key) {
-            for (id, m) in &room.members {
-                if !m.outbox.push(ev) {
-                    self.overflowed.push(*id);
-                }
-            }
-        }
+    fn send(&mut self, audience: Audience, ev: Arc<Event>) {
+        self.fx.deliveries.push((audience, ev));
     }
 
-    fn send_to(&mut self, audience: HashMap<ConnId, O>, ev: &Arc<Event>) {
-        for (member, outbox) in audience {
-            if !outbox.push(ev) {
-                self.overflowed.push(member);
+    /// Records a fact about `id`'s doing; returns it for building the event.
+    fn fact(&mut self, id: ConnId, room: Option<&Name>, body: FactBody) -> &Fact {
+        let at_ms = now_ms();
+        let seq = match room.and_then(|k| self.rooms.get_mut(k)) {
+            Some(r) => {
+                r.seq += 1;
+                r.seq
             }
-        }
+            None => 0,
+        };
+        let room = room.and_then(|k| self.rooms.get(k)).map(|r| r.name.clone());
+        let source = self.mask_of(id).unwrap_or_else(|| "*".into());
+        self.fx.facts.push(Fact {
+            id: self.ids.next(at_ms),
+            at_ms,
+            by: id,
+            source,
+            room,
+            seq,
+            body,
+        });
+        let last = self.fx.facts.len() - 1;
+        &self.fx.facts[last]
     }
 
     /// Everyone who shares a room with `id`, plus `id` itself. With
     /// `quiet_large`, rooms too large to announce presence in are skipped.
-    fn audience(&self, id: ConnId, quiet_large: bool) -> HashMap<ConnId, O> {
-        let mut out = HashMap::new();
+    fn peers(&self, id: ConnId, quiet_large: bool) -> Vec<ConnId> {
+        let mut out = vec![id];
         if let Some(c) = self.conns.get(&id) {
-            out.insert(id, c.outbox.clone());
             for key in &c.rooms {
                 match self.rooms.get(key) {
                     Some(room) if !(quiet_large && room.members.len() > self.config.large_room) => {
-                        out.extend(room.members.iter().map(|(i, m)| (*i, m.outbox.clone())));
+                        out.extend(room.members.keys().copied());
                     }
                     _ => {}
                 }
             }
         }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 
@@ -382,113 +404,138 @@ impl<O: Outbox> Hub<O> {
         self.conns.get(&id).map(|c| c.mask.clone())
     }
 
+    /// Sets who a connection is (username, real name) and whether it
+    /// joins the default room on registering. Only before registering.
+    fn identify(&mut self, id: ConnId, profile: Profile) {
+        if let Some(c) = self.conns.get_mut(&id).filter(|c| c.nick.is_none()) {
+            c.user = profile.user;
+            c.realname = profile.realname;
+            c.auto_join = profile.auto_join;
+            c.update_mask();
+        }
+    }
+
+    /// Why `nick` could not be taken by `id` right now (invalid or in use).
+    pub fn nick_problem(&self, id: ConnId, nick: &str) -> Option<Refusal> {
+        if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
+            return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
+        }
+        match self.nicks.get(&names::fold(nick)) {
+            Some(&owner) if owner != id => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            _ => None,
+        }
+    }
+
     fn register(&mut self, id: ConnId, nick: &str) {
         if self.nick_of(id).is_some() {
-            self.reply(
-                id,
-                error(
-                    ErrorCode::AlreadyRegistered,
-                    "you already have a nickname; use /nick to change it",
-                ),
-            );
-            return;
+            return self.refuse(id, Refusal::new(ErrorCode::AlreadyRegistered));
         }
-        if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
-            let message = format!("{why}. Pick another nickname:");
-            return self.reply(id, refused(ErrorCode::NickInvalid, &[nick], message));
+        if let Some(problem) = self.nick_problem(id, nick) {
+            return self.refuse(id, problem);
         }
-        let key = names::fold(nick);
-        if self.nicks.contains_key(&key) {
-            let message = format!("the nickname {nick} is taken. Pick another nickname:");
-            return self.reply(id, refused(ErrorCode::NickInUse, &[nick], message));
-        }
-        self.nicks.insert(key, id);
+        self.nicks.insert(names::fold(nick), id);
         let name: Name = nick.into();
-        let mut auto_join = true;
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.nick = Some(name.clone());
-            c.update_mask();
-            c.signon_ms = now_ms();
-            c.active_ms = c.signon_ms;
-            auto_join = c.auto_join;
-        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.nick = Some(name.clone());
+        c.update_mask();
+        c.signon_ms = now_ms();
+        c.active_ms = c.signon_ms;
+        let auto_join = c.auto_join;
+        let body = FactBody::Online {
+            nick: name.clone(),
+            user: c.user.clone(),
+            host: c.host.clone(),
+            realname: c.realname.clone(),
+        };
+        self.fact(id, None, body);
         let online = self.online();
         self.reply(id, EventBody::Registered { nick: name, online });
-        if auto_join {
+        if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
             self.join(id, &room, None, true);
         }
     }
 
     /// Resolves a room argument (`None`: the current room) to its folded key.
-    fn current_room(&self, id: ConnId, room: Option<&str>) -> Result<String, EventBody> {
+    fn current_room(&self, id: ConnId, room: Option<&str>) -> Result<Name, Refusal> {
         let conn = self
             .conns
             .get(&id)
-            .ok_or_else(|| error(ErrorCode::NotRegistered, "not connected"))?;
+            .ok_or_else(|| Refusal::new(ErrorCode::NotRegistered))?;
         match room {
             Some(r) => {
                 let name = names::check_room(r, self.config.max_room_chars)
-                    .map_err(|why| refused(ErrorCode::RoomInvalid, &[r], why))?;
-                Ok(names::fold(name))
+                    .map_err(|why| Refusal::new(ErrorCode::RoomInvalid).room(r).detail(why))?;
+                Ok(self.key_of(name))
             }
-            None => conn.rooms.last().cloned().ok_or_else(|| {
-                refused(
-                    ErrorCode::NotInRoom,
-                    &["*"],
-                    "you are not in a room; /join ROOM",
-                )
-            }),
+            None => conn
+                .rooms
+                .last()
+                .cloned()
+                .ok_or_else(|| Refusal::new(ErrorCode::NotInRoom)),
         }
     }
 
-    fn next_id(&mut self) -> u64 {
-        let id = self.next_msg_id;
-        self.next_msg_id += 1;
-        id
+    /// The folded key of a room name: the existing room's own key (shared,
+    /// no allocation kept), or a new one.
+    fn key_of(&self, name: &str) -> Name {
+        let folded = names::fold(name);
+        match self.rooms.get_key_value(folded.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => folded.into(),
+        }
     }
 
     fn say(&mut self, id: ConnId, room: Option<&str>, text: String, action: bool) {
         if text.trim().is_empty() {
-            return self.reply(id, error(ErrorCode::EmptyMessage, "empty message"));
+            return self.refuse(id, Refusal::new(ErrorCode::EmptyMessage));
         }
         let key = match self.current_room(id, room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
         let Some(r) = self.rooms.get(&key) else {
-            let shown = format!("#{key}");
-            let message = format!("you are not in {shown}");
-            return self.reply(id, refused(ErrorCode::NotInRoom, &[&shown], message));
+            let refusal = Refusal::new(ErrorCode::NotInRoom).room(&key);
+            return self.refuse(id, refusal);
         };
-        if let Err((code, message)) = r.may_speak(id, &conn.mask) {
-            let shown = format!("#{}", r.name);
-            return self.reply(id, refused(code, &[&shown], message));
+        if let Err(refusal) = r.may_speak(id, &conn.mask) {
+            return self.refuse(id, refusal);
         }
         let Some(from) = conn.nick.clone() else {
             return;
         };
         let member = r.members.contains_key(&id);
         let (room_name, source) = (r.name.clone(), conn.mask.clone());
-        let msg_id = self.next_id();
+        let text: Arc<str> = text.into();
+        let body = FactBody::Said {
+            from: from.clone(),
+            text: text.clone(),
+            action,
+        };
+        let f = self.fact(id, Some(&key), body);
+        let (msg_id, seq, at_ms) = (f.id, f.seq, f.at_ms);
         let ev = Event::by(
             Some(source),
             EventBody::Message {
                 id: msg_id,
+                seq,
                 room: room_name,
                 from,
-                text: text.into(),
+                text,
                 action,
             },
-        );
+        )
+        .at(at_ms);
         self.touch(id);
-        self.send_to_room(&key, &ev);
         if !member {
-            self.send_one(id, &ev); // an outsider (room is -n) still sees its line
+            self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
         }
+        self.send(Audience::Room(key), ev);
     }
 
     fn touch(&mut self, id: ConnId) {
@@ -499,32 +546,42 @@ impl<O: Outbox> Hub<O> {
 
     fn private(&mut self, id: ConnId, to: &str, text: String, action: bool) {
         if text.trim().is_empty() {
-            return self.reply(id, error(ErrorCode::EmptyMessage, "empty message"));
+            return self.refuse(id, Refusal::new(ErrorCode::EmptyMessage));
         }
         let Some(&target) = self.nicks.get(&names::fold(to)) else {
-            let message = format!("nobody is called {to}");
-            return self.reply(id, refused(ErrorCode::NoSuchNick, &[to], message));
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(to));
         };
         let (Some(from), Some(to)) = (self.nick_of(id).cloned(), self.nick_of(target).cloned())
         else {
             return;
         };
         let away = self.conns.get(&target).and_then(|c| c.away.clone());
-        let msg_id = self.next_id();
+        let text: Arc<str> = text.into();
+        let body = FactBody::Private {
+            from: from.clone(),
+            to: to.clone(),
+            text: text.clone(),
+            action,
+        };
+        let (msg_id, at_ms) = {
+            let f = self.fact(id, None, body);
+            (f.id, f.at_ms)
+        };
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Private {
                 id: msg_id,
                 from,
                 to: to.clone(),
-                text: text.into(),
+                text,
                 action,
             },
-        );
+        )
+        .at(at_ms);
         self.touch(id);
-        self.send_one(target, &ev);
+        self.send(Audience::Conn(target), ev.clone());
         if target != id {
-            self.send_one(id, &ev);
+            self.send(Audience::Conn(id), ev);
         }
         if let Some(text) = away {
             self.reply(id, EventBody::AwayReply { nick: to, text });
@@ -532,7 +589,7 @@ impl<O: Outbox> Hub<O> {
     }
 
     /// A notice never produces an error reply; refused notices vanish.
-    fn notice(&mut self, id: ConnId, target: &str, text: String) {
+    fn notice(&mut self, id: ConnId, target: &Target, text: String) {
         if text.trim().is_empty() {
             return;
         }
@@ -544,15 +601,11 @@ impl<O: Outbox> Hub<O> {
         };
         // Where it goes: a room (the sender too, if outside it) or one person
         // (and the sender, as confirmation).
-        enum To {
-            Room(String),
-            Nick(ConnId),
-        }
-        let (dest, room, to, sender_copy) = if target.starts_with('#') {
-            let Ok(name) = names::check_room(target, self.config.max_room_chars) else {
+        let (dest, key, room, to, sender_copy) = if let Target::Room(name) = target {
+            let Ok(name) = names::check_room(name, self.config.max_room_chars) else {
                 return;
             };
-            let key = names::fold(name);
+            let key = self.key_of(name);
             let Some(r) = self.rooms.get(&key) else {
                 return;
             };
@@ -560,55 +613,55 @@ impl<O: Outbox> Hub<O> {
                 return;
             }
             let outside = !r.members.contains_key(&id);
-            (To::Room(key), Some(r.name.clone()), None, outside)
+            let room = Some(r.name.clone());
+            (Audience::Room(key.clone()), Some(key), room, None, outside)
         } else {
-            let Some(&target) = self.nicks.get(&names::fold(target)) else {
+            let (Target::Person(nick) | Target::Room(nick)) = target;
+            let Some(&target) = self.nicks.get(&names::fold(nick)) else {
                 return;
             };
-            (
-                To::Nick(target),
-                None,
-                self.nick_of(target).cloned(),
-                target != id,
-            )
+            let to = self.nick_of(target).cloned();
+            (Audience::Conn(target), None, None, to, target != id)
         };
-        let msg_id = self.next_id();
+        let text: Arc<str> = text.into();
+        let body = FactBody::Noticed {
+            from: from.clone(),
+            to: to.clone(),
+            text: text.clone(),
+        };
+        let (msg_id, at_ms) = {
+            let f = self.fact(id, key.as_ref(), body);
+            (f.id, f.at_ms)
+        };
         let body = EventBody::Notice {
             id: msg_id,
             from,
             room,
             to,
-            text: text.into(),
+            text,
         };
-        let ev = Event::by(Some(source), body);
-        match dest {
-            To::Room(key) => self.send_to_room(&key, &ev),
-            To::Nick(target) => self.send_one(target, &ev),
-        }
+        let ev = Event::by(Some(source), body).at(at_ms);
         if sender_copy {
-            self.send_one(id, &ev);
+            self.send(Audience::Conn(id), ev.clone());
         }
+        self.send(dest, ev);
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {
         if let Err(why) = names::check_nick(new, self.config.max_nick_chars) {
-            return self.reply(id, refused(ErrorCode::NickInvalid, &[new], why));
+            let refusal = Refusal::new(ErrorCode::NickInvalid).nick(new).detail(why);
+            return self.refuse(id, refusal);
         }
         let Some(old) = self.nick_of(id).cloned() else {
             return;
         };
         if *old == *new {
-            return self.reply(
-                id,
-                EventBody::Info {
-                    text: format!("you are already {new}").into(),
-                },
-            );
+            let text = format!("you are already {new}").into();
+            return self.reply(id, EventBody::Info { text });
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
         if old_key != new_key && self.nicks.contains_key(&new_key) {
-            let message = format!("the nickname {new} is taken");
-            return self.reply(id, refused(ErrorCode::NickInUse, &[new], message));
+            return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
         }
         let old_mask = self.mask_of(id);
         self.nicks.remove(&old_key);
@@ -618,16 +671,22 @@ impl<O: Outbox> Hub<O> {
             c.nick = Some(new.clone());
             c.update_mask();
         }
+        let body = FactBody::NickChanged {
+            old: old.clone(),
+            new: new.clone(),
+        };
+        self.fact(id, None, body);
         let ev = Event::by(old_mask, EventBody::NickChanged { old, new });
-        let audience = self.audience(id, false);
-        self.send_to(audience, &ev);
+        let audience = self.peers(id, false);
+        self.send(Audience::Conns(audience), ev);
     }
 
     /// Marks `id` away or back, tells them, and tells who shares a room.
     fn away(&mut self, id: ConnId, text: Option<String>) {
+        let away_len = self.config.away_len;
         let text = text
             .filter(|t| !t.trim().is_empty())
-            .map(|t| cap(&t, crate::proto::irc::AWAY_LEN));
+            .map(|t| cap(&t, away_len));
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -636,17 +695,13 @@ impl<O: Outbox> Hub<O> {
         let Some(nick) = c.nick.clone() else {
             return;
         };
-        self.reply(
-            id,
-            EventBody::AwayStatus {
-                away: text.is_some(),
-            },
-        );
+        let away = text.is_some();
+        self.reply(id, EventBody::AwayStatus { away });
         if changed {
             let ev = Event::by(self.mask_of(id), EventBody::Away { nick, text });
-            let mut audience = self.audience(id, true);
-            audience.remove(&id);
-            self.send_to(audience, &ev);
+            let mut audience = self.peers(id, true);
+            audience.retain(|m| *m != id);
+            self.send(Audience::Conns(audience), ev);
         }
     }
 
@@ -656,18 +711,11 @@ impl<O: Outbox> Hub<O> {
             return;
         };
         if names::fold(nick) != names::fold(&own) {
-            let (code, message) = match self.nicks.contains_key(&names::fold(nick)) {
-                true => (
-                    ErrorCode::UsersDontMatch,
-                    "you can only change your own modes",
-                ),
-                false => (ErrorCode::NoSuchNick, "nobody is called that"),
+            let refusal = match self.nicks.contains_key(&names::fold(nick)) {
+                true => Refusal::new(ErrorCode::UsersDontMatch),
+                false => Refusal::new(ErrorCode::NoSuchNick).nick(nick),
             };
-            let about: &[&str] = match code {
-                ErrorCode::NoSuchNick => &[nick],
-                _ => &[],
-            };
-            return self.reply(id, refused(code, about, message));
+            return self.refuse(id, refusal);
         }
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -684,7 +732,7 @@ impl<O: Outbox> Hub<O> {
             );
         };
         let mut add = true;
-        let mut unknown = false;
+        let mut unknown = None;
         let mut applied = String::new();
         for ch in modes.chars() {
             match ch {
@@ -696,17 +744,11 @@ impl<O: Outbox> Hub<O> {
                     applied.push('i');
                 }
                 'i' => {}
-                _ => unknown = true,
+                other => unknown = Some(other),
             }
         }
-        if unknown {
-            self.reply(
-                id,
-                EventBody::Irc(Box::new(crate::proto::irc::Reply::numeric(
-                    crate::proto::irc::numerics::ERR_UMODEUNKNOWNFLAG,
-                    &["Unknown MODE flag"],
-                ))),
-            );
+        if let Some(m) = unknown {
+            self.refuse(id, Refusal::new(ErrorCode::UnknownUserMode).mode(m));
         }
         if !applied.is_empty() {
             self.reply(
@@ -722,37 +764,58 @@ impl<O: Outbox> Hub<O> {
 
     /// Frees everything `id` holds and tells the people who shared a room.
     fn remove(&mut self, id: ConnId, reason: &str) {
-        let mut audience = self.audience(id, true);
-        audience.remove(&id);
+        let mut audience = self.peers(id, true);
+        audience.retain(|m| *m != id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
         let Some(nick) = conn.nick else { return };
         self.nicks.remove(&names::fold(&nick));
         for key in &conn.rooms {
-            if let Some(room) = self.rooms.get_mut(key) {
-                room.members.remove(&id);
-                if room.members.is_empty() {
-                    self.rooms.remove(key);
-                }
-            }
+            self.drop_member(key, id);
         }
-        let ev = Event::by(
-            Some(conn.mask),
-            EventBody::Quit {
-                nick,
-                reason: reason.into(),
+        let reason: Arc<str> = reason.into();
+        self.fx.facts.push(Fact {
+            id: self.ids.next(now_ms()),
+            at_ms: now_ms(),
+            by: id,
+            source: conn.mask.clone(),
+            room: None,
+            seq: 0,
+            body: FactBody::Quit {
+                nick: nick.clone(),
+                reason: reason.clone(),
             },
-        );
-        self.send_to(audience, &ev);
+        });
+        let ev = Event::by(Some(conn.mask), EventBody::Quit { nick, reason });
+        self.send(Audience::Conns(audience), ev);
     }
 
-    /// Removes members whose queues overflowed, which may overflow others.
-    fn reap(&mut self) {
-        while let Some(id) = self.overflowed.pop() {
-            self.remove(id, "send queue full (not reading)");
+    /// Takes `id` out of room `key`, dropping the room once it is empty.
+    fn drop_member(&mut self, key: &str, id: ConnId) {
+        if let Some(room) = self.rooms.get_mut(key) {
+            room.members.remove(&id);
+            if room.members.is_empty() {
+                self.rooms.remove(key);
+            }
         }
     }
+
+    /// The rooms and their member counts, sorted.
+    fn rooms(&mut self, id: ConnId) {
+        let mut rooms: Vec<(Name, usize)> = self
+            .rooms
+            .values()
+            .map(|r| (r.name.clone(), r.members.len()))
+            .collect();
+        rooms.sort();
+        self.reply(id, EventBody::RoomList { rooms });
+    }
+}
+
+/// A refusal with its own words (rules from `names`, counts).
+fn refusal(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Refusal {
+    Refusal::new(code).detail(detail)
 }
 
 #[cfg(test)]

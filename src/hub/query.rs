@@ -1,13 +1,15 @@
 //! Read-only questions: who is in a room, who matches a mask, everything
 //! about one person, the room list and server statistics.
 
-use super::{mask, names, refused, ConnId, Hub, Outbox};
-use crate::proto::{EventBody, MemberInfo, RoomSummary, WhoisInfo};
+use super::{mask, names, ChatState};
+use crate::proto::{
+    ConnId, ErrorCode, EventBody, MemberInfo, Refusal, RoomSummary, Target, WhoisInfo,
+};
 
 /// Most people a `WHO` for a nick mask lists.
 const MAX_WHO: usize = 200;
 
-impl<O: Outbox> Hub<O> {
+impl ChatState {
     fn member_info(&self, id: ConnId, op: bool, voice: bool) -> Option<MemberInfo> {
         let c = self.conns.get(&id)?;
         Some(MemberInfo {
@@ -39,25 +41,20 @@ impl<O: Outbox> Hub<O> {
     pub(super) fn who(&mut self, id: ConnId, room: Option<&str>) {
         let key = match self.current_room(id, room) {
             Ok(k) => k,
-            Err(e) => return self.reply(id, e),
+            Err(e) => return self.refuse(id, e),
         };
         let Some(r) = self.rooms.get(&key) else {
-            let shown = format!("#{key}");
-            let message = format!("there is no room {shown}");
-            return self.reply(
-                id,
-                refused(crate::proto::ErrorCode::NoSuchRoom, &[&shown], message),
-            );
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
         };
         let room = r.name.clone();
         let members = self.members_of(&key);
         self.reply(id, EventBody::Members { room, members });
     }
 
-    /// `WHO #room` (its members) or `WHO mask` (people whose
-    /// `nick!user@host` matches, at most [`MAX_WHO`]).
-    pub(super) fn who_detail(&mut self, id: ConnId, who: &str) {
-        let body = if who.starts_with('#') {
+    /// The members of a room (`Target::Room`) or the people whose
+    /// `nick!user@host` matches a mask (at most [`MAX_WHO`]).
+    pub(super) fn who_detail(&mut self, id: ConnId, target: &Target) {
+        let body = if let Target::Room(who) = target {
             let key = names::check_room(who, self.config.max_room_chars)
                 .ok()
                 .map(names::fold);
@@ -66,18 +63,19 @@ impl<O: Outbox> Hub<O> {
                 .and_then(|k| self.rooms.get(k).map(|r| (k, r)))
             {
                 Some((k, r)) => EventBody::WhoReply {
-                    mask: who.into(),
+                    mask: who.as_str().into(),
                     room: Some(r.name.clone()),
                     members: self.members_of(k),
                 },
                 None => EventBody::WhoReply {
-                    mask: who.into(),
+                    mask: who.as_str().into(),
                     room: None,
                     members: Vec::new(),
                 },
             }
         } else {
-            let pattern = match mask::normalize(who) {
+            let (Target::Person(who) | Target::Room(who)) = target;
+            let pattern = match mask::normalize(who, self.config.ban_mask_len) {
                 Some(m) if who != "0" => m,
                 _ => "*!*@*".to_string(),
             };
@@ -90,7 +88,7 @@ impl<O: Outbox> Hub<O> {
                 .collect();
             members.sort_by_cached_key(|m| names::fold(&m.nick));
             EventBody::WhoReply {
-                mask: who.into(),
+                mask: who.as_str().into(),
                 room: None,
                 members,
             }
@@ -109,7 +107,9 @@ impl<O: Outbox> Hub<O> {
                 },
             );
         };
-        let t = target.unwrap_or_default();
+        let Some(t) = target else {
+            return;
+        };
         let rooms = c
             .rooms
             .iter()
@@ -149,7 +149,11 @@ impl<O: Outbox> Hub<O> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()
-            .filter(|(k, _)| wanted.as_ref().is_none_or(|w| w.contains(k)))
+            .filter(|(k, _)| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.iter().any(|n| **n == ***k))
+            })
             .map(|(_, r)| RoomSummary {
                 name: r.name.clone(),
                 members: r.members.len(),

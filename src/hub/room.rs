@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mask;
-use super::ConnId;
-use crate::proto::{BanInfo, ErrorCode, ModeChange, Name, TopicState};
+use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState};
 
 /// A member's place in a room.
-pub(crate) struct Member<O> {
-    pub outbox: O,
+pub(crate) struct Member {
     pub op: bool,
     pub voice: bool,
 }
@@ -33,24 +31,24 @@ pub(crate) struct Modes {
     pub limit: Option<usize>,
 }
 
-pub(crate) struct Room<O> {
+pub(crate) struct Room {
     pub name: Name,
-    pub members: HashMap<ConnId, Member<O>>,
+    pub members: HashMap<ConnId, Member>,
+    /// The sequence number of the room's last fact.
+    pub seq: u64,
     pub topic: Option<TopicState>,
     pub modes: Modes,
     pub bans: Vec<BanInfo>,
     pub created_ms: u64,
 }
 
-/// Why someone may not enter or speak: an error code and the prose for it.
-pub(crate) type Refusal = (ErrorCode, String);
-
-impl<O> Room<O> {
+impl Room {
     /// A new, empty room with the usual defaults `+nt`.
-    pub fn new(name: Name) -> Room<O> {
+    pub fn new(name: Name) -> Room {
         Room {
             name,
             members: HashMap::new(),
+            seq: 0,
             topic: None,
             modes: Modes {
                 no_external: true,
@@ -70,33 +68,25 @@ impl<O> Room<O> {
     /// May someone with `user_mask` enter, giving `key`? An invitation
     /// lets them past `+i`, `+k` and `+l`, not past a ban.
     pub fn admits(&self, user_mask: &str, key: Option<&str>, invited: bool) -> Result<(), Refusal> {
-        let room = &self.name;
+        let refuse = |code| Err(Refusal::new(code).room(&self.name));
         if self.is_banned(user_mask) {
-            return Err((ErrorCode::Banned, format!("you are banned from #{room}")));
+            return refuse(ErrorCode::Banned);
         }
         if invited {
             return Ok(());
         }
         if self.modes.invite_only {
-            return Err((
-                ErrorCode::InviteOnly,
-                format!("#{room} is invite-only (+i); ask an operator to invite you"),
-            ));
+            return refuse(ErrorCode::InviteOnly);
         }
         if let Some(k) = &self.modes.key {
             if key != Some(&**k) {
-                return Err((
-                    ErrorCode::BadKey,
-                    format!("#{room} needs a key (+k): /key {room} KEY"),
-                ));
+                return refuse(ErrorCode::BadKey);
             }
         }
         if let Some(limit) = self.modes.limit {
             if self.members.len() >= limit {
-                return Err((
-                    ErrorCode::RoomFull,
-                    format!("#{room} is full ({limit} people, +l)"),
-                ));
+                let refusal = Refusal::new(ErrorCode::RoomFull).room(&self.name);
+                return Err(refusal.detail(limit.to_string()));
             }
         }
         Ok(())
@@ -104,14 +94,18 @@ impl<O> Room<O> {
 
     /// May `id` (with `user_mask`) say something here?
     pub fn may_speak(&self, id: ConnId, user_mask: &str) -> Result<(), Refusal> {
-        let room = &self.name;
+        let cannot = |why: &'static str| {
+            let refusal = Refusal::new(ErrorCode::CannotSend).room(&self.name);
+            Err(if why.is_empty() {
+                refusal
+            } else {
+                refusal.detail(why)
+            })
+        };
         let Some(m) = self.members.get(&id) else {
             return match self.modes.no_external {
-                true => Err((ErrorCode::NotInRoom, format!("you are not in #{room}"))),
-                false if self.modes.moderated || self.is_banned(user_mask) => Err((
-                    ErrorCode::CannotSend,
-                    format!("you cannot speak in #{room}"),
-                )),
+                true => Err(Refusal::new(ErrorCode::NotInRoom).room(&self.name)),
+                false if self.modes.moderated || self.is_banned(user_mask) => cannot(""),
                 false => Ok(()),
             };
         };
@@ -119,16 +113,10 @@ impl<O> Room<O> {
             return Ok(());
         }
         if self.modes.moderated {
-            return Err((
-                ErrorCode::CannotSend,
-                format!("you cannot speak in #{room}: it is moderated (+m)"),
-            ));
+            return cannot("it is moderated (+m)");
         }
         if self.is_banned(user_mask) {
-            return Err((
-                ErrorCode::CannotSend,
-                format!("you cannot speak in #{room}: you are banned"),
-            ));
+            return cannot("you are banned");
         }
         Ok(())
     }
@@ -186,24 +174,24 @@ impl<O> Room<O> {
 mod tests {
     use super::*;
 
-    fn room() -> Room<()> {
+    fn id(n: u64) -> ConnId {
+        ConnId::new(0, n)
+    }
+
+    fn room() -> Room {
         let mut r = Room::new("r".into());
-        r.members.insert(
-            1,
+        let (op, member) = (
             Member {
-                outbox: (),
                 op: true,
                 voice: false,
             },
-        );
-        r.members.insert(
-            2,
             Member {
-                outbox: (),
                 op: false,
                 voice: false,
             },
         );
+        r.members.insert(id(1), op);
+        r.members.insert(id(2), member);
         r
     }
 
@@ -213,19 +201,19 @@ mod tests {
         assert!(r.admits("c!u@h", None, false).is_ok());
         r.modes.key = Some("sesame".into());
         assert_eq!(
-            r.admits("c!u@h", None, false).unwrap_err().0,
+            r.admits("c!u@h", None, false).unwrap_err().code,
             ErrorCode::BadKey
         );
         assert!(r.admits("c!u@h", Some("sesame"), false).is_ok());
         assert!(r.admits("c!u@h", None, true).is_ok());
         r.modes.limit = Some(2);
         assert_eq!(
-            r.admits("c!u@h", Some("sesame"), false).unwrap_err().0,
+            r.admits("c!u@h", Some("sesame"), false).unwrap_err().code,
             ErrorCode::RoomFull
         );
         r.modes.invite_only = true;
         assert_eq!(
-            r.admits("c!u@h", None, false).unwrap_err().0,
+            r.admits("c!u@h", None, false).unwrap_err().code,
             ErrorCode::InviteOnly
         );
         r.bans.push(BanInfo {
@@ -234,7 +222,7 @@ mod tests {
             set_at_ms: 0,
         });
         assert_eq!(
-            r.admits("c!u@h", None, true).unwrap_err().0,
+            r.admits("c!u@h", None, true).unwrap_err().code,
             ErrorCode::Banned
         );
     }
@@ -242,16 +230,19 @@ mod tests {
     #[test]
     fn speaking_rules() {
         let mut r = room();
-        assert!(r.may_speak(2, "b!u@h").is_ok());
-        assert_eq!(r.may_speak(3, "x!u@h").unwrap_err().0, ErrorCode::NotInRoom);
+        assert!(r.may_speak(id(2), "b!u@h").is_ok());
+        assert_eq!(
+            r.may_speak(id(3), "x!u@h").unwrap_err().code,
+            ErrorCode::NotInRoom
+        );
         r.set_flag('n', false);
-        assert!(r.may_speak(3, "x!u@h").is_ok());
+        assert!(r.may_speak(id(3), "x!u@h").is_ok());
         r.set_flag('m', true);
         assert_eq!(
-            r.may_speak(2, "b!u@h").unwrap_err().0,
+            r.may_speak(id(2), "b!u@h").unwrap_err().code,
             ErrorCode::CannotSend
         );
-        assert!(r.may_speak(1, "a!u@h").is_ok(), "ops always speak");
+        assert!(r.may_speak(id(1), "a!u@h").is_ok(), "ops always speak");
         assert_eq!(
             r.mode_list(true).iter().map(|m| m.mode).collect::<String>(),
             "mt"

@@ -1,35 +1,33 @@
-//! Hub unit tests: no sockets, outboxes are vectors.
+//! Hub unit tests: no sockets. The real [`Core`] (state, delivery,
+//! slow-consumer reaping) with a router whose queues are vectors.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::collections::HashMap;
 
+use super::handle::Core;
 use super::*;
+use crate::cluster::Standalone;
+use crate::store::MemoryStore;
 
-#[derive(Clone)]
-pub(super) struct Sink {
-    pub events: Rc<RefCell<Vec<Arc<Event>>>>,
-    cap: usize,
+/// Capped vectors, one per connection.
+#[derive(Default)]
+pub(super) struct Sinks {
+    queues: HashMap<u64, (usize, Vec<Arc<Event>>)>,
+    next_cap: usize,
 }
 
-impl Outbox for Sink {
-    fn push(&self, ev: &Arc<Event>) -> bool {
-        let mut q = self.events.borrow_mut();
-        if q.len() >= self.cap {
+impl Router for Sinks {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+        let Some((cap, q)) = self.queues.get_mut(&to.local) else {
+            return true;
+        };
+        if q.len() >= *cap {
             return false;
         }
         q.push(ev.clone());
         true
     }
-}
-
-impl Sink {
-    fn take(&self) -> Vec<EventBody> {
-        self.events
-            .borrow_mut()
-            .drain(..)
-            .map(|e| e.body.clone())
-            .collect()
-    }
+    /// Kept, so tests can read what a closed connection was sent last.
+    fn detach(&mut self, _conn: ConnId) {}
 }
 
 pub(super) fn config() -> HubConfig {
@@ -40,42 +38,75 @@ pub(super) fn config() -> HubConfig {
         max_room_chars: 50,
         large_room: 1000,
         max_rooms_per_user: 100,
+        topic_len: 390,
+        reason_len: 255,
+        away_len: 200,
+        key_len: 32,
+        ban_mask_len: 100,
+        max_bans: 100,
+        node: 0,
     }
 }
 
 pub(super) struct World {
-    pub hub: Hub<Sink>,
-    pub sinks: Vec<Sink>,
+    pub core: Core<Sinks>,
+    next: u64,
 }
 
 impl World {
     pub fn new() -> World {
+        World::with(config())
+    }
+    pub fn with(config: HubConfig) -> World {
+        let store = Arc::new(MemoryStore::new(100, 100));
         World {
-            hub: Hub::new(config()),
-            sinks: Vec::new(),
+            core: Core::new(config, Sinks::default(), store, Arc::new(Standalone)),
+            next: 0,
         }
     }
+    pub fn hub(&mut self) -> &mut ChatState {
+        &mut self.core.state
+    }
     pub fn connect_cap(&mut self, cap: usize) -> ConnId {
-        let id = self.sinks.len() as ConnId;
-        let sink = Sink {
-            events: Default::default(),
-            cap,
-        };
-        self.sinks.push(sink.clone());
-        self.hub.connect(id, sink);
-        id
+        self.connect_from("natter", cap)
+    }
+    pub fn connect_from(&mut self, host: &str, cap: usize) -> ConnId {
+        self.next += 1;
+        let local = self.next;
+        self.core.router.next_cap = cap;
+        self.core.connect(host.into(), |r| {
+            r.queues.insert(local, (r.next_cap, Vec::new()));
+            local
+        })
+    }
+    pub fn handle(&mut self, id: ConnId, cmd: Command) -> Outcome {
+        self.core.execute(id, cmd)
+    }
+    pub fn disconnect(&mut self, id: ConnId, reason: &str) {
+        self.core.disconnect(id, reason)
+    }
+    pub fn remote(&mut self, fact: Fact) {
+        self.core.apply_remote(&fact)
     }
     pub fn user(&mut self, nick: &str) -> ConnId {
         let id = self.connect_cap(1000);
-        self.hub.handle(id, Command::Register { nick: nick.into() });
+        self.handle(id, Command::Register { nick: nick.into() });
         self.take(id);
         id
     }
-    pub fn take(&self, id: ConnId) -> Vec<EventBody> {
-        self.sinks[id as usize].take()
+    /// The events queued for `id` since the last take.
+    pub fn take_events(&mut self, id: ConnId) -> Vec<Arc<Event>> {
+        match self.core.router.queues.get_mut(&id.local) {
+            Some((_, q)) => std::mem::take(q),
+            None => Vec::new(),
+        }
+    }
+    pub fn take(&mut self, id: ConnId) -> Vec<EventBody> {
+        let q = self.take_events(id);
+        q.into_iter().map(|e| e.body.clone()).collect()
     }
     pub fn say(&mut self, id: ConnId, text: &str) {
-        self.hub.handle(
+        self.handle(
             id,
             Command::Say {
                 room: None,
@@ -88,7 +119,7 @@ impl World {
 
 pub(super) fn error_code(events: &[EventBody]) -> Option<ErrorCode> {
     events.iter().find_map(|e| match e {
-        EventBody::Error { code, .. } | EventBody::Refused { code, .. } => Some(*code),
+        EventBody::Refused(r) => Some(r.code),
         _ => None,
     })
 }
@@ -101,7 +132,7 @@ fn welcome_counts_people_online() {
         w.take(a)[..],
         [EventBody::Welcome { online: 0, .. }]
     ));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Register {
             nick: "alice".into(),
@@ -120,7 +151,7 @@ fn register_joins_default_room_and_announces() {
     let a = w.user("alice");
     let b = w.connect_cap(100);
     w.take(b);
-    w.hub.handle(b, Command::Register { nick: "bob".into() });
+    w.handle(b, Command::Register { nick: "bob".into() });
     let got = w.take(b);
     assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
     assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
@@ -145,28 +176,28 @@ fn duplicate_nick_is_case_insensitive_and_retry_works() {
     w.user("Alice");
     let b = w.connect_cap(100);
     w.take(b);
-    w.hub.handle(
+    w.handle(
         b,
         Command::Register {
             nick: "alice".into(),
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Register {
             nick: "bad nick".into(),
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInvalid));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Register {
             nick: "小明".into(),
         },
     );
     assert!(matches!(&w.take(b)[0], EventBody::Registered { .. }));
-    assert_eq!(w.hub.online(), 2);
+    assert_eq!(w.hub().online(), 2);
 }
 
 #[test]
@@ -193,7 +224,7 @@ fn private_messages_go_to_both_ends_only() {
     for id in [a, b] {
         w.take(id);
     }
-    w.hub.handle(
+    w.handle(
         a,
         Command::Private {
             to: "BOB".into(),
@@ -204,7 +235,7 @@ fn private_messages_go_to_both_ends_only() {
     assert!(matches!(&w.take(a)[..], [EventBody::Private { .. }]));
     assert!(matches!(&w.take(b)[..], [EventBody::Private { to, .. }] if &**to == "bob"));
     assert!(w.take(c).is_empty());
-    w.hub.handle(
+    w.handle(
         a,
         Command::Private {
             to: "nobody".into(),
@@ -221,7 +252,7 @@ fn rooms_switch_and_isolate() {
     let a = w.user("alice");
     let b = w.user("bob");
     w.take(a);
-    w.hub.handle(
+    w.handle(
         b,
         Command::Join {
             room: "#rust".into(),
@@ -238,9 +269,9 @@ fn rooms_switch_and_isolate() {
     w.say(b, "rust only");
     assert!(w.take(a).is_empty());
     assert_eq!(w.take(b).len(), 1);
-    w.hub.handle(a, Command::Rooms);
+    w.handle(a, Command::Rooms);
     assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Part {
             room: None,
@@ -250,12 +281,12 @@ fn rooms_switch_and_isolate() {
     w.take(b);
     w.say(b, "nowhere");
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
-    w.hub.handle(a, Command::Rooms);
+    w.handle(a, Command::Rooms);
     assert!(
         matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1),
         "empty room freed"
     );
-    w.hub.handle(
+    w.handle(
         a,
         Command::Join {
             room: "bad room!".into(),
@@ -271,14 +302,14 @@ fn nick_change_is_announced_and_frees_old_nick() {
     let a = w.user("alice");
     let b = w.user("bob");
     w.take(a);
-    w.hub.handle(
+    w.handle(
         b,
         Command::Nick {
             new: "ALICE".into(),
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickInUse));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Nick {
             new: "robert".into(),
@@ -288,7 +319,7 @@ fn nick_change_is_announced_and_frees_old_nick() {
         matches!(&w.take(a)[..], [EventBody::NickChanged { old, new }] if &**old == "bob" && &**new == "robert")
     );
     let c = w.connect_cap(10);
-    w.hub.handle(c, Command::Register { nick: "bob".into() });
+    w.handle(c, Command::Register { nick: "bob".into() });
     assert!(matches!(&w.take(c)[1], EventBody::Registered { .. }));
 }
 
@@ -299,7 +330,7 @@ fn quit_and_disconnect_free_state_and_tell_room() {
     let b = w.user("bob");
     w.take(a);
     assert_eq!(
-        w.hub.handle(
+        w.handle(
             b,
             Command::Quit {
                 reason: Some("bye".into())
@@ -310,12 +341,12 @@ fn quit_and_disconnect_free_state_and_tell_room() {
     assert!(
         matches!(&w.take(a)[..], [EventBody::Quit { nick, reason }] if &**nick == "bob" && reason.contains("bye"))
     );
-    assert_eq!(w.hub.online(), 1);
-    w.hub.disconnect(a, "connection closed");
-    assert_eq!(w.hub.online(), 0);
-    assert_eq!(w.hub.connections(), 0);
-    assert!(w.hub.rooms.is_empty());
-    assert!(w.hub.nicks.is_empty());
+    assert_eq!(w.hub().online(), 1);
+    w.disconnect(a, "connection closed");
+    assert_eq!(w.hub().online(), 0);
+    assert_eq!(w.hub().connections(), 0);
+    assert!(w.hub().rooms.is_empty());
+    assert!(w.hub().nicks.is_empty());
 }
 
 #[test]
@@ -332,7 +363,7 @@ fn slow_consumer_is_removed_and_room_goes_on() {
     let mut w = World::new();
     let a = w.user("alice");
     let slow = w.connect_cap(8);
-    w.hub.handle(
+    w.handle(
         slow,
         Command::Register {
             nick: "slow".into(),
@@ -352,13 +383,13 @@ fn slow_consumer_is_removed_and_room_goes_on() {
         })
         .collect();
     assert_eq!(texts, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    assert_eq!(w.hub.online(), 1);
+    assert_eq!(w.hub().online(), 1);
 }
 
 #[test]
 fn large_rooms_do_not_announce_every_join() {
     let mut w = World::new();
-    w.hub.config.large_room = 3;
+    w.hub().config.large_room = 3;
     let first = w.user("u0");
     for i in 1..10 {
         w.user(&format!("u{i}"));
@@ -370,7 +401,7 @@ fn large_rooms_do_not_announce_every_join() {
         .filter(|e| matches!(e, EventBody::Joined { .. }))
         .count();
     assert_eq!(joins, 2);
-    w.hub.handle(first, Command::Who { room: None });
+    w.handle(first, Command::Who { room: None });
     assert!(
         matches!(&w.take(first)[..], [EventBody::Members { members, .. }] if members.len() == 10)
     );

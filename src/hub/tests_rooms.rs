@@ -6,7 +6,7 @@ use super::*;
 use crate::proto::ModeChange;
 
 fn join(w: &mut World, id: ConnId, room: &str, key: Option<&str>) {
-    w.hub.handle(
+    w.handle(
         id,
         Command::JoinWithKey {
             room: room.into(),
@@ -25,7 +25,7 @@ fn mode(w: &mut World, id: ConnId, room: &str, changes: &[(bool, char, Option<&s
             arg: arg.map(Arc::from),
         })
         .collect();
-    w.hub.handle(
+    w.handle(
         id,
         Command::RoomMode {
             room: room.into(),
@@ -51,7 +51,7 @@ fn irc_join_keeps_other_rooms_and_first_is_op() {
     let (mut w, a, b) = two_in_room();
     w.say(a, "still in lobby?");
     // alice's current room is #r now; she is still in lobby too
-    w.hub.handle(
+    w.handle(
         a,
         Command::Say {
             room: Some("lobby".into()),
@@ -63,7 +63,7 @@ fn irc_join_keeps_other_rooms_and_first_is_op() {
         .take(b)
         .iter()
         .any(|e| matches!(e, EventBody::Message { room, .. } if &**room == "lobby")));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Who {
             room: Some("#r".into()),
@@ -90,7 +90,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
         .iter()
         .any(|e| matches!(e, EventBody::ModeChanged { .. })));
     // carol is a text user: /join r
-    w.hub.handle(
+    w.handle(
         c,
         Command::Join {
             room: "r".into(),
@@ -105,7 +105,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
     );
     join(&mut w, c, "#r", Some("sesame"));
     assert!(matches!(w.take(c)[0], EventBody::Joined { .. }));
-    w.hub.handle(
+    w.handle(
         c,
         Command::Part {
             room: Some("#r".into()),
@@ -125,7 +125,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
     join(&mut w, c, "#r", None);
     assert_eq!(error_code(&w.take(c)), Some(ErrorCode::InviteOnly));
     // bob is no operator: he may not invite into a +i room
-    w.hub.handle(
+    w.handle(
         b,
         Command::Invite {
             nick: "carol".into(),
@@ -133,7 +133,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Invite {
             nick: "carol".into(),
@@ -143,7 +143,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
     assert!(matches!(&w.take(c)[..], [EventBody::Invited { target, .. }] if &**target == "carol"));
     join(&mut w, c, "#r", None);
     assert!(matches!(w.take(c)[0], EventBody::Joined { .. }));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Invite {
             nick: "carol".into(),
@@ -153,7 +153,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
     assert_eq!(error_code(&w.take(a)), Some(ErrorCode::UserInRoom));
     // a ban by nick: carol is kicked out and cannot come back, invited or not
     mode(&mut w, a, "#r", &[(true, 'b', Some("carol"))]);
-    w.hub.handle(
+    w.handle(
         a,
         Command::Kick {
             room: "#r".into(),
@@ -164,7 +164,7 @@ fn key_limit_ban_and_invite_only_refuse_everyone() {
     assert!(w.take(b).iter().any(|e| matches!(e,
         EventBody::Kicked { target, reason: Some(r), members: 2, .. } if &**target == "carol" && &**r == "bye")));
     w.take(c);
-    w.hub.handle(
+    w.handle(
         a,
         Command::Invite {
             nick: "carol".into(),
@@ -184,7 +184,7 @@ fn operators_only_and_moderation() {
     let (mut w, a, b) = two_in_room();
     mode(&mut w, b, "#r", &[(true, 'm', None)]);
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Kick {
             room: "#r".into(),
@@ -193,7 +193,7 @@ fn operators_only_and_moderation() {
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded));
-    w.hub.handle(
+    w.handle(
         b,
         Command::Topic {
             room: "#r".into(),
@@ -203,7 +203,7 @@ fn operators_only_and_moderation() {
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::ChanOpNeeded), "+t");
     mode(&mut w, a, "#r", &[(true, 'm', None)]);
     w.take(b);
-    w.hub.handle(
+    w.handle(
         b,
         Command::Say {
             room: Some("#r".into()),
@@ -220,7 +220,7 @@ fn operators_only_and_moderation() {
             if changes[0].arg.as_deref() == Some("bob"))),
         "the nick is shown as its owner spells it"
     );
-    w.hub.handle(
+    w.handle(
         b,
         Command::Say {
             room: Some("#r".into()),
@@ -238,17 +238,17 @@ fn operators_only_and_moderation() {
     let got = w.take(a);
     assert!(got.iter().any(|e| matches!(
         e,
-        EventBody::Refused {
+        EventBody::Refused(Refusal {
             code: ErrorCode::UnknownMode,
             ..
-        }
+        })
     )));
     assert!(got.iter().any(|e| matches!(
         e,
-        EventBody::Refused {
+        EventBody::Refused(Refusal {
             code: ErrorCode::NoSuchNick,
             ..
-        }
+        })
     )));
     mode(&mut w, a, "#r", &[]);
     assert!(
@@ -260,7 +260,7 @@ fn operators_only_and_moderation() {
 #[test]
 fn topic_is_shown_on_join_and_query() {
     let (mut w, a, b) = two_in_room();
-    w.hub.handle(
+    w.handle(
         a,
         Command::Topic {
             room: "#r".into(),
@@ -277,7 +277,7 @@ fn topic_is_shown_on_join_and_query() {
         matches!(&got[1], EventBody::TopicInfo { topic: Some(t), .. } if &*t.text == "Rust talk" && &*t.set_by == "alice")
     );
     assert!(matches!(&got[2], EventBody::Members { .. }));
-    w.hub.handle(
+    w.handle(
         c,
         Command::Topic {
             room: "#nowhere".into(),
@@ -290,7 +290,7 @@ fn topic_is_shown_on_join_and_query() {
 #[test]
 fn away_notifies_room_and_answers_private_messages() {
     let (mut w, a, b) = two_in_room();
-    w.hub.handle(
+    w.handle(
         b,
         Command::Away {
             text: Some("lunch".into()),
@@ -301,7 +301,7 @@ fn away_notifies_room_and_answers_private_messages() {
         [EventBody::AwayStatus { away: true }]
     ));
     assert!(matches!(&w.take(a)[..], [EventBody::Away { text: Some(t), .. }] if &**t == "lunch"));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Private {
             to: "bob".into(),
@@ -314,7 +314,7 @@ fn away_notifies_room_and_answers_private_messages() {
         [EventBody::Private { .. }, EventBody::AwayReply { .. }]
     ));
     w.take(b);
-    w.hub.handle(b, Command::Whois { nick: "BOB".into() });
+    w.handle(b, Command::Whois { nick: "BOB".into() });
     match &w.take(b)[..] {
         [EventBody::Whois {
             nick,
@@ -326,7 +326,7 @@ fn away_notifies_room_and_answers_private_messages() {
         }
         other => panic!("{other:?}"),
     }
-    w.hub.handle(b, Command::Away { text: None });
+    w.handle(b, Command::Away { text: None });
     assert!(matches!(
         &w.take(a)[..],
         [EventBody::Away { text: None, .. }]
@@ -335,7 +335,7 @@ fn away_notifies_room_and_answers_private_messages() {
         &w.take(b)[..],
         [EventBody::AwayStatus { away: false }]
     ));
-    w.hub.handle(b, Command::Whois { nick: "zed".into() });
+    w.handle(b, Command::Whois { nick: "zed".into() });
     assert!(matches!(
         &w.take(b)[..],
         [EventBody::Whois { info: None, .. }]
@@ -345,17 +345,27 @@ fn away_notifies_room_and_answers_private_messages() {
 #[test]
 fn who_list_lusers_and_notices() {
     let (mut w, a, b) = two_in_room();
-    w.hub.handle(a, Command::WhoDetail { mask: "#r".into() });
+    w.handle(
+        a,
+        Command::WhoDetail {
+            target: Target::Room("r".into()),
+        },
+    );
     assert!(
         matches!(&w.take(a)[..], [EventBody::WhoReply { members, room: Some(_), .. }] if members.len() == 2)
     );
-    w.hub.handle(a, Command::WhoDetail { mask: "b*".into() });
+    w.handle(
+        a,
+        Command::WhoDetail {
+            target: Target::Person("b*".into()),
+        },
+    );
     assert!(
         matches!(&w.take(a)[..], [EventBody::WhoReply { members, .. }] if members.len() == 1 && &*members[0].nick == "bob")
     );
-    w.hub.handle(a, Command::List { rooms: None });
+    w.handle(a, Command::List { rooms: None });
     assert!(matches!(&w.take(a)[..], [EventBody::RoomDetails { rooms }] if rooms.len() == 2));
-    w.hub.handle(a, Command::Lusers);
+    w.handle(a, Command::Lusers);
     assert!(matches!(
         &w.take(a)[..],
         [EventBody::Lusers {
@@ -364,10 +374,10 @@ fn who_list_lusers_and_notices() {
             ..
         }]
     ));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Notice {
-            target: "#r".into(),
+            target: Target::Room("r".into()),
             text: "note".into(),
         },
     );
@@ -375,17 +385,17 @@ fn who_list_lusers_and_notices() {
         &w.take(b)[..],
         [EventBody::Notice { room: Some(_), .. }]
     ));
-    w.hub.handle(
+    w.handle(
         a,
         Command::Notice {
-            target: "nobody".into(),
+            target: Target::Person("nobody".into()),
             text: "x".into(),
         },
     );
     assert!(
         w.take(a)
             .iter()
-            .all(|e| !matches!(e, EventBody::Refused { .. })),
+            .all(|e| !matches!(e, EventBody::Refused(_))),
         "notices are never answered with errors"
     );
 }
@@ -393,29 +403,29 @@ fn who_list_lusers_and_notices() {
 #[test]
 fn room_limit_per_user_and_nick_problems() {
     let mut w = World::new();
-    w.hub.config.max_rooms_per_user = 2;
+    w.hub().config.max_rooms_per_user = 2;
     let a = w.user("alice"); // lobby
     join(&mut w, a, "#one", None);
     join(&mut w, a, "#two", None);
     assert_eq!(error_code(&w.take(a)), Some(ErrorCode::TooManyRooms));
     let b = w.connect_cap(100);
     assert!(matches!(
-        w.hub.nick_problem(b, "ALICE"),
-        Some(EventBody::Refused {
+        w.hub().nick_problem(b, "ALICE"),
+        Some(Refusal {
             code: ErrorCode::NickInUse,
             ..
         })
     ));
     assert!(matches!(
-        w.hub.nick_problem(b, "9x"),
-        Some(EventBody::Refused {
+        w.hub().nick_problem(b, "9x"),
+        Some(Refusal {
             code: ErrorCode::NickInvalid,
             ..
         })
     ));
-    assert!(w.hub.nick_problem(b, "bob").is_none());
+    assert!(w.hub().nick_problem(b, "bob").is_none());
     assert!(
-        w.hub.nick_problem(a, "Alice").is_none(),
+        w.hub().nick_problem(a, "Alice").is_none(),
         "your own nick is no problem"
     );
 }
@@ -423,17 +433,14 @@ fn room_limit_per_user_and_nick_problems() {
 #[test]
 fn sources_carry_user_and_host() {
     let mut w = World::new();
-    let a = w.connect_cap(100);
-    w.hub.set_profile(
-        a,
-        Profile {
-            user: "~al".into(),
-            realname: "Alice".into(),
-            host: "abc.ip".into(),
-            auto_join: false,
-        },
-    );
-    w.hub.handle(
+    let a = w.connect_from("abc.ip", 100);
+    let profile = Profile {
+        user: "~al".into(),
+        realname: "Alice".into(),
+        auto_join: false,
+    };
+    w.handle(a, Command::Identify(profile));
+    w.handle(
         a,
         Command::Register {
             nick: "alice".into(),
@@ -445,6 +452,6 @@ fn sources_carry_user_and_host() {
         "no auto join"
     );
     join(&mut w, a, "#r", None);
-    let ev = w.sinks[a as usize].events.borrow()[0].clone();
+    let ev = w.take_events(a)[0].clone();
     assert_eq!(ev.source.as_deref(), Some("alice!~al@abc.ip"));
 }

@@ -58,7 +58,8 @@ fn check_rendered(cmd: super::Command) {
         return;
     }
     let mut ev = Event::new(super::EventBody::Message {
-        id: 1,
+        id: super::MsgId(1),
+        seq: 1,
         room: room.into(),
         from: "nick".into(),
         text: text.into(),

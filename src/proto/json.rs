@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody};
+use super::{Command, ErrorCode, Event, EventBody, Subject};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,12 +197,13 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::Quit { nick, reason } => json!({"type": "quit", "nick": nick, "reason": reason}),
         EventBody::Message {
             id,
+            seq,
             room,
             from,
             text,
             action,
         } => {
-            json!({"type": "message", "id": id, "room": room, "from": from, "text": text, "action": action})
+            json!({"type": "message", "id": id.to_string(), "seq": seq, "room": room, "from": from, "text": text, "action": action})
         }
         EventBody::Private {
             id,
@@ -211,12 +212,9 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             text,
             action,
         } => {
-            json!({"type": "private", "id": id, "from": from, "to": to, "text": text, "action": action})
+            json!({"type": "private", "id": id.to_string(), "from": from, "to": to, "text": text, "action": action})
         }
         EventBody::NickChanged { old, new } => json!({"type": "nick", "old": old, "new": new}),
-        EventBody::Names { room, nicks } => {
-            json!({"type": "presence", "room": room, "nicks": nicks})
-        }
         EventBody::RoomList { rooms } => {
             let rooms: Vec<Value> = rooms
                 .iter()
@@ -232,9 +230,6 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             json!({"type": "help", "commands": cmds})
         }
         EventBody::Info { text } => json!({"type": "info", "text": text}),
-        EventBody::Error { code, message } => {
-            json!({"type": "error", "code": code.as_str(), "message": message})
-        }
         EventBody::Ping { token } => json!({"type": "ping", "token": token}),
         EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
         EventBody::Members { room, members } => {
@@ -254,7 +249,7 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             to,
             text,
         } => {
-            json!({"type": "notice", "id": id, "from": from, "room": room, "to": to, "text": text})
+            json!({"type": "notice", "id": id.to_string(), "from": from, "room": room, "to": to, "text": text})
         }
         EventBody::TopicChanged { room, nick, topic } => {
             json!({"type": "topic", "room": room, "topic": topic, "by": nick, "changed": true})
@@ -333,12 +328,20 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::UserModes { nick, modes, .. } => {
             json!({"type": "user_modes", "nick": nick, "modes": modes})
         }
-        EventBody::Refused {
-            code,
-            about,
-            message,
-        } => json!({"type": "error", "code": code.as_str(), "message": message, "about": about}),
-        EventBody::Irc(_) => return,
+        EventBody::Refused(r) => {
+            let mut v = json!({"type": "error", "code": r.code.as_str(), "message": r.describe()});
+            for subject in &r.about {
+                let (field, value) = match subject {
+                    Subject::Nick(n) => ("nick", Value::from(&**n)),
+                    Subject::Room(n) => ("room", Value::from(&**n)),
+                    Subject::Command(c) => ("command", Value::from(*c)),
+                    Subject::Mode(m) => ("mode", Value::from(m.to_string())),
+                    Subject::Mask(m) => ("mask", Value::from(&**m)),
+                };
+                v[field] = value;
+            }
+            v
+        }
     };
     if let Value::Object(map) = &mut v {
         map.insert("ts".into(), ev.at_ms.into());
@@ -364,6 +367,7 @@ pub fn parse_event(line: &str) -> Option<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::MsgId;
 
     fn cmd(line: &str) -> Command {
         match parse(line) {
@@ -425,7 +429,8 @@ mod tests {
     #[test]
     fn renders_objects_with_type_and_ts() {
         let ev = Event::new(EventBody::Message {
-            id: 7,
+            id: crate::proto::MsgId(7),
+            seq: 1,
             room: "lobby".into(),
             from: "a".into(),
             text: "x\"y".into(),
@@ -436,7 +441,8 @@ mod tests {
         let m = parse_event(std::str::from_utf8(&out).unwrap()).unwrap();
         assert_eq!(m["type"], "message");
         assert_eq!(m["text"], "x\"y");
-        assert_eq!(m["id"], 7);
+        assert_eq!(m["id"], MsgId(7).to_string());
+        assert_eq!(m["seq"], 1);
         assert!(m["ts"].as_u64().unwrap() > 0);
         assert!(out.ends_with(b"\r\n"));
     }

@@ -3,11 +3,15 @@
 //! into one and the other. Nothing outside this module knows what a protocol
 //! looks like on the wire.
 
+pub mod fact;
 pub mod fuzzing;
+pub mod ids;
 pub mod irc;
 pub mod json;
 pub mod line;
+pub mod refusal;
 pub mod sanitize;
+pub mod session;
 pub mod text;
 
 use std::borrow::Cow;
@@ -15,6 +19,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use fact::{Fact, FactBody};
+pub use ids::{ConnId, IdGen, MsgId, NodeId};
+pub use refusal::{Refusal, Subject};
 
 /// A nickname or room name as shown to people (shared, cheap to clone).
 pub type Name = Arc<str>;
@@ -59,8 +68,8 @@ pub enum Command {
         switch: bool,
     },
     /// A notice: like a message, but never answered with an error (IRC
-    /// `NOTICE`). A `target` starting with `#` is a room, anything else a nick.
-    Notice { target: String, text: String },
+    /// `NOTICE`), to a room or a person.
+    Notice { target: Target, text: String },
     /// Show (`text: None`) or set the topic of a room (`Some("")` clears it).
     Topic { room: String, text: Option<String> },
     /// Change room modes; no changes: show them. `+b` with no argument lists bans.
@@ -82,17 +91,52 @@ pub enum Command {
     Away { text: Option<String> },
     /// Everything about one person.
     Whois { nick: String },
-    /// Members of a room (`#room`) or people whose nick matches a mask, with details.
-    WhoDetail { mask: String },
+    /// Members of a room, or people whose `nick!user@host` matches a mask
+    /// (`Target::Person`), with details.
+    WhoDetail { target: Target },
     /// Rooms with their topics (`None`: all of them).
     List { rooms: Option<Vec<String>> },
     /// Server statistics (people, connections, rooms).
     Lusers,
+    /// Who this connection is (sent by its protocol session before
+    /// registering): username, real name, and whether to join the default
+    /// room on registering.
+    Identify(Profile),
+    /// Would this nick be accepted now? Answered with a refusal, or nothing.
+    CheckNick { nick: String },
+}
+
+/// A room or a person (or a mask of people), as a command names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Room(String),
+    Person(String),
+}
+
+/// Who a connection is, as IRC shows it, and how it wants to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Username (IRC ident), e.g. `~alice`, or `text` / `json`.
+    pub user: Name,
+    /// Free-form "real name".
+    pub realname: Name,
+    /// Put the newcomer in the default room as soon as they register.
+    pub auto_join: bool,
+}
+
+/// What a session should do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// The command was refused (the refusal is on its way to the client).
+    Refused,
+    /// The client quit: flush its queue and close.
+    Close,
 }
 
 /// One room mode change: `+o bob`, `-k`, `+b *!*@host`. `mode` is the IRC
 /// letter (`o v k l b i m n t`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModeChange {
     pub add: bool,
     pub mode: char,
@@ -143,6 +187,10 @@ pub enum ErrorCode {
     PasswordMismatch,
     /// Changing somebody else's user modes.
     UsersDontMatch,
+    /// A user mode letter the server does not know.
+    UnknownUserMode,
+    /// The server could not store what was asked (history, accounts).
+    StoreFailed,
 }
 
 impl ErrorCode {
@@ -177,6 +225,8 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::PasswordMismatch => "password_mismatch",
             ErrorCode::UsersDontMatch => "users_dont_match",
+            ErrorCode::UnknownUserMode => "unknown_user_mode",
+            ErrorCode::StoreFailed => "store_failed",
         }
     }
 }
@@ -203,9 +253,10 @@ pub enum EventBody {
     },
     /// `nick` left the server.
     Quit { nick: Name, reason: Arc<str> },
-    /// A line said in a room.
+    /// A line said in a room; `seq` is its place in the room's order.
     Message {
-        id: u64,
+        id: MsgId,
+        seq: u64,
         room: Name,
         from: Name,
         text: Arc<str>,
@@ -213,7 +264,7 @@ pub enum EventBody {
     },
     /// A private line between two people (delivered to both).
     Private {
-        id: u64,
+        id: MsgId,
         from: Name,
         to: Name,
         text: Arc<str>,
@@ -221,33 +272,25 @@ pub enum EventBody {
     },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
-    /// Who is in a room, nicks only. Kept for compatibility: the hub now
-    /// sends [`EventBody::Members`], which every protocol renders the same way.
-    Names { room: Name, nicks: Vec<Name> },
     /// The rooms there are, with member counts.
     RoomList { rooms: Vec<(Name, usize)> },
     /// Help text: (command, explanation) pairs.
     Help,
     /// A human-readable notice from the server.
     Info { text: Cow<'static, str> },
-    /// Something the client asked for went wrong.
-    Error {
-        code: ErrorCode,
-        message: Cow<'static, str>,
-    },
     /// Are you alive? (JSON and IRC clients answer.)
     Ping { token: u64 },
     /// The server is going down.
     Shutdown { reason: Cow<'static, str> },
     /// Who is in a room, with their room status: sent to a newcomer and on
-    /// `who`/`NAMES` (the hub sends this rather than [`EventBody::Names`]).
+    /// `who`/`NAMES`.
     Members {
         room: Name,
         members: Vec<MemberInfo>,
     },
     /// A notice (see [`Command::Notice`]) to a room or to one person.
     Notice {
-        id: u64,
+        id: MsgId,
         from: Name,
         room: Option<Name>,
         to: Option<Name>,
@@ -323,16 +366,8 @@ pub enum EventBody {
         modes: Arc<str>,
         changed: bool,
     },
-    /// A refusal about something named (`about`: the nick, room or command,
-    /// in the order IRC numerics put them). Rendered like [`EventBody::Error`].
-    Refused {
-        code: ErrorCode,
-        about: Vec<Name>,
-        message: Cow<'static, str>,
-    },
-    /// A reply only IRC sessions make (numerics, `CAP`, `PONG`): rendered
-    /// for IRC with the recipient's nick, and as nothing for other protocols.
-    Irc(Box<irc::Reply>),
+    /// Something the client asked for was refused, or went wrong.
+    Refused(Refusal),
 }
 
 /// One member of a room as others see them.
@@ -387,12 +422,9 @@ pub struct WhoisInfo {
 }
 
 impl EventBody {
-    /// An error reply.
+    /// An error reply with its own words (framing and parse errors).
     pub fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
-        EventBody::Error {
-            code,
-            message: message.into(),
-        }
+        EventBody::Refused(Refusal::new(code).detail(message))
     }
 }
 
@@ -443,6 +475,14 @@ impl Event {
         let mut ev = Event::new(body);
         ev.source = source;
         Arc::new(ev)
+    }
+
+    /// The same event stamped with time `at_ms` (that of the fact it tells).
+    pub fn at(mut self: Arc<Self>, at_ms: u64) -> Arc<Event> {
+        if let Some(ev) = Arc::get_mut(&mut self) {
+            ev.at_ms = at_ms;
+        }
+        self
     }
 
     /// The bytes of this event in `flavor`, rendered at most once.

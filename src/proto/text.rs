@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody};
+use super::{Command, ErrorCode, Event, EventBody, Refusal};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,10 +262,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             p.system(&format!("*** {old} is now known as {new}"))
         }
-        EventBody::Names { room, nicks } => {
-            let list = nicks.iter().map(|n| &**n).collect::<Vec<_>>().join(", ");
-            p.system(&format!("*** In #{room} ({}): {list}", nicks.len()));
-        }
         EventBody::RoomList { rooms } => {
             let list = rooms
                 .iter()
@@ -281,10 +277,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.system("***   anything else is said to your room");
         }
         EventBody::Info { text } => p.system(&format!("*** {text}")),
-        EventBody::Error { message, .. } => {
-            p.paint(ERROR, &format!("! {message}"));
-            p.raw("\r\n");
-        }
         EventBody::Ping { .. } => {}
         EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
         EventBody::Members { room, members } => {
@@ -420,12 +412,27 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             "*** {users} online, {unregistered} connecting, {rooms} rooms"
         )),
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
-        EventBody::Refused { message, .. } => {
-            p.paint(ERROR, &format!("! {message}"));
-            p.raw("\r\n");
-        }
-        EventBody::Irc(_) => {}
+        EventBody::Refused(r) => render_refusal(r, color, false, p.out),
     }
+}
+
+/// A refusal as a text user reads it: the plain words, and the slash
+/// command that helps. `registering`: no nickname yet, so a refused one
+/// asks for another.
+pub fn render_refusal(r: &Refusal, color: bool, registering: bool, out: &mut Vec<u8>) {
+    let mut message = r.describe();
+    match (r.code, r.about_room()) {
+        (ErrorCode::BadKey, Some(room)) => message.push_str(&format!(": /key {room} KEY")),
+        (ErrorCode::NotInRoom, None) => message.push_str("; /join ROOM"),
+        (ErrorCode::AlreadyRegistered, _) => message.push_str("; use /nick to change it"),
+        (ErrorCode::NickInUse | ErrorCode::NickInvalid, _) if registering => {
+            message.push_str(". Pick another nickname:")
+        }
+        _ => {}
+    }
+    let mut p = Painter { out, color };
+    p.paint(ERROR, &format!("! {message}"));
+    p.raw("\r\n");
 }
 
 /// `+o bob -k` as a person reads mode changes.
@@ -515,7 +522,8 @@ mod tests {
     #[test]
     fn renders_with_and_without_colour() {
         let ev = Event::new(EventBody::Message {
-            id: 1,
+            id: crate::proto::MsgId(1),
+            seq: 1,
             room: "lobby".into(),
             from: "alice".into(),
             text: "hi".into(),

@@ -1,5 +1,6 @@
-//! A member's bounded outbound queue: the hub pushes shared events into it
-//! without blocking, the session drains it in batches. A push onto a full
+//! A member's bounded outbound queue: the router pushes shared events into
+//! it without blocking, the protocol session its own replies (already
+//! rendered), and the connection drains it in batches. A push onto a full
 //! queue marks the member as a slow consumer ("killed"), which wakes the
 //! session so it ends at once.
 //!
@@ -13,14 +14,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::hub::Outbox;
+use bytes::Bytes;
+
 use crate::proto::Event;
 
 /// Capacity kept after a drain; a burst's larger buffer is given back.
 const IDLE_CAPACITY: usize = 8;
 
+/// One thing to write: a shared event, or bytes the session rendered.
+pub(crate) enum Item {
+    Event(Arc<Event>),
+    /// Boxed, so an item stays two words wide.
+    Local(Box<Bytes>),
+}
+
 struct Inner {
-    queue: VecDeque<Arc<Event>>,
+    queue: VecDeque<Item>,
     killed: bool,
 }
 
@@ -30,14 +39,13 @@ struct Mailbox {
     cap: usize,
 }
 
-/// The hub's handle (cloned into every room the member is in) and the
-/// session's, to the same mailbox.
+/// The router's handle and the connection's, to the same mailbox.
 #[derive(Clone)]
 pub(crate) struct Queue(Arc<Mailbox>);
 
 /// What the session gets from its mailbox.
 pub(crate) enum Next {
-    Event(Arc<Event>),
+    Item(Item),
     /// The queue overflowed: the member is a slow consumer.
     Killed,
 }
@@ -80,7 +88,7 @@ impl Queue {
         if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
             inner.queue = VecDeque::new();
         }
-        ev.map(Next::Event)
+        ev.map(Next::Item)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -97,8 +105,19 @@ impl Queue {
     }
 }
 
-impl Outbox for Queue {
-    fn push(&self, ev: &Arc<Event>) -> bool {
+impl Queue {
+    /// Queues a shared event; false if the queue is full (the member is
+    /// then killed as a slow consumer) or already killed.
+    pub fn push(&self, ev: &Arc<Event>) -> bool {
+        self.push_item(Item::Event(ev.clone()))
+    }
+
+    /// Queues bytes the session rendered itself.
+    pub fn push_local(&self, bytes: Bytes) -> bool {
+        self.push_item(Item::Local(Box::new(bytes)))
+    }
+
+    fn push_item(&self, item: Item) -> bool {
         let mut inner = self.lock();
         if inner.killed {
             return false;
@@ -107,7 +126,7 @@ impl Outbox for Queue {
             inner.killed = true;
             inner.queue = VecDeque::new(); // nobody will read these now
         } else {
-            inner.queue.push_back(ev.clone());
+            inner.queue.push_back(item);
         }
         let ok = !inner.killed;
         drop(inner);
@@ -127,7 +146,7 @@ mod tests {
 
     fn token(next: Option<Next>) -> Option<u64> {
         match next {
-            Some(Next::Event(e)) => match e.body {
+            Some(Next::Item(Item::Event(e))) => match e.body {
                 EventBody::Ping { token } => Some(token),
                 _ => None,
             },
@@ -165,7 +184,7 @@ mod tests {
         let q = Queue::new(1);
         let waiter = tokio::spawn({
             let q = q.clone();
-            async move { matches!(q.next().await, Next::Event(_)) }
+            async move { matches!(q.next().await, Next::Item(_)) }
         });
         tokio::task::yield_now().await;
         q.push(&ev(1));

@@ -1,16 +1,18 @@
 //! The I/O shell: listeners (the main port, and the IRC port unless it is
-//! `off`), admission, one session task per connection, and graceful
-//! shutdown. Both listeners share the admission limits and the shutdown.
-//! All chat logic lives in the hub; all wire formats in `proto`.
+//! `off`), admission, one connection task per connection, the router that
+//! owns the member queues, and graceful shutdown. Both listeners share the
+//! admission limits and the shutdown. All chat logic lives in the hub; all
+//! wire formats in `proto`.
 
-mod irc;
+mod connection;
 mod limits;
 mod mailbox;
-mod session;
+mod router;
+mod transport;
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,18 +22,28 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::cluster::Standalone;
 use crate::config::Config;
-use crate::hub::{Hub, HubConfig};
+use crate::hub::{ChatHandle, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
-use crate::proto::{now_ms, EventBody};
+use crate::proto::{now_ms, session, EventBody};
+use crate::store::MemoryStore;
 
+use connection::Entry;
 pub use limits::{Admission, Refusal};
-use session::{Entry, Queue};
 
-/// State shared by every session.
+/// The chat as this server holds it: the handle over the router's queues.
+pub(crate) type Chat = ChatHandle<router::Router>;
+
+/// Facts of each room kept in memory when there is no database.
+const MEMORY_HISTORY_PER_ROOM: usize = 1000;
+/// Rooms whose history is kept in memory.
+const MEMORY_HISTORY_ROOMS: usize = 10_000;
+
+/// State shared by every connection.
 pub(crate) struct Shared {
     pub config: Config,
-    hub: Mutex<Hub<Queue>>,
+    pub chat: Chat,
     pub shutdown: CancellationToken,
     /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
     pub irc_info: Arc<ServerInfo>,
@@ -40,11 +52,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The hub, locked. Sessions hold it only for synchronous work.
-    pub fn hub(&self) -> MutexGuard<'_, Hub<Queue>> {
-        self.hub.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The host shown for an address: a keyed hash, stable for this server
     /// run (so bans by host work) and never the address itself.
     pub fn cloak(&self, ip: IpAddr) -> String {
@@ -81,7 +88,16 @@ impl Server {
             },
             None => None,
         };
-        let hub = Hub::new(HubConfig::from_config(&config));
+        let store = Arc::new(MemoryStore::new(
+            MEMORY_HISTORY_PER_ROOM,
+            MEMORY_HISTORY_ROOMS,
+        ));
+        let chat = ChatHandle::new(
+            HubConfig::from_config(&config),
+            router::Router::default(),
+            store,
+            Arc::new(Standalone),
+        );
         let admission = Admission::new(config.max_clients, config.max_per_ip);
         let irc_info = ServerInfo::new(
             &config.server_name,
@@ -94,7 +110,7 @@ impl Server {
         );
         let shared = Arc::new(Shared {
             config,
-            hub: Mutex::new(hub),
+            chat,
             shutdown: CancellationToken::new(),
             irc_info: Arc::new(irc_info),
             cloak_key: Default::default(),
@@ -163,9 +179,10 @@ impl Server {
                 }
             };
             let shared = self.shared.clone();
+            let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
-                    session::run(shared, stream, next_id, entry).await;
+                    connection::run(shared, stream, host, entry).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -175,7 +192,7 @@ impl Server {
             "shutting down: telling {} connections",
             self.admission.current()
         );
-        self.shared.hub().broadcast(EventBody::Shutdown {
+        self.shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
         });
         self.shared.shutdown.cancel();
@@ -230,10 +247,7 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, S
 }
 
 async fn refuse(mut stream: TcpStream, why: Refusal, entry: Entry) {
-    let line = match entry {
-        Entry::Main => format!("! {why}\r\n"),
-        Entry::Irc => format!("ERROR :Closing Link: {why}\r\n"),
-    };
+    let line = session::refusal_line(entry == Entry::Irc, &why.to_string());
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(line.as_bytes()).await;
         let _ = stream.shutdown().await;

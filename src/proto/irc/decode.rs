@@ -10,7 +10,7 @@ use super::numerics::*;
 use super::parse::{self, Message, ParseError};
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{Command, ModeChange};
+use crate::proto::{Command, ModeChange, Target};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,14 @@ fn is_channel(name: &str) -> bool {
     name.starts_with('#')
 }
 
+/// `#room` is a room, anything else a person (or a mask of people).
+fn target(name: &str) -> Target {
+    match name.strip_prefix('#') {
+        Some(room) => Target::Room(room.to_string()),
+        None => Target::Person(name.to_string()),
+    }
+}
+
 /// Decodes a parsed message.
 pub fn decode(m: &Message) -> Input {
     let verb = m.verb.to_ascii_uppercase();
@@ -213,7 +221,7 @@ pub fn decode(m: &Message) -> Input {
                     .map(|t| {
                         Step::Hub(match (notice, is_channel(t)) {
                             (true, _) => Command::Notice {
-                                target: t.to_string(),
+                                target: target(t),
                                 text: text.clone(),
                             },
                             (false, true) => Command::Say {
@@ -308,7 +316,7 @@ pub fn decode(m: &Message) -> Input {
             }),
         }),
         "WHO" => hub(Command::WhoDetail {
-            mask: p(0).unwrap_or("*").to_string(),
+            target: target(p(0).unwrap_or("*")),
         }),
         "WHOIS" => match m.params.last() {
             None => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),

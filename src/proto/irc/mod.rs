@@ -13,6 +13,7 @@ pub mod decode;
 pub mod numerics;
 pub mod parse;
 pub mod render;
+pub mod session;
 
 use std::sync::Arc;
 

@@ -110,6 +110,10 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
         ErrorCode::TooManyRooms => (ERR_TOOMANYCHANNELS, "You have joined too many channels"),
         ErrorCode::PasswordMismatch => (ERR_PASSWDMISMATCH, "Password incorrect"),
         ErrorCode::UsersDontMatch => (ERR_USERSDONTMATCH, "Cant change mode for other users"),
-        ErrorCode::InvalidUtf8 | ErrorCode::Malformed | ErrorCode::Timeout => return None,
+        ErrorCode::UnknownUserMode => (ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"),
+        ErrorCode::InvalidUtf8
+        | ErrorCode::Malformed
+        | ErrorCode::Timeout
+        | ErrorCode::StoreFailed => return None,
     })
 }

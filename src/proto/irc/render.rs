@@ -7,7 +7,7 @@
 use super::numerics::*;
 use super::parse::MAX_BODY;
 use super::{iso8601, truncate, Ctx, Reply};
-use crate::proto::{ErrorCode, Event, EventBody, MemberInfo, ModeChange};
+use crate::proto::{ErrorCode, Event, EventBody, MemberInfo, ModeChange, Refusal, Subject};
 
 /// True for events that look the same to every recipient: they are
 /// rendered once per flavour by [`shared`]; everything else goes through
@@ -422,12 +422,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
             numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
         }
-        EventBody::Names { room, nicks } => {
-            let room = chan(room);
-            let names: Vec<String> = nicks.iter().map(|n| n.to_string()).collect();
-            listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
-            numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
-        }
         EventBody::TopicInfo { room, topic } => {
             let room = chan(room);
             match topic {
@@ -624,31 +618,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_UMODEIS, &[modes]);
             }
         }
-        EventBody::Refused {
-            code,
-            about,
-            message,
-        } => match super::numerics::for_error(*code) {
-            Some((num, text)) => {
-                let detail;
-                let text = match code {
-                    ErrorCode::NickInvalid => {
-                        detail = format!("{text}: {message}");
-                        detail.as_str()
-                    }
-                    _ => text,
-                };
-                let mut params: Vec<&str> = about.iter().map(|a| &**a).collect();
-                params.push(text);
-                numeric(out, ctx, num, &params);
-            }
-            None => notice(out, ctx, message),
-        },
-        EventBody::Error { code, message } => match (code, super::numerics::for_error(*code)) {
-            (ErrorCode::Timeout, _) => closing(out, ctx, message),
-            (_, Some((num, text))) => numeric(out, ctx, num, &[text]),
-            (_, None) => notice(out, ctx, message),
-        },
+        EventBody::Refused(r) => refusal(r, ctx, out),
         EventBody::Info { text } => notice(out, ctx, text),
         EventBody::Help => {
             notice(
@@ -662,9 +632,48 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             notice(out, ctx, &format!("*** Server shutting down: {reason}"));
             closing(out, ctx, "Server shutting down");
         }
-        EventBody::Irc(r) => render_reply(r, ctx, out),
         _ => {}
     }
+}
+
+/// A refusal as its numeric, its subjects in IRC's order (rooms as
+/// `#room`); a timeout closes the link; codes with no numeric are notices.
+fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
+    let Some((num, text)) = super::numerics::for_error(r.code) else {
+        return match r.code {
+            ErrorCode::Timeout => closing(out, ctx, &r.describe()),
+            _ => notice(out, ctx, &r.describe()),
+        };
+    };
+    let detail;
+    let text = match (r.code, &r.detail) {
+        (ErrorCode::NickInvalid, Some(why)) => {
+            detail = format!("{text}: {why}");
+            detail.as_str()
+        }
+        _ => text,
+    };
+    // 501 names no mode; the others name what they are about.
+    let subjects = match r.code {
+        ErrorCode::UnknownUserMode => &[][..],
+        _ => &r.about[..],
+    };
+    let about: Vec<String> = subjects
+        .iter()
+        .map(|s| match s {
+            Subject::Nick(n) => n.to_string(),
+            Subject::Room(n) => chan(n),
+            Subject::Command(c) => c.to_string(),
+            Subject::Mode(m) => m.to_string(),
+            Subject::Mask(m) => m.to_string(),
+        })
+        .collect();
+    let mut params: Vec<&str> = about.iter().map(String::as_str).collect();
+    if params.is_empty() && r.code == ErrorCode::NickInUse {
+        params.push("*");
+    }
+    params.push(text);
+    numeric(out, ctx, num, &params);
 }
 
 /// `ERROR :Closing Link: host (why)`.
@@ -740,7 +749,8 @@ mod tests {
     #[test]
     fn message_with_and_without_time_tag() {
         let mut ev = Event::new(EventBody::Message {
-            id: 1,
+            id: crate::proto::MsgId(1),
+            seq: 1,
             room: "lobby".into(),
             from: "alice".into(),
             text: "hi there".into(),
@@ -763,7 +773,8 @@ mod tests {
     fn long_text_and_actions_split_within_512() {
         let text = "word ".repeat(300) + &"字".repeat(400);
         let mut ev = Event::new(EventBody::Message {
-            id: 1,
+            id: crate::proto::MsgId(1),
+            seq: 1,
             room: "lobby".into(),
             from: "alice".into(),
             text: text.as_str().into(),
@@ -897,11 +908,9 @@ mod tests {
         assert!(ls.iter().any(|l| l.contains("CASEMAPPING=ascii")));
         out.clear();
         reply(
-            &Event::new(EventBody::Refused {
-                code: ErrorCode::UserNotInRoom,
-                about: vec!["bob".into(), "#r".into()],
-                message: "x".into(),
-            }),
+            &Event::new(EventBody::Refused(
+                Refusal::new(ErrorCode::UserNotInRoom).nick("bob").room("r"),
+            )),
             &ctx,
             &mut out,
         );

@@ -1,0 +1,22 @@
+//! How nodes share the chat: implementations of the hub's [`Backplane`]
+//! seam. A lone server uses [`Standalone`]: nobody to tell, and every nick
+//! free here is free everywhere.
+//!
+//! [`Backplane`]: crate::hub::Backplane
+
+use crate::hub::Backplane;
+use crate::proto::{ConnId, Fact};
+
+/// The backplane of a server that is the whole cluster.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Standalone;
+
+impl Backplane for Standalone {
+    fn publish(&self, _facts: &[Fact]) {}
+    fn claim_nick(&self, _nick: &str, _owner: ConnId) -> bool {
+        true
+    }
+    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Fact>> {
+        None
+    }
+}

@@ -1,0 +1,234 @@
+//! [`ChatHandle`]: what sessions hold to reach the chat (in the style of
+//! mini-redis's `Db`). It owns the lock around the [`ChatState`], the
+//! [`Router`] that turns deliveries into pushes onto member queues, and the
+//! seams (store, backplane). Every method takes the lock, applies one
+//! command, hands the facts on, delivers the events and lets go: no guard
+//! ever leaves this module, and no I/O happens under it.
+//!
+//! Order: deliveries are pushed while the lock is held, so every member
+//! of a room sees that room's events in the same order.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tracing::warn;
+
+use super::{names, Audience, ChatState, Effects, HubConfig};
+use crate::hub::{Backplane, Store};
+use crate::proto::{
+    Command, ConnId, ErrorCode, Event, EventBody, Fact, Name, Outcome, Profile, Refusal,
+};
+
+/// Where events for local connections go. The server's router owns the
+/// member queues; tests use vectors.
+pub trait Router: Send + 'static {
+    /// Queues `ev` for the local connection `to`; false when its queue is
+    /// full (it is then disconnected as a slow consumer).
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool;
+    /// Forgets a connection once it is gone.
+    fn detach(&mut self, conn: ConnId);
+}
+
+/// The state, the router and the seams, behind the handle's lock.
+pub(super) struct Core<R> {
+    pub(super) state: ChatState,
+    pub(super) router: R,
+    store: Arc<dyn Store>,
+    backplane: Arc<dyn Backplane>,
+    /// Connections whose queue overflowed during a delivery.
+    overflowed: Vec<ConnId>,
+}
+
+/// The chat, shared by every session. Cheap to clone.
+pub struct ChatHandle<R> {
+    core: Arc<Mutex<Core<R>>>,
+}
+
+impl<R> Clone for ChatHandle<R> {
+    fn clone(&self) -> Self {
+        ChatHandle {
+            core: self.core.clone(),
+        }
+    }
+}
+
+/// Why a slow consumer is dropped (its peers see it as the quit reason).
+pub const SLOW_CONSUMER: &str = "send queue full (not reading)";
+
+impl<R: Router> ChatHandle<R> {
+    pub fn new(
+        config: HubConfig,
+        router: R,
+        store: Arc<dyn Store>,
+        backplane: Arc<dyn Backplane>,
+    ) -> ChatHandle<R> {
+        let core = Core::new(config, router, store, backplane);
+        ChatHandle {
+            core: Arc::new(Mutex::new(core)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core<R>> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new connection from `host`. `attach` gives the router the
+    /// connection's queue and returns the key it will know it by.
+    pub fn connect(&self, host: Name, attach: impl FnOnce(&mut R) -> u64) -> ConnId {
+        self.lock().connect(host, attach)
+    }
+
+    /// Applies one command from `conn`.
+    pub fn execute(&self, conn: ConnId, cmd: Command) -> Outcome {
+        self.lock().execute(conn, cmd)
+    }
+
+    /// Several commands from `conn` under one lock, stopping at the first
+    /// that closes the connection or is refused.
+    pub fn execute_all(&self, conn: ConnId, cmds: impl IntoIterator<Item = Command>) -> Outcome {
+        let mut outcome = Outcome::Continue;
+        for cmd in cmds {
+            outcome = self.execute(conn, cmd);
+            if outcome != Outcome::Continue {
+                break;
+            }
+        }
+        outcome
+    }
+
+    /// Sets who `conn` is before it registers (see [`Command::Identify`]).
+    pub fn identify(&self, conn: ConnId, profile: Profile) {
+        self.execute(conn, Command::Identify(profile));
+    }
+
+    /// `conn` is gone (closed, timed out, quit, dropped): its rooms are
+    /// told (once) and the router forgets it. Safe to call more than once.
+    pub fn disconnect(&self, conn: ConnId, reason: &str) {
+        self.lock().disconnect(conn, reason)
+    }
+
+    /// One event to everyone (shutdown).
+    pub fn broadcast(&self, body: EventBody) {
+        let mut core = self.lock();
+        let fx = core.state.broadcast(body);
+        core.apply(fx);
+    }
+
+    /// A fact from another node.
+    pub fn apply_remote(&self, fact: &Fact) {
+        self.lock().apply_remote(fact)
+    }
+
+    /// The nick of `conn`, if it has registered.
+    pub fn nick_of(&self, conn: ConnId) -> Option<Name> {
+        self.lock().state.nick_of(conn).cloned()
+    }
+
+    /// People online.
+    pub fn online(&self) -> usize {
+        self.lock().state.online()
+    }
+
+    /// Runs `f` on the router, under the lock (for the server's bookkeeping).
+    pub fn with_router<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
+        f(&mut self.lock().router)
+    }
+}
+
+impl<R: Router> Core<R> {
+    pub(super) fn new(
+        config: HubConfig,
+        router: R,
+        store: Arc<dyn Store>,
+        backplane: Arc<dyn Backplane>,
+    ) -> Core<R> {
+        Core {
+            state: ChatState::new(config),
+            router,
+            store,
+            backplane,
+            overflowed: Vec::new(),
+        }
+    }
+
+    pub(super) fn connect(&mut self, host: Name, attach: impl FnOnce(&mut R) -> u64) -> ConnId {
+        let id = ConnId::new(self.state.config().node, attach(&mut self.router));
+        let fx = self.state.connect(id, host);
+        self.apply(fx);
+        id
+    }
+
+    pub(super) fn execute(&mut self, conn: ConnId, cmd: Command) -> Outcome {
+        if let Command::Register { nick } | Command::Nick { new: nick } = &cmd {
+            if let Some(refusal) = self.claim(conn, nick) {
+                let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
+                self.deliver(&[(Audience::Conn(conn), ev)]);
+                return Outcome::Refused;
+            }
+        }
+        let fx = self.state.handle(conn, cmd);
+        self.apply(fx)
+    }
+
+    pub(super) fn disconnect(&mut self, conn: ConnId, reason: &str) {
+        let fx = self.state.disconnect(conn, reason);
+        self.apply(fx);
+        self.router.detach(conn);
+    }
+
+    pub(super) fn apply_remote(&mut self, fact: &Fact) {
+        let fx = self.state.apply_remote(fact);
+        self.deliver(&fx.deliveries);
+        self.reap();
+    }
+
+    /// A nick `conn` may not take because another node's user holds it.
+    fn claim(&mut self, conn: ConnId, nick: &str) -> Option<Refusal> {
+        if self.state.nick_problem(conn, nick).is_some() {
+            return None; // the state refuses it in its own words
+        }
+        match self.backplane.claim_nick(&names::fold(nick), conn) {
+            true => None,
+            false => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+        }
+    }
+
+    /// Hands on the facts, delivers the events, drops slow consumers.
+    fn apply(&mut self, fx: Effects) -> Outcome {
+        self.record(&fx.facts);
+        self.deliver(&fx.deliveries);
+        self.reap();
+        fx.outcome
+    }
+
+    fn deliver(&mut self, deliveries: &[(Audience, Arc<Event>)]) {
+        let node = self.state.config().node;
+        let (state, router, overflowed) = (&self.state, &mut self.router, &mut self.overflowed);
+        for (audience, ev) in deliveries {
+            state.for_each_member(audience, |to| {
+                if to.node == node && !router.push(to, ev) {
+                    overflowed.push(to);
+                }
+            });
+        }
+    }
+
+    /// Removes members whose queues overflowed, which may overflow others.
+    fn reap(&mut self) {
+        while let Some(conn) = self.overflowed.pop() {
+            let fx = self.state.disconnect(conn, SLOW_CONSUMER);
+            self.record(&fx.facts);
+            self.deliver(&fx.deliveries);
+        }
+    }
+
+    /// Keeps the facts and tells the other nodes.
+    fn record(&self, facts: &[Fact]) {
+        if facts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append(facts) {
+            warn!("{e}: {} facts not kept", facts.len());
+        }
+        self.backplane.publish(facts);
+    }
+}

@@ -1,0 +1,392 @@
+//! One connection's protocol, whatever it is: the [`Protocol`] trait that
+//! text, JSON lines and IRC each implement, and what a protocol may ask
+//! of the chat while it handles a line ([`Chat`]). A protocol session
+//! decodes lines into commands (or answers them itself), renders events,
+//! and owns its registration state. The connection loop in `server/`
+//! knows no protocol: it frames lines, keeps time and writes bytes.
+//!
+//! On the main port every connection starts as text; [`detect`] looks at
+//! the first line and may switch it to JSON or IRC.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+
+use super::irc::{self, ServerInfo};
+use super::line::LineError;
+use super::{json, text, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Profile};
+
+/// What a protocol session may ask of the chat.
+pub trait Chat {
+    /// Applies a command; the chat's answers arrive as events.
+    fn execute(&mut self, cmd: Command) -> Outcome;
+    /// Queues bytes the session rendered itself (its own replies), in
+    /// order with the events queued for this connection.
+    fn local(&mut self, bytes: Bytes);
+    /// People online now.
+    fn online(&mut self) -> usize;
+}
+
+/// Why the connection loop is closing a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goodbye {
+    RegistrationTimeout,
+    /// No answer to a ping within this many seconds.
+    PingTimeout(u64),
+}
+
+/// One connection's protocol.
+pub trait Protocol: Send {
+    /// `text`, `json` or `irc` (for logs).
+    fn name(&self) -> &'static str;
+    /// Called once when the session takes over the connection.
+    fn start(&mut self, chat: &mut dyn Chat);
+    /// One line from the client.
+    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome;
+    /// Appends `ev` to `out` as this client should see it (maybe nothing).
+    fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
+    /// Whether this client answers pings (then the loop sends them).
+    fn heartbeat(&self) -> bool;
+    /// Longest line accepted and whether telnet negotiation is stripped.
+    fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
+        (max_line_bytes, false)
+    }
+    /// Whether the client has a nickname yet.
+    fn registered(&self) -> bool;
+    /// Tells the client why it is being closed.
+    fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat);
+
+    /// A line that could not be framed (too long, not UTF-8).
+    fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
+        let body = match err {
+            LineError::TooLong { max } => EventBody::error(
+                ErrorCode::LineTooLong,
+                format!("line too long (max {max} bytes); it was ignored"),
+            ),
+            LineError::InvalidUtf8 => EventBody::error(
+                ErrorCode::InvalidUtf8,
+                "line is not valid UTF-8; it was ignored",
+            ),
+        };
+        self.reply(body, chat);
+    }
+
+    /// Renders a reply of the session's own and queues it.
+    fn reply(&mut self, body: EventBody, chat: &mut dyn Chat) {
+        let mut out = Vec::new();
+        self.render(&Event::new(body), &mut out);
+        chat.local(out.into());
+    }
+
+    /// Queues a heartbeat ping.
+    fn ping(&mut self, token: u64, chat: &mut dyn Chat) {
+        self.reply(EventBody::Ping { token }, chat);
+    }
+}
+
+/// What sessions need to know about the server.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub server_name: String,
+    /// The room IRC clients are put in after registering (empty: none).
+    pub default_room: String,
+    /// What IRC clients are told about the server.
+    pub irc_info: Arc<ServerInfo>,
+    /// The server password IRC clients must give, if any.
+    pub irc_password: Option<String>,
+    /// The cloaked host shown as `nick!user@host`.
+    pub host: Name,
+}
+
+/// The protocol a first line asks for: JSON or IRC (`None`: stay text).
+/// `banner_shown`: the welcome was already written as text (a JSON session
+/// then sends its own; otherwise the held-back one is written as JSON).
+pub fn detect(
+    first_line: &str,
+    config: &SessionConfig,
+    banner_shown: bool,
+) -> Option<Box<dyn Protocol>> {
+    if json::looks_like_json(first_line) {
+        Some(Box::new(JsonSession::new(config, banner_shown)))
+    } else if irc::decode::looks_like_irc(first_line) {
+        Some(Box::new(irc::session::IrcSession::new(config)))
+    } else {
+        None
+    }
+}
+
+/// What a listener that refuses a connection writes before closing.
+pub fn refusal_line(irc: bool, why: &str) -> String {
+    match irc {
+        true => format!("ERROR :Closing Link: {why}\r\n"),
+        false => format!("! {why}\r\n"),
+    }
+}
+
+/// A profile name shared by every connection of a kind (allocated once).
+pub(crate) fn shared_name(cell: &'static OnceLock<Name>, text: &str) -> Name {
+    cell.get_or_init(|| text.into()).clone()
+}
+
+fn profile(
+    user: (&'static OnceLock<Name>, &str),
+    realname: (&'static OnceLock<Name>, &str),
+) -> Profile {
+    Profile {
+        user: shared_name(user.0, user.1),
+        realname: shared_name(realname.0, realname.1),
+        auto_join: true,
+    }
+}
+
+/// People on telnet or netcat.
+pub struct TextSession {
+    color: bool,
+    registered: bool,
+}
+
+impl TextSession {
+    pub fn new() -> TextSession {
+        TextSession {
+            color: true,
+            registered: false,
+        }
+    }
+}
+
+impl Default for TextSession {
+    fn default() -> Self {
+        TextSession::new()
+    }
+}
+
+impl Protocol for TextSession {
+    fn name(&self) -> &'static str {
+        "text"
+    }
+
+    fn start(&mut self, chat: &mut dyn Chat) {
+        static USER: OnceLock<Name> = OnceLock::new();
+        static REALNAME: OnceLock<Name> = OnceLock::new();
+        let p = profile((&USER, "text"), (&REALNAME, "natter text user"));
+        chat.execute(Command::Identify(p));
+    }
+
+    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        match text::parse(line, self.registered) {
+            text::Input::Command(cmd) => {
+                let registering = matches!(cmd, Command::Register { .. });
+                let outcome = chat.execute(cmd);
+                self.registered |= registering && outcome == Outcome::Continue;
+                outcome
+            }
+            text::Input::Help => {
+                self.reply(EventBody::Help, chat);
+                Outcome::Continue
+            }
+            text::Input::Color(on) => {
+                self.color = on;
+                let text = if on { "colours on" } else { "colours off" };
+                self.reply(EventBody::Info { text: text.into() }, chat);
+                Outcome::Continue
+            }
+            text::Input::Nothing => Outcome::Continue,
+            text::Input::Error(code, message) => {
+                self.reply(EventBody::error(code, message), chat);
+                Outcome::Continue
+            }
+        }
+    }
+
+    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        match &ev.body {
+            // Before a nickname is taken, a refused one asks for another.
+            EventBody::Refused(r) if !self.registered => {
+                text::render_refusal(r, self.color, true, out)
+            }
+            _ => {
+                let flavor = match self.color {
+                    true => Flavor::TextColor,
+                    false => Flavor::TextPlain,
+                };
+                out.extend_from_slice(ev.rendered(flavor));
+            }
+        }
+    }
+
+    fn heartbeat(&self) -> bool {
+        false
+    }
+
+    fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
+        (max_line_bytes, true)
+    }
+
+    fn registered(&self) -> bool {
+        self.registered
+    }
+
+    fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
+        self.reply(timeout_error(why), chat);
+    }
+}
+
+/// The error line text and JSON clients get when the server gives up on them.
+fn timeout_error(why: Goodbye) -> EventBody {
+    let message = match why {
+        Goodbye::RegistrationTimeout => "registration timeout: no nickname given",
+        Goodbye::PingTimeout(_) => "ping timeout: no answer to ping",
+    };
+    EventBody::error(ErrorCode::Timeout, message)
+}
+
+/// Programs speaking JSON lines.
+pub struct JsonSession {
+    server_name: String,
+    registered: bool,
+    /// Send a JSON welcome on starting.
+    greet: bool,
+}
+
+impl JsonSession {
+    pub fn new(config: &SessionConfig, greet: bool) -> JsonSession {
+        JsonSession {
+            server_name: config.server_name.clone(),
+            registered: false,
+            greet,
+        }
+    }
+}
+
+impl Protocol for JsonSession {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    /// A JSON welcome, unless the held-back banner will be written as one.
+    fn start(&mut self, chat: &mut dyn Chat) {
+        static USER: OnceLock<Name> = OnceLock::new();
+        static REALNAME: OnceLock<Name> = OnceLock::new();
+        let p = profile((&USER, "json"), (&REALNAME, "natter JSON user"));
+        chat.execute(Command::Identify(p));
+        if !self.greet {
+            return;
+        }
+        let server = self.server_name.as_str().into();
+        let online = chat.online();
+        self.reply(EventBody::Welcome { server, online }, chat);
+    }
+
+    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        match json::parse(line) {
+            json::Input::Command(cmd) => {
+                let registering = matches!(cmd, Command::Register { .. });
+                let outcome = chat.execute(cmd);
+                self.registered |= registering && outcome == Outcome::Continue;
+                outcome
+            }
+            json::Input::Keep => Outcome::Continue, // any line is proof of life
+            json::Input::Help => {
+                self.reply(EventBody::Help, chat);
+                Outcome::Continue
+            }
+            json::Input::Error(code, message) => {
+                self.reply(EventBody::error(code, message), chat);
+                Outcome::Continue
+            }
+        }
+    }
+
+    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        out.extend_from_slice(ev.rendered(Flavor::Json));
+    }
+
+    fn heartbeat(&self) -> bool {
+        true
+    }
+
+    fn registered(&self) -> bool {
+        self.registered
+    }
+
+    fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
+        self.reply(timeout_error(why), chat);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chat that accepts everything and records what it was asked.
+    #[derive(Default)]
+    struct Recorder {
+        commands: Vec<Command>,
+        local: Vec<u8>,
+    }
+
+    impl Chat for Recorder {
+        fn execute(&mut self, cmd: Command) -> Outcome {
+            self.commands.push(cmd);
+            Outcome::Continue
+        }
+        fn local(&mut self, bytes: Bytes) {
+            self.local.extend_from_slice(&bytes);
+        }
+        fn online(&mut self) -> usize {
+            3
+        }
+    }
+
+    fn config() -> SessionConfig {
+        let limits = irc::Limits {
+            max_nick_chars: 30,
+            max_room_chars: 50,
+            max_rooms_per_user: 100,
+        };
+        SessionConfig {
+            server_name: "natter".into(),
+            default_room: "lobby".into(),
+            irc_info: Arc::new(ServerInfo::new("natter", &limits, 0)),
+            irc_password: None,
+            host: "h.ip".into(),
+        }
+    }
+
+    #[test]
+    fn first_lines_pick_the_protocol() {
+        let c = config();
+        let json = detect(r#"{"cmd":"login","nick":"a"}"#, &c, true);
+        assert_eq!(json.unwrap().name(), "json");
+        assert_eq!(detect("NICK alice", &c, true).unwrap().name(), "irc");
+        assert!(detect("alice", &c, true).is_none());
+    }
+
+    #[test]
+    fn text_registers_then_talks_and_answers_help_itself() {
+        let mut s = TextSession::new();
+        let mut chat = Recorder::default();
+        s.start(&mut chat);
+        assert!(matches!(chat.commands[0], Command::Identify(_)));
+        s.line("alice", &mut chat);
+        assert!(s.registered());
+        s.line("hello", &mut chat);
+        assert!(matches!(&chat.commands[2], Command::Say { text, .. } if text == "hello"));
+        s.line("/help", &mut chat);
+        assert_eq!(chat.commands.len(), 3, "help is answered by the session");
+        assert!(String::from_utf8_lossy(&chat.local).contains("/who"));
+    }
+
+    #[test]
+    fn json_welcomes_in_json_and_reports_bad_lines() {
+        let mut s = JsonSession::new(&config(), true);
+        let mut chat = Recorder::default();
+        s.start(&mut chat);
+        let out = String::from_utf8(std::mem::take(&mut chat.local)).unwrap();
+        assert!(out.contains(r#""type":"welcome""#), "{out}");
+        assert!(out.contains(r#""online":3"#), "{out}");
+        s.bad_line(LineError::InvalidUtf8, &mut chat);
+        let out = String::from_utf8(chat.local).unwrap();
+        assert!(out.contains(r#""code":"invalid_utf8""#), "{out}");
+    }
+}

@@ -1,0 +1,485 @@
+//! One connection's task, for any protocol over any [`Transport`]: reads
+//! bytes, frames them into lines for the protocol session, and writes what
+//! the router and the session queued for it. Holds the per-connection
+//! limits: line length, flood control, registration and ping timeouts, the
+//! bounded outbound queue and the write timeout. It knows no protocol:
+//! the session decodes, renders and words its own goodbyes.
+//!
+//! On the main port a connection starts as text and the first line may
+//! switch it to JSON or IRC (`proto::session::detect`). The text banner is
+//! held back for `banner_delay` so that clients that speak first (IRC,
+//! JSON) never see it in text form. The IRC port speaks IRC from the start.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::mailbox::{Item, Next, Queue};
+use super::transport::Transport;
+use super::{Chat, Shared};
+use crate::proto::irc::session::IrcSession;
+use crate::proto::line::{LineDecoder, LineError};
+use crate::proto::session::{self, Goodbye, Protocol, SessionConfig, TextSession};
+use crate::proto::{Command, ConnId, Name, Outcome};
+
+/// Most queued items rendered into one write.
+const BATCH: usize = 256;
+/// Bytes read per wakeup.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The main port: protocol detected from the first line.
+    Main,
+    /// The IRC port: IRC from the first byte.
+    Irc,
+}
+
+/// Application-level heartbeat for clients that can answer pings (JSON, IRC):
+/// ping after `interval` of silence, drop after `timeout` more.
+struct Heartbeat {
+    next_ping: Instant,
+    /// Set while a ping is unanswered.
+    deadline: Option<Instant>,
+}
+
+impl Heartbeat {
+    /// When the heartbeat next needs attention: the unanswered ping's
+    /// deadline, else the next ping.
+    fn due(&self) -> Instant {
+        self.deadline.unwrap_or(self.next_ping)
+    }
+}
+
+/// What a protocol session reaches the chat through: the handle, and this
+/// connection's own queue for the session's own replies.
+struct Port<'a> {
+    chat: &'a Chat,
+    id: ConnId,
+    queue: &'a Queue,
+}
+
+fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue) -> Port<'a> {
+    Port {
+        chat: &shared.chat,
+        id,
+        queue,
+    }
+}
+
+impl session::Chat for Port<'_> {
+    fn execute(&mut self, cmd: Command) -> Outcome {
+        self.chat.execute(self.id, cmd)
+    }
+    fn local(&mut self, bytes: Bytes) {
+        self.queue.push_local(bytes);
+    }
+    fn online(&mut self) -> usize {
+        self.chat.online()
+    }
+}
+
+struct Connection<T> {
+    id: ConnId,
+    shared: Arc<Shared>,
+    stream: T,
+    queue: Queue,
+    decoder: LineDecoder,
+    proto: Box<dyn Protocol>,
+    /// What a protocol chosen by the first line needs to know.
+    session_config: SessionConfig,
+    /// Whether the first line may still choose the protocol.
+    detecting: bool,
+    /// Whether registration was logged.
+    registered: bool,
+    heartbeat: Option<Heartbeat>,
+    ping_token: u64,
+    /// Output the socket did not take yet (only for a peer that is behind;
+    /// empty, with no allocation, otherwise).
+    pending: Vec<u8>,
+    /// When the registration timeout fires (until registered).
+    registration_deadline: Instant,
+    /// Flood control: lines read but not yet handled (at most one read's
+    /// worth), and the "virtual clock" that each handled line advances.
+    backlog: VecDeque<Result<String, LineError>>,
+    flood_clock: Instant,
+    /// Until then, nothing is written: the banner waits for a first line.
+    hold_until: Option<Instant>,
+}
+
+/// Why a connection ended, for the log and the room.
+enum End {
+    Closed,
+    Quit,
+    Error(io::Error),
+    RegistrationTimeout,
+    SlowConsumer,
+    PingTimeout,
+    Shutdown,
+}
+
+pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
+    let queue = Queue::new(shared.config.send_queue);
+    let id = shared
+        .chat
+        .connect(host.clone(), |r| r.attach(queue.clone()));
+    info!("connected");
+    let config = &shared.config;
+    let session_config = SessionConfig {
+        server_name: config.server_name.clone(),
+        default_room: config.default_room.clone(),
+        irc_info: shared.irc_info.clone(),
+        irc_password: config.irc_password.clone(),
+        host,
+    };
+    let delay = config.banner_delay;
+    let now = Instant::now();
+    let mut c = Connection {
+        id,
+        decoder: LineDecoder::new(config.max_line_bytes),
+        registration_deadline: now + config.registration_timeout,
+        hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
+        proto: Box::new(TextSession::new()),
+        detecting: entry == Entry::Main,
+        session_config,
+        shared: shared.clone(),
+        stream,
+        queue,
+        registered: false,
+        heartbeat: None,
+        ping_token: 0,
+        pending: Vec::new(),
+        backlog: VecDeque::new(),
+        flood_clock: now,
+    };
+    let proto: Box<dyn Protocol> = match entry {
+        Entry::Main => Box::new(TextSession::new()),
+        Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
+    };
+    c.switch_to(proto);
+    let end = c.run().await;
+    let reason = match &end {
+        End::Closed => "connection closed".to_string(),
+        End::Quit => "quit".to_string(),
+        End::Error(e) => format!("connection error: {e}"),
+        End::RegistrationTimeout => "registration timeout".to_string(),
+        End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
+        End::PingTimeout => "ping timeout".to_string(),
+        End::Shutdown => "server shutting down".to_string(),
+    };
+    // Tells the rooms unless the chat already did (quit, slow consumer),
+    // and frees the router's slot either way.
+    shared.chat.disconnect(id, &reason);
+    info!("disconnected: {reason}");
+}
+
+impl<T: Transport> Connection<T> {
+    /// The connection's loop. Kept small at idle: one timer, the mailbox,
+    /// readiness and shutdown. Output is written at once; only a peer that
+    /// is behind gets a (boxed) future that waits for its socket.
+    async fn run(&mut self) -> End {
+        let shutdown = self.shared.shutdown.clone();
+        let queue = self.queue.clone();
+        loop {
+            let timer = self.next_timer();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    let grace = self.shared.config.shutdown_grace;
+                    let _ = tokio::time::timeout(grace, Box::pin(self.flush())).await;
+                    return End::Shutdown;
+                }
+                next = queue.next(), if self.hold_until.is_none() => match next {
+                    Next::Item(item) => {
+                        let mut r = self.write_now(item);
+                        if r.is_ok() && !self.pending.is_empty() {
+                            r = Box::pin(self.write_pending()).await;
+                        }
+                        if let Err(e) = r {
+                            return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
+                        }
+                    }
+                    Next::Killed => return End::SlowConsumer,
+                },
+                r = self.stream.readable(), if self.backlog.is_empty() => {
+                    if let Err(e) = r {
+                        return End::Error(e);
+                    }
+                    match self.read() {
+                        Ok(Some(Outcome::Close)) => return self.quit().await,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
+                        Err(e) => return End::Error(e),
+                    }
+                }
+                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                    if let Some((end, why)) = self.timer_fired() {
+                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue));
+                        let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The client is leaving: what is queued is written (within
+    /// `write_timeout`) before the socket closes.
+    async fn quit(&mut self) -> End {
+        let wait = self.shared.config.write_timeout;
+        let _ = tokio::time::timeout(wait, Box::pin(self.flush())).await;
+        End::Quit
+    }
+
+    /// Hands the connection to `proto` (at the start, or when the first
+    /// line chose it), with its line limits and heartbeat.
+    fn switch_to(&mut self, proto: Box<dyn Protocol>) {
+        self.proto = proto;
+        let (max, telnet) = self.proto.framing(self.shared.config.max_line_bytes);
+        self.decoder.set_max(max);
+        if !telnet {
+            self.decoder.without_telnet();
+        }
+        if self.proto.heartbeat() {
+            let next_ping = Instant::now() + self.shared.config.ping_interval;
+            self.heartbeat = Some(Heartbeat {
+                next_ping,
+                deadline: None,
+            });
+        }
+        self.proto
+            .start(&mut port(&self.shared, self.id, &self.queue));
+        debug!("speaking {}", self.proto.name());
+    }
+
+    /// The earliest of the banner hold, the registration timeout and the heartbeat.
+    fn next_timer(&self) -> Option<Instant> {
+        let registration = (!self.registered).then_some(self.registration_deadline);
+        let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
+        let flood = (!self.backlog.is_empty()).then(|| self.flood_release());
+        [self.hold_until, registration, heartbeat, flood]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Handles whichever timers are due; `Some` ends the connection.
+    fn timer_fired(&mut self) -> Option<(End, Goodbye)> {
+        let now = Instant::now();
+        if self.hold_until.is_some_and(|t| t <= now) {
+            self.hold_until = None;
+        }
+        if !self.registered && self.registration_deadline <= now {
+            self.hold_until = None;
+            return Some((End::RegistrationTimeout, Goodbye::RegistrationTimeout));
+        }
+        if self.heartbeat.as_ref().is_some_and(|hb| hb.due() <= now) && self.heartbeat_fired() {
+            let secs = self.shared.config.ping_timeout.as_secs();
+            return Some((End::PingTimeout, Goodbye::PingTimeout(secs)));
+        }
+        None
+    }
+
+    /// Reads what is available and hands complete lines to the session.
+    /// `Ok(None)`: spurious wakeup.
+    fn read(&mut self) -> io::Result<Option<Outcome>> {
+        let mut buf = [0u8; READ_CHUNK];
+        let n = match self.stream.try_read(&mut buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(hb) = &mut self.heartbeat {
+            hb.next_ping = Instant::now() + self.shared.config.ping_interval;
+            hb.deadline = None;
+        }
+        let backlog = &mut self.backlog;
+        self.decoder.feed(&buf[..n], |l| backlog.push_back(l));
+        Ok(Some(self.handle_backlog()))
+    }
+
+    /// When the next held-back line may be handled: the flood clock may run
+    /// at most `flood_burst` lines ahead of real time.
+    fn flood_release(&self) -> Instant {
+        let c = &self.shared.config;
+        self.flood_clock
+            .checked_sub(c.flood_interval() * c.flood_burst)
+            .unwrap_or(self.flood_clock)
+    }
+
+    /// Hands backlogged lines to the session while flood control allows
+    /// (each line advances the flood clock by `1/flood_rate`); the rest wait
+    /// for the timer, and the socket is not read meanwhile (like IRC "fakelag").
+    fn handle_backlog(&mut self) -> Outcome {
+        let interval = self.shared.config.flood_interval();
+        let mut outcome = Outcome::Continue;
+        while !self.backlog.is_empty() {
+            let now = Instant::now();
+            if !interval.is_zero() && self.flood_release() > now {
+                break;
+            }
+            let Some(line) = self.backlog.pop_front() else {
+                break;
+            };
+            self.flood_clock = self.flood_clock.max(now) + interval;
+            outcome = self.handle_line(line);
+            if outcome == Outcome::Close {
+                self.backlog.clear();
+                break;
+            }
+        }
+        if self.backlog.is_empty() {
+            self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
+        }
+        if !self.registered && self.proto.registered() {
+            self.registered = true;
+            if let Some(nick) = self.shared.chat.nick_of(self.id) {
+                tracing::Span::current().record("nick", &*nick);
+                info!("registered as {nick}");
+            }
+        }
+        outcome
+    }
+
+    fn handle_line(&mut self, line: Result<String, LineError>) -> Outcome {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                self.proto
+                    .bad_line(e, &mut port(&self.shared, self.id, &self.queue));
+                return Outcome::Continue;
+            }
+        };
+        if std::mem::replace(&mut self.detecting, false) {
+            // A banner still held back is written by the new protocol.
+            let banner_shown = self.hold_until.is_none();
+            if let Some(proto) = session::detect(&line, &self.session_config, banner_shown) {
+                self.switch_to(proto);
+            }
+            self.hold_until = None;
+        }
+        self.proto
+            .line(&line, &mut port(&self.shared, self.id, &self.queue))
+    }
+
+    /// The heartbeat timer fired: ping, or report a timeout (true).
+    fn heartbeat_fired(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(hb) = &mut self.heartbeat else {
+            return false;
+        };
+        if hb.deadline.is_some_and(|d| now >= d) {
+            return true;
+        }
+        hb.deadline = Some(now + self.shared.config.ping_timeout);
+        hb.next_ping = now + self.shared.config.ping_interval;
+        self.ping_token += 1;
+        self.proto.ping(
+            self.ping_token,
+            &mut port(&self.shared, self.id, &self.queue),
+        );
+        false
+    }
+
+    /// Appends one queued item to `out` as this connection writes it.
+    fn render_into(&mut self, item: Item, out: &mut Vec<u8>) {
+        match item {
+            Item::Event(ev) => self.proto.render(&ev, out),
+            Item::Local(bytes) => out.extend_from_slice(&bytes),
+        }
+    }
+
+    /// Renders `first` and whatever else is queued (up to a batch) into this
+    /// worker thread's buffer and writes it at once. What the socket does not
+    /// take is kept in `pending` for [`Connection::write_pending`]. No
+    /// allocation per message in the usual case: the buffer is the thread's.
+    fn write_now(&mut self, first: Item) -> io::Result<()> {
+        thread_local! {
+            static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        OUT.with(|out| {
+            let mut out = out.borrow_mut();
+            out.clear();
+            self.render_into(first, &mut out);
+            for _ in 1..BATCH {
+                match self.queue.try_next() {
+                    Some(Next::Item(item)) => self.render_into(item, &mut out),
+                    _ => break,
+                }
+            }
+            let mut written = 0;
+            while written < out.len() {
+                match self.stream.try_write(&out[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            self.pending.extend_from_slice(&out[written..]);
+            if out.capacity() > 256 * 1024 {
+                *out = Vec::new(); // one huge batch does not pin memory forever
+            }
+            Ok(())
+        })
+    }
+
+    /// Waits until the socket has taken everything in `pending`.
+    async fn write_pending(&mut self) -> io::Result<()> {
+        let buf = std::mem::take(&mut self.pending);
+        write_all(
+            &self.stream,
+            &buf,
+            &self.queue,
+            self.shared.config.write_timeout,
+        )
+        .await
+    }
+
+    /// Writes everything still queued (used on quit, timeouts and shutdown).
+    async fn flush(&mut self) {
+        while let Some(Next::Item(item)) = self.queue.try_next() {
+            let mut r = self.write_now(item);
+            if r.is_ok() && !self.pending.is_empty() {
+                r = self.write_pending().await;
+            }
+            if r.is_err() {
+                return;
+            }
+        }
+        debug!("flushed");
+    }
+}
+
+/// Writes all of `buf`, giving up if the peer makes no progress for `timeout`
+/// or the connection is killed.
+async fn write_all<T: Transport>(
+    stream: &T,
+    mut buf: &[u8],
+    queue: &Queue,
+    timeout: Duration,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::select! {
+                    r = stream.writable() => r?,
+                    _ = queue.killed() => return Err(io::Error::other("killed")),
+                    _ = tokio::time::sleep(timeout) => return Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

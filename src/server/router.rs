@@ -1,0 +1,105 @@
+//! The router: the one owner of the member queues. The chat handle asks it
+//! to push each delivery onto the queue of a local connection; it finds
+//! the queue by slot (an index, no hashing on the fan-out path) and checks
+//! the slot's generation so a key of a closed connection never reaches the
+//! connection that reuses its slot.
+
+use std::sync::Arc;
+
+use super::mailbox::Queue;
+use crate::hub;
+use crate::proto::{ConnId, Event};
+
+/// Queues of this node's connections, by slot.
+#[derive(Default)]
+pub(crate) struct Router {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    queue: Option<Queue>,
+}
+
+/// The local part of a connection key: generation above, slot below.
+fn split(local: u64) -> (usize, u32) {
+    ((local & 0xffff_ffff) as usize, (local >> 32) as u32)
+}
+
+impl Router {
+    /// Takes a new connection's queue; returns the key the chat will use.
+    pub fn attach(&mut self, queue: Queue) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.slots.push(Slot::default());
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.queue = Some(queue);
+        ((slot.generation as u64) << 32) | index as u64
+    }
+
+    fn queue(&self, local: u64) -> Option<&Queue> {
+        let (index, generation) = split(local);
+        let slot = self.slots.get(index)?;
+        (slot.generation == generation)
+            .then_some(slot.queue.as_ref())
+            .flatten()
+    }
+
+    /// Connections attached now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+impl hub::Router for Router {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+        match self.queue(to.local) {
+            Some(q) => q.push(ev),
+            None => true, // already gone: nothing to overflow
+        }
+    }
+
+    fn detach(&mut self, conn: ConnId) {
+        let (index, generation) = split(conn.local);
+        if let Some(slot) = self.slots.get_mut(index) {
+            if slot.generation == generation && slot.queue.take().is_some() {
+                slot.generation = slot.generation.wrapping_add(1);
+                self.free.push(index as u32);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Router as _;
+    use crate::proto::EventBody;
+
+    #[test]
+    fn slots_are_reused_but_old_keys_reach_nobody() {
+        let mut r = Router::default();
+        let (qa, qb) = (Queue::new(10), Queue::new(10));
+        let a = ConnId::new(0, r.attach(qa.clone()));
+        r.detach(a);
+        r.detach(a); // twice is harmless
+        let b = ConnId::new(0, r.attach(qb.clone()));
+        assert_eq!(a.local & 0xffff_ffff, b.local & 0xffff_ffff, "slot reused");
+        assert_eq!(r.len(), 1);
+        let ev = Event::shared(EventBody::Ping { token: 1 });
+        assert!(r.push(a, &ev));
+        assert!(
+            qb.try_next().is_none(),
+            "the old key does not reach the new owner"
+        );
+        assert!(r.push(b, &ev));
+        assert!(qb.try_next().is_some());
+    }
+}

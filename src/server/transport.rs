@@ -1,0 +1,34 @@
+//! The byte streams a connection runs over. The connection loop needs
+//! readiness and non-blocking reads and writes (so output is written from a
+//! per-thread buffer with no allocation per message); a TCP socket has them
+//! natively, and TLS or WebSocket transports provide the same four calls.
+
+use std::future::Future;
+use std::io;
+
+use tokio::net::TcpStream;
+
+/// A non-blocking byte stream with readiness.
+pub(crate) trait Transport: Send + Sync + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Reads what is there; `WouldBlock` if nothing is, `Ok(0)` at EOF.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what the stream takes now; `WouldBlock` if nothing.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+impl Transport for TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        TcpStream::writable(self)
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::try_read(self, buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+}
