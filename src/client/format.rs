@@ -70,6 +70,30 @@ impl Line {
         self.push(nick, Tone::Nick(hue))
     }
 
+    /// Ends a line of chat: `* from ` for an action, else what `speaker`
+    /// adds (`<from> `, `from -> to: `), then `text`, highlighted if it
+    /// is a `mention`.
+    fn said(
+        mut self,
+        from: &str,
+        text: &str,
+        action: bool,
+        mention: bool,
+        speaker: impl FnOnce(Line) -> Line,
+    ) -> Line {
+        self.chat = true;
+        self.mention = mention;
+        let l = if action {
+            self.push("* ", Tone::Plain)
+                .nick(from)
+                .push(" ", Tone::Plain)
+        } else {
+            speaker(self)
+        };
+        let tone = if mention { Tone::Mention } else { Tone::Plain };
+        l.push(text, tone)
+    }
+
     fn notice(text: impl Into<String>) -> Line {
         Line::new().push(format!("* {}", text.into()), Tone::Notice)
     }
@@ -178,25 +202,16 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             action,
         } => {
             let mut l = Line::new();
-            l.chat = true;
-            l.mention = !session.is_me(from) && session.mentions_me(text);
             if session
                 .current_room()
                 .is_some_and(|cur| !same_nick(cur, room))
             {
                 l = l.push(format!("[{}] ", show_room(room)), Tone::Room);
             }
-            let body = if l.mention {
-                Tone::Mention
-            } else {
-                Tone::Plain
-            };
-            let l = if *action {
-                l.push("* ", Tone::Plain).nick(from).push(" ", Tone::Plain)
-            } else {
+            let mention = !session.is_me(from) && session.mentions_me(text);
+            one(l.said(from, text, *action, mention, |l| {
                 l.push("<", Tone::Plain).nick(from).push("> ", Tone::Plain)
-            };
-            one(l.push(text.clone(), body))
+            }))
         }
         EventKind::Private {
             from,
@@ -204,23 +219,13 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             text,
             action,
         } => {
-            let mut l = Line::new().push("[private] ", Tone::Private);
-            l.chat = true;
-            l.mention = !session.is_me(from);
-            let body = if l.mention {
-                Tone::Mention
-            } else {
-                Tone::Plain
-            };
-            let l = if *action {
-                l.push("* ", Tone::Plain).nick(from).push(" ", Tone::Plain)
-            } else {
+            let l = Line::new().push("[private] ", Tone::Private);
+            one(l.said(from, text, *action, !session.is_me(from), |l| {
                 l.nick(from)
                     .push(" -> ", Tone::Private)
                     .nick(to)
                     .push(": ", Tone::Plain)
-            };
-            one(l.push(text.clone(), body))
+            }))
         }
         EventKind::Joined {
             room,

@@ -1,7 +1,8 @@
 //! The client side's view of IRC lines: one line into an owned
 //! [`Message`] (tags, prefix, command, params with the trailing one), and
 //! [`line`] to build an outgoing line that cannot smuggle a second command.
-//! Pure functions; the splitting itself is the server's (src/proto/irc/parse.rs).
+//! Pure functions; the splitting itself is the server's (src/proto/irc/parse.rs),
+//! and so is cutting long text into lines (`proto::irc::render::split_text`).
 
 use crate::proto::irc::parse::{split, unescape_tag};
 
@@ -94,29 +95,6 @@ pub fn line(command: &str, params: &[&str]) -> String {
     out
 }
 
-/// Splits `text` into pieces of at most `max_bytes` bytes, on character
-/// boundaries (preferring spaces), so each fits in one IRC line.
-pub fn split_text(text: &str, max_bytes: usize) -> Vec<&str> {
-    let max_bytes = max_bytes.max(4);
-    let mut out = Vec::new();
-    let mut rest = text;
-    while rest.len() > max_bytes {
-        let mut cut = max_bytes;
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        if let Some(space) = rest[..cut].rfind(' ').filter(|&i| i > cut / 2) {
-            cut = space + 1;
-        }
-        out.push(&rest[..cut]);
-        rest = &rest[cut..];
-    }
-    if !rest.is_empty() || out.is_empty() {
-        out.push(rest);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,16 +181,5 @@ mod tests {
             line("PRIVMSG", &["#a b", "x\r\nQUIT :pwned"]),
             "PRIVMSG #ab :xQUIT :pwned"
         );
-    }
-
-    #[test]
-    fn long_text_splits_on_char_boundaries() {
-        let text = "你好".repeat(100); // 600 bytes
-        let parts = split_text(&text, 100);
-        assert!(parts.iter().all(|p| p.len() <= 100 && !p.is_empty()));
-        assert_eq!(parts.concat(), text);
-        let parts = split_text("aaaa bbbb cccc", 10);
-        assert_eq!(parts, ["aaaa bbbb ", "cccc"]);
-        assert_eq!(split_text("", 10), [""]);
     }
 }

@@ -76,11 +76,21 @@ fn check_rendered(cmd: super::Command) {
     }
 }
 
-/// Feeds `data` to a text-protocol line decoder in pieces of varying size;
-/// checks that lines respect the limit and the buffer stays bounded.
+/// Feeds `data` in pieces of varying size to a text-protocol line decoder
+/// and to one set up as the chat client's (no telnet, lossy UTF-8, a last
+/// line at the end); checks that lines respect the limit and the buffers
+/// stay bounded.
 pub fn line_decoder(data: &[u8]) {
     const MAX: usize = 64;
     let mut dec = LineDecoder::new(MAX);
+    let mut client = LineDecoder::new(MAX);
+    client.without_telnet();
+    client.lossy_utf8();
+    let check_client = |l: Result<String, LineError>| match l {
+        // Lossy: each bad byte may become a 3-byte U+FFFD.
+        Ok(s) => assert!(s.len() <= 3 * (MAX + 1) && !s.contains('\n')),
+        Err(e) => assert_eq!(e, LineError::TooLong { max: MAX }),
+    };
     let mut rest = data;
     let mut step = 1;
     while !rest.is_empty() {
@@ -91,9 +101,13 @@ pub fn line_decoder(data: &[u8]) {
             Err(LineError::InvalidUtf8) => {}
         });
         assert!(dec.pending() <= MAX + 1);
+        client.feed(&rest[..n], check_client);
+        assert!(client.pending() <= MAX + 1);
         rest = &rest[n..];
         step = step % 7 + 1;
     }
+    client.end(check_client);
+    assert_eq!(client.pending(), 0);
 }
 
 /// Parses `data` as a JSON-lines command; must not panic.

@@ -5,6 +5,12 @@
 //! keeps only the unfinished line, accepts CRLF or LF, strips telnet IAC
 //! negotiation, and reports oversized lines and invalid UTF-8 as recoverable
 //! per-line errors without ever buffering more than `max` bytes.
+//!
+//! The server decodes what clients send with it; the chat client decodes
+//! what servers send with the same type, set up with
+//! [`without_telnet`](LineDecoder::without_telnet) and
+//! [`lossy_utf8`](LineDecoder::lossy_utf8), and calls
+//! [`end`](LineDecoder::end) when the stream closes.
 
 /// A per-line problem; the stream itself goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,8 @@ pub struct LineDecoder {
     telnet: Telnet,
     /// Strip telnet IAC sequences (text protocol only; 255 is never UTF-8).
     strip_telnet: bool,
+    /// Decode invalid UTF-8 with U+FFFD instead of refusing the line.
+    lossy: bool,
 }
 
 impl LineDecoder {
@@ -50,6 +58,7 @@ impl LineDecoder {
             discarding: false,
             telnet: Telnet::Data,
             strip_telnet: true,
+            lossy: false,
         }
     }
 
@@ -58,6 +67,14 @@ impl LineDecoder {
     pub fn without_telnet(&mut self) {
         self.strip_telnet = false;
         self.telnet = Telnet::Data;
+    }
+
+    /// Decodes invalid UTF-8 lossily (each bad sequence becomes U+FFFD)
+    /// instead of reporting [`LineError::InvalidUtf8`]: for the chat
+    /// client, where a server's stray byte should not hide a whole line.
+    /// `max` still counts the bytes received, so a lossy line may be longer.
+    pub fn lossy_utf8(&mut self) {
+        self.lossy = true;
     }
 
     /// Changes the longest accepted line (IRC sessions use their own limit).
@@ -88,7 +105,7 @@ impl LineDecoder {
             };
             self.take(chunk, &mut emit);
             match rest {
-                Some(b'\n') => self.finish(&mut emit),
+                Some(b'\n') => self.end_line(&mut emit),
                 Some(_) => self.telnet = Telnet::Iac,
                 None => {}
             }
@@ -97,6 +114,15 @@ impl LineDecoder {
         if self.buf.capacity() > 4 * 1024 && self.buf.is_empty() {
             self.buf = Vec::new(); // an idle connection holds no large buffer
         }
+    }
+
+    /// The stream has ended: emits its last line if it had no line ending
+    /// (unless that line was too long, which was reported already).
+    pub fn end(&mut self, mut emit: impl FnMut(Result<String, LineError>)) {
+        if !self.buf.is_empty() || self.discarding {
+            self.end_line(&mut emit);
+        }
+        self.telnet = Telnet::Data;
     }
 
     fn telnet_byte(&mut self, b: u8) {
@@ -128,7 +154,7 @@ impl LineDecoder {
         self.buf.extend_from_slice(chunk);
     }
 
-    fn finish(&mut self, emit: &mut impl FnMut(Result<String, LineError>)) {
+    fn end_line(&mut self, emit: &mut impl FnMut(Result<String, LineError>)) {
         if std::mem::replace(&mut self.discarding, false) {
             return; // the error was reported when the line overflowed
         }
@@ -142,6 +168,7 @@ impl LineDecoder {
         }
         match String::from_utf8(line) {
             Ok(s) => emit(Ok(s)),
+            Err(e) if self.lossy => emit(Ok(String::from_utf8_lossy(e.as_bytes()).into_owned())),
             Err(_) => emit(Err(LineError::InvalidUtf8)),
         }
     }
@@ -226,5 +253,43 @@ mod tests {
             lines(&mut d, &[b'a', 255, 253, b'\n']),
             vec![Err(LineError::InvalidUtf8)]
         );
+    }
+
+    #[test]
+    fn client_mode_decodes_lossily_and_keeps_the_last_line() {
+        let mut d = LineDecoder::new(10);
+        d.without_telnet();
+        d.lossy_utf8();
+        let mut got = Vec::new();
+        for chunk in [
+            &b"he"[..],
+            b"llo\r\nw",
+            b"orld\n",
+            b"0123456789abcdef",
+            b"ghij\nok\n",
+            "\u{5c0f}".as_bytes(),
+            b"\xff\ntail",
+        ] {
+            got.extend(lines(&mut d, chunk));
+        }
+        d.end(|l| got.push(l));
+        assert_eq!(
+            got,
+            vec![
+                Ok("hello".into()),
+                Ok("world".into()),
+                Err(LineError::TooLong { max: 10 }),
+                Ok("ok".into()),
+                Ok("\u{5c0f}\u{fffd}".into()),
+                Ok("tail".into()),
+            ]
+        );
+        // Nothing pending, or an over-long line cut off by the end: no line.
+        d.end(|l| got.push(l));
+        assert!(lines(&mut d, &[b'x'; 20]).len() == 1);
+        d.end(|l| got.push(l));
+        assert_eq!(got.len(), 6);
+        // After an over-long end, a new stream starts clean.
+        assert_eq!(lines(&mut d, b"fine\n"), vec![Ok("fine".into())]);
     }
 }

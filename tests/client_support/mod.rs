@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::{find_tool, missing};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_natter");
 
 /// How long any single expectation may take before the test fails.
@@ -191,20 +193,6 @@ pub fn stamped(line: &str) -> bool {
         && &b[6..8] == b"] "
 }
 
-/// True if CI runs us (then a missing tool is a failure, not a skip).
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// Finds `tool` (also in /usr/sbin, which a non-root PATH may lack).
-pub fn find_tool(tool: &str) -> Option<PathBuf> {
-    let dirs = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&dirs)
-        .chain(["/usr/sbin".into(), "/usr/bin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
 /// A private tmux server (own socket) running one session, `chat`.
 pub struct Tmux {
     dir: TempDir,
@@ -216,8 +204,7 @@ impl Tmux {
     /// the reason printed) if tmux is not installed, except in CI.
     pub fn start(command: &str, width: u16, height: u16) -> Option<Tmux> {
         if find_tool("tmux").is_none() {
-            assert!(!in_ci(), "tmux is not installed (.ci/run installs it)");
-            eprintln!("SKIPPED: tmux is not installed; the TUI test did not run");
+            missing("tmux is not installed; the TUI test did not run");
             return None;
         }
         let dir = TempDir::new("tmux");
@@ -336,8 +323,7 @@ impl Ngircd {
     /// installed, except in CI.
     pub fn start() -> Option<Ngircd> {
         let Some(bin) = find_tool("ngircd") else {
-            assert!(!in_ci(), "ngircd is not installed (.ci/run installs it)");
-            eprintln!("SKIPPED: ngircd is not installed; the IRC test did not run");
+            missing("ngircd is not installed; the IRC test did not run");
             return None;
         };
         let dir = TempDir::new("ngircd");

@@ -1,7 +1,11 @@
-//! Test harness: a real server on 127.0.0.1:0 and raw TCP clients.
+//! Test harness: a real server on 127.0.0.1:0 and raw TCP clients; and the
+//! rule for tests that need an outside program (tmux, ngircd, python with
+//! jaraco/irc): under CI (`CI` set, as `.ci/run` does) a missing one fails
+//! the test, elsewhere the test is skipped with a visible `!!! SKIPPED` line.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use natter::config::Config;
@@ -67,6 +71,44 @@ impl TestServer {
         let _ = tokio::time::timeout(PATIENCE, self.task)
             .await
             .expect("server stops");
+    }
+}
+
+/// True if CI runs us (then a missing outside program is a failure, not a skip).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// An outside program the test needs is missing (`what` says which and
+/// what did not run): panics under CI, else prints a line that stands out
+/// in the test output; the caller then returns. The line goes to stderr
+/// directly, past the test harness's capture, so a plain `cargo test`
+/// shows it too.
+pub fn missing(what: &str) {
+    assert!(
+        !in_ci(),
+        "{what}; under CI that is a failure (.ci/run installs it)"
+    );
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED: {what}\n");
+}
+
+/// Finds `tool` (also in /usr/sbin, which a non-root PATH may lack).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    let dirs = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&dirs)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// The Python interpreter for tests that run Python: `NATTER_PYTHON` (a
+/// relative path counts from the crate root; `.ci/run` sets it to its venv
+/// with jaraco/irc installed), else `python3`.
+pub fn python() -> PathBuf {
+    match std::env::var_os("NATTER_PYTHON").filter(|v| !v.is_empty()) {
+        Some(p) => Path::new(env!("CARGO_MANIFEST_DIR")).join(p),
+        None => "python3".into(),
     }
 }
 

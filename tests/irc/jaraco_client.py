@@ -26,7 +26,11 @@ import time
 try:
     import irc.client
 except ImportError:
-    print("SKIP: the python package 'irc' is not installed (pip install irc)", file=sys.stderr)
+    print(
+        "SKIP: the python package 'irc' is not installed here"
+        " (.ci/run installs it into .venv-ci)",
+        file=sys.stderr,
+    )
     sys.exit(3)
 
 TIMEOUT = 20.0

@@ -11,6 +11,7 @@ use super::{same_nick, Output, Protocol};
 use crate::client::command::Request;
 use crate::client::event::{Event, EventKind};
 use crate::client::ircmsg::{self, line, Message};
+use crate::proto::irc::render::split_text;
 
 /// Room text per PRIVMSG line; the rest of the 512-byte line is the
 /// command, the target and the prefix the server adds when relaying.
@@ -66,10 +67,20 @@ impl IrcProtocol {
         self.nick.clone().unwrap_or_default()
     }
 
-    fn forget_channel(&mut self, chan: &str) {
-        self.channels.retain(|c| !same_nick(c, chan));
-        if self.current.as_deref().is_some_and(|c| same_nick(c, chan)) {
-            self.current = self.channels.last().cloned();
+    /// `nick` left `chan` (parted or was kicked); if that is us, the
+    /// channel is forgotten (not rejoined, no longer where text goes).
+    fn left(&mut self, chan: &str, nick: String, reason: Option<String>) -> EventKind {
+        if self.is_me(&nick) {
+            self.channels.retain(|c| !same_nick(c, chan));
+            if self.current.as_deref().is_some_and(|c| same_nick(c, chan)) {
+                self.current = self.channels.last().cloned();
+            }
+        }
+        EventKind::Left {
+            room: chan.to_string(),
+            nick,
+            members: None,
+            reason,
         }
     }
 
@@ -155,29 +166,10 @@ impl IrcProtocol {
                     members: None,
                 }
             }
-            "PART" => {
-                let (chan, nick) = (m.param(0).to_string(), from());
-                if self.is_me(&nick) {
-                    self.forget_channel(&chan);
-                }
-                EventKind::Left {
-                    room: chan,
-                    nick,
-                    members: None,
-                    reason: m.params.get(1).cloned(),
-                }
-            }
+            "PART" => self.left(m.param(0), from(), m.params.get(1).cloned()),
             "KICK" => {
-                let (chan, nick) = (m.param(0).to_string(), m.param(1).to_string());
-                if self.is_me(&nick) {
-                    self.forget_channel(&chan);
-                }
-                EventKind::Left {
-                    room: chan,
-                    nick,
-                    members: None,
-                    reason: Some(format!("kicked by {}: {}", from(), m.param(2))),
-                }
+                let reason = format!("kicked by {}: {}", from(), m.param(2));
+                self.left(m.param(0), m.param(1).to_string(), Some(reason))
             }
             "QUIT" => EventKind::Quit {
                 nick: from(),
@@ -378,7 +370,7 @@ impl Protocol for IrcProtocol {
 
 impl IrcProtocol {
     fn privmsg(&self, target: &str, text: &str, action: bool, out: &mut Output) {
-        for part in ircmsg::split_text(&ircmsg::clean(text), TEXT_BYTES) {
+        for part in split_text(&ircmsg::clean(text), TEXT_BYTES) {
             let body = if action {
                 format!("\x01ACTION {part}\x01")
             } else {

@@ -29,6 +29,13 @@ fn typed(ui: &mut UiState, text: &str) {
     }
 }
 
+/// Types `text`, presses Tab: what the input line then holds.
+fn tab(ui: &mut UiState, text: &str) -> String {
+    typed(ui, text);
+    ui.on_key(key(KeyCode::Tab));
+    ui.editor.text().to_string()
+}
+
 fn msg(from: &str, text: &str) -> EventKind {
     EventKind::Message {
         room: "lobby".into(),
@@ -198,22 +205,14 @@ fn wide_characters_are_laid_out_by_display_width() {
 #[test]
 fn tab_completes_nicks_and_commands() {
     let mut ui = logged_in(true);
-    typed(&mut ui, "ca");
-    ui.on_key(key(KeyCode::Tab));
-    assert_eq!(ui.editor.text(), "carol: ");
+    assert_eq!(tab(&mut ui, "ca"), "carol: ");
     ui.on_key(ctrl('u'));
-    typed(&mut ui, "/jo");
-    ui.on_key(key(KeyCode::Tab));
-    assert_eq!(ui.editor.text(), "/join ");
+    assert_eq!(tab(&mut ui, "/jo"), "/join ");
     ui.on_key(ctrl('u'));
     // Our own nick is not offered; CJK nicks are.
-    typed(&mut ui, "hi a");
-    ui.on_key(key(KeyCode::Tab));
-    assert_eq!(ui.editor.text(), "hi a");
+    assert_eq!(tab(&mut ui, "hi a"), "hi a");
     ui.on_key(ctrl('w'));
-    typed(&mut ui, "小");
-    ui.on_key(key(KeyCode::Tab));
-    assert_eq!(ui.editor.text(), "hi 小明 ");
+    assert_eq!(tab(&mut ui, "小"), "hi 小明 ");
 }
 
 #[test]

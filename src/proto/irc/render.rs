@@ -73,7 +73,9 @@ fn line(
 }
 
 /// Splits `text` into pieces of at most `budget` bytes, at a space when one
-/// is in the second half of the piece, else at a character boundary.
+/// is in the second half of the piece (the space itself is dropped: each
+/// piece is sent as its own line), else at a character boundary. The chat
+/// client splits what it sends with this too.
 pub fn split_text(text: &str, budget: usize) -> Vec<&str> {
     let budget = budget.max(8);
     let mut pieces = Vec::new();
@@ -925,5 +927,13 @@ mod tests {
         assert_eq!(split_text("aaaa bbbb cccc", 10), ["aaaa bbbb", "cccc"]);
         assert_eq!(split_text("abcdefghijkl", 8), ["abcdefgh", "ijkl"]);
         assert_eq!(split_text("", 8), [""]);
+    }
+
+    #[test]
+    fn split_text_keeps_characters_whole() {
+        let text = "你好".repeat(100); // 600 bytes, no spaces
+        let parts = split_text(&text, 100);
+        assert!(parts.iter().all(|p| p.len() <= 100 && !p.is_empty()));
+        assert_eq!(parts.concat(), text);
     }
 }
