@@ -1,75 +1,213 @@
-//! Every server setting, its default, and how it is read: defaults, then an
-//! optional TOML file, then command-line flags / `NATTER_*` environment
-//! variables. docs/OPERATING.md lists them all.
+//! Every server setting, declared once: the [`Config`] struct below is at the
+//! same time the TOML file's schema (field name = key), the `natter serve`
+//! flags (`--field-name`), their `NATTER_FIELD_NAME` variables, the defaults
+//! (`default_value`, also what [`Config::default`] returns) and the help text
+//! (the doc comment, shown by `natter serve --help`).
+//!
+//! Precedence, highest first: a command-line flag, its `NATTER_*`
+//! environment variable, the `--config` TOML file, the default.
+//! docs/OPERATING.md lists every setting (a test keeps it in step).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Deserializer};
 
-/// The server's configuration. Field names are the TOML keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Address of the main listener (text, JSON lines, IRC detected by first line).
-    pub listen: SocketAddr,
-    /// Name the server reports in banners and IRC prefixes.
-    pub server_name: String,
-    /// Room every newcomer is put in.
-    pub default_room: String,
-    /// Most connections at once (registered or not).
-    pub max_clients: usize,
-    /// Most connections at once from one IP address; 0 = unlimited.
-    pub max_per_ip: usize,
-    /// Longest accepted input line in bytes, without its line ending.
-    pub max_line_bytes: usize,
-    /// Longest nickname in characters.
-    pub max_nick_chars: usize,
-    /// Longest room name in characters.
-    pub max_room_chars: usize,
-    /// Rooms with more members than this stop announcing every join and
-    /// part, and newcomers get the member count instead of the full list.
-    pub large_room: usize,
-    /// Events queued for one client before it counts as a slow consumer and is disconnected.
-    pub send_queue: usize,
-    /// Flood control: lines per second one connection may send, sustained
-    /// (0 = no limit). Lines beyond it wait; the connection is not read meanwhile.
-    pub flood_rate: u32,
-    /// Flood control: lines one connection may send at once before the rate applies.
-    pub flood_burst: u32,
-    /// Pending connections the kernel queues on each listener before
-    /// `accept` (capped by the kernel's `net.core.somaxconn`).
-    pub listen_backlog: u32,
-    /// A connection that has not picked a nickname within this time is dropped.
-    #[serde(deserialize_with = "de_duration")]
-    pub registration_timeout: Duration,
-    /// TCP keepalive idle time on accepted sockets (0 = off).
-    #[serde(deserialize_with = "de_duration")]
-    pub tcp_keepalive: Duration,
-    /// A write to a client that makes no progress for this long ends the connection.
-    #[serde(deserialize_with = "de_duration")]
-    pub write_timeout: Duration,
-    /// How often JSON and IRC clients are pinged.
-    #[serde(deserialize_with = "de_duration")]
-    pub ping_interval: Duration,
-    /// A pinged client that sends nothing for this long after a ping is dropped.
-    #[serde(deserialize_with = "de_duration")]
-    pub ping_timeout: Duration,
-    /// On shutdown, how long queued output may take to flush before sockets are closed.
-    #[serde(deserialize_with = "de_duration")]
-    pub shutdown_grace: Duration,
-    /// Address of the IRC-only listener, or `off`.
-    pub irc_listen: OptAddr,
-    /// Server password IRC clients must give with `PASS` (none: no password).
-    pub irc_password: Option<String>,
-    /// Most rooms one person may be in at once (IRC users can join several).
-    pub max_rooms_per_user: usize,
-    /// On the main port, how long the text banner waits for the client to
-    /// speak first (IRC and JSON clients do, and then never see it). 0: the
-    /// banner is sent at once, as telnet users expect.
-    #[serde(deserialize_with = "de_duration")]
-    pub banner_delay: Duration,
+/// Declares [`Config`] as written and, from the same field list,
+/// [`Config::NAMES`] and [`Config::take_given`], so that adding a field is
+/// all it takes to add a setting.
+macro_rules! settings {
+    (
+        $(#[$meta:meta])*
+        pub struct Config {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct Config {
+            $(
+                $(#[$field_meta])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Config {
+            /// Every setting's name: the field, the TOML key and the clap
+            /// argument id (the flag is the name with `-` for `_`).
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Replaces each setting named in `given` with its value in `from`.
+            fn take_given(&mut self, from: Config, given: &[&str]) {
+                $(
+                    if given.contains(&stringify!($field)) {
+                        self.$field = from.$field;
+                    }
+                )*
+            }
+        }
+    };
+}
+
+settings! {
+    /// The server's configuration, one field per setting.
+    #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Args)]
+    #[serde(default, deny_unknown_fields)]
+    #[command(next_help_heading = "Settings")]
+    pub struct Config {
+        /// Address of the main listener: text, JSON lines and IRC, told apart
+        /// by the first line (port 0: any free port, logged on start).
+        #[arg(
+            long,
+            env = "NATTER_LISTEN",
+            value_name = "HOST:PORT",
+            default_value = "127.0.0.1:7777",
+        )]
+        pub listen: SocketAddr,
+        /// Name the server reports in banners and IRC prefixes.
+        #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
+        pub server_name: String,
+        /// Room every newcomer is put in.
+        #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
+        pub default_room: String,
+        /// Most connections at once (registered or not); more are refused.
+        #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
+        pub max_clients: usize,
+        /// Most connections at once from one IP address (0 = unlimited).
+        #[arg(long, env = "NATTER_MAX_PER_IP", value_name = "N", default_value = "64")]
+        pub max_per_ip: usize,
+        /// Longest accepted input line in bytes, without its line ending
+        /// (IRC sessions use IRC's own limit).
+        #[arg(long, env = "NATTER_MAX_LINE_BYTES", value_name = "BYTES", default_value = "4096")]
+        pub max_line_bytes: usize,
+        /// Longest nickname in characters.
+        #[arg(long, env = "NATTER_MAX_NICK_CHARS", value_name = "N", default_value = "30")]
+        pub max_nick_chars: usize,
+        /// Longest room name in characters.
+        #[arg(long, env = "NATTER_MAX_ROOM_CHARS", value_name = "N", default_value = "50")]
+        pub max_room_chars: usize,
+        /// Rooms with more members than this stop announcing every join and
+        /// part, and newcomers get the member count instead of the full list.
+        #[arg(long, env = "NATTER_LARGE_ROOM", value_name = "N", default_value = "1000")]
+        pub large_room: usize,
+        /// Events queued for one client before it counts as a slow consumer
+        /// and is disconnected.
+        #[arg(long, env = "NATTER_SEND_QUEUE", value_name = "N", default_value = "4096")]
+        pub send_queue: usize,
+        /// Flood control: lines per second one connection may send, sustained
+        /// (0 = no limit). Lines beyond it wait; the connection is not read
+        /// meanwhile.
+        #[arg(long, env = "NATTER_FLOOD_RATE", value_name = "N", default_value = "10")]
+        pub flood_rate: u32,
+        /// Flood control: lines one connection may send at once before the
+        /// rate applies.
+        #[arg(long, env = "NATTER_FLOOD_BURST", value_name = "N", default_value = "20")]
+        pub flood_burst: u32,
+        /// Pending connections the kernel queues on each listener before
+        /// accept (capped by the kernel's net.core.somaxconn).
+        #[arg(long, env = "NATTER_LISTEN_BACKLOG", value_name = "N", default_value = "4096")]
+        pub listen_backlog: u32,
+        /// A connection that has not picked a nickname within this time is
+        /// dropped.
+        #[arg(
+            long,
+            env = "NATTER_REGISTRATION_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "60s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub registration_timeout: Duration,
+        /// TCP keepalive idle time on accepted sockets (0 = off).
+        #[arg(
+            long,
+            env = "NATTER_TCP_KEEPALIVE",
+            value_name = "DURATION",
+            default_value = "60s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub tcp_keepalive: Duration,
+        /// A write to a client that makes no progress for this long ends the
+        /// connection.
+        #[arg(
+            long,
+            env = "NATTER_WRITE_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "30s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub write_timeout: Duration,
+        /// How often JSON and IRC clients are pinged.
+        #[arg(
+            long,
+            env = "NATTER_PING_INTERVAL",
+            value_name = "DURATION",
+            default_value = "30s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub ping_interval: Duration,
+        /// A pinged client that sends nothing for this long after a ping is
+        /// dropped.
+        #[arg(
+            long,
+            env = "NATTER_PING_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "60s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub ping_timeout: Duration,
+        /// On shutdown, how long queued output may take to flush before
+        /// sockets are closed.
+        #[arg(
+            long,
+            env = "NATTER_SHUTDOWN_GRACE",
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub shutdown_grace: Duration,
+        /// Address of the IRC-only listener, or off (port 0: any free port,
+        /// logged on start).
+        #[arg(
+            long,
+            env = "NATTER_IRC_LISTEN",
+            value_name = "HOST:PORT|off",
+            default_value = "127.0.0.1:6667",
+            value_parser = parse_opt_addr,
+        )]
+        pub irc_listen: OptAddr,
+        /// Server password IRC clients must give with PASS (unset: no
+        /// password). Prefer the variable or the file: a flag shows in ps.
+        #[arg(long, env = "NATTER_IRC_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+        pub irc_password: Option<String>,
+        /// Most rooms one person may be in at once (IRC users can join
+        /// several).
+        #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER", value_name = "N", default_value = "100")]
+        pub max_rooms_per_user: usize,
+        /// On the main port, how long the text banner waits for the client to
+        /// speak first (IRC and JSON clients do, and then never see it); 0:
+        /// the banner is sent at once, as telnet users expect.
+        #[arg(
+            long,
+            env = "NATTER_BANNER_DELAY",
+            value_name = "DURATION",
+            default_value = "0",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub banner_delay: Duration,
+    }
 }
 
 /// A listen address that can be turned off: `HOST:PORT` or `off`.
@@ -112,32 +250,21 @@ pub fn parse_opt_addr(s: &str) -> Result<OptAddr, String> {
 }
 
 impl Default for Config {
+    /// Every setting at its declared `default_value` (as `natter serve
+    /// --help` shows it), whatever the environment says.
     fn default() -> Self {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
-            server_name: "natter".into(),
-            default_room: "lobby".into(),
-            max_clients: 120_000,
-            max_per_ip: 64,
-            max_line_bytes: 4096,
-            max_nick_chars: 30,
-            max_room_chars: 50,
-            large_room: 1000,
-            send_queue: 4096,
-            listen_backlog: 4096,
-            flood_rate: 10,
-            flood_burst: 20,
-            registration_timeout: Duration::from_secs(60),
-            tcp_keepalive: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(30),
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(5),
-            irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
-            irc_password: None,
-            max_rooms_per_user: 100,
-            banner_delay: Duration::ZERO,
-        }
+        static DEFAULT: OnceLock<Config> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                let cmd = Config::augment_args(Command::new("defaults"))
+                    .mut_args(|a| a.env(None::<&str>));
+                let matches = cmd
+                    .try_get_matches_from(["defaults"])
+                    .unwrap_or_else(|e| panic!("a setting's default_value does not parse: {e}"));
+                Config::from_arg_matches(&matches)
+                    .unwrap_or_else(|e| panic!("a setting's default_value does not parse: {e}"))
+            })
+            .clone()
     }
 }
 
@@ -155,6 +282,93 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("bad config {}: {e}", path.display()))
+    }
+}
+
+/// `natter serve`'s command line: `--config FILE` and every [`Config`]
+/// setting as a flag (each also read from its `NATTER_*` variable).
+///
+/// Clap fills in a flag's `default_value` when neither the flag nor its
+/// variable is given, so this also records which settings really were given:
+/// only those override the file.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    /// The TOML file, if any.
+    config: Option<PathBuf>,
+    /// Every setting as clap resolved it: flag, else variable, else default.
+    cli: Config,
+    /// The settings given by flag or variable (not defaulted by clap).
+    given: Vec<&'static str>,
+}
+
+impl ServeArgs {
+    /// The configuration to run with: each setting from its flag, else its
+    /// `NATTER_*` variable, else the `--config` file, else its default.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        Ok(self.over(file))
+    }
+
+    /// `base` (the file's settings) with the given flags and variables applied.
+    fn over(self, mut base: Config) -> Config {
+        base.take_given(self.cli, &self.given);
+        base
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(cmd: Command) -> Command {
+        let cmd = cmd
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .env("NATTER_CONFIG")
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("TOML config file: the settings below as keys, with _ for -"),
+            )
+            .after_help(
+                "Each setting comes from its flag, else its NATTER_* variable, else the \
+                 --config file, else its default. docs/OPERATING.md describes them all.",
+            );
+        Config::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        // Before Config takes its values out of `matches`, and their sources with them.
+        let given = Config::NAMES
+            .iter()
+            .copied()
+            .filter(|name| {
+                matches!(
+                    matches.value_source(name),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            })
+            .collect();
+        Ok(ServeArgs {
+            config: matches.remove_one::<PathBuf>("config"),
+            given,
+            cli: Config::from_arg_matches_mut(matches)?,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
     }
 }
 
@@ -179,28 +393,43 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    secs_to_duration(secs).ok_or_else(|| format!("bad duration {s:?}"))
 }
 
+fn secs_to_duration(secs: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// A duration in the TOML file: a string [`parse_duration`] reads, or a
+/// number of seconds (as a bare number on the command line is).
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration such as \"500ms\", \"30s\", \"5m\", or a number of seconds")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            parse_duration(s).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(n))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            u64::try_from(n)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom(format!("bad duration {n}: negative")))
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
+            secs_to_duration(n).ok_or_else(|| E::custom(format!("bad duration {n}")))
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::Secs(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-    }
+    d.deserialize_any(Visitor)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn durations_parse() {
@@ -208,8 +437,10 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("7 parsecs").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999999999999h").is_err());
     }
 
     #[test]
@@ -219,6 +450,24 @@ mod tests {
         assert_eq!(c.ping_interval, Duration::from_millis(250));
         assert_eq!(c.max_clients, Config::default().max_clients);
         assert!(toml::from_str::<Config>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn toml_durations_read_like_flags() {
+        let c: Config =
+            toml::from_str("ping_interval = 7\nping_timeout = 1.5\nwrite_timeout = \"2m\"\n")
+                .unwrap();
+        assert_eq!(c.ping_interval, parse_duration("7").unwrap());
+        assert_eq!(c.ping_timeout, parse_duration("1.5").unwrap());
+        assert_eq!(c.write_timeout, parse_duration("2m").unwrap());
+        for bad in [
+            "ping_interval = \"soon\"",
+            "ping_interval = -1",
+            "ping_interval = true",
+        ] {
+            let e = toml::from_str::<Config>(bad).unwrap_err().to_string();
+            assert!(e.contains("duration"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -232,5 +481,265 @@ mod tests {
         let c: Config = toml::from_str("irc_listen = \"0.0.0.0:0\"\n").unwrap();
         assert_eq!(c.irc_listen.to_string(), "0.0.0.0:0");
         assert!(toml::from_str::<Config>("irc_listen = \"nowhere\"").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let expected = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
+            server_name: "natter".into(),
+            default_room: "lobby".into(),
+            max_clients: 120_000,
+            max_per_ip: 64,
+            max_line_bytes: 4096,
+            max_nick_chars: 30,
+            max_room_chars: 50,
+            large_room: 1000,
+            send_queue: 4096,
+            listen_backlog: 4096,
+            flood_rate: 10,
+            flood_burst: 20,
+            registration_timeout: Duration::from_secs(60),
+            tcp_keepalive: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(5),
+            irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
+            irc_password: None,
+            max_rooms_per_user: 100,
+            banner_delay: Duration::ZERO,
+        };
+        assert_eq!(Config::default(), expected);
+        assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
+        assert_eq!(parse(&[], &[]).unwrap().over(Config::default()), expected);
+    }
+
+    /// The settings' clap arguments (without `--config`).
+    fn setting_args() -> Vec<Arg> {
+        Config::augment_args(Command::new("serve"))
+            .get_arguments()
+            .cloned()
+            .collect()
+    }
+
+    fn flag(name: &str) -> String {
+        format!("--{}", name.replace('_', "-"))
+    }
+
+    fn env_name(name: &str) -> String {
+        format!("NATTER_{}", name.to_uppercase())
+    }
+
+    fn default_of(arg: &Arg) -> Option<String> {
+        let d = arg.get_default_values();
+        assert!(d.len() <= 1, "{:?}", arg.get_id());
+        d.first().map(|d| d.to_string_lossy().into_owned())
+    }
+
+    /// Serialises the tests that set `NATTER_*` variables.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    /// Parses `natter serve ARGV` with the `NATTER_*` variables `env` set
+    /// (and no others, whatever the test's own environment holds).
+    fn parse(argv: &[&str], env: &[(&str, &str)]) -> Result<ServeArgs, clap::Error> {
+        let cmd = {
+            let _lock = ENV.lock().unwrap_or_else(|e| e.into_inner());
+            for (k, v) in env {
+                std::env::set_var(k, v);
+            }
+            // Arg::env reads the variable now.
+            let cmd = ServeArgs::augment_args(Command::new("serve")).mut_args(|a| {
+                let ours = a
+                    .get_env()
+                    .is_some_and(|e| env.iter().any(|(k, _)| e == std::ffi::OsStr::new(k)));
+                if ours {
+                    a
+                } else {
+                    a.env(None::<&str>)
+                }
+            });
+            for (k, _) in env {
+                std::env::remove_var(k);
+            }
+            cmd
+        };
+        let matches =
+            cmd.try_get_matches_from(std::iter::once("serve").chain(argv.iter().copied()))?;
+        ServeArgs::from_arg_matches(&matches)
+    }
+
+    /// A value for each setting that is not its default.
+    fn sample(name: &str) -> &'static str {
+        match name {
+            "listen" => "0.0.0.0:7000",
+            "server_name" => "chatty",
+            "default_room" => "hall",
+            "max_clients" => "5",
+            "max_per_ip" => "0",
+            "max_line_bytes" => "100",
+            "max_nick_chars" => "9",
+            "max_room_chars" => "12",
+            "large_room" => "7",
+            "send_queue" => "8",
+            "flood_rate" => "0",
+            "flood_burst" => "3",
+            "listen_backlog" => "16",
+            "registration_timeout" => "250ms",
+            "tcp_keepalive" => "0",
+            "write_timeout" => "2m",
+            "ping_interval" => "1h",
+            "ping_timeout" => "1.5",
+            "shutdown_grace" => "0s",
+            "irc_listen" => "off",
+            "irc_password" => "s3cret",
+            "max_rooms_per_user" => "2",
+            "banner_delay" => "300ms",
+            _ => panic!("give the new setting {name} a sample value here"),
+        }
+    }
+
+    /// The sample as a TOML value: numbers bare, the rest quoted.
+    fn toml_value(sample: &str) -> String {
+        match sample.parse::<u64>() {
+            Ok(n) => n.to_string(),
+            Err(_) => format!("{sample:?}"),
+        }
+    }
+
+    #[test]
+    fn every_setting_has_its_key_flag_variable_default_and_help() {
+        let args = setting_args();
+        let ids: Vec<&str> = args.iter().map(|a| a.get_id().as_str()).collect();
+        assert_eq!(ids, Config::NAMES);
+        for arg in &args {
+            let name = arg.get_id().as_str();
+            assert_eq!(arg.get_long().map(|l| format!("--{l}")), Some(flag(name)));
+            assert_eq!(
+                arg.get_env().map(|e| e.to_string_lossy().into_owned()),
+                Some(env_name(name))
+            );
+            assert!(
+                arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                "{name} has no help"
+            );
+            assert!(
+                default_of(arg).is_some() || name == "irc_password",
+                "{name} has no default_value"
+            );
+        }
+        let help = ServeArgs::augment_args(Command::new("serve"))
+            .render_long_help()
+            .to_string();
+        for arg in &args {
+            let name = arg.get_id().as_str();
+            assert!(help.contains(&flag(name)), "{help}");
+            assert!(
+                help.contains(&format!("[env: {}", env_name(name))),
+                "{help}"
+            );
+            if let Some(d) = default_of(arg) {
+                assert!(help.contains(&format!("[default: {d}]")), "{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_flag_and_variable_set_the_same_field() {
+        let default = Config::default();
+        for &name in Config::NAMES {
+            let value = sample(name);
+            let from_toml: Config = toml::from_str(&format!("{name} = {}", toml_value(value)))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_ne!(from_toml, default, "{name} = {value} is the default");
+            let from_flag = parse(&[&flag(name), value], &[])
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .over(Config::default());
+            assert_eq!(from_flag, from_toml, "{name}: flag and TOML key differ");
+            let from_env = parse(&[], &[(&env_name(name), value)])
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .over(Config::default());
+            assert_eq!(from_env, from_toml, "{name}: variable and TOML key differ");
+        }
+    }
+
+    #[test]
+    fn flag_beats_variable_beats_file_beats_default() {
+        let file: Config = toml::from_str(
+            "server_name = \"file\"\ndefault_room = \"file\"\nmax_per_ip = 1\nping_interval = \"1s\"\n",
+        )
+        .unwrap();
+        let c = parse(
+            &["--server-name", "flag", "--ping-interval", "2s"],
+            &[
+                ("NATTER_SERVER_NAME", "env"),
+                ("NATTER_DEFAULT_ROOM", "env"),
+                ("NATTER_FLOOD_BURST", "5"),
+            ],
+        )
+        .unwrap()
+        .over(file);
+        assert_eq!(c.server_name, "flag"); // flag over variable and file
+        assert_eq!(c.ping_interval, Duration::from_secs(2)); // flag over file
+        assert_eq!(c.default_room, "env"); // variable over file
+        assert_eq!(c.flood_burst, 5); // variable over default
+        assert_eq!(c.max_per_ip, 1); // file over default
+        assert_eq!(c.max_clients, Config::default().max_clients); // default
+    }
+
+    #[test]
+    fn bad_values_are_refused_wherever_they_come_from() {
+        let e = parse(&["--ping-interval", "soon"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad duration"), "{e}");
+        let e = parse(&[], &[("NATTER_IRC_LISTEN", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HOST:PORT or off"), "{e}");
+        let e = toml::from_str::<Config>("irc_listen = \"nowhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("HOST:PORT or off"), "{e}");
+        let e = parse(&[], &[("NATTER_MAX_CLIENTS", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lots"), "{e}");
+    }
+
+    #[test]
+    fn operating_md_lists_every_setting() {
+        let doc = include_str!("../docs/OPERATING.md");
+        let table: Vec<&str> = doc
+            .split("\n## Settings\n")
+            .nth(1)
+            .expect("a Settings section")
+            .split("\n## ")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .collect();
+        assert_eq!(
+            table.len(),
+            Config::NAMES.len(),
+            "one row per setting in docs/OPERATING.md"
+        );
+        for arg in setting_args() {
+            let name = arg.get_id().as_str();
+            let default = match default_of(&arg) {
+                Some(d) => format!("`{d}`"),
+                None => "none".into(),
+            };
+            let row = format!(
+                "| `{name}` | `{}` / `{}` | {default} | ",
+                flag(name),
+                env_name(name)
+            );
+            assert!(
+                table.iter().any(|l| l.starts_with(&row)),
+                "docs/OPERATING.md has no row starting {row:?}"
+            );
+        }
     }
 }
