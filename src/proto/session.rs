@@ -139,6 +139,14 @@ fn profile(
     }
 }
 
+/// Runs a decoded command, noting a nickname taken.
+fn execute(cmd: Command, registered: &mut bool, chat: &mut dyn Chat) -> Outcome {
+    let registering = matches!(cmd, Command::Register { .. });
+    let outcome = chat.execute(cmd);
+    *registered |= registering && outcome == Outcome::Continue;
+    outcome
+}
+
 /// People on telnet or netcat.
 pub struct TextSession {
     color: bool,
@@ -174,12 +182,7 @@ impl Protocol for TextSession {
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match text::parse(line, self.registered) {
-            text::Input::Command(cmd) => {
-                let registering = matches!(cmd, Command::Register { .. });
-                let outcome = chat.execute(cmd);
-                self.registered |= registering && outcome == Outcome::Continue;
-                outcome
-            }
+            text::Input::Command(cmd) => execute(cmd, &mut self.registered, chat),
             text::Input::Help => {
                 self.reply(EventBody::Help, chat);
                 Outcome::Continue
@@ -279,12 +282,7 @@ impl Protocol for JsonSession {
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match json::parse(line) {
-            json::Input::Command(cmd) => {
-                let registering = matches!(cmd, Command::Register { .. });
-                let outcome = chat.execute(cmd);
-                self.registered |= registering && outcome == Outcome::Continue;
-                outcome
-            }
+            json::Input::Command(cmd) => execute(cmd, &mut self.registered, chat),
             json::Input::Keep => Outcome::Continue, // any line is proof of life
             json::Input::Help => {
                 self.reply(EventBody::Help, chat);
