@@ -38,7 +38,7 @@ use crate::proto::{
 use room::Room;
 
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
-pub use seams::{Backplane, HistoryQuery, Store, StoreError};
+pub use seams::{Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -181,6 +181,9 @@ pub struct ChatState {
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
     rooms: HashMap<Name, Room>,
+    /// The last sequence number of rooms that have none now (emptied, or
+    /// known only from the store), so a room's order never restarts.
+    seqs: HashMap<Name, u64>,
     ids: IdGen,
     /// What the command being handled did so far.
     fx: Effects,
@@ -203,6 +206,7 @@ impl ChatState {
             conns: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
+            seqs: HashMap::new(),
             fx: Effects::default(),
         }
     }
@@ -219,6 +223,33 @@ impl ChatState {
     /// Connections, registered or not.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Continues each room's order from these last sequence numbers.
+    pub fn seed_seqs(&mut self, seqs: Vec<(String, u64)>) {
+        self.seqs
+            .extend(seqs.into_iter().map(|(k, s)| (Name::from(k), s)));
+    }
+
+    /// The last sequence number of the room named `room`, if `id` is in it.
+    pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
+        let name = names::check_room(room, self.config.max_room_chars).ok()?;
+        let r = self.rooms.get(names::fold(name).as_str())?;
+        r.members.contains_key(&id).then_some(r.seq)
+    }
+
+    /// The name of the room `id` talks in now.
+    pub fn current_room_name(&self, id: ConnId) -> Option<Name> {
+        let key = self.conns.get(&id)?.rooms.last()?;
+        self.rooms.get(key).map(|r| r.name.clone())
+    }
+
+    /// A new room under `key`, continuing its order if it had one.
+    fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
+        let seq = self.seqs.remove(key).unwrap_or(0);
+        self.rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(name.into(), seq))
     }
 
     /// Rooms that exist (have members).
@@ -796,7 +827,16 @@ impl ChatState {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
             if room.members.is_empty() {
-                self.rooms.remove(key);
+                self.drop_room(key);
+            }
+        }
+    }
+
+    /// Forgets an empty room, keeping its place in order.
+    fn drop_room(&mut self, key: &str) {
+        if let Some((key, room)) = self.rooms.remove_entry(key) {
+            if room.seq > 0 {
+                self.seqs.insert(key, room.seq);
             }
         }
     }

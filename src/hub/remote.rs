@@ -3,7 +3,7 @@
 //! know. Remote people are connections like local ones, with their node
 //! in their [`ConnId`]; the router simply has no queue for them.
 
-use super::room::{Member, Room};
+use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Effects};
 use crate::proto::{Event, EventBody, Fact, FactBody, Name};
 
@@ -19,10 +19,7 @@ impl ChatState {
         let source = Some(fact.source.clone());
         let key = fact.room.as_deref().map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
-            let room = self
-                .rooms
-                .entry(k.clone())
-                .or_insert_with(|| Room::new(r.clone()));
+            let room = self.new_room(k, r);
             room.seq = room.seq.max(fact.seq);
         }
         let room_name = fact.room.clone().unwrap_or_else(|| "".into());

@@ -7,12 +7,18 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Subject};
+use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Command(Command),
+    /// Part of a room's history (`room: None`: the current one).
+    History {
+        room: Option<String>,
+        query: HistoryQuery,
+        limit: Option<usize>,
+    },
     /// `keep` / `pong`: the answer to a heartbeat ping.
     Keep,
     Help,
@@ -32,6 +38,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
     ("rooms", "{\"cmd\":\"rooms\"}"),
+    (
+        "history",
+        "{\"cmd\":\"history\"[,\"room\":R][,\"limit\":N][,\"before\":ID|TS][,\"after\":ID|TS]}",
+    ),
     ("nick", "{\"cmd\":\"nick\",\"nick\":N}"),
     ("keep", "{\"cmd\":\"keep\"} (answers ping; also \"pong\")"),
     ("help", "{\"cmd\":\"help\"}"),
@@ -79,6 +89,16 @@ enum Wire {
         room: Option<String>,
     },
     Rooms,
+    History {
+        #[serde(default)]
+        room: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+        #[serde(default)]
+        before: Option<Value>,
+        #[serde(default)]
+        after: Option<Value>,
+    },
     Nick {
         nick: String,
     },
@@ -161,6 +181,35 @@ pub fn parse(line: &str) -> Input {
         },
         Wire::Who { room } => Command::Who { room },
         Wire::Rooms => Command::Rooms,
+        Wire::History {
+            room,
+            limit,
+            before,
+            after,
+        } => {
+            let anchor = |v: Option<Value>| -> Result<Option<Anchor>, String> {
+                match v {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Number(n)) => n
+                        .as_u64()
+                        .map(|t| Some(Anchor::Time(t)))
+                        .ok_or_else(|| "a time is milliseconds since 1970".to_string()),
+                    Some(Value::String(s)) => s
+                        .parse::<MsgId>()
+                        .map(|id| Some(Anchor::Id(id)))
+                        .map_err(String::from),
+                    Some(_) => Err("before/after: a message id or a time in ms".into()),
+                }
+            };
+            let query = match (anchor(before), anchor(after)) {
+                (Err(e), _) | (_, Err(e)) => return Input::Error(ErrorCode::BadArguments, e),
+                (Ok(None), Ok(None)) => HistoryQuery::Latest(None),
+                (Ok(Some(b)), Ok(None)) => HistoryQuery::Before(b),
+                (Ok(None), Ok(Some(a))) => HistoryQuery::After(a),
+                (Ok(Some(b)), Ok(Some(a))) => HistoryQuery::Between(a, b),
+            };
+            return Input::History { room, query, limit };
+        }
         Wire::Nick { nick } => Command::Nick { new: nick },
         Wire::Keep => return Input::Keep,
         Wire::Help => return Input::Help,
@@ -172,6 +221,13 @@ pub fn parse(line: &str) -> Input {
 
 /// Renders an event as one JSON object line.
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
+    // Writing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &value(ev));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An event as a JSON object, with its time (`ts`).
+fn value(ev: &Event) -> Value {
     let mut v = match &ev.body {
         EventBody::Welcome { server, online } => {
             json!({"type": "welcome", "server": server, "online": online})
@@ -328,6 +384,20 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::UserModes { nick, modes, .. } => {
             json!({"type": "user_modes", "nick": nick, "modes": modes})
         }
+        EventBody::History {
+            room,
+            facts,
+            more,
+            asked,
+        } => {
+            let messages: Vec<Value> = facts
+                .iter()
+                .filter_map(|f| f.event())
+                .map(|e| value(&e))
+                .collect();
+            json!({"type": "history", "room": room, "messages": messages, "more": more,
+                "replay": !asked})
+        }
         EventBody::Refused(r) => {
             let mut v = json!({"type": "error", "code": r.code.as_str(), "message": r.describe()});
             for subject in &r.about {
@@ -346,9 +416,7 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
     if let Value::Object(map) = &mut v {
         map.insert("ts".into(), ev.at_ms.into());
     }
-    // Writing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &v);
-    out.extend_from_slice(b"\r\n");
+    v
 }
 
 fn member(m: &crate::proto::MemberInfo) -> Value {

@@ -33,6 +33,7 @@ pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         irc_listen: "127.0.0.1:0".parse().unwrap(),
+        db: "off".into(),
         ..Config::default()
     }
 }
