@@ -187,7 +187,11 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn submit(&self, facts: Vec<Fact>) -> u64 {
+    fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        facts.retain(|f| f.room.is_some()); // only room history is kept here
+        if facts.is_empty() {
+            return 0;
+        }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
             p = self
