@@ -156,3 +156,55 @@ pub fn natter(args: &[&str]) -> Output {
         .output()
         .expect("run natter")
 }
+
+/// Adds `n` lines said by `from` to room `room` of the database at `db`
+/// (created if missing), through the store's own writer, as a server
+/// would have stored them: seq after `first_seq`, ids and times made up
+/// (older than now, one millisecond apart). For tests that need a big file.
+pub fn seed_history(db: &Path, room: &str, from: &str, first_seq: u64, n: u64) {
+    use natter::hub::Store;
+    use natter::proto::{ConnId, Fact, FactBody, MsgId};
+    use natter::store::sqlite::{Retention, SqliteStore};
+    let keep_all = Retention {
+        per_room: 0,
+        max_age: std::time::Duration::ZERO,
+    };
+    let (store, _failures) = SqliteStore::open(db, 0, keep_all).expect("open the database");
+    let start_ms = natter::proto::now_ms() - n - 60_000;
+    let source: Arc<str> = format!("{from}!{from}@seed").into();
+    let mut ticket = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let facts = chunk
+            .iter()
+            .map(|&i| {
+                let at_ms = start_ms + i;
+                Fact {
+                    // UUIDv7 layout: 48 bits of ms, version 7, a counter.
+                    id: MsgId((u128::from(at_ms) << 80) | (0x7 << 76) | u128::from(i)),
+                    at_ms,
+                    by: ConnId::new(0, 1),
+                    source: source.clone(),
+                    room: Some(room.into()),
+                    seq: first_seq + 1 + i,
+                    body: FactBody::Said {
+                        from: from.into(),
+                        text: format!("seeded line {i} with some text to make it look real").into(),
+                        action: false,
+                    },
+                }
+            })
+            .collect();
+        ticket = store.submit(facts);
+    }
+    let watermark = store.watermark().expect("the SQLite store has a watermark");
+    // On a thread of its own: callers may be inside a runtime already.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(watermark.reached(ticket));
+        });
+    });
+    assert!(!watermark.failed(ticket), "seeding {db:?} failed");
+}
