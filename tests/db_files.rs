@@ -360,3 +360,25 @@ fn seed_a_big_database() {
     seed_history(Path::new(&db), "lobby", "seeder", 0, rows);
     eprintln!("{rows} rows into {db} in {:?}", started.elapsed());
 }
+
+/// A clean stop commits and checkpoints: the database file alone (no
+/// `-wal` beside it) holds everything, so copying it after a stop is a
+/// whole copy.
+#[tokio::test]
+async fn a_clean_stop_leaves_the_file_whole_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("natter.db");
+    database_with_a_line(&db).await;
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["natter.db"], "no -wal or -shm after a clean stop");
+    let alone = tempfile::tempdir().unwrap();
+    let copy = alone.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap();
+    let server = serve(&copy, &[]);
+    assert_eq!(history_texts(server.addr, "bob").await, ["kept"]);
+    server.stop();
+}

@@ -468,7 +468,11 @@ async fn irc_chathistory_answers_every_selector_in_a_tagged_batch() {
     assert_eq!(said(&batch(&mut i, "#hist").await), t(5..=12));
     // Lower case, another case of the channel name.
     i.send("chathistory latest #HIST * 1").await;
-    assert_eq!(said(&batch(&mut i, "#hist").await), t(12..=12), "named as it is");
+    assert_eq!(
+        said(&batch(&mut i, "#hist").await),
+        t(12..=12),
+        "named as it is"
+    );
     // Private history is not kept: an empty batch.
     i.send("CHATHISTORY LATEST jay * 5").await;
     assert!(batch(&mut i, "jay").await.is_empty());

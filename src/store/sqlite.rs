@@ -50,6 +50,9 @@ pub struct SqliteStore {
     queue: Arc<Queue>,
     watermark: Arc<Watermark>,
     readers: Mutex<Vec<Connection>>,
+    /// Joined on drop, so a clean stop commits what was submitted and
+    /// checkpoints: the file is then whole on its own, with no `-wal`.
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Queue {
@@ -164,7 +167,7 @@ impl SqliteStore {
             last_sweep: Instant::now(),
             behind: false,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("natter-db-writer".into())
             .spawn(move || writer.run())
             .map_err(err)?;
@@ -174,6 +177,7 @@ impl SqliteStore {
             queue,
             watermark,
             readers: Mutex::new(Vec::new()),
+            writer: Some(writer),
         };
         Ok((store, failed_rx))
     }
@@ -200,11 +204,23 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// The writer finishes what was submitted, then stops.
+    /// The writer finishes what was submitted, then stops; its connection,
+    /// closed last (after the readers, which cannot checkpoint), folds the
+    /// WAL back into the database file.
     fn drop(&mut self) {
-        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.closed = true;
-        self.queue.changed.notify_all();
+        {
+            let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.closed = true;
+            self.queue.changed.notify_all();
+        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        info!("database {} closed", self.path.display());
     }
 }
 
