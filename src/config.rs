@@ -96,10 +96,30 @@ settings! {
         /// part, and newcomers get the member count instead of the full list.
         #[arg(long, env = "NATTER_LARGE_ROOM", value_name = "N", default_value = "1000")]
         pub large_room: usize,
-        /// Events queued for one client before it counts as a slow consumer
-        /// and is disconnected.
-        #[arg(long, env = "NATTER_SEND_QUEUE", value_name = "N", default_value = "4096")]
-        pub send_queue: usize,
+        /// Send queue of one client, in bytes of what will be written to it
+        /// (output its socket has not taken yet included); a client that
+        /// lets it overflow is disconnected as a slow consumer.
+        #[arg(
+            long,
+            env = "NATTER_SENDQ",
+            value_name = "BYTES",
+            default_value = "96KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub sendq: usize,
+        /// Receive queue of one client: bytes of input read but not yet
+        /// handled (waiting for flood control); past it the client is
+        /// disconnected with "Excess Flood".
+        #[arg(
+            long,
+            env = "NATTER_RECVQ",
+            value_name = "BYTES",
+            default_value = "16KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub recvq: usize,
         /// Flood control: lines per second one connection may send, sustained
         /// (0 = no limit). Lines beyond it wait; the connection is not read
         /// meanwhile.
@@ -396,6 +416,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(secs).ok_or_else(|| format!("bad duration {s:?}"))
 }
 
+/// Parses a size in bytes: `98304`, `96KiB` (or `96k`), `1MiB` (or `1m`).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: expected e.g. 98304, 96KiB, 1MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("bad size unit {other:?} in {s:?} (use KiB, MiB)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("bad size {s:?}: too large"))
+}
+
+/// A size in the TOML file: a string [`parse_size`] reads, or a number of bytes.
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a size such as \"96KiB\" or a number of bytes")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<usize, E> {
+            parse_size(s).map_err(E::custom)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<usize, E> {
+            usize::try_from(n).map_err(E::custom)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<usize, E> {
+            usize::try_from(n).map_err(|_| E::custom(format!("bad size {n}: negative")))
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
 fn secs_to_duration(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
@@ -441,6 +500,18 @@ mod tests {
         assert!(parse_duration("7 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("98304"), Ok(98304));
+        assert_eq!(parse_size("96KiB"), Ok(96 * 1024));
+        assert_eq!(parse_size("96k"), Ok(96 * 1024));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        let c: Config = toml::from_str("sendq = \"1MiB\"\nrecvq = 512\n").unwrap();
+        assert_eq!((c.sendq, c.recvq), (1 << 20, 512));
     }
 
     #[test]
@@ -495,7 +566,8 @@ mod tests {
             max_nick_chars: 30,
             max_room_chars: 50,
             large_room: 1000,
-            send_queue: 4096,
+            sendq: 96 * 1024,
+            recvq: 16 * 1024,
             listen_backlog: 4096,
             flood_rate: 10,
             flood_burst: 20,
@@ -581,7 +653,8 @@ mod tests {
             "max_nick_chars" => "9",
             "max_room_chars" => "12",
             "large_room" => "7",
-            "send_queue" => "8",
+            "sendq" => "8KiB",
+            "recvq" => "4096",
             "flood_rate" => "0",
             "flood_burst" => "3",
             "listen_backlog" => "16",

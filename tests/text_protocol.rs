@@ -328,7 +328,7 @@ async fn shutdown_tells_members_and_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_dropped_and_others_keep_receiving() {
     let mut cfg = config();
-    cfg.send_queue = 256;
+    cfg.sendq = 256 * 1024; // as many bytes as the 256 lines of 1 KB that used to be its limit
     cfg.flood_rate = 0; // the flooder must outrun the stalled reader
     let srv = start(cfg).await;
     let mut watcher = srv.user("watcher").await;

@@ -33,6 +33,8 @@ pub enum Goodbye {
     RegistrationTimeout,
     /// No answer to a ping within this many seconds.
     PingTimeout(u64),
+    /// More input than the receive queue holds (`recvq`).
+    ExcessFlood,
 }
 
 /// One connection's protocol.
@@ -47,6 +49,9 @@ pub trait Protocol: Send {
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
+    /// How shared events are rendered for this client (their size counts
+    /// against its send queue).
+    fn flavor(&self) -> Flavor;
     /// Longest line accepted and whether telnet negotiation is stripped.
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
         (max_line_bytes, false)
@@ -204,18 +209,19 @@ impl Protocol for TextSession {
             EventBody::Refused(r) if !self.registered => {
                 text::render_refusal(r, self.color, true, out)
             }
-            _ => {
-                let flavor = match self.color {
-                    true => Flavor::TextColor,
-                    false => Flavor::TextPlain,
-                };
-                out.extend_from_slice(ev.rendered(flavor));
-            }
+            _ => out.extend_from_slice(ev.rendered(self.flavor())),
         }
     }
 
     fn heartbeat(&self) -> bool {
         false
+    }
+
+    fn flavor(&self) -> Flavor {
+        match self.color {
+            true => Flavor::TextColor,
+            false => Flavor::TextPlain,
+        }
     }
 
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
@@ -233,11 +239,18 @@ impl Protocol for TextSession {
 
 /// The error line text and JSON clients get when the server gives up on them.
 fn timeout_error(why: Goodbye) -> EventBody {
-    let message = match why {
-        Goodbye::RegistrationTimeout => "registration timeout: no nickname given",
-        Goodbye::PingTimeout(_) => "ping timeout: no answer to ping",
+    let (code, message) = match why {
+        Goodbye::RegistrationTimeout => (
+            ErrorCode::Timeout,
+            "registration timeout: no nickname given",
+        ),
+        Goodbye::PingTimeout(_) => (ErrorCode::Timeout, "ping timeout: no answer to ping"),
+        Goodbye::ExcessFlood => (
+            ErrorCode::ExcessFlood,
+            "excess flood: you sent more than the server holds for you; closing",
+        ),
     };
-    EventBody::error(ErrorCode::Timeout, message)
+    EventBody::error(code, message)
 }
 
 /// Programs speaking JSON lines.
@@ -303,6 +316,10 @@ impl Protocol for JsonSession {
 
     fn heartbeat(&self) -> bool {
         true
+    }
+
+    fn flavor(&self) -> Flavor {
+        Flavor::Json
     }
 
     fn registered(&self) -> bool {

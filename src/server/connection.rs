@@ -1,9 +1,15 @@
 //! One connection's task, for any protocol over any [`Transport`]: reads
 //! bytes, frames them into lines for the protocol session, and writes what
 //! the router and the session queued for it. Holds the per-connection
-//! limits: line length, flood control, registration and ping timeouts, the
-//! bounded outbound queue and the write timeout. It knows no protocol:
-//! the session decodes, renders and words its own goodbyes.
+//! limits: line length, flood control and the receive queue behind it
+//! (`recvq`, past which the client is dropped for "Excess Flood"),
+//! registration and ping timeouts, the outbound queue bounded in bytes
+//! (`sendq`, counting the batch in flight) and the write timeout. It knows
+//! no protocol: the session decodes, renders and words its own goodbyes.
+//!
+//! The socket is read even while flood control holds lines back, so a
+//! client that closes its socket is gone at once (its nick freed, what it
+//! sent ahead dropped) and one that sends too far ahead is noticed.
 //!
 //! On the main port a connection starts as text and the first line may
 //! switch it to JSON or IRC (`proto::session::detect`). The text banner is
@@ -105,9 +111,10 @@ struct Connection<T> {
     pending: Vec<u8>,
     /// When the registration timeout fires (until registered).
     registration_deadline: Instant,
-    /// Flood control: lines read but not yet handled (at most one read's
-    /// worth), and the "virtual clock" that each handled line advances.
+    /// Flood control: lines read but not yet handled (at most `recvq`
+    /// bytes of them), and the "virtual clock" that each handled line advances.
     backlog: VecDeque<Result<String, LineError>>,
+    backlog_bytes: usize,
     flood_clock: Instant,
     /// Until then, nothing is written: the banner waits for a first line.
     hold_until: Option<Instant>,
@@ -121,11 +128,12 @@ enum End {
     RegistrationTimeout,
     SlowConsumer,
     PingTimeout,
+    ExcessFlood,
     Shutdown,
 }
 
 pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
-    let queue = Queue::new(shared.config.send_queue);
+    let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
         .connect(host.clone(), |r| r.attach(queue.clone()));
@@ -156,6 +164,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         ping_token: 0,
         pending: Vec::new(),
         backlog: VecDeque::new(),
+        backlog_bytes: 0,
         flood_clock: now,
     };
     let proto: Box<dyn Protocol> = match entry {
@@ -171,6 +180,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         End::RegistrationTimeout => "registration timeout".to_string(),
         End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
         End::PingTimeout => "ping timeout".to_string(),
+        End::ExcessFlood => "Excess Flood".to_string(),
         End::Shutdown => "server shutting down".to_string(),
     };
     // Tells the rooms unless the chat already did (quit, slow consumer),
@@ -207,7 +217,7 @@ impl<T: Transport> Connection<T> {
                     }
                     Next::Killed => return End::SlowConsumer,
                 },
-                r = self.stream.readable(), if self.backlog.is_empty() => {
+                r = self.stream.readable() => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -215,6 +225,11 @@ impl<T: Transport> Connection<T> {
                         Ok(Some(Outcome::Close)) => return self.quit().await,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
+                        Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue));
+                            let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
+                            return End::ExcessFlood;
+                        }
                         Err(e) => return End::Error(e),
                     }
                 }
@@ -258,6 +273,7 @@ impl<T: Transport> Connection<T> {
         }
         self.proto
             .start(&mut port(&self.shared, self.id, &self.queue));
+        self.queue.set_flavor(self.proto.flavor());
         debug!("speaking {}", self.proto.name());
     }
 
@@ -290,7 +306,9 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Reads what is available and hands complete lines to the session.
-    /// `Ok(None)`: spurious wakeup.
+    /// `Ok(None)`: spurious wakeup. `UnexpectedEof`: the client closed its
+    /// socket (what it sent ahead is dropped); `OutOfMemory`: it sent more
+    /// than `recvq` ahead of flood control.
     fn read(&mut self) -> io::Result<Option<Outcome>> {
         let mut buf = [0u8; READ_CHUNK];
         let n = match self.stream.try_read(&mut buf) {
@@ -303,9 +321,16 @@ impl<T: Transport> Connection<T> {
             hb.next_ping = Instant::now() + self.shared.config.ping_interval;
             hb.deadline = None;
         }
-        let backlog = &mut self.backlog;
-        self.decoder.feed(&buf[..n], |l| backlog.push_back(l));
-        Ok(Some(self.handle_backlog()))
+        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        self.decoder.feed(&buf[..n], |l| {
+            *bytes += line_cost(&l);
+            backlog.push_back(l)
+        });
+        let outcome = self.handle_backlog();
+        if self.backlog_bytes > self.shared.config.recvq {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        Ok(Some(outcome))
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -331,10 +356,13 @@ impl<T: Transport> Connection<T> {
             let Some(line) = self.backlog.pop_front() else {
                 break;
             };
+            self.backlog_bytes -= line_cost(&line);
             self.flood_clock = self.flood_clock.max(now) + interval;
             outcome = self.handle_line(line);
+            self.queue.set_flavor(self.proto.flavor());
             if outcome == Outcome::Close {
                 self.backlog.clear();
+                self.backlog_bytes = 0;
                 break;
             }
         }
@@ -426,6 +454,7 @@ impl<T: Transport> Connection<T> {
                 }
             }
             self.pending.extend_from_slice(&out[written..]);
+            self.queue.set_inflight(self.pending.len());
             if out.capacity() > 256 * 1024 {
                 *out = Vec::new(); // one huge batch does not pin memory forever
             }
@@ -436,13 +465,15 @@ impl<T: Transport> Connection<T> {
     /// Waits until the socket has taken everything in `pending`.
     async fn write_pending(&mut self) -> io::Result<()> {
         let buf = std::mem::take(&mut self.pending);
-        write_all(
+        let r = write_all(
             &self.stream,
             &buf,
             &self.queue,
             self.shared.config.write_timeout,
         )
-        .await
+        .await;
+        self.queue.set_inflight(0);
+        r
     }
 
     /// Writes everything still queued (used on quit, timeouts and shutdown).
@@ -457,6 +488,14 @@ impl<T: Transport> Connection<T> {
             }
         }
         debug!("flushed");
+    }
+}
+
+/// What a line waiting for flood control counts against the receive queue.
+fn line_cost(line: &Result<String, LineError>) -> usize {
+    match line {
+        Ok(l) => l.len() + 2,
+        Err(_) => 2,
     }
 }
 

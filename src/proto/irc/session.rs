@@ -56,14 +56,6 @@ impl IrcSession {
         }
     }
 
-    /// How shared events are rendered for this client.
-    fn flavor(&self) -> Flavor {
-        match self.caps.server_time {
-            true => Flavor::IrcTagged,
-            false => Flavor::Irc,
-        }
-    }
-
     /// Renders a reply of the session's own, addressed to the nick as of
     /// the commands handled so far, and queues it.
     fn push(&self, chat: &mut dyn Chat, r: Reply) {
@@ -214,6 +206,14 @@ impl Protocol for IrcSession {
         true
     }
 
+    /// How shared events are rendered for this client.
+    fn flavor(&self) -> Flavor {
+        match self.caps.server_time {
+            true => Flavor::IrcTagged,
+            false => Flavor::Irc,
+        }
+    }
+
     fn registered(&self) -> bool {
         self.registered
     }
@@ -315,6 +315,7 @@ impl Protocol for IrcSession {
         let why = match why {
             Goodbye::RegistrationTimeout => "Registration timed out".to_string(),
             Goodbye::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
+            Goodbye::ExcessFlood => "Excess Flood".to_string(),
         };
         self.push(chat, Reply::Closing { why });
     }
