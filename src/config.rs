@@ -79,9 +79,28 @@ settings! {
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
-        /// Most connections at once from one IP address (0 = unlimited).
+        /// Most connections at once from one address (IPv6: one /64), 0 =
+        /// unlimited; addresses in limit_exempt are not counted.
         #[arg(long, env = "NATTER_MAX_PER_IP", value_name = "N", default_value = "64")]
         pub max_per_ip: usize,
+        /// New connections per second one address (IPv6: one /64) may open,
+        /// sustained, once connect_burst is used up (0 = no limit).
+        #[arg(long, env = "NATTER_CONNECT_RATE", value_name = "N", default_value = "1")]
+        pub connect_rate: u32,
+        /// New connections one address may open at once before connect_rate
+        /// applies.
+        #[arg(long, env = "NATTER_CONNECT_BURST", value_name = "N", default_value = "16")]
+        pub connect_burst: u32,
+        /// Addresses the per-address limits (max_per_ip, connect_rate) do not
+        /// apply to: comma-separated CIDRs, or none.
+        #[arg(
+            long,
+            env = "NATTER_LIMIT_EXEMPT",
+            value_name = "CIDR,…",
+            default_value = "127.0.0.0/8,::1/128",
+            value_parser = parse_cidrs,
+        )]
+        pub limit_exempt: CidrList,
         /// Longest accepted input line in bytes, without its line ending
         /// (IRC sessions use IRC's own limit).
         #[arg(long, env = "NATTER_MAX_LINE_BYTES", value_name = "BYTES", default_value = "4096")]
@@ -215,6 +234,25 @@ settings! {
         /// several).
         #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER", value_name = "N", default_value = "100")]
         pub max_rooms_per_user: usize,
+        /// Most rooms on the server; joining a new one beyond it is refused.
+        #[arg(long, env = "NATTER_MAX_ROOMS", value_name = "N", default_value = "20000")]
+        pub max_rooms: usize,
+        /// Rooms one connection may create per minute (0 = no limit).
+        #[arg(long, env = "NATTER_ROOMS_PER_MINUTE", value_name = "N", default_value = "10")]
+        pub rooms_per_minute: u32,
+        /// Most bans per room (IRC MAXLIST).
+        #[arg(long, env = "NATTER_MAX_BANS", value_name = "N", default_value = "100")]
+        pub max_bans: usize,
+        /// Most pending invitations one person holds; older ones are forgotten.
+        #[arg(long, env = "NATTER_MAX_INVITES", value_name = "N", default_value = "100")]
+        pub max_invites: usize,
+        /// Longest room topic in bytes (IRC TOPICLEN); longer ones are cut.
+        #[arg(long, env = "NATTER_TOPIC_LEN", value_name = "BYTES", default_value = "390")]
+        pub topic_len: usize,
+        /// Entries per page of long listings (room list, members, WHO),
+        /// produced as the client reads them.
+        #[arg(long, env = "NATTER_PAGE_SIZE", value_name = "N", default_value = "100")]
+        pub page_size: usize,
         /// On the main port, how long the text banner waits for the client to
         /// speak first (IRC and JSON clients do, and then never see it); 0:
         /// the banner is sent at once, as telnet users expect.
@@ -262,6 +300,101 @@ impl<'de> Deserialize<'de> for OptAddr {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// One block of addresses, `ADDR/BITS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (V6(net), V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` are equal.
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = (bits as usize).min(a.len() * 8);
+    let (full, rest) = (bits / 8, bits % 8);
+    a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) & (0xffu8 << (8 - rest)) == 0)
+}
+
+/// Comma-separated CIDRs (`none` or empty: no addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl CidrList {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+impl std::str::FromStr for CidrList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CidrList, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(CidrList::default());
+        }
+        s.split(',')
+            .map(|part| {
+                let part = part.trim();
+                let bad = || format!("bad CIDR {part:?} (e.g. 10.0.0.0/8, fd00::/8)");
+                let (addr, bits) = match part.split_once('/') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (part, None),
+                };
+                let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let bits = match bits {
+                    Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(bad)?,
+                    None => max,
+                };
+                Ok(Cidr { addr, bits })
+            })
+            .collect::<Result<_, _>>()
+            .map(CidrList)
+    }
+}
+
+impl std::fmt::Display for CidrList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|c| format!("{}/{}", c.addr, c.bits))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for CidrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CidrList, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `--limit-exempt` (for clap).
+pub fn parse_cidrs(s: &str) -> Result<CidrList, String> {
+    s.parse()
 }
 
 /// Parses `--irc-listen` (for clap).
@@ -503,6 +636,23 @@ mod tests {
     }
 
     #[test]
+    fn cidrs_parse_and_match() {
+        let l: CidrList = "127.0.0.0/8, ::1/128,2001:db8::/32".parse().unwrap();
+        assert!(l.contains("127.3.4.5".parse().unwrap()));
+        assert!(l.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(l.contains("::1".parse().unwrap()));
+        assert!(l.contains("2001:db8:1::7".parse().unwrap()));
+        assert!(!l.contains("128.0.0.1".parse().unwrap()));
+        assert!(!l.contains("2001:db9::1".parse().unwrap()));
+        let one: CidrList = "10.1.2.3".parse().unwrap();
+        assert!(one.contains("10.1.2.3".parse().unwrap()));
+        assert!(!one.contains("10.1.2.4".parse().unwrap()));
+        assert_eq!("none".parse::<CidrList>().unwrap().to_string(), "none");
+        assert!("10.0.0.0/33".parse::<CidrList>().is_err());
+        assert!("nowhere".parse::<CidrList>().is_err());
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("98304"), Ok(98304));
         assert_eq!(parse_size("96KiB"), Ok(96 * 1024));
@@ -562,6 +712,9 @@ mod tests {
             default_room: "lobby".into(),
             max_clients: 120_000,
             max_per_ip: 64,
+            connect_rate: 1,
+            connect_burst: 16,
+            limit_exempt: "127.0.0.0/8,::1/128".parse().unwrap(),
             max_line_bytes: 4096,
             max_nick_chars: 30,
             max_room_chars: 50,
@@ -580,6 +733,12 @@ mod tests {
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
+            max_rooms: 20_000,
+            rooms_per_minute: 10,
+            max_bans: 100,
+            max_invites: 100,
+            topic_len: 390,
+            page_size: 100,
             banner_delay: Duration::ZERO,
         };
         assert_eq!(Config::default(), expected);
@@ -649,6 +808,9 @@ mod tests {
             "default_room" => "hall",
             "max_clients" => "5",
             "max_per_ip" => "0",
+            "connect_rate" => "0",
+            "connect_burst" => "3",
+            "limit_exempt" => "10.0.0.0/8,fd00::/8",
             "max_line_bytes" => "100",
             "max_nick_chars" => "9",
             "max_room_chars" => "12",
@@ -667,6 +829,12 @@ mod tests {
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",
+            "max_rooms" => "5",
+            "rooms_per_minute" => "0",
+            "max_bans" => "7",
+            "max_invites" => "3",
+            "topic_len" => "80",
+            "page_size" => "9",
             "banner_delay" => "300ms",
             _ => panic!("give the new setting {name} a sample value here"),
         }

@@ -74,3 +74,105 @@ async fn a_closed_client_is_gone_at_once() {
     again.expect("You are now known as bob").await;
     srv.shutdown().await;
 }
+
+/// Rooms on the server and rooms created per minute are capped: IRC gets
+/// `437`, JSON `room_limit`; the default room stays open to newcomers.
+#[tokio::test]
+async fn room_caps_refuse_with_the_standard_errors() {
+    let mut cfg = config();
+    cfg.max_rooms = 3;
+    let srv = start(cfg).await;
+    let mut i = IrcClient::register(srv.addr, "ann").await;
+    i.send("JOIN #a,#b,#c").await;
+    let seen = i.sync().await;
+    assert!(seen.iter().any(|l| l.contains("JOIN #b")), "{seen:?}");
+    let refused = seen.iter().find(|l| l.contains(" 437 ")).expect("437");
+    assert!(refused.contains("#c"), "{seen:?}");
+    let mut j = JsonClient::login(srv.addr, "joe").await;
+    j.send(serde_json::json!({"cmd": "join", "room": "d"}))
+        .await;
+    assert_eq!(j.expect_error().await, "room_limit");
+    j.send(serde_json::json!({"cmd": "join", "room": "a"}))
+        .await;
+    j.expect("joined").await;
+    srv.shutdown().await;
+
+    let mut cfg = config();
+    cfg.rooms_per_minute = 2;
+    let srv = start(cfg).await;
+    let mut i = IrcClient::register(srv.addr, "ann").await;
+    i.send("JOIN #a,#b,#c").await;
+    let refused = i.numeric("437").await;
+    assert!(refused.contains("#c"), "{refused}");
+    srv.shutdown().await;
+}
+
+/// Bans per room (`MAXLIST`) and topic length (`TOPICLEN`) are settings,
+/// advertised and enforced.
+#[tokio::test]
+async fn ban_list_and_topic_length_are_capped() {
+    let mut cfg = config();
+    cfg.max_bans = 2;
+    cfg.topic_len = 10;
+    let srv = start(cfg).await;
+    let mut i = IrcClient::connect(srv.addr).await;
+    i.send("NICK op").await;
+    i.send("USER op 0 * :op").await;
+    let isupport: Vec<String> = {
+        let mut seen = Vec::new();
+        loop {
+            let l = i.line().await.expect("registration");
+            let end = l.contains(" 366 ");
+            seen.push(l);
+            if end {
+                break seen;
+            }
+        }
+    };
+    let isupport = isupport.join("\n");
+    assert!(
+        isupport.contains("MAXLIST=b:2") && isupport.contains("TOPICLEN=10"),
+        "{isupport}"
+    );
+    i.send("JOIN #r").await;
+    i.numeric("366").await;
+    i.send("MODE #r +b a!*@*").await;
+    i.send("MODE #r +b b!*@*").await;
+    i.send("MODE #r +b c!*@*").await;
+    i.numeric("478").await;
+    i.send("TOPIC #r :0123456789abcdef").await;
+    let topic = i.expect("TOPIC #r").await;
+    assert!(topic.ends_with(":0123456789"), "{topic}");
+    srv.shutdown().await;
+}
+
+/// New connections from one address are limited in rate unless the address
+/// is exempt (loopback is, by default).
+#[tokio::test]
+async fn connect_rate_per_address() {
+    let mut cfg = config();
+    cfg.limit_exempt = Default::default();
+    cfg.connect_burst = 2;
+    cfg.connect_rate = 1;
+    let srv = start(cfg).await;
+    let mut first = srv.client().await;
+    first.expect("nickname?").await;
+    let mut second = srv.client().await;
+    second.expect("nickname?").await;
+    let mut third = srv.client().await;
+    let lines = third.until_eof().await;
+    assert_eq!(
+        lines,
+        vec!["! connecting too fast from your address; try again in a few seconds"]
+    );
+    srv.shutdown().await;
+
+    let srv = start(config()).await; // loopback exempt: no limit
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let mut c = srv.client().await;
+        c.expect("nickname?").await;
+        held.push(c);
+    }
+    srv.shutdown().await;
+}

@@ -272,6 +272,7 @@ async fn connection_limits_refuse_with_a_reason() {
     let mut cfg = config();
     cfg.max_clients = 3;
     cfg.max_per_ip = 2;
+    cfg.limit_exempt = Default::default(); // loopback is exempt by default
     let srv = start(cfg).await;
     let _a = srv.user("a").await;
     let _b = srv.user("b").await;

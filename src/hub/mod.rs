@@ -61,6 +61,12 @@ pub struct HubConfig {
     pub key_len: usize,
     pub ban_mask_len: usize,
     pub max_bans: usize,
+    /// Most rooms on the server, and rooms one connection may create per
+    /// minute (0: no limit).
+    pub max_rooms: usize,
+    pub rooms_per_minute: u32,
+    /// Most pending invitations one person holds (older ones are forgotten).
+    pub max_invites: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
 }
@@ -81,12 +87,15 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
-            topic_len: irc::TOPIC_LEN,
+            topic_len: c.topic_len,
             reason_len: irc::REASON_LEN,
             away_len: irc::AWAY_LEN,
             key_len: irc::KEY_LEN,
             ban_mask_len: irc::BAN_MASK_LEN,
-            max_bans: irc::MAX_BANS,
+            max_bans: c.max_bans,
+            max_rooms: c.max_rooms,
+            rooms_per_minute: c.rooms_per_minute,
+            max_invites: c.max_invites,
             node: 0,
         }
     }
@@ -126,9 +135,6 @@ impl Default for Effects {
     }
 }
 
-/// Most pending invitations one person holds; older ones are forgotten.
-const MAX_INVITES: usize = 100;
-
 struct Conn {
     nick: Option<Name>,
     /// Folded keys of the rooms this member is in; the last is the current one.
@@ -144,6 +150,9 @@ struct Conn {
     invisible: bool,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
+    /// Rooms created in the minute that started at `created_since_ms`.
+    created: u32,
+    created_since_ms: u64,
     signon_ms: u64,
     active_ms: u64,
 }
@@ -162,6 +171,8 @@ impl Conn {
             away: None,
             invisible: false,
             invites: Vec::new(),
+            created: 0,
+            created_since_ms: 0,
             signon_ms: now,
             active_ms: now,
         };

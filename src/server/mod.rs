@@ -98,13 +98,15 @@ impl Server {
             store,
             Arc::new(Standalone),
         );
-        let admission = Admission::new(config.max_clients, config.max_per_ip);
+        let admission = Admission::new(&config);
         let irc_info = ServerInfo::new(
             &config.server_name,
             &Limits {
                 max_nick_chars: config.max_nick_chars,
                 max_room_chars: config.max_room_chars,
                 max_rooms_per_user: config.max_rooms_per_user,
+                topic_len: config.topic_len,
+                max_bans: config.max_bans,
             },
             now_ms(),
         );

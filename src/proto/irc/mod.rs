@@ -27,7 +27,7 @@ pub const PREFIX: &str = "(ov)@+";
 pub const MODES_PER_COMMAND: usize = 4;
 /// Most targets of one `PRIVMSG`/`NOTICE` (ISUPPORT `TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
-/// Longest topic in bytes (ISUPPORT `TOPICLEN`); longer ones are cut.
+/// The default longest topic in bytes (the `topic_len` setting, ISUPPORT `TOPICLEN`).
 pub const TOPIC_LEN: usize = 390;
 /// Longest kick, part and quit reason in bytes (ISUPPORT `KICKLEN`).
 pub const REASON_LEN: usize = 255;
@@ -37,7 +37,7 @@ pub const AWAY_LEN: usize = 200;
 pub const KEY_LEN: usize = 32;
 /// Longest username (ident) in bytes (ISUPPORT `USERLEN`), `~` included.
 pub const USER_LEN: usize = 10;
-/// Most bans per room (ISUPPORT `MAXLIST=b:`).
+/// The default most bans per room (the `max_bans` setting, ISUPPORT `MAXLIST=b:`).
 pub const MAX_BANS: usize = 100;
 /// Longest ban mask in bytes.
 pub const BAN_MASK_LEN: usize = 100;
@@ -139,6 +139,9 @@ pub struct Limits {
     pub max_nick_chars: usize,
     pub max_room_chars: usize,
     pub max_rooms_per_user: usize,
+    /// Longest topic in bytes (`TOPICLEN`) and most bans per room (`MAXLIST`).
+    pub topic_len: usize,
+    pub max_bans: usize,
 }
 
 impl ServerInfo {
@@ -152,18 +155,18 @@ impl ServerInfo {
             format!("CHANMODES={CHANMODES}"),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
-            "ELIST=".to_string(),
+            "ELIST=MNU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
-            format!("MAXLIST=b:{MAX_BANS}"),
+            format!("MAXLIST=b:{}", limits.max_bans),
             format!("MODES={MODES_PER_COMMAND}"),
             format!("NETWORK={name}"),
             format!("NICKLEN={}", limits.max_nick_chars),
             format!("PREFIX={PREFIX}"),
             "SAFELIST".to_string(),
             format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1"),
-            format!("TOPICLEN={TOPIC_LEN}"),
+            format!("TOPICLEN={}", limits.topic_len),
             format!("USERLEN={USER_LEN}"),
             "UTF8ONLY".to_string(),
         ];

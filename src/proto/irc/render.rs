@@ -727,6 +727,8 @@ mod tests {
                 max_nick_chars: 30,
                 max_room_chars: 50,
                 max_rooms_per_user: 100,
+                topic_len: 390,
+                max_bans: 100,
             },
             0,
         )
