@@ -28,7 +28,7 @@ mod room;
 mod seams;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::proto::{
@@ -38,6 +38,7 @@ use crate::proto::{
 use room::Room;
 
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
+pub use query::{MembersPage, RoomsPage};
 pub use seams::{Backplane, HistoryQuery, Store, StoreError};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
@@ -67,6 +68,8 @@ pub struct HubConfig {
     pub rooms_per_minute: u32,
     /// Most pending invitations one person holds (older ones are forgotten).
     pub max_invites: usize,
+    /// Rooms in one page of the room list.
+    pub page_size: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
 }
@@ -96,6 +99,7 @@ impl HubConfig {
             max_rooms: c.max_rooms,
             rooms_per_minute: c.rooms_per_minute,
             max_invites: c.max_invites,
+            page_size: c.page_size,
             node: 0,
         }
     }
@@ -191,7 +195,8 @@ pub struct ChatState {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
-    rooms: HashMap<Name, Room>,
+    /// By folded name, in order: the room list is paged by it.
+    rooms: BTreeMap<Name, Room>,
     ids: IdGen,
     /// What the command being handled did so far.
     fx: Effects,
@@ -213,7 +218,7 @@ impl ChatState {
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
-            rooms: HashMap::new(),
+            rooms: BTreeMap::new(),
             fx: Effects::default(),
         }
     }
@@ -328,7 +333,7 @@ impl ChatState {
             }
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason),
             Command::Who { room } => self.who(id, room.as_deref()),
-            Command::Rooms => self.rooms(id),
+            Command::Rooms { after } => self.rooms(id, after.as_deref()),
             Command::Nick { new } => self.change_nick(id, &new),
             Command::Topic { room, text } => self.topic(id, &room, text),
             Command::RoomMode { room, changes } => self.room_mode(id, &room, changes),
@@ -812,15 +817,20 @@ impl ChatState {
         }
     }
 
-    /// The rooms and their member counts, sorted.
-    fn rooms(&mut self, id: ConnId) {
-        let mut rooms: Vec<(Name, usize)> = self
+    /// One page of the rooms and their member counts, in name order,
+    /// after the room `after`; it names where the next page starts.
+    fn rooms(&mut self, id: ConnId, after: Option<&str>) {
+        let after = after.map(|a| names::fold(a.strip_prefix('#').unwrap_or(a)));
+        let filter = crate::proto::listing::RoomFilter::default();
+        let page = self.rooms_page(&filter, after.as_deref(), self.config.page_size);
+        let rooms = page
             .rooms
-            .values()
-            .map(|r| (r.name.clone(), r.members.len()))
+            .into_iter()
+            .map(|r| (r.name, r.members))
             .collect();
-        rooms.sort();
-        self.reply(id, EventBody::RoomList { rooms });
+        let total = self.rooms.len();
+        let next = page.next;
+        self.reply(id, EventBody::RoomList { rooms, next, total });
     }
 }
 

@@ -47,6 +47,7 @@ pub(super) fn config() -> HubConfig {
         max_rooms: 20_000,
         rooms_per_minute: 0,
         max_invites: 100,
+        page_size: 100,
         node: 0,
     }
 }
@@ -272,8 +273,8 @@ fn rooms_switch_and_isolate() {
     w.say(b, "rust only");
     assert!(w.take(a).is_empty());
     assert_eq!(w.take(b).len(), 1);
-    w.handle(a, Command::Rooms);
-    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
+    w.handle(a, Command::Rooms { after: None });
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 2));
     w.handle(
         b,
         Command::Part {
@@ -284,9 +285,9 @@ fn rooms_switch_and_isolate() {
     w.take(b);
     w.say(b, "nowhere");
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
-    w.handle(a, Command::Rooms);
+    w.handle(a, Command::Rooms { after: None });
     assert!(
-        matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1),
+        matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 1),
         "empty room freed"
     );
     w.handle(

@@ -6,8 +6,9 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Subject};
+use super::{now_ms, Command, ErrorCode, Event, EventBody, Subject};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
-    ("rooms", "{\"cmd\":\"rooms\"}"),
+    ("rooms", "{\"cmd\":\"rooms\"[,\"after\":R]}"),
     ("nick", "{\"cmd\":\"nick\",\"nick\":N}"),
     ("keep", "{\"cmd\":\"keep\"} (answers ping; also \"pong\")"),
     ("help", "{\"cmd\":\"help\"}"),
@@ -78,7 +79,10 @@ enum Wire {
         #[serde(default)]
         room: Option<String>,
     },
-    Rooms,
+    Rooms {
+        #[serde(default)]
+        after: Option<String>,
+    },
     Nick {
         nick: String,
     },
@@ -160,7 +164,7 @@ pub fn parse(line: &str) -> Input {
             reason: reason.map(clean),
         },
         Wire::Who { room } => Command::Who { room },
-        Wire::Rooms => Command::Rooms,
+        Wire::Rooms { after } => Command::Rooms { after },
         Wire::Nick { nick } => Command::Nick { new: nick },
         Wire::Keep => return Input::Keep,
         Wire::Help => return Input::Help,
@@ -172,7 +176,7 @@ pub fn parse(line: &str) -> Input {
 
 /// Renders an event as one JSON object line.
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
-    let mut v = match &ev.body {
+    let v = match &ev.body {
         EventBody::Welcome { server, online } => {
             json!({"type": "welcome", "server": server, "online": online})
         }
@@ -215,12 +219,12 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             json!({"type": "private", "id": id.to_string(), "from": from, "to": to, "text": text, "action": action})
         }
         EventBody::NickChanged { old, new } => json!({"type": "nick", "old": old, "new": new}),
-        EventBody::RoomList { rooms } => {
+        EventBody::RoomList { rooms, next, total } => {
             let rooms: Vec<Value> = rooms
                 .iter()
                 .map(|(r, n)| json!({"room": r, "members": n}))
                 .collect();
-            json!({"type": "rooms", "rooms": rooms})
+            json!({"type": "rooms", "rooms": rooms, "total": total, "next": next})
         }
         EventBody::Help => {
             let cmds: Vec<Value> = COMMANDS
@@ -233,14 +237,13 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::Ping { token } => json!({"type": "ping", "token": token}),
         EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
         EventBody::Members { room, members } => {
-            let nicks: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
-            let ops: Vec<&str> = members.iter().filter(|m| m.op).map(|m| &*m.nick).collect();
-            let voiced: Vec<&str> = members
-                .iter()
-                .filter(|m| m.voice)
-                .map(|m| &*m.nick)
-                .collect();
-            json!({"type": "presence", "room": room, "nicks": nicks, "ops": ops, "voiced": voiced})
+            let total = members.len();
+            let body = PageBody::Names {
+                room,
+                total,
+                members,
+            };
+            return render_page(&Page::whole(body), ev.at_ms, out);
         }
         EventBody::Notice {
             id,
@@ -300,8 +303,14 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             room,
             members,
         } => {
-            let members: Vec<Value> = members.iter().map(member).collect();
-            json!({"type": "who", "mask": mask, "room": room, "members": members})
+            let (room, total) = (room.as_deref(), members.len());
+            let body = PageBody::Who {
+                mask,
+                room,
+                total,
+                members,
+            };
+            return render_page(&Page::whole(body), ev.at_ms, out);
         }
         EventBody::Whois { nick, info } => match info {
             None => json!({"type": "error", "code": ErrorCode::NoSuchNick.as_str(),
@@ -314,11 +323,7 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             }
         },
         EventBody::RoomDetails { rooms } => {
-            let rooms: Vec<Value> = rooms
-                .iter()
-                .map(|r| json!({"room": r.name, "members": r.members, "topic": r.topic}))
-                .collect();
-            json!({"type": "rooms", "rooms": rooms})
+            return render_page(&Page::whole(PageBody::Rooms(rooms)), ev.at_ms, out);
         }
         EventBody::Lusers {
             users,
@@ -343,12 +348,66 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             v
         }
     };
+    write(v, ev.at_ms, out);
+}
+
+/// Writes `v` with its timestamp as one line.
+fn write(mut v: Value, at_ms: u64, out: &mut Vec<u8>) {
     if let Value::Object(map) = &mut v {
-        map.insert("ts".into(), ev.at_ms.into());
+        map.insert("ts".into(), at_ms.into());
     }
     // Writing a Value into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &v);
     out.extend_from_slice(b"\r\n");
+}
+
+/// One page of a long listing as one object, of the type the whole
+/// listing has (`presence`, `who`, `rooms`). A listing in several pages
+/// says so: `"more": true` on all but the last, `"continued": true` on all
+/// but the first (see docs/PROTOCOL.md). `at_ms`: its timestamp (0: now).
+pub fn render_page(page: &Page, at_ms: u64, out: &mut Vec<u8>) {
+    let mut v = match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let nicks: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
+            let ops: Vec<&str> = members.iter().filter(|m| m.op).map(|m| &*m.nick).collect();
+            let voiced: Vec<&str> = members
+                .iter()
+                .filter(|m| m.voice)
+                .map(|m| &*m.nick)
+                .collect();
+            json!({"type": "presence", "room": room, "nicks": nicks, "ops": ops,
+                "voiced": voiced, "total": total})
+        }
+        PageBody::Who {
+            mask,
+            room,
+            members,
+            ..
+        } => {
+            let members: Vec<Value> = members.iter().map(member).collect();
+            json!({"type": "who", "mask": mask, "room": room, "members": members})
+        }
+        PageBody::Rooms(rooms) => {
+            let rooms: Vec<Value> = rooms
+                .iter()
+                .map(|r| json!({"room": r.name, "members": r.members, "topic": r.topic}))
+                .collect();
+            json!({"type": "rooms", "rooms": rooms})
+        }
+    };
+    if let Value::Object(map) = &mut v {
+        if !page.last {
+            map.insert("more".into(), true.into());
+        }
+        if !page.first {
+            map.insert("continued".into(), true.into());
+        }
+    }
+    write(v, if at_ms == 0 { now_ms() } else { at_ms }, out);
 }
 
 fn member(m: &crate::proto::MemberInfo) -> Value {

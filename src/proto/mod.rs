@@ -9,6 +9,7 @@ pub mod ids;
 pub mod irc;
 pub mod json;
 pub mod line;
+pub mod listing;
 pub mod refusal;
 pub mod sanitize;
 pub mod session;
@@ -55,8 +56,8 @@ pub enum Command {
     },
     /// Who is in a room (`None`: the current one).
     Who { room: Option<String> },
-    /// The list of rooms.
-    Rooms,
+    /// One page of the list of rooms: those after the room `after`.
+    Rooms { after: Option<String> },
     /// Change nickname.
     Nick { new: String },
     /// Leave the server.
@@ -279,8 +280,13 @@ pub enum EventBody {
     },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
-    /// The rooms there are, with member counts.
-    RoomList { rooms: Vec<(Name, usize)> },
+    /// A page of the rooms there are (`total` in all), with member counts;
+    /// `next`: the room the next page follows (`None`: this is the last).
+    RoomList {
+        rooms: Vec<(Name, usize)>,
+        next: Option<Name>,
+        total: usize,
+    },
     /// Help text: (command, explanation) pairs.
     Help,
     /// A human-readable notice from the server.

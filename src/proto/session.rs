@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
+use super::listing::Page;
 use super::{json, text, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// What a protocol session may ask of the chat.
@@ -47,6 +48,8 @@ pub trait Protocol: Send {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome;
     /// Appends `ev` to `out` as this client should see it (maybe nothing).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
+    /// Appends one page of a long listing to `out`.
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>);
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
     /// How shared events are rendered for this client (their size counts
@@ -213,6 +216,10 @@ impl Protocol for TextSession {
         }
     }
 
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        text::render_page(page, self.color, out);
+    }
+
     fn heartbeat(&self) -> bool {
         false
     }
@@ -312,6 +319,10 @@ impl Protocol for JsonSession {
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
         out.extend_from_slice(ev.rendered(Flavor::Json));
+    }
+
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        json::render_page(page, 0, out);
     }
 
     fn heartbeat(&self) -> bool {

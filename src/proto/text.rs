@@ -4,8 +4,9 @@
 
 use std::io::Write;
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Refusal};
+use super::{Command, ErrorCode, Event, EventBody, MemberInfo, Refusal};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,10 @@ pub enum Input {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "this list"),
     ("/who [ROOM]", "who is in the room"),
-    ("/rooms", "list rooms"),
+    (
+        "/rooms [FROM]",
+        "list rooms (a page; FROM: after that room)",
+    ),
     ("/join ROOM", "move to ROOM (created if new)"),
     ("/key ROOM KEY", "move to a ROOM that needs a key (+k)"),
     ("/part", "leave the current room"),
@@ -97,7 +101,9 @@ pub fn parse(line: &str, registered: bool) -> Input {
             )
         }
         "who" | "names" => Command::Who { room: opt(args) },
-        "rooms" | "list" => Command::Rooms,
+        "rooms" | "list" => Command::Rooms {
+            after: one_word(args).map(str::to_string),
+        },
         "join" | "j" => match one_word(args) {
             Some(room) => Command::Join {
                 room: room.to_string(),
@@ -262,12 +268,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             p.system(&format!("*** {old} is now known as {new}"))
         }
-        EventBody::RoomList { rooms } => {
+        EventBody::RoomList { rooms, next, total } => {
             let list = rooms
                 .iter()
                 .map(|(r, n)| format!("#{r} ({n})"))
                 .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+            let more = match next {
+                Some(n) => format!(" … more: /rooms {n}"),
+                None => String::new(),
+            };
+            p.system(&format!("*** Rooms ({total}): {}{more}", list.join(", ")));
         }
         EventBody::Help => {
             p.system("*** Commands:");
@@ -280,12 +290,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Ping { .. } => {}
         EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
         EventBody::Members { room, members } => {
-            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
-            p.system(&format!(
-                "*** In #{room} ({}): {}",
-                members.len(),
-                list.join(", ")
-            ));
+            let total = members.len();
+            render_page(
+                &Page::whole(PageBody::Names {
+                    room,
+                    total,
+                    members,
+                }),
+                color,
+                p.out,
+            )
         }
         EventBody::Notice {
             from, room, text, ..
@@ -359,25 +373,19 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Invited { room, nick, target } => {
             p.system(&format!("*** {nick} invited {target} to #{room}"))
         }
-        EventBody::WhoReply { mask, members, .. } => {
-            p.system(&format!("*** Who {mask} ({}):", members.len()));
-            for m in members {
-                p.system(&format!(
-                    "***   {}{} ({}@{}) {}{}",
-                    if m.op {
-                        "@"
-                    } else if m.voice {
-                        "+"
-                    } else {
-                        ""
-                    },
-                    m.nick,
-                    m.user,
-                    m.host,
-                    m.realname,
-                    if m.away { " [away]" } else { "" }
-                ));
-            }
+        EventBody::WhoReply {
+            mask,
+            room,
+            members,
+        } => {
+            let (room, total) = (room.as_deref(), members.len());
+            let body = PageBody::Who {
+                mask,
+                room,
+                total,
+                members,
+            };
+            render_page(&Page::whole(body), color, p.out)
         }
         EventBody::Whois { nick, info } => match info {
             None => {
@@ -398,11 +406,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             }
         },
         EventBody::RoomDetails { rooms } => {
-            let list = rooms
-                .iter()
-                .map(|r| format!("#{} ({})", r.name, r.members))
-                .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+            render_page(&Page::whole(PageBody::Rooms(rooms)), color, p.out)
         }
         EventBody::Lusers {
             users,
@@ -414,6 +418,60 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
     }
+}
+
+/// One page of a long listing as terminal lines: the header line on the
+/// first page, then the entries.
+pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
+    let mut p = Painter { out, color };
+    match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
+            match page.first {
+                true => p.system(&format!("*** In #{room} ({total}): {}", list.join(", "))),
+                false => p.system(&format!("***   {}", list.join(", "))),
+            }
+        }
+        PageBody::Who {
+            mask,
+            total,
+            members,
+            ..
+        } => {
+            if page.first {
+                p.system(&format!("*** Who {mask} ({total}):"));
+            }
+            for m in members {
+                p.system(&who_line(m));
+            }
+        }
+        PageBody::Rooms(rooms) => {
+            if page.first {
+                p.system("*** Rooms:");
+            }
+            for r in rooms {
+                let topic = r.topic.as_deref().unwrap_or("");
+                p.system(&format!("***   #{} ({}) {topic}", r.name, r.members));
+            }
+        }
+    }
+}
+
+fn who_line(m: &MemberInfo) -> String {
+    let status = match (m.op, m.voice) {
+        (true, _) => "@",
+        (false, true) => "+",
+        _ => "",
+    };
+    let away = if m.away { " [away]" } else { "" };
+    format!(
+        "***   {status}{} ({}@{}) {}{away}",
+        m.nick, m.user, m.host, m.realname
+    )
 }
 
 /// A refusal as a text user reads it: the plain words, and the slash

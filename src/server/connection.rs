@@ -26,12 +26,13 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::mailbox::{Item, Next, Queue};
+use super::pager::Pager;
 use super::transport::Transport;
 use super::{Chat, Shared};
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::session::{self, Goodbye, Protocol, SessionConfig, TextSession};
-use crate::proto::{Command, ConnId, Name, Outcome};
+use crate::proto::{Command, ConnId, Event, EventBody, Name, Outcome};
 
 /// Most queued items rendered into one write.
 const BATCH: usize = 256;
@@ -69,19 +70,29 @@ struct Port<'a> {
     chat: &'a Chat,
     id: ConnId,
     queue: &'a Queue,
+    /// Where long listings go instead of the chat.
+    pager: &'a mut Pager,
 }
 
-fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue) -> Port<'a> {
+fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pager) -> Port<'a> {
     Port {
         chat: &shared.chat,
         id,
         queue,
+        pager,
     }
 }
 
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
-        self.chat.execute(self.id, cmd)
+        match self.pager.intercept(self.chat, self.id, &cmd) {
+            None => self.chat.execute(self.id, cmd),
+            Some(Ok(())) => Outcome::Continue,
+            Some(Err(refusal)) => {
+                self.queue.push(&Event::shared(EventBody::Refused(refusal)));
+                Outcome::Refused
+            }
+        }
     }
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
@@ -118,6 +129,8 @@ struct Connection<T> {
     flood_clock: Instant,
     /// Until then, nothing is written: the banner waits for a first line.
     hold_until: Option<Instant>,
+    /// Long listings being written as the client reads.
+    pager: Pager,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -166,6 +179,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         backlog: VecDeque::new(),
         backlog_bytes: 0,
         flood_clock: now,
+        pager: Pager::default(),
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new()),
@@ -197,6 +211,7 @@ impl<T: Transport> Connection<T> {
         let shutdown = self.shared.shutdown.clone();
         let queue = self.queue.clone();
         loop {
+            self.write_pages();
             let timer = self.next_timer();
             tokio::select! {
                 biased;
@@ -226,7 +241,7 @@ impl<T: Transport> Connection<T> {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
                         Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue));
+                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
                             let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                             return End::ExcessFlood;
                         }
@@ -238,7 +253,7 @@ impl<T: Transport> Connection<T> {
                         return self.quit().await;
                     }
                     if let Some((end, why)) = self.timer_fired() {
-                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue));
+                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
                         let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                         return end;
                     }
@@ -271,8 +286,12 @@ impl<T: Transport> Connection<T> {
                 deadline: None,
             });
         }
-        self.proto
-            .start(&mut port(&self.shared, self.id, &self.queue));
+        self.proto.start(&mut port(
+            &self.shared,
+            self.id,
+            &self.queue,
+            &mut self.pager,
+        ));
         self.queue.set_flavor(self.proto.flavor());
         debug!("speaking {}", self.proto.name());
     }
@@ -281,7 +300,8 @@ impl<T: Transport> Connection<T> {
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
-        let flood = (!self.backlog.is_empty()).then(|| self.flood_release());
+        let waiting = !self.backlog.is_empty() && self.pager.is_empty();
+        let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
             .flatten()
@@ -348,7 +368,7 @@ impl<T: Transport> Connection<T> {
     fn handle_backlog(&mut self) -> Outcome {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
-        while !self.backlog.is_empty() {
+        while !self.backlog.is_empty() && self.pager.is_empty() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 break;
@@ -360,6 +380,7 @@ impl<T: Transport> Connection<T> {
             self.flood_clock = self.flood_clock.max(now) + interval;
             outcome = self.handle_line(line);
             self.queue.set_flavor(self.proto.flavor());
+            self.write_pages();
             if outcome == Outcome::Close {
                 self.backlog.clear();
                 self.backlog_bytes = 0;
@@ -383,8 +404,10 @@ impl<T: Transport> Connection<T> {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                self.proto
-                    .bad_line(e, &mut port(&self.shared, self.id, &self.queue));
+                self.proto.bad_line(
+                    e,
+                    &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+                );
                 return Outcome::Continue;
             }
         };
@@ -396,8 +419,10 @@ impl<T: Transport> Connection<T> {
             }
             self.hold_until = None;
         }
-        self.proto
-            .line(&line, &mut port(&self.shared, self.id, &self.queue))
+        self.proto.line(
+            &line,
+            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+        )
     }
 
     /// The heartbeat timer fired: ping, or report a timeout (true).
@@ -414,9 +439,23 @@ impl<T: Transport> Connection<T> {
         self.ping_token += 1;
         self.proto.ping(
             self.ping_token,
-            &mut port(&self.shared, self.id, &self.queue),
+            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
         );
         false
+    }
+
+    /// Queues pages of the listings in progress while the send queue is
+    /// below half the sendq (a client that does not read gets no more).
+    fn write_pages(&mut self) {
+        let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
+        while !self.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
+            let mut out = Vec::new();
+            self.pager
+                .next_page(chat, page_size, &mut *self.proto, &mut out);
+            if !out.is_empty() {
+                self.queue.push_page(out.into());
+            }
+        }
     }
 
     /// Appends one queued item to `out` as this connection writes it.

@@ -7,6 +7,7 @@
 mod connection;
 mod limits;
 mod mailbox;
+mod pager;
 mod router;
 mod transport;
 

@@ -311,6 +311,10 @@ impl Protocol for IrcSession {
         }
     }
 
+    fn render_page(&mut self, page: &crate::proto::listing::Page, out: &mut Vec<u8>) {
+        render::page(page, &self.ctx(&self.out_nick), out);
+    }
+
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         let why = match why {
             Goodbye::RegistrationTimeout => "Registration timed out".to_string(),
