@@ -24,6 +24,11 @@ pub struct JsonProtocol {
     rejoin: Option<String>,
     /// A rejoin was sent and not yet answered.
     joining: bool,
+    /// Pages of the room list collected so far (the server sends one page
+    /// per `rooms`; we ask for the next until there is none).
+    listed: Vec<(String, Option<u64>)>,
+    /// Pages of a member list (`presence` with `more`) collected so far.
+    members: Vec<String>,
 }
 
 impl JsonProtocol {
@@ -121,20 +126,34 @@ impl JsonProtocol {
                 }
                 EventKind::Nick { old, new }
             }
-            "presence" => EventKind::Presence {
-                room: s("room")?,
-                nicks: strings(m.get("nicks")?),
-            },
-            "rooms" => EventKind::Rooms(
-                m.get("rooms")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|r| {
-                        let room = r.get("room")?.as_str()?.to_string();
-                        Some((room, r.get("members").and_then(Value::as_u64)))
-                    })
-                    .collect(),
-            ),
+            "presence" => {
+                let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+                if !flag("continued") {
+                    self.members.clear();
+                }
+                self.members.extend(strings(m.get("nicks")?));
+                if flag("more") {
+                    return None;
+                }
+                EventKind::Presence {
+                    room: s("room")?,
+                    nicks: std::mem::take(&mut self.members),
+                }
+            }
+            "rooms" => {
+                let page = m.get("rooms")?.as_array()?.iter().filter_map(|r| {
+                    let room = r.get("room")?.as_str()?.to_string();
+                    Some((room, r.get("members").and_then(Value::as_u64)))
+                });
+                self.listed.extend(page);
+                if let Some(next) = s("next") {
+                    if self.listed.len() < super::MAX_LISTED {
+                        Self::send(out, json!({"cmd": "rooms", "after": next}));
+                        return None;
+                    }
+                }
+                EventKind::Rooms(std::mem::take(&mut self.listed))
+            }
             "help" => EventKind::Info(format!(
                 "server commands: {}",
                 m.get("commands")?
@@ -232,7 +251,10 @@ impl Protocol for JsonProtocol {
             Request::Part(reason) => json!({"cmd": "part", "reason": reason}),
             Request::Who(Some(room)) => json!({"cmd": "who", "room": room}),
             Request::Who(None) => json!({"cmd": "who"}),
-            Request::Rooms => json!({"cmd": "rooms"}),
+            Request::Rooms => {
+                self.listed.clear();
+                json!({"cmd": "rooms"})
+            }
             Request::Nick(nick) => json!({"cmd": "nick", "nick": nick}),
             Request::Quit(reason) => json!({"cmd": "quit", "reason": reason}),
         };
@@ -299,6 +321,38 @@ mod tests {
         ] {
             assert!(feed(&mut p, junk).events.is_empty(), "{junk}");
         }
+    }
+
+    #[test]
+    fn paged_lists_are_collected() {
+        let mut p = JsonProtocol::new(Some("alice".into()), None);
+        let o = feed(
+            &mut p,
+            r#"{"type":"rooms","rooms":[{"room":"a","members":1}],"total":2,"next":"a"}"#,
+        );
+        assert!(o.events.is_empty());
+        assert_eq!(o.lines, [r#"{"after":"a","cmd":"rooms"}"#]);
+        let o = feed(
+            &mut p,
+            r#"{"type":"rooms","rooms":[{"room":"b","members":2}],"total":2,"next":null}"#,
+        );
+        assert_eq!(
+            kinds(&o),
+            [EventKind::Rooms(vec![
+                ("a".into(), Some(1)),
+                ("b".into(), Some(2))
+            ])]
+        );
+        let first = r#"{"type":"presence","room":"r","nicks":["x"],"more":true}"#;
+        assert!(feed(&mut p, first).events.is_empty());
+        let rest = r#"{"type":"presence","room":"r","nicks":["y"],"continued":true}"#;
+        assert_eq!(
+            kinds(&feed(&mut p, rest)),
+            [EventKind::Presence {
+                room: "r".into(),
+                nicks: vec!["x".into(), "y".into()]
+            }]
+        );
     }
 
     #[test]
