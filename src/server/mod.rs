@@ -71,6 +71,7 @@ pub struct Server {
 impl Server {
     /// Binds the listeners. Fails with a message naming the address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        raise_open_file_limit(config.max_clients);
         let backlog = config.listen_backlog;
         let listener = listen(config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -146,13 +147,19 @@ impl Server {
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
+        let Server {
+            listener,
+            irc_listener,
+            shared,
+            admission,
+        } = self;
         let tracker = TaskTracker::new();
         let mut next_id = 0u64;
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = self.listener.accept() => (r, Entry::Main),
-                r = accept(&self.irc_listener) => (r, Entry::Irc),
+                r = listener.accept() => (r, Entry::Main),
+                r = accept(&irc_listener) => (r, Entry::Irc),
             };
             let (stream, peer) = match accepted {
                 Ok(x) => x,
@@ -164,7 +171,7 @@ impl Server {
                 }
             };
             next_id += 1;
-            let permit = match self.admission.admit(peer.ip()) {
+            let permit = match admission.admit(peer.ip()) {
                 Ok(p) => p,
                 Err(refusal) => {
                     info!(%peer, "refused: {refusal}");
@@ -172,7 +179,7 @@ impl Server {
                     continue;
                 }
             };
-            configure(&stream, &self.shared.config);
+            configure(&stream, &shared.config);
             let span = match entry {
                 Entry::Main => {
                     tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty)
@@ -181,7 +188,7 @@ impl Server {
                     tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
                 }
             };
-            let shared = self.shared.clone();
+            let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
@@ -191,21 +198,39 @@ impl Server {
                 .instrument(span),
             );
         }
-        info!(
-            "shutting down: telling {} connections",
-            self.admission.current()
-        );
-        self.shared.chat.broadcast(EventBody::Shutdown {
+        // Stop accepting at once: new connections are refused by the OS
+        // while the others are told and flushed.
+        drop((listener, irc_listener));
+        info!("shutting down: telling {} connections", admission.current());
+        shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
         });
-        self.shared.shutdown.cancel();
+        shared.shutdown.cancel();
         tracker.close();
-        let grace = self.shared.config.shutdown_grace + Duration::from_secs(1);
+        let grace = shared.config.shutdown_grace + Duration::from_secs(1);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Raises the open-file limit as far as the process may (each connection
+/// is one), and warns when that cannot hold `max_clients`.
+fn raise_open_file_limit(max_clients: usize) {
+    // Listeners, logs and the like need a few descriptors besides.
+    let want = max_clients as u64 + 64;
+    match crate::sys::raise_nofile(want) {
+        Ok(n) if n.soft < want => warn!(
+            "open-file limit is {} (hard limit {}): about {} connections at most, \
+             not max_clients = {max_clients}; raise it (ulimit -n, LimitNOFILE=)",
+            n.soft,
+            n.hard,
+            n.soft.saturating_sub(64)
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot read or raise the open-file limit: {e}"),
     }
 }
 
