@@ -235,7 +235,7 @@ settings! {
         #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER", value_name = "N", default_value = "100")]
         pub max_rooms_per_user: usize,
         /// Most rooms on the server; joining a new one beyond it is refused.
-        #[arg(long, env = "NATTER_MAX_ROOMS", value_name = "N", default_value = "20000")]
+        #[arg(long, env = "NATTER_MAX_ROOMS", value_name = "N", default_value = "10000")]
         pub max_rooms: usize,
         /// Rooms one connection may create per minute (0 = no limit).
         #[arg(long, env = "NATTER_ROOMS_PER_MINUTE", value_name = "N", default_value = "10")]
@@ -733,7 +733,7 @@ mod tests {
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
-            max_rooms: 20_000,
+            max_rooms: 10_000,
             rooms_per_minute: 10,
             max_bans: 100,
             max_invites: 100,

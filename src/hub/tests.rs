@@ -44,7 +44,7 @@ pub(super) fn config() -> HubConfig {
         key_len: 32,
         ban_mask_len: 100,
         max_bans: 100,
-        max_rooms: 20_000,
+        max_rooms: 10_000,
         rooms_per_minute: 0,
         max_invites: 100,
         page_size: 100,

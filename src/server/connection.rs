@@ -530,11 +530,13 @@ impl<T: Transport> Connection<T> {
     }
 }
 
-/// What a line waiting for flood control counts against the receive queue.
+/// What a line waiting for flood control counts against the receive
+/// queue: its bytes and what holding it costs (its slot, its allocation).
 fn line_cost(line: &Result<String, LineError>) -> usize {
+    const HELD: usize = 32;
     match line {
-        Ok(l) => l.len() + 2,
-        Err(_) => 2,
+        Ok(l) => l.len() + HELD,
+        Err(_) => HELD,
     }
 }
 
