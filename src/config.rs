@@ -569,23 +569,45 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 /// A size in the TOML file: a string [`parse_size`] reads, or a number of bytes.
 fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = usize;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a size such as \"96KiB\" or a number of bytes")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<usize, E> {
-            parse_size(s).map_err(E::custom)
-        }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<usize, E> {
-            usize::try_from(n).map_err(E::custom)
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<usize, E> {
-            usize::try_from(n).map_err(|_| E::custom(format!("bad size {n}: negative")))
+    d.deserialize_any(StrOrNumber {
+        expecting: "a size such as \"96KiB\" or a number of bytes",
+        parse: parse_size,
+        whole: |n| usize::try_from(n).map_err(|e| e.to_string()),
+        fraction: None,
+    })
+}
+
+/// A setting the TOML file may write as a string (read with `parse`) or as
+/// a number (a whole one, or with a fraction where `fraction` takes it).
+struct StrOrNumber<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    whole: fn(u64) -> Result<T, String>,
+    fraction: Option<fn(f64) -> Result<T, String>>,
+}
+
+impl<T> serde::de::Visitor<'_> for StrOrNumber<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        (self.parse)(s).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+        (self.whole)(n).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+        let negative = |_| E::custom(format!("{n} is negative: expected {}", self.expecting));
+        let n = u64::try_from(n).map_err(negative)?;
+        (self.whole)(n).map_err(E::custom)
+    }
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<T, E> {
+        match self.fraction {
+            Some(f) => f(n).map_err(E::custom),
+            None => Err(E::invalid_type(serde::de::Unexpected::Float(n), &self)),
         }
     }
-    d.deserialize_any(Visitor)
 }
 
 fn secs_to_duration(secs: f64) -> Option<Duration> {
@@ -595,29 +617,14 @@ fn secs_to_duration(secs: f64) -> Option<Duration> {
 /// A duration in the TOML file: a string [`parse_duration`] reads, or a
 /// number of seconds (as a bare number on the command line is).
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = Duration;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration such as \"500ms\", \"30s\", \"5m\", or a number of seconds")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
-            parse_duration(s).map_err(E::custom)
-        }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(n))
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-            u64::try_from(n)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom(format!("bad duration {n}: negative")))
-        }
-        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
-            secs_to_duration(n).ok_or_else(|| E::custom(format!("bad duration {n}")))
-        }
-    }
-    d.deserialize_any(Visitor)
+    d.deserialize_any(StrOrNumber {
+        expecting: "a duration such as \"500ms\", \"30s\", \"5m\", or a number of seconds",
+        parse: parse_duration,
+        whole: |n| Ok(Duration::from_secs(n)),
+        fraction: Some(|n| secs_to_duration(n).ok_or_else(|| format!("bad duration {n}"))),
+    })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,16 +235,15 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         }
         EventBody::Info { text } => json!({"type": "info", "text": text}),
         EventBody::Ping { token } => json!({"type": "ping", "token": token}),
-        EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
-        EventBody::Members { room, members } => {
-            let total = members.len();
-            let body = PageBody::Names {
-                room,
-                total,
-                members,
-            };
-            return render_page(&Page::whole(body), ev.at_ms, out);
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(page) = Page::of(body) {
+                render_page(&page, ev.at_ms, out);
+            }
+            return;
         }
+        EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
         EventBody::Notice {
             id,
             from,
@@ -298,20 +297,6 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::Invited { room, nick, target } => {
             json!({"type": "invited", "room": room, "by": nick, "nick": target})
         }
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => {
-            let (room, total) = (room.as_deref(), members.len());
-            let body = PageBody::Who {
-                mask,
-                room,
-                total,
-                members,
-            };
-            return render_page(&Page::whole(body), ev.at_ms, out);
-        }
         EventBody::Whois { nick, info } => match info {
             None => json!({"type": "error", "code": ErrorCode::NoSuchNick.as_str(),
                 "message": format!("nobody is called {nick}")}),
@@ -322,9 +307,6 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
                     "idle": i.idle_secs, "signon": i.signon_ms})
             }
         },
-        EventBody::RoomDetails { rooms } => {
-            return render_page(&Page::whole(PageBody::Rooms(rooms)), ev.at_ms, out);
-        }
         EventBody::Lusers {
             users,
             unregistered,

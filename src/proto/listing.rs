@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{MemberInfo, RoomSummary};
+use super::{EventBody, MemberInfo, RoomSummary};
 
 /// Which rooms a room listing shows: IRC `LIST` arguments, protocol-neutral.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,6 +99,31 @@ impl<'a> Page<'a> {
             last: true,
             body,
         }
+    }
+
+    /// The listing an event holds whole (members on joining a room, and
+    /// the answers the chat gives directly), as one page.
+    pub fn of(ev: &'a EventBody) -> Option<Page<'a>> {
+        let body = match ev {
+            EventBody::Members { room, members } => PageBody::Names {
+                room,
+                total: members.len(),
+                members,
+            },
+            EventBody::WhoReply {
+                mask,
+                room,
+                members,
+            } => PageBody::Who {
+                mask,
+                room: room.as_deref(),
+                total: members.len(),
+                members,
+            },
+            EventBody::RoomDetails { rooms } => PageBody::Rooms(rooms),
+            _ => return None,
+        };
+        Some(Page::whole(body))
     }
 }
 

@@ -288,19 +288,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::Info { text } => p.system(&format!("*** {text}")),
         EventBody::Ping { .. } => {}
-        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
-        EventBody::Members { room, members } => {
-            let total = members.len();
-            render_page(
-                &Page::whole(PageBody::Names {
-                    room,
-                    total,
-                    members,
-                }),
-                color,
-                p.out,
-            )
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(page) = Page::of(body) {
+                render_page(&page, color, p.out)
+            }
         }
+        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
         EventBody::Notice {
             from, room, text, ..
         } => {
@@ -373,20 +368,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Invited { room, nick, target } => {
             p.system(&format!("*** {nick} invited {target} to #{room}"))
         }
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => {
-            let (room, total) = (room.as_deref(), members.len());
-            let body = PageBody::Who {
-                mask,
-                room,
-                total,
-                members,
-            };
-            render_page(&Page::whole(body), color, p.out)
-        }
         EventBody::Whois { nick, info } => match info {
             None => {
                 p.paint(ERROR, &format!("! nobody is called {nick}"));
@@ -405,9 +386,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 p.system(&format!("***   idle {}s", i.idle_secs));
             }
         },
-        EventBody::RoomDetails { rooms } => {
-            render_page(&Page::whole(PageBody::Rooms(rooms)), color, p.out)
-        }
         EventBody::Lusers {
             users,
             unregistered,

@@ -419,17 +419,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_ISUPPORT, &params);
             }
         }
-        EventBody::Members { room, members } => {
-            let total = members.len();
-            page(
-                &Page::whole(PageBody::Names {
-                    room,
-                    total,
-                    members,
-                }),
-                ctx,
-                out,
-            )
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(p) = Page::of(body) {
+                page(&p, ctx, out)
+            }
         }
         EventBody::TopicInfo { room, topic } => {
             let room = chan(room);
@@ -501,20 +496,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_INVITING, &[target, &room]);
             }
         }
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => {
-            let (room, total) = (room.as_deref(), members.len());
-            let body = PageBody::Who {
-                mask,
-                room,
-                total,
-                members,
-            };
-            page(&Page::whole(body), ctx, out)
-        }
         EventBody::Whois { nick, info } => {
             match info {
                 None => numeric(out, ctx, ERR_NOSUCHNICK, &[nick, "No such nick/channel"]),
@@ -549,7 +530,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             }
             numeric(out, ctx, RPL_ENDOFWHOIS, &[nick, "End of /WHOIS list"]);
         }
-        EventBody::RoomDetails { rooms } => page(&Page::whole(PageBody::Rooms(rooms)), ctx, out),
         EventBody::RoomList { rooms, .. } => {
             numeric(out, ctx, RPL_LISTSTART, &["Channel", "Users  Name"]);
             for (name, n) in rooms {
