@@ -72,20 +72,20 @@ impl Conn {
         }
     }
 
-    /// An IRC client registered as `nick`, past the default room's NAMES.
+    /// An IRC client registered as `nick`, past the message of the day.
     async fn irc(addr: SocketAddr, nick: &str) -> anyhow::Result<Conn> {
         let mut c = Conn::open(addr).await?;
         c.send(&format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}"))
             .await?;
-        c.until(" 366 ").await?;
+        c.until(" 376 ").await?;
         Ok(c)
     }
 
-    /// A text user registered as `nick`, past its room's member list.
+    /// A text user registered as `nick`.
     async fn text(addr: SocketAddr, nick: &str) -> anyhow::Result<Conn> {
         let mut c = Conn::open(addr).await?;
         c.send(nick).await?;
-        c.until("*** In #").await?;
+        c.until("You are now known as").await?;
         Ok(c)
     }
 
@@ -94,7 +94,7 @@ impl Conn {
         let mut c = Conn::open(addr).await?;
         c.send(&format!(r#"{{"cmd":"login","nick":"{nick}"}}"#))
             .await?;
-        c.until("\"presence\"").await?;
+        c.until("\"registered\"").await?;
         c.send(&format!(r#"{{"cmd":"join","room":"{room}"}}"#))
             .await?;
         c.until("\"presence\"").await?;
@@ -395,27 +395,35 @@ async fn soak(
     );
 
     say(quiet, "bans: 64 connections × 5 rooms × full ban lists");
-    let banners = many(64, |i| async move {
-        let mut c = Conn::irc(addr, &format!("ban{i}")).await?;
-        for r in 0..5 {
-            c.send(&format!("JOIN #b{i}x{r}")).await?;
-            for k in (0..100).step_by(4) {
-                let masks: Vec<String> = (k..k + 4)
-                    .map(|m| format!("*!*@evil{m}.x{i}.example"))
-                    .collect();
-                c.send(&format!("MODE #b{i}x{r} +bbbb {}", masks.join(" ")))
-                    .await?;
+    let mut banners = Vec::new();
+    for i in 0..64 {
+        // At once: each is held to flood_rate, so one after another would
+        // take minutes.
+        banners.push(tokio::spawn(async move {
+            let mut c = Conn::irc(addr, &format!("ban{i}")).await?;
+            for r in 0..5 {
+                c.send(&format!("JOIN #b{i}x{r}")).await?;
+                for k in (0..100).step_by(4) {
+                    let masks: Vec<String> = (k..k + 4)
+                        .map(|m| format!("*!*@evil{m}.x{i}.example"))
+                        .collect();
+                    c.send(&format!("MODE #b{i}x{r} +bbbb {}", masks.join(" ")))
+                        .await?;
+                }
+                // One room at a time: its 26 lines wait for flood control
+                // within the receive queue.
+                c.send(&format!("PING :room{r}")).await?;
+                c.until(&format!("room{r}")).await?;
             }
-            // One room at a time: its 26 lines wait for flood control
-            // within the receive queue.
-            c.send(&format!("PING :room{r}")).await?;
-            c.until(&format!("room{r}")).await?;
-        }
-        Ok(c)
-    })
-    .await?;
+            anyhow::Ok(c)
+        }));
+    }
+    let mut held = Vec::new();
+    for b in banners {
+        held.push(b.await??);
+    }
     tokio::time::sleep(hold).await;
-    drop(banners);
+    drop(held);
     end("bans", "32 000 bans".into(), &mut phases);
 
     say(
