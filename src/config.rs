@@ -139,6 +139,18 @@ settings! {
         )]
         #[serde(deserialize_with = "de_size")]
         pub recvq: usize,
+        /// Kernel send buffer of each client socket (SO_SNDBUF; Linux
+        /// doubles it); 0: the kernel's own, which grows to megabytes for a
+        /// client that does not read.
+        #[arg(
+            long,
+            env = "NATTER_SOCKET_SENDBUF",
+            value_name = "BYTES",
+            default_value = "64KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub socket_sendbuf: usize,
         /// Flood control: lines per second one connection may send, sustained
         /// (0 = no limit). Lines beyond it wait; the connection is not read
         /// meanwhile.
@@ -216,6 +228,17 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub shutdown_grace: Duration,
+        /// How often freed memory is given back to the OS (glibc's
+        /// malloc_trim); 0: never.
+        #[arg(
+            long,
+            env = "NATTER_MEMORY_TRIM",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub memory_trim: Duration,
         /// Address of the IRC-only listener, or off (port 0: any free port,
         /// logged on start).
         #[arg(
@@ -728,6 +751,7 @@ mod tests {
             large_room: 1000,
             sendq: 96 * 1024,
             recvq: 16 * 1024,
+            socket_sendbuf: 64 * 1024,
             listen_backlog: 4096,
             flood_rate: 10,
             flood_burst: 20,
@@ -737,6 +761,7 @@ mod tests {
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            memory_trim: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
@@ -824,6 +849,7 @@ mod tests {
             "large_room" => "7",
             "sendq" => "8KiB",
             "recvq" => "4096",
+            "socket_sendbuf" => "0",
             "flood_rate" => "0",
             "flood_burst" => "3",
             "listen_backlog" => "16",
@@ -833,6 +859,7 @@ mod tests {
             "ping_interval" => "1h",
             "ping_timeout" => "1.5",
             "shutdown_grace" => "0s",
+            "memory_trim" => "1m",
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",

@@ -7,12 +7,6 @@ use natter::config::ServeArgs;
 use natter::server::{shutdown_signal, Server};
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc returns freed memory to the OS soon after an attack ends
-/// (glibc's malloc keeps it in per-thread arenas); see docs/BENCHMARKS.md.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "natter",

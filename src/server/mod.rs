@@ -154,6 +154,7 @@ impl Server {
             admission,
         } = self;
         let tracker = TaskTracker::new();
+        tracker.spawn(trim_memory(shared.config.memory_trim, stop.clone()));
         let mut next_id = 0u64;
         loop {
             let (accepted, entry) = tokio::select! {
@@ -234,6 +235,28 @@ fn raise_open_file_limit(max_clients: usize) {
     }
 }
 
+/// Gives freed memory back to the OS every `every` until `stop`: glibc's
+/// malloc keeps what was freed in its per-thread arenas, so after a burst
+/// (an attack, a join storm) the process would stay at its high-water mark.
+async fn trim_memory(every: Duration, stop: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Whether failing to bind the IRC listener stops the server: only when the
 /// operator chose its address (the default one is given up with a warning).
 fn irc_bind_is_fatal(config: &Config) -> bool {
@@ -253,9 +276,16 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// TCP options for an accepted socket: keepalive finds dead peers, no Nagle delay.
+/// TCP options for an accepted socket: keepalive finds dead peers, no
+/// Nagle delay, and a fixed kernel send buffer (the kernel would otherwise
+/// grow it to megabytes for a client that does not read).
 fn configure(stream: &TcpStream, config: &Config) {
     let _ = stream.set_nodelay(true);
+    if config.socket_sendbuf > 0 {
+        if let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(config.socket_sendbuf) {
+            warn!("cannot set the send buffer: {e}");
+        }
+    }
     if !config.tcp_keepalive.is_zero() {
         let ka = socket2::TcpKeepalive::new()
             .with_time(config.tcp_keepalive)
