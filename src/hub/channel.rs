@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::room::Member;
-use super::{cap, mask, names, refusal, Audience, ChatState, MAX_INVITES};
+use super::{cap, mask, names, refusal, Audience, ChatState};
 use crate::proto::{
     now_ms, BanInfo, ConnId, ErrorCode, Event, EventBody, FactBody, ModeChange, Name, Refusal,
     TopicState,
@@ -52,6 +52,14 @@ impl ChatState {
                 return self.refuse(id, refusal);
             }
         }
+        if !self.rooms.contains_key(&key_str) {
+            if let Some(refusal) = self.may_not_create(id, &name) {
+                return self.refuse(id, refusal);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         conn.invites.retain(|k| *k != key_str);
         if switch {
             for old in conn.rooms.clone() {
@@ -68,6 +76,12 @@ impl ChatState {
         let (source, away) = (conn.mask.clone(), conn.away.clone());
         let room = self.new_room(&key_str, &name);
         let first = room.members.is_empty();
+        if first && names::fold(&name) != names::fold(&self.config.default_room) {
+            self.created_room(id);
+        }
+        let Some(room) = self.rooms.get_mut(&key_str) else {
+            return;
+        };
         room.members.insert(
             id,
             Member {
@@ -111,6 +125,41 @@ impl ChatState {
             self.reply(id, EventBody::Info { text });
         } else {
             self.who(id, Some(&room_name));
+        }
+    }
+
+    /// Why `id` may not create the room `name` now: the server has
+    /// `max_rooms`, or `id` created `rooms_per_minute` in the last minute.
+    fn may_not_create(&self, id: ConnId, name: &str) -> Option<Refusal> {
+        let limit = |detail: String| Some(refusal(ErrorCode::RoomLimit, detail).room(name));
+        if names::fold(name) == names::fold(&self.config.default_room) {
+            return None; // newcomers always have somewhere to go
+        }
+        if self.rooms.len() >= self.config.max_rooms {
+            let max = self.config.max_rooms;
+            return limit(format!(
+                "the server has {max} rooms, the most it holds; join one of them"
+            ));
+        }
+        let per_minute = self.config.rooms_per_minute;
+        let c = self.conns.get(&id)?;
+        let window_open = now_ms().saturating_sub(c.created_since_ms) < 60_000;
+        if per_minute > 0 && window_open && c.created >= per_minute {
+            return limit(format!(
+                "you created {per_minute} rooms within a minute, the most allowed; try again shortly"
+            ));
+        }
+        None
+    }
+
+    /// Counts a room `id` just created against `rooms_per_minute`.
+    fn created_room(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            let now = now_ms();
+            if now.saturating_sub(c.created_since_ms) >= 60_000 {
+                (c.created, c.created_since_ms) = (0, now);
+            }
+            c.created += 1;
         }
     }
 
@@ -528,10 +577,12 @@ impl ChatState {
         };
         if let Some(c) = self.conns.get_mut(&target) {
             if !c.invites.contains(&key) {
-                if c.invites.len() >= MAX_INVITES {
+                if c.invites.len() >= self.config.max_invites {
                     c.invites.remove(0);
                 }
-                c.invites.push(key);
+                if self.config.max_invites > 0 {
+                    c.invites.push(key);
+                }
             }
         }
         let ev = Event::by(

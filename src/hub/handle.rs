@@ -152,6 +152,12 @@ impl<R: Router> ChatHandle<R> {
         self.lock().state.online()
     }
 
+    /// Answers a read-only question from the state, under the lock (pages
+    /// of long listings: each page is one short visit).
+    pub fn query<T>(&self, f: impl FnOnce(&ChatState) -> T) -> T {
+        f(&self.lock().state)
+    }
+
     /// Runs `f` on the router, under the lock (for the server's bookkeeping).
     pub fn with_router<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
         f(&mut self.lock().router)

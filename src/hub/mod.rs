@@ -28,7 +28,7 @@ mod room;
 mod seams;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::proto::{
@@ -38,6 +38,7 @@ use crate::proto::{
 use room::Room;
 
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
+pub use query::{MembersPage, RoomsPage};
 pub use seams::{Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
@@ -61,6 +62,14 @@ pub struct HubConfig {
     pub key_len: usize,
     pub ban_mask_len: usize,
     pub max_bans: usize,
+    /// Most rooms on the server, and rooms one connection may create per
+    /// minute (0: no limit).
+    pub max_rooms: usize,
+    pub rooms_per_minute: u32,
+    /// Most pending invitations one person holds (older ones are forgotten).
+    pub max_invites: usize,
+    /// Rooms in one page of the room list.
+    pub page_size: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
 }
@@ -81,12 +90,16 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
-            topic_len: limits::TOPIC_LEN,
+            topic_len: c.topic_len,
             reason_len: limits::REASON_LEN,
             away_len: limits::AWAY_LEN,
             key_len: limits::KEY_LEN,
             ban_mask_len: limits::BAN_MASK_LEN,
-            max_bans: limits::MAX_BANS,
+            max_bans: c.max_bans,
+            max_rooms: c.max_rooms,
+            rooms_per_minute: c.rooms_per_minute,
+            max_invites: c.max_invites,
+            page_size: c.page_size,
             node: 0,
         }
     }
@@ -126,9 +139,6 @@ impl Default for Effects {
     }
 }
 
-/// Most pending invitations one person holds; older ones are forgotten.
-const MAX_INVITES: usize = 100;
-
 struct Conn {
     nick: Option<Name>,
     /// Folded keys of the rooms this member is in; the last is the current one.
@@ -144,6 +154,9 @@ struct Conn {
     invisible: bool,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
+    /// Rooms created in the minute that started at `created_since_ms`.
+    created: u32,
+    created_since_ms: u64,
     signon_ms: u64,
     active_ms: u64,
 }
@@ -162,6 +175,8 @@ impl Conn {
             away: None,
             invisible: false,
             invites: Vec::new(),
+            created: 0,
+            created_since_ms: 0,
             signon_ms: now,
             active_ms: now,
         };
@@ -180,7 +195,8 @@ pub struct ChatState {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
-    rooms: HashMap<Name, Room>,
+    /// By folded name, in order: the room list is paged by it.
+    rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
     /// known only from the store), so a room's order never restarts.
     seqs: HashMap<Name, u64>,
@@ -205,7 +221,7 @@ impl ChatState {
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
-            rooms: HashMap::new(),
+            rooms: BTreeMap::new(),
             seqs: HashMap::new(),
             fx: Effects::default(),
         }
@@ -348,7 +364,7 @@ impl ChatState {
             }
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason),
             Command::Who { room } => self.who(id, room.as_deref()),
-            Command::Rooms => self.rooms(id),
+            Command::Rooms { after } => self.rooms(id, after.as_deref()),
             Command::Nick { new } => self.change_nick(id, &new),
             Command::Topic { room, text } => self.topic(id, &room, text),
             Command::RoomMode { room, changes } => self.room_mode(id, &room, changes),
@@ -841,15 +857,20 @@ impl ChatState {
         }
     }
 
-    /// The rooms and their member counts, sorted.
-    fn rooms(&mut self, id: ConnId) {
-        let mut rooms: Vec<(Name, usize)> = self
+    /// One page of the rooms and their member counts, in name order,
+    /// after the room `after`; it names where the next page starts.
+    fn rooms(&mut self, id: ConnId, after: Option<&str>) {
+        let after = after.map(|a| names::fold(a.strip_prefix('#').unwrap_or(a)));
+        let filter = crate::proto::listing::RoomFilter::default();
+        let page = self.rooms_page(&filter, after.as_deref(), self.config.page_size);
+        let rooms = page
             .rooms
-            .values()
-            .map(|r| (r.name.clone(), r.members.len()))
+            .into_iter()
+            .map(|r| (r.name, r.members))
             .collect();
-        rooms.sort();
-        self.reply(id, EventBody::RoomList { rooms });
+        let total = self.rooms.len();
+        let next = page.next;
+        self.reply(id, EventBody::RoomList { rooms, next, total });
     }
 }
 

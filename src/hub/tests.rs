@@ -45,6 +45,10 @@ pub(super) fn config() -> HubConfig {
         key_len: 32,
         ban_mask_len: 100,
         max_bans: 100,
+        max_rooms: 10_000,
+        rooms_per_minute: 0,
+        max_invites: 100,
+        page_size: 100,
         node: 0,
     }
 }
@@ -270,8 +274,8 @@ fn rooms_switch_and_isolate() {
     w.say(b, "rust only");
     assert!(w.take(a).is_empty());
     assert_eq!(w.take(b).len(), 1);
-    w.handle(a, Command::Rooms);
-    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
+    w.handle(a, Command::Rooms { after: None });
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 2));
     w.handle(
         b,
         Command::Part {
@@ -282,9 +286,9 @@ fn rooms_switch_and_isolate() {
     w.take(b);
     w.say(b, "nowhere");
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
-    w.handle(a, Command::Rooms);
+    w.handle(a, Command::Rooms { after: None });
     assert!(
-        matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1),
+        matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 1),
         "empty room freed"
     );
     w.handle(

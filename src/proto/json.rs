@@ -10,8 +10,9 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
+use super::{now_ms, Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +115,9 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             reason: reason.map(text),
         },
         W::Who { room } => Command::Who { room: owned(room) },
-        W::Rooms => Command::Rooms,
+        W::Rooms { after } => Command::Rooms {
+            after: owned(after),
+        },
         W::History {
             room,
             limit,
@@ -159,12 +162,104 @@ fn point(p: Option<wire::Point>) -> Result<Option<Anchor>, String> {
 /// Renders an event as one JSON object line (nothing for what JSON clients
 /// are not sent).
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
+    if let Some(page) = Page::of(&ev.body) {
+        return render_page(&page, ev.at_ms, out);
+    }
     let Some(line) = stamped(ev) else {
         return;
     };
     // Serializing into a Vec cannot fail: every map key is a string.
     let _ = serde_json::to_writer(&mut *out, &line);
     out.extend_from_slice(b"\r\n");
+}
+
+/// One page of a long listing as one object, of the type the whole
+/// listing has (`presence`, `who`, `rooms`). A listing in several pages
+/// says so: `"more": true` on all but the last, `"continued": true` on all
+/// but the first (see docs/PROTOCOL.md). `at_ms`: its timestamp (0: now).
+pub fn render_page(page: &Page, at_ms: u64, out: &mut Vec<u8>) {
+    use wire::Event as W;
+    fn s(s: &str) -> Cow<'_, str> {
+        Cow::Borrowed(s)
+    }
+    let event = match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let nicks = |keep: fn(&super::MemberInfo) -> bool| {
+                members
+                    .iter()
+                    .filter(|m| keep(m))
+                    .map(|m| s(&m.nick))
+                    .collect()
+            };
+            W::Presence {
+                room: s(room),
+                nicks: nicks(|_| true),
+                ops: Some(nicks(|m| m.op)),
+                voiced: Some(nicks(|m| m.voice)),
+                total: Some(total as u64),
+            }
+        }
+        PageBody::Who {
+            mask,
+            room,
+            members,
+            ..
+        } => W::Who {
+            mask: s(mask),
+            room: room.map(s),
+            members: members.iter().map(member).collect(),
+        },
+        PageBody::Rooms(rooms) => {
+            let rooms = rooms
+                .iter()
+                .map(|r| wire::RoomEntry {
+                    room: s(&r.name),
+                    members: r.members as u64,
+                    topic: Some(r.topic.as_deref().map(s)),
+                })
+                .collect();
+            W::Rooms {
+                rooms,
+                total: None,
+                next: None,
+            }
+        }
+    };
+    /// A page: the line, and where it stands in the listing.
+    #[derive(serde::Serialize)]
+    struct PageLine<'a> {
+        #[serde(flatten)]
+        line: wire::Stamped<'a>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
+    }
+    let ts = if at_ms == 0 { now_ms() } else { at_ms };
+    let line = PageLine {
+        line: wire::Stamped { event, ts },
+        more: !page.last,
+        continued: !page.first,
+    };
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A member as `who` lists them.
+fn member(m: &super::MemberInfo) -> wire::Member<'_> {
+    wire::Member {
+        nick: Cow::Borrowed(&m.nick),
+        user: Cow::Borrowed(&m.user),
+        host: Cow::Borrowed(&m.host),
+        realname: Cow::Borrowed(&m.realname),
+        away: m.away,
+        op: m.op,
+        voice: m.voice,
+    }
 }
 
 /// An event and its time, as one line's object.
@@ -248,22 +343,11 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             old: s(old),
             new: s(new),
         },
-        EventBody::Members { room, members } => {
-            let nicks = |keep: fn(&super::MemberInfo) -> bool| {
-                members
-                    .iter()
-                    .filter(|m| keep(m))
-                    .map(|m| s(&m.nick))
-                    .collect()
-            };
-            W::Presence {
-                room: s(room),
-                nicks: nicks(|_| true),
-                ops: Some(nicks(|m| m.op)),
-                voiced: Some(nicks(|m| m.voice)),
-            }
+        // Long listings are written as pages (`render_page`).
+        EventBody::Members { .. } | EventBody::WhoReply { .. } | EventBody::RoomDetails { .. } => {
+            return None
         }
-        EventBody::RoomList { rooms } => W::Rooms {
+        EventBody::RoomList { rooms, next, total } => W::Rooms {
             rooms: rooms
                 .iter()
                 .map(|(room, members)| wire::RoomEntry {
@@ -272,16 +356,8 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
                     topic: None,
                 })
                 .collect(),
-        },
-        EventBody::RoomDetails { rooms } => W::Rooms {
-            rooms: rooms
-                .iter()
-                .map(|r| wire::RoomEntry {
-                    room: s(&r.name),
-                    members: count(&r.members),
-                    topic: Some(r.topic.as_deref().map(s)),
-                })
-                .collect(),
+            total: Some(count(total)),
+            next: Some(next.as_deref().map(s)),
         },
         EventBody::Help => W::Help {
             commands: wire::usages(),
@@ -407,26 +483,6 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             room: s(room),
             by: s(nick),
             nick: s(target),
-        },
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => W::Who {
-            mask: s(mask),
-            room: room.as_deref().map(s),
-            members: members
-                .iter()
-                .map(|m| wire::Member {
-                    nick: s(&m.nick),
-                    user: s(&m.user),
-                    host: s(&m.host),
-                    realname: s(&m.realname),
-                    away: m.away,
-                    op: m.op,
-                    voice: m.voice,
-                })
-                .collect(),
         },
         EventBody::Whois { nick, info: None } => {
             return wire_event(&EventBody::Refused(

@@ -10,6 +10,7 @@ pub mod irc;
 pub mod json;
 pub mod limits;
 pub mod line;
+pub mod listing;
 pub mod refusal;
 pub mod sanitize;
 pub mod session;
@@ -57,8 +58,8 @@ pub enum Command {
     },
     /// Who is in a room (`None`: the current one).
     Who { room: Option<String> },
-    /// The list of rooms.
-    Rooms,
+    /// One page of the list of rooms: those after the room `after`.
+    Rooms { after: Option<String> },
     /// Change nickname.
     Nick { new: String },
     /// Leave the server.
@@ -193,6 +194,11 @@ pub enum ErrorCode {
     UnknownUserMode,
     /// The server could not store what was asked (history, accounts).
     StoreFailed,
+    /// The client sent more than its receive queue holds (`recvq`).
+    ExcessFlood,
+    /// No more rooms can be created now: the server has `max_rooms`, or
+    /// this person created `rooms_per_minute` of them lately.
+    RoomLimit,
 }
 
 impl ErrorCode {
@@ -229,6 +235,8 @@ impl ErrorCode {
             ErrorCode::UsersDontMatch => "users_dont_match",
             ErrorCode::UnknownUserMode => "unknown_user_mode",
             ErrorCode::StoreFailed => "store_failed",
+            ErrorCode::ExcessFlood => "excess_flood",
+            ErrorCode::RoomLimit => "room_limit",
         }
     }
 }
@@ -274,8 +282,13 @@ pub enum EventBody {
     },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
-    /// The rooms there are, with member counts.
-    RoomList { rooms: Vec<(Name, usize)> },
+    /// A page of the rooms there are (`total` in all), with member counts;
+    /// `next`: the room the next page follows (`None`: this is the last).
+    RoomList {
+        rooms: Vec<(Name, usize)>,
+        next: Option<Name>,
+        total: usize,
+    },
     /// Help text: (command, explanation) pairs.
     Help,
     /// A human-readable notice from the server.
@@ -454,6 +467,19 @@ pub enum Flavor {
 
 const FLAVORS: usize = 5;
 
+impl Flavor {
+    /// The flavour stored as `flavor as u8` (anything else: JSON).
+    pub fn from_u8(n: u8) -> Flavor {
+        match n {
+            0 => Flavor::TextColor,
+            1 => Flavor::TextPlain,
+            3 => Flavor::Irc,
+            4 => Flavor::IrcTagged,
+            _ => Flavor::Json,
+        }
+    }
+}
+
 /// An event plus its server timestamp and its renderings, built once and
 /// shared (`Arc`) by every recipient.
 #[derive(Debug)]
@@ -517,6 +543,24 @@ impl Event {
             render(self, flavor, &mut out);
             Bytes::from(out)
         })
+    }
+
+    /// Whether this event was rendered in `flavor` already.
+    pub fn is_rendered(&self, flavor: Flavor) -> bool {
+        self.cache[flavor as usize].get().is_some()
+    }
+
+    /// How many bytes this event is written as in `flavor`, rendering it
+    /// (once) to know. IRC replies that carry the recipient's nick are
+    /// rendered per recipient; their JSON form, which names every field,
+    /// stands in for their size.
+    pub fn wire_len(&self, flavor: Flavor) -> usize {
+        match flavor {
+            Flavor::Irc | Flavor::IrcTagged if !irc::render::is_shared(&self.body) => {
+                self.rendered(Flavor::Json).len()
+            }
+            f => self.rendered(f).len(),
+        }
     }
 }
 

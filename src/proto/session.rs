@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
+use super::listing::Page;
 use super::{
     json, text, Command, ErrorCode, Event, EventBody, Flavor, HistoryQuery, Name, Outcome, Profile,
 };
@@ -97,6 +98,8 @@ pub enum Goodbye {
     RegistrationTimeout,
     /// No answer to a ping within this many seconds.
     PingTimeout(u64),
+    /// More input than the receive queue holds (`recvq`).
+    ExcessFlood,
 }
 
 /// One connection's protocol.
@@ -109,8 +112,13 @@ pub trait Protocol: Send {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome;
     /// Appends `ev` to `out` as this client should see it (maybe nothing).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
+    /// Appends one page of a long listing to `out`.
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>);
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
+    /// How shared events are rendered for this client (their size counts
+    /// against its send queue).
+    fn flavor(&self) -> Flavor;
     /// Longest line accepted and whether telnet negotiation is stripped.
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
         (max_line_bytes, false)
@@ -292,18 +300,23 @@ impl Protocol for TextSession {
             EventBody::Refused(r) if !self.registered => {
                 text::render_refusal(r, self.color, true, out)
             }
-            _ => {
-                let flavor = match self.color {
-                    true => Flavor::TextColor,
-                    false => Flavor::TextPlain,
-                };
-                out.extend_from_slice(ev.rendered(flavor));
-            }
+            _ => out.extend_from_slice(ev.rendered(self.flavor())),
         }
+    }
+
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        text::render_page(page, self.color, out);
     }
 
     fn heartbeat(&self) -> bool {
         false
+    }
+
+    fn flavor(&self) -> Flavor {
+        match self.color {
+            true => Flavor::TextColor,
+            false => Flavor::TextPlain,
+        }
     }
 
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
@@ -321,11 +334,18 @@ impl Protocol for TextSession {
 
 /// The error line text and JSON clients get when the server gives up on them.
 fn timeout_error(why: Goodbye) -> EventBody {
-    let message = match why {
-        Goodbye::RegistrationTimeout => "registration timeout: no nickname given",
-        Goodbye::PingTimeout(_) => "ping timeout: no answer to ping",
+    let (code, message) = match why {
+        Goodbye::RegistrationTimeout => (
+            ErrorCode::Timeout,
+            "registration timeout: no nickname given",
+        ),
+        Goodbye::PingTimeout(_) => (ErrorCode::Timeout, "ping timeout: no answer to ping"),
+        Goodbye::ExcessFlood => (
+            ErrorCode::ExcessFlood,
+            "excess flood: you sent more than the server holds for you; closing",
+        ),
     };
-    EventBody::error(ErrorCode::Timeout, message)
+    EventBody::error(code, message)
 }
 
 /// Programs speaking JSON lines.
@@ -396,8 +416,16 @@ impl Protocol for JsonSession {
         out.extend_from_slice(ev.rendered(Flavor::Json));
     }
 
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        json::render_page(page, 0, out);
+    }
+
     fn heartbeat(&self) -> bool {
         true
+    }
+
+    fn flavor(&self) -> Flavor {
+        Flavor::Json
     }
 
     fn registered(&self) -> bool {
@@ -443,6 +471,8 @@ mod tests {
             max_nick_chars: 30,
             max_room_chars: 50,
             max_rooms_per_user: 100,
+            topic_len: 390,
+            max_bans: 100,
         };
         SessionConfig {
             server_name: "natter".into(),

@@ -4,8 +4,9 @@
 
 use std::io::Write;
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Refusal};
+use super::{Command, ErrorCode, Event, EventBody, MemberInfo, Refusal};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,10 @@ pub enum Input {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "this list"),
     ("/who [ROOM]", "who is in the room"),
-    ("/rooms", "list rooms"),
+    (
+        "/rooms [FROM]",
+        "list rooms (a page; FROM: after that room)",
+    ),
     ("/join ROOM", "move to ROOM (created if new)"),
     ("/key ROOM KEY", "move to a ROOM that needs a key (+k)"),
     ("/part", "leave the current room"),
@@ -109,7 +113,9 @@ pub fn parse(line: &str, registered: bool) -> Input {
             }
         }
         "who" | "names" => Command::Who { room: opt(args) },
-        "rooms" | "list" => Command::Rooms,
+        "rooms" | "list" => Command::Rooms {
+            after: one_word(args).map(str::to_string),
+        },
         "join" | "j" => match one_word(args) {
             Some(room) => Command::Join {
                 room: room.to_string(),
@@ -274,12 +280,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             p.system(&format!("*** {old} is now known as {new}"))
         }
-        EventBody::RoomList { rooms } => {
+        EventBody::RoomList { rooms, next, total } => {
             let list = rooms
                 .iter()
                 .map(|(r, n)| format!("#{r} ({n})"))
                 .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+            let more = match next {
+                Some(n) => format!(" … more: /rooms {n}"),
+                None => String::new(),
+            };
+            p.system(&format!("*** Rooms ({total}): {}{more}", list.join(", ")));
         }
         EventBody::Help => {
             p.system("*** Commands:");
@@ -290,15 +300,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::Info { text } => p.system(&format!("*** {text}")),
         EventBody::Ping { .. } => {}
-        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
-        EventBody::Members { room, members } => {
-            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
-            p.system(&format!(
-                "*** In #{room} ({}): {}",
-                members.len(),
-                list.join(", ")
-            ));
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(page) = Page::of(body) {
+                render_page(&page, color, p.out)
+            }
         }
+        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
         EventBody::Notice {
             from, room, text, ..
         } => {
@@ -371,26 +380,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Invited { room, nick, target } => {
             p.system(&format!("*** {nick} invited {target} to #{room}"))
         }
-        EventBody::WhoReply { mask, members, .. } => {
-            p.system(&format!("*** Who {mask} ({}):", members.len()));
-            for m in members {
-                p.system(&format!(
-                    "***   {}{} ({}@{}) {}{}",
-                    if m.op {
-                        "@"
-                    } else if m.voice {
-                        "+"
-                    } else {
-                        ""
-                    },
-                    m.nick,
-                    m.user,
-                    m.host,
-                    m.realname,
-                    if m.away { " [away]" } else { "" }
-                ));
-            }
-        }
         EventBody::Whois { nick, info } => match info {
             None => {
                 p.paint(ERROR, &format!("! nobody is called {nick}"));
@@ -409,13 +398,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 p.system(&format!("***   idle {}s", i.idle_secs));
             }
         },
-        EventBody::RoomDetails { rooms } => {
-            let list = rooms
-                .iter()
-                .map(|r| format!("#{} ({})", r.name, r.members))
-                .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
-        }
         EventBody::Lusers {
             users,
             unregistered,
@@ -454,6 +436,60 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
 fn clock(ms: u64) -> String {
     let mins = ms / 60_000;
     format!("{:02}:{:02}", (mins / 60) % 24, mins % 60)
+}
+
+/// One page of a long listing as terminal lines: the header line on the
+/// first page, then the entries.
+pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
+    let mut p = Painter { out, color };
+    match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
+            match page.first {
+                true => p.system(&format!("*** In #{room} ({total}): {}", list.join(", "))),
+                false => p.system(&format!("***   {}", list.join(", "))),
+            }
+        }
+        PageBody::Who {
+            mask,
+            total,
+            members,
+            ..
+        } => {
+            if page.first {
+                p.system(&format!("*** Who {mask} ({total}):"));
+            }
+            for m in members {
+                p.system(&who_line(m));
+            }
+        }
+        PageBody::Rooms(rooms) => {
+            if page.first {
+                p.system("*** Rooms:");
+            }
+            for r in rooms {
+                let topic = r.topic.as_deref().unwrap_or("");
+                p.system(&format!("***   #{} ({}) {topic}", r.name, r.members));
+            }
+        }
+    }
+}
+
+fn who_line(m: &MemberInfo) -> String {
+    let status = match (m.op, m.voice) {
+        (true, _) => "@",
+        (false, true) => "+",
+        _ => "",
+    };
+    let away = if m.away { " [away]" } else { "" };
+    format!(
+        "***   {status}{} ({}@{}) {}{away}",
+        m.nick, m.user, m.host, m.realname
+    )
 }
 
 /// A refusal as a text user reads it: the plain words, and the slash

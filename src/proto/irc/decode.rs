@@ -391,10 +391,11 @@ pub fn decode(m: &Message) -> Input {
                     .collect(),
             ),
         },
+        // Channels, masks and ELIST conditions (`>3`, `!*x*`): see RoomFilter.
         "LIST" => hub(Command::List {
             rooms: p(0).map(|cs| {
                 cs.split(',')
-                    .filter(|c| is_channel(c))
+                    .filter(|c| !c.is_empty())
                     .map(String::from)
                     .collect()
             }),

@@ -150,6 +150,9 @@ pub struct Limits {
     pub max_nick_chars: usize,
     pub max_room_chars: usize,
     pub max_rooms_per_user: usize,
+    /// Longest topic in bytes (`TOPICLEN`) and most bans per room (`MAXLIST`).
+    pub topic_len: usize,
+    pub max_bans: usize,
 }
 
 impl ServerInfo {
@@ -164,11 +167,11 @@ impl ServerInfo {
             format!("CHANMODES={CHANMODES}"),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
-            "ELIST=".to_string(),
+            "ELIST=MNU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
-            format!("MAXLIST=b:{MAX_BANS}"),
+            format!("MAXLIST=b:{}", limits.max_bans),
             "MSGREFTYPES=msgid,timestamp".to_string(),
             format!("MODES={MODES_PER_COMMAND}"),
             format!("NETWORK={name}"),
@@ -176,7 +179,7 @@ impl ServerInfo {
             format!("PREFIX={PREFIX}"),
             "SAFELIST".to_string(),
             format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1"),
-            format!("TOPICLEN={TOPIC_LEN}"),
+            format!("TOPICLEN={}", limits.topic_len),
             format!("USERLEN={USER_LEN}"),
             "UTF8ONLY".to_string(),
         ];

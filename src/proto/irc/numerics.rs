@@ -77,6 +77,7 @@ pub const ERR_BANNEDFROMCHAN: u16 = 474;
 pub const ERR_BADCHANNELKEY: u16 = 475;
 pub const ERR_BANLISTFULL: u16 = 478;
 pub const ERR_BADCHANNAME: u16 = 479;
+pub const ERR_UNAVAILRESOURCE: u16 = 437;
 pub const ERR_CHANOPRIVSNEEDED: u16 = 482;
 pub const ERR_UMODEUNKNOWNFLAG: u16 = 501;
 pub const ERR_USERSDONTMATCH: u16 = 502;
@@ -111,9 +112,11 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
         ErrorCode::PasswordMismatch => (ERR_PASSWDMISMATCH, "Password incorrect"),
         ErrorCode::UsersDontMatch => (ERR_USERSDONTMATCH, "Cant change mode for other users"),
         ErrorCode::UnknownUserMode => (ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"),
+        ErrorCode::RoomLimit => (ERR_UNAVAILRESOURCE, "Cannot create channel now"),
         ErrorCode::InvalidUtf8
         | ErrorCode::Malformed
         | ErrorCode::Timeout
+        | ErrorCode::ExcessFlood
         | ErrorCode::StoreFailed => return None,
     })
 }

@@ -64,14 +64,6 @@ impl IrcSession {
         }
     }
 
-    /// How shared events are rendered for this client.
-    fn flavor(&self) -> Flavor {
-        match self.caps.server_time {
-            true => Flavor::IrcTagged,
-            false => Flavor::Irc,
-        }
-    }
-
     /// Renders a reply of the session's own, addressed to the nick as of
     /// the commands handled so far, and queues it.
     fn push(&self, chat: &mut dyn Chat, r: Reply) {
@@ -226,6 +218,14 @@ impl Protocol for IrcSession {
         true
     }
 
+    /// How shared events are rendered for this client.
+    fn flavor(&self) -> Flavor {
+        match self.caps.server_time {
+            true => Flavor::IrcTagged,
+            false => Flavor::Irc,
+        }
+    }
+
     fn registered(&self) -> bool {
         self.registered
     }
@@ -330,10 +330,15 @@ impl Protocol for IrcSession {
         }
     }
 
+    fn render_page(&mut self, page: &crate::proto::listing::Page, out: &mut Vec<u8>) {
+        render::page(page, &self.ctx(&self.out_nick), out);
+    }
+
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         let why = match why {
             Goodbye::RegistrationTimeout => "Registration timed out".to_string(),
             Goodbye::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
+            Goodbye::ExcessFlood => "Excess Flood".to_string(),
         };
         self.push(chat, Reply::Closing { why });
     }

@@ -130,7 +130,10 @@ fn every_command_and_its_fields() {
                 room: Some("r".into()),
             },
         ),
-        (r#"{"cmd":"rooms","x":{"deep":[1]}}"#, Command::Rooms),
+        (
+            r#"{"cmd":"rooms","x":{"deep":[1]}}"#,
+            Command::Rooms { after: None },
+        ),
         (
             r#"{"cmd":"nick","nick":"n"}"#,
             Command::Nick { new: "n".into() },
@@ -362,13 +365,15 @@ fn every_event_renders_as_documented() {
                     member("c", true, true, false),
                 ],
             },
-            r#"{"type":"presence","room":"lobby","nicks":["a","b","c"],"ops":["a","c"],"voiced":["b","c"]}"#,
+            r#"{"type":"presence","room":"lobby","nicks":["a","b","c"],"ops":["a","c"],"voiced":["b","c"],"total":3}"#,
         ),
         (
             EventBody::RoomList {
                 rooms: vec![(n("lobby"), 2), (n("rust"), 1)],
+                next: None,
+                total: 2,
             },
-            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}]}"#,
+            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}],"total":2}"#,
         ),
         (
             EventBody::RoomDetails {

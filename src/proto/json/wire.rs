@@ -66,8 +66,11 @@ pub enum Cmd<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<Str<'a>>,
     },
-    /// The room list.
-    Rooms,
+    /// One page of the room list: the rooms after `after` (a page's `next`).
+    Rooms {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Str<'a>>,
+    },
     /// Part of a room's history (default: the current room, the last
     /// lines); `before`/`after`: a message id or a time in ms.
     History {
@@ -107,7 +110,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
-    ("rooms", "{\"cmd\":\"rooms\"}"),
+    ("rooms", "{\"cmd\":\"rooms\"[,\"after\":R]}"),
     (
         "history",
         "{\"cmd\":\"history\"[,\"room\":R][,\"limit\":N][,\"before\":ID|MS][,\"after\":ID|MS]}",
@@ -223,6 +226,9 @@ pub enum Event<'a> {
         ops: Option<Vec<Str<'a>>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         voiced: Option<Vec<Str<'a>>>,
+        /// Members of the room in all (the listing may come in pages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
     /// Topic shown on joining (`changed: false`, with `by` and `set_at` when
     /// there is one) or changed by `by` (`changed: true`).
@@ -279,7 +285,15 @@ pub enum Event<'a> {
         text: Str<'a>,
     },
     /// The room list.
-    Rooms { rooms: Vec<RoomEntry<'a>> },
+    Rooms {
+        rooms: Vec<RoomEntry<'a>>,
+        /// How many rooms there are (on a paged list).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// Ask for the next page with `{"cmd":"rooms","after":next}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<Option<Str<'a>>>,
+    },
     /// The command list.
     Help { commands: Vec<Usage<'a>> },
     /// A human-readable notice.
@@ -456,7 +470,7 @@ mod tests {
     fn room_topics_are_absent_null_or_text() {
         let rooms = r#"{"type":"rooms","rooms":[{"room":"a","members":1},{"room":"b","members":2,"topic":null},{"room":"c","members":3,"topic":"t"}],"ts":1}"#;
         let s = parse_event(rooms).unwrap();
-        let Event::Rooms { rooms: r } = &s.event else {
+        let Event::Rooms { rooms: r, .. } = &s.event else {
             panic!("{s:?}")
         };
         let topics: Vec<_> = r.iter().map(|r| r.topic.clone()).collect();
