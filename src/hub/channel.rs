@@ -23,6 +23,7 @@ impl ChatState {
             }
         };
         let key_str = self.key_of(&name);
+        let founder_op = self.founder_op(&key_str, id);
         let max_rooms = self.config.max_rooms_per_user;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -71,7 +72,7 @@ impl ChatState {
         room.members.insert(
             id,
             Member {
-                op: first,
+                op: founder_op.unwrap_or(first),
                 voice: false,
             },
         );
@@ -193,7 +194,7 @@ impl ChatState {
     }
 
     /// Checks that `id` is in room `key` (and an operator, with `need_op`).
-    fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
+    pub(super) fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
         let shown = self.shown(key);
         let Some(room) = self.rooms.get(key) else {
             return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&shown));
@@ -243,6 +244,7 @@ impl ChatState {
             nick,
             topic,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
@@ -306,6 +308,7 @@ impl ChatState {
             nick,
             changes: applied,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 

@@ -18,6 +18,7 @@
 //! (it owns the lock, the router and the seams); `seams.rs` the [`Store`]
 //! and [`Backplane`] traits.
 
+mod accounts;
 mod channel;
 mod handle;
 pub mod mask;
@@ -37,8 +38,11 @@ use crate::proto::{
 };
 use room::Room;
 
+pub use accounts::{
+    AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord,
+};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
-pub use seams::{Backplane, Store, StoreError, Watermark};
+pub use seams::{Accounts, Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -114,6 +118,8 @@ pub struct Effects {
     pub deliveries: Vec<(Audience, Arc<Event>)>,
     pub facts: Vec<Fact>,
     pub outcome: Outcome,
+    /// Registered rooms whose state changed, for the accounts store.
+    pub saves: Vec<RoomRecord>,
 }
 
 impl Default for Effects {
@@ -122,6 +128,7 @@ impl Default for Effects {
             deliveries: Vec::new(),
             facts: Vec::new(),
             outcome: Outcome::Continue,
+            saves: Vec::new(),
         }
     }
 }
@@ -146,6 +153,8 @@ struct Conn {
     invites: Vec<Name>,
     signon_ms: u64,
     active_ms: u64,
+    /// The account this connection is logged in to.
+    account: Option<Name>,
 }
 
 impl Conn {
@@ -164,6 +173,7 @@ impl Conn {
             invites: Vec::new(),
             signon_ms: now,
             active_ms: now,
+            account: None,
         };
         c.update_mask();
         c
@@ -185,6 +195,8 @@ pub struct ChatState {
     /// known only from the store), so a room's order never restarts.
     seqs: HashMap<Name, u64>,
     ids: IdGen,
+    /// Accounts, registered nicks and registered rooms.
+    accounts: accounts::AccountState,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -207,6 +219,7 @@ impl ChatState {
             nicks: HashMap::new(),
             rooms: HashMap::new(),
             seqs: HashMap::new(),
+            accounts: Default::default(),
             fx: Effects::default(),
         }
     }
@@ -246,10 +259,15 @@ impl ChatState {
 
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
-        let seq = self.seqs.remove(key).unwrap_or(0);
+        if !self.rooms.contains_key(key) {
+            let seq = self.seqs.remove(key).unwrap_or(0);
+            let mut room = Room::new(name.into(), seq);
+            self.restore_room(key, &mut room);
+            self.rooms.insert(key.clone(), room);
+        }
         self.rooms
             .entry(key.clone())
-            .or_insert_with(|| Room::new(name.into(), seq))
+            .or_insert_with(|| Room::new(name.into(), 0))
     }
 
     /// Rooms that exist (have members).
@@ -338,6 +356,9 @@ impl ChatState {
                 }
             }
             Command::Register { nick } => self.register(id, &nick),
+            Command::Authenticated { account, created } => {
+                self.authenticated(id, &account, created)
+            }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
             Command::Private { to, text, action } => self.private(id, &to, text, action),
@@ -360,6 +381,8 @@ impl ChatState {
             Command::WhoDetail { target } => self.who_detail(id, &target),
             Command::List { rooms } => self.list(id, rooms),
             Command::Lusers => self.lusers(id),
+            Command::RegisterRoom { room } => self.register_room(id, room.as_deref()),
+            Command::NickGrace { nick } => self.nick_grace(id, &nick),
         }
         self.take()
     }
@@ -452,7 +475,10 @@ impl ChatState {
             return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
         }
         match self.nicks.get(&names::fold(nick)) {
-            Some(&owner) if owner != id => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            // One logged in to the nick's account takes it from whoever has it.
+            Some(&owner) if owner != id && !self.owns(id, nick) => {
+                Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
+            }
             _ => None,
         }
     }
@@ -461,9 +487,13 @@ impl ChatState {
         if self.nick_of(id).is_some() {
             return self.refuse(id, Refusal::new(ErrorCode::AlreadyRegistered));
         }
-        if let Some(problem) = self.nick_problem(id, nick) {
+        if let Some(problem) = self
+            .nick_problem(id, nick)
+            .or_else(|| self.protection(id, nick))
+        {
             return self.refuse(id, problem);
         }
+        self.free_for(id, nick);
         self.nicks.insert(names::fold(nick), id);
         let name: Name = nick.into();
         let Some(c) = self.conns.get_mut(&id) else {
@@ -483,6 +513,7 @@ impl ChatState {
         self.fact(id, None, body);
         let online = self.online();
         self.reply(id, EventBody::Registered { nick: name, online });
+        self.warn_unprotected(id);
         if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
             self.join(id, &room, None, true);
@@ -691,9 +722,23 @@ impl ChatState {
             return self.reply(id, EventBody::Info { text });
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
+        if old_key != new_key {
+            if let Some(refusal) = self.protection(id, new) {
+                return self.refuse(id, refusal);
+            }
+            self.free_for(id, new);
+        }
         if old_key != new_key && self.nicks.contains_key(&new_key) {
             return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
         }
+        self.apply_nick(id, old, new);
+        self.warn_unprotected(id);
+    }
+
+    /// Changes the nick of `id` from `old` to `new` (checked) and tells
+    /// everyone who shares a room.
+    fn apply_nick(&mut self, id: ConnId, old: Name, new: &str) {
+        let (old_key, new_key) = (names::fold(&old), names::fold(new));
         let old_mask = self.mask_of(id);
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, id);

@@ -26,7 +26,8 @@ use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
 use crate::proto::{
-    Anchor, Command, ConnId, ErrorCode, EventBody, HistoryQuery, Name, Outcome, Refusal,
+    AccountRequest, Anchor, Command, ConnId, ErrorCode, EventBody, HistoryQuery, Name, Outcome,
+    Refusal,
 };
 
 /// Most queued items rendered into one write.
@@ -73,7 +74,17 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue) -> Port<'a> {
 
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
-        self.shared.chat.execute(self.id, cmd)
+        let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        let outcome = self.shared.chat.execute(self.id, cmd);
+        if nick && outcome == Outcome::Continue {
+            let (auth, chat) = (&self.shared.auth, &self.shared.chat);
+            super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
+        }
+        outcome
+    }
+    /// Passwords are checked off the chat lock (see `server::accounts`).
+    fn account(&mut self, request: AccountRequest) {
+        super::accounts::request(&self.shared.auth, &self.shared.chat, self.id, request);
     }
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
@@ -398,6 +409,12 @@ impl<T: Transport> Connection<T> {
         if self.backlog.is_empty() {
             self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
         }
+        self.note_registered();
+        outcome
+    }
+
+    /// Logs the registration once the session has a nick.
+    fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
@@ -405,7 +422,6 @@ impl<T: Transport> Connection<T> {
                 info!("registered as {nick}");
             }
         }
-        outcome
     }
 
     fn handle_line(&mut self, line: Result<String, LineError>) -> Outcome {
@@ -457,6 +473,10 @@ impl<T: Transport> Connection<T> {
     /// that is behind.
     async fn write_item(&mut self, item: Item) -> io::Result<()> {
         self.write_now(item)?;
+        // A session waiting on an answer it was just shown goes on.
+        self.proto
+            .wake(&mut port(&self.shared, self.id, &self.queue));
+        self.note_registered();
         if !self.pending.is_empty() {
             Box::pin(self.write_pending()).await?;
         }

@@ -19,7 +19,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 1;
+const SCHEMA: i64 = 2;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -111,6 +111,25 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
                  seq  INTEGER NOT NULL    -- the last sequence number
              ) WITHOUT ROWID;
              PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    if version < 2 {
+        // Accounts and registered rooms (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE account (
+                 key        TEXT PRIMARY KEY,  -- folded name
+                 name       TEXT NOT NULL,     -- as registered
+                 hash       TEXT NOT NULL,     -- argon2id, PHC string
+                 scram      TEXT NOT NULL,     -- SCRAM-SHA-256 credentials, JSON
+                 created_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE registered_room (
+                 key   TEXT PRIMARY KEY,       -- folded room name
+                 state TEXT NOT NULL           -- founder, topic, modes, bans: JSON
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 2;
              COMMIT;",
         )?;
     }

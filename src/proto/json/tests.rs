@@ -280,6 +280,7 @@ fn every_event_renders_as_documented() {
         away: Some("gone".into()),
         idle_secs: 5,
         signon_ms: 1000,
+        account: None,
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
