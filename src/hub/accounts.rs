@@ -154,6 +154,11 @@ impl ChatState {
         })
     }
 
+    /// The doer's account, for `account-tag`, if they are logged in.
+    pub(super) fn logged_in_actor(&self, id: ConnId) -> Option<Actor> {
+        self.actor(id).filter(|a| a.account.is_some())
+    }
+
     /// Why `id` may not take the registered `nick` (only when registered
     /// nicks are refused rather than given a grace period).
     pub(super) fn protection(&self, id: ConnId, nick: &str) -> Option<Refusal> {

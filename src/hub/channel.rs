@@ -90,7 +90,8 @@ impl ChatState {
                 members,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.actor(id));
         let large = members > self.config.large_room;
         if large {
             self.send(Audience::Conn(id), joined);

@@ -592,7 +592,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.logged_in_actor(id));
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -639,7 +640,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.logged_in_actor(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
@@ -702,7 +704,9 @@ impl ChatState {
             to,
             text,
         };
-        let ev = Event::by(Some(source), body).at(at_ms);
+        let ev = Event::by(Some(source), body)
+            .at(at_ms)
+            .with_actor(self.logged_in_actor(id));
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }
