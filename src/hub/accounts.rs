@@ -376,6 +376,23 @@ impl ChatState {
             .collect();
     }
 
+    /// Whether someone may enter the registered room `key`, which has
+    /// nobody in it now (see `Room::admits`); anyone may enter other rooms.
+    pub(super) fn registered_admits(
+        &self,
+        key: &str,
+        mask: &str,
+        room_key: Option<&str>,
+        invited: bool,
+    ) -> Result<(), Refusal> {
+        if !self.accounts.rooms.contains_key(key) {
+            return Ok(());
+        }
+        let mut room = Room::new(key.into(), 0);
+        self.restore_room(key, &mut room);
+        room.admits(mask, room_key, invited)
+    }
+
     /// Whether `id` is made operator on entering the room `key`: in a
     /// registered room only its founder is (`Some`); elsewhere the first
     /// one in (`None`: the usual rule).

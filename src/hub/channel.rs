@@ -48,11 +48,18 @@ impl ChatState {
             return self.refuse(id, refusal);
         }
         let invited = conn.invites.contains(&key_str);
-        if let Some(r) = self.rooms.get(&key_str) {
-            if let Err(refusal) = r.admits(&conn.mask, key, invited) {
-                return self.refuse(id, refusal);
-            }
+        let mask = conn.mask.clone();
+        let admitted = match self.rooms.get(&key_str) {
+            Some(r) => r.admits(&mask, key, invited),
+            // A registered room keeps its rules while nobody is in it.
+            None => self.registered_admits(&key_str, &mask, key, invited),
+        };
+        if let Err(refusal) = admitted {
+            return self.refuse(id, refusal);
         }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         conn.invites.retain(|k| *k != key_str);
         if switch {
             for old in conn.rooms.clone() {

@@ -351,8 +351,14 @@ impl ChatState {
             }
             Command::Identify(profile) => self.identify(id, profile),
             Command::CheckNick { nick } => {
-                if let Some(problem) = self.nick_problem(id, &nick) {
-                    self.refuse(id, problem);
+                // An account's nick in use may be taken back by its owner
+                // logging in before registering (SASL): decided then.
+                let reclaimable = |p: &Refusal| {
+                    p.code == ErrorCode::NickInUse && self.is_registered_nick(&nick)
+                };
+                match self.nick_problem(id, &nick) {
+                    Some(problem) if !reclaimable(&problem) => self.refuse(id, problem),
+                    _ => {}
                 }
             }
             Command::Register { nick } => self.register(id, &nick),
