@@ -71,7 +71,8 @@ async fn text_accounts_survive_a_restart_and_protect_their_nick() {
     b.expect("Alice is a registered nickname: log in to use it. Type its password")
         .await;
     b.send("wrong password").await;
-    b.expect("wrong account or password. Pick a nickname:").await;
+    b.expect("wrong account or password. Pick a nickname:")
+        .await;
     b.send("alice").await;
     b.expect("Type its password").await;
     b.send(PW).await;
@@ -217,10 +218,16 @@ async fn sasl_plain_success_failure_abort_and_oversized() {
     // The right one.
     i.send("AUTHENTICATE PLAIN").await;
     i.expect("AUTHENTICATE +").await;
-    i.send(&format!("AUTHENTICATE {}", b64(&format!("alice\0alice\0{PW}"))))
-        .await;
+    i.send(&format!(
+        "AUTHENTICATE {}",
+        b64(&format!("alice\0alice\0{PW}"))
+    ))
+    .await;
     let logged = i.numeric("900").await;
-    assert!(logged.contains(" alice :You are now logged in as alice"), "{logged}");
+    assert!(
+        logged.contains(" alice :You are now logged in as alice"),
+        "{logged}"
+    );
     i.numeric("903").await;
     i.send("AUTHENTICATE PLAIN").await;
     i.numeric("907").await;
@@ -228,7 +235,10 @@ async fn sasl_plain_success_failure_abort_and_oversized() {
     i.numeric("001").await;
     i.send("WHOIS alicia").await;
     let account = i.numeric("330").await;
-    assert!(account.contains(" alicia alice :is logged in as"), "{account}");
+    assert!(
+        account.contains(" alicia alice :is logged in as"),
+        "{account}"
+    );
     srv.shutdown().await;
 }
 
@@ -272,12 +282,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     let srv = start(config()).await;
     registered_text_user(&srv, "alice").await;
     // An observer with account-notify, account-tag and extended-join.
-    let mut obs = irc_with_caps(
-        irc(&srv),
-        "obs",
-        "account-notify account-tag extended-join",
-    )
-    .await;
+    let mut obs = irc_with_caps(irc(&srv), "obs", "account-notify account-tag extended-join").await;
     obs.send("CAP END").await;
     obs.numeric("366").await;
     // PASS as the account password.
@@ -288,7 +293,10 @@ async fn pass_and_nickserv_and_the_account_caps() {
     p.numeric("900").await;
     p.numeric("001").await;
     let join = obs.expect(" JOIN #lobby").await;
-    assert!(join.ends_with(" JOIN #lobby alice :Alice Liddell"), "{join}");
+    assert!(
+        join.ends_with(" JOIN #lobby alice :Alice Liddell"),
+        "{join}"
+    );
     p.send("PRIVMSG #lobby :hi all").await;
     let msg = obs.expect("PRIVMSG #lobby :hi all").await;
     assert!(msg.starts_with("@account=alice :alice!"), "{msg}");
@@ -303,11 +311,15 @@ async fn pass_and_nickserv_and_the_account_caps() {
         .await;
     n.numeric("900").await;
     let notify = obs.expect(" ACCOUNT ").await;
-    assert!(notify.starts_with(":nico!") && notify.ends_with(" ACCOUNT nico"), "{notify}");
+    assert!(
+        notify.starts_with(":nico!") && notify.ends_with(" ACCOUNT nico"),
+        "{notify}"
+    );
     let mut m = IrcClient::register(irc(&srv), "mallory").await;
     m.send("PRIVMSG NickServ :IDENTIFY nico wrongwrong").await;
     m.expect("wrong account or password").await;
-    m.send(&format!("PRIVMSG NickServ :IDENTIFY nico {PW}")).await;
+    m.send(&format!("PRIVMSG NickServ :IDENTIFY nico {PW}"))
+        .await;
     m.numeric("900").await;
     // Logged in to nico, mallory is renamed to it; the other nico is a guest now.
     m.expect("NICK :nico").await;
@@ -362,7 +374,10 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     let who = b.numeric("333").await;
     assert!(who.contains("#rust alice "), "{who}");
     let names = b.numeric("353").await;
-    assert!(names.ends_with(":bob"), "not op in a registered room: {names}");
+    assert!(
+        names.ends_with(":bob"),
+        "not op in a registered room: {names}"
+    );
     b.send("MODE #rust b").await;
     let ban = b.numeric("367").await;
     assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");

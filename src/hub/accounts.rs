@@ -162,9 +162,8 @@ impl ChatState {
     /// Why `id` may not take the registered `nick` (only when registered
     /// nicks are refused rather than given a grace period).
     pub(super) fn protection(&self, id: ConnId, nick: &str) -> Option<Refusal> {
-        let refused = self.accounts.grace_secs == 0
-            && self.is_registered_nick(nick)
-            && !self.owns(id, nick);
+        let refused =
+            self.accounts.grace_secs == 0 && self.is_registered_nick(nick) && !self.owns(id, nick);
         refused.then(|| Refusal::new(ErrorCode::NickRegistered).nick(nick))
     }
 

@@ -38,9 +38,7 @@ use crate::proto::{
 };
 use room::Room;
 
-pub use accounts::{
-    AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord,
-};
+pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
 pub use seams::{Accounts, Backplane, Store, StoreError, Watermark};
 
@@ -353,9 +351,8 @@ impl ChatState {
             Command::CheckNick { nick } => {
                 // An account's nick in use may be taken back by its owner
                 // logging in before registering (SASL): decided then.
-                let reclaimable = |p: &Refusal| {
-                    p.code == ErrorCode::NickInUse && self.is_registered_nick(&nick)
-                };
+                let reclaimable =
+                    |p: &Refusal| p.code == ErrorCode::NickInUse && self.is_registered_nick(&nick);
                 match self.nick_problem(id, &nick) {
                     Some(problem) if !reclaimable(&problem) => self.refuse(id, problem),
                     _ => {}
@@ -915,5 +912,7 @@ fn refusal(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accounts;
 #[cfg(test)]
 mod tests_rooms;

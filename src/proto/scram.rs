@@ -234,7 +234,10 @@ pub fn client_final(
     let key = client_key(&salted);
     let signature = hmac(&Sha256::digest(&key), auth_message.as_bytes());
     let proof: Vec<u8> = key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
-    Ok(format!("{without_proof},p={}", Base64::encode_string(&proof)))
+    Ok(format!(
+        "{without_proof},p={}",
+        Base64::encode_string(&proof)
+    ))
 }
 
 #[cfg(test)]

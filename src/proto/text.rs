@@ -39,8 +39,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/msg NICK TEXT", "private message"),
     ("/history [N]", "the room's last N lines"),
     ("/register PASSWORD", "register your nickname as an account"),
-    ("/login NICK PASSWORD", "log in to an account (and take its nickname)"),
-    ("/register-room [ROOM]", "register a room you operate (keeps topic, modes, bans)"),
+    (
+        "/login NICK PASSWORD",
+        "log in to an account (and take its nickname)",
+    ),
+    (
+        "/register-room [ROOM]",
+        "register a room you operate (keeps topic, modes, bans)",
+    ),
     ("/color on|off", "ANSI colours"),
     ("/quit [REASON]", "leave (also: quit, exit)"),
 ];
@@ -112,7 +118,7 @@ pub fn parse(line: &str, registered: bool) -> Input {
                     password: args.into(),
                 }),
                 _ => usage("/login NICK PASSWORD"),
-            }
+            };
         }
         _ if !registered => {
             return Input::Error(
@@ -526,9 +532,8 @@ pub fn render_refusal(r: &Refusal, color: bool, registering: bool, out: &mut Vec
         (ErrorCode::NickInUse | ErrorCode::NickInvalid, _) if registering => {
             message.push_str(". Pick another nickname:")
         }
-        (ErrorCode::NickRegistered, _) if registering => message.push_str(
-            ". Type its password to log in, or an empty line to pick another nickname:",
-        ),
+        (ErrorCode::NickRegistered, _) if registering => message
+            .push_str(". Type its password to log in, or an empty line to pick another nickname:"),
         (ErrorCode::NickRegistered, _) => message.push_str(" (/login NICK PASSWORD)"),
         (ErrorCode::AuthFailed | ErrorCode::Throttled, _) if registering => {
             message.push_str(". Pick a nickname:")

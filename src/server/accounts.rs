@@ -260,7 +260,11 @@ fn register(auth: &Arc<Auth>, chat: &Chat, id: ConnId, host: Name, password: Pas
                 let created = true;
                 chat.execute(id, Command::Authenticated { account, created });
             }
-            Some(Ok(None)) => refuse(&chat, id, Refusal::new(ErrorCode::AccountExists).nick(&nick)),
+            Some(Ok(None)) => refuse(
+                &chat,
+                id,
+                Refusal::new(ErrorCode::AccountExists).nick(&nick),
+            ),
             Some(Err(e)) => store_failed(&chat, id, e),
             None => {}
         }

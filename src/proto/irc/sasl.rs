@@ -250,7 +250,13 @@ impl Sasl {
     /// shown otherwise). `logged_in` renders the `900` of a login.
     pub fn answer(&mut self, body: &EventBody) -> Option<Vec<Reply>> {
         match (body, &self.stage) {
-            (EventBody::Account(AccountEvent::Challenge { account, credentials }), Stage::Lookup(_)) => {
+            (
+                EventBody::Account(AccountEvent::Challenge {
+                    account,
+                    credentials,
+                }),
+                Stage::Lookup(_),
+            ) => {
                 let Stage::Lookup(first) = std::mem::take(&mut self.stage) else {
                     return None;
                 };
@@ -278,7 +284,9 @@ impl Sasl {
                     "SASL authentication successful",
                 )])
             }
-            (EventBody::Refused(r), Stage::Checking | Stage::Lookup(_)) if is_login_refusal(r.code) => {
+            (EventBody::Refused(r), Stage::Checking | Stage::Lookup(_))
+                if is_login_refusal(r.code) =>
+            {
                 self.reset();
                 Some(vec![fail()])
             }
@@ -342,11 +350,18 @@ mod tests {
         assert_eq!(r[0], numeric(ERR_SASLTOOLONG, "SASL message too long"));
         s.authenticate("PLAIN");
         let r = s.authenticate("*").replies;
-        assert_eq!(r[0], numeric(ERR_SASLABORTED, "SASL authentication aborted"));
+        assert_eq!(
+            r[0],
+            numeric(ERR_SASLABORTED, "SASL authentication aborted")
+        );
         assert!(!s.busy());
         let r = s.authenticate("DIGEST-MD5").replies;
         assert_eq!(r.len(), 2);
-        assert_eq!(chunks(&[0u8; 300]).len(), 2, "400 bytes of base64 end with +");
+        assert_eq!(
+            chunks(&[0u8; 300]).len(),
+            2,
+            "400 bytes of base64 end with +"
+        );
     }
 
     #[test]

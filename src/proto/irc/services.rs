@@ -49,12 +49,10 @@ pub fn decode(verb: &str, m: &Message) -> Option<Input> {
                 account: String::new(),
                 password: (*password).into(),
             }),
-            (Some("IDENTIFY"), [_, account, password]) => {
-                Input::Account(AccountRequest::Login {
-                    account: account.to_string(),
-                    password: (*password).into(),
-                })
-            }
+            (Some("IDENTIFY"), [_, account, password]) => Input::Account(AccountRequest::Login {
+                account: account.to_string(),
+                password: (*password).into(),
+            }),
             (Some("REGISTER"), _) => notice(NICKSERV, "Syntax: REGISTER <password> [email]"),
             (Some("IDENTIFY"), _) => notice(NICKSERV, "Syntax: IDENTIFY [account] <password>"),
             _ => notice(
@@ -100,7 +98,10 @@ pub fn render(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) -> Option<()> {
         }
         AccountEvent::Changed { nick, account } if ctx.caps.account_notify => {
             let src = ev.source.as_deref().unwrap_or(nick);
-            let tags = ctx.caps.server_time.then(|| format!("time={}", iso8601(ev.at_ms)));
+            let tags = ctx
+                .caps
+                .server_time
+                .then(|| format!("time={}", iso8601(ev.at_ms)));
             let account = account.as_deref().unwrap_or("*");
             line(out, tags.as_deref(), src, "ACCOUNT", &[account], None);
         }

@@ -574,5 +574,8 @@ fn help_lists_every_command() {
     let names: Vec<_> = commands.iter().map(|c| &*c.cmd).collect();
     let want: Vec<_> = wire::COMMANDS.iter().map(|(c, _)| *c).collect();
     assert_eq!(names, want);
-    assert_eq!(commands[0].usage, r#"{"cmd":"login","nick":N}"#);
+    assert_eq!(
+        commands[0].usage,
+        r#"{"cmd":"login","nick":N[,"password":P]}"#
+    );
 }

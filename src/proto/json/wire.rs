@@ -106,10 +106,7 @@ pub enum Cmd<'a> {
 
 /// Every command name with its fields, for the `help` event and the docs.
 pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "login",
-        "{\"cmd\":\"login\",\"nick\":N[,\"password\":P]}",
-    ),
+    ("login", "{\"cmd\":\"login\",\"nick\":N[,\"password\":P]}"),
     ("register", "{\"cmd\":\"register\",\"password\":P}"),
     ("register_room", "{\"cmd\":\"register_room\"[,\"room\":R]}"),
     (
