@@ -638,7 +638,8 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 "natter IRC commands: JOIN PART PRIVMSG NOTICE NICK TOPIC MODE KICK INVITE \
-                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP",
+                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP AUTHENTICATE; \
+                 accounts: PRIVMSG NickServ :HELP, PRIVMSG ChanServ :HELP",
             );
         }
         EventBody::Shutdown { reason } => {

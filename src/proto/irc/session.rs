@@ -396,6 +396,11 @@ impl Protocol for IrcSession {
         if let EventBody::NickChanged { old, new } = &ev.body {
             if **old == *self.out_nick {
                 self.out_nick = new.to_string();
+                // The server renamed us (a login took an account's nick,
+                // or a grace period ran out): our own replies follow.
+                if self.registered {
+                    self.nick = Some(new.to_string());
+                }
             }
         }
     }
