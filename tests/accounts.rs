@@ -25,6 +25,20 @@ fn db_config(db: &Path) -> Config {
     }
 }
 
+/// A database file in a new temporary directory (gone with the directory).
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("natter.db");
+    (dir, db)
+}
+
+/// SASL PLAIN with `payload` (`authzid NUL authcid NUL password`).
+async fn sasl_plain(i: &mut IrcClient, payload: &str) {
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    i.send(&format!("AUTHENTICATE {}", b64(payload))).await;
+}
+
 fn irc(srv: &TestServer) -> std::net::SocketAddr {
     srv.irc_addr.expect("IRC listener on")
 }
@@ -50,8 +64,7 @@ async fn authenticate_data(i: &mut IrcClient) -> String {
 
 #[tokio::test]
 async fn text_accounts_survive_a_restart_and_protect_their_nick() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("natter.db");
+    let (_dir, db) = temp_db();
     let srv = start(db_config(&db)).await;
     let mut a = srv.user("alice").await;
     a.send("/register short").await;
@@ -93,8 +106,7 @@ async fn text_accounts_survive_a_restart_and_protect_their_nick() {
 
 #[tokio::test]
 async fn logged_in_users_take_their_nick_back_and_guests_are_renamed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("natter.db");
+    let (_dir, db) = temp_db();
     let grace = Config {
         nick_grace: Duration::from_millis(300),
         ..db_config(&db)
@@ -210,19 +222,10 @@ async fn sasl_plain_success_failure_abort_and_oversized() {
     i.send("AUTHENTICATE !!!!").await;
     i.numeric("904").await;
     // A wrong password.
-    i.send("AUTHENTICATE PLAIN").await;
-    i.expect("AUTHENTICATE +").await;
-    i.send(&format!("AUTHENTICATE {}", b64("\0alice\0wrong password")))
-        .await;
+    sasl_plain(&mut i, "\0alice\0wrong password").await;
     i.numeric("904").await;
     // The right one.
-    i.send("AUTHENTICATE PLAIN").await;
-    i.expect("AUTHENTICATE +").await;
-    i.send(&format!(
-        "AUTHENTICATE {}",
-        b64(&format!("alice\0alice\0{PW}"))
-    ))
-    .await;
+    sasl_plain(&mut i, &format!("alice\0alice\0{PW}")).await;
     let logged = i.numeric("900").await;
     assert!(
         logged.contains(" alice :You are now logged in as alice"),
@@ -329,8 +332,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
 
 #[tokio::test]
 async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("natter.db");
+    let (_dir, db) = temp_db();
     let srv = start(db_config(&db)).await;
     let mut a = registered_text_user(&srv, "alice").await;
     let mut guest = srv.user("guest").await;
@@ -338,10 +340,7 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     guest.expect("log in to an account first").await;
     // IRC: alice (logged in with SASL) makes #rust, sets it up, registers it.
     let mut i = irc_with_caps(irc(&srv), "alice", "sasl").await;
-    i.send("AUTHENTICATE PLAIN").await;
-    i.expect("AUTHENTICATE +").await;
-    i.send(&format!("AUTHENTICATE {}", b64(&format!("\0alice\0{PW}"))))
-        .await;
+    sasl_plain(&mut i, &format!("\0alice\0{PW}")).await;
     i.numeric("903").await;
     i.send("CAP END").await;
     i.numeric("001").await;

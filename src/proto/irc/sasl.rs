@@ -69,6 +69,19 @@ pub struct Step {
     pub ask: Option<AccountRequest>,
 }
 
+impl Step {
+    fn reply(replies: Vec<Reply>) -> Step {
+        Step { replies, ask: None }
+    }
+
+    fn ask(request: AccountRequest) -> Step {
+        Step {
+            replies: Vec::new(),
+            ask: Some(request),
+        }
+    }
+}
+
 fn numeric(code: u16, text: &str) -> Reply {
     Reply::numeric(code, &[text])
 }
@@ -106,10 +119,7 @@ impl Sasl {
     /// Fails the exchange with `reply`.
     fn abort(&mut self, reply: Reply) -> Step {
         self.reset();
-        Step {
-            replies: vec![reply],
-            ask: None,
-        }
+        Step::reply(vec![reply])
     }
 
     /// One `AUTHENTICATE <param>` from the client.
@@ -130,17 +140,11 @@ impl Sasl {
                         RPL_SASLMECHS,
                         &[MECHANISMS, "are available SASL mechanisms"],
                     );
-                    return Step {
-                        replies: vec![mechs, fail()],
-                        ask: None,
-                    };
+                    return Step::reply(vec![mechs, fail()]);
                 }
             };
             self.stage = Stage::First(mechanism);
-            return Step {
-                replies: vec![Reply::Authenticate("+".into())],
-                ask: None,
-            };
+            return Step::reply(vec![Reply::Authenticate("+".into())]);
         }
         if param.len() > CHUNK || self.buf.len() + param.len() > MAX_MESSAGE {
             return self.abort(numeric(ERR_SASLTOOLONG, "SASL message too long"));
@@ -178,13 +182,10 @@ impl Sasl {
                     return self.abort(fail());
                 }
                 self.stage = Stage::Checking;
-                Step {
-                    replies: Vec::new(),
-                    ask: Some(AccountRequest::Login {
-                        account: authcid.to_string(),
-                        password: Password(password.to_string()),
-                    }),
-                }
+                Step::ask(AccountRequest::Login {
+                    account: authcid.to_string(),
+                    password: Password(password.to_string()),
+                })
             }
             Stage::First(Mechanism::Scram) => {
                 let first = std::str::from_utf8(message)
@@ -195,10 +196,7 @@ impl Sasl {
                 };
                 let account = first.user.clone();
                 self.stage = Stage::Lookup(first);
-                Step {
-                    replies: Vec::new(),
-                    ask: Some(AccountRequest::ScramLookup { account }),
-                }
+                Step::ask(AccountRequest::ScramLookup { account })
             }
             Stage::Proof {
                 first,
@@ -212,37 +210,23 @@ impl Sasl {
                 match checked {
                     Some(Ok(server_final)) => {
                         self.stage = Stage::Ack { account };
-                        Step {
-                            replies: chunks(server_final.as_bytes()),
-                            ask: None,
-                        }
+                        Step::reply(chunks(server_final.as_bytes()))
                     }
                     // A wrong proof counts as a failed login; its refusal ends the exchange.
-                    _ => {
-                        self.stage = Stage::Checking;
-                        Step {
-                            replies: Vec::new(),
-                            ask: Some(AccountRequest::ScramDone {
-                                account: account.to_string(),
-                                ok: false,
-                            }),
-                        }
-                    }
+                    _ => self.scram_done(&account, false),
                 }
             }
-            Stage::Ack { account } => {
-                self.stage = Stage::Checking;
-                Step {
-                    replies: Vec::new(),
-                    ask: Some(AccountRequest::ScramDone {
-                        account: account.to_string(),
-                        ok: true,
-                    }),
-                }
-            }
+            Stage::Ack { account } => self.scram_done(&account, true),
             // Data while waiting for the server: the client is out of step.
             Stage::Idle | Stage::Checking | Stage::Lookup(_) => self.abort(fail()),
         }
+    }
+
+    /// The SCRAM proof was checked: the server logs in or counts a failure.
+    fn scram_done(&mut self, account: &str, ok: bool) -> Step {
+        self.stage = Stage::Checking;
+        let account = account.to_string();
+        Step::ask(AccountRequest::ScramDone { account, ok })
     }
 
     /// An event this connection is about to be shown: if it answers the
