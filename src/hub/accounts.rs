@@ -156,7 +156,12 @@ impl ChatState {
 
     /// The doer's account, for `account-tag`, if they are logged in.
     pub(super) fn logged_in_actor(&self, id: ConnId) -> Option<Actor> {
-        self.actor(id).filter(|a| a.account.is_some())
+        let c = self.conns.get(&id)?;
+        let account = c.account.clone()?;
+        Some(Actor {
+            account: Some(account),
+            realname: c.realname.clone(),
+        })
     }
 
     /// Why `id` may not take the registered `nick` (only when registered

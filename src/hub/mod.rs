@@ -14,9 +14,10 @@
 //! joining, leaving and room operator commands; `query.rs` the read-only
 //! questions (who, whois, list, lusers); `remote.rs` facts from other
 //! nodes; `room.rs` one room's rules; `mask.rs` wildcard masks; `names.rs`
-//! nick and room name rules; `handle.rs` the [`ChatHandle`] sessions use
-//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`]
-//! and [`Backplane`] traits.
+//! nick and room name rules; `accounts.rs` who is logged in, registered
+//! nicks and registered rooms; `handle.rs` the [`ChatHandle`] sessions use
+//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`],
+//! [`Accounts`] and [`Backplane`] traits.
 
 mod accounts;
 mod channel;

@@ -442,6 +442,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 if let Some(a) = &i.away {
                     p.system(&format!("***   away: {a}"));
                 }
+                if let Some(a) = &i.account {
+                    p.system(&format!("***   logged in as {a}"));
+                }
                 p.system(&format!("***   idle {}s", i.idle_secs));
             }
         },
