@@ -160,6 +160,15 @@ async fn json_register_login_and_throttling() {
     a.send(json!({"cmd": "register", "password": PW})).await;
     let created = expect_event!(a, Event::LoggedIn { created, .. } => created).await;
     assert!(created);
+    // dora made #den, so she operates it and may register it.
+    a.send(json!({"cmd": "join", "room": "den"})).await;
+    expect_event!(a, Event::Presence { .. }).await;
+    a.send(json!({"cmd": "register_room"})).await;
+    let (room, founder) =
+        expect_event!(a, Event::RoomRegistered { room, founder } => (room, founder)).await;
+    assert_eq!((&*room, &*founder), ("den", "dora"));
+    a.send(json!({"cmd": "register_room", "room": "den"})).await;
+    assert_eq!(a.expect_error().await, "room_registered");
     // Two wrong passwords, then even the right one is throttled.
     let mut b = JsonClient::connect(srv.addr).await;
     for _ in 0..2 {
