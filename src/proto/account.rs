@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::scram::Credentials;
-use super::Name;
+use super::{ErrorCode, Name};
 
 /// A password that does not show itself in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,6 +39,15 @@ pub enum AccountRequest {
     /// SCRAM: the session checked the client's proof for `account`; log in
     /// (`ok`) or count a failure.
     ScramDone { account: String, ok: bool },
+}
+
+/// Whether a refusal with this code answers a login (rather than
+/// something else the client asked for).
+pub fn answers_login(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AuthFailed | ErrorCode::Throttled | ErrorCode::StoreFailed
+    )
 }
 
 /// What the hub tells about accounts.

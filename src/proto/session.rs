@@ -256,26 +256,24 @@ impl Login {
         chat.account(request);
     }
 
-    /// Notes what an event says about a login; true if it answered one.
-    fn seen(&mut self, body: &EventBody, registered: bool) -> bool {
+    /// Notes what an event says about a login.
+    fn seen(&mut self, body: &EventBody, registered: bool) {
         match body {
             EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) if !registered => {
                 if nick.is_none() {
                     self.ready = Some(account.to_string());
                 }
-                std::mem::take(&mut self.pending)
+                self.pending = false;
             }
             EventBody::Refused(r)
                 if !registered && r.code == ErrorCode::NickRegistered && !self.pending =>
             {
                 self.prompt = r.about_nick().map(String::from);
-                false
             }
-            EventBody::Refused(r) if self.pending && is_login_refusal(r.code) => {
+            EventBody::Refused(r) if self.pending && super::account::answers_login(r.code) => {
                 self.pending = false;
-                true
             }
-            _ => false,
+            _ => {}
         }
     }
 
@@ -287,14 +285,6 @@ impl Login {
             }
         }
     }
-}
-
-/// Refusals that answer a login.
-fn is_login_refusal(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::AuthFailed | ErrorCode::Throttled | ErrorCode::StoreFailed
-    )
 }
 
 /// People on telnet or netcat.

@@ -13,8 +13,9 @@ use base64ct::{Base64, Encoding};
 
 use super::numerics::*;
 use super::Reply;
+use crate::proto::account::answers_login;
 use crate::proto::scram::{self, ClientFirst, Credentials};
-use crate::proto::{AccountEvent, AccountRequest, ErrorCode, EventBody, Name, Password};
+use crate::proto::{AccountEvent, AccountRequest, EventBody, Name, Password};
 
 /// The mechanisms offered (`CAP LS 302` value, `908`).
 pub const MECHANISMS: &str = "PLAIN,SCRAM-SHA-256";
@@ -269,7 +270,7 @@ impl Sasl {
                 )])
             }
             (EventBody::Refused(r), Stage::Checking | Stage::Lookup(_))
-                if is_login_refusal(r.code) =>
+                if answers_login(r.code) =>
             {
                 self.reset();
                 Some(vec![fail()])
@@ -277,14 +278,6 @@ impl Sasl {
             _ => None,
         }
     }
-}
-
-/// Refusals that answer a login.
-pub fn is_login_refusal(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::AuthFailed | ErrorCode::Throttled | ErrorCode::StoreFailed
-    )
 }
 
 #[cfg(test)]
@@ -310,7 +303,9 @@ mod tests {
                 password: "secret pw".into()
             })
         );
-        let refused = EventBody::Refused(crate::proto::Refusal::new(ErrorCode::AuthFailed));
+        let refused = EventBody::Refused(crate::proto::Refusal::new(
+            crate::proto::ErrorCode::AuthFailed,
+        ));
         assert_eq!(s.answer(&refused), Some(vec![fail()]));
         assert!(!s.busy());
     }

@@ -343,7 +343,7 @@ impl Protocol for IrcSession {
         if self.pass_pending {
             let answered = match &ev.body {
                 EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
-                EventBody::Refused(r) => sasl::is_login_refusal(r.code),
+                EventBody::Refused(r) => crate::proto::account::answers_login(r.code),
                 _ => false,
             };
             if answered {
