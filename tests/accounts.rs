@@ -224,7 +224,7 @@ async fn sasl_plain_success_failure_abort_and_oversized() {
     for _ in 0..11 {
         i.send(&format!("AUTHENTICATE {}", "A".repeat(400))).await;
     }
-    i.numeric("905").await;
+    i.numeric("904").await;
     // Not base64.
     i.send("AUTHENTICATE PLAIN").await;
     i.expect("AUTHENTICATE +").await;
@@ -333,7 +333,8 @@ async fn pass_and_nickserv_and_the_account_caps() {
     m.send(&format!("PRIVMSG NickServ :IDENTIFY nico {PW}"))
         .await;
     m.numeric("900").await;
-    // Logged in to nico, mallory is renamed to it; the other nico is a guest now.
+    // Logged in to nico, mallory may take the nick; the other nico is a guest now.
+    m.send("NICK nico").await;
     m.expect("NICK :nico").await;
     n.expect("NICK :Guest").await;
     srv.shutdown().await;

@@ -259,15 +259,6 @@ impl ChatState {
         audience.retain(|m| *m != id);
         let ev = Event::by(self.mask_of(id), EventBody::Account(body));
         self.send(Audience::Conns(audience), ev);
-        // Logged in, one goes by the account's nick.
-        if names::fold(&nick) != names::fold(account)
-            && names::check_nick(account, self.config.max_nick_chars).is_ok()
-        {
-            self.free_for(id, account);
-            if !self.nicks.contains_key(&names::fold(account)) {
-                self.apply_nick(id, nick, account);
-            }
-        }
     }
 
     /// Registers the room `room` (`None`: the current one) with `id`'s

@@ -552,7 +552,8 @@ impl ChatState {
                 nick: by,
                 target: target_nick,
             },
-        );
+        )
+        .with_actor(self.logged_in_actor(id));
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
             self.send(Audience::Conn(id), ev);

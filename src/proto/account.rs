@@ -50,6 +50,23 @@ pub fn answers_login(code: ErrorCode) -> bool {
     )
 }
 
+/// Whether `body` answers an [`AccountRequest`]: a login (or a new
+/// account), SCRAM credentials, or a refusal of the kinds requests get.
+pub fn answers_request(body: &super::EventBody) -> bool {
+    use super::EventBody;
+    match body {
+        EventBody::Account(AccountEvent::LoggedIn { .. } | AccountEvent::Challenge { .. }) => true,
+        EventBody::Refused(r) => {
+            answers_login(r.code)
+                || matches!(
+                    r.code,
+                    ErrorCode::AccountExists | ErrorCode::BadPassword | ErrorCode::NotRegistered
+                )
+        }
+        _ => false,
+    }
+}
+
 /// What the hub tells about accounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountEvent {

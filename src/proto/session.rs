@@ -128,6 +128,13 @@ pub trait Protocol: Send {
     /// Called after events were rendered: a session that was waiting for
     /// an answer (a login) goes on with what it was doing (registering).
     fn wake(&mut self, _chat: &mut dyn Chat) {}
+    /// Whether the session awaits the answer to something it asked the
+    /// accounts: its next lines wait (and the socket is not read), so that
+    /// answers come in the order of the lines, as a client expects. The
+    /// ping timeout still applies.
+    fn waiting(&self) -> bool {
+        false
+    }
 
     /// A line that could not be framed (too long, not UTF-8).
     fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
@@ -244,8 +251,12 @@ struct Login {
     prompt: Option<String>,
     /// A login is being checked.
     pending: bool,
+    /// Something was asked of the accounts and not answered yet.
+    waiting: bool,
     /// Logged in: register with this nickname.
     ready: Option<String>,
+    /// Logged in after registering: go by the account's nickname.
+    rename: Option<String>,
 }
 
 impl Login {
@@ -253,15 +264,21 @@ impl Login {
     /// nickname.
     fn ask(&mut self, request: AccountRequest, registered: bool, chat: &mut dyn Chat) {
         self.pending = !registered && matches!(request, AccountRequest::Login { .. });
+        self.waiting = true;
         chat.account(request);
     }
 
     /// Notes what an event says about a login.
     fn seen(&mut self, body: &EventBody, registered: bool) {
+        self.waiting &= !super::account::answers_request(body);
         match body {
-            EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) if !registered => {
-                if nick.is_none() {
-                    self.ready = Some(account.to_string());
+            EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) => {
+                match nick {
+                    None if !registered => self.ready = Some(account.to_string()),
+                    Some(n) if n.to_lowercase() != account.to_lowercase() => {
+                        self.rename = Some(account.to_string())
+                    }
+                    _ => {}
                 }
                 self.pending = false;
             }
@@ -277,12 +294,16 @@ impl Login {
         }
     }
 
-    /// Registers with the account's nickname once logged in.
+    /// Registers with the account's nickname once logged in, or takes it
+    /// (from whoever has it) if already registered.
     fn wake(&mut self, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) {
         if let Some(nick) = self.ready.take() {
             if !*registered {
                 execute(Command::Register { nick }, registered, replay, chat);
             }
+        }
+        if let Some(new) = self.rename.take() {
+            chat.execute(Command::Nick { new });
         }
     }
 }
@@ -406,6 +427,10 @@ impl Protocol for TextSession {
     fn wake(&mut self, chat: &mut dyn Chat) {
         self.login.wake(&mut self.registered, &self.replay, chat);
     }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
+    }
 }
 
 /// The error line text and JSON clients get when the server gives up on them.
@@ -506,6 +531,10 @@ impl Protocol for JsonSession {
 
     fn wake(&mut self, chat: &mut dyn Chat) {
         self.login.wake(&mut self.registered, &self.replay, chat);
+    }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
     }
 }
 

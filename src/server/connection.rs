@@ -333,7 +333,10 @@ impl<T: Transport> Connection<T> {
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
-        let flood = (!self.backlog.is_empty()).then(|| self.flood_release());
+        // Lines wait while the session awaits an answer (a login); the
+        // answer's write ends the wait.
+        let flood =
+            (!self.backlog.is_empty() && !self.proto.waiting()).then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
             .flatten()
@@ -391,7 +394,7 @@ impl<T: Transport> Connection<T> {
     fn handle_backlog(&mut self) -> Outcome {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
-        while !self.backlog.is_empty() {
+        while !self.backlog.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 break;

@@ -139,6 +139,29 @@ pub fn service_notice(out: &mut Vec<u8>, ctx: &Ctx, service: &str, text: &str) {
     }
 }
 
+/// An `INVITE` to this client from a logged-in user, with `account-tag`;
+/// `None` when the usual rendering serves.
+pub fn tagged_invite(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) -> Option<()> {
+    let EventBody::Invited { room, nick, target } = &ev.body else {
+        return None;
+    };
+    let account = ev.actor.as_deref()?.account.as_deref()?;
+    if !ctx.caps.account_tag || **target != *ctx.nick {
+        return None;
+    }
+    let tags = format!("account={account}");
+    let src = ev.source.as_deref().unwrap_or(nick);
+    line(
+        out,
+        Some(&tags),
+        src,
+        "INVITE",
+        &[target],
+        Some(&chan(room)),
+    );
+    Some(())
+}
+
 /// A shared event decorated for this client's `account-tag` and
 /// `extended-join`, or `None` when the shared rendering serves.
 pub fn decorated(ev: &Event, caps: Caps, out: &mut Vec<u8>) -> Option<()> {

@@ -51,6 +51,8 @@ pub struct IrcSession {
     pass_pending: bool,
     /// That login was answered: registration goes on.
     pass_answered: bool,
+    /// Something was asked of the accounts and not answered yet: lines wait.
+    waiting: bool,
 }
 
 impl IrcSession {
@@ -75,7 +77,14 @@ impl IrcSession {
             sasl: Sasl::default(),
             pass_pending: false,
             pass_answered: false,
+            waiting: false,
         }
+    }
+
+    /// Asks the accounts; later lines wait for the answer.
+    fn ask(&mut self, chat: &mut dyn Chat, request: AccountRequest) {
+        self.waiting = true;
+        chat.account(request);
     }
 
     /// How shared events are rendered for this client.
@@ -201,7 +210,7 @@ impl IrcSession {
             };
             self.pass_pending = true;
             let password = Password(password);
-            chat.account(AccountRequest::Login { account, password });
+            self.ask(chat, AccountRequest::Login { account, password });
             return Outcome::Continue;
         }
         if self.pass_pending {
@@ -288,7 +297,7 @@ impl Protocol for IrcSession {
                     self.push(chat, r);
                 }
                 if let Some(request) = step.ask {
-                    chat.account(request);
+                    self.ask(chat, request);
                 }
             }
             Input::Pass(_) if registered => self.push(chat, already_registered()),
@@ -311,7 +320,7 @@ impl Protocol for IrcSession {
                 Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
             ),
             Input::Motd => self.push(chat, Reply::Motd),
-            Input::Account(request) => chat.account(request),
+            Input::Account(request) => self.ask(chat, request),
             Input::History { room, query, limit } => chat.history(HistoryRequest {
                 room: Some(room),
                 query,
@@ -340,6 +349,7 @@ impl Protocol for IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.waiting &= !crate::proto::account::answers_request(&ev.body);
         if self.pass_pending {
             let answered = match &ev.body {
                 EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
@@ -391,7 +401,10 @@ impl Protocol for IrcSession {
             if let EventBody::Registered { nick, .. } = &ev.body {
                 self.out_nick = nick.to_string();
             }
-            render::reply(ev, &self.ctx(&self.out_nick), out);
+            let ctx = self.ctx(&self.out_nick);
+            if services::tagged_invite(ev, &ctx, out).is_none() {
+                render::reply(ev, &ctx, out);
+            }
         }
         if let EventBody::NickChanged { old, new } = &ev.body {
             if **old == *self.out_nick {
@@ -403,6 +416,10 @@ impl Protocol for IrcSession {
                 }
             }
         }
+    }
+
+    fn waiting(&self) -> bool {
+        self.waiting
     }
 
     /// A `PASS` login was answered: registration goes on.
