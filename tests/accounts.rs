@@ -233,14 +233,20 @@ async fn sasl_plain_success_failure_abort_and_oversized() {
     // A wrong password.
     sasl_plain(&mut i, "\0alice\0wrong password").await;
     i.numeric("904").await;
-    // The right one.
-    sasl_plain(&mut i, &format!("alice\0alice\0{PW}")).await;
-    let logged = i.numeric("900").await;
+    // The right one, with a PING right behind it: answers come in order.
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    let payload = b64(&format!("alice\0alice\0{PW}"));
+    i.c.send_raw(format!("AUTHENTICATE {payload}\r\nPING :after\r\n").as_bytes())
+        .await;
+    let logged = i.line().await.unwrap();
+    assert!(logged.contains(" 900 "), "login before PONG: {logged}");
     assert!(
         logged.contains(" alice :You are now logged in as alice"),
         "{logged}"
     );
-    i.numeric("903").await;
+    assert!(i.line().await.unwrap().contains(" 903 "));
+    assert!(i.line().await.unwrap().contains("PONG"));
     i.send("AUTHENTICATE PLAIN").await;
     i.numeric("907").await;
     i.send("CAP END").await;
