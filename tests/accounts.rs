@@ -101,6 +101,12 @@ async fn text_accounts_survive_a_restart_and_protect_their_nick() {
     c.expect("wrong account or password").await;
     c.send("hello").await;
     c.expect("carol: hello").await;
+    // Logged in (after picking a nick), carol goes by the account's nick,
+    // taken from its other holder.
+    c.send(&format!("/login alice {PW}")).await;
+    c.expect("You are now logged in as alice.").await;
+    c.expect("carol is now known as alice").await;
+    b.expect("you are now Guest").await;
     srv.shutdown().await;
 }
 
