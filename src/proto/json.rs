@@ -490,6 +490,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             away: i.away.as_deref().map(s),
             idle: i.idle_secs,
             signon: i.signon_ms,
+            account: i.account.as_deref().map(s),
         },
         EventBody::Lusers {
             users,

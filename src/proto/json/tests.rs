@@ -280,7 +280,7 @@ fn every_event_renders_as_documented() {
         away: Some("gone".into()),
         idle_secs: 5,
         signon_ms: 1000,
-        account: None,
+        account: Some(n("bob")),
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
@@ -527,7 +527,7 @@ fn every_event_renders_as_documented() {
                 nick: n("bob"),
                 info: Some(Box::new(whois)),
             },
-            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000}"#,
+            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000,"account":"bob"}"#,
         ),
         (
             EventBody::Lusers {

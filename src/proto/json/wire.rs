@@ -352,6 +352,9 @@ pub enum Event<'a> {
         away: Option<Str<'a>>,
         idle: u64,
         signon: u64,
+        /// The account they are logged in to (absent: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<Str<'a>>,
     },
     /// Server statistics.
     Stats {
