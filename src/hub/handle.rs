@@ -265,8 +265,9 @@ impl<R: Router> Core<R> {
                 accounts.save_room(room);
             }
         }
+        let wait = fx.facts.iter().any(|f| f.body.must_be_durable());
         let ticket = self.record(fx.facts);
-        if ticket != 0 {
+        if ticket != 0 && wait {
             for (_, ev) in &fx.deliveries {
                 ev.wait_for(ticket);
             }
