@@ -149,8 +149,11 @@ impl SqliteAccounts {
 }
 
 impl Drop for SqliteAccounts {
-    /// Writes what is queued, then returns.
+    /// Writes what is queued, then returns. The reader closes first: a
+    /// read-only connection closed last could not fold the WAL back into
+    /// the database file, the writer's can.
     fn drop(&mut self) {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.jobs = None;
         if let Some(w) = self.writer.take() {
             let _ = w.join();
@@ -159,8 +162,11 @@ impl Drop for SqliteAccounts {
 }
 
 /// The writer thread: one job at a time, each in its own transaction.
+/// When the store closes it checkpoints: if it is the file's last
+/// connection, closing then folds the WAL back into the database file and
+/// removes it (a clean stop leaves the file whole on its own).
 fn write_jobs(conn: Connection, jobs: mpsc::Receiver<Job>) {
-    for job in jobs {
+    for job in &jobs {
         match job {
             Job::Create(account, reply) => {
                 let _ = reply.send(create(&conn, &account));
@@ -171,6 +177,9 @@ fn write_jobs(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 }
             }
         }
+    }
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        warn!("accounts: checkpoint on closing: {e}");
     }
 }
 
