@@ -245,8 +245,11 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        // An empty submission is a marker (a history read waits for what
+        // was submitted before it): it gets a ticket of its own.
+        let marker = facts.is_empty();
         facts.retain(|f| f.room.is_some()); // only room history is kept here
-        if facts.is_empty() {
+        if facts.is_empty() && !marker {
             return 0;
         }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
