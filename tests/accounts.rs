@@ -83,6 +83,10 @@ async fn text_accounts_survive_a_restart_and_protect_their_nick() {
     b.send("Alice").await;
     b.expect("Alice is a registered nickname: log in to use it. Type its password")
         .await;
+    b.send("").await; // an empty line: another nickname after all
+    b.expect("What is your nickname?").await;
+    b.send("Alice").await;
+    b.expect("Type its password").await;
     b.send("wrong password").await;
     b.expect("wrong account or password. Pick a nickname:")
         .await;
@@ -309,6 +313,15 @@ async fn pass_and_nickserv_and_the_account_caps() {
     let mut obs = irc_with_caps(irc(&srv), "obs", "account-notify account-tag extended-join").await;
     obs.send("CAP END").await;
     obs.numeric("366").await;
+    // A wrong PASS: a notice, and registration goes on without an account.
+    let mut w = IrcClient::connect(irc(&srv)).await;
+    w.send("PASS not-the-password").await;
+    w.send("NICK walter").await;
+    w.send("USER walter 0 * :Walter").await;
+    w.expect("NOTICE * :wrong account or password").await;
+    w.numeric("001").await;
+    let join = obs.expect(" JOIN #lobby").await;
+    assert!(join.ends_with(" JOIN #lobby * :Walter"), "{join}");
     // PASS as the account password.
     let mut p = IrcClient::connect(irc(&srv)).await;
     p.send(&format!("PASS alice:{PW}")).await;
