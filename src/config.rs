@@ -288,8 +288,8 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub banner_delay: Duration,
-        /// The SQLite database that keeps history (and, later, accounts and
-        /// registered rooms), or off to keep recent history in memory only.
+        /// The SQLite database that keeps history, accounts and registered
+        /// rooms, or off to keep them in memory only (gone on restart).
         #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
         pub db: String,
         /// Largest size the database may grow to, in bytes (0: no limit);
@@ -315,6 +315,48 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub history_max_age: Duration,
+        /// How long someone may use a registered nick without logging in
+        /// to its account before being renamed to a guest nick (0: such
+        /// nicks are refused at once).
+        #[arg(
+            long,
+            env = "NATTER_NICK_GRACE",
+            value_name = "DURATION",
+            default_value = "30s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub nick_grace: Duration,
+        /// Shortest password an account may be registered with, in characters.
+        #[arg(long, env = "NATTER_PASSWORD_MIN_CHARS", value_name = "N", default_value = "8")]
+        pub password_min_chars: usize,
+        /// Failed logins to one account within auth_failure_window before
+        /// further tries are refused until the window ends.
+        #[arg(long, env = "NATTER_AUTH_MAX_FAILURES", value_name = "N", default_value = "5")]
+        pub auth_max_failures: u32,
+        /// Failed logins (and account registrations) from one address within
+        /// auth_failure_window before further tries are refused.
+        #[arg(
+            long,
+            env = "NATTER_AUTH_MAX_FAILURES_PER_HOST",
+            value_name = "N",
+            default_value = "20"
+        )]
+        pub auth_max_failures_per_host: u32,
+        /// The window in which failed logins are counted.
+        #[arg(
+            long,
+            env = "NATTER_AUTH_FAILURE_WINDOW",
+            value_name = "DURATION",
+            default_value = "5m",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub auth_failure_window: Duration,
+        /// Password hashes computed at once (each takes tens of ms and
+        /// 19 MiB); more logins wait their turn.
+        #[arg(long, env = "NATTER_AUTH_CONCURRENCY", value_name = "N", default_value = "2")]
+        pub auth_concurrency: usize,
     }
 }
 
@@ -805,6 +847,12 @@ mod tests {
             history_max_lines: 1000,
             history_per_room: 100_000,
             history_max_age: Duration::ZERO,
+            nick_grace: Duration::from_secs(30),
+            password_min_chars: 8,
+            auth_max_failures: 5,
+            auth_max_failures_per_host: 20,
+            auth_failure_window: Duration::from_secs(300),
+            auth_concurrency: 2,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -909,6 +957,12 @@ mod tests {
             "history_max_lines" => "20",
             "history_per_room" => "500",
             "history_max_age" => "168h",
+            "nick_grace" => "0",
+            "password_min_chars" => "12",
+            "auth_max_failures" => "3",
+            "auth_max_failures_per_host" => "100",
+            "auth_failure_window" => "1h",
+            "auth_concurrency" => "4",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

@@ -23,6 +23,7 @@ impl ChatState {
             }
         };
         let key_str = self.key_of(&name);
+        let founder_op = self.founder_op(&key_str, id);
         let max_rooms = self.config.max_rooms_per_user;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -47,10 +48,14 @@ impl ChatState {
             return self.refuse(id, refusal);
         }
         let invited = conn.invites.contains(&key_str);
-        if let Some(r) = self.rooms.get(&key_str) {
-            if let Err(refusal) = r.admits(&conn.mask, key, invited) {
-                return self.refuse(id, refusal);
-            }
+        let mask = conn.mask.clone();
+        let admitted = match self.rooms.get(&key_str) {
+            Some(r) => r.admits(&mask, key, invited),
+            // A registered room keeps its rules while nobody is in it.
+            None => self.registered_admits(&key_str, &mask, key, invited),
+        };
+        if let Err(refusal) = admitted {
+            return self.refuse(id, refusal);
         }
         if !self.rooms.contains_key(&key_str) {
             if let Some(refusal) = self.may_not_create(id, &name) {
@@ -85,7 +90,7 @@ impl ChatState {
         room.members.insert(
             id,
             Member {
-                op: first,
+                op: founder_op.unwrap_or(first),
                 voice: false,
             },
         );
@@ -103,7 +108,8 @@ impl ChatState {
                 members,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.actor(id));
         let large = members > self.config.large_room;
         if large {
             self.send(Audience::Conn(id), joined);
@@ -242,7 +248,7 @@ impl ChatState {
     }
 
     /// Checks that `id` is in room `key` (and an operator, with `need_op`).
-    fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
+    pub(super) fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
         let shown = self.shown(key);
         let Some(room) = self.rooms.get(key) else {
             return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&shown));
@@ -292,6 +298,7 @@ impl ChatState {
             nick,
             topic,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
@@ -355,6 +362,7 @@ impl ChatState {
             nick,
             changes: applied,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
@@ -592,7 +600,8 @@ impl ChatState {
                 nick: by,
                 target: target_nick,
             },
-        );
+        )
+        .with_actor(self.logged_in_actor(id));
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
             self.send(Audience::Conn(id), ev);

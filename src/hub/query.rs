@@ -265,6 +265,7 @@ impl ChatState {
             away: c.away.clone(),
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
+            account: c.account.clone(),
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(

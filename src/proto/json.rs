@@ -12,7 +12,10 @@ use serde_json::Value;
 
 use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{now_ms, Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
+use super::{
+    now_ms, AccountEvent, AccountRequest, Anchor, Command, ErrorCode, Event, EventBody,
+    HistoryQuery, MsgId, Subject,
+};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum Input {
         query: HistoryQuery,
         limit: Option<usize>,
     },
+    /// Something for the accounts (register, log in with a password).
+    Account(AccountRequest),
     /// `keep` / `pong`: the answer to a heartbeat ping.
     Keep,
     Help,
@@ -45,6 +50,19 @@ pub fn parse(line: &str) -> Input {
         _ => diagnose(line),
     };
     match cmd {
+        Ok(wire::Cmd::Login { nick }) => match serde_json::from_str(line) {
+            Ok(wire::LoginPassword {
+                password: Some(password),
+            }) => Input::Account(AccountRequest::Login {
+                account: nick.into(),
+                password: super::Password(password.into()),
+            }),
+            Ok(_) => input(wire::Cmd::Login { nick }),
+            Err(_) => Input::Error(
+                ErrorCode::BadArguments,
+                "bad arguments: \"password\" must be a string".into(),
+            ),
+        },
         Ok(cmd) => input(cmd),
         Err((code, message)) => Input::Error(code, message),
     }
@@ -86,6 +104,12 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
     let owned = |s: Option<Cow<str>>| s.map(Cow::into_owned);
     Input::Command(match cmd {
         W::Login { nick } => Command::Register { nick: nick.into() },
+        W::Register { password } => {
+            return Input::Account(AccountRequest::Register {
+                password: super::Password(password.into()),
+            })
+        }
+        W::RegisterRoom { room } => Command::RegisterRoom { room: owned(room) },
         W::Chat { msg, room, action } => Command::Say {
             room: owned(room),
             text: text(msg),
@@ -399,6 +423,30 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             more: *more,
             replay: !asked,
         },
+        EventBody::Account(a) => match a {
+            AccountEvent::LoggedIn {
+                account,
+                nick,
+                created,
+            } => W::LoggedIn {
+                account: s(account),
+                nick: nick.as_deref().map(s),
+                created: *created,
+            },
+            AccountEvent::NickProtected { nick, grace_secs } => W::NickProtected {
+                nick: s(nick),
+                grace: *grace_secs,
+            },
+            AccountEvent::Renamed { old, new } => W::Renamed {
+                old: s(old),
+                new: s(new),
+            },
+            AccountEvent::RoomRegistered { room, founder } => W::RoomRegistered {
+                room: s(room),
+                founder: s(founder),
+            },
+            AccountEvent::Challenge { .. } | AccountEvent::Changed { .. } => return None,
+        },
         EventBody::Ping { token } => W::Ping { token: *token },
         EventBody::Shutdown { reason } => W::Shutdown { reason: s(reason) },
         EventBody::Notice {
@@ -502,6 +550,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             away: i.away.as_deref().map(s),
             idle: i.idle_secs,
             signon: i.signon_ms,
+            account: i.account.as_deref().map(s),
         },
         EventBody::Lusers {
             users,

@@ -3,6 +3,7 @@
 //! into one and the other. Nothing outside this module knows what a protocol
 //! looks like on the wire.
 
+pub mod account;
 pub mod fact;
 pub mod fuzzing;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod line;
 pub mod listing;
 pub mod refusal;
 pub mod sanitize;
+pub mod scram;
 pub mod session;
 pub mod text;
 
@@ -24,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use account::{AccountEvent, AccountRequest, Password};
 pub use fact::{Anchor, Fact, FactBody, History, HistoryQuery};
 pub use ids::{ConnId, IdGen, MsgId, NodeId};
 pub use refusal::{Refusal, Subject};
@@ -107,6 +110,17 @@ pub enum Command {
     Identify(Profile),
     /// Would this nick be accepted now? Answered with a refusal, or nothing.
     CheckNick { nick: String },
+    /// The server checked this connection's password for `account` (or
+    /// just `created` it): it is now logged in. Sent by the server, never
+    /// decoded from a client.
+    Authenticated { account: String, created: bool },
+    /// Register a room (`None`: the current one) with the sender, who must
+    /// be logged in and an operator there, as founder.
+    RegisterRoom { room: Option<String> },
+    /// The grace period for the registered nick `nick` is over: if the
+    /// connection still has it and is not logged in to it, it is renamed.
+    /// Sent by the server's timer.
+    NickGrace { nick: String },
 }
 
 /// A room or a person (or a mask of people), as a command names them.
@@ -199,6 +213,20 @@ pub enum ErrorCode {
     /// No more rooms can be created now: the server has `max_rooms`, or
     /// this person created `rooms_per_minute` of them lately.
     RoomLimit,
+    /// Wrong account or password.
+    AuthFailed,
+    /// Too many wrong passwords: wait and try again.
+    Throttled,
+    /// An account with that name exists already.
+    AccountExists,
+    /// The nick belongs to an account the sender is not logged in to.
+    NickRegistered,
+    /// That needs being logged in to an account.
+    NotLoggedIn,
+    /// The room is registered already.
+    RoomRegistered,
+    /// A password too short or too long.
+    BadPassword,
 }
 
 impl ErrorCode {
@@ -237,6 +265,13 @@ impl ErrorCode {
             ErrorCode::StoreFailed => "store_failed",
             ErrorCode::ExcessFlood => "excess_flood",
             ErrorCode::RoomLimit => "room_limit",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::Throttled => "throttled",
+            ErrorCode::AccountExists => "account_exists",
+            ErrorCode::NickRegistered => "nick_registered",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::RoomRegistered => "room_registered",
+            ErrorCode::BadPassword => "bad_password",
         }
     }
 }
@@ -392,6 +427,8 @@ pub enum EventBody {
         more: bool,
         asked: bool,
     },
+    /// Accounts: logins, protected nicks, registered rooms.
+    Account(AccountEvent),
 }
 
 /// One member of a room as others see them.
@@ -443,6 +480,8 @@ pub struct WhoisInfo {
     pub away: Option<Arc<str>>,
     pub idle_secs: u64,
     pub signon_ms: u64,
+    /// The account the person is logged in to.
+    pub account: Option<Name>,
 }
 
 impl EventBody {
@@ -450,6 +489,13 @@ impl EventBody {
     pub fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
         EventBody::Refused(Refusal::new(code).detail(message))
     }
+}
+
+/// Who did an event, beyond their `nick!user@host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub account: Option<Name>,
+    pub realname: Name,
 }
 
 /// How one connection wants its events rendered: one cached rendering per
@@ -489,6 +535,9 @@ pub struct Event {
     pub at_ms: u64,
     /// Who did it, as an IRC source `nick!user@host` (`None`: the server).
     pub source: Option<Arc<str>>,
+    /// The doer's account and real name, where IRC shows them
+    /// (`account-tag`, `extended-join`).
+    pub actor: Option<Box<Actor>>,
     /// The store ticket that must be durable before anyone sees this
     /// event (0: nothing to wait for).
     gate: AtomicU64,
@@ -502,6 +551,7 @@ impl Event {
             body,
             at_ms,
             source: None,
+            actor: None,
             gate: AtomicU64::new(0),
             cache: Default::default(),
         }
@@ -522,6 +572,14 @@ impl Event {
     pub fn at(mut self: Arc<Self>, at_ms: u64) -> Arc<Event> {
         if let Some(ev) = Arc::get_mut(&mut self) {
             ev.at_ms = at_ms;
+        }
+        self
+    }
+
+    /// The same event with its doer's account and real name.
+    pub fn with_actor(mut self: Arc<Self>, actor: Option<Actor>) -> Arc<Event> {
+        if let (Some(ev), Some(a)) = (Arc::get_mut(&mut self), actor) {
+            ev.actor = Some(Box::new(a));
         }
         self
     }

@@ -16,7 +16,8 @@ use super::irc::{self, ServerInfo};
 use super::line::LineError;
 use super::listing::Page;
 use super::{
-    json, text, Command, ErrorCode, Event, EventBody, Flavor, HistoryQuery, Name, Outcome, Profile,
+    json, text, AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor,
+    HistoryQuery, Name, Outcome, Profile,
 };
 
 /// What a protocol session may ask of the chat.
@@ -31,6 +32,11 @@ pub trait Chat {
     /// Asks for part of a room's history; it arrives later as an
     /// [`EventBody::History`] event (or a refusal).
     fn history(&mut self, request: HistoryRequest);
+    /// Asks the accounts for something (register, log in). Passwords are
+    /// checked off the chat; the answer arrives later as an
+    /// [`EventBody::Account`] event or a refusal. A chat without
+    /// accounts answers nothing.
+    fn account(&mut self, _request: AccountRequest) {}
 }
 
 /// A request for part of a room's history.
@@ -127,6 +133,16 @@ pub trait Protocol: Send {
     fn registered(&self) -> bool;
     /// Tells the client why it is being closed.
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat);
+    /// Called after events were rendered: a session that was waiting for
+    /// an answer (a login) goes on with what it was doing (registering).
+    fn wake(&mut self, _chat: &mut dyn Chat) {}
+    /// Whether the session awaits the answer to something it asked the
+    /// accounts: its next lines wait (and the socket is not read), so that
+    /// answers come in the order of the lines, as a client expects. The
+    /// ping timeout still applies.
+    fn waiting(&self) -> bool {
+        false
+    }
 
     /// A line that could not be framed (too long, not UTF-8).
     fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
@@ -234,11 +250,78 @@ fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn 
 /// The lines `/history` shows when no number is given.
 const HISTORY_LINES: usize = 50;
 
+/// A session's part in logging in before it has a nickname (text and
+/// JSON): the nickname whose password is asked for, the login waiting for
+/// its answer, and the account to take the nickname of once logged in.
+#[derive(Debug, Default)]
+struct Login {
+    /// A registered nickname was refused: the next line is its password.
+    prompt: Option<String>,
+    /// A login is being checked.
+    pending: bool,
+    /// Something was asked of the accounts and not answered yet.
+    waiting: bool,
+    /// Logged in: register with this nickname.
+    ready: Option<String>,
+    /// Logged in after registering: go by the account's nickname.
+    rename: Option<String>,
+}
+
+impl Login {
+    /// Sends a login or registration, noting a login made before having a
+    /// nickname.
+    fn ask(&mut self, request: AccountRequest, registered: bool, chat: &mut dyn Chat) {
+        self.pending = !registered && matches!(request, AccountRequest::Login { .. });
+        self.waiting = true;
+        chat.account(request);
+    }
+
+    /// Notes what an event says about a login.
+    fn seen(&mut self, body: &EventBody, registered: bool) {
+        self.waiting &= !super::account::answers_request(body);
+        match body {
+            EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) => {
+                match nick {
+                    None if !registered => self.ready = Some(account.to_string()),
+                    Some(n) if n.to_lowercase() != account.to_lowercase() => {
+                        self.rename = Some(account.to_string())
+                    }
+                    _ => {}
+                }
+                self.pending = false;
+            }
+            EventBody::Refused(r)
+                if !registered && r.code == ErrorCode::NickRegistered && !self.pending =>
+            {
+                self.prompt = r.about_nick().map(String::from);
+            }
+            EventBody::Refused(r) if self.pending && super::account::answers_login(r.code) => {
+                self.pending = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Registers with the account's nickname once logged in, or takes it
+    /// (from whoever has it) if already registered.
+    fn wake(&mut self, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) {
+        if let Some(nick) = self.ready.take() {
+            if !*registered {
+                execute(Command::Register { nick }, registered, replay, chat);
+            }
+        }
+        if let Some(new) = self.rename.take() {
+            chat.execute(Command::Nick { new });
+        }
+    }
+}
+
 /// People on telnet or netcat.
 pub struct TextSession {
     color: bool,
     registered: bool,
     replay: Replay,
+    login: Login,
 }
 
 impl TextSession {
@@ -247,6 +330,7 @@ impl TextSession {
             color: true,
             registered: false,
             replay: config.replay(),
+            login: Login::default(),
         }
     }
 }
@@ -264,8 +348,29 @@ impl Protocol for TextSession {
     }
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        if let Some(nick) = self.login.prompt.take().filter(|_| !self.registered) {
+            // The password of the registered nickname just refused.
+            let password = line.trim();
+            if password.is_empty() {
+                let text = "What is your nickname?".into();
+                self.reply(EventBody::Info { text }, chat);
+                return Outcome::Continue;
+            }
+            if !password.starts_with('/') {
+                let request = AccountRequest::Login {
+                    account: nick,
+                    password: password.into(),
+                };
+                self.login.ask(request, false, chat);
+                return Outcome::Continue;
+            }
+        }
         match text::parse(line, self.registered) {
             text::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
+            text::Input::Account(request) => {
+                self.login.ask(request, self.registered, chat);
+                Outcome::Continue
+            }
             text::Input::History(lines) => {
                 chat.history(HistoryRequest {
                     room: None,
@@ -295,6 +400,7 @@ impl Protocol for TextSession {
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.login.seen(&ev.body, self.registered);
         match &ev.body {
             // Before a nickname is taken, a refused one asks for another.
             EventBody::Refused(r) if !self.registered => {
@@ -330,6 +436,14 @@ impl Protocol for TextSession {
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         self.reply(timeout_error(why), chat);
     }
+
+    fn wake(&mut self, chat: &mut dyn Chat) {
+        self.login.wake(&mut self.registered, &self.replay, chat);
+    }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
+    }
 }
 
 /// The error line text and JSON clients get when the server gives up on them.
@@ -355,6 +469,7 @@ pub struct JsonSession {
     replay: Replay,
     /// Send a JSON welcome on starting.
     greet: bool,
+    login: Login,
 }
 
 impl JsonSession {
@@ -364,6 +479,7 @@ impl JsonSession {
             registered: false,
             replay: config.replay(),
             greet,
+            login: Login::default(),
         }
     }
 }
@@ -400,6 +516,10 @@ impl Protocol for JsonSession {
                 });
                 Outcome::Continue
             }
+            json::Input::Account(request) => {
+                self.login.ask(request, self.registered, chat);
+                Outcome::Continue
+            }
             json::Input::Keep => Outcome::Continue, // any line is proof of life
             json::Input::Help => {
                 self.reply(EventBody::Help, chat);
@@ -413,6 +533,7 @@ impl Protocol for JsonSession {
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.login.seen(&ev.body, self.registered);
         out.extend_from_slice(ev.rendered(Flavor::Json));
     }
 
@@ -434,6 +555,14 @@ impl Protocol for JsonSession {
 
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         self.reply(timeout_error(why), chat);
+    }
+
+    fn wake(&mut self, chat: &mut dyn Chat) {
+        self.login.wake(&mut self.registered, &self.replay, chat);
+    }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
     }
 }
 

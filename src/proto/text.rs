@@ -6,7 +6,9 @@ use std::io::Write;
 
 use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, MemberInfo, Refusal};
+use super::{
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, MemberInfo, Refusal,
+};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub enum Input {
     Color(bool),
     /// Show the current room's last lines (`None`: the usual number).
     History(Option<usize>),
+    /// Something for the accounts (register, log in).
+    Account(AccountRequest),
     /// Nothing to do (an empty line).
     Nothing,
     /// The line was wrong; tell the user.
@@ -40,6 +44,15 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/me ACTION", "say an action: * you ACTION"),
     ("/msg NICK TEXT", "private message"),
     ("/history [N]", "the room's last N lines"),
+    ("/register PASSWORD", "register your nickname as an account"),
+    (
+        "/login NICK PASSWORD",
+        "log in to an account (and take its nickname)",
+    ),
+    (
+        "/register-room [ROOM]",
+        "register a room you operate (keeps topic, modes, bans)",
+    ),
     ("/color on|off", "ANSI colours"),
     ("/quit [REASON]", "leave (also: quit, exit)"),
 ];
@@ -97,6 +110,22 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 _ => Input::Error(ErrorCode::BadArguments, "usage: /color on|off".into()),
             }
         }
+        "login" | "identify" => {
+            return match args.split_once(char::is_whitespace) {
+                Some((nick, password)) if !password.trim().is_empty() => {
+                    Input::Account(AccountRequest::Login {
+                        account: nick.to_string(),
+                        password: password.trim().into(),
+                    })
+                }
+                // `/login PASSWORD`: the account of the nickname one has.
+                None if registered && !args.is_empty() => Input::Account(AccountRequest::Login {
+                    account: String::new(),
+                    password: args.into(),
+                }),
+                _ => usage("/login NICK PASSWORD"),
+            };
+        }
         _ if !registered => {
             return Input::Error(
                 ErrorCode::NotRegistered,
@@ -112,6 +141,15 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 },
             }
         }
+        "register" => {
+            return match args {
+                "" => usage("/register PASSWORD"),
+                password => Input::Account(AccountRequest::Register {
+                    password: password.into(),
+                }),
+            }
+        }
+        "register-room" | "registerroom" => Command::RegisterRoom { room: opt(args) },
         "who" | "names" => Command::Who { room: opt(args) },
         "rooms" | "list" => Command::Rooms {
             after: one_word(args).map(str::to_string),
@@ -395,6 +433,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 if let Some(a) = &i.away {
                     p.system(&format!("***   away: {a}"));
                 }
+                if let Some(a) = &i.account {
+                    p.system(&format!("***   logged in as {a}"));
+                }
                 p.system(&format!("***   idle {}s", i.idle_secs));
             }
         },
@@ -407,6 +448,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         )),
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
+        EventBody::Account(a) => render_account(a, &mut p),
         EventBody::History {
             room,
             facts,
@@ -429,6 +471,33 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 false => p.system("*** End of history"),
             }
         }
+    }
+}
+
+/// What accounts tell a text user.
+fn render_account(a: &AccountEvent, p: &mut Painter) {
+    match a {
+        AccountEvent::LoggedIn {
+            account,
+            created: true,
+            ..
+        } => p.system(&format!(
+            "*** The account {account} is registered and you are logged in to it."
+        )),
+        AccountEvent::LoggedIn { account, .. } => {
+            p.system(&format!("*** You are now logged in as {account}."))
+        }
+        AccountEvent::NickProtected { nick, grace_secs } => p.system(&format!(
+            "*** {nick} is a registered nickname: /login {nick} PASSWORD within \
+             {grace_secs}s, or you will be renamed."
+        )),
+        AccountEvent::Renamed { old, new } => p.system(&format!(
+            "*** {old} belongs to an account you are not logged in to: you are now {new}."
+        )),
+        AccountEvent::RoomRegistered { room, founder } => p.system(&format!(
+            "*** #{room} is registered, with {founder} as its founder."
+        )),
+        AccountEvent::Challenge { .. } | AccountEvent::Changed { .. } => {}
     }
 }
 
@@ -503,6 +572,12 @@ pub fn render_refusal(r: &Refusal, color: bool, registering: bool, out: &mut Vec
         (ErrorCode::AlreadyRegistered, _) => message.push_str("; use /nick to change it"),
         (ErrorCode::NickInUse | ErrorCode::NickInvalid, _) if registering => {
             message.push_str(". Pick another nickname:")
+        }
+        (ErrorCode::NickRegistered, _) if registering => message
+            .push_str(". Type its password to log in, or an empty line to pick another nickname:"),
+        (ErrorCode::NickRegistered, _) => message.push_str(" (/login NICK PASSWORD)"),
+        (ErrorCode::AuthFailed | ErrorCode::Throttled, _) if registering => {
+            message.push_str(". Pick a nickname:")
         }
         _ => {}
     }

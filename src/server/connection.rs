@@ -33,7 +33,8 @@ use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
 use crate::proto::{
-    Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name, Outcome, Refusal,
+    AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
+    Outcome, Refusal,
 };
 
 /// Most queued items rendered into one write.
@@ -87,14 +88,25 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pag
 
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
-        match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
+        let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        let outcome = match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
             None => self.shared.chat.execute(self.id, cmd),
             Some(Ok(())) => Outcome::Continue,
             Some(Err(refusal)) => {
                 self.queue.push(&Event::shared(EventBody::Refused(refusal)));
                 Outcome::Refused
             }
+        };
+        if nick && outcome == Outcome::Continue {
+            let (auth, chat) = (&self.shared.auth, &self.shared.chat);
+            super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
         }
+        outcome
+    }
+
+    /// Passwords are checked off the chat lock (see `server::accounts`).
+    fn account(&mut self, request: AccountRequest) {
+        super::accounts::request(&self.shared.auth, &self.shared.chat, self.id, request);
     }
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
@@ -386,7 +398,9 @@ impl<T: Transport> Connection<T> {
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
-        let waiting = !self.backlog.is_empty() && self.pager.is_empty();
+        // Lines wait while a listing is being paged out, or while the
+        // session awaits an answer (a login); the answer's write ends the wait.
+        let waiting = !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -454,7 +468,7 @@ impl<T: Transport> Connection<T> {
     fn handle_backlog(&mut self) -> Outcome {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
-        while !self.backlog.is_empty() && self.pager.is_empty() {
+        while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 break;
@@ -476,6 +490,12 @@ impl<T: Transport> Connection<T> {
         if self.backlog.is_empty() {
             self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
         }
+        self.note_registered();
+        outcome
+    }
+
+    /// Logs the registration once the session has a nick.
+    fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
@@ -483,7 +503,6 @@ impl<T: Transport> Connection<T> {
                 info!("registered as {nick}");
             }
         }
-        outcome
     }
 
     fn handle_line(&mut self, line: Result<String, LineError>) -> Outcome {
@@ -539,6 +558,14 @@ impl<T: Transport> Connection<T> {
     /// that is behind.
     async fn write_item(&mut self, item: Item) -> io::Result<()> {
         self.write_now(item)?;
+        // A session waiting on an answer it was just shown goes on.
+        self.proto.wake(&mut port(
+            &self.shared,
+            self.id,
+            &self.queue,
+            &mut self.pager,
+        ));
+        self.note_registered();
         if !self.pending.is_empty() {
             Box::pin(self.write_pending()).await?;
         }

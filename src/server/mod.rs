@@ -4,6 +4,7 @@
 //! admission limits and the shutdown. All chat logic lives in the hub; all
 //! wire formats in `proto`.
 
+mod accounts;
 mod connection;
 mod limits;
 mod mailbox;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
     pub irc_info: Arc<ServerInfo>,
+    /// Accounts: the store, login throttling, the nick grace period.
+    pub auth: Arc<accounts::Auth>,
     /// Per-run secret for host cloaks.
     cloak_key: std::collections::hash_map::RandomState,
 }
@@ -121,12 +124,16 @@ impl Server {
         raise_open_file_limit(config.max_clients);
         let (store, failures) = open_store(&config)?;
         let durable = store.watermark();
+        let (auth, accounts, registry) = accounts::Auth::open(&config)?;
+        // A grace period under a second still is one (0 means refuse).
+        let grace_secs = config.nick_grace.as_secs_f64().ceil() as u64;
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
             router::Router::default(),
             store.clone(),
             Arc::new(Standalone),
-        );
+        )
+        .with_accounts(accounts, registry, grace_secs);
         let admission = Admission::new(&config);
         let irc_info = ServerInfo::new(
             &config.server_name,
@@ -147,6 +154,7 @@ impl Server {
             durable,
             shutdown: CancellationToken::new(),
             irc_info: Arc::new(irc_info),
+            auth: Arc::new(auth),
             cloak_key: Default::default(),
         });
         Ok(Server {

@@ -19,7 +19,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 1;
+const SCHEMA: i64 = 2;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -137,6 +137,25 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 2 {
+        // Accounts and registered rooms (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE account (
+                 key        TEXT PRIMARY KEY,  -- folded name
+                 name       TEXT NOT NULL,     -- as registered
+                 hash       TEXT NOT NULL,     -- argon2id, PHC string
+                 scram      TEXT NOT NULL,     -- SCRAM-SHA-256 credentials, JSON
+                 created_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE registered_room (
+                 key   TEXT PRIMARY KEY,       -- folded room name
+                 state TEXT NOT NULL           -- founder, topic, modes, bans: JSON
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
 }
@@ -226,8 +245,11 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        // An empty submission is a marker (a history read waits for what
+        // was submitted before it): it gets a ticket of its own.
+        let marker = facts.is_empty();
         facts.retain(|f| f.room.is_some()); // only room history is kept here
-        if facts.is_empty() {
+        if facts.is_empty() && !marker {
             return 0;
         }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,6 +13,8 @@ pub mod decode;
 pub mod numerics;
 pub mod parse;
 pub mod render;
+pub mod sasl;
+pub mod services;
 pub mod session;
 
 use std::sync::Arc;
@@ -33,19 +35,25 @@ pub const USER_LEN: usize = 10;
 
 /// The IRCv3 capabilities natter offers, as `CAP LS` lists them.
 pub const CAPS: &[&str] = &[
+    "account-notify",
+    "account-tag",
     "away-notify",
     "batch",
     "draft/chathistory",
     "draft/event-playback",
     "echo-message",
+    "extended-join",
     "message-tags",
     "multi-prefix",
+    "sasl",
     "server-time",
 ];
 
 /// Capabilities one client has enabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caps {
+    pub account_notify: bool,
+    pub account_tag: bool,
     pub away_notify: bool,
     pub batch: bool,
     /// The client fetches history itself (no replay on join).
@@ -53,8 +61,10 @@ pub struct Caps {
     /// History includes joins, parts, kicks, topics and modes.
     pub event_playback: bool,
     pub echo_message: bool,
+    pub extended_join: bool,
     pub message_tags: bool,
     pub multi_prefix: bool,
+    pub sasl: bool,
     pub server_time: bool,
 }
 
@@ -62,13 +72,17 @@ impl Caps {
     /// Turns a capability on or off; false if natter does not know it.
     pub fn set(&mut self, name: &str, on: bool) -> bool {
         let slot = match name {
+            "account-notify" => &mut self.account_notify,
+            "account-tag" => &mut self.account_tag,
             "away-notify" => &mut self.away_notify,
             "batch" => &mut self.batch,
             "draft/chathistory" => &mut self.chathistory,
             "draft/event-playback" => &mut self.event_playback,
             "echo-message" => &mut self.echo_message,
+            "extended-join" => &mut self.extended_join,
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
+            "sasl" => &mut self.sasl,
             "server-time" => &mut self.server_time,
             _ => return false,
         };
@@ -116,6 +130,10 @@ pub enum Reply {
     },
     /// An empty `chathistory` batch for `target` (nothing is kept for it).
     EmptyHistory { target: String },
+    /// `AUTHENTICATE <data>` (SASL; `+` for nothing).
+    Authenticate(String),
+    /// `:Service!Service@services.<server> NOTICE <nick> :<text>`.
+    Service { service: &'static str, text: String },
 }
 
 impl Reply {
@@ -352,7 +370,7 @@ mod tests {
         let mut c = Caps::default();
         assert!(c.set("server-time", true));
         assert!(c.set("echo-message", true));
-        assert!(!c.set("sasl", true));
+        assert!(!c.set("sasl=PLAIN", true));
         assert_eq!(c.list(), "echo-message server-time");
     }
 

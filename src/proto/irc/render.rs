@@ -34,7 +34,7 @@ pub fn is_shared(body: &EventBody) -> bool {
 /// Writes one line: `[@tags ]:source VERB middle… [:trailing]\r\n`. The part
 /// after the tags is kept within [`MAX_BODY`] bytes by cutting `trailing`
 /// (and, as a last resort, the line).
-fn line(
+pub(super) fn line(
     out: &mut Vec<u8>,
     tags: Option<&str>,
     source: &str,
@@ -182,7 +182,7 @@ pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
 }
 
 /// A shared event with these tags (`key=value;…`, no `@`).
-fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
+pub(super) fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
     match &ev.body {
         EventBody::Joined { room, nick, .. } => {
             line(out, tags, source(ev, nick), "JOIN", &[&chan(room)], None)
@@ -519,6 +519,10 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                         .collect();
                     listed(out, ctx, RPL_WHOISCHANNELS, &[nick], &rooms);
                     numeric(out, ctx, RPL_WHOISSERVER, &[nick, server, "natter"]);
+                    if let Some(account) = &i.account {
+                        let params = [&**nick, account, "is logged in as"];
+                        numeric(out, ctx, RPL_WHOISACCOUNT, &params);
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }
@@ -592,7 +596,8 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 "natter IRC commands: JOIN PART PRIVMSG NOTICE NICK TOPIC MODE KICK INVITE \
-                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP",
+                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP AUTHENTICATE; \
+                 accounts: PRIVMSG NickServ :HELP, PRIVMSG ChanServ :HELP",
             );
         }
         EventBody::Shutdown { reason } => {
@@ -754,6 +759,14 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         Reply::Cap { sub, list } => line(out, None, server, "CAP", &[ctx.nick, sub], Some(list)),
         Reply::Pong { token } => line(out, None, server, "PONG", &[server], Some(token)),
+        Reply::Authenticate(data) => {
+            out.extend_from_slice(b"AUTHENTICATE ");
+            out.extend_from_slice(data.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Service { service, text } => {
+            super::services::service_notice(out, ctx, service, text)
+        }
         Reply::Closing { why } => closing(out, ctx, why),
         Reply::Notice { text } => notice(out, ctx, text),
         Reply::Fail {

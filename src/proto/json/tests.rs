@@ -283,6 +283,7 @@ fn every_event_renders_as_documented() {
         away: Some("gone".into()),
         idle_secs: 5,
         signon_ms: 1000,
+        account: Some(n("bob")),
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
@@ -531,7 +532,7 @@ fn every_event_renders_as_documented() {
                 nick: n("bob"),
                 info: Some(Box::new(whois)),
             },
-            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000}"#,
+            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000,"account":"bob"}"#,
         ),
         (
             EventBody::Lusers {
@@ -578,5 +579,8 @@ fn help_lists_every_command() {
     let names: Vec<_> = commands.iter().map(|c| &*c.cmd).collect();
     let want: Vec<_> = wire::COMMANDS.iter().map(|(c, _)| *c).collect();
     assert_eq!(names, want);
-    assert_eq!(commands[0].usage, r#"{"cmd":"login","nick":N}"#);
+    assert_eq!(
+        commands[0].usage,
+        r#"{"cmd":"login","nick":N[,"password":P]}"#
+    );
 }
