@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::sanitize::strip_controls;
-use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
+use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject, Target};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,14 +100,18 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             text: text(msg),
             action,
         },
-        W::Join { room, key: None } => Command::Join {
+        W::Join {
+            room,
+            key: None,
+            switch,
+        } => Command::Join {
             room: room.into(),
-            switch: true,
+            switch,
         },
-        W::Join { room, key } => Command::JoinWithKey {
+        W::Join { room, key, switch } => Command::JoinWithKey {
             room: room.into(),
             key: owned(key),
-            switch: true,
+            switch,
         },
         W::Part { room, reason } => Command::Part {
             room: owned(room),
@@ -132,12 +136,53 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             return Input::History { room, query, limit };
         }
         W::Nick { nick } => Command::Nick { new: nick.into() },
+        // An empty room is the current one (the hub fills it in).
+        W::Topic { room, topic } => Command::Topic {
+            room: owned(room).unwrap_or_default(),
+            text: topic.map(text),
+        },
+        W::Kick { room, nick, reason } => Command::Kick {
+            room: owned(room).unwrap_or_default(),
+            nick: nick.into(),
+            reason: reason.map(text).filter(|r| !r.is_empty()),
+        },
+        W::Mode { room, changes } => Command::RoomMode {
+            room: owned(room).unwrap_or_default(),
+            changes: changes.map_or_else(Vec::new, |c| mode_changes(&c)),
+        },
+        W::Invite { nick, room } => Command::Invite {
+            nick: nick.into(),
+            room: owned(room).unwrap_or_default(),
+        },
+        W::Away { text: away } => Command::Away {
+            text: away.map(text).filter(|t| !t.trim().is_empty()),
+        },
+        W::Whois { nick } => Command::Whois { nick: nick.into() },
+        W::Notice { to, msg } => Command::Notice {
+            target: match to.strip_prefix('#') {
+                Some(room) => Target::Room(room.to_string()),
+                None => Target::Person(to.into()),
+            },
+            text: text(msg),
+        },
         W::Keep => return Input::Keep,
         W::Help => return Input::Help,
         W::Quit { reason } => Command::Quit {
             reason: reason.map(text),
         },
     })
+}
+
+/// `"+o bob -v carol +m"` (or IRC's `"+ov-m bob carol"`) as mode changes:
+/// the mode words joined, their arguments in order, read as IRC reads them.
+fn mode_changes(changes: &str) -> Vec<super::ModeChange> {
+    let (modes, args): (Vec<&str>, Vec<&str>) = changes
+        .split_whitespace()
+        .partition(|w| w.starts_with(['+', '-']));
+    let modes = modes.concat();
+    let mut params = vec![modes.as_str()];
+    params.extend(args);
+    super::irc::decode::mode_changes(&params)
 }
 
 /// A `before`/`after` of the history command as a point in history.

@@ -66,6 +66,8 @@ fn logged_in(color: bool) -> UiState {
         EventKind::Presence {
             room: "lobby".into(),
             nicks: vec!["alice".into(), "bob".into(), "carol".into(), "小明".into()],
+            ops: vec!["carol".into()],
+            voiced: vec![],
         },
     ] {
         ui.on_event(&ev(kind));
@@ -222,6 +224,7 @@ fn enter_sends_and_history_recalls() {
     assert_eq!(
         ui.on_key(key(KeyCode::Enter)),
         Some(Action::Send(Request::Say {
+            room: Some("lobby".into()),
             text: "first".into(),
             action: false
         }))
