@@ -582,6 +582,87 @@ mod tests {
     }
 
     #[test]
+    fn room_events_read_like_an_irc_client() {
+        let s = session("alice", "lobby");
+        let t = |ev| text(ev, &s);
+        assert_eq!(
+            t(EventKind::Topic {
+                room: "lobby".into(),
+                topic: Some("be kind".into()),
+                by: Some("bob".into()),
+                changed: false
+            }),
+            ["* topic of #lobby: be kind (set by bob)"]
+        );
+        assert_eq!(
+            t(EventKind::Topic {
+                room: "lobby".into(),
+                topic: None,
+                by: Some("bob".into()),
+                changed: true
+            }),
+            ["* bob cleared the topic of #lobby"]
+        );
+        let kick = |nick: &str| EventKind::Kicked {
+            room: "lobby".into(),
+            by: "bob".into(),
+            nick: nick.into(),
+            reason: Some("shh".into()),
+            members: Some(2),
+        };
+        assert_eq!(
+            t(kick("carol")),
+            ["* bob kicked carol out of #lobby: shh (2 here)"]
+        );
+        let you = &lines(&kick("alice"), &s, Here::current(&s))[0];
+        assert_eq!(you.text(), "! bob kicked you out of #lobby: shh");
+        assert!(you.mention);
+        assert_eq!(
+            t(EventKind::Notice {
+                from: "bob".into(),
+                room: Some("rust".into()),
+                to: None,
+                text: "hear ye".into()
+            }),
+            ["-bob:#rust- hear ye"]
+        );
+        assert_eq!(
+            t(EventKind::Away {
+                nick: "bob".into(),
+                text: None
+            }),
+            ["* bob is back"]
+        );
+        assert_eq!(
+            t(EventKind::Invited {
+                room: "vip".into(),
+                by: "bob".into(),
+                nick: "alice".into()
+            }),
+            ["* bob invites you to #vip (/join #vip)"]
+        );
+        assert_eq!(
+            t(EventKind::Presence {
+                room: "lobby".into(),
+                nicks: vec!["alice".into(), "bob".into(), "carol".into()],
+                ops: vec!["bob".into()],
+                voiced: vec!["carol".into()]
+            }),
+            ["* In #lobby (3): alice, @bob, +carol"]
+        );
+        // A private message in its own conversation reads like chat.
+        let private = EventKind::Private {
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "hi".into(),
+            action: false,
+        };
+        assert_eq!(t(private.clone()), ["[private] bob -> alice: hi"]);
+        let l = &lines(&private, &s, Here::Private("Bob"))[0];
+        assert_eq!(l.text(), "<bob> hi");
+    }
+
+    #[test]
     fn clock_and_seconds() {
         assert_eq!(clock(0).len(), 5);
         assert_eq!(secs(Duration::from_millis(500)), "0.5s");
