@@ -39,8 +39,8 @@ pub struct Areas {
 /// The member list's width for this state (0: none).
 pub fn members_width(ui: &UiState) -> u16 {
     let (w, _) = ui.size();
-    let Some(room) = ui.room() else {
-        return 0;
+    let Some(room) = ui.room().filter(|r| ui.session.is_in(r)) else {
+        return 0; // no room, or not in it any more
     };
     if w < MEMBERS_MIN_TERMINAL {
         return 0;
