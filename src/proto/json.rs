@@ -119,6 +119,7 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
         },
         W::Who { room } => Command::Who { room: owned(room) },
         W::Rooms => Command::Rooms,
+        W::List => Command::List { rooms: None },
         W::History {
             room,
             limit,
@@ -148,7 +149,7 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
         },
         W::Mode { room, changes } => Command::RoomMode {
             room: owned(room).unwrap_or_default(),
-            changes: changes.map_or_else(Vec::new, |c| mode_changes(&c)),
+            changes: changes.map_or_else(Vec::new, |c| super::text::mode_words(&c)),
         },
         W::Invite { nick, room } => Command::Invite {
             nick: nick.into(),
@@ -171,18 +172,6 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             reason: reason.map(text),
         },
     })
-}
-
-/// `"+o bob -v carol +m"` (or IRC's `"+ov-m bob carol"`) as mode changes:
-/// the mode words joined, their arguments in order, read as IRC reads them.
-fn mode_changes(changes: &str) -> Vec<super::ModeChange> {
-    let (modes, args): (Vec<&str>, Vec<&str>) = changes
-        .split_whitespace()
-        .partition(|w| w.starts_with(['+', '-']));
-    let modes = modes.concat();
-    let mut params = vec![modes.as_str()];
-    params.extend(args);
-    super::irc::decode::mode_changes(&params)
 }
 
 /// A `before`/`after` of the history command as a point in history.

@@ -71,6 +71,8 @@ pub enum Cmd<'a> {
     },
     /// The room list.
     Rooms,
+    /// The room list with topics.
+    List,
     /// Part of a room's history (default: the current room, the last
     /// lines); `before`/`after`: a message id or a time in ms.
     History {
@@ -153,6 +155,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
     ("rooms", "{\"cmd\":\"rooms\"}"),
+    ("list", "{\"cmd\":\"list\"} (rooms with topics)"),
     (
         "history",
         "{\"cmd\":\"history\"[,\"room\":R][,\"limit\":N][,\"before\":ID|MS][,\"after\":ID|MS]}",
