@@ -101,6 +101,21 @@ impl Request {
     }
 }
 
+/// What `/ignore` and `/unignore` did, as a line to show.
+pub fn ignore(session: &mut super::session::Session, input: &Input) -> Option<String> {
+    Some(match input {
+        Input::Ignore(None) if session.ignored().is_empty() => "nobody is ignored".into(),
+        Input::Ignore(None) => format!("ignored: {}", session.ignored().join(", ")),
+        Input::Ignore(Some(n)) if session.ignore(n) => {
+            format!("ignoring {n} (here only; /unignore {n} to undo)")
+        }
+        Input::Ignore(Some(n)) => format!("{n} is already ignored"),
+        Input::Unignore(n) if session.unignore(n) => format!("no longer ignoring {n}"),
+        Input::Unignore(n) => format!("{n} was not ignored"),
+        _ => return None,
+    })
+}
+
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -117,6 +132,10 @@ pub enum Input {
     Close,
     /// Go to window N, counting from 1 (TUI).
     Window(usize),
+    /// Stop showing what a nick says (`None`: list who is ignored).
+    Ignore(Option<String>),
+    /// Show what a nick says again.
+    Unignore(String),
     /// Nothing to do (an empty line).
     Nothing,
     /// A mistake to show the user; nothing is sent.
@@ -158,6 +177,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/invite", "/invite NICK [ROOM] — invite someone in"),
     ("/away", "/away [TEXT] — mark yourself away (no text: back)"),
+    (
+        "/ignore",
+        "/ignore [NICK] — hide what NICK says (here only; no NICK: the list)",
+    ),
+    ("/unignore", "/unignore NICK — show what NICK says again"),
     ("/back", "/back — no longer away"),
     (
         "/close",
@@ -331,6 +355,11 @@ pub fn parse(line: &str) -> Input {
         "away" => send(Request::Away(opt(args))),
         "back" => send(Request::Away(None)),
         "close" | "wc" => Input::Close,
+        "ignore" => Input::Ignore(words.first().map(|n| n.to_string())),
+        "unignore" => match words.first() {
+            Some(n) => Input::Unignore(n.to_string()),
+            None => usage("/unignore"),
+        },
         "win" | "window" => match words.first().and_then(|n| n.parse().ok()) {
             Some(n) if n > 0 => Input::Window(n),
             _ => usage("/win"),
@@ -415,6 +444,9 @@ mod tests {
         assert_eq!(parse("/query bob"), Input::Query("bob".into()));
         assert_eq!(parse("/close"), Input::Close);
         assert_eq!(parse("/win 3"), Input::Window(3));
+        assert_eq!(parse("/ignore bob"), Input::Ignore(Some("bob".into())));
+        assert_eq!(parse("/ignore"), Input::Ignore(None));
+        assert_eq!(parse("/unignore bob"), Input::Unignore("bob".into()));
     }
 
     #[test]

@@ -187,7 +187,16 @@ impl<'a> Here<'a> {
 /// its lines each with its own time ([`Line::at_ms`]).
 pub fn lines(ev: &EventKind, session: &Session, here: Here) -> Vec<Line> {
     let one = |l: Line| vec![l];
+    let hidden = |nick: &str| session.is_ignored(nick) && !session.is_me(nick);
     match ev {
+        EventKind::Message { from, .. }
+        | EventKind::Private { from, .. }
+        | EventKind::Notice { from, .. }
+        | EventKind::Invited { by: from, .. }
+            if hidden(from) =>
+        {
+            vec![]
+        }
         EventKind::Status(Status::Connecting { addr }) => {
             one(Line::notice(format!("connecting to {addr} ...")))
         }

@@ -116,6 +116,12 @@ pub async fn run(
                             let _ = print(&format::lines(&local(&e), &session, Here::Anywhere), 0);
                             continue;
                         }
+                        input @ (Input::Ignore(_) | Input::Unignore(_)) => {
+                            if let Some(said) = command::ignore(&mut session, &input) {
+                                let _ = print(&format::lines(&EventKind::Info(said), &session, Here::Anywhere), 0);
+                            }
+                            continue;
+                        }
                         Input::Query(_) | Input::Close | Input::Window(_) => {
                             let e = local("windows are for the full-screen client; use /msg NICK TEXT");
                             let _ = print(&format::lines(&e, &session, Here::Anywhere), 0);

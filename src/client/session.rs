@@ -70,6 +70,8 @@ pub struct Session {
     pub online: bool,
     /// We marked ourselves away.
     pub away: bool,
+    /// Nicks whose messages are not shown (`/ignore`, this client only).
+    ignored: Vec<String>,
 }
 
 /// True if two room names are the same: case is ignored, and so is a
@@ -143,6 +145,32 @@ impl Session {
         text.match_indices(&me).any(|(i, _)| {
             !word(text[..i].chars().next_back()) && !word(text[i + me.len()..].chars().next())
         })
+    }
+
+    /// Stops showing what `nick` says; false if already ignored.
+    pub fn ignore(&mut self, nick: &str) -> bool {
+        if self.is_ignored(nick) {
+            return false;
+        }
+        self.ignored.push(nick.to_string());
+        true
+    }
+
+    /// Shows what `nick` says again; false if it was not ignored.
+    pub fn unignore(&mut self, nick: &str) -> bool {
+        let before = self.ignored.len();
+        self.ignored.retain(|n| !same_nick(n, nick));
+        self.ignored.len() < before
+    }
+
+    /// True if what `nick` says is not shown.
+    pub fn is_ignored(&self, nick: &str) -> bool {
+        self.ignored.iter().any(|n| same_nick(n, nick))
+    }
+
+    /// The ignored nicks.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
     }
 
     /// Makes `room` (one we are in) the current one.

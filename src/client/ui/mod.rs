@@ -448,6 +448,14 @@ impl UiState {
 
     /// Something from the connection.
     pub fn on_event(&mut self, ev: &Event) {
+        if let EventKind::Message { from, .. }
+        | EventKind::Private { from, .. }
+        | EventKind::Notice { from, .. } = &ev.kind
+        {
+            if self.session.is_ignored(from) && !self.session.is_me(from) {
+                return; // not even a window of its own
+            }
+        }
         let mut targets = self.targets(&ev.kind);
         targets.sort_unstable();
         targets.dedup();
@@ -665,6 +673,14 @@ impl UiState {
                     self.focus(n - 1);
                 } else {
                     self.local_error(format!("there is no window {n}"));
+                }
+                None
+            }
+            input @ (Input::Ignore(_) | Input::Unignore(_)) => {
+                if let Some(said) = command::ignore(&mut self.session, &input) {
+                    for l in format::lines(&EventKind::Info(said), &self.session, Here::Anywhere) {
+                        self.push(super::event::now_ms(), l);
+                    }
                 }
                 None
             }

@@ -610,3 +610,29 @@ fn emoji_sequences_and_cjk_nicks_leave_no_stale_cells() {
         assert!(r.width() <= usize::from(w), "{r:?}");
     }
 }
+
+#[test]
+fn ignored_nicks_are_not_shown() {
+    let mut ui = logged_in(true);
+    assert_eq!(enter(&mut ui, "/ignore bob"), None);
+    assert!(find(&screen(&ui), "ignoring bob").is_some());
+    ui.on_event(&ev(msg("bob", "spam spam")));
+    ui.on_event(&ev(EventKind::Private {
+        from: "BOB".into(),
+        to: "alice".into(),
+        text: "more spam".into(),
+        action: false,
+    }));
+    ui.on_event(&ev(msg("carol", "hello")));
+    let s = screen(&ui);
+    assert!(find(&s, "spam").is_none(), "{s:#?}");
+    assert!(find(&s, "<carol> hello").is_some());
+    assert_eq!(
+        ui.windows().len(),
+        2,
+        "no window for an ignored conversation"
+    );
+    assert_eq!(enter(&mut ui, "/unignore bob"), None);
+    ui.on_event(&ev(msg("bob", "back again")));
+    assert!(find(&screen(&ui), "<bob> back again").is_some());
+}
