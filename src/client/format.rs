@@ -11,7 +11,7 @@ use chrono::{Local, TimeZone};
 use super::color::{nick_hue, Hue};
 use super::event::{EventKind, Status};
 use super::protocol::same_nick;
-use super::session::{same_room, Session};
+use super::session::{same_room, Member, Session};
 
 /// How a segment should look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,19 +337,9 @@ pub fn lines(ev: &EventKind, session: &Session, here: Here) -> Vec<Line> {
             voiced,
             ..
         } => {
-            let has = |list: &[String], n: &str| list.iter().any(|o| same_nick(o, n));
-            let shown: Vec<String> = nicks
+            let shown: Vec<String> = Member::list(nicks, ops, voiced)
                 .iter()
-                .map(|n| {
-                    let p = if has(ops, n) {
-                        "@"
-                    } else if has(voiced, n) {
-                        "+"
-                    } else {
-                        ""
-                    };
-                    format!("{p}{n}")
-                })
+                .map(|m| format!("{}{}", m.prefix(), m.nick))
                 .collect();
             one(Line::notice(format!(
                 "In {} ({}): {}",

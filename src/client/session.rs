@@ -26,6 +26,19 @@ impl Member {
         }
     }
 
+    /// The members a presence list names, with their status.
+    pub fn list(nicks: &[String], ops: &[String], voiced: &[String]) -> Vec<Member> {
+        let has = |list: &[String], n: &str| list.iter().any(|o| same_nick(o, n));
+        nicks
+            .iter()
+            .map(|n| Member {
+                nick: n.clone(),
+                op: has(ops, n),
+                voice: has(voiced, n),
+            })
+            .collect()
+    }
+
     /// `@`, `+` or nothing, as IRC clients show status.
     pub fn prefix(&self) -> &'static str {
         if self.op {
@@ -240,15 +253,7 @@ impl Session {
                 voiced,
             } => {
                 if let Some(r) = self.room_mut(room) {
-                    let has = |list: &[String], n: &str| list.iter().any(|o| same_nick(o, n));
-                    let mut list: Vec<Member> = nicks
-                        .iter()
-                        .map(|n| Member {
-                            nick: n.clone(),
-                            op: has(ops, n),
-                            voice: has(voiced, n),
-                        })
-                        .collect();
+                    let mut list = Member::list(nicks, ops, voiced);
                     sort(&mut list);
                     list.dedup_by(|a, b| same_nick(&a.nick, &b.nick));
                     r.members = list;
