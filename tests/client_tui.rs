@@ -74,10 +74,31 @@ fn tui_chats_in_a_real_terminal() {
     let row = raw.lines().find(|l| l.contains("hi alice")).unwrap_or("");
     assert!(row.contains("[43m") || row.contains("48;5;3m"), "{row:?}");
 
+    // Emoji sequences and CJK nicks leave no holes or stale cells: the
+    // member list's border stays in one column on every row.
+    let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    let mut cjk = rt.block_on(JsonClient::login(srv.addr, "小明"));
+    tmux.wait_screen("小明 in the list", |s| s.contains("小明 joined"));
+    for text in [
+        format!("family {family} flag \u{1F1EF}\u{1F1F5} heart \u{2764}\u{FE0F} end"),
+        format!("{family}{family}{family} 你好 \u{1F44D}\u{1F3FD} end"),
+    ] {
+        rt.block_on(cjk.send(Cmd::chat(&*text)));
+    }
+    let screen = tmux.wait_screen("the emoji lines", |s| s.matches(" end").count() >= 2);
+    let borders: std::collections::BTreeSet<usize> = screen
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.find('│').map(|i| unicode_width(&l[..i])))
+        .collect();
+    assert_eq!(borders.len(), 1, "the border moved: {borders:?}\n{screen}");
+    drop(cjk);
+
     // Typing CJK works too, and reaches the other side intact.
     tmux.type_text("日本語のテキスト");
     tmux.keys(&["Enter"]);
-    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+    let text = rt
+        .block_on(expect_event!(bob, Event::Message { from, text, .. } if from == "alice" => text));
     assert_eq!(text, "日本語のテキスト");
     tmux.wait_screen("our CJK line", |s| s.contains("<alice> 日本語のテキスト"));
 
@@ -265,11 +286,12 @@ fn tui_windows_topic_second_room_private_conversation_and_kick() {
     rt.block_on(srv.shutdown());
 }
 
-/// Display width without a dependency: CJK ideographs count two.
+/// Display width without a dependency: CJK ideographs and emoji count two
+/// (what tmux draws them in).
 fn unicode_width(s: &str) -> usize {
     s.chars()
         .map(|c| {
-            if ('\u{2e80}'..='\u{9fff}').contains(&c) {
+            if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{1F300}'..='\u{1FAFF}').contains(&c) {
                 2
             } else {
                 1

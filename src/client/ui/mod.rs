@@ -377,10 +377,13 @@ impl UiState {
                 vec![self.open(WindowKind::Room(room.clone()))]
             }
             EventKind::Joined { room, nick, .. } => {
+                let new = self.room_window(room).is_none();
                 let i = self.open(WindowKind::Room(room.clone()));
                 if me(nick) {
+                    // Asked for, or the first room: to the front. A rejoin
+                    // after a reconnect leaves the view alone.
                     let asked = self.wanted.as_deref().is_some_and(|w| same_room(w, room));
-                    if asked || self.active == 0 {
+                    if asked || (new && self.active == 0) {
                         self.wanted = None;
                         self.focus(i);
                     }
