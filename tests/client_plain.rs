@@ -281,3 +281,26 @@ fn no_reconnect_gives_up_with_a_clear_message() {
     assert_eq!(status.code(), Some(1));
     assert!(chat.stderr().iter().any(|l| l.contains("connection lost")));
 }
+
+/// Joining a room shows its last lines (the server's replay), each with
+/// the time it was said.
+#[test]
+fn history_is_shown_on_joining() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let addr = srv.addr.to_string();
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    for text in ["said before", "and again"] {
+        rt.block_on(bob.send(Cmd::chat(text)));
+        rt.block_on(expect_event!(bob, Event::Message { .. }));
+    }
+    let mut chat = Chat::spawn(&[&addr, "--nick", "alice"]);
+    chat.expect("* the last 2 lines in #lobby:");
+    let first = chat.expect("<bob> said before");
+    assert!(stamped(&first), "{first}");
+    chat.expect("<bob> and again");
+    chat.expect("* end of history of #lobby");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+    rt.block_on(srv.shutdown());
+}
