@@ -486,13 +486,24 @@ impl UiState {
             }
             _ => {}
         }
+        // What we said ourselves is no news in any window.
+        let ours = match &ev.kind {
+            EventKind::Message { from, .. }
+            | EventKind::Private { from, .. }
+            | EventKind::Notice { from, .. } => self.session.is_me(from),
+            _ => false,
+        };
         for i in targets {
             let Some(w) = self.windows.get(i) else {
                 continue;
             };
+            let before = w.activity;
             let lines = format::lines(&ev.kind, &self.session, w.here());
             for line in lines {
                 self.push_to(i, ev.at_ms, line);
+            }
+            if ours {
+                self.windows[i].activity = before;
             }
         }
         // Leaving a room closes its window (a kick leaves it open, to read).

@@ -468,12 +468,26 @@ fn rooms_and_private_conversations_get_windows_with_activity_marks() {
             action: false
         }))
     );
+    ui.on_event(&ev(EventKind::Private {
+        from: "alice".into(),
+        to: "dave".into(),
+        text: "a word".into(),
+        action: false,
+    }));
+    let b = bar(&screen(&ui));
+    assert!(
+        b.contains(" 5:dave ") && !b.contains("5:dave*"),
+        "ours is no news: {b}"
+    );
+    ui.on_key(ctrl('n'));
     ui.on_key(ctrl('n'));
     assert_eq!(ui.active_index(), 0, "wraps around to window 1");
     ui.on_key(ctrl('p'));
-    assert_eq!(ui.active_index(), 3);
+    assert_eq!(ui.active_index(), 4);
     // /close ends a conversation; in a room it parts (the window goes
     // when the server confirms).
+    assert_eq!(enter(&mut ui, "/close"), None);
+    ui.focus(3);
     assert_eq!(enter(&mut ui, "/close"), None);
     assert_eq!(ui.windows().len(), 3);
     ui.focus(2);
