@@ -73,7 +73,7 @@ impl Default for HubConfig {
 
 impl HubConfig {
     pub fn from_config(c: &crate::config::Config) -> HubConfig {
-        use crate::proto::irc;
+        use crate::proto::limits;
         HubConfig {
             server_name: c.server_name.clone(),
             default_room: c.default_room.clone(),
@@ -81,12 +81,12 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
-            topic_len: irc::TOPIC_LEN,
-            reason_len: irc::REASON_LEN,
-            away_len: irc::AWAY_LEN,
-            key_len: irc::KEY_LEN,
-            ban_mask_len: irc::BAN_MASK_LEN,
-            max_bans: irc::MAX_BANS,
+            topic_len: limits::TOPIC_LEN,
+            reason_len: limits::REASON_LEN,
+            away_len: limits::AWAY_LEN,
+            key_len: limits::KEY_LEN,
+            ban_mask_len: limits::BAN_MASK_LEN,
+            max_bans: limits::MAX_BANS,
             node: 0,
         }
     }

@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod irc;
 pub mod json;
+pub mod limits;
 pub mod line;
 pub mod refusal;
 pub mod sanitize;

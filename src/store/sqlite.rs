@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::hub::{names, Store, StoreError, Watermark};
-use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery};
+use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
 const SCHEMA: i64 = 1;
@@ -187,7 +187,11 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn submit(&self, facts: Vec<Fact>) -> u64 {
+    fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        facts.retain(|f| f.room.is_some()); // only room history is kept here
+        if facts.is_empty() {
+            return 0;
+        }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
             p = self
@@ -364,24 +368,25 @@ impl Writer {
     }
 }
 
+/// The sequence number of message `id` in `room`, if it is there.
+fn seq_of(c: &Connection, room: &str, id: &MsgId) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
+        params![id.0.to_be_bytes().as_slice(), room],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// The first sequence number at or after an anchor (facts before the
 /// anchor have smaller ones). An id not in the room counts as its time.
 fn seq_at(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
     let t = match a {
         Anchor::Seq(n) => return Ok(*n as i64),
-        Anchor::Id(id) => {
-            let found: Option<i64> = c
-                .query_row(
-                    "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
-                    params![id.0.to_be_bytes().as_slice(), room],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(s) = found {
-                return Ok(s);
-            }
-            id.millis()
-        }
+        Anchor::Id(id) => match seq_of(c, room, id)? {
+            Some(s) => return Ok(s),
+            None => id.millis(),
+        },
         Anchor::Time(t) => *t,
     };
     let found: Option<i64> = c
@@ -401,14 +406,7 @@ fn seq_through(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> 
         return Ok(*n as i64);
     }
     if let Anchor::Id(id) = a {
-        let found: Option<i64> = c
-            .query_row(
-                "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
-                params![id.0.to_be_bytes().as_slice(), room],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(s) = found {
+        if let Some(s) = seq_of(c, room, id)? {
             return Ok(s);
         }
     }

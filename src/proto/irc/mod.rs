@@ -27,20 +27,9 @@ pub const PREFIX: &str = "(ov)@+";
 pub const MODES_PER_COMMAND: usize = 4;
 /// Most targets of one `PRIVMSG`/`NOTICE` (ISUPPORT `TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
-/// Longest topic in bytes (ISUPPORT `TOPICLEN`); longer ones are cut.
-pub const TOPIC_LEN: usize = 390;
-/// Longest kick, part and quit reason in bytes (ISUPPORT `KICKLEN`).
-pub const REASON_LEN: usize = 255;
-/// Longest away message in bytes (ISUPPORT `AWAYLEN`).
-pub const AWAY_LEN: usize = 200;
-/// Longest room key in bytes (ISUPPORT `KEYLEN`).
-pub const KEY_LEN: usize = 32;
+pub use super::limits::{AWAY_LEN, BAN_MASK_LEN, KEY_LEN, MAX_BANS, REASON_LEN, TOPIC_LEN};
 /// Longest username (ident) in bytes (ISUPPORT `USERLEN`), `~` included.
 pub const USER_LEN: usize = 10;
-/// Most bans per room (ISUPPORT `MAXLIST=b:`).
-pub const MAX_BANS: usize = 100;
-/// Longest ban mask in bytes.
-pub const BAN_MASK_LEN: usize = 100;
 
 /// The IRCv3 capabilities natter offers, as `CAP LS` lists them.
 pub const CAPS: &[&str] = &[
