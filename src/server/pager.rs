@@ -54,9 +54,7 @@ impl Pager {
     ) -> Option<Result<(), Refusal>> {
         let listing = match cmd {
             Command::List { rooms } => {
-                if chat.nick_of(id).is_none() {
-                    return None; // the chat words the refusal
-                }
+                chat.nick_of(id)?; // unregistered: the chat words the refusal
                 let terms = rooms.as_deref().unwrap_or_default();
                 Listing::Rooms {
                     filter: RoomFilter::from_terms(terms),
@@ -70,9 +68,7 @@ impl Pager {
             Command::WhoDetail {
                 target: Target::Room(who),
             } => {
-                if chat.nick_of(id).is_none() {
-                    return None;
-                }
+                chat.nick_of(id)?;
                 Listing::Who {
                     mask: who.as_str().into(),
                     key: chat.query(|s| s.who_detail_room(who)),
