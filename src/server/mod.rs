@@ -71,7 +71,6 @@ pub struct Server {
 impl Server {
     /// Binds the listeners. Fails with a message naming the address.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
-        raise_open_file_limit(config.max_clients);
         let backlog = config.listen_backlog;
         let listener = listen(config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -90,6 +89,7 @@ impl Server {
             },
             None => None,
         };
+        raise_open_file_limit(config.max_clients);
         let store = Arc::new(MemoryStore::new(
             MEMORY_HISTORY_PER_ROOM,
             MEMORY_HISTORY_ROOMS,
