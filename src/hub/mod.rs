@@ -39,7 +39,7 @@ use room::Room;
 
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
 pub use query::{MembersPage, RoomsPage};
-pub use seams::{Backplane, HistoryQuery, Store, StoreError};
+pub use seams::{Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -82,7 +82,7 @@ impl Default for HubConfig {
 
 impl HubConfig {
     pub fn from_config(c: &crate::config::Config) -> HubConfig {
-        use crate::proto::irc;
+        use crate::proto::limits;
         HubConfig {
             server_name: c.server_name.clone(),
             default_room: c.default_room.clone(),
@@ -91,10 +91,10 @@ impl HubConfig {
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
             topic_len: c.topic_len,
-            reason_len: irc::REASON_LEN,
-            away_len: irc::AWAY_LEN,
-            key_len: irc::KEY_LEN,
-            ban_mask_len: irc::BAN_MASK_LEN,
+            reason_len: limits::REASON_LEN,
+            away_len: limits::AWAY_LEN,
+            key_len: limits::KEY_LEN,
+            ban_mask_len: limits::BAN_MASK_LEN,
             max_bans: c.max_bans,
             max_rooms: c.max_rooms,
             rooms_per_minute: c.rooms_per_minute,
@@ -197,6 +197,9 @@ pub struct ChatState {
     nicks: HashMap<String, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
+    /// The last sequence number of rooms that have none now (emptied, or
+    /// known only from the store), so a room's order never restarts.
+    seqs: HashMap<Name, u64>,
     ids: IdGen,
     /// What the command being handled did so far.
     fx: Effects,
@@ -219,6 +222,7 @@ impl ChatState {
             conns: HashMap::new(),
             nicks: HashMap::new(),
             rooms: BTreeMap::new(),
+            seqs: HashMap::new(),
             fx: Effects::default(),
         }
     }
@@ -235,6 +239,33 @@ impl ChatState {
     /// Connections, registered or not.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Continues each room's order from these last sequence numbers.
+    pub fn seed_seqs(&mut self, seqs: Vec<(String, u64)>) {
+        self.seqs
+            .extend(seqs.into_iter().map(|(k, s)| (Name::from(k), s)));
+    }
+
+    /// The last sequence number of the room named `room`, if `id` is in it.
+    pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
+        let name = names::check_room(room, self.config.max_room_chars).ok()?;
+        let r = self.rooms.get(names::fold(name).as_str())?;
+        r.members.contains_key(&id).then_some(r.seq)
+    }
+
+    /// The name of the room `id` talks in now.
+    pub fn current_room_name(&self, id: ConnId) -> Option<Name> {
+        let key = self.conns.get(&id)?.rooms.last()?;
+        self.rooms.get(key).map(|r| r.name.clone())
+    }
+
+    /// A new room under `key`, continuing its order if it had one.
+    fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
+        let seq = self.seqs.remove(key).unwrap_or(0);
+        self.rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(name.into(), seq))
     }
 
     /// Rooms that exist (have members).
@@ -812,7 +843,16 @@ impl ChatState {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
             if room.members.is_empty() {
-                self.rooms.remove(key);
+                self.drop_room(key);
+            }
+        }
+    }
+
+    /// Forgets an empty room, keeping its place in order.
+    fn drop_room(&mut self, key: &str) {
+        if let Some((key, room)) = self.rooms.remove_entry(key) {
+            if room.seq > 0 {
+                self.seqs.insert(key, room.seq);
             }
         }
     }

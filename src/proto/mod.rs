@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod irc;
 pub mod json;
+pub mod limits;
 pub mod line;
 pub mod listing;
 pub mod refusal;
@@ -16,13 +17,14 @@ pub mod session;
 pub mod text;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use fact::{Fact, FactBody};
+pub use fact::{Anchor, Fact, FactBody, History, HistoryQuery};
 pub use ids::{ConnId, IdGen, MsgId, NodeId};
 pub use refusal::{Refusal, Subject};
 
@@ -381,6 +383,15 @@ pub enum EventBody {
     },
     /// Something the client asked for was refused, or went wrong.
     Refused(Refusal),
+    /// Part of a room's history, oldest first; `more`: older (or, for a
+    /// forward query, newer) lines exist. `asked`: an explicit request
+    /// (else the replay on joining).
+    History {
+        room: Name,
+        facts: Vec<Fact>,
+        more: bool,
+        asked: bool,
+    },
 }
 
 /// One member of a room as others see them.
@@ -478,6 +489,9 @@ pub struct Event {
     pub at_ms: u64,
     /// Who did it, as an IRC source `nick!user@host` (`None`: the server).
     pub source: Option<Arc<str>>,
+    /// The store ticket that must be durable before anyone sees this
+    /// event (0: nothing to wait for).
+    gate: AtomicU64,
     cache: [OnceLock<Bytes>; FLAVORS],
 }
 
@@ -488,6 +502,7 @@ impl Event {
             body,
             at_ms,
             source: None,
+            gate: AtomicU64::new(0),
             cache: Default::default(),
         }
     }
@@ -509,6 +524,16 @@ impl Event {
             ev.at_ms = at_ms;
         }
         self
+    }
+
+    /// The store ticket this event waits for (0: none).
+    pub fn gate(&self) -> u64 {
+        self.gate.load(Ordering::Relaxed)
+    }
+
+    /// Holds this event back until store ticket `ticket` is durable.
+    pub fn wait_for(&self, ticket: u64) {
+        self.gate.store(ticket, Ordering::Relaxed);
     }
 
     /// The bytes of this event in `flavor`, rendered at most once.

@@ -172,7 +172,10 @@ impl Queue {
         let first = !ev.is_rendered(flavor);
         let len = ev.wire_len(flavor);
         let cost = SLOT_BYTES + len + if first { EVENT_BYTES } else { 0 };
-        self.push_entry(Item::Event(ev.clone()), cost, true)
+        // A history answer the client asked for is bounded by
+        // `history_max_lines`, not by the sendq: it is counted, never fatal.
+        let bounded = !matches!(ev.body, crate::proto::EventBody::History { .. });
+        self.push_entry(Item::Event(ev.clone()), cost, bounded)
     }
 
     /// Queues bytes the session rendered itself.

@@ -10,7 +10,9 @@ use std::sync::{Arc, OnceLock};
 use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
 use super::{render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
-use crate::proto::session::{shared_name, Chat, Goodbye, Protocol, SessionConfig};
+use crate::proto::session::{
+    shared_name, Chat, Goodbye, HistoryRequest, Protocol, Replay, SessionConfig,
+};
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// One IRC connection's protocol state.
@@ -36,6 +38,8 @@ pub struct IrcSession {
     /// The nick as of the events written so far (`*` before registration):
     /// numerics carry it and echo filtering compares with it.
     out_nick: String,
+    /// History replayed on joining, for clients that do not fetch it.
+    replay: Replay,
 }
 
 impl IrcSession {
@@ -53,6 +57,10 @@ impl IrcSession {
             negotiating: false,
             caps: Caps::default(),
             out_nick: "*".into(),
+            replay: Replay {
+                default_room: String::new(), // JOINs name their rooms
+                lines: config.history_on_join,
+            },
         }
     }
 
@@ -84,7 +92,10 @@ impl IrcSession {
             Command::Nick { new } => Some(new.clone()),
             _ => None,
         };
-        let outcome = chat.execute(cmd);
+        let outcome = match self.caps.chathistory {
+            true => chat.execute(cmd),
+            false => self.replay.execute(cmd, chat),
+        };
         if let (Some(n), Outcome::Continue) = (new_nick, outcome) {
             self.nick = Some(n);
         }
@@ -170,10 +181,11 @@ impl IrcSession {
             return Outcome::Continue;
         }
         let room = format!("#{}", self.default_room);
-        match chat.execute(Command::Join {
+        let join = Command::Join {
             room,
             switch: false,
-        }) {
+        };
+        match self.run(chat, join) {
             Outcome::Close => Outcome::Close,
             _ => Outcome::Continue,
         }
@@ -254,6 +266,13 @@ impl Protocol for IrcSession {
                 Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
             ),
             Input::Motd => self.push(chat, Reply::Motd),
+            Input::History { room, query, limit } => chat.history(HistoryRequest {
+                room: Some(room),
+                query,
+                limit,
+                events: self.caps.event_playback,
+                asked: true,
+            }),
             Input::Help => self.reply(EventBody::Help, chat),
             Input::Steps(steps) => {
                 for step in steps {
