@@ -21,6 +21,7 @@ struct Cli {
 /// Parsed once at start: the size of the settings in `Serve` costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once, at start
 enum Cmd {
     /// Run the chat server.
     Serve(ServeArgs),

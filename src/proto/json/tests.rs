@@ -373,7 +373,7 @@ fn every_event_renders_as_documented() {
                 next: None,
                 total: 2,
             },
-            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}],"total":2}"#,
+            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}],"total":2,"next":null}"#,
         ),
         (
             EventBody::RoomDetails {

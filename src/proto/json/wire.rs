@@ -290,8 +290,13 @@ pub enum Event<'a> {
         /// How many rooms there are (on a paged list).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         total: Option<u64>,
-        /// Ask for the next page with `{"cmd":"rooms","after":next}`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Ask for the next page with `{"cmd":"rooms","after":next}`
+        /// (null on the last page).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         next: Option<Option<Str<'a>>>,
     },
     /// The command list.
