@@ -18,8 +18,6 @@ struct Cli {
     command: Cmd,
 }
 
-/// Parsed once at start: the size of the settings in `Serve` costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once, at start
 enum Cmd {
