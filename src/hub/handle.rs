@@ -219,6 +219,13 @@ impl<R: Router> Core<R> {
     /// Hands on the facts, delivers the events (held back until the facts
     /// are durable), drops slow consumers.
     fn apply(&mut self, fx: Effects) -> Outcome {
+        let outcome = self.apply_one(fx);
+        self.reap();
+        outcome
+    }
+
+    /// [`Core::apply`] without the reaping.
+    fn apply_one(&mut self, fx: Effects) -> Outcome {
         let ticket = self.record(fx.facts);
         if ticket != 0 {
             for (_, ev) in &fx.deliveries {
@@ -226,7 +233,6 @@ impl<R: Router> Core<R> {
             }
         }
         self.deliver(&fx.deliveries);
-        self.reap();
         fx.outcome
     }
 
@@ -242,11 +248,13 @@ impl<R: Router> Core<R> {
         }
     }
 
-    /// Removes members whose queues overflowed, which may overflow others.
+    /// Removes members whose queues overflowed, which may overflow others:
+    /// one loop until none is left, never a recursion per removal (a room
+    /// of thousands falling behind at once would overflow the stack).
     fn reap(&mut self) {
         while let Some(conn) = self.overflowed.pop() {
             let fx = self.state.disconnect(conn, SLOW_CONSUMER);
-            self.apply(fx);
+            self.apply_one(fx);
         }
     }
 
