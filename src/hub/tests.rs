@@ -431,7 +431,7 @@ fn a_cascade_of_slow_consumers_does_not_recurse() {
             let members: Vec<ConnId> = (0..N)
                 .map(|i| {
                     let m = w.connect_cap(usize::MAX);
-                    let nick = format!("m{i}").into();
+                    let nick = format!("m{i}");
                     w.handle(m, Command::Register { nick });
                     m
                 })
