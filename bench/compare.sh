@@ -12,6 +12,7 @@
 #   OUT=DIR           keep the JSON reports and server logs there (default: a temp dir)
 #   NO_BUILD=1        do not run `cargo build --release` first
 #   NATTER_BIN=PATH   natter binary (default: target/release/natter)
+#   NATTER_DB=off     natter without a database (default: a fresh SQLite file per run)
 #   WAIT_IDLE=1       before each target, wait until the machine has been at
 #                     least 90 % idle for 3 s in a row (a shared machine's
 #                     builds and tests otherwise skew the numbers)
@@ -106,15 +107,25 @@ wait_port() { # PORT PID
     return 1
 }
 
+# natter's database: a fresh file per server in the work directory (a file
+# left by an earlier run would replay its lines on join and skew the
+# counts), or NATTER_DB=off for memory only.
+natter_db() { # NAME
+    case "${NATTER_DB:-}" in
+        off) echo off ;;
+        *) rm -f "$work/$1.db" "$work/$1.db-wal" "$work/$1.db-shm"; echo "$work/$1.db" ;;
+    esac
+}
+
 start_natter() { # PORT
     "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
-        2>"$out/natter.log" &
+        --db "$(natter_db natter)" 2>"$out/natter.log" &
     pid=$!
 }
 
 start_natter_irc() { # PORT
     "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
-        2>"$out/natter_irc.log" &
+        --db "$(natter_db natter_irc)" 2>"$out/natter_irc.log" &
     pid=$!
 }
 

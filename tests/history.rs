@@ -188,6 +188,16 @@ async fn text_users_see_a_replay_on_joining_and_ask_for_more() {
             .ends_with(&format!("alice: line {n}")));
     }
     assert_eq!(b.line().await.unwrap(), "*** End of history");
+    // Joining the room one is in again replays nothing (the next history
+    // is the answer to /history 1, asked after it).
+    b.send("/join lobby").await;
+    b.send("/history 1").await;
+    b.expect("*** History of #lobby:").await;
+    assert!(b.line().await.unwrap().ends_with("alice: line 15"));
+    assert_eq!(
+        b.line().await.unwrap(),
+        "*** End of history (/history 50 shows more)"
+    );
     // A new room has none; bad counts are refused and the session goes on.
     b.send("/join quiet").await;
     b.expect("*** In #quiet").await;

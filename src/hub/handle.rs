@@ -266,6 +266,13 @@ impl<R: Router> Core<R> {
     /// Hands on the facts, delivers the events (held back until the facts
     /// are durable), drops slow consumers.
     fn apply(&mut self, fx: Effects) -> Outcome {
+        let outcome = self.apply_one(fx);
+        self.reap();
+        outcome
+    }
+
+    /// [`Core::apply`] without the reaping.
+    fn apply_one(&mut self, fx: Effects) -> Outcome {
         if let Some(accounts) = &self.accounts {
             for room in fx.saves {
                 accounts.save_room(room);
@@ -279,7 +286,6 @@ impl<R: Router> Core<R> {
             }
         }
         self.deliver(&fx.deliveries);
-        self.reap();
         fx.outcome
     }
 
@@ -295,11 +301,13 @@ impl<R: Router> Core<R> {
         }
     }
 
-    /// Removes members whose queues overflowed, which may overflow others.
+    /// Removes members whose queues overflowed, which may overflow others:
+    /// one loop until none is left, never a recursion per removal (a room
+    /// of thousands falling behind at once would overflow the stack).
     fn reap(&mut self) {
         while let Some(conn) = self.overflowed.pop() {
             let fx = self.state.disconnect(conn, SLOW_CONSUMER);
-            self.apply(fx);
+            self.apply_one(fx);
         }
     }
 

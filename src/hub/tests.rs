@@ -446,3 +446,52 @@ fn every_member_sees_the_room_in_one_order() {
         assert_eq!(order(&mut w, p), first);
     }
 }
+
+/// Thousands of members overflowing at once (a store that holds events
+/// back makes whole rooms fall behind together): each removal's quit
+/// overflows the others again. Reaping must not recurse per removal, or
+/// the server's stack overflows and the process aborts.
+#[test]
+fn a_cascade_of_slow_consumers_does_not_recurse() {
+    const N: usize = 600;
+    let cascade = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(|| {
+            let mut w = World::with(HubConfig {
+                large_room: 1_000_000,
+                ..config()
+            });
+            let a = w.connect_cap(usize::MAX);
+            w.handle(
+                a,
+                Command::Register {
+                    nick: "alice".into(),
+                },
+            );
+            let members: Vec<ConnId> = (0..N)
+                .map(|i| {
+                    let m = w.connect_cap(usize::MAX);
+                    let nick = format!("m{i}");
+                    w.handle(m, Command::Register { nick });
+                    m
+                })
+                .collect();
+            for m in &members {
+                w.take(*m);
+                if let Some((cap, _)) = w.core.router.queues.get_mut(&m.local) {
+                    *cap = 0; // full: nobody reads
+                }
+            }
+            w.take(a);
+            w.say(a, "hello");
+            assert_eq!(w.hub().online(), 1, "every slow member removed");
+            let quits = w
+                .take(a)
+                .into_iter()
+                .filter(|e| matches!(e, EventBody::Quit { .. }))
+                .count();
+            assert_eq!(quits, N, "alice saw each of them go, once");
+        })
+        .unwrap();
+    cascade.join().expect("no stack overflow");
+}

@@ -117,6 +117,23 @@ pub struct History {
 }
 
 impl FactBody {
+    /// The `kind` tag this body has in JSON (the store indexes it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FactBody::Said { .. } => "said",
+            FactBody::Noticed { .. } => "noticed",
+            FactBody::Private { .. } => "private",
+            FactBody::Online { .. } => "online",
+            FactBody::Joined { .. } => "joined",
+            FactBody::Parted { .. } => "parted",
+            FactBody::Kicked { .. } => "kicked",
+            FactBody::Quit { .. } => "quit",
+            FactBody::NickChanged { .. } => "nick_changed",
+            FactBody::TopicSet { .. } => "topic_set",
+            FactBody::ModesChanged { .. } => "modes_changed",
+        }
+    }
+
     /// Messages and notices (what history shows unless events are asked for).
     pub fn is_message(&self) -> bool {
         matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
@@ -243,5 +260,61 @@ mod tests {
         let s = serde_json::to_string(&f).unwrap();
         assert!(s.contains("\"kind\":\"said\""), "{s}");
         assert_eq!(serde_json::from_str::<Fact>(&s).unwrap(), f);
+    }
+
+    #[test]
+    fn kind_is_the_json_tag() {
+        let n = || Name::from("n");
+        let bodies = [
+            FactBody::Said {
+                from: n(),
+                text: "t".into(),
+                action: false,
+            },
+            FactBody::Noticed {
+                from: n(),
+                to: None,
+                text: "t".into(),
+            },
+            FactBody::Private {
+                from: n(),
+                to: n(),
+                text: "t".into(),
+                action: true,
+            },
+            FactBody::Online {
+                nick: n(),
+                user: n(),
+                host: n(),
+                realname: n(),
+            },
+            FactBody::Joined { nick: n() },
+            FactBody::Parted {
+                nick: n(),
+                reason: None,
+            },
+            FactBody::Kicked {
+                nick: n(),
+                target: n(),
+                reason: None,
+            },
+            FactBody::Quit {
+                nick: n(),
+                reason: "r".into(),
+            },
+            FactBody::NickChanged { old: n(), new: n() },
+            FactBody::TopicSet {
+                nick: n(),
+                topic: None,
+            },
+            FactBody::ModesChanged {
+                nick: n(),
+                changes: Vec::new(),
+            },
+        ];
+        for body in bodies {
+            let v = serde_json::to_value(&body).unwrap();
+            assert_eq!(v["kind"], body.kind(), "{v}");
+        }
     }
 }

@@ -37,6 +37,8 @@ pub trait Chat {
     /// [`EventBody::Account`] event or a refusal. A chat without
     /// accounts answers nothing.
     fn account(&mut self, _request: AccountRequest) {}
+    /// Whether this connection is in room `room` now.
+    fn in_room(&mut self, room: &str) -> bool;
 }
 
 /// A request for part of a room's history.
@@ -87,9 +89,12 @@ impl Replay {
         }
     }
 
-    /// Runs `cmd`; once it has put the user in a room, asks for its last lines.
+    /// Runs `cmd`; once it has put the user in a room, asks for its last
+    /// lines (not again for a room the user was in already).
     pub fn execute(&self, cmd: Command, chat: &mut dyn Chat) -> Outcome {
-        let room = self.room_of(&cmd).filter(|_| self.lines > 0);
+        let room = self
+            .room_of(&cmd)
+            .filter(|r| self.lines > 0 && !chat.in_room(r));
         let outcome = chat.execute(cmd);
         if let (Some(room), Outcome::Continue) = (room, outcome) {
             chat.history(HistoryRequest::replay(&room, self.lines));
@@ -591,6 +596,9 @@ mod tests {
         }
         fn history(&mut self, request: HistoryRequest) {
             self.history.push(request);
+        }
+        fn in_room(&mut self, _room: &str) -> bool {
+            false
         }
     }
 

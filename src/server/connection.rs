@@ -115,6 +115,10 @@ impl session::Chat for Port<'_> {
         self.shared.chat.online()
     }
 
+    fn in_room(&mut self, room: &str) -> bool {
+        self.shared.chat.member_seq(self.id, room).is_some()
+    }
+
     /// History is for the room's members; it is read off the chat lock, on
     /// a blocking thread, and queued for this connection when it is there.
     fn history(&mut self, r: HistoryRequest) {

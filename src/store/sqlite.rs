@@ -376,10 +376,7 @@ impl Writer {
                 let key = names::fold(room);
                 let json = serde_json::to_string(fact)
                     .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                let kind = serde_json::to_value(&fact.body)
-                    .ok()
-                    .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(String::from)))
-                    .unwrap_or_default();
+                let kind = fact.body.kind();
                 insert.execute(params![
                     key,
                     fact.seq as i64,
