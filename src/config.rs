@@ -73,9 +73,20 @@ settings! {
         /// Name the server reports in banners and IRC prefixes.
         #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
         pub server_name: String,
-        /// Room every newcomer is put in.
+        /// Room every text and JSON newcomer is put in (empty: none; IRC
+        /// users too with irc_auto_join).
         #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
         pub default_room: String,
+        /// Put IRC users in the default room when they register (IRC clients
+        /// normally join what they ask for, so off by default).
+        #[arg(
+            long,
+            env = "NATTER_IRC_AUTO_JOIN",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub irc_auto_join: bool,
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
@@ -489,6 +500,7 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
             server_name: "natter".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             max_clients: 120_000,
             max_per_ip: 64,
             max_line_bytes: 4096,
@@ -575,6 +587,7 @@ mod tests {
             "listen" => "0.0.0.0:7000",
             "server_name" => "chatty",
             "default_room" => "hall",
+            "irc_auto_join" => "true",
             "max_clients" => "5",
             "max_per_ip" => "0",
             "max_line_bytes" => "100",
@@ -603,6 +616,7 @@ mod tests {
     fn toml_value(sample: &str) -> String {
         match sample.parse::<u64>() {
             Ok(n) => n.to_string(),
+            Err(_) if sample == "true" || sample == "false" => sample.to_string(),
             Err(_) => format!("{sample:?}"),
         }
     }

@@ -88,8 +88,10 @@ pub trait Protocol: Send {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub server_name: String,
-    /// The room IRC clients are put in after registering (empty: none).
+    /// The room newcomers are put in (empty: none).
     pub default_room: String,
+    /// Whether IRC clients are put in `default_room` too.
+    pub irc_auto_join: bool,
     /// What IRC clients are told about the server.
     pub irc_info: Arc<ServerInfo>,
     /// The server password IRC clients must give, if any.
@@ -347,6 +349,7 @@ mod tests {
         SessionConfig {
             server_name: "natter".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             irc_info: Arc::new(ServerInfo::new("natter", &limits, 0)),
             irc_password: None,
             host: "h.ip".into(),

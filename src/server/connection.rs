@@ -134,6 +134,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     let session_config = SessionConfig {
         server_name: config.server_name.clone(),
         default_room: config.default_room.clone(),
+        irc_auto_join: config.irc_auto_join,
         irc_info: shared.irc_info.clone(),
         irc_password: config.irc_password.clone(),
         host,

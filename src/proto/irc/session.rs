@@ -18,6 +18,7 @@ pub struct IrcSession {
     info: Arc<ServerInfo>,
     /// The server password, if one is required.
     password: Option<String>,
+    /// The room to join on registering (empty: none).
     default_room: String,
     /// The cloaked host shown as `nick!user@host`.
     host: Name,
@@ -43,7 +44,10 @@ impl IrcSession {
         IrcSession {
             info: config.irc_info.clone(),
             password: config.irc_password.clone(),
-            default_room: config.default_room.clone(),
+            default_room: match config.irc_auto_join {
+                true => config.default_room.clone(),
+                false => String::new(),
+            },
             host: config.host.clone(),
             user: "~user".into(),
             pass: None,
