@@ -17,6 +17,8 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Deserializer};
 
+pub use crate::proto::oper::Opers;
+
 /// Declares [`Config`] as written and, from the same field list,
 /// [`Config::NAMES`] and [`Config::take_given`], so that adding a field is
 /// all it takes to add a setting.
@@ -218,7 +220,36 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub banner_delay: Duration,
+        /// Server operator blocks for IRC's OPER: `NAME HOSTMASK HASH`,
+        /// separated by `;` (HOSTMASK matches user@ip; HASH from `natter
+        /// hash-password`); none: no operators. Reloaded by REHASH/SIGHUP.
+        #[arg(
+            long,
+            env = "NATTER_OPERS",
+            value_name = "NAME HOSTMASK HASH;…",
+            default_value = "none",
+            hide_env_values = true,
+            value_parser = parse_opers,
+        )]
+        pub opers: Opers,
+        /// Whether server operators may shut the server down with DIE.
+        #[arg(
+            long,
+            env = "NATTER_OPER_DIE",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub oper_die: bool,
+        /// Departed nicks remembered for IRC's WHOWAS (0: none).
+        #[arg(long, env = "NATTER_WHOWAS_ENTRIES", value_name = "N", default_value = "1000")]
+        pub whowas_entries: usize,
     }
+}
+
+/// Parses `--opers` (for clap).
+pub fn parse_opers(s: &str) -> Result<Opers, String> {
+    s.parse()
 }
 
 /// A listen address that can be turned off: `HOST:PORT` or `off`.
@@ -521,6 +552,9 @@ mod tests {
             irc_password: None,
             max_rooms_per_user: 100,
             banner_delay: Duration::ZERO,
+            opers: Opers::default(),
+            oper_die: false,
+            whowas_entries: 1000,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -608,9 +642,15 @@ mod tests {
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",
             "banner_delay" => "300ms",
+            "opers" => SAMPLE_OPERS,
+            "oper_die" => "true",
+            "whowas_entries" => "5",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }
+
+    /// An oper block (the hash of "sesame").
+    const SAMPLE_OPERS: &str = "root *@127.0.0.1 $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$kFV3Hn1bZ8XqnV/WQd/6lxUSRI4/ZXcVFb+Vb9RWfM8";
 
     /// The sample as a TOML value: numbers bare, the rest quoted.
     fn toml_value(sample: &str) -> String {

@@ -351,7 +351,7 @@ impl ChatState {
             }))
         };
         match c.mode {
-            'i' | 'm' | 'n' | 't' => match r.set_flag(c.mode, c.add) {
+            'i' | 'm' | 'n' | 'p' | 's' | 't' => match r.set_flag(c.mode, c.add) {
                 true => done(None),
                 false => Ok(None),
             },
@@ -383,7 +383,8 @@ impl ChatState {
                     || k.contains(char::is_control)
                 {
                     let detail = format!("a room key is 1 to {key_len} bytes, no spaces or commas");
-                    return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
+                    let refusal = refusal(ErrorCode::InvalidModeParam, detail);
+                    return Err(refusal.room(&shown).mode('k').value("*"));
                 }
                 r.modes.key = Some(k.clone());
                 done(Some(k.clone()))
@@ -393,8 +394,17 @@ impl ChatState {
                 None => Ok(None),
             },
             'l' if c.add => {
-                let Some(n) = c.arg.as_deref().and_then(|a| a.parse::<usize>().ok()) else {
+                let Some(arg) = c.arg.as_deref() else {
                     return Err(need_arg());
+                };
+                let Ok(n) = arg.parse::<usize>() else {
+                    let detail = "a room limit is a positive number";
+                    let shown_arg = match arg.is_empty() || arg.contains(' ') {
+                        true => "*",
+                        false => arg,
+                    };
+                    let refusal = refusal(ErrorCode::InvalidModeParam, detail);
+                    return Err(refusal.room(&shown).mode('l').value(shown_arg));
                 };
                 if n == 0 || r.modes.limit == Some(n) {
                     return Ok(None);

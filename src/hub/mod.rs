@@ -20,20 +20,23 @@
 
 mod channel;
 mod handle;
+mod lookup;
 pub mod mask;
 pub mod names;
+mod oper;
 mod query;
 mod remote;
 mod room;
 mod seams;
+mod whowas;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::proto::{
     now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
-    Outcome, Profile, Refusal, Target,
+    Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
 
@@ -63,6 +66,13 @@ pub struct HubConfig {
     pub max_bans: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
+    /// Departed nicks remembered for `WHOWAS` (0: none).
+    pub whowas_entries: usize,
+    /// Whether server operators may shut the server down (`DIE`).
+    pub oper_die: bool,
+    /// Names of the oper blocks that exist (`OPER` checks passwords in the
+    /// session; the hub only takes known names).
+    pub opers: Vec<String>,
 }
 
 impl Default for HubConfig {
@@ -88,6 +98,9 @@ impl HubConfig {
             ban_mask_len: irc::BAN_MASK_LEN,
             max_bans: irc::MAX_BANS,
             node: 0,
+            whowas_entries: c.whowas_entries,
+            oper_die: c.oper_die,
+            opers: c.opers.names(),
         }
     }
 }
@@ -108,11 +121,13 @@ pub enum Audience {
 }
 
 /// What one command did: deliveries in order, facts for the store and the
-/// backplane, and what the session does next.
+/// backplane, requests for the server, and what the session does next.
 #[derive(Debug)]
 pub struct Effects {
     pub deliveries: Vec<(Audience, Arc<Event>)>,
     pub facts: Vec<Fact>,
+    /// What the server must do beyond delivering (after the deliveries).
+    pub control: Vec<Control>,
     pub outcome: Outcome,
 }
 
@@ -121,9 +136,22 @@ impl Default for Effects {
         Effects {
             deliveries: Vec::new(),
             facts: Vec::new(),
+            control: Vec::new(),
             outcome: Outcome::Continue,
         }
     }
+}
+
+/// Something only the server can do, asked for by a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Close this local connection once what is queued for it is written
+    /// (it was killed; the state has already let it go).
+    Close(ConnId),
+    /// Reload the configuration file.
+    Rehash,
+    /// Shut the server down.
+    Shutdown,
 }
 
 /// Most pending invitations one person holds; older ones are forgotten.
@@ -140,8 +168,12 @@ struct Conn {
     /// `nick!user@host` (with `*` for the nick before registration).
     mask: Arc<str>,
     away: Option<Arc<str>>,
-    /// User mode `+i` (accepted for IRC clients; it hides nothing).
+    /// User mode `+i`: hidden from `WHO` masks to people sharing no room.
     invisible: bool,
+    /// User mode `+w`: gets `WALLOPS`.
+    wallops: bool,
+    /// The oper block this person used to become a server operator.
+    oper: Option<Name>,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
     signon_ms: u64,
@@ -161,12 +193,29 @@ impl Conn {
             mask: "*".into(),
             away: None,
             invisible: false,
+            wallops: false,
+            oper: None,
             invites: Vec::new(),
             signon_ms: now,
             active_ms: now,
         };
         c.update_mask();
         c
+    }
+
+    /// User modes as `+iow` (`+` alone: none).
+    fn user_modes(&self) -> String {
+        let mut m = String::from("+");
+        for (on, c) in [
+            (self.invisible, 'i'),
+            (self.oper.is_some(), 'o'),
+            (self.wallops, 'w'),
+        ] {
+            if on {
+                m.push(c);
+            }
+        }
+        m
     }
 
     fn update_mask(&mut self) {
@@ -182,6 +231,10 @@ pub struct ChatState {
     nicks: HashMap<String, ConnId>,
     rooms: HashMap<Name, Room>,
     ids: IdGen,
+    /// Who had which nick recently, newest last (`whowas_entries` at most).
+    whowas: VecDeque<WhoWasInfo>,
+    /// The most people online at once.
+    max_online: usize,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -203,6 +256,8 @@ impl ChatState {
             conns: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
+            whowas: VecDeque::new(),
+            max_online: 0,
             fx: Effects::default(),
         }
     }
@@ -329,6 +384,16 @@ impl ChatState {
             Command::WhoDetail { target } => self.who_detail(id, &target),
             Command::List { rooms } => self.list(id, rooms),
             Command::Lusers => self.lusers(id),
+            Command::Names { rooms } => self.names(id, &rooms),
+            Command::UserHost { nicks } => self.userhost(id, &nicks),
+            Command::IsOn { nicks } => self.ison(id, &nicks),
+            Command::WhoWas { nick, count } => self.whowas(id, &nick, count),
+            Command::PartAll => self.part_all(id),
+            Command::OperUp { name } => self.oper_up(id, &name),
+            Command::Kill { nick, reason } => self.kill(id, &nick, &reason),
+            Command::Wallops { text } => self.wallops(id, text),
+            Command::Rehash => self.rehash(id),
+            Command::Die => self.die(id),
         }
         self.take()
     }
@@ -451,6 +516,7 @@ impl ChatState {
         };
         self.fact(id, None, body);
         let online = self.online();
+        self.max_online = self.max_online.max(online);
         self.reply(id, EventBody::Registered { nick: name, online });
         if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
@@ -656,14 +722,14 @@ impl ChatState {
             return;
         };
         if *old == *new {
-            let text = format!("you are already {new}").into();
-            return self.reply(id, EventBody::Info { text });
+            return; // nothing changes, nobody is told
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
         if old_key != new_key && self.nicks.contains_key(&new_key) {
             return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
         }
         let old_mask = self.mask_of(id);
+        self.remember(id);
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, id);
         let new: Name = new.into();
@@ -721,12 +787,12 @@ impl ChatState {
             return;
         };
         let Some(modes) = modes else {
-            let modes = if c.invisible { "+i" } else { "+" };
+            let modes = c.user_modes().into();
             return self.reply(
                 id,
                 EventBody::UserModes {
                     nick: own,
-                    modes: modes.into(),
+                    modes,
                     changed: false,
                 },
             );
@@ -734,17 +800,29 @@ impl ChatState {
         let mut add = true;
         let mut unknown = None;
         let mut applied = String::new();
+        let mut sign = None;
         for ch in modes.chars() {
-            match ch {
-                '+' => add = true,
-                '-' => add = false,
-                'i' if c.invisible != add => {
-                    c.invisible = add;
-                    applied.push(if add { '+' } else { '-' });
-                    applied.push('i');
+            let slot = match ch {
+                '+' | '-' => {
+                    add = ch == '+';
+                    continue;
                 }
-                'i' => {}
-                other => unknown = Some(other),
+                'i' => &mut c.invisible,
+                'w' => &mut c.wallops,
+                // +o only comes with OPER; -o gives it up
+                'o' if !add && c.oper.is_some() => {
+                    c.oper = None;
+                    push_mode(&mut applied, &mut sign, false, 'o');
+                    continue;
+                }
+                'o' => continue,
+                other => {
+                    unknown = Some(other);
+                    continue;
+                }
+            };
+            if std::mem::replace(slot, add) != add {
+                push_mode(&mut applied, &mut sign, add, ch);
             }
         }
         if let Some(m) = unknown {
@@ -766,6 +844,7 @@ impl ChatState {
     fn remove(&mut self, id: ConnId, reason: &str) {
         let mut audience = self.peers(id, true);
         audience.retain(|m| *m != id);
+        self.remember(id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
@@ -811,6 +890,15 @@ impl ChatState {
         rooms.sort();
         self.reply(id, EventBody::RoomList { rooms });
     }
+}
+
+/// Appends one applied mode to `+iw-o`, writing the sign when it changes.
+fn push_mode(out: &mut String, sign: &mut Option<bool>, add: bool, mode: char) {
+    if *sign != Some(add) {
+        out.push(if add { '+' } else { '-' });
+        *sign = Some(add);
+    }
+    out.push(mode);
 }
 
 /// A refusal with its own words (rules from `names`, counts).

@@ -18,13 +18,26 @@ impl ChatState {
             host: c.host.clone(),
             realname: c.realname.clone(),
             away: c.away.is_some(),
+            oper: c.oper.is_some(),
             op,
             voice,
         })
     }
 
+    /// Whether `a` and `b` are in a room together.
+    pub(super) fn share_room(&self, a: ConnId, b: ConnId) -> bool {
+        let Some(c) = self.conns.get(&a) else {
+            return false;
+        };
+        c.rooms.iter().any(|k| {
+            self.rooms
+                .get(k)
+                .is_some_and(|r| r.members.contains_key(&b))
+        })
+    }
+
     /// Members of a room sorted by nick, with their status.
-    fn members_of(&self, key: &str) -> Vec<MemberInfo> {
+    pub(super) fn members_of(&self, key: &str) -> Vec<MemberInfo> {
         let Some(r) = self.rooms.get(key) else {
             return Vec::new();
         };
@@ -46,9 +59,19 @@ impl ChatState {
         let Some(r) = self.rooms.get(&key) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
         };
-        let room = r.name.clone();
+        if !r.shown_to(id, false) {
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
+        }
+        let (room, visibility) = (r.name.clone(), r.visibility());
         let members = self.members_of(&key);
-        self.reply(id, EventBody::Members { room, members });
+        self.reply(
+            id,
+            EventBody::Members {
+                room,
+                visibility,
+                members,
+            },
+        );
     }
 
     /// The members of a room (`Target::Room`) or the people whose
@@ -61,6 +84,7 @@ impl ChatState {
             match key
                 .as_deref()
                 .and_then(|k| self.rooms.get(k).map(|r| (k, r)))
+                .filter(|(_, r)| r.shown_to(id, false))
             {
                 Some((k, r)) => EventBody::WhoReply {
                     mask: who.as_str().into(),
@@ -79,10 +103,17 @@ impl ChatState {
                 Some(m) if who != "0" => m,
                 _ => "*!*@*".to_string(),
             };
+            // +i hides people from masks (not from their exact nick) unless
+            // they share a room with the asker; operators see everyone.
+            let wild = pattern.contains(['*', '?']) && !self.is_oper(id);
             let mut members: Vec<MemberInfo> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.nick.is_some() && mask::matches(&pattern, &c.mask))
+                .filter(|(cid, c)| {
+                    c.nick.is_some()
+                        && mask::matches(&pattern, &c.mask)
+                        && !(wild && c.invisible && **cid != id && !self.share_room(id, **cid))
+                })
                 .take(MAX_WHO)
                 .filter_map(|(cid, _)| self.member_info(*cid, false, false))
                 .collect();
@@ -116,7 +147,8 @@ impl ChatState {
             .filter_map(|k| {
                 let r = self.rooms.get(k)?;
                 let m = r.members.get(&t)?;
-                Some((r.name.clone(), m.op, m.voice))
+                r.shown_to(id, true)
+                    .then(|| (r.name.clone(), m.op, m.voice))
             })
             .collect();
         let info = WhoisInfo {
@@ -127,6 +159,7 @@ impl ChatState {
             away: c.away.clone(),
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
+            oper: c.oper.is_some(),
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(
@@ -149,10 +182,11 @@ impl ChatState {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()
-            .filter(|(k, _)| {
-                wanted
-                    .as_ref()
-                    .is_none_or(|w| w.iter().any(|n| **n == ***k))
+            .filter(|(k, r)| {
+                r.shown_to(id, false)
+                    && wanted
+                        .as_ref()
+                        .is_none_or(|w| w.iter().any(|n| **n == ***k))
             })
             .map(|(_, r)| RoomSummary {
                 name: r.name.clone(),
@@ -167,8 +201,15 @@ impl ChatState {
     pub(super) fn lusers(&mut self, id: ConnId) {
         let body = EventBody::Lusers {
             users: self.online(),
+            invisible: self
+                .conns
+                .values()
+                .filter(|c| c.invisible && c.nick.is_some())
+                .count(),
+            opers: self.oper_count(),
             unregistered: self.connections() - self.online(),
             rooms: self.rooms.len(),
+            max_users: self.max_online.max(self.online()),
         };
         self.reply(id, body);
     }

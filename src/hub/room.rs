@@ -1,12 +1,14 @@
 //! One room's state: members with their operator/voice status, topic,
-//! modes (`+i +k +l +m +n +t`) and bans, and the rules they imply — who
+//! modes (`+i +k +l +m +n +p +s +t`) and bans, and the rules they imply — who
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mask;
-use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState};
+use crate::proto::{
+    BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility,
+};
 
 /// A member's place in a room.
 pub(crate) struct Member {
@@ -25,6 +27,10 @@ pub(crate) struct Modes {
     pub no_external: bool,
     /// `+t`: only operators may set the topic.
     pub topic_ops: bool,
+    /// `+p`: private (shown to outsiders in LIST, not in WHOIS).
+    pub private: bool,
+    /// `+s`: secret (invisible to outsiders everywhere).
+    pub secret: bool,
     /// `+k`: the key needed to join.
     pub key: Option<Arc<str>>,
     /// `+l`: most members.
@@ -57,6 +63,25 @@ impl Room {
             },
             bans: Vec::new(),
             created_ms: crate::proto::now_ms(),
+        }
+    }
+
+    /// How the room shows to outsiders (`+s` wins over `+p`).
+    pub fn visibility(&self) -> Visibility {
+        match (self.modes.secret, self.modes.private) {
+            (true, _) => Visibility::Secret,
+            (false, true) => Visibility::Private,
+            _ => Visibility::Public,
+        }
+    }
+
+    /// Whether someone outside the room (`id`) may see it: in LIST, NAMES,
+    /// WHO, WHOIS.
+    pub fn shown_to(&self, id: ConnId, in_whois: bool) -> bool {
+        match self.visibility() {
+            Visibility::Public => true,
+            Visibility::Private if !in_whois => true,
+            _ => self.members.contains_key(&id),
         }
     }
 
@@ -135,6 +160,8 @@ impl Room {
             flag(m.invite_only, 'i'),
             flag(m.moderated, 'm'),
             flag(m.no_external, 'n'),
+            flag(m.private, 'p'),
+            flag(m.secret, 's'),
             flag(m.topic_ops, 't'),
         ]
         .into_iter()
@@ -164,6 +191,8 @@ impl Room {
             'm' => &mut self.modes.moderated,
             'n' => &mut self.modes.no_external,
             't' => &mut self.modes.topic_ops,
+            'p' => &mut self.modes.private,
+            's' => &mut self.modes.secret,
             _ => return false,
         };
         std::mem::replace(slot, on) != on

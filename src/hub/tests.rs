@@ -45,6 +45,9 @@ pub(super) fn config() -> HubConfig {
         ban_mask_len: 100,
         max_bans: 100,
         node: 0,
+        whowas_entries: 100,
+        oper_die: false,
+        opers: vec!["root".into()],
     }
 }
 
@@ -156,7 +159,7 @@ fn register_joins_default_room_and_announces() {
     assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
     assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
     match &got[2] {
-        EventBody::Members { room, members } => {
+        EventBody::Members { room, members, .. } => {
             assert_eq!(&**room, "lobby");
             assert_eq!(
                 members.iter().map(|n| &*n.nick).collect::<Vec<_>>(),

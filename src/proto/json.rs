@@ -232,7 +232,7 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::Info { text } => json!({"type": "info", "text": text}),
         EventBody::Ping { token } => json!({"type": "ping", "token": token}),
         EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
-        EventBody::Members { room, members } => {
+        EventBody::Members { room, members, .. } => {
             let nicks: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
             let ops: Vec<&str> = members.iter().filter(|m| m.op).map(|m| &*m.nick).collect();
             let voiced: Vec<&str> = members
@@ -324,6 +324,7 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             users,
             unregistered,
             rooms,
+            ..
         } => json!({"type": "stats", "users": users, "unregistered": unregistered, "rooms": rooms}),
         EventBody::UserModes { nick, modes, .. } => {
             json!({"type": "user_modes", "nick": nick, "modes": modes})
@@ -337,11 +338,38 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
                     Subject::Command(c) => ("command", Value::from(*c)),
                     Subject::Mode(m) => ("mode", Value::from(m.to_string())),
                     Subject::Mask(m) => ("mask", Value::from(&**m)),
+                    Subject::Value(v) => ("value", Value::from(&**v)),
                 };
                 v[field] = value;
             }
             v
         }
+        EventBody::Names { rooms, .. } => {
+            let rooms: Vec<Value> = rooms
+                .iter()
+                .map(|r| json!({"room": r.room, "members": r.members.iter().map(member).collect::<Vec<_>>()}))
+                .collect();
+            json!({"type": "names", "rooms": rooms})
+        }
+        EventBody::UserHosts { people } => {
+            let people: Vec<Value> = people
+                .iter()
+                .map(|u| json!({"nick": u.nick, "user": u.user, "host": u.host, "away": u.away, "oper": u.oper}))
+                .collect();
+            json!({"type": "userhosts", "people": people})
+        }
+        EventBody::IsOn { nicks } => json!({"type": "ison", "nicks": nicks}),
+        EventBody::WhoWas { nick, entries } => {
+            let entries: Vec<Value> = entries
+                .iter()
+                .map(|e| json!({"nick": e.nick, "user": e.user, "host": e.host, "realname": e.realname, "left_ms": e.left_ms}))
+                .collect();
+            json!({"type": "whowas", "nick": nick, "entries": entries})
+        }
+        EventBody::OperUp { nick } => json!({"type": "oper", "nick": nick}),
+        EventBody::Killed { by, reason } => json!({"type": "killed", "by": by, "reason": reason}),
+        EventBody::Wallops { from, text } => json!({"type": "wallops", "from": from, "text": text}),
+        EventBody::Rehashing => json!({"type": "rehashing"}),
     };
     if let Value::Object(map) = &mut v {
         map.insert("ts".into(), ev.at_ms.into());

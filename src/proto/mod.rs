@@ -9,10 +9,12 @@ pub mod ids;
 pub mod irc;
 pub mod json;
 pub mod line;
+pub mod oper;
 pub mod refusal;
 pub mod sanitize;
 pub mod session;
 pub mod text;
+pub mod wildcard;
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -104,6 +106,30 @@ pub enum Command {
     Identify(Profile),
     /// Would this nick be accepted now? Answered with a refusal, or nothing.
     CheckNick { nick: String },
+    /// The members of several rooms at once, in one answer (IRC `NAMES
+    /// #a,#b`): rooms that do not exist, or are secret to an outsider, are
+    /// left out.
+    Names { rooms: Vec<String> },
+    /// `nick!user@host` (and away, operator) of up to a few people.
+    UserHost { nicks: Vec<String> },
+    /// Which of these nicks are online.
+    IsOn { nicks: Vec<String> },
+    /// Who recently had `nick` (people who left or changed nick), newest
+    /// first; at most `count` entries (`None`: all that are kept).
+    WhoWas { nick: String, count: Option<usize> },
+    /// Leave every room (IRC `JOIN 0`).
+    PartAll,
+    /// Become a server operator as the oper block `name`. The protocol
+    /// session has checked the password and host before asking.
+    OperUp { name: String },
+    /// Disconnect `nick` (server operators only).
+    Kill { nick: String, reason: String },
+    /// A message to every person with user mode `+w` (server operators only).
+    Wallops { text: String },
+    /// Reload the configuration file (server operators only).
+    Rehash,
+    /// Shut the server down (server operators only, when `oper_die` allows).
+    Die,
 }
 
 /// A room or a person (or a mask of people), as a command names them.
@@ -191,6 +217,17 @@ pub enum ErrorCode {
     UnknownUserMode,
     /// The server could not store what was asked (history, accounts).
     StoreFailed,
+    /// A mode's argument is not valid (`+l abc`, a key with spaces).
+    InvalidModeParam,
+    /// Only server operators may do that.
+    NoPrivileges,
+    /// No oper block for that name, or not from this host, or a wrong
+    /// password.
+    NoOperHost,
+    /// Nobody had that nick recently (`WHOWAS`).
+    WasNoSuchNick,
+    /// The server does not allow that at all (e.g. `DIE` when `oper_die` is off).
+    Disabled,
 }
 
 impl ErrorCode {
@@ -227,6 +264,11 @@ impl ErrorCode {
             ErrorCode::UsersDontMatch => "users_dont_match",
             ErrorCode::UnknownUserMode => "unknown_user_mode",
             ErrorCode::StoreFailed => "store_failed",
+            ErrorCode::InvalidModeParam => "invalid_mode_param",
+            ErrorCode::NoPrivileges => "no_privileges",
+            ErrorCode::NoOperHost => "no_oper_host",
+            ErrorCode::WasNoSuchNick => "was_no_such_nick",
+            ErrorCode::Disabled => "disabled",
         }
     }
 }
@@ -286,6 +328,7 @@ pub enum EventBody {
     /// `who`/`NAMES`.
     Members {
         room: Name,
+        visibility: Visibility,
         members: Vec<MemberInfo>,
     },
     /// A notice (see [`Command::Notice`]) to a room or to one person.
@@ -357,8 +400,14 @@ pub enum EventBody {
     /// Server statistics.
     Lusers {
         users: usize,
+        /// Of `users`, those with user mode `+i`.
+        invisible: usize,
+        /// Server operators online.
+        opers: usize,
         unregistered: usize,
         rooms: usize,
+        /// The most people online at once since the server started.
+        max_users: usize,
     },
     /// Your user modes (`changed`: they were just changed).
     UserModes {
@@ -368,6 +417,68 @@ pub enum EventBody {
     },
     /// Something the client asked for was refused, or went wrong.
     Refused(Refusal),
+    /// The members of several rooms (see [`Command::Names`]); `asked`: the
+    /// room names as given.
+    Names {
+        asked: Vec<Name>,
+        rooms: Vec<RoomMembers>,
+    },
+    /// Who these people are (see [`Command::UserHost`]); unknown nicks are left out.
+    UserHosts { people: Vec<UserHostInfo> },
+    /// Which of the nicks asked about are online, as they spell them.
+    IsOn { nicks: Vec<Name> },
+    /// Who had `nick` recently, newest first (empty: nobody).
+    WhoWas {
+        nick: Name,
+        entries: Vec<WhoWasInfo>,
+    },
+    /// You are now a server operator.
+    OperUp { nick: Name },
+    /// A server operator disconnected you.
+    Killed { by: Name, reason: Arc<str> },
+    /// A message to people with user mode `+w`.
+    Wallops { from: Name, text: Arc<str> },
+    /// The configuration is being reloaded.
+    Rehashing,
+}
+
+/// Who may see a room listed and its members from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    #[default]
+    Public,
+    /// `+p`: listed, but not shown in WHOIS to outsiders.
+    Private,
+    /// `+s`: neither listed nor shown to outsiders.
+    Secret,
+}
+
+/// One room's members, for [`EventBody::Names`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMembers {
+    pub room: Name,
+    pub visibility: Visibility,
+    pub members: Vec<MemberInfo>,
+}
+
+/// One answer of [`EventBody::UserHosts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserHostInfo {
+    pub nick: Name,
+    pub user: Name,
+    pub host: Name,
+    pub away: bool,
+    pub oper: bool,
+}
+
+/// Someone who had a nick, as they were when they left or changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhoWasInfo {
+    pub nick: Name,
+    pub user: Name,
+    pub host: Name,
+    pub realname: Name,
+    pub left_ms: u64,
 }
 
 /// One member of a room as others see them.
@@ -378,6 +489,8 @@ pub struct MemberInfo {
     pub host: Name,
     pub realname: Name,
     pub away: bool,
+    /// A server operator.
+    pub oper: bool,
     /// Room operator (`+o`, `@`).
     pub op: bool,
     /// Voiced (`+v`, `+`).
@@ -419,6 +532,8 @@ pub struct WhoisInfo {
     pub away: Option<Arc<str>>,
     pub idle_secs: u64,
     pub signon_ms: u64,
+    /// A server operator.
+    pub oper: bool,
 }
 
 impl EventBody {

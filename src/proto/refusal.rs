@@ -20,6 +20,8 @@ pub enum Subject {
     Mode(char),
     /// A ban mask.
     Mask(Arc<str>),
+    /// A value that was refused (a mode's argument).
+    Value(Arc<str>),
 }
 
 /// A refusal: a code, what it is about, and optional detail (a rule that
@@ -64,6 +66,11 @@ impl Refusal {
 
     pub fn mask(mut self, mask: &str) -> Refusal {
         self.about.push(Subject::Mask(mask.into()));
+        self
+    }
+
+    pub fn value(mut self, value: &str) -> Refusal {
+        self.about.push(Subject::Value(value.into()));
         self
     }
 

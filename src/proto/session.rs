@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
+use super::oper::Opers;
 use super::{json, text, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// What a protocol session may ask of the chat.
@@ -98,7 +99,14 @@ pub struct SessionConfig {
     pub irc_password: Option<String>,
     /// The cloaked host shown as `nick!user@host`.
     pub host: Name,
+    /// The client's real address (for oper host masks; never shown).
+    pub ip: Name,
+    /// The oper blocks, as last (re)loaded.
+    pub opers: OperBook,
 }
+
+/// The oper blocks, shared by every session and replaced on a rehash.
+pub type OperBook = Arc<std::sync::RwLock<Arc<Opers>>>;
 
 /// The protocol a first line asks for: JSON or IRC (`None`: stay text).
 /// `banner_shown`: the welcome was already written as text (a JSON session
@@ -353,6 +361,8 @@ mod tests {
             irc_info: Arc::new(ServerInfo::new("natter", &limits, 0)),
             irc_password: None,
             host: "h.ip".into(),
+            ip: "127.0.0.1".into(),
+            opers: Default::default(),
         }
     }
 

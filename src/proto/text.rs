@@ -279,7 +279,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Info { text } => p.system(&format!("*** {text}")),
         EventBody::Ping { .. } => {}
         EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
-        EventBody::Members { room, members } => {
+        EventBody::Members { room, members, .. } => {
             let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
             p.system(&format!(
                 "*** In #{room} ({}): {}",
@@ -408,11 +408,46 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             users,
             unregistered,
             rooms,
+            ..
         } => p.system(&format!(
             "*** {users} online, {unregistered} connecting, {rooms} rooms"
         )),
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
+        EventBody::Names { rooms, .. } => {
+            for r in rooms {
+                let nicks: Vec<String> = r.members.iter().map(|m| m.nick.to_string()).collect();
+                p.system(&format!(
+                    "*** In #{} ({}): {}",
+                    r.room,
+                    nicks.len(),
+                    nicks.join(", ")
+                ));
+            }
+        }
+        EventBody::UserHosts { people } => {
+            for u in people {
+                p.system(&format!("*** {} is {}@{}", u.nick, u.user, u.host));
+            }
+        }
+        EventBody::IsOn { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|n| &**n).collect();
+            p.system(&format!("*** Online: {}", nicks.join(", ")));
+        }
+        EventBody::WhoWas { nick, entries } => {
+            for e in entries {
+                p.system(&format!(
+                    "*** {nick} was {}@{} ({})",
+                    e.user, e.host, e.realname
+                ));
+            }
+        }
+        EventBody::OperUp { .. } => p.system("*** You are now a server operator"),
+        EventBody::Killed { by, reason } => {
+            p.system(&format!("*** You were disconnected by {by}: {reason}"))
+        }
+        EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
+        EventBody::Rehashing => p.system("*** Reloading the configuration"),
     }
 }
 

@@ -122,9 +122,17 @@ enum End {
     SlowConsumer,
     PingTimeout,
     Shutdown,
+    /// A server operator disconnected it (the chat already let it go).
+    Killed,
 }
 
-pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
+pub(crate) async fn run<T: Transport>(
+    shared: Arc<Shared>,
+    stream: T,
+    host: Name,
+    ip: std::net::IpAddr,
+    entry: Entry,
+) {
     let queue = Queue::new(shared.config.send_queue);
     let id = shared
         .chat
@@ -138,6 +146,8 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         irc_info: shared.irc_info.clone(),
         irc_password: config.irc_password.clone(),
         host,
+        ip: ip.to_string().into(),
+        opers: shared.opers.clone(),
     };
     let delay = config.banner_delay;
     let now = Instant::now();
@@ -173,6 +183,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
         End::PingTimeout => "ping timeout".to_string(),
         End::Shutdown => "server shutting down".to_string(),
+        End::Killed => "killed".to_string(),
     };
     // Tells the rooms unless the chat already did (quit, slow consumer),
     // and frees the router's slot either way.
@@ -207,6 +218,7 @@ impl<T: Transport> Connection<T> {
                         }
                     }
                     Next::Killed => return End::SlowConsumer,
+                    Next::Closed => return End::Killed,
                 },
                 r = self.stream.readable(), if self.backlog.is_empty() => {
                     if let Err(e) = r {

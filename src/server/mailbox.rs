@@ -31,6 +31,9 @@ pub(crate) enum Item {
 struct Inner {
     queue: VecDeque<Item>,
     killed: bool,
+    /// Close once what is queued is written (the member was killed by an
+    /// operator); nothing more is queued.
+    closing: bool,
 }
 
 struct Mailbox {
@@ -48,6 +51,8 @@ pub(crate) enum Next {
     Item(Item),
     /// The queue overflowed: the member is a slow consumer.
     Killed,
+    /// Everything queued was handed out and the connection must close.
+    Closed,
 }
 
 impl Queue {
@@ -57,6 +62,7 @@ impl Queue {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
                 killed: false,
+                closing: false,
             }),
             notify: Notify::new(),
             cap: cap.max(1),
@@ -88,7 +94,17 @@ impl Queue {
         if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
             inner.queue = VecDeque::new();
         }
-        ev.map(Next::Item)
+        match ev {
+            Some(item) => Some(Next::Item(item)),
+            None if inner.closing => Some(Next::Closed),
+            None => None,
+        }
+    }
+
+    /// Ends the connection once what is queued now is written.
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.0.notify.notify_one();
     }
 
     pub fn is_killed(&self) -> bool {
@@ -121,6 +137,9 @@ impl Queue {
         let mut inner = self.lock();
         if inner.killed {
             return false;
+        }
+        if inner.closing {
+            return true; // on its way out: nothing more is written
         }
         if inner.queue.len() >= self.0.cap {
             inner.killed = true;
@@ -164,6 +183,17 @@ mod tests {
         assert!(q.is_killed());
         assert!(matches!(q.try_next(), Some(Next::Killed)));
         assert!(!q.push(&ev(6)));
+    }
+
+    #[test]
+    fn close_hands_out_what_is_queued_first() {
+        let q = Queue::new(10);
+        q.push(&ev(1));
+        q.close();
+        assert!(q.push(&ev(2)), "accepted, but not written");
+        assert_eq!(token(q.try_next()), Some(1));
+        assert!(matches!(q.try_next(), Some(Next::Closed)));
+        assert!(matches!(q.try_next(), Some(Next::Closed)), "and stays closed");
     }
 
     #[test]

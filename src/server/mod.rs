@@ -24,8 +24,9 @@ use tracing::{info, warn, Instrument};
 
 use crate::cluster::Standalone;
 use crate::config::Config;
-use crate::hub::{ChatHandle, HubConfig};
+use crate::hub::{ChatHandle, Control, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
+use crate::proto::session::OperBook;
 use crate::proto::{now_ms, session, EventBody};
 use crate::store::MemoryStore;
 
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub irc_info: Arc<ServerInfo>,
     /// Per-run secret for host cloaks.
     cloak_key: std::collections::hash_map::RandomState,
+    /// The oper blocks sessions check `OPER` against (replaced on a rehash).
+    pub opers: OperBook,
 }
 
 impl Shared {
@@ -59,12 +62,18 @@ impl Shared {
     }
 }
 
+/// Reads the configuration again (for `REHASH` and `SIGHUP`).
+pub type Reload = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
     irc_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
+    /// Rehash and shutdown requests from operators.
+    requests: tokio::sync::mpsc::Receiver<Control>,
+    reload: Option<Reload>,
 }
 
 impl Server {
@@ -92,9 +101,10 @@ impl Server {
             MEMORY_HISTORY_PER_ROOM,
             MEMORY_HISTORY_ROOMS,
         ));
+        let (to_server, requests) = tokio::sync::mpsc::channel(16);
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
-            router::Router::default(),
+            router::Router::new(to_server),
             store,
             Arc::new(Standalone),
         );
@@ -108,7 +118,9 @@ impl Server {
             },
             now_ms(),
         );
+        let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
+            opers,
             config,
             chat,
             shutdown: CancellationToken::new(),
@@ -120,7 +132,39 @@ impl Server {
             irc_listener,
             shared,
             admission,
+            requests,
+            reload: None,
         })
+    }
+
+    /// How to read the configuration again on `REHASH` or `SIGHUP` (without
+    /// it, a rehash keeps the settings the server started with).
+    pub fn with_reload(mut self, reload: Reload) -> Server {
+        self.reload = Some(reload);
+        self
+    }
+
+    /// Takes the settings that may change while running from a fresh read
+    /// of the configuration: the oper blocks and `oper_die`.
+    fn rehash(&self) {
+        let Some(reload) = &self.reload else {
+            info!("rehash: no configuration to reload");
+            return;
+        };
+        match reload() {
+            Ok(config) => {
+                let names = config.opers.names();
+                let count = names.len();
+                *self
+                    .shared
+                    .opers
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(config.opers);
+                self.shared.chat.reconfigure(names, config.oper_die);
+                info!("rehash: {count} oper blocks, oper_die = {}", config.oper_die);
+            }
+            Err(e) => warn!("rehash failed, settings unchanged: {e:#}"),
+        }
     }
 
     /// The address the IRC listener actually bound, if it is on.
@@ -138,18 +182,35 @@ impl Server {
     /// Accepts connections until `stop` is cancelled, then tells everyone the
     /// server is going down, flushes their queues (within `shutdown_grace`)
     /// and returns.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(mut self, stop: CancellationToken) -> anyhow::Result<()> {
         info!("listening on {}", self.local_addr());
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
         let tracker = TaskTracker::new();
         let mut next_id = 0u64;
+        let mut hangup = hangup_signal();
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = self.listener.accept() => (r, Entry::Main),
                 r = accept(&self.irc_listener) => (r, Entry::Irc),
+                request = self.requests.recv() => {
+                    match request {
+                        Some(Control::Shutdown) => {
+                            info!("DIE from an operator");
+                            break;
+                        }
+                        Some(Control::Rehash) => self.rehash(),
+                        _ => {}
+                    }
+                    continue;
+                }
+                _ = hangup.recv() => {
+                    info!("SIGHUP received");
+                    self.rehash();
+                    continue;
+                }
             };
             let (stream, peer) = match accepted {
                 Ok(x) => x,
@@ -182,7 +243,7 @@ impl Server {
             let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
-                    connection::run(shared, stream, host, entry).await;
+                    connection::run(shared, stream, host, peer.ip(), entry).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -277,6 +338,33 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
         }
     }
+}
+
+/// SIGHUP, as a stream of wakeups (never, where there is no SIGHUP or it
+/// cannot be caught).
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            if s.recv().await.is_some() {
+                return;
+            }
+            self.0 = None;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        Hangup(signal(SignalKind::hangup()).ok())
+    }
+    #[cfg(not(unix))]
+    Hangup()
 }
 
 /// Waits for Ctrl-C.

@@ -48,12 +48,30 @@ pub enum Input {
     Ping(String),
     Quit(Option<String>),
     Motd,
-    Help,
+    /// `HELP [subject]`.
+    Help(Option<String>),
+    /// `OPER name password`: checked by the session, then told to the hub.
+    Oper {
+        name: String,
+        password: String,
+    },
+    /// A question about the server the session answers itself, and the
+    /// server it names (if any).
+    About(About, Option<String>),
     /// Nothing to do beyond counting as proof of life (`PONG`, `TAGMSG`,
     /// empty lines, CTCP other than ACTION).
     Nothing,
     /// An answer and nothing else (usually an error numeric).
     Reply(Reply),
+}
+
+/// Questions about the server itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    Time,
+    Version,
+    Info,
+    Admin,
 }
 
 /// True if the first line of a connection is IRC registration: `CAP`,
@@ -102,7 +120,7 @@ fn no_such_channel(name: &str) -> Step {
 }
 
 /// A word from the client, safe to echo in a reply's middle parameter.
-fn clean_word(w: &str) -> String {
+pub fn clean_word(w: &str) -> String {
     let w: String = strip_controls(w).chars().filter(|c| *c != ' ').collect();
     let w = super::truncate(&w, 64);
     if w.is_empty() || w.starts_with(':') {
@@ -133,12 +151,25 @@ fn is_channel(name: &str) -> bool {
     name.starts_with('#')
 }
 
-/// `#room` is a room, anything else a person (or a mask of people).
+/// `#room` is a room (the `#` kept: replies echo the name as given),
+/// anything else a person (or a mask of people).
 fn target(name: &str) -> Target {
-    match name.strip_prefix('#') {
-        Some(room) => Target::Room(room.to_string()),
-        None => Target::Person(name.to_string()),
+    match is_channel(name) {
+        true => Target::Room(name.to_string()),
+        false => Target::Person(name.to_string()),
     }
+}
+
+/// The space-separated words of the parameters from `from` on (`USERHOST
+/// a b`, `ISON :a b`).
+fn words(m: &Message, from: usize) -> Vec<String> {
+    m.params
+        .iter()
+        .skip(from)
+        .flat_map(|p| p.split(' '))
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Decodes a parsed message.
@@ -187,7 +218,49 @@ pub fn decode(m: &Message) -> Input {
         "PONG" | "TAGMSG" => Input::Nothing,
         "QUIT" => Input::Quit(p(0).map(clean_text).filter(|r| !r.is_empty())),
         "MOTD" => Input::Motd,
-        "HELP" => Input::Help,
+        "HELP" | "HELPOP" => Input::Help(p(0).map(|s| s.to_string())),
+        "TIME" => Input::About(About::Time, p(0).map(String::from)),
+        "VERSION" => Input::About(About::Version, p(0).map(String::from)),
+        "INFO" => Input::About(About::Info, p(0).map(String::from)),
+        "ADMIN" => Input::About(About::Admin, p(0).map(String::from)),
+        "OPER" => match (p(0), p(1)) {
+            (Some(name), Some(password)) if !name.is_empty() => Input::Oper {
+                name: name.to_string(),
+                password: password.to_string(),
+            },
+            _ => need_more("OPER"),
+        },
+        "KILL" => match p(0) {
+            Some(nick) if !nick.is_empty() => hub(Command::Kill {
+                nick: nick.to_string(),
+                reason: p(1).map(clean_text).unwrap_or_default(),
+            }),
+            _ => need_more("KILL"),
+        },
+        "WALLOPS" => match p(0).map(clean_text) {
+            Some(text) if !text.trim().is_empty() => hub(Command::Wallops { text }),
+            _ => need_more("WALLOPS"),
+        },
+        "REHASH" => hub(Command::Rehash),
+        "DIE" => hub(Command::Die),
+        "USERHOST" => match words(m, 0) {
+            nicks if nicks.is_empty() => need_more("USERHOST"),
+            nicks => hub(Command::UserHost { nicks }),
+        },
+        "ISON" => match words(m, 0) {
+            nicks if nicks.is_empty() => need_more("ISON"),
+            nicks => hub(Command::IsOn { nicks }),
+        },
+        "WHOWAS" => match p(0).filter(|n| !n.is_empty()) {
+            None => need_more("WHOWAS"),
+            Some(nick) => hub(Command::WhoWas {
+                nick: nick.split(',').next().unwrap_or(nick).to_string(),
+                count: p(1)
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .filter(|c| *c > 0)
+                    .and_then(|c| usize::try_from(c).ok()),
+            }),
+        },
         "PRIVMSG" | "NOTICE" => {
             let notice = verb == "NOTICE";
             let (Some(targets), Some(text)) = (p(0), p(1)) else {
@@ -243,6 +316,9 @@ pub fn decode(m: &Message) -> Input {
             let Some(chans) = p(0) else {
                 return need_more("JOIN");
             };
+            if chans == "0" {
+                return hub(Command::PartAll);
+            }
             let mut keys = p(1).unwrap_or("").split(',');
             steps(
                 chans
@@ -291,21 +367,13 @@ pub fn decode(m: &Message) -> Input {
         },
         "NAMES" => match p(0) {
             None => Input::Reply(Reply::numeric(RPL_ENDOFNAMES, &["*", "End of /NAMES list"])),
-            Some(chans) => steps(
-                chans
+            Some(chans) => hub(Command::Names {
+                rooms: chans
                     .split(',')
                     .filter(|c| !c.is_empty())
-                    .map(|c| match is_channel(c) {
-                        true => Step::Hub(Command::Who {
-                            room: Some(c.to_string()),
-                        }),
-                        false => Step::Reply(Reply::numeric(
-                            RPL_ENDOFNAMES,
-                            &[&clean_word(c), "End of /NAMES list"],
-                        )),
-                    })
+                    .map(|c| c.to_string())
                     .collect(),
-            ),
+            }),
         },
         "LIST" => hub(Command::List {
             rooms: p(0).map(|cs| {
@@ -339,22 +407,29 @@ pub fn decode(m: &Message) -> Input {
                 modes: p(1).map(String::from),
             }),
         },
+        // KICK #a u1,u2 puts both out of #a; KICK #a,#b u1,u2 pairs them.
         "KICK" => match (p(0), p(1)) {
-            (Some(c), Some(nicks)) => {
-                if !is_channel(c) {
-                    return steps(vec![no_such_channel(c)]);
-                }
+            (Some(chans), Some(nicks)) => {
                 let reason = p(2).map(clean_text).filter(|r| !r.is_empty());
+                let chans: Vec<&str> = chans.split(',').filter(|c| !c.is_empty()).collect();
+                let nicks: Vec<&str> = nicks.split(',').filter(|n| !n.is_empty()).collect();
+                if chans.is_empty() || nicks.is_empty() {
+                    return need_more("KICK");
+                }
+                let pairs: Vec<(&str, &str)> = match chans.len() {
+                    1 => nicks.iter().map(|n| (chans[0], *n)).collect(),
+                    _ => chans.iter().copied().zip(nicks.iter().copied()).collect(),
+                };
                 steps(
-                    nicks
-                        .split(',')
-                        .filter(|n| !n.is_empty())
-                        .map(|n| {
-                            Step::Hub(Command::Kick {
+                    pairs
+                        .into_iter()
+                        .map(|(c, n)| match is_channel(c) {
+                            true => Step::Hub(Command::Kick {
                                 room: c.to_string(),
                                 nick: n.to_string(),
                                 reason: reason.clone(),
-                            })
+                            }),
+                            false => no_such_channel(c),
                         })
                         .collect(),
                 )

@@ -9,6 +9,7 @@
 //! `@time=`) and shared; replies that carry the recipient's nick (numerics)
 //! are rendered per recipient with a [`Ctx`].
 
+pub mod about;
 pub mod decode;
 pub mod numerics;
 pub mod parse;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 /// Room modes natter knows, as ISUPPORT `CHANMODES` lists them: list modes,
 /// modes that always take an argument, modes that take one only when set,
 /// and flags.
-pub const CHANMODES: &str = "b,k,l,imnt";
+pub const CHANMODES: &str = "b,k,l,imnpst";
 /// Room member prefixes, ISUPPORT `PREFIX`.
 pub const PREFIX: &str = "(ov)@+";
 /// Most mode changes with an argument in one `MODE` command (ISUPPORT `MODES`).
@@ -49,6 +50,7 @@ pub const CAPS: &[&str] = &[
     "message-tags",
     "multi-prefix",
     "server-time",
+    "userhost-in-names",
 ];
 
 /// Capabilities one client has enabled.
@@ -59,6 +61,7 @@ pub struct Caps {
     pub message_tags: bool,
     pub multi_prefix: bool,
     pub server_time: bool,
+    pub userhost_in_names: bool,
 }
 
 impl Caps {
@@ -70,6 +73,7 @@ impl Caps {
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
             "server-time" => &mut self.server_time,
+            "userhost-in-names" => &mut self.userhost_in_names,
             _ => return false,
         };
         *slot = on;

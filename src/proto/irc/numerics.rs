@@ -15,13 +15,21 @@ pub const RPL_LUSEROP: u16 = 252;
 pub const RPL_LUSERUNKNOWN: u16 = 253;
 pub const RPL_LUSERCHANNELS: u16 = 254;
 pub const RPL_LUSERME: u16 = 255;
+pub const RPL_ADMINME: u16 = 256;
+pub const RPL_ADMINLOC1: u16 = 257;
+pub const RPL_ADMINLOC2: u16 = 258;
+pub const RPL_ADMINEMAIL: u16 = 259;
 pub const RPL_LOCALUSERS: u16 = 265;
 pub const RPL_GLOBALUSERS: u16 = 266;
 pub const RPL_AWAY: u16 = 301;
+pub const RPL_USERHOST: u16 = 302;
+pub const RPL_ISON: u16 = 303;
 pub const RPL_UNAWAY: u16 = 305;
 pub const RPL_NOWAWAY: u16 = 306;
 pub const RPL_WHOISUSER: u16 = 311;
 pub const RPL_WHOISSERVER: u16 = 312;
+pub const RPL_WHOISOPERATOR: u16 = 313;
+pub const RPL_WHOWASUSER: u16 = 314;
 pub const RPL_ENDOFWHO: u16 = 315;
 pub const RPL_WHOISIDLE: u16 = 317;
 pub const RPL_ENDOFWHOIS: u16 = 318;
@@ -39,18 +47,25 @@ pub const RPL_VERSION: u16 = 351;
 pub const RPL_WHOREPLY: u16 = 352;
 pub const RPL_NAMREPLY: u16 = 353;
 pub const RPL_ENDOFNAMES: u16 = 366;
+pub const RPL_ENDOFWHOWAS: u16 = 369;
+pub const RPL_INFO: u16 = 371;
+pub const RPL_ENDOFINFO: u16 = 374;
 pub const RPL_BANLIST: u16 = 367;
 pub const RPL_ENDOFBANLIST: u16 = 368;
 pub const RPL_MOTD: u16 = 372;
 pub const RPL_MOTDSTART: u16 = 375;
 pub const RPL_ENDOFMOTD: u16 = 376;
+pub const RPL_YOUREOPER: u16 = 381;
+pub const RPL_REHASHING: u16 = 382;
 pub const RPL_TIME: u16 = 391;
 
 pub const ERR_UNKNOWNERROR: u16 = 400;
 pub const ERR_NOSUCHNICK: u16 = 401;
+pub const ERR_NOSUCHSERVER: u16 = 402;
 pub const ERR_NOSUCHCHANNEL: u16 = 403;
 pub const ERR_CANNOTSENDTOCHAN: u16 = 404;
 pub const ERR_TOOMANYCHANNELS: u16 = 405;
+pub const ERR_WASNOSUCHNICK: u16 = 406;
 pub const ERR_TOOMANYTARGETS: u16 = 407;
 pub const ERR_NOORIGIN: u16 = 409;
 pub const ERR_INVALIDCAPCMD: u16 = 410;
@@ -77,9 +92,16 @@ pub const ERR_BANNEDFROMCHAN: u16 = 474;
 pub const ERR_BADCHANNELKEY: u16 = 475;
 pub const ERR_BANLISTFULL: u16 = 478;
 pub const ERR_BADCHANNAME: u16 = 479;
+pub const ERR_NOPRIVILEGES: u16 = 481;
 pub const ERR_CHANOPRIVSNEEDED: u16 = 482;
+pub const ERR_NOOPERHOST: u16 = 491;
 pub const ERR_UMODEUNKNOWNFLAG: u16 = 501;
 pub const ERR_USERSDONTMATCH: u16 = 502;
+pub const ERR_HELPNOTFOUND: u16 = 524;
+pub const RPL_HELPSTART: u16 = 704;
+pub const RPL_HELPTXT: u16 = 705;
+pub const RPL_ENDOFHELP: u16 = 706;
+pub const ERR_INVALIDMODEPARAM: u16 = 696;
 
 /// The numeric that answers an error code, and its conventional text.
 /// `None`: the error has no numeric and is sent as a `NOTICE`.
@@ -111,7 +133,15 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
         ErrorCode::PasswordMismatch => (ERR_PASSWDMISMATCH, "Password incorrect"),
         ErrorCode::UsersDontMatch => (ERR_USERSDONTMATCH, "Cant change mode for other users"),
         ErrorCode::UnknownUserMode => (ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"),
+        ErrorCode::InvalidModeParam => (ERR_INVALIDMODEPARAM, "Invalid mode parameter"),
+        ErrorCode::NoPrivileges => (
+            ERR_NOPRIVILEGES,
+            "Permission Denied- You're not an IRC operator",
+        ),
+        ErrorCode::NoOperHost => (ERR_NOOPERHOST, "No O-lines for your host"),
+        ErrorCode::WasNoSuchNick => (ERR_WASNOSUCHNICK, "There was no such nickname"),
         ErrorCode::InvalidUtf8
+        | ErrorCode::Disabled
         | ErrorCode::Malformed
         | ErrorCode::Timeout
         | ErrorCode::StoreFailed => return None,

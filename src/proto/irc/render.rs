@@ -7,7 +7,10 @@
 use super::numerics::*;
 use super::parse::MAX_BODY;
 use super::{iso8601, truncate, Ctx, Reply};
-use crate::proto::{ErrorCode, Event, EventBody, MemberInfo, ModeChange, Refusal, Subject};
+use super::Caps;
+use crate::proto::{
+    ErrorCode, Event, EventBody, MemberInfo, ModeChange, Refusal, Subject, Visibility,
+};
 
 /// True for events that look the same to every recipient: they are
 /// rendered once per flavour by [`shared`]; everything else goes through
@@ -27,6 +30,7 @@ pub fn is_shared(body: &EventBody) -> bool {
             | EventBody::ModeChanged { .. }
             | EventBody::Away { .. }
             | EventBody::Ping { .. }
+            | EventBody::Wallops { .. }
     )
 }
 
@@ -277,6 +281,9 @@ pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
         EventBody::Ping { token } => {
             out.extend_from_slice(format!("PING :{token}\r\n").as_bytes());
         }
+        EventBody::Wallops { from, text } => {
+            line(out, tags, source(ev, from), "WALLOPS", &[], Some(text))
+        }
         _ => {}
     }
 }
@@ -372,11 +379,27 @@ fn prefix(op: bool, voice: bool, multi: bool) -> &'static str {
     }
 }
 
-fn member_names(members: &[MemberInfo], multi: bool) -> Vec<String> {
+/// `@nick` (or `@nick!user@host` with `userhost-in-names`) for each member.
+fn member_names(members: &[MemberInfo], caps: Caps) -> Vec<String> {
     members
         .iter()
-        .map(|m| format!("{}{}", prefix(m.op, m.voice, multi), m.nick))
+        .map(|m| {
+            let p = prefix(m.op, m.voice, caps.multi_prefix);
+            match caps.userhost_in_names {
+                true => format!("{p}{}!{}@{}", m.nick, m.user, m.host),
+                false => format!("{p}{}", m.nick),
+            }
+        })
         .collect()
+}
+
+/// The `RPL_NAMREPLY` symbol of a room: `=` public, `*` private, `@` secret.
+fn names_symbol(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "=",
+        Visibility::Private => "*",
+        Visibility::Secret => "@",
+    }
 }
 
 /// Renders an event for one recipient (numerics carry their nick).
@@ -410,7 +433,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 RPL_MYINFO,
-                &[server, &ctx.info.version, "i", "biklmnotv", "bklov"],
+                &[server, &ctx.info.version, "iow", "biklmnopstv", "bklov"],
             );
             for tokens in ctx.info.isupport.chunks(12) {
                 let mut params: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
@@ -418,11 +441,66 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_ISUPPORT, &params);
             }
         }
-        EventBody::Members { room, members } => {
+        EventBody::Members {
+            room,
+            visibility,
+            members,
+        } => {
             let room = chan(room);
-            let names = member_names(members, ctx.caps.multi_prefix);
-            listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
+            let names = member_names(members, ctx.caps);
+            listed(out, ctx, RPL_NAMREPLY, &[names_symbol(*visibility), &room], &names);
             numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
+        }
+        EventBody::Names { asked, rooms } => {
+            for r in rooms {
+                let room = chan(&r.room);
+                let names = member_names(&r.members, ctx.caps);
+                listed(out, ctx, RPL_NAMREPLY, &[names_symbol(r.visibility), &room], &names);
+            }
+            let asked: Vec<&str> = asked.iter().map(|a| &**a).collect();
+            let asked = super::decode::clean_word(&asked.join(","));
+            numeric(out, ctx, RPL_ENDOFNAMES, &[&asked, "End of /NAMES list"]);
+        }
+        EventBody::UserHosts { people } => {
+            let items: Vec<String> = people
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}{}={}{}@{}",
+                        p.nick,
+                        if p.oper { "*" } else { "" },
+                        if p.away { '-' } else { '+' },
+                        p.user,
+                        p.host
+                    )
+                })
+                .collect();
+            numeric(out, ctx, RPL_USERHOST, &[&items.join(" ")]);
+        }
+        EventBody::IsOn { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|n| &**n).collect();
+            numeric(out, ctx, RPL_ISON, &[&nicks.join(" ")]);
+        }
+        EventBody::WhoWas { nick, entries } => {
+            for e in entries {
+                numeric(
+                    out,
+                    ctx,
+                    RPL_WHOWASUSER,
+                    &[&e.nick, &e.user, &e.host, "*", &e.realname],
+                );
+                let when = iso8601(e.left_ms);
+                numeric(out, ctx, RPL_WHOISSERVER, &[&e.nick, server, &when]);
+            }
+            let nick = super::decode::clean_word(nick);
+            numeric(out, ctx, RPL_ENDOFWHOWAS, &[&nick, "End of WHOWAS"]);
+        }
+        EventBody::OperUp { .. } => {
+            numeric(out, ctx, RPL_YOUREOPER, &["You are now an IRC operator"])
+        }
+        EventBody::Rehashing => numeric(out, ctx, RPL_REHASHING, &["natter.toml", "Rehashing"]),
+        EventBody::Killed { by, reason } => {
+            closing(out, ctx, &format!("Killed ({by} ({reason}))"));
         }
         EventBody::TopicInfo { room, topic } => {
             let room = chan(room);
@@ -502,8 +580,9 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let room = room.as_deref().map(chan);
             for m in members {
                 let flags = format!(
-                    "{}{}",
+                    "{}{}{}",
                     if m.away { "G" } else { "H" },
+                    if m.oper { "*" } else { "" },
                     prefix(m.op, m.voice, ctx.caps.multi_prefix)
                 );
                 let real = format!("0 {}", m.realname);
@@ -543,6 +622,9 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                         .collect();
                     listed(out, ctx, RPL_WHOISCHANNELS, &[nick], &rooms);
                     numeric(out, ctx, RPL_WHOISSERVER, &[nick, server, "natter"]);
+                    if i.oper {
+                        numeric(out, ctx, RPL_WHOISOPERATOR, &[nick, "is an IRC operator"]);
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }
@@ -581,12 +663,17 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         EventBody::Lusers {
             users,
+            invisible,
+            opers,
             unregistered,
             rooms,
+            max_users,
         } => {
-            let clients = format!("There are {users} users and 0 invisible on 1 servers");
+            let visible = users - invisible.min(users);
+            let clients =
+                format!("There are {visible} users and {invisible} invisible on 1 servers");
             numeric(out, ctx, RPL_LUSERCLIENT, &[&clients]);
-            numeric(out, ctx, RPL_LUSEROP, &["0", "operator(s) online"]);
+            numeric(out, ctx, RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
             let unknown = unregistered.to_string();
             numeric(
                 out,
@@ -602,11 +689,11 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             );
             let me = format!("I have {users} clients and 0 servers");
             numeric(out, ctx, RPL_LUSERME, &[&me]);
-            let n = users.to_string();
-            let local = format!("Current local users {users}, max {users}");
-            numeric(out, ctx, RPL_LOCALUSERS, &[&n, &n, &local]);
-            let global = format!("Current global users {users}, max {users}");
-            numeric(out, ctx, RPL_GLOBALUSERS, &[&n, &n, &global]);
+            let (n, max) = (users.to_string(), max_users.to_string());
+            let local = format!("Current local users {users}, max {max_users}");
+            numeric(out, ctx, RPL_LOCALUSERS, &[&n, &max, &local]);
+            let global = format!("Current global users {users}, max {max_users}");
+            numeric(out, ctx, RPL_GLOBALUSERS, &[&n, &max, &global]);
         }
         EventBody::UserModes {
             nick,
@@ -653,6 +740,7 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
             detail = format!("{text}: {why}");
             detail.as_str()
         }
+        (ErrorCode::InvalidModeParam, Some(why)) => why,
         _ => text,
     };
     // 501 names no mode; the others name what they are about.
@@ -668,6 +756,7 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
             Subject::Command(c) => c.to_string(),
             Subject::Mode(m) => m.to_string(),
             Subject::Mask(m) => m.to_string(),
+            Subject::Value(v) => v.to_string(),
         })
         .collect();
     let mut params: Vec<&str> = about.iter().map(String::as_str).collect();

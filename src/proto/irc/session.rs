@@ -9,8 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
-use super::{render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
-use crate::proto::session::{shared_name, Chat, Goodbye, Protocol, SessionConfig};
+use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use crate::proto::session::{shared_name, Chat, Goodbye, OperBook, Protocol, SessionConfig};
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// One IRC connection's protocol state.
@@ -22,6 +22,9 @@ pub struct IrcSession {
     default_room: String,
     /// The cloaked host shown as `nick!user@host`.
     host: Name,
+    /// The real address, for oper host masks.
+    ip: Name,
+    opers: OperBook,
     /// Shown username (`~ident`) once `USER` was given.
     user: String,
     pass: Option<String>,
@@ -49,6 +52,8 @@ impl IrcSession {
                 false => String::new(),
             },
             host: config.host.clone(),
+            ip: config.ip.clone(),
+            opers: config.opers.clone(),
             user: "~user".into(),
             pass: None,
             nick: None,
@@ -142,6 +147,32 @@ impl IrcSession {
             ),
         }
         Outcome::Continue
+    }
+
+    /// `OPER name password`: checks the block's host mask and password
+    /// here (slow on purpose, so outside the chat lock), then tells the hub.
+    fn oper(&mut self, chat: &mut dyn Chat, name: &str, password: &str) -> Outcome {
+        let opers = match self.opers.read() {
+            Ok(book) => book.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let ident = self.user_params.as_ref().map_or("", |(u, _)| u.as_str());
+        match opers.check(name, password, ident, &self.ip) {
+            Ok(()) => self.run(
+                chat,
+                Command::OperUp {
+                    name: name.to_string(),
+                },
+            ),
+            Err(why) => {
+                tracing::info!("OPER {name:?} refused: {why:?}");
+                self.push(
+                    chat,
+                    Reply::numeric(ERR_PASSWDMISMATCH, &["Password incorrect"]),
+                );
+                Outcome::Refused
+            }
+        }
     }
 
     /// Registers once `NICK` and `USER` are in and `CAP` negotiation is
@@ -258,7 +289,17 @@ impl Protocol for IrcSession {
                 Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
             ),
             Input::Motd => self.push(chat, Reply::Motd),
-            Input::Help => self.reply(EventBody::Help, chat),
+            Input::Help(subject) => {
+                for r in about::help(subject.as_deref()) {
+                    self.push(chat, r);
+                }
+            }
+            Input::About(kind, target) => {
+                for r in about::about(kind, target.as_deref(), &self.info) {
+                    self.push(chat, r);
+                }
+            }
+            Input::Oper { name, password } => return self.oper(chat, &name, &password),
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
