@@ -523,7 +523,7 @@ async fn room_modes_are_enforced_for_every_protocol() {
     text.expect("dave was kicked from #m by op (out you go)")
         .await;
     dave.send("PRIVMSG #m :hey").await;
-    dave.numeric("442").await;
+    dave.numeric("404").await;
     bob.send("KICK #m op").await;
     bob.numeric("482").await;
     op.send("KICK #m nobody").await;

@@ -28,6 +28,7 @@ mod query;
 mod remote;
 mod room;
 mod seams;
+mod tags;
 mod whowas;
 
 use std::borrow::Cow;
@@ -235,6 +236,8 @@ pub struct ChatState {
     whowas: VecDeque<WhoWasInfo>,
     /// The most people online at once.
     max_online: usize,
+    /// Client-only tags of the command being handled (see [`Command::Tagged`]).
+    tags: Option<crate::proto::ClientTags>,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -258,6 +261,7 @@ impl ChatState {
             rooms: HashMap::new(),
             whowas: VecDeque::new(),
             max_online: 0,
+            tags: None,
             fx: Effects::default(),
         }
     }
@@ -338,6 +342,12 @@ impl ChatState {
             self.fx.outcome = Outcome::Close;
             return self.take();
         }
+        self.dispatch(id, cmd);
+        self.take()
+    }
+
+    /// Applies one command, adding to the effects gathered so far.
+    fn dispatch(&mut self, id: ConnId, cmd: Command) {
         let registered = self.nick_of(id).is_some();
         match cmd {
             Command::Quit { reason } => {
@@ -394,8 +404,16 @@ impl ChatState {
             Command::Wallops { text } => self.wallops(id, text),
             Command::Rehash => self.rehash(id),
             Command::Die => self.die(id),
+            Command::Tagged { tags, command } => {
+                self.tags = Some(tags);
+                match *command {
+                    Command::Tagged { .. } => {}
+                    command => self.dispatch(id, command),
+                }
+                self.tags = None;
+            }
+            Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
         }
-        self.take()
     }
 
     /// The effects gathered so far, leaving none.
@@ -566,7 +584,7 @@ impl ChatState {
             return;
         };
         let Some(r) = self.rooms.get(&key) else {
-            let refusal = Refusal::new(ErrorCode::NotInRoom).room(&key);
+            let refusal = Refusal::new(ErrorCode::NoSuchRoom).room(&key);
             return self.refuse(id, refusal);
         };
         if let Err(refusal) = r.may_speak(id, &conn.mask) {
@@ -596,7 +614,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_tags(self.tags.clone());
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -643,7 +662,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_tags(self.tags.clone());
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
@@ -706,7 +726,9 @@ impl ChatState {
             to,
             text,
         };
-        let ev = Event::by(Some(source), body).at(at_ms);
+        let ev = Event::by(Some(source), body)
+            .at(at_ms)
+            .with_tags(self.tags.clone());
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }

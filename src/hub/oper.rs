@@ -20,9 +20,10 @@ impl ChatState {
         if self.is_oper(id) {
             return true;
         }
+        let refusal = Refusal::new(ErrorCode::NoPrivileges);
         self.refuse(
             id,
-            Refusal::new(ErrorCode::NoPrivileges).command(command),
+            refusal.detail(format!("{command} is for server operators")),
         );
         false
     }

@@ -105,7 +105,7 @@ impl ChatState {
             };
             // +i hides people from masks (not from their exact nick) unless
             // they share a room with the asker; operators see everyone.
-            let wild = pattern.contains(['*', '?']) && !self.is_oper(id);
+            let wild = who.contains(['*', '?']) && !self.is_oper(id);
             let mut members: Vec<MemberInfo> = self
                 .conns
                 .iter()

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mask;
-use crate::proto::{
-    BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility,
-};
+use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
 
 /// A member's place in a room.
 pub(crate) struct Member {
@@ -129,7 +127,7 @@ impl Room {
         };
         let Some(m) = self.members.get(&id) else {
             return match self.modes.no_external {
-                true => Err(Refusal::new(ErrorCode::NotInRoom).room(&self.name)),
+                true => cannot("it takes no messages from outside (+n)"),
                 false if self.modes.moderated || self.is_banned(user_mask) => cannot(""),
                 false => Ok(()),
             };
@@ -262,7 +260,7 @@ mod tests {
         assert!(r.may_speak(id(2), "b!u@h").is_ok());
         assert_eq!(
             r.may_speak(id(3), "x!u@h").unwrap_err().code,
-            ErrorCode::NotInRoom
+            ErrorCode::CannotSend
         );
         r.set_flag('n', false);
         assert!(r.may_speak(id(3), "x!u@h").is_ok());

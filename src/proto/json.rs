@@ -173,6 +173,7 @@ pub fn parse(line: &str) -> Input {
 /// Renders an event as one JSON object line.
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
     let mut v = match &ev.body {
+        EventBody::TagMsg { .. } => return, // tags only: nothing to show
         EventBody::Welcome { server, online } => {
             json!({"type": "welcome", "server": server, "online": online})
         }

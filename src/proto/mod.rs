@@ -130,7 +130,20 @@ pub enum Command {
     Rehash,
     /// Shut the server down (server operators only, when `oper_die` allows).
     Die,
+    /// `command` (a message, notice) carrying client-only tags that go with
+    /// it to recipients who take tags (IRCv3 `message-tags`).
+    Tagged {
+        tags: ClientTags,
+        command: Box<Command>,
+    },
+    /// Tags and nothing else, to a room or a person (IRCv3 `TAGMSG`: typing
+    /// notifications, reactions).
+    TagMsg { target: Target, tags: ClientTags },
 }
+
+/// Client-only tags (`+typing=active`): (key with its `+`, unescaped value)
+/// pairs the server relays untouched.
+pub type ClientTags = Arc<[(Arc<str>, Arc<str>)]>;
 
 /// A room or a person (or a mask of people), as a command names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,6 +453,14 @@ pub enum EventBody {
     Wallops { from: Name, text: Arc<str> },
     /// The configuration is being reloaded.
     Rehashing,
+    /// Client-only tags from `from` (their tags are on the [`Event`]), to a
+    /// room or to one person. Only clients that take tags see it.
+    TagMsg {
+        id: MsgId,
+        from: Name,
+        room: Option<Name>,
+        to: Option<Name>,
+    },
 }
 
 /// Who may see a room listed and its members from outside.
@@ -554,9 +575,13 @@ pub enum Flavor {
     Irc = 3,
     /// IRC lines with an IRCv3 `@time=` tag (`server-time`).
     IrcTagged = 4,
+    /// IRC lines with `msgid` and client-only tags (`message-tags`).
+    IrcMsgTags = 5,
+    /// Both: `server-time` and `message-tags`.
+    IrcAllTags = 6,
 }
 
-const FLAVORS: usize = 5;
+const FLAVORS: usize = 7;
 
 /// An event plus its server timestamp and its renderings, built once and
 /// shared (`Arc`) by every recipient.
@@ -567,6 +592,8 @@ pub struct Event {
     pub at_ms: u64,
     /// Who did it, as an IRC source `nick!user@host` (`None`: the server).
     pub source: Option<Arc<str>>,
+    /// Client-only tags the sender attached (messages, notices, `TAGMSG`).
+    pub tags: Option<ClientTags>,
     cache: [OnceLock<Bytes>; FLAVORS],
 }
 
@@ -577,6 +604,7 @@ impl Event {
             body,
             at_ms,
             source: None,
+            tags: None,
             cache: Default::default(),
         }
     }
@@ -590,6 +618,14 @@ impl Event {
         let mut ev = Event::new(body);
         ev.source = source;
         Arc::new(ev)
+    }
+
+    /// The same event carrying client-only tags.
+    pub fn with_tags(mut self: Arc<Self>, tags: Option<ClientTags>) -> Arc<Event> {
+        if let Some(ev) = Arc::get_mut(&mut self) {
+            ev.tags = tags;
+        }
+        self
     }
 
     /// The same event stamped with time `at_ms` (that of the fact it tells).
@@ -624,6 +660,13 @@ pub fn render(ev: &Event, flavor: Flavor, out: &mut Vec<u8>) {
         Flavor::Json => json::render(ev, out),
         Flavor::Irc => irc::render::shared(ev, false, out),
         Flavor::IrcTagged => irc::render::shared(ev, true, out),
+        Flavor::IrcMsgTags | Flavor::IrcAllTags => {
+            let tagging = irc::render::Tagging {
+                time: flavor == Flavor::IrcAllTags,
+                message_tags: true,
+            };
+            irc::render::shared_tagged(ev, tagging, out)
+        }
     }
 }
 

@@ -72,8 +72,11 @@ impl Opers {
 
 /// Whether `password` matches an argon2 PHC string (false for a malformed one).
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// An argon2id PHC string for `password`, with a random salt.
@@ -190,6 +193,9 @@ mod tests {
         assert_eq!(opers.to_string().parse::<Opers>(), Ok(opers));
         assert_eq!("none".parse::<Opers>(), Ok(Opers::default()));
         assert!("root *@*".parse::<Opers>().is_err());
-        assert!("root *@* plaintext".parse::<Opers>().unwrap_err().contains("argon2"));
+        assert!("root *@* plaintext"
+            .parse::<Opers>()
+            .unwrap_err()
+            .contains("argon2"));
     }
 }

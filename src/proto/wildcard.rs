@@ -29,4 +29,3 @@ pub fn matches(mask: &str, subject: &str) -> bool {
     }
     mi == m.len()
 }
-

@@ -193,7 +193,10 @@ mod tests {
         assert!(q.push(&ev(2)), "accepted, but not written");
         assert_eq!(token(q.try_next()), Some(1));
         assert!(matches!(q.try_next(), Some(Next::Closed)));
-        assert!(matches!(q.try_next(), Some(Next::Closed)), "and stays closed");
+        assert!(
+            matches!(q.try_next(), Some(Next::Closed)),
+            "and stays closed"
+        );
     }
 
     #[test]

@@ -155,13 +155,13 @@ impl Server {
             Ok(config) => {
                 let names = config.opers.names();
                 let count = names.len();
-                *self
-                    .shared
-                    .opers
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(config.opers);
+                *self.shared.opers.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(config.opers);
                 self.shared.chat.reconfigure(names, config.oper_die);
-                info!("rehash: {count} oper blocks, oper_die = {}", config.oper_die);
+                info!(
+                    "rehash: {count} oper blocks, oper_die = {}",
+                    config.oper_die
+                );
             }
             Err(e) => warn!("rehash failed, settings unchanged: {e:#}"),
         }

@@ -9,41 +9,92 @@ use crate::proto::now_ms;
 /// Help for each command: (command, lines).
 const HELP: &[(&str, &[&str])] = &[
     ("ADMIN", &["ADMIN: who runs this server."]),
-    ("AWAY", &["AWAY [:message]: mark yourself away, or back with no message."]),
-    ("CAP", &["CAP LS|REQ|LIST|END: negotiate IRCv3 capabilities."]),
-    ("DIE", &["DIE: shut the server down (operators, when allowed)."]),
+    (
+        "AWAY",
+        &["AWAY [:message]: mark yourself away, or back with no message."],
+    ),
+    (
+        "CAP",
+        &["CAP LS|REQ|LIST|END: negotiate IRCv3 capabilities."],
+    ),
+    (
+        "DIE",
+        &["DIE: shut the server down (operators, when allowed)."],
+    ),
     ("HELP", &["HELP [command]: this help."]),
     ("INFO", &["INFO: about the server software."]),
-    ("INVITE", &["INVITE nick #room: let someone into an invite-only room."]),
+    (
+        "INVITE",
+        &["INVITE nick #room: let someone into an invite-only room."],
+    ),
     ("ISON", &["ISON nick…: which of these nicks are online."]),
-    ("JOIN", &["JOIN #room[,#room…] [key,…]: enter rooms; JOIN 0 leaves them all."]),
-    ("KICK", &["KICK #room nick[,nick…] [:reason]: put people out (room operators)."]),
-    ("KILL", &["KILL nick :reason: disconnect someone (server operators)."]),
-    ("LIST", &["LIST [#room,…]: rooms with their member counts and topics."]),
-    ("LUSERS", &["LUSERS: how many people, operators and rooms there are."]),
-    ("MODE", &[
-        "MODE #room [+-modes [args]]: room modes b k l i m n p s t o v.",
-        "MODE nick [+-modes]: your own modes i w (and -o).",
-    ]),
+    (
+        "JOIN",
+        &["JOIN #room[,#room…] [key,…]: enter rooms; JOIN 0 leaves them all."],
+    ),
+    (
+        "KICK",
+        &["KICK #room nick[,nick…] [:reason]: put people out (room operators)."],
+    ),
+    (
+        "KILL",
+        &["KILL nick :reason: disconnect someone (server operators)."],
+    ),
+    (
+        "LIST",
+        &["LIST [#room,…]: rooms with their member counts and topics."],
+    ),
+    (
+        "LUSERS",
+        &["LUSERS: how many people, operators and rooms there are."],
+    ),
+    (
+        "MODE",
+        &[
+            "MODE #room [+-modes [args]]: room modes b k l i m n p s t o v.",
+            "MODE nick [+-modes]: your own modes i w (and -o).",
+        ],
+    ),
     ("MOTD", &["MOTD: the message of the day."]),
     ("NAMES", &["NAMES #room[,#room…]: who is in a room."]),
     ("NICK", &["NICK newnick: change your nickname."]),
-    ("NOTICE", &["NOTICE target :text: like PRIVMSG, never answered automatically."]),
+    (
+        "NOTICE",
+        &["NOTICE target :text: like PRIVMSG, never answered automatically."],
+    ),
     ("OPER", &["OPER name password: become a server operator."]),
     ("PART", &["PART #room[,#room…] [:reason]: leave rooms."]),
     ("PING", &["PING token: the server answers PONG token."]),
-    ("PRIVMSG", &[
-        "PRIVMSG target[,target…] :text: say something.",
-        "A target is #room or a nick; text users and JSON users read it too.",
-    ]),
+    (
+        "PRIVMSG",
+        &[
+            "PRIVMSG target[,target…] :text: say something.",
+            "A target is #room or a nick; text users and JSON users read it too.",
+        ],
+    ),
     ("QUIT", &["QUIT [:reason]: leave the server."]),
-    ("REHASH", &["REHASH: reload the configuration file (server operators)."]),
+    (
+        "REHASH",
+        &["REHASH: reload the configuration file (server operators)."],
+    ),
     ("TIME", &["TIME: the server's clock."]),
-    ("TOPIC", &["TOPIC #room [:topic]: show or set a room's topic."]),
-    ("USERHOST", &["USERHOST nick…: user@host of up to five people."]),
+    (
+        "TOPIC",
+        &["TOPIC #room [:topic]: show or set a room's topic."],
+    ),
+    (
+        "USERHOST",
+        &["USERHOST nick…: user@host of up to five people."],
+    ),
     ("VERSION", &["VERSION: the server's version and features."]),
-    ("WALLOPS", &["WALLOPS :text: write to everyone with mode +w (operators)."]),
-    ("WHO", &["WHO #room|mask: details of a room's members or matching people."]),
+    (
+        "WALLOPS",
+        &["WALLOPS :text: write to everyone with mode +w (operators)."],
+    ),
+    (
+        "WHO",
+        &["WHO #room|mask: details of a room's members or matching people."],
+    ),
     ("WHOIS", &["WHOIS nick: everything about one person."]),
     ("WHOWAS", &["WHOWAS nick [count]: who recently had a nick."]),
 ];
@@ -139,9 +190,21 @@ mod tests {
             matches!(&r[0], Reply::Numeric { code: RPL_HELPSTART, params } if params[0] == "PRIVMSG"),
             "{r:?}"
         );
-        assert!(matches!(r.last(), Some(Reply::Numeric { code: RPL_ENDOFHELP, .. })));
+        assert!(matches!(
+            r.last(),
+            Some(Reply::Numeric {
+                code: RPL_ENDOFHELP,
+                ..
+            })
+        ));
         let r = help(Some("NOPE"));
-        assert_eq!(r, [numeric(ERR_HELPNOTFOUND, &["NOPE", "No help available on this topic"])]);
+        assert_eq!(
+            r,
+            [numeric(
+                ERR_HELPNOTFOUND,
+                &["NOPE", "No help available on this topic"]
+            )]
+        );
         assert!(help(None).len() > 3);
     }
 }

@@ -10,7 +10,7 @@ use super::numerics::*;
 use super::parse::{self, Message, ParseError};
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{Command, ModeChange, Target};
+use crate::proto::{ClientTags, Command, ModeChange, Target};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +160,17 @@ fn target(name: &str) -> Target {
     }
 }
 
+/// The client-only tags (`+key`) of a message, if any: relayed with it.
+fn client_tags(m: &Message) -> Option<ClientTags> {
+    let tags: Vec<(Arc<str>, Arc<str>)> = m
+        .tags()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with('+') && k.len() > 1 && !k.contains(['=', ' ']))
+        .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+        .collect();
+    (!tags.is_empty()).then(|| tags.into())
+}
+
 /// The space-separated words of the parameters from `from` on (`USERHOST
 /// a b`, `ISON :a b`).
 fn words(m: &Message, from: usize) -> Vec<String> {
@@ -205,7 +216,7 @@ pub fn decode(m: &Message) -> Input {
             _ => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),
         },
         "USER" => match (p(0), p(3)) {
-            (Some(user), Some(real)) if !user.is_empty() => Input::User {
+            (Some(user), Some(real)) if !user.is_empty() && !real.is_empty() => Input::User {
                 user: user.to_string(),
                 realname: real.to_string(),
             },
@@ -215,7 +226,23 @@ pub fn decode(m: &Message) -> Input {
             Some(t) if !t.is_empty() => Input::Ping(t.to_string()),
             _ => Input::Reply(Reply::numeric(ERR_NOORIGIN, &["No origin specified"])),
         },
-        "PONG" | "TAGMSG" => Input::Nothing,
+        "PONG" => Input::Nothing,
+        "TAGMSG" => match (p(0), client_tags(m)) {
+            (None, _) => need_more("TAGMSG"),
+            (Some(targets), tags) => steps(
+                targets
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .take(MAX_TARGETS)
+                    .map(|t| {
+                        Step::Hub(Command::TagMsg {
+                            target: target(t),
+                            tags: tags.clone().unwrap_or_else(|| Arc::new([])),
+                        })
+                    })
+                    .collect(),
+            ),
+        },
         "QUIT" => Input::Quit(p(0).map(clean_text).filter(|r| !r.is_empty())),
         "MOTD" => Input::Motd,
         "HELP" | "HELPOP" => Input::Help(p(0).map(|s| s.to_string())),
@@ -288,11 +315,19 @@ pub fn decode(m: &Message) -> Input {
             let Some((text, action)) = ctcp(text) else {
                 return Input::Nothing; // CTCP other than ACTION is not relayed
             };
+            let tags = client_tags(m);
+            let tagged = |command: Command| match &tags {
+                Some(tags) => Command::Tagged {
+                    tags: tags.clone(),
+                    command: Box::new(command),
+                },
+                None => command,
+            };
             steps(
                 targets
                     .into_iter()
                     .map(|t| {
-                        Step::Hub(match (notice, is_channel(t)) {
+                        Step::Hub(tagged(match (notice, is_channel(t)) {
                             (true, _) => Command::Notice {
                                 target: target(t),
                                 text: text.clone(),
@@ -307,7 +342,7 @@ pub fn decode(m: &Message) -> Input {
                                 text: text.clone(),
                                 action,
                             },
-                        })
+                        }))
                     })
                     .collect(),
             )

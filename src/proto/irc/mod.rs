@@ -80,6 +80,14 @@ impl Caps {
         true
     }
 
+    /// Which tags shared events carry for this client.
+    pub fn tagging(&self) -> render::Tagging {
+        render::Tagging {
+            time: self.server_time,
+            message_tags: self.message_tags,
+        }
+    }
+
     /// The enabled capabilities, space-separated (for `CAP LIST`).
     pub fn list(&self) -> String {
         CAPS.iter()
@@ -111,6 +119,12 @@ pub enum Reply {
     Notice { text: String },
     /// The message of the day (375, 372…, 376).
     Motd,
+    /// An IRCv3 standard reply: `:server FAIL <command> <code> :<text>`.
+    Fail {
+        command: &'static str,
+        code: &'static str,
+        text: &'static str,
+    },
 }
 
 impl Reply {

@@ -6,8 +6,8 @@
 
 use super::numerics::*;
 use super::parse::MAX_BODY;
-use super::{iso8601, truncate, Ctx, Reply};
 use super::Caps;
+use super::{iso8601, truncate, Ctx, Reply};
 use crate::proto::{
     ErrorCode, Event, EventBody, MemberInfo, ModeChange, Refusal, Subject, Visibility,
 };
@@ -31,7 +31,71 @@ pub fn is_shared(body: &EventBody) -> bool {
             | EventBody::Away { .. }
             | EventBody::Ping { .. }
             | EventBody::Wallops { .. }
+            | EventBody::TagMsg { .. }
     )
+}
+
+/// Which tags a client takes on shared events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tagging {
+    /// `server-time`: `time=`.
+    pub time: bool,
+    /// `message-tags`: `msgid=` and the sender's client-only tags.
+    pub message_tags: bool,
+}
+
+/// The message id of events that have one.
+fn msg_id(body: &EventBody) -> Option<crate::proto::MsgId> {
+    match body {
+        EventBody::Message { id, .. }
+        | EventBody::Private { id, .. }
+        | EventBody::Notice { id, .. }
+        | EventBody::TagMsg { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// Appends a tag value escaped as IRCv3 message-tags says.
+pub fn escape_tag(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            ';' => out.push_str("\\:"),
+            ' ' => out.push_str("\\s"),
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The tag section (without `@`) of `ev` for a client taking `t`.
+fn tag_section(ev: &Event, t: Tagging) -> Option<String> {
+    let mut s = String::new();
+    if t.time {
+        s.push_str("time=");
+        s.push_str(&iso8601(ev.at_ms));
+    }
+    if t.message_tags {
+        if let Some(id) = msg_id(&ev.body) {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str("msgid=");
+            s.push_str(&id.to_string());
+        }
+        for (k, v) in ev.tags.iter().flat_map(|t| t.iter()) {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str(k);
+            if !v.is_empty() {
+                s.push('=');
+                escape_tag(v, &mut s);
+            }
+        }
+    }
+    (!s.is_empty()).then_some(s)
 }
 
 /// Writes one line: `[@tags ]:source VERB middle… [:trailing]\r\n`. The part
@@ -103,8 +167,12 @@ pub fn split_text(text: &str, budget: usize) -> Vec<&str> {
     pieces
 }
 
-/// `PRIVMSG`/`NOTICE` lines for `text`, split to fit; `action` wraps each
-/// piece in CTCP ACTION.
+/// The longest message text an IRC client can send in one line
+/// (`PRIVMSG x :` and 499 bytes).
+const MAX_IRC_TEXT: usize = MAX_BODY - "PRIVMSG x :".len();
+
+/// `PRIVMSG`/`NOTICE` lines for `text`: cut to fit if it could have come in
+/// one IRC line, else split; `action` wraps each piece in CTCP ACTION.
 fn chat(
     out: &mut Vec<u8>,
     tags: Option<&str>,
@@ -117,7 +185,13 @@ fn chat(
     let overhead = 1 + source.len() + 1 + verb.len() + 1 + target.len() + 2;
     let ctcp = if action { 9 } else { 0 };
     let budget = MAX_BODY.saturating_sub(overhead + ctcp);
-    for piece in split_text(text, budget) {
+    // What fit in the sender's own IRC line loses only its overflow, as on
+    // any IRC server; longer text (from text or JSON users) is split.
+    let pieces = match text.len() <= MAX_IRC_TEXT {
+        true => vec![truncate(text, budget)],
+        false => split_text(text, budget),
+    };
+    for piece in pieces {
         if action {
             let wrapped = format!("\x01ACTION {piece}\x01");
             line(out, tags, source, verb, &[target], Some(&wrapped));
@@ -180,7 +254,16 @@ fn mode_groups(changes: &[ModeChange], fixed: usize) -> Vec<&[ModeChange]> {
 /// [`is_shared`]). `tagged`: prefix an IRCv3 `@time=` tag. Other events
 /// render as nothing here: they need a [`Ctx`].
 pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
-    let tag = tagged.then(|| format!("time={}", iso8601(ev.at_ms)));
+    let tagging = Tagging {
+        time: tagged,
+        message_tags: false,
+    };
+    shared_tagged(ev, tagging, out)
+}
+
+/// [`shared`] with the tags `t` asks for.
+pub fn shared_tagged(ev: &Event, t: Tagging, out: &mut Vec<u8>) {
+    let tag = tag_section(ev, t);
     let tags = tag.as_deref();
     match &ev.body {
         EventBody::Joined { room, nick, .. } => {
@@ -283,6 +366,14 @@ pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
         }
         EventBody::Wallops { from, text } => {
             line(out, tags, source(ev, from), "WALLOPS", &[], Some(text))
+        }
+        EventBody::TagMsg { from, room, to, .. } => {
+            let target = match (room, to) {
+                (Some(r), _) => chan(r),
+                (None, Some(t)) => t.to_string(),
+                (None, None) => return,
+            };
+            line(out, tags, source(ev, from), "TAGMSG", &[&target], None)
         }
         _ => {}
     }
@@ -407,7 +498,7 @@ fn names_symbol(v: Visibility) -> &'static str {
 pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
     let server = &*ctx.info.name;
     match &ev.body {
-        body if is_shared(body) => shared(ev, ctx.caps.server_time, out),
+        body if is_shared(body) => shared_tagged(ev, ctx.caps.tagging(), out),
         EventBody::Welcome { server, online } => notice(
             out,
             ctx,
@@ -448,14 +539,26 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         } => {
             let room = chan(room);
             let names = member_names(members, ctx.caps);
-            listed(out, ctx, RPL_NAMREPLY, &[names_symbol(*visibility), &room], &names);
+            listed(
+                out,
+                ctx,
+                RPL_NAMREPLY,
+                &[names_symbol(*visibility), &room],
+                &names,
+            );
             numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
         }
         EventBody::Names { asked, rooms } => {
             for r in rooms {
                 let room = chan(&r.room);
                 let names = member_names(&r.members, ctx.caps);
-                listed(out, ctx, RPL_NAMREPLY, &[names_symbol(r.visibility), &room], &names);
+                listed(
+                    out,
+                    ctx,
+                    RPL_NAMREPLY,
+                    &[names_symbol(r.visibility), &room],
+                    &names,
+                );
             }
             let asked: Vec<&str> = asked.iter().map(|a| &**a).collect();
             let asked = super::decode::clean_word(&asked.join(","));
@@ -673,7 +776,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let clients =
                 format!("There are {visible} users and {invisible} invisible on 1 servers");
             numeric(out, ctx, RPL_LUSERCLIENT, &[&clients]);
-            numeric(out, ctx, RPL_LUSEROP, &[&opers.to_string(), "operator(s) online"]);
+            numeric(
+                out,
+                ctx,
+                RPL_LUSEROP,
+                &[&opers.to_string(), "operator(s) online"],
+            );
             let unknown = unregistered.to_string();
             numeric(
                 out,
@@ -788,6 +896,11 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
         Reply::Pong { token } => line(out, None, server, "PONG", &[server], Some(token)),
         Reply::Closing { why } => closing(out, ctx, why),
         Reply::Notice { text } => notice(out, ctx, text),
+        Reply::Fail {
+            command,
+            code,
+            text,
+        } => line(out, None, server, "FAIL", &[command, code], Some(text)),
         Reply::Motd => {
             if ctx.info.motd.is_empty() {
                 numeric(out, ctx, ERR_NOMOTD, &["MOTD File is missing"]);
@@ -896,12 +1009,14 @@ mod tests {
                 host: "h".into(),
                 realname: "r".into(),
                 away: false,
+                oper: false,
                 op: i == 0,
                 voice: i < 2,
             })
             .collect();
         let ev = Event::new(EventBody::Members {
             room: "lobby".into(),
+            visibility: crate::proto::Visibility::Public,
             members,
         });
         for multi in [false, true] {

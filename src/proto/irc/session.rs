@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use crate::proto::line::LineError;
 use crate::proto::session::{shared_name, Chat, Goodbye, OperBook, Protocol, SessionConfig};
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
@@ -67,9 +68,11 @@ impl IrcSession {
 
     /// How shared events are rendered for this client.
     fn flavor(&self) -> Flavor {
-        match self.caps.server_time {
-            true => Flavor::IrcTagged,
-            false => Flavor::Irc,
+        match (self.caps.server_time, self.caps.message_tags) {
+            (false, false) => Flavor::Irc,
+            (true, false) => Flavor::IrcTagged,
+            (false, true) => Flavor::IrcMsgTags,
+            (true, true) => Flavor::IrcAllTags,
         }
     }
 
@@ -326,6 +329,15 @@ impl Protocol for IrcSession {
         let echo = self.caps.echo_message;
         let skip = match &ev.body {
             EventBody::Away { .. } => !self.caps.away_notify,
+            EventBody::TagMsg { .. } if !self.caps.message_tags => true,
+            EventBody::TagMsg {
+                from,
+                room: Some(_),
+                ..
+            } => !echo && **from == *me,
+            EventBody::TagMsg {
+                from, to: Some(to), ..
+            } => !echo && **from == *me && **to != *me,
             EventBody::Message { from, .. }
             | EventBody::Notice {
                 from,
@@ -354,6 +366,23 @@ impl Protocol for IrcSession {
                 self.out_nick = new.to_string();
             }
         }
+    }
+
+    /// A line over IRC's limit gets `417`; one that is not UTF-8 a
+    /// standard reply `FAIL * INVALID_UTF8` (natter is `UTF8ONLY`). Either
+    /// way the line is dropped and registration goes on.
+    fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
+        let reply = match err {
+            LineError::TooLong { .. } => {
+                Reply::numeric(ERR_INPUTTOOLONG, &["Input line was too long"])
+            }
+            LineError::InvalidUtf8 => Reply::Fail {
+                command: "*",
+                code: "INVALID_UTF8",
+                text: "Message rejected: it is not valid UTF-8",
+            },
+        };
+        self.push(chat, reply);
     }
 
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
