@@ -244,6 +244,10 @@ settings! {
         /// Departed nicks remembered for IRC's WHOWAS (0: none).
         #[arg(long, env = "NATTER_WHOWAS_ENTRIES", value_name = "N", default_value = "1000")]
         pub whowas_entries: usize,
+        /// Most nicks one IRC client may watch with MONITOR (ISUPPORT
+        /// MONITOR).
+        #[arg(long, env = "NATTER_MONITOR_LIMIT", value_name = "N", default_value = "100")]
+        pub monitor_limit: usize,
     }
 }
 
@@ -555,6 +559,7 @@ mod tests {
             opers: Opers::default(),
             oper_die: false,
             whowas_entries: 1000,
+            monitor_limit: 100,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -645,6 +650,7 @@ mod tests {
             "opers" => SAMPLE_OPERS,
             "oper_die" => "true",
             "whowas_entries" => "5",
+            "monitor_limit" => "7",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

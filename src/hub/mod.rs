@@ -22,6 +22,7 @@ mod channel;
 mod handle;
 mod lookup;
 pub mod mask;
+mod monitor;
 pub mod names;
 mod oper;
 mod query;
@@ -69,6 +70,8 @@ pub struct HubConfig {
     pub node: NodeId,
     /// Departed nicks remembered for `WHOWAS` (0: none).
     pub whowas_entries: usize,
+    /// Most nicks one person may watch with `MONITOR`.
+    pub monitor_limit: usize,
     /// Whether server operators may shut the server down (`DIE`).
     pub oper_die: bool,
     /// Names of the oper blocks that exist (`OPER` checks passwords in the
@@ -100,6 +103,7 @@ impl HubConfig {
             max_bans: irc::MAX_BANS,
             node: 0,
             whowas_entries: c.whowas_entries,
+            monitor_limit: c.monitor_limit,
             oper_die: c.oper_die,
             opers: c.opers.names(),
         }
@@ -175,6 +179,10 @@ struct Conn {
     wallops: bool,
     /// The oper block this person used to become a server operator.
     oper: Option<Name>,
+    /// Nicks this person watches (`MONITOR`), as given.
+    watching: Vec<Name>,
+    /// Told of watched people's away and real-name changes too.
+    watch_details: bool,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
     signon_ms: u64,
@@ -196,6 +204,8 @@ impl Conn {
             invisible: false,
             wallops: false,
             oper: None,
+            watching: Vec::new(),
+            watch_details: false,
             invites: Vec::new(),
             signon_ms: now,
             active_ms: now,
@@ -238,6 +248,8 @@ pub struct ChatState {
     max_online: usize,
     /// Client-only tags of the command being handled (see [`Command::Tagged`]).
     tags: Option<crate::proto::ClientTags>,
+    /// Who watches each nick (folded), for `MONITOR`.
+    watchers: HashMap<String, Vec<ConnId>>,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -262,6 +274,7 @@ impl ChatState {
             whowas: VecDeque::new(),
             max_online: 0,
             tags: None,
+            watchers: HashMap::new(),
             fx: Effects::default(),
         }
     }
@@ -372,6 +385,11 @@ impl ChatState {
                 }
             }
             Command::Register { nick } => self.register(id, &nick),
+            Command::WatchDetails { on } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.watch_details = on;
+                }
+            }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
             Command::Private { to, text, action } => self.private(id, &to, text, action),
@@ -413,6 +431,8 @@ impl ChatState {
                 self.tags = None;
             }
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
+            Command::Monitor(op) => self.monitor(id, op),
+            Command::SetName { realname } => self.set_name(id, realname),
         }
     }
 
@@ -535,7 +555,14 @@ impl ChatState {
         self.fact(id, None, body);
         let online = self.online();
         self.max_online = self.max_online.max(online);
-        self.reply(id, EventBody::Registered { nick: name, online });
+        self.reply(
+            id,
+            EventBody::Registered {
+                nick: name.clone(),
+                online,
+            },
+        );
+        self.announce_online(id, &name);
         if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
             self.join(id, &room, None, true);
@@ -764,9 +791,19 @@ impl ChatState {
             new: new.clone(),
         };
         self.fact(id, None, body);
-        let ev = Event::by(old_mask, EventBody::NickChanged { old, new });
+        let ev = Event::by(
+            old_mask,
+            EventBody::NickChanged {
+                old: old.clone(),
+                new: new.clone(),
+            },
+        );
         let audience = self.peers(id, false);
         self.send(Audience::Conns(audience), ev);
+        if old_key != names::fold(&new) {
+            self.announce_offline(&old);
+            self.announce_online(id, &new);
+        }
     }
 
     /// Marks `id` away or back, tells them, and tells who shares a room.
@@ -788,6 +825,7 @@ impl ChatState {
         if changed {
             let ev = Event::by(self.mask_of(id), EventBody::Away { nick, text });
             let mut audience = self.peers(id, true);
+            self.add_detail_watchers(id, &mut audience);
             audience.retain(|m| *m != id);
             self.send(Audience::Conns(audience), ev);
         }
@@ -870,8 +908,10 @@ impl ChatState {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        self.unwatch_all(id, &conn.watching);
         let Some(nick) = conn.nick else { return };
         self.nicks.remove(&names::fold(&nick));
+        self.announce_offline(&nick);
         for key in &conn.rooms {
             self.drop_member(key, id);
         }

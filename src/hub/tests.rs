@@ -46,6 +46,7 @@ pub(super) fn config() -> HubConfig {
         max_bans: 100,
         node: 0,
         whowas_entries: 100,
+        monitor_limit: 10,
         oper_die: false,
         opers: vec!["root".into()],
     }

@@ -371,6 +371,12 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::Killed { by, reason } => json!({"type": "killed", "by": by, "reason": reason}),
         EventBody::Wallops { from, text } => json!({"type": "wallops", "from": from, "text": text}),
         EventBody::Rehashing => json!({"type": "rehashing"}),
+        EventBody::MonOnline { people } => json!({"type": "online", "people": people}),
+        EventBody::MonOffline { nicks } => json!({"type": "offline", "nicks": nicks}),
+        EventBody::MonList { nicks } => json!({"type": "watching", "nicks": nicks}),
+        EventBody::RealnameChanged { nick, realname } => {
+            json!({"type": "realname", "nick": nick, "realname": realname})
+        }
     };
     if let Value::Object(map) = &mut v {
         map.insert("ts".into(), ev.at_ms.into());

@@ -139,6 +139,28 @@ pub enum Command {
     /// Tags and nothing else, to a room or a person (IRCv3 `TAGMSG`: typing
     /// notifications, reactions).
     TagMsg { target: Target, tags: ClientTags },
+    /// Be told when people come online or leave (IRCv3 `MONITOR`).
+    Monitor(Monitor),
+    /// Also be told when watched people go away or change their real name,
+    /// even with no room in common (IRCv3 `extended-monitor`).
+    WatchDetails { on: bool },
+    /// Change your real name (IRCv3 `SETNAME`).
+    SetName { realname: String },
+}
+
+/// What a [`Command::Monitor`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Monitor {
+    /// Watch these nicks (answered with who of them is on and off line).
+    Add(Vec<String>),
+    /// Stop watching these nicks.
+    Remove(Vec<String>),
+    /// Stop watching anyone.
+    Clear,
+    /// The nicks being watched.
+    List,
+    /// Who of the watched nicks is on and off line.
+    Status,
 }
 
 /// Client-only tags (`+typing=active`): (key with its `+`, unescaped value)
@@ -239,6 +261,8 @@ pub enum ErrorCode {
     NoOperHost,
     /// Nobody had that nick recently (`WHOWAS`).
     WasNoSuchNick,
+    /// The list of watched nicks is full (`MONITOR`); the detail says how many.
+    MonListFull,
     /// The server does not allow that at all (e.g. `DIE` when `oper_die` is off).
     Disabled,
 }
@@ -281,6 +305,7 @@ impl ErrorCode {
             ErrorCode::NoPrivileges => "no_privileges",
             ErrorCode::NoOperHost => "no_oper_host",
             ErrorCode::WasNoSuchNick => "was_no_such_nick",
+            ErrorCode::MonListFull => "monitor_list_full",
             ErrorCode::Disabled => "disabled",
         }
     }
@@ -453,6 +478,14 @@ pub enum EventBody {
     Wallops { from: Name, text: Arc<str> },
     /// The configuration is being reloaded.
     Rehashing,
+    /// Watched people who are online (`nick!user@host` each).
+    MonOnline { people: Vec<Arc<str>> },
+    /// Watched nicks that are offline.
+    MonOffline { nicks: Vec<Name> },
+    /// The nicks being watched.
+    MonList { nicks: Vec<Name> },
+    /// `nick` changed their real name.
+    RealnameChanged { nick: Name, realname: Name },
     /// Client-only tags from `from` (their tags are on the [`Event`]), to a
     /// room or to one person. Only clients that take tags see it.
     TagMsg {

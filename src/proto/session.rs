@@ -350,6 +350,7 @@ mod tests {
 
     fn config() -> SessionConfig {
         let limits = irc::Limits {
+            monitor_limit: 100,
             max_nick_chars: 30,
             max_room_chars: 50,
             max_rooms_per_user: 100,

@@ -449,6 +449,17 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
+        EventBody::MonOnline { people } => {
+            let people: Vec<&str> = people.iter().map(|p| &**p).collect();
+            p.system(&format!("*** Online: {}", people.join(", ")))
+        }
+        EventBody::MonOffline { nicks } | EventBody::MonList { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|p| &**p).collect();
+            p.system(&format!("*** Watched: {}", nicks.join(", ")))
+        }
+        EventBody::RealnameChanged { nick, realname } => {
+            p.system(&format!("*** {nick} is now called {realname}"))
+        }
     }
 }
 

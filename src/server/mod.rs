@@ -112,6 +112,7 @@ impl Server {
         let irc_info = ServerInfo::new(
             &config.server_name,
             &Limits {
+                monitor_limit: config.monitor_limit,
                 max_nick_chars: config.max_nick_chars,
                 max_room_chars: config.max_room_chars,
                 max_rooms_per_user: config.max_rooms_per_user,

@@ -10,7 +10,7 @@ use super::numerics::*;
 use super::parse::{self, Message, ParseError};
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{ClientTags, Command, ModeChange, Target};
+use crate::proto::{ClientTags, Command, ModeChange, Monitor, Target};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +269,27 @@ pub fn decode(m: &Message) -> Input {
             _ => need_more("WALLOPS"),
         },
         "REHASH" => hub(Command::Rehash),
+        "MONITOR" => {
+            let list = || {
+                p(1).unwrap_or("")
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
+            match p(0).map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("+") if !list().is_empty() => hub(Command::Monitor(Monitor::Add(list()))),
+                Some("-") if !list().is_empty() => hub(Command::Monitor(Monitor::Remove(list()))),
+                Some("C") => hub(Command::Monitor(Monitor::Clear)),
+                Some("L") => hub(Command::Monitor(Monitor::List)),
+                Some("S") => hub(Command::Monitor(Monitor::Status)),
+                _ => need_more("MONITOR"),
+            }
+        }
+        "SETNAME" => match p(0).map(clean_text) {
+            Some(name) if !name.trim().is_empty() => hub(Command::SetName { realname: name }),
+            _ => need_more("SETNAME"),
+        },
         "DIE" => hub(Command::Die),
         "USERHOST" => match words(m, 0) {
             nicks if nicks.is_empty() => need_more("USERHOST"),

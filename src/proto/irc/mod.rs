@@ -47,9 +47,11 @@ pub const BAN_MASK_LEN: usize = 100;
 pub const CAPS: &[&str] = &[
     "away-notify",
     "echo-message",
+    "extended-monitor",
     "message-tags",
     "multi-prefix",
     "server-time",
+    "setname",
     "userhost-in-names",
 ];
 
@@ -62,6 +64,8 @@ pub struct Caps {
     pub multi_prefix: bool,
     pub server_time: bool,
     pub userhost_in_names: bool,
+    pub extended_monitor: bool,
+    pub setname: bool,
 }
 
 impl Caps {
@@ -74,6 +78,8 @@ impl Caps {
             "multi-prefix" => &mut self.multi_prefix,
             "server-time" => &mut self.server_time,
             "userhost-in-names" => &mut self.userhost_in_names,
+            "extended-monitor" => &mut self.extended_monitor,
+            "setname" => &mut self.setname,
             _ => return false,
         };
         *slot = on;
@@ -154,6 +160,7 @@ pub struct ServerInfo {
 /// The settings [`ServerInfo`] advertises.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    pub monitor_limit: usize,
     pub max_nick_chars: usize,
     pub max_room_chars: usize,
     pub max_rooms_per_user: usize,
@@ -176,6 +183,7 @@ impl ServerInfo {
             "LINELEN=512".to_string(),
             format!("MAXLIST=b:{MAX_BANS}"),
             format!("MODES={MODES_PER_COMMAND}"),
+            format!("MONITOR={}", limits.monitor_limit),
             format!("NETWORK={name}"),
             format!("NICKLEN={}", limits.max_nick_chars),
             format!("PREFIX={PREFIX}"),

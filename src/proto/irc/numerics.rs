@@ -102,6 +102,11 @@ pub const RPL_HELPSTART: u16 = 704;
 pub const RPL_HELPTXT: u16 = 705;
 pub const RPL_ENDOFHELP: u16 = 706;
 pub const ERR_INVALIDMODEPARAM: u16 = 696;
+pub const RPL_MONONLINE: u16 = 730;
+pub const RPL_MONOFFLINE: u16 = 731;
+pub const RPL_MONLIST: u16 = 732;
+pub const RPL_ENDOFMONLIST: u16 = 733;
+pub const ERR_MONLISTFULL: u16 = 734;
 
 /// The numeric that answers an error code, and its conventional text.
 /// `None`: the error has no numeric and is sent as a `NOTICE`.
@@ -140,6 +145,7 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
         ),
         ErrorCode::NoOperHost => (ERR_NOOPERHOST, "No O-lines for your host"),
         ErrorCode::WasNoSuchNick => (ERR_WASNOSUCHNICK, "There was no such nickname"),
+        ErrorCode::MonListFull => (ERR_MONLISTFULL, "Monitor list is full."),
         ErrorCode::InvalidUtf8
         | ErrorCode::Disabled
         | ErrorCode::Malformed

@@ -32,6 +32,7 @@ pub fn is_shared(body: &EventBody) -> bool {
             | EventBody::Ping { .. }
             | EventBody::Wallops { .. }
             | EventBody::TagMsg { .. }
+            | EventBody::RealnameChanged { .. }
     )
 }
 
@@ -367,6 +368,9 @@ pub fn shared_tagged(ev: &Event, t: Tagging, out: &mut Vec<u8>) {
         EventBody::Wallops { from, text } => {
             line(out, tags, source(ev, from), "WALLOPS", &[], Some(text))
         }
+        EventBody::RealnameChanged { nick, realname } => {
+            line(out, tags, source(ev, nick), "SETNAME", &[], Some(realname))
+        }
         EventBody::TagMsg { from, room, to, .. } => {
             let target = match (room, to) {
                 (Some(r), _) => chan(r),
@@ -432,6 +436,18 @@ fn notice(out: &mut Vec<u8>, ctx: &Ctx, text: &str) {
 /// Space-separated `items` in as many numerics as needed: each is
 /// `:server CODE nick <middle…> :<items…>` within the line limit.
 fn listed(out: &mut Vec<u8>, ctx: &Ctx, code: u16, middle: &[&str], items: &[String]) {
+    listed_by(out, ctx, code, middle, items, ' ')
+}
+
+/// [`listed`] with items joined by `sep` (`,` for MONITOR).
+fn listed_by(
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    code: u16,
+    middle: &[&str],
+    items: &[String],
+    sep: char,
+) {
     let fixed = 1
         + ctx.info.name.len()
         + 5
@@ -451,7 +467,7 @@ fn listed(out: &mut Vec<u8>, ctx: &Ctx, code: u16, middle: &[&str], items: &[Str
             flush(&mut current, out);
         }
         if !current.is_empty() {
-            current.push(' ');
+            current.push(sep);
         }
         current.push_str(item);
     }
@@ -597,6 +613,19 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             }
             let nick = super::decode::clean_word(nick);
             numeric(out, ctx, RPL_ENDOFWHOWAS, &[&nick, "End of WHOWAS"]);
+        }
+        EventBody::MonOnline { people } => {
+            let items: Vec<String> = people.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONONLINE, &[], &items, ',');
+        }
+        EventBody::MonOffline { nicks } => {
+            let items: Vec<String> = nicks.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONOFFLINE, &[], &items, ',');
+        }
+        EventBody::MonList { nicks } => {
+            let items: Vec<String> = nicks.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONLIST, &[], &items, ',');
+            numeric(out, ctx, RPL_ENDOFMONLIST, &["End of MONITOR list"]);
         }
         EventBody::OperUp { .. } => {
             numeric(out, ctx, RPL_YOUREOPER, &["You are now an IRC operator"])
@@ -849,6 +878,7 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
             detail.as_str()
         }
         (ErrorCode::InvalidModeParam, Some(why)) => why,
+        (ErrorCode::MonListFull, _) => "Monitor list is full.",
         _ => text,
     };
     // 501 names no mode; the others name what they are about.
@@ -870,6 +900,9 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
     let mut params: Vec<&str> = about.iter().map(String::as_str).collect();
     if params.is_empty() && r.code == ErrorCode::NickInUse {
         params.push("*");
+    }
+    if let (ErrorCode::MonListFull, Some(limit)) = (r.code, &r.detail) {
+        params.insert(0, limit); // 734 <limit> <targets>
     }
     params.push(text);
     numeric(out, ctx, num, &params);
@@ -926,6 +959,7 @@ mod tests {
         ServerInfo::new(
             "natter",
             &Limits {
+                monitor_limit: 100,
                 max_nick_chars: 30,
                 max_room_chars: 50,
                 max_rooms_per_user: 100,

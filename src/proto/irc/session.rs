@@ -133,6 +133,10 @@ impl IrcSession {
                 let mut probe = self.caps;
                 let known = !wanted.is_empty() && wanted.iter().all(|(n, on)| probe.set(n, *on));
                 let sub = if known {
+                    if probe.extended_monitor != self.caps.extended_monitor {
+                        let on = probe.extended_monitor;
+                        chat.execute(Command::WatchDetails { on });
+                    }
                     self.caps = probe;
                     "ACK"
                 } else {
@@ -330,6 +334,7 @@ impl Protocol for IrcSession {
         let skip = match &ev.body {
             EventBody::Away { .. } => !self.caps.away_notify,
             EventBody::TagMsg { .. } if !self.caps.message_tags => true,
+            EventBody::RealnameChanged { .. } => !self.caps.setname,
             EventBody::TagMsg {
                 from,
                 room: Some(_),
