@@ -177,6 +177,8 @@ struct Conn {
     invisible: bool,
     /// User mode `+w`: gets `WALLOPS`.
     wallops: bool,
+    /// User mode `+B`: a bot.
+    bot: bool,
     /// The oper block this person used to become a server operator.
     oper: Option<Name>,
     /// Nicks this person watches (`MONITOR`), as given.
@@ -203,6 +205,7 @@ impl Conn {
             away: None,
             invisible: false,
             wallops: false,
+            bot: false,
             oper: None,
             watching: Vec::new(),
             watch_details: false,
@@ -218,6 +221,7 @@ impl Conn {
     fn user_modes(&self) -> String {
         let mut m = String::from("+");
         for (on, c) in [
+            (self.bot, 'B'),
             (self.invisible, 'i'),
             (self.oper.is_some(), 'o'),
             (self.wallops, 'w'),
@@ -502,6 +506,11 @@ impl ChatState {
         out
     }
 
+    /// Whether `id` is a bot (user mode `+B`).
+    pub(super) fn is_bot(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.bot)
+    }
+
     /// The IRC source (`nick!user@host`) of a connection.
     fn mask_of(&self, id: ConnId) -> Option<Arc<str>> {
         self.conns.get(&id).map(|c| c.mask.clone())
@@ -642,7 +651,8 @@ impl ChatState {
             },
         )
         .at(at_ms)
-        .with_tags(self.tags.clone());
+        .with_tags(self.tags.clone())
+            .from_bot(self.is_bot(id));
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -690,7 +700,8 @@ impl ChatState {
             },
         )
         .at(at_ms)
-        .with_tags(self.tags.clone());
+        .with_tags(self.tags.clone())
+            .from_bot(self.is_bot(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
@@ -755,7 +766,8 @@ impl ChatState {
         };
         let ev = Event::by(Some(source), body)
             .at(at_ms)
-            .with_tags(self.tags.clone());
+            .with_tags(self.tags.clone())
+            .from_bot(self.is_bot(id));
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }
@@ -869,6 +881,7 @@ impl ChatState {
                 }
                 'i' => &mut c.invisible,
                 'w' => &mut c.wallops,
+                'B' => &mut c.bot,
                 // +o only comes with OPER; -o gives it up
                 'o' if !add && c.oper.is_some() => {
                     c.oper = None;

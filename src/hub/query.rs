@@ -19,6 +19,7 @@ impl ChatState {
             realname: c.realname.clone(),
             away: c.away.is_some(),
             oper: c.oper.is_some(),
+            bot: c.bot,
             op,
             voice,
         })
@@ -160,6 +161,7 @@ impl ChatState {
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
             oper: c.oper.is_some(),
+            bot: c.bot,
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(

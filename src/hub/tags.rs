@@ -44,7 +44,9 @@ impl ChatState {
             room,
             to,
         };
-        let ev = Event::by(Some(source), body).with_tags(Some(tags));
+        let ev = Event::by(Some(source), body)
+            .with_tags(Some(tags))
+            .from_bot(self.is_bot(id));
         if outside {
             self.send(Audience::Conn(id), ev.clone()); // the sender's echo
         }

@@ -545,6 +545,8 @@ pub struct MemberInfo {
     pub away: bool,
     /// A server operator.
     pub oper: bool,
+    /// A bot (user mode `+B`).
+    pub bot: bool,
     /// Room operator (`+o`, `@`).
     pub op: bool,
     /// Voiced (`+v`, `+`).
@@ -588,6 +590,8 @@ pub struct WhoisInfo {
     pub signon_ms: u64,
     /// A server operator.
     pub oper: bool,
+    /// A bot (user mode `+B`).
+    pub bot: bool,
 }
 
 impl EventBody {
@@ -627,6 +631,8 @@ pub struct Event {
     pub source: Option<Arc<str>>,
     /// Client-only tags the sender attached (messages, notices, `TAGMSG`).
     pub tags: Option<ClientTags>,
+    /// Said by a bot (user mode `+B`; IRCv3 `bot` tag).
+    pub bot: bool,
     cache: [OnceLock<Bytes>; FLAVORS],
 }
 
@@ -638,6 +644,7 @@ impl Event {
             at_ms,
             source: None,
             tags: None,
+            bot: false,
             cache: Default::default(),
         }
     }
@@ -657,6 +664,14 @@ impl Event {
     pub fn with_tags(mut self: Arc<Self>, tags: Option<ClientTags>) -> Arc<Event> {
         if let Some(ev) = Arc::get_mut(&mut self) {
             ev.tags = tags;
+        }
+        self
+    }
+
+    /// The same event marked as said by a bot (or not).
+    pub fn from_bot(mut self: Arc<Self>, bot: bool) -> Arc<Event> {
+        if let Some(ev) = Arc::get_mut(&mut self) {
+            ev.bot = bot;
         }
         self
     }

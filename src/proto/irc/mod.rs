@@ -170,6 +170,7 @@ impl ServerInfo {
     pub fn new(name: &str, limits: &Limits, started_ms: u64) -> ServerInfo {
         let isupport = vec![
             format!("AWAYLEN={AWAY_LEN}"),
+            "BOT=B".to_string(),
             // natter folds nicks with Unicode lower case: for ASCII nicks this
             // is exactly `ascii` ([]\~ are not folded). See docs/PROTOCOL.md.
             "CASEMAPPING=ascii".to_string(),

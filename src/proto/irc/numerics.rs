@@ -29,6 +29,7 @@ pub const RPL_NOWAWAY: u16 = 306;
 pub const RPL_WHOISUSER: u16 = 311;
 pub const RPL_WHOISSERVER: u16 = 312;
 pub const RPL_WHOISOPERATOR: u16 = 313;
+pub const RPL_WHOISBOT: u16 = 335;
 pub const RPL_WHOWASUSER: u16 = 314;
 pub const RPL_ENDOFWHO: u16 = 315;
 pub const RPL_WHOISIDLE: u16 = 317;

@@ -78,6 +78,12 @@ fn tag_section(ev: &Event, t: Tagging) -> Option<String> {
         s.push_str(&iso8601(ev.at_ms));
     }
     if t.message_tags {
+        if ev.bot {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str("bot");
+        }
         if let Some(id) = msg_id(&ev.body) {
             if !s.is_empty() {
                 s.push(';');
@@ -540,7 +546,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 RPL_MYINFO,
-                &[server, &ctx.info.version, "iow", "biklmnopstv", "bklov"],
+                &[server, &ctx.info.version, "Biow", "biklmnopstv", "bklov"],
             );
             for tokens in ctx.info.isupport.chunks(12) {
                 let mut params: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
@@ -712,9 +718,10 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let room = room.as_deref().map(chan);
             for m in members {
                 let flags = format!(
-                    "{}{}{}",
+                    "{}{}{}{}",
                     if m.away { "G" } else { "H" },
                     if m.oper { "*" } else { "" },
+                    if m.bot { "B" } else { "" },
                     prefix(m.op, m.voice, ctx.caps.multi_prefix)
                 );
                 let real = format!("0 {}", m.realname);
@@ -756,6 +763,9 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                     numeric(out, ctx, RPL_WHOISSERVER, &[nick, server, "natter"]);
                     if i.oper {
                         numeric(out, ctx, RPL_WHOISOPERATOR, &[nick, "is an IRC operator"]);
+                    }
+                    if i.bot {
+                        numeric(out, ctx, RPL_WHOISBOT, &[nick, "is a bot"]);
                     }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
@@ -1044,6 +1054,7 @@ mod tests {
                 realname: "r".into(),
                 away: false,
                 oper: false,
+                bot: false,
                 op: i == 0,
                 voice: i < 2,
             })
