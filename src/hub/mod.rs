@@ -652,7 +652,7 @@ impl ChatState {
         )
         .at(at_ms)
         .with_tags(self.tags.clone())
-            .from_bot(self.is_bot(id));
+        .from_bot(self.is_bot(id));
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -701,7 +701,7 @@ impl ChatState {
         )
         .at(at_ms)
         .with_tags(self.tags.clone())
-            .from_bot(self.is_bot(id));
+        .from_bot(self.is_bot(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
         if target != id {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::numerics::*;
 use super::parse::{self, Message, ParseError};
+use super::whox::Whox;
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
 use crate::proto::{ClientTags, Command, ModeChange, Monitor, Target};
@@ -54,6 +55,11 @@ pub enum Input {
     Oper {
         name: String,
         password: String,
+    },
+    /// `WHO`, maybe with WHOX fields (the session remembers them for the answer).
+    Who {
+        target: Target,
+        whox: Option<Whox>,
     },
     /// A question about the server the session answers itself, and the
     /// server it names (if any).
@@ -439,9 +445,10 @@ pub fn decode(m: &Message) -> Input {
                     .collect()
             }),
         }),
-        "WHO" => hub(Command::WhoDetail {
+        "WHO" => Input::Who {
             target: target(p(0).unwrap_or("*")),
-        }),
+            whox: p(1).and_then(Whox::parse),
+        },
         "WHOIS" => match m.params.last() {
             None => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),
             Some(nicks) => hub(Command::Whois {

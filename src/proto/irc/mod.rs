@@ -15,6 +15,7 @@ pub mod numerics;
 pub mod parse;
 pub mod render;
 pub mod session;
+pub mod whox;
 
 use std::sync::Arc;
 
@@ -193,6 +194,7 @@ impl ServerInfo {
             format!("TOPICLEN={TOPIC_LEN}"),
             format!("USERLEN={USER_LEN}"),
             "UTF8ONLY".to_string(),
+            "WHOX".to_string(),
         ];
         let motd = vec![
             format!("- Welcome to {name}, a natter chat server."),

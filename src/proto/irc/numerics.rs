@@ -46,6 +46,7 @@ pub const RPL_TOPICWHOTIME: u16 = 333;
 pub const RPL_INVITING: u16 = 341;
 pub const RPL_VERSION: u16 = 351;
 pub const RPL_WHOREPLY: u16 = 352;
+pub const RPL_WHOSPCRPL: u16 = 354;
 pub const RPL_NAMREPLY: u16 = 353;
 pub const RPL_ENDOFNAMES: u16 = 366;
 pub const RPL_ENDOFWHOWAS: u16 = 369;

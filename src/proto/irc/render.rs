@@ -407,7 +407,7 @@ const STRUCTURED: &[u16] = &[
 ];
 
 /// Writes `:server CODE nick params… :last`.
-fn numeric(out: &mut Vec<u8>, ctx: &Ctx, code: u16, params: &[&str]) {
+pub(super) fn numeric(out: &mut Vec<u8>, ctx: &Ctx, code: u16, params: &[&str]) {
     let plain_last = STRUCTURED.contains(&code);
     let code = format!("{code:03}");
     let mut middle = vec![ctx.nick];
@@ -480,6 +480,18 @@ fn listed_by(
     if !current.is_empty() {
         flush(&mut current, out);
     }
+}
+
+/// `H`/`G` (here, gone), `*` (server operator), `B` (bot) and the room
+/// prefix: a `WHO` reply's flags.
+pub(super) fn who_flags(m: &MemberInfo, caps: Caps) -> String {
+    format!(
+        "{}{}{}{}",
+        if m.away { "G" } else { "H" },
+        if m.oper { "*" } else { "" },
+        if m.bot { "B" } else { "" },
+        prefix(m.op, m.voice, caps.multi_prefix)
+    )
 }
 
 /// The `@`/`+` prefix of a member: the highest, or all with multi-prefix.
@@ -717,13 +729,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         } => {
             let room = room.as_deref().map(chan);
             for m in members {
-                let flags = format!(
-                    "{}{}{}{}",
-                    if m.away { "G" } else { "H" },
-                    if m.oper { "*" } else { "" },
-                    if m.bot { "B" } else { "" },
-                    prefix(m.op, m.voice, ctx.caps.multi_prefix)
-                );
+                let flags = who_flags(m, ctx.caps);
                 let real = format!("0 {}", m.realname);
                 numeric(
                     out,

@@ -9,7 +9,11 @@ use std::sync::{Arc, OnceLock};
 
 use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
+use super::whox::{self, Whox};
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+
+/// Most WHOs awaiting their answer whose WHOX fields a session remembers.
+const MAX_PENDING_WHO: usize = 16;
 use crate::proto::line::LineError;
 use crate::proto::session::{shared_name, Chat, Goodbye, OperBook, Protocol, SessionConfig};
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
@@ -38,6 +42,9 @@ pub struct IrcSession {
     /// Inside `CAP LS`/`REQ` … `CAP END`: registration waits.
     negotiating: bool,
     caps: Caps,
+    /// WHOX fields of the WHOs sent and not answered yet, oldest first
+    /// (`None`: a plain WHO).
+    whox: std::collections::VecDeque<Option<Whox>>,
     /// The nick as of the events written so far (`*` before registration):
     /// numerics carry it and echo filtering compares with it.
     out_nick: String,
@@ -62,6 +69,7 @@ impl IrcSession {
             user_params: None,
             negotiating: false,
             caps: Caps::default(),
+            whox: Default::default(),
             out_nick: "*".into(),
         }
     }
@@ -307,6 +315,14 @@ impl Protocol for IrcSession {
                 }
             }
             Input::Oper { name, password } => return self.oper(chat, &name, &password),
+            Input::Who { target, whox } => {
+                // At most a few remembered: a client cannot make it grow.
+                if self.whox.len() >= MAX_PENDING_WHO {
+                    self.whox.pop_front();
+                }
+                self.whox.push_back(whox);
+                return self.run(chat, Command::WhoDetail { target });
+            }
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
@@ -357,6 +373,26 @@ impl Protocol for IrcSession {
         };
         if skip {
             return;
+        }
+        if let EventBody::WhoReply {
+            room,
+            members,
+            mask,
+        } = &ev.body
+        {
+            if let Some(Some(whox)) = self.whox.pop_front() {
+                whox::render(
+                    &whox,
+                    room.as_deref(),
+                    members,
+                    &self.ctx(&self.out_nick),
+                    out,
+                );
+                let mask = decode::clean_word(mask);
+                let end = Reply::numeric(RPL_ENDOFWHO, &[&mask, "End of WHO list"]);
+                render::render_reply(&end, &self.ctx(&self.out_nick), out);
+                return;
+            }
         }
         if render::is_shared(&ev.body) {
             out.extend_from_slice(ev.rendered(self.flavor()));
