@@ -414,7 +414,7 @@ impl ChatState {
             Command::Away { text } => self.away(id, text),
             Command::Whois { nick } => self.whois(id, &nick),
             Command::WhoDetail { target } => self.who_detail(id, &target),
-            Command::List { rooms } => self.list(id, rooms),
+            Command::List { rooms, filter } => self.list(id, rooms, &filter),
             Command::Lusers => self.lusers(id),
             Command::Names { rooms } => self.names(id, &rooms),
             Command::UserHost { nicks } => self.userhost(id, &nicks),

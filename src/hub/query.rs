@@ -1,10 +1,30 @@
 //! Read-only questions: who is in a room, who matches a mask, everything
 //! about one person, the room list and server statistics.
 
+use super::room::Room;
 use super::{mask, names, ChatState};
 use crate::proto::{
-    ConnId, ErrorCode, EventBody, MemberInfo, Refusal, RoomSummary, Target, WhoisInfo,
+    ConnId, ErrorCode, EventBody, ListFilter, MemberInfo, Refusal, RoomSummary, Target, WhoisInfo,
 };
+
+/// Whether room `r` passes a LIST filter at time `now_ms`.
+fn passes(r: &Room, f: &ListFilter, now_ms: u64) -> bool {
+    let age = |ms: u64| now_ms.saturating_sub(ms);
+    let minutes = |m: u64| m.saturating_mul(60_000);
+    let created = age(r.created_ms);
+    let topic = r.topic.as_ref().map(|t| age(t.set_at_ms));
+    let n = r.members.len();
+    (f.masks.is_empty() || f.masks.iter().any(|m| mask::matches(m, &r.name)))
+        && !f.not_masks.iter().any(|m| mask::matches(m, &r.name))
+        && f.more_members_than.is_none_or(|x| n > x)
+        && f.fewer_members_than.is_none_or(|x| n < x)
+        && f.created_older_than.is_none_or(|x| created > minutes(x))
+        && f.created_newer_than.is_none_or(|x| created < minutes(x))
+        && f.topic_older_than
+            .is_none_or(|x| topic.is_some_and(|t| t > minutes(x)))
+        && f.topic_newer_than
+            .is_none_or(|x| topic.is_some_and(|t| t < minutes(x)))
+}
 
 /// Most people a `WHO` for a nick mask lists.
 const MAX_WHO: usize = 200;
@@ -174,7 +194,13 @@ impl ChatState {
     }
 
     /// Rooms with member counts and topics, sorted; `names` limits the list.
-    pub(super) fn list(&mut self, id: ConnId, names_wanted: Option<Vec<String>>) {
+    pub(super) fn list(
+        &mut self,
+        id: ConnId,
+        names_wanted: Option<Vec<String>>,
+        filter: &ListFilter,
+    ) {
+        let now = crate::proto::now_ms();
         let wanted: Option<Vec<String>> = names_wanted.map(|ns| {
             ns.iter()
                 .filter_map(|n| names::check_room(n, self.config.max_room_chars).ok())
@@ -189,6 +215,7 @@ impl ChatState {
                     && wanted
                         .as_ref()
                         .is_none_or(|w| w.iter().any(|n| **n == ***k))
+                    && passes(r, filter, now)
             })
             .map(|(_, r)| RoomSummary {
                 name: r.name.clone(),

@@ -363,7 +363,13 @@ fn who_list_lusers_and_notices() {
     assert!(
         matches!(&w.take(a)[..], [EventBody::WhoReply { members, .. }] if members.len() == 1 && &*members[0].nick == "bob")
     );
-    w.handle(a, Command::List { rooms: None });
+    w.handle(
+        a,
+        Command::List {
+            rooms: None,
+            filter: Default::default(),
+        },
+    );
     assert!(matches!(&w.take(a)[..], [EventBody::RoomDetails { rooms }] if rooms.len() == 2));
     w.handle(a, Command::Lusers);
     assert!(matches!(

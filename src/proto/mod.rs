@@ -96,8 +96,12 @@ pub enum Command {
     /// Members of a room, or people whose `nick!user@host` matches a mask
     /// (`Target::Person`), with details.
     WhoDetail { target: Target },
-    /// Rooms with their topics (`None`: all of them).
-    List { rooms: Option<Vec<String>> },
+    /// Rooms with their topics (`None`: all of them), kept if they pass
+    /// `filter`.
+    List {
+        rooms: Option<Vec<String>>,
+        filter: ListFilter,
+    },
     /// Server statistics (people, connections, rooms).
     Lusers,
     /// Who this connection is (sent by its protocol session before
@@ -166,6 +170,24 @@ pub enum Monitor {
 /// Client-only tags (`+typing=active`): (key with its `+`, unescaped value)
 /// pairs the server relays untouched.
 pub type ClientTags = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// Conditions on the rooms [`Command::List`] lists (IRC's `ELIST`); all
+/// must hold. Times are in minutes before now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// The name matches one of these wildcard masks.
+    pub masks: Vec<String>,
+    /// The name matches none of these.
+    pub not_masks: Vec<String>,
+    pub more_members_than: Option<usize>,
+    pub fewer_members_than: Option<usize>,
+    /// Created more (`older`) or fewer (`newer`) minutes ago.
+    pub created_older_than: Option<u64>,
+    pub created_newer_than: Option<u64>,
+    /// Topic set more or fewer minutes ago (rooms with no topic fail both).
+    pub topic_older_than: Option<u64>,
+    pub topic_newer_than: Option<u64>,
+}
 
 /// A room or a person (or a mask of people), as a command names them.
 #[derive(Debug, Clone, PartialEq, Eq)]

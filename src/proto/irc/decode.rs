@@ -11,7 +11,7 @@ use super::parse::{self, Message, ParseError};
 use super::whox::Whox;
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{ClientTags, Command, ModeChange, Monitor, Target};
+use crate::proto::{ClientTags, Command, ListFilter, ModeChange, Monitor, Target};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +164,33 @@ fn target(name: &str) -> Target {
         true => Target::Room(name.to_string()),
         false => Target::Person(name.to_string()),
     }
+}
+
+/// `LIST`'s argument: room names, or ELIST conditions (`*mask*`,
+/// `!mask`, `>n`, `<n` members, `C>m`, `C<m`, `T>m`, `T<m` minutes),
+/// comma-separated.
+fn list_args(arg: &str) -> (Option<Vec<String>>, ListFilter) {
+    let mut rooms = Vec::new();
+    let mut f = ListFilter::default();
+    let bare = |m: &str| m.strip_prefix('#').unwrap_or(m).to_string();
+    for item in arg.split(',').filter(|i| !i.is_empty()) {
+        let num = |s: &str| s.parse::<u64>().ok();
+        match item.as_bytes() {
+            [b'>', ..] => f.more_members_than = num(&item[1..]).map(|n| n as usize),
+            [b'<', ..] => f.fewer_members_than = num(&item[1..]).map(|n| n as usize),
+            [b'C' | b'c', b'>', ..] => f.created_older_than = num(&item[2..]),
+            [b'C' | b'c', b'<', ..] => f.created_newer_than = num(&item[2..]),
+            [b'T' | b't', b'>', ..] => f.topic_older_than = num(&item[2..]),
+            [b'T' | b't', b'<', ..] => f.topic_newer_than = num(&item[2..]),
+            [b'!', ..] => f.not_masks.push(bare(&item[1..])),
+            _ if item.contains(['*', '?']) => f.masks.push(bare(item)),
+            _ if is_channel(item) => rooms.push(item.to_string()),
+            _ => {}
+        }
+    }
+    let rooms =
+        (!rooms.is_empty() || (f == ListFilter::default() && !arg.is_empty())).then_some(rooms);
+    (rooms, f)
 }
 
 /// The client-only tags (`+key`) of a message, if any: relayed with it.
@@ -437,14 +464,10 @@ pub fn decode(m: &Message) -> Input {
                     .collect(),
             }),
         },
-        "LIST" => hub(Command::List {
-            rooms: p(0).map(|cs| {
-                cs.split(',')
-                    .filter(|c| is_channel(c))
-                    .map(String::from)
-                    .collect()
-            }),
-        }),
+        "LIST" => {
+            let (rooms, filter) = list_args(p(0).unwrap_or(""));
+            hub(Command::List { rooms, filter })
+        }
         "WHO" => Input::Who {
             target: target(p(0).unwrap_or("*")),
             whox: p(1).and_then(Whox::parse),

@@ -179,7 +179,7 @@ impl ServerInfo {
             format!("CHANMODES={CHANMODES}"),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
-            "ELIST=".to_string(),
+            "ELIST=CMNTU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
