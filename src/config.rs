@@ -75,6 +75,14 @@ settings! {
         /// Name the server reports in banners and IRC prefixes.
         #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
         pub server_name: String,
+        /// One line about the server, shown by IRC's LINKS and VERSION.
+        #[arg(
+            long,
+            env = "NATTER_SERVER_INFO",
+            value_name = "TEXT",
+            default_value = "natter chat server"
+        )]
+        pub server_info: String,
         /// Room every text and JSON newcomer is put in (empty: none; IRC
         /// users too with irc_auto_join).
         #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
@@ -534,6 +542,7 @@ mod tests {
         let expected = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
             server_name: "natter".into(),
+            server_info: "natter chat server".into(),
             default_room: "lobby".into(),
             irc_auto_join: false,
             max_clients: 120_000,
@@ -625,6 +634,7 @@ mod tests {
         match name {
             "listen" => "0.0.0.0:7000",
             "server_name" => "chatty",
+            "server_info" => "a test server",
             "default_room" => "hall",
             "irc_auto_join" => "true",
             "max_clients" => "5",

@@ -437,6 +437,13 @@ impl ChatState {
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
             Command::Monitor(op) => self.monitor(id, op),
             Command::SetName { realname } => self.set_name(id, realname),
+            Command::SayToStatus {
+                room,
+                text,
+                action,
+                notice,
+                voiced,
+            } => self.say_to_status(id, &room, text, action, notice, voiced),
         }
     }
 

@@ -374,6 +374,14 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
         EventBody::MonOnline { people } => json!({"type": "online", "people": people}),
         EventBody::MonOffline { nicks } => json!({"type": "offline", "nicks": nicks}),
         EventBody::MonList { nicks } => json!({"type": "watching", "nicks": nicks}),
+        EventBody::StatusMessage {
+            room,
+            from,
+            text,
+            action,
+            ..
+        } => json!({"type": "message", "room": room, "from": from, "text": text,
+            "action": action, "to_ops": true}),
         EventBody::RealnameChanged { nick, realname } => {
             json!({"type": "realname", "nick": nick, "realname": realname})
         }

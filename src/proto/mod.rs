@@ -150,6 +150,15 @@ pub enum Command {
     WatchDetails { on: bool },
     /// Change your real name (IRCv3 `SETNAME`).
     SetName { realname: String },
+    /// Say something to a room's operators only (`voiced`: and its voiced
+    /// members), as a message or a notice (IRC `PRIVMSG @#room`).
+    SayToStatus {
+        room: String,
+        text: String,
+        action: bool,
+        notice: bool,
+        voiced: bool,
+    },
 }
 
 /// What a [`Command::Monitor`] does.
@@ -508,6 +517,16 @@ pub enum EventBody {
     MonList { nicks: Vec<Name> },
     /// `nick` changed their real name.
     RealnameChanged { nick: Name, realname: Name },
+    /// A line for a room's operators (and voiced members, `voiced`) only.
+    StatusMessage {
+        id: MsgId,
+        room: Name,
+        from: Name,
+        text: Arc<str>,
+        action: bool,
+        notice: bool,
+        voiced: bool,
+    },
     /// Client-only tags from `from` (their tags are on the [`Event`]), to a
     /// room or to one person. Only clients that take tags see it.
     TagMsg {

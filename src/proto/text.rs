@@ -457,6 +457,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             let nicks: Vec<&str> = nicks.iter().map(|p| &**p).collect();
             p.system(&format!("*** Watched: {}", nicks.join(", ")))
         }
+        EventBody::StatusMessage {
+            room, from, text, ..
+        } => p.system(&format!("[#{room} ops] {from}: {text}")),
         EventBody::RealnameChanged { nick, realname } => {
             p.system(&format!("*** {nick} is now called {realname}"))
         }

@@ -109,7 +109,7 @@ impl Server {
             Arc::new(Standalone),
         );
         let admission = Admission::new(config.max_clients, config.max_per_ip);
-        let irc_info = ServerInfo::new(
+        let mut irc_info = ServerInfo::new(
             &config.server_name,
             &Limits {
                 monitor_limit: config.monitor_limit,
@@ -119,6 +119,7 @@ impl Server {
             },
             now_ms(),
         );
+        irc_info.description = config.server_info.clone();
         let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
             opers,

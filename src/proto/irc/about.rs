@@ -126,7 +126,7 @@ pub fn about(kind: About, target: Option<&str>, info: &ServerInfo) -> Vec<Reply>
         About::Version => {
             let mut out = vec![numeric(
                 RPL_VERSION,
-                &[&info.version, server, "natter chat server"],
+                &[&info.version, server, &info.description],
             )];
             for tokens in info.isupport.chunks(12) {
                 let mut params: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
@@ -140,6 +140,13 @@ pub fn about(kind: About, target: Option<&str>, info: &ServerInfo) -> Vec<Reply>
             .map(|l| numeric(RPL_INFO, &[l]))
             .chain([numeric(RPL_ENDOFINFO, &["End of INFO list"])])
             .collect(),
+        About::Links => vec![
+            numeric(
+                RPL_LINKS,
+                &[server, server, &format!("0 {}", info.description)],
+            ),
+            numeric(RPL_ENDOFLINKS, &["*", "End of /LINKS list"]),
+        ],
         About::Admin => vec![
             numeric(RPL_ADMINME, &[server, "Administrative info"]),
             numeric(RPL_ADMINLOC1, &[&format!("{server}, a natter server")]),

@@ -78,6 +78,7 @@ pub enum About {
     Version,
     Info,
     Admin,
+    Links,
 }
 
 /// True if the first line of a connection is IRC registration: `CAP`,
@@ -164,6 +165,14 @@ fn target(name: &str) -> Target {
         true => Target::Room(name.to_string()),
         false => Target::Person(name.to_string()),
     }
+}
+
+/// `@#room` (operators) or `+#room` (voiced and operators): the prefix and room.
+fn status_target(t: &str) -> Option<(char, &str)> {
+    let mut chars = t.chars();
+    let status = chars.next().filter(|c| *c == '@' || *c == '+')?;
+    let room = chars.as_str();
+    is_channel(room).then_some((status, room))
 }
 
 /// `LIST`'s argument: room names, or ELIST conditions (`*mask*`,
@@ -283,6 +292,7 @@ pub fn decode(m: &Message) -> Input {
         "VERSION" => Input::About(About::Version, p(0).map(String::from)),
         "INFO" => Input::About(About::Info, p(0).map(String::from)),
         "ADMIN" => Input::About(About::Admin, p(0).map(String::from)),
+        "LINKS" => Input::About(About::Links, None),
         "OPER" => match (p(0), p(1)) {
             (Some(name), Some(password)) if !name.is_empty() => Input::Oper {
                 name: name.to_string(),
@@ -381,6 +391,15 @@ pub fn decode(m: &Message) -> Input {
                 targets
                     .into_iter()
                     .map(|t| {
+                        if let Some((status, room)) = status_target(t) {
+                            return Step::Hub(tagged(Command::SayToStatus {
+                                room: room.to_string(),
+                                text: text.clone(),
+                                action,
+                                notice,
+                                voiced: status == '+',
+                            }));
+                        }
                         Step::Hub(tagged(match (notice, is_channel(t)) {
                             (true, _) => Command::Notice {
                                 target: target(t),

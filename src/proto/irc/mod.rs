@@ -156,6 +156,8 @@ pub struct ServerInfo {
     pub isupport: Vec<String>,
     /// Lines of the message of the day.
     pub motd: Vec<String>,
+    /// One line about the server (`LINKS`, `VERSION`).
+    pub description: String,
 }
 
 /// The settings [`ServerInfo`] advertises.
@@ -190,6 +192,7 @@ impl ServerInfo {
             format!("NICKLEN={}", limits.max_nick_chars),
             format!("PREFIX={PREFIX}"),
             "SAFELIST".to_string(),
+            "STATUSMSG=@+".to_string(),
             format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1"),
             format!("TOPICLEN={TOPIC_LEN}"),
             format!("USERLEN={USER_LEN}"),
@@ -208,6 +211,7 @@ impl ServerInfo {
             created: iso8601(started_ms),
             isupport,
             motd,
+            description: "natter chat server".into(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn is_shared(body: &EventBody) -> bool {
             | EventBody::Wallops { .. }
             | EventBody::TagMsg { .. }
             | EventBody::RealnameChanged { .. }
+            | EventBody::StatusMessage { .. }
     )
 }
 
@@ -51,7 +52,8 @@ fn msg_id(body: &EventBody) -> Option<crate::proto::MsgId> {
         EventBody::Message { id, .. }
         | EventBody::Private { id, .. }
         | EventBody::Notice { id, .. }
-        | EventBody::TagMsg { id, .. } => Some(*id),
+        | EventBody::TagMsg { id, .. }
+        | EventBody::StatusMessage { id, .. } => Some(*id),
         _ => None,
     }
 }
@@ -373,6 +375,19 @@ pub fn shared_tagged(ev: &Event, t: Tagging, out: &mut Vec<u8>) {
         }
         EventBody::Wallops { from, text } => {
             line(out, tags, source(ev, from), "WALLOPS", &[], Some(text))
+        }
+        EventBody::StatusMessage {
+            room,
+            from,
+            text,
+            action,
+            notice,
+            voiced,
+            ..
+        } => {
+            let target = format!("{}#{room}", if *voiced { '+' } else { '@' });
+            let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
+            chat(out, tags, source(ev, from), verb, &target, text, *action)
         }
         EventBody::RealnameChanged { nick, realname } => {
             line(out, tags, source(ev, nick), "SETNAME", &[], Some(realname))

@@ -360,6 +360,7 @@ impl Protocol for IrcSession {
                 from, to: Some(to), ..
             } => !echo && **from == *me && **to != *me,
             EventBody::Message { from, .. }
+            | EventBody::StatusMessage { from, .. }
             | EventBody::Notice {
                 from,
                 room: Some(_),
