@@ -709,7 +709,12 @@ mod tests {
                 "{help}"
             );
             if let Some(d) = default_of(arg) {
-                assert!(help.contains(&format!("[default: {d}]")), "{help}");
+                // clap quotes a default that has spaces
+                assert!(
+                    help.contains(&format!("[default: {d}]"))
+                        || help.contains(&format!("[default: \"{d}\"]")),
+                    "{help}"
+                );
             }
         }
     }

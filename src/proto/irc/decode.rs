@@ -700,7 +700,13 @@ mod tests {
                 &["Input line was too long"]
             ))
         );
-        assert_eq!(decode_line("@+typing=active TAGMSG #a"), Input::Nothing);
+        assert_eq!(
+            decode_line("@+typing=active;other=x TAGMSG #a"),
+            Input::Steps(vec![Step::Hub(Command::TagMsg {
+                target: Target::Room("#a".into()),
+                tags: Arc::from([(Arc::from("+typing"), Arc::from("active"))]),
+            })])
+        );
     }
 
     #[test]
