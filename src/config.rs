@@ -256,6 +256,33 @@ settings! {
         /// MONITOR).
         #[arg(long, env = "NATTER_MONITOR_LIMIT", value_name = "N", default_value = "100")]
         pub monitor_limit: usize,
+        /// The SQLite database that keeps history (and, later, accounts and
+        /// registered rooms), or off to keep recent history in memory only.
+        #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
+        pub db: String,
+        /// Largest size the database may grow to, in bytes (0: no limit);
+        /// past it, messages are refused with an error instead of stored.
+        #[arg(long, env = "NATTER_DB_MAX_BYTES", value_name = "BYTES", default_value = "0")]
+        pub db_max_bytes: u64,
+        /// Lines of a room's history shown on joining it (0: none).
+        #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
+        pub history_on_join: usize,
+        /// Most lines one history request returns (bigger asks are capped).
+        #[arg(long, env = "NATTER_HISTORY_MAX_LINES", value_name = "N", default_value = "1000")]
+        pub history_max_lines: usize,
+        /// Lines kept per room; older ones are deleted (0: keep all).
+        #[arg(long, env = "NATTER_HISTORY_PER_ROOM", value_name = "N", default_value = "100000")]
+        pub history_per_room: usize,
+        /// How long lines are kept (0: for ever).
+        #[arg(
+            long,
+            env = "NATTER_HISTORY_MAX_AGE",
+            value_name = "DURATION",
+            default_value = "0",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub history_max_age: Duration,
     }
 }
 
@@ -569,6 +596,12 @@ mod tests {
             oper_die: false,
             whowas_entries: 1000,
             monitor_limit: 100,
+            db: "natter.db".into(),
+            db_max_bytes: 0,
+            history_on_join: 10,
+            history_max_lines: 1000,
+            history_per_room: 100_000,
+            history_max_age: Duration::ZERO,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -661,6 +694,12 @@ mod tests {
             "oper_die" => "true",
             "whowas_entries" => "5",
             "monitor_limit" => "7",
+            "db" => "off",
+            "db_max_bytes" => "1000000",
+            "history_on_join" => "0",
+            "history_max_lines" => "20",
+            "history_per_room" => "500",
+            "history_max_age" => "168h",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

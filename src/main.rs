@@ -29,6 +29,27 @@ enum Cmd {
     /// Read a password on standard input and print its argon2 hash (for
     /// the `opers` setting).
     HashPassword,
+    /// Look after the database: a consistent backup, an integrity check.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Copy the database to PATH while the server runs (SQLite online backup).
+    Backup {
+        /// Where to write the copy.
+        path: std::path::PathBuf,
+        /// The database to copy.
+        #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+        db: std::path::PathBuf,
+    },
+    /// Check the database's integrity; exits non-zero on any problem.
+    Check {
+        /// The database to check.
+        #[arg(long, env = "NATTER_DB", default_value = "natter.db")]
+        db: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Chat(args) => natter::client::run(args),
         Cmd::Bench(args) => natter::bench::run(args),
         Cmd::HashPassword => hash_password(),
+        Cmd::Db(cmd) => db(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,4 +108,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         server.run(stop).await
     })
+}
+
+fn db(cmd: DbCmd) -> anyhow::Result<()> {
+    use natter::store::sqlite;
+    match cmd {
+        DbCmd::Backup { path, db } => {
+            sqlite::backup(&db, &path)?;
+            println!("backed up {} to {}", db.display(), path.display());
+        }
+        DbCmd::Check { db } => {
+            let found = sqlite::check(&db)?;
+            if found != ["ok"] {
+                anyhow::bail!(
+                    "{}: integrity check failed:\n{}",
+                    db.display(),
+                    found.join("\n")
+                );
+            }
+            println!("{}: ok", db.display());
+        }
+    }
+    Ok(())
 }

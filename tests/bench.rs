@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 async fn tiny_fanout_loses_nothing() {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        db: "off".into(),
         ..Config::default()
     };
     let server = Server::bind(config).await.expect("bind");

@@ -23,6 +23,7 @@ fn spawn_server(extra: &[&str]) -> (Child, SocketAddr, std::thread::JoinHandle<V
         ])
         .args(extra)
         .env("NATTER_LOG", "info")
+        .env("NATTER_DB", "off")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,6 +109,7 @@ fn port_in_use_is_a_one_line_error() {
 fn bad_flag_values_are_refused() {
     let out = Command::new(BIN)
         .args(["serve", "--registration-timeout", "soon"])
+        .env("NATTER_DB", "off")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -143,6 +145,7 @@ fn unknown_config_keys_are_refused() {
     let path = write_config("bad.toml", "not_a_setting = 3\n");
     let out = Command::new(BIN)
         .args(["serve", "--config", path.to_str().unwrap()])
+        .env("NATTER_DB", "off")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -161,6 +164,7 @@ async fn irc_port_zero_is_logged_and_answers_irc() {
             "127.0.0.1:0",
         ])
         .env("NATTER_LOG", "info")
+        .env("NATTER_DB", "off")
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,8 +6,7 @@ mod client_support;
 mod common;
 
 use client_support::{stamped, Chat};
-use common::{config, start, JsonClient};
-use serde_json::json;
+use common::{config, expect_event, start, Cmd, Event, JsonClient};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -29,34 +28,33 @@ fn logs_in_talks_both_ways_and_quits() {
     chat.expect("you are now known as alice (2 online)");
     chat.expect("* alice joined #lobby (2 here)");
     chat.expect("* In #lobby (2): alice, bob");
-    assert_eq!(rt.block_on(bob.expect("joined"))["nick"], "alice");
+    let joined = rt.block_on(expect_event!(bob, Event::Joined { nick, .. } => nick));
+    assert_eq!(joined, "alice");
 
     // alice → bob
     chat.send("hello from alice");
-    let m = rt.block_on(bob.expect("message"));
-    assert_eq!(
-        (m["from"].as_str(), m["text"].as_str()),
-        (Some("alice"), Some("hello from alice"))
-    );
+    let (from, text) =
+        rt.block_on(expect_event!(bob, Event::Message { from, text, .. } => (from, text)));
+    assert_eq!((&*from, &*text), ("alice", "hello from alice"));
     let echoed = chat.expect("<alice> hello from alice");
     assert!(stamped(&echoed), "{echoed}");
 
     // bob → alice, with CJK text
-    rt.block_on(bob.send(json!({"cmd": "chat", "msg": "hi alice, 你好"})));
-    assert_eq!(rt.block_on(bob.expect("message"))["text"], "hi alice, 你好");
+    rt.block_on(bob.send(Cmd::chat("hi alice, 你好")));
+    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+    assert_eq!(text, "hi alice, 你好");
     let got = chat.expect("<bob> hi alice, 你好");
     assert!(stamped(&got), "{got}");
 
     // Commands map to JSON commands.
     chat.send("/me waves");
-    let m = rt.block_on(bob.expect("message"));
-    assert_eq!(
-        (m["text"].as_str(), m["action"].as_bool()),
-        (Some("waves"), Some(true))
-    );
+    let (text, action) =
+        rt.block_on(expect_event!(bob, Event::Message { text, action, .. } => (text, action)));
+    assert_eq!((&*text, action), ("waves", true));
     chat.expect("* alice waves");
     chat.send("/msg bob psst");
-    assert_eq!(rt.block_on(bob.expect("private"))["text"], "psst");
+    let text = rt.block_on(expect_event!(bob, Event::Private { text, .. } => text));
+    assert_eq!(text, "psst");
     chat.expect("[private] alice -> bob: psst");
     chat.send("/rooms");
     chat.expect("* Rooms (1): #lobby (2)");
@@ -68,8 +66,8 @@ fn logs_in_talks_both_ways_and_quits() {
     chat.send("/quit");
     chat.expect("Goodbye");
     assert!(chat.wait().success());
-    let q = rt.block_on(bob.expect("quit"));
-    assert_eq!(q["nick"], "alice");
+    let quit = rt.block_on(expect_event!(bob, Event::Quit { nick, .. } => nick));
+    assert_eq!(quit, "alice");
     rt.block_on(srv.shutdown());
 }
 
@@ -87,7 +85,8 @@ fn refused_nick_is_asked_again_and_end_of_input_quits() {
     chat.send("alice2");
     chat.expect("you are now known as alice2");
     chat.send("made it");
-    assert_eq!(rt.block_on(alice.expect("message"))["text"], "made it");
+    let text = rt.block_on(expect_event!(alice, Event::Message { text, .. } => text));
+    assert_eq!(text, "made it");
     // End of input: leave cleanly.
     chat.close_stdin();
     let status = chat.wait();
@@ -97,7 +96,8 @@ fn refused_nick_is_asked_again_and_end_of_input_quits() {
         "{:#?}",
         chat.seen
     );
-    assert_eq!(rt.block_on(alice.expect("quit"))["nick"], "alice2");
+    let quit = rt.block_on(expect_event!(alice, Event::Quit { nick, .. } => nick));
+    assert_eq!(quit, "alice2");
     rt.block_on(srv.shutdown());
 }
 
@@ -114,12 +114,11 @@ fn without_a_nick_the_first_line_is_the_nick_and_queued_lines_follow() {
     chat.send("two");
     chat.close_stdin();
     assert!(chat.wait().success(), "{:#?}", chat.seen);
-    assert_eq!(rt.block_on(bob.expect("message"))["text"], "one");
-    let m = rt.block_on(bob.expect("message"));
-    assert_eq!(
-        (m["from"].as_str(), m["text"].as_str()),
-        (Some("carol"), Some("two"))
-    );
+    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+    assert_eq!(text, "one");
+    let (from, text) =
+        rt.block_on(expect_event!(bob, Event::Message { from, text, .. } => (from, text)));
+    assert_eq!((&*from, &*text), ("carol", "two"));
     rt.block_on(srv.shutdown());
 }
 
@@ -157,11 +156,11 @@ fn server_going_away_is_reported_and_the_client_reconnects_and_rejoins() {
     chat.expect("* alice joined #rust");
 
     let mut bob = rt.block_on(JsonClient::login(addr, "bob"));
-    rt.block_on(bob.send(json!({"cmd": "who", "room": "rust"})));
-    assert_eq!(
-        rt.block_on(bob.expect("presence"))["nicks"],
-        json!(["alice"])
-    );
+    rt.block_on(bob.send(Cmd::Who {
+        room: Some("rust".into()),
+    }));
+    let nicks = rt.block_on(expect_event!(bob, Event::Presence { nicks, .. } => nicks));
+    assert_eq!(nicks, ["alice"]);
     chat.send("quit");
     assert!(chat.wait().success());
     rt.block_on(srv.shutdown());

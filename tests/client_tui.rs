@@ -8,8 +8,7 @@ mod client_support;
 mod common;
 
 use client_support::{Tmux, BIN};
-use common::{config, start, JsonClient};
-use serde_json::json;
+use common::{config, expect_event, start, Cmd, Event, JsonClient};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -43,16 +42,15 @@ fn tui_chats_in_a_real_terminal() {
             && s.contains(" bob")
     });
     assert!(input_row(&screen).starts_with("#lobby>"), "{screen}");
-    assert_eq!(rt.block_on(bob.expect("joined"))["nick"], "alice");
+    let joined = rt.block_on(expect_event!(bob, Event::Joined { nick, .. } => nick));
+    assert_eq!(joined, "alice");
 
     // Type a message: it is sent, and echoed with a time stamp.
     tmux.type_text("hello from the tui");
     tmux.keys(&["Enter"]);
-    let m = rt.block_on(bob.expect("message"));
-    assert_eq!(
-        (m["from"].as_str(), m["text"].as_str()),
-        (Some("alice"), Some("hello from the tui"))
-    );
+    let (from, text) =
+        rt.block_on(expect_event!(bob, Event::Message { from, text, .. } => (from, text)));
+    assert_eq!((&*from, &*text), ("alice", "hello from the tui"));
     let screen = tmux.wait_screen("our own message", |s| {
         s.contains("<alice> hello from the tui")
     });
@@ -66,8 +64,9 @@ fn tui_chats_in_a_real_terminal() {
     );
 
     // A line from another client, with wide characters, mentioning us.
-    rt.block_on(bob.send(json!({"cmd": "chat", "msg": "hi alice 你好世界"})));
-    assert_eq!(rt.block_on(bob.expect("message"))["from"], "bob");
+    rt.block_on(bob.send(Cmd::chat("hi alice 你好世界")));
+    let from = rt.block_on(expect_event!(bob, Event::Message { from, .. } => from));
+    assert_eq!(from, "bob");
     tmux.wait_screen("bob's CJK line", |s| s.contains("<bob> hi alice 你好世界"));
     // Mentions are highlighted: a yellow background (SGR 43, or 48;5;3 as
     // tmux reports it) on that row.
@@ -78,10 +77,8 @@ fn tui_chats_in_a_real_terminal() {
     // Typing CJK works too, and reaches the other side intact.
     tmux.type_text("日本語のテキスト");
     tmux.keys(&["Enter"]);
-    assert_eq!(
-        rt.block_on(bob.expect("message"))["text"],
-        "日本語のテキスト"
-    );
+    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+    assert_eq!(text, "日本語のテキスト");
     tmux.wait_screen("our CJK line", |s| s.contains("<alice> 日本語のテキスト"));
 
     // Tab completes bob's nick; history brings back the last line.
@@ -97,7 +94,7 @@ fn tui_chats_in_a_real_terminal() {
     tmux.wait_screen("carol in the list", |s| {
         s.contains("carol joined #lobby") && s.contains("3 here")
     });
-    rt.block_on(bob.send(json!({"cmd": "quit"})));
+    rt.block_on(bob.send(Cmd::Quit { reason: None }));
     tmux.wait_screen("bob gone", |s| {
         s.contains("bob quit") && s.contains("2 here")
     });
@@ -121,7 +118,7 @@ fn tui_honours_no_color_and_resizes() {
         return;
     };
     tmux.wait_screen("login", |s| s.contains("alice joined #lobby"));
-    rt.block_on(bob.send(json!({"cmd": "chat", "msg": "hey alice"})));
+    rt.block_on(bob.send(Cmd::chat("hey alice")));
     tmux.wait_screen("bob's line", |s| s.contains("<bob> hey alice"));
     let raw = tmux.capture(true);
     for sgr in raw.split("\x1b[").skip(1) {
@@ -136,9 +133,7 @@ fn tui_honours_no_color_and_resizes() {
     }
     // Narrow the terminal: the member list goes, long lines wrap, nothing breaks.
     tmux.run(&["resize-window", "-t", "chat", "-x", "30", "-y", "12"]);
-    rt.block_on(
-        bob.send(json!({"cmd": "chat", "msg": "一二三四五六七八九十一二三四五六七八九十"})),
-    );
+    rt.block_on(bob.send(Cmd::chat("一二三四五六七八九十一二三四五六七八九十")));
     let screen = tmux.wait_screen("the wrapped line", |s| s.contains("<bob> 一二"));
     assert!(screen.lines().all(|l| unicode_width(l) <= 30), "{screen}");
     tmux.keys(&["C-c"]);

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use natter::proto::json::wire;
 
 fn irc(srv: &TestServer) -> std::net::SocketAddr {
     srv.irc_addr.expect("IRC listener on")
@@ -171,11 +172,9 @@ async fn irc_text_and_json_users_share_rooms_and_actions() {
     bob.expect("alice joined #lobby").await;
     a.send("PRIVMSG #lobby :hello from irc").await;
     bob.expect("alice: hello from irc").await;
-    let m = carol.expect("message").await;
-    assert_eq!(
-        (m["from"].as_str(), m["text"].as_str()),
-        (Some("alice"), Some("hello from irc"))
-    );
+    let (from, text) =
+        expect_event!(carol, Event::Message { from, text, .. } => (from, text)).await;
+    assert_eq!((&*from, &*text), ("alice", "hello from irc"));
     bob.send("hello from text").await;
     let l = a.expect("hello from text").await;
     assert!(
@@ -185,22 +184,19 @@ async fn irc_text_and_json_users_share_rooms_and_actions() {
     bob.send("/me waves").await;
     a.expect("PRIVMSG #lobby :\u{1}ACTION waves\u{1}").await;
     carol
-        .send(serde_json::json!({"cmd": "me", "msg": "nods"}))
+        .send(Cmd::Me {
+            msg: "nods".into(),
+            room: None,
+        })
         .await;
     let l = a.expect("ACTION nods").await;
     assert!(l.starts_with(":carol!json@"), "{l}");
     a.send("PRIVMSG #lobby :\u{1}ACTION dances\u{1}").await;
     bob.expect("* alice dances").await;
-    loop {
-        let m = carol.expect("message").await;
-        if m["text"] == "dances" {
-            assert_eq!(
-                (m["action"].as_bool(), m["from"].as_str()),
-                (Some(true), Some("alice"))
-            );
-            break;
-        }
-    }
+    let (action, from) = expect_event!(carol, Event::Message { text, action, from, .. }
+        if text == "dances" => (action, from))
+    .await;
+    assert_eq!((action, &*from), (true, "alice"));
     // private messages both ways
     a.send("PRIVMSG bob :psst").await;
     bob.expect("[private] alice -> bob: psst").await;
@@ -464,8 +460,11 @@ async fn room_modes_are_enforced_for_every_protocol() {
         ":natter 471 dave #m :Cannot join channel (+l)"
     );
     let mut json = JsonClient::login(srv.addr, "erin").await;
-    json.send(serde_json::json!({"cmd": "join", "room": "m"}))
-        .await;
+    json.send(Cmd::Join {
+        room: "m".into(),
+        key: None,
+    })
+    .await;
     assert_eq!(json.expect_error().await, "room_full");
     // +b by mask: dave may not join even after -l
     op.send("MODE #m -l+b dave").await;
@@ -745,13 +744,14 @@ async fn irc_on_the_main_port_never_sees_the_text_banner() {
     // a JSON client that speaks first gets the banner as its JSON welcome only
     let mut j = Client::connect(srv.addr).await;
     j.send(r#"{"cmd":"login","nick":"jay"}"#).await;
-    let first = j.line().await.unwrap();
+    let event = |line: Option<String>| line.and_then(|l| wire::parse_event(&l)).map(|s| s.event);
+    let first = event(j.line().await);
+    assert!(matches!(first, Some(Event::Welcome { .. })), "{first:?}");
+    let second = event(j.line().await);
     assert!(
-        first.starts_with('{') && first.contains(r#""type":"welcome""#),
-        "{first}"
+        matches!(second, Some(Event::Registered { .. })),
+        "{second:?}"
     );
-    let second = j.line().await.unwrap();
-    assert!(second.contains(r#""type":"registered""#), "{second}");
     // a text user still gets the banner, a nickname "nick" is still a nickname
     let mut t = srv.client().await;
     t.expect("*** What is your nickname?").await;

@@ -5,7 +5,11 @@
 //! A protocol is one [`Proto`] variant and one arm in each function here;
 //! the connection task does not change.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
+
+use crate::proto::json::wire::{self, Cmd};
 
 /// The wire protocol bench clients speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -114,13 +118,12 @@ impl Handshake {
                 );
             }
             Proto::Json => {
-                for cmd in [
-                    serde_json::json!({"cmd": "login", "nick": nick}),
-                    serde_json::json!({"cmd": "join", "room": room}),
-                ] {
-                    out.extend_from_slice(cmd.to_string().as_bytes());
-                    out.extend_from_slice(b"\r\n");
+                Cmd::Login { nick: nick.into() }.write_line(&mut out);
+                Cmd::Join {
+                    room: room.into(),
+                    key: None,
                 }
+                .write_line(&mut out);
             }
         }
         let hs = Handshake {
@@ -149,17 +152,18 @@ impl Handshake {
             }
             Proto::Irc => self.on_irc_line(line, out),
             Proto::Json => {
-                if let Some(answer) = pong(Proto::Json, line.as_bytes()) {
-                    out.extend_from_slice(&answer);
+                // None: the text banner sent before detection.
+                let Some(ev) = wire::parse_event(line) else {
                     return Ok(false);
-                }
-                let Some(ev) = crate::proto::json::parse_event(line) else {
-                    return Ok(false); // the text banner sent before detection
                 };
-                match ev["type"].as_str() {
-                    Some("error") => Err(Refused::Server(line.to_string())),
-                    Some("joined") => {
-                        Ok(ev["nick"] == self.nick.as_str() && ev["room"] == self.room.as_str())
+                match ev.event {
+                    wire::Event::Ping { .. } => {
+                        Cmd::Keep.write_line(out);
+                        Ok(false)
+                    }
+                    wire::Event::Error { .. } => Err(Refused::Server(line.to_string())),
+                    wire::Event::Joined { nick, room, .. } => {
+                        Ok(nick == self.nick && room == self.room)
                     }
                     _ => Ok(false),
                 }
@@ -238,26 +242,48 @@ pub fn message_prefix(proto: Proto, room: &str) -> Vec<u8> {
     match proto {
         Proto::Text => Vec::new(),
         Proto::Irc => format!("PRIVMSG #{room} :").into_bytes(),
-        Proto::Json => br#"{"cmd":"chat","msg":""#.to_vec(),
+        Proto::Json => json_chat_frame().0.clone(),
     }
 }
 
 /// The bytes that go after the payload (the payload is JSON-safe ASCII).
 pub fn message_suffix(proto: Proto) -> &'static [u8] {
     match proto {
-        Proto::Json => br#""}"#,
+        Proto::Json => &json_chat_frame().1,
         Proto::Text | Proto::Irc => b"",
     }
+}
+
+/// natter's JSON `chat` command cut where its `msg` goes: the payload is
+/// JSON-safe ASCII, so it is written between the two as it is.
+fn json_chat_frame() -> &'static (Vec<u8>, Vec<u8>) {
+    static FRAME: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    FRAME.get_or_init(|| {
+        const HOLE: &str = "~payload~";
+        let line = Cmd::chat(HOLE).to_json();
+        let (before, after) = line.split_once(HOLE).expect("msg is in the line");
+        (before.into(), after.into())
+    })
+}
+
+/// A natter JSON event line (`None`: anything else).
+fn json_event(line: &[u8]) -> Option<wire::Event<'static>> {
+    let line = std::str::from_utf8(line).ok()?;
+    wire::parse_event(line).map(|s| s.event)
 }
 
 /// The answer a server line needs, if any (IRC: PING → PONG).
 pub fn pong(proto: Proto, line: &[u8]) -> Option<Vec<u8>> {
     match proto {
         Proto::Text => None,
-        Proto::Json => {
-            let ping = memchr::memmem::find(line, br#""type":"ping""#).is_some();
-            ping.then(|| b"{\"cmd\":\"keep\"}\r\n".to_vec())
-        }
+        Proto::Json => match json_event(line)? {
+            wire::Event::Ping { .. } => {
+                let mut out = Vec::new();
+                Cmd::Keep.write_line(&mut out);
+                Some(out)
+            }
+            _ => None,
+        },
         Proto::Irc => {
             let rest = line.strip_prefix(b"PING")?;
             if !(rest.is_empty() || rest[0] == b' ') {
@@ -278,7 +304,7 @@ pub fn is_error_line(proto: Proto, line: &[u8]) -> bool {
     match proto {
         Proto::Text => line.starts_with(b"! "),
         Proto::Irc => line.starts_with(b"ERROR"),
-        Proto::Json => memchr::memmem::find(line, br#""type":"error""#).is_some(),
+        Proto::Json => matches!(json_event(line), Some(wire::Event::Error { .. })),
     }
 }
 
@@ -335,16 +361,30 @@ mod tests {
             )
             .is_err());
         let mut line = message_prefix(Proto::Json, "bench3");
+        assert_eq!(line, br#"{"cmd":"chat","msg":""#);
         line.extend_from_slice(b"~nb~payload");
         line.extend_from_slice(message_suffix(Proto::Json));
+        assert_eq!(line, br#"{"cmd":"chat","msg":"~nb~payload"}"#);
         assert!(matches!(
             crate::proto::json::parse(std::str::from_utf8(&line).unwrap()),
             crate::proto::json::Input::Command(crate::proto::Command::Say { .. })
         ));
         assert!(is_error_line(
             Proto::Json,
-            br#"{"type":"error","code":"x"}"#
+            br#"{"type":"error","code":"x","message":"y","ts":1}"#
         ));
+        assert!(!is_error_line(
+            Proto::Json,
+            br#"{"type":"info","text":"error","ts":1}"#
+        ));
+        assert_eq!(
+            pong(Proto::Json, br#"{"type":"ping","token":2,"ts":1}"#),
+            Some(b"{\"cmd\":\"keep\"}\r\n".to_vec())
+        );
+        assert_eq!(
+            pong(Proto::Json, br#"{"type":"info","text":"ping","ts":1}"#),
+            None
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::room::{Member, Room};
+use super::room::Member;
 use super::{cap, mask, names, refusal, Audience, ChatState, MAX_INVITES};
 use crate::proto::{
     now_ms, BanInfo, ConnId, ErrorCode, Event, EventBody, FactBody, ModeChange, Name, Refusal,
@@ -66,10 +66,7 @@ impl ChatState {
         };
         conn.rooms.push(key_str.clone());
         let (source, away) = (conn.mask.clone(), conn.away.clone());
-        let room = self
-            .rooms
-            .entry(key_str.clone())
-            .or_insert_with(|| Room::new(name.as_str().into()));
+        let room = self.new_room(&key_str, &name);
         let first = room.members.is_empty();
         room.members.insert(
             id,
@@ -152,7 +149,7 @@ impl ChatState {
             self.send(Audience::Room(key.clone()), ev);
         }
         if members == 0 {
-            self.rooms.remove(key);
+            self.drop_room(key);
         }
     }
 

@@ -65,7 +65,11 @@ impl<R: Router> ChatHandle<R> {
         store: Arc<dyn Store>,
         backplane: Arc<dyn Backplane>,
     ) -> ChatHandle<R> {
-        let core = Core::new(config, router, store, backplane);
+        let mut core = Core::new(config, router, store, backplane);
+        match core.store.room_seqs() {
+            Ok(seqs) => core.state.seed_seqs(seqs),
+            Err(e) => warn!("{e}: rooms restart their order at 1"),
+        }
         ChatHandle {
             core: Arc::new(Mutex::new(core)),
         }
@@ -126,6 +130,26 @@ impl<R: Router> ChatHandle<R> {
     /// [`ChatState::reconfigure`]).
     pub fn reconfigure(&self, opers: Vec<String>, oper_die: bool) {
         self.lock().state.reconfigure(opers, oper_die)
+    }
+
+    /// Queues one event for `conn` (answers that did not come from a
+    /// command: history read off the lock, a store failure).
+    pub fn tell(&self, conn: ConnId, body: EventBody) {
+        let ev = Arc::new(Event::new(body));
+        let mut core = self.lock();
+        core.deliver(&[(Audience::Conn(conn), ev)]);
+        core.reap();
+    }
+
+    /// Where room `room`'s order stands now, if `conn` is in it (history
+    /// is for members, and reads up to this point).
+    pub fn member_seq(&self, conn: ConnId, room: &str) -> Option<u64> {
+        self.lock().state.member_seq(conn, room)
+    }
+
+    /// The room `conn` is talking in now (its last joined), as people write it.
+    pub fn current_room(&self, conn: ConnId) -> Option<Name> {
+        self.lock().state.current_room_name(conn)
     }
 
     /// The nick of `conn`, if it has registered.
@@ -202,10 +226,15 @@ impl<R: Router> Core<R> {
         }
     }
 
-    /// Hands on the facts, delivers the events, passes requests to the
-    /// server, drops slow consumers.
+    /// Hands on the facts, delivers the events (held back until the facts
+    /// are durable), passes requests to the server, drops slow consumers.
     fn apply(&mut self, fx: Effects) -> Outcome {
-        self.record(&fx.facts);
+        let ticket = self.record(fx.facts);
+        if ticket != 0 {
+            for (_, ev) in &fx.deliveries {
+                ev.wait_for(ticket);
+            }
+        }
         self.deliver(&fx.deliveries);
         for request in fx.control {
             self.router.control(request);
@@ -230,19 +259,17 @@ impl<R: Router> Core<R> {
     fn reap(&mut self) {
         while let Some(conn) = self.overflowed.pop() {
             let fx = self.state.disconnect(conn, SLOW_CONSUMER);
-            self.record(&fx.facts);
-            self.deliver(&fx.deliveries);
+            self.apply(fx);
         }
     }
 
-    /// Keeps the facts and tells the other nodes.
-    fn record(&self, facts: &[Fact]) {
+    /// Tells the other nodes and hands the facts to the store; returns the
+    /// ticket their events wait for.
+    fn record(&self, facts: Vec<Fact>) -> u64 {
         if facts.is_empty() {
-            return;
+            return 0;
         }
-        if let Err(e) = self.store.append(facts) {
-            warn!("{e}: {} facts not kept", facts.len());
-        }
-        self.backplane.publish(facts);
+        self.backplane.publish(&facts);
+        self.store.submit(facts)
     }
 }

@@ -43,7 +43,7 @@ use crate::proto::{
 use room::Room;
 
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
-pub use seams::{Backplane, HistoryQuery, Store, StoreError};
+pub use seams::{Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -87,7 +87,7 @@ impl Default for HubConfig {
 
 impl HubConfig {
     pub fn from_config(c: &crate::config::Config) -> HubConfig {
-        use crate::proto::irc;
+        use crate::proto::limits;
         HubConfig {
             server_name: c.server_name.clone(),
             default_room: c.default_room.clone(),
@@ -95,12 +95,12 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
-            topic_len: irc::TOPIC_LEN,
-            reason_len: irc::REASON_LEN,
-            away_len: irc::AWAY_LEN,
-            key_len: irc::KEY_LEN,
-            ban_mask_len: irc::BAN_MASK_LEN,
-            max_bans: irc::MAX_BANS,
+            topic_len: limits::TOPIC_LEN,
+            reason_len: limits::REASON_LEN,
+            away_len: limits::AWAY_LEN,
+            key_len: limits::KEY_LEN,
+            ban_mask_len: limits::BAN_MASK_LEN,
+            max_bans: limits::MAX_BANS,
             node: 0,
             whowas_entries: c.whowas_entries,
             monitor_limit: c.monitor_limit,
@@ -245,6 +245,9 @@ pub struct ChatState {
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
     rooms: HashMap<Name, Room>,
+    /// The last sequence number of rooms that have none now (emptied, or
+    /// known only from the store), so a room's order never restarts.
+    seqs: HashMap<Name, u64>,
     ids: IdGen,
     /// Who had which nick recently, newest last (`whowas_entries` at most).
     whowas: VecDeque<WhoWasInfo>,
@@ -279,6 +282,7 @@ impl ChatState {
             max_online: 0,
             tags: None,
             watchers: HashMap::new(),
+            seqs: HashMap::new(),
             fx: Effects::default(),
         }
     }
@@ -295,6 +299,33 @@ impl ChatState {
     /// Connections, registered or not.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Continues each room's order from these last sequence numbers.
+    pub fn seed_seqs(&mut self, seqs: Vec<(String, u64)>) {
+        self.seqs
+            .extend(seqs.into_iter().map(|(k, s)| (Name::from(k), s)));
+    }
+
+    /// The last sequence number of the room named `room`, if `id` is in it.
+    pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
+        let name = names::check_room(room, self.config.max_room_chars).ok()?;
+        let r = self.rooms.get(names::fold(name).as_str())?;
+        r.members.contains_key(&id).then_some(r.seq)
+    }
+
+    /// The name of the room `id` talks in now.
+    pub fn current_room_name(&self, id: ConnId) -> Option<Name> {
+        let key = self.conns.get(&id)?.rooms.last()?;
+        self.rooms.get(key).map(|r| r.name.clone())
+    }
+
+    /// A new room under `key`, continuing its order if it had one.
+    fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
+        let seq = self.seqs.remove(key).unwrap_or(0);
+        self.rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(name.into(), seq))
     }
 
     /// Rooms that exist (have members).
@@ -957,7 +988,16 @@ impl ChatState {
         if let Some(room) = self.rooms.get_mut(key) {
             room.members.remove(&id);
             if room.members.is_empty() {
-                self.rooms.remove(key);
+                self.drop_room(key);
+            }
+        }
+    }
+
+    /// Forgets an empty room, keeping its place in order.
+    fn drop_room(&mut self, key: &str) {
+        if let Some((key, room)) = self.rooms.remove_entry(key) {
+            if room.seq > 0 {
+                self.seqs.insert(key, room.seq);
             }
         }
     }

@@ -47,12 +47,13 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    /// A new, empty room with the usual defaults `+nt`.
-    pub fn new(name: Name) -> Room {
+    /// A new, empty room with the usual defaults `+nt`, whose order
+    /// continues after `seq`.
+    pub fn new(name: Name, seq: u64) -> Room {
         Room {
             name,
             members: HashMap::new(),
-            seq: 0,
+            seq,
             topic: None,
             modes: Modes {
                 no_external: true,
@@ -206,7 +207,7 @@ mod tests {
     }
 
     fn room() -> Room {
-        let mut r = Room::new("r".into());
+        let mut r = Room::new("r".into(), 0);
         let (op, member) = (
             Member {
                 op: true,

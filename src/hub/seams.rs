@@ -1,38 +1,43 @@
 //! The seams where durability and other nodes plug in: the [`Store`]
 //! keeps facts and answers history questions; the [`Backplane`] carries
 //! facts to other nodes and claims nicks across them. `src/store` and
-//! `src/cluster` implement them; a lone server uses the in-memory store
-//! and no backplane (`cluster::Standalone`).
+//! `src/cluster` implement them; a lone server with no database uses the
+//! in-memory store and no backplane (`cluster::Standalone`).
+//!
+//! Durable before seen: [`Store::submit`] returns a ticket, the events of
+//! those facts are marked with it (`Event::wait_for`), and connections
+//! write nothing past an event whose ticket the [`Watermark`] has not yet
+//! reached. The chat lock is never held across a disk write.
 
-use crate::proto::{ConnId, Fact, MsgId};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::proto::{ConnId, Fact, History, HistoryQuery};
 
 /// Why the store could not do something (a full disk, a read-only file…).
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
-/// Which part of a room's history to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryQuery {
-    /// The last `limit` facts.
-    Latest,
-    /// The `limit` facts just before this one.
-    Before(MsgId),
-    /// The `limit` facts just after this one.
-    After(MsgId),
-}
-
 /// Where facts are kept.
 pub trait Store: Send + Sync + 'static {
-    /// Keeps these facts, in order.
-    fn append(&self, facts: &[Fact]) -> Result<(), StoreError>;
-    /// Facts of `room` (its folded key), oldest first, at most `limit`.
+    /// Starts keeping these facts, in order. Returns the ticket their
+    /// events must wait for, or 0 if they are kept already.
+    fn submit(&self, facts: Vec<Fact>) -> u64;
+    /// Facts of room `room`, oldest first, at most `limit`: messages and
+    /// notices, and with `events` also joins, parts, kicks, topics, modes.
     fn history(
         &self,
         room: &str,
         query: HistoryQuery,
         limit: usize,
-    ) -> Result<Vec<Fact>, StoreError>;
+        events: bool,
+    ) -> Result<History, StoreError>;
+    /// The last sequence number of each room (folded key), so a restarted
+    /// server continues every room's order.
+    fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError>;
+    /// How far submissions are durable (`None`: at once, nothing to wait for).
+    fn watermark(&self) -> Option<Arc<Watermark>>;
 }
 
 /// How facts reach the other nodes.
@@ -45,4 +50,82 @@ pub trait Backplane: Send + Sync + 'static {
     fn claim_nick(&self, nick: &str, owner: ConnId) -> bool;
     /// The facts other nodes publish, once (`None` when there are no others).
     fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Fact>>;
+}
+
+/// The ticket up to which the store has finished (committed or failed),
+/// and which tickets failed. Tickets finish in order.
+#[derive(Debug, Default)]
+pub struct Watermark {
+    done: AtomicU64,
+    any_failed: AtomicBool,
+    /// Failed tickets, as inclusive ranges (rare: a full or broken disk).
+    failed: Mutex<Vec<(u64, u64)>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Watermark {
+    /// Tickets up to this one are finished.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Whether `ticket` (finished) failed: its events are never shown.
+    pub fn failed(&self, ticket: u64) -> bool {
+        self.any_failed.load(Ordering::Acquire)
+            && self
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&ticket))
+    }
+
+    /// Tickets up to `ticket` are finished; those after the previous mark
+    /// failed if `failed`.
+    pub fn finish(&self, ticket: u64, failed: bool) {
+        if failed {
+            let first = self.done() + 1;
+            let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            f.push((first, ticket));
+            if f.len() > 1024 {
+                f.remove(0); // events that old are long written off
+            }
+            self.any_failed.store(true, Ordering::Release);
+        }
+        self.done.store(ticket, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until `ticket` is finished.
+    pub async fn reached(&self, ticket: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.done() >= ticket {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiters_wake_when_their_ticket_finishes() {
+        let w = Arc::new(Watermark::default());
+        let waiter = tokio::spawn({
+            let w = w.clone();
+            async move { w.reached(3).await }
+        });
+        w.finish(2, false);
+        w.finish(4, true);
+        waiter.await.unwrap();
+        assert!(!w.failed(2));
+        assert!(w.failed(3) && w.failed(4));
+        assert!(!w.failed(5));
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::handle::Core;
 use super::*;
 use crate::cluster::Standalone;
+use crate::proto::MsgId;
 use crate::store::MemoryStore;
 
 /// Capped vectors, one per connection.
@@ -409,4 +410,39 @@ fn large_rooms_do_not_announce_every_join() {
     assert!(
         matches!(&w.take(first)[..], [EventBody::Members { members, .. }] if members.len() == 10)
     );
+}
+
+#[test]
+fn every_member_sees_the_room_in_one_order() {
+    let mut w = World::new();
+    let people: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| w.user(n)).collect();
+    for &p in &people {
+        w.take(p);
+    }
+    let mut said = 0;
+    for round in 0..25 {
+        for (i, &p) in people.iter().enumerate() {
+            if (round + i) % 3 != 0 {
+                w.say(p, &format!("{round}/{i}"));
+                said += 1;
+            }
+        }
+    }
+    let order = |w: &mut World, p| -> Vec<(u64, MsgId)> {
+        w.take(p)
+            .into_iter()
+            .filter_map(|e| match e {
+                EventBody::Message { seq, id, .. } => Some((seq, id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = order(&mut w, people[0]);
+    assert_eq!(first.len(), said);
+    assert!(first
+        .windows(2)
+        .all(|p| p[0].0 + 1 == p[1].0 && p[0].1 < p[1].1));
+    for &p in &people[1..] {
+        assert_eq!(order(&mut w, p), first);
+    }
 }

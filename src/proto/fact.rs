@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConnId, ModeChange, MsgId, Name};
+use super::{ConnId, Event, EventBody, ModeChange, MsgId, Name};
 
 /// One change, with its id and time. Room facts carry the room's name and
 /// their place in its order (`seq`, from 1); others have `room: None`, `seq: 0`.
@@ -82,6 +82,129 @@ pub enum FactBody {
         nick: Name,
         changes: Vec<ModeChange>,
     },
+}
+
+/// A point in a room's history: a message id or a time (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Id(MsgId),
+    Time(u64),
+    /// A place in the room's order.
+    Seq(u64),
+}
+
+/// Which part of a room's history to read (the IRCv3 CHATHISTORY selectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryQuery {
+    /// The last facts (after the anchor, if one is given).
+    Latest(Option<Anchor>),
+    /// The facts just before the anchor.
+    Before(Anchor),
+    /// The facts just after the anchor.
+    After(Anchor),
+    /// Facts on both sides of the anchor.
+    Around(Anchor),
+    /// Facts strictly between two anchors, from the first towards the second.
+    Between(Anchor, Anchor),
+}
+
+/// An answer from the history: facts oldest first, and whether more exist
+/// beyond the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    pub facts: Vec<Fact>,
+    pub more: bool,
+}
+
+impl FactBody {
+    /// Messages and notices (what history shows unless events are asked for).
+    pub fn is_message(&self) -> bool {
+        matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
+    }
+}
+
+impl Fact {
+    /// The event people were shown when this happened (`None` for coming
+    /// online, which nobody sees as such). Member counts are unknown (0).
+    pub fn event(&self) -> Option<Arc<Event>> {
+        self.event_in(0)
+    }
+
+    /// The same, for a room that now has `members` people.
+    pub fn event_in(&self, members: usize) -> Option<Arc<Event>> {
+        let room = || self.room.clone().unwrap_or_else(|| "".into());
+        let body = match &self.body {
+            FactBody::Said { from, text, action } => EventBody::Message {
+                id: self.id,
+                seq: self.seq,
+                room: room(),
+                from: from.clone(),
+                text: text.clone(),
+                action: *action,
+            },
+            FactBody::Noticed { from, to, text } => EventBody::Notice {
+                id: self.id,
+                from: from.clone(),
+                room: self.room.clone(),
+                to: to.clone(),
+                text: text.clone(),
+            },
+            FactBody::Private {
+                from,
+                to,
+                text,
+                action,
+            } => EventBody::Private {
+                id: self.id,
+                from: from.clone(),
+                to: to.clone(),
+                text: text.clone(),
+                action: *action,
+            },
+            FactBody::Online { .. } => return None,
+            FactBody::Joined { nick } => EventBody::Joined {
+                room: room(),
+                nick: nick.clone(),
+                members,
+            },
+            FactBody::Parted { nick, reason } => EventBody::Parted {
+                room: room(),
+                nick: nick.clone(),
+                members,
+                reason: reason.clone(),
+            },
+            FactBody::Kicked {
+                nick,
+                target,
+                reason,
+            } => EventBody::Kicked {
+                room: room(),
+                nick: nick.clone(),
+                target: target.clone(),
+                reason: reason.clone(),
+                members,
+            },
+            FactBody::Quit { nick, reason } => EventBody::Quit {
+                nick: nick.clone(),
+                reason: reason.clone(),
+            },
+            FactBody::NickChanged { old, new } => EventBody::NickChanged {
+                old: old.clone(),
+                new: new.clone(),
+            },
+            FactBody::TopicSet { nick, topic } => EventBody::TopicChanged {
+                room: room(),
+                nick: nick.clone(),
+                topic: topic.clone(),
+            },
+            FactBody::ModesChanged { nick, changes } => EventBody::ModeChanged {
+                room: room(),
+                nick: nick.clone(),
+                changes: changes.clone(),
+            },
+        };
+        Some(Event::by(Some(self.source.clone()), body).at(self.at_ms))
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub fn line_decoder(data: &[u8]) {
 pub fn json_parse(data: &[u8]) {
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = json::parse(s);
-        let _ = json::parse_event(s);
+        let _ = json::wire::parse_event(s);
     }
 }
 

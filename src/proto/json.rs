@@ -1,95 +1,32 @@
 //! The JSON-lines protocol: one JSON object per line each way. A connection
-//! switches to it when its first line is a JSON object. [`parse`] turns a
-//! line into a command (with precise error codes for bad input) and
-//! [`render`] turns an event into a `{"type": ...}` object.
+//! switches to it when its first line is a JSON object. The format itself
+//! is the serde types in [`wire`]; this module is the server's side of it:
+//! [`parse`] turns a line into a command (with precise error codes for bad
+//! input) and [`render`] turns an event into a `{"type": ...}` object.
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+pub mod wire;
+
+use std::borrow::Cow;
+
+use serde_json::Value;
 
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Subject};
+use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Command(Command),
+    /// Part of a room's history (`room: None`: the current one).
+    History {
+        room: Option<String>,
+        query: HistoryQuery,
+        limit: Option<usize>,
+    },
     /// `keep` / `pong`: the answer to a heartbeat ping.
     Keep,
     Help,
     Error(ErrorCode, String),
-}
-
-/// Every command, with its fields (for `help` and the docs).
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("login", "{\"cmd\":\"login\",\"nick\":N}"),
-    (
-        "chat",
-        "{\"cmd\":\"chat\",\"msg\":M[,\"room\":R][,\"action\":true]}",
-    ),
-    ("me", "{\"cmd\":\"me\",\"msg\":M[,\"room\":R]}"),
-    ("msg", "{\"cmd\":\"msg\",\"to\":NICK,\"msg\":M}"),
-    ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
-    ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
-    ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
-    ("rooms", "{\"cmd\":\"rooms\"}"),
-    ("nick", "{\"cmd\":\"nick\",\"nick\":N}"),
-    ("keep", "{\"cmd\":\"keep\"} (answers ping; also \"pong\")"),
-    ("help", "{\"cmd\":\"help\"}"),
-    ("quit", "{\"cmd\":\"quit\"[,\"reason\":R]} (also \"exit\")"),
-];
-
-#[derive(Deserialize)]
-#[serde(tag = "cmd", rename_all = "lowercase")]
-enum Wire {
-    Login {
-        nick: String,
-    },
-    Chat {
-        msg: String,
-        #[serde(default)]
-        room: Option<String>,
-        #[serde(default)]
-        action: bool,
-    },
-    Me {
-        msg: String,
-        #[serde(default)]
-        room: Option<String>,
-    },
-    #[serde(alias = "private")]
-    Msg {
-        to: String,
-        msg: String,
-        #[serde(default)]
-        action: bool,
-    },
-    Join {
-        room: String,
-        #[serde(default)]
-        key: Option<String>,
-    },
-    Part {
-        #[serde(default)]
-        room: Option<String>,
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    Who {
-        #[serde(default)]
-        room: Option<String>,
-    },
-    Rooms,
-    Nick {
-        nick: String,
-    },
-    #[serde(alias = "pong")]
-    Keep,
-    Help,
-    #[serde(alias = "exit")]
-    Quit {
-        #[serde(default)]
-        reason: Option<String>,
-    },
 }
 
 /// True if `line` looks like the start of a JSON session.
@@ -100,102 +37,181 @@ pub fn looks_like_json(line: &str) -> bool {
 /// Parses one line. Never panics; every failure is an error code and message.
 pub fn parse(line: &str) -> Input {
     let line = line.trim();
-    if line.is_empty() {
-        return Input::Error(
-            ErrorCode::Malformed,
-            "empty line: expected a JSON object".into(),
-        );
-    }
-    let value: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => return Input::Error(ErrorCode::Malformed, format!("malformed JSON: {e}")),
+    // The usual case in one pass; anything else is looked at again, step by
+    // step, to say what exactly is wrong with it.
+    let cmd = match serde_json::from_str(line) {
+        Ok(cmd) if line.starts_with('{') => Ok(cmd),
+        _ => diagnose(line),
     };
+    match cmd {
+        Ok(cmd) => input(cmd),
+        Err((code, message)) => Input::Error(code, message),
+    }
+}
+
+/// Parses a line that is not simply a command, step by step, for the error
+/// that says what is wrong with it. Returns the command where the line is
+/// one after all (a repeated field: the last one counts).
+fn diagnose(line: &str) -> Result<wire::Cmd<'static>, (ErrorCode, String)> {
+    if line.is_empty() {
+        let m = "empty line: expected a JSON object";
+        return Err((ErrorCode::Malformed, m.into()));
+    }
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| (ErrorCode::Malformed, format!("malformed JSON: {e}")))?;
     let Some(obj) = value.as_object() else {
-        return Input::Error(ErrorCode::Malformed, "expected a JSON object".into());
+        return Err((ErrorCode::Malformed, "expected a JSON object".into()));
     };
     match obj.get("cmd") {
-        None => return Input::Error(ErrorCode::BadArguments, "missing \"cmd\"".into()),
-        Some(Value::String(c))
-            if !COMMANDS.iter().any(|(n, _)| n == c)
-                && !["exit", "pong", "private"].contains(&c.as_str()) =>
-        {
-            return Input::Error(
-                ErrorCode::UnknownCommand,
-                format!("unknown cmd {:?}", strip_controls(c)),
-            )
+        None => return Err((ErrorCode::BadArguments, "missing \"cmd\"".into())),
+        Some(Value::String(c)) if !wire::Cmd::is_known(c) => {
+            let m = format!("unknown cmd {:?}", strip_controls(c));
+            return Err((ErrorCode::UnknownCommand, m));
         }
         Some(Value::String(_)) => {}
-        Some(_) => return Input::Error(ErrorCode::BadArguments, "\"cmd\" must be a string".into()),
+        Some(_) => {
+            let m = "\"cmd\" must be a string";
+            return Err((ErrorCode::BadArguments, m.into()));
+        }
     }
-    let wire: Wire = match serde_json::from_value(value) {
-        Ok(w) => w,
-        Err(e) => return Input::Error(ErrorCode::BadArguments, format!("bad arguments: {e}")),
-    };
-    let clean = |s: String| strip_controls(&s);
-    Input::Command(match wire {
-        Wire::Login { nick } => Command::Register { nick },
-        Wire::Chat { msg, room, action } => Command::Say {
-            room,
-            text: clean(msg),
+    serde_json::from_value(value)
+        .map_err(|e| (ErrorCode::BadArguments, format!("bad arguments: {e}")))
+}
+
+/// What a well-formed command asks the hub for.
+fn input(cmd: wire::Cmd<'static>) -> Input {
+    use wire::Cmd as W;
+    let text = |s: Cow<str>| strip_controls(&s);
+    let owned = |s: Option<Cow<str>>| s.map(Cow::into_owned);
+    Input::Command(match cmd {
+        W::Login { nick } => Command::Register { nick: nick.into() },
+        W::Chat { msg, room, action } => Command::Say {
+            room: owned(room),
+            text: text(msg),
             action,
         },
-        Wire::Me { msg, room } => Command::Say {
-            room,
-            text: clean(msg),
+        W::Me { msg, room } => Command::Say {
+            room: owned(room),
+            text: text(msg),
             action: true,
         },
-        Wire::Msg { to, msg, action } => Command::Private {
-            to,
-            text: clean(msg),
+        W::Msg { to, msg, action } => Command::Private {
+            to: to.into(),
+            text: text(msg),
             action,
         },
-        Wire::Join { room, key: None } => Command::Join { room, switch: true },
-        Wire::Join { room, key } => Command::JoinWithKey {
-            room,
-            key,
+        W::Join { room, key: None } => Command::Join {
+            room: room.into(),
             switch: true,
         },
-        Wire::Part { room, reason } => Command::Part {
-            room,
-            reason: reason.map(clean),
+        W::Join { room, key } => Command::JoinWithKey {
+            room: room.into(),
+            key: owned(key),
+            switch: true,
         },
-        Wire::Who { room } => Command::Who { room },
-        Wire::Rooms => Command::Rooms,
-        Wire::Nick { nick } => Command::Nick { new: nick },
-        Wire::Keep => return Input::Keep,
-        Wire::Help => return Input::Help,
-        Wire::Quit { reason } => Command::Quit {
-            reason: reason.map(clean),
+        W::Part { room, reason } => Command::Part {
+            room: owned(room),
+            reason: reason.map(text),
+        },
+        W::Who { room } => Command::Who { room: owned(room) },
+        W::Rooms => Command::Rooms,
+        W::History {
+            room,
+            limit,
+            before,
+            after,
+        } => {
+            let query = match (point(before), point(after)) {
+                (Err(e), _) | (_, Err(e)) => return Input::Error(ErrorCode::BadArguments, e),
+                (Ok(None), Ok(None)) => HistoryQuery::Latest(None),
+                (Ok(Some(b)), Ok(None)) => HistoryQuery::Before(b),
+                (Ok(None), Ok(Some(a))) => HistoryQuery::After(a),
+                (Ok(Some(b)), Ok(Some(a))) => HistoryQuery::Between(a, b),
+            };
+            let room = owned(room);
+            return Input::History { room, query, limit };
+        }
+        W::Nick { nick } => Command::Nick { new: nick.into() },
+        W::Keep => return Input::Keep,
+        W::Help => return Input::Help,
+        W::Quit { reason } => Command::Quit {
+            reason: reason.map(text),
         },
     })
 }
 
-/// Renders an event as one JSON object line.
+/// A `before`/`after` of the history command as a point in history.
+fn point(p: Option<wire::Point>) -> Result<Option<Anchor>, String> {
+    match p {
+        None => Ok(None),
+        Some(wire::Point::Time(t)) => Ok(Some(Anchor::Time(t))),
+        Some(wire::Point::Id(id)) => match id.parse::<MsgId>() {
+            Ok(id) => Ok(Some(Anchor::Id(id))),
+            Err(e) => Err(format!("before/after: {e}, or a time in ms")),
+        },
+    }
+}
+
+/// Renders an event as one JSON object line (nothing for what JSON clients
+/// are not sent).
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
-    let mut v = match &ev.body {
-        EventBody::TagMsg { .. } => return, // tags only: nothing to show
-        EventBody::Welcome { server, online } => {
-            json!({"type": "welcome", "server": server, "online": online})
-        }
-        EventBody::Registered { nick, online } => {
-            json!({"type": "registered", "nick": nick, "online": online})
-        }
+    let Some(line) = stamped(ev) else {
+        return;
+    };
+    // Serializing into a Vec cannot fail: every map key is a string.
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An event and its time, as one line's object.
+fn stamped(ev: &Event) -> Option<wire::Stamped<'_>> {
+    Some(wire::Stamped {
+        event: wire_event(&ev.body)?,
+        ts: ev.at_ms,
+    })
+}
+
+/// The one place an [`EventBody`] becomes a wire event, borrowing its
+/// strings. `None`: JSON clients are not sent it.
+fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
+    use wire::Event as W;
+    fn s(s: &str) -> Cow<'_, str> {
+        Cow::Borrowed(s)
+    }
+    let count = |n: &usize| *n as u64;
+    Some(match body {
+        EventBody::Welcome { server, online } => W::Welcome {
+            server: s(server),
+            online: count(online),
+        },
+        EventBody::Registered { nick, online } => W::Registered {
+            nick: s(nick),
+            online: count(online),
+        },
         EventBody::Joined {
             room,
             nick,
             members,
-        } => {
-            json!({"type": "joined", "room": room, "nick": nick, "members": members})
-        }
+        } => W::Joined {
+            room: s(room),
+            nick: s(nick),
+            members: count(members),
+        },
         EventBody::Parted {
             room,
             nick,
             members,
             reason,
-        } => {
-            json!({"type": "left", "room": room, "nick": nick, "members": members, "reason": reason})
-        }
-        EventBody::Quit { nick, reason } => json!({"type": "quit", "nick": nick, "reason": reason}),
+        } => W::Left {
+            room: s(room),
+            nick: s(nick),
+            members: count(members),
+            reason: reason.as_deref().map(s),
+        },
+        EventBody::Quit { nick, reason } => W::Quit {
+            nick: s(nick),
+            reason: s(reason),
+        },
         EventBody::Message {
             id,
             seq,
@@ -203,62 +219,151 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             from,
             text,
             action,
-        } => {
-            json!({"type": "message", "id": id.to_string(), "seq": seq, "room": room, "from": from, "text": text, "action": action})
-        }
+        } => W::Message {
+            id: id.to_string().into(),
+            seq: *seq,
+            room: s(room),
+            from: s(from),
+            text: s(text),
+            action: *action,
+        },
         EventBody::Private {
             id,
             from,
             to,
             text,
             action,
-        } => {
-            json!({"type": "private", "id": id.to_string(), "from": from, "to": to, "text": text, "action": action})
-        }
-        EventBody::NickChanged { old, new } => json!({"type": "nick", "old": old, "new": new}),
-        EventBody::RoomList { rooms } => {
-            let rooms: Vec<Value> = rooms
-                .iter()
-                .map(|(r, n)| json!({"room": r, "members": n}))
-                .collect();
-            json!({"type": "rooms", "rooms": rooms})
-        }
-        EventBody::Help => {
-            let cmds: Vec<Value> = COMMANDS
-                .iter()
-                .map(|(c, u)| json!({"cmd": c, "usage": u}))
-                .collect();
-            json!({"type": "help", "commands": cmds})
-        }
-        EventBody::Info { text } => json!({"type": "info", "text": text}),
-        EventBody::Ping { token } => json!({"type": "ping", "token": token}),
-        EventBody::Shutdown { reason } => json!({"type": "shutdown", "reason": reason}),
+        } => W::Private {
+            id: id.to_string().into(),
+            from: s(from),
+            to: s(to),
+            text: s(text),
+            action: *action,
+        },
+        EventBody::NickChanged { old, new } => W::Nick {
+            old: s(old),
+            new: s(new),
+        },
         EventBody::Members { room, members, .. } => {
-            let nicks: Vec<&str> = members.iter().map(|m| &*m.nick).collect();
-            let ops: Vec<&str> = members.iter().filter(|m| m.op).map(|m| &*m.nick).collect();
-            let voiced: Vec<&str> = members
-                .iter()
-                .filter(|m| m.voice)
-                .map(|m| &*m.nick)
-                .collect();
-            json!({"type": "presence", "room": room, "nicks": nicks, "ops": ops, "voiced": voiced})
+            let nicks = |keep: fn(&super::MemberInfo) -> bool| {
+                members
+                    .iter()
+                    .filter(|m| keep(m))
+                    .map(|m| s(&m.nick))
+                    .collect()
+            };
+            W::Presence {
+                room: s(room),
+                nicks: nicks(|_| true),
+                ops: Some(nicks(|m| m.op)),
+                voiced: Some(nicks(|m| m.voice)),
+            }
         }
+        EventBody::RoomList { rooms } => W::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|(room, members)| wire::RoomEntry {
+                    room: s(room),
+                    members: count(members),
+                    topic: None,
+                })
+                .collect(),
+        },
+        EventBody::RoomDetails { rooms } => W::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|r| wire::RoomEntry {
+                    room: s(&r.name),
+                    members: count(&r.members),
+                    topic: Some(r.topic.as_deref().map(s)),
+                })
+                .collect(),
+        },
+        EventBody::Help => W::Help {
+            commands: wire::usages(),
+        },
+        EventBody::Info { text } => W::Info { text: s(text) },
+        // Answers to IRC-only commands, and what only IRC clients are sent
+        // (WALLOPS needs user mode +w, lines for operators need STATUSMSG).
+        EventBody::Names { .. }
+        | EventBody::UserHosts { .. }
+        | EventBody::IsOn { .. }
+        | EventBody::WhoWas { .. }
+        | EventBody::OperUp { .. }
+        | EventBody::Killed { .. }
+        | EventBody::Wallops { .. }
+        | EventBody::Rehashing
+        | EventBody::MonOnline { .. }
+        | EventBody::MonOffline { .. }
+        | EventBody::MonList { .. }
+        | EventBody::RealnameChanged { .. }
+        | EventBody::StatusMessage { .. }
+        | EventBody::TagMsg { .. } => return None,
+        EventBody::Refused(r) => {
+            let (mut nick, mut room, mut command, mut mode, mut mask) = Default::default();
+            for subject in &r.about {
+                match subject {
+                    Subject::Nick(n) => nick = Some(s(n)),
+                    Subject::Room(n) => room = Some(s(n)),
+                    Subject::Command(c) => command = Some(s(c)),
+                    Subject::Mode(m) => mode = Some(m.to_string().into()),
+                    Subject::Mask(m) => mask = Some(s(m)),
+                    Subject::Value(_) => {} // told in the message
+                }
+            }
+            W::Error {
+                code: s(r.code.as_str()),
+                message: r.describe().into(),
+                nick,
+                room,
+                command,
+                mode,
+                mask,
+            }
+        }
+        EventBody::History {
+            room,
+            facts,
+            more,
+            asked,
+        } => W::History {
+            room: s(room),
+            messages: facts
+                .iter()
+                .filter_map(|f| f.event())
+                .filter_map(|e| stamped(&e).map(owned_line))
+                .collect(),
+            more: *more,
+            replay: !asked,
+        },
+        EventBody::Ping { token } => W::Ping { token: *token },
+        EventBody::Shutdown { reason } => W::Shutdown { reason: s(reason) },
         EventBody::Notice {
             id,
             from,
             room,
             to,
             text,
-        } => {
-            json!({"type": "notice", "id": id.to_string(), "from": from, "room": room, "to": to, "text": text})
-        }
-        EventBody::TopicChanged { room, nick, topic } => {
-            json!({"type": "topic", "room": room, "topic": topic, "by": nick, "changed": true})
-        }
-        EventBody::TopicInfo { room, topic } => match topic {
-            Some(t) => json!({"type": "topic", "room": room, "topic": t.text, "by": t.set_by,
-                "set_at": t.set_at_ms, "changed": false}),
-            None => json!({"type": "topic", "room": room, "topic": null, "changed": false}),
+        } => W::Notice {
+            id: id.to_string().into(),
+            from: s(from),
+            room: room.as_deref().map(s),
+            to: to.as_deref().map(s),
+            text: s(text),
+        },
+        EventBody::TopicChanged { room, nick, topic } => W::Topic {
+            room: s(room),
+            topic: topic.as_deref().map(s),
+            by: Some(s(nick)),
+            set_at: None,
+            changed: true,
+        },
+        EventBody::TopicInfo { room, topic } => W::Topic {
+            room: s(room),
+            topic: topic.as_ref().map(|t| s(&t.text)),
+            by: topic.as_ref().map(|t| s(&t.set_by)),
+            set_at: topic.as_ref().map(|t| t.set_at_ms),
+            changed: false,
         },
         EventBody::Kicked {
             room,
@@ -266,227 +371,129 @@ pub fn render(ev: &Event, out: &mut Vec<u8>) {
             target,
             reason,
             members,
-        } => json!({"type": "kicked", "room": room, "by": nick, "nick": target,
-            "reason": reason, "members": members}),
+        } => W::Kicked {
+            room: s(room),
+            by: s(nick),
+            nick: s(target),
+            reason: reason.as_deref().map(s),
+            members: count(members),
+        },
         EventBody::ModeChanged {
             room,
             nick,
             changes,
-        } => {
-            json!({"type": "mode", "room": room, "by": nick, "changes": super::text::mode_text(changes)})
-        }
+        } => W::Mode {
+            room: s(room),
+            by: s(nick),
+            changes: super::text::mode_text(changes).into(),
+        },
         EventBody::RoomModes {
             room,
             modes,
             created_ms,
-        } => json!({"type": "modes", "room": room, "modes": super::text::mode_text(modes),
-            "created": created_ms}),
-        EventBody::BanList { room, bans } => {
-            let bans: Vec<Value> = bans
+        } => W::Modes {
+            room: s(room),
+            modes: super::text::mode_text(modes).into(),
+            created: *created_ms,
+        },
+        EventBody::BanList { room, bans } => W::Bans {
+            room: s(room),
+            bans: bans
                 .iter()
-                .map(|b| json!({"mask": b.mask, "by": b.set_by, "at": b.set_at_ms}))
-                .collect();
-            json!({"type": "bans", "room": room, "bans": bans})
-        }
-        EventBody::Away { nick, text } => json!({"type": "away", "nick": nick, "text": text}),
-        EventBody::AwayReply { nick, text } => {
-            json!({"type": "away", "nick": nick, "text": text})
-        }
-        EventBody::AwayStatus { away } => json!({"type": "away_status", "away": away}),
-        EventBody::Invited { room, nick, target } => {
-            json!({"type": "invited", "room": room, "by": nick, "nick": target})
-        }
+                .map(|b| wire::Ban {
+                    mask: s(&b.mask),
+                    by: s(&b.set_by),
+                    at: b.set_at_ms,
+                })
+                .collect(),
+        },
+        EventBody::Away { nick, text } => W::Away {
+            nick: s(nick),
+            text: text.as_deref().map(s),
+        },
+        EventBody::AwayReply { nick, text } => W::Away {
+            nick: s(nick),
+            text: Some(s(text)),
+        },
+        EventBody::AwayStatus { away } => W::AwayStatus { away: *away },
+        EventBody::Invited { room, nick, target } => W::Invited {
+            room: s(room),
+            by: s(nick),
+            nick: s(target),
+        },
         EventBody::WhoReply {
             mask,
             room,
             members,
-        } => {
-            let members: Vec<Value> = members.iter().map(member).collect();
-            json!({"type": "who", "mask": mask, "room": room, "members": members})
-        }
-        EventBody::Whois { nick, info } => match info {
-            None => json!({"type": "error", "code": ErrorCode::NoSuchNick.as_str(),
-                "message": format!("nobody is called {nick}")}),
-            Some(i) => {
-                let rooms: Vec<&str> = i.rooms.iter().map(|(r, ..)| &**r).collect();
-                json!({"type": "whois", "nick": nick, "user": i.user, "host": i.host,
-                    "realname": i.realname, "rooms": rooms, "away": i.away,
-                    "idle": i.idle_secs, "signon": i.signon_ms})
-            }
-        },
-        EventBody::RoomDetails { rooms } => {
-            let rooms: Vec<Value> = rooms
+        } => W::Who {
+            mask: s(mask),
+            room: room.as_deref().map(s),
+            members: members
                 .iter()
-                .map(|r| json!({"room": r.name, "members": r.members, "topic": r.topic}))
-                .collect();
-            json!({"type": "rooms", "rooms": rooms})
+                .map(|m| wire::Member {
+                    nick: s(&m.nick),
+                    user: s(&m.user),
+                    host: s(&m.host),
+                    realname: s(&m.realname),
+                    away: m.away,
+                    op: m.op,
+                    voice: m.voice,
+                })
+                .collect(),
+        },
+        EventBody::Whois { nick, info: None } => {
+            return wire_event(&EventBody::Refused(
+                super::Refusal::new(ErrorCode::NoSuchNick).nick(nick),
+            ))
+            .map(owned_event)
         }
+        EventBody::Whois {
+            nick,
+            info: Some(i),
+        } => W::Whois {
+            nick: s(nick),
+            user: s(&i.user),
+            host: s(&i.host),
+            realname: s(&i.realname),
+            rooms: i.rooms.iter().map(|(r, ..)| s(r)).collect(),
+            away: i.away.as_deref().map(s),
+            idle: i.idle_secs,
+            signon: i.signon_ms,
+        },
         EventBody::Lusers {
             users,
             unregistered,
             rooms,
             ..
-        } => json!({"type": "stats", "users": users, "unregistered": unregistered, "rooms": rooms}),
-        EventBody::UserModes { nick, modes, .. } => {
-            json!({"type": "user_modes", "nick": nick, "modes": modes})
-        }
-        EventBody::Refused(r) => {
-            let mut v = json!({"type": "error", "code": r.code.as_str(), "message": r.describe()});
-            for subject in &r.about {
-                let (field, value) = match subject {
-                    Subject::Nick(n) => ("nick", Value::from(&**n)),
-                    Subject::Room(n) => ("room", Value::from(&**n)),
-                    Subject::Command(c) => ("command", Value::from(*c)),
-                    Subject::Mode(m) => ("mode", Value::from(m.to_string())),
-                    Subject::Mask(m) => ("mask", Value::from(&**m)),
-                    Subject::Value(v) => ("value", Value::from(&**v)),
-                };
-                v[field] = value;
-            }
-            v
-        }
-        EventBody::Names { rooms, .. } => {
-            let rooms: Vec<Value> = rooms
-                .iter()
-                .map(|r| json!({"room": r.room, "members": r.members.iter().map(member).collect::<Vec<_>>()}))
-                .collect();
-            json!({"type": "names", "rooms": rooms})
-        }
-        EventBody::UserHosts { people } => {
-            let people: Vec<Value> = people
-                .iter()
-                .map(|u| json!({"nick": u.nick, "user": u.user, "host": u.host, "away": u.away, "oper": u.oper}))
-                .collect();
-            json!({"type": "userhosts", "people": people})
-        }
-        EventBody::IsOn { nicks } => json!({"type": "ison", "nicks": nicks}),
-        EventBody::WhoWas { nick, entries } => {
-            let entries: Vec<Value> = entries
-                .iter()
-                .map(|e| json!({"nick": e.nick, "user": e.user, "host": e.host, "realname": e.realname, "left_ms": e.left_ms}))
-                .collect();
-            json!({"type": "whowas", "nick": nick, "entries": entries})
-        }
-        EventBody::OperUp { nick } => json!({"type": "oper", "nick": nick}),
-        EventBody::Killed { by, reason } => json!({"type": "killed", "by": by, "reason": reason}),
-        EventBody::Wallops { from, text } => json!({"type": "wallops", "from": from, "text": text}),
-        EventBody::Rehashing => json!({"type": "rehashing"}),
-        EventBody::MonOnline { people } => json!({"type": "online", "people": people}),
-        EventBody::MonOffline { nicks } => json!({"type": "offline", "nicks": nicks}),
-        EventBody::MonList { nicks } => json!({"type": "watching", "nicks": nicks}),
-        EventBody::StatusMessage {
-            room,
-            from,
-            text,
-            action,
-            ..
-        } => json!({"type": "message", "room": room, "from": from, "text": text,
-            "action": action, "to_ops": true}),
-        EventBody::RealnameChanged { nick, realname } => {
-            json!({"type": "realname", "nick": nick, "realname": realname})
-        }
-    };
-    if let Value::Object(map) = &mut v {
-        map.insert("ts".into(), ev.at_ms.into());
-    }
-    // Writing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &v);
-    out.extend_from_slice(b"\r\n");
+        } => W::Stats {
+            users: count(users),
+            unregistered: count(unregistered),
+            rooms: count(rooms),
+        },
+        EventBody::UserModes { nick, modes, .. } => W::UserModes {
+            nick: s(nick),
+            modes: s(modes),
+        },
+    })
 }
 
-fn member(m: &crate::proto::MemberInfo) -> Value {
-    json!({"nick": m.nick, "user": m.user, "host": m.host, "realname": m.realname,
-        "away": m.away, "op": m.op, "voice": m.voice})
+/// A line that owns its strings (history is built from events made on the spot).
+fn owned_line(line: wire::Stamped<'_>) -> wire::Stamped<'static> {
+    wire::Stamped {
+        event: owned_event(line.event),
+        ts: line.ts,
+    }
 }
 
-/// Parses a server line into its fields (for clients and tests).
-pub fn parse_event(line: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_str(line.trim()) {
-        Ok(Value::Object(m)) if m.contains_key("type") => Some(m),
-        _ => None,
-    }
+/// An event that owns its strings, through its own serde form.
+fn owned_event(event: wire::Event<'_>) -> wire::Event<'static> {
+    serde_json::to_value(&event)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_else(|| wire::Event::Info {
+            text: "(unrepresentable event)".into(),
+        })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::MsgId;
-
-    fn cmd(line: &str) -> Command {
-        match parse(line) {
-            Input::Command(c) => c,
-            other => panic!("{line}: {other:?}"),
-        }
-    }
-
-    fn code(line: &str) -> ErrorCode {
-        match parse(line) {
-            Input::Error(c, _) => c,
-            other => panic!("{line}: expected error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn seed_commands() {
-        assert_eq!(
-            cmd(r#"{"cmd":"login","nick":"alice"}"#),
-            Command::Register {
-                nick: "alice".into()
-            }
-        );
-        assert_eq!(
-            cmd(r#"{"cmd":"chat","nick":"alice","msg":"hi"}"#),
-            Command::Say {
-                room: None,
-                text: "hi".into(),
-                action: false
-            }
-        );
-        assert_eq!(
-            cmd(r#"{"cmd":"chat","msg":"hi"}"#),
-            Command::Say {
-                room: None,
-                text: "hi".into(),
-                action: false
-            }
-        );
-        assert_eq!(cmd(r#"{"cmd":"quit"}"#), Command::Quit { reason: None });
-        assert_eq!(cmd(r#"{"cmd":"exit"}"#), Command::Quit { reason: None });
-        assert_eq!(parse(r#"{"cmd":"keep"}"#), Input::Keep);
-    }
-
-    #[test]
-    fn bad_input_gets_codes() {
-        assert_eq!(code("{not json"), ErrorCode::Malformed);
-        assert_eq!(code("[1,2]"), ErrorCode::Malformed);
-        assert_eq!(code(r#"{"nick":"x"}"#), ErrorCode::BadArguments);
-        assert_eq!(code(r#"{"cmd":5}"#), ErrorCode::BadArguments);
-        assert_eq!(code(r#"{"cmd":"dance"}"#), ErrorCode::UnknownCommand);
-        assert_eq!(
-            code(r#"{"cmd":"login","nick":42}"#),
-            ErrorCode::BadArguments
-        );
-        assert_eq!(code(r#"{"cmd":"chat"}"#), ErrorCode::BadArguments);
-    }
-
-    #[test]
-    fn renders_objects_with_type_and_ts() {
-        let ev = Event::new(EventBody::Message {
-            id: crate::proto::MsgId(7),
-            seq: 1,
-            room: "lobby".into(),
-            from: "a".into(),
-            text: "x\"y".into(),
-            action: false,
-        });
-        let mut out = Vec::new();
-        render(&ev, &mut out);
-        let m = parse_event(std::str::from_utf8(&out).unwrap()).unwrap();
-        assert_eq!(m["type"], "message");
-        assert_eq!(m["text"], "x\"y");
-        assert_eq!(m["id"], MsgId(7).to_string());
-        assert_eq!(m["seq"], 1);
-        assert!(m["ts"].as_u64().unwrap() > 0);
-        assert!(out.ends_with(b"\r\n"));
-    }
-}
+mod tests;

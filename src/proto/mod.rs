@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod irc;
 pub mod json;
+pub mod limits;
 pub mod line;
 pub mod oper;
 pub mod refusal;
@@ -17,13 +18,14 @@ pub mod text;
 pub mod wildcard;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub use fact::{Fact, FactBody};
+pub use fact::{Anchor, Fact, FactBody, History, HistoryQuery};
 pub use ids::{ConnId, IdGen, MsgId, NodeId};
 pub use refusal::{Refusal, Subject};
 
@@ -535,6 +537,15 @@ pub enum EventBody {
         room: Option<Name>,
         to: Option<Name>,
     },
+    /// Part of a room's history, oldest first; `more`: older (or, for a
+    /// forward query, newer) lines exist. `asked`: an explicit request
+    /// (else the replay on joining).
+    History {
+        room: Name,
+        facts: Vec<Fact>,
+        more: bool,
+        asked: bool,
+    },
 }
 
 /// Who may see a room listed and its members from outside.
@@ -674,6 +685,9 @@ pub struct Event {
     pub tags: Option<ClientTags>,
     /// Said by a bot (user mode `+B`; IRCv3 `bot` tag).
     pub bot: bool,
+    /// The store ticket that must be durable before anyone sees this
+    /// event (0: nothing to wait for).
+    gate: AtomicU64,
     cache: [OnceLock<Bytes>; FLAVORS],
 }
 
@@ -686,6 +700,7 @@ impl Event {
             source: None,
             tags: None,
             bot: false,
+            gate: AtomicU64::new(0),
             cache: Default::default(),
         }
     }
@@ -723,6 +738,16 @@ impl Event {
             ev.at_ms = at_ms;
         }
         self
+    }
+
+    /// The store ticket this event waits for (0: none).
+    pub fn gate(&self) -> u64 {
+        self.gate.load(Ordering::Relaxed)
+    }
+
+    /// Holds this event back until store ticket `ticket` is durable.
+    pub fn wait_for(&self, ticket: u64) {
+        self.gate.store(ticket, Ordering::Relaxed);
     }
 
     /// The bytes of this event in `flavor`, rendered at most once.

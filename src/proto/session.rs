@@ -15,7 +15,9 @@ use bytes::Bytes;
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
 use super::oper::Opers;
-use super::{json, text, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Profile};
+use super::{
+    json, text, Command, ErrorCode, Event, EventBody, Flavor, HistoryQuery, Name, Outcome, Profile,
+};
 
 /// What a protocol session may ask of the chat.
 pub trait Chat {
@@ -26,6 +28,68 @@ pub trait Chat {
     fn local(&mut self, bytes: Bytes);
     /// People online now.
     fn online(&mut self) -> usize;
+    /// Asks for part of a room's history; it arrives later as an
+    /// [`EventBody::History`] event (or a refusal).
+    fn history(&mut self, request: HistoryRequest);
+}
+
+/// A request for part of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// The room (`None`: the current one).
+    pub room: Option<String>,
+    pub query: HistoryQuery,
+    /// Most lines wanted (the server caps it).
+    pub limit: usize,
+    /// Joins, parts and the like too.
+    pub events: bool,
+    /// Asked for (else the replay on joining).
+    pub asked: bool,
+}
+
+impl HistoryRequest {
+    /// The last `limit` lines of `room`, as the replay on joining it.
+    pub fn replay(room: &str, limit: usize) -> HistoryRequest {
+        HistoryRequest {
+            room: Some(room.to_string()),
+            query: HistoryQuery::Latest(None),
+            limit,
+            events: false,
+            asked: false,
+        }
+    }
+}
+
+/// What a session replays when its user enters a room.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The room registering puts text and JSON users in.
+    pub default_room: String,
+    /// Lines shown (0: none).
+    pub lines: usize,
+}
+
+impl Replay {
+    /// The room `cmd` will have put the user in if it succeeds.
+    fn room_of(&self, cmd: &Command) -> Option<String> {
+        match cmd {
+            Command::Join { room, .. } | Command::JoinWithKey { room, .. } => Some(room.clone()),
+            Command::Register { .. } if !self.default_room.is_empty() => {
+                Some(self.default_room.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs `cmd`; once it has put the user in a room, asks for its last lines.
+    pub fn execute(&self, cmd: Command, chat: &mut dyn Chat) -> Outcome {
+        let room = self.room_of(&cmd).filter(|_| self.lines > 0);
+        let outcome = chat.execute(cmd);
+        if let (Some(room), Outcome::Continue) = (room, outcome) {
+            chat.history(HistoryRequest::replay(&room, self.lines));
+        }
+        outcome
+    }
 }
 
 /// Why the connection loop is closing a connection on its own.
@@ -103,6 +167,17 @@ pub struct SessionConfig {
     pub ip: Name,
     /// The oper blocks, as last (re)loaded.
     pub opers: OperBook,
+    /// Lines of history replayed on entering a room.
+    pub history_on_join: usize,
+}
+
+impl SessionConfig {
+    pub fn replay(&self) -> Replay {
+        Replay {
+            default_room: self.default_room.clone(),
+            lines: self.history_on_join,
+        }
+    }
 }
 
 /// The oper blocks, shared by every session and replaced on a rehash.
@@ -149,24 +224,32 @@ fn profile(
     }
 }
 
+/// Runs a decoded command, noting a nickname taken, and replays a
+/// room's last lines on entering it.
+fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) -> Outcome {
+    let registering = matches!(cmd, Command::Register { .. });
+    let outcome = replay.execute(cmd, chat);
+    *registered |= registering && outcome == Outcome::Continue;
+    outcome
+}
+
+/// The lines `/history` shows when no number is given.
+const HISTORY_LINES: usize = 50;
+
 /// People on telnet or netcat.
 pub struct TextSession {
     color: bool,
     registered: bool,
+    replay: Replay,
 }
 
 impl TextSession {
-    pub fn new() -> TextSession {
+    pub fn new(config: &SessionConfig) -> TextSession {
         TextSession {
             color: true,
             registered: false,
+            replay: config.replay(),
         }
-    }
-}
-
-impl Default for TextSession {
-    fn default() -> Self {
-        TextSession::new()
     }
 }
 
@@ -184,11 +267,16 @@ impl Protocol for TextSession {
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match text::parse(line, self.registered) {
-            text::Input::Command(cmd) => {
-                let registering = matches!(cmd, Command::Register { .. });
-                let outcome = chat.execute(cmd);
-                self.registered |= registering && outcome == Outcome::Continue;
-                outcome
+            text::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
+            text::Input::History(lines) => {
+                chat.history(HistoryRequest {
+                    room: None,
+                    query: HistoryQuery::Latest(None),
+                    limit: lines.unwrap_or(HISTORY_LINES),
+                    events: false,
+                    asked: true,
+                });
+                Outcome::Continue
             }
             text::Input::Help => {
                 self.reply(EventBody::Help, chat);
@@ -254,6 +342,7 @@ fn timeout_error(why: Goodbye) -> EventBody {
 pub struct JsonSession {
     server_name: String,
     registered: bool,
+    replay: Replay,
     /// Send a JSON welcome on starting.
     greet: bool,
 }
@@ -263,6 +352,7 @@ impl JsonSession {
         JsonSession {
             server_name: config.server_name.clone(),
             registered: false,
+            replay: config.replay(),
             greet,
         }
     }
@@ -289,11 +379,16 @@ impl Protocol for JsonSession {
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match json::parse(line) {
-            json::Input::Command(cmd) => {
-                let registering = matches!(cmd, Command::Register { .. });
-                let outcome = chat.execute(cmd);
-                self.registered |= registering && outcome == Outcome::Continue;
-                outcome
+            json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
+            json::Input::History { room, query, limit } => {
+                chat.history(HistoryRequest {
+                    room,
+                    query,
+                    limit: limit.unwrap_or(HISTORY_LINES),
+                    events: false,
+                    asked: true,
+                });
+                Outcome::Continue
             }
             json::Input::Keep => Outcome::Continue, // any line is proof of life
             json::Input::Help => {
@@ -333,6 +428,7 @@ mod tests {
     struct Recorder {
         commands: Vec<Command>,
         local: Vec<u8>,
+        history: Vec<HistoryRequest>,
     }
 
     impl Chat for Recorder {
@@ -346,11 +442,15 @@ mod tests {
         fn online(&mut self) -> usize {
             3
         }
+        fn history(&mut self, request: HistoryRequest) {
+            self.history.push(request);
+        }
     }
 
     fn config() -> SessionConfig {
         let limits = irc::Limits {
             monitor_limit: 100,
+            history_max_lines: 1000,
             max_nick_chars: 30,
             max_room_chars: 50,
             max_rooms_per_user: 100,
@@ -364,6 +464,7 @@ mod tests {
             host: "h.ip".into(),
             ip: "127.0.0.1".into(),
             opers: Default::default(),
+            history_on_join: 10,
         }
     }
 
@@ -378,12 +479,27 @@ mod tests {
 
     #[test]
     fn text_registers_then_talks_and_answers_help_itself() {
-        let mut s = TextSession::new();
+        let mut s = TextSession::new(&config());
         let mut chat = Recorder::default();
         s.start(&mut chat);
         assert!(matches!(chat.commands[0], Command::Identify(_)));
         s.line("alice", &mut chat);
         assert!(s.registered());
+        assert_eq!(
+            chat.history,
+            [HistoryRequest::replay("lobby", 10)],
+            "lobby replayed"
+        );
+        s.line("/history 5", &mut chat);
+        assert!(matches!(
+            &chat.history[1],
+            HistoryRequest {
+                room: None,
+                limit: 5,
+                asked: true,
+                ..
+            }
+        ));
         s.line("hello", &mut chat);
         assert!(matches!(&chat.commands[2], Command::Say { text, .. } if text == "hello"));
         s.line("/help", &mut chat);

@@ -16,6 +16,8 @@ pub enum Input {
     Help,
     /// Turn colours on or off.
     Color(bool),
+    /// Show the current room's last lines (`None`: the usual number).
+    History(Option<usize>),
     /// Nothing to do (an empty line).
     Nothing,
     /// The line was wrong; tell the user.
@@ -33,6 +35,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/nick NEW", "change your nickname"),
     ("/me ACTION", "say an action: * you ACTION"),
     ("/msg NICK TEXT", "private message"),
+    ("/history [N]", "the room's last N lines"),
     ("/color on|off", "ANSI colours"),
     ("/quit [REASON]", "leave (also: quit, exit)"),
 ];
@@ -95,6 +98,15 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 ErrorCode::NotRegistered,
                 "pick a nickname first (just type it), or /quit".into(),
             )
+        }
+        "history" | "hist" => {
+            return match args {
+                "" => Input::History(None),
+                n => match n.parse::<usize>() {
+                    Ok(n) if n > 0 => Input::History(Some(n)),
+                    _ => Input::Error(ErrorCode::BadArguments, "usage: /history [LINES]".into()),
+                },
+            }
         }
         "who" | "names" => Command::Who { room: opt(args) },
         "rooms" | "list" => Command::Rooms,
@@ -463,7 +475,35 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::RealnameChanged { nick, realname } => {
             p.system(&format!("*** {nick} is now called {realname}"))
         }
+        EventBody::History {
+            room,
+            facts,
+            more,
+            asked,
+        } => {
+            if facts.is_empty() {
+                if *asked {
+                    p.system(&format!("*** No history in #{room}"));
+                }
+                return;
+            }
+            p.system(&format!("*** History of #{room}:"));
+            for ev in facts.iter().filter_map(|f| f.event()) {
+                p.paint(SYSTEM, &format!("[{}] ", clock(ev.at_ms)));
+                render(&ev, color, p.out);
+            }
+            match more {
+                true => p.system("*** End of history (/history 50 shows more)"),
+                false => p.system("*** End of history"),
+            }
+        }
     }
+}
+
+/// `HH:MM` (UTC) of a time in milliseconds since the epoch.
+fn clock(ms: u64) -> String {
+    let mins = ms / 60_000;
+    format!("{:02}:{:02}", (mins / 60) % 24, mins % 60)
 }
 
 /// A refusal as a text user reads it: the plain words, and the slash

@@ -17,15 +17,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::mailbox::{Item, Next, Queue};
 use super::transport::Transport;
-use super::{Chat, Shared};
+use super::Shared;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
-use crate::proto::session::{self, Goodbye, Protocol, SessionConfig, TextSession};
-use crate::proto::{Command, ConnId, Name, Outcome};
+use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
+use crate::proto::{
+    Anchor, Command, ConnId, ErrorCode, EventBody, HistoryQuery, Name, Outcome, Refusal,
+};
 
 /// Most queued items rendered into one write.
 const BATCH: usize = 256;
@@ -60,28 +62,74 @@ impl Heartbeat {
 /// What a protocol session reaches the chat through: the handle, and this
 /// connection's own queue for the session's own replies.
 struct Port<'a> {
-    chat: &'a Chat,
+    shared: &'a Shared,
     id: ConnId,
     queue: &'a Queue,
 }
 
 fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue) -> Port<'a> {
-    Port {
-        chat: &shared.chat,
-        id,
-        queue,
-    }
+    Port { shared, id, queue }
 }
 
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
-        self.chat.execute(self.id, cmd)
+        self.shared.chat.execute(self.id, cmd)
     }
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
     }
     fn online(&mut self) -> usize {
-        self.chat.online()
+        self.shared.chat.online()
+    }
+
+    /// History is for the room's members; it is read off the chat lock, on
+    /// a blocking thread, and queued for this connection when it is there.
+    fn history(&mut self, r: HistoryRequest) {
+        let (chat, id) = (self.shared.chat.clone(), self.id);
+        let room = match r
+            .room
+            .or_else(|| chat.current_room(id).map(|n| n.to_string()))
+        {
+            Some(room) => room,
+            None => {
+                let refusal = Refusal::new(ErrorCode::NotInRoom);
+                return chat.tell(id, EventBody::Refused(refusal));
+            }
+        };
+        let Some(now) = chat.member_seq(id, &room) else {
+            let refusal = Refusal::new(ErrorCode::NotInRoom).room(&room);
+            return chat.tell(id, EventBody::Refused(refusal));
+        };
+        // What was said up to now: later lines reach the member live.
+        let query = match r.query {
+            HistoryQuery::Latest(None) => HistoryQuery::Before(Anchor::Seq(now + 1)),
+            q => q,
+        };
+        let limit = r
+            .limit
+            .clamp(1, self.shared.config.history_max_lines.max(1));
+        let store = self.shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let body = match store.history(&room, query, limit, r.events) {
+                Ok(h) => EventBody::History {
+                    room: h
+                        .facts
+                        .first()
+                        .and_then(|f| f.room.clone())
+                        .unwrap_or_else(|| room.strip_prefix('#').unwrap_or(&room).into()),
+                    facts: h.facts,
+                    more: h.more,
+                    asked: r.asked,
+                },
+                Err(e) => {
+                    warn!("history of {room}: {e}");
+                    let refusal = Refusal::new(ErrorCode::StoreFailed)
+                        .detail("history cannot be read right now");
+                    EventBody::Refused(refusal)
+                }
+            };
+            chat.tell(id, body);
+        });
     }
 }
 
@@ -103,6 +151,9 @@ struct Connection<T> {
     /// Output the socket did not take yet (only for a peer that is behind;
     /// empty, with no allocation, otherwise).
     pending: Vec<u8>,
+    /// An item that waits for the store to make its facts durable; nothing
+    /// after it is written either.
+    held: Option<Item>,
     /// When the registration timeout fires (until registered).
     registration_deadline: Instant,
     /// Flood control: lines read but not yet handled (at most one read's
@@ -148,6 +199,7 @@ pub(crate) async fn run<T: Transport>(
         host,
         ip: ip.to_string().into(),
         opers: shared.opers.clone(),
+        history_on_join: config.history_on_join,
     };
     let delay = config.banner_delay;
     let now = Instant::now();
@@ -156,7 +208,7 @@ pub(crate) async fn run<T: Transport>(
         decoder: LineDecoder::new(config.max_line_bytes),
         registration_deadline: now + config.registration_timeout,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
-        proto: Box::new(TextSession::new()),
+        proto: Box::new(TextSession::new(&session_config)),
         detecting: entry == Entry::Main,
         session_config,
         shared: shared.clone(),
@@ -166,11 +218,12 @@ pub(crate) async fn run<T: Transport>(
         heartbeat: None,
         ping_token: 0,
         pending: Vec::new(),
+        held: None,
         backlog: VecDeque::new(),
         flood_clock: now,
     };
     let proto: Box<dyn Protocol> = match entry {
-        Entry::Main => Box::new(TextSession::new()),
+        Entry::Main => Box::new(TextSession::new(&c.session_config)),
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
     };
     c.switch_to(proto);
@@ -207,13 +260,17 @@ impl<T: Transport> Connection<T> {
                     let _ = tokio::time::timeout(grace, Box::pin(self.flush())).await;
                     return End::Shutdown;
                 }
-                next = queue.next(), if self.hold_until.is_none() => match next {
-                    Next::Item(item) => {
-                        let mut r = self.write_now(item);
-                        if r.is_ok() && !self.pending.is_empty() {
-                            r = Box::pin(self.write_pending()).await;
+                _ = durable(&self.shared, self.held.as_ref()), if self.held.is_some() => {
+                    if let Some(item) = self.held.take() {
+                        if let Err(e) = self.write_item(item).await {
+                            return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
                         }
-                        if let Err(e) = r {
+                    }
+                }
+                next = queue.next(), if self.hold_until.is_none() && self.held.is_none() => match next {
+                    Next::Item(item) if self.waits(&item) => self.held = Some(item),
+                    Next::Item(item) => {
+                        if let Err(e) = self.write_item(item).await {
                             return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
                         }
                     }
@@ -404,10 +461,34 @@ impl<T: Transport> Connection<T> {
         false
     }
 
-    /// Appends one queued item to `out` as this connection writes it.
+    /// Whether `item` must wait for the store before it is written.
+    fn waits(&self, item: &Item) -> bool {
+        gate(&self.shared, Some(item)).is_some()
+    }
+
+    /// Writes `item` and what follows it in the queue, waiting for a peer
+    /// that is behind.
+    async fn write_item(&mut self, item: Item) -> io::Result<()> {
+        self.write_now(item)?;
+        if !self.pending.is_empty() {
+            Box::pin(self.write_pending()).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends one queued item to `out` as this connection writes it
+    /// (nothing for an event whose facts the store failed to keep).
     fn render_into(&mut self, item: Item, out: &mut Vec<u8>) {
         match item {
-            Item::Event(ev) => self.proto.render(&ev, out),
+            Item::Event(ev) => {
+                let failed = self.shared.durable.as_ref().is_some_and(|w| {
+                    let ticket = ev.gate();
+                    ticket != 0 && w.failed(ticket)
+                });
+                if !failed {
+                    self.proto.render(&ev, out)
+                }
+            }
             Item::Local(bytes) => out.extend_from_slice(&bytes),
         }
     }
@@ -426,6 +507,10 @@ impl<T: Transport> Connection<T> {
             self.render_into(first, &mut out);
             for _ in 1..BATCH {
                 match self.queue.try_next() {
+                    Some(Next::Item(item)) if self.waits(&item) => {
+                        self.held = Some(item);
+                        break;
+                    }
                     Some(Next::Item(item)) => self.render_into(item, &mut out),
                     _ => break,
                 }
@@ -458,18 +543,39 @@ impl<T: Transport> Connection<T> {
         .await
     }
 
-    /// Writes everything still queued (used on quit, timeouts and shutdown).
+    /// Writes everything still queued (used on quit, timeouts and
+    /// shutdown), waiting for the store where it must.
     async fn flush(&mut self) {
-        while let Some(Next::Item(item)) = self.queue.try_next() {
-            let mut r = self.write_now(item);
-            if r.is_ok() && !self.pending.is_empty() {
-                r = self.write_pending().await;
-            }
-            if r.is_err() {
+        loop {
+            let item = match self.held.take() {
+                Some(item) => item,
+                None => match self.queue.try_next() {
+                    Some(Next::Item(item)) => item,
+                    _ => break,
+                },
+            };
+            durable(&self.shared, Some(&item)).await;
+            if self.write_item(item).await.is_err() {
                 return;
             }
         }
         debug!("flushed");
+    }
+}
+
+/// The store ticket `item` still waits for, if any.
+fn gate(shared: &Shared, item: Option<&Item>) -> Option<u64> {
+    let (Some(w), Some(Item::Event(ev))) = (&shared.durable, item) else {
+        return None;
+    };
+    let ticket = ev.gate();
+    (ticket > w.done()).then_some(ticket)
+}
+
+/// Waits until `item` may be written.
+async fn durable(shared: &Shared, item: Option<&Item>) {
+    if let (Some(w), Some(ticket)) = (&shared.durable, gate(shared, item)) {
+        w.reached(ticket).await;
     }
 }
 

@@ -24,10 +24,12 @@ use tracing::{info, warn, Instrument};
 
 use crate::cluster::Standalone;
 use crate::config::Config;
+use crate::hub::Store;
 use crate::hub::{ChatHandle, Control, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
 use crate::proto::session::OperBook;
-use crate::proto::{now_ms, session, EventBody};
+use crate::proto::{now_ms, session, ErrorCode, EventBody};
+use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::MemoryStore;
 
 use connection::Entry;
@@ -35,6 +37,27 @@ pub use limits::{Admission, Refusal};
 
 /// The chat as this server holds it: the handle over the router's queues.
 pub(crate) type Chat = ChatHandle<router::Router>;
+
+/// Opens the store the config asks for: the SQLite file, or memory with
+/// `db = "off"`. The receiver, if any, names senders whose messages the
+/// store failed to keep.
+fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failures>)> {
+    if config.db == "off" {
+        let store = MemoryStore::new(MEMORY_HISTORY_PER_ROOM, MEMORY_HISTORY_ROOMS);
+        return Ok((Arc::new(store), None));
+    }
+    let retention = Retention {
+        per_room: config.history_per_room,
+        max_age: config.history_max_age,
+    };
+    let path = std::path::Path::new(&config.db);
+    let (store, failures) = SqliteStore::open(path, config.db_max_bytes, retention)
+        .with_context(|| format!("cannot use the database {} (db)", config.db))?;
+    Ok((Arc::new(store), Some(failures)))
+}
+
+/// Senders whose messages the store could not keep.
+type Failures = tokio::sync::mpsc::UnboundedReceiver<Vec<crate::proto::ConnId>>;
 
 /// Facts of each room kept in memory when there is no database.
 const MEMORY_HISTORY_PER_ROOM: usize = 1000;
@@ -45,6 +68,10 @@ const MEMORY_HISTORY_ROOMS: usize = 10_000;
 pub(crate) struct Shared {
     pub config: Config,
     pub chat: Chat,
+    /// Where history is read (off the chat lock).
+    pub store: Arc<dyn Store>,
+    /// How far the store has made facts durable (`None`: no waiting).
+    pub durable: Option<Arc<crate::hub::Watermark>>,
     pub shutdown: CancellationToken,
     /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
     pub irc_info: Arc<ServerInfo>,
@@ -74,6 +101,7 @@ pub struct Server {
     /// Rehash and shutdown requests from operators.
     requests: tokio::sync::mpsc::Receiver<Control>,
     reload: Option<Reload>,
+    failures: Option<Failures>,
 }
 
 impl Server {
@@ -97,15 +125,13 @@ impl Server {
             },
             None => None,
         };
-        let store = Arc::new(MemoryStore::new(
-            MEMORY_HISTORY_PER_ROOM,
-            MEMORY_HISTORY_ROOMS,
-        ));
+        let (store, failures) = open_store(&config)?;
+        let durable = store.watermark();
         let (to_server, requests) = tokio::sync::mpsc::channel(16);
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
             router::Router::new(to_server),
-            store,
+            store.clone(),
             Arc::new(Standalone),
         );
         let admission = Admission::new(config.max_clients, config.max_per_ip);
@@ -113,6 +139,7 @@ impl Server {
             &config.server_name,
             &Limits {
                 monitor_limit: config.monitor_limit,
+                history_max_lines: config.history_max_lines,
                 max_nick_chars: config.max_nick_chars,
                 max_room_chars: config.max_room_chars,
                 max_rooms_per_user: config.max_rooms_per_user,
@@ -125,6 +152,8 @@ impl Server {
             opers,
             config,
             chat,
+            store,
+            durable,
             shutdown: CancellationToken::new(),
             irc_info: Arc::new(irc_info),
             cloak_key: Default::default(),
@@ -136,6 +165,7 @@ impl Server {
             admission,
             requests,
             reload: None,
+            failures,
         })
     }
 
@@ -190,6 +220,18 @@ impl Server {
             info!("irc listening on {addr}");
         }
         let tracker = TaskTracker::new();
+        if let Some(mut failures) = self.failures.take() {
+            let chat = self.shared.chat.clone();
+            tokio::spawn(async move {
+                while let Some(senders) = failures.recv().await {
+                    for conn in senders {
+                        let refusal = crate::proto::Refusal::new(ErrorCode::StoreFailed)
+                            .detail("your message could not be stored, so nobody was shown it");
+                        chat.tell(conn, EventBody::Refused(refusal));
+                    }
+                }
+            });
+        }
         let mut next_id = 0u64;
         let mut hangup = hangup_signal();
         loop {

@@ -2,11 +2,12 @@
 //! restart. Bounded: a room's oldest facts are dropped first, and rooms
 //! past `max_rooms` evict the one written to least recently.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::hub::{names, HistoryQuery, Store, StoreError};
-use crate::proto::Fact;
+use crate::hub::{names, Store, StoreError, Watermark};
+use crate::proto::{Anchor, Fact, History, HistoryQuery};
 
 /// Recent room history in memory.
 pub struct MemoryStore {
@@ -34,9 +35,9 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn append(&self, facts: &[Fact]) -> Result<(), StoreError> {
+    fn submit(&self, facts: Vec<Fact>) -> u64 {
         if self.per_room == 0 {
-            return Ok(());
+            return 0;
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for fact in facts {
@@ -54,9 +55,9 @@ impl Store for MemoryStore {
             if log.len() >= self.per_room {
                 log.pop_front();
             }
-            log.push_back(fact.clone());
+            log.push_back(fact);
         }
-        Ok(())
+        0
     }
 
     fn history(
@@ -64,23 +65,71 @@ impl Store for MemoryStore {
         room: &str,
         query: HistoryQuery,
         limit: usize,
-    ) -> Result<Vec<Fact>, StoreError> {
+        events: bool,
+    ) -> Result<History, StoreError> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some((_, log)) = inner.rooms.get(&names::fold(room)) else {
-            return Ok(Vec::new());
+            return Ok(History::default());
         };
-        let facts: Vec<&Fact> = match query {
-            HistoryQuery::Latest => log.iter().rev().take(limit).collect(),
-            HistoryQuery::Before(id) => {
-                log.iter().rev().filter(|f| f.id < id).take(limit).collect()
+        let (front, back) = log.as_slices();
+        let all: Vec<&Fact> = front
+            .iter()
+            .chain(back)
+            .filter(|f| events || f.body.is_message())
+            .collect();
+        Ok(select(&all, query, limit))
+    }
+
+    fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn watermark(&self) -> Option<Arc<Watermark>> {
+        None
+    }
+}
+
+/// Where a fact stands against an anchor.
+fn cmp(f: &Fact, a: &Anchor) -> Ordering {
+    match a {
+        Anchor::Id(id) => f.id.cmp(id),
+        Anchor::Time(t) => f.at_ms.cmp(t),
+        Anchor::Seq(n) => f.seq.cmp(n),
+    }
+}
+
+/// Answers `query` from facts in order (oldest first).
+pub(crate) fn select(all: &[&Fact], query: HistoryQuery, limit: usize) -> History {
+    let after = |a: &Anchor| all.partition_point(|f| cmp(f, a) != Ordering::Greater);
+    let before = |a: &Anchor| all.partition_point(|f| cmp(f, a) == Ordering::Less);
+    // (range, take the newest of it?)
+    let (lo, hi, newest) = match query {
+        HistoryQuery::Latest(None) => (0, all.len(), true),
+        HistoryQuery::Latest(Some(a)) => (after(&a), all.len(), true),
+        HistoryQuery::Before(a) => (0, before(&a), true),
+        HistoryQuery::After(a) => (after(&a), all.len(), false),
+        HistoryQuery::Around(a) => {
+            let mid = before(&a);
+            let lo = mid.saturating_sub(limit / 2);
+            let hi = (lo + limit).min(all.len());
+            (hi.saturating_sub(limit).min(lo), hi, false)
+        }
+        HistoryQuery::Between(a, b) => {
+            let forward = before(&a) <= before(&b);
+            match forward {
+                true => (after(&a), before(&b).max(after(&a)), false),
+                false => (after(&b), before(&a).max(after(&b)), true),
             }
-            HistoryQuery::After(id) => {
-                let mut after: Vec<&Fact> = log.iter().filter(|f| f.id > id).take(limit).collect();
-                after.reverse();
-                after
-            }
-        };
-        Ok(facts.into_iter().rev().cloned().collect())
+        }
+    };
+    let (lo, hi) = (lo.min(all.len()), hi.min(all.len()));
+    let (start, end) = match newest {
+        true => (hi.saturating_sub(limit).max(lo), hi),
+        false => (lo, (lo + limit).min(hi)),
+    };
+    History {
+        facts: all[start..end].iter().map(|f| (*f).clone()).collect(),
+        more: start > lo || end < hi,
     }
 }
 
@@ -105,39 +154,53 @@ mod tests {
         }
     }
 
-    fn ids(v: Vec<Fact>) -> Vec<u128> {
-        v.into_iter().map(|f| f.id.0).collect()
+    fn ids(h: History) -> Vec<u128> {
+        h.facts.into_iter().map(|f| f.id.0).collect()
     }
 
     #[test]
     fn keeps_the_last_lines_of_each_room_in_order() {
         let s = MemoryStore::new(3, 10);
         let facts: Vec<Fact> = (1..=5).map(|n| said("Lobby", n)).collect();
-        s.append(&facts).unwrap();
+        assert_eq!(s.submit(facts), 0, "kept at once: nothing to wait for");
+        let latest = HistoryQuery::Latest(None);
         assert_eq!(
-            ids(s.history("lobby", HistoryQuery::Latest, 10).unwrap()),
+            ids(s.history("lobby", latest, 10, false).unwrap()),
             [3, 4, 5]
         );
-        assert_eq!(
-            ids(s.history("LOBBY", HistoryQuery::Latest, 2).unwrap()),
-            [4, 5]
-        );
-        let before = HistoryQuery::Before(MsgId(5));
-        assert_eq!(ids(s.history("lobby", before, 1).unwrap()), [4]);
-        let after = HistoryQuery::After(MsgId(3));
-        assert_eq!(ids(s.history("lobby", after, 1).unwrap()), [4]);
-        assert!(s
-            .history("nowhere", HistoryQuery::Latest, 5)
-            .unwrap()
-            .is_empty());
+        let h = s.history("LOBBY", latest, 2, false).unwrap();
+        assert!(h.more);
+        assert_eq!(ids(h), [4, 5]);
+        let before = HistoryQuery::Before(Anchor::Id(MsgId(5)));
+        assert_eq!(ids(s.history("lobby", before, 1, false).unwrap()), [4]);
+        let after = HistoryQuery::After(Anchor::Id(MsgId(3)));
+        assert_eq!(ids(s.history("lobby", after, 1, false).unwrap()), [4]);
+        let nowhere = s.history("nowhere", latest, 5, false).unwrap();
+        assert!(nowhere.facts.is_empty() && !nowhere.more);
     }
 
     #[test]
     fn rooms_are_bounded_too() {
         let s = MemoryStore::new(3, 2);
-        s.append(&[said("a", 1), said("b", 2), said("c", 3)])
-            .unwrap();
-        assert!(s.history("a", HistoryQuery::Latest, 5).unwrap().is_empty());
-        assert_eq!(ids(s.history("c", HistoryQuery::Latest, 5).unwrap()), [3]);
+        s.submit(vec![said("a", 1), said("b", 2), said("c", 3)]);
+        let latest = HistoryQuery::Latest(None);
+        assert!(s.history("a", latest, 5, false).unwrap().facts.is_empty());
+        assert_eq!(ids(s.history("c", latest, 5, false).unwrap()), [3]);
+    }
+
+    #[test]
+    fn every_selector_picks_the_right_slice() {
+        let all: Vec<Fact> = (1..=10).map(|n| said("r", n)).collect();
+        let refs: Vec<&Fact> = all.iter().collect();
+        let id = |n| Anchor::Id(MsgId(n));
+        let pick = |q, limit| ids(select(&refs, q, limit));
+        assert_eq!(pick(HistoryQuery::Latest(Some(id(7))), 10), [8, 9, 10]);
+        assert_eq!(pick(HistoryQuery::Before(id(4)), 10), [1, 2, 3]);
+        assert_eq!(pick(HistoryQuery::Before(id(9)), 2), [7, 8]);
+        assert_eq!(pick(HistoryQuery::After(id(8)), 5), [9, 10]);
+        assert_eq!(pick(HistoryQuery::Around(id(5)), 4), [3, 4, 5, 6]);
+        assert_eq!(pick(HistoryQuery::Between(id(2), id(6)), 10), [3, 4, 5]);
+        assert_eq!(pick(HistoryQuery::Between(id(6), id(2)), 2), [4, 5]);
+        assert_eq!(pick(HistoryQuery::Before(Anchor::Time(3)), 10), [1, 2]);
     }
 }

@@ -33,6 +33,7 @@ pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         irc_listen: "127.0.0.1:0".parse().unwrap(),
+        db: "off".into(),
         ..Config::default()
     }
 }
@@ -190,9 +191,31 @@ impl Client {
     }
 }
 
-pub type Json = serde_json::Map<String, serde_json::Value>;
+use natter::proto::json::wire::Stamped;
+#[allow(unused_imports)]
+pub use natter::proto::json::wire::{Cmd, Event};
 
-/// A client speaking JSON lines.
+/// Reads [`JsonClient`] events until one matches the pattern (and the
+/// guard after `if`); the future's output is the expression after `=>`, made
+/// from the pattern's bindings, or `()`. Events before it are skipped.
+///
+/// `expect_event!(c, Event::Message { from, text, .. } => (from, text)).await`
+macro_rules! expect_event {
+    ($j:expr, $pat:pat $(if $guard:expr)? => $out:expr) => {
+        $j.expect_with(stringify!($pat $(if $guard)?), |ev| match ev {
+            $pat $(if $guard)? => Some($out),
+            _ => None,
+        })
+    };
+    ($j:expr, $pat:pat $(if $guard:expr)?) => {
+        expect_event!($j, $pat $(if $guard)? => ())
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use expect_event;
+
+/// A client speaking JSON lines. What it reads must be events the wire
+/// types describe ([`Event`], with a server time `ts`), or it panics.
 pub struct JsonClient {
     pub c: Client,
 }
@@ -207,50 +230,58 @@ impl JsonClient {
     /// Logs in as `nick` and reads up to the presence list of the default room.
     pub async fn login(addr: SocketAddr, nick: &str) -> JsonClient {
         let mut j = JsonClient::connect(addr).await;
-        j.send(serde_json::json!({"cmd": "login", "nick": nick}))
-            .await;
-        let r = j.expect("registered").await;
-        assert_eq!(r["nick"], nick);
-        j.expect("presence").await;
+        j.send(Cmd::Login { nick: nick.into() }).await;
+        let got = expect_event!(j, Event::Registered { nick, .. } => nick).await;
+        assert_eq!(got, nick);
+        expect_event!(j, Event::Presence { .. }).await;
         j
     }
 
-    pub async fn send(&mut self, v: serde_json::Value) {
-        self.c.send(&v.to_string()).await;
+    /// Sends one command: a [`Cmd`], or any JSON (`json!`) to send what
+    /// [`Cmd`] would not.
+    pub async fn send(&mut self, cmd: impl serde::Serialize) {
+        let line = serde_json::to_string(&cmd).expect("serializable");
+        self.c.send(&line).await;
     }
 
-    /// The next JSON object from the server, skipping the text banner that
+    /// The next event from the server, skipping the text banner that
     /// precedes protocol detection. None at EOF.
-    pub async fn next(&mut self) -> Option<Json> {
+    pub async fn next(&mut self) -> Option<Event<'static>> {
         loop {
             let line = self.c.line().await?;
             if line.starts_with('{') {
-                let v: serde_json::Value =
-                    serde_json::from_str(&line).expect("server sent bad JSON");
-                let m = v.as_object().expect("an object").clone();
-                assert!(m.contains_key("type"), "every object has a type: {line}");
-                return Some(m);
+                let s: Stamped = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not a natter JSON event ({e}): {line}"));
+                assert!(s.ts > 1_600_000_000_000, "ts is server time in ms: {line}");
+                return Some(s.event);
             }
         }
     }
 
-    /// Reads objects until one has `"type": ty`.
-    pub async fn expect(&mut self, ty: &str) -> Json {
+    /// Reads events until `pick` returns something (see [`expect_event!`]).
+    pub async fn expect_with<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(Event<'static>) -> Option<T>,
+    ) -> T {
         let mut seen = Vec::new();
         loop {
             match self.next().await {
-                Some(m) if m["type"] == ty => return m,
-                Some(m) => seen.push(m),
-                None => panic!("EOF waiting for {ty}; saw {seen:#?}"),
+                Some(ev) => match pick(ev.clone()) {
+                    Some(v) => return v,
+                    None => seen.push(ev),
+                },
+                None => panic!("EOF waiting for {what}; saw {seen:#?}"),
             }
         }
     }
 
-    /// Reads until an error object arrives; returns its code.
+    /// Reads until an error event arrives; returns its code.
     pub async fn expect_error(&mut self) -> String {
-        let e = self.expect("error").await;
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
-        e["code"].as_str().unwrap().to_string()
+        let (code, message) =
+            expect_event!(self, Event::Error { code, message, .. } => (code, message)).await;
+        assert!(!message.is_empty(), "an error says what is wrong");
+        code.into_owned()
     }
 }
 

@@ -1,14 +1,14 @@
 //! natter's JSON-lines protocol, client side (docs/PROTOCOL.md, "JSON
-//! lines"): `{"cmd":…}` objects out, `{"type":…}` events in. Skips the text
+//! lines"): `{"cmd":…}` objects out, `{"type":…}` events in, both as the
+//! server's own wire types ([`wire::Cmd`], [`wire::Event`]). Skips the text
 //! banner the server sends before it knows we speak JSON, answers heartbeat
 //! pings with `keep`, turns a refused nickname before login into a
 //! `NeedNick`, and after a reconnect goes back to the room it was in.
 
-use serde_json::{json, Map, Value};
-
 use super::{same_nick, Output, Protocol};
 use crate::client::command::Request;
 use crate::client::event::{Event, EventKind};
+use crate::proto::json::wire::{self, Cmd};
 
 /// Client state for one natter server, kept across reconnects.
 #[derive(Debug, Default)]
@@ -36,46 +36,45 @@ impl JsonProtocol {
         }
     }
 
-    fn send(out: &mut Output, v: Value) {
-        out.send(v.to_string());
+    fn send(out: &mut Output, cmd: Cmd) {
+        out.send(cmd.to_json());
     }
 
     fn login(&mut self, out: &mut Output) {
         match &self.nick {
-            Some(n) => Self::send(out, json!({"cmd": "login", "nick": n})),
+            Some(n) => Self::send(out, Cmd::Login { nick: n.into() }),
             None => out.show(EventKind::NeedNick { refused: None }),
         }
     }
 
-    fn event(&mut self, m: &Map<String, Value>, out: &mut Output) -> Option<EventKind> {
-        let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-        let n = |k: &str| m.get(k).and_then(Value::as_u64);
-        let ty = m.get("type").and_then(Value::as_str)?;
-        Some(match ty {
-            "welcome" => EventKind::Info(match n("online") {
-                Some(o) => format!(
-                    "Welcome to {} ({o} online)",
-                    s("server").unwrap_or_else(|| "natter".into())
-                ),
-                None => "Welcome".into(),
-            }),
-            "registered" => {
-                let nick = s("nick")?;
+    fn event(&mut self, ev: wire::Event<'static>, out: &mut Output) -> Option<EventKind> {
+        use wire::Event as W;
+        Some(match ev {
+            W::Welcome { server, online } => {
+                EventKind::Info(format!("Welcome to {server} ({online} online)"))
+            }
+            W::Registered { nick, online } => {
+                let nick = String::from(nick);
                 self.registered = true;
                 self.nick = Some(nick.clone());
                 EventKind::Registered {
                     nick,
-                    online: n("online"),
+                    online: Some(online),
                 }
             }
-            "joined" => {
-                let (room, nick) = (s("room")?, s("nick")?);
+            W::Joined {
+                room,
+                nick,
+                members,
+            } => {
+                let (room, nick) = (String::from(room), String::from(nick));
                 if self.is_me(&nick) {
                     self.joining = false;
                     if let Some(want) = self.rejoin.take() {
                         if !same_room(&want, &room) {
                             self.joining = true;
-                            Self::send(out, json!({"cmd": "join", "room": want}));
+                            let room = want.into();
+                            Self::send(out, Cmd::Join { room, key: None });
                         }
                     }
                     self.room = Some(room.clone());
@@ -83,88 +82,100 @@ impl JsonProtocol {
                 EventKind::Joined {
                     room,
                     nick,
-                    members: n("members"),
+                    members: Some(members),
                 }
             }
-            "left" => {
-                let (room, nick) = (s("room")?, s("nick")?);
+            W::Left {
+                room,
+                nick,
+                members,
+                reason,
+            } => {
                 if self.is_me(&nick) && self.room.as_deref().is_some_and(|r| same_room(r, &room)) {
                     self.room = None;
                 }
                 EventKind::Left {
-                    room,
-                    nick,
-                    members: n("members"),
-                    reason: s("reason"),
+                    room: room.into(),
+                    nick: nick.into(),
+                    members: Some(members),
+                    reason: reason.map(String::from),
                 }
             }
-            "quit" => EventKind::Quit {
-                nick: s("nick")?,
-                reason: s("reason"),
+            W::Quit { nick, reason } => EventKind::Quit {
+                nick: nick.into(),
+                reason: Some(reason.into()),
             },
-            "message" => EventKind::Message {
-                room: s("room")?,
-                from: s("from")?,
-                text: s("text")?,
-                action: m.get("action").and_then(Value::as_bool).unwrap_or(false),
+            W::Message {
+                room,
+                from,
+                text,
+                action,
+                ..
+            } => EventKind::Message {
+                room: room.into(),
+                from: from.into(),
+                text: text.into(),
+                action,
             },
-            "private" => EventKind::Private {
-                from: s("from")?,
-                to: s("to")?,
-                text: s("text")?,
-                action: m.get("action").and_then(Value::as_bool).unwrap_or(false),
+            W::Private {
+                from,
+                to,
+                text,
+                action,
+                ..
+            } => EventKind::Private {
+                from: from.into(),
+                to: to.into(),
+                text: text.into(),
+                action,
             },
-            "nick" => {
-                let (old, new) = (s("old")?, s("new")?);
+            W::Nick { old, new } => {
+                let (old, new) = (String::from(old), String::from(new));
                 if self.is_me(&old) {
                     self.nick = Some(new.clone());
                 }
                 EventKind::Nick { old, new }
             }
-            "presence" => EventKind::Presence {
-                room: s("room")?,
-                nicks: strings(m.get("nicks")?),
+            W::Presence { room, nicks, .. } => EventKind::Presence {
+                room: room.into(),
+                nicks: nicks.into_iter().map(String::from).collect(),
             },
-            "rooms" => EventKind::Rooms(
-                m.get("rooms")?
-                    .as_array()?
-                    .iter()
-                    .filter_map(|r| {
-                        let room = r.get("room")?.as_str()?.to_string();
-                        Some((room, r.get("members").and_then(Value::as_u64)))
-                    })
+            W::Rooms { rooms } => EventKind::Rooms(
+                rooms
+                    .into_iter()
+                    .map(|r| (r.room.into(), Some(r.members)))
                     .collect(),
             ),
-            "help" => EventKind::Info(format!(
+            W::Help { commands } => EventKind::Info(format!(
                 "server commands: {}",
-                m.get("commands")?
-                    .as_array()?
+                commands
                     .iter()
-                    .filter_map(|c| c.get("cmd")?.as_str())
+                    .map(|c| &*c.cmd)
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            "info" => EventKind::Info(s("text")?),
-            "error" => {
-                let code = s("code").unwrap_or_default();
-                let message = s("message").unwrap_or_else(|| code.clone());
+            W::Info { text } => EventKind::Info(text.into()),
+            W::Error { code, message, .. } => {
                 if code == "room_invalid" {
                     self.joining = false; // the rejoin failed: carry on
                 }
                 if !self.registered && (code == "nick_in_use" || code == "nick_invalid") {
                     EventKind::NeedNick {
-                        refused: Some(message),
+                        refused: Some(message.into()),
                     }
                 } else {
-                    EventKind::Error { code, message }
+                    EventKind::Error {
+                        code: code.into(),
+                        message: message.into(),
+                    }
                 }
             }
-            "ping" => {
-                Self::send(out, json!({"cmd": "keep"}));
+            W::Ping { .. } => {
+                Self::send(out, Cmd::Keep);
                 return None;
             }
-            "shutdown" => EventKind::Shutdown {
-                reason: s("reason").unwrap_or_default(),
+            W::Shutdown { reason } => EventKind::Shutdown {
+                reason: reason.into(),
             },
             _ => return None,
         })
@@ -173,17 +184,6 @@ impl JsonProtocol {
     fn is_me(&self, nick: &str) -> bool {
         self.registered && self.nick.as_deref().is_some_and(|me| same_nick(me, nick))
     }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// natter rooms ignore case and a leading `#`.
@@ -205,38 +205,53 @@ impl Protocol for JsonProtocol {
     }
 
     fn receive(&mut self, line: &str, out: &mut Output) {
-        // The text banner before protocol detection is not JSON: skip it.
-        if !line.trim_start().starts_with('{') {
-            return;
-        }
-        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(line) else {
+        // The text banner before protocol detection is not JSON, and a
+        // type this client does not know is skipped: neither parses.
+        let Some(wire::Stamped { event, ts }) = wire::parse_event(line) else {
             return;
         };
-        let at = m.get("ts").and_then(Value::as_i64);
-        if let Some(kind) = self.event(&m, out) {
-            out.event(Event::at(at, kind));
+        if let Some(kind) = self.event(event, out) {
+            out.event(Event::at(i64::try_from(ts).ok(), kind));
         }
     }
 
     fn request(&mut self, req: &Request, out: &mut Output) {
-        let v = match req {
+        let cmd = match req {
             Request::Login(nick) => {
                 self.nick = Some(nick.clone());
-                json!({"cmd": "login", "nick": nick})
+                Cmd::Login { nick: nick.into() }
             }
-            Request::Say { text, action } => {
-                json!({"cmd": if *action { "me" } else { "chat" }, "msg": text})
-            }
-            Request::Private { to, text } => json!({"cmd": "msg", "to": to, "msg": text}),
-            Request::Join(room) => json!({"cmd": "join", "room": room}),
-            Request::Part(reason) => json!({"cmd": "part", "reason": reason}),
-            Request::Who(Some(room)) => json!({"cmd": "who", "room": room}),
-            Request::Who(None) => json!({"cmd": "who"}),
-            Request::Rooms => json!({"cmd": "rooms"}),
-            Request::Nick(nick) => json!({"cmd": "nick", "nick": nick}),
-            Request::Quit(reason) => json!({"cmd": "quit", "reason": reason}),
+            Request::Say {
+                text,
+                action: false,
+            } => Cmd::chat(text),
+            Request::Say { text, action: true } => Cmd::Me {
+                msg: text.into(),
+                room: None,
+            },
+            Request::Private { to, text } => Cmd::Msg {
+                to: to.into(),
+                msg: text.into(),
+                action: false,
+            },
+            Request::Join(room) => Cmd::Join {
+                room: room.into(),
+                key: None,
+            },
+            Request::Part(reason) => Cmd::Part {
+                room: None,
+                reason: reason.as_deref().map(Into::into),
+            },
+            Request::Who(room) => Cmd::Who {
+                room: room.as_deref().map(Into::into),
+            },
+            Request::Rooms => Cmd::Rooms,
+            Request::Nick(nick) => Cmd::Nick { nick: nick.into() },
+            Request::Quit(reason) => Cmd::Quit {
+                reason: reason.as_deref().map(Into::into),
+            },
         };
-        Self::send(out, v);
+        Self::send(out, cmd);
     }
 
     fn ready(&self) -> bool {
@@ -278,7 +293,7 @@ mod tests {
         assert!(o.events.is_empty());
         let o = feed(
             &mut p,
-            r#"{"type":"message","id":1,"room":"lobby","from":"bob","text":"hi","action":false,"ts":7}"#,
+            r#"{"type":"message","id":"0190d2a2-0000-7000-8000-000000000001","seq":1,"room":"lobby","from":"bob","text":"hi","action":false,"ts":7}"#,
         );
         assert_eq!(
             kinds(&o),
@@ -317,7 +332,10 @@ mod tests {
         let mut out = Output::default();
         p.request(&Request::Login("bob".into()), &mut out);
         assert_eq!(out.lines, [r#"{"cmd":"login","nick":"bob"}"#]);
-        feed(&mut p, r#"{"type":"registered","nick":"bob","ts":1}"#);
+        feed(
+            &mut p,
+            r#"{"type":"registered","nick":"bob","online":1,"ts":1}"#,
+        );
         assert!(matches!(
             kinds(&feed(&mut p, err))[0],
             EventKind::Error { .. }
@@ -328,7 +346,10 @@ mod tests {
     fn reconnect_logs_in_again_and_rejoins_the_room() {
         let mut p = JsonProtocol::new(Some("alice".into()), None);
         p.connected(&mut Output::default());
-        feed(&mut p, r#"{"type":"registered","nick":"alice","ts":1}"#);
+        feed(
+            &mut p,
+            r#"{"type":"registered","nick":"alice","online":1,"ts":1}"#,
+        );
         feed(
             &mut p,
             r#"{"type":"joined","room":"lobby","nick":"alice","members":1,"ts":1}"#,
@@ -345,7 +366,10 @@ mod tests {
         let mut out = Output::default();
         p.connected(&mut out);
         assert_eq!(out.lines, [r#"{"cmd":"login","nick":"alicia"}"#]);
-        feed(&mut p, r#"{"type":"registered","nick":"alicia","ts":1}"#);
+        feed(
+            &mut p,
+            r#"{"type":"registered","nick":"alicia","online":1,"ts":1}"#,
+        );
         assert!(!p.ready(), "not before it is back in its room");
         let o = feed(
             &mut p,
@@ -384,7 +408,7 @@ mod tests {
                     to: "bob".into(),
                     text: "x".into(),
                 },
-                r#"{"cmd":"msg","msg":"x","to":"bob"}"#,
+                r#"{"cmd":"msg","to":"bob","msg":"x"}"#,
             ),
             (
                 Request::Join("#rust".into()),
@@ -392,14 +416,29 @@ mod tests {
             ),
             (Request::Who(None), r#"{"cmd":"who"}"#),
             (Request::Rooms, r#"{"cmd":"rooms"}"#),
-            (Request::Quit(None), r#"{"cmd":"quit","reason":null}"#),
+            (
+                Request::Who(Some("rust".into())),
+                r#"{"cmd":"who","room":"rust"}"#,
+            ),
+            (
+                Request::Nick("bobby".into()),
+                r#"{"cmd":"nick","nick":"bobby"}"#,
+            ),
+            (Request::Part(None), r#"{"cmd":"part"}"#),
+            (
+                Request::Part(Some("bye".into())),
+                r#"{"cmd":"part","reason":"bye"}"#,
+            ),
+            (Request::Quit(None), r#"{"cmd":"quit"}"#),
+            (
+                Request::Quit(Some("bye".into())),
+                r#"{"cmd":"quit","reason":"bye"}"#,
+            ),
         ];
         for (req, want) in cases {
             let mut out = Output::default();
             p.request(&req, &mut out);
-            let got: Value = serde_json::from_str(&out.lines[0]).unwrap();
-            let want: Value = serde_json::from_str(want).unwrap();
-            assert_eq!(got, want, "{req:?}");
+            assert_eq!(out.lines, [want], "{req:?}");
         }
     }
 }

@@ -11,7 +11,9 @@ use super::parse::{self, Message, ParseError};
 use super::whox::Whox;
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{ClientTags, Command, ListFilter, ModeChange, Monitor, Target};
+use crate::proto::{
+    Anchor, ClientTags, Command, HistoryQuery, ListFilter, ModeChange, Monitor, Target,
+};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,12 @@ pub enum Input {
     Nothing,
     /// An answer and nothing else (usually an error numeric).
     Reply(Reply),
+    /// `CHATHISTORY` for a room (needs registration).
+    History {
+        room: String,
+        query: HistoryQuery,
+        limit: usize,
+    },
 }
 
 /// Questions about the server itself.
@@ -109,6 +117,83 @@ pub fn decode_line(line: &str) -> Input {
             &["Input line was too long"],
         )),
         Err(ParseError::NoVerb) => Input::Nothing,
+    }
+}
+
+/// `CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> <ref>… <limit>`
+/// (IRCv3 draft/chathistory); mistakes get `FAIL CHATHISTORY …`.
+fn chathistory(params: &[&str]) -> Input {
+    let fail = |code, context: &[&str], text| {
+        let context = context.iter().map(|c| clean_word(c)).collect();
+        Input::Reply(Reply::Fail {
+            command: "CHATHISTORY",
+            code,
+            context,
+            text,
+        })
+    };
+    let Some(sub) = params.first().map(|s| s.to_ascii_uppercase()) else {
+        return need_more("CHATHISTORY");
+    };
+    let want = match sub.as_str() {
+        "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
+        "BETWEEN" => 5,
+        "TARGETS" => {
+            let text = "TARGETS is not supported: private history is not kept";
+            return fail("INVALID_PARAMS", &["TARGETS"], text);
+        }
+        _ => return fail("INVALID_PARAMS", &[&sub], "Unknown CHATHISTORY subcommand"),
+    };
+    if params.len() < want {
+        return fail("INVALID_PARAMS", &[&sub], "Not enough parameters");
+    }
+    let target = params[1];
+    let limit = match params[want - 1].parse::<usize>() {
+        Ok(n) if n > 0 => n,
+        _ => {
+            return fail(
+                "INVALID_PARAMS",
+                &[&sub],
+                "The limit must be a positive number",
+            )
+        }
+    };
+    let anchor = |r: &str| -> Option<Anchor> {
+        match r.split_once('=')? {
+            ("msgid", id) => id.parse().ok().map(Anchor::Id),
+            ("timestamp", t) => super::parse_iso8601(t).map(Anchor::Time),
+            _ => None,
+        }
+    };
+    let bad_ref = |r: &str| fail("INVALID_PARAMS", &[&sub, r], "Invalid message reference");
+    let query = match sub.as_str() {
+        "LATEST" if params[2] == "*" => HistoryQuery::Latest(None),
+        "BETWEEN" => match (anchor(params[2]), anchor(params[3])) {
+            (Some(a), Some(b)) => HistoryQuery::Between(a, b),
+            (None, _) => return bad_ref(params[2]),
+            (_, None) => return bad_ref(params[3]),
+        },
+        _ => {
+            let Some(a) = anchor(params[2]) else {
+                return bad_ref(params[2]);
+            };
+            match sub.as_str() {
+                "LATEST" => HistoryQuery::Latest(Some(a)),
+                "BEFORE" => HistoryQuery::Before(a),
+                "AFTER" => HistoryQuery::After(a),
+                _ => HistoryQuery::Around(a),
+            }
+        }
+    };
+    if !is_channel(target) {
+        // Private history is kept only for accounts, which this server has not.
+        let target = clean_word(target);
+        return Input::Reply(Reply::EmptyHistory { target });
+    }
+    Input::History {
+        room: target.to_string(),
+        query,
+        limit,
     }
 }
 
@@ -352,6 +437,7 @@ pub fn decode(m: &Message) -> Input {
                     .and_then(|c| usize::try_from(c).ok()),
             }),
         },
+        "CHATHISTORY" => chathistory(&m.params),
         "PRIVMSG" | "NOTICE" => {
             let notice = verb == "NOTICE";
             let (Some(targets), Some(text)) = (p(0), p(1)) else {

@@ -29,24 +29,16 @@ pub const PREFIX: &str = "(ov)@+";
 pub const MODES_PER_COMMAND: usize = 4;
 /// Most targets of one `PRIVMSG`/`NOTICE` (ISUPPORT `TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
-/// Longest topic in bytes (ISUPPORT `TOPICLEN`); longer ones are cut.
-pub const TOPIC_LEN: usize = 390;
-/// Longest kick, part and quit reason in bytes (ISUPPORT `KICKLEN`).
-pub const REASON_LEN: usize = 255;
-/// Longest away message in bytes (ISUPPORT `AWAYLEN`).
-pub const AWAY_LEN: usize = 200;
-/// Longest room key in bytes (ISUPPORT `KEYLEN`).
-pub const KEY_LEN: usize = 32;
+pub use super::limits::{AWAY_LEN, BAN_MASK_LEN, KEY_LEN, MAX_BANS, REASON_LEN, TOPIC_LEN};
 /// Longest username (ident) in bytes (ISUPPORT `USERLEN`), `~` included.
 pub const USER_LEN: usize = 10;
-/// Most bans per room (ISUPPORT `MAXLIST=b:`).
-pub const MAX_BANS: usize = 100;
-/// Longest ban mask in bytes.
-pub const BAN_MASK_LEN: usize = 100;
 
 /// The IRCv3 capabilities natter offers, as `CAP LS` lists them.
 pub const CAPS: &[&str] = &[
     "away-notify",
+    "batch",
+    "draft/chathistory",
+    "draft/event-playback",
     "echo-message",
     "extended-monitor",
     "message-tags",
@@ -60,6 +52,11 @@ pub const CAPS: &[&str] = &[
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caps {
     pub away_notify: bool,
+    pub batch: bool,
+    /// The client fetches history itself (no replay on join).
+    pub chathistory: bool,
+    /// History includes joins, parts, kicks, topics and modes.
+    pub event_playback: bool,
     pub echo_message: bool,
     pub message_tags: bool,
     pub multi_prefix: bool,
@@ -74,6 +71,9 @@ impl Caps {
     pub fn set(&mut self, name: &str, on: bool) -> bool {
         let slot = match name {
             "away-notify" => &mut self.away_notify,
+            "batch" => &mut self.batch,
+            "draft/chathistory" => &mut self.chathistory,
+            "draft/event-playback" => &mut self.event_playback,
             "echo-message" => &mut self.echo_message,
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
@@ -126,12 +126,15 @@ pub enum Reply {
     Notice { text: String },
     /// The message of the day (375, 372…, 376).
     Motd,
-    /// An IRCv3 standard reply: `:server FAIL <command> <code> :<text>`.
+    /// An IRCv3 standard reply: `FAIL <command> <code> [<context>…] :<text>`.
     Fail {
         command: &'static str,
         code: &'static str,
+        context: Vec<String>,
         text: &'static str,
     },
+    /// An empty `chathistory` batch for `target` (nothing is kept for it).
+    EmptyHistory { target: String },
 }
 
 impl Reply {
@@ -164,6 +167,8 @@ pub struct ServerInfo {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub monitor_limit: usize,
+    /// Most lines one CHATHISTORY request returns (ISUPPORT `CHATHISTORY`).
+    pub history_max_lines: usize,
     pub max_nick_chars: usize,
     pub max_room_chars: usize,
     pub max_rooms_per_user: usize,
@@ -177,6 +182,7 @@ impl ServerInfo {
             // natter folds nicks with Unicode lower case: for ASCII nicks this
             // is exactly `ascii` ([]\~ are not folded). See docs/PROTOCOL.md.
             "CASEMAPPING=ascii".to_string(),
+            format!("CHATHISTORY={}", limits.history_max_lines),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_user),
             format!("CHANMODES={CHANMODES}"),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
@@ -186,6 +192,7 @@ impl ServerInfo {
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
             format!("MAXLIST=b:{MAX_BANS}"),
+            "MSGREFTYPES=msgid,timestamp".to_string(),
             format!("MODES={MODES_PER_COMMAND}"),
             format!("MONITOR={}", limits.monitor_limit),
             format!("NETWORK={name}"),
@@ -249,6 +256,31 @@ pub fn iso8601(ms: u64) -> String {
         rem % 60,
         ms % 1000
     )
+}
+
+/// Reads a `server-time` timestamp (`2026-11-25T13:14:15.123Z`, the
+/// fraction optional) back into milliseconds since the epoch.
+pub fn parse_iso8601(s: &str) -> Option<u64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let ms: u64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    // Days from civil (Howard Hinnant's algorithm), the inverse of `iso8601`.
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(((days * 86_400 + h * 3600 + m * 60 + sec) * 1000) + ms)
 }
 
 /// Removes IRC formatting (bold, colours with their digits, italics, …);

@@ -9,7 +9,7 @@ use super::parse::MAX_BODY;
 use super::Caps;
 use super::{iso8601, truncate, Ctx, Reply};
 use crate::proto::{
-    ErrorCode, Event, EventBody, MemberInfo, ModeChange, Refusal, Subject, Visibility,
+    ErrorCode, Event, EventBody, Fact, MemberInfo, ModeChange, Refusal, Subject, Visibility,
 };
 
 /// True for events that look the same to every recipient: they are
@@ -273,7 +273,11 @@ pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
 /// [`shared`] with the tags `t` asks for.
 pub fn shared_tagged(ev: &Event, t: Tagging, out: &mut Vec<u8>) {
     let tag = tag_section(ev, t);
-    let tags = tag.as_deref();
+    with_tags(ev, tag.as_deref(), out)
+}
+
+/// A shared event with these tags (`key=value;…`, no `@`).
+fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
     match &ev.body {
         EventBody::Joined { room, nick, .. } => {
             line(out, tags, source(ev, nick), "JOIN", &[&chan(room)], None)
@@ -877,6 +881,9 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         EventBody::Refused(r) => refusal(r, ctx, out),
         EventBody::Info { text } => notice(out, ctx, text),
+        EventBody::History {
+            room, facts, asked, ..
+        } => history(room, facts, *asked, ctx, out),
         EventBody::Help => {
             notice(
                 out,
@@ -939,6 +946,40 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
     numeric(out, ctx, num, &params);
 }
 
+/// A room's history: in a `chathistory` batch when the client asked with
+/// CHATHISTORY and has `batch`, each line with its `time` (server-time) and
+/// `msgid` (message-tags), so clients can place and de-duplicate them.
+pub fn history(room: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut Vec<u8>) {
+    let server = &*ctx.info.name;
+    let batch = (asked && ctx.caps.batch).then(|| match facts.first() {
+        Some(f) => format!("h{}", f.seq),
+        None => "h0".to_string(),
+    });
+    if let Some(id) = &batch {
+        let params = [format!("+{id}"), "chathistory".into(), chan(room)];
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        line(out, None, server, "BATCH", &params, None);
+    }
+    for fact in facts {
+        let Some(ev) = fact.event() else { continue };
+        let mut tags = Vec::new();
+        if let Some(id) = &batch {
+            tags.push(format!("batch={id}"));
+        }
+        if ctx.caps.server_time {
+            tags.push(format!("time={}", iso8601(fact.at_ms)));
+        }
+        if ctx.caps.message_tags {
+            tags.push(format!("msgid={}", fact.id));
+        }
+        let tags = tags.join(";");
+        with_tags(&ev, (!tags.is_empty()).then_some(tags.as_str()), out);
+    }
+    if let Some(id) = &batch {
+        line(out, None, server, "BATCH", &[&format!("-{id}")], None);
+    }
+}
+
 /// `ERROR :Closing Link: host (why)`.
 fn closing(out: &mut Vec<u8>, ctx: &Ctx, why: &str) {
     let text = format!("Closing Link: {} ({why})", ctx.host);
@@ -963,8 +1004,24 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
         Reply::Fail {
             command,
             code,
+            context,
             text,
-        } => line(out, None, server, "FAIL", &[command, code], Some(text)),
+        } => {
+            let mut params = vec![*command, *code];
+            params.extend(context.iter().map(String::as_str));
+            line(out, None, server, "FAIL", &params, Some(text));
+        }
+        Reply::EmptyHistory { target } => {
+            line(
+                out,
+                None,
+                server,
+                "BATCH",
+                &["+h0", "chathistory", target],
+                None,
+            );
+            line(out, None, server, "BATCH", &["-h0"], None);
+        }
         Reply::Motd => {
             if ctx.info.motd.is_empty() {
                 numeric(out, ctx, ERR_NOMOTD, &["MOTD File is missing"]);
@@ -991,6 +1048,7 @@ mod tests {
             "natter",
             &Limits {
                 monitor_limit: 100,
+                history_max_lines: 1000,
                 max_nick_chars: 30,
                 max_room_chars: 50,
                 max_rooms_per_user: 100,

@@ -11,11 +11,13 @@ use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
 use super::whox::{self, Whox};
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use crate::proto::line::LineError;
+use crate::proto::session::{
+    shared_name, Chat, Goodbye, HistoryRequest, OperBook, Protocol, Replay, SessionConfig,
+};
 
 /// Most WHOs awaiting their answer whose WHOX fields a session remembers.
 const MAX_PENDING_WHO: usize = 16;
-use crate::proto::line::LineError;
-use crate::proto::session::{shared_name, Chat, Goodbye, OperBook, Protocol, SessionConfig};
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// One IRC connection's protocol state.
@@ -48,6 +50,8 @@ pub struct IrcSession {
     /// The nick as of the events written so far (`*` before registration):
     /// numerics carry it and echo filtering compares with it.
     out_nick: String,
+    /// History replayed on joining, for clients that do not fetch it.
+    replay: Replay,
 }
 
 impl IrcSession {
@@ -71,6 +75,10 @@ impl IrcSession {
             caps: Caps::default(),
             whox: Default::default(),
             out_nick: "*".into(),
+            replay: Replay {
+                default_room: String::new(), // JOINs name their rooms
+                lines: config.history_on_join,
+            },
         }
     }
 
@@ -112,7 +120,10 @@ impl IrcSession {
             Command::Nick { new } => Some(new.clone()),
             _ => None,
         };
-        let outcome = chat.execute(cmd);
+        let outcome = match self.caps.chathistory {
+            true => chat.execute(cmd),
+            false => self.replay.execute(cmd, chat),
+        };
         if let (Some(n), Outcome::Continue) = (new_nick, outcome) {
             self.nick = Some(n);
         }
@@ -228,10 +239,11 @@ impl IrcSession {
             return Outcome::Continue;
         }
         let room = format!("#{}", self.default_room);
-        match chat.execute(Command::Join {
+        let join = Command::Join {
             room,
             switch: false,
-        }) {
+        };
+        match self.run(chat, join) {
             Outcome::Close => Outcome::Close,
             _ => Outcome::Continue,
         }
@@ -323,6 +335,13 @@ impl Protocol for IrcSession {
                 self.whox.push_back(whox);
                 return self.run(chat, Command::WhoDetail { target });
             }
+            Input::History { room, query, limit } => chat.history(HistoryRequest {
+                room: Some(room),
+                query,
+                limit,
+                events: self.caps.event_playback,
+                asked: true,
+            }),
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
@@ -421,6 +440,7 @@ impl Protocol for IrcSession {
             LineError::InvalidUtf8 => Reply::Fail {
                 command: "*",
                 code: "INVALID_UTF8",
+                context: Vec::new(),
                 text: "Message rejected: it is not valid UTF-8",
             },
         };

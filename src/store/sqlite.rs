@@ -1,0 +1,522 @@
+//! The SQLite store: room history in a WAL-mode database file, written by
+//! one writer thread that commits many submissions in one transaction
+//! (group commit) and then moves the [`Watermark`] so their events may be
+//! seen; history is read on connections of its own. Migrations are
+//! versioned with `user_version`; a database from a newer natter is
+//! refused, never touched. Retention (per-room count and age) runs on the
+//! writer between batches, in small deletes, so chat never waits for it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::hub::{names, Store, StoreError, Watermark};
+use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
+
+/// The schema this natter writes; a newer file is refused.
+const SCHEMA: i64 = 1;
+
+/// Facts waiting for the writer before `submit` makes the chat wait (a
+/// disk that cannot keep up slows senders instead of filling memory).
+const MAX_PENDING: usize = 200_000;
+/// How often the writer enforces retention.
+const RETENTION_EVERY: Duration = Duration::from_secs(2);
+
+/// How history is kept and trimmed.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Facts kept per room (0: all).
+    pub per_room: usize,
+    /// How long facts are kept (zero: for ever).
+    pub max_age: Duration,
+}
+
+/// The store over one database file.
+pub struct SqliteStore {
+    path: PathBuf,
+    queue: Arc<Queue>,
+    watermark: Arc<Watermark>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+struct Queue {
+    pending: Mutex<Pending>,
+    /// The writer waits on it for work, `submit` for room.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    batches: VecDeque<(u64, Vec<Fact>)>,
+    facts: usize,
+    last_ticket: u64,
+    closed: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// Opens (creating if needed) and migrates the database, checking that it
+/// can be written. Errors say which file and why.
+fn open_writer(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
+    let shown = path.display();
+    let conn = Connection::open(path).map_err(|e| StoreError(format!("{shown}: {e}")))?;
+    let setup = || -> rusqlite::Result<i64> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        if max_bytes > 0 {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+    };
+    let version = setup().map_err(|e| StoreError(format!("{shown}: {e}")))?;
+    if version > SCHEMA {
+        return Err(StoreError(format!(
+            "{shown} was written by a newer natter (schema {version}, this one knows {SCHEMA}); \
+             refusing to touch it"
+        )));
+    }
+    migrate(&conn, version).map_err(|e| StoreError(format!("{shown}: cannot write: {e}")))?;
+    Ok(conn)
+}
+
+/// Brings the schema from `version` to [`SCHEMA`], one step per version.
+fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE room_log (
+                 room  TEXT    NOT NULL,  -- folded room key
+                 seq   INTEGER NOT NULL,  -- the room's order, from 1
+                 id    BLOB    NOT NULL,  -- UUIDv7 message id (time-ordered)
+                 at_ms INTEGER NOT NULL,
+                 kind  TEXT    NOT NULL,  -- said, noticed, joined, ...
+                 fact  TEXT    NOT NULL,  -- the whole fact, JSON
+                 PRIMARY KEY (room, seq)
+             ) WITHOUT ROWID;
+             CREATE UNIQUE INDEX room_log_id ON room_log (id);
+             CREATE INDEX room_log_time ON room_log (room, at_ms);
+             CREATE TABLE room_seq (
+                 room TEXT PRIMARY KEY,   -- folded room key
+                 name TEXT NOT NULL,      -- as people write it
+                 seq  INTEGER NOT NULL    -- the last sequence number
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    // A write the file refuses (read-only, full) shows now, not at the first message.
+    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+}
+
+impl SqliteStore {
+    /// Opens the database at `path` and starts its writer. The receiver
+    /// yields the connections whose messages could not be stored.
+    pub fn open(
+        path: &Path,
+        max_bytes: u64,
+        retention: Retention,
+    ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
+        let conn = open_writer(path, max_bytes)?;
+        let queue = Arc::new(Queue {
+            pending: Mutex::new(Pending::default()),
+            changed: Condvar::new(),
+        });
+        let watermark = Arc::new(Watermark::default());
+        let (failures, failed_rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            conn,
+            queue: queue.clone(),
+            watermark: watermark.clone(),
+            failures,
+            retention,
+            touched: HashSet::new(),
+            last_retention: Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("natter-db-writer".into())
+            .spawn(move || writer.run())
+            .map_err(err)?;
+        info!("database {}", path.display());
+        let store = SqliteStore {
+            path: path.to_path_buf(),
+            queue,
+            watermark,
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok((store, failed_rx))
+    }
+
+    /// Runs `f` on a reader connection of the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let c = Connection::open_with_flags(&self.path, flags).map_err(err)?;
+                c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(err);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl Drop for SqliteStore {
+    /// The writer finishes what was submitted, then stops.
+    fn drop(&mut self) {
+        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.closed = true;
+        self.queue.changed.notify_all();
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit(&self, facts: Vec<Fact>) -> u64 {
+        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while p.facts > MAX_PENDING && !p.closed {
+            p = self
+                .queue
+                .changed
+                .wait(p)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        p.last_ticket += 1;
+        let ticket = p.last_ticket;
+        p.facts += facts.len();
+        p.batches.push_back((ticket, facts));
+        self.queue.changed.notify_all();
+        ticket
+    }
+
+    fn history(
+        &self,
+        room: &str,
+        query: HistoryQuery,
+        limit: usize,
+        events: bool,
+    ) -> Result<History, StoreError> {
+        let key = names::fold(room);
+        self.read(|c| history(c, &key, query, limit, events))
+    }
+
+    fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare("SELECT room, seq FROM room_seq")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+
+    fn watermark(&self) -> Option<Arc<Watermark>> {
+        Some(self.watermark.clone())
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    queue: Arc<Queue>,
+    watermark: Arc<Watermark>,
+    failures: mpsc::UnboundedSender<Vec<ConnId>>,
+    retention: Retention,
+    /// Rooms written since the last retention pass.
+    touched: HashSet<String>,
+    last_retention: Instant,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let batches = {
+                let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+                while p.batches.is_empty() && !p.closed {
+                    let wait = RETENTION_EVERY;
+                    let (guard, _) = self
+                        .queue
+                        .changed
+                        .wait_timeout(p, wait)
+                        .unwrap_or_else(|e| e.into_inner());
+                    p = guard;
+                    if p.batches.is_empty() {
+                        drop(p);
+                        self.enforce_retention();
+                        p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+                if p.batches.is_empty() {
+                    return; // closed and drained
+                }
+                p.facts = 0;
+                let batches: Vec<(u64, Vec<Fact>)> = p.batches.drain(..).collect();
+                self.queue.changed.notify_all();
+                batches
+            };
+            let Some(&(last, _)) = batches.last() else {
+                continue;
+            };
+            match self.write(&batches) {
+                Ok(()) => self.watermark.finish(last, false),
+                Err(e) => {
+                    let n: usize = batches.iter().map(|(_, f)| f.len()).sum();
+                    error!("database write failed, {n} facts not stored and not shown: {e}");
+                    self.watermark.finish(last, true);
+                    let senders = batches
+                        .iter()
+                        .flat_map(|(_, facts)| facts.iter().map(|f| f.by))
+                        .collect::<HashSet<_>>();
+                    let _ = self.failures.send(senders.into_iter().collect());
+                }
+            }
+            if self.last_retention.elapsed() >= RETENTION_EVERY {
+                self.enforce_retention();
+            }
+        }
+    }
+
+    /// One transaction for every fact of these submissions.
+    fn write(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut last: HashMap<String, (String, u64)> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO room_log (room, seq, id, at_ms, kind, fact)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for fact in batches.iter().flat_map(|(_, f)| f) {
+                let Some(room) = &fact.room else { continue };
+                let key = names::fold(room);
+                let json = serde_json::to_string(fact)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                let kind = serde_json::to_value(&fact.body)
+                    .ok()
+                    .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(String::from)))
+                    .unwrap_or_default();
+                insert.execute(params![
+                    key,
+                    fact.seq as i64,
+                    fact.id.0.to_be_bytes().as_slice(),
+                    fact.at_ms as i64,
+                    kind,
+                    json
+                ])?;
+                let entry = last.entry(key).or_insert_with(|| (room.to_string(), 0));
+                entry.1 = entry.1.max(fact.seq);
+            }
+            let mut seq = tx.prepare_cached(
+                "INSERT INTO room_seq (room, name, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (room) DO UPDATE SET name = ?2, seq = max(seq, ?3)",
+            )?;
+            for (key, (name, s)) in &last {
+                seq.execute(params![key, name, *s as i64])?;
+            }
+        }
+        tx.commit()?;
+        self.touched.extend(last.into_keys());
+        Ok(())
+    }
+
+    /// Deletes what retention no longer keeps, room by room.
+    fn enforce_retention(&mut self) {
+        self.last_retention = Instant::now();
+        let Retention { per_room, max_age } = self.retention.clone();
+        if per_room == 0 && max_age.is_zero() {
+            self.touched.clear();
+            return;
+        }
+        let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64) as i64;
+        for room in std::mem::take(&mut self.touched) {
+            let run = || -> rusqlite::Result<()> {
+                if per_room > 0 {
+                    self.conn.execute(
+                        "DELETE FROM room_log WHERE room = ?1 AND seq <=
+                         (SELECT seq FROM room_seq WHERE room = ?1) - ?2",
+                        params![room, per_room as i64],
+                    )?;
+                }
+                if !max_age.is_zero() {
+                    self.conn.execute(
+                        "DELETE FROM room_log WHERE room = ?1 AND at_ms < ?2",
+                        params![room, cutoff],
+                    )?;
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                warn!("history retention for {room}: {e}");
+            }
+        }
+    }
+}
+
+/// The sequence number of message `id` in `room`, if it is there.
+fn seq_of(c: &Connection, room: &str, id: &MsgId) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
+        params![id.0.to_be_bytes().as_slice(), room],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The first sequence number at or after an anchor (facts before the
+/// anchor have smaller ones). An id not in the room counts as its time.
+fn seq_at(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
+    let t = match a {
+        Anchor::Seq(n) => return Ok(*n as i64),
+        Anchor::Id(id) => match seq_of(c, room, id)? {
+            Some(s) => return Ok(s),
+            None => id.millis(),
+        },
+        Anchor::Time(t) => *t,
+    };
+    let found: Option<i64> = c
+        .query_row(
+            "SELECT seq FROM room_log WHERE room = ?1 AND at_ms >= ?2
+             ORDER BY at_ms, seq LIMIT 1",
+            params![room, t as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.unwrap_or(i64::MAX))
+}
+
+/// The last sequence number at or before an anchor.
+fn seq_through(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
+    if let Anchor::Seq(n) = a {
+        return Ok(*n as i64);
+    }
+    if let Anchor::Id(id) = a {
+        if let Some(s) = seq_of(c, room, id)? {
+            return Ok(s);
+        }
+    }
+    let t = match a {
+        Anchor::Id(id) => id.millis(),
+        Anchor::Time(t) | Anchor::Seq(t) => *t,
+    };
+    let found: Option<i64> = c
+        .query_row(
+            "SELECT seq FROM room_log WHERE room = ?1 AND at_ms <= ?2
+             ORDER BY at_ms DESC, seq DESC LIMIT 1",
+            params![room, t as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.unwrap_or(0))
+}
+
+/// What one history read looks at.
+struct Scope<'a> {
+    c: &'a Connection,
+    room: &'a str,
+    /// Joins, parts and the like too, not only messages and notices.
+    events: bool,
+}
+
+/// Facts with `lo < seq < hi`, the newest `limit` of them or the oldest.
+fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::Result<History> {
+    let sql = match newest {
+        true => {
+            "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
+                 AND (?5 OR kind IN ('said', 'noticed')) ORDER BY seq DESC LIMIT ?4"
+        }
+        false => {
+            "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
+                  AND (?5 OR kind IN ('said', 'noticed')) ORDER BY seq LIMIT ?4"
+        }
+    };
+    let (c, room) = (s.c, s.room);
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![room, lo, hi, limit as i64 + 1, s.events], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut facts = Vec::new();
+    for json in rows {
+        match serde_json::from_str::<Fact>(&json?) {
+            Ok(f) => facts.push(f),
+            Err(e) => warn!("history of {room}: unreadable row skipped: {e}"),
+        }
+    }
+    let more = facts.len() > limit;
+    facts.truncate(limit);
+    if newest {
+        facts.reverse();
+    }
+    Ok(History { facts, more })
+}
+
+fn history(
+    c: &Connection,
+    room: &str,
+    query: HistoryQuery,
+    limit: usize,
+    events: bool,
+) -> rusqlite::Result<History> {
+    let limit = limit.max(1);
+    let s = Scope { c, room, events };
+    match query {
+        HistoryQuery::Latest(None) => range(&s, 0, i64::MAX, limit, true),
+        HistoryQuery::Latest(Some(a)) => {
+            range(&s, seq_through(c, room, &a)?, i64::MAX, limit, true)
+        }
+        HistoryQuery::Before(a) => range(&s, 0, seq_at(c, room, &a)?, limit, true),
+        HistoryQuery::After(a) => range(&s, seq_through(c, room, &a)?, i64::MAX, limit, false),
+        HistoryQuery::Around(a) => {
+            let centre = seq_at(c, room, &a)?;
+            let mut before = range(&s, 0, centre, limit / 2, true)?;
+            let rest = limit - before.facts.len();
+            let after = range(&s, centre - 1, i64::MAX, rest, false)?;
+            before.facts.extend(after.facts);
+            before.more |= after.more;
+            Ok(before)
+        }
+        HistoryQuery::Between(a, b) => {
+            let forward = seq_at(c, room, &a)? <= seq_at(c, room, &b)?;
+            let (first, second) = if forward { (a, b) } else { (b, a) };
+            let lo = seq_through(c, room, &first)?;
+            let hi = seq_at(c, room, &second)?;
+            range(&s, lo, hi.max(lo), limit, !forward)
+        }
+    }
+}
+
+/// `natter db backup`: a consistent copy of a database in use (SQLite's
+/// online backup), written to `to`.
+pub fn backup(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let src = Connection::open_with_flags(from, flags)
+        .map_err(|e| StoreError(format!("{}: {e}", from.display())))?;
+    src.backup(
+        rusqlite::MAIN_DB,
+        to,
+        None::<fn(rusqlite::backup::Progress)>,
+    )
+    .map_err(|e| StoreError(format!("backup to {}: {e}", to.display())))
+}
+
+/// `natter db check`: SQLite's integrity check; `Ok` lists what it found
+/// (`["ok"]` when all is well).
+pub fn check(path: &Path) -> Result<Vec<String>, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let c = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+    let mut stmt = c.prepare("PRAGMA integrity_check").map_err(err)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+}
