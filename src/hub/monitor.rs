@@ -40,22 +40,22 @@ impl ChatState {
                 self.unwatch_all(id, &gone);
             }
             Monitor::List => {
-                let nicks = self
-                    .conns
-                    .get(&id)
-                    .map(|c| c.watching.clone())
-                    .unwrap_or_default();
+                let nicks = self.watching(id);
                 self.reply(id, EventBody::MonList { nicks });
             }
             Monitor::Status => {
-                let nicks = self
-                    .conns
-                    .get(&id)
-                    .map(|c| c.watching.clone())
-                    .unwrap_or_default();
+                let nicks = self.watching(id);
                 self.tell_status(id, &nicks);
             }
         }
+    }
+
+    /// The nicks `id` watches.
+    fn watching(&self, id: ConnId) -> Vec<Name> {
+        self.conns
+            .get(&id)
+            .map(|c| c.watching.clone())
+            .unwrap_or_default()
     }
 
     /// Adds nicks to `id`'s list (valid nicks only, up to the limit) and
