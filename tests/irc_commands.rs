@@ -515,3 +515,36 @@ fn opers_setting_reads_from_toml_tables() {
         "plain passwords are refused"
     );
 }
+
+#[tokio::test]
+async fn lookalike_nicks_are_refused_for_every_protocol() {
+    let srv = start(config()).await;
+    let mut alice = srv.user("alice").await;
+    // IRC: Cyrillic а, fullwidth and mathematical letters look like alice.
+    let mut i = IrcClient::connect(irc(&srv)).await;
+    for twin in ["аlice", "Ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞"] {
+        i.send(&format!("NICK {twin}")).await;
+        let l = i.numeric("433").await;
+        assert!(l.contains(&format!(" * {twin} :")), "{l}");
+    }
+    i.send("NICK alicia").await;
+    i.send("USER a 0 * :A").await;
+    i.numeric("001").await;
+    i.send("NICK аlice").await;
+    i.numeric("433").await;
+    // JSON and text users are refused the same way.
+    let mut j = JsonClient::connect(srv.addr).await;
+    j.send(serde_json::json!({"cmd": "login", "nick": "Ａｌｉｃｅ"}))
+        .await;
+    assert_eq!(j.expect_error().await, "nick_in_use");
+    let mut t = srv.client().await;
+    t.expect("nickname?").await;
+    t.send("𝐚𝐥𝐢𝐜𝐞").await;
+    t.expect("looks too much like alice").await;
+    // Once alice goes by another name, the lookalike is free.
+    alice.send("/nick alicette").await;
+    alice.expect("alicette").await;
+    t.send("аlice").await;
+    t.expect("You are now known as аlice").await;
+    srv.shutdown().await;
+}

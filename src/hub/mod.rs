@@ -255,6 +255,8 @@ pub struct ChatState {
     max_online: usize,
     /// Client-only tags of the command being handled (see [`Command::Tagged`]).
     tags: Option<crate::proto::ClientTags>,
+    /// Who holds a nick that looks like this ([`names::lookalike`]).
+    lookalikes: HashMap<String, ConnId>,
     /// Who watches each nick (folded), for `MONITOR`.
     watchers: HashMap<String, Vec<ConnId>>,
     /// What the command being handled did so far.
@@ -282,6 +284,7 @@ impl ChatState {
             max_online: 0,
             tags: None,
             watchers: HashMap::new(),
+            lookalikes: HashMap::new(),
             seqs: HashMap::new(),
             fx: Effects::default(),
         }
@@ -572,7 +575,29 @@ impl ChatState {
         }
         match self.nicks.get(&names::fold(nick)) {
             Some(&owner) if owner != id => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
-            _ => None,
+            _ => match self.lookalikes.get(&names::lookalike(nick)) {
+                Some(&owner) if owner != id => {
+                    let like = self.nick_of(owner).map_or("someone", |n| &**n);
+                    let detail = format!("it looks too much like {like}");
+                    Some(Refusal::new(ErrorCode::NickInUse).nick(nick).detail(detail))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// `id` now holds `nick`.
+    fn hold_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.insert(names::fold(nick), id);
+        self.lookalikes.insert(names::lookalike(nick), id);
+    }
+
+    /// `id` no longer holds `nick`.
+    fn release_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.remove(&names::fold(nick));
+        let look = names::lookalike(nick);
+        if self.lookalikes.get(&look) == Some(&id) {
+            self.lookalikes.remove(&look);
         }
     }
 
@@ -583,7 +608,7 @@ impl ChatState {
         if let Some(problem) = self.nick_problem(id, nick) {
             return self.refuse(id, problem);
         }
-        self.nicks.insert(names::fold(nick), id);
+        self.hold_nick(nick, id);
         let name: Name = nick.into();
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -813,24 +838,20 @@ impl ChatState {
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {
-        if let Err(why) = names::check_nick(new, self.config.max_nick_chars) {
-            let refusal = Refusal::new(ErrorCode::NickInvalid).nick(new).detail(why);
-            return self.refuse(id, refusal);
-        }
         let Some(old) = self.nick_of(id).cloned() else {
             return;
         };
         if *old == *new {
             return; // nothing changes, nobody is told
         }
-        let (old_key, new_key) = (names::fold(&old), names::fold(new));
-        if old_key != new_key && self.nicks.contains_key(&new_key) {
-            return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
+        if let Some(problem) = self.nick_problem(id, new) {
+            return self.refuse(id, problem);
         }
+        let old_key = names::fold(&old);
         let old_mask = self.mask_of(id);
         self.remember(id);
-        self.nicks.remove(&old_key);
-        self.nicks.insert(new_key, id);
+        self.release_nick(&old, id);
+        self.hold_nick(new, id);
         let new: Name = new.into();
         if let Some(c) = self.conns.get_mut(&id) {
             c.nick = Some(new.clone());
@@ -961,7 +982,7 @@ impl ChatState {
         };
         self.unwatch_all(id, &conn.watching);
         let Some(nick) = conn.nick else { return };
-        self.nicks.remove(&names::fold(&nick));
+        self.release_nick(&nick, id);
         self.announce_offline(&nick);
         for key in &conn.rooms {
             self.drop_member(key, id);
