@@ -767,8 +767,9 @@ impl ChatState {
         .from_bot(self.is_bot(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
-        if target != id {
-            self.send(Audience::Conn(id), ev);
+        match target != id {
+            true => self.send(Audience::Conn(id), ev),
+            false => self.send(Audience::Conn(id), ev.echo_copy()),
         }
         if let Some(text) = away {
             self.reply(id, EventBody::AwayReply { nick: to, text });
@@ -834,7 +835,11 @@ impl ChatState {
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }
-        self.send(dest, ev);
+        let to_self = dest == Audience::Conn(id);
+        self.send(dest, ev.clone());
+        if to_self {
+            self.send(Audience::Conn(id), ev.echo_copy());
+        }
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {

@@ -110,6 +110,10 @@ impl ChatState {
         if outside {
             self.send(Audience::Conn(id), ev.clone()); // the sender's echo
         }
-        self.send(audience, ev);
+        let to_self = audience == Audience::Conn(id);
+        self.send(audience, ev.clone());
+        if to_self {
+            self.send(Audience::Conn(id), ev.echo_copy());
+        }
     }
 }

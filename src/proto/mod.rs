@@ -685,6 +685,9 @@ pub struct Event {
     pub tags: Option<ClientTags>,
     /// Said by a bot (user mode `+B`; IRCv3 `bot` tag).
     pub bot: bool,
+    /// The sender's own copy of a line it sent itself (to its own nick):
+    /// shown only to clients that asked for their lines back.
+    pub echo: bool,
     /// The store ticket that must be durable before anyone sees this
     /// event (0: nothing to wait for).
     gate: AtomicU64,
@@ -700,6 +703,7 @@ impl Event {
             source: None,
             tags: None,
             bot: false,
+            echo: false,
             gate: AtomicU64::new(0),
             cache: Default::default(),
         }
@@ -713,6 +717,17 @@ impl Event {
     pub fn by(source: Option<Arc<str>>, body: EventBody) -> Arc<Event> {
         let mut ev = Event::new(body);
         ev.source = source;
+        Arc::new(ev)
+    }
+
+    /// A copy of this event for its sender, marked [`Event::echo`].
+    pub fn echo_copy(&self) -> Arc<Event> {
+        let mut ev = Event::new(self.body.clone());
+        ev.at_ms = self.at_ms;
+        ev.source = self.source.clone();
+        ev.tags = self.tags.clone();
+        ev.bot = self.bot;
+        ev.echo = true;
         Arc::new(ev)
     }
 

@@ -31,6 +31,19 @@ pub trait Chat {
     /// Asks for part of a room's history; it arrives later as an
     /// [`EventBody::History`] event (or a refusal).
     fn history(&mut self, request: HistoryRequest);
+    /// Queues a marker, in order with everything else queued for this
+    /// connection; the session sees it again in [`Protocol::mark`] when it
+    /// is written (IRC `labeled-response` brackets a command's answers).
+    fn mark(&mut self, mark: Mark);
+}
+
+/// A point in a connection's output, set by its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The answers to one command start here…
+    Start,
+    /// …and end here.
+    End,
 }
 
 /// A request for part of a room's history.
@@ -110,6 +123,13 @@ pub trait Protocol: Send {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome;
     /// Appends `ev` to `out` as this client should see it (maybe nothing).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
+    /// Appends bytes the session rendered itself (queued with
+    /// [`Chat::local`]) to `out`, as they are written.
+    fn local(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes);
+    }
+    /// A marker the session queued with [`Chat::mark`] is being written.
+    fn mark(&mut self, _mark: Mark, _out: &mut Vec<u8>) {}
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
     /// Longest line accepted and whether telnet negotiation is stripped.
@@ -442,6 +462,7 @@ mod tests {
         fn online(&mut self) -> usize {
             3
         }
+        fn mark(&mut self, _mark: Mark) {}
         fn history(&mut self, request: HistoryRequest) {
             self.history.push(request);
         }

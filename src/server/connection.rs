@@ -78,6 +78,9 @@ impl session::Chat for Port<'_> {
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
     }
+    fn mark(&mut self, mark: session::Mark) {
+        self.queue.push_mark(mark);
+    }
     fn online(&mut self) -> usize {
         self.shared.chat.online()
     }
@@ -489,7 +492,8 @@ impl<T: Transport> Connection<T> {
                     self.proto.render(&ev, out)
                 }
             }
-            Item::Local(bytes) => out.extend_from_slice(&bytes),
+            Item::Local(bytes) => self.proto.local(&bytes, out),
+            Item::Mark(mark) => self.proto.mark(mark, out),
         }
     }
 

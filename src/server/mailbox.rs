@@ -26,6 +26,8 @@ pub(crate) enum Item {
     Event(Arc<Event>),
     /// Boxed, so an item stays two words wide.
     Local(Box<Bytes>),
+    /// A session's marker (see `proto::session::Mark`).
+    Mark(crate::proto::session::Mark),
 }
 
 struct Inner {
@@ -131,6 +133,11 @@ impl Queue {
     /// Queues bytes the session rendered itself.
     pub fn push_local(&self, bytes: Bytes) -> bool {
         self.push_item(Item::Local(Box::new(bytes)))
+    }
+
+    /// Queues a session's marker.
+    pub fn push_mark(&self, mark: crate::proto::session::Mark) -> bool {
+        self.push_item(Item::Mark(mark))
     }
 
     fn push_item(&self, item: Item) -> bool {

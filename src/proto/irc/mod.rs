@@ -11,6 +11,7 @@
 
 pub mod about;
 pub mod decode;
+pub mod labeled;
 pub mod numerics;
 pub mod parse;
 pub mod render;
@@ -41,6 +42,7 @@ pub const CAPS: &[&str] = &[
     "draft/event-playback",
     "echo-message",
     "extended-monitor",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "server-time",
@@ -64,6 +66,7 @@ pub struct Caps {
     pub userhost_in_names: bool,
     pub extended_monitor: bool,
     pub setname: bool,
+    pub labeled_response: bool,
 }
 
 impl Caps {
@@ -81,6 +84,7 @@ impl Caps {
             "userhost-in-names" => &mut self.userhost_in_names,
             "extended-monitor" => &mut self.extended_monitor,
             "setname" => &mut self.setname,
+            "labeled-response" => &mut self.labeled_response,
             _ => return false,
         };
         *slot = on;

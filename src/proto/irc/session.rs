@@ -8,16 +8,19 @@
 use std::sync::{Arc, OnceLock};
 
 use super::decode::{self, Cap, Input, Step};
+use super::labeled;
 use super::numerics::*;
 use super::whox::{self, Whox};
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
 use crate::proto::line::LineError;
 use crate::proto::session::{
-    shared_name, Chat, Goodbye, HistoryRequest, OperBook, Protocol, Replay, SessionConfig,
+    shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
 
 /// Most WHOs awaiting their answer whose WHOX fields a session remembers.
 const MAX_PENDING_WHO: usize = 16;
+/// Most labeled commands awaiting their answers; more are answered unlabeled.
+const MAX_PENDING_LABELS: usize = 64;
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// One IRC connection's protocol state.
@@ -52,12 +55,22 @@ pub struct IrcSession {
     out_nick: String,
     /// History replayed on joining, for clients that do not fetch it.
     replay: Replay,
+    /// Labels of commands sent and not answered yet (`labeled-response`).
+    labels: std::collections::VecDeque<String>,
+    /// While a labeled command's answers are written: its label and the
+    /// lines held so far.
+    labeling: Option<(String, Vec<u8>)>,
+    /// Numbers the labeled-response batches.
+    batches: u64,
 }
 
 impl IrcSession {
     pub fn new(config: &SessionConfig) -> IrcSession {
         IrcSession {
             info: config.irc_info.clone(),
+            labels: Default::default(),
+            labeling: None,
+            batches: 0,
             password: config.irc_password.clone(),
             default_room: match config.irc_auto_join {
                 true => config.default_room.clone(),
@@ -248,39 +261,28 @@ impl IrcSession {
             _ => Outcome::Continue,
         }
     }
-}
 
-impl Protocol for IrcSession {
-    fn name(&self) -> &'static str {
-        "irc"
+    /// Whether `ev` answers this client's own command (server replies, and
+    /// what it did itself), as opposed to something others did or sent it.
+    fn answers_me(&self, ev: &Event) -> bool {
+        let me = self.out_nick.as_str();
+        match &ev.body {
+            EventBody::Private { to, .. }
+            | EventBody::Notice { to: Some(to), .. }
+            | EventBody::TagMsg { to: Some(to), .. }
+                if **to == *me && !ev.echo =>
+            {
+                false // received, even from itself
+            }
+            _ => match ev.source.as_deref() {
+                Some(src) => src.split('!').next() == Some(me),
+                None => true,
+            },
+        }
     }
 
-    fn start(&mut self, chat: &mut dyn Chat) {
-        static USER: OnceLock<Name> = OnceLock::new();
-        static REALNAME: OnceLock<Name> = OnceLock::new();
-        let profile = Profile {
-            user: shared_name(&USER, "~user"),
-            realname: shared_name(&REALNAME, "natter IRC user"),
-            auto_join: false,
-        };
-        chat.execute(Command::Identify(profile));
-    }
-
-    /// IRC line limits: 512 bytes plus 4096 of tags, whatever
-    /// `max_line_bytes` says, and no telnet stripping.
-    fn framing(&self, _max_line_bytes: usize) -> (usize, bool) {
-        (super::parse::MAX_LINE, false)
-    }
-
-    fn heartbeat(&self) -> bool {
-        true
-    }
-
-    fn registered(&self) -> bool {
-        self.registered
-    }
-
-    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+    /// Handles one line (its label, if any, is the caller's business).
+    fn handle_line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         let registered = self.registered;
         match decode::decode_line(line) {
             Input::Nothing => {}
@@ -361,14 +363,16 @@ impl Protocol for IrcSession {
     /// Renders one event into `out`, or nothing when this client did not
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
-    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+    fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         // Events carry nicks exactly as the hub spells them, and out_nick is
         // taken from those events: plain equality is enough.
         let me = self.out_nick.as_str();
         let echo = self.caps.echo_message;
         let skip = match &ev.body {
-            EventBody::Away { .. } => !self.caps.away_notify,
             EventBody::TagMsg { .. } if !self.caps.message_tags => true,
+            // The sender's copy of a line to itself: only with echo-message.
+            _ if ev.echo => !echo,
+            EventBody::Away { .. } => !self.caps.away_notify,
             EventBody::RealnameChanged { .. } => !self.caps.setname,
             EventBody::TagMsg {
                 from,
@@ -426,6 +430,91 @@ impl Protocol for IrcSession {
             if **old == *self.out_nick {
                 self.out_nick = new.to_string();
             }
+        }
+    }
+}
+
+impl Protocol for IrcSession {
+    fn name(&self) -> &'static str {
+        "irc"
+    }
+
+    fn start(&mut self, chat: &mut dyn Chat) {
+        static USER: OnceLock<Name> = OnceLock::new();
+        static REALNAME: OnceLock<Name> = OnceLock::new();
+        let profile = Profile {
+            user: shared_name(&USER, "~user"),
+            realname: shared_name(&REALNAME, "natter IRC user"),
+            auto_join: false,
+        };
+        chat.execute(Command::Identify(profile));
+    }
+
+    /// IRC line limits: 512 bytes plus 4096 of tags, whatever
+    /// `max_line_bytes` says, and no telnet stripping.
+    fn framing(&self, _max_line_bytes: usize) -> (usize, bool) {
+        (super::parse::MAX_LINE, false)
+    }
+
+    fn heartbeat(&self) -> bool {
+        true
+    }
+
+    fn registered(&self) -> bool {
+        self.registered
+    }
+
+    /// A labeled line (with `labeled-response`) has its answers bracketed
+    /// by markers; see [`labeled`].
+    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        let label = match self.caps.labeled_response {
+            true => labeled::label_of(line),
+            false => None,
+        };
+        let Some(label) = label.filter(|_| self.labels.len() < MAX_PENDING_LABELS) else {
+            return self.handle_line(line, chat);
+        };
+        self.labels.push_back(label);
+        chat.mark(Mark::Start);
+        let outcome = self.handle_line(line, chat);
+        chat.mark(Mark::End);
+        outcome
+    }
+
+    fn local(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        match &mut self.labeling {
+            Some((_, held)) => held.extend_from_slice(bytes),
+            None => out.extend_from_slice(bytes),
+        }
+    }
+
+    fn mark(&mut self, mark: Mark, out: &mut Vec<u8>) {
+        match mark {
+            Mark::Start => {
+                self.labeling = self.labels.pop_front().map(|l| (l, Vec::new()));
+            }
+            Mark::End => {
+                if let Some((label, held)) = self.labeling.take() {
+                    self.batches += 1;
+                    labeled::release(&label, &held, &self.info.name, self.batches, out);
+                }
+            }
+        }
+    }
+
+    /// Renders one event, held back while a labeled command's answers are
+    /// written.
+    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        match self.labeling.take() {
+            Some(l) if !self.answers_me(ev) => {
+                self.labeling = Some(l);
+                self.render_event(ev, out);
+            }
+            Some((label, mut held)) => {
+                self.render_event(ev, &mut held);
+                self.labeling = Some((label, held));
+            }
+            None => self.render_event(ev, out),
         }
     }
 
