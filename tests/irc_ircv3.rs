@@ -202,3 +202,60 @@ async fn list_filters_statusmsg_and_links() {
     joe.numeric("365").await;
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn labeled_responses_are_tagged_batched_or_acked() {
+    let srv = start(config()).await;
+    let caps = "labeled-response batch echo-message";
+    let mut a = with_caps(irc(&srv), "alice", caps).await;
+    let mut b = with_caps(irc(&srv), "bob", caps).await;
+    // One answer: tagged.
+    a.send("@label=one PRIVMSG bob :hi").await;
+    let echo = a.expect("PRIVMSG bob :hi").await;
+    assert!(echo.starts_with("@label=one "), "{echo}");
+    let got = b.expect("PRIVMSG bob :hi").await;
+    assert!(!got.contains("label"), "the recipient gets no label: {got}");
+    // Several: one batch, the label on its start.
+    a.send("@label=two WHOIS bob").await;
+    let start = a.line().await.unwrap();
+    assert!(start.starts_with("@label=two :natter BATCH +"), "{start}");
+    let id = start
+        .split(' ')
+        .find_map(|t| t.strip_prefix('+'))
+        .unwrap()
+        .to_string();
+    let mut inside = 0;
+    loop {
+        let l = a.line().await.unwrap();
+        if l == format!(":natter BATCH -{id}") {
+            break;
+        }
+        assert!(l.starts_with(&format!("@batch={id} ")), "{l}");
+        inside += 1;
+    }
+    assert!(inside >= 3, "311, 312, 318 at least");
+    // None: ACK.
+    a.send("@label=three MONITOR + nobody").await;
+    let off = a.line().await.unwrap();
+    assert_eq!(off, "@label=three :natter 731 alice :nobody");
+    a.send("@label=four MONITOR - nobody").await;
+    assert_eq!(a.line().await.unwrap(), "@label=four :natter ACK");
+    // A line to oneself comes back twice with echo-message; only the echo
+    // is the labeled answer.
+    a.send("@label=five PRIVMSG alice :me").await;
+    let (l1, l2) = (a.line().await.unwrap(), a.line().await.unwrap());
+    assert!(l1.ends_with("PRIVMSG alice :me") && l2.ends_with("PRIVMSG alice :me"));
+    assert_eq!(
+        [&l1, &l2]
+            .iter()
+            .filter(|l| l.starts_with("@label=five "))
+            .count(),
+        1,
+        "{l1} / {l2}"
+    );
+    // Without labeled-response, labels are ignored.
+    let mut c = IrcClient::register(irc(&srv), "carol").await;
+    c.send("@label=x PING :t").await;
+    assert_eq!(c.line().await.unwrap(), ":natter PONG natter :t");
+    srv.shutdown().await;
+}
