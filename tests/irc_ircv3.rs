@@ -259,3 +259,39 @@ async fn labeled_responses_are_tagged_batched_or_acked() {
     assert_eq!(c.line().await.unwrap(), ":natter PONG natter :t");
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn read_markers_move_forward_and_come_with_join() {
+    let srv = start(config()).await;
+    let mut a = with_caps(irc(&srv), "alice", "draft/read-marker").await;
+    a.send("JOIN #t").await;
+    a.expect("JOIN #t").await;
+    assert_eq!(a.line().await.unwrap(), ":natter MARKREAD #t *");
+    a.numeric("366").await;
+    let (new, old) = ("2019-06-01T12:00:00.000Z", "2019-01-01T00:00:00.000Z");
+    a.send(&format!("MARKREAD #T timestamp={new}")).await;
+    assert_eq!(
+        a.line().await.unwrap(),
+        format!(":natter MARKREAD #T timestamp={new}")
+    );
+    a.send(&format!("MARKREAD #t timestamp={old}")).await;
+    assert_eq!(
+        a.line().await.unwrap(),
+        format!(":natter MARKREAD #t timestamp={new}")
+    );
+    a.send("MARKREAD #t *").await;
+    assert!(a
+        .expect("FAIL")
+        .await
+        .starts_with(":natter FAIL MARKREAD INVALID_PARAMS #t :"));
+    a.send("MARKREAD").await;
+    a.expect("FAIL MARKREAD NEED_MORE_PARAMS").await;
+    a.send("PART #t").await;
+    a.send("JOIN #t").await;
+    a.expect("JOIN #t").await;
+    assert_eq!(
+        a.line().await.unwrap(),
+        format!(":natter MARKREAD #t timestamp={new}")
+    );
+    srv.shutdown().await;
+}

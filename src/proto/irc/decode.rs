@@ -58,6 +58,11 @@ pub enum Input {
         name: String,
         password: String,
     },
+    /// `MARKREAD target [timestamp=…]` (IRCv3 read-marker): get or set.
+    MarkRead {
+        target: String,
+        value: Option<String>,
+    },
     /// `WHO`, maybe with WHOX fields (the session remembers them for the answer).
     Who {
         target: Target,
@@ -354,6 +359,18 @@ pub fn decode(m: &Message) -> Input {
             _ => Input::Reply(Reply::numeric(ERR_NOORIGIN, &["No origin specified"])),
         },
         "PONG" => Input::Nothing,
+        "MARKREAD" => match p(0).filter(|t| !t.is_empty()) {
+            None => Input::Reply(Reply::Fail {
+                command: "MARKREAD",
+                code: "NEED_MORE_PARAMS",
+                context: Vec::new(),
+                text: "Missing parameters",
+            }),
+            Some(t) => Input::MarkRead {
+                target: clean_word(t),
+                value: p(1).map(String::from),
+            },
+        },
         "TAGMSG" => match (p(0), client_tags(m)) {
             (None, _) => need_more("TAGMSG"),
             (Some(targets), tags) => steps(

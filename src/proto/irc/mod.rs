@@ -14,6 +14,7 @@ pub mod decode;
 pub mod labeled;
 pub mod numerics;
 pub mod parse;
+pub mod readmarker;
 pub mod render;
 pub mod session;
 pub mod whox;
@@ -38,6 +39,7 @@ pub const USER_LEN: usize = 10;
 pub const CAPS: &[&str] = &[
     "away-notify",
     "batch",
+    "draft/read-marker",
     "draft/chathistory",
     "draft/event-playback",
     "echo-message",
@@ -67,6 +69,7 @@ pub struct Caps {
     pub extended_monitor: bool,
     pub setname: bool,
     pub labeled_response: bool,
+    pub read_marker: bool,
 }
 
 impl Caps {
@@ -85,6 +88,7 @@ impl Caps {
             "extended-monitor" => &mut self.extended_monitor,
             "setname" => &mut self.setname,
             "labeled-response" => &mut self.labeled_response,
+            "draft/read-marker" => &mut self.read_marker,
             _ => return false,
         };
         *slot = on;
@@ -136,6 +140,11 @@ pub enum Reply {
         code: &'static str,
         context: Vec<String>,
         text: &'static str,
+    },
+    /// `:server VERB params…` with no trailing parameter (`MARKREAD`).
+    Verb {
+        verb: &'static str,
+        params: Vec<String>,
     },
     /// An empty `chathistory` batch for `target` (nothing is kept for it).
     EmptyHistory { target: String },

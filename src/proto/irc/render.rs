@@ -1011,6 +1011,10 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
             params.extend(context.iter().map(String::as_str));
             line(out, None, server, "FAIL", &params, Some(text));
         }
+        Reply::Verb { verb, params } => {
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            line(out, None, server, verb, &params, None);
+        }
         Reply::EmptyHistory { target } => {
             line(
                 out,

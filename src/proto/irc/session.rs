@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use super::decode::{self, Cap, Input, Step};
 use super::labeled;
 use super::numerics::*;
+use super::readmarker::ReadMarkers;
 use super::whox::{self, Whox};
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
 use crate::proto::line::LineError;
@@ -62,6 +63,8 @@ pub struct IrcSession {
     labeling: Option<(String, Vec<u8>)>,
     /// Numbers the labeled-response batches.
     batches: u64,
+    /// How far this client has read each target (`draft/read-marker`).
+    read_markers: ReadMarkers,
 }
 
 impl IrcSession {
@@ -71,6 +74,7 @@ impl IrcSession {
             labels: Default::default(),
             labeling: None,
             batches: 0,
+            read_markers: ReadMarkers::default(),
             password: config.irc_password.clone(),
             default_room: match config.irc_auto_join {
                 true => config.default_room.clone(),
@@ -286,6 +290,29 @@ impl IrcSession {
         let registered = self.registered;
         match decode::decode_line(line) {
             Input::Nothing => {}
+            Input::MarkRead { .. } if !registered => self.push(
+                chat,
+                Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
+            ),
+            Input::MarkRead { target, value } => {
+                let reply = match value {
+                    None => Ok(self.read_markers.get(&target)),
+                    Some(v) => self.read_markers.set(&target, &v),
+                };
+                let reply = match reply {
+                    Ok(mark) => Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target, mark],
+                    },
+                    Err(_) => Reply::Fail {
+                        command: "MARKREAD",
+                        code: "INVALID_PARAMS",
+                        context: vec![target],
+                        text: "The timestamp is not valid",
+                    },
+                };
+                self.push(chat, reply);
+            }
             Input::Reply(r) => self.push(chat, r),
             Input::Ping(token) => self.push(chat, Reply::Pong { token }),
             Input::Quit(reason) => {
@@ -420,6 +447,18 @@ impl IrcSession {
         }
         if render::is_shared(&ev.body) {
             out.extend_from_slice(ev.rendered(self.flavor()));
+            // read-marker: on joining, the marker of the channel (before NAMES).
+            if let EventBody::Joined { room, nick, .. } = &ev.body {
+                if self.caps.read_marker && **nick == *self.out_nick {
+                    let target = render::chan(room);
+                    let mark = self.read_markers.get(&target);
+                    let reply = Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target, mark],
+                    };
+                    render::render_reply(&reply, &self.ctx(&self.out_nick), out);
+                }
+            }
         } else {
             if let EventBody::Registered { nick, .. } = &ev.body {
                 self.out_nick = nick.to_string();
