@@ -548,3 +548,43 @@ async fn lookalike_nicks_are_refused_for_every_protocol() {
     t.expect("You are now known as аlice").await;
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn ban_and_invite_exceptions_and_the_invite_list() {
+    let srv = start(config()).await;
+    let mut op = IrcClient::register(irc(&srv), "op").await;
+    let mut bar = IrcClient::register(irc(&srv), "bar").await;
+    op.join("#c").await;
+    // +b ba*, +e *ar: bar is let in after all.
+    op.send("MODE #c +b ba*!*@*").await;
+    op.expect("MODE #c +b ba*!*@*").await;
+    bar.send("JOIN #c").await;
+    bar.numeric("474").await;
+    op.send("MODE #c +e *ar!*@*").await;
+    op.expect("MODE #c +e *ar!*@*").await;
+    bar.join("#c").await;
+    op.send("MODE #c e").await;
+    assert!(op.numeric("348").await.contains(" #c *ar!*@* op "));
+    op.numeric("349").await;
+    bar.send("PART #c").await;
+    bar.expect("PART #c").await;
+    // +i with +I: the masks listed need no invitation.
+    op.send("MODE #c +i").await;
+    op.expect("MODE #c +i").await;
+    bar.send("JOIN #c").await;
+    bar.numeric("473").await;
+    op.send("MODE #c +I bar!*@*").await;
+    op.expect("MODE #c +I bar!*@*").await;
+    op.send("MODE #c +I").await;
+    assert!(op.numeric("346").await.contains(" #c bar!*@* op "));
+    op.numeric("347").await;
+    bar.join("#c").await;
+    // INVITE with no parameters lists one's pending invitations.
+    let mut baz = IrcClient::register(irc(&srv), "baz").await;
+    op.send("INVITE baz #c").await;
+    op.numeric("341").await;
+    baz.send("INVITE").await;
+    assert_eq!(baz.numeric("336").await, ":natter 336 baz #c");
+    baz.numeric("337").await;
+    srv.shutdown().await;
+}

@@ -46,7 +46,7 @@ async fn registration_burst_isupport_motd_and_default_room() {
         "NICKLEN=30",
         "CHANNELLEN=51",
         "PREFIX=(ov)@+",
-        "CHANMODES=b,k,l,imnpst",
+        "CHANMODES=beI,k,l,imnpst",
         "TOPICLEN=390",
         "LINELEN=512",
         "NETWORK=natter",

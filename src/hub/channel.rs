@@ -268,12 +268,16 @@ impl ChatState {
         }
         let (lists, changes): (Vec<ModeChange>, Vec<ModeChange>) = changes
             .into_iter()
-            .partition(|c| c.mode == 'b' && c.arg.is_none());
-        if !lists.is_empty() {
-            let body = EventBody::BanList {
+            .partition(|c| r.list(c.mode).is_some() && c.arg.is_none());
+        let lists: Vec<EventBody> = lists
+            .into_iter()
+            .map(|asked| EventBody::BanList {
                 room: room_name.clone(),
-                bans: r.bans.clone(),
-            };
+                mode: asked.mode,
+                bans: r.list(asked.mode).cloned().unwrap_or_default(),
+            })
+            .collect();
+        for body in lists {
             self.reply(id, body);
         }
         if changes.is_empty() {
@@ -413,7 +417,7 @@ impl ChatState {
                 Some(_) => done(None),
                 None => Ok(None),
             },
-            'b' => {
+            'b' | 'e' | 'I' => {
                 let Some(raw) = &c.arg else {
                     return Ok(None);
                 };
@@ -422,20 +426,22 @@ impl ChatState {
                         format!("a ban mask is nick!user@host, at most {ban_mask_len} bytes");
                     return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
                 };
-                let pos = r
-                    .bans
+                let Some(list) = r.list_mut(c.mode) else {
+                    return Ok(None);
+                };
+                let pos = list
                     .iter()
                     .position(|b| names::fold(&b.mask) == names::fold(&m));
                 match (c.add, pos) {
                     (true, Some(_)) | (false, None) => Ok(None),
-                    (true, None) if r.bans.len() >= max_bans => {
+                    (true, None) if list.len() >= max_bans => {
                         Err(refusal(ErrorCode::ListFull, max_bans.to_string())
                             .room(&shown)
                             .mask(&m))
                     }
                     (true, None) => {
                         let m: Arc<str> = m.into();
-                        r.bans.push(BanInfo {
+                        list.push(BanInfo {
                             mask: m.clone(),
                             set_by: by.clone(),
                             set_at_ms: now_ms(),
@@ -443,7 +449,7 @@ impl ChatState {
                         done(Some(m))
                     }
                     (false, Some(i)) => {
-                        let b = r.bans.remove(i);
+                        let b = list.remove(i);
                         done(Some(b.mask))
                     }
                 }

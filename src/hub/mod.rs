@@ -471,6 +471,15 @@ impl ChatState {
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
             Command::Monitor(op) => self.monitor(id, op),
             Command::SetName { realname } => self.set_name(id, realname),
+            Command::Invites => {
+                let keys = self
+                    .conns
+                    .get(&id)
+                    .map(|c| c.invites.clone())
+                    .unwrap_or_default();
+                let rooms = keys.iter().map(|k| self.shown(k)).collect();
+                self.reply(id, EventBody::InviteList { rooms });
+            }
             Command::SayToStatus {
                 room,
                 text,

@@ -43,6 +43,10 @@ pub(crate) struct Room {
     pub topic: Option<TopicState>,
     pub modes: Modes,
     pub bans: Vec<BanInfo>,
+    /// `+e`: masks let in (and heard) despite a ban.
+    pub excepts: Vec<BanInfo>,
+    /// `+I`: masks let in despite `+i`.
+    pub invexes: Vec<BanInfo>,
     pub created_ms: u64,
 }
 
@@ -61,6 +65,8 @@ impl Room {
                 ..Modes::default()
             },
             bans: Vec::new(),
+            excepts: Vec::new(),
+            invexes: Vec::new(),
             created_ms: crate::proto::now_ms(),
         }
     }
@@ -84,9 +90,38 @@ impl Room {
         }
     }
 
-    /// Whether `user_mask` (`nick!user@host`) matches a ban.
+    /// Whether `user_mask` (`nick!user@host`) matches a ban and no ban
+    /// exception (`+e`).
     pub fn is_banned(&self, user_mask: &str) -> bool {
-        self.bans.iter().any(|b| mask::matches(&b.mask, user_mask))
+        let hit = |list: &[BanInfo]| list.iter().any(|b| mask::matches(&b.mask, user_mask));
+        hit(&self.bans) && !hit(&self.excepts)
+    }
+
+    /// Whether `user_mask` matches an invite exception (`+I`).
+    pub fn is_invex(&self, user_mask: &str) -> bool {
+        self.invexes
+            .iter()
+            .any(|b| mask::matches(&b.mask, user_mask))
+    }
+
+    /// The mask list of a list mode (`b`, `e`, `I`).
+    pub fn list(&self, mode: char) -> Option<&Vec<BanInfo>> {
+        match mode {
+            'b' => Some(&self.bans),
+            'e' => Some(&self.excepts),
+            'I' => Some(&self.invexes),
+            _ => None,
+        }
+    }
+
+    /// [`Room::list`], to change.
+    pub fn list_mut(&mut self, mode: char) -> Option<&mut Vec<BanInfo>> {
+        match mode {
+            'b' => Some(&mut self.bans),
+            'e' => Some(&mut self.excepts),
+            'I' => Some(&mut self.invexes),
+            _ => None,
+        }
     }
 
     /// May someone with `user_mask` enter, giving `key`? An invitation
@@ -99,7 +134,7 @@ impl Room {
         if invited {
             return Ok(());
         }
-        if self.modes.invite_only {
+        if self.modes.invite_only && !self.is_invex(user_mask) {
             return refuse(ErrorCode::InviteOnly);
         }
         if let Some(k) = &self.modes.key {

@@ -297,6 +297,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
         | EventBody::MonOffline { .. }
         | EventBody::MonList { .. }
         | EventBody::RealnameChanged { .. }
+        | EventBody::InviteList { .. }
         | EventBody::StatusMessage { .. }
         | EventBody::TagMsg { .. } => return None,
         EventBody::Refused(r) => {
@@ -396,7 +397,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             modes: super::text::mode_text(modes).into(),
             created: *created_ms,
         },
-        EventBody::BanList { room, bans } => W::Bans {
+        EventBody::BanList { room, bans, .. } => W::Bans {
             room: s(room),
             bans: bans
                 .iter()

@@ -152,6 +152,8 @@ pub enum Command {
     WatchDetails { on: bool },
     /// Change your real name (IRCv3 `SETNAME`).
     SetName { realname: String },
+    /// The rooms you are invited into and have not entered yet.
+    Invites,
     /// Say something to a room's operators only (`voiced`: and its voiced
     /// members), as a message or a notice (IRC `PRIVMSG @#room`).
     SayToStatus {
@@ -442,7 +444,12 @@ pub enum EventBody {
         created_ms: u64,
     },
     /// The ban list of a room, when asked.
-    BanList { room: Name, bans: Vec<BanInfo> },
+    BanList {
+        room: Name,
+        /// Which list: `b` bans, `e` ban exceptions, `I` invite exceptions.
+        mode: char,
+        bans: Vec<BanInfo>,
+    },
     /// Somebody in your rooms went away (`Some`) or came back (`None`).
     Away { nick: Name, text: Option<Arc<str>> },
     /// The person you wrote to is away.
@@ -519,6 +526,8 @@ pub enum EventBody {
     MonList { nicks: Vec<Name> },
     /// `nick` changed their real name.
     RealnameChanged { nick: Name, realname: Name },
+    /// The rooms you are invited into (see [`Command::Invites`]).
+    InviteList { rooms: Vec<Name> },
     /// A line for a room's operators (and voiced members, `voiced`) only.
     StatusMessage {
         id: MsgId,

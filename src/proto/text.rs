@@ -350,7 +350,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 if m.is_empty() { "none" } else { &m }
             ))
         }
-        EventBody::BanList { room, bans } => {
+        EventBody::BanList { room, bans, .. } => {
             let list = bans.iter().map(|b| &*b.mask).collect::<Vec<_>>();
             p.system(&format!(
                 "*** Bans on #{room} ({}): {}",
@@ -472,6 +472,10 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::StatusMessage {
             room, from, text, ..
         } => p.system(&format!("[#{room} ops] {from}: {text}")),
+        EventBody::InviteList { rooms } => {
+            let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+            p.system(&format!("*** Invited into: {}", rooms.join(", ")))
+        }
         EventBody::RealnameChanged { nick, realname } => {
             p.system(&format!("*** {nick} is now called {realname}"))
         }

@@ -72,7 +72,7 @@ def main():
             "chantypes": getattr(f, "chantypes", None) == "#",
             "casemapping": getattr(f, "casemapping", None) == "ascii",
             "nicklen": getattr(f, "nicklen", None) == 30,
-            "chanmodes": getattr(f, "chanmodes", None) == ["b", "k", "l", "imnpst"],
+            "chanmodes": getattr(f, "chanmodes", None) == ["beI", "k", "l", "imnpst"],
         }
         for name, ok in checks.items():
             if not ok:

@@ -644,6 +644,7 @@ pub fn decode(m: &Message) -> Input {
             }
             _ => need_more("KICK"),
         },
+        "INVITE" if m.params.is_empty() => hub(Command::Invites),
         "INVITE" => match (p(0), p(1)) {
             (Some(n), Some(c)) if is_channel(c) => hub(Command::Invite {
                 nick: n.to_string(),
@@ -676,7 +677,7 @@ pub fn mode_changes(params: &[&str]) -> Vec<ModeChange> {
             '+' => add = true,
             '-' => add = false,
             _ => {
-                let takes = matches!(c, 'b' | 'k' | 'o' | 'v') || (c == 'l' && add);
+                let takes = matches!(c, 'b' | 'e' | 'I' | 'k' | 'o' | 'v') || (c == 'l' && add);
                 let arg = if takes {
                     if with_args == MODES_PER_COMMAND {
                         break;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// Room modes natter knows, as ISUPPORT `CHANMODES` lists them: list modes,
 /// modes that always take an argument, modes that take one only when set,
 /// and flags.
-pub const CHANMODES: &str = "b,k,l,imnpst";
+pub const CHANMODES: &str = "beI,k,l,imnpst";
 /// Room member prefixes, ISUPPORT `PREFIX`.
 pub const PREFIX: &str = "(ov)@+";
 /// Most mode changes with an argument in one `MODE` command (ISUPPORT `MODES`).
@@ -198,13 +198,15 @@ impl ServerInfo {
             format!("CHATHISTORY={}", limits.history_max_lines),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_user),
             format!("CHANMODES={CHANMODES}"),
+            "EXCEPTS=e".to_string(),
+            "INVEX=I".to_string(),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
             "ELIST=CMNTU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
-            format!("MAXLIST=b:{MAX_BANS}"),
+            format!("MAXLIST=beI:{MAX_BANS}"),
             "MSGREFTYPES=msgid,timestamp".to_string(),
             format!("MODES={MODES_PER_COMMAND}"),
             format!("MONITOR={}", limits.monitor_limit),

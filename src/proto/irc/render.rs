@@ -423,6 +423,9 @@ const STRUCTURED: &[u16] = &[
     RPL_TOPICWHOTIME,
     RPL_INVITING,
     RPL_BANLIST,
+    RPL_EXCEPTLIST,
+    RPL_INVEXLIST,
+    RPL_INVITELIST,
 ];
 
 /// Writes `:server CODE nick params… :last`.
@@ -577,7 +580,13 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 RPL_MYINFO,
-                &[server, &ctx.info.version, "Biow", "biklmnopstv", "bklov"],
+                &[
+                    server,
+                    &ctx.info.version,
+                    "Biow",
+                    "Ibeiklmnopstv",
+                    "Ibeklov",
+                ],
             );
             for tokens in ctx.info.isupport.chunks(12) {
                 let mut params: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
@@ -651,6 +660,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let nick = super::decode::clean_word(nick);
             numeric(out, ctx, RPL_ENDOFWHOWAS, &[&nick, "End of WHOWAS"]);
         }
+        EventBody::InviteList { rooms } => {
+            for r in rooms {
+                numeric(out, ctx, RPL_INVITELIST, &[&chan(r)]);
+            }
+            numeric(out, ctx, RPL_ENDOFINVITELIST, &["End of /INVITE list"]);
+        }
         EventBody::MonOnline { people } => {
             let items: Vec<String> = people.iter().map(|p| p.to_string()).collect();
             listed_by(out, ctx, RPL_MONONLINE, &[], &items, ',');
@@ -700,18 +715,26 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let created = (created_ms / 1000).to_string();
             numeric(out, ctx, RPL_CREATIONTIME, &[&room, &created]);
         }
-        EventBody::BanList { room, bans } => {
+        EventBody::BanList { room, mode, bans } => {
             let room = chan(room);
+            let (item, end, text) = match mode {
+                'e' => (
+                    RPL_EXCEPTLIST,
+                    RPL_ENDOFEXCEPTLIST,
+                    "End of channel exception list",
+                ),
+                'I' => (
+                    RPL_INVEXLIST,
+                    RPL_ENDOFINVEXLIST,
+                    "End of channel invite exception list",
+                ),
+                _ => (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
+            };
             for b in bans {
                 let at = (b.set_at_ms / 1000).to_string();
-                numeric(out, ctx, RPL_BANLIST, &[&room, &b.mask, &b.set_by, &at]);
+                numeric(out, ctx, item, &[&room, &b.mask, &b.set_by, &at]);
             }
-            numeric(
-                out,
-                ctx,
-                RPL_ENDOFBANLIST,
-                &[&room, "End of channel ban list"],
-            );
+            numeric(out, ctx, end, &[&room, text]);
         }
         EventBody::AwayReply { nick, text } => numeric(out, ctx, RPL_AWAY, &[nick, text]),
         EventBody::AwayStatus { away: true } => numeric(
