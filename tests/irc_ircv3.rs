@@ -295,3 +295,33 @@ async fn read_markers_move_forward_and_come_with_join() {
     );
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn mute_extban_and_no_implicit_names() {
+    let srv = start(config()).await;
+    let mut op = IrcClient::register(irc(&srv), "op").await;
+    op.join("#c").await;
+    op.send("MODE #c +b m:bar!*@*").await;
+    op.expect("MODE #c +b m:bar!*@*").await;
+    // A muted person may enter but not speak, unless voiced or excepted.
+    let mut bar = with_caps(irc(&srv), "bar", "draft/no-implicit-names").await;
+    bar.send("JOIN #c").await;
+    bar.expect("JOIN #c").await;
+    let after = bar.sync().await;
+    assert!(
+        after
+            .iter()
+            .all(|l| !l.contains(" 353 ") && !l.contains(" 366 ")),
+        "no NAMES after JOIN: {after:?}"
+    );
+    bar.send("PRIVMSG #c :hi").await;
+    bar.numeric("404").await;
+    op.send("MODE #c +e m:bar!*@*").await;
+    op.expect("MODE #c +e m:bar!*@*").await;
+    bar.send("PRIVMSG #c :now I may").await;
+    op.expect("PRIVMSG #c :now I may").await;
+    // NAMES on request still answers.
+    bar.send("NAMES #c").await;
+    bar.numeric("353").await;
+    srv.shutdown().await;
+}

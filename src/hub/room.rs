@@ -8,6 +8,10 @@ use std::sync::Arc;
 use super::mask;
 use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
 
+/// How a ban mask that mutes is written (IRC extban `m:`, ISUPPORT
+/// `EXTBAN=,m`): `+b m:bob!*@*` lets bob in but not speak.
+pub(crate) const MUTE_PREFIX: &str = "m:";
+
 /// A member's place in a room.
 pub(crate) struct Member {
     pub op: bool,
@@ -97,6 +101,19 @@ impl Room {
         hit(&self.bans) && !hit(&self.excepts)
     }
 
+    /// Whether `user_mask` matches a mute (a ban mask written `m:mask`:
+    /// may enter but not speak) and no mute exception (`+e m:mask`, or a
+    /// plain ban exception).
+    pub fn is_muted(&self, user_mask: &str) -> bool {
+        let hit = |list: &[BanInfo], prefixed_only: bool| {
+            list.iter().any(|b| match b.mask.strip_prefix(MUTE_PREFIX) {
+                Some(m) => mask::matches(m, user_mask),
+                None => !prefixed_only && mask::matches(&b.mask, user_mask),
+            })
+        };
+        hit(&self.bans, true) && !hit(&self.excepts, false)
+    }
+
     /// Whether `user_mask` matches an invite exception (`+I`).
     pub fn is_invex(&self, user_mask: &str) -> bool {
         self.invexes
@@ -164,7 +181,13 @@ impl Room {
         let Some(m) = self.members.get(&id) else {
             return match self.modes.no_external {
                 true => cannot("it takes no messages from outside (+n)"),
-                false if self.modes.moderated || self.is_banned(user_mask) => cannot(""),
+                false
+                    if self.modes.moderated
+                        || self.is_banned(user_mask)
+                        || self.is_muted(user_mask) =>
+                {
+                    cannot("")
+                }
                 false => Ok(()),
             };
         };
@@ -176,6 +199,9 @@ impl Room {
         }
         if self.is_banned(user_mask) {
             return cannot("you are banned");
+        }
+        if self.is_muted(user_mask) {
+            return cannot("you are muted");
         }
         Ok(())
     }

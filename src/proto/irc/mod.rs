@@ -39,6 +39,7 @@ pub const USER_LEN: usize = 10;
 pub const CAPS: &[&str] = &[
     "away-notify",
     "batch",
+    "draft/no-implicit-names",
     "draft/read-marker",
     "draft/chathistory",
     "draft/event-playback",
@@ -70,6 +71,8 @@ pub struct Caps {
     pub setname: bool,
     pub labeled_response: bool,
     pub read_marker: bool,
+    /// No `NAMES` after one's own `JOIN` (the client asks when it wants them).
+    pub no_implicit_names: bool,
 }
 
 impl Caps {
@@ -89,6 +92,7 @@ impl Caps {
             "setname" => &mut self.setname,
             "labeled-response" => &mut self.labeled_response,
             "draft/read-marker" => &mut self.read_marker,
+            "draft/no-implicit-names" => &mut self.no_implicit_names,
             _ => return false,
         };
         *slot = on;
@@ -199,6 +203,7 @@ impl ServerInfo {
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_user),
             format!("CHANMODES={CHANMODES}"),
             "EXCEPTS=e".to_string(),
+            "EXTBAN=,m".to_string(),
             "INVEX=I".to_string(),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),

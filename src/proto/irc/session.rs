@@ -401,6 +401,8 @@ impl IrcSession {
             _ if ev.echo => !echo,
             EventBody::Away { .. } => !self.caps.away_notify,
             EventBody::RealnameChanged { .. } => !self.caps.setname,
+            // IRC clients get Members only on joining (NAMES is Names).
+            EventBody::Members { .. } => self.caps.no_implicit_names,
             EventBody::TagMsg {
                 from,
                 room: Some(_),
