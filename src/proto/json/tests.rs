@@ -483,6 +483,7 @@ fn every_event_renders_as_documented() {
         ),
         (
             EventBody::BanList {
+                mode: 'b',
                 room: n("lobby"),
                 bans: vec![BanInfo {
                     mask: "x!*@*".into(),
