@@ -19,23 +19,34 @@ const SETUP: &str = "jaraco_irc_client_talks_with_a_text_user did not run. \
     To run it: python3 -m venv .venv-ci && .venv-ci/bin/pip install irc==20.5.0, \
     then NATTER_PYTHON=.venv-ci/bin/python cargo test (or run .ci/run)";
 
-#[tokio::test]
-async fn jaraco_irc_client_talks_with_a_text_user() {
-    // First whether the interpreter runs and has the package at all.
+/// The interpreter, if it runs and has the `irc` package (else the test
+/// is reported missing, as tests/common says, and `None`).
+fn python_with_irc(test: &str) -> Option<std::path::PathBuf> {
     let python = common::python();
     let py = python.display();
+    let setup = SETUP.replace("jaraco_irc_client_talks_with_a_text_user", test);
     match Command::new(&python)
         .args(["-c", "import irc.client"])
         .output()
     {
-        Err(e) => return missing(&format!("cannot run {py} ({e}); {SETUP}")),
+        Err(e) => missing(&format!("cannot run {py} ({e}); {setup}")),
         Ok(o) if !o.status.success() => {
             let err = String::from_utf8_lossy(&o.stderr);
             let why = err.lines().last().unwrap_or("no output");
-            return missing(&format!("{py} lacks the `irc` package ({why}); {SETUP}"));
+            missing(&format!("{py} lacks the `irc` package ({why}); {setup}"));
         }
-        Ok(_) => {}
+        Ok(_) => return Some(python),
     }
+    None
+}
+
+#[tokio::test]
+async fn jaraco_irc_client_talks_with_a_text_user() {
+    // First whether the interpreter runs and has the package at all.
+    let Some(python) = python_with_irc("jaraco_irc_client_talks_with_a_text_user") else {
+        return;
+    };
+    let py = python.display();
 
     let srv = start(config()).await;
     let mut bob = srv.user("textbob").await;
@@ -98,6 +109,52 @@ async fn jaraco_irc_client_talks_with_a_text_user() {
     assert!(
         status.success() && out.lines().last() == Some("OK"),
         "jaraco client failed ({status}):\n{out}\n{err}"
+    );
+    srv.shutdown().await;
+}
+
+/// jaraco/irc reads history: CAP batch draft/chathistory server-time
+/// message-tags, then CHATHISTORY LATEST and BEFORE by msgid, from a
+/// SQLite database (tests/irc/jaraco_chathistory.py).
+#[tokio::test]
+async fn jaraco_irc_client_reads_chathistory() {
+    let Some(python) = python_with_irc("jaraco_irc_client_reads_chathistory") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(natter::config::Config {
+        db: dir.path().join("natter.db").to_str().unwrap().into(),
+        ..config()
+    })
+    .await;
+    let mut jay = JsonClient::login(srv.addr, "jay").await;
+    jay.send(serde_json::json!({"cmd": "join", "room": "pyhist"}))
+        .await;
+    for n in 1..=5 {
+        let text = format!("p {n}");
+        jay.send(Cmd::chat(text.clone())).await;
+        expect_event!(jay, Event::Message { text: t, .. } if t == text).await;
+    }
+    let irc = srv.irc_addr.expect("IRC listener on");
+    let script = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg("tests/irc/jaraco_chathistory.py")
+            .arg(irc.to_string())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .output()
+    });
+    let out = tokio::time::timeout(Duration::from_secs(40), script)
+        .await
+        .expect("the script finishes (it gives up after 20 s)")
+        .unwrap()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("OK"),
+        "jaraco chathistory script failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
     srv.shutdown().await;
 }

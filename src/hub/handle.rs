@@ -229,8 +229,9 @@ impl<R: Router> Core<R> {
     /// Hands on the facts, delivers the events (held back until the facts
     /// are durable), passes requests to the server, drops slow consumers.
     fn apply(&mut self, fx: Effects) -> Outcome {
+        let wait = fx.facts.iter().any(|f| f.body.must_be_durable());
         let ticket = self.record(fx.facts);
-        if ticket != 0 {
+        if ticket != 0 && wait {
             for (_, ev) in &fx.deliveries {
                 ev.wait_for(ticket);
             }

@@ -121,6 +121,20 @@ impl FactBody {
     pub fn is_message(&self) -> bool {
         matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
     }
+
+    /// Whether nobody may be shown it before it is stored: what people
+    /// say, and what operators change. Presence (online, joins, parts,
+    /// quits, nick changes) is shown at once and stored as it comes.
+    pub fn must_be_durable(&self) -> bool {
+        !matches!(
+            self,
+            FactBody::Online { .. }
+                | FactBody::Joined { .. }
+                | FactBody::Parted { .. }
+                | FactBody::Quit { .. }
+                | FactBody::NickChanged { .. }
+        )
+    }
 }
 
 impl Fact {

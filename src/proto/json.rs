@@ -128,6 +128,10 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
                 (Ok(None), Ok(Some(a))) => HistoryQuery::After(a),
                 (Ok(Some(b)), Ok(Some(a))) => HistoryQuery::Between(a, b),
             };
+            if limit == Some(0) {
+                let why = "limit: a positive number of lines".to_string();
+                return Input::Error(ErrorCode::BadArguments, why);
+            }
             let room = owned(room);
             return Input::History { room, query, limit };
         }

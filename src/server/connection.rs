@@ -111,28 +111,53 @@ impl session::Chat for Port<'_> {
         let limit = r
             .limit
             .clamp(1, self.shared.config.history_max_lines.max(1));
+        // Stored under the bare name: IRC's `#room` is the same room.
+        let room = room.strip_prefix('#').unwrap_or(&room).to_string();
         let store = self.shared.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let body = match store.history(&room, query, limit, r.events) {
-                Ok(h) => EventBody::History {
-                    room: h
-                        .facts
-                        .first()
-                        .and_then(|f| f.room.clone())
-                        .unwrap_or_else(|| room.strip_prefix('#').unwrap_or(&room).into()),
-                    facts: h.facts,
-                    more: h.more,
-                    asked: r.asked,
-                },
-                Err(e) => {
-                    warn!("history of {room}: {e}");
-                    let refusal = Refusal::new(ErrorCode::StoreFailed)
-                        .detail("history cannot be read right now");
-                    EventBody::Refused(refusal)
-                }
-            };
-            chat.tell(id, body);
+        // Lines up to `now` may still be on their way to the disk: an empty
+        // submission is a marker whose ticket finishes after them, so the
+        // read waits for it (else a line said just before joining would be
+        // neither replayed nor, being older, shown live).
+        let marker = store.submit(Vec::new());
+        let durable = self.shared.durable.clone().filter(|_| marker != 0);
+        tokio::spawn(async move {
+            if let Some(w) = durable {
+                w.reached(marker).await;
+            }
+            let read = move || read_history(&*store, &room, query, limit, r.events, r.asked);
+            if let Ok(body) = tokio::task::spawn_blocking(read).await {
+                chat.tell(id, body);
+            }
         });
+    }
+}
+
+/// Reads one history request from the store, as the event that answers it.
+fn read_history(
+    store: &dyn crate::hub::Store,
+    room: &str,
+    query: HistoryQuery,
+    limit: usize,
+    events: bool,
+    asked: bool,
+) -> EventBody {
+    match store.history(room, query, limit, events) {
+        Ok(h) => EventBody::History {
+            room: h
+                .facts
+                .first()
+                .and_then(|f| f.room.clone())
+                .unwrap_or_else(|| room.into()),
+            facts: h.facts,
+            more: h.more,
+            asked,
+        },
+        Err(e) => {
+            warn!("history of {room}: {e}");
+            let refusal =
+                Refusal::new(ErrorCode::StoreFailed).detail("history cannot be read right now");
+            EventBody::Refused(refusal)
+        }
     }
 }
 

@@ -127,9 +127,14 @@ pub(crate) fn select(all: &[&Fact], query: HistoryQuery, limit: usize) -> Histor
         true => (hi.saturating_sub(limit).max(lo), hi),
         false => (lo, (lo + limit).min(hi)),
     };
+    // AROUND has no direction: more means lines beyond either end.
+    let more = match query {
+        HistoryQuery::Around(_) => start > 0 || end < all.len(),
+        _ => start > lo || end < hi,
+    };
     History {
         facts: all[start..end].iter().map(|f| (*f).clone()).collect(),
-        more: start > lo || end < hi,
+        more,
     }
 }
 

@@ -26,6 +26,14 @@ const SCHEMA: i64 = 1;
 const MAX_PENDING: usize = 200_000;
 /// How often the writer enforces retention.
 const RETENTION_EVERY: Duration = Duration::from_secs(2);
+/// Rows one retention step deletes from one room: the writer goes back to
+/// chat between steps, so a room far over its limit (a lowered setting, a
+/// big imported or restored database) is trimmed over many short steps
+/// instead of in one long statement that every message would wait for.
+const RETENTION_CHUNK: usize = 2000;
+/// How often age retention looks at every room, not only those written to
+/// (lines in a room nobody talks in still expire).
+const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How history is kept and trimmed.
 #[derive(Debug, Clone)]
@@ -42,6 +50,9 @@ pub struct SqliteStore {
     queue: Arc<Queue>,
     watermark: Arc<Watermark>,
     readers: Mutex<Vec<Connection>>,
+    /// Joined on drop, so a clean stop commits what was submitted and
+    /// checkpoints: the file is then whole on its own, with no `-wal`.
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Queue {
@@ -67,7 +78,25 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 fn open_writer(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
     let shown = path.display();
     let conn = Connection::open(path).map_err(|e| StoreError(format!("{shown}: {e}")))?;
-    let setup = || -> rusqlite::Result<i64> {
+    // Reads first: a file natter must not use is left exactly as it was
+    // (switching to WAL alone rewrites the header).
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| StoreError(format!("{shown}: {e}")))?;
+    if version > SCHEMA {
+        return Err(StoreError(format!(
+            "{shown} was written by a newer natter (schema {version}, this one knows {SCHEMA}); \
+             refusing to touch it"
+        )));
+    }
+    // SQLite opens a file it may not write read-only, and an empty
+    // transaction succeeds on it: ask instead.
+    if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Err(StoreError(format!(
+            "{shown}: cannot write: the file is read-only (attempt to write a readonly database)"
+        )));
+    }
+    let setup = || -> rusqlite::Result<()> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -76,15 +105,9 @@ fn open_writer(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
             let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
             conn.pragma_update(None, "max_page_count", pages)?;
         }
-        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        Ok(())
     };
-    let version = setup().map_err(|e| StoreError(format!("{shown}: {e}")))?;
-    if version > SCHEMA {
-        return Err(StoreError(format!(
-            "{shown} was written by a newer natter (schema {version}, this one knows {SCHEMA}); \
-             refusing to touch it"
-        )));
-    }
+    setup().map_err(|e| StoreError(format!("{shown}: {e}")))?;
     migrate(&conn, version).map_err(|e| StoreError(format!("{shown}: cannot write: {e}")))?;
     Ok(conn)
 }
@@ -141,8 +164,10 @@ impl SqliteStore {
             retention,
             touched: HashSet::new(),
             last_retention: Instant::now(),
+            last_sweep: Instant::now(),
+            behind: false,
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("natter-db-writer".into())
             .spawn(move || writer.run())
             .map_err(err)?;
@@ -152,6 +177,7 @@ impl SqliteStore {
             queue,
             watermark,
             readers: Mutex::new(Vec::new()),
+            writer: Some(writer),
         };
         Ok((store, failed_rx))
     }
@@ -178,16 +204,32 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
-    /// The writer finishes what was submitted, then stops.
+    /// The writer finishes what was submitted, then stops; its connection,
+    /// closed last (after the readers, which cannot checkpoint), folds the
+    /// WAL back into the database file.
     fn drop(&mut self) {
-        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.closed = true;
-        self.queue.changed.notify_all();
+        {
+            let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.closed = true;
+            self.queue.changed.notify_all();
+        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        info!("database {} closed", self.path.display());
     }
 }
 
 impl Store for SqliteStore {
-    fn submit(&self, facts: Vec<Fact>) -> u64 {
+    fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        facts.retain(|f| f.room.is_some()); // only room history is kept here
+        if facts.is_empty() {
+            return 0;
+        }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
             p = self
@@ -235,9 +277,15 @@ struct Writer {
     watermark: Arc<Watermark>,
     failures: mpsc::UnboundedSender<Vec<ConnId>>,
     retention: Retention,
-    /// Rooms written since the last retention pass.
+    /// Rooms written since the last retention pass (or not yet trimmed
+    /// to their limits).
     touched: HashSet<String>,
     last_retention: Instant,
+    /// When age retention last looked at every room.
+    last_sweep: Instant,
+    /// Retention has more to delete: the writer goes on with it as soon
+    /// as chat leaves it time.
+    behind: bool,
 }
 
 impl Writer {
@@ -246,7 +294,10 @@ impl Writer {
             let batches = {
                 let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
                 while p.batches.is_empty() && !p.closed {
-                    let wait = RETENTION_EVERY;
+                    let wait = match self.behind {
+                        true => Duration::ZERO,
+                        false => RETENTION_EVERY,
+                    };
                     let (guard, _) = self
                         .queue
                         .changed
@@ -283,7 +334,7 @@ impl Writer {
                     let _ = self.failures.send(senders.into_iter().collect());
                 }
             }
-            if self.last_retention.elapsed() >= RETENTION_EVERY {
+            if self.behind || self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.enforce_retention();
             }
         }
@@ -331,36 +382,67 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes what retention no longer keeps, room by room.
+    /// Deletes what retention no longer keeps, room by room, at most
+    /// [`RETENTION_CHUNK`] rows of each room per call (`behind` says
+    /// whether more is left).
     fn enforce_retention(&mut self) {
         self.last_retention = Instant::now();
+        self.behind = false;
         let Retention { per_room, max_age } = self.retention.clone();
         if per_room == 0 && max_age.is_zero() {
             self.touched.clear();
             return;
         }
         let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64) as i64;
+        if !max_age.is_zero() && self.last_sweep.elapsed() >= AGE_SWEEP_EVERY {
+            self.last_sweep = Instant::now();
+            match self.rooms_with_lines_before(cutoff) {
+                Ok(rooms) => self.touched.extend(rooms),
+                Err(e) => warn!("history retention: {e}"),
+            }
+        }
+        let chunk = RETENTION_CHUNK as i64;
+        let mut more = Vec::new();
         for room in std::mem::take(&mut self.touched) {
-            let run = || -> rusqlite::Result<()> {
+            let run = || -> rusqlite::Result<usize> {
+                let mut deleted = 0;
                 if per_room > 0 {
-                    self.conn.execute(
-                        "DELETE FROM room_log WHERE room = ?1 AND seq <=
-                         (SELECT seq FROM room_seq WHERE room = ?1) - ?2",
-                        params![room, per_room as i64],
+                    deleted += self.conn.execute(
+                        "DELETE FROM room_log WHERE room = ?1 AND seq IN (
+                             SELECT seq FROM room_log WHERE room = ?1 AND seq <=
+                                 (SELECT seq FROM room_seq WHERE room = ?1) - ?2
+                             ORDER BY seq LIMIT ?3)",
+                        params![room, per_room as i64, chunk],
                     )?;
                 }
                 if !max_age.is_zero() {
-                    self.conn.execute(
-                        "DELETE FROM room_log WHERE room = ?1 AND at_ms < ?2",
-                        params![room, cutoff],
+                    deleted += self.conn.execute(
+                        "DELETE FROM room_log WHERE room = ?1 AND seq IN (
+                             SELECT seq FROM room_log WHERE room = ?1 AND at_ms < ?2
+                             ORDER BY seq LIMIT ?3)",
+                        params![room, cutoff, chunk],
                     )?;
                 }
-                Ok(())
+                Ok(deleted)
             };
-            if let Err(e) = run() {
-                warn!("history retention for {room}: {e}");
+            match run() {
+                Ok(n) if n >= RETENTION_CHUNK => more.push(room),
+                Ok(_) => {}
+                Err(e) => warn!("history retention for {room}: {e}"),
             }
         }
+        self.behind = !more.is_empty();
+        self.touched.extend(more);
+    }
+
+    /// Rooms that have lines older than `cutoff` (ms).
+    fn rooms_with_lines_before(&self, cutoff: i64) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT room FROM room_seq WHERE EXISTS
+                 (SELECT 1 FROM room_log WHERE room_log.room = room_seq.room AND at_ms < ?1)",
+        )?;
+        let rows = stmt.query_map([cutoff], |r| r.get(0))?;
+        rows.collect()
     }
 }
 
@@ -478,13 +560,23 @@ fn history(
         HistoryQuery::Before(a) => range(&s, 0, seq_at(c, room, &a)?, limit, true),
         HistoryQuery::After(a) => range(&s, seq_through(c, room, &a)?, i64::MAX, limit, false),
         HistoryQuery::Around(a) => {
+            // Half before the anchor, half from it on; a side that has
+            // fewer leaves its share to the other. `more`: either side
+            // has lines beyond those returned.
             let centre = seq_at(c, room, &a)?;
-            let mut before = range(&s, 0, centre, limit / 2, true)?;
-            let rest = limit - before.facts.len();
-            let after = range(&s, centre - 1, i64::MAX, rest, false)?;
+            let mut before = range(&s, 0, centre, limit, true)?;
+            let mut after = range(&s, centre - 1, i64::MAX, limit, false)?;
+            let (b, n) = (before.facts.len(), after.facts.len());
+            let take_before = b.min((limit / 2).max(limit.saturating_sub(n)));
+            let take_after = n.min(limit - take_before);
+            let more = before.more || after.more || take_before < b || take_after < n;
+            before.facts.drain(..b - take_before);
+            after.facts.truncate(take_after);
             before.facts.extend(after.facts);
-            before.more |= after.more;
-            Ok(before)
+            Ok(History {
+                facts: before.facts,
+                more,
+            })
         }
         HistoryQuery::Between(a, b) => {
             let forward = seq_at(c, room, &a)? <= seq_at(c, room, &b)?;
@@ -502,21 +594,177 @@ pub fn backup(from: &Path, to: &Path) -> Result<(), StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
     let src = Connection::open_with_flags(from, flags)
         .map_err(|e| StoreError(format!("{}: {e}", from.display())))?;
-    src.backup(
-        rusqlite::MAIN_DB,
-        to,
-        None::<fn(rusqlite::backup::Progress)>,
-    )
-    .map_err(|e| StoreError(format!("backup to {}: {e}", to.display())))
+    let copy = || -> rusqlite::Result<()> {
+        let mut dst = Connection::open(to)?;
+        // All pages in one step, under one read transaction: a snapshot
+        // that the server's commits meanwhile neither block (WAL) nor
+        // restart, as they would between smaller steps.
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => Ok(()),
+            _ => Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("the database stayed busy".into()),
+            )),
+        }
+    };
+    copy().map_err(|e| StoreError(format!("backup to {}: {e}", to.display())))
 }
 
 /// `natter db check`: SQLite's integrity check; `Ok` lists what it found
 /// (`["ok"]` when all is well).
 pub fn check(path: &Path) -> Result<Vec<String>, StoreError> {
+    let shown = path.display();
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY;
-    let c = Connection::open_with_flags(path, flags)
-        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
-    let mut stmt = c.prepare("PRAGMA integrity_check").map_err(err)?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err)
+    let run = || -> rusqlite::Result<Vec<String>> {
+        let c = Connection::open_with_flags(path, flags)?;
+        let mut stmt = c.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    run().map_err(|e| StoreError(format!("{shown}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{FactBody, MsgId};
+    use crate::store::memory::select;
+
+    /// Line `n` of `room`: seq `n`, said at `1000 + 10n` ms, with an id of that time.
+    fn said(room: &str, n: u64) -> Fact {
+        let at_ms = 1000 + 10 * n;
+        Fact {
+            id: MsgId((u128::from(at_ms) << 80) | (0x7 << 76) | u128::from(n)),
+            at_ms,
+            by: ConnId::new(0, 1),
+            source: "a!u@h".into(),
+            room: Some(room.into()),
+            seq: n,
+            body: FactBody::Said {
+                from: "a".into(),
+                text: format!("line {n}").into(),
+                action: false,
+            },
+        }
+    }
+
+    fn writer(path: &Path, retention: Retention) -> Writer {
+        let (failures, _) = mpsc::unbounded_channel();
+        Writer {
+            conn: open_writer(path, 0).unwrap(),
+            queue: Arc::new(Queue {
+                pending: Mutex::new(Pending::default()),
+                changed: Condvar::new(),
+            }),
+            watermark: Arc::new(Watermark::default()),
+            failures,
+            retention,
+            touched: HashSet::new(),
+            last_retention: Instant::now(),
+            last_sweep: Instant::now(),
+            behind: false,
+        }
+    }
+
+    fn seqs(c: &Connection, room: &str) -> Vec<u64> {
+        let mut stmt = c
+            .prepare("SELECT seq FROM room_log WHERE room = ?1 ORDER BY seq")
+            .unwrap();
+        let rows = stmt.query_map([room], |r| r.get::<_, i64>(0)).unwrap();
+        rows.map(|s| s.unwrap() as u64).collect()
+    }
+
+    #[test]
+    fn retention_trims_a_long_room_a_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = Retention {
+            per_room: 10,
+            max_age: Duration::ZERO,
+        };
+        let mut w = writer(&dir.path().join("t.db"), keep);
+        let n = 2 * RETENTION_CHUNK as u64 + 500;
+        let facts = (1..=n).map(|i| said("lobby", i)).collect();
+        let mut small = said("small", 1);
+        small.id = MsgId(small.id.0 + (1 << 40)); // ids are unique across rooms
+        w.write(&[(1, facts), (2, vec![small])]).unwrap();
+        w.enforce_retention();
+        assert!(w.behind, "more to do after one step");
+        assert_eq!(seqs(&w.conn, "lobby").len(), n as usize - RETENTION_CHUNK);
+        assert_eq!(seqs(&w.conn, "small"), [1], "under its limit: kept");
+        let mut steps = 1;
+        while w.behind {
+            w.enforce_retention();
+            steps += 1;
+        }
+        assert_eq!(steps, 3);
+        assert_eq!(seqs(&w.conn, "lobby"), (n - 9..=n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn age_retention_reaches_rooms_nobody_writes_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = Retention {
+            per_room: 0,
+            max_age: Duration::from_secs(3600),
+        };
+        let mut w = writer(&dir.path().join("t.db"), keep);
+        let mut fresh = said("quiet", 3);
+        fresh.at_ms = now_ms();
+        w.write(&[(1, vec![said("quiet", 1), said("quiet", 2), fresh])])
+            .unwrap();
+        w.touched.clear(); // as if written long ago, before a restart
+        w.enforce_retention();
+        assert_eq!(seqs(&w.conn, "quiet"), [1, 2, 3], "not swept yet");
+        w.last_sweep = Instant::now() - AGE_SWEEP_EVERY;
+        w.enforce_retention();
+        assert_eq!(seqs(&w.conn, "quiet"), [3], "old lines expired");
+    }
+
+    /// The SQLite store answers every selector as the in-memory one does.
+    #[test]
+    fn history_selectors_agree_with_the_memory_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = Retention {
+            per_room: 0,
+            max_age: Duration::ZERO,
+        };
+        let mut w = writer(&dir.path().join("t.db"), all);
+        let facts: Vec<Fact> = (1..=20).map(|i| said("r", i)).collect();
+        w.write(&[(1, facts.clone())]).unwrap();
+        let refs: Vec<&Fact> = facts.iter().collect();
+        let id = |n: u64| Anchor::Id(said("r", n).id);
+        let mut anchors = vec![Anchor::Time(0), Anchor::Time(u64::MAX >> 1)];
+        for n in [1, 2, 7, 10, 19, 20] {
+            anchors.extend([
+                id(n),
+                Anchor::Time(1000 + 10 * n),
+                Anchor::Time(1005 + 10 * n),
+            ]);
+        }
+        let mut queries = vec![HistoryQuery::Latest(None)];
+        for &a in &anchors {
+            queries.extend([
+                HistoryQuery::Latest(Some(a)),
+                HistoryQuery::Before(a),
+                HistoryQuery::After(a),
+                HistoryQuery::Around(a),
+            ]);
+            for &b in &anchors {
+                queries.push(HistoryQuery::Between(a, b));
+            }
+        }
+        let ids = |h: &History| h.facts.iter().map(|f| f.seq).collect::<Vec<_>>();
+        for q in queries {
+            for limit in [1, 2, 3, 5, 50] {
+                let want = select(&refs, q, limit);
+                let got = history(&w.conn, "r", q, limit, false).unwrap();
+                assert_eq!(
+                    (ids(&got), got.more),
+                    (ids(&want), want.more),
+                    "{q:?} limit {limit}"
+                );
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 //! the test, elsewhere the test is skipped with a visible `!!! SKIPPED` line.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
