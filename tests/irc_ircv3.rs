@@ -325,3 +325,31 @@ async fn mute_extban_and_no_implicit_names() {
     bar.numeric("353").await;
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn invite_notify_tells_the_rooms_operators() {
+    let srv = start(config()).await;
+    let mut op = IrcClient::register(irc(&srv), "op").await;
+    op.join("#c").await;
+    let mut op2 = with_caps(irc(&srv), "optwo", "invite-notify").await;
+    let mut op3 = IrcClient::register(irc(&srv), "opthree").await;
+    for o in [&mut op2, &mut op3] {
+        o.join("#c").await;
+    }
+    op.send("MODE #c +oo optwo opthree").await;
+    op.expect("MODE #c +oo optwo opthree").await;
+    let _guest = IrcClient::register(irc(&srv), "guest").await;
+    op.send("INVITE guest #c").await;
+    op.numeric("341").await;
+    let told = op2.expect("INVITE guest").await;
+    assert!(
+        told.starts_with(":op!~op@") && told.ends_with(" INVITE guest :#c"),
+        "{told}"
+    );
+    let seen = op3.sync().await;
+    assert!(
+        seen.iter().all(|l| !l.contains("INVITE")),
+        "no cap, no notice: {seen:?}"
+    );
+    srv.shutdown().await;
+}

@@ -547,7 +547,7 @@ impl ChatState {
                 if c.invites.len() >= MAX_INVITES {
                     c.invites.remove(0);
                 }
-                c.invites.push(key);
+                c.invites.push(key.clone());
             }
         }
         let ev = Event::by(
@@ -558,9 +558,25 @@ impl ChatState {
                 target: target_nick,
             },
         );
+        // The room's other operators are told too (IRCv3 invite-notify).
+        let mut ops: Vec<ConnId> = self
+            .rooms
+            .get(&key)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter(|(m, st)| st.op && **m != id && **m != target)
+                    .map(|(m, _)| *m)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ops.sort_unstable();
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
-            self.send(Audience::Conn(id), ev);
+            self.send(Audience::Conn(id), ev.clone());
+        }
+        if !ops.is_empty() {
+            self.send(Audience::Conns(ops), ev);
         }
     }
 }

@@ -39,12 +39,14 @@ pub const USER_LEN: usize = 10;
 pub const CAPS: &[&str] = &[
     "away-notify",
     "batch",
+    "cap-notify",
     "draft/no-implicit-names",
     "draft/read-marker",
     "draft/chathistory",
     "draft/event-playback",
     "echo-message",
     "extended-monitor",
+    "invite-notify",
     "labeled-response",
     "message-tags",
     "multi-prefix",
@@ -73,6 +75,11 @@ pub struct Caps {
     pub read_marker: bool,
     /// No `NAMES` after one's own `JOIN` (the client asks when it wants them).
     pub no_implicit_names: bool,
+    /// Told of invitations into rooms one operates.
+    pub invite_notify: bool,
+    /// Told of capabilities coming and going (natter's never change while
+    /// it runs, so this asks for nothing more).
+    pub cap_notify: bool,
 }
 
 impl Caps {
@@ -93,6 +100,8 @@ impl Caps {
             "labeled-response" => &mut self.labeled_response,
             "draft/read-marker" => &mut self.read_marker,
             "draft/no-implicit-names" => &mut self.no_implicit_names,
+            "invite-notify" => &mut self.invite_notify,
+            "cap-notify" => &mut self.cap_notify,
             _ => return false,
         };
         *slot = on;

@@ -751,7 +751,10 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         ),
         EventBody::Invited { room, nick, target } => {
             let room = chan(room);
-            if **target == *ctx.nick {
+            if **nick == *ctx.nick && **target != *ctx.nick {
+                numeric(out, ctx, RPL_INVITING, &[target, &room]);
+            } else {
+                // to the invitee, and (invite-notify) to the room's operators
                 line(
                     out,
                     None,
@@ -760,8 +763,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                     &[target],
                     Some(&room),
                 );
-            } else {
-                numeric(out, ctx, RPL_INVITING, &[target, &room]);
             }
         }
         EventBody::WhoReply {

@@ -401,6 +401,10 @@ impl IrcSession {
             _ if ev.echo => !echo,
             EventBody::Away { .. } => !self.caps.away_notify,
             EventBody::RealnameChanged { .. } => !self.caps.setname,
+            // Others' invitations reach operators who asked (invite-notify).
+            EventBody::Invited { nick, target, .. } => {
+                **nick != *me && **target != *me && !self.caps.invite_notify
+            }
             // IRC clients get Members only on joining (NAMES is Names).
             EventBody::Members { .. } => self.caps.no_implicit_names,
             EventBody::TagMsg {
