@@ -38,6 +38,7 @@ impl ChatState {
                 conn.update_mask();
                 self.hold_nick(nick, id);
                 self.conns.insert(id, conn);
+                self.announce_online(id, nick);
                 None
             }
             FactBody::Joined { .. } => {
@@ -78,6 +79,10 @@ impl ChatState {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.nick = Some(new.clone());
                     c.update_mask();
+                }
+                if names::fold(old) != names::fold(new) {
+                    self.announce_offline(old);
+                    self.announce_online(id, new);
                 }
                 Some(Audience::Conns(self.peers(id, false)))
             }
