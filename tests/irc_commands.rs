@@ -588,3 +588,22 @@ async fn ban_and_invite_exceptions_and_the_invite_list() {
     baz.numeric("337").await;
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn oper_passwords_are_not_checked_after_three_failures() {
+    let mut cfg = config();
+    cfg.opers = oper_block("root", "sesame");
+    let srv = start(cfg).await;
+    let mut a = IrcClient::register(irc(&srv), "guesser").await;
+    for guess in ["a", "b", "c"] {
+        a.send(&format!("OPER root {guess}")).await;
+        a.numeric("464").await;
+    }
+    a.send("OPER root sesame").await;
+    a.numeric("464").await;
+    // Another connection is checked as usual.
+    let mut b = IrcClient::register(irc(&srv), "admin").await;
+    b.send("OPER root sesame").await;
+    b.numeric("381").await;
+    srv.shutdown().await;
+}

@@ -14,6 +14,7 @@ use super::readmarker::ReadMarkers;
 use super::whox::{self, Whox};
 use super::{about, render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
 use crate::proto::line::LineError;
+use crate::proto::oper::OperError;
 use crate::proto::session::{
     shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
@@ -22,6 +23,8 @@ use crate::proto::session::{
 const MAX_PENDING_WHO: usize = 16;
 /// Most labeled commands awaiting their answers; more are answered unlabeled.
 const MAX_PENDING_LABELS: usize = 64;
+/// Refused `OPER`s after which a connection's passwords are not checked.
+const MAX_OPER_FAILURES: u8 = 3;
 use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
 
 /// One IRC connection's protocol state.
@@ -65,6 +68,8 @@ pub struct IrcSession {
     batches: u64,
     /// How far this client has read each target (`draft/read-marker`).
     read_markers: ReadMarkers,
+    /// `OPER` attempts refused so far.
+    oper_failures: u8,
 }
 
 impl IrcSession {
@@ -75,6 +80,7 @@ impl IrcSession {
             labeling: None,
             batches: 0,
             read_markers: ReadMarkers::default(),
+            oper_failures: 0,
             password: config.irc_password.clone(),
             default_room: match config.irc_auto_join {
                 true => config.default_room.clone(),
@@ -200,7 +206,13 @@ impl IrcSession {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         let ident = self.user_params.as_ref().map_or("", |(u, _)| u.as_str());
-        match opers.check(name, password, ident, &self.ip) {
+        // Each check hashes (slow on purpose): after a few wrong ones this
+        // connection is not checked any more.
+        let checked = match self.oper_failures < MAX_OPER_FAILURES {
+            true => opers.check(name, password, ident, &self.ip),
+            false => Err(OperError::WrongPassword),
+        };
+        match checked {
             Ok(()) => self.run(
                 chat,
                 Command::OperUp {
@@ -208,6 +220,7 @@ impl IrcSession {
                 },
             ),
             Err(why) => {
+                self.oper_failures = self.oper_failures.saturating_add(1);
                 tracing::info!("OPER {name:?} refused: {why:?}");
                 self.push(
                     chat,
