@@ -239,7 +239,8 @@ impl ServerInfo {
             format!("- Welcome to {name}, a natter chat server."),
             "- IRC, telnet and JSON-lines users share the same rooms:".to_string(),
             "- #room here is room `room` for everyone else.".to_string(),
-            "- /join the rooms you like (text users start in the default one), /part to leave.".to_string(),
+            "- /join the rooms you like (text users start in the default one), /part to leave."
+                .to_string(),
         ];
         ServerInfo {
             name: name.into(),
