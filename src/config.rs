@@ -79,9 +79,28 @@ settings! {
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
-        /// Most connections at once from one IP address (0 = unlimited).
+        /// Most connections at once from one address (IPv6: one /64), 0 =
+        /// unlimited; addresses in limit_exempt are not counted.
         #[arg(long, env = "NATTER_MAX_PER_IP", value_name = "N", default_value = "64")]
         pub max_per_ip: usize,
+        /// New connections per second one address (IPv6: one /64) may open,
+        /// sustained, once connect_burst is used up (0 = no limit).
+        #[arg(long, env = "NATTER_CONNECT_RATE", value_name = "N", default_value = "1")]
+        pub connect_rate: u32,
+        /// New connections one address may open at once before connect_rate
+        /// applies.
+        #[arg(long, env = "NATTER_CONNECT_BURST", value_name = "N", default_value = "16")]
+        pub connect_burst: u32,
+        /// Addresses the per-address limits (max_per_ip, connect_rate) do not
+        /// apply to: comma-separated CIDRs, or none.
+        #[arg(
+            long,
+            env = "NATTER_LIMIT_EXEMPT",
+            value_name = "CIDR,…",
+            default_value = "127.0.0.0/8,::1/128",
+            value_parser = parse_cidrs,
+        )]
+        pub limit_exempt: CidrList,
         /// Longest accepted input line in bytes, without its line ending
         /// (IRC sessions use IRC's own limit).
         #[arg(long, env = "NATTER_MAX_LINE_BYTES", value_name = "BYTES", default_value = "4096")]
@@ -96,10 +115,42 @@ settings! {
         /// part, and newcomers get the member count instead of the full list.
         #[arg(long, env = "NATTER_LARGE_ROOM", value_name = "N", default_value = "1000")]
         pub large_room: usize,
-        /// Events queued for one client before it counts as a slow consumer
-        /// and is disconnected.
-        #[arg(long, env = "NATTER_SEND_QUEUE", value_name = "N", default_value = "4096")]
-        pub send_queue: usize,
+        /// Send queue of one client, in bytes of what will be written to it
+        /// (output its socket has not taken yet included); a client that
+        /// lets it overflow is disconnected as a slow consumer.
+        #[arg(
+            long,
+            env = "NATTER_SENDQ",
+            value_name = "BYTES",
+            default_value = "96KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub sendq: usize,
+        /// Receive queue of one client: bytes of input read but not yet
+        /// handled (waiting for flood control); past it the client is
+        /// disconnected with "Excess Flood".
+        #[arg(
+            long,
+            env = "NATTER_RECVQ",
+            value_name = "BYTES",
+            default_value = "16KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub recvq: usize,
+        /// Kernel send buffer of each client socket (SO_SNDBUF; Linux
+        /// doubles it); 0: the kernel's own, which grows to megabytes for a
+        /// client that does not read.
+        #[arg(
+            long,
+            env = "NATTER_SOCKET_SENDBUF",
+            value_name = "BYTES",
+            default_value = "64KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub socket_sendbuf: usize,
         /// Flood control: lines per second one connection may send, sustained
         /// (0 = no limit). Lines beyond it wait; the connection is not read
         /// meanwhile.
@@ -177,6 +228,17 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub shutdown_grace: Duration,
+        /// How often freed memory is given back to the OS (glibc's
+        /// malloc_trim); 0: never.
+        #[arg(
+            long,
+            env = "NATTER_MEMORY_TRIM",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub memory_trim: Duration,
         /// Address of the IRC-only listener, or off (port 0: any free port,
         /// logged on start).
         #[arg(
@@ -195,6 +257,25 @@ settings! {
         /// several).
         #[arg(long, env = "NATTER_MAX_ROOMS_PER_USER", value_name = "N", default_value = "100")]
         pub max_rooms_per_user: usize,
+        /// Most rooms on the server; joining a new one beyond it is refused.
+        #[arg(long, env = "NATTER_MAX_ROOMS", value_name = "N", default_value = "10000")]
+        pub max_rooms: usize,
+        /// Rooms one connection may create per minute (0 = no limit).
+        #[arg(long, env = "NATTER_ROOMS_PER_MINUTE", value_name = "N", default_value = "10")]
+        pub rooms_per_minute: u32,
+        /// Most bans per room (IRC MAXLIST).
+        #[arg(long, env = "NATTER_MAX_BANS", value_name = "N", default_value = "100")]
+        pub max_bans: usize,
+        /// Most pending invitations one person holds; older ones are forgotten.
+        #[arg(long, env = "NATTER_MAX_INVITES", value_name = "N", default_value = "100")]
+        pub max_invites: usize,
+        /// Longest room topic in bytes (IRC TOPICLEN); longer ones are cut.
+        #[arg(long, env = "NATTER_TOPIC_LEN", value_name = "BYTES", default_value = "390")]
+        pub topic_len: usize,
+        /// Entries per page of long listings (room list, members, WHO),
+        /// produced as the client reads them.
+        #[arg(long, env = "NATTER_PAGE_SIZE", value_name = "N", default_value = "100")]
+        pub page_size: usize,
         /// On the main port, how long the text banner waits for the client to
         /// speak first (IRC and JSON clients do, and then never see it); 0:
         /// the banner is sent at once, as telnet users expect.
@@ -207,8 +288,8 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub banner_delay: Duration,
-        /// The SQLite database that keeps history (and, later, accounts and
-        /// registered rooms), or off to keep recent history in memory only.
+        /// The SQLite database that keeps history, accounts and registered
+        /// rooms, or off to keep them in memory only (gone on restart).
         #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
         pub db: String,
         /// Largest size the database may grow to, in bytes (0: no limit);
@@ -234,6 +315,48 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub history_max_age: Duration,
+        /// How long someone may use a registered nick without logging in
+        /// to its account before being renamed to a guest nick (0: such
+        /// nicks are refused at once).
+        #[arg(
+            long,
+            env = "NATTER_NICK_GRACE",
+            value_name = "DURATION",
+            default_value = "30s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub nick_grace: Duration,
+        /// Shortest password an account may be registered with, in characters.
+        #[arg(long, env = "NATTER_PASSWORD_MIN_CHARS", value_name = "N", default_value = "8")]
+        pub password_min_chars: usize,
+        /// Failed logins to one account within auth_failure_window before
+        /// further tries are refused until the window ends.
+        #[arg(long, env = "NATTER_AUTH_MAX_FAILURES", value_name = "N", default_value = "5")]
+        pub auth_max_failures: u32,
+        /// Failed logins (and account registrations) from one address within
+        /// auth_failure_window before further tries are refused.
+        #[arg(
+            long,
+            env = "NATTER_AUTH_MAX_FAILURES_PER_HOST",
+            value_name = "N",
+            default_value = "20"
+        )]
+        pub auth_max_failures_per_host: u32,
+        /// The window in which failed logins are counted.
+        #[arg(
+            long,
+            env = "NATTER_AUTH_FAILURE_WINDOW",
+            value_name = "DURATION",
+            default_value = "5m",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub auth_failure_window: Duration,
+        /// Password hashes computed at once (each takes tens of ms and
+        /// 19 MiB); more logins wait their turn.
+        #[arg(long, env = "NATTER_AUTH_CONCURRENCY", value_name = "N", default_value = "2")]
+        pub auth_concurrency: usize,
     }
 }
 
@@ -269,6 +392,101 @@ impl<'de> Deserialize<'de> for OptAddr {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// One block of addresses, `ADDR/BITS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (V6(net), V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` are equal.
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = (bits as usize).min(a.len() * 8);
+    let (full, rest) = (bits / 8, bits % 8);
+    a[..full] == b[..full] && (rest == 0 || (a[full] ^ b[full]) & (0xffu8 << (8 - rest)) == 0)
+}
+
+/// Comma-separated CIDRs (`none` or empty: no addresses).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CidrList(pub Vec<Cidr>);
+
+impl CidrList {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+impl std::str::FromStr for CidrList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CidrList, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(CidrList::default());
+        }
+        s.split(',')
+            .map(|part| {
+                let part = part.trim();
+                let bad = || format!("bad CIDR {part:?} (e.g. 10.0.0.0/8, fd00::/8)");
+                let (addr, bits) = match part.split_once('/') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (part, None),
+                };
+                let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let bits = match bits {
+                    Some(b) => b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(bad)?,
+                    None => max,
+                };
+                Ok(Cidr { addr, bits })
+            })
+            .collect::<Result<_, _>>()
+            .map(CidrList)
+    }
+}
+
+impl std::fmt::Display for CidrList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|c| format!("{}/{}", c.addr, c.bits))
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for CidrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CidrList, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `--limit-exempt` (for clap).
+pub fn parse_cidrs(s: &str) -> Result<CidrList, String> {
+    s.parse()
 }
 
 /// Parses `--irc-listen` (for clap).
@@ -423,6 +641,67 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(secs).ok_or_else(|| format!("bad duration {s:?}"))
 }
 
+/// Parses a size in bytes: `98304`, `96KiB` (or `96k`), `1MiB` (or `1m`).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("bad size {s:?}: expected e.g. 98304, 96KiB, 1MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => return Err(format!("bad size unit {other:?} in {s:?} (use KiB, MiB)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("bad size {s:?}: too large"))
+}
+
+/// A size in the TOML file: a string [`parse_size`] reads, or a number of bytes.
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    d.deserialize_any(StrOrNumber {
+        expecting: "a size such as \"96KiB\" or a number of bytes",
+        parse: parse_size,
+        whole: |n| usize::try_from(n).map_err(|e| e.to_string()),
+        fraction: None,
+    })
+}
+
+/// A setting the TOML file may write as a string (read with `parse`) or as
+/// a number (a whole one, or with a fraction where `fraction` takes it).
+struct StrOrNumber<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    whole: fn(u64) -> Result<T, String>,
+    fraction: Option<fn(f64) -> Result<T, String>>,
+}
+
+impl<T> serde::de::Visitor<'_> for StrOrNumber<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        (self.parse)(s).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<T, E> {
+        (self.whole)(n).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<T, E> {
+        let negative = |_| E::custom(format!("{n} is negative: expected {}", self.expecting));
+        let n = u64::try_from(n).map_err(negative)?;
+        (self.whole)(n).map_err(E::custom)
+    }
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<T, E> {
+        match self.fraction {
+            Some(f) => f(n).map_err(E::custom),
+            None => Err(E::invalid_type(serde::de::Unexpected::Float(n), &self)),
+        }
+    }
+}
+
 fn secs_to_duration(secs: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
@@ -430,29 +709,14 @@ fn secs_to_duration(secs: f64) -> Option<Duration> {
 /// A duration in the TOML file: a string [`parse_duration`] reads, or a
 /// number of seconds (as a bare number on the command line is).
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = Duration;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration such as \"500ms\", \"30s\", \"5m\", or a number of seconds")
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
-            parse_duration(s).map_err(E::custom)
-        }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
-            Ok(Duration::from_secs(n))
-        }
-        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
-            u64::try_from(n)
-                .map(Duration::from_secs)
-                .map_err(|_| E::custom(format!("bad duration {n}: negative")))
-        }
-        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Duration, E> {
-            secs_to_duration(n).ok_or_else(|| E::custom(format!("bad duration {n}")))
-        }
-    }
-    d.deserialize_any(Visitor)
+    d.deserialize_any(StrOrNumber {
+        expecting: "a duration such as \"500ms\", \"30s\", \"5m\", or a number of seconds",
+        parse: parse_duration,
+        whole: |n| Ok(Duration::from_secs(n)),
+        fraction: Some(|n| secs_to_duration(n).ok_or_else(|| format!("bad duration {n}"))),
+    })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +732,35 @@ mod tests {
         assert!(parse_duration("7 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let l: CidrList = "127.0.0.0/8, ::1/128,2001:db8::/32".parse().unwrap();
+        assert!(l.contains("127.3.4.5".parse().unwrap()));
+        assert!(l.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(l.contains("::1".parse().unwrap()));
+        assert!(l.contains("2001:db8:1::7".parse().unwrap()));
+        assert!(!l.contains("128.0.0.1".parse().unwrap()));
+        assert!(!l.contains("2001:db9::1".parse().unwrap()));
+        let one: CidrList = "10.1.2.3".parse().unwrap();
+        assert!(one.contains("10.1.2.3".parse().unwrap()));
+        assert!(!one.contains("10.1.2.4".parse().unwrap()));
+        assert_eq!("none".parse::<CidrList>().unwrap().to_string(), "none");
+        assert!("10.0.0.0/33".parse::<CidrList>().is_err());
+        assert!("nowhere".parse::<CidrList>().is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("98304"), Ok(98304));
+        assert_eq!(parse_size("96KiB"), Ok(96 * 1024));
+        assert_eq!(parse_size("96k"), Ok(96 * 1024));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        let c: Config = toml::from_str("sendq = \"1MiB\"\nrecvq = 512\n").unwrap();
+        assert_eq!((c.sendq, c.recvq), (1 << 20, 512));
     }
 
     #[test]
@@ -518,11 +811,16 @@ mod tests {
             default_room: "lobby".into(),
             max_clients: 120_000,
             max_per_ip: 64,
+            connect_rate: 1,
+            connect_burst: 16,
+            limit_exempt: "127.0.0.0/8,::1/128".parse().unwrap(),
             max_line_bytes: 4096,
             max_nick_chars: 30,
             max_room_chars: 50,
             large_room: 1000,
-            send_queue: 4096,
+            sendq: 96 * 1024,
+            recvq: 16 * 1024,
+            socket_sendbuf: 64 * 1024,
             listen_backlog: 4096,
             flood_rate: 10,
             flood_burst: 20,
@@ -532,9 +830,16 @@ mod tests {
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            memory_trim: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
+            max_rooms: 10_000,
+            rooms_per_minute: 10,
+            max_bans: 100,
+            max_invites: 100,
+            topic_len: 390,
+            page_size: 100,
             banner_delay: Duration::ZERO,
             db: "natter.db".into(),
             db_max_bytes: 0,
@@ -542,6 +847,12 @@ mod tests {
             history_max_lines: 1000,
             history_per_room: 100_000,
             history_max_age: Duration::ZERO,
+            nick_grace: Duration::from_secs(30),
+            password_min_chars: 8,
+            auth_max_failures: 5,
+            auth_max_failures_per_host: 20,
+            auth_failure_window: Duration::from_secs(300),
+            auth_concurrency: 2,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -610,11 +921,16 @@ mod tests {
             "default_room" => "hall",
             "max_clients" => "5",
             "max_per_ip" => "0",
+            "connect_rate" => "0",
+            "connect_burst" => "3",
+            "limit_exempt" => "10.0.0.0/8,fd00::/8",
             "max_line_bytes" => "100",
             "max_nick_chars" => "9",
             "max_room_chars" => "12",
             "large_room" => "7",
-            "send_queue" => "8",
+            "sendq" => "8KiB",
+            "recvq" => "4096",
+            "socket_sendbuf" => "0",
             "flood_rate" => "0",
             "flood_burst" => "3",
             "listen_backlog" => "16",
@@ -624,9 +940,16 @@ mod tests {
             "ping_interval" => "1h",
             "ping_timeout" => "1.5",
             "shutdown_grace" => "0s",
+            "memory_trim" => "1m",
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",
+            "max_rooms" => "5",
+            "rooms_per_minute" => "0",
+            "max_bans" => "7",
+            "max_invites" => "3",
+            "topic_len" => "80",
+            "page_size" => "9",
             "banner_delay" => "300ms",
             "db" => "off",
             "db_max_bytes" => "1000000",
@@ -634,6 +957,12 @@ mod tests {
             "history_max_lines" => "20",
             "history_per_room" => "500",
             "history_max_age" => "168h",
+            "nick_grace" => "0",
+            "password_min_chars" => "12",
+            "auth_max_failures" => "3",
+            "auth_max_failures_per_host" => "100",
+            "auth_failure_window" => "1h",
+            "auth_concurrency" => "4",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

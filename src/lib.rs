@@ -12,3 +12,4 @@ pub mod hub;
 pub mod proto;
 pub mod server;
 pub mod store;
+pub mod sys;

@@ -95,7 +95,7 @@ async fn everything_the_text_protocol_can_do() {
     assert_eq!(room, "rust");
 
     a.send(json!({"cmd": "rooms"})).await;
-    let rooms = expect_event!(a, Event::Rooms { rooms } => rooms).await;
+    let rooms = expect_event!(a, Event::Rooms { rooms, .. } => rooms).await;
     let rooms: Vec<_> = rooms.iter().map(|r| (&*r.room, r.members)).collect();
     assert_eq!(rooms, [("lobby", 1), ("rust", 1)]);
     a.send(json!({"cmd": "who", "room": "rust"})).await;

@@ -272,6 +272,7 @@ async fn connection_limits_refuse_with_a_reason() {
     let mut cfg = config();
     cfg.max_clients = 3;
     cfg.max_per_ip = 2;
+    cfg.limit_exempt = Default::default(); // loopback is exempt by default
     let srv = start(cfg).await;
     let _a = srv.user("a").await;
     let _b = srv.user("b").await;
@@ -328,7 +329,7 @@ async fn shutdown_tells_members_and_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_dropped_and_others_keep_receiving() {
     let mut cfg = config();
-    cfg.send_queue = 256;
+    cfg.sendq = 256 * 1024; // as many bytes as the 256 lines of 1 KB that used to be its limit
     cfg.flood_rate = 0; // the flooder must outrun the stalled reader
     let srv = start(cfg).await;
     let mut watcher = srv.user("watcher").await;

@@ -12,6 +12,7 @@
 //! `monitor` (counters, /proc readings, progress), [`report`] (the result).
 //! This file is the coordinator: it runs the phases.
 
+pub mod abuse;
 mod client;
 pub mod driver;
 mod monitor;
@@ -163,6 +164,9 @@ impl BenchArgs {
 /// The `natter bench` command: runs the bench on its own runtime and prints
 /// the report (table or JSON) on stdout.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Abuse {
+        return abuse::run(&args);
+    }
     let threads = args.threads.max(1);
     let json = args.json;
     let config = args.into_config()?;

@@ -24,6 +24,9 @@ pub enum Scenario {
     Storm,
     /// 100k connections in rooms of 10, 2 % of them talking.
     Mixed,
+    /// Attacks one after another next to a canary member: server memory
+    /// and the canary's latency (see `abuse`).
+    Abuse,
 }
 
 /// The parameters a scenario starts from.
@@ -51,6 +54,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Storm => "storm",
             Scenario::Mixed => "mixed",
+            Scenario::Abuse => "abuse",
         }
     }
 
@@ -96,6 +100,10 @@ impl Scenario {
                 clients: 100_000,
                 rooms: 10_000,
                 active: 0.02,
+                ..base
+            },
+            Scenario::Abuse => Defaults {
+                duration: Duration::from_secs(15),
                 ..base
             },
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::room::Member;
-use super::{cap, mask, names, refusal, Audience, ChatState, MAX_INVITES};
+use super::{cap, mask, names, refusal, Audience, ChatState};
 use crate::proto::{
     now_ms, BanInfo, ConnId, ErrorCode, Event, EventBody, FactBody, ModeChange, Name, Refusal,
     TopicState,
@@ -23,6 +23,7 @@ impl ChatState {
             }
         };
         let key_str = self.key_of(&name);
+        let founder_op = self.founder_op(&key_str, id);
         let max_rooms = self.config.max_rooms_per_user;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -47,11 +48,23 @@ impl ChatState {
             return self.refuse(id, refusal);
         }
         let invited = conn.invites.contains(&key_str);
-        if let Some(r) = self.rooms.get(&key_str) {
-            if let Err(refusal) = r.admits(&conn.mask, key, invited) {
+        let mask = conn.mask.clone();
+        let admitted = match self.rooms.get(&key_str) {
+            Some(r) => r.admits(&mask, key, invited),
+            // A registered room keeps its rules while nobody is in it.
+            None => self.registered_admits(&key_str, &mask, key, invited),
+        };
+        if let Err(refusal) = admitted {
+            return self.refuse(id, refusal);
+        }
+        if !self.rooms.contains_key(&key_str) {
+            if let Some(refusal) = self.may_not_create(id, &name) {
                 return self.refuse(id, refusal);
             }
         }
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         conn.invites.retain(|k| *k != key_str);
         if switch {
             for old in conn.rooms.clone() {
@@ -68,10 +81,16 @@ impl ChatState {
         let (source, away) = (conn.mask.clone(), conn.away.clone());
         let room = self.new_room(&key_str, &name);
         let first = room.members.is_empty();
+        if first && names::fold(&name) != names::fold(&self.config.default_room) {
+            self.created_room(id);
+        }
+        let Some(room) = self.rooms.get_mut(&key_str) else {
+            return;
+        };
         room.members.insert(
             id,
             Member {
-                op: first,
+                op: founder_op.unwrap_or(first),
                 voice: false,
             },
         );
@@ -89,7 +108,8 @@ impl ChatState {
                 members,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.actor(id));
         let large = members > self.config.large_room;
         if large {
             self.send(Audience::Conn(id), joined);
@@ -111,6 +131,41 @@ impl ChatState {
             self.reply(id, EventBody::Info { text });
         } else {
             self.who(id, Some(&room_name));
+        }
+    }
+
+    /// Why `id` may not create the room `name` now: the server has
+    /// `max_rooms`, or `id` created `rooms_per_minute` in the last minute.
+    fn may_not_create(&self, id: ConnId, name: &str) -> Option<Refusal> {
+        let limit = |detail: String| Some(refusal(ErrorCode::RoomLimit, detail).room(name));
+        if names::fold(name) == names::fold(&self.config.default_room) {
+            return None; // newcomers always have somewhere to go
+        }
+        if self.rooms.len() >= self.config.max_rooms {
+            let max = self.config.max_rooms;
+            return limit(format!(
+                "the server has {max} rooms, the most it holds; join one of them"
+            ));
+        }
+        let per_minute = self.config.rooms_per_minute;
+        let c = self.conns.get(&id)?;
+        let window_open = now_ms().saturating_sub(c.created_since_ms) < 60_000;
+        if per_minute > 0 && window_open && c.created >= per_minute {
+            return limit(format!(
+                "you created {per_minute} rooms within a minute, the most allowed; try again shortly"
+            ));
+        }
+        None
+    }
+
+    /// Counts a room `id` just created against `rooms_per_minute`.
+    fn created_room(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            let now = now_ms();
+            if now.saturating_sub(c.created_since_ms) >= 60_000 {
+                (c.created, c.created_since_ms) = (0, now);
+            }
+            c.created += 1;
         }
     }
 
@@ -193,7 +248,7 @@ impl ChatState {
     }
 
     /// Checks that `id` is in room `key` (and an operator, with `need_op`).
-    fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
+    pub(super) fn check_member(&self, id: ConnId, key: &str, need_op: bool) -> Result<(), Refusal> {
         let shown = self.shown(key);
         let Some(room) = self.rooms.get(key) else {
             return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&shown));
@@ -243,6 +298,7 @@ impl ChatState {
             nick,
             topic,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
@@ -306,6 +362,7 @@ impl ChatState {
             nick,
             changes: applied,
         };
+        self.room_changed(&key);
         self.send(Audience::Room(key), Event::by(source, body).at(at_ms));
     }
 
@@ -528,10 +585,12 @@ impl ChatState {
         };
         if let Some(c) = self.conns.get_mut(&target) {
             if !c.invites.contains(&key) {
-                if c.invites.len() >= MAX_INVITES {
+                if c.invites.len() >= self.config.max_invites {
                     c.invites.remove(0);
                 }
-                c.invites.push(key);
+                if self.config.max_invites > 0 {
+                    c.invites.push(key);
+                }
             }
         }
         let ev = Event::by(
@@ -541,7 +600,8 @@ impl ChatState {
                 nick: by,
                 target: target_nick,
             },
-        );
+        )
+        .with_actor(self.logged_in_actor(id));
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
             self.send(Audience::Conn(id), ev);

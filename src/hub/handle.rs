@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::warn;
 
 use super::{names, Audience, ChatState, Effects, HubConfig};
-use crate::hub::{Backplane, Store};
+use crate::hub::{Accounts, Backplane, Registry, Store};
 use crate::proto::{
     Command, ConnId, ErrorCode, Event, EventBody, Fact, Name, Outcome, Profile, Refusal,
 };
@@ -34,6 +34,8 @@ pub(super) struct Core<R> {
     pub(super) router: R,
     store: Arc<dyn Store>,
     backplane: Arc<dyn Backplane>,
+    /// Where registered rooms are saved (none: they are not).
+    accounts: Option<Arc<dyn Accounts>>,
     /// Connections whose queue overflowed during a delivery.
     overflowed: Vec<ConnId>,
 }
@@ -69,6 +71,44 @@ impl<R: Router> ChatHandle<R> {
         ChatHandle {
             core: Arc::new(Mutex::new(core)),
         }
+    }
+
+    /// Keeps accounts and registered rooms in `accounts`, starting from
+    /// `registry` (what it held at start). `nick_grace_secs`: how long a
+    /// registered nick may be held without logging in (0: refused).
+    pub fn with_accounts(
+        self,
+        accounts: Arc<dyn Accounts>,
+        registry: Registry,
+        nick_grace_secs: u64,
+    ) -> ChatHandle<R> {
+        {
+            let mut core = self.lock();
+            core.state.load_registry(registry, nick_grace_secs);
+            core.accounts = Some(accounts);
+        }
+        self
+    }
+
+    /// The account `conn` is logged in to.
+    pub fn account_of(&self, conn: ConnId) -> Option<Name> {
+        self.lock().state.account_of(conn).cloned()
+    }
+
+    /// Whether `nick` belongs to an account.
+    pub fn is_registered_nick(&self, nick: &str) -> bool {
+        self.lock().state.is_registered_nick(nick)
+    }
+
+    /// The nick of `conn` if it belongs to an account `conn` is not
+    /// logged in to.
+    pub fn unprotected_nick(&self, conn: ConnId) -> Option<Name> {
+        self.lock().state.unprotected_nick(conn)
+    }
+
+    /// The (cloaked) host of `conn`.
+    pub fn host_of(&self, conn: ConnId) -> Option<Name> {
+        self.lock().state.host_of(conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Core<R>> {
@@ -152,6 +192,12 @@ impl<R: Router> ChatHandle<R> {
         self.lock().state.online()
     }
 
+    /// Answers a read-only question from the state, under the lock (pages
+    /// of long listings: each page is one short visit).
+    pub fn query<T>(&self, f: impl FnOnce(&ChatState) -> T) -> T {
+        f(&self.lock().state)
+    }
+
     /// Runs `f` on the router, under the lock (for the server's bookkeeping).
     pub fn with_router<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
         f(&mut self.lock().router)
@@ -170,6 +216,7 @@ impl<R: Router> Core<R> {
             router,
             store,
             backplane,
+            accounts: None,
             overflowed: Vec::new(),
         }
     }
@@ -226,8 +273,14 @@ impl<R: Router> Core<R> {
 
     /// [`Core::apply`] without the reaping.
     fn apply_one(&mut self, fx: Effects) -> Outcome {
+        if let Some(accounts) = &self.accounts {
+            for room in fx.saves {
+                accounts.save_room(room);
+            }
+        }
+        let wait = fx.facts.iter().any(|f| f.body.must_be_durable());
         let ticket = self.record(fx.facts);
-        if ticket != 0 {
+        if ticket != 0 && wait {
             for (_, ev) in &fx.deliveries {
                 ev.wait_for(ticket);
             }

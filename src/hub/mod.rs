@@ -14,10 +14,12 @@
 //! joining, leaving and room operator commands; `query.rs` the read-only
 //! questions (who, whois, list, lusers); `remote.rs` facts from other
 //! nodes; `room.rs` one room's rules; `mask.rs` wildcard masks; `names.rs`
-//! nick and room name rules; `handle.rs` the [`ChatHandle`] sessions use
-//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`]
-//! and [`Backplane`] traits.
+//! nick and room name rules; `accounts.rs` who is logged in, registered
+//! nicks and registered rooms; `handle.rs` the [`ChatHandle`] sessions use
+//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`],
+//! [`Accounts`] and [`Backplane`] traits.
 
+mod accounts;
 mod channel;
 mod handle;
 pub mod mask;
@@ -28,7 +30,7 @@ mod room;
 mod seams;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::proto::{
@@ -37,8 +39,10 @@ use crate::proto::{
 };
 use room::Room;
 
+pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
-pub use seams::{Backplane, Store, StoreError, Watermark};
+pub use query::{MembersPage, RoomsPage};
+pub use seams::{Accounts, Backplane, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -61,6 +65,14 @@ pub struct HubConfig {
     pub key_len: usize,
     pub ban_mask_len: usize,
     pub max_bans: usize,
+    /// Most rooms on the server, and rooms one connection may create per
+    /// minute (0: no limit).
+    pub max_rooms: usize,
+    pub rooms_per_minute: u32,
+    /// Most pending invitations one person holds (older ones are forgotten).
+    pub max_invites: usize,
+    /// Rooms in one page of the room list.
+    pub page_size: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
 }
@@ -73,7 +85,7 @@ impl Default for HubConfig {
 
 impl HubConfig {
     pub fn from_config(c: &crate::config::Config) -> HubConfig {
-        use crate::proto::irc;
+        use crate::proto::limits;
         HubConfig {
             server_name: c.server_name.clone(),
             default_room: c.default_room.clone(),
@@ -81,12 +93,16 @@ impl HubConfig {
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
             max_rooms_per_user: c.max_rooms_per_user,
-            topic_len: irc::TOPIC_LEN,
-            reason_len: irc::REASON_LEN,
-            away_len: irc::AWAY_LEN,
-            key_len: irc::KEY_LEN,
-            ban_mask_len: irc::BAN_MASK_LEN,
-            max_bans: irc::MAX_BANS,
+            topic_len: c.topic_len,
+            reason_len: limits::REASON_LEN,
+            away_len: limits::AWAY_LEN,
+            key_len: limits::KEY_LEN,
+            ban_mask_len: limits::BAN_MASK_LEN,
+            max_bans: c.max_bans,
+            max_rooms: c.max_rooms,
+            rooms_per_minute: c.rooms_per_minute,
+            max_invites: c.max_invites,
+            page_size: c.page_size,
             node: 0,
         }
     }
@@ -114,6 +130,8 @@ pub struct Effects {
     pub deliveries: Vec<(Audience, Arc<Event>)>,
     pub facts: Vec<Fact>,
     pub outcome: Outcome,
+    /// Registered rooms whose state changed, for the accounts store.
+    pub saves: Vec<RoomRecord>,
 }
 
 impl Default for Effects {
@@ -122,12 +140,10 @@ impl Default for Effects {
             deliveries: Vec::new(),
             facts: Vec::new(),
             outcome: Outcome::Continue,
+            saves: Vec::new(),
         }
     }
 }
-
-/// Most pending invitations one person holds; older ones are forgotten.
-const MAX_INVITES: usize = 100;
 
 struct Conn {
     nick: Option<Name>,
@@ -144,8 +160,13 @@ struct Conn {
     invisible: bool,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
+    /// Rooms created in the minute that started at `created_since_ms`.
+    created: u32,
+    created_since_ms: u64,
     signon_ms: u64,
     active_ms: u64,
+    /// The account this connection is logged in to.
+    account: Option<Name>,
 }
 
 impl Conn {
@@ -162,8 +183,11 @@ impl Conn {
             away: None,
             invisible: false,
             invites: Vec::new(),
+            created: 0,
+            created_since_ms: 0,
             signon_ms: now,
             active_ms: now,
+            account: None,
         };
         c.update_mask();
         c
@@ -180,11 +204,14 @@ pub struct ChatState {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
-    rooms: HashMap<Name, Room>,
+    /// By folded name, in order: the room list is paged by it.
+    rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
     /// known only from the store), so a room's order never restarts.
     seqs: HashMap<Name, u64>,
     ids: IdGen,
+    /// Accounts, registered nicks and registered rooms.
+    accounts: accounts::AccountState,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -205,8 +232,9 @@ impl ChatState {
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
-            rooms: HashMap::new(),
+            rooms: BTreeMap::new(),
             seqs: HashMap::new(),
+            accounts: Default::default(),
             fx: Effects::default(),
         }
     }
@@ -246,10 +274,15 @@ impl ChatState {
 
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
-        let seq = self.seqs.remove(key).unwrap_or(0);
+        if !self.rooms.contains_key(key) {
+            let seq = self.seqs.remove(key).unwrap_or(0);
+            let mut room = Room::new(name.into(), seq);
+            self.restore_room(key, &mut room);
+            self.rooms.insert(key.clone(), room);
+        }
         self.rooms
             .entry(key.clone())
-            .or_insert_with(|| Room::new(name.into(), seq))
+            .or_insert_with(|| Room::new(name.into(), 0))
     }
 
     /// Rooms that exist (have members).
@@ -333,11 +366,19 @@ impl ChatState {
             }
             Command::Identify(profile) => self.identify(id, profile),
             Command::CheckNick { nick } => {
-                if let Some(problem) = self.nick_problem(id, &nick) {
-                    self.refuse(id, problem);
+                // An account's nick in use may be taken back by its owner
+                // logging in before registering (SASL): decided then.
+                let reclaimable =
+                    |p: &Refusal| p.code == ErrorCode::NickInUse && self.is_registered_nick(&nick);
+                match self.nick_problem(id, &nick) {
+                    Some(problem) if !reclaimable(&problem) => self.refuse(id, problem),
+                    _ => {}
                 }
             }
             Command::Register { nick } => self.register(id, &nick),
+            Command::Authenticated { account, created } => {
+                self.authenticated(id, &account, created)
+            }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
             Command::Private { to, text, action } => self.private(id, &to, text, action),
@@ -348,7 +389,7 @@ impl ChatState {
             }
             Command::Part { room, reason } => self.part(id, room.as_deref(), reason),
             Command::Who { room } => self.who(id, room.as_deref()),
-            Command::Rooms => self.rooms(id),
+            Command::Rooms { after } => self.rooms(id, after.as_deref()),
             Command::Nick { new } => self.change_nick(id, &new),
             Command::Topic { room, text } => self.topic(id, &room, text),
             Command::RoomMode { room, changes } => self.room_mode(id, &room, changes),
@@ -360,6 +401,8 @@ impl ChatState {
             Command::WhoDetail { target } => self.who_detail(id, &target),
             Command::List { rooms } => self.list(id, rooms),
             Command::Lusers => self.lusers(id),
+            Command::RegisterRoom { room } => self.register_room(id, room.as_deref()),
+            Command::NickGrace { nick } => self.nick_grace(id, &nick),
         }
         self.take()
     }
@@ -452,7 +495,10 @@ impl ChatState {
             return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
         }
         match self.nicks.get(&names::fold(nick)) {
-            Some(&owner) if owner != id => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            // One logged in to the nick's account takes it from whoever has it.
+            Some(&owner) if owner != id && !self.owns(id, nick) => {
+                Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
+            }
             _ => None,
         }
     }
@@ -461,9 +507,13 @@ impl ChatState {
         if self.nick_of(id).is_some() {
             return self.refuse(id, Refusal::new(ErrorCode::AlreadyRegistered));
         }
-        if let Some(problem) = self.nick_problem(id, nick) {
+        if let Some(problem) = self
+            .nick_problem(id, nick)
+            .or_else(|| self.protection(id, nick))
+        {
             return self.refuse(id, problem);
         }
+        self.free_for(id, nick);
         self.nicks.insert(names::fold(nick), id);
         let name: Name = nick.into();
         let Some(c) = self.conns.get_mut(&id) else {
@@ -483,6 +533,7 @@ impl ChatState {
         self.fact(id, None, body);
         let online = self.online();
         self.reply(id, EventBody::Registered { nick: name, online });
+        self.warn_unprotected(id);
         if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
             self.join(id, &room, None, true);
@@ -561,7 +612,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.logged_in_actor(id));
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -608,7 +660,8 @@ impl ChatState {
                 action,
             },
         )
-        .at(at_ms);
+        .at(at_ms)
+        .with_actor(self.logged_in_actor(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
@@ -671,7 +724,9 @@ impl ChatState {
             to,
             text,
         };
-        let ev = Event::by(Some(source), body).at(at_ms);
+        let ev = Event::by(Some(source), body)
+            .at(at_ms)
+            .with_actor(self.logged_in_actor(id));
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }
@@ -691,9 +746,23 @@ impl ChatState {
             return self.reply(id, EventBody::Info { text });
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
+        if old_key != new_key {
+            if let Some(refusal) = self.protection(id, new) {
+                return self.refuse(id, refusal);
+            }
+            self.free_for(id, new);
+        }
         if old_key != new_key && self.nicks.contains_key(&new_key) {
             return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
         }
+        self.apply_nick(id, old, new);
+        self.warn_unprotected(id);
+    }
+
+    /// Changes the nick of `id` from `old` to `new` (checked) and tells
+    /// everyone who shares a room.
+    fn apply_nick(&mut self, id: ConnId, old: Name, new: &str) {
+        let (old_key, new_key) = (names::fold(&old), names::fold(new));
         let old_mask = self.mask_of(id);
         self.nicks.remove(&old_key);
         self.nicks.insert(new_key, id);
@@ -841,15 +910,20 @@ impl ChatState {
         }
     }
 
-    /// The rooms and their member counts, sorted.
-    fn rooms(&mut self, id: ConnId) {
-        let mut rooms: Vec<(Name, usize)> = self
+    /// One page of the rooms and their member counts, in name order,
+    /// after the room `after`; it names where the next page starts.
+    fn rooms(&mut self, id: ConnId, after: Option<&str>) {
+        let after = after.map(|a| names::fold(a.strip_prefix('#').unwrap_or(a)));
+        let filter = crate::proto::listing::RoomFilter::default();
+        let page = self.rooms_page(&filter, after.as_deref(), self.config.page_size);
+        let rooms = page
             .rooms
-            .values()
-            .map(|r| (r.name.clone(), r.members.len()))
+            .into_iter()
+            .map(|r| (r.name, r.members))
             .collect();
-        rooms.sort();
-        self.reply(id, EventBody::RoomList { rooms });
+        let total = self.rooms.len();
+        let next = page.next;
+        self.reply(id, EventBody::RoomList { rooms, next, total });
     }
 }
 
@@ -860,5 +934,7 @@ fn refusal(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Refusal {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accounts;
 #[cfg(test)]
 mod tests_rooms;

@@ -1,10 +1,48 @@
 //! Read-only questions: who is in a room, who matches a mask, everything
-//! about one person, the room list and server statistics.
+//! about one person, the room list and server statistics. Long answers
+//! (the room list, a room's members) come a page at a time, in key order
+//! after a cursor: each page is a short visit under the lock, never the
+//! whole list built or sorted.
 
+use std::ops::Bound::{Excluded, Unbounded};
+
+use super::room::Room;
 use super::{mask, names, ChatState};
+use crate::proto::listing::RoomFilter;
 use crate::proto::{
-    ConnId, ErrorCode, EventBody, MemberInfo, Refusal, RoomSummary, Target, WhoisInfo,
+    ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, WhoisInfo,
 };
+
+/// Rooms a filtered page may look at, per room it may hold.
+const SCAN_PER_ENTRY: usize = 8;
+
+/// One page of the room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomsPage {
+    pub rooms: Vec<RoomSummary>,
+    /// The key the next page starts after (`None`: this page is the last).
+    pub next: Option<Name>,
+}
+
+/// One page of a room's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersPage {
+    /// The room as people see it, and its members in all.
+    pub room: Name,
+    pub total: usize,
+    /// Sorted by nick within the page.
+    pub members: Vec<MemberInfo>,
+    /// The member the next page starts after (`None`: this page is the last).
+    pub next: Option<ConnId>,
+}
+
+fn summary(r: &Room) -> RoomSummary {
+    RoomSummary {
+        name: r.name.clone(),
+        members: r.members.len(),
+        topic: r.topic.as_ref().map(|t| t.text.clone()),
+    }
+}
 
 /// Most people a `WHO` for a nick mask lists.
 const MAX_WHO: usize = 200;
@@ -37,14 +75,116 @@ impl ChatState {
         members
     }
 
+    /// The room a `who` from `id` asks about (`None`: the current one), or
+    /// why it cannot be answered.
+    pub fn who_room(&self, id: ConnId, room: Option<&str>) -> Result<Name, Refusal> {
+        if self.nick_of(id).is_none() {
+            return Err(Refusal::new(ErrorCode::NotRegistered));
+        }
+        let key = self.current_room(id, room)?;
+        match self.rooms.contains_key(&key) {
+            true => Ok(key),
+            false => Err(Refusal::new(ErrorCode::NoSuchRoom).room(&key)),
+        }
+    }
+
+    /// The existing room a `WHO #room` names, if any.
+    pub fn who_detail_room(&self, who: &str) -> Option<Name> {
+        let name = names::check_room(who, self.config.max_room_chars).ok()?;
+        let key = self.key_of(name);
+        self.rooms.contains_key(&key).then_some(key)
+    }
+
+    /// Up to `limit` rooms in name order after the key `after` that pass
+    /// `filter`, looking at no more than a few times `limit` rooms.
+    pub fn rooms_page(&self, filter: &RoomFilter, after: Option<&str>, limit: usize) -> RoomsPage {
+        let limit = limit.max(1);
+        let budget = limit * SCAN_PER_ENTRY;
+        let lower = after.map_or(Unbounded, Excluded);
+        let passes = |key: &str, r: &Room| {
+            filter.counts(r.members.len())
+                && (filter.masks.is_empty() || filter.masks.iter().any(|m| mask::matches(m, key)))
+                && !filter.not_masks.iter().any(|m| mask::matches(m, key))
+        };
+        let mut rooms = Vec::new();
+        let mut last: Option<Name> = None;
+        if filter.names.is_empty() {
+            for (key, r) in self.rooms.range::<str, _>((lower, Unbounded)).take(budget) {
+                last = Some(key.clone());
+                if passes(key, r) {
+                    rooms.push(summary(r));
+                    if rooms.len() == limit {
+                        break;
+                    }
+                }
+            }
+        } else {
+            for name in filter
+                .names
+                .range::<str, _>((lower, Unbounded))
+                .take(budget)
+            {
+                last = Some(name.as_str().into());
+                if let Some((key, r)) = self.rooms.get_key_value(name.as_str()) {
+                    if passes(key, r) {
+                        rooms.push(summary(r));
+                        if rooms.len() == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let more = |l: &str| match filter.names.is_empty() {
+            true => self
+                .rooms
+                .range::<str, _>((Excluded(l), Unbounded))
+                .next()
+                .is_some(),
+            false => filter
+                .names
+                .range::<str, _>((Excluded(l), Unbounded))
+                .next()
+                .is_some(),
+        };
+        let next = last.filter(|l| more(l));
+        RoomsPage { rooms, next }
+    }
+
+    /// Up to `limit` members of the room `key` after the member `after`
+    /// (`None`: the room is gone).
+    pub fn members_page(
+        &self,
+        key: &str,
+        after: Option<ConnId>,
+        limit: usize,
+    ) -> Option<MembersPage> {
+        let r = self.rooms.get(key)?;
+        let lower = after.map_or(Unbounded, Excluded);
+        let mut members = Vec::with_capacity(limit.min(r.members.len()));
+        let mut last = None;
+        for (id, m) in r.members.range((lower, Unbounded)).take(limit.max(1)) {
+            last = Some(*id);
+            members.extend(self.member_info(*id, m.op, m.voice));
+        }
+        members.sort_by_cached_key(|m| names::fold(&m.nick));
+        let next = last.filter(|l| r.members.range((Excluded(*l), Unbounded)).next().is_some());
+        Some(MembersPage {
+            room: r.name.clone(),
+            total: r.members.len(),
+            members,
+            next,
+        })
+    }
+
     /// Who is in a room (`None`: the current one).
     pub(super) fn who(&mut self, id: ConnId, room: Option<&str>) {
-        let key = match self.current_room(id, room) {
+        let key = match self.who_room(id, room) {
             Ok(k) => k,
             Err(e) => return self.refuse(id, e),
         };
         let Some(r) = self.rooms.get(&key) else {
-            return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
+            return;
         };
         let room = r.name.clone();
         let members = self.members_of(&key);
@@ -55,9 +195,7 @@ impl ChatState {
     /// `nick!user@host` matches a mask (at most [`MAX_WHO`]).
     pub(super) fn who_detail(&mut self, id: ConnId, target: &Target) {
         let body = if let Target::Room(who) = target {
-            let key = names::check_room(who, self.config.max_room_chars)
-                .ok()
-                .map(names::fold);
+            let key = self.who_detail_room(who);
             match key
                 .as_deref()
                 .and_then(|k| self.rooms.get(k).map(|r| (k, r)))
@@ -127,6 +265,7 @@ impl ChatState {
             away: c.away.clone(),
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
+            account: c.account.clone(),
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(
@@ -138,30 +277,13 @@ impl ChatState {
         );
     }
 
-    /// Rooms with member counts and topics, sorted; `names` limits the list.
-    pub(super) fn list(&mut self, id: ConnId, names_wanted: Option<Vec<String>>) {
-        let wanted: Option<Vec<String>> = names_wanted.map(|ns| {
-            ns.iter()
-                .filter_map(|n| names::check_room(n, self.config.max_room_chars).ok())
-                .map(names::fold)
-                .collect()
-        });
-        let mut rooms: Vec<RoomSummary> = self
-            .rooms
-            .iter()
-            .filter(|(k, _)| {
-                wanted
-                    .as_ref()
-                    .is_none_or(|w| w.iter().any(|n| **n == ***k))
-            })
-            .map(|(_, r)| RoomSummary {
-                name: r.name.clone(),
-                members: r.members.len(),
-                topic: r.topic.as_ref().map(|t| t.text.clone()),
-            })
-            .collect();
-        rooms.sort_by_cached_key(|r| names::fold(&r.name));
-        self.reply(id, EventBody::RoomDetails { rooms });
+    /// Rooms with member counts and topics, in name order; `terms` (IRC
+    /// `LIST` arguments) filter them. Only the first page: the server
+    /// writes the whole list a page at a time (`server::pager`).
+    pub(super) fn list(&mut self, id: ConnId, terms: Option<Vec<String>>) {
+        let filter = RoomFilter::from_terms(&terms.unwrap_or_default());
+        let page = self.rooms_page(&filter, None, self.config.page_size);
+        self.reply(id, EventBody::RoomDetails { rooms: page.rooms });
     }
 
     pub(super) fn lusers(&mut self, id: ConnId) {

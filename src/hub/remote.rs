@@ -5,7 +5,7 @@
 
 use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{Event, EventBody, Fact, FactBody, Name};
+use crate::proto::{Fact, FactBody, TopicState};
 
 impl ChatState {
     /// Applies a fact from another node. The returned effects hold
@@ -16,16 +16,15 @@ impl ChatState {
             return Effects::default(); // our own, echoed back
         }
         let id = fact.by;
-        let source = Some(fact.source.clone());
         let key = fact.room.as_deref().map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
             let room = self.new_room(k, r);
             room.seq = room.seq.max(fact.seq);
         }
-        let room_name = fact.room.clone().unwrap_or_else(|| "".into());
-        let to_room = |k: &Option<Name>| Audience::Room(k.clone().unwrap_or_else(|| "".into()));
-        let ev = |body| Event::by(source.clone(), body).at(fact.at_ms);
-        match &fact.body {
+        let room_audience = || key.clone().map(Audience::Room);
+        // What changes here, and who of ours is told besides the room.
+        let mut also = None;
+        let audience = match &fact.body {
             FactBody::Online {
                 nick,
                 user,
@@ -39,72 +38,39 @@ impl ChatState {
                 conn.update_mask();
                 self.nicks.insert(names::fold(nick), id);
                 self.conns.insert(id, conn);
+                None
             }
-            FactBody::Joined { nick } => {
+            FactBody::Joined { .. } => {
                 let (Some(k), Some(c)) = (&key, self.conns.get_mut(&id)) else {
                     return self.take();
                 };
                 if !c.rooms.contains(k) {
                     c.rooms.push(k.clone());
                 }
-                let Some(room) = self.rooms.get_mut(k) else {
-                    return self.take();
-                };
-                let op = room.members.is_empty();
-                room.members.insert(id, Member { op, voice: false });
-                let members = room.members.len();
-                let body = EventBody::Joined {
-                    room: room_name,
-                    nick: nick.clone(),
-                    members,
-                };
-                self.send(to_room(&key), ev(body));
+                if let Some(room) = self.rooms.get_mut(k) {
+                    let op = room.members.is_empty();
+                    room.members.insert(id, Member { op, voice: false });
+                }
+                room_audience()
             }
-            FactBody::Parted { nick, reason } => {
+            FactBody::Parted { .. } => {
                 if let Some(k) = &key {
                     self.remove_from_room(k, id);
                 }
-                let members = key
-                    .as_ref()
-                    .and_then(|k| self.rooms.get(k))
-                    .map_or(0, |r| r.members.len());
-                let body = EventBody::Parted {
-                    room: room_name,
-                    nick: nick.clone(),
-                    members,
-                    reason: reason.clone(),
-                };
-                self.send(to_room(&key), ev(body));
+                room_audience()
             }
-            FactBody::Kicked {
-                nick,
-                target,
-                reason,
-            } => {
+            FactBody::Kicked { target, .. } => {
                 let target_id = self.nicks.get(&names::fold(target)).copied();
                 if let (Some(k), Some(t)) = (&key, target_id) {
                     self.remove_from_room(k, t);
                 }
-                let members = key
-                    .as_ref()
-                    .and_then(|k| self.rooms.get(k))
-                    .map_or(0, |r| r.members.len());
-                let body = EventBody::Kicked {
-                    room: room_name,
-                    nick: nick.clone(),
-                    target: target.clone(),
-                    reason: reason.clone(),
-                    members,
-                };
-                let ev = ev(body);
-                if let Some(t) = target_id {
-                    self.send(Audience::Conn(t), ev.clone());
-                }
-                self.send(to_room(&key), ev);
+                also = target_id.map(Audience::Conn);
+                room_audience()
             }
             FactBody::Quit { reason, .. } => {
                 self.remove(id, reason);
                 self.fx.facts.clear();
+                None
             }
             FactBody::NickChanged { old, new } => {
                 self.nicks.remove(&names::fold(old));
@@ -113,72 +79,22 @@ impl ChatState {
                     c.nick = Some(new.clone());
                     c.update_mask();
                 }
-                let peers = self.peers(id, false);
-                let body = EventBody::NickChanged {
-                    old: old.clone(),
-                    new: new.clone(),
-                };
-                self.send(Audience::Conns(peers), ev(body));
+                Some(Audience::Conns(self.peers(id, false)))
             }
-            FactBody::Said { from, text, action } => {
-                let body = EventBody::Message {
-                    id: fact.id,
-                    seq: fact.seq,
-                    room: room_name,
-                    from: from.clone(),
-                    text: text.clone(),
-                    action: *action,
-                };
-                self.send(to_room(&key), ev(body));
+            FactBody::Said { .. } => room_audience(),
+            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
+                self.nicks.get(&names::fold(to)).map(|&t| Audience::Conn(t))
             }
-            FactBody::Noticed { from, to, text } => {
-                let dest = match to {
-                    Some(nick) => match self.nicks.get(&names::fold(nick)) {
-                        Some(&t) => Audience::Conn(t),
-                        None => return self.take(),
-                    },
-                    None => to_room(&key),
-                };
-                let body = EventBody::Notice {
-                    id: fact.id,
-                    from: from.clone(),
-                    room: fact.room.clone(),
-                    to: to.clone(),
-                    text: text.clone(),
-                };
-                self.send(dest, ev(body));
-            }
-            FactBody::Private {
-                from,
-                to,
-                text,
-                action,
-            } => {
-                if let Some(&t) = self.nicks.get(&names::fold(to)) {
-                    let body = EventBody::Private {
-                        id: fact.id,
-                        from: from.clone(),
-                        to: to.clone(),
-                        text: text.clone(),
-                        action: *action,
-                    };
-                    self.send(Audience::Conn(t), ev(body));
-                }
-            }
+            FactBody::Noticed { to: None, .. } => room_audience(),
             FactBody::TopicSet { nick, topic } => {
                 if let Some(r) = key.as_ref().and_then(|k| self.rooms.get_mut(k)) {
-                    r.topic = topic.clone().map(|text| crate::proto::TopicState {
+                    r.topic = topic.clone().map(|text| TopicState {
                         text,
                         set_by: nick.clone(),
                         set_at_ms: fact.at_ms,
                     });
                 }
-                let body = EventBody::TopicChanged {
-                    room: room_name,
-                    nick: nick.clone(),
-                    topic: topic.clone(),
-                };
-                self.send(to_room(&key), ev(body));
+                room_audience()
             }
             FactBody::ModesChanged { nick, changes } => {
                 if let Some(k) = &key {
@@ -186,12 +102,16 @@ impl ChatState {
                         let _ = self.apply_mode(k, nick, c);
                     }
                 }
-                let body = EventBody::ModeChanged {
-                    room: room_name,
-                    nick: nick.clone(),
-                    changes: changes.clone(),
-                };
-                self.send(to_room(&key), ev(body));
+                room_audience()
+            }
+        };
+        let members = key
+            .as_ref()
+            .and_then(|k| self.rooms.get(k))
+            .map_or(0, |r| r.members.len());
+        if let Some(ev) = fact.event_in(members) {
+            for to in also.into_iter().chain(audience) {
+                self.send(to, ev.clone());
             }
         }
         self.take()

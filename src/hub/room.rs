@@ -2,7 +2,7 @@
 //! modes (`+i +k +l +m +n +t`) and bans, and the rules they imply — who
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::mask;
@@ -33,7 +33,8 @@ pub(crate) struct Modes {
 
 pub(crate) struct Room {
     pub name: Name,
-    pub members: HashMap<ConnId, Member>,
+    /// By connection, in order: long member lists are paged by it.
+    pub members: BTreeMap<ConnId, Member>,
     /// The sequence number of the room's last fact.
     pub seq: u64,
     pub topic: Option<TopicState>,
@@ -48,7 +49,7 @@ impl Room {
     pub fn new(name: Name, seq: u64) -> Room {
         Room {
             name,
-            members: HashMap::new(),
+            members: BTreeMap::new(),
             seq,
             topic: None,
             modes: Modes {

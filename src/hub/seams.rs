@@ -2,7 +2,8 @@
 //! keeps facts and answers history questions; the [`Backplane`] carries
 //! facts to other nodes and claims nicks across them. `src/store` and
 //! `src/cluster` implement them; a lone server with no database uses the
-//! in-memory store and no backplane (`cluster::Standalone`).
+//! in-memory store and no backplane (`cluster::Standalone`). [`Accounts`]
+//! keeps accounts and registered rooms.
 //!
 //! Durable before seen: [`Store::submit`] returns a ticket, the events of
 //! those facts are marked with it (`Event::wait_for`), and connections
@@ -38,6 +39,23 @@ pub trait Store: Send + Sync + 'static {
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError>;
     /// How far submissions are durable (`None`: at once, nothing to wait for).
     fn watermark(&self) -> Option<Arc<Watermark>>;
+}
+
+/// Where accounts and registered rooms are kept: the SQLite file, or
+/// memory with `--db off` (then they last until the server stops).
+/// `create` and `get` may block on the disk: call them off the chat lock
+/// and off the async threads (the server uses `spawn_blocking`);
+/// `save_room` only queues and never blocks, since the hub calls it under
+/// the chat lock.
+pub trait Accounts: Send + Sync + 'static {
+    /// Every account name and registered room, read once at start.
+    fn load(&self) -> Result<super::Registry, StoreError>;
+    /// Creates an account; `Ok(false)` if one with that (folded) name exists.
+    fn create(&self, account: &super::AccountRecord) -> Result<bool, StoreError>;
+    /// The account named `name` (folded), if there is one.
+    fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
+    /// Keeps this state of a registered room (queued; written in order).
+    fn save_room(&self, room: super::RoomRecord);
 }
 
 /// How facts reach the other nodes.

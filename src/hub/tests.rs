@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::handle::Core;
 use super::*;
 use crate::cluster::Standalone;
+use crate::proto::MsgId;
 use crate::store::MemoryStore;
 
 /// Capped vectors, one per connection.
@@ -44,6 +45,10 @@ pub(super) fn config() -> HubConfig {
         key_len: 32,
         ban_mask_len: 100,
         max_bans: 100,
+        max_rooms: 10_000,
+        rooms_per_minute: 0,
+        max_invites: 100,
+        page_size: 100,
         node: 0,
     }
 }
@@ -269,8 +274,8 @@ fn rooms_switch_and_isolate() {
     w.say(b, "rust only");
     assert!(w.take(a).is_empty());
     assert_eq!(w.take(b).len(), 1);
-    w.handle(a, Command::Rooms);
-    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 2));
+    w.handle(a, Command::Rooms { after: None });
+    assert!(matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 2));
     w.handle(
         b,
         Command::Part {
@@ -281,9 +286,9 @@ fn rooms_switch_and_isolate() {
     w.take(b);
     w.say(b, "nowhere");
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotInRoom));
-    w.handle(a, Command::Rooms);
+    w.handle(a, Command::Rooms { after: None });
     assert!(
-        matches!(&w.take(a)[..], [EventBody::RoomList { rooms }] if rooms.len() == 1),
+        matches!(&w.take(a)[..], [EventBody::RoomList { rooms, .. }] if rooms.len() == 1),
         "empty room freed"
     );
     w.handle(
@@ -454,4 +459,39 @@ fn a_cascade_of_slow_consumers_does_not_recurse() {
         })
         .unwrap();
     cascade.join().expect("no stack overflow");
+}
+
+#[test]
+fn every_member_sees_the_room_in_one_order() {
+    let mut w = World::new();
+    let people: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| w.user(n)).collect();
+    for &p in &people {
+        w.take(p);
+    }
+    let mut said = 0;
+    for round in 0..25 {
+        for (i, &p) in people.iter().enumerate() {
+            if (round + i) % 3 != 0 {
+                w.say(p, &format!("{round}/{i}"));
+                said += 1;
+            }
+        }
+    }
+    let order = |w: &mut World, p| -> Vec<(u64, MsgId)> {
+        w.take(p)
+            .into_iter()
+            .filter_map(|e| match e {
+                EventBody::Message { seq, id, .. } => Some((seq, id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = order(&mut w, people[0]);
+    assert_eq!(first.len(), said);
+    assert!(first
+        .windows(2)
+        .all(|p| p[0].0 + 1 == p[1].0 && p[0].1 < p[1].1));
+    for &p in &people[1..] {
+        assert_eq!(order(&mut w, p), first);
+    }
 }

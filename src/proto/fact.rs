@@ -138,12 +138,31 @@ impl FactBody {
     pub fn is_message(&self) -> bool {
         matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
     }
+
+    /// Whether nobody may be shown it before it is stored: what people
+    /// say, and what operators change. Presence (online, joins, parts,
+    /// quits, nick changes) is shown at once and stored as it comes.
+    pub fn must_be_durable(&self) -> bool {
+        !matches!(
+            self,
+            FactBody::Online { .. }
+                | FactBody::Joined { .. }
+                | FactBody::Parted { .. }
+                | FactBody::Quit { .. }
+                | FactBody::NickChanged { .. }
+        )
+    }
 }
 
 impl Fact {
-    /// The event people were shown when this happened (`None` for facts
-    /// nobody sees as such: coming online, quitting with no rooms).
+    /// The event people were shown when this happened (`None` for coming
+    /// online, which nobody sees as such). Member counts are unknown (0).
     pub fn event(&self) -> Option<Arc<Event>> {
+        self.event_in(0)
+    }
+
+    /// The same, for a room that now has `members` people.
+    pub fn event_in(&self, members: usize) -> Option<Arc<Event>> {
         let room = || self.room.clone().unwrap_or_else(|| "".into());
         let body = match &self.body {
             FactBody::Said { from, text, action } => EventBody::Message {
@@ -177,12 +196,12 @@ impl Fact {
             FactBody::Joined { nick } => EventBody::Joined {
                 room: room(),
                 nick: nick.clone(),
-                members: 0,
+                members,
             },
             FactBody::Parted { nick, reason } => EventBody::Parted {
                 room: room(),
                 nick: nick.clone(),
-                members: 0,
+                members,
                 reason: reason.clone(),
             },
             FactBody::Kicked {
@@ -194,7 +213,7 @@ impl Fact {
                 nick: nick.clone(),
                 target: target.clone(),
                 reason: reason.clone(),
-                members: 0,
+                members,
             },
             FactBody::Quit { nick, reason } => EventBody::Quit {
                 nick: nick.clone(),

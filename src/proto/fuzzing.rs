@@ -110,6 +110,54 @@ pub fn line_decoder(data: &[u8]) {
     assert_eq!(client.pending(), 0);
 }
 
+/// Feeds the lines of `data` to a SASL exchange as `AUTHENTICATE`
+/// parameters, answering its questions as the server would (one account,
+/// logins alternately accepted and refused), and to the SCRAM parsers;
+/// must not panic, and every `AUTHENTICATE` it sends stays within 400 bytes.
+pub fn sasl(data: &[u8]) {
+    use super::irc::sasl::{Sasl, CHUNK};
+    use super::irc::Reply;
+    use super::{scram, AccountEvent, AccountRequest, ErrorCode, EventBody, Refusal};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let credentials = std::sync::Arc::new(scram::derive(b"pw", b"salt", 1));
+    let mut sasl = Sasl::default();
+    let check = |replies: &[Reply]| {
+        for r in replies {
+            if let Reply::Authenticate(d) = r {
+                assert!(!d.is_empty() && d.len() <= CHUNK, "{} bytes", d.len());
+            }
+        }
+    };
+    for (i, line) in text.split('\n').enumerate() {
+        if let Ok(first) = scram::parse_client_first(line) {
+            let server_first = scram::server_first(&first, "nonce", &credentials);
+            let _ = scram::verify_client_final(line, &first, &server_first, &credentials);
+        }
+        let step = sasl.authenticate(line.trim_end_matches('\r'));
+        check(&step.replies);
+        let answer = match step.ask {
+            Some(AccountRequest::ScramLookup { account }) => {
+                EventBody::Account(AccountEvent::Challenge {
+                    account: account.into(),
+                    credentials: credentials.clone(),
+                })
+            }
+            Some(_) if i % 2 == 0 => EventBody::Account(AccountEvent::LoggedIn {
+                account: "a".into(),
+                nick: None,
+                created: false,
+            }),
+            Some(_) => EventBody::Refused(Refusal::new(ErrorCode::AuthFailed)),
+            None => continue,
+        };
+        if let Some(replies) = sasl.answer(&answer) {
+            check(&replies);
+        }
+    }
+}
+
 /// Parses `data` as a JSON-lines command; must not panic.
 pub fn json_parse(data: &[u8]) {
     if let Ok(s) = std::str::from_utf8(data) {
@@ -144,6 +192,9 @@ mod tests {
         "\u{ff}\u{fb}\u{1}hello\r\n",
         "KICK #r bob,carol :bye now",
         "NOTICE #r :\x0304,12colour",
+        "SCRAM-SHA-256\nbiwsbj1hLHI9Yg==\n+",
+        "PLAIN\nAGFsaWNlAHB3\n*",
+        "n,,n=a=2Cb,r=xyz\nc=biws,r=xyznonce,p=AAAA",
     ];
 
     /// Random bytes, and mutations of realistic lines, through every target.
@@ -182,6 +233,7 @@ mod tests {
             irc_decode(&data);
             line_decoder(&data);
             json_parse(&data);
+            sasl(&data);
         }
     }
 }

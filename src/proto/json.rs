@@ -10,8 +10,12 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Anchor, Command, ErrorCode, Event, EventBody, HistoryQuery, MsgId, Subject};
+use super::{
+    now_ms, AccountEvent, AccountRequest, Anchor, Command, ErrorCode, Event, EventBody,
+    HistoryQuery, MsgId, Subject,
+};
 
 /// What a JSON line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub enum Input {
         query: HistoryQuery,
         limit: Option<usize>,
     },
+    /// Something for the accounts (register, log in with a password).
+    Account(AccountRequest),
     /// `keep` / `pong`: the answer to a heartbeat ping.
     Keep,
     Help,
@@ -44,6 +50,19 @@ pub fn parse(line: &str) -> Input {
         _ => diagnose(line),
     };
     match cmd {
+        Ok(wire::Cmd::Login { nick }) => match serde_json::from_str(line) {
+            Ok(wire::LoginPassword {
+                password: Some(password),
+            }) => Input::Account(AccountRequest::Login {
+                account: nick.into(),
+                password: super::Password(password.into()),
+            }),
+            Ok(_) => input(wire::Cmd::Login { nick }),
+            Err(_) => Input::Error(
+                ErrorCode::BadArguments,
+                "bad arguments: \"password\" must be a string".into(),
+            ),
+        },
         Ok(cmd) => input(cmd),
         Err((code, message)) => Input::Error(code, message),
     }
@@ -85,6 +104,12 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
     let owned = |s: Option<Cow<str>>| s.map(Cow::into_owned);
     Input::Command(match cmd {
         W::Login { nick } => Command::Register { nick: nick.into() },
+        W::Register { password } => {
+            return Input::Account(AccountRequest::Register {
+                password: super::Password(password.into()),
+            })
+        }
+        W::RegisterRoom { room } => Command::RegisterRoom { room: owned(room) },
         W::Chat { msg, room, action } => Command::Say {
             room: owned(room),
             text: text(msg),
@@ -114,7 +139,9 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             reason: reason.map(text),
         },
         W::Who { room } => Command::Who { room: owned(room) },
-        W::Rooms => Command::Rooms,
+        W::Rooms { after } => Command::Rooms {
+            after: owned(after),
+        },
         W::History {
             room,
             limit,
@@ -159,12 +186,104 @@ fn point(p: Option<wire::Point>) -> Result<Option<Anchor>, String> {
 /// Renders an event as one JSON object line (nothing for what JSON clients
 /// are not sent).
 pub fn render(ev: &Event, out: &mut Vec<u8>) {
+    if let Some(page) = Page::of(&ev.body) {
+        return render_page(&page, ev.at_ms, out);
+    }
     let Some(line) = stamped(ev) else {
         return;
     };
     // Serializing into a Vec cannot fail: every map key is a string.
     let _ = serde_json::to_writer(&mut *out, &line);
     out.extend_from_slice(b"\r\n");
+}
+
+/// One page of a long listing as one object, of the type the whole
+/// listing has (`presence`, `who`, `rooms`). A listing in several pages
+/// says so: `"more": true` on all but the last, `"continued": true` on all
+/// but the first (see docs/PROTOCOL.md). `at_ms`: its timestamp (0: now).
+pub fn render_page(page: &Page, at_ms: u64, out: &mut Vec<u8>) {
+    use wire::Event as W;
+    fn s(s: &str) -> Cow<'_, str> {
+        Cow::Borrowed(s)
+    }
+    let event = match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let nicks = |keep: fn(&super::MemberInfo) -> bool| {
+                members
+                    .iter()
+                    .filter(|m| keep(m))
+                    .map(|m| s(&m.nick))
+                    .collect()
+            };
+            W::Presence {
+                room: s(room),
+                nicks: nicks(|_| true),
+                ops: Some(nicks(|m| m.op)),
+                voiced: Some(nicks(|m| m.voice)),
+                total: Some(total as u64),
+            }
+        }
+        PageBody::Who {
+            mask,
+            room,
+            members,
+            ..
+        } => W::Who {
+            mask: s(mask),
+            room: room.map(s),
+            members: members.iter().map(member).collect(),
+        },
+        PageBody::Rooms(rooms) => {
+            let rooms = rooms
+                .iter()
+                .map(|r| wire::RoomEntry {
+                    room: s(&r.name),
+                    members: r.members as u64,
+                    topic: Some(r.topic.as_deref().map(s)),
+                })
+                .collect();
+            W::Rooms {
+                rooms,
+                total: None,
+                next: None,
+            }
+        }
+    };
+    /// A page: the line, and where it stands in the listing.
+    #[derive(serde::Serialize)]
+    struct PageLine<'a> {
+        #[serde(flatten)]
+        line: wire::Stamped<'a>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        continued: bool,
+    }
+    let ts = if at_ms == 0 { now_ms() } else { at_ms };
+    let line = PageLine {
+        line: wire::Stamped { event, ts },
+        more: !page.last,
+        continued: !page.first,
+    };
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A member as `who` lists them.
+fn member(m: &super::MemberInfo) -> wire::Member<'_> {
+    wire::Member {
+        nick: Cow::Borrowed(&m.nick),
+        user: Cow::Borrowed(&m.user),
+        host: Cow::Borrowed(&m.host),
+        realname: Cow::Borrowed(&m.realname),
+        away: m.away,
+        op: m.op,
+        voice: m.voice,
+    }
 }
 
 /// An event and its time, as one line's object.
@@ -248,22 +367,11 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             old: s(old),
             new: s(new),
         },
-        EventBody::Members { room, members } => {
-            let nicks = |keep: fn(&super::MemberInfo) -> bool| {
-                members
-                    .iter()
-                    .filter(|m| keep(m))
-                    .map(|m| s(&m.nick))
-                    .collect()
-            };
-            W::Presence {
-                room: s(room),
-                nicks: nicks(|_| true),
-                ops: Some(nicks(|m| m.op)),
-                voiced: Some(nicks(|m| m.voice)),
-            }
+        // Long listings are written as pages (`render_page`).
+        EventBody::Members { .. } | EventBody::WhoReply { .. } | EventBody::RoomDetails { .. } => {
+            return None
         }
-        EventBody::RoomList { rooms } => W::Rooms {
+        EventBody::RoomList { rooms, next, total } => W::Rooms {
             rooms: rooms
                 .iter()
                 .map(|(room, members)| wire::RoomEntry {
@@ -272,16 +380,8 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
                     topic: None,
                 })
                 .collect(),
-        },
-        EventBody::RoomDetails { rooms } => W::Rooms {
-            rooms: rooms
-                .iter()
-                .map(|r| wire::RoomEntry {
-                    room: s(&r.name),
-                    members: count(&r.members),
-                    topic: Some(r.topic.as_deref().map(s)),
-                })
-                .collect(),
+            total: Some(count(total)),
+            next: Some(next.as_deref().map(s)),
         },
         EventBody::Help => W::Help {
             commands: wire::usages(),
@@ -322,6 +422,30 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
                 .collect(),
             more: *more,
             replay: !asked,
+        },
+        EventBody::Account(a) => match a {
+            AccountEvent::LoggedIn {
+                account,
+                nick,
+                created,
+            } => W::LoggedIn {
+                account: s(account),
+                nick: nick.as_deref().map(s),
+                created: *created,
+            },
+            AccountEvent::NickProtected { nick, grace_secs } => W::NickProtected {
+                nick: s(nick),
+                grace: *grace_secs,
+            },
+            AccountEvent::Renamed { old, new } => W::Renamed {
+                old: s(old),
+                new: s(new),
+            },
+            AccountEvent::RoomRegistered { room, founder } => W::RoomRegistered {
+                room: s(room),
+                founder: s(founder),
+            },
+            AccountEvent::Challenge { .. } | AccountEvent::Changed { .. } => return None,
         },
         EventBody::Ping { token } => W::Ping { token: *token },
         EventBody::Shutdown { reason } => W::Shutdown { reason: s(reason) },
@@ -408,26 +532,6 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             by: s(nick),
             nick: s(target),
         },
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => W::Who {
-            mask: s(mask),
-            room: room.as_deref().map(s),
-            members: members
-                .iter()
-                .map(|m| wire::Member {
-                    nick: s(&m.nick),
-                    user: s(&m.user),
-                    host: s(&m.host),
-                    realname: s(&m.realname),
-                    away: m.away,
-                    op: m.op,
-                    voice: m.voice,
-                })
-                .collect(),
-        },
         EventBody::Whois { nick, info: None } => {
             return wire_event(&EventBody::Refused(
                 super::Refusal::new(ErrorCode::NoSuchNick).nick(nick),
@@ -446,6 +550,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             away: i.away.as_deref().map(s),
             idle: i.idle_secs,
             signon: i.signon_ms,
+            account: i.account.as_deref().map(s),
         },
         EventBody::Lusers {
             users,

@@ -3,14 +3,18 @@
 //! into one and the other. Nothing outside this module knows what a protocol
 //! looks like on the wire.
 
+pub mod account;
 pub mod fact;
 pub mod fuzzing;
 pub mod ids;
 pub mod irc;
 pub mod json;
+pub mod limits;
 pub mod line;
+pub mod listing;
 pub mod refusal;
 pub mod sanitize;
+pub mod scram;
 pub mod session;
 pub mod text;
 
@@ -22,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use account::{AccountEvent, AccountRequest, Password};
 pub use fact::{Anchor, Fact, FactBody, History, HistoryQuery};
 pub use ids::{ConnId, IdGen, MsgId, NodeId};
 pub use refusal::{Refusal, Subject};
@@ -56,8 +61,8 @@ pub enum Command {
     },
     /// Who is in a room (`None`: the current one).
     Who { room: Option<String> },
-    /// The list of rooms.
-    Rooms,
+    /// One page of the list of rooms: those after the room `after`.
+    Rooms { after: Option<String> },
     /// Change nickname.
     Nick { new: String },
     /// Leave the server.
@@ -105,6 +110,17 @@ pub enum Command {
     Identify(Profile),
     /// Would this nick be accepted now? Answered with a refusal, or nothing.
     CheckNick { nick: String },
+    /// The server checked this connection's password for `account` (or
+    /// just `created` it): it is now logged in. Sent by the server, never
+    /// decoded from a client.
+    Authenticated { account: String, created: bool },
+    /// Register a room (`None`: the current one) with the sender, who must
+    /// be logged in and an operator there, as founder.
+    RegisterRoom { room: Option<String> },
+    /// The grace period for the registered nick `nick` is over: if the
+    /// connection still has it and is not logged in to it, it is renamed.
+    /// Sent by the server's timer.
+    NickGrace { nick: String },
 }
 
 /// A room or a person (or a mask of people), as a command names them.
@@ -192,6 +208,25 @@ pub enum ErrorCode {
     UnknownUserMode,
     /// The server could not store what was asked (history, accounts).
     StoreFailed,
+    /// The client sent more than its receive queue holds (`recvq`).
+    ExcessFlood,
+    /// No more rooms can be created now: the server has `max_rooms`, or
+    /// this person created `rooms_per_minute` of them lately.
+    RoomLimit,
+    /// Wrong account or password.
+    AuthFailed,
+    /// Too many wrong passwords: wait and try again.
+    Throttled,
+    /// An account with that name exists already.
+    AccountExists,
+    /// The nick belongs to an account the sender is not logged in to.
+    NickRegistered,
+    /// That needs being logged in to an account.
+    NotLoggedIn,
+    /// The room is registered already.
+    RoomRegistered,
+    /// A password too short or too long.
+    BadPassword,
 }
 
 impl ErrorCode {
@@ -228,6 +263,15 @@ impl ErrorCode {
             ErrorCode::UsersDontMatch => "users_dont_match",
             ErrorCode::UnknownUserMode => "unknown_user_mode",
             ErrorCode::StoreFailed => "store_failed",
+            ErrorCode::ExcessFlood => "excess_flood",
+            ErrorCode::RoomLimit => "room_limit",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::Throttled => "throttled",
+            ErrorCode::AccountExists => "account_exists",
+            ErrorCode::NickRegistered => "nick_registered",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::RoomRegistered => "room_registered",
+            ErrorCode::BadPassword => "bad_password",
         }
     }
 }
@@ -273,8 +317,13 @@ pub enum EventBody {
     },
     /// Somebody changed nickname.
     NickChanged { old: Name, new: Name },
-    /// The rooms there are, with member counts.
-    RoomList { rooms: Vec<(Name, usize)> },
+    /// A page of the rooms there are (`total` in all), with member counts;
+    /// `next`: the room the next page follows (`None`: this is the last).
+    RoomList {
+        rooms: Vec<(Name, usize)>,
+        next: Option<Name>,
+        total: usize,
+    },
     /// Help text: (command, explanation) pairs.
     Help,
     /// A human-readable notice from the server.
@@ -378,6 +427,8 @@ pub enum EventBody {
         more: bool,
         asked: bool,
     },
+    /// Accounts: logins, protected nicks, registered rooms.
+    Account(AccountEvent),
 }
 
 /// One member of a room as others see them.
@@ -429,6 +480,8 @@ pub struct WhoisInfo {
     pub away: Option<Arc<str>>,
     pub idle_secs: u64,
     pub signon_ms: u64,
+    /// The account the person is logged in to.
+    pub account: Option<Name>,
 }
 
 impl EventBody {
@@ -436,6 +489,13 @@ impl EventBody {
     pub fn error(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> EventBody {
         EventBody::Refused(Refusal::new(code).detail(message))
     }
+}
+
+/// Who did an event, beyond their `nick!user@host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub account: Option<Name>,
+    pub realname: Name,
 }
 
 /// How one connection wants its events rendered: one cached rendering per
@@ -453,6 +513,19 @@ pub enum Flavor {
 
 const FLAVORS: usize = 5;
 
+impl Flavor {
+    /// The flavour stored as `flavor as u8` (anything else: JSON).
+    pub fn from_u8(n: u8) -> Flavor {
+        match n {
+            0 => Flavor::TextColor,
+            1 => Flavor::TextPlain,
+            3 => Flavor::Irc,
+            4 => Flavor::IrcTagged,
+            _ => Flavor::Json,
+        }
+    }
+}
+
 /// An event plus its server timestamp and its renderings, built once and
 /// shared (`Arc`) by every recipient.
 #[derive(Debug)]
@@ -462,6 +535,9 @@ pub struct Event {
     pub at_ms: u64,
     /// Who did it, as an IRC source `nick!user@host` (`None`: the server).
     pub source: Option<Arc<str>>,
+    /// The doer's account and real name, where IRC shows them
+    /// (`account-tag`, `extended-join`).
+    pub actor: Option<Box<Actor>>,
     /// The store ticket that must be durable before anyone sees this
     /// event (0: nothing to wait for).
     gate: AtomicU64,
@@ -475,6 +551,7 @@ impl Event {
             body,
             at_ms,
             source: None,
+            actor: None,
             gate: AtomicU64::new(0),
             cache: Default::default(),
         }
@@ -499,6 +576,14 @@ impl Event {
         self
     }
 
+    /// The same event with its doer's account and real name.
+    pub fn with_actor(mut self: Arc<Self>, actor: Option<Actor>) -> Arc<Event> {
+        if let (Some(ev), Some(a)) = (Arc::get_mut(&mut self), actor) {
+            ev.actor = Some(Box::new(a));
+        }
+        self
+    }
+
     /// The store ticket this event waits for (0: none).
     pub fn gate(&self) -> u64 {
         self.gate.load(Ordering::Relaxed)
@@ -516,6 +601,24 @@ impl Event {
             render(self, flavor, &mut out);
             Bytes::from(out)
         })
+    }
+
+    /// Whether this event was rendered in `flavor` already.
+    pub fn is_rendered(&self, flavor: Flavor) -> bool {
+        self.cache[flavor as usize].get().is_some()
+    }
+
+    /// How many bytes this event is written as in `flavor`, rendering it
+    /// (once) to know. IRC replies that carry the recipient's nick are
+    /// rendered per recipient; their JSON form, which names every field,
+    /// stands in for their size.
+    pub fn wire_len(&self, flavor: Flavor) -> usize {
+        match flavor {
+            Flavor::Irc | Flavor::IrcTagged if !irc::render::is_shared(&self.body) => {
+                self.rendered(Flavor::Json).len()
+            }
+            f => self.rendered(f).len(),
+        }
     }
 }
 

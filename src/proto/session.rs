@@ -14,8 +14,10 @@ use bytes::Bytes;
 
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
+use super::listing::Page;
 use super::{
-    json, text, Command, ErrorCode, Event, EventBody, Flavor, HistoryQuery, Name, Outcome, Profile,
+    json, text, AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor,
+    HistoryQuery, Name, Outcome, Profile,
 };
 
 /// What a protocol session may ask of the chat.
@@ -32,6 +34,11 @@ pub trait Chat {
     fn history(&mut self, request: HistoryRequest);
     /// Whether this connection is in room `room` now.
     fn in_room(&mut self, room: &str) -> bool;
+    /// Asks the accounts for something (register, log in). Passwords are
+    /// checked off the chat; the answer arrives later as an
+    /// [`EventBody::Account`] event or a refusal. A chat without
+    /// accounts answers nothing.
+    fn account(&mut self, _request: AccountRequest) {}
 }
 
 /// A request for part of a room's history.
@@ -102,6 +109,8 @@ pub enum Goodbye {
     RegistrationTimeout,
     /// No answer to a ping within this many seconds.
     PingTimeout(u64),
+    /// More input than the receive queue holds (`recvq`).
+    ExcessFlood,
 }
 
 /// One connection's protocol.
@@ -114,8 +123,13 @@ pub trait Protocol: Send {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome;
     /// Appends `ev` to `out` as this client should see it (maybe nothing).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
+    /// Appends one page of a long listing to `out`.
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>);
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
+    /// How shared events are rendered for this client (their size counts
+    /// against its send queue).
+    fn flavor(&self) -> Flavor;
     /// Longest line accepted and whether telnet negotiation is stripped.
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
         (max_line_bytes, false)
@@ -124,6 +138,16 @@ pub trait Protocol: Send {
     fn registered(&self) -> bool;
     /// Tells the client why it is being closed.
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat);
+    /// Called after events were rendered: a session that was waiting for
+    /// an answer (a login) goes on with what it was doing (registering).
+    fn wake(&mut self, _chat: &mut dyn Chat) {}
+    /// Whether the session awaits the answer to something it asked the
+    /// accounts: its next lines wait (and the socket is not read), so that
+    /// answers come in the order of the lines, as a client expects. The
+    /// ping timeout still applies.
+    fn waiting(&self) -> bool {
+        false
+    }
 
     /// A line that could not be framed (too long, not UTF-8).
     fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
@@ -231,11 +255,78 @@ fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn 
 /// The lines `/history` shows when no number is given.
 const HISTORY_LINES: usize = 50;
 
+/// A session's part in logging in before it has a nickname (text and
+/// JSON): the nickname whose password is asked for, the login waiting for
+/// its answer, and the account to take the nickname of once logged in.
+#[derive(Debug, Default)]
+struct Login {
+    /// A registered nickname was refused: the next line is its password.
+    prompt: Option<String>,
+    /// A login is being checked.
+    pending: bool,
+    /// Something was asked of the accounts and not answered yet.
+    waiting: bool,
+    /// Logged in: register with this nickname.
+    ready: Option<String>,
+    /// Logged in after registering: go by the account's nickname.
+    rename: Option<String>,
+}
+
+impl Login {
+    /// Sends a login or registration, noting a login made before having a
+    /// nickname.
+    fn ask(&mut self, request: AccountRequest, registered: bool, chat: &mut dyn Chat) {
+        self.pending = !registered && matches!(request, AccountRequest::Login { .. });
+        self.waiting = true;
+        chat.account(request);
+    }
+
+    /// Notes what an event says about a login.
+    fn seen(&mut self, body: &EventBody, registered: bool) {
+        self.waiting &= !super::account::answers_request(body);
+        match body {
+            EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) => {
+                match nick {
+                    None if !registered => self.ready = Some(account.to_string()),
+                    Some(n) if n.to_lowercase() != account.to_lowercase() => {
+                        self.rename = Some(account.to_string())
+                    }
+                    _ => {}
+                }
+                self.pending = false;
+            }
+            EventBody::Refused(r)
+                if !registered && r.code == ErrorCode::NickRegistered && !self.pending =>
+            {
+                self.prompt = r.about_nick().map(String::from);
+            }
+            EventBody::Refused(r) if self.pending && super::account::answers_login(r.code) => {
+                self.pending = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Registers with the account's nickname once logged in, or takes it
+    /// (from whoever has it) if already registered.
+    fn wake(&mut self, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) {
+        if let Some(nick) = self.ready.take() {
+            if !*registered {
+                execute(Command::Register { nick }, registered, replay, chat);
+            }
+        }
+        if let Some(new) = self.rename.take() {
+            chat.execute(Command::Nick { new });
+        }
+    }
+}
+
 /// People on telnet or netcat.
 pub struct TextSession {
     color: bool,
     registered: bool,
     replay: Replay,
+    login: Login,
 }
 
 impl TextSession {
@@ -244,6 +335,7 @@ impl TextSession {
             color: true,
             registered: false,
             replay: config.replay(),
+            login: Login::default(),
         }
     }
 }
@@ -261,8 +353,29 @@ impl Protocol for TextSession {
     }
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        if let Some(nick) = self.login.prompt.take().filter(|_| !self.registered) {
+            // The password of the registered nickname just refused.
+            let password = line.trim();
+            if password.is_empty() {
+                let text = "What is your nickname?".into();
+                self.reply(EventBody::Info { text }, chat);
+                return Outcome::Continue;
+            }
+            if !password.starts_with('/') {
+                let request = AccountRequest::Login {
+                    account: nick,
+                    password: password.into(),
+                };
+                self.login.ask(request, false, chat);
+                return Outcome::Continue;
+            }
+        }
         match text::parse(line, self.registered) {
             text::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
+            text::Input::Account(request) => {
+                self.login.ask(request, self.registered, chat);
+                Outcome::Continue
+            }
             text::Input::History(lines) => {
                 chat.history(HistoryRequest {
                     room: None,
@@ -292,23 +405,29 @@ impl Protocol for TextSession {
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.login.seen(&ev.body, self.registered);
         match &ev.body {
             // Before a nickname is taken, a refused one asks for another.
             EventBody::Refused(r) if !self.registered => {
                 text::render_refusal(r, self.color, true, out)
             }
-            _ => {
-                let flavor = match self.color {
-                    true => Flavor::TextColor,
-                    false => Flavor::TextPlain,
-                };
-                out.extend_from_slice(ev.rendered(flavor));
-            }
+            _ => out.extend_from_slice(ev.rendered(self.flavor())),
         }
+    }
+
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        text::render_page(page, self.color, out);
     }
 
     fn heartbeat(&self) -> bool {
         false
+    }
+
+    fn flavor(&self) -> Flavor {
+        match self.color {
+            true => Flavor::TextColor,
+            false => Flavor::TextPlain,
+        }
     }
 
     fn framing(&self, max_line_bytes: usize) -> (usize, bool) {
@@ -322,15 +441,30 @@ impl Protocol for TextSession {
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         self.reply(timeout_error(why), chat);
     }
+
+    fn wake(&mut self, chat: &mut dyn Chat) {
+        self.login.wake(&mut self.registered, &self.replay, chat);
+    }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
+    }
 }
 
 /// The error line text and JSON clients get when the server gives up on them.
 fn timeout_error(why: Goodbye) -> EventBody {
-    let message = match why {
-        Goodbye::RegistrationTimeout => "registration timeout: no nickname given",
-        Goodbye::PingTimeout(_) => "ping timeout: no answer to ping",
+    let (code, message) = match why {
+        Goodbye::RegistrationTimeout => (
+            ErrorCode::Timeout,
+            "registration timeout: no nickname given",
+        ),
+        Goodbye::PingTimeout(_) => (ErrorCode::Timeout, "ping timeout: no answer to ping"),
+        Goodbye::ExcessFlood => (
+            ErrorCode::ExcessFlood,
+            "excess flood: you sent more than the server holds for you; closing",
+        ),
     };
-    EventBody::error(ErrorCode::Timeout, message)
+    EventBody::error(code, message)
 }
 
 /// Programs speaking JSON lines.
@@ -340,6 +474,7 @@ pub struct JsonSession {
     replay: Replay,
     /// Send a JSON welcome on starting.
     greet: bool,
+    login: Login,
 }
 
 impl JsonSession {
@@ -349,6 +484,7 @@ impl JsonSession {
             registered: false,
             replay: config.replay(),
             greet,
+            login: Login::default(),
         }
     }
 }
@@ -385,6 +521,10 @@ impl Protocol for JsonSession {
                 });
                 Outcome::Continue
             }
+            json::Input::Account(request) => {
+                self.login.ask(request, self.registered, chat);
+                Outcome::Continue
+            }
             json::Input::Keep => Outcome::Continue, // any line is proof of life
             json::Input::Help => {
                 self.reply(EventBody::Help, chat);
@@ -398,11 +538,20 @@ impl Protocol for JsonSession {
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.login.seen(&ev.body, self.registered);
         out.extend_from_slice(ev.rendered(Flavor::Json));
+    }
+
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        json::render_page(page, 0, out);
     }
 
     fn heartbeat(&self) -> bool {
         true
+    }
+
+    fn flavor(&self) -> Flavor {
+        Flavor::Json
     }
 
     fn registered(&self) -> bool {
@@ -411,6 +560,14 @@ impl Protocol for JsonSession {
 
     fn goodbye(&mut self, why: Goodbye, chat: &mut dyn Chat) {
         self.reply(timeout_error(why), chat);
+    }
+
+    fn wake(&mut self, chat: &mut dyn Chat) {
+        self.login.wake(&mut self.registered, &self.replay, chat);
+    }
+
+    fn waiting(&self) -> bool {
+        self.login.waiting
     }
 }
 
@@ -451,6 +608,8 @@ mod tests {
             max_nick_chars: 30,
             max_room_chars: 50,
             max_rooms_per_user: 100,
+            topic_len: 390,
+            max_bans: 100,
         };
         SessionConfig {
             server_name: "natter".into(),

@@ -4,8 +4,11 @@
 
 use std::io::Write;
 
+use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
-use super::{Command, ErrorCode, Event, EventBody, Refusal};
+use super::{
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, MemberInfo, Refusal,
+};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,8 @@ pub enum Input {
     Color(bool),
     /// Show the current room's last lines (`None`: the usual number).
     History(Option<usize>),
+    /// Something for the accounts (register, log in).
+    Account(AccountRequest),
     /// Nothing to do (an empty line).
     Nothing,
     /// The line was wrong; tell the user.
@@ -28,7 +33,10 @@ pub enum Input {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("/help", "this list"),
     ("/who [ROOM]", "who is in the room"),
-    ("/rooms", "list rooms"),
+    (
+        "/rooms [FROM]",
+        "list rooms (a page; FROM: after that room)",
+    ),
     ("/join ROOM", "move to ROOM (created if new)"),
     ("/key ROOM KEY", "move to a ROOM that needs a key (+k)"),
     ("/part", "leave the current room"),
@@ -36,6 +44,15 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/me ACTION", "say an action: * you ACTION"),
     ("/msg NICK TEXT", "private message"),
     ("/history [N]", "the room's last N lines"),
+    ("/register PASSWORD", "register your nickname as an account"),
+    (
+        "/login NICK PASSWORD",
+        "log in to an account (and take its nickname)",
+    ),
+    (
+        "/register-room [ROOM]",
+        "register a room you operate (keeps topic, modes, bans)",
+    ),
     ("/color on|off", "ANSI colours"),
     ("/quit [REASON]", "leave (also: quit, exit)"),
 ];
@@ -93,6 +110,22 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 _ => Input::Error(ErrorCode::BadArguments, "usage: /color on|off".into()),
             }
         }
+        "login" | "identify" => {
+            return match args.split_once(char::is_whitespace) {
+                Some((nick, password)) if !password.trim().is_empty() => {
+                    Input::Account(AccountRequest::Login {
+                        account: nick.to_string(),
+                        password: password.trim().into(),
+                    })
+                }
+                // `/login PASSWORD`: the account of the nickname one has.
+                None if registered && !args.is_empty() => Input::Account(AccountRequest::Login {
+                    account: String::new(),
+                    password: args.into(),
+                }),
+                _ => usage("/login NICK PASSWORD"),
+            };
+        }
         _ if !registered => {
             return Input::Error(
                 ErrorCode::NotRegistered,
@@ -108,8 +141,19 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 },
             }
         }
+        "register" => {
+            return match args {
+                "" => usage("/register PASSWORD"),
+                password => Input::Account(AccountRequest::Register {
+                    password: password.into(),
+                }),
+            }
+        }
+        "register-room" | "registerroom" => Command::RegisterRoom { room: opt(args) },
         "who" | "names" => Command::Who { room: opt(args) },
-        "rooms" | "list" => Command::Rooms,
+        "rooms" | "list" => Command::Rooms {
+            after: one_word(args).map(str::to_string),
+        },
         "join" | "j" => match one_word(args) {
             Some(room) => Command::Join {
                 room: room.to_string(),
@@ -274,12 +318,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             p.system(&format!("*** {old} is now known as {new}"))
         }
-        EventBody::RoomList { rooms } => {
+        EventBody::RoomList { rooms, next, total } => {
             let list = rooms
                 .iter()
                 .map(|(r, n)| format!("#{r} ({n})"))
                 .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
+            let more = match next {
+                Some(n) => format!(" … more: /rooms {n}"),
+                None => String::new(),
+            };
+            p.system(&format!("*** Rooms ({total}): {}{more}", list.join(", ")));
         }
         EventBody::Help => {
             p.system("*** Commands:");
@@ -290,15 +338,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::Info { text } => p.system(&format!("*** {text}")),
         EventBody::Ping { .. } => {}
-        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
-        EventBody::Members { room, members } => {
-            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
-            p.system(&format!(
-                "*** In #{room} ({}): {}",
-                members.len(),
-                list.join(", ")
-            ));
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(page) = Page::of(body) {
+                render_page(&page, color, p.out)
+            }
         }
+        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
         EventBody::Notice {
             from, room, text, ..
         } => {
@@ -371,26 +418,6 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Invited { room, nick, target } => {
             p.system(&format!("*** {nick} invited {target} to #{room}"))
         }
-        EventBody::WhoReply { mask, members, .. } => {
-            p.system(&format!("*** Who {mask} ({}):", members.len()));
-            for m in members {
-                p.system(&format!(
-                    "***   {}{} ({}@{}) {}{}",
-                    if m.op {
-                        "@"
-                    } else if m.voice {
-                        "+"
-                    } else {
-                        ""
-                    },
-                    m.nick,
-                    m.user,
-                    m.host,
-                    m.realname,
-                    if m.away { " [away]" } else { "" }
-                ));
-            }
-        }
         EventBody::Whois { nick, info } => match info {
             None => {
                 p.paint(ERROR, &format!("! nobody is called {nick}"));
@@ -406,16 +433,12 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 if let Some(a) = &i.away {
                     p.system(&format!("***   away: {a}"));
                 }
+                if let Some(a) = &i.account {
+                    p.system(&format!("***   logged in as {a}"));
+                }
                 p.system(&format!("***   idle {}s", i.idle_secs));
             }
         },
-        EventBody::RoomDetails { rooms } => {
-            let list = rooms
-                .iter()
-                .map(|r| format!("#{} ({})", r.name, r.members))
-                .collect::<Vec<_>>();
-            p.system(&format!("*** Rooms ({}): {}", rooms.len(), list.join(", ")));
-        }
         EventBody::Lusers {
             users,
             unregistered,
@@ -425,6 +448,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         )),
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
+        EventBody::Account(a) => render_account(a, &mut p),
         EventBody::History {
             room,
             facts,
@@ -450,10 +474,91 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
     }
 }
 
+/// What accounts tell a text user.
+fn render_account(a: &AccountEvent, p: &mut Painter) {
+    match a {
+        AccountEvent::LoggedIn {
+            account,
+            created: true,
+            ..
+        } => p.system(&format!(
+            "*** The account {account} is registered and you are logged in to it."
+        )),
+        AccountEvent::LoggedIn { account, .. } => {
+            p.system(&format!("*** You are now logged in as {account}."))
+        }
+        AccountEvent::NickProtected { nick, grace_secs } => p.system(&format!(
+            "*** {nick} is a registered nickname: /login {nick} PASSWORD within \
+             {grace_secs}s, or you will be renamed."
+        )),
+        AccountEvent::Renamed { old, new } => p.system(&format!(
+            "*** {old} belongs to an account you are not logged in to: you are now {new}."
+        )),
+        AccountEvent::RoomRegistered { room, founder } => p.system(&format!(
+            "*** #{room} is registered, with {founder} as its founder."
+        )),
+        AccountEvent::Challenge { .. } | AccountEvent::Changed { .. } => {}
+    }
+}
+
 /// `HH:MM` (UTC) of a time in milliseconds since the epoch.
 fn clock(ms: u64) -> String {
     let mins = ms / 60_000;
     format!("{:02}:{:02}", (mins / 60) % 24, mins % 60)
+}
+
+/// One page of a long listing as terminal lines: the header line on the
+/// first page, then the entries.
+pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
+    let mut p = Painter { out, color };
+    match page.body {
+        PageBody::Names {
+            room,
+            total,
+            members,
+        } => {
+            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
+            match page.first {
+                true => p.system(&format!("*** In #{room} ({total}): {}", list.join(", "))),
+                false => p.system(&format!("***   {}", list.join(", "))),
+            }
+        }
+        PageBody::Who {
+            mask,
+            total,
+            members,
+            ..
+        } => {
+            if page.first {
+                p.system(&format!("*** Who {mask} ({total}):"));
+            }
+            for m in members {
+                p.system(&who_line(m));
+            }
+        }
+        PageBody::Rooms(rooms) => {
+            if page.first {
+                p.system("*** Rooms:");
+            }
+            for r in rooms {
+                let topic = r.topic.as_deref().unwrap_or("");
+                p.system(&format!("***   #{} ({}) {topic}", r.name, r.members));
+            }
+        }
+    }
+}
+
+fn who_line(m: &MemberInfo) -> String {
+    let status = match (m.op, m.voice) {
+        (true, _) => "@",
+        (false, true) => "+",
+        _ => "",
+    };
+    let away = if m.away { " [away]" } else { "" };
+    format!(
+        "***   {status}{} ({}@{}) {}{away}",
+        m.nick, m.user, m.host, m.realname
+    )
 }
 
 /// A refusal as a text user reads it: the plain words, and the slash
@@ -467,6 +572,12 @@ pub fn render_refusal(r: &Refusal, color: bool, registering: bool, out: &mut Vec
         (ErrorCode::AlreadyRegistered, _) => message.push_str("; use /nick to change it"),
         (ErrorCode::NickInUse | ErrorCode::NickInvalid, _) if registering => {
             message.push_str(". Pick another nickname:")
+        }
+        (ErrorCode::NickRegistered, _) if registering => message
+            .push_str(". Type its password to log in, or an empty line to pick another nickname:"),
+        (ErrorCode::NickRegistered, _) => message.push_str(" (/login NICK PASSWORD)"),
+        (ErrorCode::AuthFailed | ErrorCode::Throttled, _) if registering => {
+            message.push_str(". Pick a nickname:")
         }
         _ => {}
     }

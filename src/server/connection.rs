@@ -1,9 +1,15 @@
 //! One connection's task, for any protocol over any [`Transport`]: reads
 //! bytes, frames them into lines for the protocol session, and writes what
 //! the router and the session queued for it. Holds the per-connection
-//! limits: line length, flood control, registration and ping timeouts, the
-//! bounded outbound queue and the write timeout. It knows no protocol:
-//! the session decodes, renders and words its own goodbyes.
+//! limits: line length, flood control and the receive queue behind it
+//! (`recvq`, past which the client is dropped for "Excess Flood"),
+//! registration and ping timeouts, the outbound queue bounded in bytes
+//! (`sendq`, counting the batch in flight) and the write timeout. It knows
+//! no protocol: the session decodes, renders and words its own goodbyes.
+//!
+//! The socket is read even while flood control holds lines back, so a
+//! client that closes its socket is gone at once (its nick freed, what it
+//! sent ahead dropped) and one that sends too far ahead is noticed.
 //!
 //! On the main port a connection starts as text and the first line may
 //! switch it to JSON or IRC (`proto::session::detect`). The text banner is
@@ -20,13 +26,15 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::mailbox::{Item, Next, Queue};
+use super::pager::Pager;
 use super::transport::Transport;
 use super::Shared;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
 use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
 use crate::proto::{
-    Anchor, Command, ConnId, ErrorCode, EventBody, HistoryQuery, Name, Outcome, Refusal,
+    AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
+    Outcome, Refusal,
 };
 
 /// Most queued items rendered into one write.
@@ -65,15 +73,40 @@ struct Port<'a> {
     shared: &'a Shared,
     id: ConnId,
     queue: &'a Queue,
+    /// Where long listings go instead of the chat.
+    pager: &'a mut Pager,
 }
 
-fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue) -> Port<'a> {
-    Port { shared, id, queue }
+fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pager) -> Port<'a> {
+    Port {
+        shared,
+        id,
+        queue,
+        pager,
+    }
 }
 
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
-        self.shared.chat.execute(self.id, cmd)
+        let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        let outcome = match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
+            None => self.shared.chat.execute(self.id, cmd),
+            Some(Ok(())) => Outcome::Continue,
+            Some(Err(refusal)) => {
+                self.queue.push(&Event::shared(EventBody::Refused(refusal)));
+                Outcome::Refused
+            }
+        };
+        if nick && outcome == Outcome::Continue {
+            let (auth, chat) = (&self.shared.auth, &self.shared.chat);
+            super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
+        }
+        outcome
+    }
+
+    /// Passwords are checked off the chat lock (see `server::accounts`).
+    fn account(&mut self, request: AccountRequest) {
+        super::accounts::request(&self.shared.auth, &self.shared.chat, self.id, request);
     }
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
@@ -185,12 +218,15 @@ struct Connection<T> {
     held: Option<Item>,
     /// When the registration timeout fires (until registered).
     registration_deadline: Instant,
-    /// Flood control: lines read but not yet handled (at most one read's
-    /// worth), and the "virtual clock" that each handled line advances.
+    /// Flood control: lines read but not yet handled (at most `recvq`
+    /// bytes of them), and the "virtual clock" that each handled line advances.
     backlog: VecDeque<Result<String, LineError>>,
+    backlog_bytes: usize,
     flood_clock: Instant,
     /// Until then, nothing is written: the banner waits for a first line.
     hold_until: Option<Instant>,
+    /// Long listings being written as the client reads.
+    pager: Pager,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -201,11 +237,12 @@ enum End {
     RegistrationTimeout,
     SlowConsumer,
     PingTimeout,
+    ExcessFlood,
     Shutdown,
 }
 
 pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
-    let queue = Queue::new(shared.config.send_queue);
+    let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
         .connect(host.clone(), |r| r.attach(queue.clone()));
@@ -238,7 +275,9 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         pending: Vec::new(),
         held: None,
         backlog: VecDeque::new(),
+        backlog_bytes: 0,
         flood_clock: now,
+        pager: Pager::default(),
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
@@ -253,6 +292,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         End::RegistrationTimeout => "registration timeout".to_string(),
         End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
         End::PingTimeout => "ping timeout".to_string(),
+        End::ExcessFlood => "Excess Flood".to_string(),
         End::Shutdown => "server shutting down".to_string(),
     };
     // Tells the rooms unless the chat already did (quit, slow consumer),
@@ -269,6 +309,7 @@ impl<T: Transport> Connection<T> {
         let shutdown = self.shared.shutdown.clone();
         let queue = self.queue.clone();
         loop {
+            self.write_pages();
             let timer = self.next_timer();
             tokio::select! {
                 biased;
@@ -293,7 +334,7 @@ impl<T: Transport> Connection<T> {
                     }
                     Next::Killed => return End::SlowConsumer,
                 },
-                r = self.stream.readable(), if self.backlog.is_empty() => {
+                r = self.stream.readable() => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -301,6 +342,11 @@ impl<T: Transport> Connection<T> {
                         Ok(Some(Outcome::Close)) => return self.quit().await,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
+                        Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
+                            let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
+                            return End::ExcessFlood;
+                        }
                         Err(e) => return End::Error(e),
                     }
                 }
@@ -309,7 +355,7 @@ impl<T: Transport> Connection<T> {
                         return self.quit().await;
                     }
                     if let Some((end, why)) = self.timer_fired() {
-                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue));
+                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
                         let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                         return end;
                     }
@@ -342,8 +388,13 @@ impl<T: Transport> Connection<T> {
                 deadline: None,
             });
         }
-        self.proto
-            .start(&mut port(&self.shared, self.id, &self.queue));
+        self.proto.start(&mut port(
+            &self.shared,
+            self.id,
+            &self.queue,
+            &mut self.pager,
+        ));
+        self.queue.set_flavor(self.proto.flavor());
         debug!("speaking {}", self.proto.name());
     }
 
@@ -351,7 +402,10 @@ impl<T: Transport> Connection<T> {
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
-        let flood = (!self.backlog.is_empty()).then(|| self.flood_release());
+        // Lines wait while a listing is being paged out, or while the
+        // session awaits an answer (a login); the answer's write ends the wait.
+        let waiting = !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting();
+        let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
             .flatten()
@@ -376,7 +430,9 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Reads what is available and hands complete lines to the session.
-    /// `Ok(None)`: spurious wakeup.
+    /// `Ok(None)`: spurious wakeup. `UnexpectedEof`: the client closed its
+    /// socket (what it sent ahead is dropped); `OutOfMemory`: it sent more
+    /// than `recvq` ahead of flood control.
     fn read(&mut self) -> io::Result<Option<Outcome>> {
         let mut buf = [0u8; READ_CHUNK];
         let n = match self.stream.try_read(&mut buf) {
@@ -389,9 +445,16 @@ impl<T: Transport> Connection<T> {
             hb.next_ping = Instant::now() + self.shared.config.ping_interval;
             hb.deadline = None;
         }
-        let backlog = &mut self.backlog;
-        self.decoder.feed(&buf[..n], |l| backlog.push_back(l));
-        Ok(Some(self.handle_backlog()))
+        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        self.decoder.feed(&buf[..n], |l| {
+            *bytes += line_cost(&l);
+            backlog.push_back(l)
+        });
+        let outcome = self.handle_backlog();
+        if self.backlog_bytes > self.shared.config.recvq {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        Ok(Some(outcome))
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -409,7 +472,7 @@ impl<T: Transport> Connection<T> {
     fn handle_backlog(&mut self) -> Outcome {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
-        while !self.backlog.is_empty() {
+        while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 break;
@@ -417,16 +480,26 @@ impl<T: Transport> Connection<T> {
             let Some(line) = self.backlog.pop_front() else {
                 break;
             };
+            self.backlog_bytes -= line_cost(&line);
             self.flood_clock = self.flood_clock.max(now) + interval;
             outcome = self.handle_line(line);
+            self.queue.set_flavor(self.proto.flavor());
+            self.write_pages();
             if outcome == Outcome::Close {
                 self.backlog.clear();
+                self.backlog_bytes = 0;
                 break;
             }
         }
         if self.backlog.is_empty() {
             self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
         }
+        self.note_registered();
+        outcome
+    }
+
+    /// Logs the registration once the session has a nick.
+    fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
@@ -434,15 +507,16 @@ impl<T: Transport> Connection<T> {
                 info!("registered as {nick}");
             }
         }
-        outcome
     }
 
     fn handle_line(&mut self, line: Result<String, LineError>) -> Outcome {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                self.proto
-                    .bad_line(e, &mut port(&self.shared, self.id, &self.queue));
+                self.proto.bad_line(
+                    e,
+                    &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+                );
                 return Outcome::Continue;
             }
         };
@@ -454,8 +528,10 @@ impl<T: Transport> Connection<T> {
             }
             self.hold_until = None;
         }
-        self.proto
-            .line(&line, &mut port(&self.shared, self.id, &self.queue))
+        self.proto.line(
+            &line,
+            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+        )
     }
 
     /// The heartbeat timer fired: ping, or report a timeout (true).
@@ -472,7 +548,7 @@ impl<T: Transport> Connection<T> {
         self.ping_token += 1;
         self.proto.ping(
             self.ping_token,
-            &mut port(&self.shared, self.id, &self.queue),
+            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
         );
         false
     }
@@ -486,6 +562,14 @@ impl<T: Transport> Connection<T> {
     /// that is behind.
     async fn write_item(&mut self, item: Item) -> io::Result<()> {
         self.write_now(item)?;
+        // A session waiting on an answer it was just shown goes on.
+        self.proto.wake(&mut port(
+            &self.shared,
+            self.id,
+            &self.queue,
+            &mut self.pager,
+        ));
+        self.note_registered();
         if !self.pending.is_empty() {
             Box::pin(self.write_pending()).await?;
         }
@@ -494,6 +578,21 @@ impl<T: Transport> Connection<T> {
 
     /// Appends one queued item to `out` as this connection writes it
     /// (nothing for an event whose facts the store failed to keep).
+    /// Queues pages of the listings in progress while the send queue is
+    /// below half the sendq (a client that does not read gets no more).
+    fn write_pages(&mut self) {
+        let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
+        while !self.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
+            let mut out = Vec::new();
+            self.pager
+                .next_page(chat, page_size, &mut *self.proto, &mut out);
+            if !out.is_empty() {
+                self.queue.push_page(out.into());
+            }
+        }
+    }
+
+    /// Appends one queued item to `out` as this connection writes it.
     fn render_into(&mut self, item: Item, out: &mut Vec<u8>) {
         match item {
             Item::Event(ev) => {
@@ -540,6 +639,7 @@ impl<T: Transport> Connection<T> {
                 }
             }
             self.pending.extend_from_slice(&out[written..]);
+            self.queue.set_inflight(self.pending.len());
             if out.capacity() > 256 * 1024 {
                 *out = Vec::new(); // one huge batch does not pin memory forever
             }
@@ -550,13 +650,15 @@ impl<T: Transport> Connection<T> {
     /// Waits until the socket has taken everything in `pending`.
     async fn write_pending(&mut self) -> io::Result<()> {
         let buf = std::mem::take(&mut self.pending);
-        write_all(
+        let r = write_all(
             &self.stream,
             &buf,
             &self.queue,
             self.shared.config.write_timeout,
         )
-        .await
+        .await;
+        self.queue.set_inflight(0);
+        r
     }
 
     /// Writes everything still queued (used on quit, timeouts and
@@ -592,6 +694,16 @@ fn gate(shared: &Shared, item: Option<&Item>) -> Option<u64> {
 async fn durable(shared: &Shared, item: Option<&Item>) {
     if let (Some(w), Some(ticket)) = (&shared.durable, gate(shared, item)) {
         w.reached(ticket).await;
+    }
+}
+
+/// What a line waiting for flood control counts against the receive
+/// queue: its bytes and what holding it costs (its slot, its allocation).
+fn line_cost(line: &Result<String, LineError>) -> usize {
+    const HELD: usize = 32;
+    match line {
+        Ok(l) => l.len() + HELD,
+        Err(_) => HELD,
     }
 }
 

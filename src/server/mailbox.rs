@@ -1,25 +1,38 @@
-//! A member's bounded outbound queue: the router pushes shared events into
-//! it without blocking, the protocol session its own replies (already
-//! rendered), and the connection drains it in batches. A push onto a full
-//! queue marks the member as a slow consumer ("killed"), which wakes the
-//! session so it ends at once.
+//! A member's outbound queue, bounded in bytes (the `sendq` every IRC
+//! server has): the router pushes shared events into it without blocking,
+//! the protocol session its own replies (already rendered), and the
+//! connection drains it in batches. Each item counts as the bytes it will
+//! be written as, and the batch the connection rendered but the socket has
+//! not taken yet ("in flight") counts too, so what a client that stopped
+//! reading holds is bounded by `sendq`. A push past the bound marks the
+//! member as a slow consumer ("killed"), drops what it had queued and wakes
+//! the session so it ends at once.
 //!
 //! Hand-written rather than `tokio::sync::mpsc` + a `CancellationToken`
 //! because it is on every connection: one small allocation with an empty
-//! `VecDeque` at idle (about 120 bytes) instead of a channel with its first
+//! `VecDeque` at idle (about 150 bytes) instead of a channel with its first
 //! block of slots plus a token (about 700 bytes).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
 use bytes::Bytes;
 
-use crate::proto::Event;
+use crate::proto::{Event, Flavor};
 
 /// Capacity kept after a drain; a burst's larger buffer is given back.
 const IDLE_CAPACITY: usize = 8;
+
+/// What one queued item costs besides its bytes: its slot in the queue.
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Entry>();
+
+/// What an event costs the first queue it enters in a flavour: the shared
+/// event itself (so that an event only one client gets, such as a private
+/// message, is counted in full; later recipients share it).
+pub(crate) const EVENT_BYTES: usize = std::mem::size_of::<Event>() + 16;
 
 /// One thing to write: a shared event, or bytes the session rendered.
 pub(crate) enum Item {
@@ -28,15 +41,28 @@ pub(crate) enum Item {
     Local(Box<Bytes>),
 }
 
+struct Entry {
+    item: Item,
+    /// What it counts against the sendq.
+    cost: u32,
+}
+
 struct Inner {
-    queue: VecDeque<Item>,
+    queue: VecDeque<Entry>,
+    /// Sum of the queued entries' costs.
+    bytes: usize,
+    /// Bytes the connection rendered and has not written yet.
+    inflight: usize,
     killed: bool,
 }
 
 struct Mailbox {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// The sendq, in bytes.
     cap: usize,
+    /// How this connection renders shared events (a [`Flavor`] as u8).
+    flavor: AtomicU8,
 }
 
 /// The router's handle and the connection's, to the same mailbox.
@@ -51,15 +77,18 @@ pub(crate) enum Next {
 }
 
 impl Queue {
-    /// A mailbox holding at most `cap` events.
+    /// A mailbox holding at most `cap` bytes (see the module documentation).
     pub fn new(cap: usize) -> Queue {
         Queue(Arc::new(Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
+                bytes: 0,
+                inflight: 0,
                 killed: false,
             }),
             notify: Notify::new(),
             cap: cap.max(1),
+            flavor: AtomicU8::new(Flavor::TextColor as u8),
         }))
     }
 
@@ -67,7 +96,16 @@ impl Queue {
         self.0.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for the next event (or for the kill). Cancel-safe.
+    /// Tells the mailbox how this connection renders events (for their cost).
+    pub fn set_flavor(&self, flavor: Flavor) {
+        self.0.flavor.store(flavor as u8, Relaxed);
+    }
+
+    fn flavor(&self) -> Flavor {
+        Flavor::from_u8(self.0.flavor.load(Relaxed))
+    }
+
+    /// Waits for the next item (or for the kill). Cancel-safe.
     pub async fn next(&self) -> Next {
         loop {
             if let Some(next) = self.try_next() {
@@ -78,17 +116,36 @@ impl Queue {
         }
     }
 
-    /// The next event if one is queued, without waiting.
+    /// The next item if one is queued, without waiting.
     pub fn try_next(&self) -> Option<Next> {
         let mut inner = self.lock();
         if inner.killed {
             return Some(Next::Killed);
         }
-        let ev = inner.queue.pop_front();
+        let entry = inner.queue.pop_front();
+        if let Some(e) = &entry {
+            inner.bytes -= e.cost as usize;
+        }
         if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
             inner.queue = VecDeque::new();
         }
-        ev.map(Next::Item)
+        entry.map(|e| Next::Item(e.item))
+    }
+
+    /// Bytes queued plus bytes in flight: what counts against the sendq.
+    pub fn load(&self) -> usize {
+        let inner = self.lock();
+        inner.bytes + inner.inflight
+    }
+
+    /// The sendq this mailbox enforces.
+    pub fn cap(&self) -> usize {
+        self.0.cap
+    }
+
+    /// Records how many rendered bytes the connection holds unwritten.
+    pub fn set_inflight(&self, bytes: usize) {
+        self.lock().inflight = bytes;
     }
 
     pub fn is_killed(&self) -> bool {
@@ -106,27 +163,47 @@ impl Queue {
 }
 
 impl Queue {
-    /// Queues a shared event; false if the queue is full (the member is
-    /// then killed as a slow consumer) or already killed.
+    /// Queues a shared event; false if that overflows the sendq (the
+    /// member is then killed as a slow consumer) or it was already killed.
+    /// Renders the event in this connection's flavour (once per flavour for
+    /// all recipients) to know its size.
     pub fn push(&self, ev: &Arc<Event>) -> bool {
-        self.push_item(Item::Event(ev.clone()))
+        let flavor = self.flavor();
+        let first = !ev.is_rendered(flavor);
+        let len = ev.wire_len(flavor);
+        let cost = SLOT_BYTES + len + if first { EVENT_BYTES } else { 0 };
+        // A history answer the client asked for is bounded by
+        // `history_max_lines`, not by the sendq: it is counted, never fatal.
+        let bounded = !matches!(ev.body, crate::proto::EventBody::History { .. });
+        self.push_entry(Item::Event(ev.clone()), cost, bounded)
     }
 
     /// Queues bytes the session rendered itself.
     pub fn push_local(&self, bytes: Bytes) -> bool {
-        self.push_item(Item::Local(Box::new(bytes)))
+        let cost = SLOT_BYTES + bytes.len();
+        self.push_entry(Item::Local(Box::new(bytes)), cost, true)
     }
 
-    fn push_item(&self, item: Item) -> bool {
+    /// Queues one page of a long listing. Never kills: the connection only
+    /// asks for a page while its queue is well below the sendq.
+    pub fn push_page(&self, bytes: Bytes) {
+        let cost = SLOT_BYTES + bytes.len();
+        self.push_entry(Item::Local(Box::new(bytes)), cost, false);
+    }
+
+    fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
         let mut inner = self.lock();
         if inner.killed {
             return false;
         }
-        if inner.queue.len() >= self.0.cap {
+        if bounded && inner.bytes + inner.inflight + cost > self.0.cap {
             inner.killed = true;
             inner.queue = VecDeque::new(); // nobody will read these now
+            inner.bytes = 0;
         } else {
-            inner.queue.push_back(item);
+            let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+            inner.bytes += cost as usize;
+            inner.queue.push_back(Entry { item, cost });
         }
         let ok = !inner.killed;
         drop(inner);
@@ -156,7 +233,8 @@ mod tests {
 
     #[test]
     fn fifo_then_kill_on_overflow() {
-        let q = Queue::new(3);
+        // Text pings render as nothing: each costs its slot and, first, the event.
+        let q = Queue::new(3 * (SLOT_BYTES + EVENT_BYTES));
         assert!(q.push(&ev(1)) && q.push(&ev(2)) && q.push(&ev(3)));
         assert_eq!(token(q.try_next()), Some(1));
         assert!(q.push(&ev(4)));
@@ -167,8 +245,59 @@ mod tests {
     }
 
     #[test]
-    fn drains_in_order_and_gives_back_memory() {
+    fn counts_bytes_of_what_will_be_written_and_in_flight() {
         let q = Queue::new(1000);
+        q.set_flavor(Flavor::Json);
+        let line = Event::shared(EventBody::Info {
+            text: "x".repeat(300).into(),
+        });
+        assert!(q.push(&line));
+        let json_len = line.wire_len(Flavor::Json);
+        assert!(json_len > 300);
+        assert_eq!(q.load(), SLOT_BYTES + json_len + EVENT_BYTES);
+        let other = Queue::new(1000);
+        other.set_flavor(Flavor::Json);
+        assert!(other.push(&line));
+        assert_eq!(
+            other.load(),
+            SLOT_BYTES + json_len,
+            "a shared event is charged once"
+        );
+        q.set_inflight(400);
+        assert!(
+            !q.push_local(Bytes::from(vec![b'x'; 300])),
+            "in flight counts"
+        );
+        let q = Queue::new(1000);
+        assert!(q.push_local(Bytes::from(vec![b'x'; 500])));
+        assert!(matches!(q.try_next(), Some(Next::Item(_))));
+        assert_eq!(q.load(), 0);
+        q.push_page(Bytes::from(vec![b'x'; 2000]));
+        assert!(!q.is_killed(), "a page is never a reason to kill");
+    }
+
+    #[test]
+    fn a_stalled_reader_holds_at_most_its_sendq() {
+        let cap = 96 * 1024;
+        let q = Queue::new(cap);
+        let text: Arc<str> = "y".repeat(4000).into();
+        let mut pushed = 0;
+        while q.push(&Event::shared(EventBody::Info {
+            text: text.clone().to_string().into(),
+        })) {
+            pushed += 1;
+            assert!(q.load() <= cap);
+        }
+        assert!(
+            (20..30).contains(&pushed),
+            "{pushed} lines of 4 KB in 96 KiB"
+        );
+        assert_eq!(q.load(), 0, "what it held is dropped when it is killed");
+    }
+
+    #[test]
+    fn drains_in_order_and_gives_back_memory() {
+        let q = Queue::new(1 << 20);
         for i in 0..500 {
             q.push(&ev(i));
         }
@@ -181,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_wakes_on_push_and_on_kill() {
-        let q = Queue::new(1);
+        let q = Queue::new(SLOT_BYTES + EVENT_BYTES);
         let waiter = tokio::spawn({
             let q = q.clone();
             async move { matches!(q.next().await, Next::Item(_)) }

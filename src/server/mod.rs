@@ -4,9 +4,11 @@
 //! admission limits and the shutdown. All chat logic lives in the hub; all
 //! wire formats in `proto`.
 
+mod accounts;
 mod connection;
 mod limits;
 mod mailbox;
+mod pager;
 mod router;
 mod transport;
 
@@ -74,6 +76,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
     pub irc_info: Arc<ServerInfo>,
+    /// Accounts: the store, login throttling, the nick grace period.
+    pub auth: Arc<accounts::Auth>,
     /// Per-run secret for host cloaks.
     cloak_key: std::collections::hash_map::RandomState,
 }
@@ -116,15 +120,21 @@ impl Server {
             },
             None => None,
         };
+        // After binding: a port in use stays the one line an operator sees.
+        raise_open_file_limit(config.max_clients);
         let (store, failures) = open_store(&config)?;
         let durable = store.watermark();
+        let (auth, accounts, registry) = accounts::Auth::open(&config)?;
+        // A grace period under a second still is one (0 means refuse).
+        let grace_secs = config.nick_grace.as_secs_f64().ceil() as u64;
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
             router::Router::default(),
             store.clone(),
             Arc::new(Standalone),
-        );
-        let admission = Admission::new(config.max_clients, config.max_per_ip);
+        )
+        .with_accounts(accounts, registry, grace_secs);
+        let admission = Admission::new(&config);
         let irc_info = ServerInfo::new(
             &config.server_name,
             &Limits {
@@ -132,6 +142,8 @@ impl Server {
                 max_nick_chars: config.max_nick_chars,
                 max_room_chars: config.max_room_chars,
                 max_rooms_per_user: config.max_rooms_per_user,
+                topic_len: config.topic_len,
+                max_bans: config.max_bans,
             },
             now_ms(),
         );
@@ -142,6 +154,7 @@ impl Server {
             durable,
             shutdown: CancellationToken::new(),
             irc_info: Arc::new(irc_info),
+            auth: Arc::new(auth),
             cloak_key: Default::default(),
         });
         Ok(Server {
@@ -173,9 +186,16 @@ impl Server {
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
+        let Server {
+            listener,
+            irc_listener,
+            shared,
+            admission,
+            failures,
+        } = self;
         let tracker = TaskTracker::new();
-        if let Some(mut failures) = self.failures {
-            let chat = self.shared.chat.clone();
+        if let Some(mut failures) = failures {
+            let chat = shared.chat.clone();
             tokio::spawn(async move {
                 while let Some(senders) = failures.recv().await {
                     for conn in senders {
@@ -186,12 +206,13 @@ impl Server {
                 }
             });
         }
+        tracker.spawn(trim_memory(shared.config.memory_trim, stop.clone()));
         let mut next_id = 0u64;
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = self.listener.accept() => (r, Entry::Main),
-                r = accept(&self.irc_listener) => (r, Entry::Irc),
+                r = listener.accept() => (r, Entry::Main),
+                r = accept(&irc_listener) => (r, Entry::Irc),
             };
             let (stream, peer) = match accepted {
                 Ok(x) => x,
@@ -203,7 +224,7 @@ impl Server {
                 }
             };
             next_id += 1;
-            let permit = match self.admission.admit(peer.ip()) {
+            let permit = match admission.admit(peer.ip()) {
                 Ok(p) => p,
                 Err(refusal) => {
                     info!(%peer, "refused: {refusal}");
@@ -211,7 +232,7 @@ impl Server {
                     continue;
                 }
             };
-            configure(&stream, &self.shared.config);
+            configure(&stream, &shared.config);
             let span = match entry {
                 Entry::Main => {
                     tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty)
@@ -220,7 +241,7 @@ impl Server {
                     tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
                 }
             };
-            let shared = self.shared.clone();
+            let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
@@ -230,21 +251,61 @@ impl Server {
                 .instrument(span),
             );
         }
-        info!(
-            "shutting down: telling {} connections",
-            self.admission.current()
-        );
-        self.shared.chat.broadcast(EventBody::Shutdown {
+        // Stop accepting at once: new connections are refused by the OS
+        // while the others are told and flushed.
+        drop((listener, irc_listener));
+        info!("shutting down: telling {} connections", admission.current());
+        shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
         });
-        self.shared.shutdown.cancel();
+        shared.shutdown.cancel();
         tracker.close();
-        let grace = self.shared.config.shutdown_grace + Duration::from_secs(1);
+        let grace = shared.config.shutdown_grace + Duration::from_secs(1);
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Raises the open-file limit as far as the process may (each connection
+/// is one), and warns when that cannot hold `max_clients`.
+fn raise_open_file_limit(max_clients: usize) {
+    // Listeners, logs and the like need a few descriptors besides.
+    let want = max_clients as u64 + 64;
+    match crate::sys::raise_nofile(want) {
+        Ok(n) if n.soft < want => warn!(
+            "open-file limit is {} (hard limit {}): about {} connections at most, \
+             not max_clients = {max_clients}; raise it (ulimit -n, LimitNOFILE=)",
+            n.soft,
+            n.hard,
+            n.soft.saturating_sub(64)
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot read or raise the open-file limit: {e}"),
+    }
+}
+
+/// Gives freed memory back to the OS every `every` until `stop`: glibc's
+/// malloc keeps what was freed in its per-thread arenas, so after a burst
+/// (an attack, a join storm) the process would stay at its high-water mark.
+async fn trim_memory(every: Duration, stop: CancellationToken) {
+    if every.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
@@ -267,9 +328,16 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// TCP options for an accepted socket: keepalive finds dead peers, no Nagle delay.
+/// TCP options for an accepted socket: keepalive finds dead peers, no
+/// Nagle delay, and a fixed kernel send buffer (the kernel would otherwise
+/// grow it to megabytes for a client that does not read).
 fn configure(stream: &TcpStream, config: &Config) {
     let _ = stream.set_nodelay(true);
+    if config.socket_sendbuf > 0 {
+        if let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(config.socket_sendbuf) {
+            warn!("cannot set the send buffer: {e}");
+        }
+    }
     if !config.tcp_keepalive.is_zero() {
         let ka = socket2::TcpKeepalive::new()
             .with_time(config.tcp_keepalive)

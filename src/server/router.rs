@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn slots_are_reused_but_old_keys_reach_nobody() {
         let mut r = Router::default();
-        let (qa, qb) = (Queue::new(10), Queue::new(10));
+        let (qa, qb) = (Queue::new(1 << 16), Queue::new(1 << 16));
         let a = ConnId::new(0, r.attach(qa.clone()));
         r.detach(a);
         r.detach(a); // twice is harmless

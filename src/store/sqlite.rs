@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::hub::{names, Store, StoreError, Watermark};
-use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery};
+use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 1;
+const SCHEMA: i64 = 2;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -137,6 +137,25 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 2 {
+        // Accounts and registered rooms (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE account (
+                 key        TEXT PRIMARY KEY,  -- folded name
+                 name       TEXT NOT NULL,     -- as registered
+                 hash       TEXT NOT NULL,     -- argon2id, PHC string
+                 scram      TEXT NOT NULL,     -- SCRAM-SHA-256 credentials, JSON
+                 created_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE registered_room (
+                 key   TEXT PRIMARY KEY,       -- folded room name
+                 state TEXT NOT NULL           -- founder, topic, modes, bans: JSON
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
 }
@@ -225,7 +244,14 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn submit(&self, facts: Vec<Fact>) -> u64 {
+    fn submit(&self, mut facts: Vec<Fact>) -> u64 {
+        // An empty submission is a marker (a history read waits for what
+        // was submitted before it): it gets a ticket of its own.
+        let marker = facts.is_empty();
+        facts.retain(|f| f.room.is_some()); // only room history is kept here
+        if facts.is_empty() && !marker {
+            return 0;
+        }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
             p = self
@@ -439,24 +465,25 @@ impl Writer {
     }
 }
 
+/// The sequence number of message `id` in `room`, if it is there.
+fn seq_of(c: &Connection, room: &str, id: &MsgId) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
+        params![id.0.to_be_bytes().as_slice(), room],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// The first sequence number at or after an anchor (facts before the
 /// anchor have smaller ones). An id not in the room counts as its time.
 fn seq_at(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
     let t = match a {
         Anchor::Seq(n) => return Ok(*n as i64),
-        Anchor::Id(id) => {
-            let found: Option<i64> = c
-                .query_row(
-                    "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
-                    params![id.0.to_be_bytes().as_slice(), room],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(s) = found {
-                return Ok(s);
-            }
-            id.millis()
-        }
+        Anchor::Id(id) => match seq_of(c, room, id)? {
+            Some(s) => return Ok(s),
+            None => id.millis(),
+        },
         Anchor::Time(t) => *t,
     };
     let found: Option<i64> = c
@@ -476,14 +503,7 @@ fn seq_through(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> 
         return Ok(*n as i64);
     }
     if let Anchor::Id(id) = a {
-        let found: Option<i64> = c
-            .query_row(
-                "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
-                params![id.0.to_be_bytes().as_slice(), room],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(s) = found {
+        if let Some(s) = seq_of(c, room, id)? {
             return Ok(s);
         }
     }

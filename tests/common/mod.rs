@@ -278,6 +278,24 @@ impl JsonClient {
         }
     }
 
+    /// Reads until an event of type `kind` arrives; returns it as raw JSON
+    /// (for fields around the event itself, such as a page's `more`).
+    #[allow(dead_code)]
+    pub async fn expect(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let line = self
+                .c
+                .line()
+                .await
+                .unwrap_or_else(|| panic!("EOF waiting for {kind}"));
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+        }
+    }
+
     /// Reads until an error event arrives; returns its code.
     pub async fn expect_error(&mut self) -> String {
         let (code, message) =

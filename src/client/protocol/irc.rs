@@ -140,8 +140,10 @@ impl IrcProtocol {
                 EventKind::Presence { room: chan, nicks }
             }
             "322" => {
-                self.list
-                    .push((m.param(1).to_string(), m.param(2).parse().ok()));
+                if self.list.len() < super::MAX_LISTED {
+                    self.list
+                        .push((m.param(1).to_string(), m.param(2).parse().ok()));
+                }
                 return None;
             }
             "323" => {

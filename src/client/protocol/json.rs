@@ -140,7 +140,7 @@ impl JsonProtocol {
                 room: room.into(),
                 nicks: nicks.into_iter().map(String::from).collect(),
             },
-            W::Rooms { rooms } => EventKind::Rooms(
+            W::Rooms { rooms, .. } => EventKind::Rooms(
                 rooms
                     .into_iter()
                     .map(|r| (r.room.into(), Some(r.members)))
@@ -245,7 +245,7 @@ impl Protocol for JsonProtocol {
             Request::Who(room) => Cmd::Who {
                 room: room.as_deref().map(Into::into),
             },
-            Request::Rooms => Cmd::Rooms,
+            Request::Rooms => Cmd::Rooms { after: None },
             Request::Nick(nick) => Cmd::Nick { nick: nick.into() },
             Request::Quit(reason) => Cmd::Quit {
                 reason: reason.as_deref().map(Into::into),

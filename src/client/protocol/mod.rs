@@ -12,6 +12,10 @@
 pub mod irc;
 pub mod json;
 
+/// Most rooms a room list collects from a server's pages (the rest are
+/// not shown).
+pub const MAX_LISTED: usize = 10_000;
+
 use super::command::Request;
 use super::event::{Event, EventKind};
 

@@ -10,7 +10,7 @@ use super::numerics::*;
 use super::parse::{self, Message, ParseError};
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{Anchor, Command, HistoryQuery, ModeChange, Target};
+use crate::proto::{AccountRequest, Anchor, Command, HistoryQuery, ModeChange, Target};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,10 @@ pub enum Input {
     Nothing,
     /// An answer and nothing else (usually an error numeric).
     Reply(Reply),
+    /// `AUTHENTICATE <param>` (SASL).
+    Authenticate(String),
+    /// Something for the accounts (`PRIVMSG NickServ`; needs registration).
+    Account(AccountRequest),
     /// `CHATHISTORY` for a room (needs registration).
     History {
         room: String,
@@ -230,7 +234,14 @@ pub fn decode(m: &Message) -> Input {
     let p = |i| m.param(i);
     let steps = |s: Vec<Step>| Input::Steps(s);
     let hub = |c: Command| Input::Steps(vec![Step::Hub(c)]);
+    if let Some(service) = super::services::decode(&verb, m) {
+        return service;
+    }
     match verb.as_str() {
+        "AUTHENTICATE" => match p(0) {
+            Some(param) if !param.is_empty() => Input::Authenticate(param.to_string()),
+            _ => need_more("AUTHENTICATE"),
+        },
         "CAP" => match p(0).map(|s| s.to_ascii_uppercase()).as_deref() {
             None => need_more("CAP"),
             Some("LS") => Input::Cap(Cap::Ls(p(1).and_then(|v| v.parse().ok()).unwrap_or(0))),
@@ -391,10 +402,11 @@ pub fn decode(m: &Message) -> Input {
                     .collect(),
             ),
         },
+        // Channels, masks and ELIST conditions (`>3`, `!*x*`): see RoomFilter.
         "LIST" => hub(Command::List {
             rooms: p(0).map(|cs| {
                 cs.split(',')
-                    .filter(|c| is_channel(c))
+                    .filter(|c| !c.is_empty())
                     .map(String::from)
                     .collect()
             }),

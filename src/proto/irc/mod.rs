@@ -13,6 +13,8 @@ pub mod decode;
 pub mod numerics;
 pub mod parse;
 pub mod render;
+pub mod sasl;
+pub mod services;
 pub mod session;
 
 use std::sync::Arc;
@@ -27,36 +29,31 @@ pub const PREFIX: &str = "(ov)@+";
 pub const MODES_PER_COMMAND: usize = 4;
 /// Most targets of one `PRIVMSG`/`NOTICE` (ISUPPORT `TARGMAX`).
 pub const MAX_TARGETS: usize = 4;
-/// Longest topic in bytes (ISUPPORT `TOPICLEN`); longer ones are cut.
-pub const TOPIC_LEN: usize = 390;
-/// Longest kick, part and quit reason in bytes (ISUPPORT `KICKLEN`).
-pub const REASON_LEN: usize = 255;
-/// Longest away message in bytes (ISUPPORT `AWAYLEN`).
-pub const AWAY_LEN: usize = 200;
-/// Longest room key in bytes (ISUPPORT `KEYLEN`).
-pub const KEY_LEN: usize = 32;
+pub use super::limits::{AWAY_LEN, BAN_MASK_LEN, KEY_LEN, MAX_BANS, REASON_LEN, TOPIC_LEN};
 /// Longest username (ident) in bytes (ISUPPORT `USERLEN`), `~` included.
 pub const USER_LEN: usize = 10;
-/// Most bans per room (ISUPPORT `MAXLIST=b:`).
-pub const MAX_BANS: usize = 100;
-/// Longest ban mask in bytes.
-pub const BAN_MASK_LEN: usize = 100;
 
 /// The IRCv3 capabilities natter offers, as `CAP LS` lists them.
 pub const CAPS: &[&str] = &[
+    "account-notify",
+    "account-tag",
     "away-notify",
     "batch",
     "draft/chathistory",
     "draft/event-playback",
     "echo-message",
+    "extended-join",
     "message-tags",
     "multi-prefix",
+    "sasl",
     "server-time",
 ];
 
 /// Capabilities one client has enabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caps {
+    pub account_notify: bool,
+    pub account_tag: bool,
     pub away_notify: bool,
     pub batch: bool,
     /// The client fetches history itself (no replay on join).
@@ -64,8 +61,10 @@ pub struct Caps {
     /// History includes joins, parts, kicks, topics and modes.
     pub event_playback: bool,
     pub echo_message: bool,
+    pub extended_join: bool,
     pub message_tags: bool,
     pub multi_prefix: bool,
+    pub sasl: bool,
     pub server_time: bool,
 }
 
@@ -73,13 +72,17 @@ impl Caps {
     /// Turns a capability on or off; false if natter does not know it.
     pub fn set(&mut self, name: &str, on: bool) -> bool {
         let slot = match name {
+            "account-notify" => &mut self.account_notify,
+            "account-tag" => &mut self.account_tag,
             "away-notify" => &mut self.away_notify,
             "batch" => &mut self.batch,
             "draft/chathistory" => &mut self.chathistory,
             "draft/event-playback" => &mut self.event_playback,
             "echo-message" => &mut self.echo_message,
+            "extended-join" => &mut self.extended_join,
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
+            "sasl" => &mut self.sasl,
             "server-time" => &mut self.server_time,
             _ => return false,
         };
@@ -127,6 +130,10 @@ pub enum Reply {
     },
     /// An empty `chathistory` batch for `target` (nothing is kept for it).
     EmptyHistory { target: String },
+    /// `AUTHENTICATE <data>` (SASL; `+` for nothing).
+    Authenticate(String),
+    /// `:Service!Service@services.<server> NOTICE <nick> :<text>`.
+    Service { service: &'static str, text: String },
 }
 
 impl Reply {
@@ -161,6 +168,9 @@ pub struct Limits {
     pub max_nick_chars: usize,
     pub max_room_chars: usize,
     pub max_rooms_per_user: usize,
+    /// Longest topic in bytes (`TOPICLEN`) and most bans per room (`MAXLIST`).
+    pub topic_len: usize,
+    pub max_bans: usize,
 }
 
 impl ServerInfo {
@@ -175,11 +185,11 @@ impl ServerInfo {
             format!("CHANMODES={CHANMODES}"),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
-            "ELIST=".to_string(),
+            "ELIST=MNU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
-            format!("MAXLIST=b:{MAX_BANS}"),
+            format!("MAXLIST=b:{}", limits.max_bans),
             "MSGREFTYPES=msgid,timestamp".to_string(),
             format!("MODES={MODES_PER_COMMAND}"),
             format!("NETWORK={name}"),
@@ -187,7 +197,7 @@ impl ServerInfo {
             format!("PREFIX={PREFIX}"),
             "SAFELIST".to_string(),
             format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1"),
-            format!("TOPICLEN={TOPIC_LEN}"),
+            format!("TOPICLEN={}", limits.topic_len),
             format!("USERLEN={USER_LEN}"),
             "UTF8ONLY".to_string(),
         ];
@@ -360,7 +370,7 @@ mod tests {
         let mut c = Caps::default();
         assert!(c.set("server-time", true));
         assert!(c.set("echo-message", true));
-        assert!(!c.set("sasl", true));
+        assert!(!c.set("sasl=PLAIN", true));
         assert_eq!(c.list(), "echo-message server-time");
     }
 

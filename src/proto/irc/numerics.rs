@@ -31,6 +31,7 @@ pub const RPL_LIST: u16 = 322;
 pub const RPL_LISTEND: u16 = 323;
 pub const RPL_CHANNELMODEIS: u16 = 324;
 pub const RPL_CREATIONTIME: u16 = 329;
+pub const RPL_WHOISACCOUNT: u16 = 330;
 pub const RPL_NOTOPIC: u16 = 331;
 pub const RPL_TOPIC: u16 = 332;
 pub const RPL_TOPICWHOTIME: u16 = 333;
@@ -77,9 +78,21 @@ pub const ERR_BANNEDFROMCHAN: u16 = 474;
 pub const ERR_BADCHANNELKEY: u16 = 475;
 pub const ERR_BANLISTFULL: u16 = 478;
 pub const ERR_BADCHANNAME: u16 = 479;
+pub const ERR_UNAVAILRESOURCE: u16 = 437;
 pub const ERR_CHANOPRIVSNEEDED: u16 = 482;
 pub const ERR_UMODEUNKNOWNFLAG: u16 = 501;
 pub const ERR_USERSDONTMATCH: u16 = 502;
+
+// SASL and accounts (IRCv3 sasl-3.1/3.2).
+pub const RPL_LOGGEDIN: u16 = 900;
+pub const RPL_LOGGEDOUT: u16 = 901;
+pub const ERR_NICKLOCKED: u16 = 902;
+pub const RPL_SASLSUCCESS: u16 = 903;
+pub const ERR_SASLFAIL: u16 = 904;
+pub const ERR_SASLTOOLONG: u16 = 905;
+pub const ERR_SASLABORTED: u16 = 906;
+pub const ERR_SASLALREADY: u16 = 907;
+pub const RPL_SASLMECHS: u16 = 908;
 
 /// The numeric that answers an error code, and its conventional text.
 /// `None`: the error has no numeric and is sent as a `NOTICE`.
@@ -111,9 +124,21 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
         ErrorCode::PasswordMismatch => (ERR_PASSWDMISMATCH, "Password incorrect"),
         ErrorCode::UsersDontMatch => (ERR_USERSDONTMATCH, "Cant change mode for other users"),
         ErrorCode::UnknownUserMode => (ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"),
+        ErrorCode::RoomLimit => (ERR_UNAVAILRESOURCE, "Cannot create channel now"),
+        ErrorCode::NickRegistered => (
+            ERR_NICKNAMEINUSE,
+            "Nickname is registered to an account: log in to use it",
+        ),
         ErrorCode::InvalidUtf8
+        | ErrorCode::AuthFailed
+        | ErrorCode::Throttled
+        | ErrorCode::AccountExists
+        | ErrorCode::NotLoggedIn
+        | ErrorCode::RoomRegistered
+        | ErrorCode::BadPassword
         | ErrorCode::Malformed
         | ErrorCode::Timeout
+        | ErrorCode::ExcessFlood
         | ErrorCode::StoreFailed => return None,
     })
 }

@@ -7,6 +7,7 @@
 use super::numerics::*;
 use super::parse::MAX_BODY;
 use super::{iso8601, truncate, Ctx, Reply};
+use crate::proto::listing::{Page, PageBody};
 use crate::proto::{ErrorCode, Event, EventBody, Fact, MemberInfo, ModeChange, Refusal, Subject};
 
 /// True for events that look the same to every recipient: they are
@@ -33,7 +34,7 @@ pub fn is_shared(body: &EventBody) -> bool {
 /// Writes one line: `[@tags ]:source VERB middle… [:trailing]\r\n`. The part
 /// after the tags is kept within [`MAX_BODY`] bytes by cutting `trailing`
 /// (and, as a last resort, the line).
-fn line(
+pub(super) fn line(
     out: &mut Vec<u8>,
     tags: Option<&str>,
     source: &str,
@@ -181,7 +182,7 @@ pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
 }
 
 /// A shared event with these tags (`key=value;…`, no `@`).
-fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
+pub(super) fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
     match &ev.body {
         EventBody::Joined { room, nick, .. } => {
             line(out, tags, source(ev, nick), "JOIN", &[&chan(room)], None)
@@ -422,11 +423,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_ISUPPORT, &params);
             }
         }
-        EventBody::Members { room, members } => {
-            let room = chan(room);
-            let names = member_names(members, ctx.caps.multi_prefix);
-            listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
-            numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
+        body @ (EventBody::Members { .. }
+        | EventBody::WhoReply { .. }
+        | EventBody::RoomDetails { .. }) => {
+            if let Some(p) = Page::of(body) {
+                page(&p, ctx, out)
+            }
         }
         EventBody::TopicInfo { room, topic } => {
             let room = chan(room);
@@ -498,36 +500,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_INVITING, &[target, &room]);
             }
         }
-        EventBody::WhoReply {
-            mask,
-            room,
-            members,
-        } => {
-            let room = room.as_deref().map(chan);
-            for m in members {
-                let flags = format!(
-                    "{}{}",
-                    if m.away { "G" } else { "H" },
-                    prefix(m.op, m.voice, ctx.caps.multi_prefix)
-                );
-                let real = format!("0 {}", m.realname);
-                numeric(
-                    out,
-                    ctx,
-                    RPL_WHOREPLY,
-                    &[
-                        room.as_deref().unwrap_or("*"),
-                        &m.user,
-                        &m.host,
-                        server,
-                        &m.nick,
-                        &flags,
-                        &real,
-                    ],
-                );
-            }
-            numeric(out, ctx, RPL_ENDOFWHO, &[mask, "End of WHO list"]);
-        }
         EventBody::Whois { nick, info } => {
             match info {
                 None => numeric(out, ctx, ERR_NOSUCHNICK, &[nick, "No such nick/channel"]),
@@ -547,6 +519,10 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                         .collect();
                     listed(out, ctx, RPL_WHOISCHANNELS, &[nick], &rooms);
                     numeric(out, ctx, RPL_WHOISSERVER, &[nick, server, "natter"]);
+                    if let Some(account) = &i.account {
+                        let params = [&**nick, account, "is logged in as"];
+                        numeric(out, ctx, RPL_WHOISACCOUNT, &params);
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }
@@ -562,21 +538,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             }
             numeric(out, ctx, RPL_ENDOFWHOIS, &[nick, "End of /WHOIS list"]);
         }
-        EventBody::RoomDetails { rooms } => {
-            numeric(out, ctx, RPL_LISTSTART, &["Channel", "Users  Name"]);
-            for r in rooms {
-                let name = chan(&r.name);
-                let n = r.members.to_string();
-                numeric(
-                    out,
-                    ctx,
-                    RPL_LIST,
-                    &[&name, &n, r.topic.as_deref().unwrap_or("")],
-                );
-            }
-            numeric(out, ctx, RPL_LISTEND, &["End of /LIST"]);
-        }
-        EventBody::RoomList { rooms } => {
+        EventBody::RoomList { rooms, .. } => {
             numeric(out, ctx, RPL_LISTSTART, &["Channel", "Users  Name"]);
             for (name, n) in rooms {
                 numeric(out, ctx, RPL_LIST, &[&chan(name), &n.to_string(), ""]);
@@ -634,7 +596,8 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 "natter IRC commands: JOIN PART PRIVMSG NOTICE NICK TOPIC MODE KICK INVITE \
-                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP",
+                 NAMES WHO WHOIS LIST LUSERS AWAY MOTD PING QUIT CAP AUTHENTICATE; \
+                 accounts: PRIVMSG NickServ :HELP, PRIVMSG ChanServ :HELP",
             );
         }
         EventBody::Shutdown { reason } => {
@@ -642,6 +605,64 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             closing(out, ctx, "Server shutting down");
         }
         _ => {}
+    }
+}
+
+/// One page of a long listing: `LIST` (321 first, 322 each, 323 last),
+/// `NAMES` (353 lines, 366 last) or `WHO` (352 each, 315 last).
+pub fn page(page: &Page, ctx: &Ctx, out: &mut Vec<u8>) {
+    match page.body {
+        PageBody::Rooms(rooms) => {
+            if page.first {
+                numeric(out, ctx, RPL_LISTSTART, &["Channel", "Users  Name"]);
+            }
+            for r in rooms {
+                let name = chan(&r.name);
+                let n = r.members.to_string();
+                let topic = r.topic.as_deref().unwrap_or("");
+                numeric(out, ctx, RPL_LIST, &[&name, &n, topic]);
+            }
+            if page.last {
+                numeric(out, ctx, RPL_LISTEND, &["End of /LIST"]);
+            }
+        }
+        PageBody::Names { room, members, .. } => {
+            let room = chan(room);
+            let names = member_names(members, ctx.caps.multi_prefix);
+            listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
+            if page.last {
+                numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
+            }
+        }
+        PageBody::Who {
+            mask,
+            room,
+            members,
+            ..
+        } => {
+            let room = room.map(chan);
+            for m in members {
+                let flags = format!(
+                    "{}{}",
+                    if m.away { "G" } else { "H" },
+                    prefix(m.op, m.voice, ctx.caps.multi_prefix)
+                );
+                let real = format!("0 {}", m.realname);
+                let params = [
+                    room.as_deref().unwrap_or("*"),
+                    &m.user,
+                    &m.host,
+                    &ctx.info.name,
+                    &m.nick,
+                    &flags,
+                    &real,
+                ];
+                numeric(out, ctx, RPL_WHOREPLY, &params);
+            }
+            if page.last {
+                numeric(out, ctx, RPL_ENDOFWHO, &[mask, "End of WHO list"]);
+            }
+        }
     }
 }
 
@@ -738,6 +759,14 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         Reply::Cap { sub, list } => line(out, None, server, "CAP", &[ctx.nick, sub], Some(list)),
         Reply::Pong { token } => line(out, None, server, "PONG", &[server], Some(token)),
+        Reply::Authenticate(data) => {
+            out.extend_from_slice(b"AUTHENTICATE ");
+            out.extend_from_slice(data.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Service { service, text } => {
+            super::services::service_notice(out, ctx, service, text)
+        }
         Reply::Closing { why } => closing(out, ctx, why),
         Reply::Notice { text } => notice(out, ctx, text),
         Reply::Fail {
@@ -790,6 +819,8 @@ mod tests {
                 max_nick_chars: 30,
                 max_room_chars: 50,
                 max_rooms_per_user: 100,
+                topic_len: 390,
+                max_bans: 100,
             },
             0,
         )

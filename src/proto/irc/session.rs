@@ -9,11 +9,15 @@ use std::sync::{Arc, OnceLock};
 
 use super::decode::{self, Cap, Input, Step};
 use super::numerics::*;
-use super::{render, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use super::sasl::{self, Sasl};
+use super::{render, services, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
 use crate::proto::session::{
     shared_name, Chat, Goodbye, HistoryRequest, Protocol, Replay, SessionConfig,
 };
-use crate::proto::{Command, Event, EventBody, Flavor, Name, Outcome, Profile};
+use crate::proto::{
+    AccountEvent, AccountRequest, Command, Event, EventBody, Flavor, Name, Outcome, Password,
+    Profile,
+};
 
 /// One IRC connection's protocol state.
 pub struct IrcSession {
@@ -40,6 +44,15 @@ pub struct IrcSession {
     out_nick: String,
     /// History replayed on joining, for clients that do not fetch it.
     replay: Replay,
+    /// SASL (`AUTHENTICATE`).
+    sasl: Sasl,
+    /// `PASS` as an account password: the login is being checked, and
+    /// registration waits for it.
+    pass_pending: bool,
+    /// That login was answered: registration goes on.
+    pass_answered: bool,
+    /// Something was asked of the accounts and not answered yet: lines wait.
+    waiting: bool,
 }
 
 impl IrcSession {
@@ -61,15 +74,17 @@ impl IrcSession {
                 default_room: String::new(), // JOINs name their rooms
                 lines: config.history_on_join,
             },
+            sasl: Sasl::default(),
+            pass_pending: false,
+            pass_answered: false,
+            waiting: false,
         }
     }
 
-    /// How shared events are rendered for this client.
-    fn flavor(&self) -> Flavor {
-        match self.caps.server_time {
-            true => Flavor::IrcTagged,
-            false => Flavor::Irc,
-        }
+    /// Asks the accounts; later lines wait for the answer.
+    fn ask(&mut self, chat: &mut dyn Chat, request: AccountRequest) {
+        self.waiting = true;
+        chat.account(request);
     }
 
     /// Renders a reply of the session's own, addressed to the nick as of
@@ -113,9 +128,17 @@ impl IrcSession {
     fn cap(&mut self, chat: &mut dyn Chat, cap: Cap) -> Outcome {
         let registered = self.registered;
         match cap {
-            Cap::Ls(_) => {
+            Cap::Ls(version) => {
                 self.negotiating |= !registered;
-                let list = CAPS.join(" ");
+                // CAP LS 302 gives values: the SASL mechanisms.
+                let list = CAPS
+                    .iter()
+                    .map(|&c| match (c, version >= 302) {
+                        ("sasl", true) => format!("sasl={}", sasl::MECHANISMS),
+                        _ => c.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 self.push(chat, Reply::Cap { sub: "LS", list });
             }
             Cap::List => {
@@ -170,6 +193,20 @@ impl IrcSession {
                 self.push(chat, Reply::Closing { why });
                 return Outcome::Close;
             }
+        } else if let Some(pass) = self.pass.take().filter(|_| !self.sasl.done) {
+            // No server password: PASS is an account's (`account:password`,
+            // or the password of the nick's account). Registration waits.
+            let (account, password) = match pass.split_once(':') {
+                Some((a, p)) if !a.is_empty() && !p.is_empty() => (a.to_string(), p.to_string()),
+                _ => (nick.clone(), pass),
+            };
+            self.pass_pending = true;
+            let password = Password(password);
+            self.ask(chat, AccountRequest::Login { account, password });
+            return Outcome::Continue;
+        }
+        if self.pass_pending {
+            return Outcome::Continue;
         }
         self.user = shown_user(&ident);
         let profile = Profile {
@@ -226,6 +263,14 @@ impl Protocol for IrcSession {
         true
     }
 
+    /// How shared events are rendered for this client.
+    fn flavor(&self) -> Flavor {
+        match self.caps.server_time {
+            true => Flavor::IrcTagged,
+            false => Flavor::Irc,
+        }
+    }
+
     fn registered(&self) -> bool {
         self.registered
     }
@@ -246,6 +291,15 @@ impl Protocol for IrcSession {
                 return Outcome::Close;
             }
             Input::Cap(cap) => return self.cap(chat, cap),
+            Input::Authenticate(param) => {
+                let step = self.sasl.authenticate(&param);
+                for r in step.replies {
+                    self.push(chat, r);
+                }
+                if let Some(request) = step.ask {
+                    self.ask(chat, request);
+                }
+            }
             Input::Pass(_) if registered => self.push(chat, already_registered()),
             Input::Pass(p) => self.pass = Some(p),
             Input::User { .. } if registered => self.push(chat, already_registered()),
@@ -266,6 +320,7 @@ impl Protocol for IrcSession {
                 Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
             ),
             Input::Motd => self.push(chat, Reply::Motd),
+            Input::Account(request) => self.ask(chat, request),
             Input::History { room, query, limit } => chat.history(HistoryRequest {
                 room: Some(room),
                 query,
@@ -294,6 +349,29 @@ impl Protocol for IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        self.waiting &= !crate::proto::account::answers_request(&ev.body);
+        if self.pass_pending {
+            let answered = match &ev.body {
+                EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
+                EventBody::Refused(r) => crate::proto::account::answers_login(r.code),
+                _ => false,
+            };
+            if answered {
+                self.pass_pending = false;
+                self.pass_answered = true;
+            }
+        }
+        if let Some(replies) = self.sasl.answer(&ev.body) {
+            let ctx = self.ctx(&self.out_nick);
+            services::render(ev, &ctx, out); // the 900 of a login
+            for r in replies {
+                render::render_reply(&r, &ctx, out);
+            }
+            return;
+        }
+        if services::render(ev, &self.ctx(&self.out_nick), out).is_some() {
+            return;
+        }
         // Events carry nicks exactly as the hub spells them, and out_nick is
         // taken from those events: plain equality is enough.
         let me = self.out_nick.as_str();
@@ -316,17 +394,42 @@ impl Protocol for IrcSession {
             return;
         }
         if render::is_shared(&ev.body) {
-            out.extend_from_slice(ev.rendered(self.flavor()));
+            if services::decorated(ev, self.caps, out).is_none() {
+                out.extend_from_slice(ev.rendered(self.flavor()));
+            }
         } else {
             if let EventBody::Registered { nick, .. } = &ev.body {
                 self.out_nick = nick.to_string();
             }
-            render::reply(ev, &self.ctx(&self.out_nick), out);
+            let ctx = self.ctx(&self.out_nick);
+            if services::tagged_invite(ev, &ctx, out).is_none() {
+                render::reply(ev, &ctx, out);
+            }
         }
         if let EventBody::NickChanged { old, new } = &ev.body {
             if **old == *self.out_nick {
                 self.out_nick = new.to_string();
+                // The server renamed us (a login took an account's nick,
+                // or a grace period ran out): our own replies follow.
+                if self.registered {
+                    self.nick = Some(new.to_string());
+                }
             }
+        }
+    }
+
+    fn render_page(&mut self, page: &crate::proto::listing::Page, out: &mut Vec<u8>) {
+        render::page(page, &self.ctx(&self.out_nick), out);
+    }
+
+    fn waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// A `PASS` login was answered: registration goes on.
+    fn wake(&mut self, chat: &mut dyn Chat) {
+        if std::mem::take(&mut self.pass_answered) {
+            self.try_register(chat);
         }
     }
 
@@ -334,6 +437,7 @@ impl Protocol for IrcSession {
         let why = match why {
             Goodbye::RegistrationTimeout => "Registration timed out".to_string(),
             Goodbye::PingTimeout(secs) => format!("Ping timeout: {secs} seconds"),
+            Goodbye::ExcessFlood => "Excess Flood".to_string(),
         };
         self.push(chat, Reply::Closing { why });
     }

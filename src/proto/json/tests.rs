@@ -130,7 +130,10 @@ fn every_command_and_its_fields() {
                 room: Some("r".into()),
             },
         ),
-        (r#"{"cmd":"rooms","x":{"deep":[1]}}"#, Command::Rooms),
+        (
+            r#"{"cmd":"rooms","x":{"deep":[1]}}"#,
+            Command::Rooms { after: None },
+        ),
         (
             r#"{"cmd":"nick","nick":"n"}"#,
             Command::Nick { new: "n".into() },
@@ -280,6 +283,7 @@ fn every_event_renders_as_documented() {
         away: Some("gone".into()),
         idle_secs: 5,
         signon_ms: 1000,
+        account: Some(n("bob")),
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
@@ -362,13 +366,15 @@ fn every_event_renders_as_documented() {
                     member("c", true, true, false),
                 ],
             },
-            r#"{"type":"presence","room":"lobby","nicks":["a","b","c"],"ops":["a","c"],"voiced":["b","c"]}"#,
+            r#"{"type":"presence","room":"lobby","nicks":["a","b","c"],"ops":["a","c"],"voiced":["b","c"],"total":3}"#,
         ),
         (
             EventBody::RoomList {
                 rooms: vec![(n("lobby"), 2), (n("rust"), 1)],
+                next: None,
+                total: 2,
             },
-            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}]}"#,
+            r#"{"type":"rooms","rooms":[{"room":"lobby","members":2},{"room":"rust","members":1}],"total":2,"next":null}"#,
         ),
         (
             EventBody::RoomDetails {
@@ -526,7 +532,7 @@ fn every_event_renders_as_documented() {
                 nick: n("bob"),
                 info: Some(Box::new(whois)),
             },
-            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000}"#,
+            r#"{"type":"whois","nick":"bob","user":"~b","host":"h","realname":"Bob","rooms":["lobby","rust"],"away":"gone","idle":5,"signon":1000,"account":"bob"}"#,
         ),
         (
             EventBody::Lusers {
@@ -573,5 +579,8 @@ fn help_lists_every_command() {
     let names: Vec<_> = commands.iter().map(|c| &*c.cmd).collect();
     let want: Vec<_> = wire::COMMANDS.iter().map(|(c, _)| *c).collect();
     assert_eq!(names, want);
-    assert_eq!(commands[0].usage, r#"{"cmd":"login","nick":N}"#);
+    assert_eq!(
+        commands[0].usage,
+        r#"{"cmd":"login","nick":N[,"password":P]}"#
+    );
 }

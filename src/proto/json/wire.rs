@@ -24,8 +24,17 @@ pub type Str<'a> = Cow<'a, str>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Cmd<'a> {
-    /// Pick the first nickname.
+    /// Pick the first nickname. With a `"password"` field (read by
+    /// [`LoginPassword`]), log in to the account of that name and take it.
     Login { nick: Str<'a> },
+    /// Register the current nickname as an account with this password.
+    Register { password: Str<'a> },
+    /// Register a room one operates (default: the current one).
+    #[serde(rename = "register_room")]
+    RegisterRoom {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Str<'a>>,
+    },
     /// Say `msg` in `room` (default: the current one); `action`: like `me`.
     Chat {
         msg: Str<'a>,
@@ -66,8 +75,11 @@ pub enum Cmd<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<Str<'a>>,
     },
-    /// The room list.
-    Rooms,
+    /// One page of the room list: the rooms after `after` (a page's `next`).
+    Rooms {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Str<'a>>,
+    },
     /// Part of a room's history (default: the current room, the last
     /// lines); `before`/`after`: a message id or a time in ms.
     History {
@@ -97,7 +109,9 @@ pub enum Cmd<'a> {
 
 /// Every command name with its fields, for the `help` event and the docs.
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("login", "{\"cmd\":\"login\",\"nick\":N}"),
+    ("login", "{\"cmd\":\"login\",\"nick\":N[,\"password\":P]}"),
+    ("register", "{\"cmd\":\"register\",\"password\":P}"),
+    ("register_room", "{\"cmd\":\"register_room\"[,\"room\":R]}"),
     (
         "chat",
         "{\"cmd\":\"chat\",\"msg\":M[,\"room\":R][,\"action\":true]}",
@@ -107,7 +121,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
-    ("rooms", "{\"cmd\":\"rooms\"}"),
+    ("rooms", "{\"cmd\":\"rooms\"[,\"after\":R]}"),
     (
         "history",
         "{\"cmd\":\"history\"[,\"room\":R][,\"limit\":N][,\"before\":ID|MS][,\"after\":ID|MS]}",
@@ -117,6 +131,20 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("help", "{\"cmd\":\"help\"}"),
     ("quit", "{\"cmd\":\"quit\"[,\"reason\":R]} (also \"exit\")"),
 ];
+
+/// The password of a `login` command, if it has one: a field [`Cmd::Login`]
+/// leaves out, so that a plain login stays `{"cmd":"login","nick":N}`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LoginPassword<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Str<'a>>,
+}
+
+impl std::fmt::Debug for LoginPassword<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginPassword(..)")
+    }
+}
 
 /// A point in history: a message id, or a time in ms since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +251,9 @@ pub enum Event<'a> {
         ops: Option<Vec<Str<'a>>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         voiced: Option<Vec<Str<'a>>>,
+        /// Members of the room in all (the listing may come in pages).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
     /// Topic shown on joining (`changed: false`, with `by` and `set_at` when
     /// there is one) or changed by `by` (`changed: true`).
@@ -279,7 +310,20 @@ pub enum Event<'a> {
         text: Str<'a>,
     },
     /// The room list.
-    Rooms { rooms: Vec<RoomEntry<'a>> },
+    Rooms {
+        rooms: Vec<RoomEntry<'a>>,
+        /// How many rooms there are (on a paged list).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// Ask for the next page with `{"cmd":"rooms","after":next}`
+        /// (null on the last page).
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        next: Option<Option<Str<'a>>>,
+    },
     /// The command list.
     Help { commands: Vec<Usage<'a>> },
     /// A human-readable notice.
@@ -327,6 +371,9 @@ pub enum Event<'a> {
         away: Option<Str<'a>>,
         idle: u64,
         signon: u64,
+        /// The account they are logged in to (absent: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<Str<'a>>,
     },
     /// Server statistics.
     Stats {
@@ -336,6 +383,20 @@ pub enum Event<'a> {
     },
     /// The reader's user modes.
     UserModes { nick: Str<'a>, modes: Str<'a> },
+    /// The reader is logged in to `account` (`created`: just registered);
+    /// `nick` is null until they have one.
+    LoggedIn {
+        account: Str<'a>,
+        nick: Option<Str<'a>>,
+        created: bool,
+    },
+    /// The reader's nick belongs to an account they are not logged in to:
+    /// log in within `grace` seconds or be renamed.
+    NickProtected { nick: Str<'a>, grace: u64 },
+    /// The reader was renamed from `old` (an account's nick) to `new`.
+    Renamed { old: Str<'a>, new: Str<'a> },
+    /// `room` is now registered, with `founder` as its founder.
+    RoomRegistered { room: Str<'a>, founder: Str<'a> },
 }
 
 /// A room in a `rooms` event.
@@ -456,7 +517,7 @@ mod tests {
     fn room_topics_are_absent_null_or_text() {
         let rooms = r#"{"type":"rooms","rooms":[{"room":"a","members":1},{"room":"b","members":2,"topic":null},{"room":"c","members":3,"topic":"t"}],"ts":1}"#;
         let s = parse_event(rooms).unwrap();
-        let Event::Rooms { rooms: r } = &s.event else {
+        let Event::Rooms { rooms: r, .. } = &s.event else {
             panic!("{s:?}")
         };
         let topics: Vec<_> = r.iter().map(|r| r.topic.clone()).collect();

@@ -1,0 +1,401 @@
+//! Accounts in the chat state: who is logged in to which account, which
+//! nicks belong to accounts (and so who may use them), and registered
+//! rooms (founder, topic, modes, key, limit and bans kept across restarts).
+//!
+//! Everything here is pure. Checking a password is slow I/O and CPU work
+//! that the server does off the chat lock; it then sends
+//! [`Command::Authenticated`](crate::proto::Command::Authenticated), and
+//! only that makes a connection logged in. The set of registered names is
+//! loaded from the [`Accounts`](super::Accounts) store at start and
+//! updated as accounts are created; registered rooms are saved through
+//! [`Effects::saves`](super::Effects::saves).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::room::{Modes, Room};
+use super::{names, Audience, ChatState};
+use crate::proto::scram::Credentials;
+use crate::proto::{
+    now_ms, AccountEvent, Actor, BanInfo, ConnId, ErrorCode, Event, EventBody, Name, Refusal,
+    TopicState,
+};
+
+/// An account as the store keeps it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// The name as it was registered (the nick it protects).
+    pub name: String,
+    /// The argon2id hash of the password (PHC string).
+    pub hash: String,
+    /// SCRAM-SHA-256 credentials derived from the same password.
+    pub scram: Credentials,
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("name", &self.name)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered room as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// Folded name (the key).
+    pub key: String,
+    /// The name as people write it.
+    pub name: String,
+    /// The founder's account.
+    pub founder: String,
+    pub registered_ms: u64,
+    pub created_ms: u64,
+    pub topic: Option<TopicRecord>,
+    pub modes: ModesRecord,
+    pub bans: Vec<BanRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub text: String,
+    pub set_by: String,
+    pub set_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModesRecord {
+    pub invite_only: bool,
+    pub moderated: bool,
+    pub no_external: bool,
+    pub topic_ops: bool,
+    pub key: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRecord {
+    pub mask: String,
+    pub set_by: String,
+    pub set_at_ms: u64,
+}
+
+/// What the accounts store holds at start: every account name and every
+/// registered room.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    pub accounts: Vec<String>,
+    pub rooms: Vec<RoomRecord>,
+}
+
+/// The chat state's accounts part.
+#[derive(Debug, Default)]
+pub(super) struct AccountState {
+    /// Folded names of every account.
+    registered: HashSet<String>,
+    /// Registered rooms by folded key, as last saved.
+    rooms: HashMap<Name, RoomRecord>,
+    /// How long someone may hold a registered nick without logging in to
+    /// it before being renamed (0: such nicks are refused outright).
+    grace_secs: u64,
+}
+
+impl ChatState {
+    /// Loads the registered accounts and rooms; `grace_secs` as in the
+    /// `nick_grace` setting.
+    pub fn load_registry(&mut self, registry: Registry, grace_secs: u64) {
+        let a = &mut self.accounts;
+        a.grace_secs = grace_secs;
+        a.registered
+            .extend(registry.accounts.iter().map(|n| names::fold(n)));
+        for r in registry.rooms {
+            a.rooms.insert(r.key.as_str().into(), r);
+        }
+    }
+
+    /// Whether `nick` belongs to an account.
+    pub fn is_registered_nick(&self, nick: &str) -> bool {
+        self.accounts.registered.contains(&names::fold(nick))
+    }
+
+    /// The account `id` is logged in to.
+    pub fn account_of(&self, id: ConnId) -> Option<&Name> {
+        self.conns.get(&id).and_then(|c| c.account.as_ref())
+    }
+
+    /// The nick of `id` if it belongs to an account `id` is not logged in
+    /// to (the grace period runs).
+    pub fn unprotected_nick(&self, id: ConnId) -> Option<Name> {
+        let nick = self.nick_of(id)?;
+        (self.is_registered_nick(nick) && !self.owns(id, nick)).then(|| nick.clone())
+    }
+
+    /// The (cloaked) host of `id`.
+    pub fn host_of(&self, id: ConnId) -> Option<Name> {
+        self.conns.get(&id).map(|c| c.host.clone())
+    }
+
+    /// Whether `id` is logged in to the account named `nick`.
+    pub(super) fn owns(&self, id: ConnId, nick: &str) -> bool {
+        self.account_of(id)
+            .is_some_and(|a| names::fold(a) == names::fold(nick))
+    }
+
+    /// The doer's account and real name, for events IRC decorates.
+    pub(super) fn actor(&self, id: ConnId) -> Option<Actor> {
+        let c = self.conns.get(&id)?;
+        Some(Actor {
+            account: c.account.clone(),
+            realname: c.realname.clone(),
+        })
+    }
+
+    /// The doer's account, for `account-tag`, if they are logged in.
+    pub(super) fn logged_in_actor(&self, id: ConnId) -> Option<Actor> {
+        let c = self.conns.get(&id)?;
+        let account = c.account.clone()?;
+        Some(Actor {
+            account: Some(account),
+            realname: c.realname.clone(),
+        })
+    }
+
+    /// Why `id` may not take the registered `nick` (only when registered
+    /// nicks are refused rather than given a grace period).
+    pub(super) fn protection(&self, id: ConnId, nick: &str) -> Option<Refusal> {
+        let refused =
+            self.accounts.grace_secs == 0 && self.is_registered_nick(nick) && !self.owns(id, nick);
+        refused.then(|| Refusal::new(ErrorCode::NickRegistered).nick(nick))
+    }
+
+    /// After `id` took a nick: if it belongs to an account `id` is not
+    /// logged in to, says how long it may keep it.
+    pub(super) fn warn_unprotected(&mut self, id: ConnId) {
+        if let Some(nick) = self.unprotected_nick(id) {
+            let grace_secs = self.accounts.grace_secs;
+            let body = AccountEvent::NickProtected { nick, grace_secs };
+            self.reply(id, EventBody::Account(body));
+        }
+    }
+
+    /// Makes way for `id`, logged in to the account `nick`: whoever else
+    /// holds that nick is renamed to a guest nick.
+    pub(super) fn free_for(&mut self, id: ConnId, nick: &str) {
+        if !self.owns(id, nick) {
+            return;
+        }
+        match self.nicks.get(&names::fold(nick)) {
+            Some(&holder) if holder != id => self.rename_to_guest(holder),
+            _ => {}
+        }
+    }
+
+    /// A free guest nick for `id`.
+    fn guest_nick(&self, id: ConnId) -> String {
+        let mut n = id.local % 100_000;
+        loop {
+            let nick = format!("Guest{n}");
+            let key = names::fold(&nick);
+            if !self.nicks.contains_key(&key) && !self.accounts.registered.contains(&key) {
+                return nick;
+            }
+            n += 1;
+        }
+    }
+
+    /// Renames `id` to a guest nick, telling them why.
+    fn rename_to_guest(&mut self, id: ConnId) {
+        let Some(old) = self.nick_of(id).cloned() else {
+            return;
+        };
+        let new = self.guest_nick(id);
+        self.apply_nick(id, old.clone(), &new);
+        let body = AccountEvent::Renamed {
+            old,
+            new: new.into(),
+        };
+        self.reply(id, EventBody::Account(body));
+    }
+
+    /// The grace period of `nick` is over for `id`.
+    pub(super) fn nick_grace(&mut self, id: ConnId, nick: &str) {
+        let still = self
+            .unprotected_nick(id)
+            .is_some_and(|n| names::fold(&n) == names::fold(nick));
+        if still {
+            self.rename_to_guest(id);
+        }
+    }
+
+    /// `id` logged in to `account` (which it may just have `created`).
+    pub(super) fn authenticated(&mut self, id: ConnId, account: &str, created: bool) {
+        if created {
+            self.accounts.registered.insert(names::fold(account));
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let name: Name = account.into();
+        c.account = Some(name.clone());
+        let nick = c.nick.clone();
+        let body = AccountEvent::LoggedIn {
+            account: name.clone(),
+            nick: nick.clone(),
+            created,
+        };
+        self.reply(id, EventBody::Account(body));
+        let Some(nick) = nick else {
+            return; // the session takes its nick when it registers
+        };
+        let body = AccountEvent::Changed {
+            nick: nick.clone(),
+            account: Some(name),
+        };
+        let mut audience = self.peers(id, true);
+        audience.retain(|m| *m != id);
+        let ev = Event::by(self.mask_of(id), EventBody::Account(body));
+        self.send(Audience::Conns(audience), ev);
+    }
+
+    /// Registers the room `room` (`None`: the current one) with `id`'s
+    /// account as founder.
+    pub(super) fn register_room(&mut self, id: ConnId, room: Option<&str>) {
+        let Some(founder) = self.account_of(id).cloned() else {
+            let refusal = Refusal::new(ErrorCode::NotLoggedIn).detail("rooms belong to accounts");
+            return self.refuse(id, refusal);
+        };
+        let key = match self.current_room(id, room) {
+            Ok(k) => k,
+            Err(e) => return self.refuse(id, e),
+        };
+        if let Err(e) = self.check_member(id, &key, true) {
+            return self.refuse(id, e);
+        }
+        if self.accounts.rooms.contains_key(&key) {
+            let refusal = Refusal::new(ErrorCode::RoomRegistered).room(&self.shown(&key));
+            return self.refuse(id, refusal);
+        }
+        let Some(record) = self.room_record(&key, &founder, now_ms()) else {
+            return;
+        };
+        let room = Name::from(record.name.as_str());
+        self.accounts.rooms.insert(key, record.clone());
+        self.fx.saves.push(record);
+        let body = AccountEvent::RoomRegistered { room, founder };
+        self.reply(id, EventBody::Account(body));
+    }
+
+    /// A registered room's topic, modes or bans changed: save it.
+    pub(super) fn room_changed(&mut self, key: &str) {
+        let Some(old) = self.accounts.rooms.get(key) else {
+            return;
+        };
+        let (founder, at) = (old.founder.clone(), old.registered_ms);
+        let Some(record) = self.room_record(key, &founder, at) else {
+            return;
+        };
+        if self.accounts.rooms.get(key) != Some(&record) {
+            self.accounts.rooms.insert(key.into(), record.clone());
+            self.fx.saves.push(record);
+        }
+    }
+
+    /// The record of the room `key` as it is now.
+    fn room_record(&self, key: &str, founder: &str, registered_ms: u64) -> Option<RoomRecord> {
+        let r = self.rooms.get(key)?;
+        let m = &r.modes;
+        Some(RoomRecord {
+            key: key.to_string(),
+            name: r.name.to_string(),
+            founder: founder.to_string(),
+            registered_ms,
+            created_ms: r.created_ms,
+            topic: r.topic.as_ref().map(|t| TopicRecord {
+                text: t.text.to_string(),
+                set_by: t.set_by.to_string(),
+                set_at_ms: t.set_at_ms,
+            }),
+            modes: ModesRecord {
+                invite_only: m.invite_only,
+                moderated: m.moderated,
+                no_external: m.no_external,
+                topic_ops: m.topic_ops,
+                key: m.key.as_deref().map(String::from),
+                limit: m.limit,
+            },
+            bans: r
+                .bans
+                .iter()
+                .map(|b| BanRecord {
+                    mask: b.mask.to_string(),
+                    set_by: b.set_by.to_string(),
+                    set_at_ms: b.set_at_ms,
+                })
+                .collect(),
+        })
+    }
+
+    /// A registered room comes back as it was saved.
+    pub(super) fn restore_room(&self, key: &str, room: &mut Room) {
+        let Some(rec) = self.accounts.rooms.get(key) else {
+            return;
+        };
+        room.name = rec.name.as_str().into();
+        room.created_ms = rec.created_ms;
+        room.topic = rec.topic.as_ref().map(|t| TopicState {
+            text: t.text.as_str().into(),
+            set_by: t.set_by.as_str().into(),
+            set_at_ms: t.set_at_ms,
+        });
+        let m = &rec.modes;
+        room.modes = Modes {
+            invite_only: m.invite_only,
+            moderated: m.moderated,
+            no_external: m.no_external,
+            topic_ops: m.topic_ops,
+            key: m.key.as_deref().map(Arc::from),
+            limit: m.limit,
+        };
+        room.bans = rec
+            .bans
+            .iter()
+            .map(|b| BanInfo {
+                mask: b.mask.as_str().into(),
+                set_by: b.set_by.as_str().into(),
+                set_at_ms: b.set_at_ms,
+            })
+            .collect();
+    }
+
+    /// Whether someone may enter the registered room `key`, which has
+    /// nobody in it now (see `Room::admits`); anyone may enter other rooms.
+    pub(super) fn registered_admits(
+        &self,
+        key: &str,
+        mask: &str,
+        room_key: Option<&str>,
+        invited: bool,
+    ) -> Result<(), Refusal> {
+        if !self.accounts.rooms.contains_key(key) {
+            return Ok(());
+        }
+        let mut room = Room::new(key.into(), 0);
+        self.restore_room(key, &mut room);
+        room.admits(mask, room_key, invited)
+    }
+
+    /// Whether `id` is made operator on entering the room `key`: in a
+    /// registered room only its founder is (`Some`); elsewhere the first
+    /// one in (`None`: the usual rule).
+    pub(super) fn founder_op(&self, key: &str, id: ConnId) -> Option<bool> {
+        let rec = self.accounts.rooms.get(key)?;
+        Some(
+            self.account_of(id)
+                .is_some_and(|a| names::fold(a) == names::fold(&rec.founder)),
+        )
+    }
+}

@@ -1,0 +1,156 @@
+//! Accounts in the pure state: no sockets, no passwords (the server checks
+//! those and sends `Authenticated`).
+
+use super::tests::{error_code, World};
+use super::*;
+use crate::proto::AccountEvent;
+
+fn login(w: &mut World, id: ConnId, account: &str, created: bool) {
+    let account = account.into();
+    w.handle(id, Command::Authenticated { account, created });
+}
+
+fn registry(accounts: &[&str]) -> Registry {
+    Registry {
+        accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        rooms: Vec::new(),
+    }
+}
+
+#[test]
+fn registered_nicks_are_refused_without_a_grace_period() {
+    let mut w = World::new();
+    w.hub().load_registry(registry(&["Alice"]), 0);
+    let b = w.connect_cap(100);
+    w.take(b);
+    w.handle(
+        b,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NickRegistered));
+    login(&mut w, b, "Alice", false);
+    w.handle(
+        b,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
+    let got = w.take(b);
+    assert!(matches!(
+        &got[0],
+        EventBody::Account(AccountEvent::LoggedIn { nick: None, .. })
+    ));
+    assert!(matches!(&got[1], EventBody::Registered { nick, .. } if &**nick == "alice"));
+    // Someone else cannot /nick to it either.
+    let c = w.user("carol");
+    w.handle(
+        c,
+        Command::Nick {
+            new: "ALICE".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(c)), Some(ErrorCode::NickRegistered));
+}
+
+#[test]
+fn grace_then_guest_and_the_owner_takes_the_nick_back() {
+    let mut w = World::new();
+    w.hub().load_registry(registry(&["alice"]), 30);
+    let squatter = w.user("alice");
+    assert_eq!(w.hub().unprotected_nick(squatter).as_deref(), Some("alice"));
+    // Another connection logs in to alice and registers with it.
+    let owner = w.connect_cap(100);
+    login(&mut w, owner, "alice", false);
+    w.handle(
+        owner,
+        Command::Register {
+            nick: "alice".into(),
+        },
+    );
+    assert_eq!(w.hub().nick_of(owner).map(|n| &**n), Some("alice"));
+    let renamed = w.hub().nick_of(squatter).cloned().unwrap();
+    assert!(renamed.starts_with("Guest"), "{renamed}");
+    assert!(w
+        .take(squatter)
+        .iter()
+        .any(|e| matches!(e, EventBody::Account(AccountEvent::Renamed { .. }))));
+    // A grace period that ran out on a nick no longer held does nothing.
+    w.handle(
+        squatter,
+        Command::NickGrace {
+            nick: "alice".into(),
+        },
+    );
+    assert_eq!(w.hub().nick_of(squatter), Some(&renamed));
+    w.handle(
+        owner,
+        Command::NickGrace {
+            nick: "alice".into(),
+        },
+    );
+    assert_eq!(w.hub().nick_of(owner).map(|n| &**n), Some("alice"));
+}
+
+#[test]
+fn registered_rooms_keep_their_state_and_founder() {
+    let mut w = World::new();
+    let a = w.user("alice");
+    login(&mut w, a, "alice", true);
+    w.handle(a, Command::RegisterRoom { room: None });
+    let fx_rooms: Vec<_> = w.take(a);
+    assert!(fx_rooms.iter().any(|e| matches!(
+        e,
+        EventBody::Account(AccountEvent::RoomRegistered { room, .. }) if &**room == "lobby"
+    )));
+    w.handle(
+        a,
+        Command::Topic {
+            room: "lobby".into(),
+            text: Some("hello".into()),
+        },
+    );
+    // Everyone leaves: the room keeps its topic; the founder is op again,
+    // a newcomer is not.
+    w.handle(
+        a,
+        Command::Part {
+            room: None,
+            reason: None,
+        },
+    );
+    let b = w.connect_cap(100);
+    w.handle(b, Command::Register { nick: "bob".into() });
+    let got = w.take(b);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, EventBody::TopicInfo { topic: Some(t), .. } if &*t.text == "hello")));
+    w.handle(
+        a,
+        Command::Join {
+            room: "lobby".into(),
+            switch: true,
+        },
+    );
+    match w
+        .take(a)
+        .iter()
+        .find(|e| matches!(e, EventBody::Members { .. }))
+    {
+        Some(EventBody::Members { members, .. }) => {
+            for m in members {
+                assert_eq!(m.op, &*m.nick == "alice", "{m:?}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    // Only logged-in operators register rooms.
+    w.handle(
+        b,
+        Command::RegisterRoom {
+            room: Some("lobby".into()),
+        },
+    );
+    assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotLoggedIn));
+}

@@ -1,0 +1,144 @@
+//! Long answers written a page at a time: the room list (IRC `LIST`, with
+//! its ELIST filters), the members of a room (`NAMES`, text and JSON
+//! `who`) and `WHO #room`. The server asks the chat for one page at a time
+//! as the client reads (`server::pager`), and each protocol renders pages
+//! with [`Protocol::render_page`](super::session::Protocol::render_page):
+//! the first page carries the header, the last the footer.
+
+use std::collections::BTreeSet;
+
+use super::{EventBody, MemberInfo, RoomSummary};
+
+/// Which rooms a room listing shows: IRC `LIST` arguments, protocol-neutral.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomFilter {
+    /// Only these rooms (folded keys, no `#`); empty: any.
+    pub names: BTreeSet<String>,
+    /// Rooms whose name matches one of these wildcard masks (folded, no
+    /// `#`); empty: any.
+    pub masks: Vec<String>,
+    /// Rooms whose name matches none of these.
+    pub not_masks: Vec<String>,
+    /// Rooms with more members than this.
+    pub more_than: Option<usize>,
+    /// Rooms with fewer members than this.
+    pub fewer_than: Option<usize>,
+}
+
+impl RoomFilter {
+    /// Reads `LIST` terms: `#room` (exact), masks with `*`/`?`, `!mask`
+    /// (not matching), `>n` and `<n` (member counts; ISUPPORT `ELIST=MNU`).
+    /// Terms it does not know (creation or topic times) are ignored.
+    pub fn from_terms<S: AsRef<str>>(terms: &[S]) -> RoomFilter {
+        let mut f = RoomFilter::default();
+        let clean = |t: &str| t.strip_prefix('#').unwrap_or(t).to_lowercase();
+        for term in terms.iter().map(AsRef::as_ref).filter(|t| !t.is_empty()) {
+            let times = ["C<", "C>", "T<", "T>"];
+            if times
+                .iter()
+                .any(|p| term.to_ascii_uppercase().starts_with(p))
+            {
+                continue; // creation and topic times: not kept
+            }
+            if let Some(n) = term.strip_prefix('>') {
+                f.more_than = n.parse().ok().or(f.more_than);
+            } else if let Some(n) = term.strip_prefix('<') {
+                f.fewer_than = n.parse().ok().or(f.fewer_than);
+            } else if let Some(m) = term.strip_prefix('!') {
+                f.not_masks.push(clean(m));
+            } else if term.contains(['*', '?']) {
+                f.masks.push(clean(term));
+            } else {
+                f.names.insert(clean(term));
+            }
+        }
+        f
+    }
+
+    /// Whether a room with `members` members passes the member counts.
+    pub fn counts(&self, members: usize) -> bool {
+        self.more_than.is_none_or(|n| members > n) && self.fewer_than.is_none_or(|n| members < n)
+    }
+}
+
+/// One page of a long answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    /// The first page: write the header (if the protocol has one).
+    pub first: bool,
+    /// The last page: write the footer.
+    pub last: bool,
+    pub body: PageBody<'a>,
+}
+
+/// What a page holds.
+#[derive(Debug, Clone, Copy)]
+pub enum PageBody<'a> {
+    /// Part of the room list, in name order.
+    Rooms(&'a [RoomSummary]),
+    /// Members of `room` (`total` in all), sorted by nick within the page.
+    Names {
+        room: &'a str,
+        total: usize,
+        members: &'a [MemberInfo],
+    },
+    /// `WHO` of a room or mask: members with details.
+    Who {
+        mask: &'a str,
+        room: Option<&'a str>,
+        total: usize,
+        members: &'a [MemberInfo],
+    },
+}
+
+impl<'a> Page<'a> {
+    /// A whole answer in one page.
+    pub fn whole(body: PageBody<'a>) -> Page<'a> {
+        Page {
+            first: true,
+            last: true,
+            body,
+        }
+    }
+
+    /// The listing an event holds whole (members on joining a room, and
+    /// the answers the chat gives directly), as one page.
+    pub fn of(ev: &'a EventBody) -> Option<Page<'a>> {
+        let body = match ev {
+            EventBody::Members { room, members } => PageBody::Names {
+                room,
+                total: members.len(),
+                members,
+            },
+            EventBody::WhoReply {
+                mask,
+                room,
+                members,
+            } => PageBody::Who {
+                mask,
+                room: room.as_deref(),
+                total: members.len(),
+                members,
+            },
+            EventBody::RoomDetails { rooms } => PageBody::Rooms(rooms),
+            _ => return None,
+        };
+        Some(Page::whole(body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elist_terms() {
+        let f = RoomFilter::from_terms(&["#Rust", "*go*", "!#b*", ">3", "<100", "C>5", ""]);
+        assert_eq!(f.names.iter().collect::<Vec<_>>(), ["rust"]);
+        assert_eq!(f.masks, ["*go*"]);
+        assert_eq!(f.not_masks, ["b*"]);
+        assert!(f.counts(4) && f.counts(99));
+        assert!(!f.counts(3) && !f.counts(100));
+        assert_eq!(RoomFilter::from_terms::<&str>(&[]), RoomFilter::default());
+    }
+}

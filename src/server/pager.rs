@@ -1,0 +1,162 @@
+//! Long listings written as the client reads them: IRC `LIST` (with ELIST
+//! filters), `NAMES`, text and JSON `who`, and `WHO #room`. The command is
+//! checked when it arrives (a refusal is answered in order at once), then
+//! the connection asks for one page at a time, each a short visit to the
+//! chat under its lock, whenever its send queue is below half the sendq.
+//! A client that does not read holds its place in the listing (a cursor),
+//! never the listing itself. While a listing is being written, the client's
+//! further lines wait (so answers keep their order).
+
+use std::collections::VecDeque;
+
+use super::Chat;
+use crate::proto::listing::{Page, PageBody, RoomFilter};
+use crate::proto::session::Protocol;
+use crate::proto::{Command, ConnId, Name, Refusal, Target};
+
+/// One listing being written and where it is.
+enum Listing {
+    Rooms {
+        filter: RoomFilter,
+        after: Option<Name>,
+    },
+    Names {
+        key: Name,
+        after: Option<ConnId>,
+    },
+    /// `key: None`: no such room (just the end line).
+    Who {
+        mask: Name,
+        key: Option<Name>,
+        after: Option<ConnId>,
+    },
+}
+
+/// The connection's listings in progress, oldest first.
+#[derive(Default)]
+pub(crate) struct Pager {
+    waiting: VecDeque<(Listing, bool)>,
+}
+
+impl Pager {
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Takes `cmd` if it asks for a long listing: `Some(Ok)` once it is
+    /// queued, `Some(Err)` with the refusal to answer; `None`: not a
+    /// listing, the chat handles it.
+    pub fn intercept(
+        &mut self,
+        chat: &Chat,
+        id: ConnId,
+        cmd: &Command,
+    ) -> Option<Result<(), Refusal>> {
+        let listing = match cmd {
+            Command::List { rooms } => {
+                chat.nick_of(id)?; // unregistered: the chat words the refusal
+                let terms = rooms.as_deref().unwrap_or_default();
+                Listing::Rooms {
+                    filter: RoomFilter::from_terms(terms),
+                    after: None,
+                }
+            }
+            Command::Who { room } => match chat.query(|s| s.who_room(id, room.as_deref())) {
+                Ok(key) => Listing::Names { key, after: None },
+                Err(refusal) => return Some(Err(refusal)),
+            },
+            Command::WhoDetail {
+                target: Target::Room(who),
+            } => {
+                chat.nick_of(id)?;
+                Listing::Who {
+                    mask: who.as_str().into(),
+                    key: chat.query(|s| s.who_detail_room(who)),
+                    after: None,
+                }
+            }
+            _ => return None,
+        };
+        self.waiting.push_back((listing, false));
+        Some(Ok(()))
+    }
+
+    /// Renders the next page of the oldest listing into `out`.
+    pub fn next_page(
+        &mut self,
+        chat: &Chat,
+        page_size: usize,
+        proto: &mut dyn Protocol,
+        out: &mut Vec<u8>,
+    ) {
+        let Some((listing, started)) = self.waiting.front_mut() else {
+            return;
+        };
+        let first = !std::mem::replace(started, true);
+        let last = match listing {
+            Listing::Rooms { filter, after } => {
+                let page = chat.query(|s| s.rooms_page(filter, after.as_deref(), page_size));
+                let last = page.next.is_none();
+                *after = page.next;
+                let body = PageBody::Rooms(&page.rooms);
+                proto.render_page(&Page { first, last, body }, out);
+                last
+            }
+            Listing::Names { key, after } => {
+                let page = chat.query(|s| s.members_page(key, *after, page_size));
+                let Some(page) = page else {
+                    // The room is gone: the listing ends, empty.
+                    let (room, members) = (&**key, &[]);
+                    let body = PageBody::Names {
+                        room,
+                        total: 0,
+                        members,
+                    };
+                    proto.render_page(
+                        &Page {
+                            first,
+                            last: true,
+                            body,
+                        },
+                        out,
+                    );
+                    return self.finish();
+                };
+                let last = page.next.is_none();
+                *after = page.next;
+                let body = PageBody::Names {
+                    room: &page.room,
+                    total: page.total,
+                    members: &page.members,
+                };
+                proto.render_page(&Page { first, last, body }, out);
+                last
+            }
+            Listing::Who { mask, key, after } => {
+                let page = key
+                    .as_deref()
+                    .and_then(|k| chat.query(|s| s.members_page(k, *after, page_size)));
+                let last = page.as_ref().is_none_or(|p| p.next.is_none());
+                *after = page.as_ref().and_then(|p| p.next);
+                let body = PageBody::Who {
+                    mask,
+                    room: page.as_ref().map(|p| &*p.room),
+                    total: page.as_ref().map_or(0, |p| p.total),
+                    members: page.as_ref().map_or(&[], |p| &p.members),
+                };
+                proto.render_page(&Page { first, last, body }, out);
+                last
+            }
+        };
+        if last {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.waiting.pop_front();
+        if self.waiting.is_empty() {
+            self.waiting = VecDeque::new();
+        }
+    }
+}

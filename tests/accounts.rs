@@ -1,0 +1,434 @@
+//! Accounts end to end, over real sockets and real SQLite files: register
+//! and log in from text, JSON and IRC (SASL PLAIN and SCRAM-SHA-256, PASS,
+//! NickServ), nick protection, throttling, registered rooms, and all of
+//! it surviving a restart.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64ct::{Base64, Encoding};
+use common::*;
+use natter::config::Config;
+use natter::proto::scram;
+use serde_json::json;
+
+const PW: &str = "hunter2hunter2";
+
+/// A server on the database file `db`; registered nicks are refused.
+fn db_config(db: &Path) -> Config {
+    Config {
+        db: db.display().to_string(),
+        nick_grace: Duration::ZERO,
+        ..config()
+    }
+}
+
+/// A database file in a new temporary directory (gone with the directory).
+fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("natter.db");
+    (dir, db)
+}
+
+/// SASL PLAIN with `payload` (`authzid NUL authcid NUL password`).
+async fn sasl_plain(i: &mut IrcClient, payload: &str) {
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    i.send(&format!("AUTHENTICATE {}", b64(payload))).await;
+}
+
+fn irc(srv: &TestServer) -> std::net::SocketAddr {
+    srv.irc_addr.expect("IRC listener on")
+}
+
+/// A text user who registered `nick` as an account.
+async fn registered_text_user(srv: &TestServer, nick: &str) -> Client {
+    let mut c = srv.user(nick).await;
+    c.send(&format!("/register {PW}")).await;
+    c.expect(&format!("The account {nick} is registered")).await;
+    c
+}
+
+fn b64(s: &str) -> String {
+    Base64::encode_string(s.as_bytes())
+}
+
+/// Reads `AUTHENTICATE <data>` and decodes it.
+async fn authenticate_data(i: &mut IrcClient) -> String {
+    let l = i.expect("AUTHENTICATE ").await;
+    let data = l.trim_start_matches("AUTHENTICATE ");
+    String::from_utf8(Base64::decode_vec(data).expect("base64")).expect("utf8")
+}
+
+#[tokio::test]
+async fn text_accounts_survive_a_restart_and_protect_their_nick() {
+    let (_dir, db) = temp_db();
+    let srv = start(db_config(&db)).await;
+    let mut a = srv.user("alice").await;
+    a.send("/register short").await;
+    a.expect("unusable password: a password has at least 8 characters")
+        .await;
+    a.send(&format!("/register {PW}")).await;
+    a.expect("The account alice is registered and you are logged in to it")
+        .await;
+    a.send("/register another-password").await;
+    a.expect("alice is registered already").await;
+    srv.shutdown().await;
+
+    let srv = start(db_config(&db)).await;
+    let mut b = srv.client().await;
+    b.expect("What is your nickname?").await;
+    b.send("Alice").await;
+    b.expect("Alice is a registered nickname: log in to use it. Type its password")
+        .await;
+    b.send("").await; // an empty line: another nickname after all
+    b.expect("What is your nickname?").await;
+    b.send("Alice").await;
+    b.expect("Type its password").await;
+    b.send("wrong password").await;
+    b.expect("wrong account or password. Pick a nickname:")
+        .await;
+    b.send("alice").await;
+    b.expect("Type its password").await;
+    b.send(PW).await;
+    b.expect("You are now logged in as alice.").await;
+    b.expect("You are now known as alice").await;
+    b.expect("*** In #lobby").await;
+    // Logged in, /nick and back work; nobody else can take it.
+    let mut c = srv.user("carol").await;
+    c.send("/nick alice").await;
+    c.expect("alice is a registered nickname: log in to use it (/login NICK PASSWORD)")
+        .await;
+    c.send("/login alice not-it").await;
+    c.expect("wrong account or password").await;
+    c.send("hello").await;
+    c.expect("carol: hello").await;
+    // Logged in (after picking a nick), carol goes by the account's nick,
+    // taken from its other holder.
+    c.send(&format!("/login alice {PW}")).await;
+    c.expect("You are now logged in as alice.").await;
+    c.expect("carol is now known as alice").await;
+    b.expect("you are now Guest").await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn logged_in_users_take_their_nick_back_and_guests_are_renamed() {
+    let (_dir, db) = temp_db();
+    let grace = Config {
+        nick_grace: Duration::from_millis(300),
+        ..db_config(&db)
+    };
+    let srv = start(grace.clone()).await;
+    registered_text_user(&srv, "alice").await;
+    srv.shutdown().await;
+
+    let srv = start(grace).await;
+    // Somebody takes "alice" without logging in: warned, then renamed.
+    let mut guest = srv.client().await;
+    guest.send("alice").await;
+    guest.expect("You are now known as alice").await;
+    guest
+        .expect("alice is a registered nickname: /login alice PASSWORD within 1s")
+        .await;
+    let renamed = guest.expect("you are now Guest").await;
+    assert!(renamed.contains("alice belongs to an account"), "{renamed}");
+    // Another takes it again; alice comes back (JSON, with a password) and
+    // gets her nick at once.
+    let mut squatter = srv.client().await;
+    squatter.send("alice").await;
+    squatter.expect("You are now known as alice").await;
+    let mut j = JsonClient::connect(srv.addr).await;
+    j.send(json!({"cmd": "login", "nick": "alice", "password": "nope-nope"}))
+        .await;
+    assert_eq!(j.expect_error().await, "auth_failed");
+    j.send(json!({"cmd": "login", "nick": "alice", "password": PW}))
+        .await;
+    let (account, created) =
+        expect_event!(j, Event::LoggedIn { account, created, .. } => (account, created)).await;
+    assert_eq!((&*account, created), ("alice", false));
+    let nick = expect_event!(j, Event::Registered { nick, .. } => nick).await;
+    assert_eq!(nick, "alice");
+    squatter.expect("you are now Guest").await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn json_register_login_and_throttling() {
+    let cfg = Config {
+        auth_max_failures: 2,
+        ..config() // accounts in memory
+    };
+    let srv = start(cfg).await;
+    let mut a = JsonClient::login(srv.addr, "dora").await;
+    a.send(json!({"cmd": "register", "password": "x"})).await;
+    assert_eq!(a.expect_error().await, "bad_password");
+    a.send(json!({"cmd": "register", "password": 7})).await;
+    assert_eq!(a.expect_error().await, "bad_arguments");
+    a.send(json!({"cmd": "register", "password": PW})).await;
+    let created = expect_event!(a, Event::LoggedIn { created, .. } => created).await;
+    assert!(created);
+    // dora made #den, so she operates it and may register it.
+    a.send(json!({"cmd": "join", "room": "den"})).await;
+    expect_event!(a, Event::Presence { .. }).await;
+    a.send(json!({"cmd": "register_room"})).await;
+    let (room, founder) =
+        expect_event!(a, Event::RoomRegistered { room, founder } => (room, founder)).await;
+    assert_eq!((&*room, &*founder), ("den", "dora"));
+    a.send(json!({"cmd": "register_room", "room": "den"})).await;
+    assert_eq!(a.expect_error().await, "room_registered");
+    // Two wrong passwords, then even the right one is throttled.
+    let mut b = JsonClient::connect(srv.addr).await;
+    for _ in 0..2 {
+        b.send(json!({"cmd": "login", "nick": "dora", "password": "wrong-one"}))
+            .await;
+        assert_eq!(b.expect_error().await, "auth_failed");
+    }
+    b.send(json!({"cmd": "login", "nick": "dora", "password": PW}))
+        .await;
+    assert_eq!(b.expect_error().await, "throttled");
+    // The session goes on: a plain nick still works.
+    b.send(json!({"cmd": "login", "nick": "dora"})).await;
+    assert_eq!(b.expect_error().await, "nick_in_use");
+    b.send(json!({"cmd": "login", "nick": "eve"})).await;
+    expect_event!(b, Event::Registered { .. }).await;
+    srv.shutdown().await;
+}
+
+/// An IRC client that negotiates `caps` (and `sasl`) before registering.
+async fn irc_with_caps(addr: std::net::SocketAddr, nick: &str, caps: &str) -> IrcClient {
+    let mut i = IrcClient::connect(addr).await;
+    i.send("CAP LS 302").await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick} real")).await;
+    i.send(&format!("CAP REQ :{caps}")).await;
+    i.expect("CAP * ACK").await;
+    i
+}
+
+#[tokio::test]
+async fn sasl_plain_success_failure_abort_and_oversized() {
+    let srv = start(config()).await;
+    registered_text_user(&srv, "alice").await;
+    let mut i = irc_with_caps(irc(&srv), "alicia", "sasl").await;
+    // Aborted mid-way.
+    i.send("AUTHENTICATE PLAIN").await;
+    assert_eq!(i.line().await.unwrap(), "AUTHENTICATE +");
+    i.send("AUTHENTICATE *").await;
+    i.numeric("906").await;
+    // Unknown mechanism: the list, then a failure.
+    i.send("AUTHENTICATE EXTERNAL").await;
+    let mechs = i.numeric("908").await;
+    assert!(mechs.contains("PLAIN,SCRAM-SHA-256"), "{mechs}");
+    i.numeric("904").await;
+    // A chunk over 400 bytes.
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    i.send(&format!("AUTHENTICATE {}", "A".repeat(401))).await;
+    i.numeric("905").await;
+    // A message over the limit in 400-byte chunks.
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    for _ in 0..11 {
+        i.send(&format!("AUTHENTICATE {}", "A".repeat(400))).await;
+    }
+    i.numeric("904").await;
+    // Not base64.
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    i.send("AUTHENTICATE !!!!").await;
+    i.numeric("904").await;
+    // A wrong password.
+    sasl_plain(&mut i, "\0alice\0wrong password").await;
+    i.numeric("904").await;
+    // The right one, with a PING right behind it: answers come in order.
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    let payload = b64(&format!("alice\0alice\0{PW}"));
+    i.c.send_raw(format!("AUTHENTICATE {payload}\r\nPING :after\r\n").as_bytes())
+        .await;
+    let logged = i.line().await.unwrap();
+    assert!(logged.contains(" 900 "), "login before PONG: {logged}");
+    assert!(
+        logged.contains(" alice :You are now logged in as alice"),
+        "{logged}"
+    );
+    assert!(i.line().await.unwrap().contains(" 903 "));
+    assert!(i.line().await.unwrap().contains("PONG"));
+    i.send("AUTHENTICATE PLAIN").await;
+    i.numeric("907").await;
+    i.send("CAP END").await;
+    i.numeric("001").await;
+    i.send("WHOIS alicia").await;
+    let account = i.numeric("330").await;
+    assert!(
+        account.contains(" alicia alice :is logged in as"),
+        "{account}"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn sasl_scram_sha_256_and_a_wrong_proof() {
+    let srv = start(config()).await;
+    registered_text_user(&srv, "alice").await;
+    for (password, ok) in [("not the password", false), (PW, true)] {
+        let mut i = irc_with_caps(irc(&srv), "alice", "sasl").await;
+        i.send("AUTHENTICATE SCRAM-SHA-256").await;
+        assert_eq!(i.line().await.unwrap(), "AUTHENTICATE +");
+        let bare = "n=alice,r=fyko+d2lbbFgONRv9qkxdawL";
+        i.send(&format!("AUTHENTICATE {}", b64(&format!("n,,{bare}"))))
+            .await;
+        let server_first = authenticate_data(&mut i).await;
+        assert!(server_first.contains(",i=4096"), "{server_first}");
+        let last = scram::client_final(password, bare, &server_first).unwrap();
+        i.send(&format!("AUTHENTICATE {}", b64(&last))).await;
+        if !ok {
+            i.numeric("904").await;
+            // The session goes on: registration works, as a guest.
+            i.send("NICK notalice").await;
+            i.send("CAP END").await;
+            i.numeric("001").await;
+            continue;
+        }
+        let server_final = authenticate_data(&mut i).await;
+        assert!(server_final.starts_with("v="), "{server_final}");
+        i.send("AUTHENTICATE +").await;
+        i.numeric("900").await;
+        i.numeric("903").await;
+        i.send("CAP END").await;
+        let welcome = i.numeric("001").await;
+        assert!(welcome.contains(" 001 alice "), "{welcome}");
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn pass_and_nickserv_and_the_account_caps() {
+    let srv = start(config()).await;
+    registered_text_user(&srv, "alice").await;
+    // An observer with account-notify, account-tag and extended-join.
+    let mut obs = irc_with_caps(irc(&srv), "obs", "account-notify account-tag extended-join").await;
+    obs.send("CAP END").await;
+    obs.numeric("366").await;
+    // A wrong PASS: a notice, and registration goes on without an account.
+    let mut w = IrcClient::connect(irc(&srv)).await;
+    w.send("PASS not-the-password").await;
+    w.send("NICK walter").await;
+    w.send("USER walter 0 * :Walter").await;
+    w.expect("NOTICE * :wrong account or password").await;
+    w.numeric("001").await;
+    let join = obs.expect(" JOIN #lobby").await;
+    assert!(join.ends_with(" JOIN #lobby * :Walter"), "{join}");
+    // PASS as the account password.
+    let mut p = IrcClient::connect(irc(&srv)).await;
+    p.send(&format!("PASS alice:{PW}")).await;
+    p.send("NICK alice").await;
+    p.send("USER alice 0 * :Alice Liddell").await;
+    p.numeric("900").await;
+    p.numeric("001").await;
+    let join = obs.expect(" JOIN #lobby").await;
+    assert!(
+        join.ends_with(" JOIN #lobby alice :Alice Liddell"),
+        "{join}"
+    );
+    p.send("PRIVMSG #lobby :hi all").await;
+    let msg = obs.expect("PRIVMSG #lobby :hi all").await;
+    assert!(msg.starts_with("@account=alice :alice!"), "{msg}");
+    // NickServ: register a new account, then identify from another connection.
+    let mut n = IrcClient::register(irc(&srv), "nico").await;
+    let join = obs.expect("JOIN #lobby").await;
+    assert!(join.contains(" JOIN #lobby * :nico the tester"), "{join}");
+    n.send("PRIVMSG NickServ :REGISTER").await;
+    n.expect("NickServ!NickServ@services.natter NOTICE nico :Syntax: REGISTER")
+        .await;
+    n.send(&format!("PRIVMSG NickServ :REGISTER {PW} nico@example.org"))
+        .await;
+    n.numeric("900").await;
+    let notify = obs.expect(" ACCOUNT ").await;
+    assert!(
+        notify.starts_with(":nico!") && notify.ends_with(" ACCOUNT nico"),
+        "{notify}"
+    );
+    let mut m = IrcClient::register(irc(&srv), "mallory").await;
+    m.send("PRIVMSG NickServ :IDENTIFY nico wrongwrong").await;
+    m.expect("wrong account or password").await;
+    m.send(&format!("PRIVMSG NickServ :IDENTIFY nico {PW}"))
+        .await;
+    m.numeric("900").await;
+    // Logged in to nico, mallory may take the nick; the other nico is a guest now.
+    m.send("NICK nico").await;
+    m.expect("NICK :nico").await;
+    n.expect("NICK :Guest").await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
+    let (_dir, db) = temp_db();
+    let srv = start(db_config(&db)).await;
+    let mut a = registered_text_user(&srv, "alice").await;
+    let mut guest = srv.user("guest").await;
+    guest.send("/register-room").await;
+    guest.expect("log in to an account first").await;
+    // IRC: alice (logged in with SASL) makes #rust, sets it up, registers it.
+    let mut i = irc_with_caps(irc(&srv), "alice", "sasl").await;
+    sasl_plain(&mut i, &format!("\0alice\0{PW}")).await;
+    i.numeric("903").await;
+    i.send("CAP END").await;
+    i.numeric("001").await;
+    a.expect("you are now Guest").await; // the text alice made way
+    i.send("JOIN #rust").await;
+    i.numeric("366").await;
+    i.send("TOPIC #rust :all about crabs").await;
+    i.expect("TOPIC #rust :all about crabs").await;
+    i.send("MODE #rust +b *!*@banned.example").await;
+    i.expect("MODE #rust +b *!*@banned.example").await;
+    i.send("PRIVMSG ChanServ :REGISTER #rust").await;
+    i.expect("ChanServ!ChanServ@services.natter NOTICE alice :#rust is now registered to alice")
+        .await;
+    i.send("PRIVMSG ChanServ :REGISTER #rust").await;
+    i.expect("#rust is registered already").await;
+    // Changes after registering are kept too.
+    i.send("MODE #rust +kl sesame 10").await;
+    i.expect("MODE #rust +kl sesame 10").await;
+    let _ = i.sync().await;
+    srv.shutdown().await;
+
+    let srv = start(db_config(&db)).await;
+    // A newcomer gets the topic and modes back, and no operator status.
+    let mut b = IrcClient::register(irc(&srv), "bob").await;
+    b.send("JOIN #rust").await;
+    b.numeric("475").await; // the key is back
+    b.send("JOIN #rust sesame").await;
+    let topic = b.numeric("332").await;
+    assert!(topic.ends_with("#rust :all about crabs"), "{topic}");
+    let who = b.numeric("333").await;
+    assert!(who.contains("#rust alice "), "{who}");
+    let names = b.numeric("353").await;
+    assert!(
+        names.ends_with(":bob"),
+        "not op in a registered room: {names}"
+    );
+    b.send("MODE #rust b").await;
+    let ban = b.numeric("367").await;
+    assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");
+    b.send("MODE #rust").await;
+    let modes = b.numeric("324").await;
+    assert!(modes.contains("+ntkl sesame 10"), "{modes}");
+    // The founder (text, logged in) regains operator status on joining.
+    let mut a = srv.client().await;
+    a.send(&format!("/login alice {PW}")).await;
+    a.expect("You are now known as alice").await;
+    a.send("/key rust sesame").await;
+    let names = a.expect("*** In #rust").await;
+    assert!(names.contains("bob"), "{names}");
+    let names = b.expect(" JOIN #rust").await;
+    assert!(names.starts_with(":alice!"), "{names}");
+    b.send("NAMES #rust").await;
+    let names = b.numeric("353").await;
+    assert!(names.contains("@alice"), "founder is op: {names}");
+    srv.shutdown().await;
+}
