@@ -375,11 +375,12 @@ async fn slow_consumer_is_dropped_and_others_keep_receiving() {
             sent += 1;
         }
         flood_writer.write_all(chunk.as_bytes()).await.unwrap();
-        // Flow control on the watcher (not a sleep): at most two chunks in
-        // flight to it, well under its queue, so only `slow` falls behind.
+        // Flow control on the watcher (not a sleep): at most one chunk in
+        // flight to it (~100 KB), well under its queue even with the
+        // kernel's buffers and a busy machine, so only `slow` falls behind.
         let seen = tokio::time::timeout(
             PATIENCE,
-            progress.wait_for(|(n, dropped)| *dropped || *n + CHUNK >= sent),
+            progress.wait_for(|(n, dropped)| *dropped || *n >= sent),
         )
         .await
         .expect("watcher keeps up")
