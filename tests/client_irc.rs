@@ -62,7 +62,7 @@ fn speaks_irc_line_by_line() {
     srv.send(":irc.test 353 alice_ = #test :alice_ @bob +carol");
     srv.send(":irc.test 366 alice_ #test :End of NAMES list");
     chat.expect("* alice_ joined #test");
-    chat.expect("* In #test (3): alice_, bob, carol");
+    chat.expect("* In #test (3): alice_, @bob, +carol");
 
     srv.send("PING :tok-123");
     assert_eq!(srv.line(), "PONG tok-123");
@@ -105,10 +105,10 @@ fn two_clients_talk_through_ngircd_and_a_taken_nick_gets_an_underscore() {
     let mut alice = Chat::spawn(&["--irc", &addr, "--nick", "alice", "--join", "#test"]);
     alice.expect("you are now known as alice");
     alice.expect("* alice joined #test");
-    alice.expect("* In #test (1): alice");
+    alice.expect("* In #test (1): @alice");
 
     let mut bob = Chat::spawn(&["--irc", &addr, "--nick", "bob", "--join", "#test"]);
-    bob.expect("* In #test (2): alice, bob");
+    bob.expect("* In #test (2): @alice, bob");
     alice.expect("* bob joined #test");
 
     alice.send("hello bob, 你好");
@@ -123,7 +123,7 @@ fn two_clients_talk_through_ngircd_and_a_taken_nick_gets_an_underscore() {
     let mut twin = Chat::spawn(&["--irc", &addr, "--nick", "alice", "--join", "#test"]);
     twin.expect("the nickname alice is in use; trying alice_");
     twin.expect("you are now known as alice_");
-    twin.expect("* In #test (3): alice, alice_, bob");
+    twin.expect("* In #test (3): @alice, alice_, bob");
     alice.expect("* alice_ joined #test");
     twin.send("/nick twin");
     alice.expect("* alice_ is now known as twin");
@@ -160,7 +160,7 @@ fn irc_mode_against_natter_itself_shares_a_room_with_a_text_user() {
 
     let mut alice = Chat::spawn(&["--irc", &irc_addr, "--nick", "alice", "--join", "#lobby"]);
     alice.expect("you are now known as alice");
-    alice.expect("* In #lobby (2): alice, texter");
+    alice.expect("* In #lobby (2): alice, @texter");
     rt.block_on(texter.expect("alice joined #lobby"));
 
     // IRC client -> text user, and back.

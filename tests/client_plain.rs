@@ -6,7 +6,7 @@ mod client_support;
 mod common;
 
 use client_support::{stamped, Chat};
-use common::{config, expect_event, start, Cmd, Event, JsonClient};
+use common::{config, expect_event, start, Cmd, Event, IrcClient, JsonClient};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -27,7 +27,7 @@ fn logs_in_talks_both_ways_and_quits() {
     chat.expect(&format!("connected to {addr} (JSON)"));
     chat.expect("you are now known as alice (2 online)");
     chat.expect("* alice joined #lobby (2 here)");
-    chat.expect("* In #lobby (2): alice, bob");
+    chat.expect("* In #lobby (2): alice, @bob");
     let joined = rt.block_on(expect_event!(bob, Event::Joined { nick, .. } => nick));
     assert_eq!(joined, "alice");
 
@@ -72,53 +72,149 @@ fn logs_in_talks_both_ways_and_quits() {
 }
 
 #[test]
-fn refused_nick_is_asked_again_and_end_of_input_quits() {
+fn a_refused_nick_exits_with_the_reason_and_says_nothing_under_another() {
     let rt = runtime();
     let srv = rt.block_on(start(config()));
     let addr = srv.addr.to_string();
     let mut alice = rt.block_on(JsonClient::login(srv.addr, "alice"));
 
     let mut chat = Chat::spawn(&[&addr, "--nick", "ALICE"]);
-    chat.expect("? the nickname ALICE is taken. Pick another nickname:");
-    chat.send("a b");
-    chat.expect("Pick another nickname:");
-    chat.send("alice2");
-    chat.expect("you are now known as alice2");
-    chat.send("made it");
-    let text = rt.block_on(expect_event!(alice, Event::Message { text, .. } => text));
-    assert_eq!(text, "made it");
-    // End of input: leave cleanly.
+    // Lines a script sends at once: none may become a nickname or be said.
+    chat.send("hello");
+    chat.send("bob");
     chat.close_stdin();
     let status = chat.wait();
-    assert!(status.success(), "{status}: {:#?}", chat.seen);
+    assert_eq!(status.code(), Some(1), "{:#?}", chat.seen);
     assert!(
-        chat.seen.iter().any(|l| l.contains("Goodbye")),
+        chat.seen
+            .iter()
+            .any(|l| l.starts_with("! error: the nickname ALICE is taken")),
         "{:#?}",
         chat.seen
     );
-    let quit = rt.block_on(expect_event!(alice, Event::Quit { nick, .. } => nick));
-    assert_eq!(quit, "alice2");
+    let stderr = chat.stderr();
+    assert!(
+        stderr.iter().any(|l| l.contains("nickname refused")),
+        "{stderr:?}"
+    );
+    // Nobody else came in, and nothing was said.
+    rt.block_on(alice.send(Cmd::Who { room: None }));
+    let (nicks, said) = rt.block_on(async {
+        let mut said = Vec::new();
+        loop {
+            match alice.next().await.expect("event") {
+                Event::Presence { nicks, .. } => return (nicks, said),
+                ev @ (Event::Message { .. } | Event::Joined { .. }) => said.push(ev),
+                _ => {}
+            }
+        }
+    });
+    assert_eq!(nicks, ["alice"]);
+    assert!(said.is_empty(), "{said:?}");
     rt.block_on(srv.shutdown());
 }
 
 #[test]
-fn without_a_nick_the_first_line_is_the_nick_and_queued_lines_follow() {
+fn nick_fallback_takes_the_nick_with_an_underscore() {
     let rt = runtime();
     let srv = rt.block_on(start(config()));
-    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
-    let mut chat = Chat::spawn(&[&srv.addr.to_string()]);
-    chat.expect("? What is your nickname?");
-    // All at once, as a script would: the nick, two lines, end of input.
-    chat.send("carol");
-    chat.send("one");
-    chat.send("two");
+    let addr = srv.addr.to_string();
+    let mut alice = rt.block_on(JsonClient::login(srv.addr, "alice"));
+    let mut chat = Chat::spawn(&[&addr, "--nick", "alice", "--nick-fallback"]);
+    chat.send("made it");
     chat.close_stdin();
     assert!(chat.wait().success(), "{:#?}", chat.seen);
-    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
-    assert_eq!(text, "one");
+    assert!(chat.seen.iter().any(|l| l.contains("trying alice_")));
     let (from, text) =
-        rt.block_on(expect_event!(bob, Event::Message { from, text, .. } => (from, text)));
-    assert_eq!((&*from, &*text), ("carol", "two"));
+        rt.block_on(expect_event!(alice, Event::Message { from, text, .. } => (from, text)));
+    assert_eq!((&*from, &*text), ("alice_", "made it"));
+    rt.block_on(srv.shutdown());
+}
+
+#[test]
+fn without_a_nick_a_pipe_is_never_read_for_one() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let mut chat = Chat::spawn(&[&srv.addr.to_string()]);
+    chat.send("carol");
+    chat.send("one");
+    chat.close_stdin();
+    let status = chat.wait();
+    assert_eq!(status.code(), Some(1));
+    let stderr = chat.stderr();
+    assert!(
+        stderr.iter().any(|l| l.contains("--nick")),
+        "{stderr:?} {:#?}",
+        chat.seen
+    );
+    rt.block_on(srv.shutdown());
+}
+
+/// A script faster than the server's flood control (10 lines a second
+/// after a burst of 20): the server paces the lines, and the client waits
+/// for all of them before it closes. It used to close 3 s after its quit,
+/// and the server dropped what it had not read yet.
+#[test]
+fn a_fast_script_loses_no_line() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let addr = srv.addr.to_string();
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    let mut chat = Chat::spawn(&[&addr, "--nick", "script"]);
+    const LINES: usize = 60;
+    for i in 0..LINES {
+        chat.send(&format!("line {i}"));
+    }
+    chat.close_stdin();
+    assert!(chat.wait().success(), "{:#?}", chat.seen);
+    for i in 0..LINES {
+        let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+        assert_eq!(text, format!("line {i}"));
+    }
+    let echoed = chat
+        .seen
+        .iter()
+        .filter(|l| l.contains("<script> line "))
+        .count();
+    assert_eq!(echoed, LINES);
+    rt.block_on(srv.shutdown());
+}
+
+/// What an IRC operator does to a natter chat user reaches it: topic,
+/// notice, mode, kick; kicked, it is out of the room.
+#[test]
+fn topics_notices_modes_and_a_kick_are_shown() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let addr = srv.addr.to_string();
+    let mut op = rt.block_on(IrcClient::register(srv.addr, "oper"));
+    rt.block_on(op.send("JOIN #ops"));
+    rt.block_on(op.numeric("366"));
+    rt.block_on(op.send("TOPIC #ops :ops only"));
+    rt.block_on(op.expect("TOPIC #ops"));
+
+    let mut chat = Chat::spawn(&[&addr, "--nick", "alice", "--join", "ops"]);
+    chat.expect("* alice joined #ops");
+    chat.expect("* topic of #ops: ops only (set by oper)");
+    chat.expect("* In #ops (2): alice, @oper");
+    rt.block_on(op.expect("JOIN"));
+    rt.block_on(op.send("TOPIC #ops :new rules"));
+    chat.expect("* oper set the topic of #ops: new rules");
+    rt.block_on(op.send("NOTICE #ops :heads up"));
+    chat.expect("-oper- heads up");
+    rt.block_on(op.send("MODE #ops +v alice"));
+    chat.expect("* oper sets mode +v alice on #ops");
+    rt.block_on(op.send("KICK #ops alice :enough"));
+    chat.expect("! oper kicked you out of #ops: enough");
+    // Out of the room: text goes to the room it is still in.
+    chat.send("where am I?");
+    let line = chat.expect("<alice> where am I?");
+    assert!(!line.contains("[#ops]"), "{line}");
+    rt.block_on(op.send("NAMES #ops"));
+    let names = rt.block_on(op.numeric("353"));
+    assert!(!names.contains("alice"), "{names}");
+    chat.send("/quit");
+    assert!(chat.wait().success());
     rt.block_on(srv.shutdown());
 }
 
@@ -184,4 +280,27 @@ fn no_reconnect_gives_up_with_a_clear_message() {
     let status = chat.wait();
     assert_eq!(status.code(), Some(1));
     assert!(chat.stderr().iter().any(|l| l.contains("connection lost")));
+}
+
+/// Joining a room shows its last lines (the server's replay), each with
+/// the time it was said.
+#[test]
+fn history_is_shown_on_joining() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let addr = srv.addr.to_string();
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    for text in ["said before", "and again"] {
+        rt.block_on(bob.send(Cmd::chat(text)));
+        rt.block_on(expect_event!(bob, Event::Message { .. }));
+    }
+    let mut chat = Chat::spawn(&[&addr, "--nick", "alice"]);
+    chat.expect("* the last 2 lines in #lobby:");
+    let first = chat.expect("<bob> said before");
+    assert!(stamped(&first), "{first}");
+    chat.expect("<bob> and again");
+    chat.expect("* end of history of #lobby");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+    rt.block_on(srv.shutdown());
 }

@@ -8,7 +8,7 @@ mod client_support;
 mod common;
 
 use client_support::{Tmux, BIN};
-use common::{config, expect_event, start, Cmd, Event, JsonClient};
+use common::{config, expect_event, start, Cmd, Event, IrcClient, JsonClient};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -39,7 +39,7 @@ fn tui_chats_in_a_real_terminal() {
         top.contains("#lobby")
             && top.contains("alice")
             && top.contains("2 here")
-            && s.contains(" bob")
+            && s.contains("@bob")
     });
     assert!(input_row(&screen).starts_with("#lobby>"), "{screen}");
     let joined = rt.block_on(expect_event!(bob, Event::Joined { nick, .. } => nick));
@@ -74,10 +74,31 @@ fn tui_chats_in_a_real_terminal() {
     let row = raw.lines().find(|l| l.contains("hi alice")).unwrap_or("");
     assert!(row.contains("[43m") || row.contains("48;5;3m"), "{row:?}");
 
+    // Emoji sequences and CJK nicks leave no holes or stale cells: the
+    // member list's border stays in one column on every row.
+    let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    let mut cjk = rt.block_on(JsonClient::login(srv.addr, "小明"));
+    tmux.wait_screen("小明 in the list", |s| s.contains("小明 joined"));
+    for text in [
+        format!("family {family} flag \u{1F1EF}\u{1F1F5} heart \u{2764}\u{FE0F} end"),
+        format!("{family}{family}{family} 你好 \u{1F44D}\u{1F3FD} end"),
+    ] {
+        rt.block_on(cjk.send(Cmd::chat(&*text)));
+    }
+    let screen = tmux.wait_screen("the emoji lines", |s| s.matches(" end").count() >= 2);
+    let borders: std::collections::BTreeSet<usize> = screen
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.find('│').map(|i| unicode_width(&l[..i])))
+        .collect();
+    assert_eq!(borders.len(), 1, "the border moved: {borders:?}\n{screen}");
+    drop(cjk);
+
     // Typing CJK works too, and reaches the other side intact.
     tmux.type_text("日本語のテキスト");
     tmux.keys(&["Enter"]);
-    let text = rt.block_on(expect_event!(bob, Event::Message { text, .. } => text));
+    let text = rt
+        .block_on(expect_event!(bob, Event::Message { from, text, .. } if from == "alice" => text));
     assert_eq!(text, "日本語のテキスト");
     tmux.wait_screen("our CJK line", |s| s.contains("<alice> 日本語のテキスト"));
 
@@ -141,11 +162,136 @@ fn tui_honours_no_color_and_resizes() {
     rt.block_on(srv.shutdown());
 }
 
-/// Display width without a dependency: CJK ideographs count two.
+/// The window bar: the row above the input row.
+fn bar_row(screen: &str) -> &str {
+    let rows: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    rows.len().checked_sub(2).map_or("", |i| rows[i])
+}
+
+/// The walk-through: a second room (with its topic, changed while
+/// we look), activity in the other window, a private conversation in a
+/// window of its own, a kick out of the room, Ctrl-L, and a clean exit.
+#[test]
+fn tui_windows_topic_second_room_private_conversation_and_kick() {
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    // An IRC operator of #ops, with a topic set.
+    let mut op = rt.block_on(IrcClient::register(srv.addr, "oper"));
+    rt.block_on(op.send("JOIN #ops"));
+    rt.block_on(op.numeric("366"));
+    rt.block_on(op.send("TOPIC #ops :ops only"));
+    rt.block_on(op.expect("TOPIC #ops"));
+
+    let cmd = format!("env -u NO_COLOR {BIN} chat {} --nick alice", srv.addr);
+    let Some(tmux) = Tmux::start(&cmd, 100, 30) else {
+        return;
+    };
+    tmux.wait_screen("lobby", |s| s.contains("alice joined #lobby"));
+
+    // A second room: its window comes to the front with its topic.
+    tmux.type_text("/join ops");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_screen("the #ops window", |s| {
+        let mut rows = s.lines();
+        let (top, topic) = (rows.next().unwrap_or(""), rows.next().unwrap_or(""));
+        top.contains("#ops") && topic.contains("ops only") && s.contains("@oper")
+    });
+    assert!(bar_row(&screen).contains("[3:#ops]"), "{screen}");
+    assert!(input_row(&screen).starts_with("#ops>"), "{screen}");
+    rt.block_on(op.expect("JOIN"));
+
+    // The topic changes while we look.
+    rt.block_on(op.send("TOPIC #ops :new rules"));
+    tmux.wait_screen("the new topic", |s| {
+        s.lines().nth(1).is_some_and(|t| t.contains("new rules"))
+            && s.contains("oper set the topic of #ops: new rules")
+    });
+
+    // Talk in #ops; a mention in #lobby marks its window.
+    tmux.type_text("hello ops");
+    tmux.keys(&["Enter"]);
+    rt.block_on(op.expect("PRIVMSG #ops :hello ops"));
+    rt.block_on(bob.send(Cmd::chat("alice, are you there?")));
+    let screen = tmux.wait_screen("a highlight on #lobby", |s| {
+        bar_row(s).contains("2:#lobby!")
+    });
+    assert!(!screen.contains("are you there"), "{screen}");
+    tmux.keys(&["M-2"]);
+    tmux.wait_screen("#lobby", |s| {
+        s.contains("<bob> alice, are you there?") && bar_row(s).contains("[2:#lobby]")
+    });
+
+    // A private message opens a window of its own.
+    rt.block_on(bob.send(Cmd::Msg {
+        to: "alice".into(),
+        msg: "psst, just you".into(),
+        action: false,
+    }));
+    tmux.wait_screen("the conversation's window", |s| {
+        bar_row(s).contains("4:bob!")
+    });
+    tmux.keys(&["C-n", "C-n"]);
+    let screen = tmux.wait_screen("the conversation", |s| s.contains("<bob> psst, just you"));
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("bob (private)"),
+        "{screen}"
+    );
+    tmux.type_text("only for you");
+    tmux.keys(&["Enter"]);
+    let (from, to, text) = rt.block_on(
+        expect_event!(bob, Event::Private { from, to, text, .. } if from == "alice" => (from, to, text)),
+    );
+    assert_eq!((&*from, &*to, &*text), ("alice", "bob", "only for you"));
+    tmux.wait_screen("our private line", |s| s.contains("<alice> only for you"));
+
+    // Kicked out of #ops: told why, and out of the room.
+    tmux.keys(&["M-3"]);
+    tmux.wait_screen("#ops again", |s| input_row(s).starts_with("#ops>"));
+    rt.block_on(op.send("KICK #ops alice :that will do"));
+    let screen = tmux.wait_screen("the kick", |s| {
+        s.contains("oper kicked you out of #ops: that will do")
+    });
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("not in this room"),
+        "{screen}"
+    );
+    tmux.type_text("am I still here?");
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("refused locally", |s| {
+        s.contains("! error: you are not in #ops: /join #ops to go back")
+    });
+    rt.block_on(op.send("NAMES #ops"));
+    let names = rt.block_on(op.numeric("353"));
+    assert!(!names.contains("alice"), "{names}");
+
+    // Ctrl-L redraws everything.
+    tmux.keys(&["C-l"]);
+    tmux.wait_screen("the redrawn screen", |s| {
+        s.contains("oper kicked you out") && bar_row(s).contains("[3:#ops]")
+    });
+    println!("--- screen ---\n{}--------------", tmux.capture(false));
+
+    tmux.type_text("/quit");
+    tmux.keys(&["Enter"]);
+    assert_eq!(tmux.wait_exit(), "exit 0");
+    rt.block_on(srv.shutdown());
+}
+
+/// Display width without a dependency: CJK ideographs and emoji count two
+/// (what tmux draws them in).
 fn unicode_width(s: &str) -> usize {
     s.chars()
         .map(|c| {
-            if ('\u{2e80}'..='\u{9fff}').contains(&c) {
+            if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{1F300}'..='\u{1FAFF}').contains(&c) {
                 2
             } else {
                 1

@@ -451,6 +451,7 @@ async fn room_modes_are_enforced_for_every_protocol() {
     json.send(Cmd::Join {
         room: "m".into(),
         key: None,
+        switch: true,
     })
     .await;
     assert_eq!(json.expect_error().await, "room_full");

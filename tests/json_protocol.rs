@@ -262,3 +262,84 @@ async fn shutdown_is_an_event() {
     assert!(!reason.is_empty());
     assert!(j.next().await.is_none());
 }
+
+/// JSON users operate rooms too, and may be in several at once.
+#[tokio::test]
+async fn json_users_can_do_what_irc_users_can() {
+    let srv = start(config()).await;
+    let mut a = JsonClient::login(srv.addr, "alice").await;
+    let mut b = JsonClient::login(srv.addr, "bob").await;
+    // Several rooms: `switch: false` stays in the others.
+    a.send(json!({"cmd": "join", "room": "ops", "switch": false}))
+        .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "ops").await;
+    b.send(json!({"cmd": "join", "room": "ops", "switch": false}))
+        .await;
+    let nicks =
+        expect_event!(b, Event::Presence { room, nicks, .. } if room == "ops" => nicks).await;
+    assert_eq!(nicks, ["alice", "bob"]);
+    a.send(json!({"cmd": "who", "room": "lobby"})).await;
+    let nicks =
+        expect_event!(a, Event::Presence { room, nicks, .. } if room == "lobby" => nicks).await;
+    assert_eq!(nicks, ["alice", "bob"], "still in the lobby");
+
+    a.send(json!({"cmd": "topic", "room": "ops", "topic": "ops only"}))
+        .await;
+    let (by, topic) =
+        expect_event!(b, Event::Topic { by, topic, changed: true, .. } => (by, topic)).await;
+    assert_eq!(
+        (by.as_deref(), topic.as_deref()),
+        (Some("alice"), Some("ops only"))
+    );
+    b.send(json!({"cmd": "topic", "room": "ops", "topic": "mine"}))
+        .await;
+    let (code, room) = expect_event!(b, Event::Error { code, room, .. } => (code, room)).await;
+    assert_eq!((&*code, room.as_deref()), ("chanop_needed", Some("ops")));
+
+    a.send(json!({"cmd": "mode", "room": "ops", "changes": "+v bob +m"}))
+        .await;
+    let changes = expect_event!(b, Event::Mode { changes, .. } => changes).await;
+    assert_eq!(changes, "+v bob +m");
+    a.send(json!({"cmd": "mode", "room": "ops"})).await;
+    let modes = expect_event!(a, Event::Modes { modes, .. } => modes).await;
+    assert!(modes.contains('m'), "{modes}");
+
+    a.send(json!({"cmd": "notice", "to": "#ops", "msg": "heads up"}))
+        .await;
+    let (from, room) = expect_event!(b, Event::Notice { from, room, .. } => (from, room)).await;
+    assert_eq!((&*from, room.as_deref()), ("alice", Some("ops")));
+
+    a.send(json!({"cmd": "away", "text": "lunch"})).await;
+    expect_event!(a, Event::AwayStatus { away: true }).await;
+    b.send(json!({"cmd": "whois", "nick": "alice"})).await;
+    let away = expect_event!(b, Event::Whois { away, .. } => away).await;
+    assert_eq!(away.as_deref(), Some("lunch"));
+    a.send(json!({"cmd": "away"})).await;
+    expect_event!(a, Event::AwayStatus { away: false }).await;
+
+    a.send(json!({"cmd": "kick", "room": "ops", "nick": "bob", "reason": "bye"}))
+        .await;
+    let (nick, reason) =
+        expect_event!(b, Event::Kicked { nick, reason, .. } => (nick, reason)).await;
+    assert_eq!((&*nick, reason.as_deref()), ("bob", Some("bye")));
+    a.send(json!({"cmd": "mode", "room": "ops", "changes": "+i"}))
+        .await;
+    expect_event!(a, Event::Mode { .. }).await;
+    a.send(json!({"cmd": "invite", "nick": "bob", "room": "ops"}))
+        .await;
+    let room = expect_event!(b, Event::Invited { room, .. } => room).await;
+    assert_eq!(room, "ops");
+    b.send(json!({"cmd": "join", "room": "ops", "switch": false}))
+        .await;
+    expect_event!(b, Event::Joined { room, nick, .. } if room == "ops" && nick == "bob").await;
+
+    // Without a room, a room command is about the current one.
+    a.send(json!({"cmd": "topic"})).await;
+    let topic = expect_event!(a, Event::Topic { topic, changed: false, .. } => topic).await;
+    assert_eq!(topic.as_deref(), Some("ops only"));
+    a.send(json!({"cmd": "list"})).await;
+    let rooms = expect_event!(a, Event::Rooms { rooms, .. } => rooms).await;
+    let ops = rooms.iter().find(|r| r.room == "ops").expect("ops listed");
+    assert_eq!(ops.topic, Some(Some("ops only".into())));
+    srv.shutdown().await;
+}

@@ -446,3 +446,70 @@ async fn flood_control_paces_a_flooder_and_loses_nothing() {
     b.expect("alice: still quick").await;
     srv.shutdown().await;
 }
+
+/// A text user who creates a room operates it as an IRC user would:
+/// topic (the room is +t), voice, moderation, bans, kicks, invites, away
+/// and whois, with the same hub rules (non-operators are refused).
+#[tokio::test]
+async fn text_users_can_do_what_irc_users_can() {
+    let srv = start(config()).await;
+    let mut a = srv.user("alice").await;
+    let mut b = srv.user("bob").await;
+    a.send("/join ops").await;
+    a.expect("In #ops (1): alice").await;
+    b.send("/join ops").await;
+    a.expect("bob joined #ops").await;
+    b.expect("In #ops (2)").await;
+
+    a.send("/topic Operators only").await;
+    b.expect("alice set the topic of #ops: Operators only")
+        .await;
+    b.send("/topic mine now").await;
+    b.expect("! you need to be an operator (+o) in #ops").await;
+    a.send("/topic").await;
+    a.expect("Topic of #ops: Operators only (set by alice)")
+        .await;
+
+    a.send("/mode +m").await;
+    b.expect("alice sets mode +m on #ops").await;
+    b.send("can I talk?").await;
+    b.expect("! you cannot speak in #ops").await;
+    a.send("/voice bob").await;
+    b.expect("alice sets mode +v bob on #ops").await;
+    b.send("now I can").await;
+    a.expect("bob: now I can").await;
+    a.send("/mode").await;
+    a.expect("#ops modes: +").await;
+
+    a.send("/away lunch").await;
+    a.expect("You are marked as away").await;
+    b.send("/whois alice").await;
+    b.expect("alice (").await;
+    b.expect("away: lunch").await;
+    a.send("/back").await;
+    a.expect("no longer marked as away").await;
+
+    a.send("/notice #ops heads up").await;
+    b.expect("-alice:#ops- heads up").await;
+
+    a.send("/kick bob enough for today").await;
+    b.expect("bob was kicked from #ops by alice (enough for today)")
+        .await;
+    a.send("/ban bob!*@*").await;
+    a.expect("alice sets mode +b bob!*@* on #ops").await;
+    b.send("/join ops").await;
+    b.expect("! ").await; // banned
+    a.send("/unban bob!*@*").await;
+    a.expect("-b bob!*@*").await;
+    a.send("/mode +i").await;
+    a.expect("+i").await;
+    a.send("/invite bob").await;
+    b.expect("alice invited bob to #ops").await;
+    b.send("/join ops").await;
+    b.expect("bob joined #ops").await;
+
+    a.send("/list").await;
+    a.expect("Rooms").await;
+    a.expect("#ops (2): Operators only").await;
+    srv.shutdown().await;
+}

@@ -122,6 +122,7 @@ impl Handshake {
                 Cmd::Join {
                     room: room.into(),
                     key: None,
+                    switch: true,
                 }
                 .write_line(&mut out);
             }

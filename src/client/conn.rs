@@ -4,8 +4,17 @@
 //! logs in again and rejoins its rooms). What the user sends before the
 //! protocol is ready (logged in, rooms rejoined) is queued and sent, in
 //! order, after.
-//! A user quit sends the protocol's quit and waits briefly for the server to
-//! close.
+//! A user quit sends the protocol's quit and waits for the server to close,
+//! which it does once it has handled every line sent before the quit. The
+//! server may be slow to get there (flood control paces a fast sender), so
+//! the wait gives up only after [`QUIT_GRACE`] with nothing from the server,
+//! never while it is still answering: closing earlier would throw away the
+//! lines it has not read yet.
+//!
+//! Nothing the front end sends is dropped: while the protocol is not ready
+//! its requests wait in a queue, and when that is full the connection stops
+//! taking more, so the front end waits (a script's stdin is simply read
+//! later).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -27,9 +36,10 @@ const MAX_LINE: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may block before the connection counts as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a quit, how long to wait for the server to close.
+/// After a quit, how long the server may say nothing before we stop
+/// waiting for it to close.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
-/// Requests kept while not logged in; more are refused.
+/// Requests kept while not logged in; beyond that the front end waits.
 const MAX_PENDING: usize = 1000;
 
 /// Exponential backoff between reconnects: `min`, doubling to `max`.
@@ -134,9 +144,10 @@ pub async fn run(
         let deadline = sleep(delay);
         tokio::pin!(deadline);
         loop {
+            let room = pending.len() < MAX_PENDING;
             tokio::select! {
                 _ = &mut deadline => break,
-                req = requests.recv() => match req {
+                req = requests.recv(), if room => match req {
                     None | Some(Request::Quit(_)) => {
                         let _ = events.send(status(Status::Closed)).await;
                         return;
@@ -204,6 +215,10 @@ impl Conn<'_> {
         }
         loop {
             let quit_by = self.quit_by;
+            // A full queue takes nothing more until it drains, except the
+            // answer to "what is your nickname?" (which will drain it).
+            let take =
+                quit_by.is_none() && (self.pending.len() < MAX_PENDING || self.awaiting_nick);
             tokio::select! {
                 line = reader.next_line() => {
                     let line = match line {
@@ -213,6 +228,10 @@ impl Conn<'_> {
                         Err(_) if self.quit_by.is_some() => return End::Quit,
                         Err(e) => return End::Lost(format!("connection error: {e}")),
                     };
+                    if self.quit_by.is_some() {
+                        // Still answering: it has not reached our quit yet.
+                        self.quit_by = Some(Instant::now() + QUIT_GRACE);
+                    }
                     let was = self.proto.ready();
                     self.proto.receive(&line, &mut out);
                     if !was && self.proto.ready() {
@@ -222,7 +241,7 @@ impl Conn<'_> {
                         }
                     }
                 }
-                req = requests.recv(), if quit_by.is_none() => match req {
+                req = requests.recv(), if take => match req {
                     // The front end is gone: leave.
                     None => self.dispatch(Request::Quit(None), &mut out),
                     Some(req) => self.request(req, &mut out),

@@ -84,8 +84,63 @@ pub enum EventKind {
     /// Text now goes to `room`, which we were already in (IRC `/join` of a
     /// joined channel).
     Focus { room: String },
-    /// Who is in `room` (the full list, replacing what we knew).
-    Presence { room: String, nicks: Vec<String> },
+    /// Who is in `room` (the full list, replacing what we knew), and who
+    /// of them are its operators (`@`) and voiced (`+`).
+    Presence {
+        room: String,
+        nicks: Vec<String>,
+        ops: Vec<String>,
+        voiced: Vec<String>,
+    },
+    /// The topic of `room`: shown on joining (`changed: false`) or changed
+    /// by `by` (`changed: true`); `None`: no topic (or cleared).
+    Topic {
+        room: String,
+        topic: Option<String>,
+        by: Option<String>,
+        changed: bool,
+    },
+    /// `by` put `nick` (maybe us) out of `room`.
+    Kicked {
+        room: String,
+        by: String,
+        nick: String,
+        reason: Option<String>,
+        members: Option<u64>,
+    },
+    /// `by` changed the modes of `room`: `changes` as `+o bob -v carol +k *`
+    /// (IRC's `+ov bob carol` is accepted too).
+    Mode {
+        room: String,
+        by: String,
+        changes: String,
+    },
+    /// `nick` went away (`Some(text)`) or came back (`None`); also the
+    /// answer to a private message to someone away.
+    Away { nick: String, text: Option<String> },
+    /// We are now away (`true`) or back.
+    AwayStatus { away: bool },
+    /// `by` invited `nick` (maybe us) into `room`.
+    Invited {
+        room: String,
+        by: String,
+        nick: String,
+    },
+    /// A notice from a person (IRC `NOTICE`) to a room or to us.
+    Notice {
+        from: String,
+        room: Option<String>,
+        to: Option<String>,
+        text: String,
+    },
+    /// Earlier lines of `room`, oldest first, each with its own time (the
+    /// replay on joining, or asked for); `more`: older ones exist. Shown,
+    /// never applied to what we know now.
+    History {
+        room: String,
+        lines: Vec<Event>,
+        more: bool,
+    },
     /// The room list, with member counts where known.
     Rooms(Vec<(String, Option<u64>)>),
     /// A human-readable notice from the server.

@@ -11,7 +11,7 @@ use chrono::{Local, TimeZone};
 use super::color::{nick_hue, Hue};
 use super::event::{EventKind, Status};
 use super::protocol::same_nick;
-use super::session::Session;
+use super::session::{same_room, Member, Session};
 
 /// How a segment should look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub struct Line {
     pub chat: bool,
     /// It mentions us or is a private message to us.
     pub mention: bool,
+    /// When it was said, if not when the event came (history).
+    pub at_ms: Option<i64>,
 }
 
 impl Line {
@@ -156,15 +158,45 @@ pub fn secs(d: Duration) -> String {
     format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
 }
 
-fn here(members: Option<u64>) -> String {
+fn here_count(members: Option<u64>) -> String {
     members.map_or(String::new(), |n| format!(" ({n} here)"))
 }
 
+/// Where a line is shown, which changes how some read: a message in the
+/// room being looked at needs no `[#room]` in front, a private message in
+/// its own conversation reads like chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Here<'a> {
+    /// Plain mode, or a window for no room in particular.
+    Anywhere,
+    /// The window (or plain mode's current room) of this room.
+    Room(&'a str),
+    /// The private conversation with this nick.
+    Private(&'a str),
+}
+
+impl<'a> Here<'a> {
+    /// Plain mode's place: the session's current room.
+    pub fn current(session: &'a Session) -> Here<'a> {
+        session.current_room().map_or(Here::Anywhere, Here::Room)
+    }
+}
+
 /// How an event reads, given what we know (apply the event to `session`
-/// first). Some events show nothing.
-pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
+/// first) and where it is shown. Some events show nothing; a history shows
+/// its lines each with its own time ([`Line::at_ms`]).
+pub fn lines(ev: &EventKind, session: &Session, here: Here) -> Vec<Line> {
     let one = |l: Line| vec![l];
+    let hidden = |nick: &str| session.is_ignored(nick) && !session.is_me(nick);
     match ev {
+        EventKind::Message { from, .. }
+        | EventKind::Private { from, .. }
+        | EventKind::Notice { from, .. }
+        | EventKind::Invited { by: from, .. }
+            if hidden(from) =>
+        {
+            vec![]
+        }
         EventKind::Status(Status::Connecting { addr }) => {
             one(Line::notice(format!("connecting to {addr} ...")))
         }
@@ -183,14 +215,10 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
         EventKind::NeedNick { refused: None } => {
             one(Line::new().push("? What is your nickname?", Tone::Prompt))
         }
-        EventKind::NeedNick { refused: Some(why) } => {
-            let why = why.trim();
-            let why = why
-                .strip_suffix("Pick another nickname:")
-                .unwrap_or(why)
-                .trim_end_matches(['.', ' ', ':']);
-            one(Line::new().push(format!("? {why}. Pick another nickname:"), Tone::Prompt))
-        }
+        EventKind::NeedNick { refused: Some(why) } => one(Line::new().push(
+            format!("? {}. Pick another nickname:", refusal(why)),
+            Tone::Prompt,
+        )),
         EventKind::Registered { nick, online } => one(Line::notice(match online {
             Some(n) => format!("you are now known as {nick} ({n} online)"),
             None => format!("you are now known as {nick}"),
@@ -202,10 +230,7 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             action,
         } => {
             let mut l = Line::new();
-            if session
-                .current_room()
-                .is_some_and(|cur| !same_nick(cur, room))
-            {
+            if !matches!(here, Here::Room(r) if same_room(r, room)) {
                 l = l.push(format!("[{}] ", show_room(room)), Tone::Room);
             }
             let mention = !session.is_me(from) && session.mentions_me(text);
@@ -219,13 +244,38 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             text,
             action,
         } => {
+            let mention = !session.is_me(from);
+            let other = if session.is_me(from) { to } else { from };
+            if matches!(here, Here::Private(n) if same_nick(n, other)) {
+                return one(Line::new().said(from, text, *action, mention, |l| {
+                    l.push("<", Tone::Plain).nick(from).push("> ", Tone::Plain)
+                }));
+            }
             let l = Line::new().push("[private] ", Tone::Private);
-            one(l.said(from, text, *action, !session.is_me(from), |l| {
+            one(l.said(from, text, *action, mention, |l| {
                 l.nick(from)
                     .push(" -> ", Tone::Private)
                     .nick(to)
                     .push(": ", Tone::Plain)
             }))
+        }
+        EventKind::Notice {
+            from,
+            room,
+            to: _,
+            text,
+        } => {
+            let mut l = Line::new().push("-", Tone::Private).nick(from);
+            if let Some(r) = room.as_deref() {
+                if !matches!(here, Here::Room(h) if same_room(h, r)) {
+                    l = l.push(format!(":{}", show_room(r)), Tone::Private);
+                }
+            }
+            let mention = room.is_none() && !session.is_me(from);
+            let mut l = l.push("- ", Tone::Private);
+            l.chat = true;
+            l.mention = mention;
+            one(l.push(text.clone(), Tone::Plain))
         }
         EventKind::Joined {
             room,
@@ -234,7 +284,7 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
         } => one(Line::notice(format!(
             "{nick} joined {}{}",
             show_room(room),
-            here(*members)
+            here_count(*members)
         ))),
         EventKind::Left {
             room,
@@ -247,8 +297,31 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             reason
                 .as_deref()
                 .map_or(String::new(), |r| format!(": {r}")),
-            here(*members)
+            here_count(*members)
         ))),
+        EventKind::Kicked {
+            room,
+            by,
+            nick,
+            reason,
+            members,
+        } => {
+            let why = reason
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map_or(String::new(), |r| format!(": {r}"));
+            if session.is_me(nick) {
+                let mut l = Line::error(format!("{by} kicked you out of {}{why}", show_room(room)));
+                l.mention = true;
+                one(l)
+            } else {
+                one(Line::notice(format!(
+                    "{by} kicked {nick} out of {}{why}{}",
+                    show_room(room),
+                    here_count(*members)
+                )))
+            }
+        }
         EventKind::Quit { nick, reason } => one(Line::notice(match reason {
             Some(r) if !r.is_empty() => format!("{nick} quit ({r})"),
             _ => format!("{nick} quit"),
@@ -257,12 +330,107 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
         EventKind::Focus { room } => {
             one(Line::notice(format!("now talking in {}", show_room(room))))
         }
-        EventKind::Presence { room, nicks } => one(Line::notice(format!(
-            "In {} ({}): {}",
-            show_room(room),
-            nicks.len(),
-            nicks.join(", ")
+        EventKind::Presence {
+            room,
+            nicks,
+            ops,
+            voiced,
+            ..
+        } => {
+            let shown: Vec<String> = Member::list(nicks, ops, voiced)
+                .iter()
+                .map(|m| format!("{}{}", m.prefix(), m.nick))
+                .collect();
+            one(Line::notice(format!(
+                "In {} ({}): {}",
+                show_room(room),
+                nicks.len(),
+                shown.join(", ")
+            )))
+        }
+        EventKind::Topic {
+            room,
+            topic,
+            by,
+            changed,
+        } => {
+            let topic = topic.as_deref().filter(|t| !t.is_empty());
+            let by = by.as_deref().unwrap_or("someone");
+            one(Line::notice(match (changed, topic) {
+                (true, Some(t)) => format!("{by} set the topic of {}: {t}", show_room(room)),
+                (true, None) => format!("{by} cleared the topic of {}", show_room(room)),
+                (false, Some(t)) => format!("topic of {}: {t} (set by {by})", show_room(room)),
+                (false, None) => format!("{} has no topic", show_room(room)),
+            }))
+        }
+        EventKind::Mode { room, by, changes } => one(Line::notice(format!(
+            "{by} sets mode {changes} on {}",
+            show_room(room)
         ))),
+        EventKind::Away { nick, text } => one(Line::notice(match text {
+            Some(t) => format!("{nick} is away: {t}"),
+            None => format!("{nick} is back"),
+        })),
+        EventKind::AwayStatus { away } => one(Line::notice(if *away {
+            "you are now marked as away"
+        } else {
+            "you are no longer marked as away"
+        })),
+        EventKind::Invited { room, by, nick } => {
+            if session.is_me(nick) {
+                let mut l = Line::notice(format!(
+                    "{by} invites you to {r} (/join {r})",
+                    r = show_room(room)
+                ));
+                l.mention = true;
+                one(l)
+            } else if session.is_me(by) {
+                one(Line::notice(format!(
+                    "you invited {nick} to {}",
+                    show_room(room)
+                )))
+            } else {
+                one(Line::notice(format!(
+                    "{by} invited {nick} to {}",
+                    show_room(room)
+                )))
+            }
+        }
+        EventKind::History {
+            room,
+            lines: past,
+            more,
+        } => {
+            if past.is_empty() {
+                return vec![];
+            }
+            let n = past.len();
+            let mut out = vec![Line::notice(format!(
+                "the last {n} line{} in {}{}:",
+                if n == 1 { "" } else { "s" },
+                show_room(room),
+                if *more { " (there are older ones)" } else { "" }
+            ))];
+            let here = Here::Room(room);
+            for ev in past {
+                for mut l in lines(&ev.kind, session, here) {
+                    // Old lines mention nobody now.
+                    l.mention = false;
+                    for s in &mut l.segs {
+                        if s.tone == Tone::Mention {
+                            s.tone = Tone::Plain;
+                        }
+                    }
+                    l.at_ms = Some(ev.at_ms);
+                    out.push(l);
+                }
+            }
+            out.push(Line::notice(format!(
+                "end of history of {}",
+                show_room(room)
+            )));
+            out
+        }
         EventKind::Rooms(rooms) => {
             let list: Vec<String> = rooms
                 .iter()
@@ -283,6 +451,14 @@ pub fn lines(ev: &EventKind, session: &Session) -> Vec<Line> {
             "the server is shutting down: {reason}"
         ))),
     }
+}
+
+/// A refused nickname's reason without the server's "Pick another" tail.
+pub fn refusal(why: &str) -> &str {
+    let why = why.trim();
+    why.strip_suffix("Pick another nickname:")
+        .unwrap_or(why)
+        .trim_end_matches(['.', ' ', ':'])
 }
 
 /// The local `/help` text.
@@ -313,7 +489,10 @@ mod tests {
     }
 
     fn text(ev: EventKind, s: &Session) -> Vec<String> {
-        lines(&ev, s).iter().map(Line::text).collect()
+        lines(&ev, s, Here::current(s))
+            .iter()
+            .map(Line::text)
+            .collect()
     }
 
     #[test]
@@ -382,6 +561,7 @@ mod tests {
                 action: false,
             },
             &s,
+            Here::current(&s),
         )[0];
         assert!(l.mention && l.chat);
         assert_eq!(l.segs.last().map(|s| s.tone), Some(Tone::Mention));
@@ -393,10 +573,92 @@ mod tests {
                 action: false,
             },
             &s,
+            Here::current(&s),
         )[0];
         assert!(!own.mention);
         assert_eq!(own.ansi(false), "<alice> I am alice");
         assert!(own.ansi(true).contains("\x1b["));
+    }
+
+    #[test]
+    fn room_events_read_like_an_irc_client() {
+        let s = session("alice", "lobby");
+        let t = |ev| text(ev, &s);
+        assert_eq!(
+            t(EventKind::Topic {
+                room: "lobby".into(),
+                topic: Some("be kind".into()),
+                by: Some("bob".into()),
+                changed: false
+            }),
+            ["* topic of #lobby: be kind (set by bob)"]
+        );
+        assert_eq!(
+            t(EventKind::Topic {
+                room: "lobby".into(),
+                topic: None,
+                by: Some("bob".into()),
+                changed: true
+            }),
+            ["* bob cleared the topic of #lobby"]
+        );
+        let kick = |nick: &str| EventKind::Kicked {
+            room: "lobby".into(),
+            by: "bob".into(),
+            nick: nick.into(),
+            reason: Some("shh".into()),
+            members: Some(2),
+        };
+        assert_eq!(
+            t(kick("carol")),
+            ["* bob kicked carol out of #lobby: shh (2 here)"]
+        );
+        let you = &lines(&kick("alice"), &s, Here::current(&s))[0];
+        assert_eq!(you.text(), "! bob kicked you out of #lobby: shh");
+        assert!(you.mention);
+        assert_eq!(
+            t(EventKind::Notice {
+                from: "bob".into(),
+                room: Some("rust".into()),
+                to: None,
+                text: "hear ye".into()
+            }),
+            ["-bob:#rust- hear ye"]
+        );
+        assert_eq!(
+            t(EventKind::Away {
+                nick: "bob".into(),
+                text: None
+            }),
+            ["* bob is back"]
+        );
+        assert_eq!(
+            t(EventKind::Invited {
+                room: "vip".into(),
+                by: "bob".into(),
+                nick: "alice".into()
+            }),
+            ["* bob invites you to #vip (/join #vip)"]
+        );
+        assert_eq!(
+            t(EventKind::Presence {
+                room: "lobby".into(),
+                nicks: vec!["alice".into(), "bob".into(), "carol".into()],
+                ops: vec!["bob".into()],
+                voiced: vec!["carol".into()]
+            }),
+            ["* In #lobby (3): alice, @bob, +carol"]
+        );
+        // A private message in its own conversation reads like chat.
+        let private = EventKind::Private {
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "hi".into(),
+            action: false,
+        };
+        assert_eq!(t(private.clone()), ["[private] bob -> alice: hi"]);
+        let l = &lines(&private, &s, Here::Private("Bob"))[0];
+        assert_eq!(l.text(), "<bob> hi");
     }
 
     #[test]

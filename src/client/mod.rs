@@ -54,10 +54,16 @@ pub struct ChatArgs {
     /// Speak IRC to this IRC server instead.
     #[arg(long, value_name = "HOST:PORT")]
     pub irc: Option<String>,
-    /// Nickname (asked for if not given; asked again if refused).
+    /// Nickname. Without it the full-screen client asks; plain mode asks
+    /// only a terminal, never takes a line from a pipe as a nickname.
     #[arg(long, env = "NATTER_NICK")]
     pub nick: Option<String>,
-    /// Room to enter after logging in (IRC: repeatable, all are joined).
+    /// If the nickname is taken, try it with `_` appended (the IRC mode
+    /// always does). Without it, plain mode exits with status 1 and the
+    /// reason when the nickname is refused (the full-screen client asks).
+    #[arg(long)]
+    pub nick_fallback: bool,
+    /// Room to enter after logging in (repeatable: all are joined).
     #[arg(long, value_name = "ROOM")]
     pub join: Vec<String>,
     /// First delay before reconnecting; doubles after each failure.
@@ -78,20 +84,20 @@ pub struct ChatArgs {
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let color = !color::no_color();
     let stdout_tty = std::io::stdout().is_terminal();
-    let tty = !args.plain && stdout_tty && std::io::stdin().is_terminal();
-    let mut nick = args
+    let stdin_tty = std::io::stdin().is_terminal();
+    let tty = !args.plain && stdout_tty && stdin_tty;
+    let nick = args
         .nick
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_string);
-    if nick.is_none() && !tty {
-        // Plain mode takes the first stdin line as the nick, before anything
-        // else is read, so a script can pipe "nick\ntext\n...".
-        match plain::ask_nick()? {
-            Some(n) => nick = Some(n),
-            None => return Ok(()), // end of input: nothing to do
-        }
+    if nick.is_none() && !stdin_tty {
+        // A script's lines are what it wants said: none is a nickname.
+        anyhow::bail!(
+            "no nickname: give --nick NICK (or set NATTER_NICK); \
+             lines from a pipe are never taken as a nickname"
+        );
     }
     let (addr, proto): (String, Box<dyn Protocol>) = match &args.irc {
         Some(addr) => (
@@ -102,7 +108,9 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
             args.addr
                 .clone()
                 .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
-            Box::new(JsonProtocol::new(nick, args.join.last().cloned())),
+            Box::new(
+                JsonProtocol::new(nick, args.join.clone()).with_nick_fallback(args.nick_fallback),
+            ),
         ),
     };
     let cfg = ConnConfig {
@@ -120,7 +128,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         let result = if tty {
             tui::run(ev_rx, req_tx, color).await
         } else {
-            plain::run(ev_rx, req_tx, color && stdout_tty).await
+            let opts = plain::Options {
+                color: color && stdout_tty,
+                ask_nick: stdin_tty,
+            };
+            plain::run(ev_rx, req_tx, opts).await
         };
         conn.abort();
         result

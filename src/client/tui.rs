@@ -42,7 +42,7 @@ async fn run_loop(
         terminal.draw(|f| view::draw(f, &ui))?;
         tokio::select! {
             ev = events.recv() => {
-                let Some(mut ev) = ev else { break };
+                let Some(mut ev) = ev else { return finish(gave_up) };
                 // Take everything that is ready, then draw once.
                 loop {
                     if let EventKind::Status(Status::Lost { reason, retry_in: None, .. }) = &ev.kind {
@@ -55,25 +55,39 @@ async fn run_loop(
                     }
                 }
             }
-            term = keys.recv() => match term {
-                None => break,
-                Some(TermEvent::Key(key)) => {
-                    let stop = match ui.on_key(key) {
-                        Some(Action::Send(req)) => requests.send(req).await.is_err(),
-                        Some(Action::Exit) => true,
-                        Some(Action::Redraw) => terminal.clear().is_err(),
-                        None => false,
-                    };
-                    if stop {
-                        break;
+            term = keys.recv() => {
+                // Take every key that is ready (typing, a paste), then draw once.
+                let mut term = term;
+                loop {
+                    match term {
+                        None => return finish(gave_up),
+                        Some(TermEvent::Key(key)) => {
+                            let stop = match ui.on_key(key) {
+                                Some(Action::Send(req)) => requests.send(req).await.is_err(),
+                                Some(Action::Exit) => true,
+                                Some(Action::Redraw) => terminal.clear().is_err(),
+                                None => false,
+                            };
+                            if stop {
+                                return finish(gave_up);
+                            }
+                        }
+                        Some(TermEvent::Paste(text)) => ui.on_paste(&text),
+                        Some(TermEvent::Resize(w, h)) => ui.resize(w, h),
+                        Some(_) => {}
+                    }
+                    match keys.try_recv() {
+                        Ok(next) => term = Some(next),
+                        Err(_) => break,
                     }
                 }
-                Some(TermEvent::Paste(text)) => ui.on_paste(&text),
-                Some(TermEvent::Resize(w, h)) => ui.resize(w, h),
-                Some(_) => {}
-            },
+            }
         }
     }
+}
+
+/// How the UI ended: an error if the connection was lost for good.
+fn finish(gave_up: Option<String>) -> anyhow::Result<()> {
     match gave_up {
         Some(reason) => Err(anyhow::anyhow!("connection lost: {reason}")),
         None => Ok(()),

@@ -348,6 +348,13 @@ impl ChatState {
             return self.take();
         }
         let registered = self.nick_of(id).is_some();
+        let cmd = match self.in_current_room(id, cmd) {
+            Ok(cmd) => cmd,
+            Err(refusal) => {
+                self.refuse(id, refusal);
+                return self.take();
+            }
+        };
         match cmd {
             Command::Quit { reason } => {
                 let reason = match reason {
@@ -405,6 +412,36 @@ impl ChatState {
             Command::NickGrace { nick } => self.nick_grace(id, &nick),
         }
         self.take()
+    }
+
+    /// A room command that names no room (text and JSON users may leave
+    /// it out) is about the room `id` talks in now.
+    fn in_current_room(&self, id: ConnId, cmd: Command) -> Result<Command, Refusal> {
+        let current = || {
+            self.current_room_name(id)
+                .map(|r| r.to_string())
+                .ok_or_else(|| Refusal::new(ErrorCode::NotInRoom))
+        };
+        Ok(match cmd {
+            Command::Topic { room, text } if room.is_empty() => Command::Topic {
+                room: current()?,
+                text,
+            },
+            Command::RoomMode { room, changes } if room.is_empty() => Command::RoomMode {
+                room: current()?,
+                changes,
+            },
+            Command::Kick { room, nick, reason } if room.is_empty() => Command::Kick {
+                room: current()?,
+                nick,
+                reason,
+            },
+            Command::Invite { nick, room } if room.is_empty() => Command::Invite {
+                nick,
+                room: current()?,
+            },
+            cmd => cmd,
+        })
     }
 
     /// The effects gathered so far, leaving none.

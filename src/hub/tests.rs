@@ -412,6 +412,41 @@ fn large_rooms_do_not_announce_every_join() {
     );
 }
 
+#[test]
+fn every_member_sees_the_room_in_one_order() {
+    let mut w = World::new();
+    let people: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| w.user(n)).collect();
+    for &p in &people {
+        w.take(p);
+    }
+    let mut said = 0;
+    for round in 0..25 {
+        for (i, &p) in people.iter().enumerate() {
+            if (round + i) % 3 != 0 {
+                w.say(p, &format!("{round}/{i}"));
+                said += 1;
+            }
+        }
+    }
+    let order = |w: &mut World, p| -> Vec<(u64, MsgId)> {
+        w.take(p)
+            .into_iter()
+            .filter_map(|e| match e {
+                EventBody::Message { seq, id, .. } => Some((seq, id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = order(&mut w, people[0]);
+    assert_eq!(first.len(), said);
+    assert!(first
+        .windows(2)
+        .all(|p| p[0].0 + 1 == p[1].0 && p[0].1 < p[1].1));
+    for &p in &people[1..] {
+        assert_eq!(order(&mut w, p), first);
+    }
+}
+
 /// Thousands of members overflowing at once (a store that holds events
 /// back makes whole rooms fall behind together): each removal's quit
 /// overflows the others again. Reaping must not recurse per removal, or
@@ -459,39 +494,4 @@ fn a_cascade_of_slow_consumers_does_not_recurse() {
         })
         .unwrap();
     cascade.join().expect("no stack overflow");
-}
-
-#[test]
-fn every_member_sees_the_room_in_one_order() {
-    let mut w = World::new();
-    let people: Vec<ConnId> = ["a", "b", "c", "d"].iter().map(|n| w.user(n)).collect();
-    for &p in &people {
-        w.take(p);
-    }
-    let mut said = 0;
-    for round in 0..25 {
-        for (i, &p) in people.iter().enumerate() {
-            if (round + i) % 3 != 0 {
-                w.say(p, &format!("{round}/{i}"));
-                said += 1;
-            }
-        }
-    }
-    let order = |w: &mut World, p| -> Vec<(u64, MsgId)> {
-        w.take(p)
-            .into_iter()
-            .filter_map(|e| match e {
-                EventBody::Message { seq, id, .. } => Some((seq, id)),
-                _ => None,
-            })
-            .collect()
-    };
-    let first = order(&mut w, people[0]);
-    assert_eq!(first.len(), said);
-    assert!(first
-        .windows(2)
-        .all(|p| p[0].0 + 1 == p[1].0 && p[0].1 < p[1].1));
-    for &p in &people[1..] {
-        assert_eq!(order(&mut w, p), first);
-    }
 }

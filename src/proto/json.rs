@@ -14,7 +14,7 @@ use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
 use super::{
     now_ms, AccountEvent, AccountRequest, Anchor, Command, ErrorCode, Event, EventBody,
-    HistoryQuery, MsgId, Subject,
+    HistoryQuery, MsgId, Subject, Target,
 };
 
 /// What a JSON line asks for.
@@ -125,14 +125,18 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             text: text(msg),
             action,
         },
-        W::Join { room, key: None } => Command::Join {
+        W::Join {
+            room,
+            key: None,
+            switch,
+        } => Command::Join {
             room: room.into(),
-            switch: true,
+            switch,
         },
-        W::Join { room, key } => Command::JoinWithKey {
+        W::Join { room, key, switch } => Command::JoinWithKey {
             room: room.into(),
             key: owned(key),
-            switch: true,
+            switch,
         },
         W::Part { room, reason } => Command::Part {
             room: owned(room),
@@ -142,6 +146,7 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
         W::Rooms { after } => Command::Rooms {
             after: owned(after),
         },
+        W::List => Command::List { rooms: None },
         W::History {
             room,
             limit,
@@ -163,6 +168,35 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
             return Input::History { room, query, limit };
         }
         W::Nick { nick } => Command::Nick { new: nick.into() },
+        // An empty room is the current one (the hub fills it in).
+        W::Topic { room, topic } => Command::Topic {
+            room: owned(room).unwrap_or_default(),
+            text: topic.map(text),
+        },
+        W::Kick { room, nick, reason } => Command::Kick {
+            room: owned(room).unwrap_or_default(),
+            nick: nick.into(),
+            reason: reason.map(text).filter(|r| !r.is_empty()),
+        },
+        W::Mode { room, changes } => Command::RoomMode {
+            room: owned(room).unwrap_or_default(),
+            changes: changes.map_or_else(Vec::new, |c| super::text::mode_words(&c)),
+        },
+        W::Invite { nick, room } => Command::Invite {
+            nick: nick.into(),
+            room: owned(room).unwrap_or_default(),
+        },
+        W::Away { text: away } => Command::Away {
+            text: away.map(text).filter(|t| !t.trim().is_empty()),
+        },
+        W::Whois { nick } => Command::Whois { nick: nick.into() },
+        W::Notice { to, msg } => Command::Notice {
+            target: match to.strip_prefix('#') {
+                Some(room) => Target::Room(room.to_string()),
+                None => Target::Person(to.into()),
+            },
+            text: text(msg),
+        },
         W::Keep => return Input::Keep,
         W::Help => return Input::Help,
         W::Quit { reason } => Command::Quit {

@@ -51,8 +51,9 @@ pub enum Command {
         text: String,
         action: bool,
     },
-    /// Enter a room. `switch`: leave the current room first (text and JSON
-    /// users are in one room at a time; IRC users may be in several).
+    /// Enter a room. `switch`: leave the current room first (text users
+    /// are in one room at a time, JSON users too unless they join with
+    /// `"switch":false`; IRC users may be in several).
     Join { room: String, switch: bool },
     /// Leave a room (`None`: the current one).
     Part {

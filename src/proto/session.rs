@@ -32,13 +32,13 @@ pub trait Chat {
     /// Asks for part of a room's history; it arrives later as an
     /// [`EventBody::History`] event (or a refusal).
     fn history(&mut self, request: HistoryRequest);
-    /// Whether this connection is in room `room` now.
-    fn in_room(&mut self, room: &str) -> bool;
     /// Asks the accounts for something (register, log in). Passwords are
     /// checked off the chat; the answer arrives later as an
     /// [`EventBody::Account`] event or a refusal. A chat without
     /// accounts answers nothing.
     fn account(&mut self, _request: AccountRequest) {}
+    /// Whether this connection is in room `room` now.
+    fn in_room(&mut self, room: &str) -> bool;
 }
 
 /// A request for part of a room's history.

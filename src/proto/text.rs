@@ -7,7 +7,7 @@ use std::io::Write;
 use super::listing::{Page, PageBody};
 use super::sanitize::strip_controls;
 use super::{
-    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, MemberInfo, Refusal,
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, MemberInfo, Refusal, Target,
 };
 
 /// What a typed line asks for.
@@ -43,6 +43,41 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/nick NEW", "change your nickname"),
     ("/me ACTION", "say an action: * you ACTION"),
     ("/msg NICK TEXT", "private message"),
+    (
+        "/notice NICK|#ROOM TEXT",
+        "a notice (never answered automatically)",
+    ),
+    ("/list", "rooms with their member counts and topics"),
+    (
+        "/topic [TEXT]",
+        "show the room's topic, or set it (-delete clears it)",
+    ),
+    (
+        "/kick NICK [REASON]",
+        "put someone out of the room (operators)",
+    ),
+    (
+        "/op NICK",
+        "make someone an operator of the room (operators)",
+    ),
+    ("/deop NICK", "take operator status away (operators)"),
+    (
+        "/voice NICK",
+        "let someone speak when the room is +m (operators)",
+    ),
+    ("/devoice NICK", "take the voice away (operators)"),
+    (
+        "/ban MASK",
+        "ban nick!user@host (* wildcards) from the room (operators)",
+    ),
+    ("/unban MASK", "lift a ban (operators)"),
+    (
+        "/mode [CHANGES]",
+        "show the room's modes, or change them: +m +t +i +k KEY +l N",
+    ),
+    ("/invite NICK [ROOM]", "invite someone (past +i, +k and +l)"),
+    ("/away [TEXT]", "mark yourself away; without text: back"),
+    ("/whois NICK", "who someone is, their rooms, idle time"),
     ("/history [N]", "the room's last N lines"),
     ("/register PASSWORD", "register your nickname as an account"),
     (
@@ -151,9 +186,10 @@ pub fn parse(line: &str, registered: bool) -> Input {
         }
         "register-room" | "registerroom" => Command::RegisterRoom { room: opt(args) },
         "who" | "names" => Command::Who { room: opt(args) },
-        "rooms" | "list" => Command::Rooms {
+        "rooms" => Command::Rooms {
             after: one_word(args).map(str::to_string),
         },
+        "list" => Command::List { rooms: None },
         "join" | "j" => match one_word(args) {
             Some(room) => Command::Join {
                 room: room.to_string(),
@@ -193,6 +229,93 @@ pub fn parse(line: &str, registered: bool) -> Input {
             },
             _ => return usage("/msg NICK TEXT"),
         },
+        "topic" | "t" => {
+            let (room, text) = room_first(args);
+            Command::Topic {
+                room,
+                text: match text {
+                    "" => None,
+                    "-delete" | "-clear" => Some(String::new()),
+                    t => Some(strip_controls(t)),
+                },
+            }
+        }
+        "kick" | "k" => {
+            let (room, rest) = room_first(args);
+            match rest.split_once(char::is_whitespace) {
+                Some((nick, reason)) => Command::Kick {
+                    room,
+                    nick: nick.to_string(),
+                    reason: opt(reason.trim()).map(|r| strip_controls(&r)),
+                },
+                None if !rest.is_empty() => Command::Kick {
+                    room,
+                    nick: rest.to_string(),
+                    reason: None,
+                },
+                None => return usage("/kick NICK [REASON]"),
+            }
+        }
+        "op" | "deop" | "voice" | "devoice" | "ban" | "unban" => {
+            let (room, rest) = room_first(args);
+            let (sign, letter) = match cmd.as_str() {
+                "op" => ('+', 'o'),
+                "deop" => ('-', 'o'),
+                "voice" => ('+', 'v'),
+                "devoice" => ('-', 'v'),
+                "ban" => ('+', 'b'),
+                _ => ('-', 'b'),
+            };
+            let changes: Vec<String> = rest
+                .split_whitespace()
+                .map(|who| format!("{sign}{letter} {who}"))
+                .collect();
+            if changes.is_empty() {
+                return usage(&format!("/{cmd} NICK"));
+            }
+            Command::RoomMode {
+                room,
+                changes: mode_words(&changes.join(" ")),
+            }
+        }
+        "mode" => {
+            let (room, changes) = room_first(args);
+            Command::RoomMode {
+                room,
+                changes: mode_words(changes),
+            }
+        }
+        "invite" => match args.split_whitespace().collect::<Vec<_>>()[..] {
+            [nick] => Command::Invite {
+                nick: nick.to_string(),
+                room: String::new(),
+            },
+            [nick, room] => Command::Invite {
+                nick: nick.to_string(),
+                room: room.to_string(),
+            },
+            _ => return usage("/invite NICK [ROOM]"),
+        },
+        "away" => Command::Away {
+            text: opt(args).map(|t| strip_controls(&t)),
+        },
+        "back" => Command::Away { text: None },
+        "whois" => match one_word(args) {
+            Some(nick) => Command::Whois {
+                nick: nick.to_string(),
+            },
+            None => return usage("/whois NICK"),
+        },
+        "notice" => match args.split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => Command::Notice {
+                target: match to.strip_prefix('#') {
+                    Some(room) => Target::Room(room.to_string()),
+                    None => Target::Person(to.to_string()),
+                },
+                text: strip_controls(text.trim()),
+            },
+            _ => return usage("/notice NICK|#ROOM TEXT"),
+        },
         _ => {
             return Input::Error(
                 ErrorCode::UnknownCommand,
@@ -201,6 +324,31 @@ pub fn parse(line: &str, registered: bool) -> Input {
         }
     };
     Input::Command(input)
+}
+
+/// A leading `#room` names the room a command is about; without one it is
+/// the current room (`""`, which the hub fills in).
+fn room_first(args: &str) -> (String, &str) {
+    match args.split_once(char::is_whitespace) {
+        Some((r, rest)) if r.len() > 1 && r.starts_with('#') => (r.to_string(), rest.trim()),
+        None if args.len() > 1 && args.starts_with('#') => (args.to_string(), ""),
+        _ => (String::new(), args),
+    }
+}
+
+/// `+o bob -v carol +m` (or IRC's `+ov-m bob carol`) as mode changes:
+/// the mode words joined, their arguments in order, read as IRC reads them.
+pub fn mode_words(changes: &str) -> Vec<super::ModeChange> {
+    let (modes, args): (Vec<&str>, Vec<&str>) = changes
+        .split_whitespace()
+        .partition(|w| w.starts_with(['+', '-']));
+    let modes = modes.concat();
+    if modes.is_empty() {
+        return Vec::new();
+    }
+    let mut params = vec![modes.as_str()];
+    params.extend(args);
+    super::irc::decode::mode_changes(&params)
 }
 
 fn one_word(args: &str) -> Option<&str> {
@@ -541,8 +689,10 @@ pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
                 p.system("*** Rooms:");
             }
             for r in rooms {
-                let topic = r.topic.as_deref().unwrap_or("");
-                p.system(&format!("***   #{} ({}) {topic}", r.name, r.members));
+                match &r.topic {
+                    Some(t) => p.system(&format!("***   #{} ({}): {t}", r.name, r.members)),
+                    None => p.system(&format!("***   #{} ({})", r.name, r.members)),
+                }
             }
         }
     }

@@ -1,9 +1,10 @@
 //! IRC, client side: registration (NICK/USER; a nickname in use gets `_`
 //! appended and is tried again), PING→PONG, auto-join and rejoin after a
-//! reconnect, channel and private PRIVMSG (with CTCP ACTION for `/me`),
-//! NAMES (353/366) as the who list, LIST (322/323) as the room list, and
-//! JOIN/PART/KICK/QUIT/NICK as presence events. IRC servers do not echo our
-//! own messages, so sent ones are shown locally.
+//! reconnect, channel and private PRIVMSG (with CTCP ACTION for `/me`) and
+//! NOTICE, NAMES (353/366, `@`/`+` kept as status) as the who list, LIST
+//! (322/323) as the room list, JOIN/PART/KICK/QUIT/NICK as presence events,
+//! TOPIC/332/333, MODE, INVITE, AWAY (301/305/306) and WHOIS replies. IRC
+//! servers do not echo our own messages, so sent ones are shown locally.
 
 use std::collections::HashMap;
 
@@ -31,11 +32,21 @@ pub struct IrcProtocol {
     current: Option<String>,
     /// Channels joined at registration whose JOIN is not answered yet.
     joining: Vec<String>,
-    /// NAMES replies being collected, by lower-cased channel.
+    /// NAMES replies being collected, by lower-cased channel: the nicks
+    /// with their status prefixes.
     names: HashMap<String, Vec<String>>,
+    /// Topics from 332 waiting for who set them (333), by lower-cased channel.
+    topics: HashMap<String, String>,
     /// LIST replies being collected.
     list: Vec<(String, Option<u64>)>,
+    /// Text lines sent since the last `PING` of ours.
+    unsynced: usize,
 }
+
+/// After this many text lines the client sends a `PING`: its `PONG` shows
+/// the server is working through them (flood control may pace them), so a
+/// quit waits for the server instead of cutting them off.
+const SYNC_EVERY: usize = 8;
 
 impl IrcProtocol {
     /// `nick`: register with it (else ask); `join`: channels to join.
@@ -69,18 +80,12 @@ impl IrcProtocol {
 
     /// `nick` left `chan` (parted or was kicked); if that is us, the
     /// channel is forgotten (not rejoined, no longer where text goes).
-    fn left(&mut self, chan: &str, nick: String, reason: Option<String>) -> EventKind {
-        if self.is_me(&nick) {
+    fn left(&mut self, chan: &str, nick: &str) {
+        if self.is_me(nick) {
             self.channels.retain(|c| !same_nick(c, chan));
             if self.current.as_deref().is_some_and(|c| same_nick(c, chan)) {
                 self.current = self.channels.last().cloned();
             }
-        }
-        EventKind::Left {
-            room: chan.to_string(),
-            nick,
-            members: None,
-            reason,
         }
     }
 
@@ -123,10 +128,7 @@ impl IrcProtocol {
             },
             "353" => {
                 let chan = m.params.len().checked_sub(2).map_or("", |i| m.param(i));
-                let nicks = m.last().split_whitespace().map(|n| {
-                    n.trim_start_matches(['~', '&', '@', '%', '+', '!'])
-                        .to_string()
-                });
+                let nicks = m.last().split_whitespace().map(str::to_string);
                 self.names
                     .entry(chan.to_lowercase())
                     .or_default()
@@ -135,9 +137,29 @@ impl IrcProtocol {
             }
             "366" => {
                 let chan = m.param(1).to_string();
-                let mut nicks = self.names.remove(&chan.to_lowercase()).unwrap_or_default();
+                let raw = self.names.remove(&chan.to_lowercase()).unwrap_or_default();
+                let (mut nicks, mut ops, mut voiced) = (Vec::new(), Vec::new(), Vec::new());
+                for n in raw {
+                    // Status prefixes (several with multi-prefix); the
+                    // nick part of a userhost-in-names entry.
+                    let bare = n.trim_start_matches(['~', '&', '@', '%', '+', '!']);
+                    let status = &n[..n.len() - bare.len()];
+                    let bare = bare.split('!').next().unwrap_or(bare).to_string();
+                    if status.contains(['~', '&', '@']) {
+                        ops.push(bare.clone());
+                    }
+                    if status.contains('+') {
+                        voiced.push(bare.clone());
+                    }
+                    nicks.push(bare);
+                }
                 nicks.sort_by_key(|n| n.to_lowercase());
-                EventKind::Presence { room: chan, nicks }
+                EventKind::Presence {
+                    room: chan,
+                    nicks,
+                    ops,
+                    voiced,
+                }
             }
             "322" => {
                 if self.list.len() < super::MAX_LISTED {
@@ -151,7 +173,57 @@ impl IrcProtocol {
                 rooms.sort_by_key(|(r, _)| r.to_lowercase());
                 EventKind::Rooms(rooms)
             }
-            "332" => EventKind::Info(format!("topic of {}: {}", m.param(1), m.last())),
+            "332" => {
+                // Shown with who set it when 333 follows; else at once.
+                let chan = m.param(1).to_lowercase();
+                self.topics.insert(chan, m.last().to_string());
+                return None;
+            }
+            "333" => {
+                let chan = m.param(1).to_string();
+                let topic = self.topics.remove(&chan.to_lowercase());
+                let by = m.param(2);
+                let by = by.split('!').next().unwrap_or(by).to_string();
+                EventKind::Topic {
+                    room: chan,
+                    topic,
+                    by: Some(by),
+                    changed: false,
+                }
+            }
+            "331" => EventKind::Topic {
+                room: m.param(1).to_string(),
+                topic: None,
+                by: None,
+                changed: false,
+            },
+            "324" => EventKind::Info(format!(
+                "modes of {}: {}",
+                m.param(1),
+                m.params.get(2..).unwrap_or_default().join(" ")
+            )),
+            "301" => EventKind::Away {
+                nick: m.param(1).to_string(),
+                text: Some(m.last().to_string()),
+            },
+            "305" => EventKind::AwayStatus { away: false },
+            "306" => EventKind::AwayStatus { away: true },
+            "311" => EventKind::Info(format!(
+                "{} is {}@{} ({})",
+                m.param(1),
+                m.param(2),
+                m.param(3),
+                m.last()
+            )),
+            "319" => EventKind::Info(format!("{} is in {}", m.param(1), m.last())),
+            "312" => EventKind::Info(format!("{} is on {}", m.param(1), m.param(2))),
+            "317" => EventKind::Info(format!("{} has been idle {}s", m.param(1), m.param(2))),
+            "318" | "315" | "368" => return None,
+            "341" => EventKind::Invited {
+                room: m.param(2).to_string(),
+                by: self.me(),
+                nick: m.param(1).to_string(),
+            },
             "JOIN" => {
                 let chan = m.param(0).to_string();
                 let nick = from();
@@ -168,10 +240,26 @@ impl IrcProtocol {
                     members: None,
                 }
             }
-            "PART" => self.left(m.param(0), from(), m.params.get(1).cloned()),
+            "PART" => {
+                let (chan, nick) = (m.param(0).to_string(), from());
+                self.left(&chan, &nick);
+                EventKind::Left {
+                    room: chan,
+                    nick,
+                    members: None,
+                    reason: m.params.get(1).cloned().filter(|r| !r.is_empty()),
+                }
+            }
             "KICK" => {
-                let reason = format!("kicked by {}: {}", from(), m.param(2));
-                self.left(m.param(0), m.param(1).to_string(), Some(reason))
+                let (chan, nick) = (m.param(0).to_string(), m.param(1).to_string());
+                self.left(&chan, &nick);
+                EventKind::Kicked {
+                    room: chan,
+                    by: from(),
+                    nick,
+                    reason: m.params.get(2).cloned().filter(|r| !r.is_empty()),
+                    members: None,
+                }
             }
             "QUIT" => EventKind::Quit {
                 nick: from(),
@@ -188,6 +276,16 @@ impl IrcProtocol {
                 let user = m.prefix.as_deref().is_some_and(|p| p.contains('!'));
                 if m.command == "NOTICE" && !user {
                     return Some(EventKind::Info(m.last().to_string()));
+                }
+                if m.command == "NOTICE" {
+                    let target = m.param(0);
+                    let room = is_channel(target).then(|| target.to_string());
+                    return Some(EventKind::Notice {
+                        from: from(),
+                        to: room.is_none().then(|| target.to_string()),
+                        room,
+                        text: m.last().to_string(),
+                    });
                 }
                 let (text, action) = match ctcp(m.last()) {
                     None => (m.last().to_string(), false),
@@ -211,12 +309,26 @@ impl IrcProtocol {
                     }
                 }
             }
-            "TOPIC" => EventKind::Info(format!(
-                "{} set the topic of {}: {}",
-                from(),
-                m.param(0),
-                m.last()
-            )),
+            "TOPIC" => EventKind::Topic {
+                room: m.param(0).to_string(),
+                topic: m.params.get(1).cloned().filter(|t| !t.is_empty()),
+                by: Some(from()),
+                changed: true,
+            },
+            "MODE" if is_channel(m.param(0)) => EventKind::Mode {
+                room: m.param(0).to_string(),
+                by: from(),
+                changes: m.params.get(1..).unwrap_or_default().join(" "),
+            },
+            "INVITE" => EventKind::Invited {
+                room: m.param(1).to_string(),
+                by: from(),
+                nick: m.param(0).to_string(),
+            },
+            "AWAY" => EventKind::Away {
+                nick: from(),
+                text: m.params.first().cloned().filter(|t| !t.is_empty()),
+            },
             "ERROR" => EventKind::Info(format!("server says: {}", m.last())),
             "252" | "253" | "254" => {
                 EventKind::Info(m.params.get(1..).unwrap_or_default().join(" "))
@@ -289,6 +401,7 @@ impl Protocol for IrcProtocol {
         self.joining.clear();
         self.user_sent = false;
         self.names.clear();
+        self.topics.clear();
         self.list.clear();
         self.register(out);
     }
@@ -307,15 +420,21 @@ impl Protocol for IrcProtocol {
     }
 
     fn request(&mut self, req: &Request, out: &mut Output) {
+        let room = |r: &Option<String>| r.as_deref().map(channel).or(self.current.clone());
+        let need_room =
+            |out: &mut Output| out.error("you are not in a channel: /join #channel first");
         match req {
             Request::Login(nick) => {
                 self.nick = Some(nick.clone());
                 self.register(out);
             }
-            Request::Say { text, action } => {
-                let Some(target) = self.current.clone() else {
-                    out.error("you are not in a channel: /join #channel first");
-                    return;
+            Request::Say {
+                room: r,
+                text,
+                action,
+            } => {
+                let Some(target) = room(r) else {
+                    return need_room(out);
                 };
                 self.privmsg(&target, text, *action, out);
                 out.show(EventKind::Message {
@@ -325,17 +444,29 @@ impl Protocol for IrcProtocol {
                     action: *action,
                 });
             }
-            Request::Private { to, text } => {
-                self.privmsg(to, text, false, out);
+            Request::Private { to, text, action } => {
+                self.privmsg(to, text, *action, out);
                 out.show(EventKind::Private {
                     from: self.me(),
                     to: to.clone(),
                     text: text.clone(),
-                    action: false,
+                    action: *action,
                 });
             }
-            Request::Join(room) => {
-                let chan = channel(room);
+            Request::Notice { to, text } => {
+                for part in split_text(&ircmsg::clean(text), TEXT_BYTES) {
+                    self.text_line(line("NOTICE", &[to.as_str(), part]), out);
+                }
+                let room = is_channel(to).then(|| to.clone());
+                out.show(EventKind::Notice {
+                    from: self.me(),
+                    to: room.is_none().then(|| to.clone()),
+                    room,
+                    text: text.clone(),
+                });
+            }
+            Request::Join(r) => {
+                let chan = channel(r);
                 if let Some(known) = self.channels.iter().find(|c| same_nick(c, &chan)) {
                     // Already in it: make it the current channel.
                     self.current = Some(known.clone());
@@ -346,19 +477,65 @@ impl Protocol for IrcProtocol {
                 }
                 out.send(line("JOIN", &[&chan]));
             }
-            Request::Part(reason) => match &self.current {
+            Request::Part { room: r, reason } => match room(r) {
                 Some(chan) => out.send(line(
                     "PART",
-                    &[chan, reason.as_deref().unwrap_or("leaving")],
+                    &[&chan, reason.as_deref().unwrap_or("leaving")],
                 )),
                 None => out.error("you are not in a channel"),
             },
-            Request::Who(room) => match room.as_deref().map(channel).or(self.current.clone()) {
+            Request::Who(r) => match r.as_deref().map(channel).or(self.current.clone()) {
                 Some(chan) => out.send(line("NAMES", &[&chan])),
                 None => out.error("usage: /who #channel"),
             },
             Request::Rooms => out.send("LIST".into()),
             Request::Nick(nick) => out.send(line("NICK", &[nick])),
+            Request::Topic { room: r, text } => match (room(r), text) {
+                (None, _) => need_room(out),
+                (Some(chan), None) => out.send(line("TOPIC", &[&chan])),
+                (Some(chan), Some(t)) => out.send(line("TOPIC", &[&chan, t])),
+            },
+            Request::Kick {
+                room: r,
+                nick,
+                reason,
+            } => match room(r) {
+                None => need_room(out),
+                Some(chan) => out.send(line(
+                    "KICK",
+                    &[&chan, nick, reason.as_deref().unwrap_or(nick)],
+                )),
+            },
+            Request::Mode { room: r, changes } => match room(r) {
+                None => need_room(out),
+                Some(chan) => {
+                    let mut params = vec![chan.as_str()];
+                    let changes = changes.as_deref().unwrap_or("");
+                    // `+o bob +v carol` as IRC wants it: `+o+v bob carol`.
+                    let (modes, args): (Vec<&str>, Vec<&str>) = changes
+                        .split_whitespace()
+                        .partition(|w| w.starts_with(['+', '-']));
+                    let modes = modes.concat();
+                    if !modes.is_empty() {
+                        params.push(&modes);
+                        params.extend(args);
+                    }
+                    // Arguments are words: none may become a trailing param.
+                    let mut l = line("MODE", &params[..1]);
+                    for p in &params[1..] {
+                        l.push(' ');
+                        l.push_str(&ircmsg::clean(p).replace([' ', ':'], ""));
+                    }
+                    out.send(l);
+                }
+            },
+            Request::Invite { nick, room: r } => match room(r) {
+                None => need_room(out),
+                Some(chan) => out.send(line("INVITE", &[nick, &chan])),
+            },
+            Request::Away(Some(text)) => out.send(line("AWAY", &[text])),
+            Request::Away(None) => out.send("AWAY".into()),
+            Request::Whois(nick) => out.send(line("WHOIS", &[nick])),
             Request::Quit(reason) => {
                 out.send(line("QUIT", &[reason.as_deref().unwrap_or("natter chat")]))
             }
@@ -371,14 +548,24 @@ impl Protocol for IrcProtocol {
 }
 
 impl IrcProtocol {
-    fn privmsg(&self, target: &str, text: &str, action: bool, out: &mut Output) {
+    fn privmsg(&mut self, target: &str, text: &str, action: bool, out: &mut Output) {
         for part in split_text(&ircmsg::clean(text), TEXT_BYTES) {
             let body = if action {
                 format!("\x01ACTION {part}\x01")
             } else {
                 part.to_string()
             };
-            out.send(line("PRIVMSG", &[target, &body]));
+            self.text_line(line("PRIVMSG", &[target, &body]), out);
+        }
+    }
+
+    /// Sends a line of text, and every [`SYNC_EVERY`] lines a `PING`.
+    fn text_line(&mut self, l: String, out: &mut Output) {
+        out.send(l);
+        self.unsynced += 1;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            out.send("PING :natter-chat".into());
         }
     }
 }
@@ -445,7 +632,9 @@ mod tests {
             kinds(&feed(&mut p, ":srv 366 bob #test :End of NAMES list")),
             [EventKind::Presence {
                 room: "#test".into(),
-                nicks: vec!["alice".into(), "bob".into(), "carol".into()]
+                nicks: vec!["alice".into(), "bob".into(), "carol".into()],
+                ops: vec!["carol".into()],
+                voiced: vec!["bob".into()],
             }]
         );
         assert_eq!(
@@ -476,6 +665,7 @@ mod tests {
         let mut out = Output::default();
         p.request(
             &Request::Say {
+                room: None,
                 text: "hello".into(),
                 action: false,
             },
@@ -486,6 +676,7 @@ mod tests {
         let mut out = Output::default();
         p.request(
             &Request::Say {
+                room: None,
                 text: "dances".into(),
                 action: true,
             },
@@ -521,7 +712,13 @@ mod tests {
         assert_eq!(kinds(&out), [EventKind::Focus { room: "#a".into() }]);
         feed(&mut p, ":robert!b@h PART #b :done");
         let mut out = Output::default();
-        p.request(&Request::Part(None), &mut out);
+        p.request(
+            &Request::Part {
+                room: None,
+                reason: None,
+            },
+            &mut out,
+        );
         assert_eq!(out.lines, ["PART #a leaving"]);
         // New connection: NICK with the current nick, rejoin #a after 001.
         let mut out = Output::default();
@@ -537,6 +734,7 @@ mod tests {
         let mut out = Output::default();
         p.request(
             &Request::Say {
+                room: None,
                 text: "x".into(),
                 action: false,
             },
@@ -566,5 +764,172 @@ mod tests {
             "@time=2026-01-02T03:04:05.000Z :a!b@c PRIVMSG #a :x",
         );
         assert_eq!(o.events[0].at_ms, 1_767_323_045_000);
+    }
+
+    #[test]
+    fn topics_kicks_modes_notices_invites_and_away() {
+        let mut p = registered("bob", &[]);
+        feed(&mut p, ":bob!b@h JOIN #a");
+        assert!(feed(&mut p, ":srv 332 bob #a :crabs welcome")
+            .events
+            .is_empty());
+        assert_eq!(
+            kinds(&feed(&mut p, ":srv 333 bob #a carol!c@h 1700000000")),
+            [EventKind::Topic {
+                room: "#a".into(),
+                topic: Some("crabs welcome".into()),
+                by: Some("carol".into()),
+                changed: false
+            }]
+        );
+        let cases = [
+            (
+                ":carol!c@h TOPIC #a :new topic",
+                EventKind::Topic {
+                    room: "#a".into(),
+                    topic: Some("new topic".into()),
+                    by: Some("carol".into()),
+                    changed: true,
+                },
+            ),
+            (
+                ":carol!c@h MODE #a +ov bob dave",
+                EventKind::Mode {
+                    room: "#a".into(),
+                    by: "carol".into(),
+                    changes: "+ov bob dave".into(),
+                },
+            ),
+            (
+                ":carol!c@h NOTICE #a :hear ye",
+                EventKind::Notice {
+                    from: "carol".into(),
+                    room: Some("#a".into()),
+                    to: None,
+                    text: "hear ye".into(),
+                },
+            ),
+            (
+                ":carol!c@h INVITE bob #vip",
+                EventKind::Invited {
+                    room: "#vip".into(),
+                    by: "carol".into(),
+                    nick: "bob".into(),
+                },
+            ),
+            (
+                ":srv 301 bob carol :at lunch",
+                EventKind::Away {
+                    nick: "carol".into(),
+                    text: Some("at lunch".into()),
+                },
+            ),
+            (":srv 306 bob :away", EventKind::AwayStatus { away: true }),
+            (
+                ":carol!c@h KICK #a bob :behave",
+                EventKind::Kicked {
+                    room: "#a".into(),
+                    by: "carol".into(),
+                    nick: "bob".into(),
+                    reason: Some("behave".into()),
+                    members: None,
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(kinds(&feed(&mut p, line)), [want], "{line}");
+        }
+        // Kicked: no longer where text goes, not rejoined.
+        let mut out = Output::default();
+        p.request(
+            &Request::Say {
+                room: None,
+                text: "x".into(),
+                action: false,
+            },
+            &mut out,
+        );
+        assert!(out.lines.is_empty());
+    }
+
+    #[test]
+    fn operator_requests_are_irc_commands() {
+        let mut p = registered("bob", &[]);
+        feed(&mut p, ":bob!b@h JOIN #a");
+        let cases = [
+            (
+                Request::Topic {
+                    room: None,
+                    text: Some("hi there".into()),
+                },
+                "TOPIC #a :hi there",
+            ),
+            (
+                Request::Kick {
+                    room: Some("b".into()),
+                    nick: "carol".into(),
+                    reason: None,
+                },
+                "KICK #b carol carol",
+            ),
+            (
+                Request::Mode {
+                    room: None,
+                    changes: Some("+o carol -v dave +m".into()),
+                },
+                "MODE #a +o-v+m carol dave",
+            ),
+            (
+                Request::Mode {
+                    room: None,
+                    changes: None,
+                },
+                "MODE #a",
+            ),
+            (
+                Request::Invite {
+                    nick: "carol".into(),
+                    room: None,
+                },
+                "INVITE carol #a",
+            ),
+            (Request::Away(Some("brb".into())), "AWAY brb"),
+            (Request::Away(None), "AWAY"),
+            (Request::Whois("carol".into()), "WHOIS carol"),
+            (
+                Request::Notice {
+                    to: "carol".into(),
+                    text: "psst".into(),
+                },
+                "NOTICE carol psst",
+            ),
+        ];
+        for (req, want) in cases {
+            let mut out = Output::default();
+            p.request(&req, &mut out);
+            assert_eq!(out.lines, [want], "{req:?}");
+        }
+    }
+
+    #[test]
+    fn many_lines_are_interleaved_with_pings_to_see_progress() {
+        let mut p = registered("bob", &["#a"]);
+        feed(&mut p, ":bob!b@h JOIN #a");
+        let mut out = Output::default();
+        for i in 0..SYNC_EVERY {
+            p.request(
+                &Request::Say {
+                    room: None,
+                    text: format!("line {i}"),
+                    action: false,
+                },
+                &mut out,
+            );
+        }
+        assert_eq!(out.lines.len(), SYNC_EVERY + 1);
+        assert_eq!(
+            out.lines.last().map(String::as_str),
+            Some("PING :natter-chat")
+        );
     }
 }

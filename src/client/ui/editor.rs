@@ -5,7 +5,8 @@
 //! ([`History`]). Pure data; no terminal code.
 
 use unicode_segmentation::UnicodeSegmentation;
-use unicode_width::UnicodeWidthStr;
+
+use super::wrap::safe_width;
 
 /// One line of text and a cursor (a byte offset on a grapheme boundary).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,9 +15,10 @@ pub struct Editor {
     cursor: usize,
 }
 
-/// Display width of `s` in terminal columns.
+/// Display width of `s` in terminal columns, as drawn (emoji sequences
+/// split as [`terminal_safe`](super::wrap::terminal_safe) splits them).
 pub fn width(s: &str) -> usize {
-    s.graphemes(true).map(UnicodeWidthStr::width).sum()
+    s.graphemes(true).map(safe_width).sum()
 }
 
 impl Editor {
@@ -143,7 +145,7 @@ impl Editor {
         while before >= cols {
             match graphemes.next() {
                 Some((i, g)) => {
-                    before -= g.width();
+                    before -= safe_width(g);
                     start = i + g.len();
                 }
                 None => break,
@@ -152,10 +154,11 @@ impl Editor {
         let mut end = start;
         let mut used = 0;
         for (i, g) in self.text[start..].grapheme_indices(true) {
-            if used + g.width() > cols {
+            let w = safe_width(g);
+            if used + w > cols {
                 break;
             }
-            used += g.width();
+            used += w;
             end = start + i + g.len();
         }
         (&self.text[start..end], before)

@@ -57,11 +57,14 @@ pub enum Cmd<'a> {
         #[serde(default, skip_serializing_if = "is_false")]
         action: bool,
     },
-    /// Leave the current room and enter `room` (`key` for a `+k` room).
+    /// Leave the current room and enter `room` (`key` for a `+k` room);
+    /// `switch: false` stays in the other rooms, as IRC users do.
     Join {
         room: Str<'a>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<Str<'a>>,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        switch: bool,
     },
     /// Leave a room (default: the current one).
     Part {
@@ -80,6 +83,8 @@ pub enum Cmd<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<Str<'a>>,
     },
+    /// The room list with topics.
+    List,
     /// Part of a room's history (default: the current room, the last
     /// lines); `before`/`after`: a message id or a time in ms.
     History {
@@ -94,6 +99,45 @@ pub enum Cmd<'a> {
     },
     /// Change nickname.
     Nick { nick: Str<'a> },
+    /// Show the topic of a room (default: the current one), or set it
+    /// (`""` clears it).
+    Topic {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Str<'a>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<Str<'a>>,
+    },
+    /// Put `nick` out of a room (operators).
+    Kick {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Str<'a>>,
+        nick: Str<'a>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Str<'a>>,
+    },
+    /// Change the modes of a room (`"+o bob -v carol +b *!*@host +m"`), or
+    /// without `changes` show them.
+    Mode {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Str<'a>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        changes: Option<Str<'a>>,
+    },
+    /// Invite `nick` into a room.
+    Invite {
+        nick: Str<'a>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<Str<'a>>,
+    },
+    /// Go away with `text`, or (without it) come back.
+    Away {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<Str<'a>>,
+    },
+    /// Everything about one person.
+    Whois { nick: Str<'a> },
+    /// A notice to a person or (`#room`) a room.
+    Notice { to: Str<'a>, msg: Str<'a> },
     /// The answer to a `ping`.
     #[serde(alias = "pong")]
     Keep,
@@ -118,15 +162,35 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("me", "{\"cmd\":\"me\",\"msg\":M[,\"room\":R]}"),
     ("msg", "{\"cmd\":\"msg\",\"to\":NICK,\"msg\":M}"),
-    ("join", "{\"cmd\":\"join\",\"room\":R[,\"key\":K]}"),
+    (
+        "join",
+        "{\"cmd\":\"join\",\"room\":R[,\"key\":K][,\"switch\":false]}",
+    ),
     ("part", "{\"cmd\":\"part\"[,\"room\":R]}"),
     ("who", "{\"cmd\":\"who\"[,\"room\":R]}"),
     ("rooms", "{\"cmd\":\"rooms\"[,\"after\":R]}"),
+    ("list", "{\"cmd\":\"list\"} (rooms with topics)"),
     (
         "history",
         "{\"cmd\":\"history\"[,\"room\":R][,\"limit\":N][,\"before\":ID|MS][,\"after\":ID|MS]}",
     ),
     ("nick", "{\"cmd\":\"nick\",\"nick\":N}"),
+    (
+        "topic",
+        "{\"cmd\":\"topic\"[,\"room\":R][,\"topic\":T]} (\"\" clears)",
+    ),
+    (
+        "kick",
+        "{\"cmd\":\"kick\"[,\"room\":R],\"nick\":N[,\"reason\":T]}",
+    ),
+    (
+        "mode",
+        "{\"cmd\":\"mode\"[,\"room\":R][,\"changes\":\"+o N -v N +b MASK +m\"]}",
+    ),
+    ("invite", "{\"cmd\":\"invite\",\"nick\":N[,\"room\":R]}"),
+    ("away", "{\"cmd\":\"away\"[,\"text\":T]} (no text: back)"),
+    ("whois", "{\"cmd\":\"whois\",\"nick\":N}"),
+    ("notice", "{\"cmd\":\"notice\",\"to\":NICK|#ROOM,\"msg\":M}"),
     ("keep", "{\"cmd\":\"keep\"} (answers ping; also \"pong\")"),
     ("help", "{\"cmd\":\"help\"}"),
     ("quit", "{\"cmd\":\"quit\"[,\"reason\":R]} (also \"exit\")"),
@@ -453,6 +517,14 @@ pub fn usages() -> Vec<Usage<'static>> {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A field that is there, even as `null` (absent: `None`, by `default`).
