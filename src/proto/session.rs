@@ -282,7 +282,16 @@ impl Login {
     }
 
     /// Notes what an event says about a login.
+    #[inline]
     fn seen(&mut self, body: &EventBody, registered: bool) {
+        // Everything that is not about accounts passes at once (it is
+        // called for every line written to the client).
+        if matches!(body, EventBody::Account(_) | EventBody::Refused(_)) {
+            self.seen_account(body, registered);
+        }
+    }
+
+    fn seen_account(&mut self, body: &EventBody, registered: bool) {
         self.waiting &= !super::account::answers_request(body);
         match body {
             EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) => {

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::mailbox::{Item, Next, Queue};
+use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
 use super::transport::Transport;
 use super::Shared;
@@ -434,22 +434,32 @@ impl<T: Transport> Connection<T> {
     /// socket (what it sent ahead is dropped); `OutOfMemory`: it sent more
     /// than `recvq` ahead of flood control.
     fn read(&mut self) -> io::Result<Option<Outcome>> {
-        let mut buf = [0u8; READ_CHUNK];
-        let n = match self.stream.try_read(&mut buf) {
+        // The worker thread's buffer: not zeroed (8 KiB) on every read.
+        thread_local! {
+            static BUF: std::cell::RefCell<Box<[u8]>> =
+                std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+        }
+        let (stream, decoder) = (&self.stream, &mut self.decoder);
+        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        let read = BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let n = stream.try_read(&mut buf)?;
+            decoder.feed(&buf[..n], |l| {
+                *bytes += line_cost(&l);
+                backlog.push_back(l)
+            });
+            Ok::<_, io::Error>(n)
+        });
+        match read {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
-        };
+        }
         if let Some(hb) = &mut self.heartbeat {
             hb.next_ping = Instant::now() + self.shared.config.ping_interval;
             hb.deadline = None;
         }
-        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
-        self.decoder.feed(&buf[..n], |l| {
-            *bytes += line_cost(&l);
-            backlog.push_back(l)
-        });
         let outcome = self.handle_backlog();
         if self.backlog_bytes > self.shared.config.recvq {
             return Err(io::ErrorKind::OutOfMemory.into());
@@ -615,21 +625,26 @@ impl<T: Transport> Connection<T> {
     fn write_now(&mut self, first: Item) -> io::Result<()> {
         thread_local! {
             static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            static TAKEN: std::cell::RefCell<Vec<Queued>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         OUT.with(|out| {
             let mut out = out.borrow_mut();
             out.clear();
             self.render_into(first, &mut out);
-            for _ in 1..BATCH {
-                match self.queue.try_next() {
-                    Some(Next::Item(item)) if self.waits(&item) => {
-                        self.held = Some(item);
+            TAKEN.with(|taken| {
+                let mut taken = taken.borrow_mut();
+                self.queue.take(BATCH - 1, &mut taken);
+                let mut entries = taken.drain(..);
+                while let Some(entry) = entries.next() {
+                    if self.waits(&entry.item) {
+                        // It and what follows wait for the store.
+                        self.held = Some(entry.item);
+                        self.queue.put_back(entries);
                         break;
                     }
-                    Some(Next::Item(item)) => self.render_into(item, &mut out),
-                    _ => break,
+                    self.render_into(entry.item, &mut out);
                 }
-            }
+            });
             let mut written = 0;
             while written < out.len() {
                 match self.stream.try_write(&out[written..]) {
