@@ -80,7 +80,9 @@ impl Original {
         loop {
             if let Some(at) = self.unread.find(needle) {
                 let start = self.unread[..at].rfind('\n').map_or(0, |i| i + 1);
-                let end = self.unread[at..].find('\n').map_or(self.unread.len(), |i| at + i);
+                let end = self.unread[at..]
+                    .find('\n')
+                    .map_or(self.unread.len(), |i| at + i);
                 let line = strip_ansi(self.unread[start..end].trim_end());
                 self.unread.drain(..end);
                 return line;
@@ -106,7 +108,11 @@ impl Original {
             "the original client got JSON: {:?}",
             self.all
         );
-        let after_banner = self.all.split("nickname?\x1b[0m").last().unwrap_or_default();
+        let after_banner = self
+            .all
+            .split("nickname?\x1b[0m")
+            .last()
+            .unwrap_or_default();
         assert!(!after_banner.contains('\x1b'), "{after_banner:?}");
     }
 }
@@ -162,6 +168,26 @@ async fn original_client_logs_in_and_chats_with_no_line_breaks() {
     drop(o);
     t.expect("*** alice quit").await;
     expect_event!(j, Event::Quit { nick, .. } if nick == "alice").await;
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_a_banner_delay_the_welcome_waits_for_the_login_and_is_plain() {
+    let mut cfg = config();
+    cfg.banner_delay = Duration::from_secs(30);
+    let srv = start(cfg).await;
+    let mut o = Original::login(srv.addr, "alice").await;
+    let first = o.chunk().await.expect("a welcome");
+    assert!(
+        first.starts_with("*** Welcome to natter! 0 people chatting.\r\n"),
+        "{first:?}"
+    );
+    o.unread = first;
+    o.expect("You are alice. 1 person chatting.").await;
+    o.send("chat", "hi").await;
+    o.send("chat", "exit").await;
+    let all = o.until_eof().await;
+    assert!(!all.contains('\x1b') && !all.contains('{'), "{all:?}");
     srv.shutdown().await;
 }
 
@@ -230,7 +256,8 @@ async fn json_lines_clients_are_unaffected_and_need_no_line_breaks_either() {
     j.c.send_raw(format!("{one}{two}  ").as_bytes()).await;
     assert_eq!(said_by(&mut j, "jay").await, "one");
     assert_eq!(said_by(&mut j, "jay").await, "two");
-    j.c.send_raw(format!("{one}\n{}", &two[..5]).as_bytes()).await;
+    j.c.send_raw(format!("{one}\n{}", &two[..5]).as_bytes())
+        .await;
     assert_eq!(said_by(&mut j, "jay").await, "one");
     j.c.send_raw(format!("{}\r\n", &two[5..]).as_bytes()).await;
     assert_eq!(said_by(&mut j, "jay").await, "two");

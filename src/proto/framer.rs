@@ -8,6 +8,9 @@
 use super::json_stream::JsonStream;
 use super::line::{LineDecoder, LineError};
 
+/// Leading spaces, tabs and `\r` looked past for a `{`.
+const SNIFF_SPACES: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Nothing but leading whitespace seen yet.
@@ -77,19 +80,18 @@ impl Framer {
     /// Feeds `data`, calling `emit` once per item (or item error), in order.
     pub fn feed(&mut self, data: &[u8], emit: impl FnMut(Result<String, LineError>)) {
         if self.mode == Mode::Sniff {
-            let Some(i) = data.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r')) else {
-                self.held.extend_from_slice(data);
-                if self.held.len() > 64 {
-                    self.mode = Mode::Lines; // spaces only: a line, as before
-                    let held = std::mem::take(&mut self.held);
-                    return self.lines.feed(&held, emit);
+            let first = data.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
+            let spaces = self.held.len() + first.unwrap_or(data.len());
+            self.mode = match first {
+                // A line of spaces, as before (and the choice does not
+                // depend on how the bytes were cut).
+                _ if spaces > SNIFF_SPACES => Mode::Lines,
+                None => {
+                    self.held.extend_from_slice(data);
+                    return;
                 }
-                return;
-            };
-            self.mode = if data[i] == b'{' {
-                Mode::Json
-            } else {
-                Mode::Lines
+                Some(i) if data[i] == b'{' => Mode::Json,
+                Some(_) => Mode::Lines,
             };
             if !self.held.is_empty() {
                 let mut all = std::mem::take(&mut self.held);

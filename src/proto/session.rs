@@ -257,7 +257,12 @@ pub(super) fn profile(
 
 /// Runs a decoded command, noting a nickname taken, and replays a
 /// room's last lines on entering it.
-pub(super) fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) -> Outcome {
+pub(super) fn execute(
+    cmd: Command,
+    registered: &mut bool,
+    replay: &Replay,
+    chat: &mut dyn Chat,
+) -> Outcome {
     let registering = matches!(cmd, Command::Register { .. });
     let outcome = replay.execute(cmd, chat);
     *registered |= registering && outcome == Outcome::Continue;
