@@ -8,9 +8,6 @@
 use super::json_stream::JsonStream;
 use super::line::{LineDecoder, LineError};
 
-/// Leading spaces, tabs and `\r` looked past for a `{`.
-const SNIFF_SPACES: usize = 64;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Nothing but leading whitespace seen yet.
@@ -25,8 +22,10 @@ pub struct Framer {
     mode: Mode,
     lines: LineDecoder,
     json: JsonStream,
-    /// Whitespace held while sniffing (given to whichever decoder is picked).
+    /// Whitespace held while sniffing (given to whichever decoder is
+    /// picked; more than `max` of it is a line, too long).
     held: Vec<u8>,
+    max: usize,
 }
 
 impl Framer {
@@ -38,11 +37,13 @@ impl Framer {
             lines: LineDecoder::new(max),
             json: JsonStream::new(max),
             held: Vec::new(),
+            max,
         }
     }
 
     /// Changes the longest accepted item.
     pub fn set_max(&mut self, max: usize) {
+        self.max = max;
         self.lines.set_max(max);
         self.json.set_max(max);
     }
@@ -85,7 +86,7 @@ impl Framer {
             self.mode = match first {
                 // A line of spaces, as before (and the choice does not
                 // depend on how the bytes were cut).
-                _ if spaces > SNIFF_SPACES => Mode::Lines,
+                _ if spaces > self.max => Mode::Lines,
                 None => {
                     self.held.extend_from_slice(data);
                     return;
