@@ -15,9 +15,10 @@
 //! switch it to JSON or IRC (`proto::session::detect`); its first byte
 //! picks whether input is cut into lines or JSON values (`proto::framer`),
 //! and a first JSON object with no line break after it switches it to the
-//! original dialect (`proto::original`), with its `::` heartbeat. The text banner is
-//! held back for `banner_delay` so that clients that speak first (IRC,
-//! JSON) never see it in text form. The IRC port speaks IRC from the start.
+//! original dialect (`proto::original`), with its `::` heartbeat. The text
+//! banner is held back for `banner_delay` so that clients that speak first
+//! (IRC, JSON) never see it in text form. The IRC port speaks IRC from the
+//! start.
 
 use std::collections::VecDeque;
 use std::io;
