@@ -362,3 +362,23 @@ async fn text_room_client_registers_with_hash_and_writes_raw_lines() {
     assert_eq!(said_by(&mut j, "alice").await, "bob#");
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn merged_objects_count_against_flood_control_and_the_recvq() {
+    let mut cfg = config();
+    cfg.flood_rate = 1;
+    cfg.flood_burst = 5;
+    cfg.recvq = 2048;
+    let srv = start(cfg).await;
+    let mut t = srv.user("texter").await;
+    let mut o = Original::login(srv.addr, "flooder").await;
+    o.expect("You are flooder").await;
+    // A hundred objects in one write, no line breaks: each is one line
+    // for flood control, and what waits is bounded by the recvq.
+    let keep = o.object("keep", "");
+    o.write(keep.repeat(100).as_bytes()).await;
+    let got = o.until_eof().await;
+    assert!(got.contains("! excess flood"), "{got:?}");
+    t.expect("*** flooder quit (Excess Flood)").await;
+    srv.shutdown().await;
+}
