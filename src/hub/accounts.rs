@@ -359,6 +359,7 @@ impl ChatState {
             topic_ops: m.topic_ops,
             key: m.key.as_deref().map(Arc::from),
             limit: m.limit,
+            ..Modes::default()
         };
         room.bans = rec
             .bans

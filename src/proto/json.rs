@@ -245,6 +245,7 @@ pub fn render_page(page: &Page, at_ms: u64, out: &mut Vec<u8>) {
             room,
             total,
             members,
+            ..
         } => {
             let nicks = |keep: fn(&super::MemberInfo) -> bool| {
                 members
@@ -421,6 +422,23 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             commands: wire::usages(),
         },
         EventBody::Info { text } => W::Info { text: s(text) },
+        // Answers to IRC-only commands, and what only IRC clients are sent
+        // (WALLOPS needs user mode +w, lines for operators need STATUSMSG).
+        EventBody::Names { .. }
+        | EventBody::UserHosts { .. }
+        | EventBody::IsOn { .. }
+        | EventBody::WhoWas { .. }
+        | EventBody::OperUp { .. }
+        | EventBody::Killed { .. }
+        | EventBody::Wallops { .. }
+        | EventBody::Rehashing
+        | EventBody::MonOnline { .. }
+        | EventBody::MonOffline { .. }
+        | EventBody::MonList { .. }
+        | EventBody::RealnameChanged { .. }
+        | EventBody::InviteList { .. }
+        | EventBody::StatusMessage { .. }
+        | EventBody::TagMsg { .. } => return None,
         EventBody::Refused(r) => {
             let (mut nick, mut room, mut command, mut mode, mut mask) = Default::default();
             for subject in &r.about {
@@ -430,6 +448,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
                     Subject::Command(c) => command = Some(s(c)),
                     Subject::Mode(m) => mode = Some(m.to_string().into()),
                     Subject::Mask(m) => mask = Some(s(m)),
+                    Subject::Value(_) => {} // told in the message
                 }
             }
             W::Error {
@@ -541,7 +560,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             modes: super::text::mode_text(modes).into(),
             created: *created_ms,
         },
-        EventBody::BanList { room, bans } => W::Bans {
+        EventBody::BanList { room, bans, .. } => W::Bans {
             room: s(room),
             bans: bans
                 .iter()
@@ -590,6 +609,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             users,
             unregistered,
             rooms,
+            ..
         } => W::Stats {
             users: count(users),
             unregistered: count(unregistered),

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
 use super::listing::Page;
+use super::oper::Opers;
 use super::{
     json, text, AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor,
     HistoryQuery, Name, Outcome, Profile,
@@ -39,6 +40,19 @@ pub trait Chat {
     fn account(&mut self, _request: AccountRequest) {}
     /// Whether this connection is in room `room` now.
     fn in_room(&mut self, room: &str) -> bool;
+    /// Queues a marker, in order with everything else queued for this
+    /// connection; the session sees it again in [`Protocol::mark`] when it
+    /// is written (IRC `labeled-response` brackets a command's answers).
+    fn mark(&mut self, mark: Mark);
+}
+
+/// A point in a connection's output, set by its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The answers to one command start here…
+    Start,
+    /// …and end here.
+    End,
 }
 
 /// A request for part of a room's history.
@@ -125,6 +139,13 @@ pub trait Protocol: Send {
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
     /// Appends one page of a long listing to `out`.
     fn render_page(&mut self, page: &Page, out: &mut Vec<u8>);
+    /// Appends bytes the session rendered itself (queued with
+    /// [`Chat::local`]) to `out`, as they are written.
+    fn local(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes);
+    }
+    /// A marker the session queued with [`Chat::mark`] is being written.
+    fn mark(&mut self, _mark: Mark, _out: &mut Vec<u8>) {}
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
     /// How shared events are rendered for this client (their size counts
@@ -181,14 +202,20 @@ pub trait Protocol: Send {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub server_name: String,
-    /// The room IRC clients are put in after registering (empty: none).
+    /// The room newcomers are put in (empty: none).
     pub default_room: String,
+    /// Whether IRC clients are put in `default_room` too.
+    pub irc_auto_join: bool,
     /// What IRC clients are told about the server.
     pub irc_info: Arc<ServerInfo>,
     /// The server password IRC clients must give, if any.
     pub irc_password: Option<String>,
     /// The cloaked host shown as `nick!user@host`.
     pub host: Name,
+    /// The client's real address (for oper host masks; never shown).
+    pub ip: Name,
+    /// The oper blocks, as last (re)loaded.
+    pub opers: OperBook,
     /// Lines of history replayed on entering a room.
     pub history_on_join: usize,
 }
@@ -201,6 +228,9 @@ impl SessionConfig {
         }
     }
 }
+
+/// The oper blocks, shared by every session and replaced on a rehash.
+pub type OperBook = Arc<std::sync::RwLock<Arc<Opers>>>;
 
 /// The protocol a first line asks for: JSON or IRC (`None`: stay text).
 /// `banner_shown`: the welcome was already written as text (a JSON session
@@ -594,6 +624,7 @@ mod tests {
         fn online(&mut self) -> usize {
             3
         }
+        fn mark(&mut self, _mark: Mark) {}
         fn history(&mut self, request: HistoryRequest) {
             self.history.push(request);
         }
@@ -604,6 +635,7 @@ mod tests {
 
     fn config() -> SessionConfig {
         let limits = irc::Limits {
+            monitor_limit: 100,
             history_max_lines: 1000,
             max_nick_chars: 30,
             max_room_chars: 50,
@@ -614,9 +646,12 @@ mod tests {
         SessionConfig {
             server_name: "natter".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             irc_info: Arc::new(ServerInfo::new("natter", &limits, 0)),
             irc_password: None,
             host: "h.ip".into(),
+            ip: "127.0.0.1".into(),
+            opers: Default::default(),
             history_on_join: 10,
         }
     }

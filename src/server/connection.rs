@@ -111,6 +111,13 @@ impl session::Chat for Port<'_> {
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
     }
+    /// A marker waits behind a listing being paged out, so that it comes
+    /// after the listing's last page.
+    fn mark(&mut self, mark: session::Mark) {
+        if let Err(mark) = self.pager.hold_mark(mark) {
+            self.queue.push_mark(mark);
+        }
+    }
     fn online(&mut self) -> usize {
         self.shared.chat.online()
     }
@@ -239,9 +246,17 @@ enum End {
     PingTimeout,
     ExcessFlood,
     Shutdown,
+    /// A server operator disconnected it (the chat already let it go).
+    Killed,
 }
 
-pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
+pub(crate) async fn run<T: Transport>(
+    shared: Arc<Shared>,
+    stream: T,
+    host: Name,
+    ip: std::net::IpAddr,
+    entry: Entry,
+) {
     let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
@@ -251,9 +266,12 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     let session_config = SessionConfig {
         server_name: config.server_name.clone(),
         default_room: config.default_room.clone(),
+        irc_auto_join: config.irc_auto_join,
         irc_info: shared.irc_info.clone(),
         irc_password: config.irc_password.clone(),
         host,
+        ip: ip.to_string().into(),
+        opers: shared.opers.clone(),
         history_on_join: config.history_on_join,
     };
     let delay = config.banner_delay;
@@ -294,6 +312,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         End::PingTimeout => "ping timeout".to_string(),
         End::ExcessFlood => "Excess Flood".to_string(),
         End::Shutdown => "server shutting down".to_string(),
+        End::Killed => "killed".to_string(),
     };
     // Tells the rooms unless the chat already did (quit, slow consumer),
     // and frees the router's slot either way.
@@ -333,6 +352,7 @@ impl<T: Transport> Connection<T> {
                         }
                     }
                     Next::Killed => return End::SlowConsumer,
+                    Next::Closed => return End::Killed,
                 },
                 r = self.stream.readable() => {
                     if let Err(e) = r {
@@ -583,9 +603,13 @@ impl<T: Transport> Connection<T> {
     fn write_pages(&mut self) {
         let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
         while !self.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
+            if let Some(mark) = self.pager.take_mark() {
+                self.queue.push_mark(mark);
+                continue;
+            }
             let mut out = Vec::new();
             self.pager
-                .next_page(chat, page_size, &mut *self.proto, &mut out);
+                .next_page(chat, self.id, page_size, &mut *self.proto, &mut out);
             if !out.is_empty() {
                 self.queue.push_page(out.into());
             }
@@ -604,7 +628,8 @@ impl<T: Transport> Connection<T> {
                     self.proto.render(&ev, out)
                 }
             }
-            Item::Local(bytes) => out.extend_from_slice(&bytes),
+            Item::Local(bytes) => self.proto.local(&bytes, out),
+            Item::Mark(mark) => self.proto.mark(mark, out),
         }
     }
 
