@@ -607,3 +607,108 @@ async fn oper_passwords_are_not_checked_after_three_failures() {
     b.numeric("381").await;
     srv.shutdown().await;
 }
+
+/// Issue 14's pages and issue 11's hiding together: with pages of 2, an
+/// outsider's `LIST` (plain and with ELIST terms) passes over the secret
+/// rooms page by page and still gets every other room once, in order;
+/// `NAMES` of several rooms pages through a room larger than a page and
+/// ends with one 366; a labeled `LIST` is one batch that closes after its
+/// last page, before the next command's answer.
+#[tokio::test]
+async fn paged_listings_hide_secret_rooms_page_by_page() {
+    let mut cfg = config();
+    cfg.page_size = 2;
+    let srv = start(cfg).await;
+    let mut a = IrcClient::register(irc(&srv), "alice").await;
+    let mut b = IrcClient::register(irc(&srv), "bob").await;
+    let mut c = IrcClient::register(irc(&srv), "carol").await;
+    let rooms = ["#r1", "#r2", "#r3", "#r4", "#r5", "#r6", "#r7"];
+    for r in rooms {
+        a.join(r).await;
+    }
+    // Every other room secret: r2, r4, r6.
+    for r in ["#r2", "#r4", "#r6"] {
+        a.send(&format!("MODE {r} +s")).await;
+        a.expect(&format!("MODE {r} +s")).await;
+    }
+    let listed = |lines: &[String], who: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.split_once(&format!(" 322 {who} ")))
+            .map(|(_, rest)| rest.split(' ').next().unwrap_or("").to_string())
+            .collect()
+    };
+    b.send("LIST").await;
+    let lines = until(&mut b, "323").await;
+    assert_eq!(listed(&lines, "bob"), ["#r1", "#r3", "#r5", "#r7"]);
+    assert_eq!(lines.iter().filter(|l| l.contains(" 321 ")).count(), 1);
+    // The member sees all seven.
+    a.send("LIST").await;
+    let lines = until(&mut a, "323").await;
+    assert_eq!(listed(&lines, "alice"), rooms);
+    // ELIST terms filter the same pages: more than 1 member, name masks.
+    b.join("#r5").await;
+    b.send("LIST >1").await;
+    assert_eq!(listed(&until(&mut b, "323").await, "bob"), ["#r5"]);
+    b.send("LIST #r*,!#r1").await;
+    assert_eq!(
+        listed(&until(&mut b, "323").await, "bob"),
+        ["#r3", "#r5", "#r7"]
+    );
+    b.send("LIST C<10").await;
+    assert_eq!(
+        listed(&until(&mut b, "323").await, "bob"),
+        ["#r1", "#r3", "#r5", "#r7"],
+        "created under 10 minutes ago"
+    );
+    b.send("LIST C>10").await;
+    assert!(listed(&until(&mut b, "323").await, "bob").is_empty());
+    // NAMES of several rooms: #r5 has 3 members (2 pages), #r4 is secret
+    // to carol, #r1 has one; one 366 at the end.
+    c.join("#r5").await;
+    c.send("NAMES #r5,#r4,#r1").await;
+    let lines = until(&mut c, "366").await;
+    let names: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains(" 353 "))
+        .flat_map(|l| l.rsplit_once(" :").map_or("", |(_, n)| n).split(' '))
+        .collect();
+    let mut r5: Vec<&str> = names.iter().copied().filter(|n| *n != "@alice").collect();
+    r5.sort_unstable();
+    assert_eq!(r5, ["bob", "carol"], "{lines:?}");
+    assert_eq!(names.iter().filter(|n| **n == "@alice").count(), 2);
+    assert!(
+        !lines.iter().any(|l| l.contains(" 353 ") && l.contains("#r4")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        ":natter 366 carol #r5,#r4,#r1 :End of /NAMES list"
+    );
+    // A labeled LIST: one batch around every page, closed before the
+    // answer to the next command.
+    c.send("CAP REQ :labeled-response batch").await;
+    c.expect("ACK").await;
+    c.send("@label=big LIST").await;
+    c.send("@label=next PING :after").await;
+    let start = c.line().await.unwrap();
+    assert!(start.starts_with("@label=big :natter BATCH +"), "{start}");
+    let id = start.split(' ').find_map(|t| t.strip_prefix('+')).unwrap();
+    let mut inside = Vec::new();
+    loop {
+        let l = c.line().await.unwrap();
+        if l == format!(":natter BATCH -{id}") {
+            break;
+        }
+        assert!(l.starts_with(&format!("@batch={id} ")), "{l}");
+        inside.push(l);
+    }
+    assert_eq!(inside.len(), 6, "321, four 322, 323: {inside:?}");
+    assert!(inside.last().unwrap().contains(" 323 "));
+    let pong = c.line().await.unwrap();
+    assert!(
+        pong.starts_with("@label=next ") && pong.contains("PONG"),
+        "{pong}"
+    );
+    srv.shutdown().await;
+}
