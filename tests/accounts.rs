@@ -394,6 +394,8 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     // Changes after registering are kept too.
     i.send("MODE #rust +kl sesame 10").await;
     i.expect("MODE #rust +kl sesame 10").await;
+    i.send("MODE #rust +p").await;
+    i.expect("MODE #rust +p").await;
     let _ = i.sync().await;
     srv.shutdown().await;
 
@@ -412,12 +414,13 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
         names.ends_with(":bob"),
         "not op in a registered room: {names}"
     );
+    assert!(names.contains(" * #rust "), "+p is back: {names}");
     b.send("MODE #rust b").await;
     let ban = b.numeric("367").await;
     assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");
     b.send("MODE #rust").await;
     let modes = b.numeric("324").await;
-    assert!(modes.contains("+ntkl sesame 10"), "{modes}");
+    assert!(modes.contains("+nptkl sesame 10"), "{modes}");
     // The founder (text, logged in) regains operator status on joining.
     let mut a = srv.client().await;
     a.send(&format!("/login alice {PW}")).await;

@@ -678,7 +678,9 @@ async fn paged_listings_hide_secret_rooms_page_by_page() {
     assert_eq!(r5, ["bob", "carol"], "{lines:?}");
     assert_eq!(names.iter().filter(|n| **n == "@alice").count(), 2);
     assert!(
-        !lines.iter().any(|l| l.contains(" 353 ") && l.contains("#r4")),
+        !lines
+            .iter()
+            .any(|l| l.contains(" 353 ") && l.contains("#r4")),
         "{lines:?}"
     );
     assert_eq!(

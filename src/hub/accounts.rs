@@ -73,6 +73,11 @@ pub struct ModesRecord {
     pub moderated: bool,
     pub no_external: bool,
     pub topic_ops: bool,
+    /// `+p` and `+s` (absent in rooms registered before they existed).
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub secret: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -324,6 +329,8 @@ impl ChatState {
                 moderated: m.moderated,
                 no_external: m.no_external,
                 topic_ops: m.topic_ops,
+                private: m.private,
+                secret: m.secret,
                 key: m.key.as_deref().map(String::from),
                 limit: m.limit,
             },
@@ -357,9 +364,10 @@ impl ChatState {
             moderated: m.moderated,
             no_external: m.no_external,
             topic_ops: m.topic_ops,
+            private: m.private,
+            secret: m.secret,
             key: m.key.as_deref().map(Arc::from),
             limit: m.limit,
-            ..Modes::default()
         };
         room.bans = rec
             .bans

@@ -49,7 +49,10 @@ impl RoomFilter {
                 [b'T' | b't', b'<', ..] => f.topic_newer_than = minutes(term),
                 _ => {}
             }
-            if matches!(term.as_bytes(), [b'C' | b'c' | b'T' | b't', b'<' | b'>', ..]) {
+            if matches!(
+                term.as_bytes(),
+                [b'C' | b'c' | b'T' | b't', b'<' | b'>', ..]
+            ) {
                 continue;
             }
             if let Some(n) = term.strip_prefix('>') {
@@ -103,15 +106,16 @@ pub enum PageBody<'a> {
     /// Part of the room list, in name order.
     Rooms(&'a [RoomSummary]),
     /// Members of `room` (`total` in all), sorted by nick within the page.
-    /// IRC's `NAMES #a,#b` lists several rooms in one listing: `end` is
-    /// what its closing line names (the rooms as asked). `room` is empty
-    /// on a page that lists no room (none of those asked can be shown).
+    /// IRC's `NAMES #a,#b` lists several rooms in one listing: `asked` is
+    /// what its closing line names then (the rooms as asked; `None`: the
+    /// room). `room` is empty on a page that lists no room (none of those
+    /// asked can be shown).
     Names {
         room: &'a str,
         visibility: Visibility,
         total: usize,
         members: &'a [MemberInfo],
-        end: &'a str,
+        asked: Option<&'a str>,
     },
     /// `WHO` of a room or mask: members with details.
     Who {
@@ -145,7 +149,7 @@ impl<'a> Page<'a> {
                 visibility: *visibility,
                 total: members.len(),
                 members,
-                end: room,
+                asked: None,
             },
             EventBody::WhoReply {
                 mask,
@@ -172,7 +176,10 @@ mod tests {
     fn elist_terms() {
         let f = RoomFilter::from_terms(&["#Rust", "*go*", "!#b*", ">3", "<100", "C>5", "t<2", ""]);
         assert_eq!(f.names.iter().collect::<Vec<_>>(), ["rust"]);
-        assert_eq!((f.created_older_than, f.topic_newer_than), (Some(5), Some(2)));
+        assert_eq!(
+            (f.created_older_than, f.topic_newer_than),
+            (Some(5), Some(2))
+        );
         assert!(f.ages(6 * 60_000, Some(60_000)));
         assert!(!f.ages(4 * 60_000, Some(60_000)), "created too recently");
         assert!(!f.ages(6 * 60_000, None), "no topic");

@@ -167,7 +167,7 @@ impl Pager {
                         visibility: Visibility::Public,
                         total: 0,
                         members,
-                        end: room,
+                        asked: None,
                     };
                     proto.render_page(
                         &Page {
@@ -186,7 +186,7 @@ impl Pager {
                     visibility: page.visibility,
                     total: page.total,
                     members: &page.members,
-                    end: &page.room,
+                    asked: None,
                 };
                 proto.render_page(&Page { first, last, body }, out);
                 last
@@ -219,7 +219,7 @@ impl Pager {
                     visibility: page.as_ref().map_or(Visibility::Public, |p| p.visibility),
                     total: page.as_ref().map_or(0, |p| p.total),
                     members: page.as_ref().map_or(&[], |p| &p.members),
-                    end,
+                    asked: Some(end),
                 };
                 proto.render_page(&Page { first, last, body }, out);
                 last

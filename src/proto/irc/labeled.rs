@@ -168,7 +168,10 @@ mod tests {
             (String::from_utf8(out).unwrap(), before_end)
         };
         assert_eq!(run(&[]).0, "@label=x :srv ACK\r\n");
-        assert_eq!(run(&[":srv 322 a\r\n"]), ("@label=x :srv 322 a\r\n".into(), 0));
+        assert_eq!(
+            run(&[":srv 322 a\r\n"]),
+            ("@label=x :srv 322 a\r\n".into(), 0)
+        );
         let (all, before_end) = run(&[":srv 321 a\r\n", ":srv 322 a\r\n", ":srv 323 a\r\n"]);
         assert_eq!(
             all,

@@ -903,7 +903,7 @@ pub fn page(page: &Page, ctx: &Ctx, out: &mut Vec<u8>) {
             room,
             visibility,
             members,
-            end,
+            asked,
             ..
         } => {
             if !room.is_empty() {
@@ -918,9 +918,9 @@ pub fn page(page: &Page, ctx: &Ctx, out: &mut Vec<u8>) {
                 );
             }
             if page.last {
-                let end = match end.starts_with('#') {
-                    true => super::decode::clean_word(end),
-                    false => chan(end),
+                let end = match asked {
+                    Some(asked) => super::decode::clean_word(asked),
+                    None => chan(room),
                 };
                 numeric(out, ctx, RPL_ENDOFNAMES, &[&end, "End of /NAMES list"]);
             }
