@@ -284,7 +284,10 @@ impl ChatState {
             nick: nick.clone(),
             topic: topic.clone(),
         };
-        let at_ms = self.fact(id, Some(&key), body).at_ms;
+        let (msg_id, at_ms) = {
+            let f = self.fact(id, Some(&key), body);
+            (f.id, f.at_ms)
+        };
         let Some(r) = self.rooms.get_mut(&key) else {
             return;
         };
@@ -294,6 +297,7 @@ impl ChatState {
             set_at_ms: at_ms,
         });
         let body = EventBody::TopicChanged {
+            id: msg_id,
             room: r.name.clone(),
             nick,
             topic,

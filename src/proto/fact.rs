@@ -224,6 +224,7 @@ impl Fact {
                 new: new.clone(),
             },
             FactBody::TopicSet { nick, topic } => EventBody::TopicChanged {
+                id: self.id,
                 room: room(),
                 nick: nick.clone(),
                 topic: topic.clone(),

@@ -515,7 +515,9 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             to: to.as_deref().map(s),
             text: s(text),
         },
-        EventBody::TopicChanged { room, nick, topic } => W::Topic {
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => W::Topic {
             room: s(room),
             topic: topic.as_deref().map(s),
             by: Some(s(nick)),

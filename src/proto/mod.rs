@@ -443,6 +443,8 @@ pub enum EventBody {
     },
     /// `nick` set (or, with `None`, cleared) the topic of `room`.
     TopicChanged {
+        /// The id the change is stored under (IRC's `msgid`).
+        id: MsgId,
         room: Name,
         nick: Name,
         topic: Option<Arc<str>>,

@@ -506,7 +506,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.raw(text);
             p.raw("\r\n");
         }
-        EventBody::TopicChanged { room, nick, topic } => match topic {
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => match topic {
             Some(t) => p.system(&format!("*** {nick} set the topic of #{room}: {t}")),
             None => p.system(&format!("*** {nick} cleared the topic of #{room}")),
         },

@@ -80,8 +80,10 @@ pub enum Input {
     Authenticate(String),
     /// Something for the accounts (`PRIVMSG NickServ`; needs registration).
     Account(AccountRequest),
-    /// `CHATHISTORY` for a room (needs registration).
+    /// `CHATHISTORY` for a room (needs registration). `sub`: the
+    /// subcommand, as a refusal names it.
     History {
+        sub: String,
         room: String,
         query: HistoryQuery,
         limit: usize,
@@ -200,6 +202,7 @@ fn chathistory(params: &[&str]) -> Input {
         return Input::Reply(Reply::EmptyHistory { target });
     }
     Input::History {
+        sub,
         room: target.to_string(),
         query,
         limit,

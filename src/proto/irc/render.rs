@@ -54,6 +54,7 @@ fn msg_id(body: &EventBody) -> Option<crate::proto::MsgId> {
         | EventBody::Private { id, .. }
         | EventBody::Notice { id, .. }
         | EventBody::TagMsg { id, .. }
+        | EventBody::TopicChanged { id, .. }
         | EventBody::StatusMessage { id, .. } => Some(*id),
         _ => None,
     }
@@ -335,7 +336,9 @@ pub(super) fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             line(out, tags, source(ev, old), "NICK", &[], Some(new))
         }
-        EventBody::TopicChanged { room, nick, topic } => line(
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => line(
             out,
             tags,
             source(ev, nick),

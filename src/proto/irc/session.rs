@@ -435,7 +435,20 @@ impl IrcSession {
                 pending.push_back(whox);
                 return self.run(chat, Command::WhoDetail { target });
             }
-            Input::History { room, query, limit } => chat.history(HistoryRequest {
+            // A channel one is not in (or that does not exist) is not a
+            // valid target, and the answer does not tell which.
+            Input::History { sub, room, .. } if !chat.in_room(&room) => self.push(
+                chat,
+                Reply::Fail {
+                    command: "CHATHISTORY",
+                    code: "INVALID_TARGET",
+                    context: vec![sub, decode::clean_word(&room)],
+                    text: "Messages could not be retrieved",
+                },
+            ),
+            Input::History {
+                room, query, limit, ..
+            } => chat.history(HistoryRequest {
                 room: Some(room),
                 query,
                 limit,

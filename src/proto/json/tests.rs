@@ -441,6 +441,7 @@ fn every_event_renders_as_documented() {
         ),
         (
             EventBody::TopicChanged {
+                id: MsgId(6),
                 room: n("lobby"),
                 nick: n("op"),
                 topic: None,
