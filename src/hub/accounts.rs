@@ -144,6 +144,28 @@ impl ChatState {
         self.conns.get(&id).map(|c| c.host.clone())
     }
 
+    /// The key the private lines between `a` and `b` are kept under, if
+    /// both are logged in (guests' private lines are not kept).
+    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
+        let (a, b) = (self.account_of(a)?, self.account_of(b)?);
+        Some(crate::proto::fact::private_log(
+            &names::fold(a),
+            &names::fold(b),
+        ))
+    }
+
+    /// The key the private lines between `id` and `person` (a nick, or
+    /// an account's name) are kept under; `None` when `id` is not logged
+    /// in, or `person` is online but not logged in.
+    pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
+        let mine = names::fold(self.account_of(id)?);
+        let theirs = match self.nicks.get(&names::fold(person)) {
+            Some(&other) => names::fold(self.account_of(other)?),
+            None => names::fold(person),
+        };
+        Some(crate::proto::fact::private_log(&mine, &theirs))
+    }
+
     /// Whether `id` is logged in to the account named `nick`.
     pub(super) fn owns(&self, id: ConnId, nick: &str) -> bool {
         self.account_of(id)

@@ -95,6 +95,11 @@ impl<R: Router> ChatHandle<R> {
     }
 
     /// The account `conn` is logged in to.
+    /// See [`ChatState::private_log_with`].
+    pub fn private_log_with(&self, conn: ConnId, person: &str) -> Option<String> {
+        self.lock().state.private_log_with(conn, person)
+    }
+
     pub fn account_of(&self, conn: ConnId) -> Option<Name> {
         self.lock().state.account_of(conn).cloned()
     }

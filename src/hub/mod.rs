@@ -844,10 +844,19 @@ impl ChatState {
             text: text.clone(),
             action,
         };
+        let log = self.private_log(id, target);
         let (msg_id, at_ms) = {
             let f = self.fact(id, None, body);
             (f.id, f.at_ms)
         };
+        // Between two accounts the line is kept, in the pair's own order.
+        if let Some(log) = log {
+            let seq = self.seqs.entry(log.as_str().into()).or_insert(0);
+            *seq += 1;
+            if let Some(f) = self.fx.facts.last_mut() {
+                (f.room, f.seq) = (Some(log.into()), *seq);
+            }
+        }
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Private {

@@ -16,7 +16,13 @@ impl ChatState {
             return Effects::default(); // our own, echoed back
         }
         let id = fact.by;
-        let key = fact.room.as_deref().map(|r| self.key_of(r));
+        // A private line's `room` is the key it is kept under, not a room.
+        let private = matches!(fact.body, FactBody::Private { .. });
+        let key = fact
+            .room
+            .as_deref()
+            .filter(|_| !private)
+            .map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
             let room = self.new_room(k, r);
             room.seq = room.seq.max(fact.seq);

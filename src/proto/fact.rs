@@ -24,6 +24,25 @@ pub struct Fact {
     pub body: FactBody,
 }
 
+/// The key the private lines between two accounts are kept under, as a
+/// room's are (one order, one history): `@a@b`, the two folded account
+/// names in order. No room name starts with `@`, and no nick holds one.
+pub fn private_log(a: &str, b: &str) -> String {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    format!("@{a}@{b}")
+}
+
+/// The other account of the private log `key` that `account` (folded)
+/// is in, if it is in it.
+pub fn private_peer<'a>(key: &'a str, account: &str) -> Option<&'a str> {
+    let (a, b) = key.strip_prefix('@')?.split_once('@')?;
+    match (a == account, b == account) {
+        (true, _) => Some(b),
+        (_, true) => Some(a),
+        _ => None,
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -134,9 +153,13 @@ impl FactBody {
         }
     }
 
-    /// Messages and notices (what history shows unless events are asked for).
+    /// Messages, notices and private lines (what history shows unless
+    /// events are asked for).
     pub fn is_message(&self) -> bool {
-        matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
+        matches!(
+            self,
+            FactBody::Said { .. } | FactBody::Noticed { .. } | FactBody::Private { .. }
+        )
     }
 
     /// Whether nobody may be shown it before it is stored: what people

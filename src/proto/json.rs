@@ -425,6 +425,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
         // Answers to IRC-only commands, and what only IRC clients are sent
         // (WALLOPS needs user mode +w, lines for operators need STATUSMSG).
         EventBody::Names { .. }
+        | EventBody::HistoryTargets { .. }
         | EventBody::UserHosts { .. }
         | EventBody::IsOn { .. }
         | EventBody::WhoWas { .. }
@@ -466,6 +467,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             facts,
             more,
             asked,
+            ..
         } => W::History {
             room: s(room),
             messages: facts

@@ -582,12 +582,19 @@ pub enum EventBody {
     /// (else the replay on joining).
     History {
         room: Name,
+        /// The person whose private lines with the asker these are
+        /// (`None`: the room's); `room` is then the key they are kept under.
+        with: Option<Name>,
         facts: Vec<Fact>,
         more: bool,
         asked: bool,
     },
     /// Accounts: logins, protected nicks, registered rooms.
     Account(AccountEvent),
+    /// The people the asker has private lines with, with the time of the
+    /// newest, oldest conversation first (see
+    /// [`session::TargetsRequest`]).
+    HistoryTargets { targets: Vec<(Name, u64)> },
 }
 
 /// Who may see a room listed and its members from outside.

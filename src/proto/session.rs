@@ -40,6 +40,10 @@ pub trait Chat {
     fn account(&mut self, _request: AccountRequest) {}
     /// Whether this connection is in room `room` now.
     fn in_room(&mut self, room: &str) -> bool;
+    /// Asks who this connection's account has private lines with; the
+    /// answer arrives later as an [`EventBody::HistoryTargets`] event. A
+    /// chat without a store answers nothing.
+    fn history_targets(&mut self, _request: TargetsRequest) {}
     /// Queues a marker, in order with everything else queued for this
     /// connection; the session sees it again in [`Protocol::mark`] when it
     /// is written (IRC `labeled-response` brackets a command's answers).
@@ -55,11 +59,15 @@ pub enum Mark {
     End,
 }
 
-/// A request for part of a room's history.
+/// A request for part of a room's history, or of the private lines
+/// between the asker and one person (`with`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
-    /// The room (`None`: the current one).
+    /// The room (`None`: the current one, unless `with` is given).
     pub room: Option<String>,
+    /// The person (nick or account) whose private lines with the asker
+    /// are wanted; kept only between two logged-in accounts.
+    pub with: Option<String>,
     pub query: HistoryQuery,
     /// Most lines wanted (the server caps it).
     pub limit: usize,
@@ -69,11 +77,22 @@ pub struct HistoryRequest {
     pub asked: bool,
 }
 
+/// Who the asker has private lines with, newest within `from_ms`..`to_ms`
+/// (IRC `CHATHISTORY TARGETS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetsRequest {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Most people listed (the server caps it).
+    pub limit: usize,
+}
+
 impl HistoryRequest {
     /// The last `limit` lines of `room`, as the replay on joining it.
     pub fn replay(room: &str, limit: usize) -> HistoryRequest {
         HistoryRequest {
             room: Some(room.to_string()),
+            with: None,
             query: HistoryQuery::Latest(None),
             limit,
             events: false,
@@ -409,6 +428,7 @@ impl Protocol for TextSession {
             text::Input::History(lines) => {
                 chat.history(HistoryRequest {
                     room: None,
+                    with: None,
                     query: HistoryQuery::Latest(None),
                     limit: lines.unwrap_or(HISTORY_LINES),
                     events: false,
@@ -544,6 +564,7 @@ impl Protocol for JsonSession {
             json::Input::History { room, query, limit } => {
                 chat.history(HistoryRequest {
                     room,
+                    with: None,
                     query,
                     limit: limit.unwrap_or(HISTORY_LINES),
                     events: false,

@@ -635,6 +635,10 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
+        EventBody::HistoryTargets { targets } => {
+            let people: Vec<&str> = targets.iter().map(|(n, _)| &**n).collect();
+            p.system(&format!("*** Private history with: {}", people.join(", ")))
+        }
         EventBody::MonOnline { people } => {
             let people: Vec<&str> = people.iter().map(|p| &**p).collect();
             p.system(&format!("*** Online: {}", people.join(", ")))
@@ -658,6 +662,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             facts,
             more,
             asked,
+            ..
         } => {
             if facts.is_empty() {
                 if *asked {

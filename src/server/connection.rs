@@ -31,7 +31,9 @@ use super::transport::Transport;
 use super::Shared;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
-use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
+use crate::proto::session::{
+    self, Goodbye, HistoryRequest, Protocol, SessionConfig, TargetsRequest, TextSession,
+};
 use crate::proto::{
     AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
     Outcome, Refusal,
@@ -126,10 +128,43 @@ impl session::Chat for Port<'_> {
         self.shared.chat.member_seq(self.id, room).is_some()
     }
 
+    /// Read off the chat lock, like history; nobody (not logged in): an
+    /// empty answer.
+    fn history_targets(&mut self, r: TargetsRequest) {
+        let (chat, id) = (self.shared.chat.clone(), self.id);
+        let Some(account) = chat.account_of(id) else {
+            let targets = Vec::new();
+            return chat.tell(id, EventBody::HistoryTargets { targets });
+        };
+        let account = crate::hub::names::fold(&account);
+        let limit = r
+            .limit
+            .clamp(1, self.shared.config.history_max_lines.max(1));
+        let store = self.shared.store.clone();
+        tokio::spawn(async move {
+            let read = move || store.private_targets(&account, r.from_ms, r.to_ms, limit);
+            let body = match tokio::task::spawn_blocking(read).await {
+                Ok(Ok(found)) => EventBody::HistoryTargets {
+                    targets: found.into_iter().map(|(n, t)| (n.into(), t)).collect(),
+                },
+                Ok(Err(e)) => {
+                    warn!("private history targets: {e}");
+                    let detail = "history cannot be read right now";
+                    EventBody::Refused(Refusal::new(ErrorCode::StoreFailed).detail(detail))
+                }
+                Err(_) => return,
+            };
+            chat.tell(id, body);
+        });
+    }
+
     /// History is for the room's members; it is read off the chat lock, on
     /// a blocking thread, and queued for this connection when it is there.
     fn history(&mut self, r: HistoryRequest) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
+        if let Some(person) = r.with {
+            return self.private_history(person, r.query, r.limit, r.asked);
+        }
         let room = match r
             .room
             .or_else(|| chat.current_room(id).map(|n| n.to_string()))
@@ -173,6 +208,42 @@ impl session::Chat for Port<'_> {
     }
 }
 
+/// Private history: the lines between the asker and `person`, if both
+/// are accounts (else an empty answer: guests' lines are not kept). Read
+/// off the chat lock, like a room's.
+impl Port<'_> {
+    fn private_history(&mut self, person: String, query: HistoryQuery, limit: usize, asked: bool) {
+        let (chat, id) = (self.shared.chat.clone(), self.id);
+        let limit = limit.clamp(1, self.shared.config.history_max_lines.max(1));
+        let with = Some(Name::from(person.as_str()));
+        let Some(log) = chat.private_log_with(id, &person) else {
+            let body = EventBody::History {
+                room: person.as_str().into(),
+                with,
+                facts: Vec::new(),
+                more: false,
+                asked,
+            };
+            return chat.tell(id, body);
+        };
+        let store = self.shared.store.clone();
+        let marker = store.submit(Vec::new());
+        let durable = self.shared.durable.clone().filter(|_| marker != 0);
+        tokio::spawn(async move {
+            if let Some(w) = durable {
+                w.reached(marker).await;
+            }
+            let read = move || read_history(&*store, &log, query, limit, false, asked);
+            if let Ok(mut body) = tokio::task::spawn_blocking(read).await {
+                if let EventBody::History { with: w, .. } = &mut body {
+                    *w = with;
+                }
+                chat.tell(id, body);
+            }
+        });
+    }
+}
+
 /// Reads one history request from the store, as the event that answers it.
 fn read_history(
     store: &dyn crate::hub::Store,
@@ -184,6 +255,7 @@ fn read_history(
 ) -> EventBody {
     match store.history(room, query, limit, events) {
         Ok(h) => EventBody::History {
+            with: None,
             room: h
                 .facts
                 .first()

@@ -80,6 +80,32 @@ impl Store for MemoryStore {
         Ok(select(&all, query, limit))
     }
 
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, u64)> = inner
+            .rooms
+            .iter()
+            .filter_map(|(key, (_, log))| {
+                let peer = crate::proto::fact::private_peer(key, account)?;
+                let last = log
+                    .iter()
+                    .rev()
+                    .map(|f| f.at_ms)
+                    .find(|t| *t > from_ms && *t < to_ms)?;
+                Some((peer.to_string(), last))
+            })
+            .collect();
+        out.sort_by_key(|(_, t)| *t);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(Vec::new())
     }

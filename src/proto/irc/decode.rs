@@ -11,6 +11,7 @@ use super::parse::{self, Message, ParseError};
 use super::whox::Whox;
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
+use crate::proto::session::TargetsRequest;
 use crate::proto::{
     AccountRequest, Anchor, ClientTags, Command, HistoryQuery, ModeChange, Monitor, Target,
 };
@@ -80,10 +81,13 @@ pub enum Input {
     Authenticate(String),
     /// Something for the accounts (`PRIVMSG NickServ`; needs registration).
     Account(AccountRequest),
-    /// `CHATHISTORY` for a room (needs registration). `sub`: the
-    /// subcommand, as a refusal names it.
+    /// `CHATHISTORY TARGETS`: who one has private lines with.
+    HistoryTargets(TargetsRequest),
+    /// `CHATHISTORY` for a room, or for the private lines with a person
+    /// (needs registration). `sub`: the subcommand, as a refusal names it.
     History {
         sub: String,
+        /// `#room`, or a nick.
         room: String,
         query: HistoryQuery,
         limit: usize,
@@ -150,8 +154,23 @@ fn chathistory(params: &[&str]) -> Input {
         "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
         "BETWEEN" => 5,
         "TARGETS" => {
-            let text = "TARGETS is not supported: private history is not kept";
-            return fail("INVALID_PARAMS", &["TARGETS"], text);
+            // TARGETS <timestamp=…> <timestamp=…> <limit>, either order.
+            let time = |r: &str| r.strip_prefix("timestamp=").and_then(super::parse_iso8601);
+            if params.len() < 4 {
+                return fail("INVALID_PARAMS", &["TARGETS"], "Not enough parameters");
+            }
+            let (Some(a), Some(b)) = (time(params[1]), time(params[2])) else {
+                return fail("INVALID_PARAMS", &["TARGETS"], "Invalid timestamps");
+            };
+            let Some(limit) = params[3].parse::<usize>().ok().filter(|n| *n > 0) else {
+                let text = "The limit must be a positive number";
+                return fail("INVALID_PARAMS", &["TARGETS"], text);
+            };
+            return Input::HistoryTargets(TargetsRequest {
+                from_ms: a.min(b),
+                to_ms: a.max(b),
+                limit,
+            });
         }
         _ => return fail("INVALID_PARAMS", &[&sub], "Unknown CHATHISTORY subcommand"),
     };
@@ -196,11 +215,6 @@ fn chathistory(params: &[&str]) -> Input {
             }
         }
     };
-    if !is_channel(target) {
-        // Private history is kept only for accounts, which this server has not.
-        let target = clean_word(target);
-        return Input::Reply(Reply::EmptyHistory { target });
-    }
     Input::History {
         sub,
         room: target.to_string(),
@@ -251,7 +265,7 @@ fn ctcp(text: &str) -> Option<(String, bool)> {
         .then(|| (clean_text(rest), true))
 }
 
-fn is_channel(name: &str) -> bool {
+pub fn is_channel(name: &str) -> bool {
     name.starts_with('#')
 }
 

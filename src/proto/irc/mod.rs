@@ -173,8 +173,6 @@ pub enum Reply {
         verb: &'static str,
         params: Vec<String>,
     },
-    /// An empty `chathistory` batch for `target` (nothing is kept for it).
-    EmptyHistory { target: String },
     /// `AUTHENTICATE <data>` (SASL; `+` for nothing).
     Authenticate(String),
     /// `:Service!Service@services.<server> NOTICE <nick> :<text>`.

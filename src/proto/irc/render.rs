@@ -864,9 +864,35 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         EventBody::Refused(r) => refusal(r, ctx, out),
         EventBody::Info { text } => notice(out, ctx, text),
+        EventBody::HistoryTargets { targets } => {
+            // In a `draft/chathistory-targets` batch when the client takes batches.
+            let batch = ctx.caps.batch.then_some("t");
+            if let Some(id) = batch {
+                let start = [&*format!("+{id}"), "draft/chathistory-targets"];
+                line(out, None, server, "BATCH", &start, None);
+            }
+            let tag = batch.map(|id| format!("batch={id}"));
+            for (target, at_ms) in targets {
+                let params = ["TARGETS", &**target, &iso8601(*at_ms)];
+                line(out, tag.as_deref(), server, "CHATHISTORY", &params, None);
+            }
+            if let Some(id) = batch {
+                line(out, None, server, "BATCH", &[&format!("-{id}")], None);
+            }
+        }
         EventBody::History {
-            room, facts, asked, ..
-        } => history(room, facts, *asked, ctx, out),
+            room,
+            with,
+            facts,
+            asked,
+            ..
+        } => {
+            let target = match with {
+                Some(person) => super::decode::clean_word(person),
+                None => chan(room),
+            };
+            history(&target, facts, *asked, ctx, out)
+        }
         EventBody::Help => {
             notice(
                 out,
@@ -1005,14 +1031,16 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
 /// A room's history: in a `chathistory` batch when the client asked with
 /// CHATHISTORY and has `batch`, each line with its `time` (server-time) and
 /// `msgid` (message-tags), so clients can place and de-duplicate them.
-pub fn history(room: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut Vec<u8>) {
+/// A `chathistory` batch for `target` (`#room`, or the person of a
+/// private history).
+pub fn history(target: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut Vec<u8>) {
     let server = &*ctx.info.name;
     let batch = (asked && ctx.caps.batch).then(|| match facts.first() {
         Some(f) => format!("h{}", f.seq),
         None => "h0".to_string(),
     });
     if let Some(id) = &batch {
-        let params = [format!("+{id}"), "chathistory".into(), chan(room)];
+        let params = [format!("+{id}"), "chathistory".into(), target.to_string()];
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         line(out, None, server, "BATCH", &params, None);
     }
@@ -1078,17 +1106,6 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
         Reply::Verb { verb, params } => {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
             line(out, None, server, verb, &params, None);
-        }
-        Reply::EmptyHistory { target } => {
-            line(
-                out,
-                None,
-                server,
-                "BATCH",
-                &["+h0", "chathistory", target],
-                None,
-            );
-            line(out, None, server, "BATCH", &["-h0"], None);
         }
         Reply::Motd => {
             if ctx.info.motd.is_empty() {

@@ -437,19 +437,36 @@ impl IrcSession {
             }
             // A channel one is not in (or that does not exist) is not a
             // valid target, and the answer does not tell which.
-            Input::History { sub, room, .. } if !chat.in_room(&room) => self.push(
-                chat,
-                Reply::Fail {
-                    command: "CHATHISTORY",
-                    code: "INVALID_TARGET",
-                    context: vec![sub, decode::clean_word(&room)],
-                    text: "Messages could not be retrieved",
-                },
-            ),
+            Input::History { sub, room, .. }
+                if decode::is_channel(&room) && !chat.in_room(&room) =>
+            {
+                self.push(
+                    chat,
+                    Reply::Fail {
+                        command: "CHATHISTORY",
+                        code: "INVALID_TARGET",
+                        context: vec![sub, decode::clean_word(&room)],
+                        text: "Messages could not be retrieved",
+                    },
+                )
+            }
+            Input::HistoryTargets(request) => chat.history_targets(request),
+            // A nick: the private lines with them (kept between accounts).
+            Input::History {
+                room, query, limit, ..
+            } if !decode::is_channel(&room) => chat.history(HistoryRequest {
+                room: None,
+                with: Some(room),
+                query,
+                limit,
+                events: false,
+                asked: true,
+            }),
             Input::History {
                 room, query, limit, ..
             } => chat.history(HistoryRequest {
                 room: Some(room),
+                with: None,
                 query,
                 limit,
                 events: self.caps.event_playback,
