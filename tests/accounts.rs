@@ -312,7 +312,9 @@ async fn pass_and_nickserv_and_the_account_caps() {
     // An observer with account-notify, account-tag and extended-join.
     let mut obs = irc_with_caps(irc(&srv), "obs", "account-notify account-tag extended-join").await;
     obs.send("CAP END").await;
-    obs.numeric("366").await;
+    obs.numeric("376").await;
+    // IRC users join what they ask for: everyone here joins #lobby.
+    obs.join("#lobby").await;
     // A wrong PASS: a notice, and registration goes on without an account.
     let mut w = IrcClient::connect(irc(&srv)).await;
     w.send("PASS not-the-password").await;
@@ -320,6 +322,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     w.send("USER walter 0 * :Walter").await;
     w.expect("NOTICE * :wrong account or password").await;
     w.numeric("001").await;
+    w.send("JOIN #lobby").await;
     let join = obs.expect(" JOIN #lobby").await;
     assert!(join.ends_with(" JOIN #lobby * :Walter"), "{join}");
     // PASS as the account password.
@@ -329,6 +332,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     p.send("USER alice 0 * :Alice Liddell").await;
     p.numeric("900").await;
     p.numeric("001").await;
+    p.send("JOIN #lobby").await;
     let join = obs.expect(" JOIN #lobby").await;
     assert!(
         join.ends_with(" JOIN #lobby alice :Alice Liddell"),
@@ -338,7 +342,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     let msg = obs.expect("PRIVMSG #lobby :hi all").await;
     assert!(msg.starts_with("@account=alice :alice!"), "{msg}");
     // NickServ: register a new account, then identify from another connection.
-    let mut n = IrcClient::register(irc(&srv), "nico").await;
+    let mut n = IrcClient::register_lobby(irc(&srv), "nico").await;
     let join = obs.expect("JOIN #lobby").await;
     assert!(join.contains(" JOIN #lobby * :nico the tester"), "{join}");
     n.send("PRIVMSG NickServ :REGISTER").await;
