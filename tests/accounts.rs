@@ -555,6 +555,28 @@ async fn private_history_between_accounts_survives_a_restart() {
     alice.send("CHATHISTORY LATEST bob * 10").await;
     let (_, lines) = next_batch(&mut alice).await;
     assert_eq!(lines.len(), 2, "kept across a restart: {lines:?}");
+    // JSON: the same lines, asked for `with` a person; the key they are
+    // kept under is never shown.
+    let mut bob = JsonClient::connect(srv.addr).await;
+    bob.send(json!({"cmd": "login", "nick": "bob", "password": PW}))
+        .await;
+    expect_event!(bob, Event::LoggedIn { .. }).await;
+    bob.send(json!({"cmd": "history", "with": "alice", "limit": 10}))
+        .await;
+    let (room, with, texts) =
+        expect_event!(bob, Event::History { room, with, messages, replay: false, .. } => {
+            let texts: Vec<String> = messages
+                .into_iter()
+                .map(|m| match m.event {
+                    Event::Private { text, .. } => text.to_string(),
+                    other => panic!("not a private line: {other:?}"),
+                })
+                .collect();
+            (room.to_string(), with.map(|w| w.to_string()), texts)
+        })
+        .await;
+    assert_eq!((room.as_str(), with.as_deref()), ("alice", Some("alice")));
+    assert_eq!(texts, ["one", "two"]);
     // A guest asking gets nothing, whoever it names.
     let mut dan = IrcClient::register(irc(&srv), "dan").await;
     dan.send("CAP REQ :batch").await;

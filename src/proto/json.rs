@@ -21,9 +21,11 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Command(Command),
-    /// Part of a room's history (`room: None`: the current one).
+    /// Part of a room's history (`room: None`: the current one), or of the
+    /// private lines with a person (`with`).
     History {
         room: Option<String>,
+        with: Option<String>,
         query: HistoryQuery,
         limit: Option<usize>,
     },
@@ -149,6 +151,7 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
         W::List => Command::List { rooms: None },
         W::History {
             room,
+            with,
             limit,
             before,
             after,
@@ -164,8 +167,13 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
                 let why = "limit: a positive number of lines".to_string();
                 return Input::Error(ErrorCode::BadArguments, why);
             }
-            let room = owned(room);
-            return Input::History { room, query, limit };
+            let (room, with) = (owned(room), owned(with));
+            return Input::History {
+                room,
+                with,
+                query,
+                limit,
+            };
         }
         W::Nick { nick } => Command::Nick { new: nick.into() },
         // An empty room is the current one (the hub fills it in).
@@ -464,12 +472,14 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
         }
         EventBody::History {
             room,
+            with,
             facts,
             more,
             asked,
-            ..
         } => W::History {
-            room: s(room),
+            // A private history is named by the person, never by its key.
+            room: s(with.as_deref().unwrap_or(room)),
+            with: with.as_deref().map(s),
             messages: facts
                 .iter()
                 .filter_map(|f| f.event())

@@ -561,10 +561,15 @@ impl Protocol for JsonSession {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match json::parse(line) {
             json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
-            json::Input::History { room, query, limit } => {
+            json::Input::History {
+                room,
+                with,
+                query,
+                limit,
+            } => {
                 chat.history(HistoryRequest {
                     room,
-                    with: None,
+                    with,
                     query,
                     limit: limit.unwrap_or(HISTORY_LINES),
                     events: false,
