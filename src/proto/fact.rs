@@ -267,6 +267,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn private_logs_are_one_key_per_pair() {
+        assert_eq!(private_log("bob", "alice"), "@alice@bob");
+        assert_eq!(private_log("alice", "bob"), private_log("bob", "alice"));
+        assert_eq!(private_peer("@alice@bob", "alice"), Some("bob"));
+        assert_eq!(private_peer("@alice@bob", "bob"), Some("alice"));
+        assert_eq!(private_peer("@alice@alice", "alice"), Some("alice"));
+        assert_eq!(private_peer("@alice@bob", "al"), None);
+        assert_eq!(private_peer("lobby", "lobby"), None, "rooms are not logs");
+    }
+
+    #[test]
     fn facts_round_trip_through_json() {
         let f = Fact {
             id: MsgId(42),

@@ -190,6 +190,27 @@ mod tests {
     }
 
     #[test]
+    fn private_targets_are_the_logs_an_account_is_in() {
+        let store = MemoryStore::new(10, 10);
+        store.submit(vec![
+            said("@alice@bob", 5),
+            said("@alice@bob", 9),
+            said("@alice@carol", 7),
+            said("@bob@carol", 8),
+            said("lobby", 6),
+        ]);
+        let t = store.private_targets("alice", 0, 100, 10).unwrap();
+        assert_eq!(t, [("carol".to_string(), 7), ("bob".to_string(), 9)]);
+        let t = store.private_targets("alice", 0, 9, 10).unwrap();
+        assert_eq!(t, [("bob".to_string(), 5), ("carol".to_string(), 7)]);
+        assert_eq!(store.private_targets("alice", 0, 100, 1).unwrap().len(), 1);
+        assert!(store
+            .private_targets("lobby", 0, 100, 10)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn keeps_the_last_lines_of_each_room_in_order() {
         let s = MemoryStore::new(3, 10);
         let facts: Vec<Fact> = (1..=5).map(|n| said("Lobby", n)).collect();
