@@ -17,6 +17,8 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Deserializer};
 
+pub use crate::proto::oper::Opers;
+
 /// Declares [`Config`] as written and, from the same field list,
 /// [`Config::NAMES`] and [`Config::take_given`], so that adding a field is
 /// all it takes to add a setting.
@@ -73,9 +75,28 @@ settings! {
         /// Name the server reports in banners and IRC prefixes.
         #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
         pub server_name: String,
-        /// Room every newcomer is put in.
+        /// One line about the server, shown by IRC's LINKS and VERSION.
+        #[arg(
+            long,
+            env = "NATTER_SERVER_INFO",
+            value_name = "TEXT",
+            default_value = "natter chat server"
+        )]
+        pub server_info: String,
+        /// Room every text and JSON newcomer is put in (empty: none; IRC
+        /// users too with irc_auto_join).
         #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
         pub default_room: String,
+        /// Put IRC users in the default room when they register (IRC clients
+        /// normally join what they ask for, so off by default).
+        #[arg(
+            long,
+            env = "NATTER_IRC_AUTO_JOIN",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub irc_auto_join: bool,
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
@@ -310,6 +331,34 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub banner_delay: Duration,
+        /// Server operator blocks for IRC's OPER: `NAME HOSTMASK HASH`,
+        /// separated by `;` (HOSTMASK matches user@ip; HASH from `natter
+        /// hash-password`); none: no operators. Reloaded by REHASH/SIGHUP.
+        #[arg(
+            long,
+            env = "NATTER_OPERS",
+            value_name = "NAME HOSTMASK HASH;…",
+            default_value = "none",
+            hide_env_values = true,
+            value_parser = parse_opers,
+        )]
+        pub opers: Opers,
+        /// Whether server operators may shut the server down with DIE.
+        #[arg(
+            long,
+            env = "NATTER_OPER_DIE",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub oper_die: bool,
+        /// Departed nicks remembered for IRC's WHOWAS (0: none).
+        #[arg(long, env = "NATTER_WHOWAS_ENTRIES", value_name = "N", default_value = "1000")]
+        pub whowas_entries: usize,
+        /// Most nicks one IRC client may watch with MONITOR (ISUPPORT
+        /// MONITOR).
+        #[arg(long, env = "NATTER_MONITOR_LIMIT", value_name = "N", default_value = "100")]
+        pub monitor_limit: usize,
         /// The SQLite database that keeps history, accounts and registered
         /// rooms, or off to keep them in memory only (gone on restart).
         #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
@@ -380,6 +429,11 @@ settings! {
         #[arg(long, env = "NATTER_AUTH_CONCURRENCY", value_name = "N", default_value = "2")]
         pub auth_concurrency: usize,
     }
+}
+
+/// Parses `--opers` (for clap).
+pub fn parse_opers(s: &str) -> Result<Opers, String> {
+    s.parse()
 }
 
 /// A listen address that can be turned off: `HOST:PORT` or `off`.
@@ -830,7 +884,9 @@ mod tests {
         let expected = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
             server_name: "natter".into(),
+            server_info: "natter chat server".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             max_clients: 120_000,
             max_per_ip: 64,
             connect_rate: 1,
@@ -865,6 +921,10 @@ mod tests {
             topic_len: 390,
             page_size: 100,
             banner_delay: Duration::ZERO,
+            opers: Opers::default(),
+            oper_die: false,
+            whowas_entries: 1000,
+            monitor_limit: 100,
             db: "natter.db".into(),
             db_max_bytes: 0,
             history_on_join: 10,
@@ -942,7 +1002,9 @@ mod tests {
         match name {
             "listen" => "0.0.0.0:7000",
             "server_name" => "chatty",
+            "server_info" => "a test server",
             "default_room" => "hall",
+            "irc_auto_join" => "true",
             "max_clients" => "5",
             "max_per_ip" => "0",
             "connect_rate" => "0",
@@ -977,6 +1039,10 @@ mod tests {
             "topic_len" => "80",
             "page_size" => "9",
             "banner_delay" => "300ms",
+            "opers" => SAMPLE_OPERS,
+            "oper_die" => "true",
+            "whowas_entries" => "5",
+            "monitor_limit" => "7",
             "db" => "off",
             "db_max_bytes" => "1000000",
             "history_on_join" => "0",
@@ -993,10 +1059,14 @@ mod tests {
         }
     }
 
+    /// An oper block (the hash of "sesame").
+    const SAMPLE_OPERS: &str = "root *@127.0.0.1 $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$kFV3Hn1bZ8XqnV/WQd/6lxUSRI4/ZXcVFb+Vb9RWfM8";
+
     /// The sample as a TOML value: numbers bare, the rest quoted.
     fn toml_value(sample: &str) -> String {
         match sample.parse::<u64>() {
             Ok(n) => n.to_string(),
+            Err(_) if sample == "true" || sample == "false" => sample.to_string(),
             Err(_) => format!("{sample:?}"),
         }
     }
@@ -1033,7 +1103,12 @@ mod tests {
                 "{help}"
             );
             if let Some(d) = default_of(arg) {
-                assert!(help.contains(&format!("[default: {d}]")), "{help}");
+                // clap quotes a default that has spaces
+                assert!(
+                    help.contains(&format!("[default: {d}]"))
+                        || help.contains(&format!("[default: \"{d}\"]")),
+                    "{help}"
+                );
             }
         }
     }

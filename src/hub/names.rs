@@ -9,6 +9,15 @@ pub fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// What a nick looks like (Unicode TR39 confusable skeleton of its folded
+/// form, folded again): `alice`, `аlice` with a Cyrillic а, fullwidth
+/// `Ａｌｉｃｅ` and mathematical `𝐚𝐥𝐢𝐜𝐞` all look like `alice`. Two people
+/// may not hold nicks that look alike.
+pub fn lookalike(nick: &str) -> String {
+    let skeleton: String = unicode_security::skeleton(&fold(nick)).collect();
+    fold(&skeleton)
+}
+
 /// Checks a nickname; the error says what is wrong, for the user.
 pub fn check_nick(nick: &str, max_chars: usize) -> Result<(), String> {
     let count = nick.chars().count();
@@ -75,6 +84,17 @@ mod tests {
         assert!(check_nick(&"字".repeat(30), 30).is_ok());
         assert_eq!(fold("Alice"), fold("aLICE"));
         assert_eq!(fold("ÉLODIE"), "élodie");
+    }
+
+    #[test]
+    fn lookalikes_share_a_skeleton() {
+        let alice = lookalike("alice");
+        for twin in ["аlice", "Ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "ALICE", "a\u{200b}lice"]
+        {
+            assert_eq!(lookalike(twin), alice, "{twin}");
+        }
+        assert_ne!(lookalike("alicia"), alice);
+        assert_ne!(lookalike("小明"), lookalike("小红"));
     }
 
     #[test]

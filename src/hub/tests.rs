@@ -50,6 +50,10 @@ pub(super) fn config() -> HubConfig {
         max_invites: 100,
         page_size: 100,
         node: 0,
+        whowas_entries: 100,
+        monitor_limit: 10,
+        oper_die: false,
+        opers: vec!["root".into()],
     }
 }
 
@@ -161,7 +165,7 @@ fn register_joins_default_room_and_announces() {
     assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
     assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
     match &got[2] {
-        EventBody::Members { room, members } => {
+        EventBody::Members { room, members, .. } => {
             assert_eq!(&**room, "lobby");
             assert_eq!(
                 members.iter().map(|n| &*n.nick).collect::<Vec<_>>(),
