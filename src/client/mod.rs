@@ -13,6 +13,7 @@
 //!   the protocol), reconnect with exponential backoff.
 //! * [`event`], [`command`]: what flows between the two halves.
 //! * [`session`], [`format`], [`color`]: pure helpers both front ends use.
+//! * [`password`]: the unechoed password prompt.
 //! * [`plain`]: line mode for pipes and scripts; [`tui`] + [`ui`]: the
 //!   full-screen UI, its state pure and tested headless.
 
@@ -23,6 +24,7 @@ pub mod event;
 pub mod format;
 pub mod ircmsg;
 pub mod lines;
+pub mod password;
 pub mod plain;
 pub mod protocol;
 pub mod session;
@@ -102,7 +104,7 @@ fn password(args: &ChatArgs, nick: Option<&str>) -> anyhow::Result<Option<String
             Some(n) => format!("Password for {n}: "),
             None => "Password: ".to_string(),
         };
-        rpassword::prompt_password(prompt)
+        password::ask(&prompt)
             .map_err(|e| anyhow::anyhow!("cannot ask for the password (no terminal?): {e}; use --password-file or {PASSWORD_VAR}"))?
     } else if let Some(path) = &args.password_file {
         let text = std::fs::read_to_string(path)

@@ -123,7 +123,10 @@ impl IrcProtocol {
             out.send(line("AUTHENTICATE", &[chunk]));
             rest = tail;
         }
-        out.send(line("AUTHENTICATE", &[if rest.is_empty() { "+" } else { rest }]));
+        out.send(line(
+            "AUTHENTICATE",
+            &[if rest.is_empty() { "+" } else { rest }],
+        ));
     }
 
     fn is_me(&self, nick: &str) -> bool {
@@ -749,7 +752,11 @@ mod tests {
                 EventKind::NeedNick { refused: None }
             ]
         );
-        assert!(o.lines.is_empty(), "nothing until the user says: {:?}", o.lines);
+        assert!(
+            o.lines.is_empty(),
+            "nothing until the user says: {:?}",
+            o.lines
+        );
         let mut out = Output::default();
         p.request(&Request::Login("alice2".into()), &mut out);
         assert_eq!(out.lines, ["NICK alice2", "CAP END"]);
