@@ -393,3 +393,59 @@ fn irc_mode_logs_in_with_sasl() {
     );
     rt.block_on(srv.shutdown());
 }
+
+/// Host names work where addresses do: `natter serve --listen
+/// localhost:0` listens on loopback, and `natter chat localhost:PORT`
+/// (resolved, each address tried in turn) reaches it.
+#[test]
+fn serve_and_chat_take_host_names() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    /// Ends the server however the test ends.
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Command::new(client_support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "localhost:0",
+            "--irc-listen",
+            "localhost:0",
+        ])
+        .env("NATTER_LOG", "info")
+        .env("NATTER_DB", "off")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter serve");
+    let stderr = server.stderr.take().expect("stderr");
+    let _server = Server(server);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("natter serve exited before listening")
+            .expect("read the log");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .trim()
+                .parse()
+                .expect("an address in the listening line");
+        }
+    };
+    // Keep reading the log so the server never blocks on stderr.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let by_name = format!("localhost:{}", addr.port());
+
+    let mut chat = Chat::spawn(&[&by_name, "--nick", "alice"]);
+    chat.expect(&format!("connected to {by_name} (JSON)"));
+    chat.expect("you are now known as alice");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+}
