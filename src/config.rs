@@ -242,6 +242,18 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub memory_trim: Duration,
+        /// Refused connections are logged in summary: the first of a kind
+        /// from an address at once, then one line per this interval saying
+        /// how many more were refused; 0: every one is logged.
+        #[arg(
+            long,
+            env = "NATTER_REFUSAL_LOG_INTERVAL",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub refusal_log_interval: Duration,
         /// Address of the IRC-only listener, or off (port 0: any free port,
         /// logged on start).
         #[arg(
@@ -906,6 +918,7 @@ mod tests {
             ping_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             memory_trim: Duration::from_secs(10),
+            refusal_log_interval: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
@@ -1016,6 +1029,7 @@ mod tests {
             "ping_timeout" => "1.5",
             "shutdown_grace" => "0s",
             "memory_trim" => "1m",
+            "refusal_log_interval" => "30s",
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",
