@@ -59,6 +59,8 @@ async fn port_zero_logs_the_real_port_and_sigterm_exits_cleanly() {
     a.expect("nickname?").await;
     a.send("alice").await;
     a.expect("You are now known as alice").await;
+    a.send("/nick alicia").await;
+    a.expect("alicia").await;
     signal(&child, "-TERM");
     let lines = a.until_eof().await;
     assert!(
@@ -69,9 +71,15 @@ async fn port_zero_logs_the_real_port_and_sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     let log = log.join().unwrap();
     assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
+    // The nick change is logged, and the span carries the new nick after it.
     assert!(
         log.iter()
-            .any(|l| l.contains("alice") && l.contains("disconnected")),
+            .any(|l| l.contains("nick changed from alice to alicia")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("nick=\"alicia\"") && l.contains("disconnected")),
         "{log:?}"
     );
 }
