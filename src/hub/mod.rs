@@ -204,6 +204,9 @@ pub struct ChatState {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     nicks: HashMap<String, ConnId>,
+    /// Who holds each [`names::lookalike`] key: no two people online have
+    /// nicks that look the same.
+    lookalikes: HashMap<String, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
@@ -232,6 +235,7 @@ impl ChatState {
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
+            lookalikes: HashMap::new(),
             rooms: BTreeMap::new(),
             seqs: HashMap::new(),
             accounts: Default::default(),
@@ -536,7 +540,38 @@ impl ChatState {
             Some(&owner) if owner != id && !self.owns(id, nick) => {
                 Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
             }
-            _ => None,
+            Some(_) => None,
+            None => self.lookalike_problem(id, nick),
+        }
+    }
+
+    /// A refusal if `nick` looks like the nick of someone else online
+    /// (`аlice` with a Cyrillic `а` next to `alice`).
+    fn lookalike_problem(&self, id: ConnId, nick: &str) -> Option<Refusal> {
+        let &owner = self.lookalikes.get(&names::lookalike(nick))?;
+        if owner == id {
+            return None;
+        }
+        let theirs = self.nick_of(owner)?;
+        if names::fold(theirs) == names::fold(nick) {
+            return None; // the same nick: the caller's rules apply
+        }
+        let why = format!("it looks like {theirs}, who is online");
+        Some(Refusal::new(ErrorCode::NickInUse).nick(nick).detail(why))
+    }
+
+    /// Records that `id` goes by `nick` (in both indexes).
+    fn index_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.insert(names::fold(nick), id);
+        self.lookalikes.insert(names::lookalike(nick), id);
+    }
+
+    /// Forgets that `id` went by `nick`.
+    fn unindex_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.remove(&names::fold(nick));
+        let key = names::lookalike(nick);
+        if self.lookalikes.get(&key) == Some(&id) {
+            self.lookalikes.remove(&key);
         }
     }
 
@@ -551,7 +586,7 @@ impl ChatState {
             return self.refuse(id, problem);
         }
         self.free_for(id, nick);
-        self.nicks.insert(names::fold(nick), id);
+        self.index_nick(nick, id);
         let name: Name = nick.into();
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -792,6 +827,9 @@ impl ChatState {
         if old_key != new_key && self.nicks.contains_key(&new_key) {
             return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
         }
+        if let Some(refusal) = self.lookalike_problem(id, new) {
+            return self.refuse(id, refusal);
+        }
         self.apply_nick(id, old, new);
         self.warn_unprotected(id);
     }
@@ -799,10 +837,9 @@ impl ChatState {
     /// Changes the nick of `id` from `old` to `new` (checked) and tells
     /// everyone who shares a room.
     fn apply_nick(&mut self, id: ConnId, old: Name, new: &str) {
-        let (old_key, new_key) = (names::fold(&old), names::fold(new));
         let old_mask = self.mask_of(id);
-        self.nicks.remove(&old_key);
-        self.nicks.insert(new_key, id);
+        self.unindex_nick(&old, id);
+        self.index_nick(new, id);
         let new: Name = new.into();
         if let Some(c) = self.conns.get_mut(&id) {
             c.nick = Some(new.clone());
@@ -907,7 +944,7 @@ impl ChatState {
             return;
         };
         let Some(nick) = conn.nick else { return };
-        self.nicks.remove(&names::fold(&nick));
+        self.unindex_nick(&nick, id);
         for key in &conn.rooms {
             self.drop_member(key, id);
         }

@@ -9,6 +9,19 @@ pub fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// What a nick looks like, for telling lookalikes apart: NFKC (fullwidth
+/// `Ａ` and mathematical `𝓪` are `A` and `a`), lower case, then the Unicode
+/// TR39 confusable skeleton (Cyrillic `а` is Latin `a`), lower case again.
+/// Two nicks with the same key cannot be online at once unless they are
+/// the same nick ([`fold`]).
+pub fn lookalike(nick: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = nick.nfkc().collect::<String>().to_lowercase();
+    unicode_security::confusable_detection::skeleton(&folded)
+        .collect::<String>()
+        .to_lowercase()
+}
+
 /// Checks a nickname; the error says what is wrong, for the user.
 pub fn check_nick(nick: &str, max_chars: usize) -> Result<(), String> {
     let count = nick.chars().count();
@@ -58,6 +71,23 @@ pub fn check_room(room: &str, max_chars: usize) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookalikes_share_a_key_and_others_do_not() {
+        let alice = lookalike("alice");
+        for twin in [
+            "Alice",
+            "\u{430}lice",
+            "\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",
+            "\u{1D4EA}\u{1D4F5}\u{1D4F2}\u{1D4EC}\u{1D4EE}",
+        ] {
+            assert_eq!(lookalike(twin), alice, "{twin}");
+        }
+        for other in ["alicia", "bob", "alice_", "\u{5C0F}\u{660E}"] {
+            assert_ne!(lookalike(other), alice, "{other}");
+        }
+        assert_ne!(lookalike("\u{5C0F}\u{660E}"), lookalike("\u{5C0F}\u{7EA2}"));
+    }
 
     #[test]
     fn nicks() {

@@ -36,7 +36,7 @@ impl ChatState {
                 conn.user = user.clone();
                 conn.realname = realname.clone();
                 conn.update_mask();
-                self.nicks.insert(names::fold(nick), id);
+                self.index_nick(nick, id);
                 self.conns.insert(id, conn);
                 None
             }
@@ -73,8 +73,8 @@ impl ChatState {
                 None
             }
             FactBody::NickChanged { old, new } => {
-                self.nicks.remove(&names::fold(old));
-                self.nicks.insert(names::fold(new), id);
+                self.unindex_nick(old, id);
+                self.index_nick(new, id);
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.nick = Some(new.clone());
                     c.update_mask();

@@ -105,7 +105,8 @@ impl Refusal {
         let detail = self.detail.as_deref();
         use ErrorCode::*;
         match (self.code, detail) {
-            (NickInUse, _) => format!("the nickname {nick} is taken"),
+            (NickInUse, Some(why)) => format!("the nickname {nick} is taken: {why}"),
+            (NickInUse, None) => format!("the nickname {nick} is taken"),
             (NoSuchNick, _) => format!("nobody is called {nick}"),
             (NotInRoom, _) if self.about_room().is_none() => "you are not in a room".into(),
             (NotInRoom, _) => format!("you are not in {room}"),
