@@ -64,13 +64,16 @@ settings! {
     #[command(next_help_heading = "Settings")]
     pub struct Config {
         /// Address of the main listener: text, JSON lines and IRC, told apart
-        /// by the first line (port 0: any free port, logged on start).
+        /// by the first line (port 0: any free port, logged on start). HOST
+        /// may be a name (`localhost:7777`): its first address is used.
         #[arg(
             long,
             env = "NATTER_LISTEN",
             value_name = "HOST:PORT",
             default_value = "127.0.0.1:7777",
+            value_parser = parse_listen,
         )]
+        #[serde(deserialize_with = "de_listen")]
         pub listen: SocketAddr,
         /// Name the server reports in banners and IRC prefixes.
         #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
@@ -282,6 +285,18 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub memory_trim: Duration,
+        /// Refused connections are logged in summary: the first of a kind
+        /// from an address at once, then one line per this interval saying
+        /// how many more were refused; 0: every one is logged.
+        #[arg(
+            long,
+            env = "NATTER_REFUSAL_LOG_INTERVAL",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub refusal_log_interval: Duration,
         /// Address of the IRC-only listener, or off (port 0: any free port,
         /// logged on start).
         #[arg(
@@ -445,10 +460,9 @@ impl std::str::FromStr for OptAddr {
     fn from_str(s: &str) -> Result<OptAddr, String> {
         match s.trim() {
             "off" | "none" | "" => Ok(OptAddr(None)),
-            a => a
-                .parse()
+            a => resolve_one(a)
                 .map(|a| OptAddr(Some(a)))
-                .map_err(|e| format!("bad address {a:?}: {e} (HOST:PORT or off)")),
+                .map_err(|e| format!("{e} (HOST:PORT or off)")),
         }
     }
 }
@@ -563,6 +577,37 @@ impl<'de> Deserialize<'de> for CidrList {
 /// Parses `--limit-exempt` (for clap).
 pub fn parse_cidrs(s: &str) -> Result<CidrList, String> {
     s.parse()
+}
+
+/// `HOST:PORT` as an address to listen on: an IP address as written, or a
+/// host name resolved now (its first address, in the resolver's order).
+pub fn resolve_one(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if s.rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("bad address {s:?}: expected HOST:PORT"));
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("bad address {s:?}: the name has no address")),
+        Err(e) => Err(format!("bad address {s:?}: {e}")),
+    }
+}
+
+/// Parses `--listen` (for clap): see [`resolve_one`].
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    resolve_one(s)
+}
+
+/// `listen` in the TOML file: see [`resolve_one`].
+fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    resolve_one(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// Parses `--irc-listen` (for clap).
@@ -798,6 +843,48 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// docs/natter.toml, the sample file README.md points to, names every
+    /// setting and holds exactly the defaults.
+    #[test]
+    fn the_sample_config_holds_every_setting_at_its_default() {
+        let text = include_str!("../docs/natter.toml");
+        let parsed: Config = toml::from_str(text).expect("docs/natter.toml parses");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "docs/natter.toml is not the defaults"
+        );
+        for name in Config::NAMES {
+            let key = format!("{name} = ");
+            let listed = text.lines().any(|l| {
+                l.starts_with(&key) || l.strip_prefix("# ").is_some_and(|l| l.starts_with(&key))
+            });
+            assert!(listed, "docs/natter.toml does not list {name}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_may_be_host_names() {
+        assert_eq!(
+            resolve_one("localhost:7777").map(|a| (a.ip().is_loopback(), a.port())),
+            Ok((true, 7777))
+        );
+        assert_eq!(resolve_one("[::1]:6667"), Ok("[::1]:6667".parse().unwrap()));
+        assert_eq!(
+            parse_listen("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        for bad in ["localhost", "localhost:http", ":7777", "localhost:99999"] {
+            assert!(resolve_one(bad).is_err(), "{bad}");
+        }
+        let c: Config =
+            toml::from_str("listen = \"localhost:7001\"\nirc_listen = \"localhost:7002\"\n")
+                .unwrap();
+        assert!(c.listen.ip().is_loopback() && c.listen.port() == 7001);
+        assert_eq!(c.irc_listen.0.map(|a| a.port()), Some(7002));
+        assert!(toml::from_str::<Config>("listen = \"nowhere\"").is_err());
+    }
+
     #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -911,6 +998,7 @@ mod tests {
             original_ping_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             memory_trim: Duration::from_secs(10),
+            refusal_log_interval: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
@@ -1029,6 +1117,7 @@ mod tests {
             "original_ping_timeout" => "2s",
             "shutdown_grace" => "0s",
             "memory_trim" => "1m",
+            "refusal_log_interval" => "30s",
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",

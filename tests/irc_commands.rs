@@ -540,7 +540,7 @@ async fn lookalike_nicks_are_refused_for_every_protocol() {
     let mut t = srv.client().await;
     t.expect("nickname?").await;
     t.send("𝐚𝐥𝐢𝐜𝐞").await;
-    t.expect("looks too much like alice").await;
+    t.expect("looks like alice, who is online").await;
     // Once alice goes by another name, the lookalike is free.
     alice.send("/nick alicette").await;
     alice.expect("alicette").await;

@@ -668,7 +668,7 @@ impl ChatState {
             _ => match self.lookalikes.get(&names::lookalike(nick)) {
                 Some(&owner) if owner != id => {
                     let like = self.nick_of(owner).map_or("someone", |n| &**n);
-                    let detail = format!("it looks too much like {like}");
+                    let detail = format!("it looks like {like}, who is online");
                     Some(Refusal::new(ErrorCode::NickInUse).nick(nick).detail(detail))
                 }
                 _ => None,

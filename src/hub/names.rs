@@ -69,6 +69,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lookalikes_share_a_key_and_others_do_not() {
+        let alice = lookalike("alice");
+        for twin in [
+            "Alice",
+            "\u{430}lice",
+            "\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",
+            "\u{1D4EA}\u{1D4F5}\u{1D4F2}\u{1D4EC}\u{1D4EE}",
+        ] {
+            assert_eq!(lookalike(twin), alice, "{twin}");
+        }
+        for other in ["alicia", "bob", "alice_", "\u{5C0F}\u{660E}"] {
+            assert_ne!(lookalike(other), alice, "{other}");
+        }
+        assert_ne!(lookalike("\u{5C0F}\u{660E}"), lookalike("\u{5C0F}\u{7EA2}"));
+    }
+
+    #[test]
     fn nicks() {
         assert!(check_nick("alice", 30).is_ok());
         assert!(check_nick("小明", 30).is_ok());

@@ -112,7 +112,7 @@ impl Refusal {
         let detail = self.detail.as_deref();
         use ErrorCode::*;
         match (self.code, detail) {
-            (NickInUse, Some(d)) => format!("the nickname {nick} cannot be used: {d}"),
+            (NickInUse, Some(d)) => format!("the nickname {nick} is taken: {d}"),
             (NickInUse, None) => format!("the nickname {nick} is taken"),
             (NoSuchNick, _) => format!("nobody is called {nick}"),
             (NotInRoom, _) if self.about_room().is_none() => "you are not in a room".into(),

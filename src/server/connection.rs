@@ -135,6 +135,12 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pag
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
         let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        // A nick change (not the first nick: `note_registered` logs that)
+        // is logged and put in the connection's span.
+        let before = match cmd {
+            Command::Nick { .. } => self.shared.chat.nick_of(self.id),
+            _ => None,
+        };
         let outcome = match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
             None => self.shared.chat.execute(self.id, cmd),
             Some(Ok(())) => Outcome::Continue,
@@ -146,6 +152,15 @@ impl session::Chat for Port<'_> {
         if nick && outcome == Outcome::Continue {
             let (auth, chat) = (&self.shared.auth, &self.shared.chat);
             super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
+        }
+        if let Some(old) = before {
+            match self.shared.chat.nick_of(self.id) {
+                Some(new) if new != old => {
+                    tracing::Span::current().record("nick", &*new);
+                    info!("nick changed from {old} to {new}");
+                }
+                _ => {}
+            }
         }
         outcome
     }

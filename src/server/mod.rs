@@ -9,6 +9,7 @@ mod connection;
 mod limits;
 mod mailbox;
 mod pager;
+mod refusal_log;
 mod router;
 mod transport;
 
@@ -56,6 +57,33 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
     let (store, failures) = SqliteStore::open(path, config.db_max_bytes, retention)
         .with_context(|| format!("cannot use the database {} (db)", config.db))?;
     Ok((Arc::new(store), Some(failures)))
+}
+
+/// Logs the summaries of refused connections as their intervals end.
+async fn summarise_refusals(
+    log: Arc<std::sync::Mutex<refusal_log::RefusalLog>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    // Checked a few times per interval, so a summary is at most a quarter late.
+    let mut tick = tokio::time::interval(interval / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let lines = match log.lock() {
+            Ok(mut log) => log.due(std::time::Instant::now()),
+            Err(_) => return,
+        };
+        for line in lines {
+            info!("{line}");
+        }
+    }
 }
 
 /// Senders whose messages the store could not keep.
@@ -232,6 +260,14 @@ impl Server {
             });
         }
         tracker.spawn(trim_memory(shared.config.memory_trim, stop.clone()));
+        let refusals = std::sync::Arc::new(std::sync::Mutex::new(refusal_log::RefusalLog::new(
+            shared.config.refusal_log_interval,
+        )));
+        tracker.spawn(summarise_refusals(
+            refusals.clone(),
+            shared.config.refusal_log_interval,
+            stop.clone(),
+        ));
         let mut next_id = 0u64;
         let mut hangup = hangup_signal();
         loop {
@@ -269,7 +305,14 @@ impl Server {
             let permit = match admission.admit(peer.ip()) {
                 Ok(p) => p,
                 Err(refusal) => {
-                    info!(%peer, "refused: {refusal}");
+                    let now = std::time::Instant::now();
+                    let line = match refusals.lock() {
+                        Ok(mut log) => log.note(peer.ip(), refusal, now),
+                        Err(_) => Some(format!("refused {}: {refusal}", peer.ip())),
+                    };
+                    if let Some(line) = line {
+                        info!("{line}");
+                    }
                     tracker.spawn(refuse(stream, refusal, entry));
                     continue;
                 }

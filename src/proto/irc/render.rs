@@ -993,7 +993,7 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
     };
     let detail;
     let text = match (r.code, &r.detail) {
-        (ErrorCode::NickInvalid, Some(why)) => {
+        (ErrorCode::NickInvalid | ErrorCode::NickInUse, Some(why)) => {
             detail = format!("{text}: {why}");
             detail.as_str()
         }
