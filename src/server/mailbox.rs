@@ -104,7 +104,7 @@ impl Queue {
         }))
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.0.inner.lock()
     }
@@ -258,7 +258,7 @@ impl Queue {
         self.push_entry(Item::Mark(mark), SLOT_BYTES, true)
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
         let mut inner = self.lock();
         if inner.killed {
