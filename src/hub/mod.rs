@@ -167,6 +167,8 @@ struct Conn {
     active_ms: u64,
     /// The account this connection is logged in to.
     account: Option<Name>,
+    /// Connected over TLS (IRC WHOIS says so).
+    secure: bool,
 }
 
 impl Conn {
@@ -188,6 +190,7 @@ impl Conn {
             signon_ms: now,
             active_ms: now,
             account: None,
+            secure: false,
         };
         c.update_mask();
         c

@@ -266,6 +266,7 @@ impl ChatState {
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
             account: c.account.clone(),
+            secure: c.secure,
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(

@@ -483,6 +483,8 @@ pub struct WhoisInfo {
     pub signon_ms: u64,
     /// The account the person is logged in to.
     pub account: Option<Name>,
+    /// Connected over TLS.
+    pub secure: bool,
 }
 
 impl EventBody {

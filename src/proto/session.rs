@@ -191,6 +191,9 @@ pub struct SessionConfig {
     pub host: Name,
     /// Lines of history replayed on entering a room.
     pub history_on_join: usize,
+    /// The IRC `sts` capability's value (`port=…` on plaintext,
+    /// `duration=…` over TLS), when TLS is configured.
+    pub sts: Option<String>,
 }
 
 impl SessionConfig {
@@ -618,6 +621,7 @@ mod tests {
             irc_password: None,
             host: "h.ip".into(),
             history_on_join: 10,
+            sts: None,
         }
     }
 

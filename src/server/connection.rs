@@ -51,6 +51,32 @@ pub(crate) enum Entry {
     Irc,
 }
 
+/// How a connection starts, as the listener and the first-bytes window
+/// found it.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    pub entry: Entry,
+    /// Over TLS (IRC's `sts` and WHOIS say so).
+    pub tls: bool,
+    /// Bytes read while the protocol was being detected, not handled yet.
+    pub input: Vec<u8>,
+    /// Nothing came within the main port's window: the text banner goes
+    /// out at once instead of waiting for a first line.
+    pub silent: bool,
+}
+
+impl Opening {
+    /// A connection that starts as `entry` with nothing read yet.
+    pub fn new(entry: Entry, tls: bool) -> Opening {
+        Opening {
+            entry,
+            tls,
+            input: Vec::new(),
+            silent: false,
+        }
+    }
+}
+
 /// Application-level heartbeat for clients that can answer pings (JSON, IRC):
 /// ping after `interval` of silence, drop after `timeout` more.
 struct Heartbeat {
@@ -241,7 +267,13 @@ enum End {
     Shutdown,
 }
 
-pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
+pub(crate) async fn run<T: Transport>(
+    shared: Arc<Shared>,
+    stream: T,
+    host: Name,
+    opening: Opening,
+) {
+    let entry = opening.entry;
     let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
@@ -255,14 +287,19 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         irc_password: config.irc_password.clone(),
         host,
         history_on_join: config.history_on_join,
+        sts: shared.sts(opening.tls),
     };
+    if opening.tls {
+        shared.chat.set_secure(id);
+    }
     let delay = config.banner_delay;
     let now = Instant::now();
     let mut c = Connection {
         id,
         decoder: LineDecoder::new(config.max_line_bytes),
         registration_deadline: now + config.registration_timeout,
-        hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
+        hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
+            .then(|| now + delay),
         proto: Box::new(TextSession::new(&session_config)),
         detecting: entry == Entry::Main,
         session_config,
@@ -284,7 +321,14 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
     };
     c.switch_to(proto);
-    let end = c.run().await;
+    let end = match opening.input.is_empty() {
+        true => c.run().await,
+        false => match c.take_input(&opening.input) {
+            Ok(Outcome::Close) => c.quit().await,
+            Ok(_) => c.run().await,
+            Err(_) => End::ExcessFlood,
+        },
+    };
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -441,12 +485,18 @@ impl<T: Transport> Connection<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
         };
+        self.take_input(&buf[..n]).map(Some)
+    }
+
+    /// Frames `input` into lines and hands them to the session as flood
+    /// control allows. `OutOfMemory`: more than `recvq` is waiting.
+    fn take_input(&mut self, input: &[u8]) -> io::Result<Outcome> {
         if let Some(hb) = &mut self.heartbeat {
             hb.next_ping = Instant::now() + self.shared.config.ping_interval;
             hb.deadline = None;
         }
         let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
-        self.decoder.feed(&buf[..n], |l| {
+        self.decoder.feed(input, |l| {
             *bytes += line_cost(&l);
             backlog.push_back(l)
         });
@@ -454,7 +504,7 @@ impl<T: Transport> Connection<T> {
         if self.backlog_bytes > self.shared.config.recvq {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -570,7 +620,7 @@ impl<T: Transport> Connection<T> {
             &mut self.pager,
         ));
         self.note_registered();
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || !self.stream.flushed() {
             Box::pin(self.write_pending()).await?;
         }
         Ok(())
@@ -715,7 +765,7 @@ async fn write_all<T: Transport>(
     queue: &Queue,
     timeout: Duration,
 ) -> io::Result<()> {
-    while !buf.is_empty() {
+    while !buf.is_empty() || !stream.flushed() {
         match stream.try_write(buf) {
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -523,6 +523,14 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                         let params = [&**nick, account, "is logged in as"];
                         numeric(out, ctx, RPL_WHOISACCOUNT, &params);
                     }
+                    if i.secure {
+                        numeric(
+                            out,
+                            ctx,
+                            RPL_WHOISSECURE,
+                            &[nick, "is using a secure connection"],
+                        );
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }

@@ -53,6 +53,8 @@ pub struct IrcSession {
     pass_answered: bool,
     /// Something was asked of the accounts and not answered yet: lines wait.
     waiting: bool,
+    /// The `sts` capability's value, when TLS is configured.
+    sts: Option<String>,
 }
 
 impl IrcSession {
@@ -78,6 +80,7 @@ impl IrcSession {
             pass_pending: false,
             pass_answered: false,
             waiting: false,
+            sts: config.sts.clone(),
         }
     }
 
@@ -131,7 +134,7 @@ impl IrcSession {
             Cap::Ls(version) => {
                 self.negotiating |= !registered;
                 // CAP LS 302 gives values: the SASL mechanisms.
-                let list = CAPS
+                let mut list = CAPS
                     .iter()
                     .map(|&c| match (c, version >= 302) {
                         ("sasl", true) => format!("sasl={}", sasl::MECHANISMS),
@@ -139,6 +142,12 @@ impl IrcSession {
                     })
                     .collect::<Vec<_>>()
                     .join(" ");
+                // STS needs values, which only 302 clients are given; it
+                // is never requested (a REQ for it is refused as unknown).
+                if let (Some(sts), true) = (&self.sts, version >= 302) {
+                    list.push_str(" sts=");
+                    list.push_str(sts);
+                }
                 self.push(chat, Reply::Cap { sub: "LS", list });
             }
             Cap::List => {

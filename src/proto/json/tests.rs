@@ -284,6 +284,7 @@ fn every_event_renders_as_documented() {
         idle_secs: 5,
         signon_ms: 1000,
         account: Some(n("bob")),
+        secure: false,
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
