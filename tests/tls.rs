@@ -4,6 +4,7 @@
 //! 671), each protocol's first exchange byte for byte, bad handshakes,
 //! and reloading the certificate on SIGHUP (the real binary).
 
+mod client_support;
 mod common;
 
 use std::net::SocketAddr;
@@ -583,4 +584,116 @@ fn self_signed_certificate_prints_its_fingerprint() {
     assert!(fp
         .split(':')
         .all(|h| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit())));
+}
+
+/// `natter chat` over TLS: JSON with `tls://` and `--ca`, IRC with
+/// `ircs://`, a certificate nobody vouches for refused, `--insecure` warned.
+#[test]
+fn natter_chat_over_tls() {
+    use client_support::Chat;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert(dir.path(), "a");
+    let other = make_cert(dir.path(), "other");
+    let srv = rt.block_on(start_tls(tls_config(&cert)));
+    let ca = cert.cert.to_str().unwrap();
+    let main = format!("tls://localhost:{}", srv.addr.port());
+
+    let mut json = Chat::spawn(&[&main, "--ca", ca, "--nick", "carl"]);
+    json.expect("you are now known as carl");
+    let mut irc = Chat::spawn(&[
+        "--irc",
+        &format!("ircs://localhost:{}", srv.irc_tls_addr.port()),
+        "--ca",
+        ca,
+        "--nick",
+        "ircy",
+        "--join",
+        "#lobby",
+    ]);
+    irc.expect("you are now known as ircy");
+    json.expect("ircy joined #lobby");
+    irc.send("hello over ircs");
+    json.expect("<ircy> hello over ircs");
+    json.send("/quit");
+    json.wait();
+    irc.send("/quit");
+    irc.wait();
+
+    // A CA that did not sign the server's certificate: no connection.
+    let mut wrong = Chat::spawn(&[
+        &main,
+        "--ca",
+        other.cert.to_str().unwrap(),
+        "--nick",
+        "wrong",
+        "--no-reconnect",
+    ]);
+    wrong.expect("TLS handshake failed");
+    assert!(!wrong.wait().success());
+
+    // --insecure connects, and says loudly what it gives up.
+    let mut loose = Chat::spawn(&[&main, "--insecure", "--nick", "loose"]);
+    loose.expect("you are now known as loose");
+    loose.send("/quit");
+    loose.wait();
+    let err = loose.stderr().join("\n");
+    assert!(err.contains("WARNING: --insecure"), "{err}");
+    rt.block_on(srv.shutdown());
+}
+
+/// A real IRC client library over TLS: jaraco/irc with Python's `ssl`
+/// (tests/irc/jaraco_tls.py) on the IRC TLS port, talking with a plaintext
+/// text user. Needs python with the `irc` package (`NATTER_PYTHON`; see
+/// tests/irc_jaraco.rs): missing, it fails under CI and is skipped loudly
+/// elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaraco_irc_client_over_tls() {
+    let python = common::python();
+    let has_irc = std::process::Command::new(&python)
+        .args(["-c", "import irc.client, ssl"])
+        .output();
+    if !has_irc.as_ref().is_ok_and(|o| o.status.success()) {
+        missing(&format!(
+            "jaraco_irc_client_over_tls did not run: {} cannot import irc.client \
+             (python3 -m venv .venv-ci && .venv-ci/bin/pip install irc==20.5.0, \
+             then NATTER_PYTHON=.venv-ci/bin/python cargo test)",
+            python.display()
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert(dir.path(), "a");
+    let srv = start_tls(tls_config(&cert)).await;
+    let mut bob = srv_user(srv.addr, "textbob").await;
+    let child = std::process::Command::new(&python)
+        .arg("tests/irc/jaraco_tls.py")
+        .arg(srv.irc_tls_addr.to_string())
+        .arg(&cert.cert)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let script = tokio::task::spawn_blocking(move || child.wait_with_output());
+    bob.expect("pytls: hello over tls").await;
+    bob.send("hello back").await;
+    let out = tokio::time::timeout(Duration::from_secs(40), script)
+        .await
+        .expect("the script finishes")
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().last() == Some("OK"),
+        "jaraco over TLS failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    srv.shutdown().await;
 }
