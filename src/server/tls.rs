@@ -10,10 +10,10 @@
 //! key on reload leaves the old certificate in place.
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use rustls::crypto::CryptoProvider;
@@ -23,11 +23,11 @@ use rustls::{ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::Digest;
-use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 use super::transport::Transport;
 use crate::config::Config;
+pub(crate) use crate::tlsio::TlsSocket;
 
 /// TLS handshakes that failed or stalled since start (for metrics).
 pub static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -205,133 +205,26 @@ fn certified(
     Ok(CertifiedKey::from_der(chain, key, &provider())?)
 }
 
-/// A handshaken server-side TLS connection over TCP, with readiness and
-/// non-blocking reads and writes like the TCP socket itself. Records are
-/// decrypted into the caller's buffer and encrypted from it with no other
-/// copy; what the socket does not take stays in rustls' buffer (bounded:
-/// 64 KiB) until [`Transport::flushed`] says it is gone.
-pub(crate) struct TlsTransport {
-    tcp: TcpStream,
-    /// Only this connection's task uses it: the lock is never contended.
-    tls: Mutex<ServerConnection>,
-}
-
-/// The socket as blocking-style I/O that says `WouldBlock`.
-struct Io<'a>(&'a TcpStream);
-
-impl Read for Io<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-}
-
-impl Write for Io<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl TlsTransport {
-    /// The connection left by a finished handshake (with whatever
-    /// plaintext it has decrypted but not handed out yet).
-    pub fn new(tcp: TcpStream, tls: ServerConnection) -> TlsTransport {
-        TlsTransport {
-            tcp,
-            tls: Mutex::new(tls),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ServerConnection> {
-        self.tls.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Hands encrypted output to the socket; `true` when none is left.
-fn push(tls: &mut ServerConnection, tcp: &TcpStream) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(&mut Io(tcp)) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
+/// A handshaken server-side TLS connection as a [`Transport`]: the
+/// readiness and non-blocking calls of [`TlsSocket`] (shared with the
+/// bench's TLS clients).
+pub(crate) type TlsTransport = TlsSocket<ServerConnection>;
 
 impl Transport for TlsTransport {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        // Plaintext already decrypted (or the peer's close) is ready now.
-        let ready = match self.lock().process_new_packets() {
-            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
-            Err(_) => true, // try_read reports it
-        };
-        async move {
-            match ready {
-                true => Ok(()),
-                false => self.tcp.readable().await,
-            }
-        }
+        TlsSocket::readable(self)
     }
-
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.tcp.writable()
+        TlsSocket::writable(self)
     }
-
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut tls = self.lock();
-        loop {
-            match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            // Nothing decrypted: read records until a whole one is there
-            // or the socket has no more (then `WouldBlock` clears readiness).
-            match tls.read_tls(&mut Io(&self.tcp))? {
-                0 => return Ok(0),
-                _ => {
-                    let processed = tls.process_new_packets();
-                    // Alerts, handshake answers, key updates.
-                    let pushed = push(&mut tls, &self.tcp);
-                    if let Err(e) = processed {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                    pushed?;
-                }
-            }
-        }
+        TlsSocket::try_read(self, buf)
     }
-
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let mut tls = self.lock();
-        if !push(&mut tls, &self.tcp)? {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let n = tls.writer().write(buf)?;
-        push(&mut tls, &self.tcp)?;
-        match n {
-            0 => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
-        }
+        TlsSocket::try_write(self, buf)
     }
-
     fn flushed(&self) -> bool {
-        !self.lock().wants_write()
-    }
-}
-
-impl Drop for TlsTransport {
-    /// Says goodbye the TLS way (close_notify) if the socket takes it now.
-    fn drop(&mut self) {
-        let tls = self.tls.get_mut().unwrap_or_else(|e| e.into_inner());
-        tls.send_close_notify();
-        let _ = push(tls, &self.tcp);
+        TlsSocket::flushed(self)
     }
 }
 
