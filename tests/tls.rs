@@ -697,3 +697,36 @@ async fn jaraco_irc_client_over_tls() {
     );
     srv.shutdown().await;
 }
+
+/// A TLS reader that falls behind: what the socket does not take stays
+/// encrypted in rustls' buffer and must still go out (the transport's
+/// `flushed`), in order, once the reader reads again.
+#[tokio::test]
+async fn a_tls_reader_that_falls_behind_gets_everything_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert(dir.path(), "a");
+    let srv = start_tls(Config {
+        flood_rate: 0,
+        sendq: 4 * 1024 * 1024,
+        socket_sendbuf: 4096,
+        ..tls_config(&cert)
+    })
+    .await;
+    let mut slow = Lines::new(tls_connect(srv.addr, &cert.der).await);
+    slow.send("slow").await;
+    slow.expect("*** In #lobby").await;
+    let mut talker = srv_user(srv.addr, "talker").await;
+    slow.expect("talker joined").await;
+    // ~700 KiB while `slow` reads nothing.
+    let pad = "x".repeat(1000);
+    for i in 0..700 {
+        talker.send(&format!("{i:04} {pad}")).await;
+    }
+    talker.send("done").await;
+    for i in 0..700 {
+        let line = strip_ansi(&slow.expect("talker: ").await);
+        assert!(line.contains(&format!("talker: {i:04} ")), "{i}: {line}");
+    }
+    slow.expect("talker: done").await;
+    srv.shutdown().await;
+}

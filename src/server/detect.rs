@@ -13,6 +13,7 @@
 //! Plain TCP is only peeked at (nothing is read, nothing copied): the
 //! connection loop then reads the socket itself.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +113,12 @@ async fn sniff_read<S: AsyncRead + Unpin>(
 
 /// Serves a connection on the main port: waits out the first-bytes
 /// window, then hands it to TLS, HTTP or the connection loop.
-pub(crate) async fn main_port(shared: Arc<Shared>, stream: TcpStream, host: Name) {
+pub(crate) async fn main_port(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+) {
     let window = shared.config.banner_delay;
     let first = match window.is_zero() {
         true => None,
@@ -128,9 +134,9 @@ pub(crate) async fn main_port(shared: Arc<Shared>, stream: TcpStream, host: Name
     match first {
         None => connection::run(shared, stream, host, opening(true)).await,
         Some(First::Lines) => connection::run(shared, stream, host, opening(false)).await,
-        Some(First::Http) => http(stream, Bytes::new(), shared).await,
+        Some(First::Http) => http(stream, Bytes::new(), shared, peer, "tcp").await,
         Some(First::Tls) => match shared.tls.clone() {
-            Some(tls) => over_tls(shared, &tls, stream, host, Entry::Main).await,
+            Some(tls) => over_tls(shared, &tls, stream, host, peer, Entry::Main).await,
             None => {
                 tls::handshake_failed();
                 info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");
@@ -140,16 +146,28 @@ pub(crate) async fn main_port(shared: Arc<Shared>, stream: TcpStream, host: Name
 }
 
 /// Serves a connection on the IRC-over-TLS port.
-pub(crate) async fn irc_tls_port(shared: Arc<Shared>, stream: TcpStream, host: Name) {
+pub(crate) async fn irc_tls_port(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+) {
     if let Some(tls) = shared.tls.clone() {
-        over_tls(shared, &tls, stream, host, Entry::Irc).await
+        over_tls(shared, &tls, stream, host, peer, Entry::Irc).await
     }
 }
 
 /// Shakes hands (within `registration_timeout`), then serves the inner
 /// stream: on the main port its first bytes decide again (HTTP or lines),
 /// on the IRC port it is IRC.
-async fn over_tls(shared: Arc<Shared>, tls: &Tls, stream: TcpStream, host: Name, entry: Entry) {
+async fn over_tls(
+    shared: Arc<Shared>,
+    tls: &Tls,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+    entry: Entry,
+) {
     let limit = shared.config.registration_timeout;
     let mut stream = match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
         Ok(Ok(s)) => s,
@@ -180,7 +198,7 @@ async fn over_tls(shared: Arc<Shared>, tls: &Tls, stream: TcpStream, host: Name,
         false => (None, Vec::new()),
     };
     if first == Some(First::Http) {
-        return http(stream, input.into(), shared).await;
+        return http(stream, input.into(), shared, peer, "tls").await;
     }
     let (tcp, conn) = stream.into_inner();
     let opening = Opening {
@@ -195,10 +213,17 @@ async fn over_tls(shared: Arc<Shared>, tls: &Tls, stream: TcpStream, host: Name,
 const HTTP_HEAD_MAX: usize = 8 * 1024;
 
 /// The HTTP hand-off: `first` is what was already read from `stream`
-/// (nothing for plain TCP, which was only peeked at). Until `crate::web`
-/// serves HTTP, every request gets `404` and the connection is closed.
-async fn http<S>(mut stream: S, first: Bytes, shared: Arc<Shared>)
-where
+/// (nothing for plain TCP, which was only peeked at); `transport` is `tcp`
+/// or `tls`. This is where `crate::web::serve(stream, first, ctx)` takes
+/// over; until it does, every request gets `404` and the connection is
+/// closed.
+async fn http<S>(
+    mut stream: S,
+    first: Bytes,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    transport: &str,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Read the request head (bounded in size and time) so that closing
@@ -215,7 +240,7 @@ where
         }
     })
     .await;
-    info!("HTTP request: 404 (no web server in this build)");
+    info!(%peer, transport, "HTTP request: 404 (no web server in this build)");
     let answer = b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nconnection: close\r\n\r\nnot found\n";
     let _ = tokio::time::timeout(limit, async {
         let _ = stream.write_all(answer).await;

@@ -343,12 +343,12 @@ impl Server {
             tracker.spawn(
                 async move {
                     match entry {
-                        Port::Main => detect::main_port(shared, stream, host).await,
+                        Port::Main => detect::main_port(shared, stream, host, peer).await,
                         Port::Irc => {
                             let opening = Opening::new(Entry::Irc, false);
                             connection::run(shared, stream, host, opening).await
                         }
-                        Port::IrcTls => detect::irc_tls_port(shared, stream, host).await,
+                        Port::IrcTls => detect::irc_tls_port(shared, stream, host, peer).await,
                     }
                     drop(permit);
                 }
