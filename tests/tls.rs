@@ -715,15 +715,17 @@ async fn a_tls_reader_that_falls_behind_gets_everything_in_order() {
     let mut slow = Lines::new(tls_connect(srv.addr, &cert.der).await);
     slow.send("slow").await;
     slow.expect("*** In #lobby").await;
-    let mut talker = srv_user(srv.addr, "talker").await;
+    // An IRC talker: IRC users get no echo of their own lines, so the
+    // talker never has output of its own to read.
+    let mut talker = IrcClient::register(srv.irc_addr, "talker").await;
     slow.expect("talker joined").await;
-    // ~700 KiB while `slow` reads nothing.
-    let pad = "x".repeat(1000);
-    for i in 0..700 {
-        talker.send(&format!("{i:04} {pad}")).await;
+    // ~630 KiB while `slow` reads nothing: more than the socket buffers hold.
+    let pad = "x".repeat(400);
+    for i in 0..1500 {
+        talker.send(&format!("PRIVMSG #lobby :{i:04} {pad}")).await;
     }
-    talker.send("done").await;
-    for i in 0..700 {
+    talker.send("PRIVMSG #lobby :done").await;
+    for i in 0..1500 {
         let line = strip_ansi(&slow.expect("talker: ").await);
         assert!(line.contains(&format!("talker: {i:04} ")), "{i}: {line}");
     }

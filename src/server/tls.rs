@@ -256,9 +256,11 @@ mod tests {
         };
         let (cert_a, key_a) = write("a", &["a.test"]);
         let (_, key_b) = write("b", &["b.test"]);
-        let mut config = Config::default();
-        config.tls_cert = Some(cert_a.clone());
-        config.tls_key = Some(key_b.clone());
+        let mut config = Config {
+            tls_cert: Some(cert_a.clone()),
+            tls_key: Some(key_b.clone()),
+            ..Config::default()
+        };
         let e = Tls::from_config(&config).err().unwrap();
         assert!(format!("{e:#}").contains("does not fit"), "{e:#}");
 
@@ -282,8 +284,10 @@ mod tests {
 
     #[test]
     fn half_a_configuration_is_an_error() {
-        let mut config = Config::default();
-        config.tls_cert = Some("x.pem".into());
+        let config = Config {
+            tls_cert: Some("x.pem".into()),
+            ..Config::default()
+        };
         assert!(Tls::from_config(&config).is_err());
         let config = Config::default();
         assert!(Tls::from_config(&config).unwrap().is_none());
