@@ -96,7 +96,7 @@ impl Queue {
         }))
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.0.inner.lock()
     }
@@ -235,7 +235,7 @@ impl Queue {
         self.push_entry(Item::Local(Box::new(bytes)), cost, false);
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
         let mut inner = self.lock();
         if inner.killed {
