@@ -334,18 +334,65 @@ settings! {
         /// produced as the client reads them.
         #[arg(long, env = "NATTER_PAGE_SIZE", value_name = "N", default_value = "100")]
         pub page_size: usize,
-        /// On the main port, how long the text banner waits for the client to
-        /// speak first (IRC and JSON clients do, and then never see it); 0:
-        /// the banner is sent at once, as telnet users expect.
+        /// The main port's first-bytes window: how long a new connection is
+        /// given to speak first. What it sends decides the protocol (TLS,
+        /// HTTP, IRC, JSON); only a silent one gets the text banner, after
+        /// the window. 0: the banner is sent at once (then TLS and HTTP on
+        /// the main port would see it: keep it above the clients' round trip).
         #[arg(
             long,
             env = "NATTER_BANNER_DELAY",
+            value_name = "DURATION",
+            default_value = "150ms",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub banner_delay: Duration,
+        /// PEM file with the TLS certificate chain (leaf first); with
+        /// tls_key it turns TLS on: on the main port (a connection that
+        /// starts with a TLS handshake) and on irc_tls_listen. Reloaded on
+        /// SIGHUP.
+        #[arg(long, env = "NATTER_TLS_CERT", value_name = "PATH")]
+        pub tls_cert: Option<PathBuf>,
+        /// PEM file with the TLS certificate's private key (PKCS#8, PKCS#1
+        /// or SEC1). Reloaded on SIGHUP.
+        #[arg(long, env = "NATTER_TLS_KEY", value_name = "PATH")]
+        pub tls_key: Option<PathBuf>,
+        /// Turn TLS on with a certificate made up at start (for localhost,
+        /// for testing): its SHA-256 fingerprint is printed. Ignored when
+        /// tls_cert is set.
+        #[arg(
+            long,
+            env = "NATTER_TLS_SELF_SIGNED",
+            value_name = "BOOL",
+            default_value = "false",
+            num_args = 0..=1,
+            default_missing_value = "true",
+            action = clap::ArgAction::Set,
+        )]
+        pub tls_self_signed: bool,
+        /// Address of the IRC-over-TLS listener (used only when TLS is on),
+        /// or off (port 0: any free port, logged on start).
+        #[arg(
+            long,
+            env = "NATTER_IRC_TLS_LISTEN",
+            value_name = "HOST:PORT|off",
+            default_value = "127.0.0.1:6697",
+            value_parser = parse_opt_addr,
+        )]
+        pub irc_tls_listen: OptAddr,
+        /// How long IRC clients that saw the `sts` capability keep to TLS
+        /// (the policy's duration, sent on TLS connections; 0 tells them
+        /// to forget it).
+        #[arg(
+            long,
+            env = "NATTER_STS_DURATION",
             value_name = "DURATION",
             default_value = "0",
             value_parser = parse_duration,
         )]
         #[serde(deserialize_with = "de_duration")]
-        pub banner_delay: Duration,
+        pub sts_duration: Duration,
         /// Server operator blocks for IRC's OPER: `NAME HOSTMASK HASH`,
         /// separated by `;` (HOSTMASK matches user@ip; HASH from `natter
         /// hash-password`); none: no operators. Reloaded by REHASH/SIGHUP.
@@ -1008,7 +1055,12 @@ mod tests {
             max_invites: 100,
             topic_len: 390,
             page_size: 100,
-            banner_delay: Duration::ZERO,
+            banner_delay: Duration::from_millis(150),
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            irc_tls_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6697)))),
+            sts_duration: Duration::ZERO,
             opers: Opers::default(),
             oper_die: false,
             whowas_entries: 1000,
@@ -1132,6 +1184,11 @@ mod tests {
             "oper_die" => "true",
             "whowas_entries" => "5",
             "monitor_limit" => "7",
+            "tls_cert" => "cert.pem",
+            "tls_key" => "key.pem",
+            "tls_self_signed" => "true",
+            "irc_tls_listen" => "off",
+            "sts_duration" => "720h",
             "db" => "off",
             "db_max_bytes" => "1000000",
             "history_on_join" => "0",
@@ -1177,7 +1234,8 @@ mod tests {
                 "{name} has no help"
             );
             assert!(
-                default_of(arg).is_some() || name == "irc_password",
+                default_of(arg).is_some()
+                    || matches!(name, "irc_password" | "tls_cert" | "tls_key"),
                 "{name} has no default_value"
             );
         }

@@ -130,7 +130,13 @@ async fn said_by(j: &mut JsonClient, who: &str) -> String {
 
 #[tokio::test]
 async fn original_client_logs_in_and_chats_with_no_line_breaks() {
-    let srv = start(config()).await;
+    // No first-bytes window: the text banner goes out at connect, before
+    // the client speaks (the default window is the next test's case).
+    let srv = start(natter::config::Config {
+        banner_delay: Duration::ZERO,
+        ..config()
+    })
+    .await;
     let (mut t, mut j) = watchers(&srv).await;
     let mut o = Original::login(srv.addr, "alice").await;
     // A welcome with the number of people chatting, then its login answered.

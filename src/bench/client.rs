@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memchr::memchr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
@@ -27,6 +27,47 @@ use super::payload::{self, Header};
 use super::scenario::BenchConfig;
 use super::stats::{Counters, Errors, Shards};
 use super::tracker::{Seen, SeqTracker};
+use crate::tlsio::TlsSocket;
+
+/// A bench connection's socket: TCP, or TLS over it.
+enum Socket {
+    Tcp(TcpStream),
+    Tls(Box<TlsSocket<rustls::ClientConnection>>),
+}
+
+impl Socket {
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.readable().await,
+            Socket::Tls(s) => s.readable().await,
+        }
+    }
+    async fn writable(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.writable().await,
+            Socket::Tls(s) => s.writable().await,
+        }
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read(buf),
+            Socket::Tls(s) => s.try_read(buf),
+        }
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Tls(s) => s.try_write(buf),
+        }
+    }
+    /// Whether everything written reached the socket (TLS may hold some).
+    fn flushed(&self) -> bool {
+        match self {
+            Socket::Tcp(_) => true,
+            Socket::Tls(s) => s.flushed(),
+        }
+    }
+}
 
 /// Bytes read per `read` call (per thread, shared by every connection).
 const SCRATCH: usize = 64 * 1024;
@@ -182,9 +223,9 @@ fn record_setup_error(shared: &Shared, e: SetupError) {
     shared.errors.add(&kind, &example);
 }
 
-/// Connects, registers and joins. Returns the stream and any bytes read
-/// past the ready line.
-async fn setup(shared: &Shared, id: usize) -> Result<(TcpStream, Vec<u8>), SetupError> {
+/// Connects (with TLS, shakes hands), registers and joins. Returns the
+/// socket and any bytes read past the ready line.
+async fn setup(shared: &Shared, id: usize) -> Result<(Socket, Vec<u8>), SetupError> {
     let cfg = &shared.cfg;
     let deadline = Instant::now() + cfg.setup_timeout;
     let source = net::source_addr(id, cfg.per_source, cfg.target);
@@ -194,12 +235,37 @@ async fn setup(shared: &Shared, id: usize) -> Result<(TcpStream, Vec<u8>), Setup
         Ok(Err(e)) => return Err(SetupError::Connect(e)),
         Err(_) => return Err(SetupError::Timeout(None)),
     };
+    let Some(tls) = &cfg.tls else {
+        let leftover = register(shared, id, &mut stream, deadline).await?;
+        return Ok((Socket::Tcp(stream), leftover));
+    };
+    let name = rustls::pki_types::ServerName::from(cfg.target.ip());
+    let connect = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+    let mut stream = match tokio::time::timeout_at(deadline, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(SetupError::Connect(e)),
+        Err(_) => return Err(SetupError::Timeout(None)),
+    };
+    let leftover = register(shared, id, &mut stream, deadline).await?;
+    let (tcp, conn) = stream.into_inner();
+    Ok((Socket::Tls(Box::new(TlsSocket::new(tcp, conn))), leftover))
+}
+
+/// Registers and joins over `stream`; returns any bytes read past the
+/// ready line.
+async fn register<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    id: usize,
+    stream: &mut S,
+    deadline: Instant,
+) -> Result<Vec<u8>, SetupError> {
+    let cfg = &shared.cfg;
     let nick = cfg.nick(id);
     let room = cfg.room_name(cfg.room_of(id));
     let (mut hs, hello) = Handshake::start(cfg.proto, &cfg.text, &nick, &room);
     let mut last: Option<String> = None;
     let mut answer = Vec::new();
-    write_setup(&mut stream, &hello, deadline, &last).await?;
+    write_setup(&mut *stream, &hello, deadline, &last).await?;
     // Heap buffers: they are freed when setup ends, so an idle connection
     // keeps nothing of them.
     let mut rbuf = vec![0u8; 4096];
@@ -220,11 +286,11 @@ async fn setup(shared: &Shared, id: usize) -> Result<(TcpStream, Vec<u8>), Setup
             start += i + 1;
             let done = hs.on_line(&line, &mut answer);
             if !answer.is_empty() {
-                write_setup(&mut stream, &answer, deadline, &last).await?;
+                write_setup(&mut *stream, &answer, deadline, &last).await?;
                 answer.clear();
             }
             match done {
-                Ok(true) => return Ok((stream, buf[start..].to_vec())),
+                Ok(true) => return Ok(buf[start..].to_vec()),
                 Ok(false) => last = Some(line),
                 Err(Refused::Server(l)) => return Err(SetupError::Refused(l)),
             }
@@ -236,13 +302,17 @@ async fn setup(shared: &Shared, id: usize) -> Result<(TcpStream, Vec<u8>), Setup
     }
 }
 
-async fn write_setup(
-    stream: &mut TcpStream,
+async fn write_setup<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     bytes: &[u8],
     deadline: Instant,
     last: &Option<String>,
 ) -> Result<(), SetupError> {
-    match tokio::time::timeout_at(deadline, stream.write_all(bytes)).await {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await // TLS: out of the record buffer
+    };
+    match tokio::time::timeout_at(deadline, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(SetupError::Io(e, last.clone())),
         Err(_) => Err(SetupError::Timeout(last.clone())),
@@ -295,7 +365,7 @@ struct Conn {
     shared: Arc<Shared>,
     id: usize,
     room: usize,
-    stream: TcpStream,
+    stream: Socket,
     /// An incomplete line carried to the next read.
     partial: Vec<u8>,
     /// Message bytes not yet written; `out_pos` is how far writing got.
@@ -315,7 +385,7 @@ enum End {
 }
 
 impl Conn {
-    fn new(shared: Arc<Shared>, id: usize, stream: TcpStream) -> Conn {
+    fn new(shared: Arc<Shared>, id: usize, stream: Socket) -> Conn {
         let room = shared.cfg.room_of(id);
         Conn {
             shared,
@@ -350,7 +420,8 @@ impl Conn {
                 }
                 _ => {}
             }
-            let want_write = self.out_pos < self.out.len() || !self.ctrl.is_empty();
+            let want_write =
+                self.out_pos < self.out.len() || !self.ctrl.is_empty() || !self.stream.flushed();
             let timed = self.sender.as_ref().is_some_and(|s| s.next_ns < s.end_ns);
             tokio::select! {
                 biased;
@@ -496,6 +567,8 @@ impl Conn {
                 self.stream.try_write(&self.ctrl).map(|n| {
                     self.ctrl.drain(..n);
                 })
+            } else if !self.stream.flushed() {
+                self.stream.try_write(&[]).map(|_| ())
             } else {
                 break;
             };

@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// Text: a client is ready once a line contains this; {nick}, {room} filled in.
     #[arg(long)]
     pub ready: Option<String>,
+    /// Connect over TLS (to the main port, or an IRC TLS port with
+    /// --proto irc); the certificate is not checked.
+    #[arg(long)]
+    pub tls: bool,
     /// Server process id: report its RSS and CPU.
     #[arg(long)]
     pub pid: Option<u32>,
@@ -156,6 +160,11 @@ impl BenchArgs {
         }
         c.pid = self.pid;
         c.progress = !self.quiet;
+        if self.tls {
+            c.tls = Some(crate::client::tls::client_config(
+                crate::client::tls::Trust::Insecure,
+            )?);
+        }
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }

@@ -146,6 +146,9 @@ pub struct BenchConfig {
     pub pid: Option<u32>,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// Connect over TLS (the server's certificate is not checked: the
+    /// bench measures, it does not trust).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl BenchConfig {
@@ -173,6 +176,7 @@ impl BenchConfig {
             text: TextOptions::default(),
             pid: None,
             progress: false,
+            tls: None,
         }
     }
 

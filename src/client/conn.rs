@@ -19,8 +19,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
@@ -77,9 +78,33 @@ impl Backoff {
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
     pub addr: String,
+    /// TLS: the client configuration and the name the certificate must be for.
+    pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
     pub backoff: Backoff,
     /// Reconnect after a lost connection (else give up).
     pub reconnect: bool,
+}
+
+/// A connection, plain or over TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// Connects (and shakes hands, with TLS).
+async fn connect(cfg: &ConnConfig) -> Result<Box<dyn Stream>, String> {
+    let tcp = TcpStream::connect(&cfg.addr)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let Some((config, host)) = &cfg.tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| format!("cannot use {host:?} as a TLS server name: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    Ok(Box::new(tls))
 }
 
 /// How one connection ended.
@@ -107,7 +132,7 @@ pub async fn run(
         if events.send(status(connecting)).await.is_err() {
             return;
         }
-        let reason = match timeout(CONNECT_TIMEOUT, TcpStream::connect(&cfg.addr)).await {
+        let reason = match timeout(CONNECT_TIMEOUT, connect(&cfg)).await {
             Ok(Ok(stream)) => {
                 let mut c = Conn {
                     proto: &mut *proto,
@@ -125,7 +150,7 @@ pub async fn run(
                     End::Lost(reason) => reason,
                 }
             }
-            Ok(Err(e)) => format!("cannot connect: {e}"),
+            Ok(Err(e)) => e,
             Err(_) => "cannot connect: timed out".to_string(),
         };
         let retry_in = cfg.reconnect.then(|| cfg.backoff.next_delay());
@@ -197,11 +222,10 @@ impl Conn<'_> {
     async fn session(
         &mut self,
         addr: &str,
-        stream: TcpStream,
+        stream: Box<dyn Stream>,
         requests: &mut mpsc::Receiver<Request>,
     ) -> End {
-        let _ = stream.set_nodelay(true);
-        let (rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = tokio::io::split(stream);
         let mut reader = LineReader::new(rd, MAX_LINE);
         let connected = Status::Connected {
             addr: addr.to_string(),
@@ -284,14 +308,22 @@ impl Conn<'_> {
     }
 
     /// Sends what the protocol produced and hands its events to the front end.
-    async fn flush(&mut self, out: &mut Output, wr: &mut OwnedWriteHalf) -> Result<(), End> {
+    async fn flush(
+        &mut self,
+        out: &mut Output,
+        wr: &mut WriteHalf<Box<dyn Stream>>,
+    ) -> Result<(), End> {
         if !out.lines.is_empty() {
             let mut bytes = Vec::new();
             for line in out.lines.drain(..) {
                 bytes.extend_from_slice(line.as_bytes());
                 bytes.extend_from_slice(b"\r\n");
             }
-            match timeout(WRITE_TIMEOUT, wr.write_all(&bytes)).await {
+            let write = async {
+                wr.write_all(&bytes).await?;
+                wr.flush().await // TLS: out of the record buffer
+            };
+            match timeout(WRITE_TIMEOUT, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) if self.quit_by.is_some() => return Err(End::Quit),
                 Ok(Err(e)) => return Err(End::Lost(format!("connection error: {e}"))),

@@ -28,6 +28,7 @@ pub mod password;
 pub mod plain;
 pub mod protocol;
 pub mod session;
+pub mod tls;
 pub mod tui;
 pub mod ui;
 
@@ -50,12 +51,24 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7777";
 /// client; README.md shows examples.
 #[derive(Args, Debug, Clone)]
 pub struct ChatArgs {
-    /// natter server to connect to (JSON-lines protocol).
+    /// natter server to connect to (JSON-lines protocol); `tls://HOST[:PORT]`
+    /// for TLS, `ircs://HOST[:PORT]` / `irc://HOST[:PORT]` for IRC.
     #[arg(value_name = "HOST:PORT", conflicts_with = "irc")]
     pub addr: Option<String>,
-    /// Speak IRC to this IRC server instead.
+    /// Speak IRC to this IRC server instead (`ircs://HOST[:PORT]`: over TLS).
     #[arg(long, value_name = "HOST:PORT")]
     pub irc: Option<String>,
+    /// Connect over TLS, checking the server's certificate against the
+    /// system's root certificates (or --ca).
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust only the CA certificate(s) in this PEM file (implies --tls).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// TLS without checking the certificate: anyone in between can read and
+    /// change everything (implies --tls). For testing only.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
     /// Nickname. Without it the full-screen client asks; plain mode asks
     /// only a terminal, never takes a line from a pipe as a nickname.
     #[arg(long, env = "NATTER_NICK")]
@@ -152,24 +165,36 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     if password.is_some() && nick.is_none() {
         anyhow::bail!("a password logs in to the account of a nickname: give --nick NICK too");
     }
-    let (addr, proto): (String, Box<dyn Protocol>) = match &args.irc {
-        Some(addr) => (
-            addr.clone(),
-            Box::new(IrcProtocol::new(nick, args.join.clone()).with_password(password)),
-        ),
-        None => (
-            args.addr
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
-            Box::new(
-                JsonProtocol::new(nick, args.join.clone())
-                    .with_nick_fallback(args.nick_fallback)
-                    .with_password(password),
-            ),
+    let want_tls = args.tls || args.ca.is_some() || args.insecure;
+    let target = match (&args.irc, &args.addr) {
+        (Some(addr), _) => tls::parse_target(addr, true, want_tls)?,
+        (None, Some(addr)) => tls::parse_target(addr, false, want_tls)?,
+        (None, None) => tls::parse_target(DEFAULT_ADDR, false, want_tls)?,
+    };
+    let proto: Box<dyn Protocol> = match target.irc {
+        true => Box::new(IrcProtocol::new(nick, args.join.clone()).with_password(password)),
+        false => Box::new(
+            JsonProtocol::new(nick, args.join.clone())
+                .with_nick_fallback(args.nick_fallback)
+                .with_password(password),
         ),
     };
+    let tls = match (target.tls, &args.ca, args.insecure) {
+        (false, _, _) => None,
+        (true, _, true) => {
+            eprintln!(
+                "natter: WARNING: --insecure: the server's certificate is NOT checked. \
+                 Anyone between you and {} can read and change this chat.",
+                target.addr
+            );
+            Some(tls::client_config(tls::Trust::Insecure)?)
+        }
+        (true, Some(ca), false) => Some(tls::client_config(tls::Trust::Ca(ca))?),
+        (true, None, false) => Some(tls::client_config(tls::Trust::System)?),
+    };
     let cfg = ConnConfig {
-        addr,
+        addr: target.addr.clone(),
+        tls: tls.map(|config| (config, target.host.clone())),
         backoff: Backoff::new(args.reconnect_min, args.reconnect_max),
         reconnect: !args.no_reconnect,
     };

@@ -139,6 +139,13 @@ impl ChatState {
         (self.is_registered_nick(nick) && !self.owns(id, nick)).then(|| nick.clone())
     }
 
+    /// Notes that `id` is connected over TLS.
+    pub fn set_secure(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.secure = true;
+        }
+    }
+
     /// The (cloaked) host of `id`.
     pub fn host_of(&self, id: ConnId) -> Option<Name> {
         self.conns.get(&id).map(|c| c.host.clone())

@@ -115,6 +115,11 @@ impl<R: Router> ChatHandle<R> {
         self.lock().state.unprotected_nick(conn)
     }
 
+    /// Notes that `conn` is connected over TLS.
+    pub fn set_secure(&self, conn: ConnId) {
+        self.lock().state.set_secure(conn)
+    }
+
     /// The (cloaked) host of `conn`.
     pub fn host_of(&self, conn: ConnId) -> Option<Name> {
         self.lock().state.host_of(conn)

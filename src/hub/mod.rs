@@ -210,6 +210,8 @@ struct Conn {
     active_ms: u64,
     /// The account this connection is logged in to.
     account: Option<Name>,
+    /// Connected over TLS (IRC WHOIS says so).
+    secure: bool,
 }
 
 impl Conn {
@@ -236,6 +238,7 @@ impl Conn {
             signon_ms: now,
             active_ms: now,
             account: None,
+            secure: false,
         };
         c.update_mask();
         c

@@ -321,6 +321,7 @@ impl ChatState {
             account: c.account.clone(),
             oper: c.oper.is_some(),
             bot: c.bot,
+            secure: c.secure,
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(

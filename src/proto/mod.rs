@@ -698,6 +698,8 @@ pub struct WhoisInfo {
     pub oper: bool,
     /// A bot (user mode `+B`).
     pub bot: bool,
+    /// Connected over TLS.
+    pub secure: bool,
 }
 
 impl EventBody {

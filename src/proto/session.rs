@@ -249,6 +249,9 @@ pub struct SessionConfig {
     pub opers: OperBook,
     /// Lines of history replayed on entering a room.
     pub history_on_join: usize,
+    /// The IRC `sts` capability's value (`port=…` on plaintext,
+    /// `duration=…` over TLS), when TLS is configured.
+    pub sts: Option<String>,
 }
 
 impl SessionConfig {
@@ -709,6 +712,7 @@ pub(crate) mod tests {
             ip: "127.0.0.1".into(),
             opers: Default::default(),
             history_on_join: 10,
+            sts: None,
         }
     }
 

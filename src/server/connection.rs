@@ -16,9 +16,10 @@
 //! picks whether input is cut into lines or JSON values (`proto::framer`),
 //! and a first JSON object with no line break after it switches it to the
 //! original dialect (`proto::original`), with its `::` heartbeat. The text
-//! banner is held back for `banner_delay` so that clients that speak first
-//! (IRC, JSON) never see it in text form. The IRC port speaks IRC from the
-//! start.
+//! banner is held back for `banner_delay` (the first-bytes window, see
+//! `server::detect`, which has already waited it out for a silent
+//! connection: [`Opening::silent`]) so that clients that speak first (IRC,
+//! JSON) never see it in text form. The IRC ports speak IRC from the start.
 
 use std::collections::VecDeque;
 use std::io;
@@ -57,6 +58,32 @@ pub(crate) enum Entry {
     Main,
     /// The IRC port: IRC from the first byte.
     Irc,
+}
+
+/// How a connection starts, as the listener and the first-bytes window
+/// found it.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    pub entry: Entry,
+    /// Over TLS (IRC's `sts` and WHOIS say so).
+    pub tls: bool,
+    /// Bytes read while the protocol was being detected, not handled yet.
+    pub input: Vec<u8>,
+    /// Nothing came within the main port's window: the text banner goes
+    /// out at once instead of waiting for a first line.
+    pub silent: bool,
+}
+
+impl Opening {
+    /// A connection that starts as `entry` with nothing read yet.
+    pub fn new(entry: Entry, tls: bool) -> Opening {
+        Opening {
+            entry,
+            tls,
+            input: Vec::new(),
+            silent: false,
+        }
+    }
 }
 
 /// Application-level heartbeat for clients that can answer pings (JSON, IRC):
@@ -386,8 +413,9 @@ pub(crate) async fn run<T: Transport>(
     stream: T,
     host: Name,
     ip: std::net::IpAddr,
-    entry: Entry,
+    opening: Opening,
 ) {
+    let entry = opening.entry;
     let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
@@ -404,14 +432,19 @@ pub(crate) async fn run<T: Transport>(
         ip: ip.to_string().into(),
         opers: shared.opers.clone(),
         history_on_join: config.history_on_join,
+        sts: shared.sts(opening.tls),
     };
+    if opening.tls {
+        shared.chat.set_secure(id);
+    }
     let delay = config.banner_delay;
     let now = Instant::now();
     let mut c = Connection {
         id,
         decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
         registration_deadline: now + config.registration_timeout,
-        hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
+        hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
+            .then(|| now + delay),
         proto: Box::new(TextSession::new(&session_config)),
         detecting: entry == Entry::Main,
         session_config,
@@ -433,7 +466,14 @@ pub(crate) async fn run<T: Transport>(
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
     };
     c.switch_to(proto);
-    let end = c.run().await;
+    let end = match opening.input.is_empty() {
+        true => c.run().await,
+        false => match c.take_input(&opening.input) {
+            Ok(Outcome::Close) => c.quit().await,
+            Ok(_) => c.run().await,
+            Err(_) => End::ExcessFlood,
+        },
+    };
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -607,6 +647,24 @@ impl<T: Transport> Connection<T> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
         }
+        self.after_input().map(Some)
+    }
+
+    /// Frames `input` (bytes read before the loop started: the first bytes
+    /// over TLS) into lines and hands them to the session as flood control
+    /// allows. `OutOfMemory`: more than `recvq` is waiting.
+    fn take_input(&mut self, input: &[u8]) -> io::Result<Outcome> {
+        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        self.decoder.feed(input, |l| {
+            *bytes += line_cost(&l);
+            backlog.push_back(l)
+        });
+        self.after_input()
+    }
+
+    /// Input arrived: the heartbeat heard the client, and the lines framed
+    /// go to the session as flood control allows.
+    fn after_input(&mut self) -> io::Result<Outcome> {
         if let Some(hb) = &mut self.heartbeat {
             hb.heard();
         }
@@ -614,7 +672,7 @@ impl<T: Transport> Connection<T> {
         if self.backlog_bytes > self.shared.config.recvq {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -758,7 +816,7 @@ impl<T: Transport> Connection<T> {
             &mut self.pager,
         ));
         self.note_registered();
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || !self.stream.flushed() {
             Box::pin(self.write_pending()).await?;
         }
         Ok(())
@@ -914,7 +972,7 @@ async fn write_all<T: Transport>(
     queue: &Queue,
     timeout: Duration,
 ) -> io::Result<()> {
-    while !buf.is_empty() {
+    while !buf.is_empty() || !stream.flushed() {
         match stream.try_write(buf) {
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -6,11 +6,13 @@
 
 mod accounts;
 mod connection;
+mod detect;
 mod limits;
 mod mailbox;
 mod pager;
 mod refusal_log;
 mod router;
+pub mod tls;
 mod transport;
 
 use std::hash::BuildHasher;
@@ -35,8 +37,9 @@ use crate::proto::{now_ms, session, ErrorCode, EventBody};
 use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::MemoryStore;
 
-use connection::Entry;
+use connection::{Entry, Opening};
 pub use limits::{Admission, Refusal};
+use tls::Tls;
 
 /// The chat as this server holds it: the handle over the router's queues.
 pub(crate) type Chat = ChatHandle<router::Router>;
@@ -111,6 +114,10 @@ pub(crate) struct Shared {
     cloak_key: std::collections::hash_map::RandomState,
     /// The oper blocks sessions check `OPER` against (replaced on a rehash).
     pub opers: OperBook,
+    /// TLS, when a certificate is configured.
+    pub tls: Option<Arc<Tls>>,
+    /// The IRC `sts` policy's port for plaintext connections (TLS on).
+    pub sts_port: Option<u16>,
 }
 
 impl Shared {
@@ -118,6 +125,26 @@ impl Shared {
     /// run (so bans by host work) and never the address itself.
     pub fn cloak(&self, ip: IpAddr) -> String {
         format!("{:08x}.ip", self.cloak_key.hash_one(ip) as u32)
+    }
+
+    /// Reads the TLS certificate files again (SIGHUP, IRC `REHASH`): new
+    /// connections get the new certificate, connections already up go on.
+    /// On error the old certificate stays, and the error says why.
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// The IRC `sts` capability's value for a connection (`None`: TLS is
+    /// off): where to upgrade on plaintext, how long to keep to TLS on TLS.
+    pub fn sts(&self, tls: bool) -> Option<String> {
+        match (tls, self.sts_port) {
+            (true, Some(_)) => Some(format!("duration={}", self.config.sts_duration.as_secs())),
+            (false, Some(port)) => Some(format!("port={port}")),
+            _ => None,
+        }
     }
 }
 
@@ -128,12 +155,21 @@ pub type Reload = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 pub struct Server {
     listener: TcpListener,
     irc_listener: Option<TcpListener>,
+    irc_tls_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
     /// Rehash and shutdown requests from operators.
     requests: tokio::sync::mpsc::Receiver<Control>,
     reload: Option<Reload>,
     failures: Option<Failures>,
+}
+
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Main,
+    Irc,
+    IrcTls,
 }
 
 impl Server {
@@ -157,6 +193,32 @@ impl Server {
             },
             None => None,
         };
+        let tls = Tls::from_config(&config)?.map(Arc::new);
+        if let Some(tls) = tls.as_ref().filter(|t| t.self_signed()) {
+            // For the person testing: what their client should pin.
+            println!(
+                "TLS certificate (self-signed) SHA-256 fingerprint: {}",
+                tls.fingerprint()
+            );
+        }
+        let irc_tls_listener = match (config.irc_tls_listen.0, &tls) {
+            (Some(addr), Some(_)) => Some(
+                listen(addr, backlog)
+                    .with_context(|| format!("cannot listen on {addr} (irc_tls_listen)"))?,
+            ),
+            _ => None,
+        };
+        // Plaintext IRC clients are told to upgrade: to the IRC TLS port,
+        // or the main port (which speaks TLS too).
+        let sts_port = tls.as_ref().map(|_| {
+            let main = listener
+                .local_addr()
+                .map_or(config.listen.port(), |a| a.port());
+            irc_tls_listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map_or(main, |a| a.port())
+        });
         // After binding: a port in use stays the one line an operator sees.
         raise_open_file_limit(config.max_clients);
         let (store, failures) = open_store(&config)?;
@@ -198,10 +260,13 @@ impl Server {
             irc_info: Arc::new(irc_info),
             auth: Arc::new(auth),
             cloak_key: Default::default(),
+            tls,
+            sts_port,
         });
         Ok(Server {
             listener,
             irc_listener,
+            irc_tls_listener,
             shared,
             admission,
             requests,
@@ -222,6 +287,23 @@ impl Server {
         self.irc_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address the IRC-over-TLS listener actually bound, if it is on.
+    pub fn irc_tls_addr(&self) -> Option<SocketAddr> {
+        self.irc_tls_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The SHA-256 fingerprint of the TLS certificate, if TLS is on.
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(|t| t.fingerprint())
+    }
+
+    /// A handle that reloads the TLS certificate (what SIGHUP does).
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
+    }
+
     /// The address actually bound (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -233,13 +315,23 @@ impl Server {
     /// server is going down, flushes their queues (within `shutdown_grace`)
     /// and returns.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        // Before saying it listens: a SIGHUP sent right after must find
+        // the handler (the default action ends the process).
+        let mut hangup = hangup_signal();
         info!("listening on {}", self.local_addr());
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
+        if let Some(addr) = self.irc_tls_addr() {
+            info!("irc over TLS listening on {addr}");
+        }
+        if let Some(f) = self.tls_fingerprint() {
+            info!("TLS on: certificate SHA-256 {f}");
+        }
         let Server {
             listener,
             irc_listener,
+            irc_tls_listener,
             shared,
             admission,
             mut requests,
@@ -269,12 +361,12 @@ impl Server {
             stop.clone(),
         ));
         let mut next_id = 0u64;
-        let mut hangup = hangup_signal();
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = listener.accept() => (r, Entry::Main),
-                r = accept(&irc_listener) => (r, Entry::Irc),
+                r = listener.accept() => (r, Port::Main),
+                r = accept(&irc_listener) => (r, Port::Irc),
+                r = accept(&irc_tls_listener) => (r, Port::IrcTls),
                 request = requests.recv() => {
                     match request {
                         Some(Control::Shutdown) => {
@@ -319,18 +411,28 @@ impl Server {
             };
             configure(&stream, &shared.config);
             let span = match entry {
-                Entry::Main => {
+                Port::Main => {
                     tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty)
                 }
-                Entry::Irc => {
+                Port::Irc => {
                     tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
+                }
+                Port::IrcTls => {
+                    tracing::info_span!("ircs", id = next_id, %peer, nick = tracing::field::Empty)
                 }
             };
             let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
-                    connection::run(shared, stream, host, peer.ip(), entry).await;
+                    match entry {
+                        Port::Main => detect::main_port(shared, stream, host, peer).await,
+                        Port::Irc => {
+                            let opening = Opening::new(Entry::Irc, false);
+                            connection::run(shared, stream, host, peer.ip(), opening).await
+                        }
+                        Port::IrcTls => detect::irc_tls_port(shared, stream, host, peer).await,
+                    }
                     drop(permit);
                 }
                 .instrument(span),
@@ -338,7 +440,7 @@ impl Server {
         }
         // Stop accepting at once: new connections are refused by the OS
         // while the others are told and flushed.
-        drop((listener, irc_listener));
+        drop((listener, irc_listener, irc_tls_listener));
         info!("shutting down: telling {} connections", admission.current());
         shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
@@ -441,13 +543,27 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, S
     }
 }
 
-async fn refuse(mut stream: TcpStream, why: Refusal, entry: Entry) {
-    let line = session::refusal_line(entry == Entry::Irc, &why.to_string());
+async fn refuse(mut stream: TcpStream, why: Refusal, entry: Port) {
+    if entry == Port::IrcTls {
+        return; // no words before a handshake: closing says it
+    }
+    let line = session::refusal_line(entry == Port::Irc, &why.to_string());
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(line.as_bytes()).await;
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// Reloads the TLS certificate (what SIGHUP does), from outside the server.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// See [`Shared::reload_tls`].
+    pub fn reload_tls(&self) -> anyhow::Result<()> {
+        self.0.reload_tls()
+    }
 }
 
 /// Waits for SIGINT or SIGTERM. The handlers are installed when this is
@@ -478,6 +594,10 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 /// of the configuration (`REHASH`, `SIGHUP`): the oper blocks and
 /// `oper_die`. Without `reload`, the settings the server started with stay.
 fn rehash(reload: Option<&Reload>, shared: &Shared) {
+    if let Some(tls) = &shared.tls {
+        info!("rehash: reloading the TLS certificate");
+        tls.reload_logged();
+    }
     let Some(reload) = reload else {
         info!("rehash: no configuration to reload");
         return;

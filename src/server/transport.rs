@@ -1,7 +1,12 @@
 //! The byte streams a connection runs over. The connection loop needs
 //! readiness and non-blocking reads and writes (so output is written from a
 //! per-thread buffer with no allocation per message); a TCP socket has them
-//! natively, and TLS or WebSocket transports provide the same four calls.
+//! natively, and TLS or WebSocket transports provide the same calls.
+//!
+//! A transport that encodes (TLS) may accept bytes it could not hand to the
+//! socket yet: it says so with [`Transport::flushed`], and the loop then
+//! waits for writability and calls `try_write(&[])` until it is. For TCP
+//! `flushed` is a constant `true`, so its path is what it was.
 
 use std::future::Future;
 use std::io;
@@ -16,6 +21,11 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what the stream takes now; `WouldBlock` if nothing.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Whether everything accepted by `try_write` reached the socket
+    /// (`try_write(&[])` pushes the rest, `WouldBlock` while it cannot).
+    fn flushed(&self) -> bool {
+        true
+    }
 }
 
 impl Transport for TcpStream {

@@ -43,6 +43,7 @@ pub const RPL_LISTEND: u16 = 323;
 pub const RPL_CHANNELMODEIS: u16 = 324;
 pub const RPL_CREATIONTIME: u16 = 329;
 pub const RPL_WHOISACCOUNT: u16 = 330;
+pub const RPL_WHOISSECURE: u16 = 671;
 pub const RPL_NOTOPIC: u16 = 331;
 pub const RPL_TOPIC: u16 = 332;
 pub const RPL_TOPICWHOTIME: u16 = 333;

@@ -789,6 +789,14 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                     if i.bot {
                         numeric(out, ctx, RPL_WHOISBOT, &[nick, "is a bot"]);
                     }
+                    if i.secure {
+                        numeric(
+                            out,
+                            ctx,
+                            RPL_WHOISSECURE,
+                            &[nick, "is using a secure connection"],
+                        );
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }

@@ -88,6 +88,8 @@ pub struct IrcSession {
     read_markers: ReadMarkers,
     /// `OPER` attempts refused so far.
     oper_failures: u8,
+    /// The `sts` capability's value, when TLS is configured.
+    sts: Option<String>,
 }
 
 impl IrcSession {
@@ -126,6 +128,7 @@ impl IrcSession {
             pass_pending: false,
             pass_answered: false,
             waiting: false,
+            sts: config.sts.clone(),
         }
     }
 
@@ -179,7 +182,7 @@ impl IrcSession {
             Cap::Ls(version) => {
                 self.negotiating |= !registered;
                 // CAP LS 302 gives values: the SASL mechanisms.
-                let list = CAPS
+                let mut list = CAPS
                     .iter()
                     .map(|&c| match (c, version >= 302) {
                         ("sasl", true) => format!("sasl={}", sasl::MECHANISMS),
@@ -187,6 +190,12 @@ impl IrcSession {
                     })
                     .collect::<Vec<_>>()
                     .join(" ");
+                // STS needs values, which only 302 clients are given; it
+                // is never requested (a REQ for it is refused as unknown).
+                if let (Some(sts), true) = (&self.sts, version >= 302) {
+                    list.push_str(" sts=");
+                    list.push_str(sts);
+                }
                 self.push(chat, Reply::Cap { sub: "LS", list });
             }
             Cap::List => {

@@ -288,6 +288,7 @@ fn every_event_renders_as_documented() {
         account: Some(n("bob")),
         oper: false,
         bot: false,
+        secure: false,
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,

@@ -1,0 +1,286 @@
+//! What a new connection speaks, before the connection loop takes it: the
+//! main port's first-bytes window (`banner_delay`), TLS handshakes (on the
+//! main port when the first byte is a TLS handshake record, and on the
+//! IRC-over-TLS port), and the hand-off of HTTP to `crate::web`.
+//!
+//! Clients that speak first (TLS, HTTP, IRC, JSON) do so at once; whatever
+//! arrives within the window decides. [`classify`] tells TLS and HTTP apart
+//! from line protocols (text, JSON, IRC), which the connection loop tells
+//! apart by their first line (`proto::session::detect`). A connection that
+//! stays silent through the window is a person on telnet: the banner goes
+//! out then. Over TLS the same happens again inside the encrypted stream.
+//!
+//! Plain TCP is only peeked at (nothing is read, nothing copied): the
+//! connection loop then reads the socket itself.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::connection::{self, Entry, Opening};
+use super::tls::{self, Tls, TlsTransport};
+use super::Shared;
+use crate::proto::Name;
+
+/// What the first bytes of a connection say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum First {
+    /// A TLS handshake record (`0x16`).
+    Tls,
+    /// `GET ` or `HEAD `: HTTP (the web page, WebSocket, metrics).
+    Http,
+    /// Anything else: lines (text, JSON or IRC, told by the first line).
+    Lines,
+}
+
+/// Most bytes [`classify`] needs to decide.
+const SNIFF: usize = 5;
+
+/// What `bytes` (the first a connection sent) say, or `None` while they
+/// are a beginning of `GET `/`HEAD ` and more must be seen.
+pub(crate) fn classify(bytes: &[u8]) -> Option<First> {
+    let starts = |word: &[u8]| {
+        let n = bytes.len().min(word.len());
+        bytes[..n] == word[..n]
+    };
+    match bytes.first()? {
+        0x16 => Some(First::Tls),
+        _ if starts(b"GET ") || starts(b"HEAD ") => match bytes.len() {
+            n if n >= 4 && starts(b"GET ") => Some(First::Http),
+            n if n >= 5 => Some(First::Http),
+            _ => None,
+        },
+        _ => Some(First::Lines),
+    }
+}
+
+/// Peeks at a new main-port connection for up to `window`: `None` if it
+/// stayed silent (or closed), else what its first bytes say. Nothing is
+/// consumed.
+async fn sniff_tcp(stream: &TcpStream, window: Duration) -> std::io::Result<Option<First>> {
+    let deadline = Instant::now() + window;
+    let mut buf = [0u8; SNIFF];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Err(_) => return Ok(None),
+            Ok(r) => r?,
+        };
+        if n == 0 {
+            return Ok(None); // closed: the loop finds out itself
+        }
+        if let Some(first) = classify(&buf[..n]) {
+            return Ok(Some(first));
+        }
+        // `GE`…: peeking again at once would find the same bytes; the rest
+        // of a first line arrives within a round trip.
+        if Instant::now() >= deadline {
+            return Ok(Some(First::Lines));
+        }
+        tokio::time::sleep(Duration::from_millis(5).min(window)).await;
+    }
+}
+
+/// Reads the first bytes of a stream for up to `window` (over TLS, where
+/// peeking is not possible): what they say, and the bytes themselves.
+async fn sniff_read<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    window: Duration,
+) -> std::io::Result<(Option<First>, Vec<u8>)> {
+    let deadline = Instant::now() + window;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) if got.is_empty() => return Ok((None, got)),
+            Err(_) => return Ok((Some(First::Lines), got)),
+            Ok(r) => r?,
+        };
+        if n == 0 {
+            return Ok((None, got));
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(first) = classify(&got) {
+            return Ok((Some(first), got));
+        }
+    }
+}
+
+/// Serves a connection on the main port: waits out the first-bytes
+/// window, then hands it to TLS, HTTP or the connection loop.
+pub(crate) async fn main_port(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+) {
+    let window = shared.config.banner_delay;
+    let first = match window.is_zero() {
+        true => None,
+        false => match sniff_tcp(&stream, window).await {
+            Ok(first) => first,
+            Err(e) => return debug!("closed while detecting: {e}"),
+        },
+    };
+    let opening = |silent| Opening {
+        silent,
+        ..Opening::new(Entry::Main, false)
+    };
+    match first {
+        None => connection::run(shared, stream, host, peer.ip(), opening(true)).await,
+        Some(First::Lines) => {
+            connection::run(shared, stream, host, peer.ip(), opening(false)).await
+        }
+        Some(First::Http) => http(stream, Bytes::new(), shared, peer, "tcp").await,
+        Some(First::Tls) => match shared.tls.clone() {
+            Some(tls) => over_tls(shared, &tls, stream, host, peer, Entry::Main).await,
+            None => {
+                tls::handshake_failed();
+                info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");
+            }
+        },
+    }
+}
+
+/// Serves a connection on the IRC-over-TLS port.
+pub(crate) async fn irc_tls_port(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+) {
+    if let Some(tls) = shared.tls.clone() {
+        over_tls(shared, &tls, stream, host, peer, Entry::Irc).await
+    }
+}
+
+/// Shakes hands (within `registration_timeout`), then serves the inner
+/// stream: on the main port its first bytes decide again (HTTP or lines),
+/// on the IRC port it is IRC.
+async fn over_tls(
+    shared: Arc<Shared>,
+    tls: &Tls,
+    stream: TcpStream,
+    host: Name,
+    peer: SocketAddr,
+    entry: Entry,
+) {
+    let limit = shared.config.registration_timeout;
+    let mut stream = match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tls::handshake_failed();
+            return info!("TLS handshake failed: {e}");
+        }
+        Err(_) => {
+            tls::handshake_failed();
+            return info!("TLS handshake not done within {limit:?} (registration_timeout): closed");
+        }
+    };
+    debug!(
+        "TLS {:?} {:?}",
+        stream.get_ref().1.protocol_version(),
+        stream
+            .get_ref()
+            .1
+            .negotiated_cipher_suite()
+            .map(|s| s.suite())
+    );
+    let window = shared.config.banner_delay;
+    let (first, input) = match entry == Entry::Main && !window.is_zero() {
+        true => match sniff_read(&mut stream, window).await {
+            Ok(x) => x,
+            Err(e) => return debug!("closed while detecting: {e}"),
+        },
+        false => (None, Vec::new()),
+    };
+    if first == Some(First::Http) {
+        return http(stream, input.into(), shared, peer, "tls").await;
+    }
+    let (tcp, conn) = stream.into_inner();
+    let opening = Opening {
+        silent: first.is_none(),
+        input,
+        ..Opening::new(entry, true)
+    };
+    connection::run(
+        shared,
+        TlsTransport::new(tcp, conn),
+        host,
+        peer.ip(),
+        opening,
+    )
+    .await
+}
+
+/// Longest HTTP request head read before answering.
+const HTTP_HEAD_MAX: usize = 8 * 1024;
+
+/// The HTTP hand-off: `first` is what was already read from `stream`
+/// (nothing for plain TCP, which was only peeked at); `transport` is `tcp`
+/// or `tls`. This is where `crate::web::serve(stream, first, ctx)` takes
+/// over; until it does, every request gets `404` and the connection is
+/// closed.
+async fn http<S>(
+    mut stream: S,
+    first: Bytes,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    transport: &str,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Read the request head (bounded in size and time) so that closing
+    // does not reset the connection under the answer.
+    let limit = shared.config.registration_timeout;
+    let mut head = first.to_vec();
+    let _ = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < HTTP_HEAD_MAX {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    info!(%peer, transport, "HTTP request: 404 (no web server in this build)");
+    let answer = b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nconnection: close\r\n\r\nnot found\n";
+    let _ = tokio::time::timeout(limit, async {
+        let _ = stream.write_all(answer).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes_decide() {
+        assert_eq!(classify(b""), None);
+        assert_eq!(classify(&[0x16, 0x03, 0x01]), Some(First::Tls));
+        assert_eq!(classify(&[0x16]), Some(First::Tls));
+        assert_eq!(classify(b"GET / HTTP/1.1\r\n"), Some(First::Http));
+        assert_eq!(classify(b"GET "), Some(First::Http));
+        assert_eq!(classify(b"HEAD /"), Some(First::Http));
+        // Beginnings of a method: wait for more.
+        for partial in [&b"G"[..], b"GE", b"GET", b"H", b"HE", b"HEA", b"HEAD"] {
+            assert_eq!(classify(partial), None, "{partial:?}");
+        }
+        // A nickname that starts like a method is a nickname.
+        assert_eq!(classify(b"GETTY\r\n"), Some(First::Lines));
+        assert_eq!(classify(b"HEADLESS\r\n"), Some(First::Lines));
+        assert_eq!(classify(b"GET\r\n"), Some(First::Lines));
+        assert_eq!(classify(b"{\"cmd\""), Some(First::Lines));
+        assert_eq!(classify(b"CAP LS 302\r\n"), Some(First::Lines));
+        assert_eq!(classify(b"alice\r\n"), Some(First::Lines));
+        assert_eq!(classify(&[0xff, 0xfb, 0x01]), Some(First::Lines)); // telnet IAC
+    }
+}
