@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::warn;
 
 use super::{names, Audience, ChatState, Effects, HubConfig};
-use crate::hub::{Accounts, Backplane, Registry, Store};
+use crate::hub::{Accounts, Backplane, Incoming, Registry, Store};
 use crate::proto::{
     Command, ConnId, ErrorCode, Event, EventBody, Fact, Name, Outcome, Profile, Refusal,
 };
@@ -162,6 +162,27 @@ impl<R: Router> ChatHandle<R> {
         self.lock().apply_remote(fact)
     }
 
+    /// Takes what the backplane hands over: facts in the cluster's order,
+    /// refusals of what could not be stored, nodes that are gone.
+    pub fn incoming(&self, what: Incoming) {
+        match what {
+            Incoming::Fact(fact) => self.apply_remote(&fact),
+            Incoming::Unsent { conn, why } => {
+                let refusal = Refusal::new(ErrorCode::StoreFailed).detail(why);
+                self.tell(conn, EventBody::Refused(refusal));
+            }
+            Incoming::NodeGone(node) => {
+                let core = &mut *self.lock();
+                let reason = format!("node {node} is gone");
+                let quits = core.state.quits_of_node(node, &reason);
+                if !quits.is_empty() {
+                    warn!("node {node} is gone: {} people quit", quits.len());
+                    core.backplane.publish(&quits);
+                }
+            }
+        }
+    }
+
     /// Queues one event for `conn` (answers that did not come from a
     /// command: history read off the lock, a store failure).
     pub fn tell(&self, conn: ConnId, body: EventBody) {
@@ -258,8 +279,13 @@ impl<R: Router> Core<R> {
             return None; // the state refuses it in its own words
         }
         match self.backplane.claim_nick(&names::fold(nick), conn) {
-            true => None,
-            false => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            Ok(true) => None,
+            Ok(false) => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            Err(e) => {
+                warn!("cannot claim a nick: {e}");
+                let why = "the cluster cannot confirm the nick is free right now; try again";
+                Some(Refusal::new(ErrorCode::StoreFailed).nick(nick).detail(why))
+            }
         }
     }
 
@@ -285,7 +311,17 @@ impl<R: Router> Core<R> {
                 ev.wait_for(ticket);
             }
         }
-        self.deliver(&fx.deliveries);
+        if self.state.config().echo {
+            // Shown when the backplane hands the facts back, in the cluster's order.
+            let shown_now: Vec<_> = fx
+                .deliveries
+                .into_iter()
+                .filter(|(_, ev)| !shown_on_echo(&ev.body))
+                .collect();
+            self.deliver(&shown_now);
+        } else {
+            self.deliver(&fx.deliveries);
+        }
         fx.outcome
     }
 
@@ -320,4 +356,19 @@ impl<R: Router> Core<R> {
         self.backplane.publish(&facts);
         self.store.submit(facts)
     }
+}
+
+/// Events of facts that must be durable before anyone sees them (what
+/// people say, operators' changes): with a backplane that echoes, the
+/// state makes them but they are delivered from the echo.
+fn shown_on_echo(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::Message { .. }
+            | EventBody::Notice { .. }
+            | EventBody::Private { .. }
+            | EventBody::TopicChanged { .. }
+            | EventBody::ModeChanged { .. }
+            | EventBody::Kicked { .. }
+    )
 }

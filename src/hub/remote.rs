@@ -5,15 +5,42 @@
 
 use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{Fact, FactBody, TopicState};
+use crate::proto::{now_ms, Fact, FactBody, NodeId, TopicState};
 
 impl ChatState {
+    /// The quits of everyone on node `node` (gone: dead or cut off), as
+    /// facts for the backplane to publish; applied when they come back.
+    pub fn quits_of_node(&mut self, node: NodeId, reason: &str) -> Vec<Fact> {
+        let now = now_ms();
+        let mut quits = Vec::new();
+        for (&by, c) in &self.conns {
+            let Some(nick) = c.nick.clone().filter(|_| by.node == node) else {
+                continue;
+            };
+            quits.push(Fact {
+                id: self.ids.next(now),
+                at_ms: now,
+                by,
+                source: c.mask.clone(),
+                room: None,
+                seq: 0,
+                body: FactBody::Quit {
+                    nick,
+                    reason: reason.into(),
+                },
+            });
+        }
+        quits.sort_by_key(|f| f.by);
+        quits
+    }
+
     /// Applies a fact from another node. The returned effects hold
     /// deliveries for local members only and no facts (it is not ours to
     /// publish again).
     pub fn apply_remote(&mut self, fact: &Fact) -> Effects {
-        if fact.by.node == self.config.node {
-            return Effects::default(); // our own, echoed back
+        let own = fact.by.node == self.config.node;
+        if own && !(self.config.echo && fact.body.must_be_durable()) {
+            return Effects::default(); // our own, applied and shown when it happened
         }
         let id = fact.by;
         let key = fact.room.as_deref().map(|r| self.key_of(r));
@@ -81,11 +108,21 @@ impl ChatState {
                 }
                 Some(Audience::Conns(self.peers(id, false)))
             }
-            FactBody::Said { .. } => room_audience(),
-            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
-                self.nicks.get(&names::fold(to)).map(|&t| Audience::Conn(t))
+            FactBody::Said { .. } | FactBody::Noticed { to: None, .. } => {
+                // Our own sender outside the room (it is -n) sees its line too.
+                let outside = key
+                    .as_ref()
+                    .and_then(|k| self.rooms.get(k))
+                    .is_some_and(|r| !r.members.contains_key(&id));
+                also = (own && outside).then_some(Audience::Conn(id));
+                room_audience()
             }
-            FactBody::Noticed { to: None, .. } => room_audience(),
+            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
+                let target = self.nicks.get(&names::fold(to)).copied();
+                // Our own sender sees its line too (once, if it wrote to itself).
+                also = (own && target != Some(id)).then_some(Audience::Conn(id));
+                target.map(Audience::Conn)
+            }
             FactBody::TopicSet { nick, topic } => {
                 if let Some(r) = key.as_ref().and_then(|k| self.rooms.get_mut(k)) {
                     r.topic = topic.clone().map(|text| TopicState {

@@ -24,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::cluster::nats::Nats;
 use crate::cluster::Standalone;
 use crate::config::Config;
-use crate::hub::Store;
+use crate::hub::{Backplane, Incoming, Store};
 use crate::hub::{ChatHandle, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
 use crate::proto::{now_ms, session, ErrorCode, EventBody};
@@ -97,6 +98,8 @@ pub struct Server {
     shared: Arc<Shared>,
     admission: Admission,
     failures: Option<Failures>,
+    /// What the other nodes say (with a cluster).
+    incoming: Option<tokio::sync::mpsc::Receiver<Incoming>>,
 }
 
 impl Server {
@@ -122,7 +125,16 @@ impl Server {
         };
         // After binding: a port in use stays the one line an operator sees.
         raise_open_file_limit(config.max_clients);
-        let (store, failures) = open_store(&config)?;
+        let (store, failures, backplane, incoming) = if config.cluster == "off" {
+            let (store, failures) = open_store(&config)?;
+            (store, failures, Arc::new(Standalone) as Arc<dyn Backplane>, None)
+        } else {
+            let nats = Nats::connect(&config)
+                .await
+                .context("cannot join the cluster (cluster)")?;
+            let incoming = nats.incoming();
+            (nats.store(), None, Arc::new(nats) as Arc<dyn Backplane>, incoming)
+        };
         let durable = store.watermark();
         let (auth, accounts, registry) = accounts::Auth::open(&config)?;
         // A grace period under a second still is one (0 means refuse).
@@ -131,7 +143,7 @@ impl Server {
             HubConfig::from_config(&config),
             router::Router::default(),
             store.clone(),
-            Arc::new(Standalone),
+            backplane,
         )
         .with_accounts(accounts, registry, grace_secs);
         let admission = Admission::new(&config);
@@ -163,6 +175,7 @@ impl Server {
             shared,
             admission,
             failures,
+            incoming,
         })
     }
 
@@ -192,7 +205,16 @@ impl Server {
             shared,
             admission,
             failures,
+            incoming,
         } = self;
+        if let Some(mut incoming) = incoming {
+            let chat = shared.chat.clone();
+            tokio::spawn(async move {
+                while let Some(what) = incoming.recv().await {
+                    chat.incoming(what);
+                }
+            });
+        }
         let tracker = TaskTracker::new();
         if let Some(mut failures) = failures {
             let chat = shared.chat.clone();
