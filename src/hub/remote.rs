@@ -224,4 +224,86 @@ mod tests {
         assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, .. }] if &**nick == "zed"));
         assert_eq!(w.hub().online(), 1);
     }
+
+    /// A hub that shows its own lines when the backplane echoes them.
+    fn echoing() -> World {
+        World::with(super::super::HubConfig {
+            node: 1,
+            echo: true,
+            ..config()
+        })
+    }
+
+    #[test]
+    fn with_echo_own_lines_are_shown_when_they_come_back_in_the_clusters_order() {
+        let mut w = echoing();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        w.take(a);
+        w.say(a, "mine");
+        assert!(w.take(a).is_empty() && w.take(b).is_empty(), "shown before stored");
+        // Another node's line was stored first, then ours came back.
+        let zed = ConnId::new(2, 1);
+        let online = FactBody::Online {
+            nick: "zed".into(),
+            user: "~z".into(),
+            host: "far".into(),
+            realname: "Zed".into(),
+        };
+        w.remote(fact(zed, None, 0, online));
+        let said = |from: &str, text: &str| FactBody::Said {
+            from: from.into(),
+            text: text.into(),
+            action: false,
+        };
+        w.remote(fact(zed, Some("lobby"), 40, said("zed", "theirs")));
+        w.remote(fact(a, Some("lobby"), 41, said("alice", "mine")));
+        for who in [a, b] {
+            let texts: Vec<_> = w
+                .take(who)
+                .into_iter()
+                .filter_map(|e| match e {
+                    EventBody::Message { seq, text, .. } => Some((seq, text.to_string())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(texts, [(40, "theirs".into()), (41, "mine".into())]);
+        }
+        // Presence of our own is not applied twice.
+        w.remote(fact(a, Some("lobby"), 42, FactBody::Joined { nick: "alice".into() }));
+        assert!(w.take(b).is_empty());
+    }
+
+    #[test]
+    fn with_echo_topics_set_at_once_on_two_nodes_end_the_same_everywhere() {
+        let mut w = echoing();
+        let a = w.user("alice"); // first in the lobby: its operator
+        w.handle(
+            a,
+            crate::proto::Command::Topic {
+                room: "lobby".into(),
+                text: Some("ours".into()),
+            },
+        );
+        // Node 2 set its topic at the same time; the stream has it first.
+        let zed = ConnId::new(2, 1);
+        let topic = |nick: &str, t: &str| FactBody::TopicSet {
+            nick: nick.into(),
+            topic: Some(t.into()),
+        };
+        w.remote(fact(zed, Some("lobby"), 7, topic("zed", "theirs")));
+        w.remote(fact(a, Some("lobby"), 8, topic("alice", "ours")));
+        let now = w.hub().rooms["lobby"].topic.as_ref().map(|t| t.text.to_string());
+        // Node 2 applies the same two facts in the same order: "ours" too.
+        assert_eq!(now.as_deref(), Some("ours"));
+        let shown: Vec<_> = w
+            .take(a)
+            .into_iter()
+            .filter_map(|e| match e {
+                EventBody::TopicChanged { topic, .. } => topic.map(|t| t.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, ["theirs", "ours"]);
+    }
 }
