@@ -400,3 +400,33 @@ async fn with_nats_down_sends_are_refused_and_chat_resumes_when_it_returns() {
     // bob, on the other node, gets it next: "while down" was never shown.
     assert_eq!(next_message(&mut b).await.text, text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_knows_who_is_on_the_others() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let _b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let three = node(&nats, 3);
+    let mut c = JsonClient::connect(three.addr).await;
+    c.send(Cmd::Login {
+        nick: "carol".into(),
+    })
+    .await;
+    let online = expect_event!(c, Event::Registered { online, .. } => online).await;
+    assert_eq!(online, 3, "carol is told everyone online in the cluster");
+    let mut nicks = expect_event!(c, Event::Presence { nicks, .. } => nicks).await;
+    nicks.sort();
+    assert_eq!(nicks, ["alice", "bob", "carol"]);
+    // And the nicks of people on other nodes are taken here too.
+    let mut d = JsonClient::connect(three.addr).await;
+    d.send(Cmd::Login {
+        nick: "alice".into(),
+    })
+    .await;
+    assert_eq!(d.expect_error().await, "nick_in_use");
+}

@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail, Context};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::subjects::{self, NICKS, NODES, STREAM};
 use crate::config::Config;
@@ -100,6 +100,7 @@ pub struct Nats {
     to_hub: mpsc::Sender<Incoming>,
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
+    known: Mutex<Vec<Fact>>,
     /// Last, so the tasks stop after everything else is dropped.
     _runtime: Runtime,
 }
@@ -140,6 +141,7 @@ impl Nats {
             to_hub,
             incoming: Mutex::new(Some(from_cluster)),
             history,
+            known: Mutex::new(parts.known),
             _runtime: runtime,
         })
     }
@@ -148,6 +150,12 @@ impl Nats {
     /// stream since it started (what its hub submits is not kept twice).
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::new(StreamHistory(self.history.clone()))
+    }
+
+    /// Who was on the other nodes when this one started: facts to apply
+    /// (`apply_remote`) before serving anyone. Once.
+    pub fn take_known(&self) -> Vec<Fact> {
+        std::mem::take(&mut *self.known.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn connected(&self) -> bool {
@@ -264,6 +272,8 @@ impl Store for StreamHistory {
 
 /// What [`start`] hands back to the node.
 struct Parts {
+    /// Who is on the other nodes (facts to apply before serving).
+    known: Vec<Fact>,
     client: async_nats::Client,
     outbox: mpsc::Sender<Fact>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
@@ -331,6 +341,20 @@ async fn start(
     tokio::spawn(publisher(js.clone(), out_rx, acks, to_hub.clone()));
     tokio::spawn(acker(acks_rx, to_hub.clone(), s.timeout));
     tokio::spawn(nick_keeper(nicks, kv_rx));
+    let requests = client
+        .subscribe(subjects::SYNC)
+        .await
+        .context("cannot subscribe to NATS")?;
+    tokio::spawn(answer_snapshots(client.clone(), s.node, requests, to_hub.clone()));
+    // Who is here already, then everything since `next`, in order (the
+    // two overlap; applying a fact again changes nothing).
+    let known = match snapshot(&client, &nodes, s.node, s.timeout).await {
+        Ok(facts) => facts,
+        Err(e) => {
+            warn!("cannot learn who is on the other nodes: {e:#}");
+            Vec::new()
+        }
+    };
     tokio::spawn(reader(
         js.clone(),
         client.clone(),
@@ -338,12 +362,14 @@ async fn start(
         to_hub.clone(),
         history,
         seen.clone(),
+        s.timeout,
     ));
     tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
     Ok(Parts {
         client,
         outbox,
         kv_ops,
+        known,
     })
 }
 
@@ -410,7 +436,7 @@ async fn ensure_bucket(
 async fn publisher(
     js: jetstream::Context,
     mut facts: mpsc::Receiver<Fact>,
-    acks: mpsc::Sender<(ConnId, bool, jetstream::context::PublishAckFuture)>,
+    acks: mpsc::Sender<Ack>,
     to_hub: mpsc::Sender<Incoming>,
 ) {
     while let Some(fact) = facts.recv().await {
@@ -424,7 +450,7 @@ async fn publisher(
         let durable = fact.body.must_be_durable();
         match js.publish(subjects::subject_of(&fact), payload.into()).await {
             Ok(ack) => {
-                if acks.send((fact.by, durable, ack)).await.is_err() {
+                if acks.send((fact.by, fact.at_ms, durable, ack)).await.is_err() {
                     return;
                 }
             }
@@ -439,15 +465,31 @@ async fn publisher(
     }
 }
 
+/// A published fact waiting for its ack: its sender, when it was made,
+/// whether it must be durable.
+type Ack = (ConnId, u64, bool, jetstream::context::PublishAckFuture);
+
+/// Whether a fact made at `at_ms` and stored at `stored_ms` was stored
+/// too late: after its node's deadline for the ack (`timeout` from when it
+/// was made), when the sender had been told it failed. NATS keeps
+/// publishes made while a connection is failing and sends them once it is
+/// back, so such facts do reach the stream.
+fn stale(at_ms: u64, stored_ms: u64, timeout: Duration) -> bool {
+    stored_ms > at_ms + timeout.as_millis() as u64
+}
+
 /// Waits for each publish's ack: a fact that was not stored is never
 /// shown (it does not come back from the stream), and its sender is told.
 async fn acker(
-    mut acks: mpsc::Receiver<(ConnId, bool, jetstream::context::PublishAckFuture)>,
+    mut acks: mpsc::Receiver<Ack>,
     to_hub: mpsc::Sender<Incoming>,
     timeout: Duration,
 ) {
-    while let Some((by, durable, ack)) = acks.recv().await {
-        let why = match tokio::time::timeout(timeout, std::future::IntoFuture::into_future(ack)).await {
+    while let Some((by, at_ms, durable, ack)) = acks.recv().await {
+        // The deadline counts from when the fact was made, as [`stale`] does.
+        let left = (at_ms + timeout.as_millis() as u64).saturating_sub(crate::proto::now_ms());
+        let ack = std::future::IntoFuture::into_future(ack);
+        let why = match tokio::time::timeout(Duration::from_millis(left), ack).await {
             Ok(Ok(_)) => continue,
             Ok(Err(e)) => format!("the cluster (NATS) did not store it ({e})"),
             Err(_) => format!("the cluster (NATS) did not store it within {timeout:?}"),
@@ -518,9 +560,10 @@ async fn reader(
     to_hub: mpsc::Sender<Incoming>,
     history: Arc<MemoryStore>,
     seen: Arc<Mutex<HashSet<NodeId>>>,
+    timeout: Duration,
 ) {
     loop {
-        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen).await;
+        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, timeout).await;
         if to_hub.is_closed() {
             return;
         }
@@ -539,8 +582,10 @@ async fn read_from(
     to_hub: &mpsc::Sender<Incoming>,
     history: &MemoryStore,
     seen: &Mutex<HashSet<NodeId>>,
+    timeout: Duration,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(STREAM).await?;
+    debug!("reading the stream from {next}");
     let consumer = stream
         .create_consumer(consumer::push::OrderedConfig {
             deliver_subject: client.new_inbox(),
@@ -553,7 +598,8 @@ async fn read_from(
     let mut messages = consumer.messages().await?;
     while let Some(m) = messages.next().await {
         let m = m?;
-        let seq = m.info().map_err(|e| anyhow!("{e}"))?.stream_sequence;
+        let info = m.info().map_err(|e| anyhow!("{e}"))?;
+        let seq = info.stream_sequence;
         *next = seq + 1;
         let mut fact: Fact = match serde_json::from_slice(&m.payload) {
             Ok(f) => f,
@@ -562,6 +608,13 @@ async fn read_from(
                 continue;
             }
         };
+        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout) {
+            // Its sender was told it failed (the acker's deadline passed):
+            // every node skips it alike.
+            info!("stream message {seq} was stored after its sender gave up on it: not shown");
+            continue;
+        }
         if fact.room.is_some() {
             fact.seq = seq;
             history.submit(vec![fact.clone()]);
@@ -576,6 +629,100 @@ async fn read_from(
         }
     }
     Ok(())
+}
+
+/// One part of a node's answer to a snapshot request.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotPart {
+    node: NodeId,
+    last: bool,
+    facts: Vec<Fact>,
+}
+
+/// Facts in one snapshot message (NATS messages are at most 1 MiB by default).
+const SNAPSHOT_CHUNK: usize = 500;
+
+/// Answers nodes that start: who is here, from the hub.
+async fn answer_snapshots(
+    client: async_nats::Client,
+    me: NodeId,
+    mut requests: async_nats::Subscriber,
+    to_hub: mpsc::Sender<Incoming>,
+) {
+    while let Some(req) = requests.next().await {
+        let Some(reply) = req.reply else { continue };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if to_hub.send(Incoming::Snapshot(tx)).await.is_err() {
+            return;
+        }
+        let Ok(facts) = rx.await else { continue };
+        let mut chunks: Vec<Vec<Fact>> = facts
+            .chunks(SNAPSHOT_CHUNK)
+            .map(<[Fact]>::to_vec)
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let n = chunks.len();
+        for (i, facts) in chunks.into_iter().enumerate() {
+            let part = SnapshotPart {
+                node: me,
+                last: i + 1 == n,
+                facts,
+            };
+            let Ok(payload) = serde_json::to_vec(&part) else {
+                continue;
+            };
+            if let Err(e) = client.publish(reply.clone(), payload.into()).await {
+                warn!("cannot answer a snapshot request: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// Asks the live nodes who is on them (waiting at most `timeout` for
+/// them all): the facts that tell it.
+async fn snapshot(
+    client: &async_nats::Client,
+    nodes: &kv::Store,
+    me: NodeId,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Fact>> {
+    let live = live_nodes(nodes).await.map_err(|e| anyhow!(e))?;
+    let mut waiting: HashSet<NodeId> = live.into_iter().filter(|n| *n != me).collect();
+    let mut facts = Vec::new();
+    if waiting.is_empty() {
+        return Ok(facts);
+    }
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subjects::SYNC, inbox, bytes::Bytes::new())
+        .await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !waiting.is_empty() {
+        let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await else {
+            warn!("no snapshot from nodes {waiting:?} within {timeout:?}");
+            break;
+        };
+        let part: SnapshotPart = match serde_json::from_slice(&m.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("a snapshot answer is not one: {e}");
+                continue;
+            }
+        };
+        if part.node == me {
+            continue;
+        }
+        if part.last {
+            waiting.remove(&part.node);
+        }
+        facts.extend(part.facts);
+    }
+    info!("learnt {} facts from the other nodes", facts.len());
+    Ok(facts)
 }
 
 /// Keeps this node's heartbeat alive and finds nodes whose heartbeat is
@@ -636,14 +783,36 @@ async fn heartbeat(
     }
 }
 
+/// The nodes whose heartbeat has not expired: the bucket's subjects that
+/// hold a value (read from the stream's subject counts, one request; the
+/// client's `keys()` did not end on nats-server 2.9 with one key).
 async fn live_nodes(nodes: &kv::Store) -> Result<HashSet<NodeId>, String> {
-    let mut keys = nodes.keys().await.map_err(|e| e.to_string())?;
+    let prefix = format!("$KV.{NODES}.");
+    let mut subjects = nodes
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut live = HashSet::new();
-    while let Some(k) = keys.next().await {
-        let k = k.map_err(|e| e.to_string())?;
-        if let Ok(n) = k.parse() {
+    while let Some(s) = subjects.next().await {
+        let (subject, _) = s.map_err(|e| e.to_string())?;
+        if let Some(n) = subject.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
             live.insert(n);
         }
     }
     Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_stored_after_its_deadline_is_stale() {
+        let t = Duration::from_secs(5);
+        assert!(!stale(1_000, 1_000, t));
+        assert!(!stale(1_000, 6_000, t));
+        assert!(stale(1_000, 6_001, t));
+        assert!(!stale(9_000, 1_000, t), "a clock behind is not late");
+    }
 }

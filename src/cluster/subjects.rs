@@ -10,6 +10,9 @@ pub const STREAM: &str = "NATTER";
 /// The subjects the stream holds: one per room, one for people's comings
 /// and goings, one for private lines.
 pub const STREAM_SUBJECTS: [&str; 3] = ["natter.room.>", "natter.user", "natter.pm"];
+/// Core NATS subject (not kept) on which a starting node asks the others
+/// who is on them.
+pub const SYNC: &str = "natter-sync";
 /// The KV bucket of nick claims: key = the folded nick, value = its owner.
 pub const NICKS: &str = "natter-nicks";
 /// The KV bucket of node heartbeats (entries expire after the node TTL).

@@ -180,6 +180,10 @@ impl<R: Router> ChatHandle<R> {
                     core.backplane.publish(&quits);
                 }
             }
+            Incoming::Snapshot(reply) => {
+                let facts = self.lock().state.snapshot();
+                let _ = reply.send(facts);
+            }
         }
     }
 

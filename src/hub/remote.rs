@@ -5,9 +5,56 @@
 
 use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{now_ms, Fact, FactBody, NodeId, TopicState};
+use crate::proto::{now_ms, Fact, FactBody, Name, NodeId, TopicState};
 
 impl ChatState {
+    /// What a node that just started needs to know about this one's
+    /// people: each one's coming online, then joining each of their rooms,
+    /// and the topics of those rooms (applied there with `apply_remote`).
+    pub fn snapshot(&mut self) -> Vec<Fact> {
+        let (node, now) = (self.config.node, now_ms());
+        let mut facts = Vec::new();
+        let mut topics = std::collections::BTreeMap::new();
+        let mut local: Vec<_> = self.conns.keys().filter(|c| c.node == node).copied().collect();
+        local.sort_unstable();
+        for by in local {
+            let Some(c) = self.conns.get(&by) else { continue };
+            let Some(nick) = c.nick.clone() else { continue };
+            let mut fact = |room: Option<Name>, body| Fact {
+                id: self.ids.next(now),
+                at_ms: now,
+                by,
+                source: c.mask.clone(),
+                room,
+                seq: 0,
+                body,
+            };
+            let online = FactBody::Online {
+                nick: nick.clone(),
+                user: c.user.clone(),
+                host: c.host.clone(),
+                realname: c.realname.clone(),
+            };
+            facts.push(fact(None, online));
+            for key in &c.rooms {
+                let Some(r) = self.rooms.get(key) else { continue };
+                let joined = FactBody::Joined { nick: nick.clone() };
+                facts.push(fact(Some(r.name.clone()), joined));
+                if let Some(t) = &r.topic {
+                    topics.entry(key.clone()).or_insert_with(|| {
+                        let body = FactBody::TopicSet {
+                            nick: t.set_by.clone(),
+                            topic: Some(t.text.clone()),
+                        };
+                        fact(Some(r.name.clone()), body)
+                    });
+                }
+            }
+        }
+        facts.extend(topics.into_values());
+        facts
+    }
+
     /// The quits of everyone on node `node` (gone: dead or cut off), as
     /// facts for the backplane to publish; applied when they come back.
     pub fn quits_of_node(&mut self, node: NodeId, reason: &str) -> Vec<Fact> {

@@ -84,6 +84,9 @@ pub enum Incoming {
     /// This node is gone (dead, or cut off): whoever was on it has quit.
     /// Sent to one node only, which publishes their quits.
     NodeGone(NodeId),
+    /// A node that just started asks who is here: answer with the facts
+    /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
+    Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),
 }
 
 /// The ticket up to which the store has finished (committed or failed),

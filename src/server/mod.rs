@@ -125,6 +125,8 @@ impl Server {
         };
         // After binding: a port in use stays the one line an operator sees.
         raise_open_file_limit(config.max_clients);
+        // With a cluster: who is on the other nodes, applied before serving.
+        let mut known = Vec::new();
         let (store, failures, backplane, incoming) = if config.cluster == "off" {
             let (store, failures) = open_store(&config)?;
             (store, failures, Arc::new(Standalone) as Arc<dyn Backplane>, None)
@@ -133,6 +135,7 @@ impl Server {
                 .await
                 .context("cannot join the cluster (cluster)")?;
             let incoming = nats.incoming();
+            known = nats.take_known();
             (nats.store(), None, Arc::new(nats) as Arc<dyn Backplane>, incoming)
         };
         let durable = store.watermark();
@@ -146,6 +149,9 @@ impl Server {
             backplane,
         )
         .with_accounts(accounts, registry, grace_secs);
+        for fact in &known {
+            chat.apply_remote(fact);
+        }
         let admission = Admission::new(&config);
         let irc_info = ServerInfo::new(
             &config.server_name,
