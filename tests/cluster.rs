@@ -27,7 +27,9 @@ impl NatsServer {
     /// outside CI, fails it under CI).
     fn start() -> Option<NatsServer> {
         let Some(bin) = find_tool("nats-server") else {
-            missing("nats-server is not installed (apt-get install nats-server): cluster tests not run");
+            missing(
+                "nats-server is not installed (apt-get install nats-server): cluster tests not run",
+            );
             return None;
         };
         let port = free_port();
@@ -49,7 +51,14 @@ impl NatsServer {
     /// Starts the server on its port and store, and waits until it accepts.
     fn run(&mut self) {
         let child = Command::new(&self.bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -165,7 +174,10 @@ fn an_unreachable_nats_at_start_is_a_clear_error_and_a_non_zero_exit() {
     assert!(!status.success(), "{status}");
     let log = log.join("\n");
     assert!(log.contains("cannot join the cluster"), "{log}");
-    assert!(log.contains(&format!("cannot connect to NATS at {url}")), "{log}");
+    assert!(
+        log.contains(&format!("cannot connect to NATS at {url}")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -194,7 +206,10 @@ fn a_node_number_in_use_is_refused() {
         panic!("two nodes 1 in one cluster");
     };
     assert!(!status.success());
-    assert!(log.join("\n").contains("node 1 is already in the cluster"), "{log:#?}");
+    assert!(
+        log.join("\n").contains("node 1 is already in the cluster"),
+        "{log:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +297,10 @@ async fn two_nodes_racing_for_one_nick_give_it_to_one() {
         // Both ask before either answer is read.
         tokio::join!(x.send(login()), y.send(login()));
         let (wx, wy) = tokio::join!(registered(&mut x), registered(&mut y));
-        assert!(wx ^ wy, "round {round}: both or neither got {nick}: {wx} {wy}");
+        assert!(
+            wx ^ wy,
+            "round {round}: both or neither got {nick}: {wx} {wy}"
+        );
     }
     // A released nick is free again on the other node.
     let mut z = JsonClient::login(one.addr, "zed").await;
@@ -321,7 +339,11 @@ async fn a_killed_node_is_reaped_its_users_quit_once_and_their_nicks_are_freed()
     let reason = expect_event!(a, Event::Quit { nick, reason } if nick == "carol" => reason).await;
     assert!(reason.contains("node 3"), "{reason}");
     expect_event!(b, Event::Quit { nick, .. } if nick == "carol").await;
-    assert!(killed.elapsed() < Duration::from_secs(20), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
     // Once: the next thing alice sees is bob's line, not a second quit.
     b.send(Cmd::Chat {
         msg: "still here".into(),

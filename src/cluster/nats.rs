@@ -56,7 +56,9 @@ struct Settings {
 impl Settings {
     fn from(c: &Config) -> anyhow::Result<Settings> {
         if c.node == 0 {
-            bail!("with cluster, node must be set: a number 1-65535 unique among the nodes (--node)");
+            bail!(
+                "with cluster, node must be set: a number 1-65535 unique among the nodes (--node)"
+            );
         }
         if c.cluster_node_ttl <= c.cluster_heartbeat {
             bail!("cluster_node_ttl must be longer than cluster_heartbeat");
@@ -164,7 +166,11 @@ impl Nats {
 
     fn refuse(&self, conn: ConnId, why: &str) {
         let why = why.to_string();
-        if self.to_hub.try_send(Incoming::Unsent { conn, why }).is_err() {
+        if self
+            .to_hub
+            .try_send(Incoming::Unsent { conn, why })
+            .is_err()
+        {
             warn!("cannot tell {conn} its line was not sent");
         }
     }
@@ -200,11 +206,17 @@ impl Backplane for Nats {
             }
             let durable = fact.body.must_be_durable();
             if durable && !up {
-                self.refuse(fact.by, "the cluster (NATS) is unreachable: not sent, nobody saw it");
+                self.refuse(
+                    fact.by,
+                    "the cluster (NATS) is unreachable: not sent, nobody saw it",
+                );
                 continue;
             }
             if self.outbox.try_send(fact.clone()).is_err() && durable {
-                self.refuse(fact.by, "the cluster (NATS) is not keeping up: not sent, nobody saw it");
+                self.refuse(
+                    fact.by,
+                    "the cluster (NATS) is not keeping up: not sent, nobody saw it",
+                );
             }
         }
     }
@@ -345,7 +357,12 @@ async fn start(
         .subscribe(subjects::SYNC)
         .await
         .context("cannot subscribe to NATS")?;
-    tokio::spawn(answer_snapshots(client.clone(), s.node, requests, to_hub.clone()));
+    tokio::spawn(answer_snapshots(
+        client.clone(),
+        s.node,
+        requests,
+        to_hub.clone(),
+    ));
     // Who is here already, then everything since `next`, in order (the
     // two overlap; applying a fact again changes nothing).
     let known = match snapshot(&client, &nodes, s.node, s.timeout).await {
@@ -377,7 +394,10 @@ fn now_bytes() -> bytes::Bytes {
     crate::proto::now_ms().to_string().into()
 }
 
-async fn ensure_stream(js: &jetstream::Context, per_subject: i64) -> anyhow::Result<stream::Stream> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    per_subject: i64,
+) -> anyhow::Result<stream::Stream> {
     let config = stream::Config {
         name: STREAM.into(),
         subjects: subjects::STREAM_SUBJECTS.map(String::from).to_vec(),
@@ -448,9 +468,16 @@ async fn publisher(
             }
         };
         let durable = fact.body.must_be_durable();
-        match js.publish(subjects::subject_of(&fact), payload.into()).await {
+        match js
+            .publish(subjects::subject_of(&fact), payload.into())
+            .await
+        {
             Ok(ack) => {
-                if acks.send((fact.by, fact.at_ms, durable, ack)).await.is_err() {
+                if acks
+                    .send((fact.by, fact.at_ms, durable, ack))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -480,11 +507,7 @@ fn stale(at_ms: u64, stored_ms: u64, timeout: Duration) -> bool {
 
 /// Waits for each publish's ack: a fact that was not stored is never
 /// shown (it does not come back from the stream), and its sender is told.
-async fn acker(
-    mut acks: mpsc::Receiver<Ack>,
-    to_hub: mpsc::Sender<Incoming>,
-    timeout: Duration,
-) {
+async fn acker(mut acks: mpsc::Receiver<Ack>, to_hub: mpsc::Sender<Incoming>, timeout: Duration) {
     while let Some((by, at_ms, durable, ack)) = acks.recv().await {
         // The deadline counts from when the fact was made, as [`stale`] does.
         let left = (at_ms + timeout.as_millis() as u64).saturating_sub(crate::proto::now_ms());
@@ -656,10 +679,8 @@ async fn answer_snapshots(
             return;
         }
         let Ok(facts) = rx.await else { continue };
-        let mut chunks: Vec<Vec<Fact>> = facts
-            .chunks(SNAPSHOT_CHUNK)
-            .map(<[Fact]>::to_vec)
-            .collect();
+        let mut chunks: Vec<Vec<Fact>> =
+            facts.chunks(SNAPSHOT_CHUNK).map(<[Fact]>::to_vec).collect();
         if chunks.is_empty() {
             chunks.push(Vec::new());
         }
@@ -775,7 +796,10 @@ async fn heartbeat(
             dead
         };
         for node in dead {
-            info!("node {node} has not been heard from for {:?}: it is gone", s.node_ttl);
+            info!(
+                "node {node} has not been heard from for {:?}: it is gone",
+                s.node_ttl
+            );
             if to_hub.send(Incoming::NodeGone(node)).await.is_err() {
                 return;
             }

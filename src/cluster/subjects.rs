@@ -37,10 +37,11 @@ pub fn nick_key(folded: &str) -> String {
 /// or KV key, and distinct names stay distinct.
 fn hex(s: &str) -> String {
     use std::fmt::Write;
-    s.bytes().fold(String::with_capacity(s.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    s.bytes()
+        .fold(String::with_capacity(s.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 #[cfg(test)]

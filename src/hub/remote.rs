@@ -15,10 +15,17 @@ impl ChatState {
         let (node, now) = (self.config.node, now_ms());
         let mut facts = Vec::new();
         let mut topics = std::collections::BTreeMap::new();
-        let mut local: Vec<_> = self.conns.keys().filter(|c| c.node == node).copied().collect();
+        let mut local: Vec<_> = self
+            .conns
+            .keys()
+            .filter(|c| c.node == node)
+            .copied()
+            .collect();
         local.sort_unstable();
         for by in local {
-            let Some(c) = self.conns.get(&by) else { continue };
+            let Some(c) = self.conns.get(&by) else {
+                continue;
+            };
             let Some(nick) = c.nick.clone() else { continue };
             let mut fact = |room: Option<Name>, body| Fact {
                 id: self.ids.next(now),
@@ -37,7 +44,9 @@ impl ChatState {
             };
             facts.push(fact(None, online));
             for key in &c.rooms {
-                let Some(r) = self.rooms.get(key) else { continue };
+                let Some(r) = self.rooms.get(key) else {
+                    continue;
+                };
                 let joined = FactBody::Joined { nick: nick.clone() };
                 facts.push(fact(Some(r.name.clone()), joined));
                 if let Some(t) = &r.topic {
@@ -288,7 +297,10 @@ mod tests {
         let b = w.user("bob");
         w.take(a);
         w.say(a, "mine");
-        assert!(w.take(a).is_empty() && w.take(b).is_empty(), "shown before stored");
+        assert!(
+            w.take(a).is_empty() && w.take(b).is_empty(),
+            "shown before stored"
+        );
         // Another node's line was stored first, then ours came back.
         let zed = ConnId::new(2, 1);
         let online = FactBody::Online {
@@ -317,7 +329,14 @@ mod tests {
             assert_eq!(texts, [(40, "theirs".into()), (41, "mine".into())]);
         }
         // Presence of our own is not applied twice.
-        w.remote(fact(a, Some("lobby"), 42, FactBody::Joined { nick: "alice".into() }));
+        w.remote(fact(
+            a,
+            Some("lobby"),
+            42,
+            FactBody::Joined {
+                nick: "alice".into(),
+            },
+        ));
         assert!(w.take(b).is_empty());
     }
 
@@ -340,7 +359,10 @@ mod tests {
         };
         w.remote(fact(zed, Some("lobby"), 7, topic("zed", "theirs")));
         w.remote(fact(a, Some("lobby"), 8, topic("alice", "ours")));
-        let now = w.hub().rooms["lobby"].topic.as_ref().map(|t| t.text.to_string());
+        let now = w.hub().rooms["lobby"]
+            .topic
+            .as_ref()
+            .map(|t| t.text.to_string());
         // Node 2 applies the same two facts in the same order: "ours" too.
         assert_eq!(now.as_deref(), Some("ours"));
         let shown: Vec<_> = w

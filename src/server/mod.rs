@@ -129,14 +129,24 @@ impl Server {
         let mut known = Vec::new();
         let (store, failures, backplane, incoming) = if config.cluster == "off" {
             let (store, failures) = open_store(&config)?;
-            (store, failures, Arc::new(Standalone) as Arc<dyn Backplane>, None)
+            (
+                store,
+                failures,
+                Arc::new(Standalone) as Arc<dyn Backplane>,
+                None,
+            )
         } else {
             let nats = Nats::connect(&config)
                 .await
                 .context("cannot join the cluster (cluster)")?;
             let incoming = nats.incoming();
             known = nats.take_known();
-            (nats.store(), None, Arc::new(nats) as Arc<dyn Backplane>, incoming)
+            (
+                nats.store(),
+                None,
+                Arc::new(nats) as Arc<dyn Backplane>,
+                incoming,
+            )
         };
         let durable = store.watermark();
         let (auth, accounts, registry) = accounts::Auth::open(&config)?;
