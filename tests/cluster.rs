@@ -452,3 +452,181 @@ async fn a_node_started_later_knows_who_is_on_the_others() {
     .await;
     assert_eq!(d.expect_error().await, "nick_in_use");
 }
+
+fn say(text: &str) -> Cmd<'static> {
+    Cmd::Chat {
+        msg: text.to_string().into(),
+        room: None,
+        action: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    for i in 0..3 {
+        a.send(say(&format!("old line {i}"))).await;
+    }
+    for _ in 0..3 {
+        next_message(&mut b).await;
+    }
+    // History on node 2 has what was said on node 1.
+    b.send(Cmd::History {
+        room: None,
+        limit: Some(10),
+        before: None,
+        after: None,
+    })
+    .await;
+    let v = b.expect("history").await;
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["old line 0", "old line 1", "old line 2"], "{v}");
+
+    // alice opens #ops (its operator), bob joins it from the other node.
+    a.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "ops").await;
+    // Node 2 learns of #ops from the stream (two people opening one room
+    // on two nodes at the same moment would each be its operator there:
+    // docs/OPERATING.md, Several nodes).
+    let mut polls = 0;
+    loop {
+        b.send(Cmd::Rooms { after: None }).await;
+        let v = b.expect("rooms").await;
+        let listed = v["rooms"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|e| e["room"].as_str().is_some_and(|n| n.ends_with("ops")) && e["members"] == 1)
+        });
+        if listed {
+            break;
+        }
+        polls += 1;
+        assert!(polls < 200, "node 2 never heard of #ops: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling pace, not synchronisation
+    }
+    b.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    let ops = expect_event!(b, Event::Presence { room, ops, .. } if room == "ops" => ops).await;
+    assert_eq!(ops.unwrap_or_default(), ["alice"], "node 2 knows who opened #ops");
+    sees_join(&mut a, "bob").await;
+
+    a.send(Cmd::Topic {
+        room: None,
+        topic: Some("plans".into()),
+    })
+    .await;
+    let topic =
+        expect_event!(b, Event::Topic { topic, changed: true, .. } => topic.map(|t| t.into_owned()))
+            .await;
+    assert_eq!(topic.as_deref(), Some("plans"));
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+m".into()),
+    })
+    .await;
+    expect_event!(b, Event::Mode { changes, .. } if changes.contains("+m")).await;
+    // Node 2 enforces the mode set on node 1.
+    b.send(say("may I?")).await;
+    b.expect_error().await;
+    a.send(Cmd::Kick {
+        room: None,
+        nick: "bob".into(),
+        reason: Some("out".into()),
+    })
+    .await;
+    expect_event!(b, Event::Kicked { nick, .. } if nick == "bob").await;
+    expect_event!(a, Event::Kicked { nick, .. } if nick == "bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_killed_and_restarted_under_load_loses_no_line_anyone_was_shown() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+
+    // Lines in flight when NATS is killed, more while it is down.
+    const LINES: usize = 300;
+    for i in 0..LINES {
+        a.send(say(&format!("load {i}"))).await;
+        if i == 100 {
+            nats.kill();
+        }
+        if i == 200 {
+            nats.run();
+        }
+    }
+    // Every line is answered: shown (it was stored) or refused. Then an
+    // "end" line, sent again until one is shown.
+    let (mut sent, mut answers, mut refused, mut ends) = (LINES, 0, 0, 0);
+    let mut shown_to_alice = Vec::new();
+    loop {
+        if answers >= sent {
+            ends += 1;
+            assert!(ends < 200, "chat never resumed: {shown_to_alice:?}");
+            a.send(say(&format!("end {ends}"))).await;
+            sent += 1;
+        }
+        let got = a
+            .expect_with("a line or an error", |ev| match ev {
+                Event::Message { text, .. } => Some(Some(text.into_owned())),
+                Event::Error { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        answers += 1;
+        match got {
+            Some(t) if t.starts_with("end") => {
+                shown_to_alice.push(t);
+                break;
+            }
+            Some(t) => shown_to_alice.push(t),
+            None => refused += 1,
+        }
+    }
+    let loads = shown_to_alice.iter().filter(|t| t.starts_with("load")).count();
+    eprintln!("NATS killed under load: {loads} lines shown, {refused} refused, {ends} end lines");
+    assert!(loads + refused >= LINES, "{loads} shown + {refused} refused");
+    assert!(loads > 0);
+    // bob, on the other node, saw exactly what alice was shown, in order.
+    let mut shown_to_bob = Vec::new();
+    loop {
+        let t = next_message(&mut b).await.text;
+        let end = t.starts_with("end");
+        shown_to_bob.push(t);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(shown_to_bob, shown_to_alice);
+    // In the order sent.
+    let order: Vec<usize> = shown_to_alice
+        .iter()
+        .filter_map(|t| t.strip_prefix("load ")?.parse().ok())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
