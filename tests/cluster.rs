@@ -510,8 +510,9 @@ async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() 
         b.send(Cmd::Rooms { after: None }).await;
         let v = b.expect("rooms").await;
         let listed = v["rooms"].as_array().is_some_and(|r| {
-            r.iter()
-                .any(|e| e["room"].as_str().is_some_and(|n| n.ends_with("ops")) && e["members"] == 1)
+            r.iter().any(|e| {
+                e["room"].as_str().is_some_and(|n| n.ends_with("ops")) && e["members"] == 1
+            })
         });
         if listed {
             break;
@@ -527,7 +528,11 @@ async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() 
     })
     .await;
     let ops = expect_event!(b, Event::Presence { room, ops, .. } if room == "ops" => ops).await;
-    assert_eq!(ops.unwrap_or_default(), ["alice"], "node 2 knows who opened #ops");
+    assert_eq!(
+        ops.unwrap_or_default(),
+        ["alice"],
+        "node 2 knows who opened #ops"
+    );
     sees_join(&mut a, "bob").await;
 
     a.send(Cmd::Topic {
@@ -608,9 +613,15 @@ async fn nats_killed_and_restarted_under_load_loses_no_line_anyone_was_shown() {
             None => refused += 1,
         }
     }
-    let loads = shown_to_alice.iter().filter(|t| t.starts_with("load")).count();
+    let loads = shown_to_alice
+        .iter()
+        .filter(|t| t.starts_with("load"))
+        .count();
     eprintln!("NATS killed under load: {loads} lines shown, {refused} refused, {ends} end lines");
-    assert!(loads + refused >= LINES, "{loads} shown + {refused} refused");
+    assert!(
+        loads + refused >= LINES,
+        "{loads} shown + {refused} refused"
+    );
     assert!(loads > 0);
     // bob, on the other node, saw exactly what alice was shown, in order.
     let mut shown_to_bob = Vec::new();
@@ -629,4 +640,22 @@ async fn nats_killed_and_restarted_under_load_loses_no_line_anyone_was_shown() {
         .filter_map(|t| t.strip_prefix("load ")?.parse().ok())
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_tells_the_others_its_users_quit() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let _b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let log = tokio::task::spawn_blocking(move || two.stop())
+        .await
+        .expect("stop");
+    let reason = expect_event!(a, Event::Quit { nick, reason } if nick == "bob" => reason).await;
+    // Its own goodbye, not the reaping of a dead node.
+    assert!(!reason.contains("node 2 is gone"), "{reason}; {log:#?}");
 }

@@ -78,6 +78,13 @@ impl Settings {
     }
 }
 
+/// What the publisher is asked to do, in order.
+enum Out {
+    Fact(Fact),
+    /// Everything before this is sent: say so.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
 /// One nick operation, done in order by one task (so a release queued
 /// before a claim of the same nick is done before it).
 enum KvOp {
@@ -97,7 +104,7 @@ pub struct Nats {
     node: NodeId,
     timeout: Duration,
     client: async_nats::Client,
-    outbox: mpsc::Sender<Fact>,
+    outbox: mpsc::Sender<Out>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
     to_hub: mpsc::Sender<Incoming>,
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
@@ -212,7 +219,7 @@ impl Backplane for Nats {
                 );
                 continue;
             }
-            if self.outbox.try_send(fact.clone()).is_err() && durable {
+            if self.outbox.try_send(Out::Fact(fact.clone())).is_err() && durable {
                 self.refuse(
                     fact.by,
                     "the cluster (NATS) is not keeping up: not sent, nobody saw it",
@@ -240,6 +247,15 @@ impl Backplane for Nats {
                 "NATS did not answer a nick claim within {:?}",
                 self.timeout
             ))),
+        }
+    }
+
+    fn close(&self) {
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        if self.outbox.try_send(Out::Flush(done)).is_ok()
+            && flushed.recv_timeout(self.timeout).is_err()
+        {
+            warn!("NATS did not take the last facts within {:?}", self.timeout);
         }
     }
 
@@ -287,7 +303,7 @@ struct Parts {
     /// Who is on the other nodes (facts to apply before serving).
     known: Vec<Fact>,
     client: async_nats::Client,
-    outbox: mpsc::Sender<Fact>,
+    outbox: mpsc::Sender<Out>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
 }
 
@@ -455,11 +471,21 @@ async fn ensure_bucket(
 /// by [`acker`], so publishing does not wait a round trip per fact.
 async fn publisher(
     js: jetstream::Context,
-    mut facts: mpsc::Receiver<Fact>,
+    mut facts: mpsc::Receiver<Out>,
     acks: mpsc::Sender<Ack>,
     to_hub: mpsc::Sender<Incoming>,
 ) {
-    while let Some(fact) = facts.recv().await {
+    while let Some(out) = facts.recv().await {
+        let fact = match out {
+            Out::Fact(f) => f,
+            Out::Flush(done) => {
+                if let Err(e) = js.client().flush().await {
+                    warn!("cannot flush to NATS: {e}");
+                }
+                let _ = done.try_send(());
+                continue;
+            }
+        };
         let payload = match serde_json::to_vec(&fact) {
             Ok(p) => p,
             Err(e) => {

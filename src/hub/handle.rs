@@ -162,6 +162,13 @@ impl<R: Router> ChatHandle<R> {
         self.lock().apply_remote(fact)
     }
 
+    /// Sends what the backplane still holds (when the server stops).
+    /// Blocks: call it off the async threads.
+    pub fn close_backplane(&self) {
+        let backplane = self.lock().backplane.clone();
+        backplane.close();
+    }
+
     /// Takes what the backplane hands over: facts in the cluster's order,
     /// refusals of what could not be stored, nodes that are gone.
     pub fn incoming(&self, what: Incoming) {

@@ -70,6 +70,9 @@ pub trait Backplane: Send + Sync + 'static {
     /// now. Claims end with the owner's `Quit` or `NickChanged` fact,
     /// which [`Backplane::publish`] sees.
     fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError>;
+    /// Sends what is still queued (the server is stopping: its people's
+    /// quits). Blocks, within the backplane's own timeout.
+    fn close(&self) {}
     /// What the other nodes say, once (`None` when there are no others).
     fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>>;
 }

@@ -302,6 +302,9 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
+        // The other nodes hear of everyone's quit.
+        let chat = shared.chat.clone();
+        let _ = tokio::task::spawn_blocking(move || chat.close_backplane()).await;
         info!("stopped");
         Ok(())
     }
