@@ -485,7 +485,12 @@ async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() 
         after: None,
     })
     .await;
-    let v = b.expect("history").await;
+    let v = loop {
+        let v = b.expect("history").await;
+        if v["replay"] == false {
+            break v; // the answer, not the replay on joining
+        }
+    };
     let texts: Vec<&str> = v["messages"]
         .as_array()
         .expect("messages")
@@ -658,4 +663,64 @@ async fn a_node_stopped_cleanly_tells_the_others_its_users_quit() {
     let reason = expect_event!(a, Event::Quit { nick, reason } if nick == "bob" => reason).await;
     // Its own goodbye, not the reaping of a dead node.
     assert!(!reason.contains("node 2 is gone"), "{reason}; {log:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    js.delete_stream("NATTER").await.expect("delete the stream");
+    // Nothing can be stored, so nothing is shown: the sender is told.
+    a.send(say("into the void")).await;
+    let got = a
+        .expect_with("a message or an error", |ev| match ev {
+            Event::Message { text, .. } => Some(Err(text.into_owned())),
+            Event::Error { code, .. } => Some(Ok(code.into_owned())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Ok("store_failed".to_string()));
+}
+
+#[test]
+fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+    let Some(bin) = find_tool("nats-server") else {
+        missing("nats-server is not installed: cluster tests not run");
+        return;
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nats = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", "natter", "--pass", "s3cret", "-sd"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until("nats-server accepts connections", || {
+        TcpStream::connect(addr).is_ok()
+    });
+    let wrong = format!("nats://natter:wrong@127.0.0.1:{port}");
+    let r = try_serve(
+        Path::new("off"),
+        &["--cluster", &wrong, "--node", "1"],
+        Privilege::Plain,
+    );
+    let Err((status, log)) = r else {
+        panic!("natter started with a wrong NATS password");
+    };
+    assert!(!status.success());
+    let log = log.join("\n");
+    assert!(log.contains("cannot connect to NATS"), "{log}");
+    assert!(log.to_lowercase().contains("authorization"), "{log}");
+    let _ = nats.kill();
+    let _ = nats.wait();
 }

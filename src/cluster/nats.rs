@@ -396,6 +396,7 @@ async fn start(
         history,
         seen.clone(),
         s.timeout,
+        s.per_subject,
     ));
     tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
     Ok(Parts {
@@ -610,9 +611,20 @@ async fn reader(
     history: Arc<MemoryStore>,
     seen: Arc<Mutex<HashSet<NodeId>>>,
     timeout: Duration,
+    per_subject: i64,
 ) {
     loop {
-        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, timeout).await;
+        let r = read_from(
+            &js,
+            &client,
+            &mut next,
+            &to_hub,
+            &history,
+            &seen,
+            timeout,
+            per_subject,
+        )
+        .await;
         if to_hub.is_closed() {
             return;
         }
@@ -632,8 +644,15 @@ async fn read_from(
     history: &MemoryStore,
     seen: &Mutex<HashSet<NodeId>>,
     timeout: Duration,
+    per_subject: i64,
 ) -> anyhow::Result<()> {
-    let stream = js.get_stream(STREAM).await?;
+    // Made again if it was deleted under us; its order then starts anew.
+    let mut stream = ensure_stream(js, per_subject).await?;
+    let last = stream.info().await?.state.last_sequence;
+    if last + 1 < *next {
+        warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
+        *next = 1;
+    }
     debug!("reading the stream from {next}");
     let consumer = stream
         .create_consumer(consumer::push::OrderedConfig {
