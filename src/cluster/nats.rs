@@ -395,8 +395,7 @@ async fn start(
         to_hub.clone(),
         history,
         seen.clone(),
-        s.timeout,
-        s.per_subject,
+        s.clone(),
     ));
     tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
     Ok(Parts {
@@ -610,21 +609,10 @@ async fn reader(
     to_hub: mpsc::Sender<Incoming>,
     history: Arc<MemoryStore>,
     seen: Arc<Mutex<HashSet<NodeId>>>,
-    timeout: Duration,
-    per_subject: i64,
+    s: Settings,
 ) {
     loop {
-        let r = read_from(
-            &js,
-            &client,
-            &mut next,
-            &to_hub,
-            &history,
-            &seen,
-            timeout,
-            per_subject,
-        )
-        .await;
+        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, &s).await;
         if to_hub.is_closed() {
             return;
         }
@@ -643,11 +631,11 @@ async fn read_from(
     to_hub: &mpsc::Sender<Incoming>,
     history: &MemoryStore,
     seen: &Mutex<HashSet<NodeId>>,
-    timeout: Duration,
-    per_subject: i64,
+    s: &Settings,
 ) -> anyhow::Result<()> {
+    let timeout = s.timeout;
     // Made again if it was deleted under us; its order then starts anew.
-    let mut stream = ensure_stream(js, per_subject).await?;
+    let mut stream = ensure_stream(js, s.per_subject).await?;
     let last = stream.info().await?.state.last_sequence;
     if last + 1 < *next {
         warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
