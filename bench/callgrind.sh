@@ -22,6 +22,7 @@ LONG=${LONG:-12}
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no natter binary at $BIN (cargo build --release)" >&2; exit 1; }
 work=$(mktemp -d /tmp/natter-callgrind.XXXXXX)
+chmod 777 "$work" # ngIRCd runs as nobody (below) and writes its profile here
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -55,7 +56,11 @@ PAM = no
 DNS = no
 Ident = no
 EOF
-        valgrind --tool=callgrind --callgrind-out-file="$out" "$ng" -n -f "$work/ngircd.conf" \
+        # As root ngIRCd drops its privileges, and callgrind could no
+        # longer write its profile: run it as nobody from the start.
+        local as=()
+        [ "$(id -u)" = 0 ] && as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+        "${as[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "$ng" -n -f "$work/ngircd.conf" \
             >"$work/server.log" 2>&1 &
         ;;
     *)

@@ -17,6 +17,8 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Deserializer};
 
+pub use crate::proto::oper::Opers;
+
 /// Declares [`Config`] as written and, from the same field list,
 /// [`Config::NAMES`] and [`Config::take_given`], so that adding a field is
 /// all it takes to add a setting.
@@ -62,20 +64,42 @@ settings! {
     #[command(next_help_heading = "Settings")]
     pub struct Config {
         /// Address of the main listener: text, JSON lines and IRC, told apart
-        /// by the first line (port 0: any free port, logged on start).
+        /// by the first line (port 0: any free port, logged on start). HOST
+        /// may be a name (`localhost:7777`): its first address is used.
         #[arg(
             long,
             env = "NATTER_LISTEN",
             value_name = "HOST:PORT",
             default_value = "127.0.0.1:7777",
+            value_parser = parse_listen,
         )]
+        #[serde(deserialize_with = "de_listen")]
         pub listen: SocketAddr,
         /// Name the server reports in banners and IRC prefixes.
         #[arg(long, env = "NATTER_SERVER_NAME", value_name = "NAME", default_value = "natter")]
         pub server_name: String,
-        /// Room every newcomer is put in.
+        /// One line about the server, shown by IRC's LINKS and VERSION.
+        #[arg(
+            long,
+            env = "NATTER_SERVER_INFO",
+            value_name = "TEXT",
+            default_value = "natter chat server"
+        )]
+        pub server_info: String,
+        /// Room every text and JSON newcomer is put in (empty: none; IRC
+        /// users too with irc_auto_join).
         #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
         pub default_room: String,
+        /// Put IRC users in the default room when they register (IRC clients
+        /// normally join what they ask for, so off by default).
+        #[arg(
+            long,
+            env = "NATTER_IRC_AUTO_JOIN",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub irc_auto_join: bool,
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
@@ -261,6 +285,18 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub memory_trim: Duration,
+        /// Refused connections are logged in summary: the first of a kind
+        /// from an address at once, then one line per this interval saying
+        /// how many more were refused; 0: every one is logged.
+        #[arg(
+            long,
+            env = "NATTER_REFUSAL_LOG_INTERVAL",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub refusal_log_interval: Duration,
         /// Address of the IRC-only listener, or off (port 0: any free port,
         /// logged on start).
         #[arg(
@@ -310,6 +346,34 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub banner_delay: Duration,
+        /// Server operator blocks for IRC's OPER: `NAME HOSTMASK HASH`,
+        /// separated by `;` (HOSTMASK matches user@ip; HASH from `natter
+        /// hash-password`); none: no operators. Reloaded by REHASH/SIGHUP.
+        #[arg(
+            long,
+            env = "NATTER_OPERS",
+            value_name = "NAME HOSTMASK HASH;…",
+            default_value = "none",
+            hide_env_values = true,
+            value_parser = parse_opers,
+        )]
+        pub opers: Opers,
+        /// Whether server operators may shut the server down with DIE.
+        #[arg(
+            long,
+            env = "NATTER_OPER_DIE",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub oper_die: bool,
+        /// Departed nicks remembered for IRC's WHOWAS (0: none).
+        #[arg(long, env = "NATTER_WHOWAS_ENTRIES", value_name = "N", default_value = "1000")]
+        pub whowas_entries: usize,
+        /// Most nicks one IRC client may watch with MONITOR (ISUPPORT
+        /// MONITOR).
+        #[arg(long, env = "NATTER_MONITOR_LIMIT", value_name = "N", default_value = "100")]
+        pub monitor_limit: usize,
         /// The SQLite database that keeps history, accounts and registered
         /// rooms, or off to keep them in memory only (gone on restart).
         #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
@@ -428,6 +492,11 @@ settings! {
     }
 }
 
+/// Parses `--opers` (for clap).
+pub fn parse_opers(s: &str) -> Result<Opers, String> {
+    s.parse()
+}
+
 /// A listen address that can be turned off: `HOST:PORT` or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptAddr(pub Option<SocketAddr>);
@@ -437,10 +506,9 @@ impl std::str::FromStr for OptAddr {
     fn from_str(s: &str) -> Result<OptAddr, String> {
         match s.trim() {
             "off" | "none" | "" => Ok(OptAddr(None)),
-            a => a
-                .parse()
+            a => resolve_one(a)
                 .map(|a| OptAddr(Some(a)))
-                .map_err(|e| format!("bad address {a:?}: {e} (HOST:PORT or off)")),
+                .map_err(|e| format!("{e} (HOST:PORT or off)")),
         }
     }
 }
@@ -555,6 +623,37 @@ impl<'de> Deserialize<'de> for CidrList {
 /// Parses `--limit-exempt` (for clap).
 pub fn parse_cidrs(s: &str) -> Result<CidrList, String> {
     s.parse()
+}
+
+/// `HOST:PORT` as an address to listen on: an IP address as written, or a
+/// host name resolved now (its first address, in the resolver's order).
+pub fn resolve_one(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if s.rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("bad address {s:?}: expected HOST:PORT"));
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("bad address {s:?}: the name has no address")),
+        Err(e) => Err(format!("bad address {s:?}: {e}")),
+    }
+}
+
+/// Parses `--listen` (for clap): see [`resolve_one`].
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    resolve_one(s)
+}
+
+/// `listen` in the TOML file: see [`resolve_one`].
+fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    resolve_one(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 /// Parses `--irc-listen` (for clap).
@@ -790,6 +889,48 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// docs/natter.toml, the sample file README.md points to, names every
+    /// setting and holds exactly the defaults.
+    #[test]
+    fn the_sample_config_holds_every_setting_at_its_default() {
+        let text = include_str!("../docs/natter.toml");
+        let parsed: Config = toml::from_str(text).expect("docs/natter.toml parses");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "docs/natter.toml is not the defaults"
+        );
+        for name in Config::NAMES {
+            let key = format!("{name} = ");
+            let listed = text.lines().any(|l| {
+                l.starts_with(&key) || l.strip_prefix("# ").is_some_and(|l| l.starts_with(&key))
+            });
+            assert!(listed, "docs/natter.toml does not list {name}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_may_be_host_names() {
+        assert_eq!(
+            resolve_one("localhost:7777").map(|a| (a.ip().is_loopback(), a.port())),
+            Ok((true, 7777))
+        );
+        assert_eq!(resolve_one("[::1]:6667"), Ok("[::1]:6667".parse().unwrap()));
+        assert_eq!(
+            parse_listen("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        for bad in ["localhost", "localhost:http", ":7777", "localhost:99999"] {
+            assert!(resolve_one(bad).is_err(), "{bad}");
+        }
+        let c: Config =
+            toml::from_str("listen = \"localhost:7001\"\nirc_listen = \"localhost:7002\"\n")
+                .unwrap();
+        assert!(c.listen.ip().is_loopback() && c.listen.port() == 7001);
+        assert_eq!(c.irc_listen.0.map(|a| a.port()), Some(7002));
+        assert!(toml::from_str::<Config>("listen = \"nowhere\"").is_err());
+    }
+
     #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -876,7 +1017,9 @@ mod tests {
         let expected = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
             server_name: "natter".into(),
+            server_info: "natter chat server".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             max_clients: 120_000,
             max_per_ip: 64,
             connect_rate: 1,
@@ -901,6 +1044,7 @@ mod tests {
             original_ping_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             memory_trim: Duration::from_secs(10),
+            refusal_log_interval: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
             irc_password: None,
             max_rooms_per_user: 100,
@@ -911,6 +1055,10 @@ mod tests {
             topic_len: 390,
             page_size: 100,
             banner_delay: Duration::ZERO,
+            opers: Opers::default(),
+            oper_die: false,
+            whowas_entries: 1000,
+            monitor_limit: 100,
             db: "natter.db".into(),
             db_max_bytes: 0,
             history_on_join: 10,
@@ -994,7 +1142,9 @@ mod tests {
         match name {
             "listen" => "0.0.0.0:7000",
             "server_name" => "chatty",
+            "server_info" => "a test server",
             "default_room" => "hall",
+            "irc_auto_join" => "true",
             "max_clients" => "5",
             "max_per_ip" => "0",
             "connect_rate" => "0",
@@ -1019,6 +1169,7 @@ mod tests {
             "original_ping_timeout" => "2s",
             "shutdown_grace" => "0s",
             "memory_trim" => "1m",
+            "refusal_log_interval" => "30s",
             "irc_listen" => "off",
             "irc_password" => "s3cret",
             "max_rooms_per_user" => "2",
@@ -1029,6 +1180,10 @@ mod tests {
             "topic_len" => "80",
             "page_size" => "9",
             "banner_delay" => "300ms",
+            "opers" => SAMPLE_OPERS,
+            "oper_die" => "true",
+            "whowas_entries" => "5",
+            "monitor_limit" => "7",
             "db" => "off",
             "db_max_bytes" => "1000000",
             "history_on_join" => "0",
@@ -1051,10 +1206,14 @@ mod tests {
         }
     }
 
+    /// An oper block (the hash of "sesame").
+    const SAMPLE_OPERS: &str = "root *@127.0.0.1 $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$kFV3Hn1bZ8XqnV/WQd/6lxUSRI4/ZXcVFb+Vb9RWfM8";
+
     /// The sample as a TOML value: numbers bare, the rest quoted.
     fn toml_value(sample: &str) -> String {
         match sample.parse::<u64>() {
             Ok(n) => n.to_string(),
+            Err(_) if sample == "true" || sample == "false" => sample.to_string(),
             Err(_) => format!("{sample:?}"),
         }
     }
@@ -1091,7 +1250,12 @@ mod tests {
                 "{help}"
             );
             if let Some(d) = default_of(arg) {
-                assert!(help.contains(&format!("[default: {d}]")), "{help}");
+                // clap quotes a default that has spaces
+                assert!(
+                    help.contains(&format!("[default: {d}]"))
+                        || help.contains(&format!("[default: \"{d}\"]")),
+                    "{help}"
+                );
             }
         }
     }

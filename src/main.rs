@@ -27,6 +27,9 @@ enum Cmd {
     Chat(natter::client::ChatArgs),
     /// Load-test a chat server on loopback (docs/BENCHMARKS.md).
     Bench(natter::bench::BenchArgs),
+    /// Read a password on standard input and print its argon2 hash (for
+    /// the `opers` setting).
+    HashPassword,
     /// Look after the database: a consistent backup, an integrity check.
     #[command(subcommand)]
     Db(DbCmd),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => serve(args),
         Cmd::Chat(args) => natter::client::run(args),
         Cmd::Bench(args) => natter::bench::run(args),
+        Cmd::HashPassword => hash_password(),
         Cmd::Db(cmd) => db(cmd),
     };
     match result {
@@ -75,13 +79,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The first line of standard input, hashed.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    let hash = natter::proto::oper::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let reload = args.clone();
     let config = args.into_config()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let server = Server::bind(config).await?;
+        let server = Server::bind(config)
+            .await?
+            .with_reload(Box::new(move || reload.clone().into_config()));
         let stop = CancellationToken::new();
         let trigger = stop.clone();
         let signal = shutdown_signal(); // handlers installed now, before "listening on"

@@ -312,7 +312,9 @@ async fn pass_and_nickserv_and_the_account_caps() {
     // An observer with account-notify, account-tag and extended-join.
     let mut obs = irc_with_caps(irc(&srv), "obs", "account-notify account-tag extended-join").await;
     obs.send("CAP END").await;
-    obs.numeric("366").await;
+    obs.numeric("376").await;
+    // IRC users join what they ask for: everyone here joins #lobby.
+    obs.join("#lobby").await;
     // A wrong PASS: a notice, and registration goes on without an account.
     let mut w = IrcClient::connect(irc(&srv)).await;
     w.send("PASS not-the-password").await;
@@ -320,6 +322,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     w.send("USER walter 0 * :Walter").await;
     w.expect("NOTICE * :wrong account or password").await;
     w.numeric("001").await;
+    w.send("JOIN #lobby").await;
     let join = obs.expect(" JOIN #lobby").await;
     assert!(join.ends_with(" JOIN #lobby * :Walter"), "{join}");
     // PASS as the account password.
@@ -329,6 +332,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     p.send("USER alice 0 * :Alice Liddell").await;
     p.numeric("900").await;
     p.numeric("001").await;
+    p.send("JOIN #lobby").await;
     let join = obs.expect(" JOIN #lobby").await;
     assert!(
         join.ends_with(" JOIN #lobby alice :Alice Liddell"),
@@ -338,7 +342,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
     let msg = obs.expect("PRIVMSG #lobby :hi all").await;
     assert!(msg.starts_with("@account=alice :alice!"), "{msg}");
     // NickServ: register a new account, then identify from another connection.
-    let mut n = IrcClient::register(irc(&srv), "nico").await;
+    let mut n = IrcClient::register_lobby(irc(&srv), "nico").await;
     let join = obs.expect("JOIN #lobby").await;
     assert!(join.contains(" JOIN #lobby * :nico the tester"), "{join}");
     n.send("PRIVMSG NickServ :REGISTER").await;
@@ -394,6 +398,8 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     // Changes after registering are kept too.
     i.send("MODE #rust +kl sesame 10").await;
     i.expect("MODE #rust +kl sesame 10").await;
+    i.send("MODE #rust +p").await;
+    i.expect("MODE #rust +p").await;
     let _ = i.sync().await;
     srv.shutdown().await;
 
@@ -412,12 +418,13 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
         names.ends_with(":bob"),
         "not op in a registered room: {names}"
     );
+    assert!(names.contains(" * #rust "), "+p is back: {names}");
     b.send("MODE #rust b").await;
     let ban = b.numeric("367").await;
     assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");
     b.send("MODE #rust").await;
     let modes = b.numeric("324").await;
-    assert!(modes.contains("+ntkl sesame 10"), "{modes}");
+    assert!(modes.contains("+nptkl sesame 10"), "{modes}");
     // The founder (text, logged in) regains operator status on joining.
     let mut a = srv.client().await;
     a.send(&format!("/login alice {PW}")).await;
@@ -430,5 +437,151 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     b.send("NAMES #rust").await;
     let names = b.numeric("353").await;
     assert!(names.contains("@alice"), "founder is op: {names}");
+    srv.shutdown().await;
+}
+
+/// An IRC client with `caps` that registers `nick` as an account with
+/// NickServ or (`login`) logs in to it with SASL.
+async fn irc_account(addr: std::net::SocketAddr, nick: &str, caps: &str, login: bool) -> IrcClient {
+    let mut i = IrcClient::connect(addr).await;
+    let caps = if login {
+        format!("{caps} sasl")
+    } else {
+        caps.to_string()
+    };
+    i.send(&format!("CAP REQ :{caps}")).await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick}")).await;
+    i.expect(" ACK ").await;
+    if login {
+        sasl_plain(&mut i, &format!("\0{nick}\0{PW}")).await;
+        i.numeric("903").await;
+    }
+    i.send("CAP END").await;
+    i.numeric("376").await;
+    if !login {
+        i.send(&format!("PRIVMSG NickServ :REGISTER {PW}")).await;
+        i.numeric("900").await;
+    }
+    i
+}
+
+/// The lines of the next batch (`BATCH +id type target…` … `BATCH -id`):
+/// its start line and the lines inside, tags stripped.
+async fn next_batch(i: &mut IrcClient) -> (String, Vec<String>) {
+    let start = i.expect(" BATCH +").await;
+    let id = start
+        .split(' ')
+        .find_map(|w| w.strip_prefix('+'))
+        .expect("batch id")
+        .to_string();
+    let mut inside = Vec::new();
+    loop {
+        let l = i.line().await.expect("batch line");
+        if l.ends_with(&format!("BATCH -{id}")) {
+            return (start, inside);
+        }
+        let tags = l
+            .strip_prefix('@')
+            .map_or("", |r| r.split(' ').next().unwrap_or(""));
+        assert!(tags.contains(&format!("batch={id}")), "{l}");
+        inside.push(l);
+    }
+}
+
+fn msgid(l: &str) -> Option<String> {
+    l.strip_prefix('@')?
+        .split(' ')
+        .next()?
+        .split(';')
+        .find_map(|t| t.strip_prefix("msgid="))
+        .map(String::from)
+}
+
+/// Private lines between two accounts are kept for both (CHATHISTORY on a
+/// nick, with the msgid they were delivered with), listed by
+/// `CHATHISTORY TARGETS`, and kept across a restart; a guest's are not.
+#[tokio::test]
+async fn private_history_between_accounts_survives_a_restart() {
+    let (_dir, db) = temp_db();
+    let srv = start(db_config(&db)).await;
+    let caps = "batch draft/chathistory server-time message-tags";
+    let mut alice = irc_account(irc(&srv), "alice", caps, false).await;
+    let mut bob = irc_account(irc(&srv), "bob", caps, false).await;
+    let mut carol = IrcClient::register(irc(&srv), "carol").await;
+    alice.send("PRIVMSG bob :one").await;
+    let live = bob.expect("PRIVMSG bob :one").await;
+    bob.send("PRIVMSG alice :two").await;
+    alice.expect("PRIVMSG alice :two").await;
+    carol.send("PRIVMSG alice :from a guest").await;
+    alice.expect("from a guest").await;
+    for (who, other) in [(&mut alice, "bob"), (&mut bob, "alice")] {
+        who.send(&format!("CHATHISTORY LATEST {other} * 10")).await;
+        let (opened, lines) = next_batch(who).await;
+        assert!(
+            opened.ends_with(&format!("chathistory {other}")),
+            "{opened}"
+        );
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with("PRIVMSG bob :one"), "{lines:?}");
+        assert!(lines[1].ends_with("PRIVMSG alice :two"), "{lines:?}");
+        assert_eq!(
+            msgid(&lines[0]),
+            msgid(&live),
+            "the id it was delivered with"
+        );
+    }
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert!(
+        next_batch(&mut alice).await.1.is_empty(),
+        "a guest's lines are not kept"
+    );
+    let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z";
+    alice
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    let (opened, lines) = next_batch(&mut alice).await;
+    assert!(opened.ends_with("draft/chathistory-targets"), "{opened}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(" CHATHISTORY TARGETS bob 20"),
+        "{lines:?}"
+    );
+    let _ = alice.sync().await;
+    srv.shutdown().await;
+
+    let srv = start(db_config(&db)).await;
+    let mut alice = irc_account(irc(&srv), "alice", caps, true).await;
+    alice.send("CHATHISTORY LATEST bob * 10").await;
+    let (_, lines) = next_batch(&mut alice).await;
+    assert_eq!(lines.len(), 2, "kept across a restart: {lines:?}");
+    // JSON: the same lines, asked for `with` a person; the key they are
+    // kept under is never shown.
+    let mut bob = JsonClient::connect(srv.addr).await;
+    bob.send(json!({"cmd": "login", "nick": "bob", "password": PW}))
+        .await;
+    expect_event!(bob, Event::LoggedIn { .. }).await;
+    bob.send(json!({"cmd": "history", "with": "alice", "limit": 10}))
+        .await;
+    let (room, with, texts) =
+        expect_event!(bob, Event::History { room, with, messages, replay: false, .. } => {
+            let texts: Vec<String> = messages
+                .into_iter()
+                .map(|m| match m.event {
+                    Event::Private { text, .. } => text.to_string(),
+                    other => panic!("not a private line: {other:?}"),
+                })
+                .collect();
+            (room.to_string(), with.map(|w| w.to_string()), texts)
+        })
+        .await;
+    assert_eq!((room.as_str(), with.as_deref()), ("alice", Some("alice")));
+    assert_eq!(texts, ["one", "two"]);
+    // A guest asking gets nothing, whoever it names.
+    let mut dan = IrcClient::register(irc(&srv), "dan").await;
+    dan.send("CAP REQ :batch").await;
+    dan.expect(" ACK ").await;
+    dan.send("CHATHISTORY LATEST alice * 10").await;
+    assert!(next_batch(&mut dan).await.1.is_empty());
     srv.shutdown().await;
 }

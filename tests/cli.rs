@@ -59,6 +59,8 @@ async fn port_zero_logs_the_real_port_and_sigterm_exits_cleanly() {
     a.expect("nickname?").await;
     a.send("alice").await;
     a.expect("You are now known as alice").await;
+    a.send("/nick alicia").await;
+    a.expect("alicia").await;
     signal(&child, "-TERM");
     let lines = a.until_eof().await;
     assert!(
@@ -69,9 +71,15 @@ async fn port_zero_logs_the_real_port_and_sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     let log = log.join().unwrap();
     assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
+    // The nick change is logged, and the span carries the new nick after it.
     assert!(
         log.iter()
-            .any(|l| l.contains("alice") && l.contains("disconnected")),
+            .any(|l| l.contains("nick changed from alice to alicia")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("nick=\"alicia\"") && l.contains("disconnected")),
         "{log:?}"
     );
 }
@@ -226,4 +234,73 @@ fn irc_port_in_use_is_a_one_line_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT or off"));
+}
+
+/// A flood of refused connections costs a few log lines, not one each:
+/// the first refusal is logged at once, the rest as "refused N more
+/// connections from ADDR in the last …" once per interval, and the lines
+/// account for every refusal.
+#[tokio::test]
+async fn refused_connections_are_logged_in_summary() {
+    const FLOOD: u64 = 1000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let srv = common::binary::serve(
+        &dir.path().join("natter.db"),
+        &[
+            "--max-per-ip",
+            "1",
+            "--limit-exempt",
+            "none",
+            "--connect-rate",
+            "0",
+            "--refusal-log-interval",
+            "300ms",
+        ],
+    );
+    let mut held = Client::connect(srv.addr).await;
+    held.expect("nickname?").await;
+    for _ in 0..FLOOD {
+        let mut c = Client::connect(srv.addr).await;
+        let said = c.until_eof().await;
+        assert!(
+            said.iter().any(|l| l.contains("too many connections")),
+            "{said:?}"
+        );
+    }
+    // (refusals the log accounts for, log lines about refusals)
+    let tally = || {
+        let log = srv.log.lock().expect("log");
+        let lines: Vec<&String> = log.iter().filter(|l| l.contains("refused ")).collect();
+        let counted = lines
+            .iter()
+            .map(|l| {
+                match l
+                    .split("refused ")
+                    .nth(1)
+                    .and_then(|r| r.split_once(" more connection"))
+                {
+                    Some((n, _)) => n.parse::<u64>().expect("a count"),
+                    None => 1,
+                }
+            })
+            .sum::<u64>();
+        (counted, lines.len())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while tally().0 < FLOOD {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log accounts for {:?} of {FLOOD} refusals: {:#?}",
+            tally(),
+            srv.log.lock().expect("log")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (counted, lines) = tally();
+    assert_eq!(counted, FLOOD);
+    assert!(lines < 50, "{lines} log lines for {FLOOD} refusals");
+    assert!(srv.logged("refused 127.0.0.1: too many connections from your address (limit 1)"));
+    assert!(srv.logged("more connections from 127.0.0.1 in the last 300ms: too many connections"));
+    drop(held);
+    srv.stop();
 }

@@ -304,3 +304,148 @@ fn history_is_shown_on_joining() {
     assert!(chat.wait().success());
     rt.block_on(srv.shutdown());
 }
+
+const PW: &str = "correct horse battery";
+
+/// A server where `alice` is an account with the password [`PW`] (she
+/// registered it over the text protocol and left).
+fn server_with_alice(rt: &tokio::runtime::Runtime) -> common::TestServer {
+    let srv = rt.block_on(start(config()));
+    rt.block_on(async {
+        let mut a = srv.user("alice").await;
+        a.send(&format!("/register {PW}")).await;
+        a.expect("The account alice is registered").await;
+        a.send("/quit").await;
+    });
+    srv
+}
+
+/// `--password-file` and `NATTER_PASSWORD` log in to the account (JSON);
+/// a wrong password stops a script with status 1 and the reason.
+#[test]
+fn a_password_logs_in_to_the_account_and_a_wrong_one_stops_the_script() {
+    let rt = runtime();
+    let srv = server_with_alice(&rt);
+    let addr = srv.addr.to_string();
+    let dir = client_support::TempDir::new("pw");
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{PW}\n")).expect("write the password file");
+    let file = file.to_string_lossy().into_owned();
+
+    let mut chat = Chat::spawn(&[&addr, "--nick", "alice", "--password-file", &file]);
+    chat.expect("logged in as alice");
+    chat.expect("you are now known as alice");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+
+    let mut chat = Chat::spawn_with(&[&addr, "--nick", "alice"], &[("NATTER_PASSWORD", PW)]);
+    chat.expect("logged in as alice");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+
+    let mut chat = Chat::spawn_with(
+        &[&addr, "--nick", "alice"],
+        &[("NATTER_PASSWORD", "not the password")],
+    );
+    chat.send("must never be said");
+    chat.expect("! login failed: wrong account or password");
+    assert_eq!(chat.wait().code(), Some(1));
+    let stderr = chat.stderr();
+    assert!(
+        stderr.iter().any(|l| l.contains("login failed")),
+        "{stderr:?}"
+    );
+    assert!(
+        !chat.seen.iter().any(|l| l.contains("must never be said")),
+        "{:#?}",
+        chat.seen
+    );
+    rt.block_on(srv.shutdown());
+}
+
+/// In IRC mode the password logs in with SASL PLAIN before registering.
+#[test]
+fn irc_mode_logs_in_with_sasl() {
+    let rt = runtime();
+    let srv = server_with_alice(&rt);
+    let irc_addr = srv.irc_addr.expect("IRC listener on").to_string();
+
+    let mut chat = Chat::spawn_with(
+        &["--irc", &irc_addr, "--nick", "alice", "--join", "#lobby"],
+        &[("NATTER_PASSWORD", PW)],
+    );
+    chat.expect("You are now logged in as alice");
+    chat.expect("you are now known as alice");
+    chat.expect("* In #lobby");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+
+    let mut chat = Chat::spawn_with(
+        &["--irc", &irc_addr, "--nick", "alice"],
+        &[("NATTER_PASSWORD", "not the password")],
+    );
+    chat.expect("! login failed:");
+    assert_eq!(chat.wait().code(), Some(1));
+    assert!(
+        !chat.seen.iter().any(|l| l.contains("you are now known as")),
+        "{:#?}",
+        chat.seen
+    );
+    rt.block_on(srv.shutdown());
+}
+
+/// Host names work where addresses do: `natter serve --listen
+/// localhost:0` listens on loopback, and `natter chat localhost:PORT`
+/// (resolved, each address tried in turn) reaches it.
+#[test]
+fn serve_and_chat_take_host_names() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    /// Ends the server however the test ends.
+    struct Server(Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Command::new(client_support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "localhost:0",
+            "--irc-listen",
+            "localhost:0",
+        ])
+        .env("NATTER_LOG", "info")
+        .env("NATTER_DB", "off")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter serve");
+    let stderr = server.stderr.take().expect("stderr");
+    let _server = Server(server);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("natter serve exited before listening")
+            .expect("read the log");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .trim()
+                .parse()
+                .expect("an address in the listening line");
+        }
+    };
+    // Keep reading the log so the server never blocks on stderr.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let by_name = format!("localhost:{}", addr.port());
+
+    let mut chat = Chat::spawn(&[&by_name, "--nick", "alice"]);
+    chat.expect(&format!("connected to {by_name} (JSON)"));
+    chat.expect("you are now known as alice");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+}

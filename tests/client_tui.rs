@@ -129,6 +129,59 @@ fn tui_chats_in_a_real_terminal() {
     rt.block_on(srv.shutdown());
 }
 
+/// `--password` asks on the terminal before the full screen starts, without
+/// echoing what is typed; the account is logged in to, and joining shows
+/// the room's last lines (its history).
+#[test]
+fn tui_asks_for_the_password_unechoed_and_shows_history_on_joining() {
+    const PW: &str = "correct horse battery";
+    let rt = runtime();
+    let srv = rt.block_on(start(config()));
+    rt.block_on(async {
+        let mut a = srv.user("alice").await;
+        a.send(&format!("/register {PW}")).await;
+        a.expect("The account alice is registered").await;
+        a.send("/quit").await;
+    });
+    let mut bob = rt.block_on(JsonClient::login(srv.addr, "bob"));
+    for text in ["said before alice came", "and once more"] {
+        rt.block_on(bob.send(Cmd::chat(text)));
+        rt.block_on(expect_event!(bob, Event::Message { .. }));
+    }
+    let cmd = format!(
+        "env -u NATTER_PASSWORD {BIN} chat {} --nick alice --password",
+        srv.addr
+    );
+    let Some(tmux) = Tmux::start(&cmd, 100, 30) else {
+        return;
+    };
+    tmux.wait_screen("the password prompt", |s| s.contains("Password for alice:"));
+    tmux.type_text(PW);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_screen("the room's history", |s| {
+        s.contains("<bob> said before alice came") && s.contains("<bob> and once more")
+    });
+    assert!(!screen.contains(PW), "{screen}");
+    // The normal screen, kept by tmux while the full screen is up, holds
+    // the prompt and whatever the terminal echoed before the switch: not
+    // the password.
+    let normal = tmux.run(&["capture-pane", "-p", "-a", "-t", "chat"]);
+    assert!(normal.contains("Password for alice:"), "{normal}");
+    assert!(!normal.contains(PW), "the password was echoed:\n{normal}");
+    assert!(screen.contains("the last 2 lines in #lobby"), "{screen}");
+    let joined = rt.block_on(expect_event!(bob, Event::Joined { nick, .. } => nick));
+    assert_eq!(joined, "alice");
+    // The login is told in the status window (Alt-1).
+    tmux.keys(&["M-1"]);
+    let screen = tmux.wait_screen("the login in the status window", |s| {
+        s.contains("logged in as alice")
+    });
+    assert!(!screen.contains(PW), "{screen}");
+    tmux.keys(&["C-c"]);
+    assert_eq!(tmux.wait_exit(), "exit 0");
+    rt.block_on(srv.shutdown());
+}
+
 #[test]
 fn tui_honours_no_color_and_resizes() {
     let rt = runtime();

@@ -480,6 +480,7 @@ async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() 
     // History on node 2 has what was said on node 1.
     b.send(Cmd::History {
         room: None,
+        with: None,
         limit: Some(10),
         before: None,
         after: None,

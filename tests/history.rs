@@ -638,15 +638,71 @@ async fn malformed_chathistory_gets_fail_and_the_session_goes_on() {
     b.send(json!({"cmd": "join", "room": "secret"})).await;
     expect_event!(b, Event::Presence { room, .. } if room == "secret").await;
     say_all(&mut b, ["hidden".to_string()]).await;
+    // Both get the same standard reply, so it does not tell which exists.
     for chan in ["#secret", "#nowhere"] {
         i.send(&format!("CHATHISTORY LATEST {chan} * 10")).await;
-        let l = i.numeric("442").await;
-        assert!(l.contains(&format!("ivy {chan} :")), "{l}");
+        let l = i.expect("FAIL").await;
+        assert_eq!(
+            l,
+            format!(":natter FAIL CHATHISTORY INVALID_TARGET LATEST {chan} :Messages could not be retrieved")
+        );
     }
     // Still registered, still talking.
     i.send("PRIVMSG #hist :still here").await;
     i.send("CHATHISTORY LATEST #hist * 10").await;
     let got = batch(&mut i, "#hist").await;
     assert_eq!(said(&got), ["still here"]);
+    srv.shutdown().await;
+}
+
+/// The `msgid` (and `time`) a live PRIVMSG, NOTICE and TOPIC carries for
+/// a `message-tags` client is the one the line is stored under: the same
+/// line comes back from `CHATHISTORY` with the same tags.
+#[tokio::test]
+async fn live_msgid_and_time_are_those_history_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(on_db(&dir.path().join("natter.db"))).await;
+    let irc = srv.irc_addr.unwrap();
+    let caps = "batch draft/chathistory draft/event-playback server-time message-tags";
+    let mut i = irc_with_caps(irc, "ivy", caps).await;
+    let mut j = irc_with_caps(irc, "jay", "server-time message-tags").await;
+    let mut k = IrcClient::register(irc, "kim").await;
+    for c in [&mut i, &mut j, &mut k] {
+        c.join("#live").await;
+    }
+    let tags_of = |l: &str| -> HashMap<String, String> {
+        l.strip_prefix('@')
+            .and_then(|r| r.split_once(' '))
+            .map_or("", |(t, _)| t)
+            .split(';')
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut live = Vec::new();
+    for (line, seen) in [
+        ("PRIVMSG #live :hello there", "PRIVMSG #live :hello there"),
+        ("NOTICE #live :a notice", "NOTICE #live :a notice"),
+        ("TOPIC #live :the topic", "TOPIC #live :the topic"),
+    ] {
+        i.send(line).await;
+        let got = j.expect(seen).await;
+        let tags = tags_of(&got);
+        assert!(tags.contains_key("msgid"), "{got}");
+        assert!(tags.contains_key("time"), "{got}");
+        let plain = k.expect(seen).await;
+        assert!(plain.starts_with(':'), "no tags without the caps: {plain}");
+        live.push((seen, tags));
+    }
+    i.send("CHATHISTORY LATEST #live * 10").await;
+    let got = batch(&mut i, "#live").await;
+    for (seen, tags) in live {
+        let stored = got
+            .iter()
+            .find(|t| t.line.contains(seen))
+            .unwrap_or_else(|| panic!("{seen} in {got:?}"));
+        assert_eq!(stored.tags.get("msgid"), tags.get("msgid"), "{seen}");
+        assert_eq!(stored.tags.get("time"), tags.get("time"), "{seen}");
+    }
     srv.shutdown().await;
 }

@@ -46,7 +46,7 @@ async fn registration_burst_isupport_motd_and_default_room() {
         "NICKLEN=30",
         "CHANNELLEN=51",
         "PREFIX=(ov)@+",
-        "CHANMODES=b,k,l,imnt",
+        "CHANMODES=beI,k,l,imnpst",
         "TOPICLEN=390",
         "LINELEN=512",
         "NETWORK=natter",
@@ -58,9 +58,19 @@ async fn registration_burst_isupport_motd_and_default_room() {
     a.numeric("375").await;
     a.numeric("372").await;
     a.numeric("376").await;
+    // IRC users join what they ask for: no #lobby by default
+    let after = a.sync().await;
+    assert!(after.is_empty(), "{after:?}");
+    srv.shutdown().await;
+
+    // unless irc_auto_join says so
+    let mut cfg = config();
+    cfg.irc_auto_join = true;
+    let srv = start(cfg).await;
+    let mut a = IrcClient::register(irc(&srv), "alice").await;
     let join = a.line().await.unwrap();
     assert!(
-        join.starts_with(":alice!~al@") && join.ends_with(" JOIN #lobby"),
+        join.starts_with(":alice!~alice@") && join.ends_with(" JOIN #lobby"),
         "{join}"
     );
     assert_eq!(a.numeric("353").await, ":natter 353 alice = #lobby :@alice");
@@ -109,7 +119,8 @@ async fn cap_negotiation_server_time_and_echo_message() {
     assert!(before.iter().all(|l| !l.contains(" 001 ")), "{before:?}");
     a.send("CAP END").await;
     a.numeric("001").await;
-    a.numeric("366").await;
+    a.numeric("376").await;
+    a.join("#lobby").await;
 
     let mut bob = srv.user("bob").await;
     a.expect("JOIN #lobby").await;
@@ -132,7 +143,7 @@ async fn cap_negotiation_server_time_and_echo_message() {
 #[tokio::test]
 async fn without_echo_message_own_lines_are_not_sent_back() {
     let srv = start(config()).await;
-    let mut a = IrcClient::register(irc(&srv), "alice").await;
+    let mut a = IrcClient::register_lobby(irc(&srv), "alice").await;
     a.send("PRIVMSG #lobby :just once").await;
     a.send("PRIVMSG alice :note to self").await;
     let seen = a.sync().await;
@@ -157,7 +168,7 @@ async fn irc_text_and_json_users_share_rooms_and_actions() {
     let srv = start(config()).await;
     let mut bob = srv.user("bob").await;
     let mut carol = JsonClient::login(srv.addr, "carol").await;
-    let mut a = IrcClient::register(irc(&srv), "alice").await;
+    let mut a = IrcClient::register_lobby(irc(&srv), "alice").await;
     bob.expect("alice joined #lobby").await;
     a.send("PRIVMSG #lobby :hello from irc").await;
     bob.expect("alice: hello from irc").await;
@@ -237,7 +248,7 @@ async fn nick_collisions_across_protocols() {
     a.send("NICK bob2").await;
     a.send("USER b 0 * :B").await;
     a.numeric("001").await;
-    a.numeric("366").await;
+    a.numeric("376").await;
     let mut t = srv.client().await;
     t.expect("nickname?").await;
     t.send("BOB2").await;
@@ -259,7 +270,8 @@ async fn bad_and_unknown_commands_get_numerics() {
     a.numeric("451").await;
     a.send("NICK alice").await;
     a.send("USER a 0 * :A").await;
-    a.numeric("366").await;
+    a.numeric("376").await;
+    a.join("#lobby").await;
     let cases = [
         (
             "FROBNICATE now",
@@ -350,7 +362,7 @@ async fn bad_and_unknown_commands_get_numerics() {
 #[tokio::test]
 async fn long_lines_get_417_and_the_connection_stays() {
     let srv = start(config()).await;
-    let mut a = IrcClient::register(irc(&srv), "alice").await;
+    let mut a = IrcClient::register_lobby(irc(&srv), "alice").await;
     let mut bob = srv.user("bob").await;
     a.send(&format!("PRIVMSG #lobby :{}", "x".repeat(600)))
         .await;
@@ -383,7 +395,7 @@ async fn ping_pong_and_ping_timeout() {
     cfg.ping_timeout = Duration::from_millis(400);
     let srv = start(cfg).await;
     let mut bob = srv.user("bob").await;
-    let mut a = IrcClient::register(irc(&srv), "alice").await;
+    let mut a = IrcClient::register_lobby(irc(&srv), "alice").await;
     a.send("PING :abc").await;
     assert_eq!(a.expect("PONG").await, ":natter PONG natter :abc");
     let ping = a.expect("PING :").await;
@@ -511,7 +523,7 @@ async fn room_modes_are_enforced_for_every_protocol() {
     text.expect("dave was kicked from #m by op (out you go)")
         .await;
     dave.send("PRIVMSG #m :hey").await;
-    dave.numeric("442").await;
+    dave.numeric("404").await;
     bob.send("KICK #m op").await;
     bob.numeric("482").await;
     op.send("KICK #m nobody").await;
@@ -590,10 +602,7 @@ async fn topics_whois_list_and_lusers() {
         }
         rows.push(l);
     }
-    assert!(
-        rows.contains(&":natter 322 alice #lobby 2 :".to_string()),
-        "{rows:?}"
-    );
+    assert_eq!(rows.len(), 1, "carol left #lobby for #rust: {rows:?}");
     assert!(
         rows.contains(&":natter 322 alice #rust 3 :Rust and 🦀".to_string()),
         "{rows:?}"
@@ -606,7 +615,7 @@ async fn topics_whois_list_and_lusers() {
     );
     assert_eq!(
         a.numeric("254").await,
-        ":natter 254 alice 2 :channels formed"
+        ":natter 254 alice 1 :channels formed"
     );
     a.numeric("266").await;
     a.send("MOTD").await;
@@ -622,8 +631,9 @@ async fn away_and_away_notify() {
     a.send("NICK alice").await;
     a.send("USER a 0 * :A").await;
     a.send("CAP END").await;
-    a.numeric("366").await;
-    let mut b = IrcClient::register(irc(&srv), "bob").await;
+    a.numeric("376").await;
+    a.join("#lobby").await;
+    let mut b = IrcClient::register_lobby(irc(&srv), "bob").await;
     let mut text = srv.user("carol").await;
     b.send("AWAY :gone to lunch").await;
     assert_eq!(
@@ -657,7 +667,7 @@ async fn away_and_away_notify() {
     let back = a.expect("AWAY").await;
     assert!(back.ends_with(" AWAY"), "{back}");
     // without away-notify: no AWAY lines
-    let mut c = IrcClient::register(irc(&srv), "dave").await;
+    let mut c = IrcClient::register_lobby(irc(&srv), "dave").await;
     b.send("AWAY :again").await;
     b.numeric("306").await;
     let seen = c.sync().await;
@@ -720,7 +730,7 @@ async fn irc_on_the_main_port_never_sees_the_text_banner() {
         "{first}"
     );
     assert!(a.line().await.unwrap().starts_with(":natter 001 alice "));
-    a.numeric("366").await;
+    a.numeric("376").await;
     let mut b = IrcClient::connect(srv.addr).await;
     b.send("CAP LS 302").await;
     b.expect("CAP * LS").await;

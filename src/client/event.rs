@@ -45,6 +45,9 @@ pub enum EventKind {
     /// the last one was refused for the reason given. The front end answers
     /// with [`Request::Login`](super::command::Request::Login).
     NeedNick { refused: Option<String> },
+    /// The server refused the account password given at start (`reason`
+    /// as it put it); a `NeedNick` follows, to go on without the account.
+    LoginFailed { reason: String },
     /// The server accepted our nickname.
     Registered { nick: String, online: Option<u64> },
     /// A line said in a room.

@@ -219,6 +219,10 @@ pub fn lines(ev: &EventKind, session: &Session, here: Here) -> Vec<Line> {
             format!("? {}. Pick another nickname:", refusal(why)),
             Tone::Prompt,
         )),
+        EventKind::LoginFailed { reason } => one(Line::error(format!(
+            "login failed: {}",
+            reason.trim().trim_end_matches(['.', ' '])
+        ))),
         EventKind::Registered { nick, online } => one(Line::notice(match online {
             Some(n) => format!("you are now known as {nick} ({n} online)"),
             None => format!("you are now known as {nick}"),

@@ -13,6 +13,7 @@
 //!   the protocol), reconnect with exponential backoff.
 //! * [`event`], [`command`]: what flows between the two halves.
 //! * [`session`], [`format`], [`color`]: pure helpers both front ends use.
+//! * [`password`]: the unechoed password prompt.
 //! * [`plain`]: line mode for pipes and scripts; [`tui`] + [`ui`]: the
 //!   full-screen UI, its state pure and tested headless.
 
@@ -23,6 +24,7 @@ pub mod event;
 pub mod format;
 pub mod ircmsg;
 pub mod lines;
+pub mod password;
 pub mod plain;
 pub mod protocol;
 pub mod session;
@@ -75,9 +77,56 @@ pub struct ChatArgs {
     /// Exit instead of reconnecting when the connection is lost.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Log in to your nickname's account: ask for its password on the
+    /// terminal (not echoed). Scripts use --password-file or the
+    /// NATTER_PASSWORD variable instead (a password is never a flag's
+    /// value: others could read it in the process list).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: bool,
+    /// Log in to your nickname's account with the password on this file's
+    /// first line.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
     /// Plain line mode even on a terminal.
     #[arg(long)]
     pub plain: bool,
+}
+
+/// The variable a script may put the account password in.
+pub const PASSWORD_VAR: &str = "NATTER_PASSWORD";
+
+/// The account password, if one is to be used: `--password` asks on the
+/// terminal, `--password-file` reads the file's first line, else
+/// [`PASSWORD_VAR`]. An empty one is refused (it is a mistake, not "none").
+fn password(args: &ChatArgs, nick: Option<&str>) -> anyhow::Result<Option<String>> {
+    let given = if args.password {
+        let prompt = match nick {
+            Some(n) => format!("Password for {n}: "),
+            None => "Password: ".to_string(),
+        };
+        password::ask(&prompt)
+            .map_err(|e| anyhow::anyhow!("cannot ask for the password (no terminal?): {e}; use --password-file or {PASSWORD_VAR}"))?
+    } else if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        first_line(&text).to_string()
+    } else {
+        match std::env::var(PASSWORD_VAR) {
+            Ok(p) => p,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(e) => anyhow::bail!("{PASSWORD_VAR}: {e}"),
+        }
+    };
+    if given.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    Ok(Some(given))
+}
+
+/// A file's first line without its line ending.
+fn first_line(text: &str) -> &str {
+    let line = text.split('\n').next().unwrap_or("");
+    line.strip_suffix('\r').unwrap_or(line)
 }
 
 /// Runs `natter chat` to completion.
@@ -99,17 +148,23 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
              lines from a pipe are never taken as a nickname"
         );
     }
+    let password = password(&args, nick.as_deref())?;
+    if password.is_some() && nick.is_none() {
+        anyhow::bail!("a password logs in to the account of a nickname: give --nick NICK too");
+    }
     let (addr, proto): (String, Box<dyn Protocol>) = match &args.irc {
         Some(addr) => (
             addr.clone(),
-            Box::new(IrcProtocol::new(nick, args.join.clone())),
+            Box::new(IrcProtocol::new(nick, args.join.clone()).with_password(password)),
         ),
         None => (
             args.addr
                 .clone()
                 .unwrap_or_else(|| DEFAULT_ADDR.to_string()),
             Box::new(
-                JsonProtocol::new(nick, args.join.clone()).with_nick_fallback(args.nick_fallback),
+                JsonProtocol::new(nick, args.join.clone())
+                    .with_nick_fallback(args.nick_fallback)
+                    .with_password(password),
             ),
         ),
     };
@@ -140,4 +195,17 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     // Reader threads may still block on stdin; do not wait for them.
     rt.shutdown_background();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line;
+
+    #[test]
+    fn a_password_file_gives_its_first_line() {
+        assert_eq!(first_line("s3cret pass\n"), "s3cret pass");
+        assert_eq!(first_line("s3cret\r\nother\n"), "s3cret");
+        assert_eq!(first_line(" spaced "), " spaced ");
+        assert_eq!(first_line(""), "");
+    }
 }

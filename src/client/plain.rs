@@ -56,6 +56,16 @@ pub async fn run(
                 let Some(ev) = ev else { break };
                 session.apply(&ev.kind);
                 match &ev.kind {
+                    EventKind::LoginFailed { reason } if !opts.ask_nick => {
+                        // Nobody to ask: nothing is said without the account.
+                        let _ = print(&format::lines(&ev.kind, &session, Here::Anywhere), ev.at_ms);
+                        failed = Some(format!("login failed: {}", reason.trim()));
+                        let _ = requests.send(Request::Quit(None)).await;
+                        stdin_open = false;
+                        continue;
+                    }
+                    // Already leaving (the login failed): not asked again.
+                    EventKind::NeedNick { .. } if failed.is_some() => continue,
                     EventKind::NeedNick { refused } if !opts.ask_nick => {
                         // Nobody to ask: say why, and stop before anything
                         // is said under a name the script did not give.

@@ -290,6 +290,15 @@ impl Store for StreamHistory {
     ) -> Result<History, StoreError> {
         self.0.history(room, query, limit, events)
     }
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.0.private_targets(account, from_ms, to_ms, limit)
+    }
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(Vec::new())
     }

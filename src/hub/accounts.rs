@@ -73,6 +73,11 @@ pub struct ModesRecord {
     pub moderated: bool,
     pub no_external: bool,
     pub topic_ops: bool,
+    /// `+p` and `+s` (absent in rooms registered before they existed).
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub secret: bool,
     pub key: Option<String>,
     pub limit: Option<usize>,
 }
@@ -137,6 +142,28 @@ impl ChatState {
     /// The (cloaked) host of `id`.
     pub fn host_of(&self, id: ConnId) -> Option<Name> {
         self.conns.get(&id).map(|c| c.host.clone())
+    }
+
+    /// The key the private lines between `a` and `b` are kept under, if
+    /// both are logged in (guests' private lines are not kept).
+    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
+        let (a, b) = (self.account_of(a)?, self.account_of(b)?);
+        Some(crate::proto::fact::private_log(
+            &names::fold(a),
+            &names::fold(b),
+        ))
+    }
+
+    /// The key the private lines between `id` and `person` (a nick, or
+    /// an account's name) are kept under; `None` when `id` is not logged
+    /// in, or `person` is online but not logged in.
+    pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
+        let mine = names::fold(self.account_of(id)?);
+        let theirs = match self.nicks.get(&names::fold(person)) {
+            Some(&other) => names::fold(self.account_of(other)?),
+            None => names::fold(person),
+        };
+        Some(crate::proto::fact::private_log(&mine, &theirs))
     }
 
     /// Whether `id` is logged in to the account named `nick`.
@@ -324,6 +351,8 @@ impl ChatState {
                 moderated: m.moderated,
                 no_external: m.no_external,
                 topic_ops: m.topic_ops,
+                private: m.private,
+                secret: m.secret,
                 key: m.key.as_deref().map(String::from),
                 limit: m.limit,
             },
@@ -357,6 +386,8 @@ impl ChatState {
             moderated: m.moderated,
             no_external: m.no_external,
             topic_ops: m.topic_ops,
+            private: m.private,
+            secret: m.secret,
             key: m.key.as_deref().map(Arc::from),
             limit: m.limit,
         };

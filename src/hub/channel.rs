@@ -284,7 +284,10 @@ impl ChatState {
             nick: nick.clone(),
             topic: topic.clone(),
         };
-        let at_ms = self.fact(id, Some(&key), body).at_ms;
+        let (msg_id, at_ms) = {
+            let f = self.fact(id, Some(&key), body);
+            (f.id, f.at_ms)
+        };
         let Some(r) = self.rooms.get_mut(&key) else {
             return;
         };
@@ -294,6 +297,7 @@ impl ChatState {
             set_at_ms: at_ms,
         });
         let body = EventBody::TopicChanged {
+            id: msg_id,
             room: r.name.clone(),
             nick,
             topic,
@@ -324,12 +328,16 @@ impl ChatState {
         }
         let (lists, changes): (Vec<ModeChange>, Vec<ModeChange>) = changes
             .into_iter()
-            .partition(|c| c.mode == 'b' && c.arg.is_none());
-        if !lists.is_empty() {
-            let body = EventBody::BanList {
+            .partition(|c| r.list(c.mode).is_some() && c.arg.is_none());
+        let lists: Vec<EventBody> = lists
+            .into_iter()
+            .map(|asked| EventBody::BanList {
                 room: room_name.clone(),
-                bans: r.bans.clone(),
-            };
+                mode: asked.mode,
+                bans: r.list(asked.mode).cloned().unwrap_or_default(),
+            })
+            .collect();
+        for body in lists {
             self.reply(id, body);
         }
         if changes.is_empty() {
@@ -405,7 +413,7 @@ impl ChatState {
             }))
         };
         match c.mode {
-            'i' | 'm' | 'n' | 't' => match r.set_flag(c.mode, c.add) {
+            'i' | 'm' | 'n' | 'p' | 's' | 't' => match r.set_flag(c.mode, c.add) {
                 true => done(None),
                 false => Ok(None),
             },
@@ -437,7 +445,8 @@ impl ChatState {
                     || k.contains(char::is_control)
                 {
                     let detail = format!("a room key is 1 to {key_len} bytes, no spaces or commas");
-                    return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
+                    let refusal = refusal(ErrorCode::InvalidModeParam, detail);
+                    return Err(refusal.room(&shown).mode('k').value("*"));
                 }
                 r.modes.key = Some(k.clone());
                 done(Some(k.clone()))
@@ -447,8 +456,17 @@ impl ChatState {
                 None => Ok(None),
             },
             'l' if c.add => {
-                let Some(n) = c.arg.as_deref().and_then(|a| a.parse::<usize>().ok()) else {
+                let Some(arg) = c.arg.as_deref() else {
                     return Err(need_arg());
+                };
+                let Ok(n) = arg.parse::<usize>() else {
+                    let detail = "a room limit is a positive number";
+                    let shown_arg = match arg.is_empty() || arg.contains(' ') {
+                        true => "*",
+                        false => arg,
+                    };
+                    let refusal = refusal(ErrorCode::InvalidModeParam, detail);
+                    return Err(refusal.room(&shown).mode('l').value(shown_arg));
                 };
                 if n == 0 || r.modes.limit == Some(n) {
                     return Ok(None);
@@ -460,7 +478,7 @@ impl ChatState {
                 Some(_) => done(None),
                 None => Ok(None),
             },
-            'b' => {
+            'b' | 'e' | 'I' => {
                 let Some(raw) = &c.arg else {
                     return Ok(None);
                 };
@@ -469,20 +487,22 @@ impl ChatState {
                         format!("a ban mask is nick!user@host, at most {ban_mask_len} bytes");
                     return Err(refusal(ErrorCode::BadArguments, detail).command("MODE"));
                 };
-                let pos = r
-                    .bans
+                let Some(list) = r.list_mut(c.mode) else {
+                    return Ok(None);
+                };
+                let pos = list
                     .iter()
                     .position(|b| names::fold(&b.mask) == names::fold(&m));
                 match (c.add, pos) {
                     (true, Some(_)) | (false, None) => Ok(None),
-                    (true, None) if r.bans.len() >= max_bans => {
+                    (true, None) if list.len() >= max_bans => {
                         Err(refusal(ErrorCode::ListFull, max_bans.to_string())
                             .room(&shown)
                             .mask(&m))
                     }
                     (true, None) => {
                         let m: Arc<str> = m.into();
-                        r.bans.push(BanInfo {
+                        list.push(BanInfo {
                             mask: m.clone(),
                             set_by: by.clone(),
                             set_at_ms: now_ms(),
@@ -490,7 +510,7 @@ impl ChatState {
                         done(Some(m))
                     }
                     (false, Some(i)) => {
-                        let b = r.bans.remove(i);
+                        let b = list.remove(i);
                         done(Some(b.mask))
                     }
                 }
@@ -589,7 +609,7 @@ impl ChatState {
                     c.invites.remove(0);
                 }
                 if self.config.max_invites > 0 {
-                    c.invites.push(key);
+                    c.invites.push(key.clone());
                 }
             }
         }
@@ -602,9 +622,25 @@ impl ChatState {
             },
         )
         .with_actor(self.logged_in_actor(id));
+        // The room's other operators are told too (IRCv3 invite-notify).
+        let mut ops: Vec<ConnId> = self
+            .rooms
+            .get(&key)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter(|(m, st)| st.op && **m != id && **m != target)
+                    .map(|(m, _)| *m)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ops.sort_unstable();
         self.send(Audience::Conn(target), ev.clone());
         if target != id {
-            self.send(Audience::Conn(id), ev);
+            self.send(Audience::Conn(id), ev.clone());
+        }
+        if !ops.is_empty() {
+            self.send(Audience::Conns(ops), ev);
         }
     }
 }

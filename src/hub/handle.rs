@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing::warn;
 
-use super::{names, Audience, ChatState, Effects, HubConfig};
+use super::{names, Audience, ChatState, Control, Effects, HubConfig};
 use crate::hub::{Accounts, Backplane, Incoming, Registry, Store};
 use crate::proto::{
     Command, ConnId, ErrorCode, Event, EventBody, Fact, Name, Outcome, Profile, Refusal,
@@ -26,6 +26,10 @@ pub trait Router: Send + 'static {
     fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool;
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
+    /// Does what only the server can do (close a killed connection after
+    /// its last events, reload the configuration, shut down). Called after
+    /// the command's deliveries are pushed.
+    fn control(&mut self, _request: Control) {}
 }
 
 /// The state, the router and the seams, behind the handle's lock.
@@ -91,6 +95,11 @@ impl<R: Router> ChatHandle<R> {
     }
 
     /// The account `conn` is logged in to.
+    /// See [`ChatState::private_log_with`].
+    pub fn private_log_with(&self, conn: ConnId, person: &str) -> Option<String> {
+        self.lock().state.private_log_with(conn, person)
+    }
+
     pub fn account_of(&self, conn: ConnId) -> Option<Name> {
         self.lock().state.account_of(conn).cloned()
     }
@@ -192,6 +201,12 @@ impl<R: Router> ChatHandle<R> {
                 let _ = reply.send(facts);
             }
         }
+    }
+
+    /// Takes the settings that may change while running (see
+    /// [`ChatState::reconfigure`]).
+    pub fn reconfigure(&self, opers: Vec<String>, oper_die: bool) {
+        self.lock().state.reconfigure(opers, oper_die)
     }
 
     /// Queues one event for `conn` (answers that did not come from a
@@ -301,7 +316,7 @@ impl<R: Router> Core<R> {
     }
 
     /// Hands on the facts, delivers the events (held back until the facts
-    /// are durable), drops slow consumers.
+    /// are durable), passes requests to the server, drops slow consumers.
     fn apply(&mut self, fx: Effects) -> Outcome {
         let outcome = self.apply_one(fx);
         self.reap();
@@ -332,6 +347,9 @@ impl<R: Router> Core<R> {
             self.deliver(&shown_now);
         } else {
             self.deliver(&fx.deliveries);
+        }
+        for request in fx.control {
+            self.router.control(request);
         }
         fx.outcome
     }

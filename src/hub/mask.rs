@@ -1,8 +1,6 @@
 //! IRC-style masks (`nick!user@host` with `*` and `?` wildcards) for room
 //! bans and `WHO`: normalising what an operator typed, and matching.
 
-use super::names::fold;
-
 /// Completes a ban mask: `bob` → `bob!*@*`, `*@host` → `*!*@host`,
 /// `bob!u` → `bob!u@*`. `None` if it is empty, longer than `max_len`
 /// bytes, or has spaces or controls.
@@ -23,33 +21,7 @@ pub fn normalize(mask: &str, max_len: usize) -> Option<String> {
     })
 }
 
-/// Whether `subject` matches the wildcard `mask` (`*`: any run, `?`: any one
-/// character), ignoring case as nicks do.
-pub fn matches(mask: &str, subject: &str) -> bool {
-    let m: Vec<char> = fold(mask).chars().collect();
-    let s: Vec<char> = fold(subject).chars().collect();
-    let (mut mi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if mi < m.len() && (m[mi] == '?' || m[mi] == s[si]) {
-            mi += 1;
-            si += 1;
-        } else if mi < m.len() && m[mi] == '*' {
-            star = Some((mi, si));
-            mi += 1;
-        } else if let Some((smi, ssi)) = star {
-            mi = smi + 1;
-            si = ssi + 1;
-            star = Some((smi, ssi + 1));
-        } else {
-            return false;
-        }
-    }
-    while mi < m.len() && m[mi] == '*' {
-        mi += 1;
-    }
-    mi == m.len()
-}
+pub use crate::proto::wildcard::matches;
 
 #[cfg(test)]
 mod tests {

@@ -22,20 +22,25 @@
 mod accounts;
 mod channel;
 mod handle;
+mod lookup;
 pub mod mask;
+mod monitor;
 pub mod names;
+mod oper;
 mod query;
 mod remote;
 mod room;
 mod seams;
+mod tags;
+mod whowas;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::proto::{
     now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
-    Outcome, Profile, Refusal, Target,
+    Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
 
@@ -79,6 +84,15 @@ pub struct HubConfig {
     /// backplane hands them back in the cluster's order (every node shows
     /// them in that one order), instead of at once.
     pub echo: bool,
+    /// Departed nicks remembered for `WHOWAS` (0: none).
+    pub whowas_entries: usize,
+    /// Most nicks one person may watch with `MONITOR`.
+    pub monitor_limit: usize,
+    /// Whether server operators may shut the server down (`DIE`).
+    pub oper_die: bool,
+    /// Names of the oper blocks that exist (`OPER` checks passwords in the
+    /// session; the hub only takes known names).
+    pub opers: Vec<String>,
 }
 
 impl Default for HubConfig {
@@ -109,6 +123,10 @@ impl HubConfig {
             page_size: c.page_size,
             node: if c.cluster == "off" { 0 } else { c.node },
             echo: c.cluster != "off",
+            whowas_entries: c.whowas_entries,
+            monitor_limit: c.monitor_limit,
+            oper_die: c.oper_die,
+            opers: c.opers.names(),
         }
     }
 }
@@ -129,11 +147,13 @@ pub enum Audience {
 }
 
 /// What one command did: deliveries in order, facts for the store and the
-/// backplane, and what the session does next.
+/// backplane, requests for the server, and what the session does next.
 #[derive(Debug)]
 pub struct Effects {
     pub deliveries: Vec<(Audience, Arc<Event>)>,
     pub facts: Vec<Fact>,
+    /// What the server must do beyond delivering (after the deliveries).
+    pub control: Vec<Control>,
     pub outcome: Outcome,
     /// Registered rooms whose state changed, for the accounts store.
     pub saves: Vec<RoomRecord>,
@@ -144,10 +164,23 @@ impl Default for Effects {
         Effects {
             deliveries: Vec::new(),
             facts: Vec::new(),
+            control: Vec::new(),
             outcome: Outcome::Continue,
             saves: Vec::new(),
         }
     }
+}
+
+/// Something only the server can do, asked for by a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Close this local connection once what is queued for it is written
+    /// (it was killed; the state has already let it go).
+    Close(ConnId),
+    /// Reload the configuration file.
+    Rehash,
+    /// Shut the server down.
+    Shutdown,
 }
 
 struct Conn {
@@ -161,8 +194,18 @@ struct Conn {
     /// `nick!user@host` (with `*` for the nick before registration).
     mask: Arc<str>,
     away: Option<Arc<str>>,
-    /// User mode `+i` (accepted for IRC clients; it hides nothing).
+    /// User mode `+i`: hidden from `WHO` masks to people sharing no room.
     invisible: bool,
+    /// User mode `+w`: gets `WALLOPS`.
+    wallops: bool,
+    /// User mode `+B`: a bot.
+    bot: bool,
+    /// The oper block this person used to become a server operator.
+    oper: Option<Name>,
+    /// Nicks this person watches (`MONITOR`), as given.
+    watching: Vec<Name>,
+    /// Told of watched people's away and real-name changes too.
+    watch_details: bool,
     /// Folded keys of rooms this person was invited into.
     invites: Vec<Name>,
     /// Rooms created in the minute that started at `created_since_ms`.
@@ -187,6 +230,11 @@ impl Conn {
             mask: "*".into(),
             away: None,
             invisible: false,
+            wallops: false,
+            bot: false,
+            oper: None,
+            watching: Vec::new(),
+            watch_details: false,
             invites: Vec::new(),
             created: 0,
             created_since_ms: 0,
@@ -196,6 +244,22 @@ impl Conn {
         };
         c.update_mask();
         c
+    }
+
+    /// User modes as `+iow` (`+` alone: none).
+    fn user_modes(&self) -> String {
+        let mut m = String::from("+");
+        for (on, c) in [
+            (self.bot, 'B'),
+            (self.invisible, 'i'),
+            (self.oper.is_some(), 'o'),
+            (self.wallops, 'w'),
+        ] {
+            if on {
+                m.push(c);
+            }
+        }
+        m
     }
 
     fn update_mask(&mut self) {
@@ -217,6 +281,16 @@ pub struct ChatState {
     ids: IdGen,
     /// Accounts, registered nicks and registered rooms.
     accounts: accounts::AccountState,
+    /// Who had which nick recently, newest last (`whowas_entries` at most).
+    whowas: VecDeque<WhoWasInfo>,
+    /// The most people online at once.
+    max_online: usize,
+    /// Client-only tags of the command being handled (see [`Command::Tagged`]).
+    tags: Option<crate::proto::ClientTags>,
+    /// Who holds a nick that looks like this ([`names::lookalike`]).
+    lookalikes: HashMap<String, ConnId>,
+    /// Who watches each nick (folded), for `MONITOR`.
+    watchers: HashMap<String, Vec<ConnId>>,
     /// What the command being handled did so far.
     fx: Effects,
 }
@@ -238,6 +312,11 @@ impl ChatState {
             conns: HashMap::new(),
             nicks: HashMap::new(),
             rooms: BTreeMap::new(),
+            whowas: VecDeque::new(),
+            max_online: 0,
+            tags: None,
+            watchers: HashMap::new(),
+            lookalikes: HashMap::new(),
             seqs: HashMap::new(),
             accounts: Default::default(),
             fx: Effects::default(),
@@ -352,13 +431,16 @@ impl ChatState {
             self.fx.outcome = Outcome::Close;
             return self.take();
         }
+        self.dispatch(id, cmd);
+        self.take()
+    }
+
+    /// Applies one command, adding to the effects gathered so far.
+    fn dispatch(&mut self, id: ConnId, cmd: Command) {
         let registered = self.nick_of(id).is_some();
         let cmd = match self.in_current_room(id, cmd) {
             Ok(cmd) => cmd,
-            Err(refusal) => {
-                self.refuse(id, refusal);
-                return self.take();
-            }
+            Err(refusal) => return self.refuse(id, refusal),
         };
         match cmd {
             Command::Quit { reason } => {
@@ -391,6 +473,11 @@ impl ChatState {
             Command::Authenticated { account, created } => {
                 self.authenticated(id, &account, created)
             }
+            Command::WatchDetails { on } => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.watch_details = on;
+                }
+            }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
             Command::Private { to, text, action } => self.private(id, &to, text, action),
@@ -415,8 +502,44 @@ impl ChatState {
             Command::Lusers => self.lusers(id),
             Command::RegisterRoom { room } => self.register_room(id, room.as_deref()),
             Command::NickGrace { nick } => self.nick_grace(id, &nick),
+            Command::Names { rooms } => self.names(id, &rooms),
+            Command::UserHost { nicks } => self.userhost(id, &nicks),
+            Command::IsOn { nicks } => self.ison(id, &nicks),
+            Command::WhoWas { nick, count } => self.whowas(id, &nick, count),
+            Command::PartAll => self.part_all(id),
+            Command::OperUp { name } => self.oper_up(id, &name),
+            Command::Kill { nick, reason } => self.kill(id, &nick, &reason),
+            Command::Wallops { text } => self.wallops(id, text),
+            Command::Rehash => self.rehash(id),
+            Command::Die => self.die(id),
+            Command::Tagged { tags, command } => {
+                self.tags = Some(tags);
+                match *command {
+                    Command::Tagged { .. } => {}
+                    command => self.dispatch(id, command),
+                }
+                self.tags = None;
+            }
+            Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
+            Command::Monitor(op) => self.monitor(id, op),
+            Command::SetName { realname } => self.set_name(id, realname),
+            Command::Invites => {
+                let keys = self
+                    .conns
+                    .get(&id)
+                    .map(|c| c.invites.clone())
+                    .unwrap_or_default();
+                let rooms = keys.iter().map(|k| self.shown(k)).collect();
+                self.reply(id, EventBody::InviteList { rooms });
+            }
+            Command::SayToStatus {
+                room,
+                text,
+                action,
+                notice,
+                voiced,
+            } => self.say_to_status(id, &room, text, action, notice, voiced),
         }
-        self.take()
     }
 
     /// A room command that names no room (text and JSON users may leave
@@ -515,6 +638,11 @@ impl ChatState {
         out
     }
 
+    /// Whether `id` is a bot (user mode `+B`).
+    pub(super) fn is_bot(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.bot)
+    }
+
     /// The IRC source (`nick!user@host`) of a connection.
     fn mask_of(&self, id: ConnId) -> Option<Arc<str>> {
         self.conns.get(&id).map(|c| c.mask.clone())
@@ -541,7 +669,30 @@ impl ChatState {
             Some(&owner) if owner != id && !self.owns(id, nick) => {
                 Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
             }
-            _ => None,
+            Some(_) => None,
+            _ => match self.lookalikes.get(&names::lookalike(nick)) {
+                Some(&owner) if owner != id => {
+                    let like = self.nick_of(owner).map_or("someone", |n| &**n);
+                    let detail = format!("it looks like {like}, who is online");
+                    Some(Refusal::new(ErrorCode::NickInUse).nick(nick).detail(detail))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// `id` now holds `nick`.
+    fn hold_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.insert(names::fold(nick), id);
+        self.lookalikes.insert(names::lookalike(nick), id);
+    }
+
+    /// `id` no longer holds `nick`.
+    fn release_nick(&mut self, nick: &str, id: ConnId) {
+        self.nicks.remove(&names::fold(nick));
+        let look = names::lookalike(nick);
+        if self.lookalikes.get(&look) == Some(&id) {
+            self.lookalikes.remove(&look);
         }
     }
 
@@ -556,7 +707,7 @@ impl ChatState {
             return self.refuse(id, problem);
         }
         self.free_for(id, nick);
-        self.nicks.insert(names::fold(nick), id);
+        self.hold_nick(nick, id);
         let name: Name = nick.into();
         let Some(c) = self.conns.get_mut(&id) else {
             return;
@@ -574,8 +725,16 @@ impl ChatState {
         };
         self.fact(id, None, body);
         let online = self.online();
-        self.reply(id, EventBody::Registered { nick: name, online });
+        self.max_online = self.max_online.max(online);
+        self.reply(
+            id,
+            EventBody::Registered {
+                nick: name.clone(),
+                online,
+            },
+        );
         self.warn_unprotected(id);
+        self.announce_online(id, &name);
         if auto_join && !self.config.default_room.is_empty() {
             let room = self.config.default_room.clone();
             self.join(id, &room, None, true);
@@ -624,7 +783,7 @@ impl ChatState {
             return;
         };
         let Some(r) = self.rooms.get(&key) else {
-            let refusal = Refusal::new(ErrorCode::NotInRoom).room(&key);
+            let refusal = Refusal::new(ErrorCode::NoSuchRoom).room(&key);
             return self.refuse(id, refusal);
         };
         if let Err(refusal) = r.may_speak(id, &conn.mask) {
@@ -655,7 +814,9 @@ impl ChatState {
             },
         )
         .at(at_ms)
-        .with_actor(self.logged_in_actor(id));
+        .with_actor(self.logged_in_actor(id))
+        .with_tags(self.tags.clone())
+        .from_bot(self.is_bot(id));
         self.touch(id);
         if !member {
             self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
@@ -688,10 +849,19 @@ impl ChatState {
             text: text.clone(),
             action,
         };
+        let log = self.private_log(id, target);
         let (msg_id, at_ms) = {
             let f = self.fact(id, None, body);
             (f.id, f.at_ms)
         };
+        // Between two accounts the line is kept, in the pair's own order.
+        if let Some(log) = log {
+            let seq = self.seqs.entry(log.as_str().into()).or_insert(0);
+            *seq += 1;
+            if let Some(f) = self.fx.facts.last_mut() {
+                (f.room, f.seq) = (Some(log.into()), *seq);
+            }
+        }
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Private {
@@ -703,11 +873,14 @@ impl ChatState {
             },
         )
         .at(at_ms)
-        .with_actor(self.logged_in_actor(id));
+        .with_actor(self.logged_in_actor(id))
+        .with_tags(self.tags.clone())
+        .from_bot(self.is_bot(id));
         self.touch(id);
         self.send(Audience::Conn(target), ev.clone());
-        if target != id {
-            self.send(Audience::Conn(id), ev);
+        match target != id {
+            true => self.send(Audience::Conn(id), ev),
+            false => self.send(Audience::Conn(id), ev.echo_copy()),
         }
         if let Some(text) = away {
             self.reply(id, EventBody::AwayReply { nick: to, text });
@@ -768,24 +941,25 @@ impl ChatState {
         };
         let ev = Event::by(Some(source), body)
             .at(at_ms)
-            .with_actor(self.logged_in_actor(id));
+            .with_actor(self.logged_in_actor(id))
+            .with_tags(self.tags.clone())
+            .from_bot(self.is_bot(id));
         if sender_copy {
             self.send(Audience::Conn(id), ev.clone());
         }
-        self.send(dest, ev);
+        let to_self = dest == Audience::Conn(id);
+        self.send(dest, ev.clone());
+        if to_self {
+            self.send(Audience::Conn(id), ev.echo_copy());
+        }
     }
 
     fn change_nick(&mut self, id: ConnId, new: &str) {
-        if let Err(why) = names::check_nick(new, self.config.max_nick_chars) {
-            let refusal = Refusal::new(ErrorCode::NickInvalid).nick(new).detail(why);
-            return self.refuse(id, refusal);
-        }
         let Some(old) = self.nick_of(id).cloned() else {
             return;
         };
         if *old == *new {
-            let text = format!("you are already {new}").into();
-            return self.reply(id, EventBody::Info { text });
+            return; // nothing changes, nobody is told
         }
         let (old_key, new_key) = (names::fold(&old), names::fold(new));
         if old_key != new_key {
@@ -794,8 +968,8 @@ impl ChatState {
             }
             self.free_for(id, new);
         }
-        if old_key != new_key && self.nicks.contains_key(&new_key) {
-            return self.refuse(id, Refusal::new(ErrorCode::NickInUse).nick(new));
+        if let Some(problem) = self.nick_problem(id, new) {
+            return self.refuse(id, problem);
         }
         self.apply_nick(id, old, new);
         self.warn_unprotected(id);
@@ -804,10 +978,11 @@ impl ChatState {
     /// Changes the nick of `id` from `old` to `new` (checked) and tells
     /// everyone who shares a room.
     fn apply_nick(&mut self, id: ConnId, old: Name, new: &str) {
-        let (old_key, new_key) = (names::fold(&old), names::fold(new));
+        let old_key = names::fold(&old);
         let old_mask = self.mask_of(id);
-        self.nicks.remove(&old_key);
-        self.nicks.insert(new_key, id);
+        self.remember(id);
+        self.release_nick(&old, id);
+        self.hold_nick(new, id);
         let new: Name = new.into();
         if let Some(c) = self.conns.get_mut(&id) {
             c.nick = Some(new.clone());
@@ -818,9 +993,19 @@ impl ChatState {
             new: new.clone(),
         };
         self.fact(id, None, body);
-        let ev = Event::by(old_mask, EventBody::NickChanged { old, new });
+        let ev = Event::by(
+            old_mask,
+            EventBody::NickChanged {
+                old: old.clone(),
+                new: new.clone(),
+            },
+        );
         let audience = self.peers(id, false);
         self.send(Audience::Conns(audience), ev);
+        if old_key != names::fold(&new) {
+            self.announce_offline(&old);
+            self.announce_online(id, &new);
+        }
     }
 
     /// Marks `id` away or back, tells them, and tells who shares a room.
@@ -842,6 +1027,7 @@ impl ChatState {
         if changed {
             let ev = Event::by(self.mask_of(id), EventBody::Away { nick, text });
             let mut audience = self.peers(id, true);
+            self.add_detail_watchers(id, &mut audience);
             audience.retain(|m| *m != id);
             self.send(Audience::Conns(audience), ev);
         }
@@ -863,12 +1049,12 @@ impl ChatState {
             return;
         };
         let Some(modes) = modes else {
-            let modes = if c.invisible { "+i" } else { "+" };
+            let modes = c.user_modes().into();
             return self.reply(
                 id,
                 EventBody::UserModes {
                     nick: own,
-                    modes: modes.into(),
+                    modes,
                     changed: false,
                 },
             );
@@ -876,17 +1062,30 @@ impl ChatState {
         let mut add = true;
         let mut unknown = None;
         let mut applied = String::new();
+        let mut sign = None;
         for ch in modes.chars() {
-            match ch {
-                '+' => add = true,
-                '-' => add = false,
-                'i' if c.invisible != add => {
-                    c.invisible = add;
-                    applied.push(if add { '+' } else { '-' });
-                    applied.push('i');
+            let slot = match ch {
+                '+' | '-' => {
+                    add = ch == '+';
+                    continue;
                 }
-                'i' => {}
-                other => unknown = Some(other),
+                'i' => &mut c.invisible,
+                'w' => &mut c.wallops,
+                'B' => &mut c.bot,
+                // +o only comes with OPER; -o gives it up
+                'o' if !add && c.oper.is_some() => {
+                    c.oper = None;
+                    push_mode(&mut applied, &mut sign, false, 'o');
+                    continue;
+                }
+                'o' => continue,
+                other => {
+                    unknown = Some(other);
+                    continue;
+                }
+            };
+            if std::mem::replace(slot, add) != add {
+                push_mode(&mut applied, &mut sign, add, ch);
             }
         }
         if let Some(m) = unknown {
@@ -908,11 +1107,14 @@ impl ChatState {
     fn remove(&mut self, id: ConnId, reason: &str) {
         let mut audience = self.peers(id, true);
         audience.retain(|m| *m != id);
+        self.remember(id);
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        self.unwatch_all(id, &conn.watching);
         let Some(nick) = conn.nick else { return };
-        self.nicks.remove(&names::fold(&nick));
+        self.release_nick(&nick, id);
+        self.announce_offline(&nick);
         for key in &conn.rooms {
             self.drop_member(key, id);
         }
@@ -957,7 +1159,7 @@ impl ChatState {
     fn rooms(&mut self, id: ConnId, after: Option<&str>) {
         let after = after.map(|a| names::fold(a.strip_prefix('#').unwrap_or(a)));
         let filter = crate::proto::listing::RoomFilter::default();
-        let page = self.rooms_page(&filter, after.as_deref(), self.config.page_size);
+        let page = self.rooms_page(id, &filter, after.as_deref(), self.config.page_size);
         let rooms = page
             .rooms
             .into_iter()
@@ -967,6 +1169,15 @@ impl ChatState {
         let next = page.next;
         self.reply(id, EventBody::RoomList { rooms, next, total });
     }
+}
+
+/// Appends one applied mode to `+iw-o`, writing the sign when it changes.
+fn push_mode(out: &mut String, sign: &mut Option<bool>, add: bool, mode: char) {
+    if *sign != Some(add) {
+        out.push(if add { '+' } else { '-' });
+        *sign = Some(add);
+    }
+    out.push(mode);
 }
 
 /// A refusal with its own words (rules from `names`, counts).

@@ -9,6 +9,15 @@ pub fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// What a nick looks like (Unicode TR39 confusable skeleton of its folded
+/// form, folded again): `alice`, `аlice` with a Cyrillic а, fullwidth
+/// `Ａｌｉｃｅ` and mathematical `𝐚𝐥𝐢𝐜𝐞` all look like `alice`. Two people
+/// may not hold nicks that look alike.
+pub fn lookalike(nick: &str) -> String {
+    let skeleton: String = unicode_security::skeleton(&fold(nick)).collect();
+    fold(&skeleton)
+}
+
 /// Checks a nickname; the error says what is wrong, for the user.
 pub fn check_nick(nick: &str, max_chars: usize) -> Result<(), String> {
     let count = nick.chars().count();
@@ -60,6 +69,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lookalikes_share_a_key_and_others_do_not() {
+        let alice = lookalike("alice");
+        for twin in [
+            "Alice",
+            "\u{430}lice",
+            "\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",
+            "\u{1D4EA}\u{1D4F5}\u{1D4F2}\u{1D4EC}\u{1D4EE}",
+        ] {
+            assert_eq!(lookalike(twin), alice, "{twin}");
+        }
+        for other in ["alicia", "bob", "alice_", "\u{5C0F}\u{660E}"] {
+            assert_ne!(lookalike(other), alice, "{other}");
+        }
+        assert_ne!(lookalike("\u{5C0F}\u{660E}"), lookalike("\u{5C0F}\u{7EA2}"));
+    }
+
+    #[test]
     fn nicks() {
         assert!(check_nick("alice", 30).is_ok());
         assert!(check_nick("小明", 30).is_ok());
@@ -75,6 +101,17 @@ mod tests {
         assert!(check_nick(&"字".repeat(30), 30).is_ok());
         assert_eq!(fold("Alice"), fold("aLICE"));
         assert_eq!(fold("ÉLODIE"), "élodie");
+    }
+
+    #[test]
+    fn lookalikes_share_a_skeleton() {
+        let alice = lookalike("alice");
+        for twin in ["аlice", "Ａｌｉｃｅ", "𝐚𝐥𝐢𝐜𝐞", "ALICE", "a\u{200b}lice"]
+        {
+            assert_eq!(lookalike(twin), alice, "{twin}");
+        }
+        assert_ne!(lookalike("alicia"), alice);
+        assert_ne!(lookalike("小明"), lookalike("小红"));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use super::room::Room;
 use super::{mask, names, ChatState};
 use crate::proto::listing::RoomFilter;
 use crate::proto::{
-    ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, WhoisInfo,
+    ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, Visibility,
+    WhoisInfo,
 };
 
 /// Rooms a filtered page may look at, per room it may hold.
@@ -30,6 +31,8 @@ pub struct MembersPage {
     /// The room as people see it, and its members in all.
     pub room: Name,
     pub total: usize,
+    /// Who may see the room from outside (IRC's `=`, `*`, `@`).
+    pub visibility: Visibility,
     /// Sorted by nick within the page.
     pub members: Vec<MemberInfo>,
     /// The member the next page starts after (`None`: this page is the last).
@@ -56,13 +59,27 @@ impl ChatState {
             host: c.host.clone(),
             realname: c.realname.clone(),
             away: c.away.is_some(),
+            oper: c.oper.is_some(),
+            bot: c.bot,
             op,
             voice,
         })
     }
 
+    /// Whether `a` and `b` are in a room together.
+    pub(super) fn share_room(&self, a: ConnId, b: ConnId) -> bool {
+        let Some(c) = self.conns.get(&a) else {
+            return false;
+        };
+        c.rooms.iter().any(|k| {
+            self.rooms
+                .get(k)
+                .is_some_and(|r| r.members.contains_key(&b))
+        })
+    }
+
     /// Members of a room sorted by nick, with their status.
-    fn members_of(&self, key: &str) -> Vec<MemberInfo> {
+    pub(super) fn members_of(&self, key: &str) -> Vec<MemberInfo> {
         let Some(r) = self.rooms.get(key) else {
             return Vec::new();
         };
@@ -82,29 +99,45 @@ impl ChatState {
             return Err(Refusal::new(ErrorCode::NotRegistered));
         }
         let key = self.current_room(id, room)?;
-        match self.rooms.contains_key(&key) {
+        // A secret room does not exist for those outside it.
+        match self.rooms.get(&key).is_some_and(|r| r.shown_to(id, false)) {
             true => Ok(key),
             false => Err(Refusal::new(ErrorCode::NoSuchRoom).room(&key)),
         }
     }
 
-    /// The existing room a `WHO #room` names, if any.
-    pub fn who_detail_room(&self, who: &str) -> Option<Name> {
+    /// The existing room a `WHO #room` from `id` names, if any (a secret
+    /// room only for its members).
+    pub fn who_detail_room(&self, id: ConnId, who: &str) -> Option<Name> {
         let name = names::check_room(who, self.config.max_room_chars).ok()?;
         let key = self.key_of(name);
-        self.rooms.contains_key(&key).then_some(key)
+        let shown = self.rooms.get(&key).is_some_and(|r| r.shown_to(id, false));
+        shown.then_some(key)
     }
 
     /// Up to `limit` rooms in name order after the key `after` that pass
-    /// `filter`, looking at no more than a few times `limit` rooms.
-    pub fn rooms_page(&self, filter: &RoomFilter, after: Option<&str>, limit: usize) -> RoomsPage {
+    /// `filter` and that `id` may see (secret rooms only by their members),
+    /// looking at no more than a few times `limit` rooms.
+    pub fn rooms_page(
+        &self,
+        id: ConnId,
+        filter: &RoomFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> RoomsPage {
         let limit = limit.max(1);
         let budget = limit * SCAN_PER_ENTRY;
         let lower = after.map_or(Unbounded, Excluded);
+        let now = crate::proto::now_ms();
         let passes = |key: &str, r: &Room| {
-            filter.counts(r.members.len())
+            r.shown_to(id, false)
+                && filter.counts(r.members.len())
                 && (filter.masks.is_empty() || filter.masks.iter().any(|m| mask::matches(m, key)))
                 && !filter.not_masks.iter().any(|m| mask::matches(m, key))
+                && filter.ages(
+                    now.saturating_sub(r.created_ms),
+                    r.topic.as_ref().map(|t| now.saturating_sub(t.set_at_ms)),
+                )
         };
         let mut rooms = Vec::new();
         let mut last: Option<Name> = None;
@@ -172,6 +205,7 @@ impl ChatState {
         Some(MembersPage {
             room: r.name.clone(),
             total: r.members.len(),
+            visibility: r.visibility(),
             members,
             next,
         })
@@ -186,19 +220,30 @@ impl ChatState {
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
-        let room = r.name.clone();
+        if !r.shown_to(id, false) {
+            return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
+        }
+        let (room, visibility) = (r.name.clone(), r.visibility());
         let members = self.members_of(&key);
-        self.reply(id, EventBody::Members { room, members });
+        self.reply(
+            id,
+            EventBody::Members {
+                room,
+                visibility,
+                members,
+            },
+        );
     }
 
     /// The members of a room (`Target::Room`) or the people whose
     /// `nick!user@host` matches a mask (at most [`MAX_WHO`]).
     pub(super) fn who_detail(&mut self, id: ConnId, target: &Target) {
         let body = if let Target::Room(who) = target {
-            let key = self.who_detail_room(who);
+            let key = self.who_detail_room(id, who);
             match key
                 .as_deref()
                 .and_then(|k| self.rooms.get(k).map(|r| (k, r)))
+                .filter(|(_, r)| r.shown_to(id, false))
             {
                 Some((k, r)) => EventBody::WhoReply {
                     mask: who.as_str().into(),
@@ -217,10 +262,17 @@ impl ChatState {
                 Some(m) if who != "0" => m,
                 _ => "*!*@*".to_string(),
             };
+            // +i hides people from masks (not from their exact nick) unless
+            // they share a room with the asker; operators see everyone.
+            let wild = who.contains(['*', '?']) && !self.is_oper(id);
             let mut members: Vec<MemberInfo> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.nick.is_some() && mask::matches(&pattern, &c.mask))
+                .filter(|(cid, c)| {
+                    c.nick.is_some()
+                        && mask::matches(&pattern, &c.mask)
+                        && !(wild && c.invisible && **cid != id && !self.share_room(id, **cid))
+                })
                 .take(MAX_WHO)
                 .filter_map(|(cid, _)| self.member_info(*cid, false, false))
                 .collect();
@@ -254,7 +306,8 @@ impl ChatState {
             .filter_map(|k| {
                 let r = self.rooms.get(k)?;
                 let m = r.members.get(&t)?;
-                Some((r.name.clone(), m.op, m.voice))
+                r.shown_to(id, true)
+                    .then(|| (r.name.clone(), m.op, m.voice))
             })
             .collect();
         let info = WhoisInfo {
@@ -266,6 +319,8 @@ impl ChatState {
             idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
             signon_ms: c.signon_ms,
             account: c.account.clone(),
+            oper: c.oper.is_some(),
+            bot: c.bot,
         };
         let nick = c.nick.clone().unwrap_or_else(|| nick.into());
         self.reply(
@@ -282,15 +337,22 @@ impl ChatState {
     /// writes the whole list a page at a time (`server::pager`).
     pub(super) fn list(&mut self, id: ConnId, terms: Option<Vec<String>>) {
         let filter = RoomFilter::from_terms(&terms.unwrap_or_default());
-        let page = self.rooms_page(&filter, None, self.config.page_size);
+        let page = self.rooms_page(id, &filter, None, self.config.page_size);
         self.reply(id, EventBody::RoomDetails { rooms: page.rooms });
     }
 
     pub(super) fn lusers(&mut self, id: ConnId) {
         let body = EventBody::Lusers {
             users: self.online(),
+            invisible: self
+                .conns
+                .values()
+                .filter(|c| c.invisible && c.nick.is_some())
+                .count(),
+            opers: self.oper_count(),
             unregistered: self.connections() - self.online(),
             rooms: self.rooms.len(),
+            max_users: self.max_online.max(self.online()),
         };
         self.reply(id, body);
     }

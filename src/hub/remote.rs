@@ -99,7 +99,13 @@ impl ChatState {
             return Effects::default(); // our own, applied and shown when it happened
         }
         let id = fact.by;
-        let key = fact.room.as_deref().map(|r| self.key_of(r));
+        // A private line's `room` is the key it is kept under, not a room.
+        let private = matches!(fact.body, FactBody::Private { .. });
+        let key = fact
+            .room
+            .as_deref()
+            .filter(|_| !private)
+            .map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
             let room = self.new_room(k, r);
             room.seq = room.seq.max(fact.seq);
@@ -119,8 +125,9 @@ impl ChatState {
                 conn.user = user.clone();
                 conn.realname = realname.clone();
                 conn.update_mask();
-                self.nicks.insert(names::fold(nick), id);
+                self.hold_nick(nick, id);
                 self.conns.insert(id, conn);
+                self.announce_online(id, nick);
                 None
             }
             FactBody::Joined { .. } => {
@@ -156,11 +163,15 @@ impl ChatState {
                 None
             }
             FactBody::NickChanged { old, new } => {
-                self.nicks.remove(&names::fold(old));
-                self.nicks.insert(names::fold(new), id);
+                self.release_nick(old, id);
+                self.hold_nick(new, id);
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.nick = Some(new.clone());
                     c.update_mask();
+                }
+                if names::fold(old) != names::fold(new) {
+                    self.announce_offline(old);
+                    self.announce_online(id, new);
                 }
                 Some(Audience::Conns(self.peers(id, false)))
             }

@@ -1,12 +1,16 @@
 //! One room's state: members with their operator/voice status, topic,
-//! modes (`+i +k +l +m +n +t`) and bans, and the rules they imply — who
+//! modes (`+i +k +l +m +n +p +s +t`) and bans, and the rules they imply — who
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::mask;
-use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState};
+use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
+
+/// How a ban mask that mutes is written (IRC extban `m:`, ISUPPORT
+/// `EXTBAN=,m`): `+b m:bob!*@*` lets bob in but not speak.
+pub(crate) const MUTE_PREFIX: &str = "m:";
 
 /// A member's place in a room.
 pub(crate) struct Member {
@@ -25,6 +29,10 @@ pub(crate) struct Modes {
     pub no_external: bool,
     /// `+t`: only operators may set the topic.
     pub topic_ops: bool,
+    /// `+p`: private (shown to outsiders in LIST, not in WHOIS).
+    pub private: bool,
+    /// `+s`: secret (invisible to outsiders everywhere).
+    pub secret: bool,
     /// `+k`: the key needed to join.
     pub key: Option<Arc<str>>,
     /// `+l`: most members.
@@ -40,6 +48,10 @@ pub(crate) struct Room {
     pub topic: Option<TopicState>,
     pub modes: Modes,
     pub bans: Vec<BanInfo>,
+    /// `+e`: masks let in (and heard) despite a ban.
+    pub excepts: Vec<BanInfo>,
+    /// `+I`: masks let in despite `+i`.
+    pub invexes: Vec<BanInfo>,
     pub created_ms: u64,
 }
 
@@ -58,13 +70,76 @@ impl Room {
                 ..Modes::default()
             },
             bans: Vec::new(),
+            excepts: Vec::new(),
+            invexes: Vec::new(),
             created_ms: crate::proto::now_ms(),
         }
     }
 
-    /// Whether `user_mask` (`nick!user@host`) matches a ban.
+    /// How the room shows to outsiders (`+s` wins over `+p`).
+    pub fn visibility(&self) -> Visibility {
+        match (self.modes.secret, self.modes.private) {
+            (true, _) => Visibility::Secret,
+            (false, true) => Visibility::Private,
+            _ => Visibility::Public,
+        }
+    }
+
+    /// Whether someone outside the room (`id`) may see it: in LIST, NAMES,
+    /// WHO, WHOIS.
+    pub fn shown_to(&self, id: ConnId, in_whois: bool) -> bool {
+        match self.visibility() {
+            Visibility::Public => true,
+            Visibility::Private if !in_whois => true,
+            _ => self.members.contains_key(&id),
+        }
+    }
+
+    /// Whether `user_mask` (`nick!user@host`) matches a ban and no ban
+    /// exception (`+e`).
     pub fn is_banned(&self, user_mask: &str) -> bool {
-        self.bans.iter().any(|b| mask::matches(&b.mask, user_mask))
+        let hit = |list: &[BanInfo]| list.iter().any(|b| mask::matches(&b.mask, user_mask));
+        hit(&self.bans) && !hit(&self.excepts)
+    }
+
+    /// Whether `user_mask` matches a mute (a ban mask written `m:mask`:
+    /// may enter but not speak) and no mute exception (`+e m:mask`, or a
+    /// plain ban exception).
+    pub fn is_muted(&self, user_mask: &str) -> bool {
+        let hit = |list: &[BanInfo], prefixed_only: bool| {
+            list.iter().any(|b| match b.mask.strip_prefix(MUTE_PREFIX) {
+                Some(m) => mask::matches(m, user_mask),
+                None => !prefixed_only && mask::matches(&b.mask, user_mask),
+            })
+        };
+        hit(&self.bans, true) && !hit(&self.excepts, false)
+    }
+
+    /// Whether `user_mask` matches an invite exception (`+I`).
+    pub fn is_invex(&self, user_mask: &str) -> bool {
+        self.invexes
+            .iter()
+            .any(|b| mask::matches(&b.mask, user_mask))
+    }
+
+    /// The mask list of a list mode (`b`, `e`, `I`).
+    pub fn list(&self, mode: char) -> Option<&Vec<BanInfo>> {
+        match mode {
+            'b' => Some(&self.bans),
+            'e' => Some(&self.excepts),
+            'I' => Some(&self.invexes),
+            _ => None,
+        }
+    }
+
+    /// [`Room::list`], to change.
+    pub fn list_mut(&mut self, mode: char) -> Option<&mut Vec<BanInfo>> {
+        match mode {
+            'b' => Some(&mut self.bans),
+            'e' => Some(&mut self.excepts),
+            'I' => Some(&mut self.invexes),
+            _ => None,
+        }
     }
 
     /// May someone with `user_mask` enter, giving `key`? An invitation
@@ -77,7 +152,7 @@ impl Room {
         if invited {
             return Ok(());
         }
-        if self.modes.invite_only {
+        if self.modes.invite_only && !self.is_invex(user_mask) {
             return refuse(ErrorCode::InviteOnly);
         }
         if let Some(k) = &self.modes.key {
@@ -106,8 +181,14 @@ impl Room {
         };
         let Some(m) = self.members.get(&id) else {
             return match self.modes.no_external {
-                true => Err(Refusal::new(ErrorCode::NotInRoom).room(&self.name)),
-                false if self.modes.moderated || self.is_banned(user_mask) => cannot(""),
+                true => cannot("it takes no messages from outside (+n)"),
+                false
+                    if self.modes.moderated
+                        || self.is_banned(user_mask)
+                        || self.is_muted(user_mask) =>
+                {
+                    cannot("")
+                }
                 false => Ok(()),
             };
         };
@@ -119,6 +200,9 @@ impl Room {
         }
         if self.is_banned(user_mask) {
             return cannot("you are banned");
+        }
+        if self.is_muted(user_mask) {
+            return cannot("you are muted");
         }
         Ok(())
     }
@@ -137,6 +221,8 @@ impl Room {
             flag(m.invite_only, 'i'),
             flag(m.moderated, 'm'),
             flag(m.no_external, 'n'),
+            flag(m.private, 'p'),
+            flag(m.secret, 's'),
             flag(m.topic_ops, 't'),
         ]
         .into_iter()
@@ -166,6 +252,8 @@ impl Room {
             'm' => &mut self.modes.moderated,
             'n' => &mut self.modes.no_external,
             't' => &mut self.modes.topic_ops,
+            'p' => &mut self.modes.private,
+            's' => &mut self.modes.secret,
             _ => return false,
         };
         std::mem::replace(slot, on) != on
@@ -235,7 +323,7 @@ mod tests {
         assert!(r.may_speak(id(2), "b!u@h").is_ok());
         assert_eq!(
             r.may_speak(id(3), "x!u@h").unwrap_err().code,
-            ErrorCode::NotInRoom
+            ErrorCode::CannotSend
         );
         r.set_flag('n', false);
         assert!(r.may_speak(id(3), "x!u@h").is_ok());

@@ -34,6 +34,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError>;
+    /// The people `account` (folded) has private lines with, newest
+    /// conversation last, each with the time of its newest line within
+    /// `from_ms`..`to_ms` (exclusive); at most `limit`. Names are folded
+    /// account names.
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
     /// The last sequence number of each room (folded key), so a restarted
     /// server continues every room's order.
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError>;

@@ -51,6 +51,10 @@ pub(super) fn config() -> HubConfig {
         page_size: 100,
         node: 0,
         echo: false,
+        whowas_entries: 100,
+        monitor_limit: 10,
+        oper_die: false,
+        opers: vec!["root".into()],
     }
 }
 
@@ -162,7 +166,7 @@ fn register_joins_default_room_and_announces() {
     assert!(matches!(&got[0], EventBody::Registered { nick, online: 2 } if &**nick == "bob"));
     assert!(matches!(&got[1], EventBody::Joined { nick, members: 2, .. } if &**nick == "bob"));
     match &got[2] {
-        EventBody::Members { room, members } => {
+        EventBody::Members { room, members, .. } => {
             assert_eq!(&**room, "lobby");
             assert_eq!(
                 members.iter().map(|n| &*n.nick).collect::<Vec<_>>(),
@@ -174,6 +178,72 @@ fn register_joins_default_room_and_announces() {
         other => panic!("expected names, got {other:?}"),
     }
     assert!(matches!(&w.take(a)[..], [EventBody::Joined { nick, .. }] if &**nick == "bob"));
+}
+
+/// `аlice` (Cyrillic а), fullwidth `Ａｌｉｃｅ` and `𝓪𝓵𝓲𝓬𝓮` cannot sit next to
+/// `alice`, on registering or renaming, whatever the protocol (they all
+/// come here); the reason says whom they look like.
+#[test]
+fn lookalike_nicks_are_refused_with_the_reason() {
+    let mut w = World::new();
+    let alice = w.user("alice");
+    let twins = [
+        "\u{430}lice",
+        "\u{FF21}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",
+        "\u{1D4EA}\u{1D4F5}\u{1D4F2}\u{1D4EC}\u{1D4EE}",
+    ];
+    for twin in twins {
+        let b = w.connect_cap(100);
+        w.take(b);
+        w.handle(b, Command::Register { nick: twin.into() });
+        let refusal = w.take(b).into_iter().find_map(|e| match e {
+            EventBody::Refused(r) => Some(r),
+            _ => None,
+        });
+        let refusal = refusal.unwrap_or_else(|| panic!("{twin} was accepted"));
+        assert_eq!(refusal.code, ErrorCode::NickInUse, "{twin}");
+        assert_eq!(
+            refusal.describe(),
+            format!("the nickname {twin} is taken: it looks like alice, who is online")
+        );
+    }
+    let carol = w.user("carol");
+    w.handle(
+        carol,
+        Command::Nick {
+            new: twins[0].into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(carol)), Some(ErrorCode::NickInUse));
+    // alice may change to her own lookalike; then the old one is free.
+    w.handle(
+        alice,
+        Command::Nick {
+            new: "ALICE".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(alice)), None);
+    w.handle(
+        alice,
+        Command::Nick {
+            new: "alicia".into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(alice)), None);
+    w.handle(
+        carol,
+        Command::Nick {
+            new: twins[0].into(),
+        },
+    );
+    assert_eq!(error_code(&w.take(carol)), None);
+    // And gone people free theirs.
+    w.disconnect(carol, "bye");
+    let d = w.user(twins[1]);
+    assert_eq!(
+        w.core.state.nick_of(d).map(|n| n.to_string()),
+        Some(twins[1].to_string())
+    );
 }
 
 #[test]

@@ -24,6 +24,25 @@ pub struct Fact {
     pub body: FactBody,
 }
 
+/// The key the private lines between two accounts are kept under, as a
+/// room's are (one order, one history): `@a@b`, the two folded account
+/// names in order. No room name starts with `@`, and no nick holds one.
+pub fn private_log(a: &str, b: &str) -> String {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    format!("@{a}@{b}")
+}
+
+/// The other account of the private log `key` that `account` (folded)
+/// is in, if it is in it.
+pub fn private_peer<'a>(key: &'a str, account: &str) -> Option<&'a str> {
+    let (a, b) = key.strip_prefix('@')?.split_once('@')?;
+    match (a == account, b == account) {
+        (true, _) => Some(b),
+        (_, true) => Some(a),
+        _ => None,
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -134,9 +153,13 @@ impl FactBody {
         }
     }
 
-    /// Messages and notices (what history shows unless events are asked for).
+    /// Messages, notices and private lines (what history shows unless
+    /// events are asked for).
     pub fn is_message(&self) -> bool {
-        matches!(self, FactBody::Said { .. } | FactBody::Noticed { .. })
+        matches!(
+            self,
+            FactBody::Said { .. } | FactBody::Noticed { .. } | FactBody::Private { .. }
+        )
     }
 
     /// Whether nobody may be shown it before it is stored: what people
@@ -224,6 +247,7 @@ impl Fact {
                 new: new.clone(),
             },
             FactBody::TopicSet { nick, topic } => EventBody::TopicChanged {
+                id: self.id,
                 room: room(),
                 nick: nick.clone(),
                 topic: topic.clone(),
@@ -241,6 +265,17 @@ impl Fact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_logs_are_one_key_per_pair() {
+        assert_eq!(private_log("bob", "alice"), "@alice@bob");
+        assert_eq!(private_log("alice", "bob"), private_log("bob", "alice"));
+        assert_eq!(private_peer("@alice@bob", "alice"), Some("bob"));
+        assert_eq!(private_peer("@alice@bob", "bob"), Some("alice"));
+        assert_eq!(private_peer("@alice@alice", "alice"), Some("alice"));
+        assert_eq!(private_peer("@alice@bob", "al"), None);
+        assert_eq!(private_peer("lobby", "lobby"), None, "rooms are not logs");
+    }
 
     #[test]
     fn facts_round_trip_through_json() {

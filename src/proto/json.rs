@@ -21,9 +21,11 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     Command(Command),
-    /// Part of a room's history (`room: None`: the current one).
+    /// Part of a room's history (`room: None`: the current one), or of the
+    /// private lines with a person (`with`).
     History {
         room: Option<String>,
+        with: Option<String>,
         query: HistoryQuery,
         limit: Option<usize>,
     },
@@ -149,6 +151,7 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
         W::List => Command::List { rooms: None },
         W::History {
             room,
+            with,
             limit,
             before,
             after,
@@ -164,8 +167,13 @@ fn input(cmd: wire::Cmd<'static>) -> Input {
                 let why = "limit: a positive number of lines".to_string();
                 return Input::Error(ErrorCode::BadArguments, why);
             }
-            let room = owned(room);
-            return Input::History { room, query, limit };
+            let (room, with) = (owned(room), owned(with));
+            return Input::History {
+                room,
+                with,
+                query,
+                limit,
+            };
         }
         W::Nick { nick } => Command::Nick { new: nick.into() },
         // An empty room is the current one (the hub fills it in).
@@ -245,6 +253,7 @@ pub fn render_page(page: &Page, at_ms: u64, out: &mut Vec<u8>) {
             room,
             total,
             members,
+            ..
         } => {
             let nicks = |keep: fn(&super::MemberInfo) -> bool| {
                 members
@@ -421,6 +430,24 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             commands: wire::usages(),
         },
         EventBody::Info { text } => W::Info { text: s(text) },
+        // Answers to IRC-only commands, and what only IRC clients are sent
+        // (WALLOPS needs user mode +w, lines for operators need STATUSMSG).
+        EventBody::Names { .. }
+        | EventBody::HistoryTargets { .. }
+        | EventBody::UserHosts { .. }
+        | EventBody::IsOn { .. }
+        | EventBody::WhoWas { .. }
+        | EventBody::OperUp { .. }
+        | EventBody::Killed { .. }
+        | EventBody::Wallops { .. }
+        | EventBody::Rehashing
+        | EventBody::MonOnline { .. }
+        | EventBody::MonOffline { .. }
+        | EventBody::MonList { .. }
+        | EventBody::RealnameChanged { .. }
+        | EventBody::InviteList { .. }
+        | EventBody::StatusMessage { .. }
+        | EventBody::TagMsg { .. } => return None,
         EventBody::Refused(r) => {
             let (mut nick, mut room, mut command, mut mode, mut mask) = Default::default();
             for subject in &r.about {
@@ -430,6 +457,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
                     Subject::Command(c) => command = Some(s(c)),
                     Subject::Mode(m) => mode = Some(m.to_string().into()),
                     Subject::Mask(m) => mask = Some(s(m)),
+                    Subject::Value(_) => {} // told in the message
                 }
             }
             W::Error {
@@ -444,11 +472,14 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
         }
         EventBody::History {
             room,
+            with,
             facts,
             more,
             asked,
         } => W::History {
-            room: s(room),
+            // A private history is named by the person, never by its key.
+            room: s(with.as_deref().unwrap_or(room)),
+            with: with.as_deref().map(s),
             messages: facts
                 .iter()
                 .filter_map(|f| f.event())
@@ -496,7 +527,9 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             to: to.as_deref().map(s),
             text: s(text),
         },
-        EventBody::TopicChanged { room, nick, topic } => W::Topic {
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => W::Topic {
             room: s(room),
             topic: topic.as_deref().map(s),
             by: Some(s(nick)),
@@ -541,7 +574,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             modes: super::text::mode_text(modes).into(),
             created: *created_ms,
         },
-        EventBody::BanList { room, bans } => W::Bans {
+        EventBody::BanList { room, bans, .. } => W::Bans {
             room: s(room),
             bans: bans
                 .iter()
@@ -590,6 +623,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
             users,
             unregistered,
             rooms,
+            ..
         } => W::Stats {
             users: count(users),
             unregistered: count(unregistered),

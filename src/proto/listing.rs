@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{EventBody, MemberInfo, RoomSummary};
+use super::{EventBody, MemberInfo, RoomSummary, Visibility};
 
 /// Which rooms a room listing shows: IRC `LIST` arguments, protocol-neutral.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,22 +23,37 @@ pub struct RoomFilter {
     pub more_than: Option<usize>,
     /// Rooms with fewer members than this.
     pub fewer_than: Option<usize>,
+    /// Rooms created more (`older`) or fewer (`newer`) minutes ago.
+    pub created_older_than: Option<u64>,
+    pub created_newer_than: Option<u64>,
+    /// Rooms whose topic was set more or fewer minutes ago (rooms with no
+    /// topic pass neither).
+    pub topic_older_than: Option<u64>,
+    pub topic_newer_than: Option<u64>,
 }
 
 impl RoomFilter {
     /// Reads `LIST` terms: `#room` (exact), masks with `*`/`?`, `!mask`
-    /// (not matching), `>n` and `<n` (member counts; ISUPPORT `ELIST=MNU`).
-    /// Terms it does not know (creation or topic times) are ignored.
+    /// (not matching), `>n` and `<n` (member counts), `C>m`/`C<m` (created
+    /// more/fewer than m minutes ago), `T>m`/`T<m` (topic set more/fewer
+    /// than m minutes ago): ISUPPORT `ELIST=CMNTU`.
     pub fn from_terms<S: AsRef<str>>(terms: &[S]) -> RoomFilter {
         let mut f = RoomFilter::default();
         let clean = |t: &str| t.strip_prefix('#').unwrap_or(t).to_lowercase();
         for term in terms.iter().map(AsRef::as_ref).filter(|t| !t.is_empty()) {
-            let times = ["C<", "C>", "T<", "T>"];
-            if times
-                .iter()
-                .any(|p| term.to_ascii_uppercase().starts_with(p))
-            {
-                continue; // creation and topic times: not kept
+            let minutes = |t: &str| t.get(2..).and_then(|n| n.parse::<u64>().ok());
+            match term.as_bytes() {
+                [b'C' | b'c', b'>', ..] => f.created_older_than = minutes(term),
+                [b'C' | b'c', b'<', ..] => f.created_newer_than = minutes(term),
+                [b'T' | b't', b'>', ..] => f.topic_older_than = minutes(term),
+                [b'T' | b't', b'<', ..] => f.topic_newer_than = minutes(term),
+                _ => {}
+            }
+            if matches!(
+                term.as_bytes(),
+                [b'C' | b'c' | b'T' | b't', b'<' | b'>', ..]
+            ) {
+                continue;
             }
             if let Some(n) = term.strip_prefix('>') {
                 f.more_than = n.parse().ok().or(f.more_than);
@@ -59,6 +74,20 @@ impl RoomFilter {
     pub fn counts(&self, members: usize) -> bool {
         self.more_than.is_none_or(|n| members > n) && self.fewer_than.is_none_or(|n| members < n)
     }
+
+    /// Whether a room created `created_ms` ago whose topic was set
+    /// `topic_ms` ago (`None`: no topic) passes the time terms.
+    pub fn ages(&self, created_ms: u64, topic_ms: Option<u64>) -> bool {
+        let min = |m: u64| m.saturating_mul(60_000);
+        self.created_older_than.is_none_or(|m| created_ms > min(m))
+            && self.created_newer_than.is_none_or(|m| created_ms < min(m))
+            && self
+                .topic_older_than
+                .is_none_or(|m| topic_ms.is_some_and(|t| t > min(m)))
+            && self
+                .topic_newer_than
+                .is_none_or(|m| topic_ms.is_some_and(|t| t < min(m)))
+    }
 }
 
 /// One page of a long answer.
@@ -77,10 +106,16 @@ pub enum PageBody<'a> {
     /// Part of the room list, in name order.
     Rooms(&'a [RoomSummary]),
     /// Members of `room` (`total` in all), sorted by nick within the page.
+    /// IRC's `NAMES #a,#b` lists several rooms in one listing: `asked` is
+    /// what its closing line names then (the rooms as asked; `None`: the
+    /// room). `room` is empty on a page that lists no room (none of those
+    /// asked can be shown).
     Names {
         room: &'a str,
+        visibility: Visibility,
         total: usize,
         members: &'a [MemberInfo],
+        asked: Option<&'a str>,
     },
     /// `WHO` of a room or mask: members with details.
     Who {
@@ -105,10 +140,16 @@ impl<'a> Page<'a> {
     /// the answers the chat gives directly), as one page.
     pub fn of(ev: &'a EventBody) -> Option<Page<'a>> {
         let body = match ev {
-            EventBody::Members { room, members } => PageBody::Names {
+            EventBody::Members {
                 room,
+                visibility,
+                members,
+            } => PageBody::Names {
+                room,
+                visibility: *visibility,
                 total: members.len(),
                 members,
+                asked: None,
             },
             EventBody::WhoReply {
                 mask,
@@ -133,8 +174,15 @@ mod tests {
 
     #[test]
     fn elist_terms() {
-        let f = RoomFilter::from_terms(&["#Rust", "*go*", "!#b*", ">3", "<100", "C>5", ""]);
+        let f = RoomFilter::from_terms(&["#Rust", "*go*", "!#b*", ">3", "<100", "C>5", "t<2", ""]);
         assert_eq!(f.names.iter().collect::<Vec<_>>(), ["rust"]);
+        assert_eq!(
+            (f.created_older_than, f.topic_newer_than),
+            (Some(5), Some(2))
+        );
+        assert!(f.ages(6 * 60_000, Some(60_000)));
+        assert!(!f.ages(4 * 60_000, Some(60_000)), "created too recently");
+        assert!(!f.ages(6 * 60_000, None), "no topic");
         assert_eq!(f.masks, ["*go*"]);
         assert_eq!(f.not_masks, ["b*"]);
         assert!(f.counts(4) && f.counts(99));

@@ -14,12 +14,14 @@ pub mod json_stream;
 pub mod limits;
 pub mod line;
 pub mod listing;
+pub mod oper;
 pub mod original;
 pub mod refusal;
 pub mod sanitize;
 pub mod scram;
 pub mod session;
 pub mod text;
+pub mod wildcard;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +106,9 @@ pub enum Command {
     /// Members of a room, or people whose `nick!user@host` matches a mask
     /// (`Target::Person`), with details.
     WhoDetail { target: Target },
-    /// Rooms with their topics (`None`: all of them).
+    /// Rooms with their topics (`None`: all of them); the terms are IRC
+    /// `LIST` arguments: names, masks and ELIST conditions (see
+    /// [`listing::RoomFilter`]).
     List { rooms: Option<Vec<String>> },
     /// Server statistics (people, connections, rooms).
     Lusers,
@@ -125,7 +129,77 @@ pub enum Command {
     /// connection still has it and is not logged in to it, it is renamed.
     /// Sent by the server's timer.
     NickGrace { nick: String },
+    /// The members of several rooms at once, in one answer (IRC `NAMES
+    /// #a,#b`): rooms that do not exist, or are secret to an outsider, are
+    /// left out.
+    Names { rooms: Vec<String> },
+    /// `nick!user@host` (and away, operator) of up to a few people.
+    UserHost { nicks: Vec<String> },
+    /// Which of these nicks are online.
+    IsOn { nicks: Vec<String> },
+    /// Who recently had `nick` (people who left or changed nick), newest
+    /// first; at most `count` entries (`None`: all that are kept).
+    WhoWas { nick: String, count: Option<usize> },
+    /// Leave every room (IRC `JOIN 0`).
+    PartAll,
+    /// Become a server operator as the oper block `name`. The protocol
+    /// session has checked the password and host before asking.
+    OperUp { name: String },
+    /// Disconnect `nick` (server operators only).
+    Kill { nick: String, reason: String },
+    /// A message to every person with user mode `+w` (server operators only).
+    Wallops { text: String },
+    /// Reload the configuration file (server operators only).
+    Rehash,
+    /// Shut the server down (server operators only, when `oper_die` allows).
+    Die,
+    /// `command` (a message, notice) carrying client-only tags that go with
+    /// it to recipients who take tags (IRCv3 `message-tags`).
+    Tagged {
+        tags: ClientTags,
+        command: Box<Command>,
+    },
+    /// Tags and nothing else, to a room or a person (IRCv3 `TAGMSG`: typing
+    /// notifications, reactions).
+    TagMsg { target: Target, tags: ClientTags },
+    /// Be told when people come online or leave (IRCv3 `MONITOR`).
+    Monitor(Monitor),
+    /// Also be told when watched people go away or change their real name,
+    /// even with no room in common (IRCv3 `extended-monitor`).
+    WatchDetails { on: bool },
+    /// Change your real name (IRCv3 `SETNAME`).
+    SetName { realname: String },
+    /// The rooms you are invited into and have not entered yet.
+    Invites,
+    /// Say something to a room's operators only (`voiced`: and its voiced
+    /// members), as a message or a notice (IRC `PRIVMSG @#room`).
+    SayToStatus {
+        room: String,
+        text: String,
+        action: bool,
+        notice: bool,
+        voiced: bool,
+    },
 }
+
+/// What a [`Command::Monitor`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Monitor {
+    /// Watch these nicks (answered with who of them is on and off line).
+    Add(Vec<String>),
+    /// Stop watching these nicks.
+    Remove(Vec<String>),
+    /// Stop watching anyone.
+    Clear,
+    /// The nicks being watched.
+    List,
+    /// Who of the watched nicks is on and off line.
+    Status,
+}
+
+/// Client-only tags (`+typing=active`): (key with its `+`, unescaped value)
+/// pairs the server relays untouched.
+pub type ClientTags = Arc<[(Arc<str>, Arc<str>)]>;
 
 /// A room or a person (or a mask of people), as a command names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +305,19 @@ pub enum ErrorCode {
     RoomRegistered,
     /// A password too short or too long.
     BadPassword,
+    /// A mode's argument is not valid (`+l abc`, a key with spaces).
+    InvalidModeParam,
+    /// Only server operators may do that.
+    NoPrivileges,
+    /// No oper block for that name, or not from this host, or a wrong
+    /// password.
+    NoOperHost,
+    /// Nobody had that nick recently (`WHOWAS`).
+    WasNoSuchNick,
+    /// The list of watched nicks is full (`MONITOR`); the detail says how many.
+    MonListFull,
+    /// The server does not allow that at all (e.g. `DIE` when `oper_die` is off).
+    Disabled,
 }
 
 impl ErrorCode {
@@ -276,6 +363,12 @@ impl ErrorCode {
             ErrorCode::NotLoggedIn => "not_logged_in",
             ErrorCode::RoomRegistered => "room_registered",
             ErrorCode::BadPassword => "bad_password",
+            ErrorCode::InvalidModeParam => "invalid_mode_param",
+            ErrorCode::NoPrivileges => "no_privileges",
+            ErrorCode::NoOperHost => "no_oper_host",
+            ErrorCode::WasNoSuchNick => "was_no_such_nick",
+            ErrorCode::MonListFull => "monitor_list_full",
+            ErrorCode::Disabled => "disabled",
         }
     }
 }
@@ -340,6 +433,7 @@ pub enum EventBody {
     /// `who`/`NAMES`.
     Members {
         room: Name,
+        visibility: Visibility,
         members: Vec<MemberInfo>,
     },
     /// A notice (see [`Command::Notice`]) to a room or to one person.
@@ -352,6 +446,8 @@ pub enum EventBody {
     },
     /// `nick` set (or, with `None`, cleared) the topic of `room`.
     TopicChanged {
+        /// The id the change is stored under (IRC's `msgid`).
+        id: MsgId,
         room: Name,
         nick: Name,
         topic: Option<Arc<str>>,
@@ -382,7 +478,12 @@ pub enum EventBody {
         created_ms: u64,
     },
     /// The ban list of a room, when asked.
-    BanList { room: Name, bans: Vec<BanInfo> },
+    BanList {
+        room: Name,
+        /// Which list: `b` bans, `e` ban exceptions, `I` invite exceptions.
+        mode: char,
+        bans: Vec<BanInfo>,
+    },
     /// Somebody in your rooms went away (`Some`) or came back (`None`).
     Away { nick: Name, text: Option<Arc<str>> },
     /// The person you wrote to is away.
@@ -411,8 +512,14 @@ pub enum EventBody {
     /// Server statistics.
     Lusers {
         users: usize,
+        /// Of `users`, those with user mode `+i`.
+        invisible: usize,
+        /// Server operators online.
+        opers: usize,
         unregistered: usize,
         rooms: usize,
+        /// The most people online at once since the server started.
+        max_users: usize,
     },
     /// Your user modes (`changed`: they were just changed).
     UserModes {
@@ -422,17 +529,114 @@ pub enum EventBody {
     },
     /// Something the client asked for was refused, or went wrong.
     Refused(Refusal),
+    /// The members of several rooms (see [`Command::Names`]); `asked`: the
+    /// room names as given.
+    Names {
+        asked: Vec<Name>,
+        rooms: Vec<RoomMembers>,
+    },
+    /// Who these people are (see [`Command::UserHost`]); unknown nicks are left out.
+    UserHosts { people: Vec<UserHostInfo> },
+    /// Which of the nicks asked about are online, as they spell them.
+    IsOn { nicks: Vec<Name> },
+    /// Who had `nick` recently, newest first (empty: nobody).
+    WhoWas {
+        nick: Name,
+        entries: Vec<WhoWasInfo>,
+    },
+    /// You are now a server operator.
+    OperUp { nick: Name },
+    /// A server operator disconnected you.
+    Killed { by: Name, reason: Arc<str> },
+    /// A message to people with user mode `+w`.
+    Wallops { from: Name, text: Arc<str> },
+    /// The configuration is being reloaded.
+    Rehashing,
+    /// Watched people who are online (`nick!user@host` each).
+    MonOnline { people: Vec<Arc<str>> },
+    /// Watched nicks that are offline.
+    MonOffline { nicks: Vec<Name> },
+    /// The nicks being watched.
+    MonList { nicks: Vec<Name> },
+    /// `nick` changed their real name.
+    RealnameChanged { nick: Name, realname: Name },
+    /// The rooms you are invited into (see [`Command::Invites`]).
+    InviteList { rooms: Vec<Name> },
+    /// A line for a room's operators (and voiced members, `voiced`) only.
+    StatusMessage {
+        id: MsgId,
+        room: Name,
+        from: Name,
+        text: Arc<str>,
+        action: bool,
+        notice: bool,
+        voiced: bool,
+    },
+    /// Client-only tags from `from` (their tags are on the [`Event`]), to a
+    /// room or to one person. Only clients that take tags see it.
+    TagMsg {
+        id: MsgId,
+        from: Name,
+        room: Option<Name>,
+        to: Option<Name>,
+    },
     /// Part of a room's history, oldest first; `more`: older (or, for a
     /// forward query, newer) lines exist. `asked`: an explicit request
     /// (else the replay on joining).
     History {
         room: Name,
+        /// The person whose private lines with the asker these are
+        /// (`None`: the room's); `room` is then the key they are kept under.
+        with: Option<Name>,
         facts: Vec<Fact>,
         more: bool,
         asked: bool,
     },
     /// Accounts: logins, protected nicks, registered rooms.
     Account(AccountEvent),
+    /// The people the asker has private lines with, with the time of the
+    /// newest, oldest conversation first (see
+    /// [`session::TargetsRequest`]).
+    HistoryTargets { targets: Vec<(Name, u64)> },
+}
+
+/// Who may see a room listed and its members from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    #[default]
+    Public,
+    /// `+p`: listed, but not shown in WHOIS to outsiders.
+    Private,
+    /// `+s`: neither listed nor shown to outsiders.
+    Secret,
+}
+
+/// One room's members, for [`EventBody::Names`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMembers {
+    pub room: Name,
+    pub visibility: Visibility,
+    pub members: Vec<MemberInfo>,
+}
+
+/// One answer of [`EventBody::UserHosts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserHostInfo {
+    pub nick: Name,
+    pub user: Name,
+    pub host: Name,
+    pub away: bool,
+    pub oper: bool,
+}
+
+/// Someone who had a nick, as they were when they left or changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhoWasInfo {
+    pub nick: Name,
+    pub user: Name,
+    pub host: Name,
+    pub realname: Name,
+    pub left_ms: u64,
 }
 
 /// One member of a room as others see them.
@@ -443,6 +647,10 @@ pub struct MemberInfo {
     pub host: Name,
     pub realname: Name,
     pub away: bool,
+    /// A server operator.
+    pub oper: bool,
+    /// A bot (user mode `+B`).
+    pub bot: bool,
     /// Room operator (`+o`, `@`).
     pub op: bool,
     /// Voiced (`+v`, `+`).
@@ -486,6 +694,10 @@ pub struct WhoisInfo {
     pub signon_ms: u64,
     /// The account the person is logged in to.
     pub account: Option<Name>,
+    /// A server operator.
+    pub oper: bool,
+    /// A bot (user mode `+B`).
+    pub bot: bool,
 }
 
 impl EventBody {
@@ -513,9 +725,13 @@ pub enum Flavor {
     Irc = 3,
     /// IRC lines with an IRCv3 `@time=` tag (`server-time`).
     IrcTagged = 4,
+    /// IRC lines with `msgid` and client-only tags (`message-tags`).
+    IrcMsgTags = 5,
+    /// Both: `server-time` and `message-tags`.
+    IrcAllTags = 6,
 }
 
-const FLAVORS: usize = 5;
+const FLAVORS: usize = 7;
 
 impl Flavor {
     /// The flavour stored as `flavor as u8` (anything else: JSON).
@@ -525,6 +741,8 @@ impl Flavor {
             1 => Flavor::TextPlain,
             3 => Flavor::Irc,
             4 => Flavor::IrcTagged,
+            5 => Flavor::IrcMsgTags,
+            6 => Flavor::IrcAllTags,
             _ => Flavor::Json,
         }
     }
@@ -542,6 +760,13 @@ pub struct Event {
     /// The doer's account and real name, where IRC shows them
     /// (`account-tag`, `extended-join`).
     pub actor: Option<Box<Actor>>,
+    /// Client-only tags the sender attached (messages, notices, `TAGMSG`).
+    pub tags: Option<ClientTags>,
+    /// Said by a bot (user mode `+B`; IRCv3 `bot` tag).
+    pub bot: bool,
+    /// The sender's own copy of a line it sent itself (to its own nick):
+    /// shown only to clients that asked for their lines back.
+    pub echo: bool,
     /// The store ticket that must be durable before anyone sees this
     /// event (0: nothing to wait for).
     gate: AtomicU64,
@@ -556,6 +781,9 @@ impl Event {
             at_ms,
             source: None,
             actor: None,
+            tags: None,
+            bot: false,
+            echo: false,
             gate: AtomicU64::new(0),
             cache: Default::default(),
         }
@@ -570,6 +798,33 @@ impl Event {
         let mut ev = Event::new(body);
         ev.source = source;
         Arc::new(ev)
+    }
+
+    /// A copy of this event for its sender, marked [`Event::echo`].
+    pub fn echo_copy(&self) -> Arc<Event> {
+        let mut ev = Event::new(self.body.clone());
+        ev.at_ms = self.at_ms;
+        ev.source = self.source.clone();
+        ev.tags = self.tags.clone();
+        ev.bot = self.bot;
+        ev.echo = true;
+        Arc::new(ev)
+    }
+
+    /// The same event carrying client-only tags.
+    pub fn with_tags(mut self: Arc<Self>, tags: Option<ClientTags>) -> Arc<Event> {
+        if let Some(ev) = Arc::get_mut(&mut self) {
+            ev.tags = tags;
+        }
+        self
+    }
+
+    /// The same event marked as said by a bot (or not).
+    pub fn from_bot(mut self: Arc<Self>, bot: bool) -> Arc<Event> {
+        if let Some(ev) = Arc::get_mut(&mut self) {
+            ev.bot = bot;
+        }
+        self
     }
 
     /// The same event stamped with time `at_ms` (that of the fact it tells).
@@ -618,7 +873,9 @@ impl Event {
     /// stands in for their size.
     pub fn wire_len(&self, flavor: Flavor) -> usize {
         match flavor {
-            Flavor::Irc | Flavor::IrcTagged if !irc::render::is_shared(&self.body) => {
+            Flavor::Irc | Flavor::IrcTagged | Flavor::IrcMsgTags | Flavor::IrcAllTags
+                if !irc::render::is_shared(&self.body) =>
+            {
                 self.rendered(Flavor::Json).len()
             }
             f => self.rendered(f).len(),
@@ -640,6 +897,13 @@ pub fn render(ev: &Event, flavor: Flavor, out: &mut Vec<u8>) {
         Flavor::Json => json::render(ev, out),
         Flavor::Irc => irc::render::shared(ev, false, out),
         Flavor::IrcTagged => irc::render::shared(ev, true, out),
+        Flavor::IrcMsgTags | Flavor::IrcAllTags => {
+            let tagging = irc::render::Tagging {
+                time: flavor == Flavor::IrcAllTags,
+                message_tags: true,
+            };
+            irc::render::shared_tagged(ev, tagging, out)
+        }
     }
 }
 

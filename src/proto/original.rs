@@ -86,9 +86,15 @@ impl Protocol for OriginalSession {
                 action: false,
             }) if is_leave(&text) => chat.execute(Command::Quit { reason: None }),
             json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
-            json::Input::History { room, query, limit } => {
+            json::Input::History {
+                room,
+                with,
+                query,
+                limit,
+            } => {
                 chat.history(HistoryRequest {
                     room,
+                    with,
                     query,
                     limit: limit.unwrap_or(HISTORY_LINES),
                     events: false,
@@ -219,28 +225,16 @@ mod tests {
             2
         }
         fn history(&mut self, _request: HistoryRequest) {}
+        fn mark(&mut self, _mark: crate::proto::session::Mark) {}
         fn in_room(&mut self, _room: &str) -> bool {
             false
         }
     }
 
     fn config() -> SessionConfig {
-        use crate::proto::irc;
-        let limits = irc::Limits {
-            history_max_lines: 1000,
-            max_nick_chars: 30,
-            max_room_chars: 50,
-            max_rooms_per_user: 100,
-            topic_len: 390,
-            max_bans: 100,
-        };
         SessionConfig {
-            server_name: "natter".into(),
-            default_room: "lobby".into(),
-            irc_info: std::sync::Arc::new(irc::ServerInfo::new("natter", &limits, 0)),
-            irc_password: None,
-            host: "h.ip".into(),
             history_on_join: 0,
+            ..crate::proto::session::tests::config()
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Subject {
     Mode(char),
     /// A ban mask.
     Mask(Arc<str>),
+    /// A value that was refused (a mode's argument).
+    Value(Arc<str>),
 }
 
 /// A refusal: a code, what it is about, and optional detail (a rule that
@@ -67,6 +69,11 @@ impl Refusal {
         self
     }
 
+    pub fn value(mut self, value: &str) -> Refusal {
+        self.about.push(Subject::Value(value.into()));
+        self
+    }
+
     pub fn detail(mut self, detail: impl Into<Cow<'static, str>>) -> Refusal {
         self.detail = Some(detail.into());
         self
@@ -105,7 +112,8 @@ impl Refusal {
         let detail = self.detail.as_deref();
         use ErrorCode::*;
         match (self.code, detail) {
-            (NickInUse, _) => format!("the nickname {nick} is taken"),
+            (NickInUse, Some(d)) => format!("the nickname {nick} is taken: {d}"),
+            (NickInUse, None) => format!("the nickname {nick} is taken"),
             (NoSuchNick, _) => format!("nobody is called {nick}"),
             (NotInRoom, _) if self.about_room().is_none() => "you are not in a room".into(),
             (NotInRoom, _) => format!("you are not in {room}"),

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use super::irc::{self, ServerInfo};
 use super::line::LineError;
 use super::listing::Page;
+use super::oper::Opers;
 use super::{
     json, text, AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor,
     HistoryQuery, Name, Outcome, Profile,
@@ -39,13 +40,34 @@ pub trait Chat {
     fn account(&mut self, _request: AccountRequest) {}
     /// Whether this connection is in room `room` now.
     fn in_room(&mut self, room: &str) -> bool;
+    /// Asks who this connection's account has private lines with; the
+    /// answer arrives later as an [`EventBody::HistoryTargets`] event. A
+    /// chat without a store answers nothing.
+    fn history_targets(&mut self, _request: TargetsRequest) {}
+    /// Queues a marker, in order with everything else queued for this
+    /// connection; the session sees it again in [`Protocol::mark`] when it
+    /// is written (IRC `labeled-response` brackets a command's answers).
+    fn mark(&mut self, mark: Mark);
 }
 
-/// A request for part of a room's history.
+/// A point in a connection's output, set by its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The answers to one command start here…
+    Start,
+    /// …and end here.
+    End,
+}
+
+/// A request for part of a room's history, or of the private lines
+/// between the asker and one person (`with`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryRequest {
-    /// The room (`None`: the current one).
+    /// The room (`None`: the current one, unless `with` is given).
     pub room: Option<String>,
+    /// The person (nick or account) whose private lines with the asker
+    /// are wanted; kept only between two logged-in accounts.
+    pub with: Option<String>,
     pub query: HistoryQuery,
     /// Most lines wanted (the server caps it).
     pub limit: usize,
@@ -55,11 +77,22 @@ pub struct HistoryRequest {
     pub asked: bool,
 }
 
+/// Who the asker has private lines with, newest within `from_ms`..`to_ms`
+/// (IRC `CHATHISTORY TARGETS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetsRequest {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Most people listed (the server caps it).
+    pub limit: usize,
+}
+
 impl HistoryRequest {
     /// The last `limit` lines of `room`, as the replay on joining it.
     pub fn replay(room: &str, limit: usize) -> HistoryRequest {
         HistoryRequest {
             room: Some(room.to_string()),
+            with: None,
             query: HistoryQuery::Latest(None),
             limit,
             events: false,
@@ -125,6 +158,13 @@ pub trait Protocol: Send {
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>);
     /// Appends one page of a long listing to `out`.
     fn render_page(&mut self, page: &Page, out: &mut Vec<u8>);
+    /// Appends bytes the session rendered itself (queued with
+    /// [`Chat::local`]) to `out`, as they are written.
+    fn local(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(bytes);
+    }
+    /// A marker the session queued with [`Chat::mark`] is being written.
+    fn mark(&mut self, _mark: Mark, _out: &mut Vec<u8>) {}
     /// Whether this client answers pings (then the loop sends them).
     fn heartbeat(&self) -> bool;
     /// How shared events are rendered for this client (their size counts
@@ -193,14 +233,20 @@ pub trait Protocol: Send {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub server_name: String,
-    /// The room IRC clients are put in after registering (empty: none).
+    /// The room newcomers are put in (empty: none).
     pub default_room: String,
+    /// Whether IRC clients are put in `default_room` too.
+    pub irc_auto_join: bool,
     /// What IRC clients are told about the server.
     pub irc_info: Arc<ServerInfo>,
     /// The server password IRC clients must give, if any.
     pub irc_password: Option<String>,
     /// The cloaked host shown as `nick!user@host`.
     pub host: Name,
+    /// The client's real address (for oper host masks; never shown).
+    pub ip: Name,
+    /// The oper blocks, as last (re)loaded.
+    pub opers: OperBook,
     /// Lines of history replayed on entering a room.
     pub history_on_join: usize,
 }
@@ -213,6 +259,9 @@ impl SessionConfig {
         }
     }
 }
+
+/// The oper blocks, shared by every session and replaced on a rehash.
+pub type OperBook = Arc<std::sync::RwLock<Arc<Opers>>>;
 
 /// The protocol a first line asks for: JSON or IRC (`None`: stay text).
 /// `banner_shown`: the welcome was already written as text (a JSON session
@@ -405,6 +454,7 @@ impl Protocol for TextSession {
             text::Input::History(lines) => {
                 chat.history(HistoryRequest {
                     room: None,
+                    with: None,
                     query: HistoryQuery::Latest(None),
                     limit: lines.unwrap_or(HISTORY_LINES),
                     events: false,
@@ -537,9 +587,15 @@ impl Protocol for JsonSession {
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         match json::parse(line) {
             json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
-            json::Input::History { room, query, limit } => {
+            json::Input::History {
+                room,
+                with,
+                query,
+                limit,
+            } => {
                 chat.history(HistoryRequest {
                     room,
+                    with,
                     query,
                     limit: limit.unwrap_or(HISTORY_LINES),
                     events: false,
@@ -602,7 +658,7 @@ impl Protocol for JsonSession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A chat that accepts everything and records what it was asked.
@@ -624,6 +680,7 @@ mod tests {
         fn online(&mut self) -> usize {
             3
         }
+        fn mark(&mut self, _mark: Mark) {}
         fn history(&mut self, request: HistoryRequest) {
             self.history.push(request);
         }
@@ -632,8 +689,9 @@ mod tests {
         }
     }
 
-    fn config() -> SessionConfig {
+    pub(crate) fn config() -> SessionConfig {
         let limits = irc::Limits {
+            monitor_limit: 100,
             history_max_lines: 1000,
             max_nick_chars: 30,
             max_room_chars: 50,
@@ -644,9 +702,12 @@ mod tests {
         SessionConfig {
             server_name: "natter".into(),
             default_room: "lobby".into(),
+            irc_auto_join: false,
             irc_info: Arc::new(ServerInfo::new("natter", &limits, 0)),
             irc_password: None,
             host: "h.ip".into(),
+            ip: "127.0.0.1".into(),
+            opers: Default::default(),
             history_on_join: 10,
         }
     }

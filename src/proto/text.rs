@@ -508,7 +508,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.raw(text);
             p.raw("\r\n");
         }
-        EventBody::TopicChanged { room, nick, topic } => match topic {
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => match topic {
             Some(t) => p.system(&format!("*** {nick} set the topic of #{room}: {t}")),
             None => p.system(&format!("*** {nick} cleared the topic of #{room}")),
         },
@@ -547,7 +549,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 if m.is_empty() { "none" } else { &m }
             ))
         }
-        EventBody::BanList { room, bans } => {
+        EventBody::BanList { room, bans, .. } => {
             let list = bans.iter().map(|b| &*b.mask).collect::<Vec<_>>();
             p.system(&format!(
                 "*** Bans on #{room} ({}): {}",
@@ -593,17 +595,76 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             users,
             unregistered,
             rooms,
+            ..
         } => p.system(&format!(
             "*** {users} online, {unregistered} connecting, {rooms} rooms"
         )),
         EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
         EventBody::Account(a) => render_account(a, &mut p),
+        EventBody::Names { rooms, .. } => {
+            for r in rooms {
+                let nicks: Vec<String> = r.members.iter().map(|m| m.nick.to_string()).collect();
+                p.system(&format!(
+                    "*** In #{} ({}): {}",
+                    r.room,
+                    nicks.len(),
+                    nicks.join(", ")
+                ));
+            }
+        }
+        EventBody::UserHosts { people } => {
+            for u in people {
+                p.system(&format!("*** {} is {}@{}", u.nick, u.user, u.host));
+            }
+        }
+        EventBody::IsOn { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|n| &**n).collect();
+            p.system(&format!("*** Online: {}", nicks.join(", ")));
+        }
+        EventBody::WhoWas { nick, entries } => {
+            for e in entries {
+                p.system(&format!(
+                    "*** {nick} was {}@{} ({})",
+                    e.user, e.host, e.realname
+                ));
+            }
+        }
+        EventBody::OperUp { .. } => p.system("*** You are now a server operator"),
+        EventBody::Killed { by, reason } => {
+            p.system(&format!("*** You were disconnected by {by}: {reason}"))
+        }
+        EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
+        EventBody::Rehashing => p.system("*** Reloading the configuration"),
+        EventBody::TagMsg { .. } => {} // tags only: nothing to show
+        EventBody::HistoryTargets { targets } => {
+            let people: Vec<&str> = targets.iter().map(|(n, _)| &**n).collect();
+            p.system(&format!("*** Private history with: {}", people.join(", ")))
+        }
+        EventBody::MonOnline { people } => {
+            let people: Vec<&str> = people.iter().map(|p| &**p).collect();
+            p.system(&format!("*** Online: {}", people.join(", ")))
+        }
+        EventBody::MonOffline { nicks } | EventBody::MonList { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|p| &**p).collect();
+            p.system(&format!("*** Watched: {}", nicks.join(", ")))
+        }
+        EventBody::StatusMessage {
+            room, from, text, ..
+        } => p.system(&format!("[#{room} ops] {from}: {text}")),
+        EventBody::InviteList { rooms } => {
+            let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
+            p.system(&format!("*** Invited into: {}", rooms.join(", ")))
+        }
+        EventBody::RealnameChanged { nick, realname } => {
+            p.system(&format!("*** {nick} is now called {realname}"))
+        }
         EventBody::History {
             room,
             facts,
             more,
             asked,
+            ..
         } => {
             if facts.is_empty() {
                 if *asked {
@@ -666,6 +727,7 @@ pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
             room,
             total,
             members,
+            ..
         } => {
             let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
             match page.first {

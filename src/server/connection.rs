@@ -37,7 +37,9 @@ use crate::proto::framer::Framer;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::LineError;
 use crate::proto::original::OriginalSession;
-use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
+use crate::proto::session::{
+    self, Goodbye, HistoryRequest, Protocol, SessionConfig, TargetsRequest, TextSession,
+};
 use crate::proto::{
     AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
     Outcome, Refusal,
@@ -133,6 +135,12 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pag
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
         let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        // A nick change (not the first nick: `note_registered` logs that)
+        // is logged and put in the connection's span.
+        let before = match cmd {
+            Command::Nick { .. } => self.shared.chat.nick_of(self.id),
+            _ => None,
+        };
         let outcome = match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
             None => self.shared.chat.execute(self.id, cmd),
             Some(Ok(())) => Outcome::Continue,
@@ -145,6 +153,15 @@ impl session::Chat for Port<'_> {
             let (auth, chat) = (&self.shared.auth, &self.shared.chat);
             super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
         }
+        if let Some(old) = before {
+            match self.shared.chat.nick_of(self.id) {
+                Some(new) if new != old => {
+                    tracing::Span::current().record("nick", &*new);
+                    info!("nick changed from {old} to {new}");
+                }
+                _ => {}
+            }
+        }
         outcome
     }
 
@@ -155,6 +172,13 @@ impl session::Chat for Port<'_> {
     fn local(&mut self, bytes: Bytes) {
         self.queue.push_local(bytes);
     }
+    /// A marker waits behind a listing being paged out, so that it comes
+    /// after the listing's last page.
+    fn mark(&mut self, mark: session::Mark) {
+        if let Err(mark) = self.pager.hold_mark(mark) {
+            self.queue.push_mark(mark);
+        }
+    }
     fn online(&mut self) -> usize {
         self.shared.chat.online()
     }
@@ -163,10 +187,43 @@ impl session::Chat for Port<'_> {
         self.shared.chat.member_seq(self.id, room).is_some()
     }
 
+    /// Read off the chat lock, like history; nobody (not logged in): an
+    /// empty answer.
+    fn history_targets(&mut self, r: TargetsRequest) {
+        let (chat, id) = (self.shared.chat.clone(), self.id);
+        let Some(account) = chat.account_of(id) else {
+            let targets = Vec::new();
+            return chat.tell(id, EventBody::HistoryTargets { targets });
+        };
+        let account = crate::hub::names::fold(&account);
+        let limit = r
+            .limit
+            .clamp(1, self.shared.config.history_max_lines.max(1));
+        let store = self.shared.store.clone();
+        tokio::spawn(async move {
+            let read = move || store.private_targets(&account, r.from_ms, r.to_ms, limit);
+            let body = match tokio::task::spawn_blocking(read).await {
+                Ok(Ok(found)) => EventBody::HistoryTargets {
+                    targets: found.into_iter().map(|(n, t)| (n.into(), t)).collect(),
+                },
+                Ok(Err(e)) => {
+                    warn!("private history targets: {e}");
+                    let detail = "history cannot be read right now";
+                    EventBody::Refused(Refusal::new(ErrorCode::StoreFailed).detail(detail))
+                }
+                Err(_) => return,
+            };
+            chat.tell(id, body);
+        });
+    }
+
     /// History is for the room's members; it is read off the chat lock, on
     /// a blocking thread, and queued for this connection when it is there.
     fn history(&mut self, r: HistoryRequest) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
+        if let Some(person) = r.with {
+            return self.private_history(person, r.query, r.limit, r.asked);
+        }
         let room = match r
             .room
             .or_else(|| chat.current_room(id).map(|n| n.to_string()))
@@ -210,6 +267,42 @@ impl session::Chat for Port<'_> {
     }
 }
 
+/// Private history: the lines between the asker and `person`, if both
+/// are accounts (else an empty answer: guests' lines are not kept). Read
+/// off the chat lock, like a room's.
+impl Port<'_> {
+    fn private_history(&mut self, person: String, query: HistoryQuery, limit: usize, asked: bool) {
+        let (chat, id) = (self.shared.chat.clone(), self.id);
+        let limit = limit.clamp(1, self.shared.config.history_max_lines.max(1));
+        let with = Some(Name::from(person.as_str()));
+        let Some(log) = chat.private_log_with(id, &person) else {
+            let body = EventBody::History {
+                room: person.as_str().into(),
+                with,
+                facts: Vec::new(),
+                more: false,
+                asked,
+            };
+            return chat.tell(id, body);
+        };
+        let store = self.shared.store.clone();
+        let marker = store.submit(Vec::new());
+        let durable = self.shared.durable.clone().filter(|_| marker != 0);
+        tokio::spawn(async move {
+            if let Some(w) = durable {
+                w.reached(marker).await;
+            }
+            let read = move || read_history(&*store, &log, query, limit, false, asked);
+            if let Ok(mut body) = tokio::task::spawn_blocking(read).await {
+                if let EventBody::History { with: w, .. } = &mut body {
+                    *w = with;
+                }
+                chat.tell(id, body);
+            }
+        });
+    }
+}
+
 /// Reads one history request from the store, as the event that answers it.
 fn read_history(
     store: &dyn crate::hub::Store,
@@ -221,6 +314,7 @@ fn read_history(
 ) -> EventBody {
     match store.history(room, query, limit, events) {
         Ok(h) => EventBody::History {
+            with: None,
             room: h
                 .facts
                 .first()
@@ -283,9 +377,17 @@ enum End {
     PingTimeout,
     ExcessFlood,
     Shutdown,
+    /// A server operator disconnected it (the chat already let it go).
+    Killed,
 }
 
-pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name, entry: Entry) {
+pub(crate) async fn run<T: Transport>(
+    shared: Arc<Shared>,
+    stream: T,
+    host: Name,
+    ip: std::net::IpAddr,
+    entry: Entry,
+) {
     let queue = Queue::new(shared.config.sendq);
     let id = shared
         .chat
@@ -295,9 +397,12 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     let session_config = SessionConfig {
         server_name: config.server_name.clone(),
         default_room: config.default_room.clone(),
+        irc_auto_join: config.irc_auto_join,
         irc_info: shared.irc_info.clone(),
         irc_password: config.irc_password.clone(),
         host,
+        ip: ip.to_string().into(),
+        opers: shared.opers.clone(),
         history_on_join: config.history_on_join,
     };
     let delay = config.banner_delay;
@@ -338,6 +443,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         End::PingTimeout => "ping timeout".to_string(),
         End::ExcessFlood => "Excess Flood".to_string(),
         End::Shutdown => "server shutting down".to_string(),
+        End::Killed => "killed".to_string(),
     };
     // Tells the rooms unless the chat already did (quit, slow consumer),
     // and frees the router's slot either way.
@@ -377,6 +483,7 @@ impl<T: Transport> Connection<T> {
                         }
                     }
                     Next::Killed => return End::SlowConsumer,
+                    Next::Closed => return End::Killed,
                 },
                 r = self.stream.readable() => {
                     if let Err(e) = r {
@@ -664,9 +771,13 @@ impl<T: Transport> Connection<T> {
     fn write_pages(&mut self) {
         let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
         while !self.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
+            if let Some(mark) = self.pager.take_mark() {
+                self.queue.push_mark(mark);
+                continue;
+            }
             let mut out = Vec::new();
             self.pager
-                .next_page(chat, page_size, &mut *self.proto, &mut out);
+                .next_page(chat, self.id, page_size, &mut *self.proto, &mut out);
             if !out.is_empty() {
                 self.queue.push_page(out.into());
             }
@@ -685,7 +796,8 @@ impl<T: Transport> Connection<T> {
                     self.proto.render(&ev, out)
                 }
             }
-            Item::Local(bytes) => out.extend_from_slice(&bytes),
+            Item::Local(bytes) => self.proto.local(&bytes, out),
+            Item::Mark(mark) => self.proto.mark(mark, out),
         }
     }
 

@@ -43,6 +43,8 @@ pub(crate) enum Item {
     Event(Arc<Event>),
     /// Boxed, so an item stays two words wide.
     Local(Box<Bytes>),
+    /// A session's marker (see `proto::session::Mark`).
+    Mark(crate::proto::session::Mark),
 }
 
 pub(crate) struct Entry {
@@ -58,6 +60,9 @@ struct Inner {
     /// Bytes the connection rendered and has not written yet.
     inflight: usize,
     killed: bool,
+    /// Close once what is queued is written (the member was killed by an
+    /// operator); nothing more is queued.
+    closing: bool,
 }
 
 struct Mailbox {
@@ -78,6 +83,8 @@ pub(crate) enum Next {
     Item(Item),
     /// The queue overflowed: the member is a slow consumer.
     Killed,
+    /// Everything queued was handed out and the connection must close.
+    Closed,
 }
 
 impl Queue {
@@ -89,6 +96,7 @@ impl Queue {
                 bytes: 0,
                 inflight: 0,
                 killed: false,
+                closing: false,
             }),
             notify: Notify::new(),
             cap: cap.max(1),
@@ -96,7 +104,7 @@ impl Queue {
         }))
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.0.inner.lock()
     }
@@ -134,7 +142,17 @@ impl Queue {
         if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
             inner.queue = VecDeque::new();
         }
-        entry.map(|e| Next::Item(e.item))
+        match entry {
+            Some(e) => Some(Next::Item(e.item)),
+            None if inner.closing => Some(Next::Closed),
+            None => None,
+        }
+    }
+
+    /// Ends the connection once what is queued now is written.
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.0.notify.notify_one();
     }
 
     /// Moves up to `max` queued entries to the end of `into` under one lock
@@ -235,11 +253,19 @@ impl Queue {
         self.push_entry(Item::Local(Box::new(bytes)), cost, false);
     }
 
-    #[inline]
+    /// Queues a session's marker (it costs its slot).
+    pub fn push_mark(&self, mark: crate::proto::session::Mark) -> bool {
+        self.push_entry(Item::Mark(mark), SLOT_BYTES, true)
+    }
+
+    #[inline(always)]
     fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
         let mut inner = self.lock();
         if inner.killed {
             return false;
+        }
+        if inner.closing {
+            return true; // on its way out: nothing more is written
         }
         // Only a push into an empty queue wakes the connection: one that
         // is not empty has a wakeup pending already, or is being drained
@@ -294,6 +320,20 @@ mod tests {
         assert!(q.is_killed());
         assert!(matches!(q.try_next(), Some(Next::Killed)));
         assert!(!q.push(&ev(6)));
+    }
+
+    #[test]
+    fn close_hands_out_what_is_queued_first() {
+        let q = Queue::new(10_000);
+        q.push(&ev(1));
+        q.close();
+        assert!(q.push(&ev(2)), "accepted, but not written");
+        assert_eq!(token(q.try_next()), Some(1));
+        assert!(matches!(q.try_next(), Some(Next::Closed)));
+        assert!(
+            matches!(q.try_next(), Some(Next::Closed)),
+            "and stays closed"
+        );
     }
 
     #[test]

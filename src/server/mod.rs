@@ -9,6 +9,7 @@ mod connection;
 mod limits;
 mod mailbox;
 mod pager;
+mod refusal_log;
 mod router;
 mod transport;
 
@@ -28,8 +29,9 @@ use crate::cluster::nats::Nats;
 use crate::cluster::Standalone;
 use crate::config::Config;
 use crate::hub::{Backplane, Incoming, Store};
-use crate::hub::{ChatHandle, HubConfig};
+use crate::hub::{ChatHandle, Control, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
+use crate::proto::session::OperBook;
 use crate::proto::{now_ms, session, ErrorCode, EventBody};
 use crate::store::sqlite::{Retention, SqliteStore};
 use crate::store::MemoryStore;
@@ -58,6 +60,33 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
     Ok((Arc::new(store), Some(failures)))
 }
 
+/// Logs the summaries of refused connections as their intervals end.
+async fn summarise_refusals(
+    log: Arc<std::sync::Mutex<refusal_log::RefusalLog>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    if interval.is_zero() {
+        return;
+    }
+    // Checked a few times per interval, so a summary is at most a quarter late.
+    let mut tick = tokio::time::interval(interval / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let lines = match log.lock() {
+            Ok(mut log) => log.due(std::time::Instant::now()),
+            Err(_) => return,
+        };
+        for line in lines {
+            info!("{line}");
+        }
+    }
+}
+
 /// Senders whose messages the store could not keep.
 type Failures = tokio::sync::mpsc::UnboundedReceiver<Vec<crate::proto::ConnId>>;
 
@@ -81,6 +110,8 @@ pub(crate) struct Shared {
     pub auth: Arc<accounts::Auth>,
     /// Per-run secret for host cloaks.
     cloak_key: std::collections::hash_map::RandomState,
+    /// The oper blocks sessions check `OPER` against (replaced on a rehash).
+    pub opers: OperBook,
 }
 
 impl Shared {
@@ -91,12 +122,18 @@ impl Shared {
     }
 }
 
+/// Reads the configuration again (for `REHASH` and `SIGHUP`).
+pub type Reload = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
     irc_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
+    /// Rehash and shutdown requests from operators.
+    requests: tokio::sync::mpsc::Receiver<Control>,
+    reload: Option<Reload>,
     failures: Option<Failures>,
     /// What the other nodes say (with a cluster).
     incoming: Option<tokio::sync::mpsc::Receiver<Incoming>>,
@@ -152,9 +189,10 @@ impl Server {
         let (auth, accounts, registry) = accounts::Auth::open(&config)?;
         // A grace period under a second still is one (0 means refuse).
         let grace_secs = config.nick_grace.as_secs_f64().ceil() as u64;
+        let (to_server, requests) = tokio::sync::mpsc::channel(16);
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
-            router::Router::default(),
+            router::Router::new(to_server),
             store.clone(),
             backplane,
         )
@@ -163,9 +201,10 @@ impl Server {
             chat.apply_remote(fact);
         }
         let admission = Admission::new(&config);
-        let irc_info = ServerInfo::new(
+        let mut irc_info = ServerInfo::new(
             &config.server_name,
             &Limits {
+                monitor_limit: config.monitor_limit,
                 history_max_lines: config.history_max_lines,
                 max_nick_chars: config.max_nick_chars,
                 max_room_chars: config.max_room_chars,
@@ -175,7 +214,10 @@ impl Server {
             },
             now_ms(),
         );
+        irc_info.description = config.server_info.clone();
+        let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
+            opers,
             config,
             chat,
             store,
@@ -190,9 +232,18 @@ impl Server {
             irc_listener,
             shared,
             admission,
+            requests,
+            reload: None,
             failures,
             incoming,
         })
+    }
+
+    /// How to read the configuration again on `REHASH` or `SIGHUP` (without
+    /// it, a rehash keeps the settings the server started with).
+    pub fn with_reload(mut self, reload: Reload) -> Server {
+        self.reload = Some(reload);
+        self
     }
 
     /// The address the IRC listener actually bound, if it is on.
@@ -220,6 +271,8 @@ impl Server {
             irc_listener,
             shared,
             admission,
+            mut requests,
+            reload,
             failures,
             incoming,
         } = self;
@@ -245,12 +298,37 @@ impl Server {
             });
         }
         tracker.spawn(trim_memory(shared.config.memory_trim, stop.clone()));
+        let refusals = std::sync::Arc::new(std::sync::Mutex::new(refusal_log::RefusalLog::new(
+            shared.config.refusal_log_interval,
+        )));
+        tracker.spawn(summarise_refusals(
+            refusals.clone(),
+            shared.config.refusal_log_interval,
+            stop.clone(),
+        ));
         let mut next_id = 0u64;
+        let mut hangup = hangup_signal();
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = listener.accept() => (r, Entry::Main),
                 r = accept(&irc_listener) => (r, Entry::Irc),
+                request = requests.recv() => {
+                    match request {
+                        Some(Control::Shutdown) => {
+                            info!("DIE from an operator");
+                            break;
+                        }
+                        Some(Control::Rehash) => rehash(reload.as_ref(), &shared),
+                        _ => {}
+                    }
+                    continue;
+                }
+                _ = hangup.recv() => {
+                    info!("SIGHUP received");
+                    rehash(reload.as_ref(), &shared);
+                    continue;
+                }
             };
             let (stream, peer) = match accepted {
                 Ok(x) => x,
@@ -265,7 +343,14 @@ impl Server {
             let permit = match admission.admit(peer.ip()) {
                 Ok(p) => p,
                 Err(refusal) => {
-                    info!(%peer, "refused: {refusal}");
+                    let now = std::time::Instant::now();
+                    let line = match refusals.lock() {
+                        Ok(mut log) => log.note(peer.ip(), refusal, now),
+                        Err(_) => Some(format!("refused {}: {refusal}", peer.ip())),
+                    };
+                    if let Some(line) = line {
+                        info!("{line}");
+                    }
                     tracker.spawn(refuse(stream, refusal, entry));
                     continue;
                 }
@@ -283,7 +368,7 @@ impl Server {
             let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
-                    connection::run(shared, stream, host, entry).await;
+                    connection::run(shared, stream, host, peer.ip(), entry).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -428,6 +513,56 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
         }
     }
+}
+
+/// Takes the settings that may change while running from a fresh read
+/// of the configuration (`REHASH`, `SIGHUP`): the oper blocks and
+/// `oper_die`. Without `reload`, the settings the server started with stay.
+fn rehash(reload: Option<&Reload>, shared: &Shared) {
+    let Some(reload) = reload else {
+        info!("rehash: no configuration to reload");
+        return;
+    };
+    match reload() {
+        Ok(config) => {
+            let names = config.opers.names();
+            let count = names.len();
+            *shared.opers.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config.opers);
+            shared.chat.reconfigure(names, config.oper_die);
+            info!(
+                "rehash: {count} oper blocks, oper_die = {}",
+                config.oper_die
+            );
+        }
+        Err(e) => warn!("rehash failed, settings unchanged: {e:#}"),
+    }
+}
+
+/// SIGHUP, as a stream of wakeups (never, where there is no SIGHUP or it
+/// cannot be caught).
+struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            if s.recv().await.is_some() {
+                return;
+            }
+            self.0 = None;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        Hangup(signal(SignalKind::hangup()).ok())
+    }
+    #[cfg(not(unix))]
+    Hangup()
 }
 
 /// Waits for Ctrl-C.

@@ -15,6 +15,8 @@ use crate::proto::{ConnId, Event};
 pub(crate) struct Router {
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Where requests for the server go (rehash, shutdown).
+    server: Option<tokio::sync::mpsc::Sender<hub::Control>>,
 }
 
 #[derive(Default)]
@@ -29,6 +31,14 @@ fn split(local: u64) -> (usize, u32) {
 }
 
 impl Router {
+    /// A router that passes rehash and shutdown requests to `server`.
+    pub fn new(server: tokio::sync::mpsc::Sender<hub::Control>) -> Router {
+        Router {
+            server: Some(server),
+            ..Router::default()
+        }
+    }
+
     /// Takes a new connection's queue; returns the key the chat will use.
     pub fn attach(&mut self, queue: Queue) -> u64 {
         let index = match self.free.pop() {
@@ -63,6 +73,22 @@ impl hub::Router for Router {
         match self.queue(to.local) {
             Some(q) => q.push(ev),
             None => true, // already gone: nothing to overflow
+        }
+    }
+
+    fn control(&mut self, request: hub::Control) {
+        match request {
+            hub::Control::Close(conn) => {
+                if let Some(q) = self.queue(conn.local) {
+                    q.close();
+                }
+            }
+            other => {
+                if let Some(server) = &self.server {
+                    // Rare and operator-only: a full channel drops the repeat.
+                    let _ = server.try_send(other);
+                }
+            }
         }
     }
 

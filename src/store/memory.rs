@@ -80,6 +80,32 @@ impl Store for MemoryStore {
         Ok(select(&all, query, limit))
     }
 
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, u64)> = inner
+            .rooms
+            .iter()
+            .filter_map(|(key, (_, log))| {
+                let peer = crate::proto::fact::private_peer(key, account)?;
+                let last = log
+                    .iter()
+                    .rev()
+                    .map(|f| f.at_ms)
+                    .find(|t| *t > from_ms && *t < to_ms)?;
+                Some((peer.to_string(), last))
+            })
+            .collect();
+        out.sort_by_key(|(_, t)| *t);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(Vec::new())
     }
@@ -161,6 +187,27 @@ mod tests {
 
     fn ids(h: History) -> Vec<u128> {
         h.facts.into_iter().map(|f| f.id.0).collect()
+    }
+
+    #[test]
+    fn private_targets_are_the_logs_an_account_is_in() {
+        let store = MemoryStore::new(10, 10);
+        store.submit(vec![
+            said("@alice@bob", 5),
+            said("@alice@bob", 9),
+            said("@alice@carol", 7),
+            said("@bob@carol", 8),
+            said("lobby", 6),
+        ]);
+        let t = store.private_targets("alice", 0, 100, 10).unwrap();
+        assert_eq!(t, [("carol".to_string(), 7), ("bob".to_string(), 9)]);
+        let t = store.private_targets("alice", 0, 9, 10).unwrap();
+        assert_eq!(t, [("bob".to_string(), 5), ("carol".to_string(), 7)]);
+        assert_eq!(store.private_targets("alice", 0, 100, 1).unwrap().len(), 1);
+        assert!(store
+            .private_targets("lobby", 0, 100, 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -279,6 +279,42 @@ impl Store for SqliteStore {
         self.read(|c| history(c, &key, query, limit, events))
     }
 
+    /// Private logs are keyed `@a@b`, so they are one range of the index.
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT room, max(at_ms) FROM room_log
+                 WHERE room >= '@' AND room < 'A' AND at_ms > ?1 AND at_ms < ?2
+                   AND (substr(room, 1, length(?3)) = ?3 OR substr(room, -length(?4)) = ?4)
+                 GROUP BY room",
+            )?;
+            let first = format!("@{account}@");
+            let second = format!("@{account}");
+            let from = from_ms.min(i64::MAX as u64) as i64;
+            let to = to_ms.min(i64::MAX as u64) as i64;
+            let rows = stmt.query_map(params![from, to, first, second], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect()
+        })?;
+        let mut out: Vec<(String, u64)> = rows
+            .iter()
+            .filter_map(|(key, t)| {
+                let peer = crate::proto::fact::private_peer(key, account)?;
+                Some((peer.to_string(), *t as u64))
+            })
+            .collect();
+        out.sort_by_key(|(_, t)| *t);
+        out.truncate(limit);
+        Ok(out)
+    }
+
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare("SELECT room, seq FROM room_seq")?;
@@ -535,11 +571,11 @@ fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::R
     let sql = match newest {
         true => {
             "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
-                 AND (?5 OR kind IN ('said', 'noticed')) ORDER BY seq DESC LIMIT ?4"
+                 AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq DESC LIMIT ?4"
         }
         false => {
             "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
-                  AND (?5 OR kind IN ('said', 'noticed')) ORDER BY seq LIMIT ?4"
+                  AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq LIMIT ?4"
         }
     };
     let (c, room) = (s.c, s.room);

@@ -96,11 +96,18 @@ pub struct Chat {
 impl Chat {
     /// Runs `natter chat ARGS` (NO_COLOR unset: pipes get no colour anyway).
     pub fn spawn(args: &[&str]) -> Chat {
+        Chat::spawn_with(args, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with these environment variables set.
+    pub fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Chat {
         let mut child = Command::new(BIN)
             .arg("chat")
             .args(args)
             .env_remove("NO_COLOR")
             .env_remove("NATTER_NICK")
+            .env_remove("NATTER_PASSWORD")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

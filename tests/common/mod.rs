@@ -318,14 +318,28 @@ impl IrcClient {
     }
 
     /// Connects, registers as `nick` (no CAP) and reads up to the end of
-    /// the default room's NAMES.
+    /// the MOTD (IRC users join no room by themselves).
     pub async fn register(addr: SocketAddr, nick: &str) -> IrcClient {
         let mut i = IrcClient::connect(addr).await;
         i.send(&format!("NICK {nick}")).await;
         i.send(&format!("USER {nick} 0 * :{nick} the tester")).await;
         i.numeric("001").await;
-        i.numeric("366").await;
+        i.numeric("376").await;
         i
+    }
+
+    /// [`IrcClient::register`], then `JOIN #lobby` (where text and JSON
+    /// users start), read up to its end of NAMES.
+    pub async fn register_lobby(addr: SocketAddr, nick: &str) -> IrcClient {
+        let mut i = IrcClient::register(addr, nick).await;
+        i.join("#lobby").await;
+        i
+    }
+
+    /// Joins `room` and reads up to its end of NAMES.
+    pub async fn join(&mut self, room: &str) {
+        self.send(&format!("JOIN {room}")).await;
+        self.numeric("366").await;
     }
 
     pub async fn send(&mut self, line: &str) {

@@ -7,7 +7,8 @@ Usage: jaraco_client.py IRC_ADDR MAIN_ADDR
 A text user called `textbob` must already be in #lobby (the Rust test
 tests/irc_jaraco.rs sets that up and plays textbob's side). This script:
 
-* registers `pyalice` on the IRC port and checks the welcome and ISUPPORT;
+* registers `pyalice` on the IRC port, checks the welcome and ISUPPORT and
+  joins #lobby (IRC users are not put in a room by themselves);
 * sees textbob in the #lobby NAMES, says hello there and waits for
   textbob's answer and his /me (a CTCP ACTION here), then sends an ACTION;
 * joins #pytest (a new room: pyalice gets ops);
@@ -56,6 +57,8 @@ def main():
     def on_welcome(conn, event):
         step("welcome " + conn.get_nickname())
         if conn is alice:
+            # IRC users join what they ask for (no automatic #lobby)
+            conn.join("#lobby")
             conn.join("#pytest")
         else:
             conn.send_raw("FROBNICATE now")
@@ -69,7 +72,7 @@ def main():
             "chantypes": getattr(f, "chantypes", None) == "#",
             "casemapping": getattr(f, "casemapping", None) == "ascii",
             "nicklen": getattr(f, "nicklen", None) == 30,
-            "chanmodes": getattr(f, "chanmodes", None) == ["b", "k", "l", "imnt"],
+            "chanmodes": getattr(f, "chanmodes", None) == ["beI", "k", "l", "imnpst"],
         }
         for name, ok in checks.items():
             if not ok:

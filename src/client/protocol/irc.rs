@@ -41,7 +41,16 @@ pub struct IrcProtocol {
     list: Vec<(String, Option<u64>)>,
     /// Text lines sent since the last `PING` of ours.
     unsynced: usize,
+    /// The password of the nickname's account, logged in to with SASL
+    /// `PLAIN` (until the server refuses it).
+    password: Option<String>,
+    /// `CAP REQ` was sent on this connection and `CAP END` not yet:
+    /// registration waits for the SASL exchange.
+    cap_open: bool,
 }
+
+/// Most base64 bytes in one `AUTHENTICATE` line (IRCv3 SASL).
+const SASL_CHUNK: usize = 400;
 
 /// After this many text lines the client sends a `PING`: its `PONG` shows
 /// the server is working through them (flood control may pace them), so a
@@ -58,16 +67,66 @@ impl IrcProtocol {
         }
     }
 
+    /// Log in to the nickname's account with `password` over SASL
+    /// (`None`: no account).
+    pub fn with_password(mut self, password: Option<String>) -> IrcProtocol {
+        self.password = password;
+        self
+    }
+
     fn register(&mut self, out: &mut Output) {
         let Some(nick) = self.nick.clone() else {
             out.show(EventKind::NeedNick { refused: None });
             return;
         };
+        if self.password.is_some() && !self.user_sent {
+            // Registration waits until `CAP END`, after the SASL login.
+            self.cap_open = true;
+            out.send(line("CAP", &["REQ", "sasl"]));
+        }
         out.send(line("NICK", &[&nick]));
         if !self.user_sent {
             self.user_sent = true;
             out.send(line("USER", &["natter", "0", "*", "natter chat"]));
         }
+        if self.cap_open && self.password.is_none() {
+            // A nickname picked after a failed login: go on without it.
+            self.end_cap(out);
+        }
+    }
+
+    fn end_cap(&mut self, out: &mut Output) {
+        self.cap_open = false;
+        out.send(line("CAP", &["END"]));
+    }
+
+    /// The SASL login failed (`reason`): go on without the account if the
+    /// user picks a nickname (a script stops instead).
+    fn login_failed(&mut self, reason: String, out: &mut Output) -> EventKind {
+        self.password = None;
+        out.show(EventKind::LoginFailed { reason });
+        EventKind::NeedNick { refused: None }
+    }
+
+    /// `authzid NUL authcid NUL password` (authzid empty), base64, in
+    /// lines of at most [`SASL_CHUNK`] bytes; a last line of exactly that
+    /// many is followed by `AUTHENTICATE +`.
+    fn sasl_plain(&self, out: &mut Output) {
+        use base64ct::Encoding;
+        let (Some(nick), Some(pw)) = (&self.nick, &self.password) else {
+            return out.send(line("AUTHENTICATE", &["*"]));
+        };
+        let payload = base64ct::Base64::encode_string(format!("\0{nick}\0{pw}").as_bytes());
+        let mut rest = payload.as_str();
+        while rest.len() >= SASL_CHUNK {
+            let (chunk, tail) = rest.split_at(SASL_CHUNK);
+            out.send(line("AUTHENTICATE", &[chunk]));
+            rest = tail;
+        }
+        out.send(line(
+            "AUTHENTICATE",
+            &[if rest.is_empty() { "+" } else { rest }],
+        ));
     }
 
     fn is_me(&self, nick: &str) -> bool {
@@ -96,7 +155,42 @@ impl IrcProtocol {
                 out.send(line("PONG", &[m.last()]));
                 return None;
             }
+            "CAP" if self.cap_open => {
+                let caps = m.last().split_whitespace().collect::<Vec<_>>();
+                match m.param(1) {
+                    "ACK" if caps.contains(&"sasl") => {
+                        out.send(line("AUTHENTICATE", &["PLAIN"]));
+                        return None;
+                    }
+                    "NAK" if self.password.is_some() => self.login_failed(
+                        "the server does not offer SASL, so cannot log in to an account".into(),
+                        out,
+                    ),
+                    _ => return None,
+                }
+            }
+            "AUTHENTICATE" if self.cap_open && m.param(0) == "+" => {
+                self.sasl_plain(out);
+                return None;
+            }
+            "900" => EventKind::Info(m.last().to_string()),
+            "903" if self.cap_open => {
+                self.end_cap(out);
+                return None;
+            }
+            // 908 (the mechanisms there are) comes before its 904.
+            "907" | "908" => return None,
+            "902" | "904" | "905" | "906" if self.cap_open && self.password.is_some() => {
+                self.login_failed(m.last().to_string(), out)
+            }
             "001" => {
+                if std::mem::take(&mut self.cap_open) && self.password.is_some() {
+                    // A server that ignored `CAP REQ` (it registers us anyway).
+                    out.show(EventKind::Error {
+                        code: "client".into(),
+                        message: "not logged in: the server did not answer the SASL login".into(),
+                    });
+                }
                 self.registered = true;
                 if !m.param(0).is_empty() {
                     self.nick = Some(m.param(0).to_string());
@@ -398,6 +492,7 @@ impl Protocol for IrcProtocol {
 
     fn connected(&mut self, out: &mut Output) {
         self.registered = false;
+        self.cap_open = false;
         self.joining.clear();
         self.user_sent = false;
         self.names.clear();
@@ -592,6 +687,83 @@ mod tests {
         p.connected(&mut Output::default());
         feed(&mut p, &format!(":srv 001 {nick} :Welcome {nick}"));
         p
+    }
+
+    #[test]
+    fn a_password_logs_in_with_sasl_plain_before_registering() {
+        let mut p =
+            IrcProtocol::new(Some("alice".into()), vec![]).with_password(Some("s3cret-pw".into()));
+        let mut out = Output::default();
+        p.connected(&mut out);
+        assert_eq!(
+            out.lines,
+            ["CAP REQ sasl", "NICK alice", "USER natter 0 * :natter chat"]
+        );
+        let o = feed(&mut p, ":srv CAP * ACK :sasl");
+        assert_eq!(o.lines, ["AUTHENTICATE PLAIN"]);
+        let o = feed(&mut p, "AUTHENTICATE +");
+        // base64 of "\0alice\0s3cret-pw"
+        assert_eq!(o.lines, ["AUTHENTICATE AGFsaWNlAHMzY3JldC1wdw=="]);
+        let o = feed(
+            &mut p,
+            ":srv 900 alice alice!u@h alice :You are now logged in as alice",
+        );
+        assert_eq!(
+            kinds(&o),
+            [EventKind::Info("You are now logged in as alice".into())]
+        );
+        let o = feed(&mut p, ":srv 903 alice :SASL authentication successful");
+        assert_eq!(o.lines, ["CAP END"]);
+        feed(&mut p, ":srv 001 alice :Welcome alice");
+        assert!(p.ready());
+        // A reconnect logs in again.
+        let mut out = Output::default();
+        p.connected(&mut out);
+        assert_eq!(out.lines[0], "CAP REQ sasl");
+    }
+
+    #[test]
+    fn a_long_sasl_payload_is_split_into_400_byte_lines() {
+        // 3 + 5 + 292 bytes → exactly 400 base64 bytes: one line, then "+".
+        let pw = "p".repeat(292);
+        let mut p = IrcProtocol::new(Some("alice".into()), vec![]).with_password(Some(pw));
+        p.connected(&mut Output::default());
+        feed(&mut p, ":srv CAP * ACK :sasl");
+        let o = feed(&mut p, "AUTHENTICATE +");
+        assert_eq!(o.lines.len(), 2, "{:?}", o.lines);
+        assert_eq!(o.lines[0].len(), "AUTHENTICATE ".len() + 400);
+        assert_eq!(o.lines[1], "AUTHENTICATE +");
+    }
+
+    #[test]
+    fn a_refused_sasl_login_asks_for_a_nick_and_then_ends_cap() {
+        let mut p =
+            IrcProtocol::new(Some("alice".into()), vec![]).with_password(Some("wrong-pw".into()));
+        p.connected(&mut Output::default());
+        feed(&mut p, ":srv CAP * ACK :sasl");
+        feed(&mut p, "AUTHENTICATE +");
+        let o = feed(&mut p, ":srv 904 alice :SASL authentication failed");
+        assert_eq!(
+            kinds(&o),
+            [
+                EventKind::LoginFailed {
+                    reason: "SASL authentication failed".into()
+                },
+                EventKind::NeedNick { refused: None }
+            ]
+        );
+        assert!(
+            o.lines.is_empty(),
+            "nothing until the user says: {:?}",
+            o.lines
+        );
+        let mut out = Output::default();
+        p.request(&Request::Login("alice2".into()), &mut out);
+        assert_eq!(out.lines, ["NICK alice2", "CAP END"]);
+        // Not tried again after a reconnect.
+        let mut out = Output::default();
+        p.connected(&mut out);
+        assert_eq!(out.lines, ["NICK alice2", "USER natter 0 * :natter chat"]);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct JsonProtocol {
     nick: Option<String>,
     /// A taken nickname is retried with `_` appended instead of asking.
     fallback: bool,
+    /// The password of the nickname's account: logging in sends it (until
+    /// the server refuses it).
+    password: Option<String>,
     /// Registered on this connection.
     registered: bool,
     /// The rooms we are in (or want to be in, from `--join`), oldest first.
@@ -60,14 +63,25 @@ impl JsonProtocol {
         self
     }
 
+    /// Log in to the nickname's account with `password` (`None`: no account).
+    pub fn with_password(mut self, password: Option<String>) -> JsonProtocol {
+        self.password = password;
+        self
+    }
+
     fn send(out: &mut Output, cmd: Cmd) {
         out.send(cmd.to_json());
     }
 
     fn login(&mut self, out: &mut Output) {
-        match &self.nick {
-            Some(n) => Self::send(out, Cmd::Login { nick: n.into() }),
-            None => out.show(EventKind::NeedNick { refused: None }),
+        match (&self.nick, &self.password) {
+            // `login` with the account's password (docs/PROTOCOL.md, Accounts).
+            (Some(n), Some(pw)) => {
+                let login = serde_json::json!({"cmd": "login", "nick": n, "password": pw});
+                out.send(login.to_string());
+            }
+            (Some(n), None) => Self::send(out, Cmd::Login { nick: n.into() }),
+            (None, _) => out.show(EventKind::NeedNick { refused: None }),
         }
     }
 
@@ -400,7 +414,16 @@ impl JsonProtocol {
                     }
                 }
                 let nick_refused = code == "nick_in_use" || code == "nick_invalid";
-                if !self.registered && nick_refused {
+                let login_refused = matches!(&*code, "auth_failed" | "throttled");
+                if !self.registered && login_refused && self.password.is_some() {
+                    // Not tried again (a reconnect would only count as
+                    // another failure): a person may pick a nickname.
+                    self.password = None;
+                    out.show(EventKind::LoginFailed {
+                        reason: message.into(),
+                    });
+                    EventKind::NeedNick { refused: None }
+                } else if !self.registered && nick_refused {
                     match (&self.nick, self.fallback && code == "nick_in_use") {
                         (Some(n), true) => {
                             let next = format!("{n}_");
@@ -583,6 +606,37 @@ mod tests {
             &format!(r#"{{"type":"joined","room":"lobby","nick":"{nick}","members":1,"ts":1}}"#),
         );
         p
+    }
+
+    #[test]
+    fn a_password_logs_in_to_the_account_until_it_is_refused() {
+        let mut p = JsonProtocol::new(Some("alice".into()), vec![])
+            .with_password(Some("pw \"quoted\"".into()));
+        let mut out = Output::default();
+        p.connected(&mut out);
+        let sent: serde_json::Value = serde_json::from_str(&out.lines[0]).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"cmd": "login", "nick": "alice", "password": "pw \"quoted\""})
+        );
+        let o = feed(
+            &mut p,
+            r#"{"type":"error","code":"auth_failed","message":"wrong account or password","ts":1}"#,
+        );
+        assert_eq!(
+            o.events.iter().map(|e| e.kind.clone()).collect::<Vec<_>>(),
+            [
+                EventKind::LoginFailed {
+                    reason: "wrong account or password".into()
+                },
+                EventKind::NeedNick { refused: None }
+            ]
+        );
+        assert!(o.lines.is_empty());
+        // Forgotten: the next login (a reconnect) goes without it.
+        let mut out = Output::default();
+        p.connected(&mut out);
+        assert_eq!(out.lines, [r#"{"cmd":"login","nick":"alice"}"#]);
     }
 
     #[test]

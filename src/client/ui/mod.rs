@@ -368,6 +368,7 @@ impl UiState {
         match kind {
             EventKind::Status(Status::Lost { .. })
             | EventKind::Shutdown { .. }
+            | EventKind::LoginFailed { .. }
             | EventKind::NeedNick { .. } => vec![0, active],
             EventKind::Status(_) | EventKind::Registered { .. } => vec![0],
             EventKind::Message { room, .. }

@@ -8,9 +8,13 @@ use std::sync::Arc;
 
 use super::numerics::*;
 use super::parse::{self, Message, ParseError};
+use super::whox::Whox;
 use super::{strip_formatting, Reply, MAX_TARGETS, MODES_PER_COMMAND};
 use crate::proto::sanitize::strip_controls;
-use crate::proto::{AccountRequest, Anchor, Command, HistoryQuery, ModeChange, Target};
+use crate::proto::session::TargetsRequest;
+use crate::proto::{
+    AccountRequest, Anchor, ClientTags, Command, HistoryQuery, ModeChange, Monitor, Target,
+};
 
 /// A `CAP` subcommand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +52,26 @@ pub enum Input {
     Ping(String),
     Quit(Option<String>),
     Motd,
-    Help,
+    /// `HELP [subject]`.
+    Help(Option<String>),
+    /// `OPER name password`: checked by the session, then told to the hub.
+    Oper {
+        name: String,
+        password: String,
+    },
+    /// `MARKREAD target [timestamp=…]` (IRCv3 read-marker): get or set.
+    MarkRead {
+        target: String,
+        value: Option<String>,
+    },
+    /// `WHO`, maybe with WHOX fields (the session remembers them for the answer).
+    Who {
+        target: Target,
+        whox: Option<Whox>,
+    },
+    /// A question about the server the session answers itself, and the
+    /// server it names (if any).
+    About(About, Option<String>),
     /// Nothing to do beyond counting as proof of life (`PONG`, `TAGMSG`,
     /// empty lines, CTCP other than ACTION).
     Nothing,
@@ -58,12 +81,27 @@ pub enum Input {
     Authenticate(String),
     /// Something for the accounts (`PRIVMSG NickServ`; needs registration).
     Account(AccountRequest),
-    /// `CHATHISTORY` for a room (needs registration).
+    /// `CHATHISTORY TARGETS`: who one has private lines with.
+    HistoryTargets(TargetsRequest),
+    /// `CHATHISTORY` for a room, or for the private lines with a person
+    /// (needs registration). `sub`: the subcommand, as a refusal names it.
     History {
+        sub: String,
+        /// `#room`, or a nick.
         room: String,
         query: HistoryQuery,
         limit: usize,
     },
+}
+
+/// Questions about the server itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    Time,
+    Version,
+    Info,
+    Admin,
+    Links,
 }
 
 /// True if the first line of a connection is IRC registration: `CAP`,
@@ -116,8 +154,23 @@ fn chathistory(params: &[&str]) -> Input {
         "LATEST" | "BEFORE" | "AFTER" | "AROUND" => 4,
         "BETWEEN" => 5,
         "TARGETS" => {
-            let text = "TARGETS is not supported: private history is not kept";
-            return fail("INVALID_PARAMS", &["TARGETS"], text);
+            // TARGETS <timestamp=…> <timestamp=…> <limit>, either order.
+            let time = |r: &str| r.strip_prefix("timestamp=").and_then(super::parse_iso8601);
+            if params.len() < 4 {
+                return fail("INVALID_PARAMS", &["TARGETS"], "Not enough parameters");
+            }
+            let (Some(a), Some(b)) = (time(params[1]), time(params[2])) else {
+                return fail("INVALID_PARAMS", &["TARGETS"], "Invalid timestamps");
+            };
+            let Some(limit) = params[3].parse::<usize>().ok().filter(|n| *n > 0) else {
+                let text = "The limit must be a positive number";
+                return fail("INVALID_PARAMS", &["TARGETS"], text);
+            };
+            return Input::HistoryTargets(TargetsRequest {
+                from_ms: a.min(b),
+                to_ms: a.max(b),
+                limit,
+            });
         }
         _ => return fail("INVALID_PARAMS", &[&sub], "Unknown CHATHISTORY subcommand"),
     };
@@ -162,12 +215,8 @@ fn chathistory(params: &[&str]) -> Input {
             }
         }
     };
-    if !is_channel(target) {
-        // Private history is kept only for accounts, which this server has not.
-        let target = clean_word(target);
-        return Input::Reply(Reply::EmptyHistory { target });
-    }
     Input::History {
+        sub,
         room: target.to_string(),
         query,
         limit,
@@ -189,7 +238,7 @@ fn no_such_channel(name: &str) -> Step {
 }
 
 /// A word from the client, safe to echo in a reply's middle parameter.
-fn clean_word(w: &str) -> String {
+pub fn clean_word(w: &str) -> String {
     let w: String = strip_controls(w).chars().filter(|c| *c != ' ').collect();
     let w = super::truncate(&w, 64);
     if w.is_empty() || w.starts_with(':') {
@@ -216,16 +265,48 @@ fn ctcp(text: &str) -> Option<(String, bool)> {
         .then(|| (clean_text(rest), true))
 }
 
-fn is_channel(name: &str) -> bool {
+pub fn is_channel(name: &str) -> bool {
     name.starts_with('#')
 }
 
-/// `#room` is a room, anything else a person (or a mask of people).
+/// `#room` is a room (the `#` kept: replies echo the name as given),
+/// anything else a person (or a mask of people).
 fn target(name: &str) -> Target {
-    match name.strip_prefix('#') {
-        Some(room) => Target::Room(room.to_string()),
-        None => Target::Person(name.to_string()),
+    match is_channel(name) {
+        true => Target::Room(name.to_string()),
+        false => Target::Person(name.to_string()),
     }
+}
+
+/// `@#room` (operators) or `+#room` (voiced and operators): the prefix and room.
+fn status_target(t: &str) -> Option<(char, &str)> {
+    let mut chars = t.chars();
+    let status = chars.next().filter(|c| *c == '@' || *c == '+')?;
+    let room = chars.as_str();
+    is_channel(room).then_some((status, room))
+}
+
+/// The client-only tags (`+key`) of a message, if any: relayed with it.
+fn client_tags(m: &Message) -> Option<ClientTags> {
+    let tags: Vec<(Arc<str>, Arc<str>)> = m
+        .tags()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with('+') && k.len() > 1 && !k.contains(['=', ' ']))
+        .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+        .collect();
+    (!tags.is_empty()).then(|| tags.into())
+}
+
+/// The space-separated words of the parameters from `from` on (`USERHOST
+/// a b`, `ISON :a b`).
+fn words(m: &Message, from: usize) -> Vec<String> {
+    m.params
+        .iter()
+        .skip(from)
+        .flat_map(|p| p.split(' '))
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Decodes a parsed message.
@@ -268,7 +349,7 @@ pub fn decode(m: &Message) -> Input {
             _ => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),
         },
         "USER" => match (p(0), p(3)) {
-            (Some(user), Some(real)) if !user.is_empty() => Input::User {
+            (Some(user), Some(real)) if !user.is_empty() && !real.is_empty() => Input::User {
                 user: user.to_string(),
                 realname: real.to_string(),
             },
@@ -278,11 +359,103 @@ pub fn decode(m: &Message) -> Input {
             Some(t) if !t.is_empty() => Input::Ping(t.to_string()),
             _ => Input::Reply(Reply::numeric(ERR_NOORIGIN, &["No origin specified"])),
         },
-        "PONG" | "TAGMSG" => Input::Nothing,
+        "PONG" => Input::Nothing,
+        "MARKREAD" => match p(0).filter(|t| !t.is_empty()) {
+            None => Input::Reply(Reply::Fail {
+                command: "MARKREAD",
+                code: "NEED_MORE_PARAMS",
+                context: Vec::new(),
+                text: "Missing parameters",
+            }),
+            Some(t) => Input::MarkRead {
+                target: clean_word(t),
+                value: p(1).map(String::from),
+            },
+        },
+        "TAGMSG" => match (p(0), client_tags(m)) {
+            (None, _) => need_more("TAGMSG"),
+            (Some(targets), tags) => steps(
+                targets
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .take(MAX_TARGETS)
+                    .map(|t| {
+                        Step::Hub(Command::TagMsg {
+                            target: target(t),
+                            tags: tags.clone().unwrap_or_else(|| Arc::new([])),
+                        })
+                    })
+                    .collect(),
+            ),
+        },
         "QUIT" => Input::Quit(p(0).map(clean_text).filter(|r| !r.is_empty())),
         "MOTD" => Input::Motd,
+        "HELP" | "HELPOP" => Input::Help(p(0).map(|s| s.to_string())),
+        "TIME" => Input::About(About::Time, p(0).map(String::from)),
+        "VERSION" => Input::About(About::Version, p(0).map(String::from)),
+        "INFO" => Input::About(About::Info, p(0).map(String::from)),
+        "ADMIN" => Input::About(About::Admin, p(0).map(String::from)),
+        "LINKS" => Input::About(About::Links, None),
+        "OPER" => match (p(0), p(1)) {
+            (Some(name), Some(password)) if !name.is_empty() => Input::Oper {
+                name: name.to_string(),
+                password: password.to_string(),
+            },
+            _ => need_more("OPER"),
+        },
+        "KILL" => match p(0) {
+            Some(nick) if !nick.is_empty() => hub(Command::Kill {
+                nick: nick.to_string(),
+                reason: p(1).map(clean_text).unwrap_or_default(),
+            }),
+            _ => need_more("KILL"),
+        },
+        "WALLOPS" => match p(0).map(clean_text) {
+            Some(text) if !text.trim().is_empty() => hub(Command::Wallops { text }),
+            _ => need_more("WALLOPS"),
+        },
+        "REHASH" => hub(Command::Rehash),
+        "MONITOR" => {
+            let list = || {
+                p(1).unwrap_or("")
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
+            match p(0).map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("+") if !list().is_empty() => hub(Command::Monitor(Monitor::Add(list()))),
+                Some("-") if !list().is_empty() => hub(Command::Monitor(Monitor::Remove(list()))),
+                Some("C") => hub(Command::Monitor(Monitor::Clear)),
+                Some("L") => hub(Command::Monitor(Monitor::List)),
+                Some("S") => hub(Command::Monitor(Monitor::Status)),
+                _ => need_more("MONITOR"),
+            }
+        }
+        "SETNAME" => match p(0).map(clean_text) {
+            Some(name) if !name.trim().is_empty() => hub(Command::SetName { realname: name }),
+            _ => need_more("SETNAME"),
+        },
+        "DIE" => hub(Command::Die),
+        "USERHOST" => match words(m, 0) {
+            nicks if nicks.is_empty() => need_more("USERHOST"),
+            nicks => hub(Command::UserHost { nicks }),
+        },
+        "ISON" => match words(m, 0) {
+            nicks if nicks.is_empty() => need_more("ISON"),
+            nicks => hub(Command::IsOn { nicks }),
+        },
+        "WHOWAS" => match p(0).filter(|n| !n.is_empty()) {
+            None => need_more("WHOWAS"),
+            Some(nick) => hub(Command::WhoWas {
+                nick: nick.split(',').next().unwrap_or(nick).to_string(),
+                count: p(1)
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .filter(|c| *c > 0)
+                    .and_then(|c| usize::try_from(c).ok()),
+            }),
+        },
         "CHATHISTORY" => chathistory(&m.params),
-        "HELP" => Input::Help,
         "PRIVMSG" | "NOTICE" => {
             let notice = verb == "NOTICE";
             let (Some(targets), Some(text)) = (p(0), p(1)) else {
@@ -310,11 +483,28 @@ pub fn decode(m: &Message) -> Input {
             let Some((text, action)) = ctcp(text) else {
                 return Input::Nothing; // CTCP other than ACTION is not relayed
             };
+            let tags = client_tags(m);
+            let tagged = |command: Command| match &tags {
+                Some(tags) => Command::Tagged {
+                    tags: tags.clone(),
+                    command: Box::new(command),
+                },
+                None => command,
+            };
             steps(
                 targets
                     .into_iter()
                     .map(|t| {
-                        Step::Hub(match (notice, is_channel(t)) {
+                        if let Some((status, room)) = status_target(t) {
+                            return Step::Hub(tagged(Command::SayToStatus {
+                                room: room.to_string(),
+                                text: text.clone(),
+                                action,
+                                notice,
+                                voiced: status == '+',
+                            }));
+                        }
+                        Step::Hub(tagged(match (notice, is_channel(t)) {
                             (true, _) => Command::Notice {
                                 target: target(t),
                                 text: text.clone(),
@@ -329,7 +519,7 @@ pub fn decode(m: &Message) -> Input {
                                 text: text.clone(),
                                 action,
                             },
-                        })
+                        }))
                     })
                     .collect(),
             )
@@ -338,6 +528,9 @@ pub fn decode(m: &Message) -> Input {
             let Some(chans) = p(0) else {
                 return need_more("JOIN");
             };
+            if chans == "0" {
+                return hub(Command::PartAll);
+            }
             let mut keys = p(1).unwrap_or("").split(',');
             steps(
                 chans
@@ -386,23 +579,16 @@ pub fn decode(m: &Message) -> Input {
         },
         "NAMES" => match p(0) {
             None => Input::Reply(Reply::numeric(RPL_ENDOFNAMES, &["*", "End of /NAMES list"])),
-            Some(chans) => steps(
-                chans
+            Some(chans) => hub(Command::Names {
+                rooms: chans
                     .split(',')
                     .filter(|c| !c.is_empty())
-                    .map(|c| match is_channel(c) {
-                        true => Step::Hub(Command::Who {
-                            room: Some(c.to_string()),
-                        }),
-                        false => Step::Reply(Reply::numeric(
-                            RPL_ENDOFNAMES,
-                            &[&clean_word(c), "End of /NAMES list"],
-                        )),
-                    })
+                    .map(|c| c.to_string())
                     .collect(),
-            ),
+            }),
         },
-        // Channels, masks and ELIST conditions (`>3`, `!*x*`): see RoomFilter.
+        // Channels, masks and ELIST conditions (`>3`, `!*x*`, `C<5`): see
+        // RoomFilter.
         "LIST" => hub(Command::List {
             rooms: p(0).map(|cs| {
                 cs.split(',')
@@ -411,9 +597,10 @@ pub fn decode(m: &Message) -> Input {
                     .collect()
             }),
         }),
-        "WHO" => hub(Command::WhoDetail {
+        "WHO" => Input::Who {
             target: target(p(0).unwrap_or("*")),
-        }),
+            whox: p(1).and_then(Whox::parse),
+        },
         "WHOIS" => match m.params.last() {
             None => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),
             Some(nicks) => hub(Command::Whois {
@@ -435,28 +622,36 @@ pub fn decode(m: &Message) -> Input {
                 modes: p(1).map(String::from),
             }),
         },
+        // KICK #a u1,u2 puts both out of #a; KICK #a,#b u1,u2 pairs them.
         "KICK" => match (p(0), p(1)) {
-            (Some(c), Some(nicks)) => {
-                if !is_channel(c) {
-                    return steps(vec![no_such_channel(c)]);
-                }
+            (Some(chans), Some(nicks)) => {
                 let reason = p(2).map(clean_text).filter(|r| !r.is_empty());
+                let chans: Vec<&str> = chans.split(',').filter(|c| !c.is_empty()).collect();
+                let nicks: Vec<&str> = nicks.split(',').filter(|n| !n.is_empty()).collect();
+                if chans.is_empty() || nicks.is_empty() {
+                    return need_more("KICK");
+                }
+                let pairs: Vec<(&str, &str)> = match chans.len() {
+                    1 => nicks.iter().map(|n| (chans[0], *n)).collect(),
+                    _ => chans.iter().copied().zip(nicks.iter().copied()).collect(),
+                };
                 steps(
-                    nicks
-                        .split(',')
-                        .filter(|n| !n.is_empty())
-                        .map(|n| {
-                            Step::Hub(Command::Kick {
+                    pairs
+                        .into_iter()
+                        .map(|(c, n)| match is_channel(c) {
+                            true => Step::Hub(Command::Kick {
                                 room: c.to_string(),
                                 nick: n.to_string(),
                                 reason: reason.clone(),
-                            })
+                            }),
+                            false => no_such_channel(c),
                         })
                         .collect(),
                 )
             }
             _ => need_more("KICK"),
         },
+        "INVITE" if m.params.is_empty() => hub(Command::Invites),
         "INVITE" => match (p(0), p(1)) {
             (Some(n), Some(c)) if is_channel(c) => hub(Command::Invite {
                 nick: n.to_string(),
@@ -489,7 +684,7 @@ pub fn mode_changes(params: &[&str]) -> Vec<ModeChange> {
             '+' => add = true,
             '-' => add = false,
             _ => {
-                let takes = matches!(c, 'b' | 'k' | 'o' | 'v') || (c == 'l' && add);
+                let takes = matches!(c, 'b' | 'e' | 'I' | 'k' | 'o' | 'v') || (c == 'l' && add);
                 let arg = if takes {
                     if with_args == MODES_PER_COMMAND {
                         break;
@@ -616,7 +811,13 @@ mod tests {
                 &["Input line was too long"]
             ))
         );
-        assert_eq!(decode_line("@+typing=active TAGMSG #a"), Input::Nothing);
+        assert_eq!(
+            decode_line("@+typing=active;other=x TAGMSG #a"),
+            Input::Steps(vec![Step::Hub(Command::TagMsg {
+                target: Target::Room("#a".into()),
+                tags: Arc::from([(Arc::from("+typing"), Arc::from("active"))]),
+            })])
+        );
     }
 
     #[test]

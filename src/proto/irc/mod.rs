@@ -9,20 +9,24 @@
 //! `@time=`) and shared; replies that carry the recipient's nick (numerics)
 //! are rendered per recipient with a [`Ctx`].
 
+pub mod about;
 pub mod decode;
+pub mod labeled;
 pub mod numerics;
 pub mod parse;
+pub mod readmarker;
 pub mod render;
 pub mod sasl;
 pub mod services;
 pub mod session;
+pub mod whox;
 
 use std::sync::Arc;
 
 /// Room modes natter knows, as ISUPPORT `CHANMODES` lists them: list modes,
 /// modes that always take an argument, modes that take one only when set,
 /// and flags.
-pub const CHANMODES: &str = "b,k,l,imnt";
+pub const CHANMODES: &str = "beI,k,l,imnpst";
 /// Room member prefixes, ISUPPORT `PREFIX`.
 pub const PREFIX: &str = "(ov)@+";
 /// Most mode changes with an argument in one `MODE` command (ISUPPORT `MODES`).
@@ -39,14 +43,22 @@ pub const CAPS: &[&str] = &[
     "account-tag",
     "away-notify",
     "batch",
+    "cap-notify",
+    "draft/no-implicit-names",
+    "draft/read-marker",
     "draft/chathistory",
     "draft/event-playback",
     "echo-message",
     "extended-join",
+    "extended-monitor",
+    "invite-notify",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "sasl",
     "server-time",
+    "setname",
+    "userhost-in-names",
 ];
 
 /// Capabilities one client has enabled.
@@ -66,6 +78,18 @@ pub struct Caps {
     pub multi_prefix: bool,
     pub sasl: bool,
     pub server_time: bool,
+    pub userhost_in_names: bool,
+    pub extended_monitor: bool,
+    pub setname: bool,
+    pub labeled_response: bool,
+    pub read_marker: bool,
+    /// No `NAMES` after one's own `JOIN` (the client asks when it wants them).
+    pub no_implicit_names: bool,
+    /// Told of invitations into rooms one operates.
+    pub invite_notify: bool,
+    /// Told of capabilities coming and going (natter's never change while
+    /// it runs, so this asks for nothing more).
+    pub cap_notify: bool,
 }
 
 impl Caps {
@@ -84,10 +108,26 @@ impl Caps {
             "multi-prefix" => &mut self.multi_prefix,
             "sasl" => &mut self.sasl,
             "server-time" => &mut self.server_time,
+            "userhost-in-names" => &mut self.userhost_in_names,
+            "extended-monitor" => &mut self.extended_monitor,
+            "setname" => &mut self.setname,
+            "labeled-response" => &mut self.labeled_response,
+            "draft/read-marker" => &mut self.read_marker,
+            "draft/no-implicit-names" => &mut self.no_implicit_names,
+            "invite-notify" => &mut self.invite_notify,
+            "cap-notify" => &mut self.cap_notify,
             _ => return false,
         };
         *slot = on;
         true
+    }
+
+    /// Which tags shared events carry for this client.
+    pub fn tagging(&self) -> render::Tagging {
+        render::Tagging {
+            time: self.server_time,
+            message_tags: self.message_tags,
+        }
     }
 
     /// The enabled capabilities, space-separated (for `CAP LIST`).
@@ -128,8 +168,11 @@ pub enum Reply {
         context: Vec<String>,
         text: &'static str,
     },
-    /// An empty `chathistory` batch for `target` (nothing is kept for it).
-    EmptyHistory { target: String },
+    /// `:server VERB params…` with no trailing parameter (`MARKREAD`).
+    Verb {
+        verb: &'static str,
+        params: Vec<String>,
+    },
     /// `AUTHENTICATE <data>` (SASL; `+` for nothing).
     Authenticate(String),
     /// `:Service!Service@services.<server> NOTICE <nick> :<text>`.
@@ -158,11 +201,14 @@ pub struct ServerInfo {
     pub isupport: Vec<String>,
     /// Lines of the message of the day.
     pub motd: Vec<String>,
+    /// One line about the server (`LINKS`, `VERSION`).
+    pub description: String,
 }
 
 /// The settings [`ServerInfo`] advertises.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    pub monitor_limit: usize,
     /// Most lines one CHATHISTORY request returns (ISUPPORT `CHATHISTORY`).
     pub history_max_lines: usize,
     pub max_nick_chars: usize,
@@ -177,35 +223,43 @@ impl ServerInfo {
     pub fn new(name: &str, limits: &Limits, started_ms: u64) -> ServerInfo {
         let isupport = vec![
             format!("AWAYLEN={AWAY_LEN}"),
+            "BOT=B".to_string(),
             // natter folds nicks with Unicode lower case: for ASCII nicks this
             // is exactly `ascii` ([]\~ are not folded). See docs/PROTOCOL.md.
             "CASEMAPPING=ascii".to_string(),
             format!("CHATHISTORY={}", limits.history_max_lines),
             format!("CHANLIMIT=#:{}", limits.max_rooms_per_user),
             format!("CHANMODES={CHANMODES}"),
+            "EXCEPTS=e".to_string(),
+            "EXTBAN=,m".to_string(),
+            "INVEX=I".to_string(),
             format!("CHANNELLEN={}", limits.max_room_chars + 1),
             "CHANTYPES=#".to_string(),
-            "ELIST=MNU".to_string(),
+            "ELIST=CMNTU".to_string(),
             format!("KEYLEN={KEY_LEN}"),
             format!("KICKLEN={REASON_LEN}"),
             "LINELEN=512".to_string(),
-            format!("MAXLIST=b:{}", limits.max_bans),
+            format!("MAXLIST=beI:{}", limits.max_bans),
             "MSGREFTYPES=msgid,timestamp".to_string(),
             format!("MODES={MODES_PER_COMMAND}"),
+            format!("MONITOR={}", limits.monitor_limit),
             format!("NETWORK={name}"),
             format!("NICKLEN={}", limits.max_nick_chars),
             format!("PREFIX={PREFIX}"),
             "SAFELIST".to_string(),
+            "STATUSMSG=@+".to_string(),
             format!("TARGMAX=JOIN:,KICK:,NAMES:,NOTICE:{MAX_TARGETS},PART:,PRIVMSG:{MAX_TARGETS},WHOIS:1"),
             format!("TOPICLEN={}", limits.topic_len),
             format!("USERLEN={USER_LEN}"),
             "UTF8ONLY".to_string(),
+            "WHOX".to_string(),
         ];
         let motd = vec![
             format!("- Welcome to {name}, a natter chat server."),
             "- IRC, telnet and JSON-lines users share the same rooms:".to_string(),
             "- #room here is room `room` for everyone else.".to_string(),
-            "- Everybody starts in the default room; /join more, /part to leave.".to_string(),
+            "- /join the rooms you like (text users start in the default one), /part to leave."
+                .to_string(),
         ];
         ServerInfo {
             name: name.into(),
@@ -213,6 +267,7 @@ impl ServerInfo {
             created: iso8601(started_ms),
             isupport,
             motd,
+            description: "natter chat server".into(),
         }
     }
 }

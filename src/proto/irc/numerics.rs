@@ -15,13 +15,24 @@ pub const RPL_LUSEROP: u16 = 252;
 pub const RPL_LUSERUNKNOWN: u16 = 253;
 pub const RPL_LUSERCHANNELS: u16 = 254;
 pub const RPL_LUSERME: u16 = 255;
+pub const RPL_ADMINME: u16 = 256;
+pub const RPL_ADMINLOC1: u16 = 257;
+pub const RPL_ADMINLOC2: u16 = 258;
+pub const RPL_ADMINEMAIL: u16 = 259;
 pub const RPL_LOCALUSERS: u16 = 265;
 pub const RPL_GLOBALUSERS: u16 = 266;
 pub const RPL_AWAY: u16 = 301;
+pub const RPL_USERHOST: u16 = 302;
+pub const RPL_ISON: u16 = 303;
 pub const RPL_UNAWAY: u16 = 305;
 pub const RPL_NOWAWAY: u16 = 306;
 pub const RPL_WHOISUSER: u16 = 311;
 pub const RPL_WHOISSERVER: u16 = 312;
+pub const RPL_WHOISOPERATOR: u16 = 313;
+pub const RPL_WHOISBOT: u16 = 335;
+pub const RPL_INVITELIST: u16 = 336;
+pub const RPL_ENDOFINVITELIST: u16 = 337;
+pub const RPL_WHOWASUSER: u16 = 314;
 pub const RPL_ENDOFWHO: u16 = 315;
 pub const RPL_WHOISIDLE: u16 = 317;
 pub const RPL_ENDOFWHOIS: u16 = 318;
@@ -36,22 +47,36 @@ pub const RPL_NOTOPIC: u16 = 331;
 pub const RPL_TOPIC: u16 = 332;
 pub const RPL_TOPICWHOTIME: u16 = 333;
 pub const RPL_INVITING: u16 = 341;
+pub const RPL_INVEXLIST: u16 = 346;
+pub const RPL_ENDOFINVEXLIST: u16 = 347;
+pub const RPL_EXCEPTLIST: u16 = 348;
+pub const RPL_ENDOFEXCEPTLIST: u16 = 349;
 pub const RPL_VERSION: u16 = 351;
 pub const RPL_WHOREPLY: u16 = 352;
+pub const RPL_WHOSPCRPL: u16 = 354;
 pub const RPL_NAMREPLY: u16 = 353;
+pub const RPL_LINKS: u16 = 364;
+pub const RPL_ENDOFLINKS: u16 = 365;
 pub const RPL_ENDOFNAMES: u16 = 366;
+pub const RPL_ENDOFWHOWAS: u16 = 369;
+pub const RPL_INFO: u16 = 371;
+pub const RPL_ENDOFINFO: u16 = 374;
 pub const RPL_BANLIST: u16 = 367;
 pub const RPL_ENDOFBANLIST: u16 = 368;
 pub const RPL_MOTD: u16 = 372;
 pub const RPL_MOTDSTART: u16 = 375;
 pub const RPL_ENDOFMOTD: u16 = 376;
+pub const RPL_YOUREOPER: u16 = 381;
+pub const RPL_REHASHING: u16 = 382;
 pub const RPL_TIME: u16 = 391;
 
 pub const ERR_UNKNOWNERROR: u16 = 400;
 pub const ERR_NOSUCHNICK: u16 = 401;
+pub const ERR_NOSUCHSERVER: u16 = 402;
 pub const ERR_NOSUCHCHANNEL: u16 = 403;
 pub const ERR_CANNOTSENDTOCHAN: u16 = 404;
 pub const ERR_TOOMANYCHANNELS: u16 = 405;
+pub const ERR_WASNOSUCHNICK: u16 = 406;
 pub const ERR_TOOMANYTARGETS: u16 = 407;
 pub const ERR_NOORIGIN: u16 = 409;
 pub const ERR_INVALIDCAPCMD: u16 = 410;
@@ -79,9 +104,21 @@ pub const ERR_BADCHANNELKEY: u16 = 475;
 pub const ERR_BANLISTFULL: u16 = 478;
 pub const ERR_BADCHANNAME: u16 = 479;
 pub const ERR_UNAVAILRESOURCE: u16 = 437;
+pub const ERR_NOPRIVILEGES: u16 = 481;
 pub const ERR_CHANOPRIVSNEEDED: u16 = 482;
+pub const ERR_NOOPERHOST: u16 = 491;
 pub const ERR_UMODEUNKNOWNFLAG: u16 = 501;
 pub const ERR_USERSDONTMATCH: u16 = 502;
+pub const ERR_HELPNOTFOUND: u16 = 524;
+pub const RPL_HELPSTART: u16 = 704;
+pub const RPL_HELPTXT: u16 = 705;
+pub const RPL_ENDOFHELP: u16 = 706;
+pub const ERR_INVALIDMODEPARAM: u16 = 696;
+pub const RPL_MONONLINE: u16 = 730;
+pub const RPL_MONOFFLINE: u16 = 731;
+pub const RPL_MONLIST: u16 = 732;
+pub const RPL_ENDOFMONLIST: u16 = 733;
+pub const ERR_MONLISTFULL: u16 = 734;
 
 // SASL and accounts (IRCv3 sasl-3.1/3.2).
 pub const RPL_LOGGEDIN: u16 = 900;
@@ -129,7 +166,16 @@ pub fn for_error(code: ErrorCode) -> Option<(u16, &'static str)> {
             ERR_NICKNAMEINUSE,
             "Nickname is registered to an account: log in to use it",
         ),
+        ErrorCode::InvalidModeParam => (ERR_INVALIDMODEPARAM, "Invalid mode parameter"),
+        ErrorCode::NoPrivileges => (
+            ERR_NOPRIVILEGES,
+            "Permission Denied- You're not an IRC operator",
+        ),
+        ErrorCode::NoOperHost => (ERR_NOOPERHOST, "No O-lines for your host"),
+        ErrorCode::WasNoSuchNick => (ERR_WASNOSUCHNICK, "There was no such nickname"),
+        ErrorCode::MonListFull => (ERR_MONLISTFULL, "Monitor list is full."),
         ErrorCode::InvalidUtf8
+        | ErrorCode::Disabled
         | ErrorCode::AuthFailed
         | ErrorCode::Throttled
         | ErrorCode::AccountExists

@@ -6,9 +6,12 @@
 
 use super::numerics::*;
 use super::parse::MAX_BODY;
+use super::Caps;
 use super::{iso8601, truncate, Ctx, Reply};
 use crate::proto::listing::{Page, PageBody};
-use crate::proto::{ErrorCode, Event, EventBody, Fact, MemberInfo, ModeChange, Refusal, Subject};
+use crate::proto::{
+    ErrorCode, Event, EventBody, Fact, MemberInfo, ModeChange, Refusal, Subject, Visibility,
+};
 
 /// True for events that look the same to every recipient: they are
 /// rendered once per flavour by [`shared`]; everything else goes through
@@ -28,7 +31,82 @@ pub fn is_shared(body: &EventBody) -> bool {
             | EventBody::ModeChanged { .. }
             | EventBody::Away { .. }
             | EventBody::Ping { .. }
+            | EventBody::Wallops { .. }
+            | EventBody::TagMsg { .. }
+            | EventBody::RealnameChanged { .. }
+            | EventBody::StatusMessage { .. }
     )
+}
+
+/// Which tags a client takes on shared events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tagging {
+    /// `server-time`: `time=`.
+    pub time: bool,
+    /// `message-tags`: `msgid=` and the sender's client-only tags.
+    pub message_tags: bool,
+}
+
+/// The message id of events that have one.
+fn msg_id(body: &EventBody) -> Option<crate::proto::MsgId> {
+    match body {
+        EventBody::Message { id, .. }
+        | EventBody::Private { id, .. }
+        | EventBody::Notice { id, .. }
+        | EventBody::TagMsg { id, .. }
+        | EventBody::TopicChanged { id, .. }
+        | EventBody::StatusMessage { id, .. } => Some(*id),
+        _ => None,
+    }
+}
+
+/// Appends a tag value escaped as IRCv3 message-tags says.
+pub fn escape_tag(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            ';' => out.push_str("\\:"),
+            ' ' => out.push_str("\\s"),
+            '\\' => out.push_str("\\\\"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The tag section (without `@`) of `ev` for a client taking `t`.
+pub(super) fn tag_section(ev: &Event, t: Tagging) -> Option<String> {
+    let mut s = String::new();
+    if t.time {
+        s.push_str("time=");
+        s.push_str(&iso8601(ev.at_ms));
+    }
+    if t.message_tags {
+        if ev.bot {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str("bot");
+        }
+        if let Some(id) = msg_id(&ev.body) {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str("msgid=");
+            s.push_str(&id.to_string());
+        }
+        for (k, v) in ev.tags.iter().flat_map(|t| t.iter()) {
+            if !s.is_empty() {
+                s.push(';');
+            }
+            s.push_str(k);
+            if !v.is_empty() {
+                s.push('=');
+                escape_tag(v, &mut s);
+            }
+        }
+    }
+    (!s.is_empty()).then_some(s)
 }
 
 /// Writes one line: `[@tags ]:source VERB middle… [:trailing]\r\n`. The part
@@ -100,8 +178,12 @@ pub fn split_text(text: &str, budget: usize) -> Vec<&str> {
     pieces
 }
 
-/// `PRIVMSG`/`NOTICE` lines for `text`, split to fit; `action` wraps each
-/// piece in CTCP ACTION.
+/// The longest message text an IRC client can send in one line
+/// (`PRIVMSG x :` and 499 bytes).
+const MAX_IRC_TEXT: usize = MAX_BODY - "PRIVMSG x :".len();
+
+/// `PRIVMSG`/`NOTICE` lines for `text`: cut to fit if it could have come in
+/// one IRC line, else split; `action` wraps each piece in CTCP ACTION.
 fn chat(
     out: &mut Vec<u8>,
     tags: Option<&str>,
@@ -114,7 +196,13 @@ fn chat(
     let overhead = 1 + source.len() + 1 + verb.len() + 1 + target.len() + 2;
     let ctcp = if action { 9 } else { 0 };
     let budget = MAX_BODY.saturating_sub(overhead + ctcp);
-    for piece in split_text(text, budget) {
+    // What fit in the sender's own IRC line loses only its overflow, as on
+    // any IRC server; longer text (from text or JSON users) is split.
+    let pieces = match text.len() <= MAX_IRC_TEXT {
+        true => vec![truncate(text, budget)],
+        false => split_text(text, budget),
+    };
+    for piece in pieces {
         if action {
             let wrapped = format!("\x01ACTION {piece}\x01");
             line(out, tags, source, verb, &[target], Some(&wrapped));
@@ -177,7 +265,16 @@ fn mode_groups(changes: &[ModeChange], fixed: usize) -> Vec<&[ModeChange]> {
 /// [`is_shared`]). `tagged`: prefix an IRCv3 `@time=` tag. Other events
 /// render as nothing here: they need a [`Ctx`].
 pub fn shared(ev: &Event, tagged: bool, out: &mut Vec<u8>) {
-    let tag = tagged.then(|| format!("time={}", iso8601(ev.at_ms)));
+    let tagging = Tagging {
+        time: tagged,
+        message_tags: false,
+    };
+    shared_tagged(ev, tagging, out)
+}
+
+/// [`shared`] with the tags `t` asks for.
+pub fn shared_tagged(ev: &Event, t: Tagging, out: &mut Vec<u8>) {
+    let tag = tag_section(ev, t);
     with_tags(ev, tag.as_deref(), out)
 }
 
@@ -239,7 +336,9 @@ pub(super) fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
         EventBody::NickChanged { old, new } => {
             line(out, tags, source(ev, old), "NICK", &[], Some(new))
         }
-        EventBody::TopicChanged { room, nick, topic } => line(
+        EventBody::TopicChanged {
+            room, nick, topic, ..
+        } => line(
             out,
             tags,
             source(ev, nick),
@@ -282,6 +381,33 @@ pub(super) fn with_tags(ev: &Event, tags: Option<&str>, out: &mut Vec<u8>) {
         EventBody::Ping { token } => {
             out.extend_from_slice(format!("PING :{token}\r\n").as_bytes());
         }
+        EventBody::Wallops { from, text } => {
+            line(out, tags, source(ev, from), "WALLOPS", &[], Some(text))
+        }
+        EventBody::StatusMessage {
+            room,
+            from,
+            text,
+            action,
+            notice,
+            voiced,
+            ..
+        } => {
+            let target = format!("{}#{room}", if *voiced { '+' } else { '@' });
+            let verb = if *notice { "NOTICE" } else { "PRIVMSG" };
+            chat(out, tags, source(ev, from), verb, &target, text, *action)
+        }
+        EventBody::RealnameChanged { nick, realname } => {
+            line(out, tags, source(ev, nick), "SETNAME", &[], Some(realname))
+        }
+        EventBody::TagMsg { from, room, to, .. } => {
+            let target = match (room, to) {
+                (Some(r), _) => chan(r),
+                (None, Some(t)) => t.to_string(),
+                (None, None) => return,
+            };
+            line(out, tags, source(ev, from), "TAGMSG", &[&target], None)
+        }
         _ => {}
     }
 }
@@ -301,10 +427,13 @@ const STRUCTURED: &[u16] = &[
     RPL_TOPICWHOTIME,
     RPL_INVITING,
     RPL_BANLIST,
+    RPL_EXCEPTLIST,
+    RPL_INVEXLIST,
+    RPL_INVITELIST,
 ];
 
 /// Writes `:server CODE nick params… :last`.
-fn numeric(out: &mut Vec<u8>, ctx: &Ctx, code: u16, params: &[&str]) {
+pub(super) fn numeric(out: &mut Vec<u8>, ctx: &Ctx, code: u16, params: &[&str]) {
     let plain_last = STRUCTURED.contains(&code);
     let code = format!("{code:03}");
     let mut middle = vec![ctx.nick];
@@ -339,6 +468,18 @@ fn notice(out: &mut Vec<u8>, ctx: &Ctx, text: &str) {
 /// Space-separated `items` in as many numerics as needed: each is
 /// `:server CODE nick <middle…> :<items…>` within the line limit.
 fn listed(out: &mut Vec<u8>, ctx: &Ctx, code: u16, middle: &[&str], items: &[String]) {
+    listed_by(out, ctx, code, middle, items, ' ')
+}
+
+/// [`listed`] with items joined by `sep` (`,` for MONITOR).
+fn listed_by(
+    out: &mut Vec<u8>,
+    ctx: &Ctx,
+    code: u16,
+    middle: &[&str],
+    items: &[String],
+    sep: char,
+) {
     let fixed = 1
         + ctx.info.name.len()
         + 5
@@ -358,13 +499,25 @@ fn listed(out: &mut Vec<u8>, ctx: &Ctx, code: u16, middle: &[&str], items: &[Str
             flush(&mut current, out);
         }
         if !current.is_empty() {
-            current.push(' ');
+            current.push(sep);
         }
         current.push_str(item);
     }
     if !current.is_empty() {
         flush(&mut current, out);
     }
+}
+
+/// `H`/`G` (here, gone), `*` (server operator), `B` (bot) and the room
+/// prefix: a `WHO` reply's flags.
+pub(super) fn who_flags(m: &MemberInfo, caps: Caps) -> String {
+    format!(
+        "{}{}{}{}",
+        if m.away { "G" } else { "H" },
+        if m.oper { "*" } else { "" },
+        if m.bot { "B" } else { "" },
+        prefix(m.op, m.voice, caps.multi_prefix)
+    )
 }
 
 /// The `@`/`+` prefix of a member: the highest, or all with multi-prefix.
@@ -377,11 +530,27 @@ fn prefix(op: bool, voice: bool, multi: bool) -> &'static str {
     }
 }
 
-fn member_names(members: &[MemberInfo], multi: bool) -> Vec<String> {
+/// `@nick` (or `@nick!user@host` with `userhost-in-names`) for each member.
+fn member_names(members: &[MemberInfo], caps: Caps) -> Vec<String> {
     members
         .iter()
-        .map(|m| format!("{}{}", prefix(m.op, m.voice, multi), m.nick))
+        .map(|m| {
+            let p = prefix(m.op, m.voice, caps.multi_prefix);
+            match caps.userhost_in_names {
+                true => format!("{p}{}!{}@{}", m.nick, m.user, m.host),
+                false => format!("{p}{}", m.nick),
+            }
+        })
         .collect()
+}
+
+/// The `RPL_NAMREPLY` symbol of a room: `=` public, `*` private, `@` secret.
+fn names_symbol(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "=",
+        Visibility::Private => "*",
+        Visibility::Secret => "@",
+    }
 }
 
 /// Renders an event for one recipient (numerics carry their nick).
@@ -389,7 +558,7 @@ fn member_names(members: &[MemberInfo], multi: bool) -> Vec<String> {
 pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
     let server = &*ctx.info.name;
     match &ev.body {
-        body if is_shared(body) => shared(ev, ctx.caps.server_time, out),
+        body if is_shared(body) => shared_tagged(ev, ctx.caps.tagging(), out),
         EventBody::Welcome { server, online } => notice(
             out,
             ctx,
@@ -415,7 +584,13 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 out,
                 ctx,
                 RPL_MYINFO,
-                &[server, &ctx.info.version, "i", "biklmnotv", "bklov"],
+                &[
+                    server,
+                    &ctx.info.version,
+                    "Biow",
+                    "Ibeiklmnopstv",
+                    "Ibeklov",
+                ],
             );
             for tokens in ctx.info.isupport.chunks(12) {
                 let mut params: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
@@ -429,6 +604,82 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             if let Some(p) = Page::of(body) {
                 page(&p, ctx, out)
             }
+        }
+        EventBody::Names { asked, rooms } => {
+            for r in rooms {
+                let room = chan(&r.room);
+                let names = member_names(&r.members, ctx.caps);
+                listed(
+                    out,
+                    ctx,
+                    RPL_NAMREPLY,
+                    &[names_symbol(r.visibility), &room],
+                    &names,
+                );
+            }
+            let asked: Vec<&str> = asked.iter().map(|a| &**a).collect();
+            let asked = super::decode::clean_word(&asked.join(","));
+            numeric(out, ctx, RPL_ENDOFNAMES, &[&asked, "End of /NAMES list"]);
+        }
+        EventBody::UserHosts { people } => {
+            let items: Vec<String> = people
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}{}={}{}@{}",
+                        p.nick,
+                        if p.oper { "*" } else { "" },
+                        if p.away { '-' } else { '+' },
+                        p.user,
+                        p.host
+                    )
+                })
+                .collect();
+            numeric(out, ctx, RPL_USERHOST, &[&items.join(" ")]);
+        }
+        EventBody::IsOn { nicks } => {
+            let nicks: Vec<&str> = nicks.iter().map(|n| &**n).collect();
+            numeric(out, ctx, RPL_ISON, &[&nicks.join(" ")]);
+        }
+        EventBody::WhoWas { nick, entries } => {
+            for e in entries {
+                numeric(
+                    out,
+                    ctx,
+                    RPL_WHOWASUSER,
+                    &[&e.nick, &e.user, &e.host, "*", &e.realname],
+                );
+                let when = iso8601(e.left_ms);
+                numeric(out, ctx, RPL_WHOISSERVER, &[&e.nick, server, &when]);
+            }
+            let nick = super::decode::clean_word(nick);
+            numeric(out, ctx, RPL_ENDOFWHOWAS, &[&nick, "End of WHOWAS"]);
+        }
+        EventBody::InviteList { rooms } => {
+            for r in rooms {
+                numeric(out, ctx, RPL_INVITELIST, &[&chan(r)]);
+            }
+            numeric(out, ctx, RPL_ENDOFINVITELIST, &["End of /INVITE list"]);
+        }
+        EventBody::MonOnline { people } => {
+            let items: Vec<String> = people.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONONLINE, &[], &items, ',');
+        }
+        EventBody::MonOffline { nicks } => {
+            let items: Vec<String> = nicks.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONOFFLINE, &[], &items, ',');
+        }
+        EventBody::MonList { nicks } => {
+            let items: Vec<String> = nicks.iter().map(|p| p.to_string()).collect();
+            listed_by(out, ctx, RPL_MONLIST, &[], &items, ',');
+            numeric(out, ctx, RPL_ENDOFMONLIST, &["End of MONITOR list"]);
+        }
+        EventBody::OperUp { .. } => {
+            numeric(out, ctx, RPL_YOUREOPER, &["You are now an IRC operator"])
+        }
+        EventBody::Rehashing => numeric(out, ctx, RPL_REHASHING, &["natter.toml", "Rehashing"]),
+        EventBody::Killed { by, reason } => {
+            closing(out, ctx, &format!("Killed ({by} ({reason}))"));
         }
         EventBody::TopicInfo { room, topic } => {
             let room = chan(room);
@@ -459,18 +710,26 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             let created = (created_ms / 1000).to_string();
             numeric(out, ctx, RPL_CREATIONTIME, &[&room, &created]);
         }
-        EventBody::BanList { room, bans } => {
+        EventBody::BanList { room, mode, bans } => {
             let room = chan(room);
+            let (item, end, text) = match mode {
+                'e' => (
+                    RPL_EXCEPTLIST,
+                    RPL_ENDOFEXCEPTLIST,
+                    "End of channel exception list",
+                ),
+                'I' => (
+                    RPL_INVEXLIST,
+                    RPL_ENDOFINVEXLIST,
+                    "End of channel invite exception list",
+                ),
+                _ => (RPL_BANLIST, RPL_ENDOFBANLIST, "End of channel ban list"),
+            };
             for b in bans {
                 let at = (b.set_at_ms / 1000).to_string();
-                numeric(out, ctx, RPL_BANLIST, &[&room, &b.mask, &b.set_by, &at]);
+                numeric(out, ctx, item, &[&room, &b.mask, &b.set_by, &at]);
             }
-            numeric(
-                out,
-                ctx,
-                RPL_ENDOFBANLIST,
-                &[&room, "End of channel ban list"],
-            );
+            numeric(out, ctx, end, &[&room, text]);
         }
         EventBody::AwayReply { nick, text } => numeric(out, ctx, RPL_AWAY, &[nick, text]),
         EventBody::AwayStatus { away: true } => numeric(
@@ -487,7 +746,10 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         ),
         EventBody::Invited { room, nick, target } => {
             let room = chan(room);
-            if **target == *ctx.nick {
+            if **nick == *ctx.nick && **target != *ctx.nick {
+                numeric(out, ctx, RPL_INVITING, &[target, &room]);
+            } else {
+                // to the invitee, and (invite-notify) to the room's operators
                 line(
                     out,
                     None,
@@ -496,8 +758,6 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                     &[target],
                     Some(&room),
                 );
-            } else {
-                numeric(out, ctx, RPL_INVITING, &[target, &room]);
             }
         }
         EventBody::Whois { nick, info } => {
@@ -523,6 +783,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                         let params = [&**nick, account, "is logged in as"];
                         numeric(out, ctx, RPL_WHOISACCOUNT, &params);
                     }
+                    if i.oper {
+                        numeric(out, ctx, RPL_WHOISOPERATOR, &[nick, "is an IRC operator"]);
+                    }
+                    if i.bot {
+                        numeric(out, ctx, RPL_WHOISBOT, &[nick, "is a bot"]);
+                    }
                     if let Some(away) = &i.away {
                         numeric(out, ctx, RPL_AWAY, &[nick, away]);
                     }
@@ -547,12 +813,22 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         EventBody::Lusers {
             users,
+            invisible,
+            opers,
             unregistered,
             rooms,
+            max_users,
         } => {
-            let clients = format!("There are {users} users and 0 invisible on 1 servers");
+            let visible = users - invisible.min(users);
+            let clients =
+                format!("There are {visible} users and {invisible} invisible on 1 servers");
             numeric(out, ctx, RPL_LUSERCLIENT, &[&clients]);
-            numeric(out, ctx, RPL_LUSEROP, &["0", "operator(s) online"]);
+            numeric(
+                out,
+                ctx,
+                RPL_LUSEROP,
+                &[&opers.to_string(), "operator(s) online"],
+            );
             let unknown = unregistered.to_string();
             numeric(
                 out,
@@ -568,11 +844,11 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
             );
             let me = format!("I have {users} clients and 0 servers");
             numeric(out, ctx, RPL_LUSERME, &[&me]);
-            let n = users.to_string();
-            let local = format!("Current local users {users}, max {users}");
-            numeric(out, ctx, RPL_LOCALUSERS, &[&n, &n, &local]);
-            let global = format!("Current global users {users}, max {users}");
-            numeric(out, ctx, RPL_GLOBALUSERS, &[&n, &n, &global]);
+            let (n, max) = (users.to_string(), max_users.to_string());
+            let local = format!("Current local users {users}, max {max_users}");
+            numeric(out, ctx, RPL_LOCALUSERS, &[&n, &max, &local]);
+            let global = format!("Current global users {users}, max {max_users}");
+            numeric(out, ctx, RPL_GLOBALUSERS, &[&n, &max, &global]);
         }
         EventBody::UserModes {
             nick,
@@ -588,9 +864,35 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         }
         EventBody::Refused(r) => refusal(r, ctx, out),
         EventBody::Info { text } => notice(out, ctx, text),
+        EventBody::HistoryTargets { targets } => {
+            // In a `draft/chathistory-targets` batch when the client takes batches.
+            let batch = ctx.caps.batch.then_some("t");
+            if let Some(id) = batch {
+                let start = [&*format!("+{id}"), "draft/chathistory-targets"];
+                line(out, None, server, "BATCH", &start, None);
+            }
+            let tag = batch.map(|id| format!("batch={id}"));
+            for (target, at_ms) in targets {
+                let params = ["TARGETS", &**target, &iso8601(*at_ms)];
+                line(out, tag.as_deref(), server, "CHATHISTORY", &params, None);
+            }
+            if let Some(id) = batch {
+                line(out, None, server, "BATCH", &[&format!("-{id}")], None);
+            }
+        }
         EventBody::History {
-            room, facts, asked, ..
-        } => history(room, facts, *asked, ctx, out),
+            room,
+            with,
+            facts,
+            asked,
+            ..
+        } => {
+            let target = match with {
+                Some(person) => super::decode::clean_word(person),
+                None => chan(room),
+            };
+            history(&target, facts, *asked, ctx, out)
+        }
         EventBody::Help => {
             notice(
                 out,
@@ -626,12 +928,30 @@ pub fn page(page: &Page, ctx: &Ctx, out: &mut Vec<u8>) {
                 numeric(out, ctx, RPL_LISTEND, &["End of /LIST"]);
             }
         }
-        PageBody::Names { room, members, .. } => {
-            let room = chan(room);
-            let names = member_names(members, ctx.caps.multi_prefix);
-            listed(out, ctx, RPL_NAMREPLY, &["=", &room], &names);
+        PageBody::Names {
+            room,
+            visibility,
+            members,
+            asked,
+            ..
+        } => {
+            if !room.is_empty() {
+                let room = chan(room);
+                let names = member_names(members, ctx.caps);
+                listed(
+                    out,
+                    ctx,
+                    RPL_NAMREPLY,
+                    &[names_symbol(visibility), &room],
+                    &names,
+                );
+            }
             if page.last {
-                numeric(out, ctx, RPL_ENDOFNAMES, &[&room, "End of /NAMES list"]);
+                let end = match asked {
+                    Some(asked) => super::decode::clean_word(asked),
+                    None => chan(room),
+                };
+                numeric(out, ctx, RPL_ENDOFNAMES, &[&end, "End of /NAMES list"]);
             }
         }
         PageBody::Who {
@@ -642,11 +962,7 @@ pub fn page(page: &Page, ctx: &Ctx, out: &mut Vec<u8>) {
         } => {
             let room = room.map(chan);
             for m in members {
-                let flags = format!(
-                    "{}{}",
-                    if m.away { "G" } else { "H" },
-                    prefix(m.op, m.voice, ctx.caps.multi_prefix)
-                );
+                let flags = who_flags(m, ctx.caps);
                 let real = format!("0 {}", m.realname);
                 let params = [
                     room.as_deref().unwrap_or("*"),
@@ -677,10 +993,12 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
     };
     let detail;
     let text = match (r.code, &r.detail) {
-        (ErrorCode::NickInvalid, Some(why)) => {
+        (ErrorCode::NickInvalid | ErrorCode::NickInUse, Some(why)) => {
             detail = format!("{text}: {why}");
             detail.as_str()
         }
+        (ErrorCode::InvalidModeParam, Some(why)) => why,
+        (ErrorCode::MonListFull, _) => "Monitor list is full.",
         _ => text,
     };
     // 501 names no mode; the others name what they are about.
@@ -696,11 +1014,15 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
             Subject::Command(c) => c.to_string(),
             Subject::Mode(m) => m.to_string(),
             Subject::Mask(m) => m.to_string(),
+            Subject::Value(v) => v.to_string(),
         })
         .collect();
     let mut params: Vec<&str> = about.iter().map(String::as_str).collect();
     if params.is_empty() && r.code == ErrorCode::NickInUse {
         params.push("*");
+    }
+    if let (ErrorCode::MonListFull, Some(limit)) = (r.code, &r.detail) {
+        params.insert(0, limit); // 734 <limit> <targets>
     }
     params.push(text);
     numeric(out, ctx, num, &params);
@@ -709,14 +1031,16 @@ fn refusal(r: &Refusal, ctx: &Ctx, out: &mut Vec<u8>) {
 /// A room's history: in a `chathistory` batch when the client asked with
 /// CHATHISTORY and has `batch`, each line with its `time` (server-time) and
 /// `msgid` (message-tags), so clients can place and de-duplicate them.
-pub fn history(room: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut Vec<u8>) {
+/// A `chathistory` batch for `target` (`#room`, or the person of a
+/// private history).
+pub fn history(target: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut Vec<u8>) {
     let server = &*ctx.info.name;
     let batch = (asked && ctx.caps.batch).then(|| match facts.first() {
         Some(f) => format!("h{}", f.seq),
         None => "h0".to_string(),
     });
     if let Some(id) = &batch {
-        let params = [format!("+{id}"), "chathistory".into(), chan(room)];
+        let params = [format!("+{id}"), "chathistory".into(), target.to_string()];
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         line(out, None, server, "BATCH", &params, None);
     }
@@ -779,16 +1103,9 @@ pub fn render_reply(r: &Reply, ctx: &Ctx, out: &mut Vec<u8>) {
             params.extend(context.iter().map(String::as_str));
             line(out, None, server, "FAIL", &params, Some(text));
         }
-        Reply::EmptyHistory { target } => {
-            line(
-                out,
-                None,
-                server,
-                "BATCH",
-                &["+h0", "chathistory", target],
-                None,
-            );
-            line(out, None, server, "BATCH", &["-h0"], None);
+        Reply::Verb { verb, params } => {
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            line(out, None, server, verb, &params, None);
         }
         Reply::Motd => {
             if ctx.info.motd.is_empty() {
@@ -815,6 +1132,7 @@ mod tests {
         ServerInfo::new(
             "natter",
             &Limits {
+                monitor_limit: 100,
                 history_max_lines: 1000,
                 max_nick_chars: 30,
                 max_room_chars: 50,
@@ -901,12 +1219,15 @@ mod tests {
                 host: "h".into(),
                 realname: "r".into(),
                 away: false,
+                oper: false,
+                bot: false,
                 op: i == 0,
                 voice: i < 2,
             })
             .collect();
         let ev = Event::new(EventBody::Members {
             room: "lobby".into(),
+            visibility: crate::proto::Visibility::Public,
             members,
         });
         for multi in [false, true] {

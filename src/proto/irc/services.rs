@@ -7,7 +7,7 @@
 
 use super::decode::{Input, Step};
 use super::parse::Message;
-use super::render::{chan, line, with_tags};
+use super::render::{chan, escape_tag, line, tag_section, with_tags};
 use super::{iso8601, Caps, Ctx, Reply};
 use crate::proto::{AccountEvent, AccountRequest, Command, Event, EventBody};
 
@@ -171,14 +171,16 @@ pub fn decorated(ev: &Event, caps: Caps, out: &mut Vec<u8>) -> Option<()> {
     if !join && !tag {
         return None;
     }
-    let mut tags = Vec::new();
-    if caps.server_time {
-        tags.push(format!("time={}", iso8601(ev.at_ms)));
-    }
+    // server-time and message-tags as for everyone, plus the account.
+    let mut tags = tag_section(ev, caps.tagging()).unwrap_or_default();
     if let (true, Some(a)) = (tag, &actor.account) {
-        tags.push(format!("account={a}"));
+        if !tags.is_empty() {
+            tags.push(';');
+        }
+        tags.push_str("account=");
+        escape_tag(a, &mut tags);
     }
-    let tags = (!tags.is_empty()).then(|| tags.join(";"));
+    let tags = (!tags.is_empty()).then_some(tags);
     match &ev.body {
         EventBody::Joined { room, nick, .. } if join => {
             let src = ev.source.as_deref().unwrap_or(nick);

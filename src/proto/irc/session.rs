@@ -8,25 +8,42 @@
 use std::sync::{Arc, OnceLock};
 
 use super::decode::{self, Cap, Input, Step};
+use super::labeled;
 use super::numerics::*;
+use super::readmarker::ReadMarkers;
 use super::sasl::{self, Sasl};
-use super::{render, services, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use super::whox::{self, Whox};
+use super::{about, render, services, Caps, Ctx, Reply, ServerInfo, CAPS, USER_LEN};
+use crate::proto::line::LineError;
+use crate::proto::listing::{Page, PageBody};
+use crate::proto::oper::OperError;
 use crate::proto::session::{
-    shared_name, Chat, Goodbye, HistoryRequest, Protocol, Replay, SessionConfig,
+    shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
 use crate::proto::{
     AccountEvent, AccountRequest, Command, Event, EventBody, Flavor, Name, Outcome, Password,
-    Profile,
+    Profile, Target,
 };
+
+/// Most WHOs awaiting their answer whose WHOX fields a session remembers.
+const MAX_PENDING_WHO: usize = 16;
+/// Most labeled commands awaiting their answers; more are answered unlabeled.
+const MAX_PENDING_LABELS: usize = 64;
+/// Refused `OPER`s after which a connection's passwords are not checked.
+const MAX_OPER_FAILURES: u8 = 3;
 
 /// One IRC connection's protocol state.
 pub struct IrcSession {
     info: Arc<ServerInfo>,
     /// The server password, if one is required.
     password: Option<String>,
+    /// The room to join on registering (empty: none).
     default_room: String,
     /// The cloaked host shown as `nick!user@host`.
     host: Name,
+    /// The real address, for oper host masks.
+    ip: Name,
+    opers: OperBook,
     /// Shown username (`~ident`) once `USER` was given.
     user: String,
     pass: Option<String>,
@@ -39,6 +56,13 @@ pub struct IrcSession {
     /// Inside `CAP LS`/`REQ` … `CAP END`: registration waits.
     negotiating: bool,
     caps: Caps,
+    /// WHOX fields of the WHOs for masks sent and not answered yet, oldest
+    /// first (`None`: a plain WHO).
+    whox: std::collections::VecDeque<Option<Whox>>,
+    /// The same for `WHO #room`, answered in pages…
+    whox_pages: std::collections::VecDeque<Option<Whox>>,
+    /// …and the fields of the one being paged out.
+    paged_whox: Option<Whox>,
     /// The nick as of the events written so far (`*` before registration):
     /// numerics carry it and echo filtering compares with it.
     out_nick: String,
@@ -53,15 +77,36 @@ pub struct IrcSession {
     pass_answered: bool,
     /// Something was asked of the accounts and not answered yet: lines wait.
     waiting: bool,
+    /// Labels of commands sent and not answered yet (`labeled-response`).
+    labels: std::collections::VecDeque<String>,
+    /// While a labeled command's answers are written: its label, and the
+    /// first line or the open batch.
+    labeling: Option<labeled::Labeled>,
+    /// Numbers the labeled-response batches.
+    batches: u64,
+    /// How far this client has read each target (`draft/read-marker`).
+    read_markers: ReadMarkers,
+    /// `OPER` attempts refused so far.
+    oper_failures: u8,
 }
 
 impl IrcSession {
     pub fn new(config: &SessionConfig) -> IrcSession {
         IrcSession {
             info: config.irc_info.clone(),
+            labels: Default::default(),
+            labeling: None,
+            batches: 0,
+            read_markers: ReadMarkers::default(),
+            oper_failures: 0,
             password: config.irc_password.clone(),
-            default_room: config.default_room.clone(),
+            default_room: match config.irc_auto_join {
+                true => config.default_room.clone(),
+                false => String::new(),
+            },
             host: config.host.clone(),
+            ip: config.ip.clone(),
+            opers: config.opers.clone(),
             user: "~user".into(),
             pass: None,
             nick: None,
@@ -69,6 +114,9 @@ impl IrcSession {
             user_params: None,
             negotiating: false,
             caps: Caps::default(),
+            whox: Default::default(),
+            whox_pages: Default::default(),
+            paged_whox: None,
             out_nick: "*".into(),
             replay: Replay {
                 default_room: String::new(), // JOINs name their rooms
@@ -155,6 +203,10 @@ impl IrcSession {
                 let mut probe = self.caps;
                 let known = !wanted.is_empty() && wanted.iter().all(|(n, on)| probe.set(n, *on));
                 let sub = if known {
+                    if probe.extended_monitor != self.caps.extended_monitor {
+                        let on = probe.extended_monitor;
+                        chat.execute(Command::WatchDetails { on });
+                    }
                     self.caps = probe;
                     "ACK"
                 } else {
@@ -172,6 +224,39 @@ impl IrcSession {
             ),
         }
         Outcome::Continue
+    }
+
+    /// `OPER name password`: checks the block's host mask and password
+    /// here (slow on purpose, so outside the chat lock), then tells the hub.
+    fn oper(&mut self, chat: &mut dyn Chat, name: &str, password: &str) -> Outcome {
+        let opers = match self.opers.read() {
+            Ok(book) => book.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let ident = self.user_params.as_ref().map_or("", |(u, _)| u.as_str());
+        // Each check hashes (slow on purpose): after a few wrong ones this
+        // connection is not checked any more.
+        let checked = match self.oper_failures < MAX_OPER_FAILURES {
+            true => opers.check(name, password, ident, &self.ip),
+            false => Err(OperError::WrongPassword),
+        };
+        match checked {
+            Ok(()) => self.run(
+                chat,
+                Command::OperUp {
+                    name: name.to_string(),
+                },
+            ),
+            Err(why) => {
+                self.oper_failures = self.oper_failures.saturating_add(1);
+                tracing::info!("OPER {name:?} refused: {why:?}");
+                self.push(
+                    chat,
+                    Reply::numeric(ERR_PASSWDMISMATCH, &["Password incorrect"]),
+                );
+                Outcome::Refused
+            }
+        }
     }
 
     /// Registers once `NICK` and `USER` are in and `CAP` negotiation is
@@ -235,50 +320,54 @@ impl IrcSession {
             _ => Outcome::Continue,
         }
     }
-}
 
-impl Protocol for IrcSession {
-    fn name(&self) -> &'static str {
-        "irc"
-    }
-
-    fn start(&mut self, chat: &mut dyn Chat) {
-        static USER: OnceLock<Name> = OnceLock::new();
-        static REALNAME: OnceLock<Name> = OnceLock::new();
-        let profile = Profile {
-            user: shared_name(&USER, "~user"),
-            realname: shared_name(&REALNAME, "natter IRC user"),
-            auto_join: false,
-        };
-        chat.execute(Command::Identify(profile));
-    }
-
-    /// IRC line limits: 512 bytes plus 4096 of tags, whatever
-    /// `max_line_bytes` says, and no telnet stripping.
-    fn framing(&self, _max_line_bytes: usize) -> (usize, bool) {
-        (super::parse::MAX_LINE, false)
-    }
-
-    fn heartbeat(&self) -> bool {
-        true
-    }
-
-    /// How shared events are rendered for this client.
-    fn flavor(&self) -> Flavor {
-        match self.caps.server_time {
-            true => Flavor::IrcTagged,
-            false => Flavor::Irc,
+    /// Whether `ev` answers this client's own command (server replies, and
+    /// what it did itself), as opposed to something others did or sent it.
+    fn answers_me(&self, ev: &Event) -> bool {
+        let me = self.out_nick.as_str();
+        match &ev.body {
+            EventBody::Private { to, .. }
+            | EventBody::Notice { to: Some(to), .. }
+            | EventBody::TagMsg { to: Some(to), .. }
+                if **to == *me && !ev.echo =>
+            {
+                false // received, even from itself
+            }
+            _ => match ev.source.as_deref() {
+                Some(src) => src.split('!').next() == Some(me),
+                None => true,
+            },
         }
     }
 
-    fn registered(&self) -> bool {
-        self.registered
-    }
-
-    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+    /// Handles one line (its label, if any, is the caller's business).
+    fn handle_line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         let registered = self.registered;
         match decode::decode_line(line) {
             Input::Nothing => {}
+            Input::MarkRead { .. } if !registered => self.push(
+                chat,
+                Reply::numeric(ERR_NOTREGISTERED, &["You have not registered"]),
+            ),
+            Input::MarkRead { target, value } => {
+                let reply = match value {
+                    None => Ok(self.read_markers.get(&target)),
+                    Some(v) => self.read_markers.set(&target, &v),
+                };
+                let reply = match reply {
+                    Ok(mark) => Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target, mark],
+                    },
+                    Err(_) => Reply::Fail {
+                        command: "MARKREAD",
+                        code: "INVALID_PARAMS",
+                        context: vec![target],
+                        text: "The timestamp is not valid",
+                    },
+                };
+                self.push(chat, reply);
+            }
             Input::Reply(r) => self.push(chat, r),
             Input::Ping(token) => self.push(chat, Reply::Pong { token }),
             Input::Quit(reason) => {
@@ -321,14 +410,68 @@ impl Protocol for IrcSession {
             ),
             Input::Motd => self.push(chat, Reply::Motd),
             Input::Account(request) => self.ask(chat, request),
-            Input::History { room, query, limit } => chat.history(HistoryRequest {
+            Input::Help(subject) => {
+                for r in about::help(subject.as_deref()) {
+                    self.push(chat, r);
+                }
+            }
+            Input::About(kind, target) => {
+                for r in about::about(kind, target.as_deref(), &self.info) {
+                    self.push(chat, r);
+                }
+            }
+            Input::Oper { name, password } => return self.oper(chat, &name, &password),
+            Input::Who { target, whox } => {
+                // `WHO #room` is answered in pages, a mask by an event: two
+                // queues, each in the order the answers come. At most a few
+                // remembered: a client cannot make them grow.
+                let pending = match target {
+                    Target::Room(_) => &mut self.whox_pages,
+                    Target::Person(_) => &mut self.whox,
+                };
+                if pending.len() >= MAX_PENDING_WHO {
+                    pending.pop_front();
+                }
+                pending.push_back(whox);
+                return self.run(chat, Command::WhoDetail { target });
+            }
+            // A channel one is not in (or that does not exist) is not a
+            // valid target, and the answer does not tell which.
+            Input::History { sub, room, .. }
+                if decode::is_channel(&room) && !chat.in_room(&room) =>
+            {
+                self.push(
+                    chat,
+                    Reply::Fail {
+                        command: "CHATHISTORY",
+                        code: "INVALID_TARGET",
+                        context: vec![sub, decode::clean_word(&room)],
+                        text: "Messages could not be retrieved",
+                    },
+                )
+            }
+            Input::HistoryTargets(request) => chat.history_targets(request),
+            // A nick: the private lines with them (kept between accounts).
+            Input::History {
+                room, query, limit, ..
+            } if !decode::is_channel(&room) => chat.history(HistoryRequest {
+                room: None,
+                with: Some(room),
+                query,
+                limit,
+                events: false,
+                asked: true,
+            }),
+            Input::History {
+                room, query, limit, ..
+            } => chat.history(HistoryRequest {
                 room: Some(room),
+                with: None,
                 query,
                 limit,
                 events: self.caps.event_playback,
                 asked: true,
             }),
-            Input::Help => self.reply(EventBody::Help, chat),
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
@@ -348,7 +491,7 @@ impl Protocol for IrcSession {
     /// Renders one event into `out`, or nothing when this client did not
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
-    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+    fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
         self.waiting &= !crate::proto::account::answers_request(&ev.body);
         if self.pass_pending {
             let answered = match &ev.body {
@@ -377,8 +520,27 @@ impl Protocol for IrcSession {
         let me = self.out_nick.as_str();
         let echo = self.caps.echo_message;
         let skip = match &ev.body {
+            EventBody::TagMsg { .. } if !self.caps.message_tags => true,
+            // The sender's copy of a line to itself: only with echo-message.
+            _ if ev.echo => !echo,
             EventBody::Away { .. } => !self.caps.away_notify,
+            EventBody::RealnameChanged { .. } => !self.caps.setname,
+            // Others' invitations reach operators who asked (invite-notify).
+            EventBody::Invited { nick, target, .. } => {
+                **nick != *me && **target != *me && !self.caps.invite_notify
+            }
+            // IRC clients get Members only on joining (NAMES is Names).
+            EventBody::Members { .. } => self.caps.no_implicit_names,
+            EventBody::TagMsg {
+                from,
+                room: Some(_),
+                ..
+            } => !echo && **from == *me,
+            EventBody::TagMsg {
+                from, to: Some(to), ..
+            } => !echo && **from == *me && **to != *me,
             EventBody::Message { from, .. }
+            | EventBody::StatusMessage { from, .. }
             | EventBody::Notice {
                 from,
                 room: Some(_),
@@ -393,9 +555,41 @@ impl Protocol for IrcSession {
         if skip {
             return;
         }
+        if let EventBody::WhoReply {
+            room,
+            members,
+            mask,
+        } = &ev.body
+        {
+            if let Some(Some(whox)) = self.whox.pop_front() {
+                whox::render(
+                    &whox,
+                    room.as_deref(),
+                    members,
+                    &self.ctx(&self.out_nick),
+                    out,
+                );
+                let mask = decode::clean_word(mask);
+                let end = Reply::numeric(RPL_ENDOFWHO, &[&mask, "End of WHO list"]);
+                render::render_reply(&end, &self.ctx(&self.out_nick), out);
+                return;
+            }
+        }
         if render::is_shared(&ev.body) {
             if services::decorated(ev, self.caps, out).is_none() {
                 out.extend_from_slice(ev.rendered(self.flavor()));
+            }
+            // read-marker: on joining, the marker of the channel (before NAMES).
+            if let EventBody::Joined { room, nick, .. } = &ev.body {
+                if self.caps.read_marker && **nick == *self.out_nick {
+                    let target = render::chan(room);
+                    let mark = self.read_markers.get(&target);
+                    let reply = Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target, mark],
+                    };
+                    render::render_reply(&reply, &self.ctx(&self.out_nick), out);
+                }
             }
         } else {
             if let EventBody::Registered { nick, .. } = &ev.body {
@@ -417,9 +611,148 @@ impl Protocol for IrcSession {
             }
         }
     }
+}
 
-    fn render_page(&mut self, page: &crate::proto::listing::Page, out: &mut Vec<u8>) {
-        render::page(page, &self.ctx(&self.out_nick), out);
+impl Protocol for IrcSession {
+    fn name(&self) -> &'static str {
+        "irc"
+    }
+
+    fn start(&mut self, chat: &mut dyn Chat) {
+        static USER: OnceLock<Name> = OnceLock::new();
+        static REALNAME: OnceLock<Name> = OnceLock::new();
+        let profile = Profile {
+            user: shared_name(&USER, "~user"),
+            realname: shared_name(&REALNAME, "natter IRC user"),
+            auto_join: false,
+        };
+        chat.execute(Command::Identify(profile));
+    }
+
+    /// IRC line limits: 512 bytes plus 4096 of tags, whatever
+    /// `max_line_bytes` says, and no telnet stripping.
+    fn framing(&self, _max_line_bytes: usize) -> (usize, bool) {
+        (super::parse::MAX_LINE, false)
+    }
+
+    fn heartbeat(&self) -> bool {
+        true
+    }
+
+    /// How shared events are rendered for this client.
+    fn flavor(&self) -> Flavor {
+        match (self.caps.server_time, self.caps.message_tags) {
+            (false, false) => Flavor::Irc,
+            (true, false) => Flavor::IrcTagged,
+            (false, true) => Flavor::IrcMsgTags,
+            (true, true) => Flavor::IrcAllTags,
+        }
+    }
+
+    fn registered(&self) -> bool {
+        self.registered
+    }
+
+    /// A labeled line (with `labeled-response`) has its answers bracketed
+    /// by markers; see [`labeled`].
+    fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
+        let label = match self.caps.labeled_response {
+            true => labeled::label_of(line),
+            false => None,
+        };
+        let Some(label) = label.filter(|_| self.labels.len() < MAX_PENDING_LABELS) else {
+            return self.handle_line(line, chat);
+        };
+        self.labels.push_back(label);
+        chat.mark(Mark::Start);
+        let outcome = self.handle_line(line, chat);
+        chat.mark(Mark::End);
+        outcome
+    }
+
+    /// The session's own replies and the pages of long listings: labeled
+    /// while a labeled command's answers are written.
+    fn local(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        match &mut self.labeling {
+            Some(l) => l.write(bytes, &self.info.name, self.batches + 1, out),
+            None => out.extend_from_slice(bytes),
+        }
+    }
+
+    fn mark(&mut self, mark: Mark, out: &mut Vec<u8>) {
+        match mark {
+            Mark::Start => {
+                self.labeling = self.labels.pop_front().map(labeled::Labeled::new);
+            }
+            Mark::End => {
+                if let Some(l) = self.labeling.take() {
+                    self.batches += 1;
+                    l.finish(&self.info.name, out);
+                }
+            }
+        }
+    }
+
+    /// Renders one event, labeled when it answers a labeled command.
+    fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        match self.labeling.is_some() && self.answers_me(ev) {
+            true => {
+                let mut lines = Vec::new();
+                self.render_event(ev, &mut lines);
+                self.local(&lines, out);
+            }
+            false => self.render_event(ev, out),
+        }
+    }
+
+    /// A line over IRC's limit gets `417`; one that is not UTF-8 a
+    /// standard reply `FAIL * INVALID_UTF8` (natter is `UTF8ONLY`). Either
+    /// way the line is dropped and registration goes on.
+    fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
+        let reply = match err {
+            LineError::TooLong { .. } => {
+                Reply::numeric(ERR_INPUTTOOLONG, &["Input line was too long"])
+            }
+            LineError::InvalidUtf8 => Reply::Fail {
+                command: "*",
+                code: "INVALID_UTF8",
+                context: Vec::new(),
+                text: "Message rejected: it is not valid UTF-8",
+            },
+        };
+        self.push(chat, reply);
+    }
+
+    /// A page of a long listing; a `WHO #room` answer in the WHOX fields
+    /// it asked for (`354`), if it did.
+    fn render_page(&mut self, page: &Page, out: &mut Vec<u8>) {
+        let PageBody::Who {
+            mask,
+            room,
+            members,
+            ..
+        } = page.body
+        else {
+            return render::page(page, &self.ctx(&self.out_nick), out);
+        };
+        if page.first {
+            self.paged_whox = self.whox_pages.pop_front().flatten();
+        }
+        let ctx = self.ctx(&self.out_nick);
+        match &self.paged_whox {
+            Some(whox) => {
+                whox::render(whox, room, members, &ctx, out);
+                if page.last {
+                    let mask = decode::clean_word(mask);
+                    let end = Reply::numeric(RPL_ENDOFWHO, &[&mask, "End of WHO list"]);
+                    render::render_reply(&end, &ctx, out);
+                }
+            }
+            None => render::page(page, &ctx, out),
+        }
+        if page.last {
+            self.paged_whox = None;
+        }
     }
 
     fn waiting(&self) -> bool {

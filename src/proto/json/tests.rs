@@ -260,6 +260,8 @@ fn member(nick: &str, op: bool, voice: bool, away: bool) -> MemberInfo {
         host: n("h.ip"),
         realname: n("Real \"Name\""),
         away,
+        oper: false,
+        bot: false,
         op,
         voice,
     }
@@ -284,6 +286,8 @@ fn every_event_renders_as_documented() {
         idle_secs: 5,
         signon_ms: 1000,
         account: Some(n("bob")),
+        oper: false,
+        bot: false,
     };
     let mode = |mode, arg: Option<&str>| ModeChange {
         add: true,
@@ -360,6 +364,7 @@ fn every_event_renders_as_documented() {
         (
             EventBody::Members {
                 room: n("lobby"),
+                visibility: Default::default(),
                 members: vec![
                     member("a", true, false, false),
                     member("b", false, true, true),
@@ -436,6 +441,7 @@ fn every_event_renders_as_documented() {
         ),
         (
             EventBody::TopicChanged {
+                id: MsgId(6),
                 room: n("lobby"),
                 nick: n("op"),
                 topic: None,
@@ -484,6 +490,7 @@ fn every_event_renders_as_documented() {
         ),
         (
             EventBody::BanList {
+                mode: 'b',
                 room: n("lobby"),
                 bans: vec![BanInfo {
                     mask: "x!*@*".into(),
@@ -537,8 +544,11 @@ fn every_event_renders_as_documented() {
         (
             EventBody::Lusers {
                 users: 5,
+                invisible: 0,
+                opers: 0,
                 unregistered: 1,
                 rooms: 2,
+                max_users: 5,
             },
             r#"{"type":"stats","users":5,"unregistered":1,"rooms":2}"#,
         ),

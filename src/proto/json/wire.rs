@@ -90,6 +90,10 @@ pub enum Cmd<'a> {
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<Str<'a>>,
+        /// The private lines with this person instead of a room's (kept
+        /// between two logged-in accounts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<Str<'a>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,7 +414,10 @@ pub enum Event<'a> {
     /// Part of a room's history, oldest first (`more`: there is more;
     /// `replay`: shown on joining rather than asked for).
     History {
+        /// The room, or the person of a private history (then `with` too).
         room: Str<'a>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<Str<'a>>,
         messages: Vec<Stamped<'a>>,
         more: bool,
         replay: bool,

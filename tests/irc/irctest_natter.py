@@ -1,0 +1,120 @@
+"""irctest controller for natter (a Rust chat server with an IRC side).
+
+Install: copy this file to irctest/controllers/natter.py, then run
+    pytest --controller irctest.controllers.natter -m '...' irctest/server_tests/
+
+The natter binary is taken from $NATTER_BIN (default: `natter` on $PATH);
+$IRCTEST_NATTER_ARGS adds flags (for diagnostics).
+irctest's operator (`OPER operuser operpassword`) is given as an `opers`
+block, its server description ("test server") as `--server-info`.
+A fresh natter process is started for every test, listening for IRC on the
+port irctest picked (bound to 127.0.0.1), with its main port on any free port.
+natter has no services, no TLS, no websockets and no server linking, so tests
+needing those are reported as not implemented (skipped).
+"""
+
+import os
+import shlex
+import shutil
+from typing import Optional, Set, Type
+
+from irctest.basecontrollers import BaseServerController, DirectoryBasedController
+from irctest.runner import NotImplementedByController
+from irctest.specifications import Capabilities
+
+
+class NatterController(BaseServerController, DirectoryBasedController):
+    software_name = "natter"
+    extban_mute_char = "m"
+    supported_sasl_mechanisms: Set[str] = set()
+    supports_sts = False
+    # Capabilities natter advertises in CAP LS (docs/PROTOCOL.md). Declaring them
+    # makes a NAK of any of these a test failure rather than a skip.
+    capabilities = frozenset(
+        {
+            Capabilities.AWAY_NOTIFY,
+            Capabilities.ECHO_MESSAGE,
+            Capabilities.MESSAGE_TAGS,
+            Capabilities.MULTI_PREFIX,
+            Capabilities.SERVER_TIME,
+            Capabilities.EXTENDED_MONITOR,
+            Capabilities.SETNAME,
+            Capabilities.BATCH,
+            Capabilities.LABELED_RESPONSE,
+            Capabilities.READ_MARKER,
+        }
+    )
+
+    def run(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        password: Optional[str],
+        ssl: bool,
+        run_services: bool,
+        faketime: Optional[str],
+        websocket_hostname: Optional[str],
+        websocket_port: Optional[int],
+    ) -> None:
+        if websocket_hostname is not None or websocket_port is not None:
+            raise NotImplementedByController("Websocket")
+        if ssl:
+            raise NotImplementedByController("TLS")
+        if run_services:
+            raise NotImplementedByController("Services")
+        assert self.proc is None
+        self.port = port
+        self.hostname = hostname
+        self.create_config()
+
+        binary = os.environ.get("NATTER_BIN", "natter")
+
+        if faketime and shutil.which("faketime"):
+            faketime_cmd = ["faketime", "-f", faketime]
+            self.faketime_enabled = True
+        else:
+            faketime_cmd = []
+
+        args = [
+            *faketime_cmd,
+            binary,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--irc-listen",
+            "127.0.0.1:{}".format(port),
+            "--server-name",
+            "My.Little.Server",
+            "--server-info",
+            "test server",
+            "--max-per-ip",
+            "0",
+            "--flood-rate",
+            "0",
+            "--ping-interval",
+            "120s",
+            "--shutdown-grace",
+            "100ms",
+        ]
+        if password:
+            args += ["--irc-password", password]
+        # irctest's operator: OPER operuser operpassword (hash from
+        # `natter hash-password`)
+        args += [
+            "--opers",
+            "operuser *@* $argon2id$v=19$m=19456,t=2,p=1$NuG4mdBemIiTkWAKhpFdSg"
+            "$FICn45un++oiN2grwqs65yyA8KQh9sWpw1axl9Z9NYQ",
+        ]
+        # extra flags for diagnostic runs, e.g. IRCTEST_NATTER_ARGS='--default-room='
+        args += shlex.split(os.environ.get("IRCTEST_NATTER_ARGS", ""))
+
+        env = dict(os.environ)
+        env["NO_COLOR"] = "1"
+        # keep natter from picking up a config file of the host
+        env.pop("NATTER_CONFIG", None)
+        self.proc = self.execute(args, cwd=self.directory, env=env)
+
+
+def get_irctest_controller_class() -> Type[NatterController]:
+    return NatterController
