@@ -696,7 +696,7 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     };
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut nats = Command::new(bin)
+    let child = Command::new(&bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
         .args(["--user", "natter", "--pass", "s3cret", "-sd"])
         .arg(dir.path())
@@ -705,6 +705,13 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn nats-server");
+    // Killed when the test ends, even by a failed assertion.
+    let _nats = NatsServer {
+        child: Some(child),
+        port,
+        dir,
+        bin,
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_until("nats-server accepts connections", || {
         TcpStream::connect(addr).is_ok()
@@ -722,6 +729,4 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     let log = log.join("\n");
     assert!(log.contains("cannot connect to NATS"), "{log}");
     assert!(log.to_lowercase().contains("authorization"), "{log}");
-    let _ = nats.kill();
-    let _ = nats.wait();
 }
