@@ -490,6 +490,52 @@ settings! {
         /// 19 MiB); more logins wait their turn.
         #[arg(long, env = "NATTER_AUTH_CONCURRENCY", value_name = "N", default_value = "2")]
         pub auth_concurrency: usize,
+        /// NATS server(s) of the cluster this node joins, nats://HOST:PORT
+        /// (comma-separated for several; user:password@ in the URL; tls://
+        /// for TLS), or off: a lone server (docs/OPERATING.md, Several nodes).
+        #[arg(long, env = "NATTER_CLUSTER", value_name = "URL|off", default_value = "off")]
+        pub cluster: String,
+        /// This node's number, unique in the cluster (1-65535); part of every
+        /// connection key and message id. 0 only for a lone server.
+        #[arg(long, env = "NATTER_NODE", value_name = "N", default_value = "0")]
+        pub node: u16,
+        /// NATS credentials file (user JWT and NKey seed, as `nsc` writes
+        /// it), or none.
+        #[arg(long, env = "NATTER_CLUSTER_CREDS", value_name = "FILE|none", default_value = "none")]
+        pub cluster_creds: String,
+        /// How long to wait for NATS: to connect at start, to store a
+        /// message, to claim a nick. Past it the action is refused.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_timeout: Duration,
+        /// How often this node tells the cluster it is alive (and checks
+        /// which nodes are not).
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_HEARTBEAT",
+            value_name = "DURATION",
+            default_value = "2s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_heartbeat: Duration,
+        /// A node not heard from for this long is dead: another node
+        /// announces its users' quits and frees their nicks.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_NODE_TTL",
+            value_name = "DURATION",
+            default_value = "8s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_node_ttl: Duration,
     }
 }
 
@@ -1077,6 +1123,12 @@ mod tests {
             auth_max_failures_per_host: 20,
             auth_failure_window: Duration::from_secs(300),
             auth_concurrency: 2,
+            cluster: "off".into(),
+            node: 0,
+            cluster_creds: "none".into(),
+            cluster_timeout: Duration::from_secs(5),
+            cluster_heartbeat: Duration::from_secs(2),
+            cluster_node_ttl: Duration::from_secs(8),
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1201,6 +1253,12 @@ mod tests {
             "auth_max_failures_per_host" => "100",
             "auth_failure_window" => "1h",
             "auth_concurrency" => "4",
+            "cluster" => "nats://127.0.0.1:4222",
+            "node" => "3",
+            "cluster_creds" => "/etc/natter/node.creds",
+            "cluster_timeout" => "2s",
+            "cluster_heartbeat" => "1s",
+            "cluster_node_ttl" => "30s",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

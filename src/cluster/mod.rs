@@ -1,10 +1,14 @@
 //! How nodes share the chat: implementations of the hub's [`Backplane`]
 //! seam. A lone server uses [`Standalone`]: nobody to tell, and every nick
-//! free here is free everywhere.
+//! free here is free everywhere. Several nodes share it through NATS
+//! JetStream ([`nats::Nats`]); `subjects` says where things go in NATS.
 //!
 //! [`Backplane`]: crate::hub::Backplane
 
-use crate::hub::Backplane;
+pub mod nats;
+mod subjects;
+
+use crate::hub::{Backplane, Incoming, StoreError};
 use crate::proto::{ConnId, Fact};
 
 /// The backplane of a server that is the whole cluster.
@@ -13,10 +17,10 @@ pub struct Standalone;
 
 impl Backplane for Standalone {
     fn publish(&self, _facts: &[Fact]) {}
-    fn claim_nick(&self, _nick: &str, _owner: ConnId) -> bool {
-        true
+    fn claim_nick(&self, _nick: &str, _owner: ConnId) -> Result<bool, StoreError> {
+        Ok(true)
     }
-    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Fact>> {
+    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>> {
         None
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::warn;
 
 use super::{names, Audience, ChatState, Control, Effects, HubConfig};
-use crate::hub::{Accounts, Backplane, Registry, Store};
+use crate::hub::{Accounts, Backplane, Incoming, Registry, Store};
 use crate::proto::{
     Command, ConnId, ErrorCode, Event, EventBody, Fact, Name, Outcome, Profile, Refusal,
 };
@@ -176,6 +176,38 @@ impl<R: Router> ChatHandle<R> {
         self.lock().apply_remote(fact)
     }
 
+    /// Sends what the backplane still holds (when the server stops).
+    /// Blocks: call it off the async threads.
+    pub fn close_backplane(&self) {
+        let backplane = self.lock().backplane.clone();
+        backplane.close();
+    }
+
+    /// Takes what the backplane hands over: facts in the cluster's order,
+    /// refusals of what could not be stored, nodes that are gone.
+    pub fn incoming(&self, what: Incoming) {
+        match what {
+            Incoming::Fact(fact) => self.apply_remote(&fact),
+            Incoming::Unsent { conn, why } => {
+                let refusal = Refusal::new(ErrorCode::StoreFailed).detail(why);
+                self.tell(conn, EventBody::Refused(refusal));
+            }
+            Incoming::NodeGone(node) => {
+                let core = &mut *self.lock();
+                let reason = format!("node {node} is gone");
+                let quits = core.state.quits_of_node(node, &reason);
+                if !quits.is_empty() {
+                    warn!("node {node} is gone: {} people quit", quits.len());
+                    core.backplane.publish(&quits);
+                }
+            }
+            Incoming::Snapshot(reply) => {
+                let facts = self.lock().state.snapshot();
+                let _ = reply.send(facts);
+            }
+        }
+    }
+
     /// Takes the settings that may change while running (see
     /// [`ChatState::reconfigure`]).
     pub fn reconfigure(&self, opers: Vec<String>, oper_die: bool) {
@@ -278,8 +310,13 @@ impl<R: Router> Core<R> {
             return None; // the state refuses it in its own words
         }
         match self.backplane.claim_nick(&names::fold(nick), conn) {
-            true => None,
-            false => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            Ok(true) => None,
+            Ok(false) => Some(Refusal::new(ErrorCode::NickInUse).nick(nick)),
+            Err(e) => {
+                warn!("cannot claim a nick: {e}");
+                let why = "the cluster cannot confirm the nick is free right now; try again";
+                Some(Refusal::new(ErrorCode::StoreFailed).nick(nick).detail(why))
+            }
         }
     }
 
@@ -305,7 +342,17 @@ impl<R: Router> Core<R> {
                 ev.wait_for(ticket);
             }
         }
-        self.deliver(&fx.deliveries);
+        if self.state.config().echo {
+            // Shown when the backplane hands the facts back, in the cluster's order.
+            let shown_now: Vec<_> = fx
+                .deliveries
+                .into_iter()
+                .filter(|(_, ev)| !shown_on_echo(&ev.body))
+                .collect();
+            self.deliver(&shown_now);
+        } else {
+            self.deliver(&fx.deliveries);
+        }
         for request in fx.control {
             self.router.control(request);
         }
@@ -343,4 +390,19 @@ impl<R: Router> Core<R> {
         self.backplane.publish(&facts);
         self.store.submit(facts)
     }
+}
+
+/// Events of facts that must be durable before anyone sees them (what
+/// people say, operators' changes): with a backplane that echoes, the
+/// state makes them but they are delivered from the echo.
+fn shown_on_echo(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::Message { .. }
+            | EventBody::Notice { .. }
+            | EventBody::Private { .. }
+            | EventBody::TopicChanged { .. }
+            | EventBody::ModeChanged { .. }
+            | EventBody::Kicked { .. }
+    )
 }

@@ -47,7 +47,7 @@ use room::Room;
 pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
 pub use query::{MembersPage, RoomsPage};
-pub use seams::{Accounts, Backplane, Store, StoreError, Watermark};
+pub use seams::{Accounts, Backplane, Incoming, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
 /// reach the hub as plain numbers here.
@@ -80,6 +80,10 @@ pub struct HubConfig {
     pub page_size: usize,
     /// This process's node id (part of every connection key and message id).
     pub node: NodeId,
+    /// Whether what people say, and operators' changes, are shown when the
+    /// backplane hands them back in the cluster's order (every node shows
+    /// them in that one order), instead of at once.
+    pub echo: bool,
     /// Departed nicks remembered for `WHOWAS` (0: none).
     pub whowas_entries: usize,
     /// Most nicks one person may watch with `MONITOR`.
@@ -117,7 +121,8 @@ impl HubConfig {
             rooms_per_minute: c.rooms_per_minute,
             max_invites: c.max_invites,
             page_size: c.page_size,
-            node: 0,
+            node: if c.cluster == "off" { 0 } else { c.node },
+            echo: c.cluster != "off",
             whowas_entries: c.whowas_entries,
             monitor_limit: c.monitor_limit,
             oper_die: c.oper_die,

@@ -5,15 +5,98 @@
 
 use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{Fact, FactBody, TopicState};
+use crate::proto::{now_ms, Fact, FactBody, Name, NodeId, TopicState};
 
 impl ChatState {
+    /// What a node that just started needs to know about this one's
+    /// people: each one's coming online, then joining each of their rooms,
+    /// and the topics of those rooms (applied there with `apply_remote`).
+    pub fn snapshot(&mut self) -> Vec<Fact> {
+        let (node, now) = (self.config.node, now_ms());
+        let mut facts = Vec::new();
+        let mut topics = std::collections::BTreeMap::new();
+        let mut local: Vec<_> = self
+            .conns
+            .keys()
+            .filter(|c| c.node == node)
+            .copied()
+            .collect();
+        local.sort_unstable();
+        for by in local {
+            let Some(c) = self.conns.get(&by) else {
+                continue;
+            };
+            let Some(nick) = c.nick.clone() else { continue };
+            let mut fact = |room: Option<Name>, body| Fact {
+                id: self.ids.next(now),
+                at_ms: now,
+                by,
+                source: c.mask.clone(),
+                room,
+                seq: 0,
+                body,
+            };
+            let online = FactBody::Online {
+                nick: nick.clone(),
+                user: c.user.clone(),
+                host: c.host.clone(),
+                realname: c.realname.clone(),
+            };
+            facts.push(fact(None, online));
+            for key in &c.rooms {
+                let Some(r) = self.rooms.get(key) else {
+                    continue;
+                };
+                let joined = FactBody::Joined { nick: nick.clone() };
+                facts.push(fact(Some(r.name.clone()), joined));
+                if let Some(t) = &r.topic {
+                    topics.entry(key.clone()).or_insert_with(|| {
+                        let body = FactBody::TopicSet {
+                            nick: t.set_by.clone(),
+                            topic: Some(t.text.clone()),
+                        };
+                        fact(Some(r.name.clone()), body)
+                    });
+                }
+            }
+        }
+        facts.extend(topics.into_values());
+        facts
+    }
+
+    /// The quits of everyone on node `node` (gone: dead or cut off), as
+    /// facts for the backplane to publish; applied when they come back.
+    pub fn quits_of_node(&mut self, node: NodeId, reason: &str) -> Vec<Fact> {
+        let now = now_ms();
+        let mut quits = Vec::new();
+        for (&by, c) in &self.conns {
+            let Some(nick) = c.nick.clone().filter(|_| by.node == node) else {
+                continue;
+            };
+            quits.push(Fact {
+                id: self.ids.next(now),
+                at_ms: now,
+                by,
+                source: c.mask.clone(),
+                room: None,
+                seq: 0,
+                body: FactBody::Quit {
+                    nick,
+                    reason: reason.into(),
+                },
+            });
+        }
+        quits.sort_by_key(|f| f.by);
+        quits
+    }
+
     /// Applies a fact from another node. The returned effects hold
     /// deliveries for local members only and no facts (it is not ours to
     /// publish again).
     pub fn apply_remote(&mut self, fact: &Fact) -> Effects {
-        if fact.by.node == self.config.node {
-            return Effects::default(); // our own, echoed back
+        let own = fact.by.node == self.config.node;
+        if own && !(self.config.echo && fact.body.must_be_durable()) {
+            return Effects::default(); // our own, applied and shown when it happened
         }
         let id = fact.by;
         // A private line's `room` is the key it is kept under, not a room.
@@ -92,11 +175,21 @@ impl ChatState {
                 }
                 Some(Audience::Conns(self.peers(id, false)))
             }
-            FactBody::Said { .. } => room_audience(),
-            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
-                self.nicks.get(&names::fold(to)).map(|&t| Audience::Conn(t))
+            FactBody::Said { .. } | FactBody::Noticed { to: None, .. } => {
+                // Our own sender outside the room (it is -n) sees its line too.
+                let outside = key
+                    .as_ref()
+                    .and_then(|k| self.rooms.get(k))
+                    .is_some_and(|r| !r.members.contains_key(&id));
+                also = (own && outside).then_some(Audience::Conn(id));
+                room_audience()
             }
-            FactBody::Noticed { to: None, .. } => room_audience(),
+            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
+                let target = self.nicks.get(&names::fold(to)).copied();
+                // Our own sender sees its line too (once, if it wrote to itself).
+                also = (own && target != Some(id)).then_some(Audience::Conn(id));
+                target.map(Audience::Conn)
+            }
             FactBody::TopicSet { nick, topic } => {
                 if let Some(r) = key.as_ref().and_then(|k| self.rooms.get_mut(k)) {
                     r.topic = topic.clone().map(|text| TopicState {
@@ -197,5 +290,100 @@ mod tests {
         w.remote(fact(zed, None, 0, quit));
         assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, .. }] if &**nick == "zed"));
         assert_eq!(w.hub().online(), 1);
+    }
+
+    /// A hub that shows its own lines when the backplane echoes them.
+    fn echoing() -> World {
+        World::with(super::super::HubConfig {
+            node: 1,
+            echo: true,
+            ..config()
+        })
+    }
+
+    #[test]
+    fn with_echo_own_lines_are_shown_when_they_come_back_in_the_clusters_order() {
+        let mut w = echoing();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        w.take(a);
+        w.say(a, "mine");
+        assert!(
+            w.take(a).is_empty() && w.take(b).is_empty(),
+            "shown before stored"
+        );
+        // Another node's line was stored first, then ours came back.
+        let zed = ConnId::new(2, 1);
+        let online = FactBody::Online {
+            nick: "zed".into(),
+            user: "~z".into(),
+            host: "far".into(),
+            realname: "Zed".into(),
+        };
+        w.remote(fact(zed, None, 0, online));
+        let said = |from: &str, text: &str| FactBody::Said {
+            from: from.into(),
+            text: text.into(),
+            action: false,
+        };
+        w.remote(fact(zed, Some("lobby"), 40, said("zed", "theirs")));
+        w.remote(fact(a, Some("lobby"), 41, said("alice", "mine")));
+        for who in [a, b] {
+            let texts: Vec<_> = w
+                .take(who)
+                .into_iter()
+                .filter_map(|e| match e {
+                    EventBody::Message { seq, text, .. } => Some((seq, text.to_string())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(texts, [(40, "theirs".into()), (41, "mine".into())]);
+        }
+        // Presence of our own is not applied twice.
+        w.remote(fact(
+            a,
+            Some("lobby"),
+            42,
+            FactBody::Joined {
+                nick: "alice".into(),
+            },
+        ));
+        assert!(w.take(b).is_empty());
+    }
+
+    #[test]
+    fn with_echo_topics_set_at_once_on_two_nodes_end_the_same_everywhere() {
+        let mut w = echoing();
+        let a = w.user("alice"); // first in the lobby: its operator
+        w.handle(
+            a,
+            crate::proto::Command::Topic {
+                room: "lobby".into(),
+                text: Some("ours".into()),
+            },
+        );
+        // Node 2 set its topic at the same time; the stream has it first.
+        let zed = ConnId::new(2, 1);
+        let topic = |nick: &str, t: &str| FactBody::TopicSet {
+            nick: nick.into(),
+            topic: Some(t.into()),
+        };
+        w.remote(fact(zed, Some("lobby"), 7, topic("zed", "theirs")));
+        w.remote(fact(a, Some("lobby"), 8, topic("alice", "ours")));
+        let now = w.hub().rooms["lobby"]
+            .topic
+            .as_ref()
+            .map(|t| t.text.to_string());
+        // Node 2 applies the same two facts in the same order: "ours" too.
+        assert_eq!(now.as_deref(), Some("ours"));
+        let shown: Vec<_> = w
+            .take(a)
+            .into_iter()
+            .filter_map(|e| match e {
+                EventBody::TopicChanged { topic, .. } => topic.map(|t| t.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, ["theirs", "ours"]);
     }
 }

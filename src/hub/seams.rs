@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::proto::{ConnId, Fact, History, HistoryQuery};
+use crate::proto::{ConnId, Fact, History, HistoryQuery, NodeId};
 
 /// Why the store could not do something (a full disk, a read-only file…).
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +74,36 @@ pub trait Accounts: Send + Sync + 'static {
 
 /// How facts reach the other nodes.
 pub trait Backplane: Send + Sync + 'static {
-    /// Tells the other nodes what happened here.
+    /// Tells the other nodes what happened here. With
+    /// [`HubConfig::echo`](super::HubConfig) the backplane also hands
+    /// these facts back through [`Backplane::incoming`], in the cluster's
+    /// order, and that is when their events are shown.
     fn publish(&self, facts: &[Fact]);
-    /// Claims `nick` (folded) for `owner` across the cluster; false if
-    /// another node's user holds it. Claims end with the owner's `Quit` or
-    /// `NickChanged` fact, which [`Backplane::publish`] sees.
-    fn claim_nick(&self, nick: &str, owner: ConnId) -> bool;
-    /// The facts other nodes publish, once (`None` when there are no others).
-    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Fact>>;
+    /// Claims `nick` (folded) for `owner` across the cluster: `Ok(false)`
+    /// if another node's user holds it, `Err` if the cluster cannot say
+    /// now. Claims end with the owner's `Quit` or `NickChanged` fact,
+    /// which [`Backplane::publish`] sees.
+    fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError>;
+    /// Sends what is still queued (the server is stopping: its people's
+    /// quits). Blocks, within the backplane's own timeout.
+    fn close(&self) {}
+    /// What the other nodes say, once (`None` when there are no others).
+    fn incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>>;
+}
+
+/// What a backplane hands the server.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A fact, in the cluster's order (apply it with `apply_remote`).
+    Fact(Fact),
+    /// What `conn` said could not be stored, so nobody was shown it.
+    Unsent { conn: ConnId, why: String },
+    /// This node is gone (dead, or cut off): whoever was on it has quit.
+    /// Sent to one node only, which publishes their quits.
+    NodeGone(NodeId),
+    /// A node that just started asks who is here: answer with the facts
+    /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
+    Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),
 }
 
 /// The ticket up to which the store has finished (committed or failed),

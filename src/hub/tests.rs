@@ -50,6 +50,7 @@ pub(super) fn config() -> HubConfig {
         max_invites: 100,
         page_size: 100,
         node: 0,
+        echo: false,
         whowas_entries: 100,
         monitor_limit: 10,
         oper_die: false,

@@ -27,9 +27,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use crate::cluster::nats::Nats;
 use crate::cluster::Standalone;
 use crate::config::Config;
-use crate::hub::Store;
+use crate::hub::{Backplane, Incoming, Store};
 use crate::hub::{ChatHandle, Control, HubConfig};
 use crate::proto::irc::{Limits, ServerInfo};
 use crate::proto::session::OperBook;
@@ -162,6 +163,8 @@ pub struct Server {
     requests: tokio::sync::mpsc::Receiver<Control>,
     reload: Option<Reload>,
     failures: Option<Failures>,
+    /// What the other nodes say (with a cluster).
+    incoming: Option<tokio::sync::mpsc::Receiver<Incoming>>,
 }
 
 /// Which listener a connection came in on.
@@ -221,7 +224,29 @@ impl Server {
         });
         // After binding: a port in use stays the one line an operator sees.
         raise_open_file_limit(config.max_clients);
-        let (store, failures) = open_store(&config)?;
+        // With a cluster: who is on the other nodes, applied before serving.
+        let mut known = Vec::new();
+        let (store, failures, backplane, incoming) = if config.cluster == "off" {
+            let (store, failures) = open_store(&config)?;
+            (
+                store,
+                failures,
+                Arc::new(Standalone) as Arc<dyn Backplane>,
+                None,
+            )
+        } else {
+            let nats = Nats::connect(&config)
+                .await
+                .context("cannot join the cluster (cluster)")?;
+            let incoming = nats.incoming();
+            known = nats.take_known();
+            (
+                nats.store(),
+                None,
+                Arc::new(nats) as Arc<dyn Backplane>,
+                incoming,
+            )
+        };
         let durable = store.watermark();
         let (auth, accounts, registry) = accounts::Auth::open(&config)?;
         // A grace period under a second still is one (0 means refuse).
@@ -231,9 +256,12 @@ impl Server {
             HubConfig::from_config(&config),
             router::Router::new(to_server),
             store.clone(),
-            Arc::new(Standalone),
+            backplane,
         )
         .with_accounts(accounts, registry, grace_secs);
+        for fact in &known {
+            chat.apply_remote(fact);
+        }
         let admission = Admission::new(&config);
         let mut irc_info = ServerInfo::new(
             &config.server_name,
@@ -272,6 +300,7 @@ impl Server {
             requests,
             reload: None,
             failures,
+            incoming,
         })
     }
 
@@ -337,7 +366,16 @@ impl Server {
             mut requests,
             reload,
             failures,
+            incoming,
         } = self;
+        if let Some(mut incoming) = incoming {
+            let chat = shared.chat.clone();
+            tokio::spawn(async move {
+                while let Some(what) = incoming.recv().await {
+                    chat.incoming(what);
+                }
+            });
+        }
         let tracker = TaskTracker::new();
         if let Some(mut failures) = failures {
             let chat = shared.chat.clone();
@@ -451,9 +489,14 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
-        // Registered rooms' last changes are on disk before "stopped".
-        let auth = shared.auth.clone();
-        let _ = tokio::task::spawn_blocking(move || auth.flush()).await;
+        // The other nodes hear of everyone's quit, and registered rooms'
+        // last changes are on disk, before "stopped".
+        let (chat, auth) = (shared.chat.clone(), shared.auth.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            chat.close_backplane();
+            auth.flush();
+        })
+        .await;
         info!("stopped");
         Ok(())
     }

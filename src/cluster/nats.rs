@@ -1,0 +1,884 @@
+//! The NATS JetStream backplane: several natter nodes share every room.
+//!
+//! * Every fact goes into one stream ([`subjects::STREAM`]), a subject per
+//!   room. The stream's order is the cluster's order: every node reads the
+//!   stream with an ordered consumer (which notices gaps and fills them)
+//!   and applies each fact in that order, its own included, so everyone
+//!   sees a room's lines in one order, and a line is shown only once
+//!   JetStream has stored it. The stream sequence is each fact's `seq`.
+//! * Nicks are claimed in a KV bucket: create = claim (atomic, so two
+//!   nodes racing for one nick get one answer each), delete with the
+//!   expected revision = release.
+//! * Each node puts a heartbeat in a KV bucket whose entries expire; a node
+//!   whose heartbeat is gone is dead, and the live node with the lowest
+//!   number publishes its users' quits (once, through the stream).
+//!
+//! The NATS client runs on a runtime of its own (one thread), so the hub
+//! may wait for a nick claim under its lock without starving the client.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use async_nats::jetstream::{self, consumer, kv, stream};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::subjects::{self, NICKS, NODES, STREAM};
+use crate::config::Config;
+use crate::hub::{names, Backplane, Incoming, Store, StoreError, Watermark};
+use crate::proto::{ConnId, Fact, FactBody, History, HistoryQuery, NodeId};
+use crate::store::MemoryStore;
+
+/// Facts waiting to be published (beyond it, sends are refused).
+const OUTBOX: usize = 65_536;
+/// Facts read from the stream, waiting for the hub.
+const INBOX: usize = 65_536;
+/// Facts of each room a node keeps in memory for history.
+const HISTORY_PER_ROOM: usize = 1000;
+/// Rooms whose history a node keeps in memory.
+const HISTORY_ROOMS: usize = 10_000;
+
+/// What one node needs of the config.
+#[derive(Debug, Clone)]
+struct Settings {
+    urls: String,
+    node: NodeId,
+    creds: Option<String>,
+    timeout: Duration,
+    heartbeat: Duration,
+    node_ttl: Duration,
+    per_subject: i64,
+}
+
+impl Settings {
+    fn from(c: &Config) -> anyhow::Result<Settings> {
+        if c.node == 0 {
+            bail!(
+                "with cluster, node must be set: a number 1-65535 unique among the nodes (--node)"
+            );
+        }
+        if c.cluster_node_ttl <= c.cluster_heartbeat {
+            bail!("cluster_node_ttl must be longer than cluster_heartbeat");
+        }
+        Ok(Settings {
+            urls: c.cluster.clone(),
+            node: c.node,
+            creds: (c.cluster_creds != "none").then(|| c.cluster_creds.clone()),
+            timeout: c.cluster_timeout,
+            heartbeat: c.cluster_heartbeat,
+            node_ttl: c.cluster_node_ttl,
+            per_subject: match c.history_per_room {
+                0 => -1,
+                n => i64::try_from(n).unwrap_or(i64::MAX),
+            },
+        })
+    }
+}
+
+/// What the publisher is asked to do, in order.
+enum Out {
+    Fact(Fact),
+    /// Everything before this is sent: say so.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// One nick operation, done in order by one task (so a release queued
+/// before a claim of the same nick is done before it).
+enum KvOp {
+    Claim {
+        key: String,
+        owner: String,
+        reply: std::sync::mpsc::SyncSender<Result<bool, String>>,
+    },
+    Release {
+        key: String,
+        owner: String,
+    },
+}
+
+/// The backplane of a node in a NATS cluster.
+pub struct Nats {
+    node: NodeId,
+    timeout: Duration,
+    client: async_nats::Client,
+    outbox: mpsc::Sender<Out>,
+    kv_ops: mpsc::UnboundedSender<KvOp>,
+    to_hub: mpsc::Sender<Incoming>,
+    incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    history: Arc<MemoryStore>,
+    known: Mutex<Vec<Fact>>,
+    /// Last, so the tasks stop after everything else is dropped.
+    _runtime: Runtime,
+}
+
+impl Nats {
+    /// Connects to NATS, makes sure the stream and buckets exist, claims
+    /// this node's number and starts reading the stream. Fails (with what
+    /// NATS said) if NATS cannot be reached within `cluster_timeout`, the
+    /// credentials are refused, or the node number is in use.
+    pub async fn connect(config: &Config) -> anyhow::Result<Nats> {
+        let settings = Settings::from(config)?;
+        let runtime = Runtime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("natter-cluster")
+                .enable_all()
+                .build()?,
+        ));
+        let Some(rt) = &runtime.0 else {
+            bail!("no cluster runtime");
+        };
+        let (to_hub, from_cluster) = mpsc::channel(INBOX);
+        let history = Arc::new(MemoryStore::new(
+            HISTORY_PER_ROOM.min(config.history_per_room.max(1)),
+            HISTORY_ROOMS,
+        ));
+        let start = rt.spawn(start(settings.clone(), to_hub.clone(), history.clone()));
+        let parts = match start.await {
+            Ok(r) => r?,
+            Err(e) => bail!("the cluster task failed: {e}"),
+        };
+        Ok(Nats {
+            node: settings.node,
+            timeout: settings.timeout,
+            client: parts.client,
+            outbox: parts.outbox,
+            kv_ops: parts.kv_ops,
+            to_hub,
+            incoming: Mutex::new(Some(from_cluster)),
+            history,
+            known: Mutex::new(parts.known),
+            _runtime: runtime,
+        })
+    }
+
+    /// Where history is read: the facts this node has read from the
+    /// stream since it started (what its hub submits is not kept twice).
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::new(StreamHistory(self.history.clone()))
+    }
+
+    /// Who was on the other nodes when this one started: facts to apply
+    /// (`apply_remote`) before serving anyone. Once.
+    pub fn take_known(&self) -> Vec<Fact> {
+        std::mem::take(&mut *self.known.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn refuse(&self, conn: ConnId, why: &str) {
+        let why = why.to_string();
+        if self
+            .to_hub
+            .try_send(Incoming::Unsent { conn, why })
+            .is_err()
+        {
+            warn!("cannot tell {conn} its line was not sent");
+        }
+    }
+}
+
+/// The cluster's own runtime; dropping it (even inside another runtime)
+/// stops its tasks without waiting for them.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Backplane for Nats {
+    fn publish(&self, facts: &[Fact]) {
+        let up = self.connected();
+        for fact in facts {
+            let release = match &fact.body {
+                FactBody::Quit { nick, .. } => Some(nick),
+                FactBody::NickChanged { old, new } if names::fold(old) != names::fold(new) => {
+                    Some(old)
+                }
+                _ => None,
+            };
+            if let Some(nick) = release {
+                let key = subjects::nick_key(&names::fold(nick));
+                let owner = fact.by.to_string();
+                let _ = self.kv_ops.send(KvOp::Release { key, owner });
+            }
+            let durable = fact.body.must_be_durable();
+            if durable && !up {
+                self.refuse(
+                    fact.by,
+                    "the cluster (NATS) is unreachable: not sent, nobody saw it",
+                );
+                continue;
+            }
+            if self.outbox.try_send(Out::Fact(fact.clone())).is_err() && durable {
+                self.refuse(
+                    fact.by,
+                    "the cluster (NATS) is not keeping up: not sent, nobody saw it",
+                );
+            }
+        }
+    }
+
+    fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError> {
+        if !self.connected() {
+            return Err(StoreError("the cluster (NATS) is unreachable".into()));
+        }
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let op = KvOp::Claim {
+            key: subjects::nick_key(nick),
+            owner: owner.to_string(),
+            reply,
+        };
+        self.kv_ops
+            .send(op)
+            .map_err(|_| StoreError("the cluster task has stopped".into()))?;
+        match answer.recv_timeout(self.timeout) {
+            Ok(r) => r.map_err(StoreError),
+            Err(_) => Err(StoreError(format!(
+                "NATS did not answer a nick claim within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    fn close(&self) {
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        if self.outbox.try_send(Out::Flush(done)).is_ok()
+            && flushed.recv_timeout(self.timeout).is_err()
+        {
+            warn!("NATS did not take the last facts within {:?}", self.timeout);
+        }
+    }
+
+    fn incoming(&self) -> Option<mpsc::Receiver<Incoming>> {
+        self.incoming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+impl std::fmt::Debug for Nats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nats").field("node", &self.node).finish()
+    }
+}
+
+/// History as read from the stream: the hub's own submissions are left
+/// out (they come back from the stream with their place in its order).
+struct StreamHistory(Arc<MemoryStore>);
+
+impl Store for StreamHistory {
+    fn submit(&self, _facts: Vec<Fact>) -> u64 {
+        0
+    }
+    fn history(
+        &self,
+        room: &str,
+        query: HistoryQuery,
+        limit: usize,
+        events: bool,
+    ) -> Result<History, StoreError> {
+        self.0.history(room, query, limit, events)
+    }
+    fn private_targets(
+        &self,
+        account: &str,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.0.private_targets(account, from_ms, to_ms, limit)
+    }
+    fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn watermark(&self) -> Option<Arc<Watermark>> {
+        None
+    }
+}
+
+/// What [`start`] hands back to the node.
+struct Parts {
+    /// Who is on the other nodes (facts to apply before serving).
+    known: Vec<Fact>,
+    client: async_nats::Client,
+    outbox: mpsc::Sender<Out>,
+    kv_ops: mpsc::UnboundedSender<KvOp>,
+}
+
+/// Connects, sets up the stream and buckets, claims the node number and
+/// spawns the tasks (on the cluster runtime).
+async fn start(
+    s: Settings,
+    to_hub: mpsc::Sender<Incoming>,
+    history: Arc<MemoryStore>,
+) -> anyhow::Result<Parts> {
+    let addrs = s
+        .urls
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("bad NATS URL in {:?}", s.urls))?;
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("natter node {}", s.node))
+        .connection_timeout(s.timeout)
+        .max_reconnects(None);
+    if let Some(path) = &s.creds {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("cannot read the NATS credentials file {path}"))?;
+    }
+    let client = tokio::time::timeout(s.timeout, opts.connect(addrs))
+        .await
+        .map_err(|_| anyhow!("NATS at {} did not answer within {:?}", s.urls, s.timeout))?
+        .with_context(|| format!("cannot connect to NATS at {}", s.urls))?;
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(s.timeout);
+    let stream = ensure_stream(&js, s.per_subject).await?;
+    let nicks = ensure_bucket(&js, NICKS, Duration::ZERO).await?;
+    let nodes = ensure_bucket(&js, NODES, s.node_ttl).await?;
+    let me = s.node.to_string();
+    match nodes.create(&me, now_bytes()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => bail!(
+            "node {} is already in the cluster (or was, less than cluster_node_ttl ago): \
+             give this one another number (--node)",
+            s.node
+        ),
+        Err(e) => return Err(e).context("cannot register this node in NATS"),
+    }
+    let next = stream
+        .get_info()
+        .await
+        .context("cannot read the NATTER stream")?
+        .state
+        .last_sequence
+        + 1;
+    info!(
+        "node {} joined the cluster at {} (stream at {})",
+        s.node,
+        s.urls,
+        next - 1
+    );
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let (outbox, out_rx) = mpsc::channel(OUTBOX);
+    let (acks, acks_rx) = mpsc::channel(OUTBOX);
+    let (kv_ops, kv_rx) = mpsc::unbounded_channel();
+    tokio::spawn(publisher(js.clone(), out_rx, acks, to_hub.clone()));
+    tokio::spawn(acker(acks_rx, to_hub.clone(), s.timeout));
+    tokio::spawn(nick_keeper(nicks, kv_rx));
+    let requests = client
+        .subscribe(subjects::SYNC)
+        .await
+        .context("cannot subscribe to NATS")?;
+    tokio::spawn(answer_snapshots(
+        client.clone(),
+        s.node,
+        requests,
+        to_hub.clone(),
+    ));
+    // Who is here already, then everything since `next`, in order (the
+    // two overlap; applying a fact again changes nothing).
+    let known = match snapshot(&client, &nodes, s.node, s.timeout).await {
+        Ok(facts) => facts,
+        Err(e) => {
+            warn!("cannot learn who is on the other nodes: {e:#}");
+            Vec::new()
+        }
+    };
+    tokio::spawn(reader(
+        js.clone(),
+        client.clone(),
+        next,
+        to_hub.clone(),
+        history,
+        seen.clone(),
+        s.clone(),
+    ));
+    tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
+    Ok(Parts {
+        client,
+        outbox,
+        kv_ops,
+        known,
+    })
+}
+
+fn now_bytes() -> bytes::Bytes {
+    crate::proto::now_ms().to_string().into()
+}
+
+async fn ensure_stream(
+    js: &jetstream::Context,
+    per_subject: i64,
+) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: STREAM.into(),
+        subjects: subjects::STREAM_SUBJECTS.map(String::from).to_vec(),
+        max_messages_per_subject: per_subject,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    match js.get_stream(STREAM).await {
+        Ok(s) => Ok(s),
+        Err(_) => js
+            .get_or_create_stream(config)
+            .await
+            .context("cannot create the NATTER stream (is JetStream on? nats-server -js)"),
+    }
+}
+
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+) -> anyhow::Result<kv::Store> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    // The bucket's stream made as the client library would, but directly:
+    // its `create_key_value` first asks for account details in a shape
+    // nats-server 2.9 does not answer in.
+    let config = stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        duplicate_window: match max_age {
+            Duration::ZERO => Duration::from_secs(120),
+            age => age.min(Duration::from_secs(120)),
+        },
+        ..Default::default()
+    };
+    // Another node may make it at the same time: same config, same stream.
+    js.get_or_create_stream(config)
+        .await
+        .with_context(|| format!("cannot create the KV bucket {bucket}"))?;
+    js.get_key_value(bucket)
+        .await
+        .with_context(|| format!("cannot open the KV bucket {bucket}"))
+}
+
+/// Publishes facts in the order they were made; their acks are awaited
+/// by [`acker`], so publishing does not wait a round trip per fact.
+async fn publisher(
+    js: jetstream::Context,
+    mut facts: mpsc::Receiver<Out>,
+    acks: mpsc::Sender<Ack>,
+    to_hub: mpsc::Sender<Incoming>,
+) {
+    while let Some(out) = facts.recv().await {
+        let fact = match out {
+            Out::Fact(f) => f,
+            Out::Flush(done) => {
+                if let Err(e) = js.client().flush().await {
+                    warn!("cannot flush to NATS: {e}");
+                }
+                let _ = done.try_send(());
+                continue;
+            }
+        };
+        let payload = match serde_json::to_vec(&fact) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("cannot encode a fact: {e}");
+                continue;
+            }
+        };
+        let durable = fact.body.must_be_durable();
+        match js
+            .publish(subjects::subject_of(&fact), payload.into())
+            .await
+        {
+            Ok(ack) => {
+                if acks
+                    .send((fact.by, fact.at_ms, durable, ack))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!("cannot publish to NATS: {e}");
+                if durable {
+                    let why = format!("the cluster (NATS) did not take it ({e}): nobody saw it");
+                    let _ = to_hub.try_send(Incoming::Unsent { conn: fact.by, why });
+                }
+            }
+        }
+    }
+}
+
+/// A published fact waiting for its ack: its sender, when it was made,
+/// whether it must be durable.
+type Ack = (ConnId, u64, bool, jetstream::context::PublishAckFuture);
+
+/// Whether a fact made at `at_ms` and stored at `stored_ms` was stored
+/// too late: after its node's deadline for the ack (`timeout` from when it
+/// was made), when the sender had been told it failed. NATS keeps
+/// publishes made while a connection is failing and sends them once it is
+/// back, so such facts do reach the stream.
+fn stale(at_ms: u64, stored_ms: u64, timeout: Duration) -> bool {
+    stored_ms > at_ms + timeout.as_millis() as u64
+}
+
+/// Waits for each publish's ack: a fact that was not stored is never
+/// shown (it does not come back from the stream), and its sender is told.
+async fn acker(mut acks: mpsc::Receiver<Ack>, to_hub: mpsc::Sender<Incoming>, timeout: Duration) {
+    while let Some((by, at_ms, durable, ack)) = acks.recv().await {
+        // The deadline counts from when the fact was made, as [`stale`] does.
+        let left = (at_ms + timeout.as_millis() as u64).saturating_sub(crate::proto::now_ms());
+        let ack = std::future::IntoFuture::into_future(ack);
+        let why = match tokio::time::timeout(Duration::from_millis(left), ack).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => format!("the cluster (NATS) did not store it ({e})"),
+            Err(_) => format!("the cluster (NATS) did not store it within {timeout:?}"),
+        };
+        warn!("{why}");
+        if durable {
+            let why = format!("{why}: it may not have been seen");
+            let _ = to_hub.try_send(Incoming::Unsent { conn: by, why });
+        }
+    }
+}
+
+/// Claims and releases nicks, one at a time, in the order asked.
+async fn nick_keeper(nicks: kv::Store, mut ops: mpsc::UnboundedReceiver<KvOp>) {
+    while let Some(op) = ops.recv().await {
+        match op {
+            KvOp::Claim { key, owner, reply } => {
+                let _ = reply.try_send(claim(&nicks, &key, &owner).await);
+            }
+            KvOp::Release { key, owner } => {
+                if let Err(e) = release(&nicks, &key, &owner).await {
+                    warn!("cannot release a nick claim: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Creates the claim; one that exists is ours only if we made it.
+async fn claim(nicks: &kv::Store, key: &str, owner: &str) -> Result<bool, String> {
+    for _ in 0..2 {
+        match nicks.create(key, owner.to_string().into()).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match nicks.get(key).await {
+            Ok(Some(v)) => return Ok(v == owner.as_bytes()),
+            Ok(None) => continue, // released meanwhile: try again
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(false)
+}
+
+/// Deletes the claim if `owner` still holds it (with its revision, so a
+/// claim made meanwhile by someone else stays).
+async fn release(nicks: &kv::Store, key: &str, owner: &str) -> Result<(), String> {
+    let entry = nicks.entry(key).await.map_err(|e| e.to_string())?;
+    let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+        return Ok(());
+    };
+    if entry.value != owner.as_bytes() {
+        return Ok(());
+    }
+    nicks
+        .delete_expect_revision(key, Some(entry.revision))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the stream from `next` on, in order, for ever (an ordered
+/// consumer: a gap makes it start again after the last fact it gave).
+async fn reader(
+    js: jetstream::Context,
+    client: async_nats::Client,
+    mut next: u64,
+    to_hub: mpsc::Sender<Incoming>,
+    history: Arc<MemoryStore>,
+    seen: Arc<Mutex<HashSet<NodeId>>>,
+    s: Settings,
+) {
+    loop {
+        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, &s).await;
+        if to_hub.is_closed() {
+            return;
+        }
+        if let Err(e) = r {
+            warn!("reading the NATTER stream: {e:#}; trying again");
+        }
+        // Not a wait for something: a pause between attempts at a lost server.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn read_from(
+    js: &jetstream::Context,
+    client: &async_nats::Client,
+    next: &mut u64,
+    to_hub: &mpsc::Sender<Incoming>,
+    history: &MemoryStore,
+    seen: &Mutex<HashSet<NodeId>>,
+    s: &Settings,
+) -> anyhow::Result<()> {
+    let timeout = s.timeout;
+    // Made again if it was deleted under us; its order then starts anew.
+    let mut stream = ensure_stream(js, s.per_subject).await?;
+    let last = stream.info().await?.state.last_sequence;
+    if last + 1 < *next {
+        warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
+        *next = 1;
+    }
+    debug!("reading the stream from {next}");
+    let consumer = stream
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: *next,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(m) = messages.next().await {
+        let m = m?;
+        let info = m.info().map_err(|e| anyhow!("{e}"))?;
+        let seq = info.stream_sequence;
+        *next = seq + 1;
+        let mut fact: Fact = match serde_json::from_slice(&m.payload) {
+            Ok(f) => f,
+            Err(e) => {
+                warn!("stream message {seq} is not a natter fact: {e}");
+                continue;
+            }
+        };
+        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout) {
+            // Its sender was told it failed (the acker's deadline passed):
+            // every node skips it alike.
+            info!("stream message {seq} was stored after its sender gave up on it: not shown");
+            continue;
+        }
+        if fact.room.is_some() {
+            fact.seq = seq;
+            history.submit(vec![fact.clone()]);
+        }
+        if !matches!(fact.body, FactBody::Quit { .. }) {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fact.by.node);
+        }
+        if to_hub.send(Incoming::Fact(fact)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// One part of a node's answer to a snapshot request.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotPart {
+    node: NodeId,
+    last: bool,
+    facts: Vec<Fact>,
+}
+
+/// Facts in one snapshot message (NATS messages are at most 1 MiB by default).
+const SNAPSHOT_CHUNK: usize = 500;
+
+/// Answers nodes that start: who is here, from the hub.
+async fn answer_snapshots(
+    client: async_nats::Client,
+    me: NodeId,
+    mut requests: async_nats::Subscriber,
+    to_hub: mpsc::Sender<Incoming>,
+) {
+    while let Some(req) = requests.next().await {
+        let Some(reply) = req.reply else { continue };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if to_hub.send(Incoming::Snapshot(tx)).await.is_err() {
+            return;
+        }
+        let Ok(facts) = rx.await else { continue };
+        let mut chunks: Vec<Vec<Fact>> =
+            facts.chunks(SNAPSHOT_CHUNK).map(<[Fact]>::to_vec).collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new());
+        }
+        let n = chunks.len();
+        for (i, facts) in chunks.into_iter().enumerate() {
+            let part = SnapshotPart {
+                node: me,
+                last: i + 1 == n,
+                facts,
+            };
+            let Ok(payload) = serde_json::to_vec(&part) else {
+                continue;
+            };
+            if let Err(e) = client.publish(reply.clone(), payload.into()).await {
+                warn!("cannot answer a snapshot request: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// Asks the live nodes who is on them (waiting at most `timeout` for
+/// them all): the facts that tell it.
+async fn snapshot(
+    client: &async_nats::Client,
+    nodes: &kv::Store,
+    me: NodeId,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Fact>> {
+    let live = live_nodes(nodes).await.map_err(|e| anyhow!(e))?;
+    let mut waiting: HashSet<NodeId> = live.into_iter().filter(|n| *n != me).collect();
+    let mut facts = Vec::new();
+    if waiting.is_empty() {
+        return Ok(facts);
+    }
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subjects::SYNC, inbox, bytes::Bytes::new())
+        .await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !waiting.is_empty() {
+        let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await else {
+            warn!("no snapshot from nodes {waiting:?} within {timeout:?}");
+            break;
+        };
+        let part: SnapshotPart = match serde_json::from_slice(&m.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("a snapshot answer is not one: {e}");
+                continue;
+            }
+        };
+        if part.node == me {
+            continue;
+        }
+        if part.last {
+            waiting.remove(&part.node);
+        }
+        facts.extend(part.facts);
+    }
+    info!("learnt {} facts from the other nodes", facts.len());
+    Ok(facts)
+}
+
+/// Keeps this node's heartbeat alive and finds nodes whose heartbeat is
+/// gone: the live node with the lowest number has their users quit.
+async fn heartbeat(
+    nodes: kv::Store,
+    s: Settings,
+    to_hub: mpsc::Sender<Incoming>,
+    seen: Arc<Mutex<HashSet<NodeId>>>,
+) {
+    let me = s.node.to_string();
+    let mut tick = tokio::time::interval(s.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok = Instant::now();
+    loop {
+        tick.tick().await;
+        if to_hub.is_closed() {
+            return;
+        }
+        match nodes.put(&me, now_bytes()).await {
+            Ok(_) => last_ok = Instant::now(),
+            Err(e) => {
+                warn!(
+                    "heartbeat failed ({e}); cut off from the cluster for {:?}",
+                    last_ok.elapsed()
+                );
+                continue;
+            }
+        }
+        let live = match live_nodes(&nodes).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("cannot list the live nodes: {e}");
+                continue;
+            }
+        };
+        if live.iter().any(|&n| n < s.node) {
+            continue; // a lower-numbered node reaps
+        }
+        let dead: Vec<NodeId> = {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let dead: Vec<_> = seen
+                .iter()
+                .copied()
+                .filter(|n| *n != s.node && !live.contains(n))
+                .collect();
+            for n in &dead {
+                seen.remove(n);
+            }
+            dead
+        };
+        for node in dead {
+            info!(
+                "node {node} has not been heard from for {:?}: it is gone",
+                s.node_ttl
+            );
+            if to_hub.send(Incoming::NodeGone(node)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The nodes whose heartbeat has not expired: the bucket's subjects that
+/// hold a value (read from the stream's subject counts, one request; the
+/// client's `keys()` did not end on nats-server 2.9 with one key).
+async fn live_nodes(nodes: &kv::Store) -> Result<HashSet<NodeId>, String> {
+    let prefix = format!("$KV.{NODES}.");
+    let mut subjects = nodes
+        .stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut live = HashSet::new();
+    while let Some(s) = subjects.next().await {
+        let (subject, _) = s.map_err(|e| e.to_string())?;
+        if let Some(n) = subject.strip_prefix(&prefix).and_then(|k| k.parse().ok()) {
+            live.insert(n);
+        }
+    }
+    Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_stored_after_its_deadline_is_stale() {
+        let t = Duration::from_secs(5);
+        assert!(!stale(1_000, 1_000, t));
+        assert!(!stale(1_000, 6_000, t));
+        assert!(stale(1_000, 6_001, t));
+        assert!(!stale(9_000, 1_000, t), "a clock behind is not late");
+    }
+}

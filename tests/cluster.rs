@@ -1,0 +1,732 @@
+//! Several `natter serve` processes sharing every room through a real
+//! nats-server with JetStream, started by each test on a free port with a
+//! store directory of its own: cross-node chat in one order for everyone,
+//! nick races, a node killed with SIGKILL and reaped, NATS stopped and
+//! restarted, and bad starts (NATS unreachable, no node number).
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::binary::{try_serve, Natter, Privilege};
+use common::*;
+
+/// A nats-server child with JetStream on, on a free port.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts one, or says why not (a missing nats-server skips the test
+    /// outside CI, fails it under CI).
+    fn start() -> Option<NatsServer> {
+        let Some(bin) = find_tool("nats-server") else {
+            missing(
+                "nats-server is not installed (apt-get install nats-server): cluster tests not run",
+            );
+            return None;
+        };
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut n = NatsServer {
+            child: None,
+            port,
+            dir,
+            bin,
+        };
+        n.run();
+        Some(n)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server on its port and store, and waits until it accepts.
+    fn run(&mut self) {
+        let child = Command::new(&self.bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        wait_until("nats-server accepts connections", || {
+            TcpStream::connect(addr).is_ok()
+        });
+    }
+
+    /// SIGKILL: JetStream keeps what it acknowledged (written to the OS).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Polls `done` (something observable, not time) until it holds; panics
+/// after [`PATIENCE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Node `n` of the cluster at `nats`, with quick heartbeats.
+fn node(nats: &NatsServer, n: u16) -> Natter {
+    let url = nats.url();
+    let n = n.to_string();
+    try_serve(
+        Path::new("off"),
+        &[
+            "--cluster",
+            &url,
+            "--node",
+            &n,
+            "--cluster-heartbeat",
+            "500ms",
+            "--cluster-node-ttl",
+            "3s",
+            "--cluster-timeout",
+            "2s",
+        ],
+        Privilege::Plain,
+    )
+    .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
+}
+
+/// One line as a JSON client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    id: String,
+    seq: u64,
+    from: String,
+    text: String,
+}
+
+async fn next_message(j: &mut JsonClient) -> Line {
+    expect_event!(j, Event::Message { id, seq, from, text, .. } => Line {
+        id: id.into_owned(),
+        seq,
+        from: from.into_owned(),
+        text: text.into_owned(),
+    })
+    .await
+}
+
+/// Whether a login was accepted (or refused with an error).
+async fn registered(j: &mut JsonClient) -> bool {
+    j.expect_with("registered or an error", |ev| match ev {
+        Event::Registered { .. } => Some(true),
+        Event::Error { .. } => Some(false),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits until `j` has seen `nick` join its room.
+async fn sees_join(j: &mut JsonClient, nick: &str) {
+    expect_event!(j, Event::Joined { nick: n, .. } if n == nick).await;
+}
+
+#[test]
+fn an_unreachable_nats_at_start_is_a_clear_error_and_a_non_zero_exit() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let (status, log) = match try_serve(
+        Path::new("off"),
+        &["--cluster", &url, "--node", "1"],
+        Privilege::Plain,
+    ) {
+        Ok(_) => panic!("natter started with no NATS at {url}"),
+        Err(e) => e,
+    };
+    assert!(!status.success(), "{status}");
+    let log = log.join("\n");
+    assert!(log.contains("cannot join the cluster"), "{log}");
+    assert!(
+        log.contains(&format!("cannot connect to NATS at {url}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_cluster_needs_a_node_number() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let Err((status, log)) = try_serve(Path::new("off"), &["--cluster", &url], Privilege::Plain)
+    else {
+        panic!("natter started without --node");
+    };
+    assert!(!status.success());
+    assert!(log.join("\n").contains("--node"), "{log:#?}");
+}
+
+#[test]
+fn a_node_number_in_use_is_refused() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let _one = node(&nats, 1);
+    let url = nats.url();
+    let Err((status, log)) = try_serve(
+        Path::new("off"),
+        &["--cluster", &url, "--node", "1"],
+        Privilege::Plain,
+    ) else {
+        panic!("two nodes 1 in one cluster");
+    };
+    assert!(!status.success());
+    assert!(
+        log.join("\n").contains("node 1 is already in the cluster"),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_chat_and_everyone_sees_one_order() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let nodes: Vec<Natter> = (1..=3).map(|n| node(&nats, n)).collect();
+    let mut a = JsonClient::login(nodes[0].addr, "alice").await;
+    let mut b = JsonClient::login(nodes[1].addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let c = JsonClient::login(nodes[2].addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    sees_join(&mut b, "carol").await;
+
+    // Everyone talks at once, from three nodes.
+    const EACH: usize = 30;
+    let mut clients = [a, b, c];
+    for i in 0..EACH {
+        for (k, j) in clients.iter_mut().enumerate() {
+            let msg = format!("line {i} from {k}");
+            j.send(Cmd::Chat {
+                msg: msg.into(),
+                room: None,
+                action: false,
+            })
+            .await;
+        }
+    }
+    let mut seen = Vec::new();
+    for j in clients.iter_mut() {
+        let mut lines = Vec::new();
+        for _ in 0..3 * EACH {
+            lines.push(next_message(j).await);
+        }
+        seen.push(lines);
+    }
+    // One order for all, every line once, each with one id; seq increases.
+    assert_eq!(seen[0], seen[1], "node 1 and node 2 saw different orders");
+    assert_eq!(seen[0], seen[2], "node 1 and node 3 saw different orders");
+    let mut ids: Vec<&str> = seen[0].iter().map(|l| l.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3 * EACH, "a line came twice or ids repeat");
+    assert!(seen[0].windows(2).all(|w| w[0].seq < w[1].seq), "{seen:#?}");
+    // Each sender's own lines come back in the order it sent them.
+    for (k, nick) in ["alice", "bob", "carol"].iter().enumerate() {
+        let own: Vec<String> = seen[0]
+            .iter()
+            .filter(|l| l.from == *nick)
+            .map(|l| l.text.clone())
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("line {i} from {k}")).collect();
+        assert_eq!(own, sent);
+    }
+
+    // Private lines cross nodes too, and the sender sees its copy.
+    let [a, _b, c] = &mut clients;
+    a.send(Cmd::Msg {
+        to: "carol".into(),
+        msg: "psst".into(),
+        action: false,
+    })
+    .await;
+    let got = expect_event!(c, Event::Private { from, text, .. } => (from, text)).await;
+    assert_eq!((&*got.0, &*got.1), ("alice", "psst"));
+    expect_event!(a, Event::Private { to, .. } if to == "carol").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_for_one_nick_give_it_to_one() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    for round in 0..10 {
+        let nick = format!("racer{round}");
+        let (mut x, mut y) = (
+            JsonClient::connect(one.addr).await,
+            JsonClient::connect(two.addr).await,
+        );
+        let login = || Cmd::Login {
+            nick: nick.clone().into(),
+        };
+        // Both ask before either answer is read.
+        tokio::join!(x.send(login()), y.send(login()));
+        let (wx, wy) = tokio::join!(registered(&mut x), registered(&mut y));
+        assert!(
+            wx ^ wy,
+            "round {round}: both or neither got {nick}: {wx} {wy}"
+        );
+    }
+    // A released nick is free again on the other node.
+    let mut z = JsonClient::login(one.addr, "zed").await;
+    z.send(Cmd::Quit { reason: None }).await;
+    let _ = z.c.until_eof().await;
+    let mut again = JsonClient::connect(two.addr).await;
+    let mut tries = 0;
+    loop {
+        again.send(Cmd::Login { nick: "zed".into() }).await;
+        if registered(&mut again).await {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 50, "zed was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await; // retry pacing, not synchronisation
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_is_reaped_its_users_quit_once_and_their_nicks_are_freed() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut three = node(&nats, 3);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let _c = JsonClient::login(three.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    sees_join(&mut b, "carol").await;
+
+    let killed = Instant::now();
+    three.kill9();
+    let reason = expect_event!(a, Event::Quit { nick, reason } if nick == "carol" => reason).await;
+    assert!(reason.contains("node 3"), "{reason}");
+    expect_event!(b, Event::Quit { nick, .. } if nick == "carol").await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        killed.elapsed()
+    );
+    // Once: the next thing alice sees is bob's line, not a second quit.
+    b.send(Cmd::Chat {
+        msg: "still here".into(),
+        room: None,
+        action: false,
+    })
+    .await;
+    let next = a
+        .expect_with("a quit or a message", |ev| match ev {
+            Event::Quit { nick, .. } => Some(nick.into_owned()),
+            Event::Message { text, .. } => Some(text.into_owned()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(next, "still here");
+    // The nick is free again.
+    let mut c2 = JsonClient::login(two.addr, "carol").await;
+    c2.send(Cmd::Chat {
+        msg: "back".into(),
+        room: None,
+        action: false,
+    })
+    .await;
+    let line = next_message(&mut a).await;
+    assert_eq!((line.from.as_str(), line.text.as_str()), ("carol", "back"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_down_sends_are_refused_and_chat_resumes_when_it_returns() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let say = |text: &str| Cmd::Chat {
+        msg: text.to_string().into(),
+        room: None,
+        action: false,
+    };
+    a.send(say("before")).await;
+    assert_eq!(next_message(&mut b).await.text, "before");
+
+    nats.kill();
+    // The node notices the lost connection; until then a send may wait
+    // for its ack and fail at cluster_timeout: either way, an error.
+    a.send(say("while down")).await;
+    let code = a.expect_error().await;
+    assert_eq!(code, "store_failed");
+    // Nobody was shown it: not even the sender (checked below, by what
+    // comes next).
+
+    nats.run();
+    // Once the node is back on NATS, a line goes through; retry until then.
+    let mut n = 0;
+    let text = loop {
+        n += 1;
+        assert!(n < 100, "chat never resumed");
+        a.send(say(&format!("after {n}"))).await;
+        let got = a
+            .expect_with("a message or an error", |ev| match ev {
+                Event::Message { text, .. } => Some(Some(text.into_owned())),
+                Event::Error { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        if let Some(t) = got {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // retry pacing, not synchronisation
+    };
+    assert!(text.starts_with("after "), "{text}");
+    assert_ne!(text, "while down");
+    // bob, on the other node, gets it next: "while down" was never shown.
+    assert_eq!(next_message(&mut b).await.text, text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_knows_who_is_on_the_others() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let _b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let three = node(&nats, 3);
+    let mut c = JsonClient::connect(three.addr).await;
+    c.send(Cmd::Login {
+        nick: "carol".into(),
+    })
+    .await;
+    let online = expect_event!(c, Event::Registered { online, .. } => online).await;
+    assert_eq!(online, 3, "carol is told everyone online in the cluster");
+    let mut nicks = expect_event!(c, Event::Presence { nicks, .. } => nicks).await;
+    nicks.sort();
+    assert_eq!(nicks, ["alice", "bob", "carol"]);
+    // And the nicks of people on other nodes are taken here too.
+    let mut d = JsonClient::connect(three.addr).await;
+    d.send(Cmd::Login {
+        nick: "alice".into(),
+    })
+    .await;
+    assert_eq!(d.expect_error().await, "nick_in_use");
+}
+
+fn say(text: &str) -> Cmd<'static> {
+    Cmd::Chat {
+        msg: text.to_string().into(),
+        room: None,
+        action: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    for i in 0..3 {
+        a.send(say(&format!("old line {i}"))).await;
+    }
+    for _ in 0..3 {
+        next_message(&mut b).await;
+    }
+    // History on node 2 has what was said on node 1.
+    b.send(Cmd::History {
+        room: None,
+        with: None,
+        limit: Some(10),
+        before: None,
+        after: None,
+    })
+    .await;
+    let v = loop {
+        let v = b.expect("history").await;
+        if v["replay"] == false {
+            break v; // the answer, not the replay on joining
+        }
+    };
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["old line 0", "old line 1", "old line 2"], "{v}");
+
+    // alice opens #ops (its operator), bob joins it from the other node.
+    a.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "ops").await;
+    // Node 2 learns of #ops from the stream (two people opening one room
+    // on two nodes at the same moment would each be its operator there:
+    // docs/OPERATING.md, Several nodes).
+    let mut polls = 0;
+    loop {
+        b.send(Cmd::Rooms { after: None }).await;
+        let v = b.expect("rooms").await;
+        let listed = v["rooms"].as_array().is_some_and(|r| {
+            r.iter().any(|e| {
+                e["room"].as_str().is_some_and(|n| n.ends_with("ops")) && e["members"] == 1
+            })
+        });
+        if listed {
+            break;
+        }
+        polls += 1;
+        assert!(polls < 200, "node 2 never heard of #ops: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling pace, not synchronisation
+    }
+    b.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    let ops = expect_event!(b, Event::Presence { room, ops, .. } if room == "ops" => ops).await;
+    assert_eq!(
+        ops.unwrap_or_default(),
+        ["alice"],
+        "node 2 knows who opened #ops"
+    );
+    sees_join(&mut a, "bob").await;
+
+    a.send(Cmd::Topic {
+        room: None,
+        topic: Some("plans".into()),
+    })
+    .await;
+    let topic =
+        expect_event!(b, Event::Topic { topic, changed: true, .. } => topic.map(|t| t.into_owned()))
+            .await;
+    assert_eq!(topic.as_deref(), Some("plans"));
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+m".into()),
+    })
+    .await;
+    expect_event!(b, Event::Mode { changes, .. } if changes.contains("+m")).await;
+    // Node 2 enforces the mode set on node 1.
+    b.send(say("may I?")).await;
+    b.expect_error().await;
+    a.send(Cmd::Kick {
+        room: None,
+        nick: "bob".into(),
+        reason: Some("out".into()),
+    })
+    .await;
+    expect_event!(b, Event::Kicked { nick, .. } if nick == "bob").await;
+    expect_event!(a, Event::Kicked { nick, .. } if nick == "bob").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_killed_and_restarted_under_load_loses_no_line_anyone_was_shown() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+
+    // Lines in flight when NATS is killed, more while it is down.
+    const LINES: usize = 300;
+    for i in 0..LINES {
+        a.send(say(&format!("load {i}"))).await;
+        if i == 100 {
+            nats.kill();
+        }
+        if i == 200 {
+            nats.run();
+        }
+    }
+    // Every line is answered: shown (it was stored) or refused. Then an
+    // "end" line, sent again until one is shown.
+    let (mut sent, mut answers, mut refused, mut ends) = (LINES, 0, 0, 0);
+    let mut shown_to_alice = Vec::new();
+    loop {
+        if answers >= sent {
+            ends += 1;
+            assert!(ends < 200, "chat never resumed: {shown_to_alice:?}");
+            a.send(say(&format!("end {ends}"))).await;
+            sent += 1;
+        }
+        let got = a
+            .expect_with("a line or an error", |ev| match ev {
+                Event::Message { text, .. } => Some(Some(text.into_owned())),
+                Event::Error { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        answers += 1;
+        match got {
+            Some(t) if t.starts_with("end") => {
+                shown_to_alice.push(t);
+                break;
+            }
+            Some(t) => shown_to_alice.push(t),
+            None => refused += 1,
+        }
+    }
+    let loads = shown_to_alice
+        .iter()
+        .filter(|t| t.starts_with("load"))
+        .count();
+    eprintln!("NATS killed under load: {loads} lines shown, {refused} refused, {ends} end lines");
+    assert!(
+        loads + refused >= LINES,
+        "{loads} shown + {refused} refused"
+    );
+    assert!(loads > 0);
+    // bob, on the other node, saw exactly what alice was shown, in order.
+    let mut shown_to_bob = Vec::new();
+    loop {
+        let t = next_message(&mut b).await.text;
+        let end = t.starts_with("end");
+        shown_to_bob.push(t);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(shown_to_bob, shown_to_alice);
+    // In the order sent.
+    let order: Vec<usize> = shown_to_alice
+        .iter()
+        .filter_map(|t| t.strip_prefix("load ")?.parse().ok())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_cleanly_tells_the_others_its_users_quit() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let _b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    let log = tokio::task::spawn_blocking(move || two.stop())
+        .await
+        .expect("stop");
+    let reason = expect_event!(a, Event::Quit { nick, reason } if nick == "bob" => reason).await;
+    // Its own goodbye, not the reaping of a dead node.
+    assert!(!reason.contains("node 2 is gone"), "{reason}; {log:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    js.delete_stream("NATTER").await.expect("delete the stream");
+    // Nothing can be stored, so nothing is shown: the sender is told.
+    a.send(say("into the void")).await;
+    let got = a
+        .expect_with("a message or an error", |ev| match ev {
+            Event::Message { text, .. } => Some(Err(text.into_owned())),
+            Event::Error { code, .. } => Some(Ok(code.into_owned())),
+            _ => None,
+        })
+        .await;
+    assert_eq!(got, Ok("store_failed".to_string()));
+}
+
+#[test]
+fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+    let Some(bin) = find_tool("nats-server") else {
+        missing("nats-server is not installed: cluster tests not run");
+        return;
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new(&bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", "natter", "--pass", "s3cret", "-sd"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nats-server");
+    // Killed when the test ends, even by a failed assertion.
+    let _nats = NatsServer {
+        child: Some(child),
+        port,
+        dir,
+        bin,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until("nats-server accepts connections", || {
+        TcpStream::connect(addr).is_ok()
+    });
+    let wrong = format!("nats://natter:wrong@127.0.0.1:{port}");
+    let r = try_serve(
+        Path::new("off"),
+        &["--cluster", &wrong, "--node", "1"],
+        Privilege::Plain,
+    );
+    let Err((status, log)) = r else {
+        panic!("natter started with a wrong NATS password");
+    };
+    assert!(!status.success());
+    let log = log.join("\n");
+    assert!(log.contains("cannot connect to NATS"), "{log}");
+    assert!(log.to_lowercase().contains("authorization"), "{log}");
+}
