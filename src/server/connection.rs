@@ -29,9 +29,12 @@ use super::mailbox::{Item, Next, Queue};
 use super::pager::Pager;
 use super::transport::Transport;
 use super::Shared;
+use crate::metrics::metrics;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::{LineDecoder, LineError};
-use crate::proto::session::{self, Goodbye, HistoryRequest, Protocol, SessionConfig, TextSession};
+use crate::proto::session::{
+    self, Goodbye, HistoryRequest, JsonSession, Protocol, SessionConfig, TextSession,
+};
 use crate::proto::{
     AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
     Outcome, Refusal,
@@ -47,8 +50,10 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) enum Entry {
     /// The main port: protocol detected from the first line.
     Main,
-    /// The IRC port: IRC from the first byte.
+    /// The IRC port, or IRC over WebSocket: IRC from the first byte.
     Irc,
+    /// A WebSocket without an IRC subprotocol: JSON lines from the start.
+    Json,
 }
 
 /// Application-level heartbeat for clients that can answer pings (JSON, IRC):
@@ -89,6 +94,7 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pag
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
         let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        let message = matches!(cmd, Command::Say { .. } | Command::Private { .. });
         let outcome = match self.pager.intercept(&self.shared.chat, self.id, &cmd) {
             None => self.shared.chat.execute(self.id, cmd),
             Some(Ok(())) => Outcome::Continue,
@@ -100,6 +106,9 @@ impl session::Chat for Port<'_> {
         if nick && outcome == Outcome::Continue {
             let (auth, chat) = (&self.shared.auth, &self.shared.chat);
             super::accounts::nick_taken(auth, chat, self.id, &self.shared.shutdown);
+        }
+        if message && outcome == Outcome::Continue {
+            metrics().messages_in.inc();
         }
         outcome
     }
@@ -227,6 +236,8 @@ struct Connection<T> {
     hold_until: Option<Instant>,
     /// Long listings being written as the client reads.
     pager: Pager,
+    /// This connection in the open-connections gauge of its protocol.
+    open: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -278,13 +289,26 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         backlog_bytes: 0,
         flood_clock: now,
         pager: Pager::default(),
+        open: None,
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
+        Entry::Json => Box::new(JsonSession::new(&c.session_config, true)),
     };
     c.switch_to(proto);
+    if !c.detecting {
+        metrics().opened(c.proto.name(), T::NAME);
+    }
     let end = c.run().await;
+    if let Some(open) = c.open.take() {
+        open.dec();
+    }
+    match end {
+        End::SlowConsumer => metrics().slow_consumers.inc(),
+        End::ExcessFlood => metrics().excess_flood.inc(),
+        _ => 0,
+    };
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -395,6 +419,12 @@ impl<T: Transport> Connection<T> {
             &mut self.pager,
         ));
         self.queue.set_flavor(self.proto.flavor());
+        if let Some(open) = self.open.take() {
+            open.dec();
+        }
+        let open = metrics().connection(self.proto.name(), T::NAME);
+        open.inc();
+        self.open = Some(open);
         debug!("speaking {}", self.proto.name());
     }
 
@@ -475,6 +505,7 @@ impl<T: Transport> Connection<T> {
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
+                metrics().flood_delayed.inc();
                 break;
             }
             let Some(line) = self.backlog.pop_front() else {
@@ -482,6 +513,7 @@ impl<T: Transport> Connection<T> {
             };
             self.backlog_bytes -= line_cost(&line);
             self.flood_clock = self.flood_clock.max(now) + interval;
+            metrics().lines_in.inc();
             outcome = self.handle_line(line);
             self.queue.set_flavor(self.proto.flavor());
             self.write_pages();
@@ -502,6 +534,7 @@ impl<T: Transport> Connection<T> {
     fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
+            metrics().registrations.inc();
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
                 tracing::Span::current().record("nick", &*nick);
                 info!("registered as {nick}");
@@ -526,6 +559,7 @@ impl<T: Transport> Connection<T> {
             if let Some(proto) = session::detect(&line, &self.session_config, banner_shown) {
                 self.switch_to(proto);
             }
+            metrics().opened(self.proto.name(), T::NAME);
             self.hold_until = None;
         }
         self.proto.line(
@@ -620,16 +654,24 @@ impl<T: Transport> Connection<T> {
             let mut out = out.borrow_mut();
             out.clear();
             self.render_into(first, &mut out);
+            let mut items = 1;
             for _ in 1..BATCH {
                 match self.queue.try_next() {
                     Some(Next::Item(item)) if self.waits(&item) => {
                         self.held = Some(item);
                         break;
                     }
-                    Some(Next::Item(item)) => self.render_into(item, &mut out),
+                    Some(Next::Item(item)) => {
+                        items += 1;
+                        self.render_into(item, &mut out)
+                    }
                     _ => break,
                 }
             }
+            // Once per batch: one relaxed add each, not one per recipient.
+            let m = metrics();
+            m.deliveries.inc_by(items);
+            m.bytes_out.inc_by(out.len() as u64);
             let mut written = 0;
             while written < out.len() {
                 match self.stream.try_write(&out[written..]) {

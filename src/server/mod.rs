@@ -5,12 +5,12 @@
 //! wire formats in `proto`.
 
 mod accounts;
-mod connection;
+pub(crate) mod connection;
 mod limits;
 mod mailbox;
 mod pager;
 mod router;
-mod transport;
+pub(crate) mod transport;
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +83,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Sets the send-queue gauges from the router (when metrics are scraped).
+    pub fn record_queue_depths(&self) {
+        let d = self.chat.with_router(|r| r.depths());
+        let m = crate::metrics::metrics();
+        m.sendq_items.set(d.items as i64);
+        m.sendq_bytes.set(d.bytes as i64);
+        m.sendq_max_bytes.set(d.max_bytes as i64);
+    }
+
     /// The host shown for an address: a keyed hash, stable for this server
     /// run (so bans by host work) and never the address itself.
     pub fn cloak(&self, ip: IpAddr) -> String {
@@ -94,6 +103,8 @@ impl Shared {
 pub struct Server {
     listener: TcpListener,
     irc_listener: Option<TcpListener>,
+    /// The HTTP-only listener, if `http_listen` is on.
+    http_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
     failures: Option<Failures>,
@@ -118,6 +129,13 @@ impl Server {
                     return Err(e).with_context(|| format!("cannot listen on {addr} (irc_listen)"))
                 }
             },
+            None => None,
+        };
+        let http_listener = match config.http_listen.0 {
+            Some(addr) => Some(
+                listen(addr, backlog)
+                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?,
+            ),
             None => None,
         };
         // After binding: a port in use stays the one line an operator sees.
@@ -160,6 +178,7 @@ impl Server {
         Ok(Server {
             listener,
             irc_listener,
+            http_listener,
             shared,
             admission,
             failures,
@@ -169,6 +188,11 @@ impl Server {
     /// The address the IRC listener actually bound, if it is on.
     pub fn irc_addr(&self) -> Option<SocketAddr> {
         self.irc_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address the HTTP-only listener actually bound, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -186,9 +210,13 @@ impl Server {
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
+        if let Some(addr) = self.http_addr() {
+            info!("http listening on {addr}");
+        }
         let Server {
             listener,
             irc_listener,
+            http_listener,
             shared,
             admission,
             failures,
@@ -211,8 +239,9 @@ impl Server {
         loop {
             let (accepted, entry) = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = listener.accept() => (r, Entry::Main),
-                r = accept(&irc_listener) => (r, Entry::Irc),
+                r = listener.accept() => (r, Some(Entry::Main)),
+                r = accept(&irc_listener) => (r, Some(Entry::Irc)),
+                r = accept(&http_listener) => (r, None),
             };
             let (stream, peer) = match accepted {
                 Ok(x) => x,
@@ -234,18 +263,35 @@ impl Server {
             };
             configure(&stream, &shared.config);
             let span = match entry {
-                Entry::Main => {
+                Some(Entry::Irc) => {
+                    tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
+                }
+                Some(_) => {
                     tracing::info_span!("conn", id = next_id, %peer, nick = tracing::field::Empty)
                 }
-                Entry::Irc => {
-                    tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
+                None => {
+                    tracing::info_span!("http", id = next_id, %peer, nick = tracing::field::Empty)
                 }
             };
             let shared = shared.clone();
-            let host = shared.cloak(peer.ip()).into();
             tracker.spawn(
                 async move {
-                    connection::run(shared, stream, host, entry).await;
+                    let window = shared.config.banner_delay;
+                    let http = match entry {
+                        Some(Entry::Main) => crate::web::sniff(&stream, window).await,
+                        Some(_) => false,
+                        None => true,
+                    };
+                    match entry {
+                        Some(entry) if !http => {
+                            let host = shared.cloak(peer.ip()).into();
+                            connection::run(shared, stream, host, entry).await;
+                        }
+                        _ => {
+                            let ctx = crate::web::WebContext::new(shared, peer, "tcp");
+                            crate::web::serve(stream, bytes::Bytes::new(), ctx).await;
+                        }
+                    }
                     drop(permit);
                 }
                 .instrument(span),
@@ -253,7 +299,7 @@ impl Server {
         }
         // Stop accepting at once: new connections are refused by the OS
         // while the others are told and flushed.
-        drop((listener, irc_listener));
+        drop((listener, irc_listener, http_listener));
         info!("shutting down: telling {} connections", admission.current());
         shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
@@ -356,8 +402,15 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, S
     }
 }
 
-async fn refuse(mut stream: TcpStream, why: Refusal, entry: Entry) {
-    let line = session::refusal_line(entry == Entry::Irc, &why.to_string());
+async fn refuse(mut stream: TcpStream, why: Refusal, entry: Option<Entry>) {
+    let line = match entry {
+        Some(entry) => session::refusal_line(entry == Entry::Irc, &why.to_string()),
+        None => format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+             Connection: close\r\nContent-Length: {}\r\n\r\n{why}\n",
+            why.to_string().len() + 1
+        ),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(line.as_bytes()).await;
         let _ = stream.shutdown().await;

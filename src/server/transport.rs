@@ -1,7 +1,8 @@
 //! The byte streams a connection runs over. The connection loop needs
 //! readiness and non-blocking reads and writes (so output is written from a
 //! per-thread buffer with no allocation per message); a TCP socket has them
-//! natively, and TLS or WebSocket transports provide the same four calls.
+//! natively, and TLS or WebSocket transports provide the same four calls
+//! (the WebSocket one is `web::ws::WsTransport`).
 
 use std::future::Future;
 use std::io;
@@ -10,6 +11,8 @@ use tokio::net::TcpStream;
 
 /// A non-blocking byte stream with readiness.
 pub(crate) trait Transport: Send + Sync + 'static {
+    /// The transport's name in metrics (`tcp`, `ws`, `tls`).
+    const NAME: &'static str;
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Reads what is there; `WouldBlock` if nothing is, `Ok(0)` at EOF.
@@ -19,6 +22,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
 }
 
 impl Transport for TcpStream {
+    const NAME: &'static str = "tcp";
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::readable(self)
     }
