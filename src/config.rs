@@ -321,9 +321,9 @@ settings! {
         #[serde(deserialize_with = "de_size")]
         pub http_max_request_bytes: usize,
         /// Web pages allowed to open WebSockets: comma-separated origins
-        /// (`https://chat.example.org`), `*` for any; empty: only pages
-        /// served from the same host as the request's Host header.
-        #[arg(long, env = "NATTER_WS_ORIGINS", value_name = "ORIGINS", default_value = "")]
+        /// (`https://chat.example.org`), `self` (pages served from the
+        /// host in the request's Host header), or `*` for any.
+        #[arg(long, env = "NATTER_WS_ORIGINS", value_name = "ORIGINS", default_value = "self")]
         pub ws_origins: String,
         /// Largest WebSocket message taken at all: a longer one closes the
         /// connection (1009). Messages over max_line_bytes (IRC: 8191) but
@@ -893,7 +893,7 @@ mod tests {
             http_listen: OptAddr(None),
             http_header_timeout: Duration::from_secs(10),
             http_max_request_bytes: 16 * 1024,
-            ws_origins: String::new(),
+            ws_origins: "self".into(),
             ws_max_message_bytes: 64 * 1024,
             db: "natter.db".into(),
             db_max_bytes: 0,

@@ -294,7 +294,8 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
-        Entry::Json => Box::new(JsonSession::new(&c.session_config, true)),
+        // The chat's welcome, queued at connect, is written as JSON.
+        Entry::Json => Box::new(JsonSession::new(&c.session_config, false)),
     };
     c.switch_to(proto);
     if !c.detecting {

@@ -205,28 +205,29 @@ fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Answer> {
     })
 }
 
-/// The origin rule: no `Origin` (not a browser) is allowed; `*` allows
-/// any; a list allows the origins in it; empty allows the page's own host
-/// (the origin's `host[:port]` equals the `Host` header).
+/// The origin rule: no `Origin` (not a browser) is allowed; otherwise
+/// one entry of `allowed` must match: `*` any origin, `self` the page's own
+/// host (the origin's `host[:port]` equals the `Host` header), or the
+/// origin itself.
 fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &str) -> bool {
     let Some(origin) = origin else {
         return true;
     };
     let origin = origin.trim().trim_end_matches('/');
-    let allowed = allowed.trim();
-    if allowed == "*" {
-        return true;
-    }
-    if !allowed.is_empty() {
-        return allowed
-            .split(',')
-            .map(|a| a.trim().trim_end_matches('/'))
-            .any(|a| a.eq_ignore_ascii_case(origin));
-    }
-    let Some((_, authority)) = origin.split_once("://") else {
-        return false; // "null" and other opaque origins
+    let same_host = || {
+        // "null" and other opaque origins have no host.
+        origin.split_once("://").is_some_and(|(_, authority)| {
+            host.is_some_and(|h| h.trim().eq_ignore_ascii_case(authority))
+        })
     };
-    host.is_some_and(|h| h.trim().eq_ignore_ascii_case(authority))
+    allowed
+        .split(',')
+        .map(|a| a.trim().trim_end_matches('/'))
+        .any(|a| match a {
+            "*" => true,
+            "self" => same_host(),
+            a => !a.is_empty() && a.eq_ignore_ascii_case(origin),
+        })
 }
 
 #[cfg(test)]
@@ -251,13 +252,13 @@ mod tests {
 
     #[test]
     fn the_rfc_example_handshake_is_accepted() {
-        let h = handshake(&request(GOOD), "").unwrap();
+        let h = handshake(&request(GOOD), "self").unwrap();
         // RFC 6455 section 1.3.
         assert_eq!(h.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!((h.mode, h.protocol), (ws::Mode::Json, None));
         let mut irc = GOOD.to_vec();
         irc.push(("sec-websocket-protocol", "text.ircv3.net"));
-        let h = handshake(&request(&irc), "").unwrap();
+        let h = handshake(&request(&irc), "self").unwrap();
         assert_eq!(h.protocol, Some("text.ircv3.net"));
         assert_eq!(h.response().status(), StatusCode::SWITCHING_PROTOCOLS);
     }
@@ -272,28 +273,30 @@ mod tests {
             ("sec-websocket-version", StatusCode::UPGRADE_REQUIRED),
             ("sec-websocket-key", StatusCode::BAD_REQUEST),
         ] {
-            let refused = handshake(&request(&without(name)), "").unwrap_err();
+            let refused = handshake(&request(&without(name)), "self").unwrap_err();
             assert_eq!(refused.status(), status, "without {name}");
         }
         let mut foreign = GOOD.to_vec();
         foreign.push(("origin", "https://evil.example"));
-        let refused = handshake(&request(&foreign), "").unwrap_err();
+        let refused = handshake(&request(&foreign), "self").unwrap_err();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]
     fn origins() {
         let host = Some("chat.example:7777");
-        assert!(origin_allowed(None, host, ""));
-        assert!(origin_allowed(Some("http://chat.example:7777"), host, ""));
-        assert!(origin_allowed(Some("https://CHAT.example:7777/"), host, ""));
-        assert!(!origin_allowed(Some("http://chat.example:8888"), host, ""));
-        assert!(!origin_allowed(Some("null"), host, ""));
-        assert!(!origin_allowed(Some("http://chat.example:7777"), None, ""));
+        assert!(origin_allowed(None, host, "self"));
+        assert!(origin_allowed(Some("http://chat.example:7777"), host, "self"));
+        assert!(origin_allowed(Some("https://CHAT.example:7777/"), host, "self"));
+        assert!(!origin_allowed(Some("http://chat.example:8888"), host, "self"));
+        assert!(!origin_allowed(Some("null"), host, "self"));
+        assert!(!origin_allowed(Some("http://chat.example:7777"), None, "self"));
         assert!(origin_allowed(Some("http://x.example"), host, "*"));
         let list = "https://a.example, https://b.example";
         assert!(origin_allowed(Some("https://b.example"), host, list));
         assert!(!origin_allowed(Some("http://chat.example:7777"), host, list));
+        assert!(origin_allowed(Some("http://chat.example:7777"), host, "self,https://a.example"));
+        assert!(!origin_allowed(Some("http://x.example"), host, ""));
     }
 
     #[test]

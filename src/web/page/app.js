@@ -95,7 +95,7 @@ function message(ev) {
 function handle(ev) {
   switch (ev.type) {
     case "welcome":
-      if (state.nick) send({ cmd: "login", nick: state.nick });
+      if (state.nick && !state.registered) send({ cmd: "login", nick: state.nick });
       break;
     case "registered":
       state.registered = true;
