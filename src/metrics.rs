@@ -109,11 +109,7 @@ impl Metrics {
             "Nicknames taken by new connections",
             m.registrations.clone(),
         );
-        r.register(
-            "lines_in",
-            "Lines read from clients",
-            m.lines_in.clone(),
-        );
+        r.register("lines_in", "Lines read from clients", m.lines_in.clone());
         r.register(
             "messages_in",
             "Room and private messages accepted",
@@ -124,11 +120,7 @@ impl Metrics {
             "Events and replies written to clients, one per recipient",
             m.deliveries.clone(),
         );
-        r.register(
-            "bytes_out",
-            "Bytes written to clients",
-            m.bytes_out.clone(),
-        );
+        r.register("bytes_out", "Bytes written to clients", m.bytes_out.clone());
         r.register(
             "slow_consumers",
             "Clients dropped because their send queue overflowed",

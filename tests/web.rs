@@ -46,7 +46,10 @@ fn web_config() -> Config {
 
 async fn start(config: Config) -> Web {
     let server = Server::bind(config).await.expect("bind");
-    let (main, http) = (server.local_addr(), server.http_addr().expect("http_listen"));
+    let (main, http) = (
+        server.local_addr(),
+        server.http_addr().expect("http_listen"),
+    );
     let stop = CancellationToken::new();
     tokio::spawn(server.run(stop.clone()));
     Web { main, http, stop }
@@ -152,7 +155,10 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"));
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -185,14 +191,23 @@ async fn websocket_json_user_chats_with_a_telnet_user() {
     ws.send(Message::text(long)).await.unwrap();
     let e = expect_json(&mut ws, "error", |_| true).await;
     assert_eq!(e["code"], "line_too_long");
-    send_json(&mut ws, serde_json::json!({"cmd":"chat","msg":"still here"})).await;
+    send_json(
+        &mut ws,
+        serde_json::json!({"cmd":"chat","msg":"still here"}),
+    )
+    .await;
     bob.expect("alice: still here").await;
 
     // Past ws_max_message_bytes the connection is closed (1009), and the
     // room sees alice leave.
-    ws.send(Message::binary(vec![b'x'; 70 * 1024])).await.unwrap();
+    ws.send(Message::binary(vec![b'x'; 70 * 1024]))
+        .await
+        .unwrap();
     let close = loop {
-        match tokio::time::timeout(PATIENCE, ws.next()).await.expect("closed in time") {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("closed in time")
+        {
             Some(Ok(Message::Close(frame))) => break frame,
             Some(Ok(_)) => continue,
             _ => break None,
@@ -324,7 +339,11 @@ async fn metrics_parse_and_move_when_messages_flow() {
     send_json(&mut ws, serde_json::json!({"cmd":"login","nick":"erin"})).await;
     expect_json(&mut ws, "registered", |_| true).await;
     for i in 0..3 {
-        send_json(&mut ws, serde_json::json!({"cmd":"chat","msg":format!("line {i}")})).await;
+        send_json(
+            &mut ws,
+            serde_json::json!({"cmd":"chat","msg":format!("line {i}")}),
+        )
+        .await;
         bob.expect(&format!("line {i}")).await;
     }
     let (_, after) = get(web.main, "/metrics").await;
@@ -418,7 +437,9 @@ async fn bad_requests_are_bounded_and_closed() {
     assert!(out.is_empty() || out.starts_with("HTTP/1.1 431"), "{out:?}");
     // Slowloris: a head that never ends is closed after the header timeout.
     let mut s = TcpStream::connect(web.http).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut out = Vec::new();
     tokio::time::timeout(PATIENCE, s.read_to_end(&mut out))
@@ -436,7 +457,9 @@ async fn bad_requests_are_bounded_and_closed() {
 async fn websocket_origins_are_checked() {
     let web = start(web_config()).await;
     let request = |origin: &str| {
-        let mut req = format!("ws://{}/ws", web.http).into_client_request().unwrap();
+        let mut req = format!("ws://{}/ws", web.http)
+            .into_client_request()
+            .unwrap();
         req.headers_mut()
             .insert("origin", HeaderValue::from_str(origin).unwrap());
         req

@@ -23,9 +23,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Chromium, ended when the test ends (passed or not).
 struct Browser {
@@ -67,7 +66,10 @@ async fn launch(chromium: PathBuf) -> (Browser, String) {
     // Reads Chromium's log until it is gone (so its pipe never fills).
     std::thread::spawn(move || {
         let mut seen = Vec::new();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(url) = line.strip_prefix("DevTools listening on ") {
                 let _ = tx.send(Ok(url.trim().to_string()));
             }
@@ -201,7 +203,9 @@ impl Cdp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_page_chats_with_a_telnet_user() {
     let Some(chromium) = common::find_tool("chromium") else {
-        return common::missing("chromium is not installed: the web page was not tested in a browser");
+        return common::missing(
+            "chromium is not installed: the web page was not tested in a browser",
+        );
     };
     let server = common::start(natter::config::Config {
         // Clients that speak first (HTTP) are told apart on the main port.

@@ -192,7 +192,9 @@ impl Server {
 
     /// The address the HTTP-only listener actually bound, if it is on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.http_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (the real port when 0 was asked for).

@@ -149,8 +149,8 @@ async fn websocket(up: Upgrade, ctx: &WebContext) {
         Err(e) => return debug!("websocket upgrade failed: {e}"),
     };
     let config = ws::config(ctx.shared.config.ws_max_message_bytes);
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-        .await;
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let entry = match up.mode {
         ws::Mode::Json => Entry::Json,
         ws::Mode::IrcText | ws::Mode::IrcBinary => Entry::Irc,

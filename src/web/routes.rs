@@ -65,7 +65,9 @@ pub(super) fn route(
                         // One upgrade per connection: the channel holds one.
                         match upgrades.try_send(Upgrade { on, mode: h.mode }) {
                             Ok(()) => h.response(),
-                            Err(_) => plain(StatusCode::BAD_REQUEST, "one WebSocket per connection\n"),
+                            Err(_) => {
+                                plain(StatusCode::BAD_REQUEST, "one WebSocket per connection\n")
+                            }
                         }
                     }
                     Err(refused) => refused,
@@ -182,7 +184,11 @@ fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Answer> {
             "Sec-WebSocket-Key is missing\n",
         ));
     };
-    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let origin = header_str(header::ORIGIN);
     let host = header_str(header::HOST);
     if !origin_allowed(origin, host, origins) {
@@ -286,16 +292,40 @@ mod tests {
     fn origins() {
         let host = Some("chat.example:7777");
         assert!(origin_allowed(None, host, "self"));
-        assert!(origin_allowed(Some("http://chat.example:7777"), host, "self"));
-        assert!(origin_allowed(Some("https://CHAT.example:7777/"), host, "self"));
-        assert!(!origin_allowed(Some("http://chat.example:8888"), host, "self"));
+        assert!(origin_allowed(
+            Some("http://chat.example:7777"),
+            host,
+            "self"
+        ));
+        assert!(origin_allowed(
+            Some("https://CHAT.example:7777/"),
+            host,
+            "self"
+        ));
+        assert!(!origin_allowed(
+            Some("http://chat.example:8888"),
+            host,
+            "self"
+        ));
         assert!(!origin_allowed(Some("null"), host, "self"));
-        assert!(!origin_allowed(Some("http://chat.example:7777"), None, "self"));
+        assert!(!origin_allowed(
+            Some("http://chat.example:7777"),
+            None,
+            "self"
+        ));
         assert!(origin_allowed(Some("http://x.example"), host, "*"));
         let list = "https://a.example, https://b.example";
         assert!(origin_allowed(Some("https://b.example"), host, list));
-        assert!(!origin_allowed(Some("http://chat.example:7777"), host, list));
-        assert!(origin_allowed(Some("http://chat.example:7777"), host, "self,https://a.example"));
+        assert!(!origin_allowed(
+            Some("http://chat.example:7777"),
+            host,
+            list
+        ));
+        assert!(origin_allowed(
+            Some("http://chat.example:7777"),
+            host,
+            "self,https://a.example"
+        ));
         assert!(!origin_allowed(Some("http://x.example"), host, ""));
     }
 
