@@ -70,7 +70,7 @@ pub(super) fn route(
                             }
                         }
                     }
-                    Err(refused) => refused,
+                    Err(refused) => refused.answer(),
                 };
                 ("ws", answer)
             }
@@ -154,12 +154,29 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks a WebSocket handshake request; the refusal is the answer.
-fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Answer> {
+/// A refused WebSocket handshake: the status and why.
+#[derive(Debug, PartialEq, Eq)]
+struct Refused(StatusCode, &'static str);
+
+impl Refused {
+    fn answer(&self) -> Answer {
+        let mut a = plain(self.0, self.1);
+        if self.0 == StatusCode::UPGRADE_REQUIRED {
+            a.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        a
+    }
+}
+
+/// Checks a WebSocket handshake request.
+fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Refused> {
     if !has_token(headers, header::UPGRADE, "websocket")
         || !has_token(headers, header::CONNECTION, "upgrade")
     {
-        return Err(plain(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "this is a WebSocket endpoint: send Upgrade: websocket\n",
         ));
@@ -168,18 +185,16 @@ fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Answer> {
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut a = plain(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only\n");
-        a.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(a);
+        return Err(Refused(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 only\n",
+        ));
     }
     let Some(key) = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .filter(|k| !k.is_empty())
     else {
-        return Err(plain(
+        return Err(Refused(
             StatusCode::BAD_REQUEST,
             "Sec-WebSocket-Key is missing\n",
         ));
@@ -192,7 +207,7 @@ fn handshake(headers: &HeaderMap, origins: &str) -> Result<Handshake, Answer> {
     let origin = header_str(header::ORIGIN);
     let host = header_str(header::HOST);
     if !origin_allowed(origin, host, origins) {
-        return Err(plain(
+        return Err(Refused(
             StatusCode::FORBIDDEN,
             "this origin may not open WebSockets here (ws_origins)\n",
         ));
@@ -280,12 +295,14 @@ mod tests {
             ("sec-websocket-key", StatusCode::BAD_REQUEST),
         ] {
             let refused = handshake(&request(&without(name)), "self").unwrap_err();
-            assert_eq!(refused.status(), status, "without {name}");
+            assert_eq!(refused.0, status, "without {name}");
         }
         let mut foreign = GOOD.to_vec();
         foreign.push(("origin", "https://evil.example"));
         let refused = handshake(&request(&foreign), "self").unwrap_err();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert_eq!(refused.0, StatusCode::FORBIDDEN);
+        let old = Refused(StatusCode::UPGRADE_REQUIRED, "").answer();
+        assert_eq!(old.headers()[header::SEC_WEBSOCKET_VERSION], "13");
     }
 
     #[test]
