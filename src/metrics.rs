@@ -50,7 +50,7 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// Clients dropped because their send queue overflowed.
     pub slow_consumers: Counter,
-    /// Times flood control held a connection's lines back.
+    /// Times flood control started holding a connection's lines back.
     pub flood_delayed: Counter,
     /// Clients dropped for sending more than `recvq` ahead (Excess Flood).
     pub excess_flood: Counter,
@@ -128,7 +128,7 @@ impl Metrics {
         );
         r.register(
             "flood_delayed",
-            "Times flood control held a connection's lines back",
+            "Times flood control started holding a connection's lines back",
             m.flood_delayed.clone(),
         );
         r.register(

@@ -108,7 +108,7 @@ impl Cdp {
         }
         self.ws.send(Message::text(msg.to_string())).await.unwrap();
         loop {
-            let v = self.read().await;
+            let v = self.read(method).await;
             if v["id"] == id {
                 if let Some(e) = v.get("error") {
                     panic!("{method}: {e}");
@@ -119,11 +119,11 @@ impl Cdp {
         }
     }
 
-    async fn read(&mut self) -> Value {
+    async fn read(&mut self, waiting_for: &str) -> Value {
         loop {
             let msg = tokio::time::timeout(PATIENCE * 2, self.ws.next())
                 .await
-                .expect("DevTools answers in time")
+                .unwrap_or_else(|_| panic!("DevTools: no {waiting_for} in time"))
                 .expect("DevTools connection open")
                 .expect("DevTools message");
             if let Message::Text(t) = msg {
@@ -137,7 +137,7 @@ impl Cdp {
             return self.events.remove(i).unwrap();
         }
         loop {
-            let v = self.read().await;
+            let v = self.read(method).await;
             if v["method"] == method {
                 return v;
             }
@@ -181,7 +181,7 @@ impl Cdp {
                 if (ok()) return resolve(true);
                 const o = new MutationObserver(() => {{ if (ok()) {{ o.disconnect(); resolve(true); }} }});
                 o.observe(el, {{subtree: true, childList: true, characterData: true}});
-                setTimeout(() => {{ o.disconnect(); reject(new Error("no " + {needle:?} + " in: " + document.body.innerText)); }}, {ms});
+                setTimeout(() => {{ o.disconnect(); reject(new Error("no " + {needle:?} + " in: " + document.body.innerText + " " + pageState())); }}, {ms});
             }})"#,
             ms = PATIENCE.as_millis()
         );
@@ -209,7 +209,9 @@ async fn the_web_page_chats_with_a_telnet_user() {
     };
     let server = common::start(natter::config::Config {
         // Clients that speak first (HTTP) are told apart on the main port.
-        banner_delay: Duration::from_millis(300),
+        // Generous: a browser on a loaded machine may open a connection
+        // and send its request late (docs/PROTOCOL.md, *HTTP and WebSocket*).
+        banner_delay: Duration::from_secs(1),
         ..common::config()
     })
     .await;
@@ -243,6 +245,10 @@ async fn the_web_page_chats_with_a_telnet_user() {
     let url = format!("http://{}/", server.addr);
     cdp.call("Page.navigate", json!({"url": url})).await;
     cdp.event("Page.loadEventFired").await;
+    let loaded = cdp
+        .eval("typeof pageState === 'function' && getComputedStyle(document.body).margin === '0px'")
+        .await;
+    assert_eq!(loaded, json!(true), "app.js and app.css were loaded");
 
     // Every form field has a label; the nickname field has the focus.
     let labelled = cdp

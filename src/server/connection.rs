@@ -50,6 +50,9 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) enum Entry {
     /// The main port: protocol detected from the first line.
     Main,
+    /// The main port, after a first-bytes window in which the client said
+    /// nothing: detected from the first line, and the banner goes at once.
+    MainSilent,
     /// The IRC port, or IRC over WebSocket: IRC from the first byte.
     Irc,
     /// A WebSocket without an IRC subprotocol: JSON lines from the start.
@@ -238,6 +241,8 @@ struct Connection<T> {
     pager: Pager,
     /// This connection in the open-connections gauge of its protocol.
     open: Option<prometheus_client::metrics::gauge::Gauge>,
+    /// Flood control is holding lines back (counted once per episode).
+    throttled: bool,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -275,7 +280,7 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         registration_deadline: now + config.registration_timeout,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
         proto: Box::new(TextSession::new(&session_config)),
-        detecting: entry == Entry::Main,
+        detecting: matches!(entry, Entry::Main | Entry::MainSilent),
         session_config,
         shared: shared.clone(),
         stream,
@@ -290,9 +295,10 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
         flood_clock: now,
         pager: Pager::default(),
         open: None,
+        throttled: false,
     };
     let proto: Box<dyn Protocol> = match entry {
-        Entry::Main => Box::new(TextSession::new(&c.session_config)),
+        Entry::Main | Entry::MainSilent => Box::new(TextSession::new(&c.session_config)),
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
         // The chat's welcome, queued at connect, is written as JSON.
         Entry::Json => Box::new(JsonSession::new(&c.session_config, false)),
@@ -305,11 +311,11 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     if let Some(open) = c.open.take() {
         open.dec();
     }
-    match end {
-        End::SlowConsumer => metrics().slow_consumers.inc(),
-        End::ExcessFlood => metrics().excess_flood.inc(),
-        _ => 0,
-    };
+    if matches!(end, End::SlowConsumer) {
+        metrics().slow_consumers.inc();
+    } else if matches!(end, End::ExcessFlood) {
+        metrics().excess_flood.inc();
+    }
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -506,7 +512,9 @@ impl<T: Transport> Connection<T> {
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
-                metrics().flood_delayed.inc();
+                if !std::mem::replace(&mut self.throttled, true) {
+                    metrics().flood_delayed.inc();
+                }
                 break;
             }
             let Some(line) = self.backlog.pop_front() else {
@@ -525,6 +533,7 @@ impl<T: Transport> Connection<T> {
             }
         }
         if self.backlog.is_empty() {
+            self.throttled = false;
             self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
         }
         self.note_registered();

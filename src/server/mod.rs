@@ -278,18 +278,23 @@ impl Server {
             let shared = shared.clone();
             tracker.spawn(
                 async move {
+                    use crate::web::FirstBytes;
+                    // The banner's hold is the window in which HTTP is told apart.
                     let window = shared.config.banner_delay;
-                    let http = match entry {
-                        Some(Entry::Main) => crate::web::sniff(&stream, window).await,
-                        Some(_) => false,
-                        None => true,
+                    let entry = match entry {
+                        Some(Entry::Main) => match crate::web::sniff(&stream, window).await {
+                            FirstBytes::Http => None,
+                            FirstBytes::Other => Some(Entry::Main),
+                            FirstBytes::Silent => Some(Entry::MainSilent),
+                        },
+                        other => other,
                     };
                     match entry {
-                        Some(entry) if !http => {
+                        Some(entry) => {
                             let host = shared.cloak(peer.ip()).into();
                             connection::run(shared, stream, host, entry).await;
                         }
-                        _ => {
+                        None => {
                             let ctx = crate::web::WebContext::new(shared, peer, "tcp");
                             crate::web::serve(stream, bytes::Bytes::new(), ctx).await;
                         }

@@ -70,25 +70,39 @@ fn could_be_http(first: &[u8]) -> bool {
     b"GET ".starts_with(first) || b"HEAD ".starts_with(first)
 }
 
+/// What a main-port connection said in its first-bytes window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstBytes {
+    /// An HTTP request.
+    Http,
+    /// Something else (a nickname, IRC, JSON).
+    Other,
+    /// Nothing within the window.
+    Silent,
+}
+
 /// Waits up to `window` for the first bytes of a main-port connection and
-/// tells whether they are HTTP, without consuming them. A silent client,
-/// or one that says anything else, is not.
-pub(crate) async fn sniff(stream: &TcpStream, window: Duration) -> bool {
+/// tells whether they are HTTP, without consuming them.
+pub(crate) async fn sniff(stream: &TcpStream, window: Duration) -> FirstBytes {
     let mut buf = [0u8; 5];
     let deadline = tokio::time::Instant::now() + window;
     loop {
         // A zero window still looks at what has arrived already.
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
             Ok(Ok(n)) => n,
-            _ => return false,
+            Ok(Err(_)) => return FirstBytes::Other,
+            Err(_) => return FirstBytes::Silent,
         };
-        if n == 0 || looks_like_http(&buf[..n]) || !could_be_http(&buf[..n]) {
-            return n > 0 && looks_like_http(&buf[..n]);
+        if looks_like_http(&buf[..n]) {
+            return FirstBytes::Http;
+        }
+        if n == 0 || !could_be_http(&buf[..n]) {
+            return FirstBytes::Other;
         }
         // Part of `GET ` so far: wait for the rest (peek returns at once
-        // while those bytes are there, so yield to the reactor first).
+        // while those bytes are there, so give the client a moment).
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return FirstBytes::Other;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -156,7 +170,7 @@ async fn websocket(up: Upgrade, ctx: &WebContext) {
         ws::Mode::IrcText | ws::Mode::IrcBinary => Entry::Irc,
     };
     let host = ctx.shared.cloak(ctx.peer.ip()).into();
-    let transport = ws::transport(socket, up.mode);
+    let transport = ws::transport(socket, up.mode, ctx.shared.config.write_timeout);
     connection::run(ctx.shared.clone(), transport, host, entry).await;
 }
 

@@ -15,6 +15,7 @@
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
@@ -180,13 +181,14 @@ impl Transport for WsTransport {
     }
 }
 
-/// Starts the pump for `ws` and returns the loop's end of it.
-pub fn transport<S>(ws: WebSocketStream<S>, mode: Mode) -> WsTransport
+/// Starts the pump for `ws` and returns the loop's end of it. A peer that
+/// takes no output for `write_timeout` is dropped (as on TCP).
+pub fn transport<S>(ws: WebSocketStream<S>, mode: Mode, write_timeout: Duration) -> WsTransport
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let pipe = Arc::new(Pipe::default());
-    tokio::spawn(pump(ws, pipe.clone(), mode));
+    tokio::spawn(pump(ws, pipe.clone(), mode, write_timeout));
     WsTransport { pipe }
 }
 
@@ -216,7 +218,7 @@ fn lines(out: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Moves messages in and lines out until the connection loop has ended
 /// and its output is sent, or the socket fails.
-async fn pump<S>(ws: WebSocketStream<S>, pipe: Arc<Pipe>, mode: Mode)
+async fn pump<S>(ws: WebSocketStream<S>, pipe: Arc<Pipe>, mode: Mode, write_timeout: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -266,20 +268,20 @@ where
                     }
                     (out, o.closing)
                 };
-                let mut sent = Ok(());
-                for line in lines(&out).filter(|l| !l.is_empty()) {
-                    let msg = match mode {
-                        Mode::IrcBinary => Message::Binary(Bytes::copy_from_slice(line)),
-                        _ => Message::text(String::from_utf8_lossy(line).into_owned()),
-                    };
-                    sent = sink.feed(msg).await;
-                    if sent.is_err() {
-                        break;
+                let write = async {
+                    for line in lines(&out).filter(|l| !l.is_empty()) {
+                        let msg = match mode {
+                            Mode::IrcBinary => Message::Binary(Bytes::copy_from_slice(line)),
+                            _ => Message::text(String::from_utf8_lossy(line).into_owned()),
+                        };
+                        sink.feed(msg).await?;
                     }
-                }
-                if sent.is_ok() {
-                    sent = sink.flush().await;
-                }
+                    sink.flush().await
+                };
+                let sent = match tokio::time::timeout(write_timeout, write).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("write timeout".to_string()),
+                };
                 if let Err(e) = sent {
                     debug!("websocket write: {e}");
                     lock(&pipe.outbound).broken = true;
@@ -294,8 +296,11 @@ where
                         code: CloseCode::Normal,
                         reason: "".into(),
                     });
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
+                    let close = async {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = sink.close().await;
+                    };
+                    let _ = tokio::time::timeout(write_timeout, close).await;
                     return;
                 }
             }

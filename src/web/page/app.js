@@ -19,6 +19,12 @@ const state = {
   recall: 0,
 };
 
+// What the page is doing, in one line (for tests and bug reports).
+function pageState() {
+  return JSON.stringify({ ws: state.ws && state.ws.readyState, nick: state.nick,
+    registered: state.registered, room: state.room, backoff: state.backoff });
+}
+
 function wsUrl() {
   return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
 }
@@ -190,6 +196,9 @@ function handle(ev) {
     case "room_registered": info("#" + ev.room + " is registered to " + ev.founder, ev.ts); break;
     case "error":
       if (!state.registered) {
+        // Back to picking a nickname (also after a reconnect found it taken).
+        $("chat-view").hidden = true;
+        $("login-view").hidden = false;
         $("login-error").textContent = ev.message;
         state.nick = null;
         $("nick").focus();
@@ -283,8 +292,9 @@ function connect() {
     state.backoff += 1;
     state.rejoin = state.room;
     state.registered = false;
-    if (!state.nick) { $("login-error").textContent = "Cannot reach the server; retrying."; }
-    status("Disconnected; reconnecting in " + Math.round(delay / 1000) + " s…");
+    const wait = "Disconnected; reconnecting in " + Math.round(delay / 1000) + " s…";
+    if (!$("login-view").hidden) $("login-error").textContent = wait;
+    status(wait);
     state.timer = setTimeout(connect, delay);
   };
 }
@@ -310,7 +320,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.nick = nick;
     state.leaving = false;
     if (state.ws && state.ws.readyState === WebSocket.OPEN) send({ cmd: "login", nick });
-    else if (!state.ws) connect(); // the welcome sends the login
+    else if (!state.ws) { state.backoff = 0; connect(); } // the welcome sends the login
   });
   $("say-form").addEventListener("submit", (e) => {
     e.preventDefault();
