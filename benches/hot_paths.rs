@@ -8,6 +8,7 @@ use divan::{black_box, Bencher};
 use natter::cluster::Standalone;
 use natter::config::Config;
 use natter::hub::{ChatHandle, HubConfig, Router};
+use natter::proto::framer::Framer;
 use natter::proto::line::LineDecoder;
 use natter::proto::{json, text, ConnId, Event, EventBody, Flavor, MsgId};
 use natter::store::MemoryStore;
@@ -30,6 +31,27 @@ fn line_decoder_1mib(b: Bencher) {
             let mut n = 0usize;
             for chunk in data.chunks(8192) {
                 d.feed(chunk, |l| n += l.map(|s| s.len()).unwrap_or(0));
+            }
+            black_box(n)
+        });
+}
+
+/// The same MiB as 100-byte JSON objects with no line breaks between
+/// them, through the framer JSON connections use (the streaming reader).
+#[divan::bench]
+fn json_stream_1mib(b: Bencher) {
+    let object = format!("{{\"cmd\":\"chat\",\"msg\":\"{}\"}}", "x".repeat(74));
+    assert_eq!(object.len(), 100);
+    let mut data = Vec::new();
+    while data.len() < 1 << 20 {
+        data.extend_from_slice(object.as_bytes());
+    }
+    b.counter(divan::counter::BytesCount::new(data.len()))
+        .bench(|| {
+            let mut f = Framer::new(4096, true);
+            let mut n = 0usize;
+            for chunk in data.chunks(8192) {
+                f.feed(chunk, |l| n += l.map(|s| s.len()).unwrap_or(0));
             }
             black_box(n)
         });

@@ -217,6 +217,28 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub ping_timeout: Duration,
+        /// How often clients of the original JSON dialect are sent their
+        /// heartbeat, the two bytes `::` (they answer with `keep`).
+        #[arg(
+            long,
+            env = "NATTER_ORIGINAL_PING_INTERVAL",
+            value_name = "DURATION",
+            default_value = "3s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub original_ping_interval: Duration,
+        /// A client of the original JSON dialect that sends nothing (no
+        /// `keep`) for this long is dropped.
+        #[arg(
+            long,
+            env = "NATTER_ORIGINAL_PING_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub original_ping_timeout: Duration,
         /// On shutdown, how long queued output may take to flush before
         /// sockets are closed.
         #[arg(
@@ -878,6 +900,8 @@ mod tests {
             write_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(60),
+            original_ping_interval: Duration::from_secs(3),
+            original_ping_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             memory_trim: Duration::from_secs(10),
             irc_listen: OptAddr(Some(SocketAddr::from(([127, 0, 0, 1], 6667)))),
@@ -993,6 +1017,8 @@ mod tests {
             "write_timeout" => "2m",
             "ping_interval" => "1h",
             "ping_timeout" => "1.5",
+            "original_ping_interval" => "500ms",
+            "original_ping_timeout" => "2s",
             "shutdown_grace" => "0s",
             "memory_trim" => "1m",
             "irc_listen" => "off",

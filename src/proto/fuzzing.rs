@@ -110,6 +110,42 @@ pub fn line_decoder(data: &[u8]) {
     assert_eq!(client.pending(), 0);
 }
 
+/// Feeds `data` to a connection's framer (lines or JSON values, picked by
+/// the first byte) in pieces of varying size and all at once: the items
+/// must be the same however the bytes were cut, within the limit, never
+/// hold a line break, and the buffers stay bounded. Each item is then
+/// parsed as a JSON command.
+pub fn json_stream(data: &[u8]) {
+    use super::framer::Framer;
+    const MAX: usize = 64;
+    let check = |l: &Result<String, LineError>| match l {
+        Ok(s) => assert!(s.len() <= MAX && !s.contains('\n'), "{s:?}"),
+        Err(LineError::TooLong { max }) => assert_eq!(*max, MAX),
+        Err(LineError::InvalidUtf8) => {}
+    };
+    let mut whole = Framer::new(MAX, true);
+    let mut expected = Vec::new();
+    whole.feed(data, |l| expected.push(l));
+    let mut cut = Framer::new(MAX, true);
+    let mut got = Vec::new();
+    let (mut rest, mut step) = (data, 1);
+    while !rest.is_empty() {
+        let n = step.min(rest.len());
+        cut.feed(&rest[..n], |l| got.push(l));
+        assert!(cut.pending() <= 2 * (MAX + 1), "{} held", cut.pending());
+        rest = &rest[n..];
+        step = step % 7 + 1;
+    }
+    assert_eq!(got, expected);
+    assert_eq!(cut.is_json(), whole.is_json());
+    for item in &got {
+        check(item);
+        if let Ok(s) = item {
+            let _ = json::parse(s);
+        }
+    }
+}
+
 /// Feeds the lines of `data` to a SASL exchange as `AUTHENTICATE`
 /// parameters, answering its questions as the server would (one account,
 /// logins alternately accepted and refused), and to the SCRAM parsers;
@@ -189,6 +225,7 @@ mod tests {
         "CAP REQ :server-time echo-message",
         "{\"cmd\":\"chat\",\"msg\":\"hi\",\"room\":\"r\"}",
         "{\"cmd\":\"login\",\"nick\":\"\\u00e9\"}",
+        "{\"cmd\":\"login\",\"msg\":\"hello\",\"nick\":\"a\"}{\"cmd\":\"chat\",\"msg\":\"}{\\\"[\"} [1,{}]\n{\"cmd\":\"keep\"}",
         "\u{ff}\u{fb}\u{1}hello\r\n",
         "KICK #r bob,carol :bye now",
         "NOTICE #r :\x0304,12colour",
@@ -233,6 +270,7 @@ mod tests {
             irc_decode(&data);
             line_decoder(&data);
             json_parse(&data);
+            json_stream(&data);
             sasl(&data);
         }
     }

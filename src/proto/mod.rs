@@ -5,13 +5,16 @@
 
 pub mod account;
 pub mod fact;
+pub mod framer;
 pub mod fuzzing;
 pub mod ids;
 pub mod irc;
 pub mod json;
+pub mod json_stream;
 pub mod limits;
 pub mod line;
 pub mod listing;
+pub mod original;
 pub mod refusal;
 pub mod sanitize;
 pub mod scram;

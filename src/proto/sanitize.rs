@@ -4,6 +4,10 @@
 /// Removes escape sequences (CSI, OSC, two-byte ESC), C0/C1 control
 /// characters and bidirectional overrides; a tab becomes a space.
 pub fn strip_controls(input: &str) -> String {
+    // The usual line, printable ASCII only, has nothing to remove.
+    if input.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return input.to_string();
+    }
     let mut out = String::with_capacity(input.len());
     let mut chars = input.chars().peekable();
     while let Some(c) = chars.next() {

@@ -148,6 +148,18 @@ pub trait Protocol: Send {
     fn waiting(&self) -> bool {
         false
     }
+    /// Whether input is cut into JSON values (with or without line breaks
+    /// between them) rather than lines.
+    fn json_framing(&self) -> bool {
+        false
+    }
+    /// Bytes this client is sent as its heartbeat, each time in a write of
+    /// their own, every `original_ping_interval` whatever it says, instead
+    /// of [`ping`](Protocol::ping) events after `ping_interval` of silence;
+    /// it is dropped after `original_ping_timeout` without a byte from it.
+    fn raw_ping(&self) -> Option<&'static [u8]> {
+        None
+    }
 
     /// A line that could not be framed (too long, not UTF-8).
     fn bad_line(&mut self, err: LineError, chat: &mut dyn Chat) {
@@ -232,7 +244,7 @@ pub(crate) fn shared_name(cell: &'static OnceLock<Name>, text: &str) -> Name {
     cell.get_or_init(|| text.into()).clone()
 }
 
-fn profile(
+pub(super) fn profile(
     user: (&'static OnceLock<Name>, &str),
     realname: (&'static OnceLock<Name>, &str),
 ) -> Profile {
@@ -245,7 +257,12 @@ fn profile(
 
 /// Runs a decoded command, noting a nickname taken, and replays a
 /// room's last lines on entering it.
-fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) -> Outcome {
+pub(super) fn execute(
+    cmd: Command,
+    registered: &mut bool,
+    replay: &Replay,
+    chat: &mut dyn Chat,
+) -> Outcome {
     let registering = matches!(cmd, Command::Register { .. });
     let outcome = replay.execute(cmd, chat);
     *registered |= registering && outcome == Outcome::Continue;
@@ -253,19 +270,19 @@ fn execute(cmd: Command, registered: &mut bool, replay: &Replay, chat: &mut dyn 
 }
 
 /// The lines `/history` shows when no number is given.
-const HISTORY_LINES: usize = 50;
+pub(super) const HISTORY_LINES: usize = 50;
 
 /// A session's part in logging in before it has a nickname (text and
 /// JSON): the nickname whose password is asked for, the login waiting for
 /// its answer, and the account to take the nickname of once logged in.
 #[derive(Debug, Default)]
-struct Login {
+pub(super) struct Login {
     /// A registered nickname was refused: the next line is its password.
     prompt: Option<String>,
     /// A login is being checked.
     pending: bool,
     /// Something was asked of the accounts and not answered yet.
-    waiting: bool,
+    pub(super) waiting: bool,
     /// Logged in: register with this nickname.
     ready: Option<String>,
     /// Logged in after registering: go by the account's nickname.
@@ -275,14 +292,23 @@ struct Login {
 impl Login {
     /// Sends a login or registration, noting a login made before having a
     /// nickname.
-    fn ask(&mut self, request: AccountRequest, registered: bool, chat: &mut dyn Chat) {
+    pub(super) fn ask(&mut self, request: AccountRequest, registered: bool, chat: &mut dyn Chat) {
         self.pending = !registered && matches!(request, AccountRequest::Login { .. });
         self.waiting = true;
         chat.account(request);
     }
 
     /// Notes what an event says about a login.
-    fn seen(&mut self, body: &EventBody, registered: bool) {
+    #[inline]
+    pub(super) fn seen(&mut self, body: &EventBody, registered: bool) {
+        // Everything that is not about accounts passes at once (it is
+        // called for every line written to the client).
+        if matches!(body, EventBody::Account(_) | EventBody::Refused(_)) {
+            self.seen_account(body, registered);
+        }
+    }
+
+    fn seen_account(&mut self, body: &EventBody, registered: bool) {
         self.waiting &= !super::account::answers_request(body);
         match body {
             EventBody::Account(AccountEvent::LoggedIn { account, nick, .. }) => {
@@ -309,7 +335,7 @@ impl Login {
 
     /// Registers with the account's nickname once logged in, or takes it
     /// (from whoever has it) if already registered.
-    fn wake(&mut self, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) {
+    pub(super) fn wake(&mut self, registered: &mut bool, replay: &Replay, chat: &mut dyn Chat) {
         if let Some(nick) = self.ready.take() {
             if !*registered {
                 execute(Command::Register { nick }, registered, replay, chat);
@@ -452,7 +478,7 @@ impl Protocol for TextSession {
 }
 
 /// The error line text and JSON clients get when the server gives up on them.
-fn timeout_error(why: Goodbye) -> EventBody {
+pub(super) fn timeout_error(why: Goodbye) -> EventBody {
     let (code, message) = match why {
         Goodbye::RegistrationTimeout => (
             ErrorCode::Timeout,
@@ -547,6 +573,10 @@ impl Protocol for JsonSession {
     }
 
     fn heartbeat(&self) -> bool {
+        true
+    }
+
+    fn json_framing(&self) -> bool {
         true
     }
 

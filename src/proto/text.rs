@@ -109,8 +109,10 @@ pub fn parse(line: &str, registered: bool) -> Input {
                 action: false,
             }
         } else {
+            // The original text room asked for "your nickname + #".
+            let nick = line.strip_suffix('#').map_or(line, str::trim_end);
             Command::Register {
-                nick: line.to_string(),
+                nick: if nick.is_empty() { line } else { nick }.to_string(),
             }
         });
     };
@@ -777,6 +779,14 @@ mod tests {
             parse("quit", true),
             Input::Command(Command::Quit { reason: None })
         );
+        // The original room's "nickname + #"; a lone "#" or "a#b" is left
+        // for the nickname rules to judge, and once registered it is text.
+        let register = |n: &str| Input::Command(Command::Register { nick: n.into() });
+        assert_eq!(parse("alice#", false), register("alice"));
+        assert_eq!(parse("bob #", false), register("bob"));
+        assert_eq!(parse("#", false), register("#"));
+        assert_eq!(parse("a#b", false), register("a#b"));
+        assert_eq!(parse("alice#", true), say("alice#"));
         assert_eq!(
             parse("EXIT", false),
             Input::Command(Command::Quit { reason: None })

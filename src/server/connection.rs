@@ -12,9 +12,13 @@
 //! sent ahead dropped) and one that sends too far ahead is noticed.
 //!
 //! On the main port a connection starts as text and the first line may
-//! switch it to JSON or IRC (`proto::session::detect`). The text banner is
-//! held back for `banner_delay` so that clients that speak first (IRC,
-//! JSON) never see it in text form. The IRC port speaks IRC from the start.
+//! switch it to JSON or IRC (`proto::session::detect`); its first byte
+//! picks whether input is cut into lines or JSON values (`proto::framer`),
+//! and a first JSON object with no line break after it switches it to the
+//! original dialect (`proto::original`), with its `::` heartbeat. The text
+//! banner is held back for `banner_delay` so that clients that speak first
+//! (IRC, JSON) never see it in text form. The IRC port speaks IRC from the
+//! start.
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,13 +29,15 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::mailbox::{Item, Next, Queue};
+use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
 use super::transport::Transport;
 use super::Shared;
 use crate::metrics::metrics;
+use crate::proto::framer::Framer;
 use crate::proto::irc::session::IrcSession;
-use crate::proto::line::{LineDecoder, LineError};
+use crate::proto::line::LineError;
+use crate::proto::original::OriginalSession;
 use crate::proto::session::{
     self, Goodbye, HistoryRequest, JsonSession, Protocol, SessionConfig, TextSession,
 };
@@ -60,18 +66,56 @@ pub(crate) enum Entry {
 }
 
 /// Application-level heartbeat for clients that can answer pings (JSON, IRC):
-/// ping after `interval` of silence, drop after `timeout` more.
+/// ping after `ping_interval` of silence, drop after `ping_timeout` more.
+/// A session with a raw ping (the original dialect's `::`) is sent it every
+/// `original_ping_interval` whatever it says, and dropped after
+/// `original_ping_timeout` without a byte from it.
 struct Heartbeat {
     next_ping: Instant,
-    /// Set while a ping is unanswered.
+    /// Set while a ping is unanswered; always set with a raw ping (the
+    /// last byte read plus the timeout).
     deadline: Option<Instant>,
+    /// The session's raw ping, if it has one.
+    raw: Option<&'static [u8]>,
+    interval: Duration,
+    timeout: Duration,
 }
 
 impl Heartbeat {
+    fn new(raw: Option<&'static [u8]>, config: &crate::config::Config) -> Heartbeat {
+        let (interval, timeout) = match raw {
+            Some(_) => (config.original_ping_interval, config.original_ping_timeout),
+            None => (config.ping_interval, config.ping_timeout),
+        };
+        let now = Instant::now();
+        Heartbeat {
+            next_ping: now + interval,
+            deadline: raw.map(|_| now + timeout),
+            raw,
+            interval,
+            timeout,
+        }
+    }
+
     /// When the heartbeat next needs attention: the unanswered ping's
-    /// deadline, else the next ping.
+    /// deadline, else the next ping (with a raw ping: whichever is first).
     fn due(&self) -> Instant {
-        self.deadline.unwrap_or(self.next_ping)
+        match (self.raw, self.deadline) {
+            (Some(_), Some(d)) => d.min(self.next_ping),
+            (_, d) => d.unwrap_or(self.next_ping),
+        }
+    }
+
+    /// The client sent something: proof of life.
+    fn heard(&mut self) {
+        let now = Instant::now();
+        match self.raw {
+            Some(_) => self.deadline = Some(now + self.timeout),
+            None => {
+                self.next_ping = now + self.interval;
+                self.deadline = None;
+            }
+        }
     }
 }
 
@@ -212,7 +256,7 @@ struct Connection<T> {
     shared: Arc<Shared>,
     stream: T,
     queue: Queue,
-    decoder: LineDecoder,
+    decoder: Framer,
     proto: Box<dyn Protocol>,
     /// What a protocol chosen by the first line needs to know.
     session_config: SessionConfig,
@@ -276,7 +320,10 @@ pub(crate) async fn run<T: Transport>(shared: Arc<Shared>, stream: T, host: Name
     let now = Instant::now();
     let mut c = Connection {
         id,
-        decoder: LineDecoder::new(config.max_line_bytes),
+        decoder: Framer::new(
+            config.max_line_bytes,
+            matches!(entry, Entry::Main | Entry::MainSilent),
+        ),
         registration_deadline: now + config.registration_timeout,
         hold_until: (entry == Entry::Main && !delay.is_zero()).then(|| now + delay),
         proto: Box::new(TextSession::new(&session_config)),
@@ -412,12 +459,12 @@ impl<T: Transport> Connection<T> {
         if !telnet {
             self.decoder.without_telnet();
         }
+        if !self.detecting {
+            self.decoder.set_json(self.proto.json_framing());
+        }
         if self.proto.heartbeat() {
-            let next_ping = Instant::now() + self.shared.config.ping_interval;
-            self.heartbeat = Some(Heartbeat {
-                next_ping,
-                deadline: None,
-            });
+            let raw = self.proto.raw_ping();
+            self.heartbeat = Some(Heartbeat::new(raw, &self.shared.config));
         }
         self.proto.start(&mut port(
             &self.shared,
@@ -460,7 +507,7 @@ impl<T: Transport> Connection<T> {
             return Some((End::RegistrationTimeout, Goodbye::RegistrationTimeout));
         }
         if self.heartbeat.as_ref().is_some_and(|hb| hb.due() <= now) && self.heartbeat_fired() {
-            let secs = self.shared.config.ping_timeout.as_secs();
+            let secs = self.heartbeat.as_ref().map_or(0, |hb| hb.timeout.as_secs());
             return Some((End::PingTimeout, Goodbye::PingTimeout(secs)));
         }
         None
@@ -471,22 +518,31 @@ impl<T: Transport> Connection<T> {
     /// socket (what it sent ahead is dropped); `OutOfMemory`: it sent more
     /// than `recvq` ahead of flood control.
     fn read(&mut self) -> io::Result<Option<Outcome>> {
-        let mut buf = [0u8; READ_CHUNK];
-        let n = match self.stream.try_read(&mut buf) {
+        // The worker thread's buffer: not zeroed (8 KiB) on every read.
+        thread_local! {
+            static BUF: std::cell::RefCell<Box<[u8]>> =
+                std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+        }
+        let (stream, decoder) = (&self.stream, &mut self.decoder);
+        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        let read = BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let n = stream.try_read(&mut buf)?;
+            decoder.feed(&buf[..n], |l| {
+                *bytes += line_cost(&l);
+                backlog.push_back(l)
+            });
+            Ok::<_, io::Error>(n)
+        });
+        match read {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => return Err(e),
-        };
-        if let Some(hb) = &mut self.heartbeat {
-            hb.next_ping = Instant::now() + self.shared.config.ping_interval;
-            hb.deadline = None;
         }
-        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
-        self.decoder.feed(&buf[..n], |l| {
-            *bytes += line_cost(&l);
-            backlog.push_back(l)
-        });
+        if let Some(hb) = &mut self.heartbeat {
+            hb.heard();
+        }
         let outcome = self.handle_backlog();
         if self.backlog_bytes > self.shared.config.recvq {
             return Err(io::ErrorKind::OutOfMemory.into());
@@ -566,7 +622,11 @@ impl<T: Transport> Connection<T> {
         if std::mem::replace(&mut self.detecting, false) {
             // A banner still held back is written by the new protocol.
             let banner_shown = self.hold_until.is_none();
-            if let Some(proto) = session::detect(&line, &self.session_config, banner_shown) {
+            let proto: Option<Box<dyn Protocol>> = match self.decoder.undelimited() {
+                true => Some(Box::new(OriginalSession::new(&self.session_config))),
+                false => session::detect(&line, &self.session_config, banner_shown),
+            };
+            if let Some(proto) = proto {
                 self.switch_to(proto);
             }
             metrics().opened(self.proto.name(), T::NAME);
@@ -587,14 +647,38 @@ impl<T: Transport> Connection<T> {
         if hb.deadline.is_some_and(|d| now >= d) {
             return true;
         }
-        hb.deadline = Some(now + self.shared.config.ping_timeout);
-        hb.next_ping = now + self.shared.config.ping_interval;
+        if let Some(bytes) = hb.raw {
+            if hb.next_ping <= now {
+                hb.next_ping = now + hb.interval;
+                self.write_alone(bytes);
+            }
+            return false;
+        }
+        hb.deadline = Some(now + hb.timeout);
+        hb.next_ping = now + hb.interval;
         self.ping_token += 1;
         self.proto.ping(
             self.ping_token,
             &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
         );
         false
+    }
+
+    /// Writes `bytes` in a write of their own (a raw ping, which the
+    /// client recognises only as a whole chunk). Skipped while output waits
+    /// for the socket or the banner is held: a client that is behind gets
+    /// no ping, and its timeout still runs.
+    fn write_alone(&mut self, bytes: &[u8]) {
+        if !self.pending.is_empty() || self.hold_until.is_some() {
+            return;
+        }
+        // Written, or the socket is full or failing (the next write says so).
+        if let Ok(n) = self.stream.try_write(bytes) {
+            if n < bytes.len() {
+                self.pending.extend_from_slice(&bytes[n..]);
+                self.queue.set_inflight(self.pending.len());
+            }
+        }
     }
 
     /// Whether `item` must wait for the store before it is written.
@@ -659,31 +743,35 @@ impl<T: Transport> Connection<T> {
     fn write_now(&mut self, first: Item) -> io::Result<()> {
         thread_local! {
             static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            static TAKEN: std::cell::RefCell<Vec<Queued>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         OUT.with(|out| {
             let mut out = out.borrow_mut();
             out.clear();
             self.render_into(first, &mut out);
             let mut items = 1;
-            for _ in 1..BATCH {
-                match self.queue.try_next() {
-                    Some(Next::Item(item)) if self.waits(&item) => {
-                        self.held = Some(item);
+            TAKEN.with(|taken| {
+                let mut taken = taken.borrow_mut();
+                self.queue.take(BATCH - 1, &mut taken);
+                let mut entries = taken.drain(..);
+                while let Some(entry) = entries.next() {
+                    if self.waits(&entry.item) {
+                        // It and what follows wait for the store.
+                        self.held = Some(entry.item);
+                        self.queue.put_back(entries);
                         break;
                     }
-                    Some(Next::Item(item)) => {
-                        items += 1;
-                        self.render_into(item, &mut out)
-                    }
-                    _ => break,
+                    items += 1;
+                    self.render_into(entry.item, &mut out);
                 }
-            }
+            });
             // Once per batch: one relaxed add each, not one per recipient.
             let m = metrics();
             m.deliveries.inc_by(items);
             m.bytes_out.inc_by(out.len() as u64);
             let mut written = 0;
-            while written < out.len() {
+            // After the rest of a raw ping, if one is left (never reordered).
+            while written < out.len() && self.pending.is_empty() {
                 match self.stream.try_write(&out[written..]) {
                     Ok(n) => written += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

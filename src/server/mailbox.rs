@@ -15,7 +15,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
@@ -23,8 +25,10 @@ use bytes::Bytes;
 
 use crate::proto::{Event, Flavor};
 
-/// Capacity kept after a drain; a burst's larger buffer is given back.
-const IDLE_CAPACITY: usize = 8;
+/// Capacity kept after a drain (entries; 1.5 KiB): a member of a busy room
+/// does not reallocate its queue for every burst, and a burst larger than
+/// this gives its buffer back.
+const IDLE_CAPACITY: usize = 64;
 
 /// What one queued item costs besides its bytes: its slot in the queue.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Entry>();
@@ -41,8 +45,8 @@ pub(crate) enum Item {
     Local(Box<Bytes>),
 }
 
-struct Entry {
-    item: Item,
+pub(crate) struct Entry {
+    pub item: Item,
     /// What it counts against the sendq.
     cost: u32,
 }
@@ -92,8 +96,9 @@ impl Queue {
         }))
     }
 
+    #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.inner.lock()
     }
 
     /// Tells the mailbox how this connection renders events (for their cost).
@@ -130,6 +135,45 @@ impl Queue {
             inner.queue = VecDeque::new();
         }
         entry.map(|e| Next::Item(e.item))
+    }
+
+    /// Moves up to `max` queued entries to the end of `into` under one lock
+    /// (the connection renders a batch without locking per item). Their
+    /// bytes leave the queue's count: the connection counts what it
+    /// rendered and has not written with [`Queue::set_inflight`].
+    pub fn take(&self, max: usize, into: &mut Vec<Entry>) {
+        let mut inner = self.lock();
+        if inner.killed {
+            return;
+        }
+        let n = max.min(inner.queue.len());
+        if n == inner.queue.len() {
+            inner.bytes = 0;
+            into.extend(inner.queue.drain(..));
+        } else {
+            let mut bytes = 0;
+            into.reserve(n);
+            for e in inner.queue.drain(..n) {
+                bytes += e.cost as usize;
+                into.push(e);
+            }
+            inner.bytes -= bytes;
+        }
+        if inner.queue.is_empty() && inner.queue.capacity() > IDLE_CAPACITY {
+            inner.queue = VecDeque::new();
+        }
+    }
+
+    /// Puts entries taken but not written back at the front, in order.
+    pub fn put_back(&self, entries: impl DoubleEndedIterator<Item = Entry>) {
+        let mut inner = self.lock();
+        if inner.killed {
+            return;
+        }
+        for e in entries.rev() {
+            inner.bytes += e.cost as usize;
+            inner.queue.push_front(e);
+        }
     }
 
     /// Bytes queued plus bytes in flight: what counts against the sendq.
@@ -197,23 +241,31 @@ impl Queue {
         self.push_entry(Item::Local(Box::new(bytes)), cost, false);
     }
 
+    #[inline(always)]
     fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
         let mut inner = self.lock();
         if inner.killed {
             return false;
         }
-        if bounded && inner.bytes + inner.inflight + cost > self.0.cap {
+        // Only a push into an empty queue wakes the connection: one that
+        // is not empty has a wakeup pending already, or is being drained
+        // by a connection that looks again before it waits.
+        let wake = if bounded && inner.bytes + inner.inflight + cost > self.0.cap {
             inner.killed = true;
             inner.queue = VecDeque::new(); // nobody will read these now
             inner.bytes = 0;
+            true
         } else {
             let cost = u32::try_from(cost).unwrap_or(u32::MAX);
             inner.bytes += cost as usize;
             inner.queue.push_back(Entry { item, cost });
-        }
+            inner.queue.len() == 1
+        };
         let ok = !inner.killed;
         drop(inner);
-        self.0.notify.notify_one();
+        if wake {
+            self.0.notify.notify_one();
+        }
         ok
     }
 }
@@ -311,7 +363,60 @@ mod tests {
             assert_eq!(token(q.try_next()), Some(i));
         }
         assert!(q.try_next().is_none());
-        assert_eq!(q.lock().queue.capacity(), 0);
+        assert_eq!(
+            q.lock().queue.capacity(),
+            0,
+            "a large burst's buffer is freed"
+        );
+        for i in 0..IDLE_CAPACITY as u64 {
+            q.push(&ev(i));
+        }
+        let mut taken = Vec::new();
+        q.take(10, &mut taken);
+        q.take(usize::MAX, &mut taken);
+        assert_eq!(taken.len(), IDLE_CAPACITY);
+        assert!(q.lock().queue.capacity() > 0, "a small one is kept");
+        assert_eq!(q.load(), 0);
+    }
+
+    #[test]
+    fn taken_entries_put_back_come_first_and_count_again() {
+        let q = Queue::new(1 << 20);
+        for i in 0..5 {
+            q.push(&ev(i));
+        }
+        let before = q.load();
+        let mut taken = Vec::new();
+        q.take(3, &mut taken);
+        assert!(q.load() < before);
+        let mut rest = taken.drain(..);
+        assert!(matches!(
+            rest.next(),
+            Some(Entry {
+                item: Item::Event(_),
+                ..
+            })
+        ));
+        q.put_back(rest);
+        for i in 1..5 {
+            assert_eq!(token(q.try_next()), Some(i));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_push_into_a_busy_queue_still_reaches_a_later_wait() {
+        let q = Queue::new(1 << 20);
+        q.push(&ev(1)); // wakes (empty before)
+        q.push(&ev(2)); // does not: a wakeup is pending
+        assert_eq!(token(q.try_next()), Some(1));
+        assert!(matches!(q.next().await, Next::Item(_)));
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { token(Some(q.next().await)) }
+        });
+        tokio::task::yield_now().await;
+        q.push(&ev(3));
+        assert_eq!(waiter.await.unwrap(), Some(3));
     }
 
     #[tokio::test]
