@@ -34,12 +34,11 @@ impl Drop for Web {
     }
 }
 
-/// The test settings, with the web on its own port too and a banner that
-/// waits for clients to speak first (so HTTP is told apart on the main port).
+/// The test settings, with the web on its own port too; the main port
+/// tells HTTP apart within the default first-bytes window (`banner_delay`).
 fn web_config() -> Config {
     Config {
         http_listen: "127.0.0.1:0".parse().unwrap(),
-        banner_delay: Duration::from_millis(300),
         ..common::config()
     }
 }
