@@ -421,6 +421,55 @@ settings! {
         /// MONITOR).
         #[arg(long, env = "NATTER_MONITOR_LIMIT", value_name = "N", default_value = "100")]
         pub monitor_limit: usize,
+        /// Address of a listener that serves only HTTP (the web page, /ws,
+        /// /metrics, /healthz), or off: the main port serves HTTP too.
+        #[arg(
+            long,
+            env = "NATTER_HTTP_LISTEN",
+            value_name = "HOST:PORT|off",
+            default_value = "off",
+            value_parser = parse_opt_addr,
+        )]
+        pub http_listen: OptAddr,
+        /// How long an HTTP client may take to send a request's headers
+        /// (slowloris); it is then closed.
+        #[arg(
+            long,
+            env = "NATTER_HTTP_HEADER_TIMEOUT",
+            value_name = "DURATION",
+            default_value = "10s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub http_header_timeout: Duration,
+        /// Largest HTTP request head (request line and headers); a larger
+        /// one is answered 431 and closed.
+        #[arg(
+            long,
+            env = "NATTER_HTTP_MAX_REQUEST_BYTES",
+            value_name = "BYTES",
+            default_value = "16KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub http_max_request_bytes: usize,
+        /// Web pages allowed to open WebSockets: comma-separated origins
+        /// (`https://chat.example.org`), `self` (pages served from the
+        /// host in the request's Host header), or `*` for any.
+        #[arg(long, env = "NATTER_WS_ORIGINS", value_name = "ORIGINS", default_value = "self")]
+        pub ws_origins: String,
+        /// Largest WebSocket message taken at all: a longer one closes the
+        /// connection (1009). Messages over max_line_bytes (IRC: 8191) but
+        /// within this are refused like long lines.
+        #[arg(
+            long,
+            env = "NATTER_WS_MAX_MESSAGE_BYTES",
+            value_name = "BYTES",
+            default_value = "64KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub ws_max_message_bytes: usize,
         /// The SQLite database that keeps history, accounts and registered
         /// rooms, or off to keep them in memory only (gone on restart).
         #[arg(long, env = "NATTER_DB", value_name = "PATH|off", default_value = "natter.db")]
@@ -1111,6 +1160,11 @@ mod tests {
             oper_die: false,
             whowas_entries: 1000,
             monitor_limit: 100,
+            http_listen: OptAddr(None),
+            http_header_timeout: Duration::from_secs(10),
+            http_max_request_bytes: 16 * 1024,
+            ws_origins: "self".into(),
+            ws_max_message_bytes: 64 * 1024,
             db: "natter.db".into(),
             db_max_bytes: 0,
             history_on_join: 10,
@@ -1241,6 +1295,11 @@ mod tests {
             "tls_self_signed" => "true",
             "irc_tls_listen" => "off",
             "sts_duration" => "720h",
+            "http_listen" => "127.0.0.1:0",
+            "http_header_timeout" => "2s",
+            "http_max_request_bytes" => "9KiB",
+            "ws_origins" => "*",
+            "ws_max_message_bytes" => "1MiB",
             "db" => "off",
             "db_max_bytes" => "1000000",
             "history_on_join" => "0",

@@ -10,17 +10,31 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn tiny_fanout_loses_nothing() {
+    tiny_fanout(Proto::Text).await;
+}
+
+/// JSON lines over WebSocket frames, on the HTTP port.
+#[tokio::test]
+async fn tiny_fanout_over_websocket_loses_nothing() {
+    tiny_fanout(Proto::Ws).await;
+}
+
+async fn tiny_fanout(proto: Proto) {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
         db: "off".into(),
         ..Config::default()
     };
     let server = Server::bind(config).await.expect("bind");
-    let addr = server.local_addr();
+    let addr = match proto {
+        Proto::Ws => server.http_addr().expect("http_listen"),
+        _ => server.local_addr(),
+    };
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run(stop.clone()));
 
-    let mut cfg = BenchConfig::new(Scenario::Fanout, addr, Proto::Text);
+    let mut cfg = BenchConfig::new(Scenario::Fanout, addr, proto);
     cfg.clients = 20;
     cfg.rate = 10.0;
     cfg.warmup = Duration::from_millis(200);

@@ -341,21 +341,29 @@ async fn each_protocol_sees_only_its_own_first_bytes() {
     let ls = irc.raw().await.unwrap();
     assert!(ls.starts_with(":natter CAP * LS :"), "{ls:?}");
 
-    // HTTP, plain and over TLS: an HTTP answer and nothing else.
-    for tls in [false, true] {
-        let request = b"GET /no-such-page HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // HTTP, plain and over TLS: an HTTP answer from the web server and
+    // nothing else (it keeps connections alive: this request asks it not to).
+    for (tls, path, status) in [
+        (false, "/no-such-page", "404"),
+        (true, "/no-such-page", "404"),
+        (false, "/healthz", "200"),
+        (true, "/healthz", "200"),
+    ] {
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let answer = if tls {
             let mut s = tls_connect(srv.addr, &cert.der).await;
-            s.write_all(request).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
             read_to_end(s).await
         } else {
             let mut s = TcpStream::connect(srv.addr).await.unwrap();
-            s.write_all(request).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
             read_to_end(s).await
         };
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 404 "), "tls {tls}: {answer:?}");
-        assert!(!answer.contains("***"), "tls {tls}: {answer:?}");
+        let want = format!("HTTP/1.1 {status} ");
+        assert!(answer.starts_with(&want), "tls {tls} {path}: {answer:?}");
+        assert!(!answer.contains("***"), "tls {tls} {path}: {answer:?}");
     }
 
     // A TLS client's first bytes back are a TLS handshake (checked by the

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use super::driver::{self, Handshake, Refused};
+use super::driver::{self, Handshake, Proto, Refused};
 use super::net;
 use super::payload::{self, Header};
 use super::scenario::BenchConfig;
@@ -68,13 +68,14 @@ impl Socket {
         }
     }
 }
+use super::ws::{self, Deframer};
 
 /// Bytes read per `read` call (per thread, shared by every connection).
 const SCRATCH: usize = 64 * 1024;
 /// Reads per wakeup before yielding to other connections.
 const READS_PER_WAKEUP: usize = 4;
 /// A server line longer than this is dropped unread.
-const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// State every connection task shares with the coordinator.
 pub(crate) struct Shared {
@@ -177,7 +178,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: usize, phase: watch::Receiver<P
     shared.counters.note_connect(shared.now_ns());
     let setup = setup(&shared, id).await;
     drop(permit);
-    let (stream, leftover) = match setup {
+    let (stream, leftover, deframer) = match setup {
         Ok(x) => x,
         Err(e) => {
             record_setup_error(&shared, e);
@@ -188,6 +189,7 @@ pub(crate) async fn run(shared: Arc<Shared>, id: usize, phase: watch::Receiver<P
     shared.ready[id].store(true, Relaxed);
     shared.counters.note_ready(shared.now_ns());
     let mut conn = Conn::new(shared, id, stream);
+    conn.ws = deframer;
     conn.take(&leftover);
     conn.run(phase).await;
 }
@@ -223,9 +225,13 @@ fn record_setup_error(shared: &Shared, e: SetupError) {
     shared.errors.add(&kind, &example);
 }
 
-/// Connects (with TLS, shakes hands), registers and joins. Returns the
-/// socket and any bytes read past the ready line.
-async fn setup(shared: &Shared, id: usize) -> Result<(Socket, Vec<u8>), SetupError> {
+/// What setup hands on: the socket, any lines read past the ready line,
+/// and the WebSocket deframer (`--proto ws`).
+type SetUp = (Socket, Vec<u8>, Option<Box<Deframer>>);
+
+/// Connects (with TLS, shakes hands), registers and joins (after the
+/// WebSocket upgrade for `--proto ws`).
+async fn setup(shared: &Shared, id: usize) -> Result<SetUp, SetupError> {
     let cfg = &shared.cfg;
     let deadline = Instant::now() + cfg.setup_timeout;
     let source = net::source_addr(id, cfg.per_source, cfg.target);
@@ -236,8 +242,8 @@ async fn setup(shared: &Shared, id: usize) -> Result<(Socket, Vec<u8>), SetupErr
         Err(_) => return Err(SetupError::Timeout(None)),
     };
     let Some(tls) = &cfg.tls else {
-        let leftover = register(shared, id, &mut stream, deadline).await?;
-        return Ok((Socket::Tcp(stream), leftover));
+        let (leftover, deframer) = register(shared, id, &mut stream, deadline).await?;
+        return Ok((Socket::Tcp(stream), leftover, deframer));
     };
     let name = rustls::pki_types::ServerName::from(cfg.target.ip());
     let connect = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
@@ -246,30 +252,41 @@ async fn setup(shared: &Shared, id: usize) -> Result<(Socket, Vec<u8>), SetupErr
         Ok(Err(e)) => return Err(SetupError::Connect(e)),
         Err(_) => return Err(SetupError::Timeout(None)),
     };
-    let leftover = register(shared, id, &mut stream, deadline).await?;
+    let (leftover, deframer) = register(shared, id, &mut stream, deadline).await?;
     let (tcp, conn) = stream.into_inner();
-    Ok((Socket::Tls(Box::new(TlsSocket::new(tcp, conn))), leftover))
+    let socket = Socket::Tls(Box::new(TlsSocket::new(tcp, conn)));
+    Ok((socket, leftover, deframer))
 }
 
-/// Registers and joins over `stream`; returns any bytes read past the
-/// ready line.
+/// Registers and joins over `stream` (opening `/ws` first for `--proto
+/// ws`); returns any lines read past the ready line, and the deframer.
 async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     id: usize,
     stream: &mut S,
     deadline: Instant,
-) -> Result<Vec<u8>, SetupError> {
+) -> Result<(Vec<u8>, Option<Box<Deframer>>), SetupError> {
     let cfg = &shared.cfg;
     let nick = cfg.nick(id);
     let room = cfg.room_name(cfg.room_of(id));
-    let (mut hs, hello) = Handshake::start(cfg.proto, &cfg.text, &nick, &room);
+    let (mut hs, mut hello) = Handshake::start(cfg.proto, &cfg.text, &nick, &room);
     let mut last: Option<String> = None;
     let mut answer = Vec::new();
-    write_setup(&mut *stream, &hello, deadline, &last).await?;
     // Heap buffers: they are freed when setup ends, so an idle connection
     // keeps nothing of them.
     let mut rbuf = vec![0u8; 4096];
     let mut buf: Vec<u8> = Vec::new();
+    let mut deframer = None;
+    if cfg.proto == Proto::Ws {
+        let mut d = Box::new(Deframer::default());
+        let rest = upgrade(&mut *stream, cfg.target, deadline).await?;
+        d.feed(&rest, &mut buf).map_err(SetupError::Refused)?;
+        deframer = Some(d);
+        let mut framed = Vec::new();
+        ws::frame_lines(&hello, &mut framed);
+        hello = framed;
+    }
+    write_setup(&mut *stream, &hello, deadline, &last).await?;
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.read(&mut rbuf)).await {
             Ok(Ok(0)) => return Err(SetupError::Closed(last)),
@@ -277,7 +294,10 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Err(e)) => return Err(SetupError::Io(e, last)),
             Err(_) => return Err(SetupError::Timeout(last)),
         };
-        buf.extend_from_slice(&rbuf[..n]);
+        match deframer.as_deref_mut() {
+            Some(d) => d.feed(&rbuf[..n], &mut buf).map_err(SetupError::Refused)?,
+            None => buf.extend_from_slice(&rbuf[..n]),
+        }
         let mut start = 0;
         while let Some(i) = memchr(b'\n', &buf[start..]) {
             let raw = &buf[start..start + i];
@@ -286,11 +306,16 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
             start += i + 1;
             let done = hs.on_line(&line, &mut answer);
             if !answer.is_empty() {
+                if deframer.is_some() {
+                    let mut framed = Vec::new();
+                    ws::frame_lines(&answer, &mut framed);
+                    answer = framed;
+                }
                 write_setup(&mut *stream, &answer, deadline, &last).await?;
                 answer.clear();
             }
             match done {
-                Ok(true) => return Ok(buf[start..].to_vec()),
+                Ok(true) => return Ok((buf[start..].to_vec(), deframer)),
                 Ok(false) => last = Some(line),
                 Err(Refused::Server(l)) => return Err(SetupError::Refused(l)),
             }
@@ -298,6 +323,33 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
         buf.drain(..start);
         if buf.len() > MAX_LINE {
             return Err(SetupError::LineTooLong);
+        }
+    }
+}
+
+/// Opens `/ws`: sends the upgrade request and reads the answer; returns
+/// the bytes read past it (the first frames).
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    target: std::net::SocketAddr,
+    deadline: Instant,
+) -> Result<Vec<u8>, SetupError> {
+    write_setup(stream, &ws::upgrade_request(target), deadline, &None).await?;
+    let mut head = Vec::new();
+    let mut rbuf = [0u8; 1024];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut rbuf)).await {
+            Ok(Ok(0)) => return Err(SetupError::Closed(None)),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(SetupError::Io(e, None)),
+            Err(_) => return Err(SetupError::Timeout(None)),
+        };
+        head.extend_from_slice(&rbuf[..n]);
+        match ws::upgrade_response(&head) {
+            Some(Ok(end)) => return Ok(head.split_off(end)),
+            Some(Err(status)) => return Err(SetupError::Refused(status)),
+            None if head.len() > MAX_LINE => return Err(SetupError::LineTooLong),
+            None => {}
         }
     }
 }
@@ -323,12 +375,15 @@ async fn write_setup<S: AsyncWrite + Unpin>(
 struct Scratch {
     buf: Vec<u8>,
     latencies: Vec<u64>,
+    /// Lines taken out of WebSocket frames.
+    lines: Vec<u8>,
 }
 
 thread_local! {
     static SCRATCH_BUF: RefCell<Scratch> = RefCell::new(Scratch {
         buf: vec![0; SCRATCH],
         latencies: Vec::new(),
+        lines: Vec::new(),
     });
 }
 
@@ -373,6 +428,8 @@ struct Conn {
     out_pos: usize,
     /// Protocol answers (PONG), written only between messages.
     ctrl: Vec<u8>,
+    /// Server frames to lines (`--proto ws`).
+    ws: Option<Box<Deframer>>,
     tracker: SeqTracker,
     plan: Option<Plan>,
     sender: Option<Box<Sender>>,
@@ -396,6 +453,7 @@ impl Conn {
             out: Vec::new(),
             out_pos: 0,
             ctrl: Vec::new(),
+            ws: None,
             tracker: SeqTracker::default(),
             plan: None,
             sender: None,
@@ -508,6 +566,15 @@ impl Conn {
         );
         template.extend_from_slice(driver::message_suffix(cfg.proto));
         template.extend_from_slice(b"\r\n");
+        // Over a WebSocket the line (without its end) is one frame; the
+        // zero mask leaves it as it is, so the header is still rewritten in place.
+        let (template, header_at) = if self.ws.is_some() {
+            let mut framed = Vec::with_capacity(template.len() + 14);
+            let h = ws::frame(&template[..template.len() - 2], &mut framed);
+            (framed, header_at + h)
+        } else {
+            (template, header_at)
+        };
         // Senders are spread evenly over one interval so they do not all fire at once.
         let offset =
             (plan.interval_ns as u128 * self.id as u128 / plan.active.max(1) as u128) as u64;
@@ -613,7 +680,11 @@ impl Conn {
     fn on_readable(&mut self) -> io::Result<()> {
         SCRATCH_BUF.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let Scratch { buf, latencies } = &mut *scratch;
+            let Scratch {
+                buf,
+                latencies,
+                lines,
+            } = &mut *scratch;
             for _ in 0..READS_PER_WAKEUP {
                 let n = match self.stream.try_read(buf) {
                     Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -621,7 +692,14 @@ impl Conn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                     Err(e) => return Err(e),
                 };
-                self.take_with(&buf[..n], latencies);
+                match self.ws.as_deref_mut() {
+                    Some(d) => {
+                        lines.clear();
+                        d.feed(&buf[..n], lines).map_err(io::Error::other)?;
+                        self.take_with(lines, latencies);
+                    }
+                    None => self.take_with(&buf[..n], latencies),
+                }
                 if n < buf.len() {
                     break;
                 }
@@ -717,7 +795,10 @@ impl Conn {
     fn on_other_line(&mut self, line: &[u8]) {
         let proto = self.shared.cfg.proto;
         if let Some(answer) = driver::pong(proto, line) {
-            self.ctrl.extend_from_slice(&answer);
+            match self.ws {
+                Some(_) => ws::frame_lines(&answer, &mut self.ctrl),
+                None => self.ctrl.extend_from_slice(&answer),
+            }
         } else if driver::is_error_line(proto, line) {
             self.last_error = Some(String::from_utf8_lossy(line).into_owned());
         }

@@ -22,6 +22,8 @@ pub enum Proto {
     Irc,
     /// natter's JSON lines: login, join, chat; answers ping with keep.
     Json,
+    /// natter's JSON lines over a WebSocket (`/ws`, one line per message).
+    Ws,
 }
 
 impl Proto {
@@ -29,7 +31,7 @@ impl Proto {
     /// text protocol confirms each line to its sender; IRC servers do not).
     pub fn default_echo(self) -> bool {
         match self {
-            Proto::Text | Proto::Json => true,
+            Proto::Text | Proto::Json | Proto::Ws => true,
             Proto::Irc => false,
         }
     }
@@ -39,6 +41,7 @@ impl Proto {
             Proto::Text => "text",
             Proto::Irc => "irc",
             Proto::Json => "json",
+            Proto::Ws => "ws",
         }
     }
 }
@@ -117,7 +120,7 @@ impl Handshake {
                     format!("NICK {nick}\r\nUSER {nick} 0 * :natter bench\r\n").as_bytes(),
                 );
             }
-            Proto::Json => {
+            Proto::Json | Proto::Ws => {
                 Cmd::Login { nick: nick.into() }.write_line(&mut out);
                 Cmd::Join {
                     room: room.into(),
@@ -152,7 +155,7 @@ impl Handshake {
                 Ok(false)
             }
             Proto::Irc => self.on_irc_line(line, out),
-            Proto::Json => {
+            Proto::Json | Proto::Ws => {
                 // None: the text banner sent before detection.
                 let Some(ev) = wire::parse_event(line) else {
                     return Ok(false);
@@ -243,14 +246,14 @@ pub fn message_prefix(proto: Proto, room: &str) -> Vec<u8> {
     match proto {
         Proto::Text => Vec::new(),
         Proto::Irc => format!("PRIVMSG #{room} :").into_bytes(),
-        Proto::Json => json_chat_frame().0.clone(),
+        Proto::Json | Proto::Ws => json_chat_frame().0.clone(),
     }
 }
 
 /// The bytes that go after the payload (the payload is JSON-safe ASCII).
 pub fn message_suffix(proto: Proto) -> &'static [u8] {
     match proto {
-        Proto::Json => &json_chat_frame().1,
+        Proto::Json | Proto::Ws => &json_chat_frame().1,
         Proto::Text | Proto::Irc => b"",
     }
 }
@@ -277,7 +280,7 @@ fn json_event(line: &[u8]) -> Option<wire::Event<'static>> {
 pub fn pong(proto: Proto, line: &[u8]) -> Option<Vec<u8>> {
     match proto {
         Proto::Text => None,
-        Proto::Json => match json_event(line)? {
+        Proto::Json | Proto::Ws => match json_event(line)? {
             wire::Event::Ping { .. } => {
                 let mut out = Vec::new();
                 Cmd::Keep.write_line(&mut out);
@@ -305,7 +308,7 @@ pub fn is_error_line(proto: Proto, line: &[u8]) -> bool {
     match proto {
         Proto::Text => line.starts_with(b"! "),
         Proto::Irc => line.starts_with(b"ERROR"),
-        Proto::Json => matches!(json_event(line), Some(wire::Event::Error { .. })),
+        Proto::Json | Proto::Ws => matches!(json_event(line), Some(wire::Event::Error { .. })),
     }
 }
 

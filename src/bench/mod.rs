@@ -22,6 +22,7 @@ pub mod report;
 pub mod scenario;
 pub mod stats;
 pub mod tracker;
+pub mod ws;
 
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;

@@ -34,12 +34,14 @@ use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
 use super::transport::Transport;
 use super::Shared;
+use crate::metrics::metrics;
 use crate::proto::framer::Framer;
 use crate::proto::irc::session::IrcSession;
 use crate::proto::line::LineError;
 use crate::proto::original::OriginalSession;
 use crate::proto::session::{
-    self, Goodbye, HistoryRequest, Protocol, SessionConfig, TargetsRequest, TextSession,
+    self, Goodbye, HistoryRequest, JsonSession, Protocol, SessionConfig, TargetsRequest,
+    TextSession,
 };
 use crate::proto::{
     AccountRequest, Anchor, Command, ConnId, ErrorCode, Event, EventBody, HistoryQuery, Name,
@@ -56,8 +58,10 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) enum Entry {
     /// The main port: protocol detected from the first line.
     Main,
-    /// The IRC port: IRC from the first byte.
+    /// The IRC port, or IRC over WebSocket: IRC from the first byte.
     Irc,
+    /// A WebSocket without an IRC subprotocol: JSON lines from the start.
+    Json,
 }
 
 /// How a connection starts, as the listener and the first-bytes window
@@ -162,6 +166,7 @@ fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pag
 impl session::Chat for Port<'_> {
     fn execute(&mut self, cmd: Command) -> Outcome {
         let nick = matches!(cmd, Command::Register { .. } | Command::Nick { .. });
+        let message = matches!(cmd, Command::Say { .. } | Command::Private { .. });
         // A nick change (not the first nick: `note_registered` logs that)
         // is logged and put in the connection's span.
         let before = match cmd {
@@ -188,6 +193,9 @@ impl session::Chat for Port<'_> {
                 }
                 _ => {}
             }
+        }
+        if message && outcome == Outcome::Continue {
+            metrics().messages_in.inc();
         }
         outcome
     }
@@ -392,6 +400,10 @@ struct Connection<T> {
     hold_until: Option<Instant>,
     /// Long listings being written as the client reads.
     pager: Pager,
+    /// This connection in the open-connections gauge of its protocol.
+    open: Option<prometheus_client::metrics::gauge::Gauge>,
+    /// Flood control is holding lines back (counted once per episode).
+    throttled: bool,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -460,12 +472,19 @@ pub(crate) async fn run<T: Transport>(
         backlog_bytes: 0,
         flood_clock: now,
         pager: Pager::default(),
+        open: None,
+        throttled: false,
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
         Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
+        // The chat's welcome, queued at connect, is written as JSON.
+        Entry::Json => Box::new(JsonSession::new(&c.session_config, false)),
     };
     c.switch_to(proto);
+    if !c.detecting {
+        metrics().opened(c.proto.name(), T::NAME);
+    }
     let end = match opening.input.is_empty() {
         true => c.run().await,
         false => match c.take_input(&opening.input) {
@@ -474,6 +493,14 @@ pub(crate) async fn run<T: Transport>(
             Err(_) => End::ExcessFlood,
         },
     };
+    if let Some(open) = c.open.take() {
+        open.dec();
+    }
+    if matches!(end, End::SlowConsumer) {
+        metrics().slow_consumers.inc();
+    } else if matches!(end, End::ExcessFlood) {
+        metrics().excess_flood.inc();
+    }
     let reason = match &end {
         End::Closed => "connection closed".to_string(),
         End::Quit => "quit".to_string(),
@@ -586,6 +613,12 @@ impl<T: Transport> Connection<T> {
             &mut self.pager,
         ));
         self.queue.set_flavor(self.proto.flavor());
+        if let Some(open) = self.open.take() {
+            open.dec();
+        }
+        let open = metrics().connection(self.proto.name(), T::NAME);
+        open.inc();
+        self.open = Some(open);
         debug!("speaking {}", self.proto.name());
     }
 
@@ -693,6 +726,9 @@ impl<T: Transport> Connection<T> {
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
+                if !std::mem::replace(&mut self.throttled, true) {
+                    metrics().flood_delayed.inc();
+                }
                 break;
             }
             let Some(line) = self.backlog.pop_front() else {
@@ -700,6 +736,7 @@ impl<T: Transport> Connection<T> {
             };
             self.backlog_bytes -= line_cost(&line);
             self.flood_clock = self.flood_clock.max(now) + interval;
+            metrics().lines_in.inc();
             outcome = self.handle_line(line);
             self.queue.set_flavor(self.proto.flavor());
             self.write_pages();
@@ -710,6 +747,7 @@ impl<T: Transport> Connection<T> {
             }
         }
         if self.backlog.is_empty() {
+            self.throttled = false;
             self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
         }
         self.note_registered();
@@ -720,6 +758,7 @@ impl<T: Transport> Connection<T> {
     fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
+            metrics().registrations.inc();
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
                 tracing::Span::current().record("nick", &*nick);
                 info!("registered as {nick}");
@@ -748,6 +787,7 @@ impl<T: Transport> Connection<T> {
             if let Some(proto) = proto {
                 self.switch_to(proto);
             }
+            metrics().opened(self.proto.name(), T::NAME);
             self.hold_until = None;
         }
         self.proto.line(
@@ -872,6 +912,7 @@ impl<T: Transport> Connection<T> {
             let mut out = out.borrow_mut();
             out.clear();
             self.render_into(first, &mut out);
+            let mut items = 1;
             TAKEN.with(|taken| {
                 let mut taken = taken.borrow_mut();
                 self.queue.take(BATCH - 1, &mut taken);
@@ -883,9 +924,14 @@ impl<T: Transport> Connection<T> {
                         self.queue.put_back(entries);
                         break;
                     }
+                    items += 1;
                     self.render_into(entry.item, &mut out);
                 }
             });
+            // Once per batch: one relaxed add each, not one per recipient.
+            let m = metrics();
+            m.deliveries.inc_by(items);
+            m.bytes_out.inc_by(out.len() as u64);
             let mut written = 0;
             // After the rest of a raw ping, if one is left (never reordered).
             while written < out.len() && self.pending.is_empty() {

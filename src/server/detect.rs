@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info};
@@ -218,44 +218,24 @@ async fn over_tls(
     .await
 }
 
-/// Longest HTTP request head read before answering.
-const HTTP_HEAD_MAX: usize = 8 * 1024;
-
-/// The HTTP hand-off: `first` is what was already read from `stream`
-/// (nothing for plain TCP, which was only peeked at); `transport` is `tcp`
-/// or `tls`. This is where `crate::web::serve(stream, first, ctx)` takes
-/// over; until it does, every request gets `404` and the connection is
-/// closed.
+/// The HTTP hand-off to `crate::web`: `first` is what was already read
+/// from `stream` (nothing for plain TCP, which was only peeked at);
+/// `transport` is `tcp` or `tls`.
 async fn http<S>(
-    mut stream: S,
+    stream: S,
     first: Bytes,
     shared: Arc<Shared>,
     peer: SocketAddr,
-    transport: &str,
+    transport: &'static str,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Read the request head (bounded in size and time) so that closing
-    // does not reset the connection under the answer.
-    let limit = shared.config.registration_timeout;
-    let mut head = first.to_vec();
-    let _ = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < HTTP_HEAD_MAX {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    info!(%peer, transport, "HTTP request: 404 (no web server in this build)");
-    let answer = b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nconnection: close\r\n\r\nnot found\n";
-    let _ = tokio::time::timeout(limit, async {
-        let _ = stream.write_all(answer).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    crate::web::serve(
+        stream,
+        first,
+        crate::web::WebContext::new(shared, peer, transport),
+    )
+    .await
 }
 
 #[cfg(test)]

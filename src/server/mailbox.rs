@@ -200,6 +200,12 @@ impl Queue {
         inner.bytes + inner.inflight
     }
 
+    /// Items queued and the bytes they and the batch in flight count (for metrics).
+    pub fn depth(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.queue.len(), inner.bytes + inner.inflight)
+    }
+
     /// The sendq this mailbox enforces.
     pub fn cap(&self) -> usize {
         self.0.cap

@@ -5,7 +5,7 @@
 //! wire formats in `proto`.
 
 mod accounts;
-mod connection;
+pub(crate) mod connection;
 mod detect;
 mod limits;
 mod mailbox;
@@ -13,7 +13,7 @@ mod pager;
 mod refusal_log;
 mod router;
 pub mod tls;
-mod transport;
+pub(crate) mod transport;
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -122,6 +122,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Sets the send-queue gauges from the router (when metrics are scraped).
+    pub fn record_queue_depths(&self) {
+        let d = self.chat.with_router(|r| r.depths());
+        let m = crate::metrics::metrics();
+        m.sendq_items.set(d.items as i64);
+        m.sendq_bytes.set(d.bytes as i64);
+        m.sendq_max_bytes.set(d.max_bytes as i64);
+    }
+
     /// The host shown for an address: a keyed hash, stable for this server
     /// run (so bans by host work) and never the address itself.
     pub fn cloak(&self, ip: IpAddr) -> String {
@@ -157,6 +166,8 @@ pub struct Server {
     listener: TcpListener,
     irc_listener: Option<TcpListener>,
     irc_tls_listener: Option<TcpListener>,
+    /// The HTTP-only listener, if `http_listen` is on.
+    http_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     admission: Admission,
     /// Rehash and shutdown requests from operators.
@@ -173,6 +184,7 @@ enum Port {
     Main,
     Irc,
     IrcTls,
+    Http,
 }
 
 impl Server {
@@ -222,6 +234,13 @@ impl Server {
                 .and_then(|l| l.local_addr().ok())
                 .map_or(main, |a| a.port())
         });
+        let http_listener = match config.http_listen.0 {
+            Some(addr) => Some(
+                listen(addr, backlog)
+                    .with_context(|| format!("cannot listen on {addr} (http_listen)"))?,
+            ),
+            None => None,
+        };
         // After binding: a port in use stays the one line an operator sees.
         raise_open_file_limit(config.max_clients);
         // With a cluster: who is on the other nodes, applied before serving.
@@ -295,6 +314,7 @@ impl Server {
             listener,
             irc_listener,
             irc_tls_listener,
+            http_listener,
             shared,
             admission,
             requests,
@@ -319,6 +339,13 @@ impl Server {
     /// The address the IRC-over-TLS listener actually bound, if it is on.
     pub fn irc_tls_addr(&self) -> Option<SocketAddr> {
         self.irc_tls_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address the HTTP-only listener actually bound, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
     }
@@ -357,10 +384,14 @@ impl Server {
         if let Some(f) = self.tls_fingerprint() {
             info!("TLS on: certificate SHA-256 {f}");
         }
+        if let Some(addr) = self.http_addr() {
+            info!("http listening on {addr}");
+        }
         let Server {
             listener,
             irc_listener,
             irc_tls_listener,
+            http_listener,
             shared,
             admission,
             mut requests,
@@ -405,6 +436,7 @@ impl Server {
                 r = listener.accept() => (r, Port::Main),
                 r = accept(&irc_listener) => (r, Port::Irc),
                 r = accept(&irc_tls_listener) => (r, Port::IrcTls),
+                r = accept(&http_listener) => (r, Port::Http),
                 request = requests.recv() => {
                     match request {
                         Some(Control::Shutdown) => {
@@ -455,6 +487,9 @@ impl Server {
                 Port::Irc => {
                     tracing::info_span!("irc", id = next_id, %peer, nick = tracing::field::Empty)
                 }
+                Port::Http => {
+                    tracing::info_span!("http", id = next_id, %peer, nick = tracing::field::Empty)
+                }
                 Port::IrcTls => {
                     tracing::info_span!("ircs", id = next_id, %peer, nick = tracing::field::Empty)
                 }
@@ -470,6 +505,10 @@ impl Server {
                             connection::run(shared, stream, host, peer.ip(), opening).await
                         }
                         Port::IrcTls => detect::irc_tls_port(shared, stream, host, peer).await,
+                        Port::Http => {
+                            let ctx = crate::web::WebContext::new(shared, peer, "tcp");
+                            crate::web::serve(stream, bytes::Bytes::new(), ctx).await;
+                        }
                     }
                     drop(permit);
                 }
@@ -478,7 +517,7 @@ impl Server {
         }
         // Stop accepting at once: new connections are refused by the OS
         // while the others are told and flushed.
-        drop((listener, irc_listener, irc_tls_listener));
+        drop((listener, irc_listener, irc_tls_listener, http_listener));
         info!("shutting down: telling {} connections", admission.current());
         shared.chat.broadcast(EventBody::Shutdown {
             reason: "server is going down".into(),
@@ -590,10 +629,15 @@ async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, S
 }
 
 async fn refuse(mut stream: TcpStream, why: Refusal, entry: Port) {
-    if entry == Port::IrcTls {
-        return; // no words before a handshake: closing says it
-    }
-    let line = session::refusal_line(entry == Port::Irc, &why.to_string());
+    let line = match entry {
+        Port::IrcTls => return, // no words before a handshake: closing says it
+        Port::Main | Port::Irc => session::refusal_line(entry == Port::Irc, &why.to_string()),
+        Port::Http => format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+             Connection: close\r\nContent-Length: {}\r\n\r\n{why}\n",
+            why.to_string().len() + 1
+        ),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = stream.write_all(line.as_bytes()).await;
         let _ = stream.shutdown().await;

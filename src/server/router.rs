@@ -10,6 +10,14 @@ use super::mailbox::Queue;
 use crate::hub;
 use crate::proto::{ConnId, Event};
 
+/// What waits in the send queues, summed over the connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueDepths {
+    pub items: usize,
+    pub bytes: usize,
+    pub max_bytes: usize,
+}
+
 /// Queues of this node's connections, by slot.
 #[derive(Default)]
 pub(crate) struct Router {
@@ -59,6 +67,19 @@ impl Router {
         (slot.generation == generation)
             .then_some(slot.queue.as_ref())
             .flatten()
+    }
+
+    /// What waits in the queues now: items, bytes, and the fullest queue's
+    /// bytes (walks every slot: for a metrics scrape, not the hot path).
+    pub fn depths(&self) -> QueueDepths {
+        let mut d = QueueDepths::default();
+        for q in self.slots.iter().filter_map(|s| s.queue.as_ref()) {
+            let (items, bytes) = q.depth();
+            d.items += items;
+            d.bytes += bytes;
+            d.max_bytes = d.max_bytes.max(bytes);
+        }
+        d
     }
 
     /// Connections attached now.

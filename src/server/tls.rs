@@ -35,6 +35,7 @@ pub static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// Counts a failed or stalled handshake.
 pub(crate) fn handshake_failed() {
     HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed);
+    crate::metrics::metrics().tls_handshake_failures.inc();
 }
 
 /// The only crypto natter uses: ring's (no aws-lc, no OpenSSL).
@@ -211,6 +212,7 @@ fn certified(
 pub(crate) type TlsTransport = TlsSocket<ServerConnection>;
 
 impl Transport for TlsTransport {
+    const NAME: &'static str = "tls";
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TlsSocket::readable(self)
     }

@@ -1,7 +1,8 @@
 //! The byte streams a connection runs over. The connection loop needs
 //! readiness and non-blocking reads and writes (so output is written from a
 //! per-thread buffer with no allocation per message); a TCP socket has them
-//! natively, and TLS or WebSocket transports provide the same calls.
+//! natively, and TLS or WebSocket transports provide the same calls
+//! (the WebSocket one is `web::ws::WsTransport`).
 //!
 //! A transport that encodes (TLS) may accept bytes it could not hand to the
 //! socket yet: it says so with [`Transport::flushed`], and the loop then
@@ -15,6 +16,8 @@ use tokio::net::TcpStream;
 
 /// A non-blocking byte stream with readiness.
 pub(crate) trait Transport: Send + Sync + 'static {
+    /// The transport's name in metrics (`tcp`, `ws`, `tls`).
+    const NAME: &'static str;
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Reads what is there; `WouldBlock` if nothing is, `Ok(0)` at EOF.
@@ -29,6 +32,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
 }
 
 impl Transport for TcpStream {
+    const NAME: &'static str = "tcp";
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::readable(self)
     }

@@ -379,7 +379,14 @@ impl Writer {
             let Some(&(last, _)) = batches.last() else {
                 continue;
             };
-            match self.write(&batches) {
+            let started = std::time::Instant::now();
+            let written = self.write(&batches);
+            let m = crate::metrics::metrics();
+            m.store_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            m.store_batch_facts
+                .observe(batches.iter().map(|(_, f)| f.len()).sum::<usize>() as f64);
+            match written {
                 Ok(()) => self.watermark.finish(last, false),
                 Err(e) => {
                     let n: usize = batches.iter().map(|(_, f)| f.len()).sum();

@@ -1,0 +1,229 @@
+//! What the server counts for operators, served as Prometheus text on
+//! `/metrics` (see `web`). One process-wide set of metrics: counters and
+//! gauges are atomics (`prometheus-client`), so the hot paths pay one
+//! relaxed add; labelled series are looked up once per connection, never
+//! per line. Queue depths are read from the router when scraped.
+//!
+//! Anything in the crate may count: `metrics().registrations.inc()`. The
+//! TLS acceptor counts failed handshakes in `tls_handshake_failures`.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A connection's protocol (`text`, `json`, `irc`, `http`) and transport
+/// (`tcp`, `ws`, `tls`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnLabels {
+    pub protocol: &'static str,
+    pub transport: &'static str,
+}
+
+/// An HTTP answer, by route and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// Connections open now, by protocol and transport.
+    pub connections: Family<ConnLabels, Gauge>,
+    /// Connections that chose a protocol, since start.
+    pub connections_total: Family<ConnLabels, Counter>,
+    /// Nicknames taken by new connections.
+    pub registrations: Counter,
+    /// Lines read from clients and handed to their session.
+    pub lines_in: Counter,
+    /// Room and private messages the chat accepted.
+    pub messages_in: Counter,
+    /// Events and replies written to clients (one per recipient: deliveries).
+    pub deliveries: Counter,
+    /// Bytes written to clients.
+    pub bytes_out: Counter,
+    /// Clients dropped because their send queue overflowed.
+    pub slow_consumers: Counter,
+    /// Times flood control started holding a connection's lines back.
+    pub flood_delayed: Counter,
+    /// Clients dropped for sending more than `recvq` ahead (Excess Flood).
+    pub excess_flood: Counter,
+    /// Bytes waiting in all send queues (set when scraped).
+    pub sendq_bytes: Gauge,
+    /// The fullest send queue, in bytes (set when scraped).
+    pub sendq_max_bytes: Gauge,
+    /// Items waiting in all send queues (set when scraped).
+    pub sendq_items: Gauge,
+    /// Seconds each store commit (one transaction per batch) took.
+    pub store_commit_seconds: Histogram,
+    /// Facts per store commit.
+    pub store_batch_facts: Histogram,
+    /// TLS handshakes that failed (bad client hello, no certificate, stall).
+    pub tls_handshake_failures: Counter,
+    /// HTTP answers by route and status.
+    pub http_responses: Family<HttpLabels, Counter>,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("natter");
+        let m = Metrics {
+            connections: Family::default(),
+            connections_total: Family::default(),
+            registrations: Counter::default(),
+            lines_in: Counter::default(),
+            messages_in: Counter::default(),
+            deliveries: Counter::default(),
+            bytes_out: Counter::default(),
+            slow_consumers: Counter::default(),
+            flood_delayed: Counter::default(),
+            excess_flood: Counter::default(),
+            sendq_bytes: Gauge::default(),
+            sendq_max_bytes: Gauge::default(),
+            sendq_items: Gauge::default(),
+            store_commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            store_batch_facts: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            tls_handshake_failures: Counter::default(),
+            http_responses: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "connections",
+            "Connections open now, by protocol and transport",
+            m.connections.clone(),
+        );
+        r.register(
+            "connections_opened",
+            "Connections that chose a protocol, by protocol and transport",
+            m.connections_total.clone(),
+        );
+        r.register(
+            "registrations",
+            "Nicknames taken by new connections",
+            m.registrations.clone(),
+        );
+        r.register("lines_in", "Lines read from clients", m.lines_in.clone());
+        r.register(
+            "messages_in",
+            "Room and private messages accepted",
+            m.messages_in.clone(),
+        );
+        r.register(
+            "deliveries",
+            "Events and replies written to clients, one per recipient",
+            m.deliveries.clone(),
+        );
+        r.register("bytes_out", "Bytes written to clients", m.bytes_out.clone());
+        r.register(
+            "slow_consumers",
+            "Clients dropped because their send queue overflowed",
+            m.slow_consumers.clone(),
+        );
+        r.register(
+            "flood_delayed",
+            "Times flood control started holding a connection's lines back",
+            m.flood_delayed.clone(),
+        );
+        r.register(
+            "excess_flood",
+            "Clients dropped for sending more than recvq ahead",
+            m.excess_flood.clone(),
+        );
+        r.register(
+            "sendq_bytes",
+            "Bytes waiting in all send queues",
+            m.sendq_bytes.clone(),
+        );
+        r.register(
+            "sendq_max_bytes",
+            "Bytes waiting in the fullest send queue",
+            m.sendq_max_bytes.clone(),
+        );
+        r.register(
+            "sendq_items",
+            "Items waiting in all send queues",
+            m.sendq_items.clone(),
+        );
+        r.register(
+            "store_commit_seconds",
+            "Time each store commit took",
+            m.store_commit_seconds.clone(),
+        );
+        r.register(
+            "store_batch_facts",
+            "Facts written per store commit",
+            m.store_batch_facts.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed",
+            m.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "http_responses",
+            "HTTP answers by route and status",
+            m.http_responses.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The metrics in the OpenMetrics text format (which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The open-connections gauge for a protocol and transport (look it up
+    /// once per connection, not per line).
+    pub fn connection(&self, protocol: &'static str, transport: &'static str) -> Gauge {
+        let labels = ConnLabels {
+            protocol,
+            transport,
+        };
+        self.connections.get_or_create_owned(&labels)
+    }
+
+    /// Counts a connection whose protocol is now settled.
+    pub fn opened(&self, protocol: &'static str, transport: &'static str) {
+        let labels = ConnLabels {
+            protocol,
+            transport,
+        };
+        self.connections_total.get_or_create(&labels).inc();
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_in_the_text() {
+        let m = Metrics::new();
+        m.registrations.inc_by(3);
+        let g = m.connection("json", "ws");
+        g.inc();
+        let text = m.encode();
+        assert!(text.contains("natter_registrations_total 3"), "{text}");
+        assert!(
+            text.contains("natter_connections{protocol=\"json\",transport=\"ws\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
