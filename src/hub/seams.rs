@@ -67,6 +67,9 @@ pub trait Accounts: Send + Sync + 'static {
     fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
     /// Keeps this state of a registered room (queued; written in order).
     fn save_room(&self, room: super::RoomRecord);
+    /// Returns once everything queued so far is written (a stopping server
+    /// calls it, so that a server started next on the same file finds it).
+    fn flush(&self) {}
 }
 
 /// How facts reach the other nodes.

@@ -41,6 +41,11 @@ pub(crate) struct Auth {
 impl Auth {
     /// Opens the accounts of the configured database (in memory with
     /// `db = "off"`), which the history store has already migrated.
+    /// Waits until the accounts store has written what it was given.
+    pub fn flush(&self) {
+        self.accounts.flush();
+    }
+
     pub fn open(config: &Config) -> anyhow::Result<(Auth, Arc<dyn Accounts>, Registry)> {
         let accounts: Arc<dyn Accounts> = match config.db.as_str() {
             "off" => Arc::new(MemoryAccounts::default()),

@@ -451,6 +451,9 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
+        // Registered rooms' last changes are on disk before "stopped".
+        let auth = shared.auth.clone();
+        let _ = tokio::task::spawn_blocking(move || auth.flush()).await;
         info!("stopped");
         Ok(())
     }

@@ -91,6 +91,8 @@ impl Accounts for MemoryAccounts {
 enum Job {
     Create(AccountRecord, mpsc::Sender<Result<bool, StoreError>>),
     SaveRoom(RoomRecord),
+    /// Answered once the jobs before it are done.
+    Flush(mpsc::Sender<()>),
 }
 
 /// Accounts in the database file (migrated by [`super::sqlite`]).
@@ -176,6 +178,9 @@ fn write_jobs(conn: Connection, jobs: mpsc::Receiver<Job>) {
                     error!("registered room {} not saved: {e}", room.name);
                 }
             }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
@@ -213,6 +218,15 @@ fn save_room(conn: &Connection, room: &RoomRecord) -> Result<(), StoreError> {
 }
 
 impl Accounts for SqliteAccounts {
+    fn flush(&self) {
+        let (done, flushed) = mpsc::channel();
+        if let Some(jobs) = &self.jobs {
+            if jobs.send(Job::Flush(done)).is_ok() {
+                let _ = flushed.recv();
+            }
+        }
+    }
+
     fn load(&self) -> Result<Registry, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare("SELECT name FROM account")?;
