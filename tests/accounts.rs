@@ -585,3 +585,21 @@ async fn private_history_between_accounts_survives_a_restart() {
     assert!(next_batch(&mut dan).await.1.is_empty());
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn whox_account_field_shows_the_account_or_zero() {
+    let srv = start(config()).await;
+    let mut n = IrcClient::register(irc(&srv), "nico").await;
+    n.send(&format!("PRIVMSG NickServ :REGISTER {PW}")).await;
+    n.numeric("900").await;
+    let mut obs = IrcClient::register(irc(&srv), "obs").await;
+    obs.send("WHO nico %tna,7").await;
+    let line = obs.numeric("354").await;
+    assert!(line.ends_with(" 354 obs 7 nico :nico"), "{line}");
+    obs.numeric("315").await;
+    // Someone not logged in: account 0.
+    obs.send("WHO obs %na").await;
+    let line = obs.numeric("354").await;
+    assert!(line.ends_with(" 354 obs obs :0"), "{line}");
+    srv.shutdown().await;
+}

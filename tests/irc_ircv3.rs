@@ -353,3 +353,26 @@ async fn invite_notify_tells_the_rooms_operators() {
     );
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn extended_monitor_tells_account_logins_to_account_notify_watchers() {
+    let srv = start(config()).await;
+    let mut w = with_caps(irc(&srv), "watcher", "extended-monitor account-notify").await;
+    let mut plain = with_caps(irc(&srv), "plain", "account-notify").await;
+    let mut bar = with_caps(irc(&srv), "bar", "setname").await;
+    w.send("MONITOR + bar").await;
+    w.numeric("730").await;
+    plain.send("MONITOR + bar").await;
+    plain.numeric("730").await;
+    // No room in common: only the extended-monitor watcher hears of it.
+    bar.send("PRIVMSG NickServ :REGISTER hunter2hunter2").await;
+    bar.numeric("900").await;
+    let acct = w.expect(" ACCOUNT ").await;
+    assert!(
+        acct.starts_with(":bar!~bar@") && acct.ends_with(" ACCOUNT bar"),
+        "{acct}"
+    );
+    let seen = plain.sync().await;
+    assert!(seen.is_empty(), "{seen:?}");
+    srv.shutdown().await;
+}

@@ -290,6 +290,7 @@ impl ChatState {
             account: Some(name),
         };
         let mut audience = self.peers(id, true);
+        self.add_detail_watchers(id, &mut audience);
         audience.retain(|m| *m != id);
         let ev = Event::by(self.mask_of(id), EventBody::Account(body));
         self.send(Audience::Conns(audience), ev);

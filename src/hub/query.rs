@@ -63,6 +63,7 @@ impl ChatState {
             bot: c.bot,
             op,
             voice,
+            account: c.account.clone(),
         })
     }
 

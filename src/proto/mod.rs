@@ -655,6 +655,8 @@ pub struct MemberInfo {
     pub op: bool,
     /// Voiced (`+v`, `+`).
     pub voice: bool,
+    /// The account they are logged in to (IRC's WHOX `a` field).
+    pub account: Option<Name>,
 }
 
 /// A room topic and who set it when.

@@ -1231,6 +1231,7 @@ mod tests {
                 bot: false,
                 op: i == 0,
                 voice: i < 2,
+                account: None,
             })
             .collect();
         let ev = Event::new(EventBody::Members {

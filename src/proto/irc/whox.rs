@@ -56,7 +56,7 @@ pub fn render(
                 'f' => flags.as_str(),
                 'd' => "0",
                 'l' => "0",
-                'a' => "0", // not logged in
+                'a' => m.account.as_deref().unwrap_or("0"), // 0: not logged in
                 'o' => "n/a",
                 _ => &m.realname, // 'r', the last
             })

@@ -264,6 +264,7 @@ fn member(nick: &str, op: bool, voice: bool, away: bool) -> MemberInfo {
         bot: false,
         op,
         voice,
+        account: None,
     }
 }
 
