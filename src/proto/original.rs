@@ -15,8 +15,7 @@ use std::sync::OnceLock;
 
 use super::listing::Page;
 use super::session::{
-    execute, profile, timeout_error, Chat, Goodbye, HistoryRequest, Login, Protocol, Replay,
-    SessionConfig, HISTORY_LINES,
+    json_input, profile, timeout_error, Chat, Goodbye, Login, Protocol, Replay, SessionConfig,
 };
 use super::{json, text, Command, Event, EventBody, Flavor, Name, Outcome};
 
@@ -79,41 +78,24 @@ impl Protocol for OriginalSession {
     }
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
-        match json::parse(line) {
+        let input = match json::parse(line) {
             json::Input::Command(Command::Say {
                 room: None,
                 text,
                 action: false,
-            }) if is_leave(&text) => chat.execute(Command::Quit { reason: None }),
-            json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
-            json::Input::History {
-                room,
-                with,
-                query,
-                limit,
-            } => {
-                chat.history(HistoryRequest {
-                    room,
-                    with,
-                    query,
-                    limit: limit.unwrap_or(HISTORY_LINES),
-                    events: false,
-                    asked: true,
-                });
-                Outcome::Continue
-            }
-            json::Input::Account(request) => {
-                self.login.ask(request, self.registered, chat);
-                Outcome::Continue
-            }
-            // The connection counts any byte as proof of life.
-            json::Input::Keep => Outcome::Continue,
-            json::Input::Help => {
-                self.reply(EventBody::Help, chat);
-                Outcome::Continue
-            }
-            json::Input::Error(code, message) => {
-                self.reply(EventBody::error(code, message), chat);
+            }) if is_leave(&text) => return chat.execute(Command::Quit { reason: None }),
+            input => input,
+        };
+        match json_input(
+            input,
+            &mut self.registered,
+            &self.replay,
+            &mut self.login,
+            chat,
+        ) {
+            Ok(outcome) => outcome,
+            Err(reply) => {
+                self.reply(reply, chat);
                 Outcome::Continue
             }
         }
@@ -224,7 +206,7 @@ mod tests {
         fn online(&mut self) -> usize {
             2
         }
-        fn history(&mut self, _request: HistoryRequest) {}
+        fn history(&mut self, _request: crate::proto::session::HistoryRequest) {}
         fn mark(&mut self, _mark: crate::proto::session::Mark) {}
         fn in_room(&mut self, _room: &str) -> bool {
             false

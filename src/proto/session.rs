@@ -324,6 +324,44 @@ pub(super) fn execute(
 /// The lines `/history` shows when no number is given.
 pub(super) const HISTORY_LINES: usize = 50;
 
+/// What a JSON session does with one parsed input: natter's JSON lines and
+/// the original dialect act alike and differ only in how they word what
+/// they show. `Err` is a reply the caller renders for its client.
+pub(super) fn json_input(
+    input: json::Input,
+    registered: &mut bool,
+    replay: &Replay,
+    login: &mut Login,
+    chat: &mut dyn Chat,
+) -> Result<Outcome, EventBody> {
+    match input {
+        json::Input::Command(cmd) => Ok(execute(cmd, registered, replay, chat)),
+        json::Input::History {
+            room,
+            with,
+            query,
+            limit,
+        } => {
+            chat.history(HistoryRequest {
+                room,
+                with,
+                query,
+                limit: limit.unwrap_or(HISTORY_LINES),
+                events: false,
+                asked: true,
+            });
+            Ok(Outcome::Continue)
+        }
+        json::Input::Account(request) => {
+            login.ask(request, *registered, chat);
+            Ok(Outcome::Continue)
+        }
+        json::Input::Keep => Ok(Outcome::Continue), // any input is proof of life
+        json::Input::Help => Err(EventBody::Help),
+        json::Input::Error(code, message) => Err(EventBody::error(code, message)),
+    }
+}
+
 /// A session's part in logging in before it has a nickname (text and
 /// JSON): the nickname whose password is asked for, the login waiting for
 /// its answer, and the account to take the nickname of once logged in.
@@ -588,35 +626,17 @@ impl Protocol for JsonSession {
     }
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
-        match json::parse(line) {
-            json::Input::Command(cmd) => execute(cmd, &mut self.registered, &self.replay, chat),
-            json::Input::History {
-                room,
-                with,
-                query,
-                limit,
-            } => {
-                chat.history(HistoryRequest {
-                    room,
-                    with,
-                    query,
-                    limit: limit.unwrap_or(HISTORY_LINES),
-                    events: false,
-                    asked: true,
-                });
-                Outcome::Continue
-            }
-            json::Input::Account(request) => {
-                self.login.ask(request, self.registered, chat);
-                Outcome::Continue
-            }
-            json::Input::Keep => Outcome::Continue, // any line is proof of life
-            json::Input::Help => {
-                self.reply(EventBody::Help, chat);
-                Outcome::Continue
-            }
-            json::Input::Error(code, message) => {
-                self.reply(EventBody::error(code, message), chat);
+        let input = json::parse(line);
+        match json_input(
+            input,
+            &mut self.registered,
+            &self.replay,
+            &mut self.login,
+            chat,
+        ) {
+            Ok(outcome) => outcome,
+            Err(reply) => {
+                self.reply(reply, chat);
                 Outcome::Continue
             }
         }
