@@ -155,17 +155,7 @@ impl JsonStream {
 
     /// Keeps `chunk` of the current item, or reports it too long once.
     fn take(&mut self, chunk: &[u8], emit: &mut impl FnMut(Result<String, LineError>)) {
-        if self.discarding {
-            return;
-        }
-        // One byte over for a trailing '\r' that is not counted.
-        if self.buf.len() + chunk.len() > self.max + 1 {
-            self.buf = Vec::new();
-            self.discarding = true;
-            emit(Err(LineError::TooLong { max: self.max }));
-            return;
-        }
-        self.buf.extend_from_slice(chunk);
+        super::line::take_bounded(&mut self.buf, &mut self.discarding, self.max, chunk, emit);
     }
 
     /// The current item ends with `chunk`: emits it, and goes back to

@@ -141,17 +141,7 @@ impl LineDecoder {
     }
 
     fn take(&mut self, chunk: &[u8], emit: &mut impl FnMut(Result<String, LineError>)) {
-        if self.discarding {
-            return;
-        }
-        // Allow one byte over the limit for a trailing '\r' that is not counted.
-        if self.buf.len() + chunk.len() > self.max + 1 {
-            self.buf = Vec::new();
-            self.discarding = true;
-            emit(Err(LineError::TooLong { max: self.max }));
-            return;
-        }
-        self.buf.extend_from_slice(chunk);
+        take_bounded(&mut self.buf, &mut self.discarding, self.max, chunk, emit);
     }
 
     fn end_line(&mut self, emit: &mut impl FnMut(Result<String, LineError>)) {
@@ -172,6 +162,30 @@ impl LineDecoder {
             Err(_) => emit(Err(LineError::InvalidUtf8)),
         }
     }
+}
+
+/// Keeps `chunk` of the item being read into `buf`, unless that makes it
+/// longer than `max` bytes (one byte over is allowed for a trailing `\r`
+/// that is not counted): then the item is reported too long, once, and its
+/// bytes are dropped (`discarding`) until it ends. Shared by the line and
+/// the JSON stream decoders.
+pub(crate) fn take_bounded(
+    buf: &mut Vec<u8>,
+    discarding: &mut bool,
+    max: usize,
+    chunk: &[u8],
+    emit: &mut impl FnMut(Result<String, LineError>),
+) {
+    if *discarding {
+        return;
+    }
+    if buf.len() + chunk.len() > max + 1 {
+        *buf = Vec::new();
+        *discarding = true;
+        emit(Err(LineError::TooLong { max }));
+        return;
+    }
+    buf.extend_from_slice(chunk);
 }
 
 #[cfg(test)]
