@@ -2,8 +2,10 @@
 //! nats-server with JetStream, started by each test on a free port with a
 //! store directory of its own: cross-node chat in one order for everyone,
 //! nick races, a node killed with SIGKILL and reaped, NATS stopped and
-//! restarted, and bad starts (NATS unreachable, no node number).
+//! restarted, and bad starts (NATS unreachable, no node number); `natter
+//! chat` given several nodes failing over when its node is killed.
 
+mod client_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -729,4 +731,83 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     let log = log.join("\n");
     assert!(log.contains("cannot connect to NATS"), "{log}");
     assert!(log.to_lowercase().contains("authorization"), "{log}");
+}
+
+/// `natter chat` with two nodes' addresses: its node killed with SIGKILL,
+/// it goes to the other at once, gets its nick back once the cluster has
+/// reaped the dead node's claim, rejoins its rooms and chats.
+#[test]
+fn natter_chat_fails_over_to_the_next_node_keeping_its_nick_and_rooms() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let (a1, a2) = (one.addr.to_string(), two.addr.to_string());
+    let mut bob = rt.block_on(JsonClient::login(two.addr, "bob"));
+    rt.block_on(bob.send(Cmd::Join {
+        room: "rust".into(),
+        key: None,
+        switch: false,
+    }));
+    rt.block_on(expect_event!(bob, Event::Joined { room, .. } if room == "rust"));
+
+    let both = format!("{a1},{a2}");
+    let mut chat = client_support::Chat::spawn_with(
+        &[
+            &both,
+            "--nick",
+            "alice",
+            "--join",
+            "rust",
+            "--reconnect-min",
+            "50ms",
+            "--reconnect-max",
+            "500ms",
+        ],
+        &[("NATTER_DB", "off")],
+    );
+    chat.expect(&format!("connected to {a1} (JSON)"));
+    chat.expect("you are now known as alice");
+    chat.expect("* alice joined #rust");
+    rt.block_on(sees_join(&mut bob, "alice"));
+    chat.send("before");
+    let line = rt.block_on(next_message(&mut bob));
+    assert_eq!(
+        (line.from.as_str(), line.text.as_str()),
+        ("alice", "before")
+    );
+
+    one.kill9();
+    chat.expect(&format!("! {a1}: "));
+    chat.expect(&format!("connected to {a2} (JSON)"));
+    // The same nick, not alice_: taken until node 1 is reaped, then hers.
+    let known = chat.expect("you are now known as");
+    assert!(known.contains("known as alice ("), "{known}");
+    chat.expect("* alice joined #rust");
+    // bob saw the dead node's alice quit, then the new one come.
+    let reason =
+        rt.block_on(expect_event!(bob, Event::Quit { nick, reason } if nick == "alice" => reason));
+    assert!(reason.contains("node 1"), "{reason}");
+    rt.block_on(sees_join(&mut bob, "alice"));
+
+    chat.send("after");
+    let line = rt.block_on(next_message(&mut bob));
+    assert_eq!((line.from.as_str(), line.text.as_str()), ("alice", "after"));
+    rt.block_on(bob.send(say("welcome back")));
+    chat.expect("<bob> welcome back");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+    assert!(
+        chat.seen
+            .iter()
+            .any(|l| l.contains(&format!("; trying {a2}"))),
+        "{:#?}",
+        chat.seen
+    );
 }
