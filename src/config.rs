@@ -585,6 +585,20 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub cluster_node_ttl: Duration,
+        /// A node cut off from NATS for this long fences itself: it tells
+        /// its users and disconnects them (so they reconnect to another
+        /// node) and takes nobody until NATS is back. Keep it at most
+        /// cluster_node_ttl minus cluster_heartbeat: fenced before the
+        /// others announce its users' quits.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_FENCE",
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_fence: Duration,
     }
 }
 
@@ -1183,6 +1197,7 @@ mod tests {
             cluster_timeout: Duration::from_secs(5),
             cluster_heartbeat: Duration::from_secs(2),
             cluster_node_ttl: Duration::from_secs(8),
+            cluster_fence: Duration::from_secs(5),
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1318,6 +1333,7 @@ mod tests {
             "cluster_timeout" => "2s",
             "cluster_heartbeat" => "1s",
             "cluster_node_ttl" => "30s",
+            "cluster_fence" => "20s",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

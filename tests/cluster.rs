@@ -107,25 +107,28 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Node `n` of the cluster at `nats`, with quick heartbeats.
 fn node(nats: &NatsServer, n: u16) -> Natter {
+    node_with(nats, n, &[])
+}
+
+/// [`node`] with `extra` flags.
+fn node_with(nats: &NatsServer, n: u16, extra: &[&str]) -> Natter {
     let url = nats.url();
     let n = n.to_string();
-    try_serve(
-        Path::new("off"),
-        &[
-            "--cluster",
-            &url,
-            "--node",
-            &n,
-            "--cluster-heartbeat",
-            "500ms",
-            "--cluster-node-ttl",
-            "3s",
-            "--cluster-timeout",
-            "2s",
-        ],
-        Privilege::Plain,
-    )
-    .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
+    let mut args = vec![
+        "--cluster",
+        &url,
+        "--node",
+        &n,
+        "--cluster-heartbeat",
+        "500ms",
+        "--cluster-node-ttl",
+        "3s",
+        "--cluster-timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    try_serve(Path::new("off"), &args, Privilege::Plain)
+        .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
 }
 
 /// One line as a JSON client saw it.
@@ -810,4 +813,80 @@ fn natter_chat_fails_over_to_the_next_node_keeping_its_nick_and_rooms() {
         "{:#?}",
         chat.seen
     );
+}
+
+/// Waits until `node` has logged a line with `needle` (its log is read
+/// by a thread of its own, so it may come a little after the fact).
+async fn logs(node: &Natter, needle: &str) {
+    let start = Instant::now();
+    while !node.logged(needle) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no {needle:?} in the log: {:#?}",
+            node.log.lock().map(|l| l.clone()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A node cut off from NATS for `cluster_fence` tells its users and lets
+/// them go (they would reconnect elsewhere), refuses logins while cut off,
+/// and takes people again once NATS is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_nats_fences_itself_and_rejoins_when_it_returns() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node_with(&nats, 1, &["--cluster-fence", "1s"]);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+
+    nats.kill();
+    let reason = expect_event!(a, Event::Shutdown { reason } => reason).await;
+    assert!(reason.contains("cut off from the cluster"), "{reason}");
+    // And the connection ends.
+    while let Some(ev) = a.next().await {
+        assert!(
+            !matches!(ev, Event::Message { .. }),
+            "a fenced node showed {ev:?}"
+        );
+    }
+    logs(&one, "fenced: cut off from the cluster").await;
+    // Nobody gets in while it is cut off.
+    let mut c = JsonClient::connect(one.addr).await;
+    c.send(Cmd::Login {
+        nick: "carol".into(),
+    })
+    .await;
+    assert_eq!(c.expect_error().await, "store_failed");
+
+    nats.run();
+    // Once its heartbeat gets through it takes people again: alice comes
+    // back under her nick (her claim was released once NATS returned).
+    let mut n = 0;
+    let mut a = loop {
+        n += 1;
+        assert!(n < 100, "the node never took people again");
+        let mut a = JsonClient::connect(one.addr).await;
+        a.send(Cmd::Login {
+            nick: "alice".into(),
+        })
+        .await;
+        if registered(&mut a).await {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // retry pacing, not synchronisation
+    };
+    logs(&one, "back in the cluster").await;
+    // bob, on the other node, saw her go and come back, and they chat.
+    expect_event!(b, Event::Quit { nick, .. } if nick == "alice").await;
+    sees_join(&mut b, "alice").await;
+    a.send(say("back")).await;
+    let line = next_message(&mut b).await;
+    assert_eq!((line.from.as_str(), line.text.as_str()), ("alice", "back"));
+    assert_eq!(next_message(&mut a).await.text, "back", "her own echo");
+    b.send(say("hi again")).await;
+    assert_eq!(next_message(&mut a).await.text, "hi again");
 }

@@ -12,11 +12,15 @@
 //! * Each node puts a heartbeat in a KV bucket whose entries expire; a node
 //!   whose heartbeat is gone is dead, and the live node with the lowest
 //!   number publishes its users' quits (once, through the stream).
+//! * A node cut off from NATS for `cluster_fence` fences itself: it tells
+//!   its users and lets them go (they reconnect to another node), refuses
+//!   logins, and takes people again once its heartbeat gets through.
 //!
 //! The NATS client runs on a runtime of its own (one thread), so the hub
 //! may wait for a nick claim under its lock without starving the client.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,7 @@ struct Settings {
     timeout: Duration,
     heartbeat: Duration,
     node_ttl: Duration,
+    fence: Duration,
     per_subject: i64,
 }
 
@@ -63,6 +68,16 @@ impl Settings {
         if c.cluster_node_ttl <= c.cluster_heartbeat {
             bail!("cluster_node_ttl must be longer than cluster_heartbeat");
         }
+        if c.cluster_fence <= c.cluster_heartbeat {
+            bail!("cluster_fence must be longer than cluster_heartbeat");
+        }
+        if c.cluster_fence + c.cluster_heartbeat > c.cluster_node_ttl {
+            warn!(
+                "cluster_fence ({:?}) + cluster_heartbeat ({:?}) is over cluster_node_ttl ({:?}): \
+                 a node cut off from NATS may keep its users after the others announced their quits",
+                c.cluster_fence, c.cluster_heartbeat, c.cluster_node_ttl
+            );
+        }
         Ok(Settings {
             urls: c.cluster.clone(),
             node: c.node,
@@ -70,6 +85,7 @@ impl Settings {
             timeout: c.cluster_timeout,
             heartbeat: c.cluster_heartbeat,
             node_ttl: c.cluster_node_ttl,
+            fence: c.cluster_fence,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -110,6 +126,8 @@ pub struct Nats {
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
     known: Mutex<Vec<Fact>>,
+    /// Cut off from NATS for longer than `cluster_fence`, and not back yet.
+    fenced: Arc<AtomicBool>,
     /// Last, so the tasks stop after everything else is dropped.
     _runtime: Runtime,
 }
@@ -136,7 +154,13 @@ impl Nats {
             HISTORY_PER_ROOM.min(config.history_per_room.max(1)),
             HISTORY_ROOMS,
         ));
-        let start = rt.spawn(start(settings.clone(), to_hub.clone(), history.clone()));
+        let fenced = Arc::new(AtomicBool::new(false));
+        let start = rt.spawn(start(
+            settings.clone(),
+            to_hub.clone(),
+            history.clone(),
+            fenced.clone(),
+        ));
         let parts = match start.await {
             Ok(r) => r?,
             Err(e) => bail!("the cluster task failed: {e}"),
@@ -151,6 +175,7 @@ impl Nats {
             incoming: Mutex::new(Some(from_cluster)),
             history,
             known: Mutex::new(parts.known),
+            fenced,
             _runtime: runtime,
         })
     }
@@ -167,8 +192,10 @@ impl Nats {
         std::mem::take(&mut *self.known.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// On NATS and not fenced.
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+            && !self.fenced.load(Ordering::Acquire)
     }
 
     fn refuse(&self, conn: ConnId, why: &str) {
@@ -182,6 +209,9 @@ impl Nats {
         }
     }
 }
+
+/// What a fenced node's users are told, and its refusals say.
+const FENCED: &str = "this node is cut off from the cluster: connect to another node";
 
 /// The cluster's own runtime; dropping it (even inside another runtime)
 /// stops its tasks without waiting for them.
@@ -229,6 +259,9 @@ impl Backplane for Nats {
     }
 
     fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError> {
+        if self.fenced.load(Ordering::Acquire) {
+            return Err(StoreError(FENCED.into()));
+        }
         if !self.connected() {
             return Err(StoreError("the cluster (NATS) is unreachable".into()));
         }
@@ -322,6 +355,7 @@ async fn start(
     s: Settings,
     to_hub: mpsc::Sender<Incoming>,
     history: Arc<MemoryStore>,
+    fenced: Arc<AtomicBool>,
 ) -> anyhow::Result<Parts> {
     let addrs = s
         .urls
@@ -377,7 +411,7 @@ async fn start(
     let (kv_ops, kv_rx) = mpsc::unbounded_channel();
     tokio::spawn(publisher(js.clone(), out_rx, acks, to_hub.clone()));
     tokio::spawn(acker(acks_rx, to_hub.clone(), s.timeout));
-    tokio::spawn(nick_keeper(nicks, kv_rx));
+    tokio::spawn(nick_keeper(nicks, client.clone(), kv_rx, s.heartbeat));
     let requests = client
         .subscribe(subjects::SYNC)
         .await
@@ -406,7 +440,14 @@ async fn start(
         seen.clone(),
         s.clone(),
     ));
-    tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
+    tokio::spawn(heartbeat(
+        nodes,
+        client.clone(),
+        s.clone(),
+        to_hub,
+        seen,
+        fenced,
+    ));
     Ok(Parts {
         client,
         outbox,
@@ -560,18 +601,33 @@ async fn acker(mut acks: mpsc::Receiver<Ack>, to_hub: mpsc::Sender<Incoming>, ti
     }
 }
 
-/// Claims and releases nicks, one at a time, in the order asked.
-async fn nick_keeper(nicks: kv::Store, mut ops: mpsc::UnboundedReceiver<KvOp>) {
+/// Claims and releases nicks, one at a time, in the order asked. A
+/// release made while NATS is unreachable (people quitting a node cut
+/// off, or fenced) waits for NATS and is done then, so no claim is left
+/// behind; claims meanwhile fail anyway.
+async fn nick_keeper(
+    nicks: kv::Store,
+    client: async_nats::Client,
+    mut ops: mpsc::UnboundedReceiver<KvOp>,
+    pause: Duration,
+) {
     while let Some(op) = ops.recv().await {
         match op {
             KvOp::Claim { key, owner, reply } => {
                 let _ = reply.try_send(claim(&nicks, &key, &owner).await);
             }
-            KvOp::Release { key, owner } => {
-                if let Err(e) = release(&nicks, &key, &owner).await {
+            KvOp::Release { key, owner } => loop {
+                let Err(e) = release(&nicks, &key, &owner).await else {
+                    break;
+                };
+                if client.connection_state() == async_nats::connection::State::Connected {
                     warn!("cannot release a nick claim: {e}");
+                    break;
                 }
-            }
+                debug!("cannot release a nick claim yet ({e}): NATS is unreachable");
+                // Not a wait for something: a pause between attempts at a lost server.
+                tokio::time::sleep(pause).await;
+            },
         }
     }
 }
@@ -789,12 +845,16 @@ async fn snapshot(
 }
 
 /// Keeps this node's heartbeat alive and finds nodes whose heartbeat is
-/// gone: the live node with the lowest number has their users quit.
+/// gone: the live node with the lowest number has their users quit. Cut
+/// off for `fence`, the node fences itself (its users are told and let
+/// go); the next heartbeat that gets through ends it.
 async fn heartbeat(
     nodes: kv::Store,
+    client: async_nats::Client,
     s: Settings,
     to_hub: mpsc::Sender<Incoming>,
     seen: Arc<Mutex<HashSet<NodeId>>>,
+    fenced: Arc<AtomicBool>,
 ) {
     let me = s.node.to_string();
     let mut tick = tokio::time::interval(s.heartbeat);
@@ -805,13 +865,34 @@ async fn heartbeat(
         if to_hub.is_closed() {
             return;
         }
-        match nodes.put(&me, now_bytes()).await {
-            Ok(_) => last_ok = Instant::now(),
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        // While NATS is unreachable a put would only wait for its timeout.
+        let put = match up {
+            true => match tokio::time::timeout(s.timeout, nodes.put(&me, now_bytes())).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", s.timeout)),
+            },
+            false => Err("NATS is unreachable".to_string()),
+        };
+        match put {
+            Ok(_) => {
+                last_ok = Instant::now();
+                if fenced.swap(false, Ordering::AcqRel) {
+                    info!("back in the cluster: taking people again");
+                }
+            }
             Err(e) => {
-                warn!(
-                    "heartbeat failed ({e}); cut off from the cluster for {:?}",
-                    last_ok.elapsed()
-                );
+                let cut_off = last_ok.elapsed();
+                warn!("heartbeat failed ({e}); cut off from the cluster for {cut_off:?}");
+                if cut_off >= s.fence && !fenced.swap(true, Ordering::AcqRel) {
+                    warn!(
+                        "fenced: cut off from the cluster for {cut_off:?} (cluster_fence {:?})",
+                        s.fence
+                    );
+                    if to_hub.send(Incoming::Fenced(FENCED.into())).await.is_err() {
+                        return;
+                    }
+                }
                 continue;
             }
         }

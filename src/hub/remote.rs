@@ -4,8 +4,8 @@
 //! in their [`ConnId`]; the router simply has no queue for them.
 
 use super::room::Member;
-use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{now_ms, Fact, FactBody, Name, NodeId, TopicState};
+use super::{names, Audience, ChatState, Conn, Control, Effects};
+use crate::proto::{now_ms, ConnId, Event, EventBody, Fact, FactBody, Name, NodeId, TopicState};
 
 impl ChatState {
     /// What a node that just started needs to know about this one's
@@ -62,6 +62,29 @@ impl ChatState {
         }
         facts.extend(topics.into_values());
         facts
+    }
+
+    /// This node is cut off from the cluster: everyone on it is told
+    /// `reason` (a `Shutdown`), quits with it, and is disconnected, so they
+    /// reconnect to another node rather than be served stale state.
+    pub fn fence(&mut self, reason: &str) -> Effects {
+        let node = self.config.node;
+        let mut local: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|c| c.node == node)
+            .copied()
+            .collect();
+        local.sort_unstable();
+        let ev = Event::shared(EventBody::Shutdown {
+            reason: reason.to_string().into(),
+        });
+        for id in local {
+            self.send(Audience::Conn(id), ev.clone());
+            self.remove(id, reason);
+            self.fx.control.push(Control::Close(id));
+        }
+        self.take()
     }
 
     /// The quits of everyone on node `node` (gone: dead or cut off), as
@@ -289,6 +312,48 @@ mod tests {
         };
         w.remote(fact(zed, None, 0, quit));
         assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, .. }] if &**nick == "zed"));
+        assert_eq!(w.hub().online(), 1);
+    }
+
+    #[test]
+    fn fencing_tells_and_lets_go_everyone_here_and_nobody_else() {
+        let mut w = echoing();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        let zed = ConnId::new(2, 1);
+        let online = FactBody::Online {
+            nick: "zed".into(),
+            user: "~z".into(),
+            host: "far".into(),
+            realname: "Zed".into(),
+        };
+        w.remote(fact(zed, None, 0, online));
+        let fx = w.hub().fence("this node is cut off");
+        let told: Vec<_> = fx
+            .deliveries
+            .iter()
+            .filter_map(|(to, ev)| match (to, &ev.body) {
+                (super::Audience::Conn(c), EventBody::Shutdown { reason }) => {
+                    Some((*c, reason.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        let cut = "this node is cut off".to_string();
+        assert_eq!(told, [(a, cut.clone()), (b, cut)]);
+        assert_eq!(
+            fx.control,
+            [super::Control::Close(a), super::Control::Close(b)]
+        );
+        let quits: Vec<_> = fx
+            .facts
+            .iter()
+            .filter(|f| matches!(f.body, FactBody::Quit { .. }))
+            .map(|f| f.by)
+            .collect();
+        assert_eq!(quits.len(), 2, "{quits:?}");
+        assert!(quits.contains(&a) && quits.contains(&b));
+        // Only the remote person is left.
         assert_eq!(w.hub().online(), 1);
     }
 
