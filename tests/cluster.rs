@@ -672,7 +672,7 @@ async fn a_node_stopped_cleanly_tells_the_others_its_users_quit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
+async fn a_stream_deleted_under_the_nodes_refuses_sends_then_is_made_again() {
     let Some(nats) = NatsServer::start() else {
         return;
     };
@@ -691,13 +691,45 @@ async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
         })
         .await;
     assert_eq!(got, Ok("store_failed".to_string()));
+    // The node makes the stream again by itself (nobody else is there to),
+    // and chat goes on, across nodes too.
+    let start = Instant::now();
+    let mut n = 0;
+    let text = loop {
+        n += 1;
+        assert!(
+            start.elapsed() < PATIENCE * 2,
+            "the stream was not made again"
+        );
+        a.send(say(&format!("again {n}"))).await;
+        let got = a
+            .expect_with("a message or an error", |ev| match ev {
+                Event::Message { text, .. } => Some(Some(text.into_owned())),
+                Event::Error { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        if let Some(t) = got {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // retry pacing, not synchronisation
+    };
+    eprintln!("the stream was back after {:?}", start.elapsed());
+    assert!(text.starts_with("again "), "{text}");
+    let two = node(&nats, 2);
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    a.send(say("to bob")).await;
+    assert_eq!(next_message(&mut b).await.text, "to bob");
+    assert_eq!(next_message(&mut a).await.text, "to bob");
 }
 
-#[test]
-fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+/// A nats-server with JetStream that takes only user `natter`, password
+/// `s3cret` (killed when dropped), or `None` when there is none.
+fn nats_with_password() -> Option<NatsServer> {
     let Some(bin) = find_tool("nats-server") else {
         missing("nats-server is not installed: cluster tests not run");
-        return;
+        return None;
     };
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -711,7 +743,7 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
         .spawn()
         .expect("spawn nats-server");
     // Killed when the test ends, even by a failed assertion.
-    let _nats = NatsServer {
+    let nats = NatsServer {
         child: Some(child),
         port,
         dir,
@@ -721,6 +753,40 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     wait_until("nats-server accepts connections", || {
         TcpStream::connect(addr).is_ok()
     });
+    Some(nats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_nats_password_joins_the_cluster_and_chat_works() {
+    let Some(nats) = nats_with_password() else {
+        return;
+    };
+    let url = format!("nats://natter:s3cret@127.0.0.1:{}", nats.port);
+    let start = |n: &str| {
+        let args = ["--cluster", &url, "--node", n, "--cluster-timeout", "2s"];
+        try_serve(Path::new("off"), &args, Privilege::Plain)
+            .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
+    };
+    let (one, two) = (start("1"), start("2"));
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    a.send(say("with a password")).await;
+    assert_eq!(next_message(&mut b).await.text, "with a password");
+    // And the password is not in the log.
+    assert!(
+        !one.logged("s3cret"),
+        "{:#?}",
+        one.log.lock().map(|l| l.clone())
+    );
+}
+
+#[test]
+fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+    let Some(nats) = nats_with_password() else {
+        return;
+    };
+    let port = nats.port;
     let wrong = format!("nats://natter:wrong@127.0.0.1:{port}");
     let r = try_serve(
         Path::new("off"),
@@ -734,6 +800,7 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     let log = log.join("\n");
     assert!(log.contains("cannot connect to NATS"), "{log}");
     assert!(log.to_lowercase().contains("authorization"), "{log}");
+    assert!(!log.contains("wrong"), "the password is in the log: {log}");
 }
 
 /// `natter chat` with two nodes' addresses: its node killed with SIGKILL,

@@ -357,16 +357,20 @@ async fn start(
     history: Arc<MemoryStore>,
     fenced: Arc<AtomicBool>,
 ) -> anyhow::Result<Parts> {
+    let shown = without_password(&s.urls);
     let addrs = s
         .urls
         .split(',')
         .map(|u| u.trim().parse::<async_nats::ServerAddr>())
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("bad NATS URL in {:?}", s.urls))?;
+        .with_context(|| format!("bad NATS URL in {shown:?}"))?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("natter node {}", s.node))
         .connection_timeout(s.timeout)
         .max_reconnects(None);
+    if let Some((user, password)) = url_login(&addrs) {
+        opts = opts.user_and_password(user, password);
+    }
     if let Some(path) = &s.creds {
         opts = opts
             .credentials_file(path)
@@ -375,8 +379,8 @@ async fn start(
     }
     let client = tokio::time::timeout(s.timeout, opts.connect(addrs))
         .await
-        .map_err(|_| anyhow!("NATS at {} did not answer within {:?}", s.urls, s.timeout))?
-        .with_context(|| format!("cannot connect to NATS at {}", s.urls))?;
+        .map_err(|_| anyhow!("NATS at {shown} did not answer within {:?}", s.timeout))?
+        .with_context(|| format!("cannot connect to NATS at {shown}"))?;
     let mut js = jetstream::new(client.clone());
     js.set_timeout(s.timeout);
     let stream = ensure_stream(&js, s.per_subject).await?;
@@ -402,7 +406,7 @@ async fn start(
     info!(
         "node {} joined the cluster at {} (stream at {})",
         s.node,
-        s.urls,
+        shown,
         next - 1
     );
     let seen = Arc::new(Mutex::new(HashSet::new()));
@@ -454,6 +458,41 @@ async fn start(
         kv_ops,
         known,
     })
+}
+
+/// The user and password of the first URL that has them (`user:pass@`,
+/// percent-decoded): the NATS client takes them from there only as an
+/// option, not from the URL itself.
+fn url_login(addrs: &[async_nats::ServerAddr]) -> Option<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    addrs.iter().find_map(|a| {
+        let user = a.username()?;
+        Some((decode(user), decode(a.password().unwrap_or(""))))
+    })
+}
+
+/// `urls` fit for a log line: every password replaced by `***`.
+fn without_password(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let u = u.trim();
+            let host_from = u.find("://").map_or(0, |i| i + 3);
+            match u[host_from..].rfind('@') {
+                Some(at) => {
+                    let userinfo = &u[host_from..host_from + at];
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    let rest = &u[host_from + at + 1..];
+                    format!("{}{user}:***@{rest}", &u[..host_from])
+                }
+                None => u.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn now_bytes() -> bytes::Bytes {
@@ -701,7 +740,11 @@ async fn read_from(
     let timeout = s.timeout;
     // Made again if it was deleted under us; its order then starts anew.
     let mut stream = ensure_stream(js, s.per_subject).await?;
-    let last = stream.info().await?.state.last_sequence;
+    let info = stream.info().await?;
+    let (last, created) = (
+        info.state.last_sequence,
+        info.created.unix_timestamp_nanos(),
+    );
     if last + 1 < *next {
         warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
         *next = 1;
@@ -717,7 +760,20 @@ async fn read_from(
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    while let Some(m) = messages.next().await {
+    // The ordered consumer does not notice its stream deleted (and maybe
+    // made again by another node): look each heartbeat.
+    let mut check = tokio::time::interval(s.heartbeat);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        let m = tokio::select! {
+            m = messages.next() => m,
+            _ = check.tick() => {
+                stream_still_there(js, created).await?;
+                continue;
+            }
+        };
+        let Some(m) = m else { break };
         let m = m?;
         let info = m.info().map_err(|e| anyhow!("{e}"))?;
         let seq = info.stream_sequence;
@@ -750,6 +806,26 @@ async fn read_from(
         }
     }
     Ok(())
+}
+
+/// Fails if the stream made at `created` is gone: NATS says there is no
+/// such stream, or it is another one made since. No answer is no news.
+async fn stream_still_there(js: &jetstream::Context, created: i128) -> anyhow::Result<()> {
+    match js.get_stream(STREAM).await {
+        Ok(st) if st.cached_info().created.unix_timestamp_nanos() != created => {
+            bail!("the NATTER stream was deleted and made again")
+        }
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            bail!("the NATTER stream is gone ({e})")
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// One part of a node's answer to a snapshot request.
@@ -953,6 +1029,23 @@ async fn live_nodes(nodes: &kv::Store) -> Result<HashSet<NodeId>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_are_used_and_never_shown() {
+        let addrs: Vec<async_nats::ServerAddr> = ["nats://a:4222", "nats://n%40t:s3%3Acret@b:4222"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        assert_eq!(
+            url_login(&addrs),
+            Some(("n@t".to_string(), "s3:cret".to_string()))
+        );
+        assert_eq!(url_login(&addrs[..1]), None);
+        assert_eq!(
+            without_password("nats://a:4222, nats://natter:s3cret@b:4222,tls://u@c"),
+            "nats://a:4222,nats://natter:***@b:4222,tls://u:***@c"
+        );
+    }
 
     #[test]
     fn a_fact_stored_after_its_deadline_is_stale() {
