@@ -957,3 +957,45 @@ async fn a_node_cut_off_from_nats_fences_itself_and_rejoins_when_it_returns() {
     b.send(say("hi again")).await;
     assert_eq!(next_message(&mut a).await.text, "hi again");
 }
+
+/// A node started after lines were said has them in its history: read
+/// from the stream at start (`cluster_history_backfill`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_has_the_history_said_before_it_started() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    for i in 0..3 {
+        a.send(say(&format!("early {i}"))).await;
+        next_message(&mut a).await;
+    }
+    let two = node(&nats, 2);
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    // Read before the node listens: there at once.
+    c.send(Cmd::History {
+        room: None,
+        with: None,
+        limit: Some(10),
+        before: None,
+        after: None,
+    })
+    .await;
+    let v = loop {
+        let v = c.expect("history").await;
+        if v["replay"] == false {
+            break v; // the answer, not the replay on joining
+        }
+    };
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["early 0", "early 1", "early 2"]);
+    // And what comes next follows it.
+    a.send(say("later")).await;
+    assert_eq!(next_message(&mut c).await.text, "later");
+}

@@ -55,6 +55,7 @@ struct Settings {
     heartbeat: Duration,
     node_ttl: Duration,
     fence: Duration,
+    backfill: u64,
     per_subject: i64,
 }
 
@@ -86,6 +87,7 @@ impl Settings {
             heartbeat: c.cluster_heartbeat,
             node_ttl: c.cluster_node_ttl,
             fence: c.cluster_fence,
+            backfill: c.cluster_history_backfill,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -126,6 +128,8 @@ pub struct Nats {
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
     known: Mutex<Vec<Fact>>,
+    /// Each room's last stream sequence when the node started.
+    seqs: Vec<(String, u64)>,
     /// Cut off from NATS for longer than `cluster_fence`, and not back yet.
     fenced: Arc<AtomicBool>,
     /// Last, so the tasks stop after everything else is dropped.
@@ -175,6 +179,7 @@ impl Nats {
             incoming: Mutex::new(Some(from_cluster)),
             history,
             known: Mutex::new(parts.known),
+            seqs: parts.seqs,
             fenced,
             _runtime: runtime,
         })
@@ -183,7 +188,10 @@ impl Nats {
     /// Where history is read: the facts this node has read from the
     /// stream since it started (what its hub submits is not kept twice).
     pub fn store(&self) -> Arc<dyn Store> {
-        Arc::new(StreamHistory(self.history.clone()))
+        Arc::new(StreamHistory {
+            log: self.history.clone(),
+            seqs: self.seqs.clone(),
+        })
     }
 
     /// Who was on the other nodes when this one started: facts to apply
@@ -306,9 +314,15 @@ impl std::fmt::Debug for Nats {
     }
 }
 
-/// History as read from the stream: the hub's own submissions are left
-/// out (they come back from the stream with their place in its order).
-struct StreamHistory(Arc<MemoryStore>);
+/// History as read from the stream (since the node started, and the newest
+/// `cluster_history_backfill` facts from before): the hub's own
+/// submissions are left out (they come back from the stream with their
+/// place in its order).
+struct StreamHistory {
+    log: Arc<MemoryStore>,
+    /// Each room's last sequence in the stream when the node started.
+    seqs: Vec<(String, u64)>,
+}
 
 impl Store for StreamHistory {
     fn submit(&self, _facts: Vec<Fact>) -> u64 {
@@ -321,7 +335,7 @@ impl Store for StreamHistory {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError> {
-        self.0.history(room, query, limit, events)
+        self.log.history(room, query, limit, events)
     }
     fn private_targets(
         &self,
@@ -330,10 +344,10 @@ impl Store for StreamHistory {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.0.private_targets(account, from_ms, to_ms, limit)
+        self.log.private_targets(account, from_ms, to_ms, limit)
     }
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        Ok(Vec::new())
+        Ok(self.seqs.clone())
     }
     fn watermark(&self) -> Option<Arc<Watermark>> {
         None
@@ -347,6 +361,8 @@ struct Parts {
     client: async_nats::Client,
     outbox: mpsc::Sender<Out>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
+    /// Each room's (folded) last stream sequence when the node started.
+    seqs: Vec<(String, u64)>,
 }
 
 /// Connects, sets up the stream and buckets, claims the node number and
@@ -403,6 +419,16 @@ async fn start(
         .state
         .last_sequence
         + 1;
+    // What was said before this node started, for history, before it
+    // serves anyone: the stream's newest `backfill` facts.
+    let first = next.saturating_sub(s.backfill).max(1);
+    let seqs = match backfill(&stream, &client, first, next, &history, s.timeout).await {
+        Ok(seqs) => seqs,
+        Err(e) => {
+            warn!("cannot read the history said before this node started: {e:#}");
+            Vec::new()
+        }
+    };
     info!(
         "node {} joined the cluster at {} (stream at {})",
         s.node,
@@ -457,6 +483,7 @@ async fn start(
         outbox,
         kv_ops,
         known,
+        seqs,
     })
 }
 
@@ -704,6 +731,62 @@ async fn release(nicks: &kv::Store, key: &str, owner: &str) -> Result<(), String
         .map_err(|e| e.to_string())
 }
 
+/// Reads the stream's facts `first..until` into the history (lines said
+/// before this node started), each read given `timeout`; returns each
+/// room's (folded) last sequence, so the node's rooms continue from there.
+async fn backfill(
+    stream: &stream::Stream,
+    client: &async_nats::Client,
+    first: u64,
+    until: u64,
+    history: &MemoryStore,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut seqs = std::collections::HashMap::new();
+    if first >= until {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: first,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut read = 0u64;
+    loop {
+        let m = match tokio::time::timeout(timeout, messages.next()).await {
+            Ok(Some(m)) => m?,
+            Ok(None) => break,
+            Err(_) => bail!("no message from the stream within {timeout:?}"),
+        };
+        let info = m.info().map_err(|e| anyhow!("{e}"))?;
+        let seq = info.stream_sequence;
+        if seq >= until {
+            break;
+        }
+        read += 1;
+        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+        let Ok(mut fact) = serde_json::from_slice::<Fact>(&m.payload) else {
+            continue;
+        };
+        let skip = fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout);
+        if let Some(room) = fact.room.as_ref().filter(|_| !skip) {
+            seqs.insert(names::fold(room).to_string(), seq);
+            fact.seq = seq;
+            history.submit(vec![fact]);
+        }
+        if seq + 1 >= until {
+            break;
+        }
+    }
+    info!("read {read} facts said before this node started, for history");
+    Ok(seqs.into_iter().collect())
+}
+
 /// Reads the stream from `next` on, in order, for ever (an ordered
 /// consumer: a gap makes it start again after the last fact it gave).
 async fn reader(
@@ -715,8 +798,11 @@ async fn reader(
     seen: Arc<Mutex<HashSet<NodeId>>>,
     s: Settings,
 ) {
+    // When the stream being read was made (to notice it made anew).
+    let mut created = None;
     loop {
-        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, &s).await;
+        let at = (&mut next, &mut created);
+        let r = read_from(&js, &client, at, &to_hub, &history, &seen, &s).await;
         if to_hub.is_closed() {
             return;
         }
@@ -731,7 +817,7 @@ async fn reader(
 async fn read_from(
     js: &jetstream::Context,
     client: &async_nats::Client,
-    next: &mut u64,
+    (next, was_created): (&mut u64, &mut Option<i128>),
     to_hub: &mpsc::Sender<Incoming>,
     history: &MemoryStore,
     seen: &Mutex<HashSet<NodeId>>,
@@ -745,7 +831,9 @@ async fn read_from(
         info.state.last_sequence,
         info.created.unix_timestamp_nanos(),
     );
-    if last + 1 < *next {
+    let anew = was_created.is_some_and(|c| c != created);
+    *was_created = Some(created);
+    if anew || last + 1 < *next {
         warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
         *next = 1;
     }
