@@ -999,3 +999,55 @@ async fn a_node_started_later_has_the_history_said_before_it_started() {
     a.send(say("later")).await;
     assert_eq!(next_message(&mut c).await.text, "later");
 }
+
+/// A node started later learns the modes, ban list, key and operators
+/// of the rooms on the others (in the snapshot), and enforces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_knows_the_rooms_modes_bans_and_operators() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    a.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "ops").await;
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+mb dave!*@*".into()),
+    })
+    .await;
+    let changes = expect_event!(a, Event::Mode { changes, .. } => changes).await;
+    assert_eq!(changes, "+m +b dave!*@*");
+
+    let two = node(&nats, 2);
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    c.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    let ops = expect_event!(c, Event::Presence { room, ops, .. } if room == "ops" => ops).await;
+    assert_eq!(
+        ops.unwrap_or_default(),
+        ["alice"],
+        "node 2 knows the operator"
+    );
+    // +m: carol (not voiced) may not speak, refused by node 2 itself.
+    c.send(say("may I?")).await;
+    c.expect_error().await;
+    // +b dave!*@*: dave may not come in.
+    let mut d = JsonClient::login(two.addr, "dave").await;
+    d.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    assert_eq!(d.expect_error().await, "banned");
+}

@@ -5,16 +5,59 @@
 
 use super::room::Member;
 use super::{names, Audience, ChatState, Conn, Control, Effects};
-use crate::proto::{now_ms, ConnId, Event, EventBody, Fact, FactBody, Name, NodeId, TopicState};
+use std::sync::Arc;
+
+use crate::proto::{
+    now_ms, ConnId, Event, EventBody, Fact, FactBody, ModeChange, Name, NodeId, TopicState,
+};
+
+/// A room's modes as changes that give them to a new room (`+nt` by
+/// default), each with who set it: flags and key and limit first (by the
+/// room), then each ban, exception and invite mask by its setter.
+fn room_modes(r: &super::room::Room) -> Vec<(Name, Vec<ModeChange>)> {
+    let change = |add: bool, mode: char, arg: Option<Arc<str>>| ModeChange { add, mode, arg };
+    let m = &r.modes;
+    let mut flags: Vec<ModeChange> = [
+        ('i', m.invite_only),
+        ('m', m.moderated),
+        ('n', m.no_external),
+        ('t', m.topic_ops),
+        ('p', m.private),
+        ('s', m.secret),
+    ]
+    .into_iter()
+    .map(|(mode, on)| change(on, mode, None))
+    .collect();
+    if let Some(k) = &m.key {
+        flags.push(change(true, 'k', Some(k.clone())));
+    }
+    if let Some(l) = m.limit {
+        flags.push(change(true, 'l', Some(l.to_string().into())));
+    }
+    let mut out = vec![(r.name.clone(), flags)];
+    for (mode, list) in [('b', &r.bans), ('e', &r.excepts), ('I', &r.invexes)] {
+        for b in list {
+            out.push((
+                b.set_by.clone(),
+                vec![change(true, mode, Some(b.mask.clone()))],
+            ));
+        }
+    }
+    out
+}
 
 impl ChatState {
     /// What a node that just started needs to know about this one's
     /// people: each one's coming online, then joining each of their rooms,
-    /// and the topics of those rooms (applied there with `apply_remote`).
+    /// and the topics and modes of those rooms (flags, key, limit, ban,
+    /// exception and invite lists, and who of ours is operator or voiced
+    /// there), applied there with `apply_remote`.
     pub fn snapshot(&mut self) -> Vec<Fact> {
         let (node, now) = (self.config.node, now_ms());
         let mut facts = Vec::new();
         let mut topics = std::collections::BTreeMap::new();
+        let mut modes = std::collections::BTreeMap::new();
+        let mut statuses = Vec::new();
         let mut local: Vec<_> = self
             .conns
             .keys()
@@ -49,6 +92,36 @@ impl ChatState {
                 };
                 let joined = FactBody::Joined { nick: nick.clone() };
                 facts.push(fact(Some(r.name.clone()), joined));
+                if let Some(m) = r.members.get(&by) {
+                    let status = [('o', m.op), ('v', m.voice)]
+                        .into_iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(mode, _)| ModeChange {
+                            add: true,
+                            mode,
+                            arg: Some(nick.to_string().into()),
+                        })
+                        .collect::<Vec<_>>();
+                    if !status.is_empty() {
+                        let body = FactBody::ModesChanged {
+                            nick: self.config.server_name.as_str().into(),
+                            changes: status,
+                        };
+                        statuses.push(fact(Some(r.name.clone()), body));
+                    }
+                }
+                modes.entry(key.clone()).or_insert_with(|| {
+                    room_modes(r)
+                        .into_iter()
+                        .map(|(set_by, changes)| {
+                            let body = FactBody::ModesChanged {
+                                nick: set_by,
+                                changes,
+                            };
+                            fact(Some(r.name.clone()), body)
+                        })
+                        .collect::<Vec<_>>()
+                });
                 if let Some(t) = &r.topic {
                     topics.entry(key.clone()).or_insert_with(|| {
                         let body = FactBody::TopicSet {
@@ -61,6 +134,8 @@ impl ChatState {
             }
         }
         facts.extend(topics.into_values());
+        facts.extend(modes.into_values().flatten());
+        facts.extend(statuses);
         facts
     }
 
