@@ -450,6 +450,11 @@ impl JsonProtocol {
                     EventKind::Info(format!(
                         "{message}; it was ours before the connection was lost: trying again"
                     ))
+                } else if !self.registered && code == "store_failed" && self.nick.is_some() {
+                    // The server cannot log anyone in now (a cluster node
+                    // cut off from NATS): another one may.
+                    out.reconnect = Some(format!("cannot log in here now: {message}"));
+                    EventKind::Info(format!("{message}; reconnecting"))
                 } else if !self.registered && nick_refused {
                     match (&self.nick, self.fallback && code == "nick_in_use") {
                         (Some(n), true) => {
@@ -925,6 +930,20 @@ mod tests {
         let o = feed(&mut q, taken);
         assert_eq!(o.reconnect, None);
         assert!(matches!(kinds(&o)[0], EventKind::NeedNick { .. }));
+    }
+
+    #[test]
+    fn a_server_that_cannot_log_anyone_in_now_is_left_for_another() {
+        let mut p = JsonProtocol::new(Some("bob".into()), vec![]);
+        p.connected(&mut Output::default());
+        let err = r#"{"type":"error","code":"store_failed","message":"this node is cut off","nick":"bob","ts":1}"#;
+        let o = feed(&mut p, err);
+        assert!(o.reconnect.is_some(), "{o:?}");
+        // Once logged in, the same error (a line not stored) is only shown.
+        let mut q = logged_in("bob");
+        let o = feed(&mut q, err);
+        assert_eq!(o.reconnect, None);
+        assert!(matches!(kinds(&o)[0], EventKind::Error { .. }));
     }
 
     #[test]
