@@ -151,23 +151,47 @@ impl ChatState {
         self.conns.get(&id).map(|c| c.host.clone())
     }
 
-    /// The key the private lines between `a` and `b` are kept under, if
-    /// both are logged in (guests' private lines are not kept).
-    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
-        let (a, b) = (self.account_of(a)?, self.account_of(b)?);
-        Some(crate::proto::fact::private_log(
-            &names::fold(a),
-            &names::fold(b),
-        ))
+    /// Who `id` is in private history: its account (folded) when logged
+    /// in, else its guest session (`!node.local.id`, made from the id of
+    /// its registration fact). A guest's lines are kept under that
+    /// session, so they are reachable only while that session lasts and
+    /// through the nick it has now: after a nick change, a reconnect or
+    /// when someone else takes the nick, nobody (not the guest either)
+    /// reaches them again; retention removes them later.
+    pub fn history_identity(&self, id: ConnId) -> Option<String> {
+        let c = self.conns.get(&id)?;
+        match &c.account {
+            Some(a) => Some(names::fold(a)),
+            None => c.session.as_deref().map(str::to_string),
+        }
     }
 
-    /// The key the private lines between `id` and `person` (a nick, or
-    /// an account's name) are kept under; `None` when `id` is not logged
-    /// in, or `person` is online but not logged in.
+    /// The nick of the guest session `token` (a `history_identity`), if
+    /// that session is still connected.
+    pub fn session_nick(&self, token: &str) -> Option<Name> {
+        let mut parts = token.strip_prefix('!')?.splitn(3, '.');
+        let node = parts.next()?.parse().ok()?;
+        let local = parts.next()?.parse().ok()?;
+        let c = self.conns.get(&ConnId::new(node, local))?;
+        (c.account.is_none() && c.session.as_deref() == Some(token))
+            .then(|| c.nick.clone())
+            .flatten()
+    }
+
+    /// The key the private lines between `a` and `b` are kept under:
+    /// their accounts, or guest sessions (see `history_identity`).
+    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
+        let (a, b) = (self.history_identity(a)?, self.history_identity(b)?);
+        Some(crate::proto::fact::private_log(&a, &b))
+    }
+
+    /// The key the private lines between `id` and `person` (a nick online
+    /// now, or an account's name) are kept under; `None` before `id` has
+    /// registered.
     pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
-        let mine = names::fold(self.account_of(id)?);
+        let mine = self.history_identity(id)?;
         let theirs = match self.nicks.get(&names::fold(person)) {
-            Some(&other) => names::fold(self.account_of(other)?),
+            Some(&other) => self.history_identity(other)?,
             None => names::fold(person),
         };
         Some(crate::proto::fact::private_log(&mine, &theirs))

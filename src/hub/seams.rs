@@ -34,16 +34,26 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError>;
-    /// The people `account` (folded) has private lines with, newest
-    /// conversation last, each with the time of its newest line within
-    /// `from_ms`..`to_ms` (exclusive); at most `limit`. Names are folded
-    /// account names.
+    /// The people `account` (folded: an account, or a guest session) has
+    /// private lines with, newest conversation last, each with the time
+    /// of its newest line, when that is within `from_ms`..`to_ms`
+    /// (exclusive); at most `limit`. Names are folded account names or
+    /// guest sessions (`!…`).
     fn private_targets(
         &self,
         account: &str,
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The time of the newest message or notice of each room in `rooms`
+    /// (folded keys), for those whose newest is within `from_ms`..`to_ms`
+    /// (exclusive). One lookup per room: no scan of the time window.
+    fn latest_lines(
+        &self,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
     ) -> Result<Vec<(String, u64)>, StoreError>;
     /// The last sequence number of each room (folded key), so a restarted
     /// server continues every room's order.

@@ -594,10 +594,10 @@ pub enum EventBody {
     },
     /// Accounts: logins, protected nicks, registered rooms.
     Account(AccountEvent),
-    /// The people the asker has private lines with, with the time of the
-    /// newest, oldest conversation first (see
-    /// [`session::TargetsRequest`]).
-    HistoryTargets { targets: Vec<(Name, u64)> },
+    /// The rooms the asker is in and the people it has private lines
+    /// with, with the time of the newest line, oldest conversation first
+    /// (see [`session::TargetsRequest`]); `true`: a room.
+    HistoryTargets { targets: Vec<(Name, u64, bool)> },
 }
 
 /// Who may see a room listed and its members from outside.

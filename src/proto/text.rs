@@ -638,8 +638,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
         EventBody::HistoryTargets { targets } => {
-            let people: Vec<&str> = targets.iter().map(|(n, _)| &**n).collect();
-            p.system(&format!("*** Private history with: {}", people.join(", ")))
+            let shown: Vec<String> = targets
+                .iter()
+                .map(|(n, _, room)| match room {
+                    true => format!("#{n}"),
+                    false => n.to_string(),
+                })
+                .collect();
+            p.system(&format!("*** History in: {}", shown.join(", ")))
         }
         EventBody::MonOnline { people } => {
             let people: Vec<&str> = people.iter().map(|p| &**p).collect();

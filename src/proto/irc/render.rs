@@ -880,8 +880,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 line(out, None, server, "BATCH", &start, None);
             }
             let tag = batch.map(|id| format!("batch={id}"));
-            for (target, at_ms) in targets {
-                let params = ["TARGETS", &**target, &iso8601(*at_ms)];
+            for (target, at_ms, room) in targets {
+                let target = match room {
+                    true => chan(target),
+                    false => target.to_string(),
+                };
+                let params = ["TARGETS", &*target, &iso8601(*at_ms)];
                 line(out, tag.as_deref(), server, "CHATHISTORY", &params, None);
             }
             if let Some(id) = batch {

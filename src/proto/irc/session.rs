@@ -21,7 +21,7 @@ use crate::proto::session::{
     shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
 use crate::proto::{
-    AccountEvent, AccountRequest, Command, Event, EventBody, Flavor, Name, Outcome, Password,
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Password,
     Profile, Target,
 };
 
@@ -75,7 +75,9 @@ pub struct IrcSession {
     pass_pending: bool,
     /// That login was answered: registration goes on.
     pass_answered: bool,
-    /// Something was asked of the accounts and not answered yet: lines wait.
+    /// Something was asked of the accounts or of the history (read off
+    /// the chat lock, answered later) and not answered yet: lines wait,
+    /// so that the answer comes before what answers the next lines.
     waiting: bool,
     /// Labels of commands sent and not answered yet (`labeled-response`).
     labels: std::collections::VecDeque<String>,
@@ -459,28 +461,37 @@ impl IrcSession {
                     },
                 )
             }
-            Input::HistoryTargets(request) => chat.history_targets(request),
-            // A nick: the private lines with them (kept between accounts).
+            Input::HistoryTargets(request) => {
+                self.waiting = true;
+                chat.history_targets(request)
+            }
+            // A nick: the private lines with them (accounts or guest sessions).
             Input::History {
                 room, query, limit, ..
-            } if !decode::is_channel(&room) => chat.history(HistoryRequest {
-                room: None,
-                with: Some(room),
-                query,
-                limit,
-                events: false,
-                asked: true,
-            }),
+            } if !decode::is_channel(&room) => {
+                self.waiting = true;
+                chat.history(HistoryRequest {
+                    room: None,
+                    with: Some(room),
+                    query,
+                    limit,
+                    events: false,
+                    asked: true,
+                })
+            }
             Input::History {
                 room, query, limit, ..
-            } => chat.history(HistoryRequest {
-                room: Some(room),
-                with: None,
-                query,
-                limit,
-                events: self.caps.event_playback,
-                asked: true,
-            }),
+            } => {
+                self.waiting = true;
+                chat.history(HistoryRequest {
+                    room: Some(room),
+                    with: None,
+                    query,
+                    limit,
+                    events: self.caps.event_playback,
+                    asked: true,
+                })
+            }
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
@@ -501,7 +512,8 @@ impl IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        self.waiting &= !crate::proto::account::answers_request(&ev.body);
+        self.waiting &= !crate::proto::account::answers_request(&ev.body)
+            && !answers_history(&ev.body);
         if self.pass_pending {
             let answered = match &ev.body {
                 EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
@@ -782,6 +794,17 @@ impl Protocol for IrcSession {
             Goodbye::ExcessFlood => "Excess Flood".to_string(),
         };
         self.push(chat, Reply::Closing { why });
+    }
+}
+
+/// Whether `body` answers a `CHATHISTORY` the session is waiting for
+/// (the history, the targets, or why they could not be read).
+fn answers_history(body: &EventBody) -> bool {
+    match body {
+        EventBody::History { asked, .. } => *asked,
+        EventBody::HistoryTargets { .. } => true,
+        EventBody::Refused(r) => matches!(r.code, ErrorCode::StoreFailed | ErrorCode::NotInRoom),
+        _ => false,
     }
 }
 
