@@ -875,27 +875,11 @@ impl ChatState {
             text: text.clone(),
             action,
         };
-        let log = self.private_log(id, target);
         let (msg_id, at_ms) = {
             let f = self.fact(id, None, body);
             (f.id, f.at_ms)
         };
-        // Between two accounts the line is kept, in the pair's own order.
-        if let Some(log) = log {
-            let key: Name = log.as_str().into();
-            for who in [id, target] {
-                if let Some(c) = self.conns.get_mut(&who) {
-                    if c.account.is_none() && !c.guest_logs.contains(&key) {
-                        c.guest_logs.push(key.clone());
-                    }
-                }
-            }
-            let seq = self.seqs.entry(key).or_insert(0);
-            *seq += 1;
-            if let Some(f) = self.fx.facts.last_mut() {
-                (f.room, f.seq) = (Some(log.into()), *seq);
-            }
-        }
+        self.keep_private(id, target);
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Private {
@@ -918,6 +902,27 @@ impl ChatState {
         }
         if let Some(text) = away {
             self.reply(id, EventBody::AwayReply { nick: to, text });
+        }
+    }
+
+    /// The fact just made, between `id` and `target`, is kept in their
+    /// private log, in the pair's own order.
+    pub(super) fn keep_private(&mut self, id: ConnId, target: ConnId) {
+        let Some(log) = self.private_log(id, target) else {
+            return;
+        };
+        let key: Name = log.as_str().into();
+        for who in [id, target] {
+            if let Some(c) = self.conns.get_mut(&who) {
+                if c.account.is_none() && !c.guest_logs.contains(&key) {
+                    c.guest_logs.push(key.clone());
+                }
+            }
+        }
+        let seq = self.seqs.entry(key.clone()).or_insert(0);
+        *seq += 1;
+        if let Some(f) = self.fx.facts.last_mut() {
+            (f.room, f.seq) = (Some(key), *seq);
         }
     }
 

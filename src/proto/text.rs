@@ -679,7 +679,8 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 return;
             }
             p.system(&format!("*** History of #{room}:"));
-            for ev in facts.iter().filter_map(|f| f.event()) {
+            let shown = facts.iter().filter_map(|f| f.event());
+            for ev in shown.filter(|ev| !matches!(ev.body, EventBody::TagMsg { .. })) {
                 p.paint(SYSTEM, &format!("[{}] ", clock(ev.at_ms)));
                 render(&ev, color, p.out);
             }

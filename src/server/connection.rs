@@ -274,7 +274,7 @@ impl session::Chat for Port<'_> {
     fn history(&mut self, r: HistoryRequest) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
         if let Some(person) = r.with {
-            return self.private_history(person, r.query, r.limit, r.asked);
+            return self.private_history(person, r.query, r.limit, r.events, r.asked);
         }
         let room = match r
             .room
@@ -325,7 +325,14 @@ impl session::Chat for Port<'_> {
 /// account or a guest session (see `ChatState::history_identity`). Read
 /// off the chat lock, like a room's.
 impl Port<'_> {
-    fn private_history(&mut self, person: String, query: HistoryQuery, limit: usize, asked: bool) {
+    fn private_history(
+        &mut self,
+        person: String,
+        query: HistoryQuery,
+        limit: usize,
+        events: bool,
+        asked: bool,
+    ) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
         let limit = limit.clamp(1, self.shared.config.history_max_lines.max(1));
         let with = Some(Name::from(person.as_str()));
@@ -346,7 +353,7 @@ impl Port<'_> {
             if let Some(w) = durable {
                 w.reached(marker).await;
             }
-            let read = move || read_history(&*store, &log, query, limit, false, asked);
+            let read = move || read_history(&*store, &log, query, limit, events, asked);
             let mut body = tokio::task::spawn_blocking(read)
                 .await
                 .unwrap_or_else(|_| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));

@@ -1067,6 +1067,15 @@ pub fn history(target: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut V
         }
         if ctx.caps.message_tags {
             tags.push(format!("msgid={}", fact.id));
+            // The client-only tags kept with it (a kept `TAGMSG`).
+            for (k, v) in ev.tags.iter().flat_map(|t| t.iter()) {
+                let mut tag = k.to_string();
+                if !v.is_empty() {
+                    tag.push('=');
+                    escape_tag(v, &mut tag);
+                }
+                tags.push(tag);
+            }
         }
         let tags = tags.join(";");
         with_tags(&ev, (!tags.is_empty()).then_some(tags.as_str()), out);

@@ -475,7 +475,7 @@ impl IrcSession {
                     with: Some(room),
                     query,
                     limit,
-                    events: false,
+                    events: self.caps.event_playback,
                     asked: true,
                 })
             }
