@@ -500,7 +500,8 @@ fn msgid(l: &str) -> Option<String> {
 
 /// Private lines between two accounts are kept for both (CHATHISTORY on a
 /// nick, with the msgid they were delivered with), listed by
-/// `CHATHISTORY TARGETS`, and kept across a restart; a guest's are not.
+/// `CHATHISTORY TARGETS`, and kept across a restart; a guest's are kept
+/// only for the guest's session (see the test below).
 #[tokio::test]
 async fn private_history_between_accounts_survives_a_restart() {
     let (_dir, db) = temp_db();
@@ -532,21 +533,25 @@ async fn private_history_between_accounts_survives_a_restart() {
         );
     }
     alice.send("CHATHISTORY LATEST carol * 10").await;
-    assert!(
-        next_batch(&mut alice).await.1.is_empty(),
-        "a guest's lines are not kept"
-    );
+    let (_, lines) = next_batch(&mut alice).await;
+    assert_eq!(lines.len(), 1, "the guest's session is online: {lines:?}");
     let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z";
     alice
         .send(&format!("CHATHISTORY TARGETS {window} 10"))
         .await;
     let (opened, lines) = next_batch(&mut alice).await;
     assert!(opened.ends_with("draft/chathistory-targets"), "{opened}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].contains(" CHATHISTORY TARGETS bob 20"),
         "{lines:?}"
     );
+    assert!(
+        lines[1].contains(" CHATHISTORY TARGETS carol 20"),
+        "{lines:?}"
+    );
+    carol.send("QUIT").await;
+    carol.c.until_eof().await;
     let _ = alice.sync().await;
     srv.shutdown().await;
 
@@ -555,6 +560,11 @@ async fn private_history_between_accounts_survives_a_restart() {
     alice.send("CHATHISTORY LATEST bob * 10").await;
     let (_, lines) = next_batch(&mut alice).await;
     assert_eq!(lines.len(), 2, "kept across a restart: {lines:?}");
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert!(
+        next_batch(&mut alice).await.1.is_empty(),
+        "the guest's session is over"
+    );
     // JSON: the same lines, asked for `with` a person; the key they are
     // kept under is never shown.
     let mut bob = JsonClient::connect(srv.addr).await;
@@ -583,6 +593,65 @@ async fn private_history_between_accounts_survives_a_restart() {
     dan.expect(" ACK ").await;
     dan.send("CHATHISTORY LATEST alice * 10").await;
     assert!(next_batch(&mut dan).await.1.is_empty());
+    srv.shutdown().await;
+}
+
+/// A guest's private lines are kept under its session: reachable by both
+/// sides while it lasts, under the nick it has now; never by whoever has
+/// the nick next, nor after the guest leaves.
+#[tokio::test]
+async fn guest_private_history_lasts_as_long_as_the_session() {
+    let srv = start(config()).await;
+    let caps = "batch draft/chathistory server-time message-tags";
+    let mut alice = irc_account(irc(&srv), "alice", caps, false).await;
+    let mut carol = IrcClient::register(irc(&srv), "carol").await;
+    carol.send("CAP REQ :batch").await;
+    carol.expect(" ACK ").await;
+    carol.send("PRIVMSG alice :psst").await;
+    alice.expect("PRIVMSG alice :psst").await;
+    alice.send("PRIVMSG carol :yes?").await;
+    carol.expect("PRIVMSG carol :yes?").await;
+    let texts = |lines: &[String]| -> Vec<String> {
+        let text = |l: &String| l.rsplit_once(" :").map(|(_, t)| t.to_string());
+        lines.iter().filter_map(text).collect()
+    };
+    carol.send("CHATHISTORY LATEST alice * 10").await;
+    assert_eq!(texts(&next_batch(&mut carol).await.1), ["psst", "yes?"]);
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert_eq!(texts(&next_batch(&mut alice).await.1), ["psst", "yes?"]);
+    let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z";
+    carol
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    let (_, lines) = next_batch(&mut carol).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(" TARGETS alice "), "{lines:?}");
+    // A new nick: the same session, reached under its new nick only.
+    carol.send("NICK carla").await;
+    carol.expect(" NICK ").await;
+    alice.send("CHATHISTORY LATEST carla * 10").await;
+    assert_eq!(texts(&next_batch(&mut alice).await.1), ["psst", "yes?"]);
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
+    alice
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    let (_, lines) = next_batch(&mut alice).await;
+    assert!(lines[0].contains(" TARGETS carla "), "{lines:?}");
+    // The guest leaves; someone else takes the nick: nothing for either.
+    carol.send("QUIT").await;
+    carol.c.until_eof().await;
+    let mut other = IrcClient::register(irc(&srv), "carla").await;
+    other.send("CAP REQ :batch").await;
+    other.expect(" ACK ").await;
+    other.send("CHATHISTORY LATEST alice * 10").await;
+    assert!(next_batch(&mut other).await.1.is_empty());
+    alice.send("CHATHISTORY LATEST carla * 10").await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
+    alice
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
     srv.shutdown().await;
 }
 

@@ -101,7 +101,14 @@ impl ChatState {
                 }
                 let outside = !r.members.contains_key(&id);
                 let room = Some(r.name.clone());
-                (room, None, Audience::Room(key.clone()), outside, Some(key), None)
+                (
+                    room,
+                    None,
+                    Audience::Room(key.clone()),
+                    outside,
+                    Some(key),
+                    None,
+                )
             }
             Target::Person(nick) => {
                 let Some(&target) = self.nicks.get(&names::fold(nick)) else {
@@ -109,13 +116,23 @@ impl ChatState {
                 };
                 let to = self.nick_of(target).cloned();
                 let outside = target != id;
-                (None, to, Audience::Conn(target), outside, None, Some(target))
+                (
+                    None,
+                    to,
+                    Audience::Conn(target),
+                    outside,
+                    None,
+                    Some(target),
+                )
             }
         };
         let body = FactBody::Tagged {
             from: from.clone(),
             to: to.clone(),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let (msg_id, at_ms) = match kept(&tags) {
             true => {

@@ -21,8 +21,8 @@ use crate::proto::session::{
     shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
 use crate::proto::{
-    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome, Password,
-    Profile, Target,
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome,
+    Password, Profile, Target,
 };
 
 /// Most WHOs awaiting their answer whose WHOX fields a session remembers.
@@ -512,8 +512,8 @@ impl IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        self.waiting &= !crate::proto::account::answers_request(&ev.body)
-            && !answers_history(&ev.body);
+        self.waiting &=
+            !crate::proto::account::answers_request(&ev.body) && !answers_history(&ev.body);
         if self.pass_pending {
             let answered = match &ev.body {
                 EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
