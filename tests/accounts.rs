@@ -370,7 +370,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
 }
 
 #[tokio::test]
-async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
+async fn registered_rooms_keep_topic_modes_bans_and_exceptions_across_restarts() {
     let (_dir, db) = temp_db();
     let srv = start(db_config(&db)).await;
     let mut a = registered_text_user(&srv, "alice").await;
@@ -400,6 +400,10 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     i.expect("MODE #rust +kl sesame 10").await;
     i.send("MODE #rust +p").await;
     i.expect("MODE #rust +p").await;
+    i.send("MODE #rust +eI *!*@friend.example *!*@invited.example")
+        .await;
+    i.expect("MODE #rust +eI *!*@friend.example *!*@invited.example")
+        .await;
     let _ = i.sync().await;
     srv.shutdown().await;
 
@@ -422,6 +426,15 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     b.send("MODE #rust b").await;
     let ban = b.numeric("367").await;
     assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");
+    // Ban and invite exceptions are back too (issue 9).
+    b.send("MODE #rust e").await;
+    let except = b.numeric("348").await;
+    assert!(except.contains("#rust *!*@friend.example alice"), "{except}");
+    b.numeric("349").await;
+    b.send("MODE #rust I").await;
+    let invex = b.numeric("346").await;
+    assert!(invex.contains("#rust *!*@invited.example alice"), "{invex}");
+    b.numeric("347").await;
     b.send("MODE #rust").await;
     let modes = b.numeric("324").await;
     assert!(modes.contains("+nptkl sesame 10"), "{modes}");

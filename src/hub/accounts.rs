@@ -58,6 +58,12 @@ pub struct RoomRecord {
     pub topic: Option<TopicRecord>,
     pub modes: ModesRecord,
     pub bans: Vec<BanRecord>,
+    /// Ban exceptions (`+e`) and invite exceptions (`+I`); absent in rooms
+    /// saved before they were kept.
+    #[serde(default)]
+    pub excepts: Vec<BanRecord>,
+    #[serde(default)]
+    pub invexes: Vec<BanRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,15 +394,9 @@ impl ChatState {
                 key: m.key.as_deref().map(String::from),
                 limit: m.limit,
             },
-            bans: r
-                .bans
-                .iter()
-                .map(|b| BanRecord {
-                    mask: b.mask.to_string(),
-                    set_by: b.set_by.to_string(),
-                    set_at_ms: b.set_at_ms,
-                })
-                .collect(),
+            bans: ban_records(&r.bans),
+            excepts: ban_records(&r.excepts),
+            invexes: ban_records(&r.invexes),
         })
     }
 
@@ -423,15 +423,9 @@ impl ChatState {
             key: m.key.as_deref().map(Arc::from),
             limit: m.limit,
         };
-        room.bans = rec
-            .bans
-            .iter()
-            .map(|b| BanInfo {
-                mask: b.mask.as_str().into(),
-                set_by: b.set_by.as_str().into(),
-                set_at_ms: b.set_at_ms,
-            })
-            .collect();
+        room.bans = ban_infos(&rec.bans);
+        room.excepts = ban_infos(&rec.excepts);
+        room.invexes = ban_infos(&rec.invexes);
     }
 
     /// Whether someone may enter the registered room `key`, which has
@@ -461,4 +455,26 @@ impl ChatState {
                 .is_some_and(|a| names::fold(a) == names::fold(&rec.founder)),
         )
     }
+}
+
+/// A mask list (`+b`, `+e`, `+I`) as saved.
+fn ban_records(list: &[BanInfo]) -> Vec<BanRecord> {
+    list.iter()
+        .map(|b| BanRecord {
+            mask: b.mask.to_string(),
+            set_by: b.set_by.to_string(),
+            set_at_ms: b.set_at_ms,
+        })
+        .collect()
+}
+
+/// A saved mask list as the room keeps it.
+fn ban_infos(list: &[BanRecord]) -> Vec<BanInfo> {
+    list.iter()
+        .map(|b| BanInfo {
+            mask: b.mask.as_str().into(),
+            set_by: b.set_by.as_str().into(),
+            set_at_ms: b.set_at_ms,
+        })
+        .collect()
 }

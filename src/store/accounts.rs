@@ -328,6 +328,12 @@ mod tests {
             topic: None,
             modes: Default::default(),
             bans: Vec::new(),
+            excepts: vec![crate::hub::BanRecord {
+                mask: "*!*@friend".into(),
+                set_by: "Alice".into(),
+                set_at_ms: 3,
+            }],
+            invexes: Vec::new(),
         };
         accounts.save_room(room.clone());
         drop(accounts);
