@@ -429,7 +429,10 @@ async fn registered_rooms_keep_topic_modes_bans_and_exceptions_across_restarts()
     // Ban and invite exceptions are back too (issue 9).
     b.send("MODE #rust e").await;
     let except = b.numeric("348").await;
-    assert!(except.contains("#rust *!*@friend.example alice"), "{except}");
+    assert!(
+        except.contains("#rust *!*@friend.example alice"),
+        "{except}"
+    );
     b.numeric("349").await;
     b.send("MODE #rust I").await;
     let invex = b.numeric("346").await;
@@ -665,6 +668,90 @@ async fn guest_private_history_lasts_as_long_as_the_session() {
         .send(&format!("CHATHISTORY TARGETS {window} 10"))
         .await;
     assert!(next_batch(&mut alice).await.1.is_empty());
+    srv.shutdown().await;
+}
+
+/// An IRC session of `account` (logged in with SASL) under `nick`.
+async fn irc_session(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    account: &str,
+    caps: &str,
+) -> IrcClient {
+    let mut i = IrcClient::connect(addr).await;
+    i.send(&format!("CAP REQ :{caps} sasl")).await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick}")).await;
+    i.expect(" ACK ").await;
+    sasl_plain(&mut i, &format!("\0{account}\0{PW}")).await;
+    i.numeric("903").await;
+    i.send("CAP END").await;
+    i.numeric("376").await;
+    i
+}
+
+/// `draft/read-marker`: an account's markers are told to its other
+/// sessions when they move, kept in the database across a restart, and
+/// given on joining; a guest's are its connection's alone.
+#[tokio::test]
+async fn read_markers_belong_to_the_account_and_survive_a_restart() {
+    let (_dir, db) = temp_db();
+    let srv = start(db_config(&db)).await;
+    let caps = "draft/read-marker";
+    let mut first = irc_account(irc(&srv), "alice", caps, false).await;
+    let mut second = irc_session(irc(&srv), "alice2", "alice", caps).await;
+    let mut guest = IrcClient::register(irc(&srv), "gus").await;
+    guest.send("CAP REQ :draft/read-marker").await;
+    guest.expect(" ACK ").await;
+    let ts = "2024-05-06T07:08:09.010Z";
+    first.send(&format!("MARKREAD #books timestamp={ts}")).await;
+    let line = first.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{line}"
+    );
+    let line = second.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "told to the other session: {line}"
+    );
+    // Older: the kept one comes back, and nobody else is told.
+    second
+        .send("MARKREAD #books timestamp=2020-01-01T00:00:00.000Z")
+        .await;
+    let line = second.expect("MARKREAD").await;
+    assert!(line.ends_with(&format!("timestamp={ts}")), "{line}");
+    assert!(first.sync().await.iter().all(|l| !l.contains("MARKREAD")));
+    // A guest's markers are its own.
+    guest.send("MARKREAD #books").await;
+    let line = guest.expect("MARKREAD").await;
+    assert!(line.ends_with("MARKREAD #books *"), "{line}");
+    guest.send(&format!("MARKREAD bob timestamp={ts}")).await;
+    guest.expect("MARKREAD bob").await;
+    first.send("MARKREAD bob").await;
+    let line = first.expect("MARKREAD").await;
+    assert!(line.ends_with("MARKREAD bob *"), "{line}");
+    let _ = first.sync().await;
+    srv.shutdown().await;
+
+    let srv = start(db_config(&db)).await;
+    let mut again = irc_account(irc(&srv), "alice", caps, true).await;
+    again.send("JOIN #books").await;
+    let mut marker = None;
+    loop {
+        let l = again.line().await.expect("a line");
+        if l.contains(" 366 ") {
+            break;
+        }
+        if l.contains("MARKREAD") {
+            marker = Some(l);
+        }
+    }
+    let marker = marker.expect("MARKREAD before 366");
+    assert!(
+        marker.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{marker}"
+    );
     srv.shutdown().await;
 }
 

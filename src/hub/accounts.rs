@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::room::{Modes, Room};
 use super::{names, Audience, ChatState};
 use crate::proto::scram::Credentials;
+use crate::proto::MAX_MARKERS;
 use crate::proto::{
     now_ms, AccountEvent, Actor, BanInfo, ConnId, ErrorCode, Event, EventBody, Name, Refusal,
     TopicState,
@@ -101,6 +102,8 @@ pub struct BanRecord {
 pub struct Registry {
     pub accounts: Vec<String>,
     pub rooms: Vec<RoomRecord>,
+    /// Read markers: (folded account, folded target, timestamp).
+    pub markers: Vec<(String, String, String)>,
 }
 
 /// The chat state's accounts part.
@@ -113,6 +116,12 @@ pub(super) struct AccountState {
     /// How long someone may hold a registered nick without logging in to
     /// it before being renamed (0: such nicks are refused outright).
     grace_secs: u64,
+    /// Read markers (IRCv3 `draft/read-marker`) by folded account, then
+    /// folded target: the timestamp read up to.
+    markers: HashMap<String, HashMap<String, Arc<str>>>,
+    /// The connections logged in to each account (folded), to tell them
+    /// all of a marker that moved.
+    sessions: HashMap<String, Vec<ConnId>>,
 }
 
 impl ChatState {
@@ -125,6 +134,57 @@ impl ChatState {
             .extend(registry.accounts.iter().map(|n| names::fold(n)));
         for r in registry.rooms {
             a.rooms.insert(r.key.as_str().into(), r);
+        }
+        for (account, target, at) in registry.markers {
+            let marks = a.markers.entry(account).or_default();
+            marks.insert(target, at.into());
+        }
+    }
+
+    /// `id` read `target` up to `at` (a server-time timestamp). Kept for
+    /// its account if it is logged in to one, when newer than the one
+    /// kept, and told to the account's other connections; guests' markers
+    /// are kept by their session alone. At most `MAX_MARKERS` targets per
+    /// account: a new one past that is not kept.
+    pub(super) fn mark_read(&mut self, id: ConnId, target: &str, at: &str) {
+        let Some(account) = self.account_of(id).map(|a| names::fold(a)) else {
+            return;
+        };
+        let target = names::fold(target);
+        let marks = self.accounts.markers.entry(account.clone()).or_default();
+        match marks.get(&target) {
+            Some(old) if **old >= *at => return,
+            None if marks.len() >= MAX_MARKERS => return,
+            _ => {}
+        }
+        let at: Arc<str> = at.into();
+        marks.insert(target.clone(), at.clone());
+        self.fx
+            .markers
+            .push((account.clone(), target.clone(), at.to_string()));
+        let others: Vec<ConnId> = self
+            .accounts
+            .sessions
+            .get(&account)
+            .map(|s| s.iter().copied().filter(|c| *c != id).collect())
+            .unwrap_or_default();
+        if !others.is_empty() {
+            let body = EventBody::ReadMarkers {
+                marks: vec![(target.into(), at)],
+                tell: true,
+            };
+            self.send(Audience::Conns(others), Arc::new(Event::new(body)));
+        }
+    }
+
+    /// `id` (logged in to `account`, folded) left.
+    pub(super) fn session_ended(&mut self, id: ConnId, account: &str) {
+        let account = names::fold(account);
+        if let Some(s) = self.accounts.sessions.get_mut(&account) {
+            s.retain(|c| *c != id);
+            if s.is_empty() {
+                self.accounts.sessions.remove(&account);
+            }
         }
     }
 
@@ -304,8 +364,33 @@ impl ChatState {
             return;
         };
         let name: Name = account.into();
-        c.account = Some(name.clone());
+        let previous = c.account.replace(name.clone());
         let nick = c.nick.clone();
+        if let Some(previous) = previous {
+            self.session_ended(id, &previous);
+        }
+        let folded = names::fold(account);
+        self.accounts
+            .sessions
+            .entry(folded.clone())
+            .or_default()
+            .push(id);
+        // The session learns the account's read markers (it answers
+        // `MARKREAD` and tells them on joining by itself).
+        let marks: Vec<(Name, Arc<str>)> = self
+            .accounts
+            .markers
+            .get(&folded)
+            .map(|m| {
+                m.iter()
+                    .map(|(t, at)| (t.as_str().into(), at.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !marks.is_empty() {
+            let body = EventBody::ReadMarkers { marks, tell: false };
+            self.reply(id, body);
+        }
         let body = AccountEvent::LoggedIn {
             account: name.clone(),
             nick: nick.clone(),

@@ -358,6 +358,9 @@ impl<R: Router> Core<R> {
             for room in fx.saves {
                 accounts.save_room(room);
             }
+            for (account, target, at) in &fx.markers {
+                accounts.save_marker(account, target, at);
+            }
         }
         let wait = fx.facts.iter().any(|f| f.body.must_be_durable());
         let ticket = self.record(fx.facts);

@@ -157,6 +157,8 @@ pub struct Effects {
     pub outcome: Outcome,
     /// Registered rooms whose state changed, for the accounts store.
     pub saves: Vec<RoomRecord>,
+    /// Read markers that moved: (folded account, folded target, timestamp).
+    pub markers: Vec<(String, String, String)>,
 }
 
 impl Default for Effects {
@@ -167,6 +169,7 @@ impl Default for Effects {
             control: Vec::new(),
             outcome: Outcome::Continue,
             saves: Vec::new(),
+            markers: Vec::new(),
         }
     }
 }
@@ -544,6 +547,7 @@ impl ChatState {
                 self.tags = None;
             }
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
+            Command::MarkRead { target, at } => self.mark_read(id, &target, &at),
             Command::Monitor(op) => self.monitor(id, op),
             Command::SetName { realname } => self.set_name(id, realname),
             Command::Invites => {
@@ -1154,6 +1158,9 @@ impl ChatState {
         // `history_identity`): their order need not be kept.
         for key in &conn.guest_logs {
             self.seqs.remove(key);
+        }
+        if let Some(account) = &conn.account {
+            self.session_ended(id, account);
         }
         self.unwatch_all(id, &conn.watching);
         let Some(nick) = conn.nick else { return };

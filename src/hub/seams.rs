@@ -77,6 +77,10 @@ pub trait Accounts: Send + Sync + 'static {
     fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
     /// Keeps this state of a registered room (queued; written in order).
     fn save_room(&self, room: super::RoomRecord);
+    /// Keeps `account`'s read marker of `target` (both folded), a
+    /// server-time timestamp (queued like `save_room`; a marker only
+    /// moves forward).
+    fn save_marker(&self, _account: &str, _target: &str, _at: &str) {}
     /// Returns once everything queued so far is written (a stopping server
     /// calls it, so that a server started next on the same file finds it).
     fn flush(&self) {}

@@ -637,6 +637,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
+        EventBody::ReadMarkers { .. } => {} // for IRC clients' read markers
         EventBody::HistoryTargets { targets } => {
             let shown: Vec<String> = targets
                 .iter()

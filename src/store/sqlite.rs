@@ -19,7 +19,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -153,6 +153,20 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
                  state TEXT NOT NULL           -- founder, topic, modes, bans: JSON
              ) WITHOUT ROWID;
              PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
+    if version < 3 {
+        // IRCv3 read markers of accounts (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE read_marker (
+                 account TEXT NOT NULL,        -- folded account name
+                 target  TEXT NOT NULL,        -- folded channel or nick
+                 at      TEXT NOT NULL,        -- server-time timestamp
+                 PRIMARY KEY (account, target)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 3;
              COMMIT;",
         )?;
     }

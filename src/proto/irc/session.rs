@@ -363,7 +363,15 @@ impl IrcSession {
             Input::MarkRead { target, value } => {
                 let reply = match value {
                     None => Ok(self.read_markers.get(&target)),
-                    Some(v) => self.read_markers.set(&target, &v),
+                    Some(v) => {
+                        let set = self.read_markers.set(&target, &v);
+                        // Kept for the account too (if logged in to one).
+                        if let Some(at) = v.strip_prefix("timestamp=").filter(|_| set.is_ok()) {
+                            let (target, at) = (target.clone(), at.to_string());
+                            chat.execute(Command::MarkRead { target, at });
+                        }
+                        set
+                    }
                 };
                 let reply = match reply {
                     Ok(mark) => Reply::Verb {
@@ -512,6 +520,21 @@ impl IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        if let EventBody::ReadMarkers { marks, tell } = &ev.body {
+            for (target, at) in marks {
+                let Ok(now) = self.read_markers.set(target, &format!("timestamp={at}")) else {
+                    continue;
+                };
+                if *tell && self.caps.read_marker {
+                    let reply = Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target.to_string(), now],
+                    };
+                    render::render_reply(&reply, &self.ctx(&self.out_nick), out);
+                }
+            }
+            return;
+        }
         self.waiting &=
             !crate::proto::account::answers_request(&ev.body) && !answers_history(&ev.body);
         if self.pass_pending {
