@@ -752,7 +752,11 @@ async fn large_channels_do_not_announce_presence_to_irc_clients() {
         !seen[..seen.len() - 1].iter().any(|l| l.contains(" 366 ")),
         "no implicit 366 before the asked one: {seen:?}"
     );
-    let names: String = seen.iter().filter(|l| l.contains(" 353 ")).cloned().collect();
+    let names: String = seen
+        .iter()
+        .filter(|l| l.contains(" 353 "))
+        .cloned()
+        .collect();
     for nick in ["first", "m0", "m1", "late"] {
         assert!(names.contains(nick), "{names}");
     }
@@ -763,7 +767,8 @@ async fn large_channels_do_not_announce_presence_to_irc_clients() {
     first.send("PRIVMSG #big :still here").await;
     let seen = members[0].sync().await;
     assert!(
-        seen.iter().all(|l| !l.contains("JOIN") && !l.contains("QUIT")),
+        seen.iter()
+            .all(|l| !l.contains("JOIN") && !l.contains("QUIT")),
         "no presence from the large room: {seen:?}"
     );
     assert!(seen.iter().any(|l| l.contains("still here")), "{seen:?}");
