@@ -370,7 +370,7 @@ async fn pass_and_nickserv_and_the_account_caps() {
 }
 
 #[tokio::test]
-async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
+async fn registered_rooms_keep_topic_modes_bans_and_exceptions_across_restarts() {
     let (_dir, db) = temp_db();
     let srv = start(db_config(&db)).await;
     let mut a = registered_text_user(&srv, "alice").await;
@@ -400,6 +400,10 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     i.expect("MODE #rust +kl sesame 10").await;
     i.send("MODE #rust +p").await;
     i.expect("MODE #rust +p").await;
+    i.send("MODE #rust +eI *!*@friend.example *!*@invited.example")
+        .await;
+    i.expect("MODE #rust +eI *!*@friend.example *!*@invited.example")
+        .await;
     let _ = i.sync().await;
     srv.shutdown().await;
 
@@ -422,6 +426,18 @@ async fn registered_rooms_keep_topic_modes_and_bans_across_restarts() {
     b.send("MODE #rust b").await;
     let ban = b.numeric("367").await;
     assert!(ban.contains("#rust *!*@banned.example alice"), "{ban}");
+    // Ban and invite exceptions are back too (issue 9).
+    b.send("MODE #rust e").await;
+    let except = b.numeric("348").await;
+    assert!(
+        except.contains("#rust *!*@friend.example alice"),
+        "{except}"
+    );
+    b.numeric("349").await;
+    b.send("MODE #rust I").await;
+    let invex = b.numeric("346").await;
+    assert!(invex.contains("#rust *!*@invited.example alice"), "{invex}");
+    b.numeric("347").await;
     b.send("MODE #rust").await;
     let modes = b.numeric("324").await;
     assert!(modes.contains("+nptkl sesame 10"), "{modes}");
@@ -500,7 +516,8 @@ fn msgid(l: &str) -> Option<String> {
 
 /// Private lines between two accounts are kept for both (CHATHISTORY on a
 /// nick, with the msgid they were delivered with), listed by
-/// `CHATHISTORY TARGETS`, and kept across a restart; a guest's are not.
+/// `CHATHISTORY TARGETS`, and kept across a restart; a guest's are kept
+/// only for the guest's session (see the test below).
 #[tokio::test]
 async fn private_history_between_accounts_survives_a_restart() {
     let (_dir, db) = temp_db();
@@ -532,21 +549,25 @@ async fn private_history_between_accounts_survives_a_restart() {
         );
     }
     alice.send("CHATHISTORY LATEST carol * 10").await;
-    assert!(
-        next_batch(&mut alice).await.1.is_empty(),
-        "a guest's lines are not kept"
-    );
+    let (_, lines) = next_batch(&mut alice).await;
+    assert_eq!(lines.len(), 1, "the guest's session is online: {lines:?}");
     let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z";
     alice
         .send(&format!("CHATHISTORY TARGETS {window} 10"))
         .await;
     let (opened, lines) = next_batch(&mut alice).await;
     assert!(opened.ends_with("draft/chathistory-targets"), "{opened}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].contains(" CHATHISTORY TARGETS bob 20"),
         "{lines:?}"
     );
+    assert!(
+        lines[1].contains(" CHATHISTORY TARGETS carol 20"),
+        "{lines:?}"
+    );
+    carol.send("QUIT").await;
+    carol.c.until_eof().await;
     let _ = alice.sync().await;
     srv.shutdown().await;
 
@@ -555,6 +576,11 @@ async fn private_history_between_accounts_survives_a_restart() {
     alice.send("CHATHISTORY LATEST bob * 10").await;
     let (_, lines) = next_batch(&mut alice).await;
     assert_eq!(lines.len(), 2, "kept across a restart: {lines:?}");
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert!(
+        next_batch(&mut alice).await.1.is_empty(),
+        "the guest's session is over"
+    );
     // JSON: the same lines, asked for `with` a person; the key they are
     // kept under is never shown.
     let mut bob = JsonClient::connect(srv.addr).await;
@@ -583,6 +609,149 @@ async fn private_history_between_accounts_survives_a_restart() {
     dan.expect(" ACK ").await;
     dan.send("CHATHISTORY LATEST alice * 10").await;
     assert!(next_batch(&mut dan).await.1.is_empty());
+    srv.shutdown().await;
+}
+
+/// A guest's private lines are kept under its session: reachable by both
+/// sides while it lasts, under the nick it has now; never by whoever has
+/// the nick next, nor after the guest leaves.
+#[tokio::test]
+async fn guest_private_history_lasts_as_long_as_the_session() {
+    let srv = start(config()).await;
+    let caps = "batch draft/chathistory server-time message-tags";
+    let mut alice = irc_account(irc(&srv), "alice", caps, false).await;
+    let mut carol = IrcClient::register(irc(&srv), "carol").await;
+    carol.send("CAP REQ :batch").await;
+    carol.expect(" ACK ").await;
+    carol.send("PRIVMSG alice :psst").await;
+    alice.expect("PRIVMSG alice :psst").await;
+    alice.send("PRIVMSG carol :yes?").await;
+    carol.expect("PRIVMSG carol :yes?").await;
+    let texts = |lines: &[String]| -> Vec<String> {
+        let text = |l: &String| l.rsplit_once(" :").map(|(_, t)| t.to_string());
+        lines.iter().filter_map(text).collect()
+    };
+    carol.send("CHATHISTORY LATEST alice * 10").await;
+    assert_eq!(texts(&next_batch(&mut carol).await.1), ["psst", "yes?"]);
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert_eq!(texts(&next_batch(&mut alice).await.1), ["psst", "yes?"]);
+    let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z";
+    carol
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    let (_, lines) = next_batch(&mut carol).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains(" TARGETS alice "), "{lines:?}");
+    // A new nick: the same session, reached under its new nick only.
+    carol.send("NICK carla").await;
+    carol.expect(" NICK ").await;
+    alice.send("CHATHISTORY LATEST carla * 10").await;
+    assert_eq!(texts(&next_batch(&mut alice).await.1), ["psst", "yes?"]);
+    alice.send("CHATHISTORY LATEST carol * 10").await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
+    alice
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    let (_, lines) = next_batch(&mut alice).await;
+    assert!(lines[0].contains(" TARGETS carla "), "{lines:?}");
+    // The guest leaves; someone else takes the nick: nothing for either.
+    carol.send("QUIT").await;
+    carol.c.until_eof().await;
+    let mut other = IrcClient::register(irc(&srv), "carla").await;
+    other.send("CAP REQ :batch").await;
+    other.expect(" ACK ").await;
+    other.send("CHATHISTORY LATEST alice * 10").await;
+    assert!(next_batch(&mut other).await.1.is_empty());
+    alice.send("CHATHISTORY LATEST carla * 10").await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
+    alice
+        .send(&format!("CHATHISTORY TARGETS {window} 10"))
+        .await;
+    assert!(next_batch(&mut alice).await.1.is_empty());
+    srv.shutdown().await;
+}
+
+/// An IRC session of `account` (logged in with SASL) under `nick`.
+async fn irc_session(
+    addr: std::net::SocketAddr,
+    nick: &str,
+    account: &str,
+    caps: &str,
+) -> IrcClient {
+    let mut i = IrcClient::connect(addr).await;
+    i.send(&format!("CAP REQ :{caps} sasl")).await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick}")).await;
+    i.expect(" ACK ").await;
+    sasl_plain(&mut i, &format!("\0{account}\0{PW}")).await;
+    i.numeric("903").await;
+    i.send("CAP END").await;
+    i.numeric("376").await;
+    i
+}
+
+/// `draft/read-marker`: an account's markers are told to its other
+/// sessions when they move, kept in the database across a restart, and
+/// given on joining; a guest's are its connection's alone.
+#[tokio::test]
+async fn read_markers_belong_to_the_account_and_survive_a_restart() {
+    let (_dir, db) = temp_db();
+    let srv = start(db_config(&db)).await;
+    let caps = "draft/read-marker";
+    let mut first = irc_account(irc(&srv), "alice", caps, false).await;
+    let mut second = irc_session(irc(&srv), "alice2", "alice", caps).await;
+    let mut guest = IrcClient::register(irc(&srv), "gus").await;
+    guest.send("CAP REQ :draft/read-marker").await;
+    guest.expect(" ACK ").await;
+    let ts = "2024-05-06T07:08:09.010Z";
+    first.send(&format!("MARKREAD #books timestamp={ts}")).await;
+    let line = first.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{line}"
+    );
+    let line = second.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "told to the other session: {line}"
+    );
+    // Older: the kept one comes back, and nobody else is told.
+    second
+        .send("MARKREAD #books timestamp=2020-01-01T00:00:00.000Z")
+        .await;
+    let line = second.expect("MARKREAD").await;
+    assert!(line.ends_with(&format!("timestamp={ts}")), "{line}");
+    assert!(first.sync().await.iter().all(|l| !l.contains("MARKREAD")));
+    // A guest's markers are its own.
+    guest.send("MARKREAD #books").await;
+    let line = guest.expect("MARKREAD").await;
+    assert!(line.ends_with("MARKREAD #books *"), "{line}");
+    guest.send(&format!("MARKREAD bob timestamp={ts}")).await;
+    guest.expect("MARKREAD bob").await;
+    first.send("MARKREAD bob").await;
+    let line = first.expect("MARKREAD").await;
+    assert!(line.ends_with("MARKREAD bob *"), "{line}");
+    let _ = first.sync().await;
+    srv.shutdown().await;
+
+    let srv = start(db_config(&db)).await;
+    let mut again = irc_account(irc(&srv), "alice", caps, true).await;
+    again.send("JOIN #books").await;
+    let mut marker = None;
+    loop {
+        let l = again.line().await.expect("a line");
+        if l.contains(" 366 ") {
+            break;
+        }
+        if l.contains("MARKREAD") {
+            marker = Some(l);
+        }
+    }
+    let marker = marker.expect("MARKREAD before 366");
+    assert!(
+        marker.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{marker}"
+    );
     srv.shutdown().await;
 }
 

@@ -706,3 +706,181 @@ async fn live_msgid_and_time_are_those_history_keeps() {
     }
     srv.shutdown().await;
 }
+
+/// The `time` tag of a line.
+fn time_of(l: &str) -> String {
+    l.strip_prefix('@')
+        .and_then(|r| r.split_once(' '))
+        .map_or("", |(t, _)| t)
+        .split(';')
+        .find_map(|t| t.strip_prefix("time="))
+        .unwrap_or_else(|| panic!("no time tag: {l}"))
+        .to_string()
+}
+
+/// The `(target, time)` pairs of a `draft/chathistory-targets` batch.
+async fn targets(i: &mut IrcClient, from: &str, to: &str) -> Vec<(String, String)> {
+    i.send(&format!("CHATHISTORY TARGETS {from} {to} 50")).await;
+    let start = i.expect(" BATCH +").await;
+    assert!(start.ends_with(" draft/chathistory-targets"), "{start}");
+    let mut out = Vec::new();
+    loop {
+        let l = i.line().await.expect("batch line");
+        if l.contains(" BATCH -") {
+            return out;
+        }
+        let words: Vec<&str> = l.split(' ').collect();
+        let at = words.iter().position(|w| *w == "TARGETS").expect("TARGETS");
+        out.push((words[at + 1].to_string(), words[at + 2].to_string()));
+    }
+}
+
+/// `CHATHISTORY TARGETS` lists the rooms one is in and the people one
+/// has private lines with, each by the time of its newest line, oldest
+/// first, and only when that newest line is within the (exclusive) window.
+#[tokio::test]
+async fn chathistory_targets_lists_rooms_and_people_by_their_newest_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(on_db(&dir.path().join("natter.db"))).await;
+    let irc = srv.irc_addr.unwrap();
+    let caps = "batch draft/chathistory server-time message-tags";
+    let mut i = irc_with_caps(irc, "ivy", caps).await;
+    let mut j = irc_with_caps(irc, "jay", caps).await;
+    for room in ["#ta", "#tb"] {
+        i.join(room).await;
+        j.join(room).await;
+        i.expect(&format!("JOIN {room}")).await;
+    }
+    let mut newest: HashMap<String, String> = HashMap::new();
+    for (line, target) in [
+        ("PRIVMSG #ta :one", "#ta"),
+        ("PRIVMSG jay :a private one", "jay"),
+        ("PRIVMSG #tb :two", "#tb"),
+        ("PRIVMSG #ta :three", "#ta"),
+    ] {
+        i.send(line).await;
+        let seen = j.expect(line).await;
+        newest.insert(target.to_string(), time_of(&seen));
+    }
+    let order = |mut v: Vec<(String, String)>| {
+        v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        v
+    };
+    let expect = |from: &str, to: &str| {
+        let inside = newest
+            .iter()
+            .filter(|(_, t)| t.as_str() > from && t.as_str() < to)
+            .map(|(n, t)| (n.clone(), t.clone()));
+        order(inside.collect())
+    };
+    let (all_from, all_to) = ("2000-01-01T00:00:00.000Z", "2200-01-01T00:00:00.000Z");
+    let stamp = |t: &str| format!("timestamp={t}");
+    let got = targets(&mut i, &stamp(all_from), &stamp(all_to)).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got.windows(2).all(|w| w[0].1 <= w[1].1),
+        "oldest first: {got:?}"
+    );
+    assert_eq!(order(got), expect(all_from, all_to));
+    // From #ta's first line's time (exclusive) on.
+    let first = newest["jay"].clone();
+    let got = targets(&mut i, &stamp(&first), &stamp(all_to)).await;
+    assert_eq!(order(got), expect(&first, all_to));
+    // Up to #ta's newest line (exclusive): #ta is not listed, though it
+    // has an older line inside the window.
+    let last = newest["#ta"].clone();
+    let got = targets(&mut i, &stamp(all_from), &stamp(&last)).await;
+    assert!(got.iter().all(|(n, _)| n != "#ta"), "{got:?}");
+    assert_eq!(order(got), expect(all_from, &last));
+    // Rooms one has left are not listed.
+    i.send("PART #tb").await;
+    i.expect("PART #tb").await;
+    let got = targets(&mut i, &stamp(all_from), &stamp(all_to)).await;
+    assert!(got.iter().all(|(n, _)| n != "#tb"), "{got:?}");
+    srv.shutdown().await;
+}
+
+/// A `TAGMSG` whose tags ask to be kept (`+draft/persist`, reactions) is
+/// in the room's and the private history, with its tags and live msgid,
+/// for clients with `draft/event-playback`; others are not shown it, and
+/// a typing notification is not kept.
+#[tokio::test]
+async fn kept_tagmsg_comes_back_with_event_playback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(on_db(&dir.path().join("natter.db"))).await;
+    let irc = srv.irc_addr.unwrap();
+    let caps = "batch draft/chathistory draft/event-playback server-time message-tags";
+    let mut i = irc_with_caps(irc, "ivy", caps).await;
+    let mut j = irc_with_caps(irc, "jay", "batch draft/chathistory message-tags").await;
+    i.join("#tags").await;
+    j.join("#tags").await;
+    i.expect("JOIN #tags").await;
+    for target in ["#tags", "jay"] {
+        i.send(&format!("@+typing=active TAGMSG {target}")).await;
+        j.expect(&format!("TAGMSG {target}")).await;
+        i.send(&format!("@+draft/persist;+x=a\\sb TAGMSG {target}"))
+            .await;
+        let live = j.expect(&format!("TAGMSG {target}")).await;
+        assert!(live.contains("+x=a\\sb"), "{live}");
+        let live_tags = live.strip_prefix('@').and_then(|l| l.split_once(' '));
+        let live_id =
+            live_tags.and_then(|(t, _)| t.split(';').find_map(|t| t.strip_prefix("msgid=")));
+        assert!(live_id.is_some(), "{live}");
+        let shown = if target == "jay" { "jay" } else { "#tags" };
+        i.send(&format!("CHATHISTORY LATEST {target} * 10")).await;
+        let got = batch(&mut i, shown).await;
+        let tagmsgs: Vec<&Tagged> = got.iter().filter(|t| t.line.contains(" TAGMSG ")).collect();
+        assert_eq!(tagmsgs.len(), 1, "only the kept one: {got:?}");
+        assert_eq!(tagmsgs[0].tags.get("+x").map(String::as_str), Some("a\\sb"));
+        assert!(tagmsgs[0].tags.contains_key("+draft/persist"));
+        assert_eq!(tagmsgs[0].tags.get("msgid").map(String::as_str), live_id);
+        let other = if target == "jay" { "ivy" } else { "#tags" };
+        j.send(&format!("CHATHISTORY LATEST {other} * 10")).await;
+        let got = batch(&mut j, other).await;
+        assert!(got.iter().all(|t| !t.line.contains(" TAGMSG ")), "{got:?}");
+    }
+    srv.shutdown().await;
+}
+
+/// The answer to `CHATHISTORY` (read off the chat lock) comes before what
+/// answers the lines after it: a `PING` sent with it is answered last.
+#[tokio::test]
+async fn chathistory_answers_come_in_the_order_of_the_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(on_db(&dir.path().join("natter.db"))).await;
+    let irc = srv.irc_addr.unwrap();
+    let caps = "batch draft/chathistory server-time message-tags";
+    let mut i = irc_with_caps(irc, "ivy", caps).await;
+    i.join("#order").await;
+    i.send("PRIVMSG #order :something to read").await;
+    for n in 0..30 {
+        let target = ["#order", "jay"][n % 2];
+        let asks = format!("CHATHISTORY LATEST {target} * 10\r\nPING :p{n}\r\n");
+        let window = "timestamp=2000-01-01T00:00:00.000Z timestamp=2200-01-01T00:00:00.000Z";
+        let asks = match n % 3 {
+            1 => format!("CHATHISTORY TARGETS {window} 10\r\n{asks}"),
+            _ => asks,
+        };
+        i.c.send_raw(asks.as_bytes()).await;
+        let mut open = 0;
+        let mut batches = 0;
+        loop {
+            let l = i.line().await.expect("a line");
+            if l.contains(" BATCH +") {
+                open += 1;
+            } else if l.contains(" BATCH -") {
+                open -= 1;
+                batches += 1;
+            } else if l.contains("PONG") {
+                assert_eq!(open, 0, "PONG inside a batch: {l}");
+                assert_eq!(
+                    batches,
+                    1 + usize::from(n % 3 == 1),
+                    "round {n}: PONG first"
+                );
+                break;
+            }
+        }
+    }
+    srv.shutdown().await;
+}

@@ -714,3 +714,63 @@ async fn paged_listings_hide_secret_rooms_page_by_page() {
     );
     srv.shutdown().await;
 }
+
+/// Channels above `large_room` members, for IRC clients: a newcomer gets
+/// its own `JOIN`, then a notice with the count instead of `353`/`366`
+/// (`NAMES` on demand still lists everyone); members are not sent others'
+/// `JOIN`s, `PART`s or `QUIT`s; messages still reach everyone. Below the
+/// threshold everything is announced as usual.
+#[tokio::test]
+async fn large_channels_do_not_announce_presence_to_irc_clients() {
+    let cfg = Config {
+        large_room: 3,
+        flood_rate: 0,
+        ..config()
+    };
+    let srv = start(cfg).await;
+    let mut first = IrcClient::register(irc(&srv), "first").await;
+    first.join("#big").await;
+    let mut members = Vec::new();
+    for n in 0..2 {
+        let mut m = IrcClient::register(irc(&srv), &format!("m{n}")).await;
+        m.join("#big").await;
+        first.expect(&format!(":m{n}!")).await; // announced: a small room
+        members.push(m);
+    }
+    for m in &mut members {
+        let _ = m.sync().await;
+    }
+    // The fourth member makes the room large.
+    let mut late = IrcClient::register(irc(&srv), "late").await;
+    late.send("JOIN #big").await;
+    late.expect(" JOIN #big").await;
+    let notice = late.expect("NOTICE").await;
+    assert!(notice.contains("#big has 4 people"), "{notice}");
+    late.send("NAMES #big").await;
+    let seen = until(&mut late, "366").await;
+    assert!(
+        !seen[..seen.len() - 1].iter().any(|l| l.contains(" 366 ")),
+        "no implicit 366 before the asked one: {seen:?}"
+    );
+    let names: String = seen
+        .iter()
+        .filter(|l| l.contains(" 353 "))
+        .cloned()
+        .collect();
+    for nick in ["first", "m0", "m1", "late"] {
+        assert!(names.contains(nick), "{names}");
+    }
+    late.send("PRIVMSG #big :hello all").await;
+    first.expect("PRIVMSG #big :hello all").await;
+    late.send("QUIT :bye").await;
+    late.c.until_eof().await;
+    first.send("PRIVMSG #big :still here").await;
+    let seen = members[0].sync().await;
+    assert!(
+        seen.iter()
+            .all(|l| !l.contains("JOIN") && !l.contains("QUIT")),
+        "no presence from the large room: {seen:?}"
+    );
+    assert!(seen.iter().any(|l| l.contains("still here")), "{seen:?}");
+    srv.shutdown().await;
+}

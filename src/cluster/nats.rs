@@ -346,6 +346,14 @@ impl Store for StreamHistory {
     ) -> Result<Vec<(String, u64)>, StoreError> {
         self.log.private_targets(account, from_ms, to_ms, limit)
     }
+    fn latest_lines(
+        &self,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.0.latest_lines(rooms, from_ms, to_ms)
+    }
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(self.seqs.clone())
     }

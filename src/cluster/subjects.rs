@@ -22,7 +22,9 @@ pub const NODES: &str = "natter-nodes";
 pub fn subject_of(fact: &Fact) -> String {
     match (&fact.room, &fact.body) {
         (Some(room), _) => format!("natter.room.{}", hex(&names::fold(room))),
-        (None, FactBody::Private { .. } | FactBody::Noticed { .. }) => "natter.pm".into(),
+        (None, FactBody::Private { .. } | FactBody::Noticed { .. } | FactBody::Tagged { .. }) => {
+            "natter.pm".into()
+        }
         (None, _) => "natter.user".into(),
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::room::{Modes, Room};
 use super::{names, Audience, ChatState};
 use crate::proto::scram::Credentials;
+use crate::proto::MAX_MARKERS;
 use crate::proto::{
     now_ms, AccountEvent, Actor, BanInfo, ConnId, ErrorCode, Event, EventBody, Name, Refusal,
     TopicState,
@@ -58,6 +59,12 @@ pub struct RoomRecord {
     pub topic: Option<TopicRecord>,
     pub modes: ModesRecord,
     pub bans: Vec<BanRecord>,
+    /// Ban exceptions (`+e`) and invite exceptions (`+I`); absent in rooms
+    /// saved before they were kept.
+    #[serde(default)]
+    pub excepts: Vec<BanRecord>,
+    #[serde(default)]
+    pub invexes: Vec<BanRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +102,8 @@ pub struct BanRecord {
 pub struct Registry {
     pub accounts: Vec<String>,
     pub rooms: Vec<RoomRecord>,
+    /// Read markers: (folded account, folded target, timestamp).
+    pub markers: Vec<(String, String, String)>,
 }
 
 /// The chat state's accounts part.
@@ -107,6 +116,12 @@ pub(super) struct AccountState {
     /// How long someone may hold a registered nick without logging in to
     /// it before being renamed (0: such nicks are refused outright).
     grace_secs: u64,
+    /// Read markers (IRCv3 `draft/read-marker`) by folded account, then
+    /// folded target: the timestamp read up to.
+    markers: HashMap<String, HashMap<String, Arc<str>>>,
+    /// The connections logged in to each account (folded), to tell them
+    /// all of a marker that moved.
+    sessions: HashMap<String, Vec<ConnId>>,
 }
 
 impl ChatState {
@@ -119,6 +134,57 @@ impl ChatState {
             .extend(registry.accounts.iter().map(|n| names::fold(n)));
         for r in registry.rooms {
             a.rooms.insert(r.key.as_str().into(), r);
+        }
+        for (account, target, at) in registry.markers {
+            let marks = a.markers.entry(account).or_default();
+            marks.insert(target, at.into());
+        }
+    }
+
+    /// `id` read `target` up to `at` (a server-time timestamp). Kept for
+    /// its account if it is logged in to one, when newer than the one
+    /// kept, and told to the account's other connections; guests' markers
+    /// are kept by their session alone. At most `MAX_MARKERS` targets per
+    /// account: a new one past that is not kept.
+    pub(super) fn mark_read(&mut self, id: ConnId, target: &str, at: &str) {
+        let Some(account) = self.account_of(id).map(|a| names::fold(a)) else {
+            return;
+        };
+        let target = names::fold(target);
+        let marks = self.accounts.markers.entry(account.clone()).or_default();
+        match marks.get(&target) {
+            Some(old) if **old >= *at => return,
+            None if marks.len() >= MAX_MARKERS => return,
+            _ => {}
+        }
+        let at: Arc<str> = at.into();
+        marks.insert(target.clone(), at.clone());
+        self.fx
+            .markers
+            .push((account.clone(), target.clone(), at.to_string()));
+        let others: Vec<ConnId> = self
+            .accounts
+            .sessions
+            .get(&account)
+            .map(|s| s.iter().copied().filter(|c| *c != id).collect())
+            .unwrap_or_default();
+        if !others.is_empty() {
+            let body = EventBody::ReadMarkers {
+                marks: vec![(target.into(), at)],
+                tell: true,
+            };
+            self.send(Audience::Conns(others), Arc::new(Event::new(body)));
+        }
+    }
+
+    /// `id` (logged in to `account`, folded) left.
+    pub(super) fn session_ended(&mut self, id: ConnId, account: &str) {
+        let account = names::fold(account);
+        if let Some(s) = self.accounts.sessions.get_mut(&account) {
+            s.retain(|c| *c != id);
+            if s.is_empty() {
+                self.accounts.sessions.remove(&account);
+            }
         }
     }
 
@@ -151,23 +217,47 @@ impl ChatState {
         self.conns.get(&id).map(|c| c.host.clone())
     }
 
-    /// The key the private lines between `a` and `b` are kept under, if
-    /// both are logged in (guests' private lines are not kept).
-    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
-        let (a, b) = (self.account_of(a)?, self.account_of(b)?);
-        Some(crate::proto::fact::private_log(
-            &names::fold(a),
-            &names::fold(b),
-        ))
+    /// Who `id` is in private history: its account (folded) when logged
+    /// in, else its guest session (`!node.local.id`, made from the id of
+    /// its registration fact). A guest's lines are kept under that
+    /// session, so they are reachable only while that session lasts and
+    /// through the nick it has now: after a nick change, a reconnect or
+    /// when someone else takes the nick, nobody (not the guest either)
+    /// reaches them again; retention removes them later.
+    pub fn history_identity(&self, id: ConnId) -> Option<String> {
+        let c = self.conns.get(&id)?;
+        match &c.account {
+            Some(a) => Some(names::fold(a)),
+            None => c.session.as_deref().map(str::to_string),
+        }
     }
 
-    /// The key the private lines between `id` and `person` (a nick, or
-    /// an account's name) are kept under; `None` when `id` is not logged
-    /// in, or `person` is online but not logged in.
+    /// The nick of the guest session `token` (a `history_identity`), if
+    /// that session is still connected.
+    pub fn session_nick(&self, token: &str) -> Option<Name> {
+        let mut parts = token.strip_prefix('!')?.splitn(3, '.');
+        let node = parts.next()?.parse().ok()?;
+        let local = parts.next()?.parse().ok()?;
+        let c = self.conns.get(&ConnId::new(node, local))?;
+        (c.account.is_none() && c.session.as_deref() == Some(token))
+            .then(|| c.nick.clone())
+            .flatten()
+    }
+
+    /// The key the private lines between `a` and `b` are kept under:
+    /// their accounts, or guest sessions (see `history_identity`).
+    pub(super) fn private_log(&self, a: ConnId, b: ConnId) -> Option<String> {
+        let (a, b) = (self.history_identity(a)?, self.history_identity(b)?);
+        Some(crate::proto::fact::private_log(&a, &b))
+    }
+
+    /// The key the private lines between `id` and `person` (a nick online
+    /// now, or an account's name) are kept under; `None` before `id` has
+    /// registered.
     pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
-        let mine = names::fold(self.account_of(id)?);
+        let mine = self.history_identity(id)?;
         let theirs = match self.nicks.get(&names::fold(person)) {
-            Some(&other) => names::fold(self.account_of(other)?),
+            Some(&other) => self.history_identity(other)?,
             None => names::fold(person),
         };
         Some(crate::proto::fact::private_log(&mine, &theirs))
@@ -274,8 +364,33 @@ impl ChatState {
             return;
         };
         let name: Name = account.into();
-        c.account = Some(name.clone());
+        let previous = c.account.replace(name.clone());
         let nick = c.nick.clone();
+        if let Some(previous) = previous {
+            self.session_ended(id, &previous);
+        }
+        let folded = names::fold(account);
+        self.accounts
+            .sessions
+            .entry(folded.clone())
+            .or_default()
+            .push(id);
+        // The session learns the account's read markers (it answers
+        // `MARKREAD` and tells them on joining by itself).
+        let marks: Vec<(Name, Arc<str>)> = self
+            .accounts
+            .markers
+            .get(&folded)
+            .map(|m| {
+                m.iter()
+                    .map(|(t, at)| (t.as_str().into(), at.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !marks.is_empty() {
+            let body = EventBody::ReadMarkers { marks, tell: false };
+            self.reply(id, body);
+        }
         let body = AccountEvent::LoggedIn {
             account: name.clone(),
             nick: nick.clone(),
@@ -364,15 +479,9 @@ impl ChatState {
                 key: m.key.as_deref().map(String::from),
                 limit: m.limit,
             },
-            bans: r
-                .bans
-                .iter()
-                .map(|b| BanRecord {
-                    mask: b.mask.to_string(),
-                    set_by: b.set_by.to_string(),
-                    set_at_ms: b.set_at_ms,
-                })
-                .collect(),
+            bans: ban_records(&r.bans),
+            excepts: ban_records(&r.excepts),
+            invexes: ban_records(&r.invexes),
         })
     }
 
@@ -399,15 +508,9 @@ impl ChatState {
             key: m.key.as_deref().map(Arc::from),
             limit: m.limit,
         };
-        room.bans = rec
-            .bans
-            .iter()
-            .map(|b| BanInfo {
-                mask: b.mask.as_str().into(),
-                set_by: b.set_by.as_str().into(),
-                set_at_ms: b.set_at_ms,
-            })
-            .collect();
+        room.bans = ban_infos(&rec.bans);
+        room.excepts = ban_infos(&rec.excepts);
+        room.invexes = ban_infos(&rec.invexes);
     }
 
     /// Whether someone may enter the registered room `key`, which has
@@ -437,4 +540,26 @@ impl ChatState {
                 .is_some_and(|a| names::fold(a) == names::fold(&rec.founder)),
         )
     }
+}
+
+/// A mask list (`+b`, `+e`, `+I`) as saved.
+fn ban_records(list: &[BanInfo]) -> Vec<BanRecord> {
+    list.iter()
+        .map(|b| BanRecord {
+            mask: b.mask.to_string(),
+            set_by: b.set_by.to_string(),
+            set_at_ms: b.set_at_ms,
+        })
+        .collect()
+}
+
+/// A saved mask list as the room keeps it.
+fn ban_infos(list: &[BanRecord]) -> Vec<BanInfo> {
+    list.iter()
+        .map(|b| BanInfo {
+            mask: b.mask.as_str().into(),
+            set_by: b.set_by.as_str().into(),
+            set_at_ms: b.set_at_ms,
+        })
+        .collect()
 }

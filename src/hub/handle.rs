@@ -100,6 +100,30 @@ impl<R: Router> ChatHandle<R> {
         self.lock().state.private_log_with(conn, person)
     }
 
+    /// Who `conn` is in private history (its account, or its guest
+    /// session: see `ChatState::history_identity`).
+    pub fn history_identity(&self, conn: ConnId) -> Option<String> {
+        self.lock().state.history_identity(conn)
+    }
+
+    /// How private-history peers are shown: accounts by name, guest
+    /// sessions by their nick now (`None`: the session is gone).
+    pub fn show_peers(&self, peers: Vec<(String, u64)>) -> Vec<(Name, u64)> {
+        let core = self.lock();
+        peers
+            .into_iter()
+            .filter_map(|(peer, at)| match peer.starts_with('!') {
+                true => core.state.session_nick(&peer).map(|n| (n, at)),
+                false => Some((peer.into(), at)),
+            })
+            .collect()
+    }
+
+    /// The rooms `conn` is in: (folded key, name as people write it).
+    pub fn rooms_of(&self, conn: ConnId) -> Vec<(String, Name)> {
+        self.lock().state.rooms_of(conn)
+    }
+
     pub fn account_of(&self, conn: ConnId) -> Option<Name> {
         self.lock().state.account_of(conn).cloned()
     }
@@ -339,6 +363,9 @@ impl<R: Router> Core<R> {
         if let Some(accounts) = &self.accounts {
             for room in fx.saves {
                 accounts.save_room(room);
+            }
+            for (account, target, at) in &fx.markers {
+                accounts.save_marker(account, target, at);
             }
         }
         let wait = fx.facts.iter().any(|f| f.body.must_be_durable());

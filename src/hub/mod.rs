@@ -157,6 +157,8 @@ pub struct Effects {
     pub outcome: Outcome,
     /// Registered rooms whose state changed, for the accounts store.
     pub saves: Vec<RoomRecord>,
+    /// Read markers that moved: (folded account, folded target, timestamp).
+    pub markers: Vec<(String, String, String)>,
 }
 
 impl Default for Effects {
@@ -167,6 +169,7 @@ impl Default for Effects {
             control: Vec::new(),
             outcome: Outcome::Continue,
             saves: Vec::new(),
+            markers: Vec::new(),
         }
     }
 }
@@ -217,6 +220,13 @@ struct Conn {
     account: Option<Name>,
     /// Connected over TLS (IRC WHOIS says so).
     secure: bool,
+    /// Who this connection is in private history while it is not logged
+    /// in: `!node.local.id`, the id of its registration fact, which no
+    /// other session ever has (see `ChatState::history_identity`).
+    session: Option<Arc<str>>,
+    /// Keys of the private logs this guest session wrote to (their order
+    /// is forgotten when it ends).
+    guest_logs: Vec<Name>,
 }
 
 impl Conn {
@@ -244,6 +254,8 @@ impl Conn {
             active_ms: now,
             account: None,
             secure: false,
+            session: None,
+            guest_logs: Vec::new(),
         };
         c.update_mask();
         c
@@ -351,6 +363,17 @@ impl ChatState {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
         r.members.contains_key(&id).then_some(r.seq)
+    }
+
+    /// The rooms `id` is in: (folded key, name as people write it).
+    pub fn rooms_of(&self, id: ConnId) -> Vec<(String, Name)> {
+        let Some(c) = self.conns.get(&id) else {
+            return Vec::new();
+        };
+        c.rooms
+            .iter()
+            .filter_map(|k| Some((k.to_string(), self.rooms.get(k)?.name.clone())))
+            .collect()
     }
 
     /// The name of the room `id` talks in now.
@@ -524,6 +547,7 @@ impl ChatState {
                 self.tags = None;
             }
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
+            Command::MarkRead { target, at } => self.mark_read(id, &target, &at),
             Command::Monitor(op) => self.monitor(id, op),
             Command::SetName { realname } => self.set_name(id, realname),
             Command::Invites => {
@@ -726,7 +750,10 @@ impl ChatState {
             host: c.host.clone(),
             realname: c.realname.clone(),
         };
-        self.fact(id, None, body);
+        let online_id = self.fact(id, None, body).id;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.session = Some(format!("!{}.{}.{online_id}", id.node, id.local).into());
+        }
         let online = self.online();
         self.max_online = self.max_online.max(online);
         self.reply(
@@ -852,19 +879,11 @@ impl ChatState {
             text: text.clone(),
             action,
         };
-        let log = self.private_log(id, target);
         let (msg_id, at_ms) = {
             let f = self.fact(id, None, body);
             (f.id, f.at_ms)
         };
-        // Between two accounts the line is kept, in the pair's own order.
-        if let Some(log) = log {
-            let seq = self.seqs.entry(log.as_str().into()).or_insert(0);
-            *seq += 1;
-            if let Some(f) = self.fx.facts.last_mut() {
-                (f.room, f.seq) = (Some(log.into()), *seq);
-            }
-        }
+        self.keep_private(id, target);
         let ev = Event::by(
             self.mask_of(id),
             EventBody::Private {
@@ -887,6 +906,27 @@ impl ChatState {
         }
         if let Some(text) = away {
             self.reply(id, EventBody::AwayReply { nick: to, text });
+        }
+    }
+
+    /// The fact just made, between `id` and `target`, is kept in their
+    /// private log, in the pair's own order.
+    pub(super) fn keep_private(&mut self, id: ConnId, target: ConnId) {
+        let Some(log) = self.private_log(id, target) else {
+            return;
+        };
+        let key: Name = log.as_str().into();
+        for who in [id, target] {
+            if let Some(c) = self.conns.get_mut(&who) {
+                if c.account.is_none() && !c.guest_logs.contains(&key) {
+                    c.guest_logs.push(key.clone());
+                }
+            }
+        }
+        let seq = self.seqs.entry(key.clone()).or_insert(0);
+        *seq += 1;
+        if let Some(f) = self.fx.facts.last_mut() {
+            (f.room, f.seq) = (Some(key), *seq);
         }
     }
 
@@ -1114,6 +1154,14 @@ impl ChatState {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        // A guest's private logs cannot be reached any more (see
+        // `history_identity`): their order need not be kept.
+        for key in &conn.guest_logs {
+            self.seqs.remove(key);
+        }
+        if let Some(account) = &conn.account {
+            self.session_ended(id, account);
+        }
         self.unwatch_all(id, &conn.watching);
         let Some(nick) = conn.nick else { return };
         self.release_nick(&nick, id);

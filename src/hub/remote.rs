@@ -198,7 +198,10 @@ impl ChatState {
         }
         let id = fact.by;
         // A private line's `room` is the key it is kept under, not a room.
-        let private = matches!(fact.body, FactBody::Private { .. });
+        let private = matches!(
+            fact.body,
+            FactBody::Private { .. } | FactBody::Tagged { to: Some(_), .. }
+        );
         let key = fact
             .room
             .as_deref()
@@ -273,7 +276,9 @@ impl ChatState {
                 }
                 Some(Audience::Conns(self.peers(id, false)))
             }
-            FactBody::Said { .. } | FactBody::Noticed { to: None, .. } => {
+            FactBody::Said { .. }
+            | FactBody::Noticed { to: None, .. }
+            | FactBody::Tagged { to: None, .. } => {
                 // Our own sender outside the room (it is -n) sees its line too.
                 let outside = key
                     .as_ref()
@@ -282,7 +287,9 @@ impl ChatState {
                 also = (own && outside).then_some(Audience::Conn(id));
                 room_audience()
             }
-            FactBody::Noticed { to: Some(to), .. } | FactBody::Private { to, .. } => {
+            FactBody::Noticed { to: Some(to), .. }
+            | FactBody::Private { to, .. }
+            | FactBody::Tagged { to: Some(to), .. } => {
                 let target = self.nicks.get(&names::fold(to)).copied();
                 // Our own sender sees its line too (once, if it wrote to itself).
                 also = (own && target != Some(id)).then_some(Audience::Conn(id));

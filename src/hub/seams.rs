@@ -34,16 +34,26 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError>;
-    /// The people `account` (folded) has private lines with, newest
-    /// conversation last, each with the time of its newest line within
-    /// `from_ms`..`to_ms` (exclusive); at most `limit`. Names are folded
-    /// account names.
+    /// The people `account` (folded: an account, or a guest session) has
+    /// private lines with, newest conversation last, each with the time
+    /// of its newest line, when that is within `from_ms`..`to_ms`
+    /// (exclusive); at most `limit`. Names are folded account names or
+    /// guest sessions (`!…`).
     fn private_targets(
         &self,
         account: &str,
         from_ms: u64,
         to_ms: u64,
         limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// The time of the newest message or notice of each room in `rooms`
+    /// (folded keys), for those whose newest is within `from_ms`..`to_ms`
+    /// (exclusive). One lookup per room: no scan of the time window.
+    fn latest_lines(
+        &self,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
     ) -> Result<Vec<(String, u64)>, StoreError>;
     /// The last sequence number of each room (folded key), so a restarted
     /// server continues every room's order.
@@ -67,6 +77,10 @@ pub trait Accounts: Send + Sync + 'static {
     fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
     /// Keeps this state of a registered room (queued; written in order).
     fn save_room(&self, room: super::RoomRecord);
+    /// Keeps `account`'s read marker of `target` (both folded), a
+    /// server-time timestamp (queued like `save_room`; a marker only
+    /// moves forward).
+    fn save_marker(&self, _account: &str, _target: &str, _at: &str) {}
     /// Returns once everything queued so far is written (a stopping server
     /// calls it, so that a server started next on the same file finds it).
     fn flush(&self) {}

@@ -1,11 +1,24 @@
 //! Tags with no message (IRCv3 `TAGMSG`: typing notifications, reactions):
-//! relayed like a message to a room or a person under the same rules, but
-//! not kept in history. Protocols that do not take tags show nothing.
+//! relayed like a message to a room or a person under the same rules;
+//! kept in history when its tags ask for it ([`kept`]), and replayed only
+//! to clients that ask for events (IRC `draft/event-playback`).
+//! Protocols that do not take tags show nothing.
 //! Also lines for a room's operators only (IRC `STATUSMSG`), which are not
 //! kept either (the history is for every member).
 
 use super::{names, Audience, ChatState};
+use crate::proto::fact::FactBody;
 use crate::proto::{now_ms, ClientTags, ConnId, ErrorCode, Event, EventBody, Refusal, Target};
+
+/// Tags that ask for a `TAGMSG` to be kept in history: `+draft/persist`,
+/// and reactions (`+draft/react`, `+react`). Typing notifications and the
+/// like are relayed only.
+pub(super) const KEPT_TAGS: &[&str] = &["+draft/persist", "+draft/react", "+react"];
+
+/// Whether a `TAGMSG` with these tags is kept in history.
+pub(super) fn kept(tags: &ClientTags) -> bool {
+    tags.iter().any(|(k, _)| KEPT_TAGS.contains(&&**k))
+}
 
 impl ChatState {
     /// A line to a room's operators (and voiced members, `voiced`), under
@@ -73,8 +86,7 @@ impl ChatState {
         let (Some(from), source) = (conn.nick.clone(), conn.mask.clone()) else {
             return;
         };
-        let msg_id = self.ids.next(now_ms());
-        let (room, to, audience, outside) = match target {
+        let (room, to, audience, outside, key, person) = match target {
             Target::Room(name) => {
                 let key = match self.current_room(id, Some(name)) {
                     Ok(k) => k,
@@ -88,15 +100,50 @@ impl ChatState {
                     return self.refuse(id, refusal);
                 }
                 let outside = !r.members.contains_key(&id);
-                (Some(r.name.clone()), None, Audience::Room(key), outside)
+                let room = Some(r.name.clone());
+                (
+                    room,
+                    None,
+                    Audience::Room(key.clone()),
+                    outside,
+                    Some(key),
+                    None,
+                )
             }
             Target::Person(nick) => {
                 let Some(&target) = self.nicks.get(&names::fold(nick)) else {
                     return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
                 };
                 let to = self.nick_of(target).cloned();
-                (None, to, Audience::Conn(target), target != id)
+                let outside = target != id;
+                (
+                    None,
+                    to,
+                    Audience::Conn(target),
+                    outside,
+                    None,
+                    Some(target),
+                )
             }
+        };
+        let body = FactBody::Tagged {
+            from: from.clone(),
+            to: to.clone(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let (msg_id, at_ms) = match kept(&tags) {
+            true => {
+                let f = self.fact(id, key.as_ref(), body);
+                let made = (f.id, f.at_ms);
+                if let Some(target) = person {
+                    self.keep_private(id, target);
+                }
+                made
+            }
+            false => (self.ids.next(now_ms()), now_ms()),
         };
         let body = EventBody::TagMsg {
             id: msg_id,
@@ -105,6 +152,7 @@ impl ChatState {
             to,
         };
         let ev = Event::by(Some(source), body)
+            .at(at_ms)
             .with_tags(Some(tags))
             .from_bot(self.is_bot(id));
         if outside {

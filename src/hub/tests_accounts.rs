@@ -14,6 +14,7 @@ fn registry(accounts: &[&str]) -> Registry {
     Registry {
         accounts: accounts.iter().map(|a| a.to_string()).collect(),
         rooms: Vec::new(),
+        markers: Vec::new(),
     }
 }
 
@@ -153,4 +154,30 @@ fn registered_rooms_keep_their_state_and_founder() {
         },
     );
     assert_eq!(error_code(&w.take(b)), Some(ErrorCode::NotLoggedIn));
+}
+
+#[test]
+fn a_guest_is_its_session_in_private_history() {
+    let mut w = World::new();
+    w.hub().load_registry(registry(&["Alice"]), 0);
+    let a = w.user("alice");
+    login(&mut w, a, "Alice", false);
+    let g = w.user("gus");
+    let key = w
+        .hub()
+        .private_log_with(a, "gus")
+        .expect("a guest has a log");
+    assert_eq!(w.hub().private_log_with(g, "ALICE"), Some(key.clone()));
+    let token = w.hub().history_identity(g).expect("registered");
+    assert!(token.starts_with('!') && key.contains(&token), "{key}");
+    assert_eq!(w.hub().session_nick(&token).as_deref(), Some("gus"));
+    // Gone, and someone else takes the nick: another log, the old one unreached.
+    w.disconnect(g, "bye");
+    assert_eq!(w.hub().session_nick(&token), None);
+    let g2 = w.user("gus");
+    let key2 = w.hub().private_log_with(a, "gus").expect("a log");
+    assert_ne!(key2, key, "{key2}");
+    assert_ne!(w.hub().history_identity(g2), Some(token));
+    // A forged token names nobody.
+    assert_eq!(w.hub().session_nick("!0.1.nothing"), None);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConnId, Event, EventBody, ModeChange, MsgId, Name};
+use super::{ClientTags, ConnId, Event, EventBody, ModeChange, MsgId, Name};
 
 /// One change, with its id and time. Room facts carry the room's name and
 /// their place in its order (`seq`, from 1); others have `room: None`, `seq: 0`.
@@ -65,6 +65,14 @@ pub enum FactBody {
         to: Name,
         text: Arc<str>,
         action: bool,
+    },
+    /// Tags with no message (IRC `TAGMSG`) to `room`, or to `to` (then
+    /// `room` is the private log), kept when they ask to be (see
+    /// `hub::tags::kept`); shown in history only with events.
+    Tagged {
+        from: Name,
+        to: Option<Name>,
+        tags: Vec<(String, String)>,
     },
     /// `nick` registered (came online) with this user and host.
     Online {
@@ -142,6 +150,7 @@ impl FactBody {
             FactBody::Said { .. } => "said",
             FactBody::Noticed { .. } => "noticed",
             FactBody::Private { .. } => "private",
+            FactBody::Tagged { .. } => "tagged",
             FactBody::Online { .. } => "online",
             FactBody::Joined { .. } => "joined",
             FactBody::Parted { .. } => "parted",
@@ -216,6 +225,20 @@ impl Fact {
                 action: *action,
             },
             FactBody::Online { .. } => return None,
+            FactBody::Tagged { from, to, tags } => {
+                let body = EventBody::TagMsg {
+                    id: self.id,
+                    from: from.clone(),
+                    room: to.is_none().then(room),
+                    to: to.clone(),
+                };
+                let tags: ClientTags = tags
+                    .iter()
+                    .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
+                    .collect();
+                let ev = Event::by(Some(self.source.clone()), body).at(self.at_ms);
+                return Some(ev.with_tags(Some(tags)));
+            }
             FactBody::Joined { nick } => EventBody::Joined {
                 room: room(),
                 nick: nick.clone(),

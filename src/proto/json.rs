@@ -434,6 +434,7 @@ fn wire_event(body: &EventBody) -> Option<wire::Event<'_>> {
         // (WALLOPS needs user mode +w, lines for operators need STATUSMSG).
         EventBody::Names { .. }
         | EventBody::HistoryTargets { .. }
+        | EventBody::ReadMarkers { .. }
         | EventBody::UserHosts { .. }
         | EventBody::IsOn { .. }
         | EventBody::WhoWas { .. }

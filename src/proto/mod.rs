@@ -162,6 +162,9 @@ pub enum Command {
     /// Tags and nothing else, to a room or a person (IRCv3 `TAGMSG`: typing
     /// notifications, reactions).
     TagMsg { target: Target, tags: ClientTags },
+    /// The user read `target` up to `at` (a server-time timestamp, IRCv3
+    /// `draft/read-marker`): kept for its account, if logged in.
+    MarkRead { target: String, at: String },
     /// Be told when people come online or leave (IRCv3 `MONITOR`).
     Monitor(Monitor),
     /// Also be told when watched people go away or change their real name,
@@ -200,6 +203,10 @@ pub enum Monitor {
 /// Client-only tags (`+typing=active`): (key with its `+`, unescaped value)
 /// pairs the server relays untouched.
 pub type ClientTags = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// Most targets a read marker is kept for, per connection (guests) or
+/// per account.
+pub const MAX_MARKERS: usize = 1000;
 
 /// A room or a person (or a mask of people), as a command names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -594,10 +601,18 @@ pub enum EventBody {
     },
     /// Accounts: logins, protected nicks, registered rooms.
     Account(AccountEvent),
-    /// The people the asker has private lines with, with the time of the
-    /// newest, oldest conversation first (see
-    /// [`session::TargetsRequest`]).
-    HistoryTargets { targets: Vec<(Name, u64)> },
+    /// The rooms the asker is in and the people it has private lines
+    /// with, with the time of the newest line, oldest conversation first
+    /// (see [`session::TargetsRequest`]); `true`: a room.
+    HistoryTargets { targets: Vec<(Name, u64, bool)> },
+    /// Read markers of the account the reader is logged in to (folded
+    /// target, server-time timestamp): all of them on logging in (`tell`
+    /// false: for the session to know), or one that another session of
+    /// the account moved (`tell`: shown to clients that take them).
+    ReadMarkers {
+        marks: Vec<(Name, Arc<str>)>,
+        tell: bool,
+    },
 }
 
 /// Who may see a room listed and its members from outside.

@@ -637,9 +637,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
+        EventBody::ReadMarkers { .. } => {} // for IRC clients' read markers
         EventBody::HistoryTargets { targets } => {
-            let people: Vec<&str> = targets.iter().map(|(n, _)| &**n).collect();
-            p.system(&format!("*** Private history with: {}", people.join(", ")))
+            let shown: Vec<String> = targets
+                .iter()
+                .map(|(n, _, room)| match room {
+                    true => format!("#{n}"),
+                    false => n.to_string(),
+                })
+                .collect();
+            p.system(&format!("*** History in: {}", shown.join(", ")))
         }
         EventBody::MonOnline { people } => {
             let people: Vec<&str> = people.iter().map(|p| &**p).collect();
@@ -673,7 +680,8 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 return;
             }
             p.system(&format!("*** History of #{room}:"));
-            for ev in facts.iter().filter_map(|f| f.event()) {
+            let shown = facts.iter().filter_map(|f| f.event());
+            for ev in shown.filter(|ev| !matches!(ev.body, EventBody::TagMsg { .. })) {
                 p.paint(SYSTEM, &format!("[{}] ", clock(ev.at_ms)));
                 render(&ev, color, p.out);
             }

@@ -222,31 +222,48 @@ impl session::Chat for Port<'_> {
         self.shared.chat.member_seq(self.id, room).is_some()
     }
 
-    /// Read off the chat lock, like history; nobody (not logged in): an
-    /// empty answer.
+    /// Read off the chat lock, like history: the rooms the asker is in
+    /// and the people it has private lines with (as an account, or as
+    /// this guest session), each with the time of its newest line.
     fn history_targets(&mut self, r: TargetsRequest) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
-        let Some(account) = chat.account_of(id) else {
+        let Some(me) = chat.history_identity(id) else {
             let targets = Vec::new();
             return chat.tell(id, EventBody::HistoryTargets { targets });
         };
-        let account = crate::hub::names::fold(&account);
         let limit = r
             .limit
             .clamp(1, self.shared.config.history_max_lines.max(1));
+        let rooms = chat.rooms_of(id);
         let store = self.shared.store.clone();
         tokio::spawn(async move {
-            let read = move || store.private_targets(&account, r.from_ms, r.to_ms, limit);
+            let read = move || {
+                let keys: Vec<String> = rooms.iter().map(|(k, _)| k.clone()).collect();
+                let in_rooms = store.latest_lines(&keys, r.from_ms, r.to_ms)?;
+                let people = store.private_targets(&me, r.from_ms, r.to_ms, limit)?;
+                Ok::<_, crate::hub::StoreError>((rooms, in_rooms, people))
+            };
             let body = match tokio::task::spawn_blocking(read).await {
-                Ok(Ok(found)) => EventBody::HistoryTargets {
-                    targets: found.into_iter().map(|(n, t)| (n.into(), t)).collect(),
-                },
+                Ok(Ok((rooms, in_rooms, people))) => {
+                    let mut targets: Vec<(Name, u64, bool)> = in_rooms
+                        .into_iter()
+                        .filter_map(|(key, t)| {
+                            let (_, name) = rooms.iter().find(|(k, _)| *k == key)?;
+                            Some((name.clone(), t, true))
+                        })
+                        .collect();
+                    let people = chat.show_peers(people);
+                    targets.extend(people.into_iter().map(|(n, t)| (n, t, false)));
+                    targets.sort_by_key(|(_, t, _)| *t);
+                    targets.truncate(limit);
+                    EventBody::HistoryTargets { targets }
+                }
                 Ok(Err(e)) => {
-                    warn!("private history targets: {e}");
+                    warn!("history targets: {e}");
                     let detail = "history cannot be read right now";
                     EventBody::Refused(Refusal::new(ErrorCode::StoreFailed).detail(detail))
                 }
-                Err(_) => return,
+                Err(_) => EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)),
             };
             chat.tell(id, body);
         });
@@ -257,7 +274,7 @@ impl session::Chat for Port<'_> {
     fn history(&mut self, r: HistoryRequest) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
         if let Some(person) = r.with {
-            return self.private_history(person, r.query, r.limit, r.asked);
+            return self.private_history(person, r.query, r.limit, r.events, r.asked);
         }
         let room = match r
             .room
@@ -295,18 +312,27 @@ impl session::Chat for Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &room, query, limit, r.events, r.asked);
-            if let Ok(body) = tokio::task::spawn_blocking(read).await {
-                chat.tell(id, body);
-            }
+            // An answer always comes (an IRC session waits for it).
+            let body = tokio::task::spawn_blocking(read)
+                .await
+                .unwrap_or_else(|_| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
+            chat.tell(id, body);
         });
     }
 }
 
-/// Private history: the lines between the asker and `person`, if both
-/// are accounts (else an empty answer: guests' lines are not kept). Read
+/// Private history: the lines between the asker and `person`, each an
+/// account or a guest session (see `ChatState::history_identity`). Read
 /// off the chat lock, like a room's.
 impl Port<'_> {
-    fn private_history(&mut self, person: String, query: HistoryQuery, limit: usize, asked: bool) {
+    fn private_history(
+        &mut self,
+        person: String,
+        query: HistoryQuery,
+        limit: usize,
+        events: bool,
+        asked: bool,
+    ) {
         let (chat, id) = (self.shared.chat.clone(), self.id);
         let limit = limit.clamp(1, self.shared.config.history_max_lines.max(1));
         let with = Some(Name::from(person.as_str()));
@@ -327,13 +353,14 @@ impl Port<'_> {
             if let Some(w) = durable {
                 w.reached(marker).await;
             }
-            let read = move || read_history(&*store, &log, query, limit, false, asked);
-            if let Ok(mut body) = tokio::task::spawn_blocking(read).await {
-                if let EventBody::History { with: w, .. } = &mut body {
-                    *w = with;
-                }
-                chat.tell(id, body);
+            let read = move || read_history(&*store, &log, query, limit, events, asked);
+            let mut body = tokio::task::spawn_blocking(read)
+                .await
+                .unwrap_or_else(|_| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
+            if let EventBody::History { with: w, .. } = &mut body {
+                *w = with;
             }
+            chat.tell(id, body);
         });
     }
 }

@@ -91,6 +91,8 @@ impl Accounts for MemoryAccounts {
 enum Job {
     Create(AccountRecord, mpsc::Sender<Result<bool, StoreError>>),
     SaveRoom(RoomRecord),
+    /// An account's read marker of a target: (account, target, timestamp).
+    SaveMarker(String, String, String),
     /// Answered once the jobs before it are done.
     Flush(mpsc::Sender<()>),
 }
@@ -178,6 +180,16 @@ fn write_jobs(conn: Connection, jobs: mpsc::Receiver<Job>) {
                     error!("registered room {} not saved: {e}", room.name);
                 }
             }
+            Job::SaveMarker(account, target, at) => {
+                let saved = conn.execute(
+                    "INSERT INTO read_marker (account, target, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account, target) DO UPDATE SET at = max(at, ?3)",
+                    params![account, target, at],
+                );
+                if let Err(e) = saved {
+                    error!("read marker of {account} not saved: {e}");
+                }
+            }
             Job::Flush(done) => {
                 let _ = done.send(());
             }
@@ -244,7 +256,15 @@ impl Accounts for SqliteAccounts {
                     Err(e) => warn!("registered room {key}: unreadable, skipped: {e}"),
                 }
             }
-            Ok(Registry { accounts, rooms })
+            let mut stmt = c.prepare("SELECT account, target, at FROM read_marker")?;
+            let markers = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Registry {
+                accounts,
+                rooms,
+                markers,
+            })
         })
     }
 
@@ -291,6 +311,13 @@ impl Accounts for SqliteAccounts {
             error!("registered room not saved: {e}");
         }
     }
+
+    fn save_marker(&self, account: &str, target: &str, at: &str) {
+        let job = Job::SaveMarker(account.into(), target.into(), at.into());
+        if let Err(e) = self.send(job) {
+            error!("read marker not saved: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -328,14 +355,25 @@ mod tests {
             topic: None,
             modes: Default::default(),
             bans: Vec::new(),
+            excepts: vec![crate::hub::BanRecord {
+                mask: "*!*@friend".into(),
+                set_by: "Alice".into(),
+                set_at_ms: 3,
+            }],
+            invexes: Vec::new(),
         };
         accounts.save_room(room.clone());
+        accounts.save_marker("alice", "#rust", "2021-01-01T00:00:00.000Z");
+        accounts.save_marker("alice", "#rust", "2020-01-01T00:00:00.000Z");
         drop(accounts);
         drop(store);
         let accounts = SqliteAccounts::open(&path).unwrap();
         let reg = accounts.load().unwrap();
         assert_eq!(reg.accounts, ["Alice"]);
         assert_eq!(reg.rooms, [room]);
+        let newest = "2021-01-01T00:00:00.000Z".to_string();
+        let marker = ("alice".to_string(), "#rust".to_string(), newest);
+        assert_eq!(reg.markers, [marker], "a marker only moves forward");
         let got = accounts.get("ALICE").unwrap().unwrap();
         assert_eq!(got.scram, a.scram);
         assert!(verify(&got, "pw12345678"));

@@ -93,17 +93,30 @@ impl Store for MemoryStore {
             .iter()
             .filter_map(|(key, (_, log))| {
                 let peer = crate::proto::fact::private_peer(key, account)?;
-                let last = log
-                    .iter()
-                    .rev()
-                    .map(|f| f.at_ms)
-                    .find(|t| *t > from_ms && *t < to_ms)?;
-                Some((peer.to_string(), last))
+                let last = log.back()?.at_ms;
+                (last > from_ms && last < to_ms).then(|| (peer.to_string(), last))
             })
             .collect();
         out.sort_by_key(|(_, t)| *t);
         out.truncate(limit);
         Ok(out)
+    }
+
+    fn latest_lines(
+        &self,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(rooms
+            .iter()
+            .filter_map(|key| {
+                let (_, log) = inner.rooms.get(key)?;
+                let last = log.iter().rev().find(|f| f.body.is_message())?.at_ms;
+                (last > from_ms && last < to_ms).then(|| (key.clone(), last))
+            })
+            .collect())
     }
 
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -201,8 +214,9 @@ mod tests {
         ]);
         let t = store.private_targets("alice", 0, 100, 10).unwrap();
         assert_eq!(t, [("carol".to_string(), 7), ("bob".to_string(), 9)]);
+        // A conversation whose newest line is past the window is not listed.
         let t = store.private_targets("alice", 0, 9, 10).unwrap();
-        assert_eq!(t, [("bob".to_string(), 5), ("carol".to_string(), 7)]);
+        assert_eq!(t, [("carol".to_string(), 7)]);
         assert_eq!(store.private_targets("alice", 0, 100, 1).unwrap().len(), 1);
         assert!(store
             .private_targets("lobby", 0, 100, 10)

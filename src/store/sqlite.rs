@@ -19,7 +19,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -156,6 +156,20 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 3 {
+        // IRCv3 read markers of accounts (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE read_marker (
+                 account TEXT NOT NULL,        -- folded account name
+                 target  TEXT NOT NULL,        -- folded channel or nick
+                 at      TEXT NOT NULL,        -- server-time timestamp
+                 PRIMARY KEY (account, target)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 3;
+             COMMIT;",
+        )?;
+    }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
 }
@@ -279,7 +293,10 @@ impl Store for SqliteStore {
         self.read(|c| history(c, &key, query, limit, events))
     }
 
-    /// Private logs are keyed `@a@b`, so they are one range of the index.
+    /// Private logs are keyed `@a@b`: those where `account` comes first
+    /// are one range of `room_seq`'s key, the others are among its
+    /// private keys (one row per conversation, not per line); each
+    /// conversation's newest line is then one primary-key lookup.
     fn private_targets(
         &self,
         account: &str,
@@ -288,17 +305,20 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows: Vec<(String, i64)> = self.read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT room, max(at_ms) FROM room_log
-                 WHERE room >= '@' AND room < 'A' AND at_ms > ?1 AND at_ms < ?2
-                   AND (substr(room, 1, length(?3)) = ?3 OR substr(room, -length(?4)) = ?4)
-                 GROUP BY room",
+            let mut stmt = c.prepare_cached(
+                "SELECT s.room, l.at_ms FROM room_seq s
+                   JOIN room_log l ON l.room = s.room AND l.seq = s.seq
+                 WHERE ((s.room >= ?1 AND s.room < ?2)
+                        OR (s.room >= '@' AND s.room < 'A'
+                            AND substr(s.room, -length(?3)) = ?3))
+                   AND l.at_ms > ?4 AND l.at_ms < ?5",
             )?;
             let first = format!("@{account}@");
+            let past_first = format!("@{account}A"); // 'A' follows '@'
             let second = format!("@{account}");
             let from = from_ms.min(i64::MAX as u64) as i64;
             let to = to_ms.min(i64::MAX as u64) as i64;
-            let rows = stmt.query_map(params![from, to, first, second], |r| {
+            let rows = stmt.query_map(params![first, past_first, second, from, to], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
             rows.collect()
@@ -313,6 +333,33 @@ impl Store for SqliteStore {
         out.sort_by_key(|(_, t)| *t);
         out.truncate(limit);
         Ok(out)
+    }
+
+    /// Each room's newest message: a walk back from its last `seq` on the
+    /// primary key, past joins and the like.
+    fn latest_lines(
+        &self,
+        rooms: &[String],
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT at_ms FROM room_log WHERE room = ?1
+                   AND kind IN ('said', 'noticed', 'private')
+                 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let mut out = Vec::new();
+            for key in rooms {
+                let last: Option<i64> = stmt.query_row([key], |r| r.get(0)).optional()?;
+                if let Some(t) = last.map(|t| t as u64) {
+                    if t > from_ms && t < to_ms {
+                        out.push((key.clone(), t));
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {

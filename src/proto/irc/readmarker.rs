@@ -1,14 +1,14 @@
 //! IRCv3 `draft/read-marker`: `MARKREAD <target> [timestamp=…]` records
 //! (and tells back) how far the client has read a channel or a
-//! conversation; on joining a channel the client is told its marker. natter
-//! keeps markers per connection (there are no accounts to keep them on),
-//! at most [`MAX_MARKERS`]; a marker only ever moves forward.
+//! conversation; on joining a channel the client is told its marker. Each
+//! connection keeps its markers here, at most [`MAX_MARKERS`]; a marker
+//! only ever moves forward. For a connection logged in to an account these
+//! are a copy of the account's (kept by the chat and in the database,
+//! loaded on logging in and updated when another session moves one).
 
 use std::collections::HashMap;
 
-/// Most targets one connection keeps a read marker for (the oldest set is
-/// forgotten first).
-pub const MAX_MARKERS: usize = 1000;
+pub use crate::proto::MAX_MARKERS;
 
 /// One connection's read markers, by folded target.
 #[derive(Debug, Default)]

@@ -880,8 +880,12 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
                 line(out, None, server, "BATCH", &start, None);
             }
             let tag = batch.map(|id| format!("batch={id}"));
-            for (target, at_ms) in targets {
-                let params = ["TARGETS", &**target, &iso8601(*at_ms)];
+            for (target, at_ms, room) in targets {
+                let target = match room {
+                    true => chan(target),
+                    false => target.to_string(),
+                };
+                let params = ["TARGETS", &*target, &iso8601(*at_ms)];
                 line(out, tag.as_deref(), server, "CHATHISTORY", &params, None);
             }
             if let Some(id) = batch {
@@ -1063,6 +1067,15 @@ pub fn history(target: &str, facts: &[Fact], asked: bool, ctx: &Ctx, out: &mut V
         }
         if ctx.caps.message_tags {
             tags.push(format!("msgid={}", fact.id));
+            // The client-only tags kept with it (a kept `TAGMSG`).
+            for (k, v) in ev.tags.iter().flat_map(|t| t.iter()) {
+                let mut tag = k.to_string();
+                if !v.is_empty() {
+                    tag.push('=');
+                    escape_tag(v, &mut tag);
+                }
+                tags.push(tag);
+            }
         }
         let tags = tags.join(";");
         with_tags(&ev, (!tags.is_empty()).then_some(tags.as_str()), out);

@@ -21,8 +21,8 @@ use crate::proto::session::{
     shared_name, Chat, Goodbye, HistoryRequest, Mark, OperBook, Protocol, Replay, SessionConfig,
 };
 use crate::proto::{
-    AccountEvent, AccountRequest, Command, Event, EventBody, Flavor, Name, Outcome, Password,
-    Profile, Target,
+    AccountEvent, AccountRequest, Command, ErrorCode, Event, EventBody, Flavor, Name, Outcome,
+    Password, Profile, Target,
 };
 
 /// Most WHOs awaiting their answer whose WHOX fields a session remembers.
@@ -75,7 +75,9 @@ pub struct IrcSession {
     pass_pending: bool,
     /// That login was answered: registration goes on.
     pass_answered: bool,
-    /// Something was asked of the accounts and not answered yet: lines wait.
+    /// Something was asked of the accounts or of the history (read off
+    /// the chat lock, answered later) and not answered yet: lines wait,
+    /// so that the answer comes before what answers the next lines.
     waiting: bool,
     /// Labels of commands sent and not answered yet (`labeled-response`).
     labels: std::collections::VecDeque<String>,
@@ -361,7 +363,15 @@ impl IrcSession {
             Input::MarkRead { target, value } => {
                 let reply = match value {
                     None => Ok(self.read_markers.get(&target)),
-                    Some(v) => self.read_markers.set(&target, &v),
+                    Some(v) => {
+                        let set = self.read_markers.set(&target, &v);
+                        // Kept for the account too (if logged in to one).
+                        if let Some(at) = v.strip_prefix("timestamp=").filter(|_| set.is_ok()) {
+                            let (target, at) = (target.clone(), at.to_string());
+                            chat.execute(Command::MarkRead { target, at });
+                        }
+                        set
+                    }
                 };
                 let reply = match reply {
                     Ok(mark) => Reply::Verb {
@@ -459,28 +469,37 @@ impl IrcSession {
                     },
                 )
             }
-            Input::HistoryTargets(request) => chat.history_targets(request),
-            // A nick: the private lines with them (kept between accounts).
+            Input::HistoryTargets(request) => {
+                self.waiting = true;
+                chat.history_targets(request)
+            }
+            // A nick: the private lines with them (accounts or guest sessions).
             Input::History {
                 room, query, limit, ..
-            } if !decode::is_channel(&room) => chat.history(HistoryRequest {
-                room: None,
-                with: Some(room),
-                query,
-                limit,
-                events: false,
-                asked: true,
-            }),
+            } if !decode::is_channel(&room) => {
+                self.waiting = true;
+                chat.history(HistoryRequest {
+                    room: None,
+                    with: Some(room),
+                    query,
+                    limit,
+                    events: self.caps.event_playback,
+                    asked: true,
+                })
+            }
             Input::History {
                 room, query, limit, ..
-            } => chat.history(HistoryRequest {
-                room: Some(room),
-                with: None,
-                query,
-                limit,
-                events: self.caps.event_playback,
-                asked: true,
-            }),
+            } => {
+                self.waiting = true;
+                chat.history(HistoryRequest {
+                    room: Some(room),
+                    with: None,
+                    query,
+                    limit,
+                    events: self.caps.event_playback,
+                    asked: true,
+                })
+            }
             Input::Steps(steps) => {
                 for step in steps {
                     match step {
@@ -501,7 +520,23 @@ impl IrcSession {
     /// ask for it (its own messages without `echo-message`, away changes
     /// without `away-notify`).
     fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
-        self.waiting &= !crate::proto::account::answers_request(&ev.body);
+        if let EventBody::ReadMarkers { marks, tell } = &ev.body {
+            for (target, at) in marks {
+                let Ok(now) = self.read_markers.set(target, &format!("timestamp={at}")) else {
+                    continue;
+                };
+                if *tell && self.caps.read_marker {
+                    let reply = Reply::Verb {
+                        verb: "MARKREAD",
+                        params: vec![target.to_string(), now],
+                    };
+                    render::render_reply(&reply, &self.ctx(&self.out_nick), out);
+                }
+            }
+            return;
+        }
+        self.waiting &=
+            !crate::proto::account::answers_request(&ev.body) && !answers_history(&ev.body);
         if self.pass_pending {
             let answered = match &ev.body {
                 EventBody::Account(AccountEvent::LoggedIn { .. }) => true,
@@ -782,6 +817,17 @@ impl Protocol for IrcSession {
             Goodbye::ExcessFlood => "Excess Flood".to_string(),
         };
         self.push(chat, Reply::Closing { why });
+    }
+}
+
+/// Whether `body` answers a `CHATHISTORY` the session is waiting for
+/// (the history, the targets, or why they could not be read).
+fn answers_history(body: &EventBody) -> bool {
+    match body {
+        EventBody::History { asked, .. } => *asked,
+        EventBody::HistoryTargets { .. } => true,
+        EventBody::Refused(r) => matches!(r.code, ErrorCode::StoreFailed | ErrorCode::NotInRoom),
+        _ => false,
     }
 }
 
