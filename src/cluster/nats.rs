@@ -352,7 +352,7 @@ impl Store for StreamHistory {
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.0.latest_lines(rooms, from_ms, to_ms)
+        self.log.latest_lines(rooms, from_ms, to_ms)
     }
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         Ok(self.seqs.clone())
