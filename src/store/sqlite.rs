@@ -63,6 +63,98 @@ pub struct SqliteStore {
     /// Joined on drop, so a clean stop commits what was submitted and
     /// checkpoints: the file is then whole on its own, with no `-wal`.
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The thread that checkpoints the WAL, if it could start; stopped
+    /// before the writer, whose connection must close last.
+    checkpoints: Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)>,
+}
+
+/// Frames in the WAL after a commit that ask for a checkpoint (SQLite's
+/// own default for its automatic checkpoint).
+const CHECKPOINT_PAGES: i32 = 1000;
+
+/// Asks the checkpoint thread for work.
+#[derive(Default)]
+struct Checkpoints {
+    /// (a checkpoint is wanted, the store is closing)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Checkpoints {
+    fn ask(&self, closing: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = true;
+        s.1 |= closing;
+        self.changed.notify_all();
+    }
+}
+
+/// Moves checkpoints off the writer: SQLite's automatic checkpoint runs
+/// inside the commit that crosses [`CHECKPOINT_PAGES`], so every line
+/// behind it waits while pages are copied into the file and the file is
+/// synced. Instead a thread with a connection of its own runs a passive
+/// checkpoint (which never blocks the writer) when a commit leaves that
+/// many frames. If that connection cannot be opened, SQLite's automatic
+/// checkpoint is left as it is.
+fn start_checkpointer(
+    path: &Path,
+    writer: &mut Connection,
+) -> Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)> {
+    let open = || -> rusqlite::Result<Connection> {
+        let c = Connection::open(path)?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        Ok(c)
+    };
+    let conn = match open() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("database checkpoints stay on the writer: {e}");
+            return None;
+        }
+    };
+    let checkpoints = Arc::new(Checkpoints::default());
+    let asked = checkpoints.clone();
+    let run = move || loop {
+        {
+            let mut s = asked.state.lock().unwrap_or_else(|e| e.into_inner());
+            while !s.0 {
+                s = asked.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            if s.1 {
+                return; // its connection closes before the writer's
+            }
+            s.0 = false;
+        }
+        let mode = rusqlite::wal::CheckpointMode::PASSIVE;
+        if let Err(e) = conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
+            warn!("database checkpoint: {e}");
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name("natter-db-checkpoint".into())
+        .spawn(run);
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("database checkpoints stay on the writer: {e}");
+            return None;
+        }
+    };
+    let ask = checkpoints.clone();
+    let hook = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames| {
+        if frames >= CHECKPOINT_PAGES {
+            ask.ask(false);
+        }
+        Ok(())
+    }));
+    if let Err(e) = hook {
+        warn!("database checkpoints stay on the writer: {e}");
+        checkpoints.ask(true);
+        let _ = thread.join();
+        return None;
+    }
+    Some((checkpoints, thread))
 }
 
 struct Queue {
@@ -314,7 +406,8 @@ impl SqliteStore {
         max_bytes: u64,
         retention: Retention,
     ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
-        let conn = open_writer(path, max_bytes)?;
+        let mut conn = open_writer(path, max_bytes)?;
+        let checkpoints = start_checkpointer(path, &mut conn);
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
@@ -344,6 +437,7 @@ impl SqliteStore {
             watermark,
             readers: Mutex::new(Vec::new()),
             writer: Some(writer),
+            checkpoints,
         };
         Ok((store, failed_rx))
     }
@@ -383,6 +477,10 @@ impl Drop for SqliteStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        if let Some((checkpoints, thread)) = self.checkpoints.take() {
+            checkpoints.ask(true);
+            let _ = thread.join();
+        }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
