@@ -392,6 +392,7 @@ thread_local! {
 struct Tally {
     unique: u64,
     in_window: u64,
+    messages_in_window: u64,
     duplicates: u64,
     late: u64,
     gaps: u64,
@@ -784,6 +785,9 @@ impl Conn {
         if let Some(p) = &self.plan {
             if (p.warm_end_ns..p.end_ns).contains(&now) {
                 t.in_window += 1;
+                if cfg.witness(sender) == self.id {
+                    t.messages_in_window += 1;
+                }
             }
             if (p.warm_end_ns..p.end_ns).contains(&h.sched_ns) {
                 latencies.push(now.saturating_sub(h.sched_ns) / 1000);
@@ -809,6 +813,7 @@ impl Conn {
         for (counter, v) in [
             (&c.unique, t.unique),
             (&c.in_window, t.in_window),
+            (&c.messages_in_window, t.messages_in_window),
             (&c.duplicates, t.duplicates),
             (&c.late, t.late),
             (&c.gaps, t.gaps),

@@ -30,6 +30,9 @@ pub struct Counters {
     pub unique: AtomicU64,
     /// Deliveries received in the measured window (by receive time).
     pub in_window: AtomicU64,
+    /// Messages that reached their room's witness member in the window
+    /// (each counted once; see `BenchConfig::witness`).
+    pub messages_in_window: AtomicU64,
     pub duplicates: AtomicU64,
     /// Messages that arrived after a later one from the same sender.
     pub late: AtomicU64,
