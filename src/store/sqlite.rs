@@ -760,9 +760,7 @@ impl Writer {
 /// The sequence number of message `id` in room number `room`, if it is there.
 fn seq_of(c: &Connection, room: i64, id: &MsgId) -> rusqlite::Result<Option<i64>> {
     c.prepare_cached("SELECT seq FROM line WHERE id = ?1 AND room = ?2")?
-        .query_row(params![id.0.to_be_bytes().as_slice(), room], |r| {
-            r.get(0)
-        })
+        .query_row(params![id.0.to_be_bytes().as_slice(), room], |r| r.get(0))
         .optional()
 }
 
@@ -1155,7 +1153,12 @@ mod tests {
             .unwrap();
         assert_eq!(got.facts, facts[..30], "the same facts, ids and seqs");
         let got = store
-            .history("lobby", HistoryQuery::After(Anchor::Id(facts[9].id)), 3, true)
+            .history(
+                "lobby",
+                HistoryQuery::After(Anchor::Id(facts[9].id)),
+                3,
+                true,
+            )
             .unwrap();
         assert_eq!(got.facts, facts[10..13]);
         let got = store
@@ -1163,7 +1166,9 @@ mod tests {
             .unwrap();
         assert_eq!(got.facts, [private]);
         assert_eq!(
-            store.private_targets("alice", 0, u64::MAX >> 2, 10).unwrap(),
+            store
+                .private_targets("alice", 0, u64::MAX >> 2, 10)
+                .unwrap(),
             [("bob".to_string(), 1010)]
         );
         drop(store);
