@@ -139,7 +139,7 @@ impl ChatState {
                 }
                 if let Some(room) = self.rooms.get_mut(k) {
                     let op = room.members.is_empty();
-                    room.members.insert(id, Member { op, voice: false });
+                    room.add_member(id, Member { op, voice: false });
                 }
                 room_audience()
             }
