@@ -80,7 +80,7 @@ pub struct TrafficReport {
     pub delivered_in_window: u64,
     pub deliveries_per_s: f64,
     /// Messages that reached their room during the measured window, each
-    /// counted once (at one member). Against a server with a database
+    /// counted once (at the first member it reached). Against a server with a database
     /// (natter's default), a message reaches nobody before it is
     /// committed: this is the persisted-and-delivered throughput.
     pub messages_delivered_in_window: u64,

@@ -193,18 +193,6 @@ impl BenchConfig {
         id % self.rooms
     }
 
-    /// The member that counts the messages of `sender`'s room for the
-    /// messages/s figure: the room's first member (client `room`), or its
-    /// second when the first sent it and gets no echo. Each message is
-    /// counted once, when it reaches that member.
-    pub fn witness(&self, sender: usize) -> usize {
-        let first = self.room_of(sender);
-        match self.echo || sender != first {
-            true => first,
-            false => first + self.rooms,
-        }
-    }
-
     pub fn room_name(&self, room: usize) -> String {
         format!("{}{room}", self.room_prefix)
     }
@@ -328,11 +316,6 @@ mod tests {
         assert_eq!(c.room_name(7), "bench7");
         assert_eq!(c.nick(42), "b42");
         assert!(!c.echo);
-        // Without echo the first member's own lines are counted by the second.
-        assert_eq!((c.witness(1001), c.witness(1), c.witness(2)), (1, 1001, 2));
-        let c = BenchConfig::new(Scenario::Rooms, target(), Proto::Text);
-        assert!(c.echo);
-        assert_eq!((c.witness(1001), c.witness(1)), (1, 1));
     }
 
     #[test]
