@@ -63,3 +63,54 @@ async fn tiny_fanout(proto: Proto) {
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
+
+/// With the default database each message reaches its room only after
+/// its commit: the messages/s figure counts each message once, and every
+/// message sent is in the file.
+#[tokio::test]
+async fn rooms_with_a_database_count_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("natter.db");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: db.to_string_lossy().into_owned(),
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+
+    let mut cfg = BenchConfig::new(Scenario::Rooms, addr, Proto::Text);
+    cfg.clients = 20;
+    cfg.rooms = 4;
+    cfg.rate = 10.0;
+    cfg.warmup = Duration::from_millis(200);
+    cfg.duration = Duration::from_millis(800);
+    cfg.drain = Duration::from_secs(10);
+    let report = execute(cfg).await.expect("bench runs");
+    let t = report.traffic.as_ref().expect("traffic was sent");
+    assert_eq!((t.lost, t.duplicated), (0, 0), "{}", report.table());
+    // Rooms of 5 with echo: 5 deliveries per message, give or take the
+    // messages on either edge of the window (one per sender per edge).
+    let m = t.messages_delivered_in_window;
+    assert!(m > 0 && m <= t.sent, "{}", report.table());
+    let five = m as i64 * 5;
+    let off = (five - t.delivered_in_window as i64).abs();
+    assert!(
+        off <= 2 * 20 * 5,
+        "{m} messages, {} deliveries",
+        t.delivered_in_window
+    );
+    assert!(report.table().contains("messages/s"));
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let said: i64 = c
+        .query_row("SELECT count(*) FROM line WHERE kind = 'said'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(said as u64, t.sent, "every message sent was committed");
+}

@@ -92,6 +92,10 @@ pub(crate) struct Shared {
     pub ready: Vec<AtomicBool>,
     /// Messages each client has fully written to its socket.
     pub sent_by: Vec<AtomicU32>,
+    /// Per sender: one past the highest sequence number any member has
+    /// received, so each message is counted once for messages/s, at the
+    /// first member it reaches.
+    pub reached: Vec<AtomicU32>,
     /// End-to-end latency, µs, from the scheduled send time.
     pub latency: Shards,
     /// How late the bench actually sent, µs after the scheduled time.
@@ -111,6 +115,7 @@ impl Shared {
             errors: Errors::default(),
             ready: (0..n).map(|_| AtomicBool::new(false)).collect(),
             sent_by: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            reached: (0..n).map(|_| AtomicU32::new(0)).collect(),
             latency: Shards::new(8),
             send_lag: Shards::new(8),
             decoder: payload::Decoder::default(),
@@ -392,6 +397,7 @@ thread_local! {
 struct Tally {
     unique: u64,
     in_window: u64,
+    messages_in_window: u64,
     duplicates: u64,
     late: u64,
     gaps: u64,
@@ -784,6 +790,10 @@ impl Conn {
         if let Some(p) = &self.plan {
             if (p.warm_end_ns..p.end_ns).contains(&now) {
                 t.in_window += 1;
+                let first = self.shared.reached[sender].fetch_max(h.seq.saturating_add(1), Relaxed);
+                if first <= h.seq {
+                    t.messages_in_window += 1;
+                }
             }
             if (p.warm_end_ns..p.end_ns).contains(&h.sched_ns) {
                 latencies.push(now.saturating_sub(h.sched_ns) / 1000);
@@ -809,6 +819,7 @@ impl Conn {
         for (counter, v) in [
             (&c.unique, t.unique),
             (&c.in_window, t.in_window),
+            (&c.messages_in_window, t.messages_in_window),
             (&c.duplicates, t.duplicates),
             (&c.late, t.late),
             (&c.gaps, t.gaps),

@@ -512,6 +512,7 @@ async fn traffic_phase(
     let expected_deliveries = expected(shared, &receivers, active);
     let delivered = c.unique.load(Relaxed);
     let in_window = c.in_window.load(Relaxed);
+    let messages = c.messages_in_window.load(Relaxed);
     let sending_secs = (end_ns - start_ns) as f64 / 1e9;
     let window_secs = cfg.duration.as_secs_f64();
     TrafficReport {
@@ -533,6 +534,12 @@ async fn traffic_phase(
         delivered_in_window: in_window,
         deliveries_per_s: if window_secs > 0.0 {
             in_window as f64 / window_secs
+        } else {
+            0.0
+        },
+        messages_delivered_in_window: messages,
+        messages_per_s: if window_secs > 0.0 {
+            messages as f64 / window_secs
         } else {
             0.0
         },

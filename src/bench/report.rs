@@ -79,6 +79,12 @@ pub struct TrafficReport {
     /// Deliveries received during the measured window.
     pub delivered_in_window: u64,
     pub deliveries_per_s: f64,
+    /// Messages that reached their room during the measured window, each
+    /// counted once (at the first member it reached). Against a server with a database
+    /// (natter's default), a message reaches nobody before it is
+    /// committed: this is the persisted-and-delivered throughput.
+    pub messages_delivered_in_window: u64,
+    pub messages_per_s: f64,
     /// Connections closed during traffic.
     pub dropped_connections: usize,
     pub drain_seconds: f64,
@@ -217,10 +223,12 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "delivered  {} of {} expected; measured window: {} deliveries/s",
+                "delivered  {} of {} expected; measured window: {} deliveries/s, {} messages/s \
+                 (with a database: committed, then delivered)",
                 t.delivered,
                 t.expected_deliveries,
-                si(t.deliveries_per_s)
+                si(t.deliveries_per_s),
+                si(t.messages_per_s)
             );
             let _ = writeln!(
                 o,

@@ -30,6 +30,9 @@ pub struct Counters {
     pub unique: AtomicU64,
     /// Deliveries received in the measured window (by receive time).
     pub in_window: AtomicU64,
+    /// Messages that first reached a member of their room in the window
+    /// (each counted once; see `Shared::reached`).
+    pub messages_in_window: AtomicU64,
     pub duplicates: AtomicU64,
     /// Messages that arrived after a later one from the same sender.
     pub late: AtomicU64,

@@ -5,7 +5,14 @@
 //! versioned with `user_version`; a database from a newer natter is
 //! refused, never touched. Retention (per-room count and age) runs on the
 //! writer between batches, in small deletes, so chat never waits for it.
-
+//!
+//! The layout is chosen for the writer (schema 4): lines go into one table
+//! in the order they are written (`line`, keyed by its rowid), so a commit
+//! of many lines in many rooms fills a few pages at the end of the table
+//! instead of touching a page per room; two small indexes find a room's
+//! lines by `seq` and a line by its id. Rooms are numbered (`room`), and
+//! time is searched by bisecting a room's `seq`s on `t`, the line's time
+//! kept non-decreasing within its room, so no third index is written.
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,7 +26,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 3;
+const SCHEMA: i64 = 4;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -34,6 +41,9 @@ const RETENTION_CHUNK: usize = 2000;
 /// How often age retention looks at every room, not only those written to
 /// (lines in a room nobody talks in still expire).
 const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Rooms whose number and last time the writer keeps in memory; past it
+/// the map starts again empty (each room then costs one lookup more).
+const ROOM_CACHE: usize = 100_000;
 
 /// How history is kept and trimmed.
 #[derive(Debug, Clone)]
@@ -53,6 +63,98 @@ pub struct SqliteStore {
     /// Joined on drop, so a clean stop commits what was submitted and
     /// checkpoints: the file is then whole on its own, with no `-wal`.
     writer: Option<std::thread::JoinHandle<()>>,
+    /// The thread that checkpoints the WAL, if it could start; stopped
+    /// before the writer, whose connection must close last.
+    checkpoints: Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)>,
+}
+
+/// Frames in the WAL after a commit that ask for a checkpoint (SQLite's
+/// own default for its automatic checkpoint).
+const CHECKPOINT_PAGES: i32 = 1000;
+
+/// Asks the checkpoint thread for work.
+#[derive(Default)]
+struct Checkpoints {
+    /// (a checkpoint is wanted, the store is closing)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl Checkpoints {
+    fn ask(&self, closing: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = true;
+        s.1 |= closing;
+        self.changed.notify_all();
+    }
+}
+
+/// Moves checkpoints off the writer: SQLite's automatic checkpoint runs
+/// inside the commit that crosses [`CHECKPOINT_PAGES`], so every line
+/// behind it waits while pages are copied into the file and the file is
+/// synced. Instead a thread with a connection of its own runs a passive
+/// checkpoint (which never blocks the writer) when a commit leaves that
+/// many frames. If that connection cannot be opened, SQLite's automatic
+/// checkpoint is left as it is.
+fn start_checkpointer(
+    path: &Path,
+    writer: &mut Connection,
+) -> Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)> {
+    let open = || -> rusqlite::Result<Connection> {
+        let c = Connection::open(path)?;
+        c.pragma_update(None, "synchronous", "FULL")?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        Ok(c)
+    };
+    let conn = match open() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("database checkpoints stay on the writer: {e}");
+            return None;
+        }
+    };
+    let checkpoints = Arc::new(Checkpoints::default());
+    let asked = checkpoints.clone();
+    let run = move || loop {
+        {
+            let mut s = asked.state.lock().unwrap_or_else(|e| e.into_inner());
+            while !s.0 {
+                s = asked.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            if s.1 {
+                return; // its connection closes before the writer's
+            }
+            s.0 = false;
+        }
+        let mode = rusqlite::wal::CheckpointMode::PASSIVE;
+        if let Err(e) = conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
+            warn!("database checkpoint: {e}");
+        }
+    };
+    let thread = std::thread::Builder::new()
+        .name("natter-db-checkpoint".into())
+        .spawn(run);
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("database checkpoints stay on the writer: {e}");
+            return None;
+        }
+    };
+    let ask = checkpoints.clone();
+    let hook = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames| {
+        if frames >= CHECKPOINT_PAGES {
+            ask.ask(false);
+        }
+        Ok(())
+    }));
+    if let Err(e) = hook {
+        warn!("database checkpoints stay on the writer: {e}");
+        checkpoints.ask(true);
+        let _ = thread.join();
+        return None;
+    }
+    Some((checkpoints, thread))
 }
 
 struct Queue {
@@ -170,8 +272,144 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 4 {
+        migrate_to_4(conn)?;
+    }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
+}
+
+/// Schema 4: from `room_log` (one row per line keyed by room name and
+/// seq, two more indexes, the whole fact as JSON) and `room_seq` (a row
+/// per room rewritten at every commit) to `room` and `line` (see the
+/// module comment). Copies every line in one transaction: a big old
+/// database takes a while once (about as long as writing it did).
+fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE room (
+             id   INTEGER PRIMARY KEY,   -- the room's number in line.room
+             key  TEXT NOT NULL UNIQUE,  -- folded room key; `@a@b`: a private log
+             name TEXT NOT NULL,         -- as people write it
+             seq  INTEGER NOT NULL       -- at least the last seq the room had
+                                         -- (kept by retention, which may empty it)
+         );
+         CREATE TABLE line (
+             n        INTEGER PRIMARY KEY,  -- order of writing
+             room     INTEGER NOT NULL,     -- room.id
+             seq      INTEGER NOT NULL,     -- the room's order, from 1
+             t        INTEGER NOT NULL,     -- at_ms, but never below an earlier
+                                            -- line's of the room: what time is searched by
+             id       BLOB    NOT NULL,     -- UUIDv7 message id (time-ordered)
+             at_ms    INTEGER NOT NULL,
+             kind     TEXT    NOT NULL,     -- said, noticed, joined, ...
+             source   TEXT    NOT NULL,     -- nick!user@host
+             by_node  INTEGER NOT NULL,     -- the connection that did it
+             by_local INTEGER NOT NULL,
+             body     TEXT    NOT NULL      -- what happened: the fact's body, JSON
+         );
+         CREATE UNIQUE INDEX line_room ON line (room, seq);
+         CREATE UNIQUE INDEX line_id ON line (id);
+         INSERT INTO room (key, name, seq) SELECT room, name, seq FROM room_seq;",
+    )?;
+    let mut rooms = Rooms::default();
+    {
+        let mut old = tx.prepare("SELECT room, fact FROM room_log ORDER BY room, seq")?;
+        let mut rows = old.query([])?;
+        let mut unreadable = 0usize;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let json: String = row.get(1)?;
+            match serde_json::from_str::<Fact>(&json) {
+                Ok(fact) => _ = insert_line(&tx, &mut rooms, &key, &fact)?,
+                Err(_) => unreadable += 1,
+            }
+        }
+        if unreadable > 0 {
+            warn!("schema 4: {unreadable} unreadable history rows left out");
+        }
+    }
+    tx.execute_batch(
+        "DROP TABLE room_log;
+         DROP TABLE room_seq;
+         PRAGMA user_version = 4;",
+    )?;
+    tx.commit()
+}
+
+/// What the writer knows of a room: its number and the `t` of its last line.
+#[derive(Default)]
+struct Rooms {
+    known: HashMap<String, (i64, i64)>,
+}
+
+impl Rooms {
+    /// The number of the room `key` (written `name`) and the `t` of its
+    /// last line, making the room if it is new.
+    fn get(&mut self, c: &Connection, key: &str, name: &str) -> rusqlite::Result<&mut (i64, i64)> {
+        if !self.known.contains_key(key) {
+            if self.known.len() >= ROOM_CACHE {
+                self.known.clear();
+            }
+            let found: Option<(i64, String)> = c
+                .prepare_cached("SELECT id, name FROM room WHERE key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let id = match found {
+                Some((id, was)) => {
+                    if was != name {
+                        c.prepare_cached("UPDATE room SET name = ?2 WHERE id = ?1")?
+                            .execute(params![id, name])?;
+                    }
+                    id
+                }
+                None => {
+                    c.prepare_cached("INSERT INTO room (key, name, seq) VALUES (?1, ?2, 0)")?
+                        .execute(params![key, name])?;
+                    c.last_insert_rowid()
+                }
+            };
+            let t: i64 = c
+                .prepare_cached("SELECT t FROM line WHERE room = ?1 ORDER BY seq DESC LIMIT 1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            self.known.insert(key.to_string(), (id, t));
+        }
+        // Just inserted if it was missing.
+        self.known
+            .get_mut(key)
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)
+    }
+}
+
+/// Adds `fact` to the history of the room `key` (ignored if its id or
+/// its place is taken already); returns the room's number.
+fn insert_line(c: &Connection, rooms: &mut Rooms, key: &str, fact: &Fact) -> rusqlite::Result<i64> {
+    let name = fact.room.as_deref().unwrap_or(key);
+    let (room, t) = rooms.get(c, key, name)?;
+    let at = fact.at_ms.min(i64::MAX as u64) as i64;
+    *t = (*t).max(at);
+    let body = serde_json::to_string(&fact.body)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO line
+             (room, seq, t, id, at_ms, kind, source, by_node, by_local, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        *room,
+        fact.seq as i64,
+        *t,
+        fact.id.0.to_be_bytes().as_slice(),
+        at,
+        fact.body.kind(),
+        &*fact.source,
+        fact.by.node,
+        fact.by.local as i64,
+        body
+    ])?;
+    Ok(*room)
 }
 
 impl SqliteStore {
@@ -182,7 +420,8 @@ impl SqliteStore {
         max_bytes: u64,
         retention: Retention,
     ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
-        let conn = open_writer(path, max_bytes)?;
+        let mut conn = open_writer(path, max_bytes)?;
+        let checkpoints = start_checkpointer(path, &mut conn);
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
@@ -196,6 +435,7 @@ impl SqliteStore {
             failures,
             retention,
             touched: HashSet::new(),
+            rooms: Rooms::default(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -211,6 +451,7 @@ impl SqliteStore {
             watermark,
             readers: Mutex::new(Vec::new()),
             writer: Some(writer),
+            checkpoints,
         };
         Ok((store, failed_rx))
     }
@@ -250,6 +491,10 @@ impl Drop for SqliteStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        if let Some((checkpoints, thread)) = self.checkpoints.take() {
+            checkpoints.ask(true);
+            let _ = thread.join();
+        }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -294,9 +539,9 @@ impl Store for SqliteStore {
     }
 
     /// Private logs are keyed `@a@b`: those where `account` comes first
-    /// are one range of `room_seq`'s key, the others are among its
-    /// private keys (one row per conversation, not per line); each
-    /// conversation's newest line is then one primary-key lookup.
+    /// are one range of `room`'s key, the others are among its private
+    /// keys (one row per conversation, not per line); each conversation's
+    /// newest line is then one lookup in `line_room`.
     fn private_targets(
         &self,
         account: &str,
@@ -305,13 +550,16 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows: Vec<(String, i64)> = self.read(|c| {
+            // Each log's newest line, when it is inside the window: one
+            // lookup from the end of the log's (room, seq) index.
             let mut stmt = c.prepare_cached(
-                "SELECT s.room, l.at_ms FROM room_seq s
-                   JOIN room_log l ON l.room = s.room AND l.seq = s.seq
-                 WHERE ((s.room >= ?1 AND s.room < ?2)
-                        OR (s.room >= '@' AND s.room < 'A'
-                            AND substr(s.room, -length(?3)) = ?3))
-                   AND l.at_ms > ?4 AND l.at_ms < ?5",
+                "SELECT key, last FROM (
+                     SELECT key, (SELECT at_ms FROM line WHERE line.room = room.id
+                                  ORDER BY seq DESC LIMIT 1) AS last
+                     FROM room
+                     WHERE (key >= ?1 AND key < ?2)
+                        OR (key >= '@' AND key < 'A' AND substr(key, -length(?3)) = ?3))
+                 WHERE last > ?4 AND last < ?5",
             )?;
             let first = format!("@{account}@");
             let past_first = format!("@{account}A"); // 'A' follows '@'
@@ -335,8 +583,8 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    /// Each room's newest message: a walk back from its last `seq` on the
-    /// primary key, past joins and the like.
+    /// Each room's newest message: a walk back from its last `seq` on
+    /// `line_room`, past joins and the like.
     fn latest_lines(
         &self,
         rooms: &[String],
@@ -345,7 +593,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT at_ms FROM room_log WHERE room = ?1
+                "SELECT at_ms FROM line WHERE room = (SELECT id FROM room WHERE key = ?1)
                    AND kind IN ('said', 'noticed', 'private')
                  ORDER BY seq DESC LIMIT 1",
             )?;
@@ -364,7 +612,11 @@ impl Store for SqliteStore {
 
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare("SELECT room, seq FROM room_seq")?;
+            let mut stmt = c.prepare(
+                "SELECT key, max(seq, coalesce((SELECT max(seq) FROM line
+                                                WHERE line.room = room.id), 0))
+                 FROM room",
+            )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
         })
@@ -383,8 +635,9 @@ struct Writer {
     failures: mpsc::UnboundedSender<Vec<ConnId>>,
     retention: Retention,
     /// Rooms written since the last retention pass (or not yet trimmed
-    /// to their limits).
-    touched: HashSet<String>,
+    /// to their limits), by number.
+    touched: HashSet<i64>,
+    rooms: Rooms,
     last_retention: Instant,
     /// When age retention last looked at every room.
     last_sweep: Instant,
@@ -452,42 +705,26 @@ impl Writer {
         }
     }
 
-    /// One transaction for every fact of these submissions.
+    /// One transaction for every fact of these submissions. If it fails,
+    /// what the writer remembered of rooms may name rows rolled back: it
+    /// is forgotten.
     fn write(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
+        let written = self.write_all(batches);
+        if written.is_err() {
+            self.rooms = Rooms::default();
+        }
+        written
+    }
+
+    fn write_all(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        let mut last: HashMap<String, (String, u64)> = HashMap::new();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO room_log (room, seq, id, at_ms, kind, fact)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for fact in batches.iter().flat_map(|(_, f)| f) {
-                let Some(room) = &fact.room else { continue };
-                let key = names::fold(room);
-                let json = serde_json::to_string(fact)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                let kind = fact.body.kind();
-                insert.execute(params![
-                    key,
-                    fact.seq as i64,
-                    fact.id.0.to_be_bytes().as_slice(),
-                    fact.at_ms as i64,
-                    kind,
-                    json
-                ])?;
-                let entry = last.entry(key).or_insert_with(|| (room.to_string(), 0));
-                entry.1 = entry.1.max(fact.seq);
-            }
-            let mut seq = tx.prepare_cached(
-                "INSERT INTO room_seq (room, name, seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (room) DO UPDATE SET name = ?2, seq = max(seq, ?3)",
-            )?;
-            for (key, (name, s)) in &last {
-                seq.execute(params![key, name, *s as i64])?;
-            }
+        let mut touched = Vec::new();
+        for fact in batches.iter().flat_map(|(_, f)| f) {
+            let Some(room) = &fact.room else { continue };
+            touched.push(insert_line(&tx, &mut self.rooms, &names::fold(room), fact)?);
         }
         tx.commit()?;
-        self.touched.extend(last.into_keys());
+        self.touched.extend(touched);
         Ok(())
     }
 
@@ -517,18 +754,28 @@ impl Writer {
                 let mut deleted = 0;
                 if per_room > 0 {
                     deleted += self.conn.execute(
-                        "DELETE FROM room_log WHERE room = ?1 AND seq IN (
-                             SELECT seq FROM room_log WHERE room = ?1 AND seq <=
-                                 (SELECT seq FROM room_seq WHERE room = ?1) - ?2
+                        "DELETE FROM line WHERE room = ?1 AND seq IN (
+                             SELECT seq FROM line WHERE room = ?1 AND seq <=
+                                 (SELECT max(seq) FROM line WHERE room = ?1) - ?2
                              ORDER BY seq LIMIT ?3)",
                         params![room, per_room as i64, chunk],
                     )?;
                 }
                 if !max_age.is_zero() {
+                    // Age may empty the room: its last seq is kept first,
+                    // so its order goes on from there after a restart.
+                    self.conn.execute(
+                        "UPDATE room SET seq = max(seq,
+                             coalesce((SELECT max(seq) FROM line WHERE room = ?1), 0))
+                         WHERE id = ?1",
+                        [room],
+                    )?;
+                    // `t` grows with seq: the old lines are the first ones.
                     deleted += self.conn.execute(
-                        "DELETE FROM room_log WHERE room = ?1 AND seq IN (
-                             SELECT seq FROM room_log WHERE room = ?1 AND at_ms < ?2
-                             ORDER BY seq LIMIT ?3)",
+                        "DELETE FROM line WHERE room = ?1 AND seq IN (
+                             SELECT seq FROM (SELECT seq, t FROM line WHERE room = ?1
+                                              ORDER BY seq LIMIT ?3)
+                             WHERE t < ?2)",
                         params![room, cutoff, chunk],
                     )?;
                 }
@@ -537,7 +784,7 @@ impl Writer {
             match run() {
                 Ok(n) if n >= RETENTION_CHUNK => more.push(room),
                 Ok(_) => {}
-                Err(e) => warn!("history retention for {room}: {e}"),
+                Err(e) => warn!("history retention for room {room}: {e}"),
             }
         }
         self.behind = !more.is_empty();
@@ -545,29 +792,54 @@ impl Writer {
     }
 
     /// Rooms that have lines older than `cutoff` (ms).
-    fn rooms_with_lines_before(&self, cutoff: i64) -> rusqlite::Result<Vec<String>> {
+    fn rooms_with_lines_before(&self, cutoff: i64) -> rusqlite::Result<Vec<i64>> {
         let mut stmt = self.conn.prepare(
-            "SELECT room FROM room_seq WHERE EXISTS
-                 (SELECT 1 FROM room_log WHERE room_log.room = room_seq.room AND at_ms < ?1)",
+            "SELECT id FROM room WHERE
+                 (SELECT t FROM line WHERE line.room = room.id ORDER BY seq LIMIT 1) < ?1",
         )?;
         let rows = stmt.query_map([cutoff], |r| r.get(0))?;
         rows.collect()
     }
 }
 
-/// The sequence number of message `id` in `room`, if it is there.
-fn seq_of(c: &Connection, room: &str, id: &MsgId) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
-        "SELECT seq FROM room_log WHERE id = ?1 AND room = ?2",
-        params![id.0.to_be_bytes().as_slice(), room],
-        |r| r.get(0),
-    )
-    .optional()
+/// The sequence number of message `id` in room number `room`, if it is there.
+fn seq_of(c: &Connection, room: i64, id: &MsgId) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT seq FROM line WHERE id = ?1 AND room = ?2")?
+        .query_row(params![id.0.to_be_bytes().as_slice(), room], |r| r.get(0))
+        .optional()
+}
+
+/// The first line of room number `room` with `t >= time`, by bisecting
+/// its seqs (`t` never decreases along them): a few point lookups
+/// instead of an index on time that every line would have to update.
+fn first_from_time(c: &Connection, room: i64, time: i64) -> rusqlite::Result<Option<i64>> {
+    let mut at_or_after = c.prepare_cached(
+        "SELECT seq, t FROM line WHERE room = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+    )?;
+    let mut row_from = |seq: i64| -> rusqlite::Result<Option<(i64, i64)>> {
+        at_or_after
+            .query_row(params![room, seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+    };
+    let last: Option<i64> = c
+        .prepare_cached("SELECT max(seq) FROM line WHERE room = ?1")?
+        .query_row([room], |r| r.get(0))?;
+    let Some(last) = last else { return Ok(None) };
+    // Lines below `lo` are before `time`, lines from `hi` on are not.
+    let (mut lo, mut hi) = (0, last.saturating_add(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match row_from(mid)? {
+            Some((seq, t)) if seq < hi && t < time => lo = seq + 1,
+            _ => hi = mid, // none in mid..hi before `time`
+        }
+    }
+    Ok(row_from(lo)?.map(|(seq, _)| seq))
 }
 
 /// The first sequence number at or after an anchor (facts before the
 /// anchor have smaller ones). An id not in the room counts as its time.
-fn seq_at(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
+fn seq_at(c: &Connection, room: i64, a: &Anchor) -> rusqlite::Result<i64> {
     let t = match a {
         Anchor::Seq(n) => return Ok(*n as i64),
         Anchor::Id(id) => match seq_of(c, room, id)? {
@@ -576,19 +848,14 @@ fn seq_at(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
         },
         Anchor::Time(t) => *t,
     };
-    let found: Option<i64> = c
-        .query_row(
-            "SELECT seq FROM room_log WHERE room = ?1 AND at_ms >= ?2
-             ORDER BY at_ms, seq LIMIT 1",
-            params![room, t as i64],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(found.unwrap_or(i64::MAX))
+    let t = t.min(i64::MAX as u64) as i64;
+    Ok(first_from_time(c, room, t)?.unwrap_or(i64::MAX))
 }
 
-/// The last sequence number at or before an anchor.
-fn seq_through(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> {
+/// A sequence number at or before an anchor, with no line between it and
+/// the anchor (the last one at or before it, or one less than the first
+/// after it): a bound for the ranges below, which exclude their ends.
+fn seq_through(c: &Connection, room: i64, a: &Anchor) -> rusqlite::Result<i64> {
     if let Anchor::Seq(n) = a {
         return Ok(*n as i64);
     }
@@ -601,21 +868,21 @@ fn seq_through(c: &Connection, room: &str, a: &Anchor) -> rusqlite::Result<i64> 
         Anchor::Id(id) => id.millis(),
         Anchor::Time(t) | Anchor::Seq(t) => *t,
     };
-    let found: Option<i64> = c
-        .query_row(
-            "SELECT seq FROM room_log WHERE room = ?1 AND at_ms <= ?2
-             ORDER BY at_ms DESC, seq DESC LIMIT 1",
-            params![room, t as i64],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(found.unwrap_or(0))
+    let after = (t.min(i64::MAX as u64 - 1) as i64) + 1;
+    match first_from_time(c, room, after)? {
+        Some(seq) => Ok(seq - 1),
+        None => c
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM line WHERE room = ?1")?
+            .query_row([room], |r| r.get(0)),
+    }
 }
 
 /// What one history read looks at.
 struct Scope<'a> {
     c: &'a Connection,
-    room: &'a str,
+    /// The room's number and its name as people write it.
+    room: i64,
+    name: &'a str,
     /// Joins, parts and the like too, not only messages and notices.
     events: bool,
 }
@@ -624,25 +891,39 @@ struct Scope<'a> {
 fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::Result<History> {
     let sql = match newest {
         true => {
-            "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
-                 AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq DESC LIMIT ?4"
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3
+               AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq DESC LIMIT ?4"
         }
         false => {
-            "SELECT fact FROM room_log WHERE room = ?1 AND seq > ?2 AND seq < ?3
-                  AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq LIMIT ?4"
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3
+               AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq LIMIT ?4"
         }
     };
-    let (c, room) = (s.c, s.room);
-    let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![room, lo, hi, limit as i64 + 1, s.events], |r| {
-        r.get::<_, String>(0)
-    })?;
+    let mut stmt = s.c.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![s.room, lo, hi, limit as i64 + 1, s.events])?;
+    let room: crate::proto::Name = s.name.into();
     let mut facts = Vec::new();
-    for json in rows {
-        match serde_json::from_str::<Fact>(&json?) {
-            Ok(f) => facts.push(f),
-            Err(e) => warn!("history of {room}: unreadable row skipped: {e}"),
-        }
+    while let Some(r) = rows.next()? {
+        let id: Vec<u8> = r.get(1)?;
+        let body: String = r.get(6)?;
+        let (Ok(id), Ok(body)) = (
+            <[u8; 16]>::try_from(id.as_slice()),
+            serde_json::from_str(&body),
+        ) else {
+            warn!("history of {}: unreadable row skipped", s.name);
+            continue;
+        };
+        facts.push(Fact {
+            id: MsgId(u128::from_be_bytes(id)),
+            at_ms: r.get::<_, i64>(2)? as u64,
+            by: ConnId::new(r.get(4)?, r.get::<_, i64>(5)? as u64),
+            source: r.get::<_, String>(3)?.into(),
+            room: Some(room.clone()),
+            seq: r.get::<_, i64>(0)? as u64,
+            body,
+        });
     }
     let more = facts.len() > limit;
     facts.truncate(limit);
@@ -654,13 +935,25 @@ fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::R
 
 fn history(
     c: &Connection,
-    room: &str,
+    key: &str,
     query: HistoryQuery,
     limit: usize,
     events: bool,
 ) -> rusqlite::Result<History> {
     let limit = limit.max(1);
-    let s = Scope { c, room, events };
+    let found: Option<(i64, String)> = c
+        .prepare_cached("SELECT id, name FROM room WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((room, name)) = found else {
+        return Ok(History::default());
+    };
+    let s = Scope {
+        c,
+        room,
+        name: &name,
+        events,
+    };
     match query {
         HistoryQuery::Latest(None) => range(&s, 0, i64::MAX, limit, true),
         HistoryQuery::Latest(Some(a)) => {
@@ -770,6 +1063,7 @@ mod tests {
             failures,
             retention,
             touched: HashSet::new(),
+            rooms: Rooms::default(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -778,7 +1072,10 @@ mod tests {
 
     fn seqs(c: &Connection, room: &str) -> Vec<u64> {
         let mut stmt = c
-            .prepare("SELECT seq FROM room_log WHERE room = ?1 ORDER BY seq")
+            .prepare(
+                "SELECT line.seq FROM line JOIN room ON room.id = line.room
+                 WHERE room.key = ?1 ORDER BY line.seq",
+            )
             .unwrap();
         let rows = stmt.query_map([room], |r| r.get::<_, i64>(0)).unwrap();
         rows.map(|s| s.unwrap() as u64).collect()
@@ -828,6 +1125,115 @@ mod tests {
         w.last_sweep = Instant::now() - AGE_SWEEP_EVERY;
         w.enforce_retention();
         assert_eq!(seqs(&w.conn, "quiet"), [3], "old lines expired");
+    }
+
+    /// A schema 2 file (as natter wrote it before schema 4: the whole fact
+    /// as JSON in `room_log`, each room's last seq in `room_seq`) is
+    /// upgraded in place: the same history, ids, seqs and private logs.
+    #[test]
+    fn a_schema_2_database_is_upgraded_with_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut facts: Vec<Fact> = (1..=30).map(|i| said("Lobby", i)).collect();
+        let mut private = said("@alice@bob", 1);
+        private.id = MsgId(private.id.0 + (1 << 40));
+        facts.push(private.clone());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE room_log (room TEXT NOT NULL, seq INTEGER NOT NULL,
+                     id BLOB NOT NULL, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+                     fact TEXT NOT NULL, PRIMARY KEY (room, seq)) WITHOUT ROWID;
+                 CREATE UNIQUE INDEX room_log_id ON room_log (id);
+                 CREATE INDEX room_log_time ON room_log (room, at_ms);
+                 CREATE TABLE room_seq (room TEXT PRIMARY KEY, name TEXT NOT NULL,
+                     seq INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE account (key TEXT PRIMARY KEY, name TEXT NOT NULL,
+                     hash TEXT NOT NULL, scram TEXT NOT NULL, created_ms INTEGER NOT NULL)
+                     WITHOUT ROWID;
+                 CREATE TABLE registered_room (key TEXT PRIMARY KEY, state TEXT NOT NULL)
+                     WITHOUT ROWID;
+                 INSERT INTO account VALUES ('alice', 'Alice', 'h', '{}', 1);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            for f in &facts {
+                let key = names::fold(f.room.as_deref().unwrap());
+                c.execute(
+                    "INSERT INTO room_log VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        key,
+                        f.seq as i64,
+                        f.id.0.to_be_bytes().as_slice(),
+                        f.at_ms as i64,
+                        f.body.kind(),
+                        serde_json::to_string(f).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+            // Retention had emptied a room whose order reached 7.
+            c.execute_batch(
+                "INSERT INTO room_seq VALUES ('lobby', 'Lobby', 30), ('@alice@bob', '@alice@bob', 1),
+                     ('empty', 'Empty', 7);",
+            )
+            .unwrap();
+        }
+        let (store, _) = SqliteStore::open(
+            &path,
+            0,
+            Retention {
+                per_room: 0,
+                max_age: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let mut seqs = store.room_seqs().unwrap();
+        seqs.sort();
+        let want = [("@alice@bob", 1), ("empty", 7), ("lobby", 30)];
+        let want: Vec<(String, u64)> = want.iter().map(|(k, n)| (k.to_string(), *n)).collect();
+        assert_eq!(seqs, want);
+        let got = store
+            .history("LOBBY", HistoryQuery::Latest(None), 100, true)
+            .unwrap();
+        assert_eq!(got.facts, facts[..30], "the same facts, ids and seqs");
+        let got = store
+            .history(
+                "lobby",
+                HistoryQuery::After(Anchor::Id(facts[9].id)),
+                3,
+                true,
+            )
+            .unwrap();
+        assert_eq!(got.facts, facts[10..13]);
+        let got = store
+            .history("@alice@bob", HistoryQuery::Latest(None), 10, true)
+            .unwrap();
+        assert_eq!(got.facts, [private]);
+        assert_eq!(
+            store
+                .private_targets("alice", 0, u64::MAX >> 2, 10)
+                .unwrap(),
+            [("bob".to_string(), 1010)]
+        );
+        drop(store);
+        let c = Connection::open(&path).unwrap();
+        let version: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA);
+        let old: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('room_log', 'room_seq')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0, "the old tables are gone");
+        let accounts: i64 = c
+            .query_row("SELECT count(*) FROM account", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(accounts, 1, "other tables are left alone");
     }
 
     /// The SQLite store answers every selector as the in-memory one does.
