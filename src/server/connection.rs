@@ -234,19 +234,19 @@ impl session::Chat for Port<'_> {
         let limit = r
             .limit
             .clamp(1, self.shared.config.history_max_lines.max(1));
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         tokio::spawn(async move {
             let read = move || store.private_targets(&account, r.from_ms, r.to_ms, limit);
-            let body = match tokio::task::spawn_blocking(read).await {
-                Ok(Ok(found)) => EventBody::HistoryTargets {
+            let body = match Shared::read_store(&readers, read).await {
+                Some(Ok(found)) => EventBody::HistoryTargets {
                     targets: found.into_iter().map(|(n, t)| (n.into(), t)).collect(),
                 },
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     warn!("private history targets: {e}");
                     let detail = "history cannot be read right now";
                     EventBody::Refused(Refusal::new(ErrorCode::StoreFailed).detail(detail))
                 }
-                Err(_) => return,
+                None => return,
             };
             chat.tell(id, body);
         });
@@ -283,7 +283,7 @@ impl session::Chat for Port<'_> {
             .clamp(1, self.shared.config.history_max_lines.max(1));
         // Stored under the bare name: IRC's `#room` is the same room.
         let room = room.strip_prefix('#').unwrap_or(&room).to_string();
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         // Lines up to `now` may still be on their way to the disk: an empty
         // submission is a marker whose ticket finishes after them, so the
         // read waits for it (else a line said just before joining would be
@@ -295,7 +295,7 @@ impl session::Chat for Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &room, query, limit, r.events, r.asked);
-            if let Ok(body) = tokio::task::spawn_blocking(read).await {
+            if let Some(body) = Shared::read_store(&readers, read).await {
                 chat.tell(id, body);
             }
         });
@@ -320,7 +320,7 @@ impl Port<'_> {
             };
             return chat.tell(id, body);
         };
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         let marker = store.submit(Vec::new());
         let durable = self.shared.durable.clone().filter(|_| marker != 0);
         tokio::spawn(async move {
@@ -328,7 +328,7 @@ impl Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &log, query, limit, false, asked);
-            if let Ok(mut body) = tokio::task::spawn_blocking(read).await {
+            if let Some(mut body) = Shared::read_store(&readers, read).await {
                 if let EventBody::History { with: w, .. } = &mut body {
                     *w = with;
                 }

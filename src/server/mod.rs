@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub chat: Chat,
     /// Where history is read (off the chat lock).
     pub store: Arc<dyn Store>,
+    /// History reads at once (`history_readers`): see [`Shared::read_store`].
+    readers: Arc<tokio::sync::Semaphore>,
     /// How far the store has made facts durable (`None`: no waiting).
     pub durable: Option<Arc<crate::hub::Watermark>>,
     pub shutdown: CancellationToken,
@@ -129,6 +131,24 @@ impl Shared {
         m.sendq_items.set(d.items as i64);
         m.sendq_bytes.set(d.bytes as i64);
         m.sendq_max_bytes.set(d.max_bytes as i64);
+    }
+
+    /// Runs a store read on a blocking thread once one of the
+    /// `history_readers` permits is free (`None`: the runtime is going
+    /// away). A burst of joins, each reading the room's last lines, then
+    /// reads a few at a time on pooled connections instead of opening a
+    /// thread and a database connection (with its page cache) for each.
+    pub async fn read_store<T: Send + 'static>(
+        readers: &Arc<tokio::sync::Semaphore>,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = readers.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(read).await.ok()
+    }
+
+    /// The permits for [`Shared::read_store`].
+    pub fn readers(&self) -> Arc<tokio::sync::Semaphore> {
+        self.readers.clone()
     }
 
     /// The host shown for an address: a keyed hash, stable for this server
@@ -299,6 +319,7 @@ impl Server {
         let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
             opers,
+            readers: Arc::new(tokio::sync::Semaphore::new(config.history_readers.max(1))),
             config,
             chat,
             store,
