@@ -274,8 +274,8 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub shutdown_grace: Duration,
-        /// How often freed memory is given back to the OS (glibc's
-        /// malloc_trim); 0: never.
+        /// How often all freed memory is given back to the OS at once
+        /// (jemalloc also does it on its own after a second); 0: never.
         #[arg(
             long,
             env = "NATTER_MEMORY_TRIM",

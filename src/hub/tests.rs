@@ -591,7 +591,10 @@ fn tables_of_people_shrink_after_a_mass_departure() {
     );
     // What is left still works: a nick of one who left is free again.
     let again = w.user("p1");
-    assert_eq!(w.hub().nick_of(again).map(|n| n.to_string()), Some("p1".into()));
+    assert_eq!(
+        w.hub().nick_of(again).map(|n| n.to_string()),
+        Some("p1".into())
+    );
 }
 
 impl World {

@@ -580,9 +580,9 @@ fn raise_open_file_limit(max_clients: usize) {
     }
 }
 
-/// Gives freed memory back to the OS every `every` until `stop`: glibc's
-/// malloc keeps what was freed in its per-thread arenas, so after a burst
-/// (an attack, a join storm) the process would stay at its high-water mark.
+/// Gives freed memory back to the OS every `every` until `stop` (see
+/// [`give_back_memory`]), so that after a burst (an attack, a join storm)
+/// the process does not stay at its high-water mark.
 async fn trim_memory(every: Duration, stop: CancellationToken) {
     if every.is_zero() {
         return;
@@ -594,11 +594,34 @@ async fn trim_memory(every: Duration, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+        give_back_memory();
+    }
+}
+
+/// Gives memory freed since the last call back to the OS: jemalloc's
+/// purge of every arena (the natter binary's allocator, which also does
+/// it on its own a second after memory is freed), and glibc's
+/// `malloc_trim` for whatever still allocates from glibc.
+fn give_back_memory() {
+    #[cfg(unix)]
+    {
+        // "arena.<MALLCTL_ARENAS_ALL>.purge"
+        let name = c"arena.4096.purge";
+        // SAFETY: a void mallctl: no old or new value is read or written.
         unsafe {
-            libc::malloc_trim(0);
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
         }
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
