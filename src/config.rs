@@ -590,6 +590,30 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub cluster_node_ttl: Duration,
+        /// A node cut off from NATS for this long fences itself: it tells
+        /// its users and disconnects them (so they reconnect to another
+        /// node) and takes nobody until NATS is back. Keep it at most
+        /// cluster_node_ttl minus cluster_heartbeat: fenced before the
+        /// others announce its users' quits.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_FENCE",
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_fence: Duration,
+        /// Messages of the cluster's stream a node reads when it starts, for
+        /// the history (CHATHISTORY, /history, lines on joining) of what was
+        /// said before it started: the newest this many. 0: none.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_HISTORY_BACKFILL",
+            value_name = "N",
+            default_value = "100000"
+        )]
+        pub cluster_history_backfill: u64,
     }
 }
 
@@ -1189,6 +1213,8 @@ mod tests {
             cluster_timeout: Duration::from_secs(5),
             cluster_heartbeat: Duration::from_secs(2),
             cluster_node_ttl: Duration::from_secs(8),
+            cluster_fence: Duration::from_secs(5),
+            cluster_history_backfill: 100_000,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1325,6 +1351,8 @@ mod tests {
             "cluster_timeout" => "2s",
             "cluster_heartbeat" => "1s",
             "cluster_node_ttl" => "30s",
+            "cluster_fence" => "20s",
+            "cluster_history_backfill" => "5000",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

@@ -2,8 +2,10 @@
 //! nats-server with JetStream, started by each test on a free port with a
 //! store directory of its own: cross-node chat in one order for everyone,
 //! nick races, a node killed with SIGKILL and reaped, NATS stopped and
-//! restarted, and bad starts (NATS unreachable, no node number).
+//! restarted, and bad starts (NATS unreachable, no node number); `natter
+//! chat` given several nodes failing over when its node is killed.
 
+mod client_support;
 mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -105,25 +107,28 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Node `n` of the cluster at `nats`, with quick heartbeats.
 fn node(nats: &NatsServer, n: u16) -> Natter {
+    node_with(nats, n, &[])
+}
+
+/// [`node`] with `extra` flags.
+fn node_with(nats: &NatsServer, n: u16, extra: &[&str]) -> Natter {
     let url = nats.url();
     let n = n.to_string();
-    try_serve(
-        Path::new("off"),
-        &[
-            "--cluster",
-            &url,
-            "--node",
-            &n,
-            "--cluster-heartbeat",
-            "500ms",
-            "--cluster-node-ttl",
-            "3s",
-            "--cluster-timeout",
-            "2s",
-        ],
-        Privilege::Plain,
-    )
-    .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
+    let mut args = vec![
+        "--cluster",
+        &url,
+        "--node",
+        &n,
+        "--cluster-heartbeat",
+        "500ms",
+        "--cluster-node-ttl",
+        "3s",
+        "--cluster-timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    try_serve(Path::new("off"), &args, Privilege::Plain)
+        .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
 }
 
 /// One line as a JSON client saw it.
@@ -667,7 +672,7 @@ async fn a_node_stopped_cleanly_tells_the_others_its_users_quit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
+async fn a_stream_deleted_under_the_nodes_refuses_sends_then_is_made_again() {
     let Some(nats) = NatsServer::start() else {
         return;
     };
@@ -686,13 +691,45 @@ async fn a_stream_deleted_under_the_nodes_refuses_sends_with_an_error() {
         })
         .await;
     assert_eq!(got, Ok("store_failed".to_string()));
+    // The node makes the stream again by itself (nobody else is there to),
+    // and chat goes on, across nodes too.
+    let start = Instant::now();
+    let mut n = 0;
+    let text = loop {
+        n += 1;
+        assert!(
+            start.elapsed() < PATIENCE * 2,
+            "the stream was not made again"
+        );
+        a.send(say(&format!("again {n}"))).await;
+        let got = a
+            .expect_with("a message or an error", |ev| match ev {
+                Event::Message { text, .. } => Some(Some(text.into_owned())),
+                Event::Error { .. } => Some(None),
+                _ => None,
+            })
+            .await;
+        if let Some(t) = got {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // retry pacing, not synchronisation
+    };
+    eprintln!("the stream was back after {:?}", start.elapsed());
+    assert!(text.starts_with("again "), "{text}");
+    let two = node(&nats, 2);
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    a.send(say("to bob")).await;
+    assert_eq!(next_message(&mut b).await.text, "to bob");
+    assert_eq!(next_message(&mut a).await.text, "to bob");
 }
 
-#[test]
-fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+/// A nats-server with JetStream that takes only user `natter`, password
+/// `s3cret` (killed when dropped), or `None` when there is none.
+fn nats_with_password() -> Option<NatsServer> {
     let Some(bin) = find_tool("nats-server") else {
         missing("nats-server is not installed: cluster tests not run");
-        return;
+        return None;
     };
     let port = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -706,7 +743,7 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
         .spawn()
         .expect("spawn nats-server");
     // Killed when the test ends, even by a failed assertion.
-    let _nats = NatsServer {
+    let nats = NatsServer {
         child: Some(child),
         port,
         dir,
@@ -716,6 +753,40 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     wait_until("nats-server accepts connections", || {
         TcpStream::connect(addr).is_ok()
     });
+    Some(nats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_nats_password_joins_the_cluster_and_chat_works() {
+    let Some(nats) = nats_with_password() else {
+        return;
+    };
+    let url = format!("nats://natter:s3cret@127.0.0.1:{}", nats.port);
+    let start = |n: &str| {
+        let args = ["--cluster", &url, "--node", n, "--cluster-timeout", "2s"];
+        try_serve(Path::new("off"), &args, Privilege::Plain)
+            .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
+    };
+    let (one, two) = (start("1"), start("2"));
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+    a.send(say("with a password")).await;
+    assert_eq!(next_message(&mut b).await.text, "with a password");
+    // And the password is not in the log.
+    assert!(
+        !one.logged("s3cret"),
+        "{:#?}",
+        one.log.lock().map(|l| l.clone())
+    );
+}
+
+#[test]
+fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
+    let Some(nats) = nats_with_password() else {
+        return;
+    };
+    let port = nats.port;
     let wrong = format!("nats://natter:wrong@127.0.0.1:{port}");
     let r = try_serve(
         Path::new("off"),
@@ -729,4 +800,254 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     let log = log.join("\n");
     assert!(log.contains("cannot connect to NATS"), "{log}");
     assert!(log.to_lowercase().contains("authorization"), "{log}");
+    assert!(!log.contains("wrong"), "the password is in the log: {log}");
+}
+
+/// `natter chat` with two nodes' addresses: its node killed with SIGKILL,
+/// it goes to the other at once, gets its nick back once the cluster has
+/// reaped the dead node's claim, rejoins its rooms and chats.
+#[test]
+fn natter_chat_fails_over_to_the_next_node_keeping_its_nick_and_rooms() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let (a1, a2) = (one.addr.to_string(), two.addr.to_string());
+    let mut bob = rt.block_on(JsonClient::login(two.addr, "bob"));
+    rt.block_on(bob.send(Cmd::Join {
+        room: "rust".into(),
+        key: None,
+        switch: false,
+    }));
+    rt.block_on(expect_event!(bob, Event::Joined { room, .. } if room == "rust"));
+
+    let both = format!("{a1},{a2}");
+    let mut chat = client_support::Chat::spawn_with(
+        &[
+            &both,
+            "--nick",
+            "alice",
+            "--join",
+            "rust",
+            "--reconnect-min",
+            "50ms",
+            "--reconnect-max",
+            "500ms",
+        ],
+        &[("NATTER_DB", "off")],
+    );
+    chat.expect(&format!("connected to {a1} (JSON)"));
+    chat.expect("you are now known as alice");
+    chat.expect("* alice joined #rust");
+    rt.block_on(sees_join(&mut bob, "alice"));
+    chat.send("before");
+    let line = rt.block_on(next_message(&mut bob));
+    assert_eq!(
+        (line.from.as_str(), line.text.as_str()),
+        ("alice", "before")
+    );
+
+    one.kill9();
+    chat.expect(&format!("! {a1}: "));
+    chat.expect(&format!("connected to {a2} (JSON)"));
+    // The same nick, not alice_: taken until node 1 is reaped, then hers.
+    let known = chat.expect("you are now known as");
+    assert!(known.contains("known as alice ("), "{known}");
+    chat.expect("* alice joined #rust");
+    // bob saw the dead node's alice quit, then the new one come.
+    let reason =
+        rt.block_on(expect_event!(bob, Event::Quit { nick, reason } if nick == "alice" => reason));
+    assert!(reason.contains("node 1"), "{reason}");
+    rt.block_on(sees_join(&mut bob, "alice"));
+
+    chat.send("after");
+    let line = rt.block_on(next_message(&mut bob));
+    assert_eq!((line.from.as_str(), line.text.as_str()), ("alice", "after"));
+    rt.block_on(bob.send(say("welcome back")));
+    chat.expect("<bob> welcome back");
+    chat.send("/quit");
+    assert!(chat.wait().success());
+    assert!(
+        chat.seen
+            .iter()
+            .any(|l| l.contains(&format!("; trying {a2}"))),
+        "{:#?}",
+        chat.seen
+    );
+}
+
+/// Waits until `node` has logged a line with `needle` (its log is read
+/// by a thread of its own, so it may come a little after the fact).
+async fn logs(node: &Natter, needle: &str) {
+    let start = Instant::now();
+    while !node.logged(needle) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no {needle:?} in the log: {:#?}",
+            node.log.lock().map(|l| l.clone()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A node cut off from NATS for `cluster_fence` tells its users and lets
+/// them go (they would reconnect elsewhere), refuses logins while cut off,
+/// and takes people again once NATS is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_nats_fences_itself_and_rejoins_when_it_returns() {
+    let Some(mut nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node_with(&nats, 1, &["--cluster-fence", "1s"]);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    sees_join(&mut a, "bob").await;
+
+    nats.kill();
+    let reason = expect_event!(a, Event::Shutdown { reason } => reason).await;
+    assert!(reason.contains("cut off from the cluster"), "{reason}");
+    // And the connection ends.
+    while let Some(ev) = a.next().await {
+        assert!(
+            !matches!(ev, Event::Message { .. }),
+            "a fenced node showed {ev:?}"
+        );
+    }
+    logs(&one, "fenced: cut off from the cluster").await;
+    // Nobody gets in while it is cut off.
+    let mut c = JsonClient::connect(one.addr).await;
+    c.send(Cmd::Login {
+        nick: "carol".into(),
+    })
+    .await;
+    assert_eq!(c.expect_error().await, "store_failed");
+
+    nats.run();
+    // Once its heartbeat gets through it takes people again: alice comes
+    // back under her nick (her claim was released once NATS returned).
+    let mut n = 0;
+    let mut a = loop {
+        n += 1;
+        assert!(n < 100, "the node never took people again");
+        let mut a = JsonClient::connect(one.addr).await;
+        a.send(Cmd::Login {
+            nick: "alice".into(),
+        })
+        .await;
+        if registered(&mut a).await {
+            break a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // retry pacing, not synchronisation
+    };
+    logs(&one, "back in the cluster").await;
+    // bob, on the other node, saw her go and come back, and they chat.
+    expect_event!(b, Event::Quit { nick, .. } if nick == "alice").await;
+    sees_join(&mut b, "alice").await;
+    a.send(say("back")).await;
+    let line = next_message(&mut b).await;
+    assert_eq!((line.from.as_str(), line.text.as_str()), ("alice", "back"));
+    assert_eq!(next_message(&mut a).await.text, "back", "her own echo");
+    b.send(say("hi again")).await;
+    assert_eq!(next_message(&mut a).await.text, "hi again");
+}
+
+/// A node started after lines were said has them in its history: read
+/// from the stream at start (`cluster_history_backfill`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_has_the_history_said_before_it_started() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    for i in 0..3 {
+        a.send(say(&format!("early {i}"))).await;
+        next_message(&mut a).await;
+    }
+    let two = node(&nats, 2);
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    // Read before the node listens: there at once.
+    c.send(Cmd::History {
+        room: None,
+        with: None,
+        limit: Some(10),
+        before: None,
+        after: None,
+    })
+    .await;
+    let v = loop {
+        let v = c.expect("history").await;
+        if v["replay"] == false {
+            break v; // the answer, not the replay on joining
+        }
+    };
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["early 0", "early 1", "early 2"]);
+    // And what comes next follows it.
+    a.send(say("later")).await;
+    assert_eq!(next_message(&mut c).await.text, "later");
+}
+
+/// A node started later learns the modes, ban list, key and operators
+/// of the rooms on the others (in the snapshot), and enforces them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_knows_the_rooms_modes_bans_and_operators() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    a.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "ops").await;
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+mb dave!*@*".into()),
+    })
+    .await;
+    let changes = expect_event!(a, Event::Mode { changes, .. } => changes).await;
+    assert_eq!(changes, "+m +b dave!*@*");
+
+    let two = node(&nats, 2);
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    c.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    let ops = expect_event!(c, Event::Presence { room, ops, .. } if room == "ops" => ops).await;
+    assert_eq!(
+        ops.unwrap_or_default(),
+        ["alice"],
+        "node 2 knows the operator"
+    );
+    // +m: carol (not voiced) may not speak, refused by node 2 itself.
+    c.send(say("may I?")).await;
+    c.expect_error().await;
+    // +b dave!*@*: dave may not come in.
+    let mut d = JsonClient::login(two.addr, "dave").await;
+    d.send(Cmd::Join {
+        room: "ops".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    assert_eq!(d.expect_error().await, "banned");
 }

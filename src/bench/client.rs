@@ -234,9 +234,9 @@ type SetUp = (Socket, Vec<u8>, Option<Box<Deframer>>);
 async fn setup(shared: &Shared, id: usize) -> Result<SetUp, SetupError> {
     let cfg = &shared.cfg;
     let deadline = Instant::now() + cfg.setup_timeout;
-    let source = net::source_addr(id, cfg.per_source, cfg.target);
-    let mut stream = match tokio::time::timeout_at(deadline, net::connect(cfg.target, source)).await
-    {
+    let target = cfg.target_of(id);
+    let source = net::source_addr(id, cfg.per_source, target);
+    let mut stream = match tokio::time::timeout_at(deadline, net::connect(target, source)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(SetupError::Connect(e)),
         Err(_) => return Err(SetupError::Timeout(None)),
@@ -245,7 +245,7 @@ async fn setup(shared: &Shared, id: usize) -> Result<SetUp, SetupError> {
         let (leftover, deframer) = register(shared, id, &mut stream, deadline).await?;
         return Ok((Socket::Tcp(stream), leftover, deframer));
     };
-    let name = rustls::pki_types::ServerName::from(cfg.target.ip());
+    let name = rustls::pki_types::ServerName::from(target.ip());
     let connect = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
     let mut stream = match tokio::time::timeout_at(deadline, connect).await {
         Ok(Ok(s)) => s,
@@ -279,7 +279,7 @@ async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     let mut deframer = None;
     if cfg.proto == Proto::Ws {
         let mut d = Box::new(Deframer::default());
-        let rest = upgrade(&mut *stream, cfg.target, deadline).await?;
+        let rest = upgrade(&mut *stream, cfg.target_of(id), deadline).await?;
         d.feed(&rest, &mut buf).map_err(SetupError::Refused)?;
         deframer = Some(d);
         let mut framed = Vec::new();

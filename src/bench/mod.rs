@@ -47,6 +47,8 @@ pub struct BenchArgs {
     #[arg(value_enum, default_value = "fanout")]
     pub scenario: Scenario,
     /// Server address; loopback only (127.0.0.0/8, ::1, localhost).
+    /// Several, comma-separated (the nodes of a cluster): client i
+    /// connects to the (i mod N)-th.
     #[arg(long, default_value = "127.0.0.1:7777")]
     pub target: String,
     /// Protocol the clients speak.
@@ -124,8 +126,17 @@ pub struct BenchArgs {
 impl BenchArgs {
     /// The scenario's defaults with every given flag applied.
     pub fn into_config(self) -> anyhow::Result<BenchConfig> {
-        let target = net::parse_target(&self.target).map_err(anyhow::Error::msg)?;
+        let targets = self
+            .target
+            .split(',')
+            .map(|t| net::parse_target(t.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let Some(&target) = targets.first() else {
+            anyhow::bail!("no --target");
+        };
         let mut c = BenchConfig::new(self.scenario, target, self.proto);
+        c.targets = targets;
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
         }
@@ -345,7 +356,12 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     Ok(Report {
         scenario: cfg.scenario.name(),
         proto: cfg.proto.name(),
-        target: cfg.target.to_string(),
+        target: cfg
+            .targets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
         params: Params {
             clients: n,
             rooms: cfg.rooms,

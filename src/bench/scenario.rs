@@ -114,8 +114,11 @@ impl Scenario {
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
     pub scenario: Scenario,
-    /// Loopback address of the server under test.
+    /// Loopback address of the server under test (the first of `targets`).
     pub target: SocketAddr,
+    /// Every server under test (the nodes of a cluster): client `i` goes
+    /// to `targets[i % len]`. At least `target`.
+    pub targets: Vec<SocketAddr>,
     pub proto: Proto,
     pub clients: usize,
     pub rooms: usize,
@@ -158,6 +161,7 @@ impl BenchConfig {
         BenchConfig {
             scenario,
             target,
+            targets: vec![target],
             proto,
             clients: d.clients,
             rooms: d.rooms,
@@ -197,6 +201,14 @@ impl BenchConfig {
         format!("{}{room}", self.room_prefix)
     }
 
+    /// The server client `id` connects to.
+    pub fn target_of(&self, id: usize) -> SocketAddr {
+        match self.targets.len() {
+            0 => self.target,
+            n => self.targets[id % n],
+        }
+    }
+
     pub fn nick(&self, id: usize) -> String {
         format!("{}{id}", self.nick_prefix)
     }
@@ -204,6 +216,9 @@ impl BenchConfig {
     /// Checks the parameters make sense together.
     pub fn validate(&self) -> Result<(), String> {
         super::net::check_loopback(self.target)?;
+        for t in &self.targets {
+            super::net::check_loopback(*t)?;
+        }
         if self.clients == 0 || self.clients > u32::MAX as usize {
             return Err("--clients must be at least 1".into());
         }
@@ -303,6 +318,20 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_spread_over_the_targets_in_turn() {
+        let mut c = BenchConfig::new(Scenario::Fanout, target(), Proto::Text);
+        assert_eq!(c.target_of(5), target());
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        c.targets = vec![a, b];
+        assert_eq!([c.target_of(0), c.target_of(1), c.target_of(2)], [a, b, a]);
+        c.targets.push("10.0.0.1:3".parse().unwrap());
+        assert!(c.validate().is_err(), "every target is on loopback");
+    }
+
+    #[test]
     fn active_clients_and_rooms() {
         let mut c = BenchConfig::new(Scenario::Mixed, target(), Proto::Text);
         assert_eq!(c.active_clients(), 2000);
@@ -323,6 +352,7 @@ mod tests {
         let ok = BenchConfig::new(Scenario::Fanout, target(), Proto::Text);
         let mut c = ok.clone();
         c.target = "10.1.2.3:7777".parse().unwrap();
+        c.targets = vec![c.target];
         assert!(c.validate().is_err());
         let mut c = ok.clone();
         c.size = 10;

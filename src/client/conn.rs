@@ -1,9 +1,11 @@
 //! The connection task: connects, lets the [`Protocol`] log in, relays
 //! between the socket and the front end, and when the connection fails or
 //! drops, says so and reconnects with exponential backoff (the protocol then
-//! logs in again and rejoins its rooms). What the user sends before the
-//! protocol is ready (logged in, rooms rejoined) is queued and sent, in
-//! order, after.
+//! logs in again and rejoins its rooms). Given several servers (the nodes
+//! of a cluster), a lost one is followed at once by the next ([`Rotation`]);
+//! the backoff delay comes only after every one of them failed in turn.
+//! What the user sends before the protocol is ready (logged in, rooms
+//! rejoined) is queued and sent, in order, after.
 //! A user quit sends the protocol's quit and waits for the server to close,
 //! which it does once it has handled every line sent before the quit. The
 //! server may be slow to get there (flood control paces a fast sender), so
@@ -74,12 +76,68 @@ impl Backoff {
     }
 }
 
+/// Which of several servers to try next, and how long to wait first: the
+/// next one at once, until all have failed since the last login; then the
+/// backoff delay. With one server it is the plain backoff.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    count: usize,
+    current: usize,
+    /// Servers that failed in a row since the last login (or full round).
+    failed: usize,
+    backoff: Backoff,
+}
+
+impl Rotation {
+    pub fn new(count: usize, backoff: Backoff) -> Rotation {
+        Rotation {
+            count: count.max(1),
+            current: 0,
+            failed: 0,
+            backoff,
+        }
+    }
+
+    /// The index of the server to use now.
+    pub fn current(&self) -> usize {
+        self.current
+    }
+
+    /// Logged in: the next loss starts a fresh round with the shortest delay.
+    pub fn logged_in(&mut self) {
+        self.failed = 0;
+        self.backoff.reset();
+    }
+
+    /// The current server failed or was lost: move to the next one and
+    /// return how long to wait before trying it.
+    pub fn failed(&mut self) -> Duration {
+        self.current = (self.current + 1) % self.count;
+        self.failed += 1;
+        if self.failed < self.count {
+            return Duration::ZERO;
+        }
+        self.failed = 0;
+        self.backoff.next_delay()
+    }
+}
+
+/// One server to connect to.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// HOST:PORT.
+    pub addr: String,
+    /// TLS: the name the server's certificate must be for.
+    pub host: String,
+}
+
 /// Where to connect and how to retry.
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
-    pub addr: String,
-    /// TLS: the client configuration and the name the certificate must be for.
-    pub tls: Option<(Arc<rustls::ClientConfig>, String)>,
+    /// Tried in this order, from the first; at least one.
+    pub servers: Vec<Server>,
+    /// TLS: the client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub backoff: Backoff,
     /// Reconnect after a lost connection (else give up).
     pub reconnect: bool,
@@ -90,14 +148,18 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// Connects (and shakes hands, with TLS).
-async fn connect(cfg: &ConnConfig) -> Result<Box<dyn Stream>, String> {
-    let tcp = TcpStream::connect(&cfg.addr)
+async fn connect(
+    server: &Server,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Stream>, String> {
+    let tcp = TcpStream::connect(&server.addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let Some((config, host)) = &cfg.tls else {
+    let Some(config) = tls else {
         return Ok(Box::new(tcp));
     };
+    let host = &server.host;
     let name = rustls::pki_types::ServerName::try_from(host.clone())
         .map_err(|e| format!("cannot use {host:?} as a TLS server name: {e}"))?;
     let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -118,31 +180,35 @@ enum End {
 /// Runs until the user quits (or, without reconnect, the connection is
 /// lost). `requests` come from the front end; `events` go to it.
 pub async fn run(
-    mut cfg: ConnConfig,
+    cfg: ConnConfig,
     mut proto: Box<dyn Protocol>,
     mut requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<Event>,
 ) {
     let mut pending = VecDeque::new();
+    let mut rotation = Rotation::new(cfg.servers.len(), cfg.backoff.clone());
     loop {
         let status = |s| Event::now(EventKind::Status(s));
+        let Some(server) = cfg.servers.get(rotation.current()) else {
+            return; // no server at all: `run` is never given that
+        };
         let connecting = Status::Connecting {
-            addr: cfg.addr.clone(),
+            addr: server.addr.clone(),
         };
         if events.send(status(connecting)).await.is_err() {
             return;
         }
-        let reason = match timeout(CONNECT_TIMEOUT, connect(&cfg)).await {
+        let reason = match timeout(CONNECT_TIMEOUT, connect(server, cfg.tls.as_ref())).await {
             Ok(Ok(stream)) => {
                 let mut c = Conn {
                     proto: &mut *proto,
                     events: &events,
                     pending: &mut pending,
-                    backoff: &mut cfg.backoff,
+                    rotation: &mut rotation,
                     awaiting_nick: false,
                     quit_by: None,
                 };
-                match c.session(&cfg.addr, stream, &mut requests).await {
+                match c.session(&server.addr, stream, &mut requests).await {
                     End::Quit => {
                         let _ = events.send(status(Status::Closed)).await;
                         return;
@@ -153,11 +219,18 @@ pub async fn run(
             Ok(Err(e)) => e,
             Err(_) => "cannot connect: timed out".to_string(),
         };
-        let retry_in = cfg.reconnect.then(|| cfg.backoff.next_delay());
+        let addr = server.addr.clone();
+        let retry_in = cfg.reconnect.then(|| rotation.failed());
+        let next = cfg
+            .servers
+            .get(rotation.current())
+            .filter(|next| retry_in.is_some() && next.addr != addr)
+            .map(|next| next.addr.clone());
         let lost = Status::Lost {
-            addr: cfg.addr.clone(),
+            addr,
             reason,
             retry_in,
+            next,
         };
         if events.send(status(lost)).await.is_err() {
             return;
@@ -211,7 +284,7 @@ struct Conn<'a> {
     proto: &'a mut dyn Protocol,
     events: &'a mpsc::Sender<Event>,
     pending: &'a mut VecDeque<Request>,
-    backoff: &'a mut Backoff,
+    rotation: &'a mut Rotation,
     /// The front end was asked for a nickname and has not answered.
     awaiting_nick: bool,
     /// Quitting: give up waiting for the server's close at this time.
@@ -259,7 +332,7 @@ impl Conn<'_> {
                     let was = self.proto.ready();
                     self.proto.receive(&line, &mut out);
                     if !was && self.proto.ready() {
-                        self.backoff.reset();
+                        self.rotation.logged_in();
                         while let Some(req) = self.pending.pop_front() {
                             self.dispatch(req, &mut out);
                         }
@@ -276,6 +349,9 @@ impl Conn<'_> {
             }
             if let Err(end) = self.flush(&mut out, &mut wr).await {
                 return end;
+            }
+            if let Some(reason) = out.reconnect.take() {
+                return End::Lost(reason);
             }
         }
     }
@@ -365,5 +441,49 @@ mod tests {
         );
         b.reset();
         assert_eq!(b.next_delay(), ms(500));
+    }
+
+    #[test]
+    fn a_rotation_tries_every_server_at_once_then_backs_off() {
+        let ms = Duration::from_millis;
+        let mut r = Rotation::new(3, Backoff::new(ms(100), ms(1000)));
+        assert_eq!(r.current(), 0);
+        let mut got = vec![];
+        for _ in 0..7 {
+            let d = r.failed();
+            got.push((r.current(), d));
+        }
+        let zero = Duration::ZERO;
+        assert_eq!(
+            got,
+            [
+                (1, zero),
+                (2, zero),
+                (0, ms(100)),
+                (1, zero),
+                (2, zero),
+                (0, ms(200)),
+                (1, zero)
+            ]
+        );
+        // A login: the next loss moves on at once, the round restarts and
+        // the delay is the shortest again.
+        r.logged_in();
+        assert_eq!((r.failed(), r.current()), (zero, 2));
+        assert_eq!((r.failed(), r.current()), (zero, 0));
+        assert_eq!((r.failed(), r.current()), (ms(100), 1));
+    }
+
+    #[test]
+    fn a_rotation_of_one_server_is_the_plain_backoff() {
+        let ms = Duration::from_millis;
+        let mut r = Rotation::new(1, Backoff::new(ms(100), ms(1000)));
+        assert_eq!(
+            [r.failed(), r.failed(), r.failed()],
+            [ms(100), ms(200), ms(400)]
+        );
+        assert_eq!(r.current(), 0);
+        r.logged_in();
+        assert_eq!(r.failed(), ms(100));
     }
 }

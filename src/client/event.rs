@@ -165,11 +165,13 @@ pub enum Status {
         protocol: &'static str,
     },
     /// The connection failed or was lost; `retry_in` is when we try again
-    /// (`None`: we will not).
+    /// (`None`: we will not), and `next` the other server of several we
+    /// try then (`None`: the same one again).
     Lost {
         addr: String,
         reason: String,
         retry_in: Option<Duration>,
+        next: Option<String>,
     },
     /// We left (the user quit); the client is about to exit.
     Closed,

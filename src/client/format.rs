@@ -207,9 +207,14 @@ pub fn lines(ev: &EventKind, session: &Session, here: Here) -> Vec<Line> {
             addr,
             reason,
             retry_in,
-        }) => one(Line::error(match retry_in {
-            Some(d) => format!("{addr}: {reason}; reconnecting in {}", secs(*d)),
-            None => format!("{addr}: {reason}; not reconnecting"),
+            next,
+        }) => one(Line::error(match (retry_in, next) {
+            (Some(d), None) => format!("{addr}: {reason}; reconnecting in {}", secs(*d)),
+            (Some(d), Some(next)) if d.is_zero() => format!("{addr}: {reason}; trying {next}"),
+            (Some(d), Some(next)) => {
+                format!("{addr}: {reason}; trying {next} in {}", secs(*d))
+            }
+            (None, _) => format!("{addr}: {reason}; not reconnecting"),
         })),
         EventKind::Status(Status::Closed) => vec![],
         EventKind::NeedNick { refused: None } => {
@@ -537,11 +542,24 @@ mod tests {
                 EventKind::Status(Status::Lost {
                     addr: "h:1".into(),
                     reason: "the server closed the connection".into(),
-                    retry_in: Some(Duration::from_millis(500))
+                    retry_in: Some(Duration::from_millis(500)),
+                    next: None,
                 }),
                 &s
             ),
             ["! h:1: the server closed the connection; reconnecting in 0.5s"]
+        );
+        assert_eq!(
+            text(
+                EventKind::Status(Status::Lost {
+                    addr: "h:1".into(),
+                    reason: "the server closed the connection".into(),
+                    retry_in: Some(Duration::ZERO),
+                    next: Some("h:2".into()),
+                }),
+                &s
+            ),
+            ["! h:1: the server closed the connection; trying h:2"]
         );
         assert_eq!(
             text(

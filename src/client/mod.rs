@@ -39,7 +39,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use crate::config::parse_duration;
-use conn::{Backoff, ConnConfig};
+use conn::{Backoff, ConnConfig, Server};
 use protocol::irc::IrcProtocol;
 use protocol::json::JsonProtocol;
 use protocol::Protocol;
@@ -52,11 +52,14 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7777";
 #[derive(Args, Debug, Clone)]
 pub struct ChatArgs {
     /// natter server to connect to (JSON-lines protocol); `tls://HOST[:PORT]`
-    /// for TLS, `ircs://HOST[:PORT]` / `irc://HOST[:PORT]` for IRC.
-    #[arg(value_name = "HOST:PORT", conflicts_with = "irc")]
+    /// for TLS, `ircs://HOST[:PORT]` / `irc://HOST[:PORT]` for IRC. Several,
+    /// separated by commas (the nodes of a cluster): the first is used, and
+    /// when it is lost the next one at once.
+    #[arg(value_name = "HOST:PORT[,HOST:PORT…]", conflicts_with = "irc")]
     pub addr: Option<String>,
-    /// Speak IRC to this IRC server instead (`ircs://HOST[:PORT]`: over TLS).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Speak IRC to this IRC server instead (`ircs://HOST[:PORT]`: over TLS);
+    /// several separated by commas, as for the address.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT…]")]
     pub irc: Option<String>,
     /// Connect over TLS, checking the server's certificate against the
     /// system's root certificates (or --ca).
@@ -90,6 +93,12 @@ pub struct ChatArgs {
     /// Exit instead of reconnecting when the connection is lost.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// After a lost connection, how long our nickname refused as taken is
+    /// taken for our old connection still holding it (the server, or the
+    /// cluster, has not noticed the loss yet) and the login tried again;
+    /// `0` gives it up at once. JSON protocol only.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub nick_reclaim: Duration,
     /// Log in to your nickname's account: ask for its password on the
     /// terminal (not echoed). Scripts use --password-file or the
     /// NATTER_PASSWORD variable instead (a password is never a flag's
@@ -142,6 +151,31 @@ fn first_line(text: &str) -> &str {
     line.strip_suffix('\r').unwrap_or(line)
 }
 
+/// The servers in `addrs` (separated by commas), in order: at least one,
+/// all speaking the same protocol the same way (IRC or not, TLS or not).
+fn targets(addrs: &str, irc: bool, tls: bool) -> anyhow::Result<Vec<tls::Target>> {
+    let targets = addrs
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| tls::parse_target(a, irc, tls))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let Some(first) = targets.first() else {
+        anyhow::bail!("no server address in {addrs:?}");
+    };
+    if let Some(odd) = targets
+        .iter()
+        .find(|t| (t.irc, t.tls) != (first.irc, first.tls))
+    {
+        anyhow::bail!(
+            "{} and {} speak differently (IRC or not, TLS or not): the servers of one chat must all be the same kind",
+            first.addr,
+            odd.addr
+        );
+    }
+    Ok(targets)
+}
+
 /// Runs `natter chat` to completion.
 pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     let color = !color::no_color();
@@ -166,16 +200,18 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         anyhow::bail!("a password logs in to the account of a nickname: give --nick NICK too");
     }
     let want_tls = args.tls || args.ca.is_some() || args.insecure;
-    let target = match (&args.irc, &args.addr) {
-        (Some(addr), _) => tls::parse_target(addr, true, want_tls)?,
-        (None, Some(addr)) => tls::parse_target(addr, false, want_tls)?,
-        (None, None) => tls::parse_target(DEFAULT_ADDR, false, want_tls)?,
+    let targets = match (&args.irc, &args.addr) {
+        (Some(addrs), _) => targets(addrs, true, want_tls)?,
+        (None, Some(addrs)) => targets(addrs, false, want_tls)?,
+        (None, None) => targets(DEFAULT_ADDR, false, want_tls)?,
     };
+    let target = &targets[0];
     let proto: Box<dyn Protocol> = match target.irc {
         true => Box::new(IrcProtocol::new(nick, args.join.clone()).with_password(password)),
         false => Box::new(
             JsonProtocol::new(nick, args.join.clone())
                 .with_nick_fallback(args.nick_fallback)
+                .with_nick_reclaim(args.nick_reclaim)
                 .with_password(password),
         ),
     };
@@ -192,9 +228,16 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
         (true, Some(ca), false) => Some(tls::client_config(tls::Trust::Ca(ca))?),
         (true, None, false) => Some(tls::client_config(tls::Trust::System)?),
     };
+    let servers = targets
+        .iter()
+        .map(|t| Server {
+            addr: t.addr.clone(),
+            host: t.host.clone(),
+        })
+        .collect();
     let cfg = ConnConfig {
-        addr: target.addr.clone(),
-        tls: tls.map(|config| (config, target.host.clone())),
+        servers,
+        tls,
         backoff: Backoff::new(args.reconnect_min, args.reconnect_max),
         reconnect: !args.no_reconnect,
     };
@@ -224,7 +267,7 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::first_line;
+    use super::{first_line, targets};
 
     #[test]
     fn a_password_file_gives_its_first_line() {
@@ -232,5 +275,16 @@ mod tests {
         assert_eq!(first_line("s3cret\r\nother\n"), "s3cret");
         assert_eq!(first_line(" spaced "), " spaced ");
         assert_eq!(first_line(""), "");
+    }
+
+    #[test]
+    fn several_servers_are_separated_by_commas_and_must_be_alike() {
+        let t = targets("127.0.0.1:1, 127.0.0.1:2,", false, false).unwrap();
+        let addrs: Vec<_> = t.iter().map(|t| t.addr.as_str()).collect();
+        assert_eq!(addrs, ["127.0.0.1:1", "127.0.0.1:2"]);
+        let err = targets("tls://a:1,b:2", false, false).unwrap_err();
+        assert!(err.to_string().contains("same kind"), "{err}");
+        assert!(targets(" , ", false, false).is_err());
+        assert!(targets("a:1,nope", false, false).is_err());
     }
 }

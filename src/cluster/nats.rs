@@ -12,11 +12,15 @@
 //! * Each node puts a heartbeat in a KV bucket whose entries expire; a node
 //!   whose heartbeat is gone is dead, and the live node with the lowest
 //!   number publishes its users' quits (once, through the stream).
+//! * A node cut off from NATS for `cluster_fence` fences itself: it tells
+//!   its users and lets them go (they reconnect to another node), refuses
+//!   logins, and takes people again once its heartbeat gets through.
 //!
 //! The NATS client runs on a runtime of its own (one thread), so the hub
 //! may wait for a nick claim under its lock without starving the client.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +54,8 @@ struct Settings {
     timeout: Duration,
     heartbeat: Duration,
     node_ttl: Duration,
+    fence: Duration,
+    backfill: u64,
     per_subject: i64,
 }
 
@@ -63,6 +69,16 @@ impl Settings {
         if c.cluster_node_ttl <= c.cluster_heartbeat {
             bail!("cluster_node_ttl must be longer than cluster_heartbeat");
         }
+        if c.cluster_fence <= c.cluster_heartbeat {
+            bail!("cluster_fence must be longer than cluster_heartbeat");
+        }
+        if c.cluster_fence + c.cluster_heartbeat > c.cluster_node_ttl {
+            warn!(
+                "cluster_fence ({:?}) + cluster_heartbeat ({:?}) is over cluster_node_ttl ({:?}): \
+                 a node cut off from NATS may keep its users after the others announced their quits",
+                c.cluster_fence, c.cluster_heartbeat, c.cluster_node_ttl
+            );
+        }
         Ok(Settings {
             urls: c.cluster.clone(),
             node: c.node,
@@ -70,6 +86,8 @@ impl Settings {
             timeout: c.cluster_timeout,
             heartbeat: c.cluster_heartbeat,
             node_ttl: c.cluster_node_ttl,
+            fence: c.cluster_fence,
+            backfill: c.cluster_history_backfill,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -110,6 +128,10 @@ pub struct Nats {
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
     known: Mutex<Vec<Fact>>,
+    /// Each room's last stream sequence when the node started.
+    seqs: Vec<(String, u64)>,
+    /// Cut off from NATS for longer than `cluster_fence`, and not back yet.
+    fenced: Arc<AtomicBool>,
     /// Last, so the tasks stop after everything else is dropped.
     _runtime: Runtime,
 }
@@ -136,7 +158,13 @@ impl Nats {
             HISTORY_PER_ROOM.min(config.history_per_room.max(1)),
             HISTORY_ROOMS,
         ));
-        let start = rt.spawn(start(settings.clone(), to_hub.clone(), history.clone()));
+        let fenced = Arc::new(AtomicBool::new(false));
+        let start = rt.spawn(start(
+            settings.clone(),
+            to_hub.clone(),
+            history.clone(),
+            fenced.clone(),
+        ));
         let parts = match start.await {
             Ok(r) => r?,
             Err(e) => bail!("the cluster task failed: {e}"),
@@ -151,6 +179,8 @@ impl Nats {
             incoming: Mutex::new(Some(from_cluster)),
             history,
             known: Mutex::new(parts.known),
+            seqs: parts.seqs,
+            fenced,
             _runtime: runtime,
         })
     }
@@ -158,7 +188,10 @@ impl Nats {
     /// Where history is read: the facts this node has read from the
     /// stream since it started (what its hub submits is not kept twice).
     pub fn store(&self) -> Arc<dyn Store> {
-        Arc::new(StreamHistory(self.history.clone()))
+        Arc::new(StreamHistory {
+            log: self.history.clone(),
+            seqs: self.seqs.clone(),
+        })
     }
 
     /// Who was on the other nodes when this one started: facts to apply
@@ -167,8 +200,10 @@ impl Nats {
         std::mem::take(&mut *self.known.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// On NATS and not fenced.
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+            && !self.fenced.load(Ordering::Acquire)
     }
 
     fn refuse(&self, conn: ConnId, why: &str) {
@@ -182,6 +217,9 @@ impl Nats {
         }
     }
 }
+
+/// What a fenced node's users are told, and its refusals say.
+const FENCED: &str = "this node is cut off from the cluster: connect to another node";
 
 /// The cluster's own runtime; dropping it (even inside another runtime)
 /// stops its tasks without waiting for them.
@@ -229,6 +267,9 @@ impl Backplane for Nats {
     }
 
     fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError> {
+        if self.fenced.load(Ordering::Acquire) {
+            return Err(StoreError(FENCED.into()));
+        }
         if !self.connected() {
             return Err(StoreError("the cluster (NATS) is unreachable".into()));
         }
@@ -273,9 +314,15 @@ impl std::fmt::Debug for Nats {
     }
 }
 
-/// History as read from the stream: the hub's own submissions are left
-/// out (they come back from the stream with their place in its order).
-struct StreamHistory(Arc<MemoryStore>);
+/// History as read from the stream (since the node started, and the newest
+/// `cluster_history_backfill` facts from before): the hub's own
+/// submissions are left out (they come back from the stream with their
+/// place in its order).
+struct StreamHistory {
+    log: Arc<MemoryStore>,
+    /// Each room's last sequence in the stream when the node started.
+    seqs: Vec<(String, u64)>,
+}
 
 impl Store for StreamHistory {
     fn submit(&self, _facts: Vec<Fact>) -> u64 {
@@ -288,7 +335,7 @@ impl Store for StreamHistory {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError> {
-        self.0.history(room, query, limit, events)
+        self.log.history(room, query, limit, events)
     }
     fn private_targets(
         &self,
@@ -297,10 +344,10 @@ impl Store for StreamHistory {
         to_ms: u64,
         limit: usize,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        self.0.private_targets(account, from_ms, to_ms, limit)
+        self.log.private_targets(account, from_ms, to_ms, limit)
     }
     fn room_seqs(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        Ok(Vec::new())
+        Ok(self.seqs.clone())
     }
     fn watermark(&self) -> Option<Arc<Watermark>> {
         None
@@ -314,6 +361,8 @@ struct Parts {
     client: async_nats::Client,
     outbox: mpsc::Sender<Out>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
+    /// Each room's (folded) last stream sequence when the node started.
+    seqs: Vec<(String, u64)>,
 }
 
 /// Connects, sets up the stream and buckets, claims the node number and
@@ -322,17 +371,22 @@ async fn start(
     s: Settings,
     to_hub: mpsc::Sender<Incoming>,
     history: Arc<MemoryStore>,
+    fenced: Arc<AtomicBool>,
 ) -> anyhow::Result<Parts> {
+    let shown = without_password(&s.urls);
     let addrs = s
         .urls
         .split(',')
         .map(|u| u.trim().parse::<async_nats::ServerAddr>())
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("bad NATS URL in {:?}", s.urls))?;
+        .with_context(|| format!("bad NATS URL in {shown:?}"))?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("natter node {}", s.node))
         .connection_timeout(s.timeout)
         .max_reconnects(None);
+    if let Some((user, password)) = url_login(&addrs) {
+        opts = opts.user_and_password(user, password);
+    }
     if let Some(path) = &s.creds {
         opts = opts
             .credentials_file(path)
@@ -341,8 +395,8 @@ async fn start(
     }
     let client = tokio::time::timeout(s.timeout, opts.connect(addrs))
         .await
-        .map_err(|_| anyhow!("NATS at {} did not answer within {:?}", s.urls, s.timeout))?
-        .with_context(|| format!("cannot connect to NATS at {}", s.urls))?;
+        .map_err(|_| anyhow!("NATS at {shown} did not answer within {:?}", s.timeout))?
+        .with_context(|| format!("cannot connect to NATS at {shown}"))?;
     let mut js = jetstream::new(client.clone());
     js.set_timeout(s.timeout);
     let stream = ensure_stream(&js, s.per_subject).await?;
@@ -365,10 +419,20 @@ async fn start(
         .state
         .last_sequence
         + 1;
+    // What was said before this node started, for history, before it
+    // serves anyone: the stream's newest `backfill` facts.
+    let first = next.saturating_sub(s.backfill).max(1);
+    let seqs = match backfill(&stream, &client, first, next, &history, s.timeout).await {
+        Ok(seqs) => seqs,
+        Err(e) => {
+            warn!("cannot read the history said before this node started: {e:#}");
+            Vec::new()
+        }
+    };
     info!(
         "node {} joined the cluster at {} (stream at {})",
         s.node,
-        s.urls,
+        shown,
         next - 1
     );
     let seen = Arc::new(Mutex::new(HashSet::new()));
@@ -377,7 +441,7 @@ async fn start(
     let (kv_ops, kv_rx) = mpsc::unbounded_channel();
     tokio::spawn(publisher(js.clone(), out_rx, acks, to_hub.clone()));
     tokio::spawn(acker(acks_rx, to_hub.clone(), s.timeout));
-    tokio::spawn(nick_keeper(nicks, kv_rx));
+    tokio::spawn(nick_keeper(nicks, client.clone(), kv_rx, s.heartbeat));
     let requests = client
         .subscribe(subjects::SYNC)
         .await
@@ -406,13 +470,56 @@ async fn start(
         seen.clone(),
         s.clone(),
     ));
-    tokio::spawn(heartbeat(nodes, s.clone(), to_hub, seen));
+    tokio::spawn(heartbeat(
+        nodes,
+        client.clone(),
+        s.clone(),
+        to_hub,
+        seen,
+        fenced,
+    ));
     Ok(Parts {
         client,
         outbox,
         kv_ops,
         known,
+        seqs,
     })
+}
+
+/// The user and password of the first URL that has them (`user:pass@`,
+/// percent-decoded): the NATS client takes them from there only as an
+/// option, not from the URL itself.
+fn url_login(addrs: &[async_nats::ServerAddr]) -> Option<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    addrs.iter().find_map(|a| {
+        let user = a.username()?;
+        Some((decode(user), decode(a.password().unwrap_or(""))))
+    })
+}
+
+/// `urls` fit for a log line: every password replaced by `***`.
+fn without_password(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let u = u.trim();
+            let host_from = u.find("://").map_or(0, |i| i + 3);
+            match u[host_from..].rfind('@') {
+                Some(at) => {
+                    let userinfo = &u[host_from..host_from + at];
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    let rest = &u[host_from + at + 1..];
+                    format!("{}{user}:***@{rest}", &u[..host_from])
+                }
+                None => u.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn now_bytes() -> bytes::Bytes {
@@ -560,18 +667,33 @@ async fn acker(mut acks: mpsc::Receiver<Ack>, to_hub: mpsc::Sender<Incoming>, ti
     }
 }
 
-/// Claims and releases nicks, one at a time, in the order asked.
-async fn nick_keeper(nicks: kv::Store, mut ops: mpsc::UnboundedReceiver<KvOp>) {
+/// Claims and releases nicks, one at a time, in the order asked. A
+/// release made while NATS is unreachable (people quitting a node cut
+/// off, or fenced) waits for NATS and is done then, so no claim is left
+/// behind; claims meanwhile fail anyway.
+async fn nick_keeper(
+    nicks: kv::Store,
+    client: async_nats::Client,
+    mut ops: mpsc::UnboundedReceiver<KvOp>,
+    pause: Duration,
+) {
     while let Some(op) = ops.recv().await {
         match op {
             KvOp::Claim { key, owner, reply } => {
                 let _ = reply.try_send(claim(&nicks, &key, &owner).await);
             }
-            KvOp::Release { key, owner } => {
-                if let Err(e) = release(&nicks, &key, &owner).await {
+            KvOp::Release { key, owner } => loop {
+                let Err(e) = release(&nicks, &key, &owner).await else {
+                    break;
+                };
+                if client.connection_state() == async_nats::connection::State::Connected {
                     warn!("cannot release a nick claim: {e}");
+                    break;
                 }
-            }
+                debug!("cannot release a nick claim yet ({e}): NATS is unreachable");
+                // Not a wait for something: a pause between attempts at a lost server.
+                tokio::time::sleep(pause).await;
+            },
         }
     }
 }
@@ -609,6 +731,62 @@ async fn release(nicks: &kv::Store, key: &str, owner: &str) -> Result<(), String
         .map_err(|e| e.to_string())
 }
 
+/// Reads the stream's facts `first..until` into the history (lines said
+/// before this node started), each read given `timeout`; returns each
+/// room's (folded) last sequence, so the node's rooms continue from there.
+async fn backfill(
+    stream: &stream::Stream,
+    client: &async_nats::Client,
+    first: u64,
+    until: u64,
+    history: &MemoryStore,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut seqs = std::collections::HashMap::new();
+    if first >= until {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: first,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut read = 0u64;
+    loop {
+        let m = match tokio::time::timeout(timeout, messages.next()).await {
+            Ok(Some(m)) => m?,
+            Ok(None) => break,
+            Err(_) => bail!("no message from the stream within {timeout:?}"),
+        };
+        let info = m.info().map_err(|e| anyhow!("{e}"))?;
+        let seq = info.stream_sequence;
+        if seq >= until {
+            break;
+        }
+        read += 1;
+        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+        let Ok(mut fact) = serde_json::from_slice::<Fact>(&m.payload) else {
+            continue;
+        };
+        let skip = fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout);
+        if let Some(room) = fact.room.as_ref().filter(|_| !skip) {
+            seqs.insert(names::fold(room).to_string(), seq);
+            fact.seq = seq;
+            history.submit(vec![fact]);
+        }
+        if seq + 1 >= until {
+            break;
+        }
+    }
+    info!("read {read} facts said before this node started, for history");
+    Ok(seqs.into_iter().collect())
+}
+
 /// Reads the stream from `next` on, in order, for ever (an ordered
 /// consumer: a gap makes it start again after the last fact it gave).
 async fn reader(
@@ -620,8 +798,11 @@ async fn reader(
     seen: Arc<Mutex<HashSet<NodeId>>>,
     s: Settings,
 ) {
+    // When the stream being read was made (to notice it made anew).
+    let mut created = None;
     loop {
-        let r = read_from(&js, &client, &mut next, &to_hub, &history, &seen, &s).await;
+        let at = (&mut next, &mut created);
+        let r = read_from(&js, &client, at, &to_hub, &history, &seen, &s).await;
         if to_hub.is_closed() {
             return;
         }
@@ -636,7 +817,7 @@ async fn reader(
 async fn read_from(
     js: &jetstream::Context,
     client: &async_nats::Client,
-    next: &mut u64,
+    (next, was_created): (&mut u64, &mut Option<i128>),
     to_hub: &mpsc::Sender<Incoming>,
     history: &MemoryStore,
     seen: &Mutex<HashSet<NodeId>>,
@@ -645,8 +826,14 @@ async fn read_from(
     let timeout = s.timeout;
     // Made again if it was deleted under us; its order then starts anew.
     let mut stream = ensure_stream(js, s.per_subject).await?;
-    let last = stream.info().await?.state.last_sequence;
-    if last + 1 < *next {
+    let info = stream.info().await?;
+    let (last, created) = (
+        info.state.last_sequence,
+        info.created.unix_timestamp_nanos(),
+    );
+    let anew = was_created.is_some_and(|c| c != created);
+    *was_created = Some(created);
+    if anew || last + 1 < *next {
         warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
         *next = 1;
     }
@@ -661,7 +848,20 @@ async fn read_from(
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    while let Some(m) = messages.next().await {
+    // The ordered consumer does not notice its stream deleted (and maybe
+    // made again by another node): look each heartbeat.
+    let mut check = tokio::time::interval(s.heartbeat);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        let m = tokio::select! {
+            m = messages.next() => m,
+            _ = check.tick() => {
+                stream_still_there(js, created).await?;
+                continue;
+            }
+        };
+        let Some(m) = m else { break };
         let m = m?;
         let info = m.info().map_err(|e| anyhow!("{e}"))?;
         let seq = info.stream_sequence;
@@ -694,6 +894,26 @@ async fn read_from(
         }
     }
     Ok(())
+}
+
+/// Fails if the stream made at `created` is gone: NATS says there is no
+/// such stream, or it is another one made since. No answer is no news.
+async fn stream_still_there(js: &jetstream::Context, created: i128) -> anyhow::Result<()> {
+    match js.get_stream(STREAM).await {
+        Ok(st) if st.cached_info().created.unix_timestamp_nanos() != created => {
+            bail!("the NATTER stream was deleted and made again")
+        }
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            bail!("the NATTER stream is gone ({e})")
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// One part of a node's answer to a snapshot request.
@@ -789,12 +1009,16 @@ async fn snapshot(
 }
 
 /// Keeps this node's heartbeat alive and finds nodes whose heartbeat is
-/// gone: the live node with the lowest number has their users quit.
+/// gone: the live node with the lowest number has their users quit. Cut
+/// off for `fence`, the node fences itself (its users are told and let
+/// go); the next heartbeat that gets through ends it.
 async fn heartbeat(
     nodes: kv::Store,
+    client: async_nats::Client,
     s: Settings,
     to_hub: mpsc::Sender<Incoming>,
     seen: Arc<Mutex<HashSet<NodeId>>>,
+    fenced: Arc<AtomicBool>,
 ) {
     let me = s.node.to_string();
     let mut tick = tokio::time::interval(s.heartbeat);
@@ -805,13 +1029,34 @@ async fn heartbeat(
         if to_hub.is_closed() {
             return;
         }
-        match nodes.put(&me, now_bytes()).await {
-            Ok(_) => last_ok = Instant::now(),
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        // While NATS is unreachable a put would only wait for its timeout.
+        let put = match up {
+            true => match tokio::time::timeout(s.timeout, nodes.put(&me, now_bytes())).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", s.timeout)),
+            },
+            false => Err("NATS is unreachable".to_string()),
+        };
+        match put {
+            Ok(_) => {
+                last_ok = Instant::now();
+                if fenced.swap(false, Ordering::AcqRel) {
+                    info!("back in the cluster: taking people again");
+                }
+            }
             Err(e) => {
-                warn!(
-                    "heartbeat failed ({e}); cut off from the cluster for {:?}",
-                    last_ok.elapsed()
-                );
+                let cut_off = last_ok.elapsed();
+                warn!("heartbeat failed ({e}); cut off from the cluster for {cut_off:?}");
+                if cut_off >= s.fence && !fenced.swap(true, Ordering::AcqRel) {
+                    warn!(
+                        "fenced: cut off from the cluster for {cut_off:?} (cluster_fence {:?})",
+                        s.fence
+                    );
+                    if to_hub.send(Incoming::Fenced(FENCED.into())).await.is_err() {
+                        return;
+                    }
+                }
                 continue;
             }
         }
@@ -872,6 +1117,23 @@ async fn live_nodes(nodes: &kv::Store) -> Result<HashSet<NodeId>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_are_used_and_never_shown() {
+        let addrs: Vec<async_nats::ServerAddr> = ["nats://a:4222", "nats://n%40t:s3%3Acret@b:4222"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        assert_eq!(
+            url_login(&addrs),
+            Some(("n@t".to_string(), "s3:cret".to_string()))
+        );
+        assert_eq!(url_login(&addrs[..1]), None);
+        assert_eq!(
+            without_password("nats://a:4222, nats://natter:s3cret@b:4222,tls://u@c"),
+            "nats://a:4222,nats://natter:***@b:4222,tls://u:***@c"
+        );
+    }
 
     #[test]
     fn a_fact_stored_after_its_deadline_is_stale() {

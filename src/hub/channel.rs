@@ -87,7 +87,7 @@ impl ChatState {
         let Some(room) = self.rooms.get_mut(&key_str) else {
             return;
         };
-        room.members.insert(
+        room.add_member(
             id,
             Member {
                 op: founder_op.unwrap_or(first),
@@ -181,7 +181,7 @@ impl ChatState {
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
-        room.members.remove(&id);
+        room.remove_member(id);
         let members = room.members.len();
         let room_name = room.name.clone();
         let body = FactBody::Parted {

@@ -201,6 +201,12 @@ impl<R: Router> ChatHandle<R> {
                     core.backplane.publish(&quits);
                 }
             }
+            Incoming::Fenced(why) => {
+                let core = &mut *self.lock();
+                let fx = core.state.fence(&why);
+                warn!("fenced ({why}): disconnecting everyone here");
+                core.apply(fx);
+            }
             Incoming::Snapshot(reply) => {
                 let facts = self.lock().state.snapshot();
                 let _ = reply.send(facts);

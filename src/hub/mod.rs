@@ -399,12 +399,12 @@ impl ChatState {
             Audience::Conn(id) => f(*id),
             Audience::Room(key) => {
                 if let Some(r) = self.rooms.get(key) {
-                    r.members.keys().copied().for_each(f);
+                    r.fanout().iter().copied().for_each(f);
                 }
             }
             Audience::RoomExcept(key, but) => {
                 if let Some(r) = self.rooms.get(key) {
-                    r.members.keys().filter(|m| *m != but).copied().for_each(f);
+                    r.fanout().iter().filter(|m| *m != but).copied().for_each(f);
                 }
             }
             Audience::Conns(list) => list.iter().copied().for_each(f),
@@ -1172,7 +1172,7 @@ impl ChatState {
     /// Takes `id` out of room `key`, dropping the room once it is empty.
     fn drop_member(&mut self, key: &str, id: ConnId) {
         if let Some(room) = self.rooms.get_mut(key) {
-            room.members.remove(&id);
+            room.remove_member(id);
             if room.members.is_empty() {
                 self.drop_room(key);
             }

@@ -4,17 +4,60 @@
 //! in their [`ConnId`]; the router simply has no queue for them.
 
 use super::room::Member;
-use super::{names, Audience, ChatState, Conn, Effects};
-use crate::proto::{now_ms, Fact, FactBody, Name, NodeId, TopicState};
+use super::{names, Audience, ChatState, Conn, Control, Effects};
+use std::sync::Arc;
+
+use crate::proto::{
+    now_ms, ConnId, Event, EventBody, Fact, FactBody, ModeChange, Name, NodeId, TopicState,
+};
+
+/// A room's modes as changes that give them to a new room (`+nt` by
+/// default), each with who set it: flags and key and limit first (by the
+/// room), then each ban, exception and invite mask by its setter.
+fn room_modes(r: &super::room::Room) -> Vec<(Name, Vec<ModeChange>)> {
+    let change = |add: bool, mode: char, arg: Option<Arc<str>>| ModeChange { add, mode, arg };
+    let m = &r.modes;
+    let mut flags: Vec<ModeChange> = [
+        ('i', m.invite_only),
+        ('m', m.moderated),
+        ('n', m.no_external),
+        ('t', m.topic_ops),
+        ('p', m.private),
+        ('s', m.secret),
+    ]
+    .into_iter()
+    .map(|(mode, on)| change(on, mode, None))
+    .collect();
+    if let Some(k) = &m.key {
+        flags.push(change(true, 'k', Some(k.clone())));
+    }
+    if let Some(l) = m.limit {
+        flags.push(change(true, 'l', Some(l.to_string().into())));
+    }
+    let mut out = vec![(r.name.clone(), flags)];
+    for (mode, list) in [('b', &r.bans), ('e', &r.excepts), ('I', &r.invexes)] {
+        for b in list {
+            out.push((
+                b.set_by.clone(),
+                vec![change(true, mode, Some(b.mask.clone()))],
+            ));
+        }
+    }
+    out
+}
 
 impl ChatState {
     /// What a node that just started needs to know about this one's
     /// people: each one's coming online, then joining each of their rooms,
-    /// and the topics of those rooms (applied there with `apply_remote`).
+    /// and the topics and modes of those rooms (flags, key, limit, ban,
+    /// exception and invite lists, and who of ours is operator or voiced
+    /// there), applied there with `apply_remote`.
     pub fn snapshot(&mut self) -> Vec<Fact> {
         let (node, now) = (self.config.node, now_ms());
         let mut facts = Vec::new();
         let mut topics = std::collections::BTreeMap::new();
+        let mut modes = std::collections::BTreeMap::new();
+        let mut statuses = Vec::new();
         let mut local: Vec<_> = self
             .conns
             .keys()
@@ -49,6 +92,36 @@ impl ChatState {
                 };
                 let joined = FactBody::Joined { nick: nick.clone() };
                 facts.push(fact(Some(r.name.clone()), joined));
+                if let Some(m) = r.members.get(&by) {
+                    let status = [('o', m.op), ('v', m.voice)]
+                        .into_iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(mode, _)| ModeChange {
+                            add: true,
+                            mode,
+                            arg: Some(nick.to_string().into()),
+                        })
+                        .collect::<Vec<_>>();
+                    if !status.is_empty() {
+                        let body = FactBody::ModesChanged {
+                            nick: self.config.server_name.as_str().into(),
+                            changes: status,
+                        };
+                        statuses.push(fact(Some(r.name.clone()), body));
+                    }
+                }
+                modes.entry(key.clone()).or_insert_with(|| {
+                    room_modes(r)
+                        .into_iter()
+                        .map(|(set_by, changes)| {
+                            let body = FactBody::ModesChanged {
+                                nick: set_by,
+                                changes,
+                            };
+                            fact(Some(r.name.clone()), body)
+                        })
+                        .collect::<Vec<_>>()
+                });
                 if let Some(t) = &r.topic {
                     topics.entry(key.clone()).or_insert_with(|| {
                         let body = FactBody::TopicSet {
@@ -61,7 +134,32 @@ impl ChatState {
             }
         }
         facts.extend(topics.into_values());
+        facts.extend(modes.into_values().flatten());
+        facts.extend(statuses);
         facts
+    }
+
+    /// This node is cut off from the cluster: everyone on it is told
+    /// `reason` (a `Shutdown`), quits with it, and is disconnected, so they
+    /// reconnect to another node rather than be served stale state.
+    pub fn fence(&mut self, reason: &str) -> Effects {
+        let node = self.config.node;
+        let mut local: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|c| c.node == node)
+            .copied()
+            .collect();
+        local.sort_unstable();
+        let ev = Event::shared(EventBody::Shutdown {
+            reason: reason.to_string().into(),
+        });
+        for id in local {
+            self.send(Audience::Conn(id), ev.clone());
+            self.remove(id, reason);
+            self.fx.control.push(Control::Close(id));
+        }
+        self.take()
     }
 
     /// The quits of everyone on node `node` (gone: dead or cut off), as
@@ -139,7 +237,7 @@ impl ChatState {
                 }
                 if let Some(room) = self.rooms.get_mut(k) {
                     let op = room.members.is_empty();
-                    room.members.insert(id, Member { op, voice: false });
+                    room.add_member(id, Member { op, voice: false });
                 }
                 room_audience()
             }
@@ -289,6 +387,48 @@ mod tests {
         };
         w.remote(fact(zed, None, 0, quit));
         assert!(matches!(&w.take(a)[..], [EventBody::Quit { nick, .. }] if &**nick == "zed"));
+        assert_eq!(w.hub().online(), 1);
+    }
+
+    #[test]
+    fn fencing_tells_and_lets_go_everyone_here_and_nobody_else() {
+        let mut w = echoing();
+        let a = w.user("alice");
+        let b = w.user("bob");
+        let zed = ConnId::new(2, 1);
+        let online = FactBody::Online {
+            nick: "zed".into(),
+            user: "~z".into(),
+            host: "far".into(),
+            realname: "Zed".into(),
+        };
+        w.remote(fact(zed, None, 0, online));
+        let fx = w.hub().fence("this node is cut off");
+        let told: Vec<_> = fx
+            .deliveries
+            .iter()
+            .filter_map(|(to, ev)| match (to, &ev.body) {
+                (super::Audience::Conn(c), EventBody::Shutdown { reason }) => {
+                    Some((*c, reason.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        let cut = "this node is cut off".to_string();
+        assert_eq!(told, [(a, cut.clone()), (b, cut)]);
+        assert_eq!(
+            fx.control,
+            [super::Control::Close(a), super::Control::Close(b)]
+        );
+        let quits: Vec<_> = fx
+            .facts
+            .iter()
+            .filter(|f| matches!(f.body, FactBody::Quit { .. }))
+            .map(|f| f.by)
+            .collect();
+        assert_eq!(quits.len(), 2, "{quits:?}");
+        assert!(quits.contains(&a) && quits.contains(&b));
+        // Only the remote person is left.
         assert_eq!(w.hub().online(), 1);
     }
 

@@ -42,7 +42,11 @@ pub(crate) struct Modes {
 pub(crate) struct Room {
     pub name: Name,
     /// By connection, in order: long member lists are paged by it.
+    /// Changed only through [`Room::add_member`] and [`Room::remove_member`].
     pub members: BTreeMap<ConnId, Member>,
+    /// The same connections in a flat list, for delivery: walking a
+    /// `Vec` costs a few instructions per member, a `BTreeMap` dozens.
+    fanout: Vec<ConnId>,
     /// The sequence number of the room's last fact.
     pub seq: u64,
     pub topic: Option<TopicState>,
@@ -62,6 +66,7 @@ impl Room {
         Room {
             name,
             members: BTreeMap::new(),
+            fanout: Vec::new(),
             seq,
             topic: None,
             modes: Modes {
@@ -74,6 +79,29 @@ impl Room {
             invexes: Vec::new(),
             created_ms: crate::proto::now_ms(),
         }
+    }
+
+    /// Adds (or updates) a member.
+    pub fn add_member(&mut self, id: ConnId, member: Member) {
+        if self.members.insert(id, member).is_none() {
+            self.fanout.push(id);
+        }
+    }
+
+    /// Removes a member (O(members): a departure is announced to them all
+    /// anyway).
+    pub fn remove_member(&mut self, id: ConnId) -> Option<Member> {
+        let gone = self.members.remove(&id)?;
+        if let Some(i) = self.fanout.iter().position(|m| *m == id) {
+            self.fanout.swap_remove(i);
+        }
+        Some(gone)
+    }
+
+    /// Every member, in no particular order (for delivery).
+    pub fn fanout(&self) -> &[ConnId] {
+        debug_assert_eq!(self.fanout.len(), self.members.len());
+        &self.fanout
     }
 
     /// How the room shows to outsiders (`+s` wins over `+p`).
@@ -280,8 +308,8 @@ mod tests {
                 voice: false,
             },
         );
-        r.members.insert(id(1), op);
-        r.members.insert(id(2), member);
+        r.add_member(id(1), op);
+        r.add_member(id(2), member);
         r
     }
 

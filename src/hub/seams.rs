@@ -101,6 +101,10 @@ pub enum Incoming {
     /// This node is gone (dead, or cut off): whoever was on it has quit.
     /// Sent to one node only, which publishes their quits.
     NodeGone(NodeId),
+    /// This node is cut off from the cluster (fenced, for the reason
+    /// given): everyone on it is told and disconnected, so that they go to
+    /// another node instead of being shown stale state as current.
+    Fenced(String),
     /// A node that just started asks who is here: answer with the facts
     /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
     Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),

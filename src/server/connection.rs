@@ -798,6 +798,7 @@ impl<T: Transport> Connection<T> {
 
     /// The heartbeat timer fired: ping, or report a timeout (true).
     fn heartbeat_fired(&mut self) -> bool {
+        self.queue.trim(); // quiet for an interval: its buffer goes back
         let now = Instant::now();
         let Some(hb) = &mut self.heartbeat else {
             return false;

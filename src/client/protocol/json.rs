@@ -5,7 +5,11 @@
 //! pings with `keep`, turns a refused nickname before login into a
 //! `NeedNick` (or, asked to, tries the nickname with `_` appended), joins
 //! rooms without leaving the others (`"switch":false`), and after a
-//! reconnect goes back to the rooms it was in.
+//! reconnect goes back to the rooms it was in — under the same nickname:
+//! for a while after the loss, our nickname refused as taken is taken for
+//! our old connection still holding it, and the login is tried again.
+
+use std::time::{Duration, Instant};
 
 use super::{same_nick, Output, Protocol};
 use crate::client::command::Request;
@@ -31,6 +35,13 @@ pub struct JsonProtocol {
     nick: Option<String>,
     /// A taken nickname is retried with `_` appended instead of asking.
     fallback: bool,
+    /// After a lost connection, how long a refusal of our own nickname as
+    /// taken is taken for our old connection still holding it (a server,
+    /// or a dead node of a cluster, that has not noticed the loss yet):
+    /// the connection is dropped and made again instead of giving it up.
+    reclaim: Duration,
+    /// Until when that holds, from the first connection after the loss.
+    reclaim_until: Option<Instant>,
     /// The password of the nickname's account: logging in sends it (until
     /// the server refuses it).
     password: Option<String>,
@@ -60,6 +71,13 @@ impl JsonProtocol {
     /// On a taken nickname before login, try it with `_` appended.
     pub fn with_nick_fallback(mut self, on: bool) -> JsonProtocol {
         self.fallback = on;
+        self
+    }
+
+    /// After a lost connection, try to get our nickname back for `window`
+    /// (reconnecting) before giving it up as taken. Zero: no such tries.
+    pub fn with_nick_reclaim(mut self, window: Duration) -> JsonProtocol {
+        self.reclaim = window;
         self
     }
 
@@ -134,6 +152,7 @@ impl JsonProtocol {
             W::Registered { nick, online } => {
                 let nick = String::from(nick);
                 self.registered = true;
+                self.reclaim_until = None;
                 self.nick = Some(nick.clone());
                 self.joining.clear();
                 self.rejoin(out);
@@ -423,6 +442,19 @@ impl JsonProtocol {
                         reason: message.into(),
                     });
                     EventKind::NeedNick { refused: None }
+                } else if !self.registered
+                    && code == "nick_in_use"
+                    && self.reclaim_until.is_some_and(|t| Instant::now() < t)
+                {
+                    out.reconnect = Some(format!("{message} (held by our lost connection?)"));
+                    EventKind::Info(format!(
+                        "{message}; it was ours before the connection was lost: trying again"
+                    ))
+                } else if !self.registered && code == "store_failed" && self.nick.is_some() {
+                    // The server cannot log anyone in now (a cluster node
+                    // cut off from NATS): another one may.
+                    out.reconnect = Some(format!("cannot log in here now: {message}"));
+                    EventKind::Info(format!("{message}; reconnecting"))
                 } else if !self.registered && nick_refused {
                     match (&self.nick, self.fallback && code == "nick_in_use") {
                         (Some(n), true) => {
@@ -483,6 +515,9 @@ impl Protocol for JsonProtocol {
     }
 
     fn connected(&mut self, out: &mut Output) {
+        if self.registered && !self.reclaim.is_zero() {
+            self.reclaim_until = Instant::now().checked_add(self.reclaim);
+        }
         self.registered = false;
         self.joining.clear();
         self.login(out);
@@ -864,6 +899,51 @@ mod tests {
             kinds(&feed(&mut p, bad))[0],
             EventKind::NeedNick { .. }
         ));
+    }
+
+    #[test]
+    fn after_a_lost_connection_our_own_nick_taken_means_reconnect_for_a_while() {
+        let taken = r#"{"type":"error","code":"nick_in_use","message":"the nickname bob is taken","nick":"bob","ts":1}"#;
+        let mut p = JsonProtocol::new(Some("bob".into()), vec![])
+            .with_nick_reclaim(Duration::from_secs(3600));
+        // Never logged in yet: taken is taken.
+        p.connected(&mut Output::default());
+        let o = feed(&mut p, taken);
+        assert_eq!(o.reconnect, None);
+        assert!(matches!(kinds(&o)[0], EventKind::NeedNick { .. }));
+        p.request(&Request::Login("bob".into()), &mut Output::default());
+        feed(
+            &mut p,
+            r#"{"type":"registered","nick":"bob","online":1,"ts":1}"#,
+        );
+        // Lost; the next server still has our old connection's claim.
+        p.connected(&mut Output::default());
+        let o = feed(&mut p, taken);
+        assert!(o.reconnect.is_some(), "{o:?}");
+        assert!(matches!(&kinds(&o)[0], EventKind::Info(t) if t.contains("trying again")));
+        // And again on the connection after (the window runs from the loss).
+        p.connected(&mut Output::default());
+        assert!(feed(&mut p, taken).reconnect.is_some());
+        // Without the window, the refusal is final at once.
+        let mut q = logged_in("bob");
+        q.connected(&mut Output::default());
+        let o = feed(&mut q, taken);
+        assert_eq!(o.reconnect, None);
+        assert!(matches!(kinds(&o)[0], EventKind::NeedNick { .. }));
+    }
+
+    #[test]
+    fn a_server_that_cannot_log_anyone_in_now_is_left_for_another() {
+        let mut p = JsonProtocol::new(Some("bob".into()), vec![]);
+        p.connected(&mut Output::default());
+        let err = r#"{"type":"error","code":"store_failed","message":"this node is cut off","nick":"bob","ts":1}"#;
+        let o = feed(&mut p, err);
+        assert!(o.reconnect.is_some(), "{o:?}");
+        // Once logged in, the same error (a line not stored) is only shown.
+        let mut q = logged_in("bob");
+        let o = feed(&mut q, err);
+        assert_eq!(o.reconnect, None);
+        assert!(matches!(kinds(&o)[0], EventKind::Error { .. }));
     }
 
     #[test]

@@ -20,11 +20,13 @@ use super::command::Request;
 use super::event::{Event, EventKind};
 
 /// What handling one input produced: lines to send (without line endings)
-/// and events to show.
+/// and events to show; `reconnect`: drop this connection, for this reason,
+/// and connect again (to the next server, if there are several).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Output {
     pub lines: Vec<String>,
     pub events: Vec<Event>,
+    pub reconnect: Option<String>,
 }
 
 impl Output {
