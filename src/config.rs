@@ -274,8 +274,8 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub shutdown_grace: Duration,
-        /// How often freed memory is given back to the OS (glibc's
-        /// malloc_trim); 0: never.
+        /// How often all freed memory is given back to the OS at once
+        /// (jemalloc also does it on its own after a second); 0: never.
         #[arg(
             long,
             env = "NATTER_MEMORY_TRIM",
@@ -484,6 +484,11 @@ settings! {
         /// Most lines one history request returns (bigger asks are capped).
         #[arg(long, env = "NATTER_HISTORY_MAX_LINES", value_name = "N", default_value = "1000")]
         pub history_max_lines: usize,
+        /// History reads (and database connections for them) at once; more
+        /// wait their turn (a burst of joins does not open a connection
+        /// and a thread for each).
+        #[arg(long, env = "NATTER_HISTORY_READERS", value_name = "N", default_value = "4")]
+        pub history_readers: usize,
         /// Lines kept per room; older ones are deleted (0: keep all).
         #[arg(long, env = "NATTER_HISTORY_PER_ROOM", value_name = "N", default_value = "100000")]
         pub history_per_room: usize,
@@ -1193,6 +1198,7 @@ mod tests {
             db_max_bytes: 0,
             history_on_join: 10,
             history_max_lines: 1000,
+            history_readers: 4,
             history_per_room: 100_000,
             history_max_age: Duration::ZERO,
             nick_grace: Duration::from_secs(30),
@@ -1330,6 +1336,7 @@ mod tests {
             "db_max_bytes" => "1000000",
             "history_on_join" => "0",
             "history_max_lines" => "20",
+            "history_readers" => "2",
             "history_per_room" => "500",
             "history_max_age" => "168h",
             "nick_grace" => "0",

@@ -7,6 +7,29 @@ use natter::config::ServeArgs;
 use natter::server::{shutdown_signal, Server};
 use tokio_util::sync::CancellationToken;
 
+/// The allocator: jemalloc, which gives freed memory back to the OS (see
+/// `memory_trim` in docs/OPERATING.md and "Under abuse" in
+/// docs/BENCHMARKS.md).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts (the `MALLOC_CONF` environment
+/// variable overrides them): its background thread gives pages that have
+/// been free for a second back to the OS, at once rather than in two steps.
+#[cfg(unix)]
+#[export_name = "malloc_conf"]
+pub static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
+
+/// A C string pointer that may be a `static` (jemalloc reads `malloc_conf`).
+#[cfg(unix)]
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+// SAFETY: it points at a string literal, which nothing writes.
+#[cfg(unix)]
+unsafe impl Sync for MallocConf {}
+
 #[derive(Parser)]
 #[command(
     name = "natter",

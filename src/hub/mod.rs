@@ -310,6 +310,16 @@ pub struct ChatState {
     fx: Effects,
 }
 
+/// Halves a table that is at most a quarter full (and bigger than a
+/// few dozen slots). Rehashing what is left costs as much as the removals
+/// that made room for it, so it is amortised over them.
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    const SMALL: usize = 64;
+    if map.capacity() > SMALL && map.len() < map.capacity() / 4 {
+        map.shrink_to((map.len() * 2).max(SMALL / 2));
+    }
+}
+
 /// Cuts user-supplied text to `max` bytes at a character boundary.
 fn cap(text: &str, max: usize) -> Arc<str> {
     let mut end = text.len().min(max);
@@ -1163,8 +1173,10 @@ impl ChatState {
             self.session_ended(id, account);
         }
         self.unwatch_all(id, &conn.watching);
+        self.shrink_tables();
         let Some(nick) = conn.nick else { return };
         self.release_nick(&nick, id);
+        self.shrink_tables();
         self.announce_offline(&nick);
         for key in &conn.rooms {
             self.drop_member(key, id);
@@ -1184,6 +1196,25 @@ impl ChatState {
         });
         let ev = Event::by(Some(conn.mask), EventBody::Quit { nick, reason });
         self.send(Audience::Conns(audience), ev);
+    }
+
+    /// Gives the tables of people back once they are mostly empty, so that
+    /// after a mass departure (an attack's connections gone) the hub does
+    /// not keep them at their high-water size.
+    fn shrink_tables(&mut self) {
+        shrink(&mut self.conns);
+        shrink(&mut self.nicks);
+        shrink(&mut self.lookalikes);
+        shrink(&mut self.watchers);
+    }
+
+    /// Slots the tables of people hold (their capacity), for tests and
+    /// `/metrics`: see [`ChatState::shrink_tables`].
+    pub fn table_slots(&self) -> usize {
+        self.conns.capacity()
+            + self.nicks.capacity()
+            + self.lookalikes.capacity()
+            + self.watchers.capacity()
     }
 
     /// Takes `id` out of room `key`, dropping the room once it is empty.

@@ -566,3 +566,39 @@ fn a_cascade_of_slow_consumers_does_not_recurse() {
         .unwrap();
     cascade.join().expect("no stack overflow");
 }
+
+#[test]
+fn tables_of_people_shrink_after_a_mass_departure() {
+    // No default room: 2000 people in one room is a different test.
+    let mut w = World::with(HubConfig {
+        default_room: String::new(),
+        ..config()
+    });
+    let idle = w.table_slots_now();
+    let people: Vec<ConnId> = (0..2000).map(|i| w.user(&format!("p{i}"))).collect();
+    let full = w.table_slots_now();
+    assert!(full >= 4 * 2000, "conns, nicks, lookalikes: {full} slots");
+    for (i, id) in people.iter().enumerate() {
+        if i % 100 != 0 {
+            w.disconnect(*id, "gone");
+        }
+    }
+    assert_eq!(w.hub().online(), 20);
+    let after = w.table_slots_now();
+    assert!(
+        after <= idle + 3 * 128,
+        "20 people left hold {after} slots (idle {idle}, at 2000 people {full})"
+    );
+    // What is left still works: a nick of one who left is free again.
+    let again = w.user("p1");
+    assert_eq!(
+        w.hub().nick_of(again).map(|n| n.to_string()),
+        Some("p1".into())
+    );
+}
+
+impl World {
+    fn table_slots_now(&mut self) -> usize {
+        self.hub().table_slots()
+    }
+}

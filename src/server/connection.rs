@@ -235,7 +235,7 @@ impl session::Chat for Port<'_> {
             .limit
             .clamp(1, self.shared.config.history_max_lines.max(1));
         let rooms = chat.rooms_of(id);
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         tokio::spawn(async move {
             let read = move || {
                 let keys: Vec<String> = rooms.iter().map(|(k, _)| k.clone()).collect();
@@ -243,8 +243,9 @@ impl session::Chat for Port<'_> {
                 let people = store.private_targets(&me, r.from_ms, r.to_ms, limit)?;
                 Ok::<_, crate::hub::StoreError>((rooms, in_rooms, people))
             };
-            let body = match tokio::task::spawn_blocking(read).await {
-                Ok(Ok((rooms, in_rooms, people))) => {
+            // An answer always comes (an IRC session waits for it).
+            let body = match Shared::read_store(&readers, read).await {
+                Some(Ok((rooms, in_rooms, people))) => {
                     let mut targets: Vec<(Name, u64, bool)> = in_rooms
                         .into_iter()
                         .filter_map(|(key, t)| {
@@ -258,12 +259,12 @@ impl session::Chat for Port<'_> {
                     targets.truncate(limit);
                     EventBody::HistoryTargets { targets }
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     warn!("history targets: {e}");
                     let detail = "history cannot be read right now";
                     EventBody::Refused(Refusal::new(ErrorCode::StoreFailed).detail(detail))
                 }
-                Err(_) => EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)),
+                None => EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)),
             };
             chat.tell(id, body);
         });
@@ -300,7 +301,7 @@ impl session::Chat for Port<'_> {
             .clamp(1, self.shared.config.history_max_lines.max(1));
         // Stored under the bare name: IRC's `#room` is the same room.
         let room = room.strip_prefix('#').unwrap_or(&room).to_string();
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         // Lines up to `now` may still be on their way to the disk: an empty
         // submission is a marker whose ticket finishes after them, so the
         // read waits for it (else a line said just before joining would be
@@ -313,9 +314,9 @@ impl session::Chat for Port<'_> {
             }
             let read = move || read_history(&*store, &room, query, limit, r.events, r.asked);
             // An answer always comes (an IRC session waits for it).
-            let body = tokio::task::spawn_blocking(read)
+            let body = Shared::read_store(&readers, read)
                 .await
-                .unwrap_or_else(|_| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
+                .unwrap_or_else(|| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
             chat.tell(id, body);
         });
     }
@@ -346,7 +347,7 @@ impl Port<'_> {
             };
             return chat.tell(id, body);
         };
-        let store = self.shared.store.clone();
+        let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         let marker = store.submit(Vec::new());
         let durable = self.shared.durable.clone().filter(|_| marker != 0);
         tokio::spawn(async move {
@@ -354,9 +355,9 @@ impl Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &log, query, limit, events, asked);
-            let mut body = tokio::task::spawn_blocking(read)
+            let mut body = Shared::read_store(&readers, read)
                 .await
-                .unwrap_or_else(|_| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
+                .unwrap_or_else(|| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
             if let EventBody::History { with: w, .. } = &mut body {
                 *w = with;
             }

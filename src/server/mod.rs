@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     pub chat: Chat,
     /// Where history is read (off the chat lock).
     pub store: Arc<dyn Store>,
+    /// History reads at once (`history_readers`): see [`Shared::read_store`].
+    readers: Arc<tokio::sync::Semaphore>,
     /// How far the store has made facts durable (`None`: no waiting).
     pub durable: Option<Arc<crate::hub::Watermark>>,
     pub shutdown: CancellationToken,
@@ -129,6 +131,24 @@ impl Shared {
         m.sendq_items.set(d.items as i64);
         m.sendq_bytes.set(d.bytes as i64);
         m.sendq_max_bytes.set(d.max_bytes as i64);
+    }
+
+    /// Runs a store read on a blocking thread once one of the
+    /// `history_readers` permits is free (`None`: the runtime is going
+    /// away). A burst of joins, each reading the room's last lines, then
+    /// reads a few at a time on pooled connections instead of opening a
+    /// thread and a database connection (with its page cache) for each.
+    pub async fn read_store<T: Send + 'static>(
+        readers: &Arc<tokio::sync::Semaphore>,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = readers.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(read).await.ok()
+    }
+
+    /// The permits for [`Shared::read_store`].
+    pub fn readers(&self) -> Arc<tokio::sync::Semaphore> {
+        self.readers.clone()
     }
 
     /// The host shown for an address: a keyed hash, stable for this server
@@ -299,6 +319,7 @@ impl Server {
         let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
             opers,
+            readers: Arc::new(tokio::sync::Semaphore::new(config.history_readers.max(1))),
             config,
             chat,
             store,
@@ -559,9 +580,9 @@ fn raise_open_file_limit(max_clients: usize) {
     }
 }
 
-/// Gives freed memory back to the OS every `every` until `stop`: glibc's
-/// malloc keeps what was freed in its per-thread arenas, so after a burst
-/// (an attack, a join storm) the process would stay at its high-water mark.
+/// Gives freed memory back to the OS every `every` until `stop` (see
+/// [`give_back_memory`]), so that after a burst (an attack, a join storm)
+/// the process does not stay at its high-water mark.
 async fn trim_memory(every: Duration, stop: CancellationToken) {
     if every.is_zero() {
         return;
@@ -573,11 +594,34 @@ async fn trim_memory(every: Duration, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+        give_back_memory();
+    }
+}
+
+/// Gives memory freed since the last call back to the OS: jemalloc's
+/// purge of every arena (the natter binary's allocator, which also does
+/// it on its own a second after memory is freed), and glibc's
+/// `malloc_trim` for whatever still allocates from glibc.
+fn give_back_memory() {
+    #[cfg(unix)]
+    {
+        // "arena.<MALLCTL_ARENAS_ALL>.purge"
+        let name = c"arena.4096.purge";
+        // SAFETY: a void mallctl: no old or new value is read or written.
         unsafe {
-            libc::malloc_trim(0);
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
         }
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -38,6 +38,11 @@ const RETENTION_EVERY: Duration = Duration::from_secs(2);
 /// big imported or restored database) is trimmed over many short steps
 /// instead of in one long statement that every message would wait for.
 const RETENTION_CHUNK: usize = 2000;
+/// Rooms one retention step looks at: each costs a statement (about
+/// 50 µs when there is nothing to delete), and chat waits while the writer
+/// is at it, so 10 000 rooms written at once (a burst of joins) are gone
+/// through over many short steps instead of one half-second one.
+const RETENTION_ROOMS: usize = 64;
 /// How often age retention looks at every room, not only those written to
 /// (lines in a room nobody talks in still expire).
 const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -749,7 +754,11 @@ impl Writer {
         }
         let chunk = RETENTION_CHUNK as i64;
         let mut more = Vec::new();
-        for room in std::mem::take(&mut self.touched) {
+        let step: Vec<String> = self.touched.iter().take(RETENTION_ROOMS).cloned().collect();
+        for room in &step {
+            self.touched.remove(room);
+        }
+        for room in step {
             let run = || -> rusqlite::Result<usize> {
                 let mut deleted = 0;
                 if per_room > 0 {
@@ -787,8 +796,11 @@ impl Writer {
                 Err(e) => warn!("history retention for room {room}: {e}"),
             }
         }
-        self.behind = !more.is_empty();
         self.touched.extend(more);
+        self.behind = !self.touched.is_empty();
+        if !self.behind {
+            self.touched = HashSet::new(); // not held at its high-water size
+        }
     }
 
     /// Rooms that have lines older than `cutoff` (ms).
