@@ -754,7 +754,7 @@ impl Writer {
         }
         let chunk = RETENTION_CHUNK as i64;
         let mut more = Vec::new();
-        let step: Vec<String> = self.touched.iter().take(RETENTION_ROOMS).cloned().collect();
+        let step: Vec<i64> = self.touched.iter().take(RETENTION_ROOMS).copied().collect();
         for room in &step {
             self.touched.remove(room);
         }
