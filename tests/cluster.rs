@@ -131,6 +131,31 @@ fn node_with(nats: &NatsServer, n: u16, extra: &[&str]) -> Natter {
         .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
 }
 
+/// The texts of the current room's last 10 lines, as a `history` request
+/// answers (not the replay on joining).
+async fn history_texts(c: &mut JsonClient) -> Vec<String> {
+    c.send(Cmd::History {
+        room: None,
+        with: None,
+        limit: Some(10),
+        before: None,
+        after: None,
+    })
+    .await;
+    let v = loop {
+        let v = c.expect("history").await;
+        if v["replay"] == false {
+            break v;
+        }
+    };
+    v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .collect()
+}
+
 /// One line as a JSON client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Line {
@@ -483,27 +508,8 @@ async fn topics_modes_and_kicks_apply_on_every_node_and_history_crosses_nodes() 
         next_message(&mut b).await;
     }
     // History on node 2 has what was said on node 1.
-    b.send(Cmd::History {
-        room: None,
-        with: None,
-        limit: Some(10),
-        before: None,
-        after: None,
-    })
-    .await;
-    let v = loop {
-        let v = b.expect("history").await;
-        if v["replay"] == false {
-            break v; // the answer, not the replay on joining
-        }
-    };
-    let texts: Vec<&str> = v["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["old line 0", "old line 1", "old line 2"], "{v}");
+    let texts = history_texts(&mut b).await;
+    assert_eq!(texts, ["old line 0", "old line 1", "old line 2"]);
 
     // alice opens #ops (its operator), bob joins it from the other node.
     a.send(Cmd::Join {
@@ -974,26 +980,7 @@ async fn a_node_started_later_has_the_history_said_before_it_started() {
     let two = node(&nats, 2);
     let mut c = JsonClient::login(two.addr, "carol").await;
     // Read before the node listens: there at once.
-    c.send(Cmd::History {
-        room: None,
-        with: None,
-        limit: Some(10),
-        before: None,
-        after: None,
-    })
-    .await;
-    let v = loop {
-        let v = c.expect("history").await;
-        if v["replay"] == false {
-            break v; // the answer, not the replay on joining
-        }
-    };
-    let texts: Vec<&str> = v["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
+    let texts = history_texts(&mut c).await;
     assert_eq!(texts, ["early 0", "early 1", "early 2"]);
     // And what comes next follows it.
     a.send(say("later")).await;
