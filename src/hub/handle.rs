@@ -24,12 +24,6 @@ pub trait Router: Send + 'static {
     /// Queues `ev` for the local connection `to`; false when its queue is
     /// full (it is then disconnected as a slow consumer).
     fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool;
-    /// [`Router::push`] of an event that `recipients` connections get (a
-    /// queue bounded in bytes charges each its share of the event).
-    fn push_among(&mut self, to: ConnId, ev: &Arc<Event>, recipients: usize) -> bool {
-        let _ = recipients;
-        self.push(to, ev)
-    }
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
     /// Does what only the server can do (close a killed connection after
@@ -402,9 +396,8 @@ impl<R: Router> Core<R> {
         let node = self.state.config().node;
         let (state, router, overflowed) = (&self.state, &mut self.router, &mut self.overflowed);
         for (audience, ev) in deliveries {
-            let recipients = state.audience_size(audience);
             state.for_each_member(audience, |to| {
-                if to.node == node && !router.push_among(to, ev, recipients) {
+                if to.node == node && !router.push(to, ev) {
                     overflowed.push(to);
                 }
             });

@@ -881,6 +881,11 @@ impl Event {
         })
     }
 
+    /// Whether this event was rendered in `flavor` already.
+    pub fn is_rendered(&self, flavor: Flavor) -> bool {
+        self.cache[flavor as usize].get().is_some()
+    }
+
     /// How many bytes this event is written as in `flavor`, rendering it
     /// (once) to know. IRC replies that carry the recipient's nick are
     /// rendered per recipient; their JSON form, which names every field,

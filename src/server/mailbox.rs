@@ -36,9 +36,9 @@ const KEEP_CAPACITY: usize = 1024;
 /// What one queued item costs besides its bytes: its slot in the queue.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Entry>();
 
-/// What the shared event itself costs, split between its recipients (so
-/// an event only one client gets, such as a private message, is counted in
-/// full, and none of a room's members pays for all of a room's events).
+/// What an event costs the first queue it enters in a flavour: the shared
+/// event itself (so that an event only one client gets, such as a private
+/// message, is counted in full; later recipients share it).
 pub(crate) const EVENT_BYTES: usize = std::mem::size_of::<Event>() + 16;
 
 /// One thing to write: a shared event, or bytes the session rendered.
@@ -243,19 +243,15 @@ impl Queue {
 }
 
 impl Queue {
-    /// Queues an event for this client alone; false if that overflows the
-    /// sendq (the member is then killed as a slow consumer) or it was
-    /// already killed.
+    /// Queues a shared event; false if that overflows the sendq (the
+    /// member is then killed as a slow consumer) or it was already killed.
+    /// Renders the event in this connection's flavour (once per flavour for
+    /// all recipients) to know its size.
     pub fn push(&self, ev: &Arc<Event>) -> bool {
-        self.push_among(ev, 1)
-    }
-
-    /// Queues an event that `recipients` clients get (each is charged its
-    /// share of the event). Renders the event in this connection's flavour
-    /// (once per flavour for all recipients) to know its size.
-    pub fn push_among(&self, ev: &Arc<Event>, recipients: usize) -> bool {
-        let len = ev.wire_len(self.flavor());
-        let cost = SLOT_BYTES + len + EVENT_BYTES / recipients.max(1);
+        let flavor = self.flavor();
+        let first = !ev.is_rendered(flavor);
+        let len = ev.wire_len(flavor);
+        let cost = SLOT_BYTES + len + if first { EVENT_BYTES } else { 0 };
         // A history answer the client asked for is bounded by
         // `history_max_lines`, not by the sendq: it is counted, never fatal.
         let bounded = !matches!(ev.body, crate::proto::EventBody::History { .. });
@@ -369,16 +365,14 @@ mod tests {
         let json_len = line.wire_len(Flavor::Json);
         assert!(json_len > 300);
         assert_eq!(q.load(), SLOT_BYTES + json_len + EVENT_BYTES);
-        let (x, y) = (Queue::new(1000), Queue::new(1000));
-        for q in [&x, &y] {
-            q.set_flavor(Flavor::Json);
-            assert!(q.push_among(&line, 2));
-            assert_eq!(
-                q.load(),
-                SLOT_BYTES + json_len + EVENT_BYTES / 2,
-                "the event itself is shared by its recipients"
-            );
-        }
+        let other = Queue::new(1000);
+        other.set_flavor(Flavor::Json);
+        assert!(other.push(&line));
+        assert_eq!(
+            other.load(),
+            SLOT_BYTES + json_len,
+            "a shared event is charged once"
+        );
         q.set_inflight(400);
         assert!(
             !q.push_local(Bytes::from(vec![b'x'; 300])),

@@ -97,13 +97,6 @@ impl hub::Router for Router {
         }
     }
 
-    fn push_among(&mut self, to: ConnId, ev: &Arc<Event>, recipients: usize) -> bool {
-        match self.queue(to.local) {
-            Some(q) => q.push_among(ev, recipients),
-            None => true,
-        }
-    }
-
     fn control(&mut self, request: hub::Control) {
         match request {
             hub::Control::Close(conn) => {
