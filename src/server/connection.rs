@@ -313,11 +313,7 @@ impl session::Chat for Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &room, query, limit, r.events, r.asked);
-            // An answer always comes (an IRC session waits for it).
-            let body = Shared::read_store(&readers, read)
-                .await
-                .unwrap_or_else(|| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
-            chat.tell(id, body);
+            chat.tell(id, answer(&readers, read).await);
         });
     }
 }
@@ -355,15 +351,24 @@ impl Port<'_> {
                 w.reached(marker).await;
             }
             let read = move || read_history(&*store, &log, query, limit, events, asked);
-            let mut body = Shared::read_store(&readers, read)
-                .await
-                .unwrap_or_else(|| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)));
+            let mut body = answer(&readers, read).await;
             if let EventBody::History { with: w, .. } = &mut body {
                 *w = with;
             }
             chat.tell(id, body);
         });
     }
+}
+
+/// The answer `read` gives, read off the chat lock: always an answer, a
+/// refusal if the read could not run (an IRC session waits for it).
+async fn answer(
+    readers: &Arc<tokio::sync::Semaphore>,
+    read: impl FnOnce() -> EventBody + Send + 'static,
+) -> EventBody {
+    Shared::read_store(readers, read)
+        .await
+        .unwrap_or_else(|| EventBody::Refused(Refusal::new(ErrorCode::StoreFailed)))
 }
 
 /// Reads one history request from the store, as the event that answers it.

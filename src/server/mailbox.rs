@@ -68,6 +68,16 @@ struct Inner {
     closing: bool,
 }
 
+impl Inner {
+    /// After a drain: an emptied buffer larger than [`KEEP_CAPACITY`]
+    /// shrinks to it.
+    fn settle(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > KEEP_CAPACITY {
+            self.queue.shrink_to(KEEP_CAPACITY);
+        }
+    }
+}
+
 struct Mailbox {
     inner: Mutex<Inner>,
     notify: Notify,
@@ -142,9 +152,7 @@ impl Queue {
         if let Some(e) = &entry {
             inner.bytes -= e.cost as usize;
         }
-        if inner.queue.is_empty() && inner.queue.capacity() > KEEP_CAPACITY {
-            inner.queue.shrink_to(KEEP_CAPACITY);
-        }
+        inner.settle();
         match entry {
             Some(e) => Some(Next::Item(e.item)),
             None if inner.closing => Some(Next::Closed),
@@ -189,9 +197,7 @@ impl Queue {
             }
             inner.bytes -= bytes;
         }
-        if inner.queue.is_empty() && inner.queue.capacity() > KEEP_CAPACITY {
-            inner.queue.shrink_to(KEEP_CAPACITY);
-        }
+        inner.settle();
     }
 
     /// Puts entries taken but not written back at the front, in order.
