@@ -14,6 +14,7 @@
 # NATTER_ARGS (extra `natter serve` flags, default `--db off`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. bench/ngircd.sh
 BIN=${NATTER_BIN:-target/release/natter}
 CLIENTS=${CLIENTS:-100}
 RATE=${RATE:-2}
@@ -36,26 +37,7 @@ run() {
     ngircd)
         proto=irc
         local ng=/usr/sbin/ngircd
-        cat >"$work/ngircd.conf" <<EOF
-[Global]
-Name = bench.local
-Listen = 127.0.0.1
-Ports = $port
-PidFile = $work/ngircd.pid
-MotdPhrase = bench
-[Limits]
-MaxConnections = 0
-MaxConnectionsIP = 0
-MaxJoins = 0
-MaxNickLength = 30
-MaxPenaltyTime = 0
-PingTimeout = 600
-PongTimeout = 600
-[Options]
-PAM = no
-DNS = no
-Ident = no
-EOF
+        ngircd_conf "$work/ngircd.conf" "$port" "$work/ngircd.pid"
         # As root ngIRCd drops its privileges, and callgrind could no
         # longer write its profile: run it as nobody from the start.
         local as=()

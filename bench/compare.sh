@@ -30,6 +30,7 @@
 # reported and skipped. Everything listens on 127.0.0.1 only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. bench/ngircd.sh
 
 scenario=${1:?usage: bench/compare.sh SCENARIO [natter bench flags...]}
 shift
@@ -131,26 +132,7 @@ start_natter_irc() { # PORT
 
 start_ngircd() { # PORT
     install_pkg ngircd ngircd || return 1
-    cat >"$work/ngircd.conf" <<EOF
-[Global]
-Name = bench.ngircd
-Info = natter bench baseline
-Listen = 127.0.0.1
-Ports = $1
-MotdPhrase = bench
-[Limits]
-MaxConnections = 0
-MaxConnectionsIP = 0
-MaxJoins = 0
-MaxNickLength = 30
-MaxPenaltyTime = 0
-PingTimeout = 600
-PongTimeout = 600
-[Options]
-DNS = no
-Ident = no
-PAM = no
-EOF
+    ngircd_conf "$work/ngircd.conf" "$1" "$work/ngircd.pid"
     ngircd -n -f "$work/ngircd.conf" >"$out/ngircd.log" 2>&1 &
     pid=$!
 }
