@@ -598,10 +598,15 @@ async fn trim_memory(every: Duration, stop: CancellationToken) {
     }
 }
 
-/// Gives memory freed since the last call back to the OS: jemalloc's
-/// purge of every arena (the natter binary's allocator, which also does
-/// it on its own a second after memory is freed), and glibc's
-/// `malloc_trim` for whatever still allocates from glibc.
+/// Gives memory freed since the last call back to the OS: a purge of
+/// every jemalloc arena (jemalloc also does it on its own a second after
+/// memory is freed).
+///
+/// Never glibc's `malloc_trim`: jemalloc replaces `malloc` for the whole
+/// process, so glibc's allocator holds nothing, and calling it would set up
+/// glibc's main arena on this worker thread without counting the thread as
+/// attached; when that thread exits, glibc aborts ("malloc assertion
+/// failure in __malloc_arena_thread_freeres"), as a CI run did.
 fn give_back_memory() {
     #[cfg(unix)]
     {
@@ -617,11 +622,6 @@ fn give_back_memory() {
                 0,
             );
         }
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers; it only walks the arenas.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
