@@ -26,7 +26,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 4;
+const SCHEMA: i64 = 5;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -279,6 +279,22 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
     }
     if version < 4 {
         migrate_to_4(conn)?;
+    }
+    if version < 5 {
+        // The rooms accounts keep, for `rejoin_on_login` (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE account_room (
+                 account TEXT NOT NULL,        -- folded account name
+                 room    TEXT NOT NULL,        -- folded room key
+                 name    TEXT NOT NULL,        -- as people write it
+                 key     TEXT,                 -- the +k key it was entered with
+                 at_ms   INTEGER NOT NULL,     -- when it was last kept (order)
+                 PRIMARY KEY (account, room)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
     }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
