@@ -286,7 +286,7 @@ impl Accounts for SqliteAccounts {
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = c.prepare(
-                "SELECT account, room, name, key FROM account_room ORDER BY account, at_ms",
+                "SELECT account, room, name, key FROM account_room ORDER BY account, at_ms, room",
             )?;
             let remembered = stmt
                 .query_map([], |r| {
@@ -410,6 +410,20 @@ mod tests {
         accounts.save_room(room.clone());
         accounts.save_marker("alice", "#rust", "2021-01-01T00:00:00.000Z");
         accounts.save_marker("alice", "#rust", "2020-01-01T00:00:00.000Z");
+        let kept = |room: &str, key: Option<&str>| RememberedRoom {
+            account: "alice".into(),
+            room: room.to_lowercase(),
+            name: room.into(),
+            key: key.map(String::from),
+        };
+        for r in [kept("Rust", None), kept("Go", None), kept("Zig", None)] {
+            accounts.remember_room(&RoomMemory::Keep(r));
+        }
+        accounts.remember_room(&RoomMemory::Keep(kept("Rust", Some("k"))));
+        accounts.remember_room(&RoomMemory::Forget {
+            account: "alice".into(),
+            room: "go".into(),
+        });
         drop(accounts);
         drop(store);
         let accounts = SqliteAccounts::open(&path).unwrap();
@@ -419,6 +433,8 @@ mod tests {
         let newest = "2021-01-01T00:00:00.000Z".to_string();
         let marker = ("alice".to_string(), "#rust".to_string(), newest);
         assert_eq!(reg.markers, [marker], "a marker only moves forward");
+        let rooms = [kept("Rust", Some("k")), kept("Zig", None)];
+        assert_eq!(reg.remembered, rooms, "kept rooms, updated and forgotten");
         let got = accounts.get("ALICE").unwrap().unwrap();
         assert_eq!(got.scram, a.scram);
         assert!(verify(&got, "pw12345678"));
