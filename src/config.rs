@@ -1417,7 +1417,10 @@ mod tests {
             );
             assert!(
                 default_of(arg).is_some()
-                    || matches!(name, "irc_password" | "tls_cert" | "tls_key" | "services_name"),
+                    || matches!(
+                        name,
+                        "irc_password" | "tls_cert" | "tls_key" | "services_name"
+                    ),
                 "{name} has no default_value"
             );
         }

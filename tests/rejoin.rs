@@ -114,9 +114,14 @@ async fn sasl_login_rejoins_kept_channels_after_the_welcome_across_a_restart() {
     let join = at(&burst, " JOIN #books");
     let names_end = at(&burst, " 366 alice #books ");
     let mark = at(&burst, &format!("MARKREAD #books timestamp={ts}"));
-    assert!(motd_end < join && join < mark && mark < names_end, "{burst:#?}");
+    assert!(
+        motd_end < join && join < mark && mark < names_end,
+        "{burst:#?}"
+    );
     let films = at(&burst, " JOIN #films");
-    assert!(burst[films + 1..].iter().any(|l| l.ends_with("MARKREAD #films *")));
+    assert!(burst[films + 1..]
+        .iter()
+        .any(|l| l.ends_with("MARKREAD #films *")));
     drop(a);
     srv.shutdown().await;
 
@@ -157,7 +162,8 @@ async fn identify_after_registering_rejoins_but_keys_bans_and_invites_are_respec
     // key she entered with still works); the others are refused as a JOIN
     // would be, and forgotten.
     let mut a = IrcClient::register(irc(&srv), "alice_").await;
-    a.send(&format!("PRIVMSG NickServ :IDENTIFY alice {PW}")).await;
+    a.send(&format!("PRIVMSG NickServ :IDENTIFY alice {PW}"))
+        .await;
     a.numeric("900").await;
     let lines = a.sync().await;
     assert_eq!(joins(&lines, "alice_"), ["#open", "#keyed"], "{lines:#?}");
@@ -256,7 +262,10 @@ async fn services_are_shown_on_their_own_server() {
     assert!(lines[2].contains(" 365 alice * :"), "{lines:#?}");
     i.send("WHOIS nickserv").await;
     let lines = i.sync().await;
-    at(&lines, " 311 alice NickServ NickServ services.chat.example * :");
+    at(
+        &lines,
+        " 311 alice NickServ NickServ services.chat.example * :",
+    );
     at(&lines, " 312 alice NickServ services.chat.example :");
     at(&lines, " 318 alice NickServ ");
     i.send("PRIVMSG NickServ :HELP").await;

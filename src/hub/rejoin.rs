@@ -91,9 +91,8 @@ impl ChatState {
             return;
         };
         let still_in = self.accounts.sessions.get(&account).is_some_and(|s| {
-            s.iter().any(|c| {
-                *c != id && self.conns.get(c).is_some_and(|c| c.rooms.contains(key))
-            })
+            s.iter()
+                .any(|c| *c != id && self.conns.get(c).is_some_and(|c| c.rooms.contains(key)))
         });
         if still_in {
             return;
@@ -154,7 +153,11 @@ impl ChatState {
     /// Every account's list, as loaded from the store.
     pub(super) fn load_remembered(&mut self, rooms: Vec<RememberedRoom>) {
         for r in rooms {
-            let list = self.accounts.remembered.entry(r.account.clone()).or_default();
+            let list = self
+                .accounts
+                .remembered
+                .entry(r.account.clone())
+                .or_default();
             if !list.iter().any(|old| old.room == r.room) {
                 list.push(r);
             }

@@ -219,9 +219,25 @@ fn loaded_rooms_are_rejoined_with_their_key_and_refused_ones_forgotten() {
     // b has a key now that alice does not know; a has the one she used.
     let bob = w.user("bob");
     for (room, key) in [("a", "k1"), ("b", "k2")] {
-        w.handle(bob, Command::Join { room: room.into(), switch: false });
-        let change = ModeChange { add: true, mode: 'k', arg: Some(key.into()) };
-        w.handle(bob, Command::RoomMode { room: room.into(), changes: vec![change] });
+        w.handle(
+            bob,
+            Command::Join {
+                room: room.into(),
+                switch: false,
+            },
+        );
+        let change = ModeChange {
+            add: true,
+            mode: 'k',
+            arg: Some(key.into()),
+        };
+        w.handle(
+            bob,
+            Command::RoomMode {
+                room: room.into(),
+                changes: vec![change],
+            },
+        );
     }
     // A session that does not ask for it (text, JSON) is put nowhere.
     let t = rejoiner(&mut w, "alice_t", "alice", false);
