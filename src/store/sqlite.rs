@@ -738,7 +738,14 @@ impl Writer {
     }
 
     fn write_all(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock first (waiting for it, up to the
+        // busy timeout). A deferred transaction reads first, and if the
+        // accounts writer (another connection on the file) commits before
+        // it writes, it fails at once with SQLITE_BUSY (stale snapshot):
+        // the lines would be refused as unstorable.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched = Vec::new();
         for fact in batches.iter().flat_map(|(_, f)| f) {
             let Some(room) = &fact.room else { continue };
