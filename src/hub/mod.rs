@@ -15,9 +15,10 @@
 //! questions (who, whois, list, lusers); `remote.rs` facts from other
 //! nodes; `room.rs` one room's rules; `mask.rs` wildcard masks; `names.rs`
 //! nick and room name rules; `accounts.rs` who is logged in, registered
-//! nicks and registered rooms; `handle.rs` the [`ChatHandle`] sessions use
-//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`],
-//! [`Accounts`] and [`Backplane`] traits.
+//! nicks and registered rooms; `rejoin.rs` the rooms each account keeps
+//! and putting its sessions back in them; `handle.rs` the [`ChatHandle`]
+//! sessions use (it owns the lock, the router and the seams); `seams.rs`
+//! the [`Store`], [`Accounts`] and [`Backplane`] traits.
 
 mod accounts;
 mod channel;

@@ -25,8 +25,9 @@ pub fn named(nick: &str) -> Option<&'static str> {
         .find(|s| s.eq_ignore_ascii_case(nick))
 }
 
-/// `WHOIS` of a service: it is on the services' pseudo-server, with the
-/// services' host, and a service (`313`-like wording in its real name).
+/// `WHOIS` of a service: `311` with the services' pseudo-server as its
+/// host and what it does as its real name, `312` naming that server,
+/// `318`.
 pub fn whois(service: &'static str, info: &ServerInfo) -> Vec<Reply> {
     use super::numerics::{RPL_ENDOFWHOIS, RPL_WHOISSERVER, RPL_WHOISUSER};
     let what = match service {
