@@ -14,15 +14,15 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings, read when it starts (the `MALLOC_CONF` environment
-/// variable overrides them): its background thread gives pages that have
+/// jemalloc's settings, read when it starts (the `_RJEM_MALLOC_CONF`
+/// environment variable overrides them: the crate's jemalloc is prefixed): its background thread gives pages that have
 /// been free for a second back to the OS, at once rather than in two steps.
 #[cfg(unix)]
-#[export_name = "malloc_conf"]
+#[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: MallocConf =
     MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
-/// A C string pointer that may be a `static` (jemalloc reads `malloc_conf`).
+/// A C string pointer that may be a `static` (jemalloc reads `_rjem_malloc_conf`).
 #[cfg(unix)]
 #[repr(transparent)]
 pub struct MallocConf(*const std::ffi::c_char);

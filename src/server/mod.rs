@@ -603,12 +603,14 @@ async fn trim_memory(every: Duration, stop: CancellationToken) {
 /// every jemalloc arena (jemalloc also does it on its own a second after
 /// memory is freed).
 ///
-/// Never glibc's `malloc_trim`: jemalloc replaces `malloc` for the whole
-/// process, so glibc's allocator holds nothing, and its first call sets up
-/// glibc's main arena without locking or counting the calling thread; two
-/// servers' trims racing there (as in a test binary) left threads attached
+/// Never glibc's `malloc_trim`: if nothing used glibc's `malloc` yet (no
+/// database), its first call sets up glibc's main arena without locking or
+/// counting the calling thread; two servers' trims racing there (as in a
+/// test binary, when jemalloc also replaced `malloc`) left threads attached
 /// uncounted, and their exit aborted ("malloc assertion failure in
-/// __malloc_arena_thread_freeres", a CI run) or crashed.
+/// __malloc_arena_thread_freeres", a CI run) or crashed. What C code
+/// (SQLite) frees to glibc goes back to the OS through glibc's own trimming
+/// of the heap's top and its mmap threshold.
 fn give_back_memory() {
     #[cfg(unix)]
     {
