@@ -392,7 +392,7 @@ async fn the_first_member_of_a_join_storm_pays_no_more_than_the_others() {
     expect_event!(first, Event::Presence { .. }).await;
     let mut readers = Vec::new();
     for i in 0..JOINERS {
-        let mut j = JsonClient::login(srv.addr, &format!("j{i}")).await;
+        let j = JsonClient::login(srv.addr, &format!("j{i}")).await;
         readers.push(tokio::spawn(async move {
             let mut j = j; // the whole client: its writer stays open too
             let mut buf = vec![0; 64 * 1024];
