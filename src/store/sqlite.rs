@@ -1137,6 +1137,18 @@ mod tests {
     }
 
     #[test]
+    fn db_sync_is_sqlites_synchronous_on_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, want) in [(DbSync::Full, 2), (DbSync::Normal, 1)] {
+            let c = open_writer(&dir.path().join("s.db"), 0, sync).unwrap();
+            let got: i64 = c
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, want, "db_sync = {sync}");
+        }
+    }
+
+    #[test]
     fn retention_trims_a_long_room_a_chunk_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let keep = Retention {
