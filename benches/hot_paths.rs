@@ -91,7 +91,7 @@ fn render_message(b: Bencher, flavor: Flavor) {
 struct Count(u64, u64);
 
 impl Router for Count {
-    fn push(&mut self, _to: ConnId, _ev: &Arc<Event>) -> bool {
+    fn push(&mut self, _to: ConnId, _ev: &Arc<Event>, _share: usize) -> bool {
         self.0 += 1;
         true
     }
@@ -103,7 +103,7 @@ impl Router for Count {
 struct Queues(Vec<tokio::sync::mpsc::Sender<Arc<Event>>>);
 
 impl Router for Queues {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
         self.0[to.local as usize].try_send(ev.clone()).is_ok()
     }
     fn detach(&mut self, _conn: ConnId) {}

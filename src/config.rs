@@ -495,6 +495,18 @@ settings! {
         /// past it, messages are refused with an error instead of stored.
         #[arg(long, env = "NATTER_DB_MAX_BYTES", value_name = "BYTES", default_value = "0")]
         pub db_max_bytes: u64,
+        /// When a commit counts as done: full (fsync of the WAL at every
+        /// commit: a shown line survives a crash of the machine) or normal
+        /// (no fsync at commit: it survives a crash of natter, not of the
+        /// machine).
+        #[arg(
+            long,
+            env = "NATTER_DB_SYNC",
+            value_name = "full|normal",
+            default_value = "full",
+            value_parser = parse_db_sync,
+        )]
+        pub db_sync: DbSync,
         /// Lines of a room's history shown on joining it (0: none).
         #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
         pub history_on_join: usize,
@@ -637,6 +649,60 @@ settings! {
 /// Parses `--opers` (for clap).
 pub fn parse_opers(s: &str) -> Result<Opers, String> {
     s.parse()
+}
+
+/// Parses `--db-sync` (for clap).
+pub fn parse_db_sync(s: &str) -> Result<DbSync, String> {
+    s.parse()
+}
+
+/// When the database counts a commit as done (SQLite's `synchronous` in
+/// WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbSync {
+    /// The WAL is fsynced at every commit (`synchronous = FULL`).
+    Full,
+    /// The WAL is written at every commit and fsynced at checkpoints
+    /// (`synchronous = NORMAL`).
+    Normal,
+}
+
+impl DbSync {
+    /// The value of SQLite's `synchronous` pragma.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            DbSync::Full => "FULL",
+            DbSync::Normal => "NORMAL",
+        }
+    }
+}
+
+impl std::str::FromStr for DbSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DbSync, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(DbSync::Full),
+            "normal" => Ok(DbSync::Normal),
+            other => Err(format!("{other:?}: full or normal")),
+        }
+    }
+}
+
+impl std::fmt::Display for DbSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbSync::Full => "full",
+            DbSync::Normal => "normal",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for DbSync {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<DbSync, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A listen address that can be turned off: `HOST:PORT` or `off`.
@@ -1224,6 +1290,7 @@ mod tests {
             ws_max_message_bytes: 64 * 1024,
             db: "natter.db".into(),
             db_max_bytes: 0,
+            db_sync: DbSync::Full,
             history_on_join: 10,
             history_max_lines: 1000,
             history_readers: 4,
@@ -1364,6 +1431,7 @@ mod tests {
             "ws_max_message_bytes" => "1MiB",
             "db" => "off",
             "db_max_bytes" => "1000000",
+            "db_sync" => "normal",
             "history_on_join" => "0",
             "history_max_lines" => "20",
             "history_readers" => "2",

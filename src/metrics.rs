@@ -64,6 +64,12 @@ pub struct Metrics {
     pub store_commit_seconds: Histogram,
     /// Facts per store commit.
     pub store_batch_facts: Histogram,
+    /// Seconds the end of each store commit took (`COMMIT`: writing the
+    /// WAL and, with `db_sync = full`, its fsync).
+    pub store_sync_seconds: Histogram,
+    /// Seconds from a submission to the store to its release (its events
+    /// may be shown): waiting for the writer, then its commit.
+    pub store_release_seconds: Histogram,
     /// TLS handshakes that failed (bad client hello, no certificate, stall).
     pub tls_handshake_failures: Counter,
     /// HTTP answers by route and status.
@@ -89,6 +95,8 @@ impl Metrics {
             sendq_items: Gauge::default(),
             store_commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_batch_facts: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            store_sync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            store_release_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             tls_handshake_failures: Counter::default(),
             http_responses: Family::default(),
             registry: Registry::default(),
@@ -160,6 +168,16 @@ impl Metrics {
             "store_batch_facts",
             "Facts written per store commit",
             m.store_batch_facts.clone(),
+        );
+        r.register(
+            "store_sync_seconds",
+            "Time the COMMIT (WAL write and fsync) of each store commit took",
+            m.store_sync_seconds.clone(),
+        );
+        r.register(
+            "store_release_seconds",
+            "Time from a submission to the store to its events' release",
+            m.store_release_seconds.clone(),
         );
         r.register(
             "tls_handshake_failures",

@@ -348,3 +348,72 @@ async fn names_and_who_of_a_large_room_come_in_pages() {
     );
     srv.shutdown().await;
 }
+
+/// A login storm into one room with the database on. Delivery walks a
+/// room's members in join order, so the first member is the first queue
+/// every join notice enters; it must be charged for each as everyone else
+/// is (the line's bytes and its share of the shared event), not for the
+/// whole event each time: that was ~350 bytes more per notice, and the
+/// first joiner of a 1000-member storm was dropped as a slow consumer while
+/// the others were not.
+#[tokio::test]
+async fn the_first_member_of_a_join_storm_pays_no_more_than_the_others() {
+    use tokio::io::AsyncReadExt;
+    const JOINERS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(natter::config::Config {
+        db: dir.path().join("natter.db").to_str().unwrap().into(),
+        flood_rate: 0,
+        max_per_ip: 0,
+        connect_rate: 0,
+        // The notices fit in about half of it at their own size, and not
+        // at all with the whole event counted for each.
+        sendq: 64 * 1024,
+        socket_sendbuf: 4096,
+        ..config()
+    })
+    .await;
+    // The first member reads nothing while the others come, through a
+    // small receive buffer: what it is sent waits in its queue.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (r, w) = socket.connect(srv.addr).await.unwrap().into_split();
+    let mut first = JsonClient {
+        c: Client {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+        },
+    };
+    first
+        .send(Cmd::Login {
+            nick: "first".into(),
+        })
+        .await;
+    expect_event!(first, Event::Presence { .. }).await;
+    let mut readers = Vec::new();
+    for i in 0..JOINERS {
+        let j = JsonClient::login(srv.addr, &format!("j{i}")).await;
+        readers.push(tokio::spawn(async move {
+            let mut j = j; // the whole client: its writer stays open too
+            let mut buf = vec![0; 64 * 1024];
+            while j.c.reader.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        }));
+    }
+    let mut joined = 0;
+    while joined < JOINERS {
+        match first.next().await {
+            Some(Event::Joined { nick, .. }) if nick.starts_with('j') => joined += 1,
+            Some(Event::Error { code, .. }) => {
+                panic!("first member got {code} after {joined} joins")
+            }
+            Some(_) => {}
+            None => panic!("the first member was dropped after {joined} of {JOINERS} joins"),
+        }
+    }
+    first.send(Cmd::chat("still here")).await;
+    expect_event!(first, Event::Message { text, .. } if text == "still here").await;
+    for r in readers {
+        r.abort();
+    }
+    srv.shutdown().await;
+}

@@ -347,18 +347,34 @@ async fn backup_while_serving_is_a_consistent_copy_a_server_starts_on() {
 
 /// Not a test: makes a big database for the startup figure in
 /// docs/BENCHMARKS.md. `NATTER_SEED_DB=/tmp/big.db NATTER_SEED_ROWS=10000000
-/// cargo test --release --test db_files seed_a_big_database -- --ignored`
+/// NATTER_SEED_ROOMS=100 cargo test --release --test db_files
+/// seed_a_big_database -- --ignored --nocapture`: the rows go through the
+/// store's own writer, spread evenly over rooms `room1`… (one room:
+/// `lobby`).
 #[test]
 #[ignore]
 fn seed_a_big_database() {
     let db = std::env::var("NATTER_SEED_DB").expect("NATTER_SEED_DB=PATH");
-    let rows: u64 = std::env::var("NATTER_SEED_ROWS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+    let number = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    };
+    let rows = number("NATTER_SEED_ROWS", 1_000_000);
+    let rooms = number("NATTER_SEED_ROOMS", 1).max(1);
     let started = std::time::Instant::now();
-    seed_history(Path::new(&db), "lobby", "seeder", 0, rows);
-    eprintln!("{rows} rows into {db} in {:?}", started.elapsed());
+    for r in 1..=rooms {
+        let room = match rooms {
+            1 => "lobby".to_string(),
+            _ => format!("room{r}"),
+        };
+        seed_history(Path::new(&db), &room, "seeder", 0, rows / rooms);
+    }
+    eprintln!(
+        "{rows} rows in {rooms} rooms into {db} in {:?}",
+        started.elapsed()
+    );
 }
 
 /// A clean stop commits and checkpoints: the database file alone (no

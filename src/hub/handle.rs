@@ -21,9 +21,11 @@ use crate::proto::{
 /// Where events for local connections go. The server's router owns the
 /// member queues; tests use vectors.
 pub trait Router: Send + 'static {
-    /// Queues `ev` for the local connection `to`; false when its queue is
-    /// full (it is then disconnected as a slow consumer).
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool;
+    /// Queues `ev` for the local connection `to`, charging it `share` of
+    /// the shared event's own size ([`Event::share_among`] the audience,
+    /// worked out once per delivery); false when its queue is full (it is
+    /// then disconnected as a slow consumer).
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool;
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
     /// Does what only the server can do (close a killed connection after
@@ -399,8 +401,10 @@ impl<R: Router> Core<R> {
         let node = self.state.config().node;
         let (state, router, overflowed) = (&self.state, &mut self.router, &mut self.overflowed);
         for (audience, ev) in deliveries {
+            // Once per event: its recipients share what it costs itself.
+            let share = Event::share_among(state.audience_size(audience));
             state.for_each_member(audience, |to| {
-                if to.node == node && !router.push(to, ev) {
+                if to.node == node && !router.push(to, ev, share) {
                     overflowed.push(to);
                 }
             });

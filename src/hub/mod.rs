@@ -433,6 +433,19 @@ impl ChatState {
         self.conns.get(&id).and_then(|c| c.nick.as_ref())
     }
 
+    /// How many connections `audience` reaches (an upper bound for
+    /// `RoomExcept` when the one left out is not a member). Constant time.
+    pub fn audience_size(&self, audience: &Audience) -> usize {
+        let room = |key: &str| self.rooms.get(key).map_or(0, |r| r.fanout().len());
+        match audience {
+            Audience::Conn(_) => 1,
+            Audience::Room(key) => room(key),
+            Audience::RoomExcept(key, _) => room(key).saturating_sub(1).max(1),
+            Audience::Conns(list) => list.len(),
+            Audience::Everyone => self.conns.len(),
+        }
+    }
+
     /// Calls `f` for every connection in `audience`, as the state is now.
     pub fn for_each_member(&self, audience: &Audience, mut f: impl FnMut(ConnId)) {
         match audience {

@@ -17,7 +17,7 @@ pub(super) struct Sinks {
 }
 
 impl Router for Sinks {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
         let Some((cap, q)) = self.queues.get_mut(&to.local) else {
             return true;
         };
@@ -602,4 +602,27 @@ impl World {
     fn table_slots_now(&mut self) -> usize {
         self.hub().table_slots()
     }
+}
+
+#[test]
+fn audience_sizes_count_who_an_event_reaches() {
+    // The recipients of an event share what it costs itself, so the size
+    // must be the number of connections it goes to.
+    let mut w = World::new();
+    let people: Vec<ConnId> = ["ann", "ben", "cat"].iter().map(|n| w.user(n)).collect();
+    let hub = w.hub();
+    let lobby: Name = "lobby".into();
+    let mut reached = 0;
+    hub.for_each_member(&Audience::Room(lobby.clone()), |_| reached += 1);
+    assert_eq!(reached, 3);
+    assert_eq!(hub.audience_size(&Audience::Room(lobby.clone())), 3);
+    assert_eq!(
+        hub.audience_size(&Audience::RoomExcept(lobby.clone(), people[0])),
+        2
+    );
+    assert_eq!(hub.audience_size(&Audience::Conn(people[1])), 1);
+    assert_eq!(hub.audience_size(&Audience::Everyone), 3);
+    assert_eq!(hub.audience_size(&Audience::Room("nowhere".into())), 0);
+    w.disconnect(people[2], "gone");
+    assert_eq!(w.hub().audience_size(&Audience::Room(lobby)), 2);
 }

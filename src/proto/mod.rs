@@ -799,6 +799,18 @@ pub struct Event {
 }
 
 impl Event {
+    /// What one shared event costs in memory besides its renderings: the
+    /// struct and its allocation's overhead (about 350 bytes), which a
+    /// queue bounded in bytes charges to the event's recipients.
+    pub const SHARED_BYTES: usize = std::mem::size_of::<Event>() + 16;
+
+    /// Each recipient's part of [`Event::SHARED_BYTES`] when `recipients`
+    /// connections get the event (all of it for one). Worked out once per
+    /// event and delivery, not once per recipient.
+    pub fn share_among(recipients: usize) -> usize {
+        Self::SHARED_BYTES / recipients.max(1)
+    }
+
     pub fn new(body: EventBody) -> Event {
         let at_ms = now_ms();
         Event {
@@ -885,11 +897,6 @@ impl Event {
             render(self, flavor, &mut out);
             Bytes::from(out)
         })
-    }
-
-    /// Whether this event was rendered in `flavor` already.
-    pub fn is_rendered(&self, flavor: Flavor) -> bool {
-        self.cache[flavor as usize].get().is_some()
     }
 
     /// How many bytes this event is written as in `flavor`, rendering it

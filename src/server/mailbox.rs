@@ -36,10 +36,12 @@ const KEEP_CAPACITY: usize = 1024;
 /// What one queued item costs besides its bytes: its slot in the queue.
 pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Entry>();
 
-/// What an event costs the first queue it enters in a flavour: the shared
-/// event itself (so that an event only one client gets, such as a private
-/// message, is counted in full; later recipients share it).
-pub(crate) const EVENT_BYTES: usize = std::mem::size_of::<Event>() + 16;
+/// What the shared event itself costs (its struct and its allocation),
+/// split between its recipients: an event only one client gets, such as a
+/// private message, is counted in full, and no member of a room pays for
+/// all of the room's events (in a join storm the first member would pay
+/// for every join notice: see [`crate::proto::Event::share_among`]).
+pub(crate) const EVENT_BYTES: usize = Event::SHARED_BYTES;
 
 /// One thing to write: a shared event, or bytes the session rendered.
 pub(crate) enum Item {
@@ -249,15 +251,20 @@ impl Queue {
 }
 
 impl Queue {
-    /// Queues a shared event; false if that overflows the sendq (the
-    /// member is then killed as a slow consumer) or it was already killed.
+    /// Queues an event for this client alone (counted in full); false if
+    /// that overflows the sendq (the member is then killed as a slow
+    /// consumer) or it was already killed.
+    pub fn push(&self, ev: &Arc<Event>) -> bool {
+        self.push_shared(ev, EVENT_BYTES)
+    }
+
+    /// Queues an event that others get too; `share` is this recipient's
+    /// part of the event's own size, worked out once per event by whoever
+    /// delivers it ([`Event::share_among`]), not here once per recipient.
     /// Renders the event in this connection's flavour (once per flavour for
     /// all recipients) to know its size.
-    pub fn push(&self, ev: &Arc<Event>) -> bool {
-        let flavor = self.flavor();
-        let first = !ev.is_rendered(flavor);
-        let len = ev.wire_len(flavor);
-        let cost = SLOT_BYTES + len + if first { EVENT_BYTES } else { 0 };
+    pub fn push_shared(&self, ev: &Arc<Event>, share: usize) -> bool {
+        let cost = SLOT_BYTES + ev.wire_len(self.flavor()) + share;
         // A history answer the client asked for is bounded by
         // `history_max_lines`, not by the sendq: it is counted, never fatal.
         let bounded = !matches!(ev.body, crate::proto::EventBody::History { .. });
@@ -335,7 +342,7 @@ mod tests {
 
     #[test]
     fn fifo_then_kill_on_overflow() {
-        // Text pings render as nothing: each costs its slot and, first, the event.
+        // Text pings render as nothing: each costs its slot and the event.
         let q = Queue::new(3 * (SLOT_BYTES + EVENT_BYTES));
         assert!(q.push(&ev(1)) && q.push(&ev(2)) && q.push(&ev(3)));
         assert_eq!(token(q.try_next()), Some(1));
@@ -371,14 +378,18 @@ mod tests {
         let json_len = line.wire_len(Flavor::Json);
         assert!(json_len > 300);
         assert_eq!(q.load(), SLOT_BYTES + json_len + EVENT_BYTES);
-        let other = Queue::new(1000);
-        other.set_flavor(Flavor::Json);
-        assert!(other.push(&line));
-        assert_eq!(
-            other.load(),
-            SLOT_BYTES + json_len,
-            "a shared event is charged once"
-        );
+        let (x, y) = (Queue::new(1000), Queue::new(1000));
+        let share = Event::share_among(2);
+        assert_eq!(share, EVENT_BYTES / 2);
+        for q in [&x, &y] {
+            q.set_flavor(Flavor::Json);
+            assert!(q.push_shared(&line, share));
+            assert_eq!(
+                q.load(),
+                SLOT_BYTES + json_len + EVENT_BYTES / 2,
+                "the event itself is shared by its recipients"
+            );
+        }
         q.set_inflight(400);
         assert!(
             !q.push_local(Bytes::from(vec![b'x'; 300])),

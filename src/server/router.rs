@@ -90,9 +90,9 @@ impl Router {
 }
 
 impl hub::Router for Router {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>) -> bool {
+    fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool {
         match self.queue(to.local) {
-            Some(q) => q.push(ev),
+            Some(q) => q.push_shared(ev, share),
             None => true, // already gone: nothing to overflow
         }
     }
@@ -141,12 +141,12 @@ mod tests {
         assert_eq!(a.local & 0xffff_ffff, b.local & 0xffff_ffff, "slot reused");
         assert_eq!(r.len(), 1);
         let ev = Event::shared(EventBody::Ping { token: 1 });
-        assert!(r.push(a, &ev));
+        assert!(r.push(a, &ev, Event::SHARED_BYTES));
         assert!(
             qb.try_next().is_none(),
             "the old key does not reach the new owner"
         );
-        assert!(r.push(b, &ev));
+        assert!(r.push(b, &ev, Event::SHARED_BYTES));
         assert!(qb.try_next().is_some());
     }
 }

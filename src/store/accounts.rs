@@ -386,7 +386,13 @@ mod tests {
             per_room: 0,
             max_age: Duration::ZERO,
         };
-        let (store, _) = super::super::sqlite::SqliteStore::open(&path, 0, retention).unwrap();
+        let (store, _) = super::super::sqlite::SqliteStore::open(
+            &path,
+            0,
+            crate::config::DbSync::Full,
+            retention,
+        )
+        .unwrap();
         let accounts = SqliteAccounts::open(&path).unwrap();
         let a = hash("Alice", "pw12345678").unwrap();
         assert!(accounts.create(&a).unwrap());

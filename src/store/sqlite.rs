@@ -18,10 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::config::DbSync;
 use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
@@ -103,11 +105,12 @@ impl Checkpoints {
 /// checkpoint is left as it is.
 fn start_checkpointer(
     path: &Path,
+    sync: DbSync,
     writer: &mut Connection,
 ) -> Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)> {
     let open = || -> rusqlite::Result<Connection> {
         let c = Connection::open(path)?;
-        c.pragma_update(None, "synchronous", "FULL")?;
+        c.pragma_update(None, "synchronous", sync.pragma())?;
         c.busy_timeout(Duration::from_secs(5))?;
         Ok(c)
     };
@@ -168,9 +171,12 @@ struct Queue {
     changed: Condvar,
 }
 
+/// One submission: its ticket, when it was submitted, its facts.
+type Batch = (u64, Instant, Vec<Fact>);
+
 #[derive(Default)]
 struct Pending {
-    batches: VecDeque<(u64, Vec<Fact>)>,
+    batches: VecDeque<Batch>,
     facts: usize,
     last_ticket: u64,
     closed: bool,
@@ -182,7 +188,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 /// Opens (creating if needed) and migrates the database, checking that it
 /// can be written. Errors say which file and why.
-fn open_writer(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
+fn open_writer(path: &Path, max_bytes: u64, sync: DbSync) -> Result<Connection, StoreError> {
     let shown = path.display();
     let conn = Connection::open(path).map_err(|e| StoreError(format!("{shown}: {e}")))?;
     // Reads first: a file natter must not use is left exactly as it was
@@ -205,7 +211,7 @@ fn open_writer(path: &Path, max_bytes: u64) -> Result<Connection, StoreError> {
     }
     let setup = || -> rusqlite::Result<()> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", sync.pragma())?;
         conn.busy_timeout(Duration::from_secs(5))?;
         if max_bytes > 0 {
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
@@ -335,6 +341,7 @@ fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     let mut rooms = Rooms::default();
     {
+        let mut lines = Lines::new(&tx)?;
         let mut old = tx.prepare("SELECT room, fact FROM room_log ORDER BY room, seq")?;
         let mut rows = old.query([])?;
         let mut unreadable = 0usize;
@@ -342,7 +349,7 @@ fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
             let key: String = row.get(0)?;
             let json: String = row.get(1)?;
             match serde_json::from_str::<Fact>(&json) {
-                Ok(fact) => _ = insert_line(&tx, &mut rooms, &key, &fact)?,
+                Ok(fact) => _ = lines.insert(&mut rooms, &key, &fact)?,
                 Err(_) => unreadable += 1,
             }
         }
@@ -404,33 +411,55 @@ impl Rooms {
     }
 }
 
-/// Adds `fact` to the history of the room `key` (ignored if its id or
-/// its place is taken already); returns the room's number.
-fn insert_line(c: &Connection, rooms: &mut Rooms, key: &str, fact: &Fact) -> rusqlite::Result<i64> {
-    let name = fact.room.as_deref().unwrap_or(key);
-    let (room, t) = rooms.get(c, key, name)?;
-    let at = fact.at_ms.min(i64::MAX as u64) as i64;
-    *t = (*t).max(at);
-    let body = serde_json::to_string(&fact.body)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    c.prepare_cached(
-        "INSERT OR IGNORE INTO line
-             (room, seq, t, id, at_ms, kind, source, by_node, by_local, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        *room,
-        fact.seq as i64,
-        *t,
-        fact.id.0.to_be_bytes().as_slice(),
-        at,
-        fact.body.kind(),
-        &*fact.source,
-        fact.by.node,
-        fact.by.local as i64,
-        body
-    ])?;
-    Ok(*room)
+/// Adds one line to `line` (prepared once per transaction: see [`Lines`]).
+const INSERT_LINE: &str = "INSERT OR IGNORE INTO line
+         (room, seq, t, id, at_ms, kind, source, by_node, by_local, body)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// Adds lines within one transaction: the insert prepared once and one
+/// buffer for the bodies' JSON, not a statement-cache lookup and a new
+/// string per line.
+struct Lines<'c> {
+    c: &'c Connection,
+    insert: rusqlite::CachedStatement<'c>,
+    body: Vec<u8>,
+}
+
+impl<'c> Lines<'c> {
+    fn new(c: &'c Connection) -> rusqlite::Result<Lines<'c>> {
+        Ok(Lines {
+            c,
+            insert: c.prepare_cached(INSERT_LINE)?,
+            body: Vec::with_capacity(256),
+        })
+    }
+
+    /// Adds `fact` to the history of the room `key` (ignored if its id or
+    /// its place is taken already); returns the room's number.
+    fn insert(&mut self, rooms: &mut Rooms, key: &str, fact: &Fact) -> rusqlite::Result<i64> {
+        let name = fact.room.as_deref().unwrap_or(key);
+        let (room, t) = rooms.get(self.c, key, name)?;
+        let at = fact.at_ms.min(i64::MAX as u64) as i64;
+        *t = (*t).max(at);
+        self.body.clear();
+        serde_json::to_writer(&mut self.body, &fact.body)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        // serde_json writes UTF-8: bound as text without a copy.
+        let body = ToSqlOutput::Borrowed(ValueRef::Text(&self.body));
+        self.insert.execute(params![
+            *room,
+            fact.seq as i64,
+            *t,
+            fact.id.0.to_be_bytes().as_slice(),
+            at,
+            fact.body.kind(),
+            &*fact.source,
+            fact.by.node,
+            fact.by.local as i64,
+            body
+        ])?;
+        Ok(*room)
+    }
 }
 
 impl SqliteStore {
@@ -439,10 +468,11 @@ impl SqliteStore {
     pub fn open(
         path: &Path,
         max_bytes: u64,
+        sync: DbSync,
         retention: Retention,
     ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
-        let mut conn = open_writer(path, max_bytes)?;
-        let checkpoints = start_checkpointer(path, &mut conn);
+        let mut conn = open_writer(path, max_bytes, sync)?;
+        let checkpoints = start_checkpointer(path, sync, &mut conn);
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
@@ -543,7 +573,7 @@ impl Store for SqliteStore {
         p.last_ticket += 1;
         let ticket = p.last_ticket;
         p.facts += facts.len();
-        p.batches.push_back((ticket, facts));
+        p.batches.push_back((ticket, Instant::now(), facts));
         self.queue.changed.notify_all();
         ticket
     }
@@ -693,32 +723,38 @@ impl Writer {
                     return; // closed and drained
                 }
                 p.facts = 0;
-                let batches: Vec<(u64, Vec<Fact>)> = p.batches.drain(..).collect();
+                let batches: Vec<Batch> = p.batches.drain(..).collect();
                 self.queue.changed.notify_all();
                 batches
             };
-            let Some(&(last, _)) = batches.last() else {
+            let Some(&(last, _, _)) = batches.last() else {
                 continue;
             };
-            let started = std::time::Instant::now();
+            let facts = batches.iter().map(|(_, _, f)| f.len()).sum::<usize>();
+            let started = Instant::now();
             let written = self.write(&batches);
             let m = crate::metrics::metrics();
             m.store_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
-            m.store_batch_facts
-                .observe(batches.iter().map(|(_, f)| f.len()).sum::<usize>() as f64);
+            m.store_batch_facts.observe(facts as f64);
             match written {
                 Ok(()) => self.watermark.finish(last, false),
                 Err(e) => {
-                    let n: usize = batches.iter().map(|(_, f)| f.len()).sum();
-                    error!("database write failed, {n} facts not stored and not shown: {e}");
+                    error!("database write failed, {facts} facts not stored and not shown: {e}");
                     self.watermark.finish(last, true);
                     let senders = batches
                         .iter()
-                        .flat_map(|(_, facts)| facts.iter().map(|f| f.by))
+                        .flat_map(|(_, _, facts)| facts.iter().map(|f| f.by))
                         .collect::<HashSet<_>>();
                     let _ = self.failures.send(senders.into_iter().collect());
                 }
+            }
+            // What durability made each submission's events wait, from
+            // the chat handing them over to their release.
+            let released = Instant::now();
+            for (_, at, _) in &batches {
+                m.store_release_seconds
+                    .observe(released.saturating_duration_since(*at).as_secs_f64());
             }
             if self.behind || self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.enforce_retention();
@@ -729,7 +765,7 @@ impl Writer {
     /// One transaction for every fact of these submissions. If it fails,
     /// what the writer remembered of rooms may name rows rolled back: it
     /// is forgotten.
-    fn write(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
+    fn write(&mut self, batches: &[Batch]) -> rusqlite::Result<()> {
         let written = self.write_all(batches);
         if written.is_err() {
             self.rooms = Rooms::default();
@@ -737,7 +773,7 @@ impl Writer {
         written
     }
 
-    fn write_all(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
+    fn write_all(&mut self, batches: &[Batch]) -> rusqlite::Result<()> {
         // IMMEDIATE: take the write lock first (waiting for it, up to the
         // busy timeout). A deferred transaction reads first, and if the
         // accounts writer (another connection on the file) commits before
@@ -747,11 +783,18 @@ impl Writer {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched = Vec::new();
-        for fact in batches.iter().flat_map(|(_, f)| f) {
-            let Some(room) = &fact.room else { continue };
-            touched.push(insert_line(&tx, &mut self.rooms, &names::fold(room), fact)?);
+        {
+            let mut lines = Lines::new(&tx)?;
+            for fact in batches.iter().flat_map(|(_, _, f)| f) {
+                let Some(room) = &fact.room else { continue };
+                touched.push(lines.insert(&mut self.rooms, &names::fold(room), fact)?);
+            }
         }
+        let syncing = Instant::now();
         tx.commit()?;
+        crate::metrics::metrics()
+            .store_sync_seconds
+            .observe(syncing.elapsed().as_secs_f64());
         self.touched.extend(touched);
         Ok(())
     }
@@ -1089,7 +1132,7 @@ mod tests {
     fn writer(path: &Path, retention: Retention) -> Writer {
         let (failures, _) = mpsc::unbounded_channel();
         Writer {
-            conn: open_writer(path, 0).unwrap(),
+            conn: open_writer(path, 0, DbSync::Full).unwrap(),
             queue: Arc::new(Queue {
                 pending: Mutex::new(Pending::default()),
                 changed: Condvar::new(),
@@ -1117,6 +1160,18 @@ mod tests {
     }
 
     #[test]
+    fn db_sync_is_sqlites_synchronous_on_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, want) in [(DbSync::Full, 2), (DbSync::Normal, 1)] {
+            let c = open_writer(&dir.path().join("s.db"), 0, sync).unwrap();
+            let got: i64 = c
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, want, "db_sync = {sync}");
+        }
+    }
+
+    #[test]
     fn retention_trims_a_long_room_a_chunk_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let keep = Retention {
@@ -1128,7 +1183,8 @@ mod tests {
         let facts = (1..=n).map(|i| said("lobby", i)).collect();
         let mut small = said("small", 1);
         small.id = MsgId(small.id.0 + (1 << 40)); // ids are unique across rooms
-        w.write(&[(1, facts), (2, vec![small])]).unwrap();
+        w.write(&[(1, Instant::now(), facts), (2, Instant::now(), vec![small])])
+            .unwrap();
         w.enforce_retention();
         assert!(w.behind, "more to do after one step");
         assert_eq!(seqs(&w.conn, "lobby").len(), n as usize - RETENTION_CHUNK);
@@ -1152,8 +1208,12 @@ mod tests {
         let mut w = writer(&dir.path().join("t.db"), keep);
         let mut fresh = said("quiet", 3);
         fresh.at_ms = now_ms();
-        w.write(&[(1, vec![said("quiet", 1), said("quiet", 2), fresh])])
-            .unwrap();
+        w.write(&[(
+            1,
+            Instant::now(),
+            vec![said("quiet", 1), said("quiet", 2), fresh],
+        )])
+        .unwrap();
         w.touched.clear(); // as if written long ago, before a restart
         w.enforce_retention();
         assert_eq!(seqs(&w.conn, "quiet"), [1, 2, 3], "not swept yet");
@@ -1217,6 +1277,7 @@ mod tests {
         let (store, _) = SqliteStore::open(
             &path,
             0,
+            DbSync::Full,
             Retention {
                 per_room: 0,
                 max_age: Duration::ZERO,
@@ -1281,7 +1342,7 @@ mod tests {
         };
         let mut w = writer(&dir.path().join("t.db"), all);
         let facts: Vec<Fact> = (1..=20).map(|i| said("r", i)).collect();
-        w.write(&[(1, facts.clone())]).unwrap();
+        w.write(&[(1, Instant::now(), facts.clone())]).unwrap();
         let refs: Vec<&Fact> = facts.iter().collect();
         let id = |n: u64| Anchor::Id(said("r", n).id);
         let mut anchors = vec![Anchor::Time(0), Anchor::Time(u64::MAX >> 1)];

@@ -169,7 +169,8 @@ pub fn seed_history(db: &Path, room: &str, from: &str, first_seq: u64, n: u64) {
         per_room: 0,
         max_age: std::time::Duration::ZERO,
     };
-    let (store, _failures) = SqliteStore::open(db, 0, keep_all).expect("open the database");
+    let (store, _failures) = SqliteStore::open(db, 0, natter::config::DbSync::Full, keep_all)
+        .expect("open the database");
     let start_ms = natter::proto::now_ms() - n - 60_000;
     let source: Arc<str> = format!("{from}!{from}@seed").into();
     let mut ticket = 0;
