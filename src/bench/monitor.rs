@@ -86,7 +86,10 @@ impl Sampler {
     /// Takes a reading if a second has passed since the last one;
     /// `delivered` is the run's first-delivery count so far.
     pub fn tick(&mut self, mon: &Monitor, delivered: u64) {
-        if !self.enabled {
+        let due = self
+            .last
+            .is_none_or(|(prev, _)| prev.at.elapsed() >= Duration::from_secs(1));
+        if !self.enabled || !due {
             return;
         }
         let now = mon.mark();
