@@ -8,8 +8,14 @@
 #
 # Environment:
 #   TARGETS="natter ngircd inspircd node"   servers to run (default: these four;
-#                     also `natter_irc`: natter again, with the clients speaking IRC)
+#                     also `natter_irc`: natter again, with the clients speaking IRC,
+#                     and `ceiling`: the ceiling relay, ../shared/bench/bare_fanout.c,
+#                     built with cc)
 #   OUT=DIR           keep the JSON reports and server logs there (default: a temp dir)
+#   REPORT=DIR        the charts (SVG, every target on the same axes) and each
+#                     target's per-second samples (default: OUT/charts)
+#   NATTER_ARGS="…"   more flags for `natter serve` (e.g. --flood-rate 0)
+#   CEILING_SRC=PATH  the ceiling relay's source (default: ../shared/bench/bare_fanout.c)
 #   NO_BUILD=1        do not run `cargo build --release` first
 #   NATTER_BIN=PATH   natter binary (default: target/release/natter)
 #   NATTER_DB=off     natter without a database (default: a fresh SQLite file per run)
@@ -38,6 +44,7 @@ extra=("$@")
 targets=${TARGETS:-natter ngircd inspircd node}
 out=${OUT:-$(mktemp -d /tmp/natter-compare.XXXXXX)}
 mkdir -p "$out"
+report=${REPORT:-$out/charts}
 work=$(mktemp -d /tmp/natter-servers.XXXXXX)
 user_cc=
 case " ${extra[*]} " in *" --connect-concurrency"*) user_cc=1 ;; esac
@@ -120,13 +127,13 @@ natter_db() { # NAME
 
 start_natter() { # PORT
     "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
-        --db "$(natter_db natter)" 2>"$out/natter.log" &
+        --db "$(natter_db natter)" ${NATTER_ARGS:-} 2>"$out/natter.log" &
     pid=$!
 }
 
 start_natter_irc() { # PORT
     "$BIN" serve --listen "127.0.0.1:$1" --irc-listen off --max-per-ip 0 --max-clients 200000 \
-        --db "$(natter_db natter_irc)" 2>"$out/natter_irc.log" &
+        --db "$(natter_db natter_irc)" ${NATTER_ARGS:-} 2>"$out/natter_irc.log" &
     pid=$!
 }
 
@@ -162,6 +169,15 @@ EOF
     pid=$!
 }
 
+start_ceiling() { # PORT
+    local src=${CEILING_SRC:-../shared/bench/bare_fanout.c}
+    [ -f "$src" ] || { echo "no ceiling relay source at $src" >&2; return 1; }
+    command -v cc >/dev/null || { echo "cc is not installed" >&2; return 1; }
+    cc -O2 -o "$work/bare_fanout" "$src" || return 1
+    "$work/bare_fanout" "$1" >"$out/ceiling.log" 2>&1 &
+    pid=$!
+}
+
 start_node() { # PORT
     command -v node >/dev/null || { echo "node is not installed" >&2; return 1; }
     node bench/baselines/node-chat.js "$1" >"$out/node.log" 2>&1 &
@@ -176,6 +192,8 @@ set_flags() { # TARGET
         natter_irc) tflags=(--proto irc) cc=32 ;;
         ngircd) tflags=(--proto irc) cc=32 ;;
         inspircd) tflags=(--proto irc) cc=2000 ;;
+        # The ceiling relay: one room, a nickname line, no echo.
+        ceiling) tflags=(--proto text --text-setup= --text-join= --echo false "--ready=Welcome, {nick}") cc=32 ;;
         # The seed server has one room, no /color, and does not echo.
         node) tflags=(--proto text --text-setup= --text-join= --echo false "--ready=Welcome, {nick}") cc=32 ;;
     esac
@@ -201,6 +219,7 @@ for t in $targets; do
     sleep 0.3 # let the port probe's connection go away before measuring RSS
     set_flags "$t"
     "$BIN" bench "$scenario" --target "127.0.0.1:$port" --pid "$pid" --json --quiet \
+        --report "$report" --label "$t" \
         "${tflags[@]}" "${extra[@]}" \
         >"$out/$t.json" 2>"$out/$t.err"
     rc=$?
@@ -216,7 +235,7 @@ done
 [ ${#ran[@]} -gt 0 ] || { echo "nothing ran" >&2; exit 1; }
 
 echo
-echo "scenario $scenario ${extra[*]}   (reports in $out)"
+echo "scenario $scenario ${extra[*]}   (reports in $out, charts in $report)"
 printf '%-10s %7s %6s %12s %9s %9s %9s %8s %9s %9s %9s %7s\n' \
     target ready lost deliveries/s p50_ms p99_ms p99.9_ms max_ms rss/conn peak_MiB setup_s cpu%
 for t in "${ran[@]}"; do

@@ -114,3 +114,84 @@ async fn rooms_with_a_database_count_each_message_once() {
         .unwrap();
     assert_eq!(said as u64, t.sent, "every message sent was committed");
 }
+
+/// `natter bench … --report DIR` (the binary): each run writes its
+/// per-second samples into DIR, and the charts there show every run found,
+/// on the same axes, as SVG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_draws_every_run_in_the_directory() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        irc_listen: "127.0.0.1:0".parse().unwrap(),
+        db: "off".into(),
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr().to_string();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let charts = dir.path().join("charts");
+
+    for label in ["natter", "second run"] {
+        let (addr, charts) = (addr.clone(), charts.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+                .args(["bench", "fanout", "--target", &addr, "--quiet", "--json"])
+                .args(["--clients", "10", "--rate", "10", "--warmup", "300ms"])
+                .args(["--duration", "1500ms", "--drain", "10s"])
+                .args(["--pid", &std::process::id().to_string()])
+                .arg("--report")
+                .arg(&charts)
+                .args(["--label", label])
+                .output()
+                .expect("natter bench runs")
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("latency.svg"), "{stderr}");
+        // The JSON report on stdout stays as it was.
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["traffic"]["lost"], 0, "{report}");
+    }
+
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(charts.join("second_run.run.json")).unwrap())
+            .unwrap();
+    assert_eq!(run["label"], "second run");
+    let seconds = run["latency"].as_array().unwrap();
+    assert!(!seconds.is_empty(), "{run}");
+    assert!(seconds
+        .iter()
+        .all(|s| s["p50_ms"].as_f64() <= s["p99_ms"].as_f64()));
+    assert_eq!(run["cdf"].as_array().unwrap().last().unwrap()[1], 1.0);
+    let res = run["resources"].as_array().unwrap();
+    assert!(res.iter().any(|s| s["rss_kib"].as_u64() > Some(0)), "{run}");
+
+    for name in ["latency.svg", "cdf.svg", "server.svg", "throughput.svg"] {
+        let svg = std::fs::read_to_string(charts.join(name)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+        // Tags are balanced: every element opened is closed.
+        let opened = svg.matches('<').count() - svg.matches("</").count();
+        let closed = svg.matches("/>").count() + svg.matches("</").count();
+        assert_eq!(opened, closed, "{name}: unbalanced tags");
+        for label in ["natter", "second run"] {
+            let legend = svg.split("<text").skip(1).any(|t| {
+                t.split_once('>')
+                    .and_then(|(_, rest)| rest.split("</text>").next())
+                    .is_some_and(|body| body.trim() == label)
+            });
+            assert!(legend, "{name}: no series {label}");
+        }
+        assert!(!svg.contains("no data"), "{name}: an empty panel");
+        assert!(svg.matches("<polyline").count() >= 2, "{name}");
+    }
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

@@ -26,6 +26,7 @@ use super::net;
 use super::payload::{self, Header};
 use super::scenario::BenchConfig;
 use super::stats::{Counters, Errors, Shards};
+use super::timeline::{Lat, Timeline};
 use super::tracker::{Seen, SeqTracker};
 use crate::tlsio::TlsSocket;
 
@@ -100,12 +101,15 @@ pub(crate) struct Shared {
     pub latency: Shards,
     /// How late the bench actually sent, µs after the scheduled time.
     pub send_lag: Shards,
+    /// Latency per second of sends, for the charts (`--report`).
+    pub timeline: Option<Timeline>,
     pub decoder: payload::Decoder,
 }
 
 impl Shared {
     pub fn new(cfg: BenchConfig) -> Shared {
         let n = cfg.clients;
+        let timeline = cfg.timeline.then(|| Timeline::new(8));
         Shared {
             setup_slots: Semaphore::new(cfg.connect_concurrency.min(Semaphore::MAX_PERMITS)),
             cfg,
@@ -118,6 +122,7 @@ impl Shared {
             reached: (0..n).map(|_| AtomicU32::new(0)).collect(),
             latency: Shards::new(8),
             send_lag: Shards::new(8),
+            timeline,
             decoder: payload::Decoder::default(),
         }
     }
@@ -379,7 +384,7 @@ async fn write_setup<S: AsyncWrite + Unpin>(
 /// Per-thread buffers for reading: shared by all connections on the thread.
 struct Scratch {
     buf: Vec<u8>,
-    latencies: Vec<u64>,
+    latencies: Vec<Lat>,
     /// Lines taken out of WebSocket frames.
     lines: Vec<u8>,
 }
@@ -619,14 +624,18 @@ impl Conn {
             lags[n] = (now - s.next_ns) / 1000;
             n += 1;
             if n == lags.len() {
-                self.shared.send_lag.record_all(self.id, &lags);
+                self.shared
+                    .send_lag
+                    .record_all(self.id, lags.iter().copied());
                 n = 0;
             }
             s.next_seq = s.next_seq.wrapping_add(1);
             s.queued += 1;
             s.next_ns += s.interval_ns;
         }
-        self.shared.send_lag.record_all(self.id, &lags[..n]);
+        self.shared
+            .send_lag
+            .record_all(self.id, lags[..n].iter().copied());
     }
 
     /// Writes what the socket takes now; never waits.
@@ -728,7 +737,7 @@ impl Conn {
 
     /// Splits `chunk` into lines (continuing the partial line of the last
     /// read) and handles each; then adds the results to the shared counters.
-    fn take_with(&mut self, chunk: &[u8], latencies: &mut Vec<u64>) {
+    fn take_with(&mut self, chunk: &[u8], latencies: &mut Vec<Lat>) {
         let now = self.shared.now_ns();
         let mut tally = Tally::default();
         let mut rest = chunk;
@@ -761,7 +770,7 @@ impl Conn {
         self.add_tally(&tally, latencies);
     }
 
-    fn on_line(&mut self, line: &[u8], now: u64, t: &mut Tally, latencies: &mut Vec<u64>) {
+    fn on_line(&mut self, line: &[u8], now: u64, t: &mut Tally, latencies: &mut Vec<Lat>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(h) = self.shared.decoder.find(line) else {
             self.on_other_line(line);
@@ -795,8 +804,13 @@ impl Conn {
                     t.messages_in_window += 1;
                 }
             }
-            if (p.warm_end_ns..p.end_ns).contains(&h.sched_ns) {
-                latencies.push(now.saturating_sub(h.sched_ns) / 1000);
+            let measured = (p.warm_end_ns..p.end_ns).contains(&h.sched_ns);
+            if measured || self.shared.timeline.is_some() {
+                latencies.push(Lat {
+                    us: now.saturating_sub(h.sched_ns) / 1000,
+                    second: (h.sched_ns.saturating_sub(p.start_ns) / 1_000_000_000) as u32,
+                    measured,
+                });
             }
         }
     }
@@ -814,7 +828,7 @@ impl Conn {
         }
     }
 
-    fn add_tally(&self, t: &Tally, latencies: &mut Vec<u64>) {
+    fn add_tally(&self, t: &Tally, latencies: &mut Vec<Lat>) {
         let c = &self.shared.counters;
         for (counter, v) in [
             (&c.unique, t.unique),
@@ -829,7 +843,11 @@ impl Conn {
                 counter.fetch_add(v, Relaxed);
             }
         }
-        self.shared.latency.record_all(self.id, latencies);
+        let measured = latencies.iter().filter(|l| l.measured).map(|l| l.us);
+        self.shared.latency.record_all(self.id, measured);
+        if let Some(timeline) = &self.shared.timeline {
+            timeline.record(self.id, latencies);
+        }
         latencies.clear();
     }
 }

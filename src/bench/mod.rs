@@ -13,6 +13,7 @@
 //! This file is the coordinator: it runs the phases.
 
 pub mod abuse;
+pub mod charts;
 mod client;
 pub mod driver;
 mod monitor;
@@ -21,6 +22,7 @@ pub mod payload;
 pub mod report;
 pub mod scenario;
 pub mod stats;
+pub mod timeline;
 pub mod tracker;
 pub mod ws;
 
@@ -35,7 +37,7 @@ use tokio::sync::watch;
 use crate::config::parse_duration;
 use client::{Phase, Plan, Shared};
 pub use driver::{Proto, TextOptions};
-use monitor::{Monitor, Progress};
+use monitor::{Monitor, Progress, Sampler};
 pub use report::Report;
 use report::{Cpu, ErrorEntry, Params, Percentiles, ServerReport, SetupReport, TrafficReport};
 pub use scenario::{BenchConfig, Scenario};
@@ -121,6 +123,13 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Write this run's per-second samples into DIR (`LABEL.run.json`) and
+    /// draw every run found there on the same axes (SVG charts).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<std::path::PathBuf>,
+    /// This run's name on the charts (default: the target address).
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 impl BenchArgs {
@@ -172,6 +181,10 @@ impl BenchArgs {
         }
         c.pid = self.pid;
         c.progress = !self.quiet;
+        c.timeline = self.report.is_some();
+        if let Some(label) = self.label {
+            c.label = label;
+        }
         if self.tls {
             c.tls = Some(crate::client::tls::client_config(
                 crate::client::tls::Trust::Insecure,
@@ -190,6 +203,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let threads = args.threads.max(1);
     let json = args.json;
+    let report_dir = args.report.clone();
     let config = args.into_config()?;
     let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -215,6 +229,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // `natter bench … | head` is fine.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         r => r.context("cannot write the report")?,
+    }
+    if let (Some(dir), Some(run)) = (&report_dir, &report.run_data) {
+        let files = charts::write_run(dir, run)
+            .with_context(|| format!("cannot write the charts into {}", dir.display()))?;
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
     }
     if report.setup.ready == 0 {
         anyhow::bail!("no client got ready; see the errors above");
@@ -251,6 +272,7 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared::new(cfg.clone()));
     let n = cfg.clients;
     let mut progress = Progress::new(cfg.progress);
+    let mut sampler = Sampler::new(cfg.timeline);
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let t0 = mon.mark();
     let mut tasks = Vec::with_capacity(n);
@@ -272,6 +294,7 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
             c.skipped.load(Relaxed),
         );
         mon.sample();
+        sampler.tick(&mon, 0);
         if progress.due() {
             progress.show(
                 &format!("[setup] ready {ready}/{n}, failed {failed}, not tried {skipped}"),
@@ -298,12 +321,18 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     let active = cfg.active_clients();
     let sends = active > 0 && ready > 0 && !(cfg.duration + cfg.warmup).is_zero();
     let mut traffic = None;
+    // Time zero of the charts: the start of traffic, or of holding.
+    let mut zero = std::time::Instant::now();
     if sends {
-        traffic = Some(traffic_phase(&shared, &phase_tx, &mut mon, &mut progress).await);
+        let (t, start) =
+            traffic_phase(&shared, &phase_tx, &mut mon, &mut progress, &mut sampler).await;
+        traffic = Some(t);
+        zero = start;
     } else if ready > 0 && !cfg.duration.is_zero() {
         let until = tokio::time::Instant::now() + cfg.duration + cfg.warmup;
         while tokio::time::Instant::now() < until {
             mon.sample();
+            sampler.tick(&mon, 0);
             if progress.due() {
                 let alive = ready - c.lost_before_start.load(Relaxed);
                 progress.show(&format!("[hold] {alive} connections open"), 0, mon.mark());
@@ -353,15 +382,29 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     };
     let lat = shared.latency.merged();
     let lag = shared.send_lag.merged();
+    let target = cfg
+        .targets
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let run_data = cfg.timeline.then(|| timeline::RunData {
+        label: cfg.label.clone(),
+        scenario: cfg.scenario.name().into(),
+        proto: cfg.proto.name().into(),
+        target: target.clone(),
+        latency: shared
+            .timeline
+            .as_ref()
+            .map(timeline::Timeline::per_second)
+            .unwrap_or_default(),
+        cdf: timeline::cdf_points(&lat),
+        resources: sampler.samples(zero),
+    });
     Ok(Report {
         scenario: cfg.scenario.name(),
         proto: cfg.proto.name(),
-        target: cfg
-            .targets
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        target,
         params: Params {
             clients: n,
             rooms: cfg.rooms,
@@ -409,6 +452,7 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
             })
             .collect(),
         warnings,
+        run_data,
     })
 }
 
@@ -443,7 +487,8 @@ async fn traffic_phase(
     phase_tx: &watch::Sender<Phase>,
     mon: &mut Monitor,
     progress: &mut Progress,
-) -> TrafficReport {
+    sampler: &mut Sampler,
+) -> (TrafficReport, std::time::Instant) {
     let cfg = &shared.cfg;
     let c = &shared.counters;
     let active = cfg.active_clients();
@@ -474,6 +519,7 @@ async fn traffic_phase(
         mon.sample();
         let sending = now < end;
         let unique = c.unique.load(Relaxed);
+        sampler.tick(mon, unique);
         if progress.due() {
             let t = shared.now_ns() as f64 / 1e9 - start_ns as f64 / 1e9;
             let label = if sending {
@@ -515,7 +561,7 @@ async fn traffic_phase(
     let messages = c.messages_in_window.load(Relaxed);
     let sending_secs = (end_ns - start_ns) as f64 / 1e9;
     let window_secs = cfg.duration.as_secs_f64();
-    TrafficReport {
+    let report = TrafficReport {
         sent,
         sent_per_s: if sending_secs > 0.0 {
             sent as f64 / sending_secs
@@ -546,5 +592,6 @@ async fn traffic_phase(
         dropped_connections: c.dropped.load(Relaxed),
         drain_seconds,
         drain_timed_out,
-    }
+    };
+    (report, shared.instant_at(start_ns).into_std())
 }

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::stats::{cpu_seconds, read_mem, Mem};
+use super::timeline::ResourceSample;
 
 /// CPU seconds and wall time at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +62,73 @@ impl Mark {
             _ => None,
         };
         (pct(self.bench, later.bench), pct(self.server, later.server))
+    }
+}
+
+/// Once-a-second readings of the server and the bench for the charts
+/// (`--report`): RSS, CPU since the last reading, delivery rate.
+pub struct Sampler {
+    enabled: bool,
+    last: Option<(Mark, u64)>,
+    /// (when, reading) with `t` still unset: the zero is known only later.
+    taken: Vec<(Instant, ResourceSample)>,
+}
+
+impl Sampler {
+    pub fn new(enabled: bool) -> Sampler {
+        Sampler {
+            enabled,
+            last: None,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Takes a reading if a second has passed since the last one;
+    /// `delivered` is the run's first-delivery count so far.
+    pub fn tick(&mut self, mon: &Monitor, delivered: u64) {
+        let due = self
+            .last
+            .is_none_or(|(prev, _)| prev.at.elapsed() >= Duration::from_secs(1));
+        if !self.enabled || !due {
+            return;
+        }
+        let now = mon.mark();
+        let Some((prev, prev_delivered)) = self.last else {
+            self.last = Some((now, delivered));
+            return;
+        };
+        let secs = now.at.duration_since(prev.at).as_secs_f64();
+        if secs < 1.0 {
+            return;
+        }
+        let (bench_cpu, server_cpu) = prev.cpu_until(&now);
+        let rss_kib = mon.pid.and_then(read_mem).map(|m| m.rss_kib);
+        self.taken.push((
+            now.at,
+            ResourceSample {
+                t: 0.0,
+                rss_kib,
+                server_cpu,
+                bench_cpu,
+                deliveries_per_s: delivered.saturating_sub(prev_delivered) as f64 / secs,
+            },
+        ));
+        self.last = Some((now, delivered));
+    }
+
+    /// The readings, timed from `zero` (negative before it).
+    pub fn samples(&self, zero: Instant) -> Vec<ResourceSample> {
+        self.taken
+            .iter()
+            .map(|(at, s)| {
+                let t = if *at >= zero {
+                    at.duration_since(zero).as_secs_f64()
+                } else {
+                    -zero.duration_since(*at).as_secs_f64()
+                };
+                ResourceSample { t, ..s.clone() }
+            })
+            .collect()
     }
 }
 

@@ -27,6 +27,10 @@ pub struct Report {
     pub server: Option<ServerReport>,
     pub errors: Vec<ErrorEntry>,
     pub warnings: Vec<String>,
+    /// Per-second samples for the charts (with `BenchConfig::timeline`);
+    /// written to the report directory, not into the JSON report.
+    #[serde(skip)]
+    pub run_data: Option<super::timeline::RunData>,
 }
 
 /// The parameters the run used.

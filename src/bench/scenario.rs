@@ -152,6 +152,11 @@ pub struct BenchConfig {
     /// Connect over TLS (the server's certificate is not checked: the
     /// bench measures, it does not trust).
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Keep per-second latency and resource samples for the charts
+    /// (`Report::run_data`; `--report`).
+    pub timeline: bool,
+    /// This run's name on the charts.
+    pub label: String,
 }
 
 impl BenchConfig {
@@ -181,6 +186,8 @@ impl BenchConfig {
             pid: None,
             progress: false,
             tls: None,
+            timeline: false,
+            label: target.to_string(),
         }
     }
 

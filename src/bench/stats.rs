@@ -76,14 +76,15 @@ impl Shards {
     }
 
     /// Records microsecond values into the shard chosen by `key`.
-    pub fn record_all(&self, key: usize, values_us: &[u64]) {
-        if values_us.is_empty() {
+    pub fn record_all(&self, key: usize, values_us: impl IntoIterator<Item = u64>) {
+        let mut values = values_us.into_iter().peekable();
+        if values.peek().is_none() {
             return;
         }
         let mut h = self.0[key % self.0.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for &v in values_us {
+        for v in values {
             h.saturating_record(v.max(1));
         }
     }
@@ -200,8 +201,8 @@ mod tests {
     #[test]
     fn shards_merge() {
         let s = Shards::new(3);
-        s.record_all(0, &[100, 200]);
-        s.record_all(4, &[300, 0]);
+        s.record_all(0, [100, 200]);
+        s.record_all(4, [300, 0]);
         let h = s.merged();
         assert_eq!(h.len(), 4);
         assert_eq!(h.min(), 1);

@@ -136,9 +136,11 @@ pub(crate) async fn main_port(
         Some(First::Lines) => {
             connection::run(shared, stream, host, peer.ip(), opening(false)).await
         }
-        Some(First::Http) => http(stream, Bytes::new(), shared, peer, "tcp").await,
+        // Boxed: rare and large, they would otherwise size every plain
+        // connection's task (see `Server::run`).
+        Some(First::Http) => Box::pin(http(stream, Bytes::new(), shared, peer, "tcp")).await,
         Some(First::Tls) => match shared.tls.clone() {
-            Some(tls) => over_tls(shared, &tls, stream, host, peer, Entry::Main).await,
+            Some(tls) => Box::pin(over_tls(shared, &tls, stream, host, peer, Entry::Main)).await,
             None => {
                 tls::handshake_failed();
                 info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");

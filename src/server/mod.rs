@@ -518,6 +518,10 @@ impl Server {
             };
             let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
+            // A task is as large as the largest future it may await, for
+            // its whole life: the TLS and HTTP paths (several KiB of
+            // handshake and hyper state) are boxed, so that a plain chat
+            // connection's task holds only the connection loop.
             tracker.spawn(
                 async move {
                     match entry {
@@ -526,10 +530,12 @@ impl Server {
                             let opening = Opening::new(Entry::Irc, false);
                             connection::run(shared, stream, host, peer.ip(), opening).await
                         }
-                        Port::IrcTls => detect::irc_tls_port(shared, stream, host, peer).await,
+                        Port::IrcTls => {
+                            Box::pin(detect::irc_tls_port(shared, stream, host, peer)).await
+                        }
                         Port::Http => {
                             let ctx = crate::web::WebContext::new(shared, peer, "tcp");
-                            crate::web::serve(stream, bytes::Bytes::new(), ctx).await;
+                            Box::pin(crate::web::serve(stream, bytes::Bytes::new(), ctx)).await;
                         }
                     }
                     drop(permit);
