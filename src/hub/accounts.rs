@@ -411,6 +411,41 @@ impl ChatState {
         self.send(Audience::Conns(audience), ev);
     }
 
+    /// Another node registered the account `name` (with a cluster: the
+    /// shared accounts store says so): its nick is protected here too.
+    pub fn learn_account(&mut self, name: &str) {
+        self.accounts.registered.insert(names::fold(name));
+    }
+
+    /// A registered room as another node saved it (with a cluster). Only
+    /// the record changes: the live room follows the facts, in the
+    /// cluster's order; the record is what the room becomes again once
+    /// it empties and someone comes back.
+    pub fn learn_room(&mut self, record: RoomRecord) {
+        self.accounts
+            .rooms
+            .insert(record.key.as_str().into(), record);
+    }
+
+    /// The save of registered room `key` met another node's save of it
+    /// (with a cluster): saves it again as it is now here, which by then
+    /// includes what the other node did (both apply every change in the
+    /// cluster's order).
+    pub fn resave_room(&mut self, key: &str) -> super::Effects {
+        if let Some(founder_at) = self
+            .accounts
+            .rooms
+            .get(key)
+            .map(|r| (r.founder.clone(), r.registered_ms))
+        {
+            if let Some(record) = self.room_record(key, &founder_at.0, founder_at.1) {
+                self.accounts.rooms.insert(key.into(), record.clone());
+                self.fx.saves.push(record);
+            }
+        }
+        self.take()
+    }
+
     /// Registers the room `room` (`None`: the current one) with `id`'s
     /// account as founder.
     pub(super) fn register_room(&mut self, id: ConnId, room: Option<&str>) {
