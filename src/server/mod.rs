@@ -605,10 +605,11 @@ async fn trim_memory(every: Duration, stop: CancellationToken) {
 /// memory is freed).
 ///
 /// Never glibc's `malloc_trim`: jemalloc replaces `malloc` for the whole
-/// process, so glibc's allocator holds nothing, and calling it would set up
-/// glibc's main arena on this worker thread without counting the thread as
-/// attached; when that thread exits, glibc aborts ("malloc assertion
-/// failure in __malloc_arena_thread_freeres"), as a CI run did.
+/// process, so glibc's allocator holds nothing, and its first call sets up
+/// glibc's main arena without locking or counting the calling thread; two
+/// servers' trims racing there (as in a test binary) left threads attached
+/// uncounted, and their exit aborted ("malloc assertion failure in
+/// __malloc_arena_thread_freeres", a CI run) or crashed.
 fn give_back_memory() {
     #[cfg(unix)]
     {
