@@ -1287,3 +1287,89 @@ async fn a_registered_rooms_topic_and_bans_are_kept_by_the_cluster_through_resta
     let created = expect_event!(a, Event::LoggedIn { created, .. } => created).await;
     assert!(!created);
 }
+
+/// Polls `c`'s node until it lists `room` with `members` members.
+async fn room_listed(c: &mut JsonClient, room: &str, members: u64) {
+    let mut polls = 0;
+    loop {
+        c.send(Cmd::Rooms { after: None }).await;
+        let v = c.expect("rooms").await;
+        let listed = v["rooms"].as_array().is_some_and(|r| {
+            r.iter().any(|e| {
+                e["room"].as_str().is_some_and(|n| n.ends_with(room)) && e["members"] == members
+            })
+        });
+        if listed {
+            return;
+        }
+        polls += 1;
+        assert!(polls < 200, "{room} with {members} never listed: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling pace, not synchronisation
+    }
+}
+
+/// The topic of the next topic change `c` sees.
+async fn next_topic(c: &mut JsonClient) -> Option<String> {
+    expect_event!(c, Event::Topic { topic, changed: true, .. } => topic.map(|t| t.into_owned()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_changing_a_registered_room_at_once_keep_what_came_last() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let mut a = account_holder(one.addr, "alice").await;
+    a.send(Cmd::Join {
+        room: "club".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "club").await;
+    a.send(serde_json::json!({"cmd": "register_room"})).await;
+    expect_event!(a, Event::RoomRegistered { .. }).await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    room_listed(&mut b, "club", 1).await;
+    b.send(Cmd::Join {
+        room: "club".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    sees_join(&mut a, "bob").await;
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+o bob".into()),
+    })
+    .await;
+    expect_event!(b, Event::Mode { changes, .. } if changes.contains("+o")).await;
+    // Both operators change the topic at the same moment, from two nodes.
+    let mut last = None;
+    for round in 0..5 {
+        let (ta, tb) = (format!("a{round}"), format!("b{round}"));
+        tokio::join!(
+            a.send(Cmd::Topic {
+                room: None,
+                topic: Some(ta.as_str().into()),
+            }),
+            b.send(Cmd::Topic {
+                room: None,
+                topic: Some(tb.as_str().into()),
+            })
+        );
+        let seen_a = [next_topic(&mut a).await, next_topic(&mut a).await];
+        let seen_b = [next_topic(&mut b).await, next_topic(&mut b).await];
+        assert_eq!(seen_a, seen_b, "round {round}: one order for both nodes");
+        last = seen_a[1].clone();
+    }
+    quit(a).await;
+    quit(b).await;
+    one.stop();
+    two.stop();
+    // The cluster kept the topic that came last, whichever node wrote last.
+    let three = node(&nats, 3);
+    let mut c = JsonClient::login(three.addr, "carol").await;
+    assert_eq!(join_topic(&mut c, "club").await, Ok(last));
+}

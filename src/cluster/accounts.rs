@@ -4,10 +4,14 @@
 //!
 //! * Registering an account is an atomic create of its key: two nodes
 //!   racing for one name get one success between them.
-//! * A registered room is saved with the revision this node last saw of
-//!   it (create for a new one): a save that meets another node's save
-//!   fails, and the hub saves the room again as it is by then
-//!   ([`Incoming::RoomConflict`]), so no node overwrites what it did not see.
+//! * A registered room is saved by the node where it changed, once the
+//!   change comes back from the stream: its record carries that stream
+//!   sequence. It is written with the revision this node last saw of it
+//!   (create for a new one); a write that meets another node's reads the
+//!   record there, and is dropped if that one shows a later change (or the
+//!   same: the first registration of a room wins), else written again over
+//!   it. So two nodes changing one room at once leave the record of the
+//!   change that came last in the stream, whatever order they write in.
 //! * Each node watches both buckets: it reads them whole at start (the
 //!   [`Registry`]) and hands every later change to its hub
 //!   ([`Incoming::Account`], [`Incoming::Room`]).
@@ -219,8 +223,9 @@ async fn watch(
 }
 
 /// Saves registered rooms in order, each with the revision last seen of
-/// it: a save that meets another's is handed back to the hub to be made
-/// again from what it knows by then. Waits for NATS when it is away.
+/// it; on meeting another node's save, keeps whichever shows the later
+/// change in the stream (see the module's doc). Waits for NATS when it is
+/// away.
 async fn room_writer(
     rooms: kv::Store,
     client: async_nats::Client,
@@ -260,20 +265,30 @@ async fn room_writer(
                     *r = (*r).max(rev);
                     break;
                 }
-                Err((true, _)) => {
-                    // Another node saved it meanwhile: learn its revision,
-                    // and have the hub save the room as it is by now.
-                    if let Ok(Some(e)) = rooms.entry(key.clone()).await {
+                Err((true, e)) => {
+                    // Another node saved it meanwhile: the later change wins.
+                    let entry = match rooms.entry(key.clone()).await {
+                        Ok(Some(entry)) => entry,
+                        Ok(None) => {
+                            lock(&revisions).remove(&key);
+                            continue;
+                        }
+                        Err(err) => {
+                            warn!("cannot save the registered room {}: {e}; {err}", room.key);
+                            break;
+                        }
+                    };
+                    {
                         let mut revs = lock(&revisions);
                         let r = revs.entry(key.clone()).or_default();
-                        *r = (*r).max(e.revision);
+                        *r = (*r).max(entry.revision);
                     }
-                    debug!(
-                        "room {} was saved by another node too: saving again",
-                        room.key
-                    );
-                    let _ = to_hub.send(Incoming::RoomConflict(room.key.clone())).await;
-                    break;
+                    let theirs = decode::<RoomRecord>(&entry);
+                    if let Some(theirs) = theirs.filter(|t| t.seq >= room.seq) {
+                        debug!("room {}: another node saved a later state", room.key);
+                        let _ = to_hub.send(Incoming::Room(theirs)).await;
+                        break;
+                    }
                 }
                 Err((false, e)) => {
                     if client.connection_state() == async_nats::connection::State::Connected {

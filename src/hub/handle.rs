@@ -233,11 +233,6 @@ impl<R: Router> ChatHandle<R> {
             }
             Incoming::Account(name) => self.lock().state.learn_account(&name),
             Incoming::Room(record) => self.lock().state.learn_room(record),
-            Incoming::RoomConflict(key) => {
-                let core = &mut *self.lock();
-                let fx = core.state.resave_room(&key);
-                core.apply(fx);
-            }
             Incoming::Snapshot(reply) => {
                 let facts = self.lock().state.snapshot();
                 let _ = reply.send(facts);
@@ -347,6 +342,12 @@ impl<R: Router> Core<R> {
 
     pub(super) fn apply_remote(&mut self, fact: &Fact) {
         let fx = self.state.apply_remote(fact);
+        // A registered room changed here, back from the stream: saved now.
+        if let Some(accounts) = &self.accounts {
+            for room in fx.saves {
+                accounts.save_room(room);
+            }
+        }
         self.deliver(&fx.deliveries);
         self.reap();
     }

@@ -126,9 +126,6 @@ pub enum Incoming {
     Account(String),
     /// A registered room as it was last saved (by any node).
     Room(super::RoomRecord),
-    /// Saving registered room `key` met a save by another node: save it
-    /// again as it is now.
-    RoomConflict(String),
     /// A node that just started asks who is here: answer with the facts
     /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
     Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),
