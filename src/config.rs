@@ -86,6 +86,11 @@ settings! {
             default_value = "natter chat server"
         )]
         pub server_info: String,
+        /// Name of the pseudo-server IRC clients see natter's built-in
+        /// services (NickServ, ChanServ) on: LINKS, WHOIS, their notices'
+        /// host (unset: `services.` and the server name).
+        #[arg(long, env = "NATTER_SERVICES_NAME", value_name = "NAME")]
+        pub services_name: Option<String>,
         /// Room every text and JSON newcomer is put in (empty: none; IRC
         /// users too with irc_auto_join).
         #[arg(long, env = "NATTER_DEFAULT_ROOM", value_name = "ROOM", default_value = "lobby")]
@@ -100,6 +105,18 @@ settings! {
             action = clap::ArgAction::Set,
         )]
         pub irc_auto_join: bool,
+        /// Remember, per account, the rooms its IRC sessions are in (parting
+        /// forgets one, quitting does not), and put an IRC session that
+        /// logs in back in them (rooms whose key, bans, invite-only or limit
+        /// refuse it are skipped, told and forgotten).
+        #[arg(
+            long,
+            env = "NATTER_REJOIN_ON_LOGIN",
+            value_name = "BOOL",
+            default_value = "true",
+            action = clap::ArgAction::Set,
+        )]
+        pub rejoin_on_login: bool,
         /// Most connections at once (registered or not); more are refused.
         #[arg(long, env = "NATTER_MAX_CLIENTS", value_name = "N", default_value = "120000")]
         pub max_clients: usize,
@@ -806,6 +823,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The name of the pseudo-server natter's built-in services are shown
+    /// on: `services_name`, else `services.` and the server name.
+    pub fn services_name(&self) -> String {
+        match self.services_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => format!("services.{}", self.server_name),
+        }
+    }
+
     /// Time one line costs under flood control (zero: no limit).
     pub fn flood_interval(&self) -> Duration {
         match self.flood_rate {
@@ -1143,8 +1169,10 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 7777)),
             server_name: "natter".into(),
             server_info: "natter chat server".into(),
+            services_name: None,
             default_room: "lobby".into(),
             irc_auto_join: false,
+            rejoin_on_login: true,
             max_clients: 120_000,
             max_per_ip: 64,
             connect_rate: 1,
@@ -1283,6 +1311,8 @@ mod tests {
             "server_info" => "a test server",
             "default_room" => "hall",
             "irc_auto_join" => "true",
+            "rejoin_on_login" => "false",
+            "services_name" => "services.example",
             "max_clients" => "5",
             "max_per_ip" => "0",
             "connect_rate" => "0",
@@ -1387,7 +1417,10 @@ mod tests {
             );
             assert!(
                 default_of(arg).is_some()
-                    || matches!(name, "irc_password" | "tls_cert" | "tls_key"),
+                    || matches!(
+                        name,
+                        "irc_password" | "tls_cert" | "tls_key" | "services_name"
+                    ),
                 "{name} has no default_value"
             );
         }

@@ -108,6 +108,8 @@ pub struct Registry {
     pub rooms: Vec<RoomRecord>,
     /// Read markers: (folded account, folded target, timestamp).
     pub markers: Vec<(String, String, String)>,
+    /// The rooms accounts keep (`rejoin_on_login`).
+    pub remembered: Vec<super::RememberedRoom>,
 }
 
 /// The chat state's accounts part.
@@ -125,7 +127,10 @@ pub(super) struct AccountState {
     markers: HashMap<String, HashMap<String, Arc<str>>>,
     /// The connections logged in to each account (folded), to tell them
     /// all of a marker that moved.
-    sessions: HashMap<String, Vec<ConnId>>,
+    pub(super) sessions: HashMap<String, Vec<ConnId>>,
+    /// The rooms each account (folded) keeps, in the order entered
+    /// (`rejoin.rs`).
+    pub(super) remembered: HashMap<String, Vec<super::RememberedRoom>>,
 }
 
 impl ChatState {
@@ -143,6 +148,7 @@ impl ChatState {
             let marks = a.markers.entry(account).or_default();
             marks.insert(target, at.into());
         }
+        self.load_remembered(registry.remembered);
     }
 
     /// `id` read `target` up to `at` (a server-time timestamp). Kept for
@@ -413,6 +419,10 @@ impl ChatState {
         audience.retain(|m| *m != id);
         let ev = Event::by(self.mask_of(id), EventBody::Account(body));
         self.send(Audience::Conns(audience), ev);
+        // Logged in after registering (NickServ IDENTIFY): back in the
+        // account's rooms now (a session logged in before registering is
+        // put back at the end of its welcome, `Command::Rejoin`).
+        self.rejoin(id);
     }
 
     /// Another node registered the account `name` (with a cluster: the

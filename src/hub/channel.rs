@@ -132,6 +132,7 @@ impl ChatState {
         } else {
             self.who(id, Some(&room_name));
         }
+        self.remember_room(id, &key_str, key);
     }
 
     /// Why `id` may not create the room `name` now: the server has
@@ -141,13 +142,16 @@ impl ChatState {
         if names::fold(name) == names::fold(&self.config.default_room) {
             return None; // newcomers always have somewhere to go
         }
+        let per_minute = match self.rejoining {
+            true => 0, // back in rooms they were in, not new ones
+            false => self.config.rooms_per_minute,
+        };
         if self.rooms.len() >= self.config.max_rooms {
             let max = self.config.max_rooms;
             return limit(format!(
                 "the server has {max} rooms, the most it holds; join one of them"
             ));
         }
-        let per_minute = self.config.rooms_per_minute;
         let c = self.conns.get(&id)?;
         let window_open = now_ms().saturating_sub(c.created_since_ms) < 60_000;
         if per_minute > 0 && window_open && c.created >= per_minute {
@@ -212,7 +216,8 @@ impl ChatState {
         match self.current_room(id, room) {
             Ok(key) if self.conns.get(&id).is_some_and(|c| c.rooms.contains(&key)) => {
                 let reason = reason.map(|r| cap(&r, self.config.reason_len));
-                self.leave_room(id, &key, reason)
+                self.leave_room(id, &key, reason);
+                self.forget_room(id, &key);
             }
             Ok(key) => {
                 let code = match self.rooms.contains_key(&key) {
@@ -565,6 +570,7 @@ impl ChatState {
         )
         .at(at_ms);
         self.remove_from_room(&key, target);
+        self.forget_room(target, &key);
         // The room as it is after the kick, and the one kicked out of it.
         self.send(Audience::Conn(target), ev.clone());
         self.send(Audience::Room(key), ev);

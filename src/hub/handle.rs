@@ -385,6 +385,9 @@ impl<R: Router> Core<R> {
             for (account, target, at) in &fx.markers {
                 accounts.save_marker(account, target, at);
             }
+            for change in &fx.rooms_remembered {
+                accounts.remember_room(change);
+            }
         }
         let wait = fx.facts.iter().any(|f| f.body.must_be_durable());
         let ticket = self.record(fx.facts);

@@ -68,6 +68,7 @@ impl ChatState {
             .unwrap_or_default();
         for key in rooms {
             self.leave_room(id, &key, None);
+            self.forget_room(id, &key);
         }
     }
 }

@@ -15,9 +15,10 @@
 //! questions (who, whois, list, lusers); `remote.rs` facts from other
 //! nodes; `room.rs` one room's rules; `mask.rs` wildcard masks; `names.rs`
 //! nick and room name rules; `accounts.rs` who is logged in, registered
-//! nicks and registered rooms; `handle.rs` the [`ChatHandle`] sessions use
-//! (it owns the lock, the router and the seams); `seams.rs` the [`Store`],
-//! [`Accounts`] and [`Backplane`] traits.
+//! nicks and registered rooms; `rejoin.rs` the rooms each account keeps
+//! and putting its sessions back in them; `handle.rs` the [`ChatHandle`]
+//! sessions use (it owns the lock, the router and the seams); `seams.rs`
+//! the [`Store`], [`Accounts`] and [`Backplane`] traits.
 
 mod accounts;
 mod channel;
@@ -28,6 +29,7 @@ mod monitor;
 pub mod names;
 mod oper;
 mod query;
+mod rejoin;
 mod remote;
 mod room;
 mod seams;
@@ -47,6 +49,7 @@ use room::Room;
 pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
 pub use query::{MembersPage, RoomsPage};
+pub use rejoin::{RememberedRoom, RoomMemory};
 pub use seams::{Accounts, Backplane, Incoming, Store, StoreError, Watermark};
 
 /// The hub's own settings (a subset of the server config). Protocol limits
@@ -93,6 +96,9 @@ pub struct HubConfig {
     /// Names of the oper blocks that exist (`OPER` checks passwords in the
     /// session; the hub only takes known names).
     pub opers: Vec<String>,
+    /// Whether accounts keep the rooms their sessions are in, and sessions
+    /// logging in are put back in them (see `rejoin.rs`).
+    pub rejoin_on_login: bool,
 }
 
 impl Default for HubConfig {
@@ -127,6 +133,7 @@ impl HubConfig {
             monitor_limit: c.monitor_limit,
             oper_die: c.oper_die,
             opers: c.opers.names(),
+            rejoin_on_login: c.rejoin_on_login,
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Effects {
     pub saves: Vec<RoomRecord>,
     /// Read markers that moved: (folded account, folded target, timestamp).
     pub markers: Vec<(String, String, String)>,
+    /// Changes to the rooms accounts keep (`rejoin_on_login`).
+    pub rooms_remembered: Vec<RoomMemory>,
 }
 
 impl Default for Effects {
@@ -170,6 +179,7 @@ impl Default for Effects {
             outcome: Outcome::Continue,
             saves: Vec::new(),
             markers: Vec::new(),
+            rooms_remembered: Vec::new(),
         }
     }
 }
@@ -194,6 +204,9 @@ struct Conn {
     realname: Name,
     host: Name,
     auto_join: bool,
+    /// Its rooms are kept for its account, and it is put back in the
+    /// account's rooms when it logs in (`Profile::rejoin`).
+    rejoin: bool,
     /// `nick!user@host` (with `*` for the nick before registration).
     mask: Arc<str>,
     away: Option<Arc<str>>,
@@ -239,6 +252,7 @@ impl Conn {
             realname: "natter user".into(),
             host,
             auto_join: true,
+            rejoin: false,
             mask: "*".into(),
             away: None,
             invisible: false,
@@ -308,6 +322,9 @@ pub struct ChatState {
     watchers: HashMap<String, Vec<ConnId>>,
     /// What the command being handled did so far.
     fx: Effects,
+    /// Putting someone back in their account's rooms (`rejoin`): rooms
+    /// made again this way do not count against `rooms_per_minute`.
+    rejoining: bool,
 }
 
 /// Halves a table that is at most a quarter full (and bigger than a
@@ -345,6 +362,7 @@ impl ChatState {
             seqs: HashMap::new(),
             accounts: Default::default(),
             fx: Effects::default(),
+            rejoining: false,
         }
     }
 
@@ -558,6 +576,7 @@ impl ChatState {
             }
             Command::TagMsg { target, tags } => self.tag_msg(id, &target, tags),
             Command::MarkRead { target, at } => self.mark_read(id, &target, &at),
+            Command::Rejoin => self.rejoin(id),
             Command::Monitor(op) => self.monitor(id, op),
             Command::SetName { realname } => self.set_name(id, realname),
             Command::Invites => {
@@ -692,6 +711,7 @@ impl ChatState {
             c.user = profile.user;
             c.realname = profile.realname;
             c.auto_join = profile.auto_join;
+            c.rejoin = profile.rejoin;
             c.update_mask();
         }
     }

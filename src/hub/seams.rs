@@ -81,6 +81,9 @@ pub trait Accounts: Send + Sync + 'static {
     /// server-time timestamp (queued like `save_room`; a marker only
     /// moves forward).
     fn save_marker(&self, _account: &str, _target: &str, _at: &str) {}
+    /// Keeps a change to the rooms an account keeps (`rejoin_on_login`;
+    /// queued like `save_room`).
+    fn remember_room(&self, _change: &super::RoomMemory) {}
     /// Returns once everything queued so far is written (a stopping server
     /// calls it, so that a server started next on the same file finds it).
     fn flush(&self) {}

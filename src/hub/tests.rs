@@ -55,6 +55,7 @@ pub(super) fn config() -> HubConfig {
         monitor_limit: 10,
         oper_die: false,
         opers: vec!["root".into()],
+        rejoin_on_login: true,
     }
 }
 

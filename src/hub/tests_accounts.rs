@@ -3,7 +3,7 @@
 
 use super::tests::{error_code, World};
 use super::*;
-use crate::proto::AccountEvent;
+use crate::proto::{AccountEvent, ModeChange};
 
 fn login(w: &mut World, id: ConnId, account: &str, created: bool) {
     let account = account.into();
@@ -15,6 +15,7 @@ fn registry(accounts: &[&str]) -> Registry {
         accounts: accounts.iter().map(|a| a.to_string()).collect(),
         rooms: Vec::new(),
         markers: Vec::new(),
+        remembered: Vec::new(),
     }
 }
 
@@ -180,4 +181,73 @@ fn a_guest_is_its_session_in_private_history() {
     assert_ne!(w.hub().history_identity(g2), Some(token));
     // A forged token names nobody.
     assert_eq!(w.hub().session_nick("!0.1.nothing"), None);
+}
+
+/// A connection that asks for it (`Profile::rejoin`), logged in and
+/// registered as `nick`.
+fn rejoiner(w: &mut World, nick: &str, account: &str, rejoin: bool) -> ConnId {
+    let id = w.connect_cap(1000);
+    let profile = crate::proto::Profile {
+        user: "~u".into(),
+        realname: "R".into(),
+        auto_join: false,
+        rejoin,
+    };
+    w.handle(id, Command::Identify(profile));
+    login(w, id, account, false);
+    w.handle(id, Command::Register { nick: nick.into() });
+    w.handle(id, Command::Rejoin);
+    id
+}
+
+fn rooms(w: &mut World, id: ConnId) -> Vec<String> {
+    w.hub().rooms_of(id).into_iter().map(|(k, _)| k).collect()
+}
+
+#[test]
+fn loaded_rooms_are_rejoined_with_their_key_and_refused_ones_forgotten() {
+    let mut w = World::new();
+    let kept = |room: &str, key: Option<&str>| RememberedRoom {
+        account: "alice".into(),
+        room: room.into(),
+        name: room.to_uppercase(),
+        key: key.map(String::from),
+    };
+    let mut reg = registry(&["alice"]);
+    reg.remembered = vec![kept("a", Some("k1")), kept("b", None)];
+    w.hub().load_registry(reg, 30);
+    // b has a key now that alice does not know; a has the one she used.
+    let bob = w.user("bob");
+    for (room, key) in [("a", "k1"), ("b", "k2")] {
+        w.handle(
+            bob,
+            Command::Join {
+                room: room.into(),
+                switch: false,
+            },
+        );
+        let change = ModeChange {
+            add: true,
+            mode: 'k',
+            arg: Some(key.into()),
+        };
+        w.handle(
+            bob,
+            Command::RoomMode {
+                room: room.into(),
+                changes: vec![change],
+            },
+        );
+    }
+    // A session that does not ask for it (text, JSON) is put nowhere.
+    let t = rejoiner(&mut w, "alice_t", "alice", false);
+    assert!(rooms(&mut w, t).is_empty());
+    let a = rejoiner(&mut w, "alice", "alice", true);
+    assert_eq!(rooms(&mut w, a), ["a"]);
+    let got = w.take(a);
+    assert_eq!(error_code(&got), Some(ErrorCode::BadKey), "{got:?}");
+    // b was forgotten: the next session is not refused again.
+    let again = rejoiner(&mut w, "alice2", "alice", true);
+    assert_eq!(rooms(&mut w, again), ["a"]);
+    assert_eq!(error_code(&w.take(again)), None);
 }

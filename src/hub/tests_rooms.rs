@@ -438,6 +438,7 @@ fn sources_carry_user_and_host() {
         user: "~al".into(),
         realname: "Alice".into(),
         auto_join: false,
+        rejoin: false,
     };
     w.handle(a, Command::Identify(profile));
     w.handle(

@@ -165,6 +165,9 @@ pub enum Command {
     /// The user read `target` up to `at` (a server-time timestamp, IRCv3
     /// `draft/read-marker`): kept for its account, if logged in.
     MarkRead { target: String, at: String },
+    /// Put me back in the rooms my account keeps (`rejoin_on_login`),
+    /// once registered: the IRC session asks at the end of its welcome.
+    Rejoin,
     /// Be told when people come online or leave (IRCv3 `MONITOR`).
     Monitor(Monitor),
     /// Also be told when watched people go away or change their real name,
@@ -224,6 +227,9 @@ pub struct Profile {
     pub realname: Name,
     /// Put the newcomer in the default room as soon as they register.
     pub auto_join: bool,
+    /// Keep the rooms this person is in for their account, and put them
+    /// back in the account's rooms when they log in (`rejoin_on_login`).
+    pub rejoin: bool,
 }
 
 /// What a session should do after a command.

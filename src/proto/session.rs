@@ -304,6 +304,7 @@ pub(super) fn profile(
         user: shared_name(user.0, user.1),
         realname: shared_name(realname.0, realname.1),
         auto_join: true,
+        rejoin: false,
     }
 }
 

@@ -318,6 +318,7 @@ impl Server {
             now_ms(),
         );
         irc_info.description = config.server_info.clone();
+        irc_info.services = config.services_name().into();
         let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
         let shared = Arc::new(Shared {
             opers,

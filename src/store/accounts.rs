@@ -1,8 +1,9 @@
 //! Accounts and registered rooms: implementations of the hub's
 //! [`Accounts`] seam, and the password work they need.
 //!
-//! * [`SqliteAccounts`] keeps them in the database file (tables `account`
-//!   and `registered_room`, schema version 2). One thread of its own
+//! * [`SqliteAccounts`] keeps them in the database file (tables `account`,
+//!   `registered_room`, `read_marker` and `account_room`, the rooms an
+//!   account keeps for `rejoin_on_login`). One thread of its own
 //!   writes, in order: new accounts (the caller waits for the answer) and
 //!   room states (queued: the hub saves under the chat lock). Dropping the
 //!   store finishes the queue before it returns.
@@ -25,7 +26,9 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tracing::{error, warn};
 
-use crate::hub::{names, AccountRecord, Accounts, Registry, RoomRecord, StoreError};
+use crate::hub::{
+    names, AccountRecord, Accounts, Registry, RememberedRoom, RoomMemory, RoomRecord, StoreError,
+};
 use crate::proto::{now_ms, scram};
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -93,6 +96,8 @@ enum Job {
     SaveRoom(RoomRecord),
     /// An account's read marker of a target: (account, target, timestamp).
     SaveMarker(String, String, String),
+    /// A change to the rooms an account keeps.
+    RememberRoom(RoomMemory),
     /// Answered once the jobs before it are done.
     Flush(mpsc::Sender<()>),
 }
@@ -190,6 +195,11 @@ fn write_jobs(conn: Connection, jobs: mpsc::Receiver<Job>) {
                     error!("read marker of {account} not saved: {e}");
                 }
             }
+            Job::RememberRoom(change) => {
+                if let Err(e) = remember_room(&conn, &change) {
+                    error!("rooms kept for an account not saved: {e}");
+                }
+            }
             Job::Flush(done) => {
                 let _ = done.send(());
             }
@@ -216,6 +226,21 @@ fn create(conn: &Connection, a: &AccountRecord) -> Result<bool, StoreError> {
         )
         .map_err(err)?;
     Ok(n == 1)
+}
+
+fn remember_room(conn: &Connection, change: &RoomMemory) -> rusqlite::Result<usize> {
+    match change {
+        RoomMemory::Keep(r) => conn.execute(
+            "INSERT INTO account_room (account, room, name, key, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (account, room) DO UPDATE SET name = ?3, key = ?4",
+            params![r.account, r.room, r.name, r.key, now_ms() as i64],
+        ),
+        RoomMemory::Forget { account, room } => conn.execute(
+            "DELETE FROM account_room WHERE account = ?1 AND room = ?2",
+            params![account, room],
+        ),
+    }
 }
 
 fn save_room(conn: &Connection, room: &RoomRecord) -> Result<(), StoreError> {
@@ -260,10 +285,24 @@ impl Accounts for SqliteAccounts {
             let markers = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = c.prepare(
+                "SELECT account, room, name, key FROM account_room ORDER BY account, at_ms, room",
+            )?;
+            let remembered = stmt
+                .query_map([], |r| {
+                    Ok(RememberedRoom {
+                        account: r.get(0)?,
+                        room: r.get(1)?,
+                        name: r.get(2)?,
+                        key: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(Registry {
                 accounts,
                 rooms,
                 markers,
+                remembered,
             })
         })
     }
@@ -318,6 +357,12 @@ impl Accounts for SqliteAccounts {
             error!("read marker not saved: {e}");
         }
     }
+
+    fn remember_room(&self, change: &RoomMemory) {
+        if let Err(e) = self.send(Job::RememberRoom(change.clone())) {
+            error!("rooms kept for an account not saved: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +411,20 @@ mod tests {
         accounts.save_room(room.clone());
         accounts.save_marker("alice", "#rust", "2021-01-01T00:00:00.000Z");
         accounts.save_marker("alice", "#rust", "2020-01-01T00:00:00.000Z");
+        let kept = |room: &str, key: Option<&str>| RememberedRoom {
+            account: "alice".into(),
+            room: room.to_lowercase(),
+            name: room.into(),
+            key: key.map(String::from),
+        };
+        for r in [kept("Rust", None), kept("Go", None), kept("Zig", None)] {
+            accounts.remember_room(&RoomMemory::Keep(r));
+        }
+        accounts.remember_room(&RoomMemory::Keep(kept("Rust", Some("k"))));
+        accounts.remember_room(&RoomMemory::Forget {
+            account: "alice".into(),
+            room: "go".into(),
+        });
         drop(accounts);
         drop(store);
         let accounts = SqliteAccounts::open(&path).unwrap();
@@ -375,6 +434,8 @@ mod tests {
         let newest = "2021-01-01T00:00:00.000Z".to_string();
         let marker = ("alice".to_string(), "#rust".to_string(), newest);
         assert_eq!(reg.markers, [marker], "a marker only moves forward");
+        let rooms = [kept("Rust", Some("k")), kept("Zig", None)];
+        assert_eq!(reg.remembered, rooms, "kept rooms, updated and forgotten");
         let got = accounts.get("ALICE").unwrap().unwrap();
         assert_eq!(got.scram, a.scram);
         assert!(verify(&got, "pw12345678"));

@@ -26,7 +26,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 4;
+const SCHEMA: i64 = 5;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -279,6 +279,22 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
     }
     if version < 4 {
         migrate_to_4(conn)?;
+    }
+    if version < 5 {
+        // The rooms accounts keep, for `rejoin_on_login` (src/store/accounts.rs).
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE account_room (
+                 account TEXT NOT NULL,        -- folded account name
+                 room    TEXT NOT NULL,        -- folded room key
+                 name    TEXT NOT NULL,        -- as people write it
+                 key     TEXT,                 -- the +k key it was entered with
+                 at_ms   INTEGER NOT NULL,     -- when it was last kept (order)
+                 PRIMARY KEY (account, room)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
     }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
@@ -722,7 +738,14 @@ impl Writer {
     }
 
     fn write_all(&mut self, batches: &[(u64, Vec<Fact>)]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock first (waiting for it, up to the
+        // busy timeout). A deferred transaction reads first, and if the
+        // accounts writer (another connection on the file) commits before
+        // it writes, it fails at once with SQLITE_BUSY (stale snapshot):
+        // the lines would be refused as unstorable.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched = Vec::new();
         for fact in batches.iter().flat_map(|(_, f)| f) {
             let Some(room) = &fact.room else { continue };

@@ -6,7 +6,9 @@ Install: copy this file to irctest/controllers/natter.py, then run
 The natter binary is taken from $NATTER_BIN (default: `natter` on $PATH);
 $IRCTEST_NATTER_ARGS adds flags (for diagnostics).
 irctest's operator (`OPER operuser operpassword`) is given as an `opers`
-block, its server description ("test server") as `--server-info`.
+block, its server description ("test server") as `--server-info`, the name
+it expects for the services' server ("My.Little.Services") as
+`--services-name`.
 A fresh natter process is started for every test, listening for IRC on the
 port irctest picked (bound to 127.0.0.1), with its main port on another free
 port.
@@ -101,6 +103,10 @@ class NatterController(BaseServerController, DirectoryBasedController):
             "My.Little.Server",
             "--server-info",
             "test server",
+            # the pseudo-server natter's built-in services are shown on
+            # (LINKS, WHOIS NickServ), named as irctest expects
+            "--services-name",
+            "My.Little.Services",
             "--max-per-ip",
             "0",
             "--flood-rate",

@@ -1,5 +1,6 @@
 //! What the server says about itself, answered by the IRC session with no
-//! chat state: `TIME`, `VERSION`, `INFO`, `ADMIN` and `HELP`.
+//! chat state: `TIME`, `VERSION`, `INFO`, `ADMIN`, `LINKS` (natter and
+//! its services' pseudo-server), `WHOIS` of a service, and `HELP`.
 
 use super::decode::About;
 use super::numerics::*;
@@ -140,13 +141,24 @@ pub fn about(kind: About, target: Option<&str>, info: &ServerInfo) -> Vec<Reply>
             .map(|l| numeric(RPL_INFO, &[l]))
             .chain([numeric(RPL_ENDOFINFO, &["End of INFO list"])])
             .collect(),
+        // natter, and its built-in services shown as a server one hop away,
+        // as IRC networks show theirs.
         About::Links => vec![
             numeric(
                 RPL_LINKS,
                 &[server, server, &format!("0 {}", info.description)],
             ),
+            numeric(
+                RPL_LINKS,
+                &[
+                    &info.services,
+                    server,
+                    &format!("1 {}", super::services::DESCRIPTION),
+                ],
+            ),
             numeric(RPL_ENDOFLINKS, &["*", "End of /LINKS list"]),
         ],
+        About::Service(service) => super::services::whois(service, info),
         About::Admin => vec![
             numeric(RPL_ADMINME, &[server, "Administrative info"]),
             numeric(RPL_ADMINLOC1, &[&format!("{server}, a natter server")]),

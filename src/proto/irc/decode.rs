@@ -102,6 +102,8 @@ pub enum About {
     Info,
     Admin,
     Links,
+    /// `WHOIS` of a built-in service (NickServ, ChanServ).
+    Service(&'static str),
 }
 
 /// True if the first line of a connection is IRC registration: `CAP`,
@@ -603,9 +605,15 @@ pub fn decode(m: &Message) -> Input {
         },
         "WHOIS" => match m.params.last() {
             None => Input::Reply(Reply::numeric(ERR_NONICKNAMEGIVEN, &["No nickname given"])),
-            Some(nicks) => hub(Command::Whois {
-                nick: nicks.split(',').next().unwrap_or("").to_string(),
-            }),
+            Some(nicks) => {
+                let nick = nicks.split(',').next().unwrap_or("");
+                match super::services::named(nick) {
+                    Some(service) => Input::About(About::Service(service), None),
+                    None => hub(Command::Whois {
+                        nick: nick.to_string(),
+                    }),
+                }
+            }
         },
         "LUSERS" => hub(Command::Lusers),
         "AWAY" => hub(Command::Away {

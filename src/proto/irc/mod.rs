@@ -175,7 +175,7 @@ pub enum Reply {
     },
     /// `AUTHENTICATE <data>` (SASL; `+` for nothing).
     Authenticate(String),
-    /// `:Service!Service@services.<server> NOTICE <nick> :<text>`.
+    /// `:Service!Service@<services> NOTICE <nick> :<text>`.
     Service { service: &'static str, text: String },
 }
 
@@ -203,6 +203,9 @@ pub struct ServerInfo {
     pub motd: Vec<String>,
     /// One line about the server (`LINKS`, `VERSION`).
     pub description: String,
+    /// The pseudo-server the built-in services (NickServ, ChanServ) are
+    /// shown on: `LINKS`, `WHOIS`, the host of their notices.
+    pub services: Arc<str>,
 }
 
 /// The settings [`ServerInfo`] advertises.
@@ -268,6 +271,7 @@ impl ServerInfo {
             isupport,
             motd,
             description: "natter chat server".into(),
+            services: format!("services.{name}").into(),
         }
     }
 }

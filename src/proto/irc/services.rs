@@ -8,13 +8,41 @@
 use super::decode::{Input, Step};
 use super::parse::Message;
 use super::render::{chan, escape_tag, line, tag_section, with_tags};
-use super::{iso8601, Caps, Ctx, Reply};
+use super::{iso8601, Caps, Ctx, Reply, ServerInfo};
 use crate::proto::{AccountEvent, AccountRequest, Command, Event, EventBody};
 
 /// The nick service.
 pub const NICKSERV: &str = "NickServ";
 /// The room service.
 pub const CHANSERV: &str = "ChanServ";
+/// What `LINKS` and `WHOIS` say about the services' pseudo-server.
+pub const DESCRIPTION: &str = "natter's built-in services (NickServ, ChanServ)";
+
+/// The service named `nick` (any case), if it is one.
+pub fn named(nick: &str) -> Option<&'static str> {
+    [NICKSERV, CHANSERV]
+        .into_iter()
+        .find(|s| s.eq_ignore_ascii_case(nick))
+}
+
+/// `WHOIS` of a service: `311` with the services' pseudo-server as its
+/// host and what it does as its real name, `312` naming that server,
+/// `318`.
+pub fn whois(service: &'static str, info: &ServerInfo) -> Vec<Reply> {
+    use super::numerics::{RPL_ENDOFWHOIS, RPL_WHOISSERVER, RPL_WHOISUSER};
+    let what = match service {
+        NICKSERV => "Nickname service",
+        _ => "Channel service",
+    };
+    vec![
+        Reply::numeric(
+            RPL_WHOISUSER,
+            &[service, service, &info.services, "*", what],
+        ),
+        Reply::numeric(RPL_WHOISSERVER, &[service, &info.services, DESCRIPTION]),
+        Reply::numeric(RPL_ENDOFWHOIS, &[service, "End of /WHOIS list"]),
+    ]
+}
 
 fn notice(service: &'static str, text: impl Into<String>) -> Input {
     Input::Reply(Reply::Service {
@@ -131,9 +159,10 @@ pub fn render(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
-/// `:Service!Service@services.<server> NOTICE <nick> :<text>`.
+/// `:Service!Service@<services> NOTICE <nick> :<text>`, `<services>`
+/// the services' pseudo-server (`services_name`).
 pub fn service_notice(out: &mut Vec<u8>, ctx: &Ctx, service: &str, text: &str) {
-    let src = format!("{service}!{service}@services.{}", ctx.info.name);
+    let src = format!("{service}!{service}@{}", ctx.info.services);
     for piece in super::render::split_text(text, 400) {
         line(out, None, &src, "NOTICE", &[ctx.nick], Some(piece));
     }

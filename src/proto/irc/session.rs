@@ -309,6 +309,7 @@ impl IrcSession {
             user: self.user.as_str().into(),
             realname: realname_of(&realname).into(),
             auto_join: false,
+            rejoin: true,
         };
         chat.execute(Command::Identify(profile));
         if chat.execute(Command::Register { nick }) != Outcome::Continue {
@@ -318,6 +319,9 @@ impl IrcSession {
         self.registered = true;
         chat.execute(Command::Lusers);
         self.push(chat, Reply::Motd);
+        // Logged in before registering (SASL, PASS): back in the account's
+        // channels, after the welcome (`rejoin_on_login`).
+        chat.execute(Command::Rejoin);
         if self.default_room.is_empty() {
             return Outcome::Continue;
         }
@@ -669,6 +673,7 @@ impl Protocol for IrcSession {
             user: shared_name(&USER, "~user"),
             realname: shared_name(&REALNAME, "natter IRC user"),
             auto_join: false,
+            rejoin: true,
         };
         chat.execute(Command::Identify(profile));
     }
