@@ -35,9 +35,16 @@ pub struct NatsAccounts {
     rt: tokio::runtime::Handle,
     accounts: kv::Store,
     timeout: Duration,
-    saves: mpsc::UnboundedSender<RoomRecord>,
+    saves: mpsc::UnboundedSender<Save>,
     /// What the buckets held at start, taken by [`Accounts::load`].
     registry: Mutex<Option<Registry>>,
+}
+
+/// What the room writer is asked to do, in order.
+enum Save {
+    Room(RoomRecord),
+    /// Everything before this is written: say so.
+    Flush(std::sync::mpsc::SyncSender<()>),
 }
 
 /// The last revision this node saw of each registered room's key.
@@ -229,12 +236,19 @@ async fn watch(
 async fn room_writer(
     rooms: kv::Store,
     client: async_nats::Client,
-    mut saves: mpsc::UnboundedReceiver<RoomRecord>,
+    mut saves: mpsc::UnboundedReceiver<Save>,
     revisions: Revisions,
     to_hub: mpsc::Sender<Incoming>,
     pause: Duration,
 ) {
-    while let Some(room) = saves.recv().await {
+    while let Some(save) = saves.recv().await {
+        let room = match save {
+            Save::Room(room) => room,
+            Save::Flush(done) => {
+                let _ = done.try_send(());
+                continue;
+            }
+        };
         let key = subjects::nick_key(&room.key);
         let Ok(value) = serde_json::to_vec(&room) else {
             continue;
@@ -334,8 +348,18 @@ impl Accounts for NatsAccounts {
             .map_err(|e| StoreError(format!("account {name} is not what natter keeps: {e}")))
     }
 
+    /// Waits (at most the cluster timeout) until the saves queued so far
+    /// are written: a stopping node's last changes are kept.
+    fn flush(&self) {
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        if self.saves.send(Save::Flush(done)).is_ok() && written.recv_timeout(self.timeout).is_err()
+        {
+            warn!("registered rooms not all saved within {:?}", self.timeout);
+        }
+    }
+
     fn save_room(&self, room: RoomRecord) {
-        if self.saves.send(room).is_err() {
+        if self.saves.send(Save::Room(room)).is_err() {
             warn!("the cluster task has stopped: a registered room is not saved");
         }
     }
