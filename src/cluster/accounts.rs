@@ -42,7 +42,7 @@ pub struct NatsAccounts {
 
 /// What the room writer is asked to do, in order.
 enum Save {
-    Room(RoomRecord),
+    Room(Box<RoomRecord>),
     /// Everything before this is written: say so.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -243,7 +243,7 @@ async fn room_writer(
 ) {
     while let Some(save) = saves.recv().await {
         let room = match save {
-            Save::Room(room) => room,
+            Save::Room(room) => *room,
             Save::Flush(done) => {
                 let _ = done.try_send(());
                 continue;
@@ -359,7 +359,7 @@ impl Accounts for NatsAccounts {
     }
 
     fn save_room(&self, room: RoomRecord) {
-        if self.saves.send(Save::Room(room)).is_err() {
+        if self.saves.send(Save::Room(Box::new(room))).is_err() {
             warn!("the cluster task has stopped: a registered room is not saved");
         }
     }
