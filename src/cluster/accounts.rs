@@ -47,6 +47,10 @@ enum Save {
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
+/// The highest change sequence seen saved for each registered room's key.
+static SEQS: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
 /// The last revision this node saw of each registered room's key.
 type Revisions = Arc<Mutex<HashMap<String, u64>>>;
 
@@ -99,6 +103,9 @@ impl NatsAccounts {
                 let mut revs = lock(revisions);
                 let rev = revs.entry(e.key.clone()).or_default();
                 *rev = (*rev).max(e.revision);
+                let mut seqs = lock(&SEQS);
+                let seq = seqs.entry(e.key.clone()).or_default();
+                *seq = (*seq).max(r.seq);
                 Some(Incoming::Room(r))
             },
             revisions.clone(),
@@ -253,6 +260,13 @@ async fn room_writer(
         let Ok(value) = serde_json::to_vec(&room) else {
             continue;
         };
+        // A later change is saved already (another node's, seen by the watch).
+        let later = lock(&SEQS)
+            .get(&key)
+            .is_some_and(|s| room.seq > 0 && *s >= room.seq);
+        if later {
+            continue;
+        }
         loop {
             let seen = lock(&revisions).get(&key).copied();
             let done = match seen {
