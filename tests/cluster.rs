@@ -1038,3 +1038,338 @@ async fn a_node_started_later_knows_the_rooms_modes_bans_and_operators() {
     .await;
     assert_eq!(d.expect_error().await, "banned");
 }
+
+const PW: &str = "hunter2hunter2";
+
+/// Whether a login without password to `nick` on `addr` is refused as a
+/// registered nick (`Some(true)`), accepted (`Some(false)`: the node does
+/// not know the account), or the nick is still held (`None`).
+async fn nick_protected(addr: SocketAddr, nick: &str) -> Option<bool> {
+    let mut c = JsonClient::connect(addr).await;
+    c.send(serde_json::json!({"cmd": "login", "nick": nick}))
+        .await;
+    let answer = c
+        .expect_with("registered or an error", |ev| match ev {
+            Event::Registered { .. } => Some(None),
+            Event::Error { code, .. } => Some(Some(code.into_owned())),
+            _ => None,
+        })
+        .await;
+    match answer.as_deref() {
+        None => {
+            c.send(Cmd::Quit { reason: None }).await;
+            let _ = c.c.until_eof().await;
+            Some(false)
+        }
+        Some("nick_registered") => Some(true),
+        Some("nick_in_use") => None,
+        Some(other) => panic!("login to {nick}: {other}"),
+    }
+}
+
+/// A JSON user on `addr` who registered `nick` as an account.
+async fn account_holder(addr: SocketAddr, nick: &str) -> JsonClient {
+    let mut a = JsonClient::login(addr, nick).await;
+    a.send(serde_json::json!({"cmd": "register", "password": PW}))
+        .await;
+    let created = expect_event!(a, Event::LoggedIn { created, .. } => created).await;
+    assert!(created, "{nick} registered");
+    a
+}
+
+async fn quit(mut c: JsonClient) {
+    c.send(Cmd::Quit { reason: None }).await;
+    let _ = c.c.until_eof().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_registered_on_one_node_is_the_same_account_on_every_node() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let grace = ["--nick-grace", "0s"];
+    let (one, two) = (node_with(&nats, 1, &grace), node_with(&nats, 2, &grace));
+    quit(account_holder(one.addr, "alice").await).await;
+    // Node 2 learns the account: the nick needs its password there too
+    // (retried while node 1's claim of the nick is being released).
+    let mut tries = 0;
+    loop {
+        match nick_protected(two.addr, "alice").await {
+            Some(true) => break,
+            Some(false) => panic!("node 2 let alice be taken without her password"),
+            None => {}
+        }
+        tries += 1;
+        assert!(tries < 100, "alice's nick was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await; // retry pacing, not synchronisation
+    }
+    // She logs in on node 2 with the password set on node 1.
+    let mut b = JsonClient::connect(two.addr).await;
+    b.send(serde_json::json!({"cmd": "login", "nick": "alice", "password": "wrong-one"}))
+        .await;
+    assert_eq!(b.expect_error().await, "auth_failed");
+    b.send(serde_json::json!({"cmd": "login", "nick": "alice", "password": PW}))
+        .await;
+    let created = expect_event!(b, Event::LoggedIn { created, .. } => created).await;
+    assert!(!created, "logged in to the account made on node 1");
+    expect_event!(b, Event::Registered { .. }).await;
+    // The same name registered on node 1 and then asked for on node 2,
+    // straight after: refused there, by the nick's protection if node 2
+    // has heard of the account already, else by the cluster's store.
+    quit(account_holder(one.addr, "dave").await).await;
+    let mut tries = 0;
+    loop {
+        let mut d = JsonClient::connect(two.addr).await;
+        d.send(Cmd::Login {
+            nick: "dave".into(),
+        })
+        .await;
+        let answer = d
+            .expect_with("registered or an error", |ev| match ev {
+                Event::Registered { .. } => Some(None),
+                Event::Error { code, .. } => Some(Some(code.into_owned())),
+                _ => None,
+            })
+            .await;
+        match answer.as_deref() {
+            None => {
+                d.send(serde_json::json!({"cmd": "register", "password": "another-password"}))
+                    .await;
+                assert_eq!(d.expect_error().await, "account_exists");
+                break;
+            }
+            Some("nick_registered") => break,
+            Some("nick_in_use") => {}
+            Some(other) => panic!("login to dave: {other}"),
+        }
+        tries += 1;
+        assert!(tries < 100, "dave's nick was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await; // retry pacing, not synchronisation
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_to_register_one_account_make_exactly_one() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let cfg = |n: u16| natter::config::Config {
+        cluster: nats.url(),
+        node: n,
+        cluster_heartbeat: Duration::from_millis(500),
+        cluster_node_ttl: Duration::from_secs(3),
+        cluster_timeout: Duration::from_secs(2),
+        ..config()
+    };
+    let one = natter::cluster::nats::Nats::connect(&cfg(1))
+        .await
+        .expect("node 1");
+    let two = natter::cluster::nats::Nats::connect(&cfg(2))
+        .await
+        .expect("node 2");
+    let (a1, a2) = (one.accounts(), two.accounts());
+    // One password hash for all rounds (hashing is slow); names differ.
+    let base = natter::store::accounts::hash("racer", PW).expect("hash");
+    for round in 0..20 {
+        let mut rec = base.clone();
+        rec.name = format!("Racer{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let race = |accounts: std::sync::Arc<dyn natter::hub::Accounts>| {
+            let (rec, barrier) = (rec.clone(), barrier.clone());
+            tokio::task::spawn_blocking(move || {
+                barrier.wait();
+                accounts.create(&rec).expect("the cluster answers")
+            })
+        };
+        let (x, y) = tokio::join!(race(a1.clone()), race(a2.clone()));
+        let (x, y) = (x.expect("task"), y.expect("task"));
+        assert!(x ^ y, "round {round}: both or neither made it: {x} {y}");
+        // Either node reads it, by any case of its name.
+        let folded = format!("racer{round}");
+        let a2 = a2.clone();
+        let got = tokio::task::spawn_blocking(move || a2.get(&folded))
+            .await
+            .expect("task")
+            .expect("read");
+        assert_eq!(got.map(|a| a.name), Some(format!("Racer{round}")));
+    }
+}
+
+/// Polls `c`'s node until it lists no room named `room`.
+async fn room_gone(c: &mut JsonClient, room: &str) {
+    let mut polls = 0;
+    loop {
+        c.send(Cmd::Rooms { after: None }).await;
+        let v = c.expect("rooms").await;
+        let listed = v["rooms"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|e| e["room"].as_str().is_some_and(|n| n.ends_with(room)))
+        });
+        if !listed {
+            return;
+        }
+        polls += 1;
+        assert!(polls < 200, "{room} is still there: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling pace, not synchronisation
+    }
+}
+
+/// `c` joins `room`: its topic when it is let in, `Err(code)` when not.
+async fn join_topic(c: &mut JsonClient, room: &str) -> Result<Option<String>, String> {
+    c.send(Cmd::Join {
+        room: room.to_string().into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    c.expect_with("a topic or an error", |ev| match ev {
+        Event::Topic {
+            topic,
+            changed: false,
+            ..
+        } => Some(Ok(topic.map(|t| t.into_owned()))),
+        Event::Error { code, .. } => Some(Err(code.into_owned())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_rooms_topic_and_bans_are_kept_by_the_cluster_through_restarts() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let mut a = account_holder(one.addr, "alice").await;
+    a.send(Cmd::Join {
+        room: "club".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "club").await;
+    a.send(serde_json::json!({"cmd": "register_room"})).await;
+    expect_event!(a, Event::RoomRegistered { .. }).await;
+    a.send(Cmd::Topic {
+        room: None,
+        topic: Some("kept".into()),
+    })
+    .await;
+    expect_event!(a, Event::Topic { changed: true, .. }).await;
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+b carol!*@*".into()),
+    })
+    .await;
+    expect_event!(a, Event::Mode { changes, .. } if changes.contains("+b")).await;
+    quit(a).await;
+    // The room is empty everywhere: node 2 has only the record of it.
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    room_gone(&mut b, "club").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    assert_eq!(join_topic(&mut c, "club").await, Err("banned".into()));
+    assert_eq!(join_topic(&mut b, "club").await, Ok(Some("kept".into())));
+    quit(b).await;
+    quit(c).await;
+
+    // Both nodes stop; two new ones find the room in the cluster.
+    one.stop();
+    two.stop();
+    let (three, four) = (node(&nats, 3), node(&nats, 4));
+    let mut c = JsonClient::login(four.addr, "carol").await;
+    assert_eq!(join_topic(&mut c, "club").await, Err("banned".into()));
+    let mut b = JsonClient::login(three.addr, "bob").await;
+    assert_eq!(join_topic(&mut b, "club").await, Ok(Some("kept".into())));
+    // And alice's account with it.
+    let mut a = JsonClient::connect(four.addr).await;
+    a.send(serde_json::json!({"cmd": "login", "nick": "alice", "password": PW}))
+        .await;
+    let created = expect_event!(a, Event::LoggedIn { created, .. } => created).await;
+    assert!(!created);
+}
+
+/// Polls `c`'s node until it lists `room` with `members` members.
+async fn room_listed(c: &mut JsonClient, room: &str, members: u64) {
+    let mut polls = 0;
+    loop {
+        c.send(Cmd::Rooms { after: None }).await;
+        let v = c.expect("rooms").await;
+        let listed = v["rooms"].as_array().is_some_and(|r| {
+            r.iter().any(|e| {
+                e["room"].as_str().is_some_and(|n| n.ends_with(room)) && e["members"] == members
+            })
+        });
+        if listed {
+            return;
+        }
+        polls += 1;
+        assert!(polls < 200, "{room} with {members} never listed: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling pace, not synchronisation
+    }
+}
+
+/// The topic of the next topic change `c` sees.
+async fn next_topic(c: &mut JsonClient) -> Option<String> {
+    expect_event!(c, Event::Topic { topic, changed: true, .. } => topic.map(|t| t.into_owned()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_changing_a_registered_room_at_once_keep_what_came_last() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let mut a = account_holder(one.addr, "alice").await;
+    a.send(Cmd::Join {
+        room: "club".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    expect_event!(a, Event::Presence { room, .. } if room == "club").await;
+    a.send(serde_json::json!({"cmd": "register_room"})).await;
+    expect_event!(a, Event::RoomRegistered { .. }).await;
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    room_listed(&mut b, "club", 1).await;
+    b.send(Cmd::Join {
+        room: "club".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    sees_join(&mut a, "bob").await;
+    a.send(Cmd::Mode {
+        room: None,
+        changes: Some("+o bob".into()),
+    })
+    .await;
+    expect_event!(b, Event::Mode { changes, .. } if changes.contains("+o")).await;
+    // Both operators change the topic at the same moment, from two nodes.
+    let mut last = None;
+    for round in 0..5 {
+        let (ta, tb) = (format!("a{round}"), format!("b{round}"));
+        tokio::join!(
+            a.send(Cmd::Topic {
+                room: None,
+                topic: Some(ta.as_str().into()),
+            }),
+            b.send(Cmd::Topic {
+                room: None,
+                topic: Some(tb.as_str().into()),
+            })
+        );
+        let seen_a = [next_topic(&mut a).await, next_topic(&mut a).await];
+        let seen_b = [next_topic(&mut b).await, next_topic(&mut b).await];
+        assert_eq!(seen_a, seen_b, "round {round}: one order for both nodes");
+        last = seen_a[1].clone();
+    }
+    quit(a).await;
+    quit(b).await;
+    one.stop();
+    two.stop();
+    // The cluster kept the topic that came last, whichever node wrote last.
+    let three = node(&nats, 3);
+    let mut c = JsonClient::login(three.addr, "carol").await;
+    assert_eq!(join_topic(&mut c, "club").await, Ok(last));
+}

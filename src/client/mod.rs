@@ -96,7 +96,8 @@ pub struct ChatArgs {
     /// After a lost connection, how long our nickname refused as taken is
     /// taken for our old connection still holding it (the server, or the
     /// cluster, has not noticed the loss yet) and the login tried again;
-    /// `0` gives it up at once. JSON protocol only.
+    /// `0` gives it up at once (JSON; on IRC the nickname with `_`
+    /// appended is taken instead).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub nick_reclaim: Duration,
     /// Log in to your nickname's account: ask for its password on the
@@ -207,7 +208,11 @@ pub fn run(args: ChatArgs) -> anyhow::Result<()> {
     };
     let target = &targets[0];
     let proto: Box<dyn Protocol> = match target.irc {
-        true => Box::new(IrcProtocol::new(nick, args.join.clone()).with_password(password)),
+        true => Box::new(
+            IrcProtocol::new(nick, args.join.clone())
+                .with_nick_reclaim(args.nick_reclaim)
+                .with_password(password),
+        ),
         false => Box::new(
             JsonProtocol::new(nick, args.join.clone())
                 .with_nick_fallback(args.nick_fallback)

@@ -1,10 +1,12 @@
 //! How nodes share the chat: implementations of the hub's [`Backplane`]
 //! seam. A lone server uses [`Standalone`]: nobody to tell, and every nick
 //! free here is free everywhere. Several nodes share it through NATS
-//! JetStream ([`nats::Nats`]); `subjects` says where things go in NATS.
+//! JetStream ([`nats::Nats`]), which also keeps their accounts and
+//! registered rooms (`accounts`); `subjects` says where things go in NATS.
 //!
 //! [`Backplane`]: crate::hub::Backplane
 
+mod accounts;
 pub mod nats;
 mod subjects;
 

@@ -30,9 +30,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::accounts::NatsAccounts;
 use super::subjects::{self, NICKS, NODES, STREAM};
 use crate::config::Config;
-use crate::hub::{names, Backplane, Incoming, Store, StoreError, Watermark};
+use crate::hub::{names, Accounts, Backplane, Incoming, Store, StoreError, Watermark};
 use crate::proto::{ConnId, Fact, FactBody, History, HistoryQuery, NodeId};
 use crate::store::MemoryStore;
 
@@ -132,6 +133,8 @@ pub struct Nats {
     seqs: Vec<(String, u64)>,
     /// Cut off from NATS for longer than `cluster_fence`, and not back yet.
     fenced: Arc<AtomicBool>,
+    /// Accounts and registered rooms, in the cluster's KV buckets.
+    accounts: Arc<NatsAccounts>,
     /// Last, so the tasks stop after everything else is dropped.
     _runtime: Runtime,
 }
@@ -181,6 +184,7 @@ impl Nats {
             known: Mutex::new(parts.known),
             seqs: parts.seqs,
             fenced,
+            accounts: parts.accounts,
             _runtime: runtime,
         })
     }
@@ -192,6 +196,12 @@ impl Nats {
             log: self.history.clone(),
             seqs: self.seqs.clone(),
         })
+    }
+
+    /// Where accounts and registered rooms are kept: the cluster's KV
+    /// buckets, shared by every node (not the node's database).
+    pub fn accounts(&self) -> Arc<dyn Accounts> {
+        self.accounts.clone()
     }
 
     /// Who was on the other nodes when this one started: facts to apply
@@ -291,6 +301,12 @@ impl Backplane for Nats {
         }
     }
 
+    fn release_nick(&self, nick: &str, owner: ConnId) {
+        let key = subjects::nick_key(nick);
+        let owner = owner.to_string();
+        let _ = self.kv_ops.send(KvOp::Release { key, owner });
+    }
+
     fn close(&self) {
         let (done, flushed) = std::sync::mpsc::sync_channel(1);
         if self.outbox.try_send(Out::Flush(done)).is_ok()
@@ -371,6 +387,7 @@ struct Parts {
     kv_ops: mpsc::UnboundedSender<KvOp>,
     /// Each room's (folded) last stream sequence when the node started.
     seqs: Vec<(String, u64)>,
+    accounts: Arc<NatsAccounts>,
 }
 
 /// Connects, sets up the stream and buckets, claims the node number and
@@ -443,6 +460,9 @@ async fn start(
         shown,
         next - 1
     );
+    let accounts = Arc::new(
+        NatsAccounts::open(&js, client.clone(), s.timeout, s.heartbeat, to_hub.clone()).await?,
+    );
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let (outbox, out_rx) = mpsc::channel(OUTBOX);
     let (acks, acks_rx) = mpsc::channel(OUTBOX);
@@ -492,6 +512,7 @@ async fn start(
         kv_ops,
         known,
         seqs,
+        accounts,
     })
 }
 
@@ -554,7 +575,7 @@ async fn ensure_stream(
     }
 }
 
-async fn ensure_bucket(
+pub(super) async fn ensure_bucket(
     js: &jetstream::Context,
     bucket: &str,
     max_age: Duration,

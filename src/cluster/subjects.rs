@@ -17,6 +17,12 @@ pub const SYNC: &str = "natter-sync";
 pub const NICKS: &str = "natter-nicks";
 /// The KV bucket of node heartbeats (entries expire after the node TTL).
 pub const NODES: &str = "natter-nodes";
+/// The KV bucket of accounts: key = the folded name, value = the account
+/// (JSON: name, password hash, SCRAM credentials, when made).
+pub const ACCOUNTS: &str = "natter-accounts";
+/// The KV bucket of registered rooms: key = the folded name, value = the
+/// room's record (JSON: founder, topic, modes, bans, exceptions).
+pub const ROOMS: &str = "natter-rooms";
 
 /// The subject a fact is published on.
 pub fn subject_of(fact: &Fact) -> String {
@@ -29,8 +35,8 @@ pub fn subject_of(fact: &Fact) -> String {
     }
 }
 
-/// The KV key of a folded nick (keys allow only `[-/_=.a-zA-Z0-9]`, nicks
-/// allow more).
+/// The KV key of a folded nick, account or room name (keys allow only
+/// `[-/_=.a-zA-Z0-9]`, names allow more).
 pub fn nick_key(folded: &str) -> String {
     hex(folded)
 }

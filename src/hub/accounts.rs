@@ -65,6 +65,10 @@ pub struct RoomRecord {
     pub excepts: Vec<BanRecord>,
     #[serde(default)]
     pub invexes: Vec<BanRecord>,
+    /// With a cluster: the stream sequence of the last change it shows
+    /// (a save never replaces a record of a later change); 0 otherwise.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -421,6 +425,26 @@ impl ChatState {
         self.rejoin(id);
     }
 
+    /// Another node registered the account `name` (with a cluster: the
+    /// shared accounts store says so): its nick is protected here too.
+    pub fn learn_account(&mut self, name: &str) {
+        self.accounts.registered.insert(names::fold(name));
+    }
+
+    /// A registered room as another node saved it (with a cluster). Only
+    /// the record changes: the live room follows the facts, in the
+    /// cluster's order; the record is what the room becomes again once
+    /// it empties and someone comes back.
+    pub fn learn_room(&mut self, record: RoomRecord) {
+        let newer = self.accounts.rooms.get(record.key.as_str()).map(|r| r.seq);
+        if newer.is_some_and(|seq| seq > record.seq) {
+            return; // a later change of ours, on its way to the store
+        }
+        self.accounts
+            .rooms
+            .insert(record.key.as_str().into(), record);
+    }
+
     /// Registers the room `room` (`None`: the current one) with `id`'s
     /// account as founder.
     pub(super) fn register_room(&mut self, id: ConnId, room: Option<&str>) {
@@ -449,16 +473,36 @@ impl ChatState {
         self.reply(id, EventBody::Account(body));
     }
 
-    /// A registered room's topic, modes or bans changed: save it.
+    /// A registered room's topic, modes or bans changed: save it. With a
+    /// cluster it is saved when the change comes back from the stream
+    /// instead ([`ChatState::room_changed_at`]), in the cluster's order.
     pub(super) fn room_changed(&mut self, key: &str) {
+        if !self.config.echo {
+            self.save_room_at(key, 0);
+        }
+    }
+
+    /// A change of ours to room `key` came back from the cluster's stream
+    /// at `seq`: every change before it is applied here, so the room as
+    /// it is now is what every node has at that point; saved with `seq`.
+    pub(super) fn room_changed_at(&mut self, key: &str, seq: u64) {
+        self.save_room_at(key, seq);
+    }
+
+    fn save_room_at(&mut self, key: &str, seq: u64) {
         let Some(old) = self.accounts.rooms.get(key) else {
             return;
         };
         let (founder, at) = (old.founder.clone(), old.registered_ms);
-        let Some(record) = self.room_record(key, &founder, at) else {
+        let Some(mut record) = self.room_record(key, &founder, at) else {
             return;
         };
-        if self.accounts.rooms.get(key) != Some(&record) {
+        let mut unchanged = self.accounts.rooms.get(key).cloned();
+        if let Some(u) = &mut unchanged {
+            u.seq = 0;
+        }
+        if unchanged.as_ref() != Some(&record) {
+            record.seq = seq;
             self.accounts.rooms.insert(key.into(), record.clone());
             self.fx.saves.push(record);
         }
@@ -492,6 +536,7 @@ impl ChatState {
             bans: ban_records(&r.bans),
             excepts: ban_records(&r.excepts),
             invexes: ban_records(&r.invexes),
+            seq: 0,
         })
     }
 

@@ -233,6 +233,8 @@ impl<R: Router> ChatHandle<R> {
                 warn!("fenced ({why}): disconnecting everyone here");
                 core.apply(fx);
             }
+            Incoming::Account(name) => self.lock().state.learn_account(&name),
+            Incoming::Room(record) => self.lock().state.learn_room(record),
             Incoming::Snapshot(reply) => {
                 let facts = self.lock().state.snapshot();
                 let _ = reply.send(facts);
@@ -313,14 +315,24 @@ impl<R: Router> Core<R> {
     }
 
     pub(super) fn execute(&mut self, conn: ConnId, cmd: Command) -> Outcome {
+        let mut claimed = None;
         if let Command::Register { nick } | Command::Nick { new: nick } = &cmd {
             if let Some(refusal) = self.claim(conn, nick) {
                 let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
                 self.deliver(&[(Audience::Conn(conn), ev)]);
                 return Outcome::Refused;
             }
+            claimed = Some(names::fold(nick));
         }
         let fx = self.state.handle(conn, cmd);
+        // Claimed in the cluster but refused here (a registered nick, say):
+        // the claim goes, or nobody could have the nick again.
+        if let Some(nick) = claimed {
+            let holds = self.state.nick_of(conn).map(|n| names::fold(n));
+            if holds.as_deref() != Some(nick.as_str()) {
+                self.backplane.release_nick(&nick, conn);
+            }
+        }
         self.apply(fx)
     }
 
@@ -332,6 +344,12 @@ impl<R: Router> Core<R> {
 
     pub(super) fn apply_remote(&mut self, fact: &Fact) {
         let fx = self.state.apply_remote(fact);
+        // A registered room changed here, back from the stream: saved now.
+        if let Some(accounts) = &self.accounts {
+            for room in fx.saves {
+                accounts.save_room(room);
+            }
+        }
         self.deliver(&fx.deliveries);
         self.reap();
     }

@@ -314,6 +314,15 @@ impl ChatState {
                 room_audience()
             }
         };
+        // The node where a registered room changed saves it, in the
+        // stream's order (see `room_changed_at`).
+        let change = matches!(
+            fact.body,
+            FactBody::TopicSet { .. } | FactBody::ModesChanged { .. }
+        );
+        if let (true, true, Some(k)) = (own, change, &key) {
+            self.room_changed_at(k, fact.seq);
+        }
         let members = key
             .as_ref()
             .and_then(|k| self.rooms.get(k))

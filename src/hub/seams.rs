@@ -101,6 +101,9 @@ pub trait Backplane: Send + Sync + 'static {
     /// now. Claims end with the owner's `Quit` or `NickChanged` fact,
     /// which [`Backplane::publish`] sees.
     fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError>;
+    /// Gives up `owner`'s claim of `nick` (folded) that did not become
+    /// its nick after all (the chat refused it for another reason).
+    fn release_nick(&self, _nick: &str, _owner: ConnId) {}
     /// Sends what is still queued (the server is stopping: its people's
     /// quits). Blocks, within the backplane's own timeout.
     fn close(&self) {}
@@ -122,6 +125,10 @@ pub enum Incoming {
     /// given): everyone on it is told and disconnected, so that they go to
     /// another node instead of being shown stale state as current.
     Fenced(String),
+    /// Another node registered this account (its name).
+    Account(String),
+    /// A registered room as it was last saved (by any node).
+    Room(super::RoomRecord),
     /// A node that just started asks who is here: answer with the facts
     /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
     Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),

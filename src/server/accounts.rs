@@ -46,17 +46,21 @@ impl Auth {
         self.accounts.flush();
     }
 
-    pub fn open(config: &Config) -> anyhow::Result<(Auth, Arc<dyn Accounts>, Registry)> {
-        let accounts: Arc<dyn Accounts> = match config.db.as_str() {
-            "off" => Arc::new(MemoryAccounts::default()),
-            path => Arc::new(
+    /// A node of a cluster passes the cluster's store (`shared`): then the
+    /// database keeps no accounts.
+    pub fn open(
+        config: &Config,
+        shared: Option<Arc<dyn Accounts>>,
+    ) -> anyhow::Result<(Auth, Arc<dyn Accounts>, Registry)> {
+        let accounts: Arc<dyn Accounts> = match (shared, config.db.as_str()) {
+            (Some(shared), _) => shared,
+            (None, "off") => Arc::new(MemoryAccounts::default()),
+            (None, path) => Arc::new(
                 SqliteAccounts::open(std::path::Path::new(path))
                     .with_context(|| format!("cannot use the database {path} (db)"))?,
             ),
         };
-        let registry = accounts
-            .load()
-            .with_context(|| format!("cannot read the accounts in {}", config.db))?;
+        let registry = accounts.load().context("cannot read the accounts")?;
         info!(
             "{} accounts, {} registered rooms",
             registry.accounts.len(),

@@ -265,6 +265,7 @@ impl Server {
         raise_open_file_limit(config.max_clients);
         // With a cluster: who is on the other nodes, applied before serving.
         let mut known = Vec::new();
+        let mut shared_accounts = None;
         let (store, failures, backplane, incoming) = if config.cluster == "off" {
             let (store, failures) = open_store(&config)?;
             (
@@ -279,6 +280,7 @@ impl Server {
                 .context("cannot join the cluster (cluster)")?;
             let incoming = nats.incoming();
             known = nats.take_known();
+            shared_accounts = Some(nats.accounts());
             (
                 nats.store(),
                 None,
@@ -287,7 +289,7 @@ impl Server {
             )
         };
         let durable = store.watermark();
-        let (auth, accounts, registry) = accounts::Auth::open(&config)?;
+        let (auth, accounts, registry) = accounts::Auth::open(&config, shared_accounts)?;
         // A grace period under a second still is one (0 means refuse).
         let grace_secs = config.nick_grace.as_secs_f64().ceil() as u64;
         let (to_server, requests) = tokio::sync::mpsc::channel(16);

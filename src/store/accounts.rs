@@ -412,6 +412,7 @@ mod tests {
                 set_at_ms: 3,
             }],
             invexes: Vec::new(),
+            seq: 0,
         };
         accounts.save_room(room.clone());
         accounts.save_marker("alice", "#rust", "2021-01-01T00:00:00.000Z");

@@ -7,6 +7,7 @@
 //! servers do not echo our own messages, so sent ones are shown locally.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::{same_nick, Output, Protocol};
 use crate::client::command::Request;
@@ -47,6 +48,14 @@ pub struct IrcProtocol {
     /// `CAP REQ` was sent on this connection and `CAP END` not yet:
     /// registration waits for the SASL exchange.
     cap_open: bool,
+    /// After a lost connection, how long our nickname refused as in use
+    /// (433) is taken for our old connection still holding it (a server,
+    /// or a dead node of a cluster, that has not noticed the loss yet):
+    /// the connection is dropped and made again instead of giving it up.
+    reclaim: Duration,
+    /// Until when that holds, and the nickname it is for (the one we had
+    /// when the connection was lost).
+    reclaim_until: Option<(Instant, String)>,
 }
 
 /// Most base64 bytes in one `AUTHENTICATE` line (IRCv3 SASL).
@@ -71,6 +80,13 @@ impl IrcProtocol {
     /// (`None`: no account).
     pub fn with_password(mut self, password: Option<String>) -> IrcProtocol {
         self.password = password;
+        self
+    }
+
+    /// After a lost connection, try to get our nickname back for `window`
+    /// (reconnecting) before taking another. Zero: no such tries.
+    pub fn with_nick_reclaim(mut self, window: Duration) -> IrcProtocol {
+        self.reclaim = window;
         self
     }
 
@@ -192,6 +208,7 @@ impl IrcProtocol {
                     });
                 }
                 self.registered = true;
+                self.reclaim_until = None;
                 if !m.param(0).is_empty() {
                     self.nick = Some(m.param(0).to_string());
                 }
@@ -212,6 +229,19 @@ impl IrcProtocol {
                 } else {
                     tried.to_string()
                 };
+                let ours = self
+                    .reclaim_until
+                    .as_ref()
+                    .is_some_and(|(t, n)| Instant::now() < *t && same_nick(n, &tried));
+                if ours {
+                    out.reconnect = Some(format!(
+                        "the nickname {tried} is in use (held by our lost connection?)"
+                    ));
+                    return Some(EventKind::Info(format!(
+                        "the nickname {tried} is in use; it was ours before the connection \
+                         was lost: trying again"
+                    )));
+                }
                 let next = format!("{tried}_");
                 self.nick = Some(next.clone());
                 out.send(line("NICK", &[&next]));
@@ -491,6 +521,10 @@ impl Protocol for IrcProtocol {
     }
 
     fn connected(&mut self, out: &mut Output) {
+        if self.registered && !self.reclaim.is_zero() {
+            let until = Instant::now().checked_add(self.reclaim);
+            self.reclaim_until = until.zip(self.nick.clone());
+        }
         self.registered = false;
         self.cap_open = false;
         self.joining.clear();
@@ -764,6 +798,39 @@ mod tests {
         let mut out = Output::default();
         p.connected(&mut out);
         assert_eq!(out.lines, ["NICK alice2", "USER natter 0 * :natter chat"]);
+    }
+
+    #[test]
+    fn after_a_lost_connection_our_nick_in_use_is_reclaimed_by_reconnecting() {
+        let mut p = IrcProtocol::new(Some("bob".into()), vec!["#a".into()])
+            .with_nick_reclaim(Duration::from_secs(3600));
+        p.connected(&mut Output::default());
+        feed(&mut p, ":srv 001 bob :Welcome bob");
+        // The connection is lost; the node we reach still has our old one.
+        let mut out = Output::default();
+        p.connected(&mut out);
+        assert_eq!(out.lines, ["NICK bob", "USER natter 0 * :natter chat"]);
+        let o = feed(&mut p, ":srv 433 * bob :Nickname is already in use");
+        assert!(o.lines.is_empty(), "no bob_: {:?}", o.lines);
+        assert!(o.reconnect.is_some(), "dropped and made again");
+        // Again, and this time the nick is free: registered as bob.
+        p.connected(&mut Output::default());
+        let o = feed(&mut p, ":srv 001 bob :Welcome bob");
+        assert_eq!(o.lines, ["JOIN #a"]);
+        // Once registered, the window is over: a later loss opens a new
+        // one, but a nick in use before any registration is not ours.
+        let mut fresh = IrcProtocol::new(Some("bob".into()), vec![])
+            .with_nick_reclaim(Duration::from_secs(3600));
+        fresh.connected(&mut Output::default());
+        let o = feed(&mut fresh, ":srv 433 * bob :Nickname is already in use");
+        assert_eq!(o.lines, ["NICK bob_"]);
+        assert!(o.reconnect.is_none());
+        // With no window (zero), a lost connection's nick is given up.
+        let mut p = registered("bob", &[]);
+        p.connected(&mut Output::default());
+        let o = feed(&mut p, ":srv 433 * bob :Nickname is already in use");
+        assert_eq!(o.lines, ["NICK bob_"]);
+        assert!(o.reconnect.is_none());
     }
 
     #[test]

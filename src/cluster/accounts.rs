@@ -1,0 +1,380 @@
+//! Accounts and registered rooms of a cluster, kept in JetStream KV
+//! buckets ([`subjects::ACCOUNTS`], [`subjects::ROOMS`]) instead of each
+//! node's SQLite file, so every node sees the same ones.
+//!
+//! * Registering an account is an atomic create of its key: two nodes
+//!   racing for one name get one success between them.
+//! * A registered room is saved by the node where it changed, once the
+//!   change comes back from the stream: its record carries that stream
+//!   sequence. It is written with the revision this node last saw of it
+//!   (create for a new one); a write that meets another node's reads the
+//!   record there, and is dropped if that one shows a later change (or the
+//!   same: the first registration of a room wins), else written again over
+//!   it. So two nodes changing one room at once leave the record of the
+//!   change that came last in the stream, whatever order they write in.
+//! * Each node watches both buckets: it reads them whole at start (the
+//!   [`Registry`]) and hands every later change to its hub
+//!   ([`Incoming::Account`], [`Incoming::Room`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::subjects::{self, ACCOUNTS, ROOMS};
+use crate::hub::{names, AccountRecord, Accounts, Incoming, Registry, RoomRecord, StoreError};
+
+/// The accounts store of a node in a cluster.
+pub struct NatsAccounts {
+    /// The cluster runtime, where the KV requests run.
+    rt: tokio::runtime::Handle,
+    accounts: kv::Store,
+    timeout: Duration,
+    saves: mpsc::UnboundedSender<Save>,
+    /// What the buckets held at start, taken by [`Accounts::load`].
+    registry: Mutex<Option<Registry>>,
+}
+
+/// What the room writer is asked to do, in order.
+enum Save {
+    Room(Box<RoomRecord>),
+    /// Everything before this is written: say so.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// The highest change sequence seen saved for each registered room's key.
+static SEQS: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// The last revision this node saw of each registered room's key.
+type Revisions = Arc<Mutex<HashMap<String, u64>>>;
+
+impl NatsAccounts {
+    /// Makes sure the buckets exist, reads them, and starts watching them
+    /// and writing room saves (on the current runtime: the cluster's).
+    pub(super) async fn open(
+        js: &jetstream::Context,
+        client: async_nats::Client,
+        timeout: Duration,
+        pause: Duration,
+        to_hub: mpsc::Sender<Incoming>,
+    ) -> anyhow::Result<NatsAccounts> {
+        let accounts = super::nats::ensure_bucket(js, ACCOUNTS, Duration::ZERO).await?;
+        let rooms = super::nats::ensure_bucket(js, ROOMS, Duration::ZERO).await?;
+        let (known, account_watch) = current(&accounts, timeout)
+            .await
+            .context("cannot read the accounts bucket")?;
+        let (saved, room_watch) = current(&rooms, timeout)
+            .await
+            .context("cannot read the registered rooms bucket")?;
+        let revisions: Revisions = Arc::default();
+        let mut registry = Registry::default();
+        for e in known {
+            if let Some(a) = decode::<AccountRecord>(&e) {
+                registry.accounts.push(a.name);
+            }
+        }
+        for e in saved {
+            if let Some(r) = decode::<RoomRecord>(&e) {
+                lock(&revisions).insert(e.key.clone(), e.revision);
+                registry.rooms.push(r);
+            }
+        }
+        tokio::spawn(watch(
+            accounts.clone(),
+            account_watch,
+            pause,
+            to_hub.clone(),
+            |e, _| decode::<AccountRecord>(e).map(|a| Incoming::Account(a.name)),
+            revisions.clone(),
+        ));
+        tokio::spawn(watch(
+            rooms.clone(),
+            room_watch,
+            pause,
+            to_hub.clone(),
+            |e, revisions| {
+                let r = decode::<RoomRecord>(e)?;
+                let mut revs = lock(revisions);
+                let rev = revs.entry(e.key.clone()).or_default();
+                *rev = (*rev).max(e.revision);
+                let mut seqs = lock(&SEQS);
+                let seq = seqs.entry(e.key.clone()).or_default();
+                *seq = (*seq).max(r.seq);
+                Some(Incoming::Room(r))
+            },
+            revisions.clone(),
+        ));
+        let (saves, save_rx) = mpsc::unbounded_channel();
+        tokio::spawn(room_writer(
+            rooms, client, save_rx, revisions, to_hub, pause,
+        ));
+        Ok(NatsAccounts {
+            rt: tokio::runtime::Handle::current(),
+            accounts,
+            timeout,
+            saves,
+            registry: Mutex::new(Some(registry)),
+        })
+    }
+
+    /// Runs `work` on the cluster runtime and waits for it, at most the
+    /// cluster timeout (called on blocking threads, never under the lock).
+    fn call<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        match rx.recv_timeout(self.timeout) {
+            Ok(r) => r.map_err(|e| StoreError(format!("the cluster (NATS) cannot {what}: {e}"))),
+            Err(_) => Err(StoreError(format!(
+                "the cluster (NATS) did not {what} within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An entry's value, if it is one (not a deletion, and well formed).
+fn decode<T: serde::de::DeserializeOwned>(e: &kv::Entry) -> Option<T> {
+    if e.operation != kv::Operation::Put {
+        return None;
+    }
+    match serde_json::from_slice(&e.value) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            warn!("{} key {} is not what natter keeps: {err}", e.bucket, e.key);
+            None
+        }
+    }
+}
+
+/// Every key's newest entry, and a watch that goes on from there with
+/// every change made since (one consumer, so none is missed between the
+/// two).
+async fn current(
+    bucket: &kv::Store,
+    timeout: Duration,
+) -> anyhow::Result<(Vec<kv::Entry>, kv::Watch)> {
+    let mut watch = bucket.watch_with_history(">").await?;
+    let mut entries = Vec::new();
+    // An empty bucket gives the watch nothing to end its history with.
+    if bucket.stream.clone().info().await?.state.messages == 0 {
+        return Ok((entries, watch));
+    }
+    loop {
+        let e = tokio::time::timeout(timeout, watch.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no entry within {timeout:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("the watch ended"))??;
+        let last = e.delta == 0;
+        entries.push(e);
+        if last {
+            return Ok((entries, watch));
+        }
+    }
+}
+
+/// Hands each change of `bucket` (as `hub_news` words it) to the hub;
+/// watches again from where it was if the watch ends.
+async fn watch(
+    bucket: kv::Store,
+    mut watch: kv::Watch,
+    pause: Duration,
+    to_hub: mpsc::Sender<Incoming>,
+    hub_news: fn(&kv::Entry, &Revisions) -> Option<Incoming>,
+    revisions: Revisions,
+) {
+    let mut next = 0;
+    loop {
+        while let Some(e) = watch.next().await {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    warn!("watching a bucket: {err}");
+                    break;
+                }
+            };
+            next = e.revision + 1;
+            if let Some(news) = hub_news(&e, &revisions) {
+                if to_hub.send(news).await.is_err() {
+                    return;
+                }
+            }
+        }
+        loop {
+            if to_hub.is_closed() {
+                return;
+            }
+            // Not a wait for something: a pause between attempts at a lost server.
+            tokio::time::sleep(pause).await;
+            let again = match next {
+                0 => bucket.watch_with_history(">").await,
+                n => bucket.watch_from_revision(">", n).await,
+            };
+            match again {
+                Ok(w) => {
+                    watch = w;
+                    break;
+                }
+                Err(err) => debug!("cannot watch a bucket yet: {err}"),
+            }
+        }
+    }
+}
+
+/// Saves registered rooms in order, each with the revision last seen of
+/// it; on meeting another node's save, keeps whichever shows the later
+/// change in the stream (see the module's doc). Waits for NATS when it is
+/// away.
+async fn room_writer(
+    rooms: kv::Store,
+    client: async_nats::Client,
+    mut saves: mpsc::UnboundedReceiver<Save>,
+    revisions: Revisions,
+    to_hub: mpsc::Sender<Incoming>,
+    pause: Duration,
+) {
+    while let Some(save) = saves.recv().await {
+        let room = match save {
+            Save::Room(room) => *room,
+            Save::Flush(done) => {
+                let _ = done.try_send(());
+                continue;
+            }
+        };
+        let key = subjects::nick_key(&room.key);
+        let Ok(value) = serde_json::to_vec(&room) else {
+            continue;
+        };
+        // A later change is saved already (another node's, seen by the watch).
+        let later = lock(&SEQS)
+            .get(&key)
+            .is_some_and(|s| room.seq > 0 && *s >= room.seq);
+        if later {
+            continue;
+        }
+        loop {
+            let seen = lock(&revisions).get(&key).copied();
+            let done = match seen {
+                None => rooms.create(&key, value.clone().into()).await.map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                }),
+                Some(rev) => rooms
+                    .update(&key, value.clone().into(), rev)
+                    .await
+                    .map_err(|e| {
+                        (
+                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                            e.to_string(),
+                        )
+                    }),
+            };
+            match done {
+                Ok(rev) => {
+                    let mut revs = lock(&revisions);
+                    let r = revs.entry(key.clone()).or_default();
+                    *r = (*r).max(rev);
+                    break;
+                }
+                Err((true, e)) => {
+                    // Another node saved it meanwhile: the later change wins.
+                    let entry = match rooms.entry(key.clone()).await {
+                        Ok(Some(entry)) => entry,
+                        Ok(None) => {
+                            lock(&revisions).remove(&key);
+                            continue;
+                        }
+                        Err(err) => {
+                            warn!("cannot save the registered room {}: {e}; {err}", room.key);
+                            break;
+                        }
+                    };
+                    {
+                        let mut revs = lock(&revisions);
+                        let r = revs.entry(key.clone()).or_default();
+                        *r = (*r).max(entry.revision);
+                    }
+                    let theirs = decode::<RoomRecord>(&entry);
+                    if let Some(theirs) = theirs.filter(|t| t.seq >= room.seq) {
+                        debug!("room {}: another node saved a later state", room.key);
+                        let _ = to_hub.send(Incoming::Room(theirs)).await;
+                        break;
+                    }
+                }
+                Err((false, e)) => {
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        warn!("cannot save the registered room {}: {e}", room.key);
+                        break;
+                    }
+                    debug!("cannot save a registered room yet ({e}): NATS is unreachable");
+                    // Not a wait for something: a pause between attempts at a lost server.
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+impl Accounts for NatsAccounts {
+    fn load(&self) -> Result<Registry, StoreError> {
+        Ok(lock(&self.registry).take().unwrap_or_default())
+    }
+
+    fn create(&self, account: &AccountRecord) -> Result<bool, StoreError> {
+        let key = subjects::nick_key(&names::fold(&account.name));
+        let value = serde_json::to_vec(account).map_err(|e| StoreError(e.to_string()))?;
+        let bucket = self.accounts.clone();
+        self.call("create the account", async move {
+            match bucket.create(&key, value.into()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn get(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let key = subjects::nick_key(&names::fold(name));
+        let bucket = self.accounts.clone();
+        let value = self.call("read the account", async move {
+            bucket.get(&key).await.map_err(|e| e.to_string())
+        })?;
+        value
+            .map(|v| serde_json::from_slice(&v))
+            .transpose()
+            .map_err(|e| StoreError(format!("account {name} is not what natter keeps: {e}")))
+    }
+
+    /// Waits (at most the cluster timeout) until the saves queued so far
+    /// are written: a stopping node's last changes are kept.
+    fn flush(&self) {
+        let (done, written) = std::sync::mpsc::sync_channel(1);
+        if self.saves.send(Save::Flush(done)).is_ok() && written.recv_timeout(self.timeout).is_err()
+        {
+            warn!("registered rooms not all saved within {:?}", self.timeout);
+        }
+    }
+
+    fn save_room(&self, room: RoomRecord) {
+        if self.saves.send(Save::Room(Box::new(room))).is_err() {
+            warn!("the cluster task has stopped: a registered room is not saved");
+        }
+    }
+}
