@@ -1234,13 +1234,10 @@ async fn join_topic(c: &mut JsonClient, room: &str) -> Result<Option<String>, St
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registered_rooms_topic_and_bans_are_kept_by_the_cluster_through_restarts() {
-    let Some(nats) = NatsServer::start() else {
-        return;
-    };
-    let (one, two) = (node(&nats, 1), node(&nats, 2));
-    let mut a = account_holder(one.addr, "alice").await;
+/// alice, logged in to her account on `addr`, in `club`, which she has
+/// just registered.
+async fn founder_of_club(addr: SocketAddr) -> JsonClient {
+    let mut a = account_holder(addr, "alice").await;
     a.send(Cmd::Join {
         room: "club".into(),
         key: None,
@@ -1250,6 +1247,16 @@ async fn a_registered_rooms_topic_and_bans_are_kept_by_the_cluster_through_resta
     expect_event!(a, Event::Presence { room, .. } if room == "club").await;
     a.send(serde_json::json!({"cmd": "register_room"})).await;
     expect_event!(a, Event::RoomRegistered { .. }).await;
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_rooms_topic_and_bans_are_kept_by_the_cluster_through_restarts() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let mut a = founder_of_club(one.addr).await;
     a.send(Cmd::Topic {
         room: None,
         topic: Some("kept".into()),
@@ -1320,16 +1327,7 @@ async fn two_nodes_changing_a_registered_room_at_once_keep_what_came_last() {
         return;
     };
     let (one, two) = (node(&nats, 1), node(&nats, 2));
-    let mut a = account_holder(one.addr, "alice").await;
-    a.send(Cmd::Join {
-        room: "club".into(),
-        key: None,
-        switch: true,
-    })
-    .await;
-    expect_event!(a, Event::Presence { room, .. } if room == "club").await;
-    a.send(serde_json::json!({"cmd": "register_room"})).await;
-    expect_event!(a, Event::RoomRegistered { .. }).await;
+    let mut a = founder_of_club(one.addr).await;
     let mut b = JsonClient::login(two.addr, "bob").await;
     room_listed(&mut b, "club", 1).await;
     b.send(Cmd::Join {
