@@ -94,8 +94,13 @@ impl Opening {
 /// ping after `ping_interval` of silence, drop after `ping_timeout` more.
 /// A session with a raw ping (the original dialect's `::`) is sent it every
 /// `original_ping_interval` whatever it says, and dropped after
-/// `original_ping_timeout` without a byte from it.
+/// `original_ping_timeout` without a byte from it. A session that cannot
+/// answer pings (a telnet user) gets a quiet one, which never pings: it
+/// only marks `ping_interval`s of silence, when the queue's buffer goes
+/// back (see [`Connection::heartbeat_fired`]).
 struct Heartbeat {
+    /// False for a quiet heartbeat.
+    pings: bool,
     next_ping: Instant,
     /// Set while a ping is unanswered; always set with a raw ping (the
     /// last byte read plus the timeout).
@@ -107,13 +112,14 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn new(raw: Option<&'static [u8]>, config: &crate::config::Config) -> Heartbeat {
+    fn new(raw: Option<&'static [u8]>, pings: bool, config: &crate::config::Config) -> Heartbeat {
         let (interval, timeout) = match raw {
             Some(_) => (config.original_ping_interval, config.original_ping_timeout),
             None => (config.ping_interval, config.ping_timeout),
         };
         let now = Instant::now();
         Heartbeat {
+            pings,
             next_ping: now + interval,
             deadline: raw.map(|_| now + timeout),
             raw,
@@ -635,10 +641,9 @@ impl<T: Transport> Connection<T> {
         if !self.detecting {
             self.decoder.set_json(self.proto.json_framing());
         }
-        if self.proto.heartbeat() {
-            let raw = self.proto.raw_ping();
-            self.heartbeat = Some(Heartbeat::new(raw, &self.shared.config));
-        }
+        let pings = self.proto.heartbeat();
+        let raw = self.proto.raw_ping().filter(|_| pings);
+        self.heartbeat = Some(Heartbeat::new(raw, pings, &self.shared.config));
         self.proto.start(&mut port(
             &self.shared,
             self.id,
@@ -836,6 +841,10 @@ impl<T: Transport> Connection<T> {
         let Some(hb) = &mut self.heartbeat else {
             return false;
         };
+        if !hb.pings {
+            hb.next_ping = now + hb.interval;
+            return false;
+        }
         if hb.deadline.is_some_and(|d| now >= d) {
             return true;
         }
