@@ -567,6 +567,9 @@ impl<T: Transport> Connection<T> {
         loop {
             self.write_pages();
             let timer = self.next_timer();
+            // The store is behind: what the client sends waits in the
+            // socket (and TCP slows it) until the writer has caught up.
+            let paced = self.store_behind();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -591,7 +594,12 @@ impl<T: Transport> Connection<T> {
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
                 },
-                r = self.stream.readable() => {
+                _ = caught_up(&self.shared), if paced => {
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                }
+                r = self.stream.readable(), if !paced => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -666,7 +674,10 @@ impl<T: Transport> Connection<T> {
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
-        let waiting = !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting();
+        let waiting = !self.backlog.is_empty()
+            && self.pager.is_empty()
+            && !self.proto.waiting()
+            && !self.store_behind();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -740,10 +751,18 @@ impl<T: Transport> Connection<T> {
             hb.heard();
         }
         let outcome = self.handle_backlog();
-        if self.backlog_bytes > self.shared.config.recvq {
+        // Lines left because the store is behind are the server's delay,
+        // not the client's flood (and no more is read meanwhile).
+        if self.backlog_bytes > self.shared.config.recvq && !self.store_behind() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
+    }
+
+    /// Whether the store has more lines waiting for their commit than
+    /// `db_max_pending`: this connection then handles and reads no more.
+    fn store_behind(&self) -> bool {
+        self.shared.durable.as_ref().is_some_and(|w| w.behind())
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -762,6 +781,10 @@ impl<T: Transport> Connection<T> {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
+            if self.store_behind() {
+                metrics().store_paced.inc();
+                break; // the rest when the store has caught up
+            }
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 if !std::mem::replace(&mut self.throttled, true) {
@@ -1040,6 +1063,13 @@ fn gate(shared: &Shared, item: Option<&Item>) -> Option<u64> {
 async fn durable(shared: &Shared, item: Option<&Item>) {
     if let (Some(w), Some(ticket)) = (&shared.durable, gate(shared, item)) {
         w.reached(ticket).await;
+    }
+}
+
+/// Waits until the store is no longer behind its `db_max_pending`.
+async fn caught_up(shared: &Shared) {
+    if let Some(w) = &shared.durable {
+        w.caught_up().await;
     }
 }
 
