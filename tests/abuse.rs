@@ -466,7 +466,10 @@ async fn a_database_behind_slows_the_senders_instead_of_dropping_them() {
     // Wait until the server has taken its budget of lines.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while metric(srv.addr, "natter_store_pending_facts").await < BUDGET as f64 {
-        assert!(tokio::time::Instant::now() < deadline, "lines never reached the store");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lines never reached the store"
+        );
         tokio::task::yield_now().await;
     }
     let pending = metric(srv.addr, "natter_store_pending_facts").await;

@@ -567,9 +567,11 @@ impl<T: Transport> Connection<T> {
         loop {
             self.write_pages();
             let timer = self.next_timer();
-            // The store is behind: what the client sends waits in the
-            // socket (and TCP slows it) until the writer has caught up.
-            let paced = self.store_behind();
+            // The store is behind, or this client's own lines fill its
+            // queue while they wait for their commit: what it sends waits
+            // in the socket (and TCP slows it) until the writer catches up.
+            let store_behind = self.store_behind();
+            let paced = store_behind || self.own_lines_wait();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -594,7 +596,7 @@ impl<T: Transport> Connection<T> {
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
                 },
-                _ = caught_up(&self.shared), if paced => {
+                _ = caught_up(&self.shared), if store_behind => {
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
@@ -677,7 +679,7 @@ impl<T: Transport> Connection<T> {
         let waiting = !self.backlog.is_empty()
             && self.pager.is_empty()
             && !self.proto.waiting()
-            && !self.store_behind();
+            && !self.paced();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -753,7 +755,7 @@ impl<T: Transport> Connection<T> {
         let outcome = self.handle_backlog();
         // Lines left because the store is behind are the server's delay,
         // not the client's flood (and no more is read meanwhile).
-        if self.backlog_bytes > self.shared.config.recvq && !self.store_behind() {
+        if self.backlog_bytes > self.shared.config.recvq && !self.paced() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
@@ -763,6 +765,22 @@ impl<T: Transport> Connection<T> {
     /// `db_max_pending`: this connection then handles and reads no more.
     fn store_behind(&self) -> bool {
         self.shared.durable.as_ref().is_some_and(|w| w.behind())
+    }
+
+    /// Whether, with a database, this connection's queue is over half its
+    /// `sendq`: its client's next lines would add events that wait for a
+    /// commit there too, and the budget of the store is shared by
+    /// everyone, so one client whose socket had much to read could
+    /// otherwise take enough of it to overflow its own queue. Checked
+    /// before each line, so the queue grows at most one line's events past
+    /// half; writing the queue out (once committed) wakes the connection.
+    fn own_lines_wait(&self) -> bool {
+        self.shared.durable.is_some() && self.queue.load() > self.queue.cap() / 2
+    }
+
+    /// Lines are held back for the store (either reason above).
+    fn paced(&self) -> bool {
+        self.store_behind() || self.own_lines_wait()
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -781,7 +799,7 @@ impl<T: Transport> Connection<T> {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
-            if self.store_behind() {
+            if self.paced() {
                 metrics().store_paced.inc();
                 break; // the rest when the store has caught up
             }
