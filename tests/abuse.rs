@@ -450,8 +450,10 @@ async fn a_database_behind_slows_the_senders_instead_of_dropping_them() {
     let srv = start(natter::config::Config {
         db: db.to_str().unwrap().into(),
         flood_rate: 0,
-        // ~30 of the sender's own lines fit; LINES do not.
-        sendq: 16 * 1024,
+        // ~60 of the sender's own lines fit (LINES do not), and more
+        // than BUDGET in half of it (where the connection's own pacing
+        // would stop it first).
+        sendq: 32 * 1024,
         db_max_pending: BUDGET,
         ..config()
     })
