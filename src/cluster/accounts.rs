@@ -2,8 +2,9 @@
 //! buckets ([`subjects::ACCOUNTS`], [`subjects::ROOMS`]) instead of each
 //! node's SQLite file, so every node sees the same ones.
 //!
-//! * Registering an account is an atomic create of its key: two nodes
-//!   racing for one name get one success between them.
+//! * Registering an account, or a room, is an atomic create of its key:
+//!   two nodes racing for one name get one success between them (the
+//!   founder told no gets the usual refusal).
 //! * A registered room is saved by the node where it changed, once the
 //!   change comes back from the stream: its record carries that stream
 //!   sequence. It is written with the revision this node last saw of it
@@ -35,7 +36,11 @@ pub struct NatsAccounts {
     rt: tokio::runtime::Handle,
     accounts: kv::Store,
     timeout: Duration,
+    rooms: kv::Store,
     saves: mpsc::UnboundedSender<Save>,
+    /// What this node has seen saved of each registered room (shared with
+    /// the tasks that watch and write the rooms bucket).
+    saved: Saved,
     /// What the buckets held at start, taken by [`Accounts::load`].
     registry: Mutex<Option<Registry>>,
 }
@@ -47,12 +52,25 @@ enum Save {
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
-/// The highest change sequence seen saved for each registered room's key.
-static SEQS: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
-    std::sync::LazyLock::new(Mutex::default);
+/// What a node has seen saved of each registered room's key.
+#[derive(Debug, Default)]
+struct SeenSaved {
+    /// The last revision seen of the key.
+    revisions: HashMap<String, u64>,
+    /// The highest change sequence seen saved under the key.
+    seqs: HashMap<String, u64>,
+}
 
-/// The last revision this node saw of each registered room's key.
-type Revisions = Arc<Mutex<HashMap<String, u64>>>;
+impl SeenSaved {
+    /// Revision `rev` of `key` was seen (revisions only go forward).
+    fn revision(&mut self, key: &str, rev: u64) {
+        let r = self.revisions.entry(key.to_string()).or_default();
+        *r = (*r).max(rev);
+    }
+}
+
+/// [`SeenSaved`], shared by the node's accounts store and its tasks.
+type Saved = Arc<Mutex<SeenSaved>>;
 
 impl NatsAccounts {
     /// Makes sure the buckets exist, reads them, and starts watching them
@@ -69,19 +87,19 @@ impl NatsAccounts {
         let (known, account_watch) = current(&accounts, timeout)
             .await
             .context("cannot read the accounts bucket")?;
-        let (saved, room_watch) = current(&rooms, timeout)
+        let (saved_rooms, room_watch) = current(&rooms, timeout)
             .await
             .context("cannot read the registered rooms bucket")?;
-        let revisions: Revisions = Arc::default();
+        let saved: Saved = Arc::default();
         let mut registry = Registry::default();
         for e in known {
             if let Some(a) = decode::<AccountRecord>(&e) {
                 registry.accounts.push(a.name);
             }
         }
-        for e in saved {
+        for e in saved_rooms {
             if let Some(r) = decode::<RoomRecord>(&e) {
-                lock(&revisions).insert(e.key.clone(), e.revision);
+                lock(&saved).revision(&e.key, e.revision);
                 registry.rooms.push(r);
             }
         }
@@ -91,34 +109,39 @@ impl NatsAccounts {
             pause,
             to_hub.clone(),
             |e, _| decode::<AccountRecord>(e).map(|a| Incoming::Account(a.name)),
-            revisions.clone(),
+            saved.clone(),
         ));
         tokio::spawn(watch(
             rooms.clone(),
             room_watch,
             pause,
             to_hub.clone(),
-            |e, revisions| {
+            |e, saved| {
                 let r = decode::<RoomRecord>(e)?;
-                let mut revs = lock(revisions);
-                let rev = revs.entry(e.key.clone()).or_default();
-                *rev = (*rev).max(e.revision);
-                let mut seqs = lock(&SEQS);
-                let seq = seqs.entry(e.key.clone()).or_default();
+                let mut saved = lock(saved);
+                saved.revision(&e.key, e.revision);
+                let seq = saved.seqs.entry(e.key.clone()).or_default();
                 *seq = (*seq).max(r.seq);
                 Some(Incoming::Room(r))
             },
-            revisions.clone(),
+            saved.clone(),
         ));
         let (saves, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(room_writer(
-            rooms, client, save_rx, revisions, to_hub, pause,
+            rooms.clone(),
+            client,
+            save_rx,
+            saved.clone(),
+            to_hub,
+            pause,
         ));
         Ok(NatsAccounts {
             rt: tokio::runtime::Handle::current(),
             accounts,
+            rooms,
             timeout,
             saves,
+            saved,
             registry: Mutex::new(Some(registry)),
         })
     }
@@ -195,8 +218,8 @@ async fn watch(
     mut watch: kv::Watch,
     pause: Duration,
     to_hub: mpsc::Sender<Incoming>,
-    hub_news: fn(&kv::Entry, &Revisions) -> Option<Incoming>,
-    revisions: Revisions,
+    hub_news: fn(&kv::Entry, &Saved) -> Option<Incoming>,
+    saved: Saved,
 ) {
     let mut next = 0;
     loop {
@@ -209,7 +232,7 @@ async fn watch(
                 }
             };
             next = e.revision + 1;
-            if let Some(news) = hub_news(&e, &revisions) {
+            if let Some(news) = hub_news(&e, &saved) {
                 if to_hub.send(news).await.is_err() {
                     return;
                 }
@@ -244,7 +267,7 @@ async fn room_writer(
     rooms: kv::Store,
     client: async_nats::Client,
     mut saves: mpsc::UnboundedReceiver<Save>,
-    revisions: Revisions,
+    saved: Saved,
     to_hub: mpsc::Sender<Incoming>,
     pause: Duration,
 ) {
@@ -261,14 +284,15 @@ async fn room_writer(
             continue;
         };
         // A later change is saved already (another node's, seen by the watch).
-        let later = lock(&SEQS)
+        let later = lock(&saved)
+            .seqs
             .get(&key)
             .is_some_and(|s| room.seq > 0 && *s >= room.seq);
         if later {
             continue;
         }
         loop {
-            let seen = lock(&revisions).get(&key).copied();
+            let seen = lock(&saved).revisions.get(&key).copied();
             let done = match seen {
                 None => rooms.create(&key, value.clone().into()).await.map_err(|e| {
                     (
@@ -288,9 +312,7 @@ async fn room_writer(
             };
             match done {
                 Ok(rev) => {
-                    let mut revs = lock(&revisions);
-                    let r = revs.entry(key.clone()).or_default();
-                    *r = (*r).max(rev);
+                    lock(&saved).revision(&key, rev);
                     break;
                 }
                 Err((true, e)) => {
@@ -298,7 +320,7 @@ async fn room_writer(
                     let entry = match rooms.entry(key.clone()).await {
                         Ok(Some(entry)) => entry,
                         Ok(None) => {
-                            lock(&revisions).remove(&key);
+                            lock(&saved).revisions.remove(&key);
                             continue;
                         }
                         Err(err) => {
@@ -306,11 +328,7 @@ async fn room_writer(
                             break;
                         }
                     };
-                    {
-                        let mut revs = lock(&revisions);
-                        let r = revs.entry(key.clone()).or_default();
-                        *r = (*r).max(entry.revision);
-                    }
+                    lock(&saved).revision(&key, entry.revision);
                     let theirs = decode::<RoomRecord>(&entry);
                     if let Some(theirs) = theirs.filter(|t| t.seq >= room.seq) {
                         debug!("room {}: another node saved a later state", room.key);
@@ -370,6 +388,24 @@ impl Accounts for NatsAccounts {
         {
             warn!("registered rooms not all saved within {:?}", self.timeout);
         }
+    }
+
+    /// Creates the room's key: the one atomic step that decides which of
+    /// two founders racing on two nodes registered it.
+    fn register_room(&self, room: &RoomRecord) -> Result<bool, StoreError> {
+        let key = subjects::nick_key(&room.key);
+        let value = serde_json::to_vec(room).map_err(|e| StoreError(e.to_string()))?;
+        let (bucket, saved) = (self.rooms.clone(), self.saved.clone());
+        self.call("register the room", async move {
+            match bucket.create(&key, value.into()).await {
+                Ok(rev) => {
+                    lock(&saved).revision(&key, rev);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
+        })
     }
 
     fn save_room(&self, room: RoomRecord) {

@@ -77,6 +77,16 @@ pub trait Accounts: Send + Sync + 'static {
     fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
     /// Keeps this state of a registered room (queued; written in order).
     fn save_room(&self, room: super::RoomRecord);
+    /// Registers a room (the chat state has checked it may be):
+    /// `Ok(false)` if it is registered already. A store that only this
+    /// server writes queues the save (the default); one shared by several
+    /// nodes creates the record atomically, so of two founders racing for
+    /// one room on two nodes exactly one gets `Ok(true)`. Called under the
+    /// chat lock: it may wait for one round trip, like a nick claim.
+    fn register_room(&self, room: &super::RoomRecord) -> Result<bool, StoreError> {
+        self.save_room(room.clone());
+        Ok(true)
+    }
     /// Keeps `account`'s read marker of `target` (both folded), a
     /// server-time timestamp (queued like `save_room`; a marker only
     /// moves forward).
