@@ -1477,3 +1477,72 @@ async fn two_nodes_racing_to_register_one_room_in_the_store_make_exactly_one() {
         assert!(x ^ y, "round {round}: both or neither registered it: {x} {y}");
     }
 }
+
+/// An IRC session on `addr` under `nick`, logged in to `account` with
+/// SASL PLAIN, with `caps`, read up to the end of its welcome.
+async fn irc_session(addr: SocketAddr, nick: &str, account: &str, caps: &str) -> IrcClient {
+    use base64ct::{Base64, Encoding};
+    let mut i = IrcClient::connect(addr).await;
+    i.send(&format!("CAP REQ :{caps} sasl")).await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick}")).await;
+    i.expect(" ACK ").await;
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    let payload = format!("\0{account}\0{PW}");
+    i.send(&format!("AUTHENTICATE {}", Base64::encode_string(payload.as_bytes())))
+        .await;
+    i.numeric("903").await;
+    i.send("CAP END").await;
+    i.numeric("376").await;
+    i
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_markers_and_remembered_rooms_follow_an_account_to_every_node() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let _account = account_holder(one.addr, "alice").await;
+    let caps = "draft/read-marker";
+    let mut first = irc_session(one.addr, "alice1", "alice", caps).await;
+    let mut second = irc_session(two.addr, "alice2", "alice", caps).await;
+    // Kept for the account on node one: the room, then the marker.
+    first.join("#books").await;
+    let ts = "2024-05-06T07:08:09.010Z";
+    first.send(&format!("MARKREAD #books timestamp={ts}")).await;
+    first.expect("MARKREAD").await;
+    // The account's session on node two is told the marker.
+    let line = second.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{line}"
+    );
+    // An older one from node two changes nothing: the kept one comes back.
+    second
+        .send("MARKREAD #books timestamp=2020-01-01T00:00:00.000Z")
+        .await;
+    let line = second.expect("MARKREAD").await;
+    assert!(line.ends_with(&format!("timestamp={ts}")), "{line}");
+    // The room was kept before the marker (one bucket, written and read in
+    // order): a new session on node two is put back in it, with the marker.
+    let mut third = irc_session(two.addr, "alice3", "alice", caps).await;
+    let (mut joined, mut marker) = (false, None);
+    loop {
+        let l = third.line().await.expect("a line");
+        if l.contains(" 366 ") {
+            break;
+        }
+        joined |= l.contains(" JOIN ") && l.contains("#books");
+        if l.contains("MARKREAD") {
+            marker = Some(l);
+        }
+    }
+    assert!(joined, "put back in #books on node two");
+    let marker = marker.expect("MARKREAD before 366");
+    assert!(
+        marker.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{marker}"
+    );
+}

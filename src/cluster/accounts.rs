@@ -13,9 +13,15 @@
 //!   same: the first registration of a room wins), else written again over
 //!   it. So two nodes changing one room at once leave the record of the
 //!   change that came last in the stream, whatever order they write in.
-//! * Each node watches both buckets: it reads them whole at start (the
+//! * Read markers and the rooms accounts are put back in on login
+//!   (`rejoin_on_login`) are kept in a third bucket ([`subjects::KEPT`]),
+//!   so a session on any node finds them: a marker only moves forward
+//!   (written with compare-and-set), a room kept is a key, one forgotten
+//!   its deletion.
+//! * Each node watches the buckets: it reads them whole at start (the
 //!   [`Registry`]) and hands every later change to its hub
-//!   ([`Incoming::Account`], [`Incoming::Room`]).
+//!   ([`Incoming::Account`], [`Incoming::Room`], [`Incoming::Marker`],
+//!   [`Incoming::Remembered`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,8 +33,11 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::subjects::{self, ACCOUNTS, ROOMS};
-use crate::hub::{names, AccountRecord, Accounts, Incoming, Registry, RoomRecord, StoreError};
+use super::subjects::{self, KeptKey, ACCOUNTS, KEPT, ROOMS};
+use crate::hub::{
+    names, AccountRecord, Accounts, Incoming, Registry, RememberedRoom, RoomMemory, RoomRecord,
+    StoreError,
+};
 
 /// The accounts store of a node in a cluster.
 pub struct NatsAccounts {
@@ -48,6 +57,13 @@ pub struct NatsAccounts {
 /// What the room writer is asked to do, in order.
 enum Save {
     Room(Box<RoomRecord>),
+    /// A key of the [`KEPT`] bucket: its new value (`None`: delete it);
+    /// `forward`: written only over a smaller value (a read marker).
+    Kept {
+        key: String,
+        value: Option<Vec<u8>>,
+        forward: bool,
+    },
     /// Everything before this is written: say so.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -84,17 +100,32 @@ impl NatsAccounts {
     ) -> anyhow::Result<NatsAccounts> {
         let accounts = super::nats::ensure_bucket(js, ACCOUNTS, Duration::ZERO).await?;
         let rooms = super::nats::ensure_bucket(js, ROOMS, Duration::ZERO).await?;
+        let kept = super::nats::ensure_bucket(js, KEPT, Duration::ZERO).await?;
         let (known, account_watch) = current(&accounts, timeout)
             .await
             .context("cannot read the accounts bucket")?;
         let (saved_rooms, room_watch) = current(&rooms, timeout)
             .await
             .context("cannot read the registered rooms bucket")?;
+        let (kept_now, kept_watch) = current(&kept, timeout)
+            .await
+            .context("cannot read the read markers and remembered rooms bucket")?;
         let saved: Saved = Arc::default();
         let mut registry = Registry::default();
         for e in known {
             if let Some(a) = decode::<AccountRecord>(&e) {
                 registry.accounts.push(a.name);
+            }
+        }
+        for e in kept_now {
+            match kept_news(&e, &saved) {
+                Some(Incoming::Marker {
+                    account,
+                    target,
+                    at,
+                }) => registry.markers.push((account, target, at)),
+                Some(Incoming::Remembered(RoomMemory::Keep(r))) => registry.remembered.push(r),
+                _ => {}
             }
         }
         for e in saved_rooms {
@@ -126,9 +157,18 @@ impl NatsAccounts {
             },
             saved.clone(),
         ));
+        tokio::spawn(watch(
+            kept.clone(),
+            kept_watch,
+            pause,
+            to_hub.clone(),
+            kept_news,
+            saved.clone(),
+        ));
         let (saves, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(room_writer(
             rooms.clone(),
+            kept,
             client,
             save_rx,
             saved.clone(),
@@ -144,6 +184,18 @@ impl NatsAccounts {
             saved,
             registry: Mutex::new(Some(registry)),
         })
+    }
+
+    /// Queues a write of the [`KEPT`] bucket (see [`Save::Kept`]).
+    fn keep(&self, key: String, value: Option<Vec<u8>>, forward: bool) {
+        let save = Save::Kept {
+            key,
+            value,
+            forward,
+        };
+        if self.saves.send(save).is_err() {
+            warn!("the cluster task has stopped: a read marker or remembered room is not kept");
+        }
     }
 
     /// Runs `work` on the cluster runtime and waits for it, at most the
@@ -265,6 +317,7 @@ async fn watch(
 /// away.
 async fn room_writer(
     rooms: kv::Store,
+    kept: kv::Store,
     client: async_nats::Client,
     mut saves: mpsc::UnboundedReceiver<Save>,
     saved: Saved,
@@ -274,6 +327,25 @@ async fn room_writer(
     while let Some(save) = saves.recv().await {
         let room = match save {
             Save::Room(room) => *room,
+            Save::Kept {
+                key,
+                value,
+                forward,
+            } => {
+                loop {
+                    let Err(e) = write_kept(&kept, &key, value.as_deref(), forward).await else {
+                        break;
+                    };
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        warn!("cannot keep a read marker or remembered room: {e}");
+                        break;
+                    }
+                    debug!("cannot keep a read marker or remembered room yet ({e}): NATS is unreachable");
+                    // Not a wait for something: a pause between attempts at a lost server.
+                    tokio::time::sleep(pause).await;
+                }
+                continue;
+            }
             Save::Flush(done) => {
                 let _ = done.try_send(());
                 continue;
@@ -350,6 +422,87 @@ async fn room_writer(
     }
 }
 
+/// A remembered room's value in the [`KEPT`] bucket.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptRoom {
+    name: String,
+    key: Option<String>,
+}
+
+/// What a change of the [`KEPT`] bucket tells the hub.
+fn kept_news(e: &kv::Entry, _: &Saved) -> Option<Incoming> {
+    let put = e.operation == kv::Operation::Put;
+    match KeptKey::parse(&e.key)? {
+        KeptKey::Marker { account, target } => {
+            let at = std::str::from_utf8(&e.value).ok().filter(|_| put)?;
+            Some(Incoming::Marker {
+                account,
+                target,
+                at: at.to_string(),
+            })
+        }
+        KeptKey::Room { account, room } if put => {
+            let v: KeptRoom = serde_json::from_slice(&e.value)
+                .map_err(|err| warn!("{} key {} is not what natter keeps: {err}", e.bucket, e.key))
+                .ok()?;
+            let r = RememberedRoom {
+                account,
+                room,
+                name: v.name,
+                key: v.key,
+            };
+            Some(Incoming::Remembered(RoomMemory::Keep(r)))
+        }
+        KeptKey::Room { account, room } => {
+            Some(Incoming::Remembered(RoomMemory::Forget { account, room }))
+        }
+    }
+}
+
+/// Writes (or deletes) one key of the [`KEPT`] bucket; `forward`: only
+/// over a smaller value, with compare-and-set (two nodes moving one
+/// marker at once leave the later timestamp).
+async fn write_kept(
+    kept: &kv::Store,
+    key: &str,
+    value: Option<&[u8]>,
+    forward: bool,
+) -> Result<(), String> {
+    let Some(value) = value else {
+        return kept.delete(key).await.map_err(|e| e.to_string());
+    };
+    if !forward {
+        return kept
+            .put(key, value.to_vec().into())
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+    }
+    // Each lost race means another node wrote meanwhile: read it again.
+    for _ in 0..5 {
+        let old = kept.entry(key).await.map_err(|e| e.to_string())?;
+        let done = match old.filter(|e| e.operation == kv::Operation::Put) {
+            Some(old) if old.value.as_ref() >= value => return Ok(()),
+            Some(old) => kept
+                .update(key, value.to_vec().into(), old.revision)
+                .await
+                .map(drop)
+                .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())),
+            None => kept
+                .create(key, value.to_vec().into())
+                .await
+                .map(drop)
+                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())),
+        };
+        match done {
+            Ok(()) => return Ok(()),
+            Err((true, _)) => continue,
+            Err((false, e)) => return Err(e),
+        }
+    }
+    Err("other nodes kept writing it".into())
+}
+
 impl Accounts for NatsAccounts {
     fn load(&self) -> Result<Registry, StoreError> {
         Ok(lock(&self.registry).take().unwrap_or_default())
@@ -406,6 +559,39 @@ impl Accounts for NatsAccounts {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    fn save_marker(&self, account: &str, target: &str, at: &str) {
+        let key = KeptKey::Marker {
+            account: account.to_string(),
+            target: target.to_string(),
+        };
+        self.keep(key.key(), Some(at.as_bytes().to_vec()), true);
+    }
+
+    fn remember_room(&self, change: &RoomMemory) {
+        match change {
+            RoomMemory::Keep(r) => {
+                let key = KeptKey::Room {
+                    account: r.account.clone(),
+                    room: r.room.clone(),
+                };
+                let value = KeptRoom {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                };
+                if let Ok(value) = serde_json::to_vec(&value) {
+                    self.keep(key.key(), Some(value), false);
+                }
+            }
+            RoomMemory::Forget { account, room } => {
+                let key = KeptKey::Room {
+                    account: account.clone(),
+                    room: room.clone(),
+                };
+                self.keep(key.key(), None, false);
+            }
+        }
     }
 
     fn save_room(&self, room: RoomRecord) {

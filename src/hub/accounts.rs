@@ -187,6 +187,35 @@ impl ChatState {
         }
     }
 
+    /// `account`'s read marker of `target` (both folded) as another node
+    /// kept it (with a cluster): kept here too when newer, and told to the
+    /// account's sessions on this node.
+    pub fn learn_marker(&mut self, account: &str, target: &str, at: &str) -> super::Effects {
+        let marks = self.accounts.markers.entry(account.to_string()).or_default();
+        let newer = match marks.get(target) {
+            Some(old) => **old < *at,
+            None => marks.len() < MAX_MARKERS,
+        };
+        if newer {
+            let at: Arc<str> = at.into();
+            marks.insert(target.to_string(), at.clone());
+            let here: Vec<ConnId> = self
+                .accounts
+                .sessions
+                .get(account)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            if !here.is_empty() {
+                let body = EventBody::ReadMarkers {
+                    marks: vec![(target.into(), at)],
+                    tell: true,
+                };
+                self.send(Audience::Conns(here), Arc::new(Event::new(body)));
+            }
+        }
+        self.take()
+    }
+
     /// `id` (logged in to `account`, folded) left.
     pub(super) fn session_ended(&mut self, id: ConnId, account: &str) {
         let account = names::fold(account);

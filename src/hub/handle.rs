@@ -235,6 +235,16 @@ impl<R: Router> ChatHandle<R> {
             }
             Incoming::Account(name) => self.lock().state.learn_account(&name),
             Incoming::Room(record) => self.lock().state.learn_room(record),
+            Incoming::Marker {
+                account,
+                target,
+                at,
+            } => {
+                let core = &mut *self.lock();
+                let fx = core.state.learn_marker(&account, &target, &at);
+                core.apply(fx);
+            }
+            Incoming::Remembered(change) => self.lock().state.learn_remembered(change),
             Incoming::Snapshot(reply) => {
                 let facts = self.lock().state.snapshot();
                 let _ = reply.send(facts);

@@ -139,6 +139,16 @@ pub enum Incoming {
     Account(String),
     /// A registered room as it was last saved (by any node).
     Room(super::RoomRecord),
+    /// An account's (folded) read marker of a target (folded), as a node
+    /// kept it: a server-time timestamp.
+    Marker {
+        account: String,
+        target: String,
+        at: String,
+    },
+    /// A change to the rooms an account keeps (`rejoin_on_login`), as a
+    /// node kept it.
+    Remembered(super::RoomMemory),
     /// A node that just started asks who is here: answer with the facts
     /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
     Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),
