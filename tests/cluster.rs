@@ -1474,7 +1474,10 @@ async fn two_nodes_racing_to_register_one_room_in_the_store_make_exactly_one() {
         };
         let (x, y) = tokio::join!(race(a1.clone(), "alice"), race(a2.clone(), "bob"));
         let (x, y) = (x.expect("task"), y.expect("task"));
-        assert!(x ^ y, "round {round}: both or neither registered it: {x} {y}");
+        assert!(
+            x ^ y,
+            "round {round}: both or neither registered it: {x} {y}"
+        );
     }
 }
 
@@ -1490,8 +1493,11 @@ async fn irc_session(addr: SocketAddr, nick: &str, account: &str, caps: &str) ->
     i.send("AUTHENTICATE PLAIN").await;
     i.expect("AUTHENTICATE +").await;
     let payload = format!("\0{account}\0{PW}");
-    i.send(&format!("AUTHENTICATE {}", Base64::encode_string(payload.as_bytes())))
-        .await;
+    i.send(&format!(
+        "AUTHENTICATE {}",
+        Base64::encode_string(payload.as_bytes())
+    ))
+    .await;
     i.numeric("903").await;
     i.send("CAP END").await;
     i.numeric("376").await;

@@ -487,12 +487,22 @@ async fn write_kept(
                 .update(key, value.to_vec().into(), old.revision)
                 .await
                 .map(drop)
-                .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())),
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
+                }),
             None => kept
                 .create(key, value.to_vec().into())
                 .await
                 .map(drop)
-                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())),
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                }),
         };
         match done {
             Ok(()) => return Ok(()),

@@ -100,7 +100,7 @@ fn hex(s: &str) -> String {
 
 /// [`hex`] read back (`None`: not hex of UTF-8).
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..s.len())

@@ -191,7 +191,11 @@ impl ChatState {
     /// kept it (with a cluster): kept here too when newer, and told to the
     /// account's sessions on this node.
     pub fn learn_marker(&mut self, account: &str, target: &str, at: &str) -> super::Effects {
-        let marks = self.accounts.markers.entry(account.to_string()).or_default();
+        let marks = self
+            .accounts
+            .markers
+            .entry(account.to_string())
+            .or_default();
         let newer = match marks.get(target) {
             Some(old) => **old < *at,
             None => marks.len() < MAX_MARKERS,
@@ -203,7 +207,7 @@ impl ChatState {
                 .accounts
                 .sessions
                 .get(account)
-                .map(|s| s.iter().copied().collect())
+                .map(|s| s.to_vec())
                 .unwrap_or_default();
             if !here.is_empty() {
                 let body = EventBody::ReadMarkers {
