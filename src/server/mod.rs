@@ -836,10 +836,12 @@ mod tests {
         let main = future_size5(&detect::main_port);
         let conn = future_size5(&connection::run::<TcpStream>);
         eprintln!("serve: {task} bytes, main_port {main}, connection::run {conn}");
-        assert!(
-            task <= 100_000,
-            "the connection task's future is {task} bytes"
-        );
+        // 2568 bytes in a debug build (2168 before the log span was made
+        // lazily: carrying its id and peer instead costs ~0.4 KiB here and
+        // saves ~0.6 KiB in the subscriber). Grow it only knowingly: every
+        // idle connection pays it for its whole life.
+        assert!(task <= 2600, "the connection task's future is {task} bytes");
+        assert!(conn < task && main < task, "{conn}, {main}");
     }
 
     #[test]
