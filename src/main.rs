@@ -49,7 +49,7 @@ enum Cmd {
     /// Chat from the terminal (natter's JSON protocol, or IRC with --irc).
     Chat(natter::client::ChatArgs),
     /// Load-test a chat server on loopback (docs/BENCHMARKS.md).
-    Bench(natter::bench::BenchArgs),
+    Bench(natter::bench::BenchCommand),
     /// Read a password on standard input and print its argon2 hash (for
     /// the `opers` setting).
     HashPassword,
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Serve(args) => serve(args),
         Cmd::Chat(args) => natter::client::run(args),
-        Cmd::Bench(args) => natter::bench::run(args),
+        Cmd::Bench(cmd) => natter::bench::command(cmd),
         Cmd::HashPassword => hash_password(),
         Cmd::Db(cmd) => db(cmd),
     };

@@ -115,6 +115,90 @@ async fn rooms_with_a_database_count_each_message_once() {
     assert_eq!(said as u64, t.sent, "every message sent was committed");
 }
 
+/// `natter bench --threads 2 --target A,B` (the binary): client i goes to
+/// the (i mod 2)-th server and joins room i mod 2, so each server holds one
+/// room; every message is delivered and committed by the server its sender
+/// was on, and the bench stops as soon as everything sent has arrived
+/// instead of waiting out `--drain`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_spread_over_targets_and_threads_and_the_drain_ends_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = Vec::new();
+    for name in ["a.db", "b.db"] {
+        let db = dir.path().join(name);
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            db: db.to_string_lossy().into_owned(),
+            ..Config::default()
+        };
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr().to_string();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server.run(stop.clone()));
+        servers.push((db, addr, stop, task));
+    }
+    let targets = format!("{},{}", servers[0].1, servers[1].1);
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        let args = [
+            "rooms",
+            "--target",
+            &targets,
+            "--threads",
+            "2",
+            "--quiet",
+            "--json",
+        ];
+        let more = ["--clients", "20", "--rooms", "2", "--rate", "10"];
+        let times = ["--warmup", "200ms", "--duration", "800ms", "--drain", "60s"];
+        let all: Vec<&std::ffi::OsStr> = args
+            .iter()
+            .chain(&more)
+            .chain(&times)
+            .map(|a| a.as_ref())
+            .collect();
+        natter_bench(&all)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["setup"]["ready"], 20, "{report}");
+    let t = &report["traffic"];
+    assert_eq!(
+        (&t["lost"], &t["duplicated"]),
+        (&0.into(), &0.into()),
+        "{report}"
+    );
+    let sent = t["sent"].as_u64().unwrap();
+    assert!(sent > 0, "{report}");
+    // Rooms of 10 with echo.
+    assert_eq!(t["delivered"].as_u64(), Some(sent * 10), "{report}");
+    assert_eq!(t["drain_timed_out"], false, "{report}");
+    let drained = t["drain_seconds"].as_f64().unwrap();
+    assert!(
+        drained < 10.0,
+        "waited {drained} s after the last send: {report}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(40), "{report}");
+
+    let mut committed = Vec::new();
+    for (db, _, stop, task) in servers {
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let said: i64 = c
+            .query_row("SELECT count(*) FROM line WHERE kind = 'said'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        committed.push(said as u64);
+    }
+    assert!(committed.iter().all(|&n| n > 0), "{committed:?}");
+    assert_eq!(committed.iter().sum::<u64>(), sent, "{committed:?}");
+}
+
 /// `natter bench … --report DIR` (the binary): each run writes its
 /// per-second samples into DIR, and the charts there show every run found,
 /// on the same axes, as SVG.
@@ -170,8 +254,35 @@ async fn report_draws_every_run_in_the_directory() {
     let res = run["resources"].as_array().unwrap();
     assert!(res.iter().any(|s| s["rss_kib"].as_u64() > Some(0)), "{run}");
 
-    for name in ["latency.svg", "cdf.svg", "server.svg", "throughput.svg"] {
-        let svg = std::fs::read_to_string(charts.join(name)).unwrap();
+    check_charts(&charts, &["natter", "second run"]);
+
+    // `natter bench report DIR` redraws them from the runs alone.
+    for name in CHARTS {
+        std::fs::remove_file(charts.join(name)).unwrap();
+    }
+    let out = natter_bench(&["report".as_ref(), charts.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("2 runs: natter, second run"), "{stderr}");
+    check_charts(&charts, &["natter", "second run"]);
+    // A directory with no run in it is an error that says so.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = natter_bench(&["report".as_ref(), empty.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no run in"));
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
+const CHARTS: [&str; 4] = ["latency.svg", "cdf.svg", "server.svg", "throughput.svg"];
+
+/// The four charts in `dir` are whole SVG documents with a line for each
+/// of `labels`.
+fn check_charts(dir: &std::path::Path, labels: &[&str]) {
+    for name in CHARTS {
+        let svg = std::fs::read_to_string(dir.join(name)).unwrap();
         assert!(
             svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
             "{name}"
@@ -180,18 +291,24 @@ async fn report_draws_every_run_in_the_directory() {
         let opened = svg.matches('<').count() - svg.matches("</").count();
         let closed = svg.matches("/>").count() + svg.matches("</").count();
         assert_eq!(opened, closed, "{name}: unbalanced tags");
-        for label in ["natter", "second run"] {
+        for label in labels {
             let legend = svg.split("<text").skip(1).any(|t| {
                 t.split_once('>')
                     .and_then(|(_, rest)| rest.split("</text>").next())
-                    .is_some_and(|body| body.trim() == label)
+                    .is_some_and(|body| body.trim() == *label)
             });
             assert!(legend, "{name}: no series {label}");
         }
         assert!(!svg.contains("no data"), "{name}: an empty panel");
         assert!(svg.matches("<polyline").count() >= 2, "{name}");
     }
+}
 
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+/// `natter bench ARGS…`, run to its end.
+fn natter_bench(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .expect("natter bench runs")
 }

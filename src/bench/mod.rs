@@ -42,6 +42,29 @@ pub use report::Report;
 use report::{Cpu, ErrorEntry, Params, Percentiles, ServerReport, SetupReport, TrafficReport};
 pub use scenario::{BenchConfig, Scenario};
 
+/// `natter bench`: run a scenario (its flags), or `natter bench report DIR`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCommand {
+    /// Something other than running a scenario.
+    #[command(subcommand)]
+    pub tool: Option<BenchTool>,
+    /// The scenario to run and its flags.
+    #[command(flatten)]
+    pub run: BenchArgs,
+}
+
+/// `natter bench` tools that run no scenario.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchTool {
+    /// Redraw the SVG charts from the `*.run.json` files in DIR (written by
+    /// earlier runs with `--report DIR`), running nothing.
+    Report {
+        /// The directory the runs were written into.
+        dir: std::path::PathBuf,
+    },
+}
+
 /// `natter bench` flags. Unset flags take the scenario's defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
@@ -195,8 +218,37 @@ impl BenchArgs {
     }
 }
 
-/// The `natter bench` command: runs the bench on its own runtime and prints
-/// the report (table or JSON) on stdout.
+/// The `natter bench` command: a tool ([`BenchTool`]), or a scenario.
+pub fn command(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd.tool {
+        Some(BenchTool::Report { dir }) => redraw(&dir),
+        None => run(cmd.run),
+    }
+}
+
+/// `natter bench report DIR`: draws every run found in DIR again, as
+/// `--report DIR` does after a run, and names the files written.
+pub fn redraw(dir: &std::path::Path) -> anyhow::Result<()> {
+    let runs = timeline::read_runs(dir)
+        .with_context(|| format!("cannot read the runs in {}", dir.display()))?;
+    if runs.is_empty() {
+        anyhow::bail!(
+            "no run in {} (runs are the *.run.json files that `natter bench … --report DIR` writes)",
+            dir.display()
+        );
+    }
+    let files = charts::write_dir(dir)
+        .with_context(|| format!("cannot write the charts into {}", dir.display()))?;
+    let labels: Vec<&str> = runs.iter().map(|r| r.label.as_str()).collect();
+    eprintln!("{} runs: {}", runs.len(), labels.join(", "));
+    for f in files {
+        eprintln!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+/// Runs a scenario on the bench's own runtime and prints the report
+/// (table or JSON) on stdout.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Abuse {
         return abuse::run(&args);

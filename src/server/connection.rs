@@ -76,17 +76,76 @@ pub(crate) struct Opening {
     /// Nothing came within the main port's window: the text banner goes
     /// out at once instead of waiting for a first line.
     pub silent: bool,
+    /// How its log lines say who it is.
+    pub log: ConnLog,
 }
 
 impl Opening {
-    /// A connection that starts as `entry` with nothing read yet.
+    /// A connection that starts as `entry` with nothing read yet, logging
+    /// in the span it runs in.
     pub fn new(entry: Entry, tls: bool) -> Opening {
         Opening {
             entry,
             tls,
             input: Vec::new(),
             silent: false,
+            log: ConnLog::Inherited,
         }
+    }
+}
+
+/// Which listener a connection's log lines name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LogKind {
+    /// The main port.
+    Conn,
+    /// The plaintext IRC port.
+    Irc,
+    /// The HTTP port.
+    Http,
+    /// The IRC-over-TLS port.
+    Ircs,
+}
+
+/// Who a connection is in the log: its log lines are in a span
+/// `conn{id=… peer=… nick=…}` (or `irc`, `http`, `ircs`). A plain
+/// connection does not keep that span for its whole life (a span costs
+/// about 0.6 KiB in the subscriber's registry, as much as the rest of an
+/// idle connection's chat state): it is made for each line logged, with
+/// the nick of the moment, so the lines read as before.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConnLog {
+    /// Made when something is logged.
+    Lazy {
+        kind: LogKind,
+        id: u64,
+        peer: std::net::SocketAddr,
+    },
+    /// The task already runs in a span (TLS, HTTP and WebSocket paths,
+    /// rare and boxed): lines go there, and the nick is recorded in it.
+    Inherited,
+}
+
+impl ConnLog {
+    /// The span for a line logged now, `nick` being the connection's nick
+    /// (if it has one).
+    pub fn span(&self, nick: Option<&str>) -> tracing::Span {
+        let span = match *self {
+            ConnLog::Inherited => tracing::Span::current(),
+            ConnLog::Lazy { kind, id, peer } => {
+                let nick = tracing::field::Empty;
+                match kind {
+                    LogKind::Conn => tracing::info_span!("conn", id, %peer, nick),
+                    LogKind::Irc => tracing::info_span!("irc", id, %peer, nick),
+                    LogKind::Http => tracing::info_span!("http", id, %peer, nick),
+                    LogKind::Ircs => tracing::info_span!("ircs", id, %peer, nick),
+                }
+            }
+        };
+        if let Some(nick) = nick {
+            span.record("nick", nick);
+        }
+        span
     }
 }
 
@@ -158,14 +217,22 @@ struct Port<'a> {
     queue: &'a Queue,
     /// Where long listings go instead of the chat.
     pager: &'a mut Pager,
+    log: &'a ConnLog,
 }
 
-fn port<'a>(shared: &'a Shared, id: ConnId, queue: &'a Queue, pager: &'a mut Pager) -> Port<'a> {
+fn port<'a>(
+    shared: &'a Shared,
+    id: ConnId,
+    queue: &'a Queue,
+    pager: &'a mut Pager,
+    log: &'a ConnLog,
+) -> Port<'a> {
     Port {
         shared,
         id,
         queue,
         pager,
+        log,
     }
 }
 
@@ -194,7 +261,7 @@ impl session::Chat for Port<'_> {
         if let Some(old) = before {
             match self.shared.chat.nick_of(self.id) {
                 Some(new) if new != old => {
-                    tracing::Span::current().record("nick", &*new);
+                    let _log = self.log.span(Some(&new)).entered();
                     info!("nick changed from {old} to {new}");
                 }
                 _ => {}
@@ -443,6 +510,8 @@ struct Connection<T> {
     open: Option<prometheus_client::metrics::gauge::Gauge>,
     /// Flood control is holding lines back (counted once per episode).
     throttled: bool,
+    /// Who it is in the log.
+    log: ConnLog,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -471,7 +540,8 @@ pub(crate) async fn run<T: Transport>(
     let id = shared
         .chat
         .connect(host.clone(), |r| r.attach(queue.clone()));
-    info!("connected");
+    let log = opening.log;
+    log.span(None).in_scope(|| info!("connected"));
     let config = &shared.config;
     let session_config = SessionConfig {
         server_name: config.server_name.clone(),
@@ -513,6 +583,7 @@ pub(crate) async fn run<T: Transport>(
         pager: Pager::default(),
         open: None,
         throttled: false,
+        log,
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
@@ -551,10 +622,12 @@ pub(crate) async fn run<T: Transport>(
         End::Shutdown => "server shutting down".to_string(),
         End::Killed => "killed".to_string(),
     };
+    // Named while it still has its nick.
+    let span = c.log_span();
     // Tells the rooms unless the chat already did (quit, slow consumer),
     // and frees the router's slot either way.
     shared.chat.disconnect(id, &reason);
-    info!("disconnected: {reason}");
+    span.in_scope(|| info!("disconnected: {reason}"));
 }
 
 impl<T: Transport> Connection<T> {
@@ -610,7 +683,7 @@ impl<T: Transport> Connection<T> {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
                         Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
+                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue, &mut self.pager, &self.log));
                             let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                             return End::ExcessFlood;
                         }
@@ -622,7 +695,7 @@ impl<T: Transport> Connection<T> {
                         return self.quit().await;
                     }
                     if let Some((end, why)) = self.timer_fired() {
-                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue, &mut self.pager));
+                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue, &mut self.pager, &self.log));
                         let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                         return end;
                     }
@@ -659,6 +732,7 @@ impl<T: Transport> Connection<T> {
             self.id,
             &self.queue,
             &mut self.pager,
+            &self.log,
         ));
         self.queue.set_flavor(self.proto.flavor());
         if let Some(open) = self.open.take() {
@@ -667,7 +741,10 @@ impl<T: Transport> Connection<T> {
         let open = metrics().connection(self.proto.name(), T::NAME);
         open.inc();
         self.open = Some(open);
-        debug!("speaking {}", self.proto.name());
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let _log = self.log_span().entered();
+            debug!("speaking {}", self.proto.name());
+        }
     }
 
     /// The earliest of the banner hold, the registration timeout and the heartbeat.
@@ -839,7 +916,7 @@ impl<T: Transport> Connection<T> {
             self.registered = true;
             metrics().registrations.inc();
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
-                tracing::Span::current().record("nick", &*nick);
+                let _log = self.log.span(Some(&nick)).entered();
                 info!("registered as {nick}");
             }
         }
@@ -851,7 +928,13 @@ impl<T: Transport> Connection<T> {
             Err(e) => {
                 self.proto.bad_line(
                     e,
-                    &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+                    &mut port(
+                        &self.shared,
+                        self.id,
+                        &self.queue,
+                        &mut self.pager,
+                        &self.log,
+                    ),
                 );
                 return Outcome::Continue;
             }
@@ -871,7 +954,13 @@ impl<T: Transport> Connection<T> {
         }
         self.proto.line(
             &line,
-            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+            &mut port(
+                &self.shared,
+                self.id,
+                &self.queue,
+                &mut self.pager,
+                &self.log,
+            ),
         )
     }
 
@@ -901,7 +990,13 @@ impl<T: Transport> Connection<T> {
         self.ping_token += 1;
         self.proto.ping(
             self.ping_token,
-            &mut port(&self.shared, self.id, &self.queue, &mut self.pager),
+            &mut port(
+                &self.shared,
+                self.id,
+                &self.queue,
+                &mut self.pager,
+                &self.log,
+            ),
         );
         false
     }
@@ -938,6 +1033,7 @@ impl<T: Transport> Connection<T> {
             self.id,
             &self.queue,
             &mut self.pager,
+            &self.log,
         ));
         self.note_registered();
         if !self.pending.is_empty() || !self.stream.flushed() {
@@ -1064,7 +1160,15 @@ impl<T: Transport> Connection<T> {
                 return;
             }
         }
-        debug!("flushed");
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let _log = self.log_span().entered();
+            debug!("flushed");
+        }
+    }
+
+    /// The span for a line logged now (see [`ConnLog`]).
+    fn log_span(&self) -> tracing::Span {
+        self.log.span(self.shared.chat.nick_of(self.id).as_deref())
     }
 }
 

@@ -21,9 +21,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, Instrument};
 
-use super::connection::{self, Entry, Opening};
+use super::connection::{self, ConnLog, Entry, Opening};
 use super::tls::{self, Tls, TlsTransport};
 use super::Shared;
 use crate::proto::Name;
@@ -118,17 +118,23 @@ pub(crate) async fn main_port(
     stream: TcpStream,
     host: Name,
     peer: SocketAddr,
+    log: ConnLog,
 ) {
     let window = shared.config.banner_delay;
     let first = match window.is_zero() {
         true => None,
         false => match sniff_tcp(&stream, window).await {
             Ok(first) => first,
-            Err(e) => return debug!("closed while detecting: {e}"),
+            Err(e) => {
+                return log
+                    .span(None)
+                    .in_scope(|| debug!("closed while detecting: {e}"))
+            }
         },
     };
     let opening = |silent| Opening {
         silent,
+        log,
         ..Opening::new(Entry::Main, false)
     };
     match first {
@@ -138,11 +144,21 @@ pub(crate) async fn main_port(
         }
         // Boxed: rare and large, they would otherwise size every plain
         // connection's task (see `Server::run`).
-        Some(First::Http) => Box::pin(http(stream, Bytes::new(), shared, peer, "tcp")).await,
+        // In a span of their own for their whole life, like the
+        // connections of the IRC-over-TLS and HTTP ports.
+        Some(First::Http) => {
+            let span = log.span(None);
+            Box::pin(http(stream, Bytes::new(), shared, peer, "tcp").instrument(span)).await
+        }
         Some(First::Tls) => match shared.tls.clone() {
-            Some(tls) => Box::pin(over_tls(shared, &tls, stream, host, peer, Entry::Main)).await,
+            Some(tls) => {
+                let span = log.span(None);
+                let tls = over_tls(shared, &tls, stream, host, peer, Entry::Main);
+                Box::pin(tls.instrument(span)).await
+            }
             None => {
                 tls::handshake_failed();
+                let _log = log.span(None).entered();
                 info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");
             }
         },

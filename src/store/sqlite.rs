@@ -28,7 +28,7 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 5;
+const SCHEMA: i64 = 6;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
@@ -299,6 +299,19 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
                  PRIMARY KEY (account, room)
              ) WITHOUT ROWID;
              PRAGMA user_version = 5;
+             COMMIT;",
+        )?;
+    }
+    if version < 6 {
+        // Messages alone (what a join replays, what `latest_lines` looks
+        // for), so that reading them does not walk through every join and
+        // part in between: in a room that 10 000 people joined and left,
+        // a replay took 66 ms against 0.02 ms with this index.
+        conn.execute_batch(
+            "BEGIN;
+             CREATE INDEX line_message ON line (room, seq)
+                 WHERE kind IN ('said', 'noticed', 'private');
+             PRAGMA user_version = 6;
              COMMIT;",
         )?;
     }
@@ -967,21 +980,36 @@ struct Scope<'a> {
 }
 
 /// Facts with `lo < seq < hi`, the newest `limit` of them or the oldest.
+/// The statement for [`range`]: newest or oldest first, with events or
+/// messages alone. Without events the condition is spelt as the
+/// `line_message` index's, so that SQLite reads that index (a
+/// `?5 OR kind IN …` would not).
+fn range_sql(newest: bool, events: bool) -> &'static str {
+    match (newest, events) {
+        (true, true) => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+        }
+        (true, false) => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3
+               AND kind IN ('said', 'noticed', 'private') ORDER BY seq DESC LIMIT ?4"
+        }
+        (false, true) => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq LIMIT ?4"
+        }
+        (false, false) => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+             WHERE room = ?1 AND seq > ?2 AND seq < ?3
+               AND kind IN ('said', 'noticed', 'private') ORDER BY seq LIMIT ?4"
+        }
+    }
+}
+
 fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::Result<History> {
-    let sql = match newest {
-        true => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
-             WHERE room = ?1 AND seq > ?2 AND seq < ?3
-               AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq DESC LIMIT ?4"
-        }
-        false => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
-             WHERE room = ?1 AND seq > ?2 AND seq < ?3
-               AND (?5 OR kind IN ('said', 'noticed', 'private')) ORDER BY seq LIMIT ?4"
-        }
-    };
-    let mut stmt = s.c.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![s.room, lo, hi, limit as i64 + 1, s.events])?;
+    let mut stmt = s.c.prepare_cached(range_sql(newest, s.events))?;
+    let mut rows = stmt.query(params![s.room, lo, hi, limit as i64 + 1])?;
     let room: crate::proto::Name = s.name.into();
     let mut facts = Vec::new();
     while let Some(r) = rows.next()? {
@@ -1127,6 +1155,31 @@ mod tests {
                 text: format!("line {n}").into(),
                 action: false,
             },
+        }
+    }
+
+    /// Reading messages alone (a join's replay) goes through the
+    /// `line_message` index, never a walk over every join and part; with
+    /// events, the `(room, seq)` index.
+    #[test]
+    fn messages_alone_are_read_through_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_writer(&dir.path().join("h.db"), 0, DbSync::Full).unwrap();
+        for newest in [true, false] {
+            for (events, index) in [(false, "line_message"), (true, "line_room")] {
+                let plan: Vec<String> = c
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", range_sql(newest, events)))
+                    .unwrap()
+                    .query_map(params![1, 0, 10, 11], |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let plan = plan.join("; ");
+                assert!(
+                    plan.contains(&format!("USING INDEX {index} ")),
+                    "newest {newest}, events {events}: {plan}"
+                );
+            }
         }
     }
 
