@@ -11,6 +11,13 @@
 //! client that closes its socket is gone at once (its nick freed, what it
 //! sent ahead dropped) and one that sends too far ahead is noticed.
 //!
+//! Ingest is paced by egress (see `pacer`): while the server's writers are
+//! behind (more than `ingest_budget` deliveries queued for clients that
+//! keep up), no connection reads its socket or hands lines to the chat;
+//! they wait, and go on together when the queues are half drained. A
+//! connection keeps up (its queue counts) while it writes with nothing
+//! stuck in its socket, no banner held and nothing waiting for the store.
+//!
 //! On the main port a connection starts as text and the first line may
 //! switch it to JSON or IRC (`proto::session::detect`); its first byte
 //! picks whether input is cut into lines or JSON values (`proto::framer`),
@@ -443,6 +450,10 @@ struct Connection<T> {
     open: Option<prometheus_client::metrics::gauge::Gauge>,
     /// Flood control is holding lines back (counted once per episode).
     throttled: bool,
+    /// Lines wait in `backlog` because the pacer stopped handling them.
+    paced: bool,
+    /// What the queue was last told (see `Queue::set_keeping_up`).
+    keeping_up: bool,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -467,7 +478,7 @@ pub(crate) async fn run<T: Transport>(
     opening: Opening,
 ) {
     let entry = opening.entry;
-    let queue = Queue::new(shared.config.sendq);
+    let queue = Queue::paced(shared.config.sendq, Some(shared.pacer.clone()));
     let id = shared
         .chat
         .connect(host.clone(), |r| r.attach(queue.clone()));
@@ -513,6 +524,8 @@ pub(crate) async fn run<T: Transport>(
         pager: Pager::default(),
         open: None,
         throttled: false,
+        paced: false,
+        keeping_up: false,
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
@@ -532,6 +545,8 @@ pub(crate) async fn run<T: Transport>(
             Err(_) => End::ExcessFlood,
         },
     };
+    // What is still queued no longer counts against the pacer.
+    c.queue.set_keeping_up(false);
     if let Some(open) = c.open.take() {
         open.dec();
     }
@@ -564,8 +579,12 @@ impl<T: Transport> Connection<T> {
     async fn run(&mut self) -> End {
         let shutdown = self.shared.shutdown.clone();
         let queue = self.queue.clone();
+        let pacer = self.shared.pacer.clone();
         loop {
             self.write_pages();
+            self.note_keeping_up();
+            // The server's writers are behind: read nothing until they are not.
+            let paced = self.paced || pacer.over();
             let timer = self.next_timer();
             tokio::select! {
                 biased;
@@ -591,7 +610,7 @@ impl<T: Transport> Connection<T> {
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
                 },
-                r = self.stream.readable() => {
+                r = self.stream.readable(), if !paced => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -607,6 +626,13 @@ impl<T: Transport> Connection<T> {
                         Err(e) => return End::Error(e),
                     }
                 }
+                _ = pacer.below(), if paced => {
+                    metrics().reads_paced.inc();
+                    self.paced = false;
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                }
                 _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
@@ -618,6 +644,17 @@ impl<T: Transport> Connection<T> {
                     }
                 }
             }
+        }
+    }
+
+    /// Tells the queue whether this connection keeps up (writing, nothing
+    /// stuck in its socket, no banner held, nothing waiting for the store),
+    /// when that changes: only then do its deliveries count for the pacer.
+    fn note_keeping_up(&mut self) {
+        let yes = self.hold_until.is_none() && self.held.is_none() && self.pending.is_empty();
+        if yes != self.keeping_up {
+            self.keeping_up = yes;
+            self.queue.set_keeping_up(yes);
         }
     }
 
@@ -666,7 +703,10 @@ impl<T: Transport> Connection<T> {
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
-        let waiting = !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting();
+        let waiting = !self.backlog.is_empty()
+            && !self.paced
+            && self.pager.is_empty()
+            && !self.proto.waiting();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -762,6 +802,10 @@ impl<T: Transport> Connection<T> {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
+            if self.shared.pacer.over() {
+                self.paced = true; // the rest waits for the writers
+                break;
+            }
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
                 if !std::mem::replace(&mut self.throttled, true) {
@@ -900,6 +944,10 @@ impl<T: Transport> Connection<T> {
         ));
         self.note_registered();
         if !self.pending.is_empty() || !self.stream.flushed() {
+            // Its socket is full: what it holds is not the server being behind.
+            if std::mem::take(&mut self.keeping_up) {
+                self.queue.set_keeping_up(false);
+            }
             Box::pin(self.write_pending()).await?;
         }
         Ok(())
