@@ -594,6 +594,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_pacer_counts_only_what_waits_for_a_connection_that_keeps_up() {
+        let pacer = Arc::new(Pacer::new(1 << 20));
+        let q = Queue::paced(1 << 20, Some(pacer.clone()));
+        let share = EVENT_BYTES;
+        assert_eq!(q.push_counted(&ev(0), share), Pushed::Uncounted, "not yet keeping up");
+        q.set_keeping_up(true);
+        for i in 1..=4 {
+            assert_eq!(q.push_counted(&ev(i), share), Pushed::Counted);
+        }
+        pacer.add(4); // what the router does once per command
+        assert_eq!(pacer.queued(), 4);
+        let mut taken = Vec::new();
+        q.take(2, &mut taken);
+        assert_eq!(pacer.queued(), 2, "the first taken count, whichever they were");
+        assert!(q.try_next().is_some());
+        assert_eq!(pacer.queued(), 1);
+        q.set_keeping_up(false);
+        assert_eq!(pacer.queued(), 0, "a connection that stops keeping up stops counting");
+        assert_eq!(q.push_counted(&ev(5), share), Pushed::Uncounted);
+        q.take(usize::MAX, &mut taken);
+        assert_eq!(pacer.queued(), 0, "never below what was counted");
+
+        // A slow consumer's dropped queue leaves the count at once.
+        let small = Queue::paced(3 * (SLOT_BYTES + EVENT_BYTES), Some(pacer.clone()));
+        small.set_keeping_up(true);
+        let mut counted = 0;
+        loop {
+            match small.push_counted(&ev(9), share) {
+                Pushed::Counted => counted += 1,
+                Pushed::Refused => break,
+                Pushed::Uncounted => unreachable!(),
+            }
+        }
+        pacer.add(counted);
+        assert_eq!(counted, 3);
+        assert_eq!(pacer.queued(), 0, "killed: what it held no longer counts");
+    }
+
     #[tokio::test]
     async fn a_push_into_a_busy_queue_still_reaches_a_later_wait() {
         let q = Queue::new(1 << 20);
