@@ -168,7 +168,8 @@ impl<R: Router> ChatHandle<R> {
                 let guard = self.core.lock().unwrap_or_else(|e| e.into_inner());
                 let m = crate::metrics::metrics();
                 m.hub_lock_contended.inc();
-                m.hub_lock_wait_seconds.inc_by(start.elapsed().as_secs_f64());
+                m.hub_lock_wait_seconds
+                    .inc_by(start.elapsed().as_secs_f64());
                 guard
             }
         }

@@ -599,7 +599,11 @@ mod tests {
         let pacer = Arc::new(Pacer::new(1 << 20));
         let q = Queue::paced(1 << 20, Some(pacer.clone()));
         let share = EVENT_BYTES;
-        assert_eq!(q.push_counted(&ev(0), share), Pushed::Uncounted, "not yet keeping up");
+        assert_eq!(
+            q.push_counted(&ev(0), share),
+            Pushed::Uncounted,
+            "not yet keeping up"
+        );
         q.set_keeping_up(true);
         for i in 1..=4 {
             assert_eq!(q.push_counted(&ev(i), share), Pushed::Counted);
@@ -608,11 +612,19 @@ mod tests {
         assert_eq!(pacer.queued(), 4);
         let mut taken = Vec::new();
         q.take(2, &mut taken);
-        assert_eq!(pacer.queued(), 2, "the first taken count, whichever they were");
+        assert_eq!(
+            pacer.queued(),
+            2,
+            "the first taken count, whichever they were"
+        );
         assert!(q.try_next().is_some());
         assert_eq!(pacer.queued(), 1);
         q.set_keeping_up(false);
-        assert_eq!(pacer.queued(), 0, "a connection that stops keeping up stops counting");
+        assert_eq!(
+            pacer.queued(),
+            0,
+            "a connection that stops keeping up stops counting"
+        );
         assert_eq!(q.push_counted(&ev(5), share), Pushed::Uncounted);
         q.take(usize::MAX, &mut taken);
         assert_eq!(pacer.queued(), 0, "never below what was counted");
