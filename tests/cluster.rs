@@ -1371,3 +1371,184 @@ async fn two_nodes_changing_a_registered_room_at_once_keep_what_came_last() {
     let mut c = JsonClient::login(three.addr, "carol").await;
     assert_eq!(join_topic(&mut c, "club").await, Ok(last));
 }
+
+/// What `c` is told after asking to register its current room: `Ok` with
+/// the founder, or `Err(code)`.
+async fn registration(c: &mut JsonClient) -> Result<String, String> {
+    c.expect_with("registered or an error", |ev| match ev {
+        Event::RoomRegistered { founder, .. } => Some(Ok(founder.into_owned())),
+        Event::Error { code, .. } => Some(Err(code.into_owned())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_founders_registering_one_room_at_once_on_two_nodes_make_exactly_one() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let mut a = account_holder(one.addr, "alice").await;
+    let mut b = account_holder(two.addr, "bob").await;
+    for round in 0..5 {
+        let room = format!("club{round}");
+        // Both in the room and both its operators.
+        a.send(Cmd::Join {
+            room: room.as_str().into(),
+            key: None,
+            switch: true,
+        })
+        .await;
+        expect_event!(a, Event::Presence { room: r, .. } if r == room).await;
+        b.send(Cmd::Join {
+            room: room.as_str().into(),
+            key: None,
+            switch: true,
+        })
+        .await;
+        expect_event!(b, Event::Presence { room: r, .. } if r == room).await;
+        sees_join(&mut a, "bob").await;
+        a.send(Cmd::Mode {
+            room: None,
+            changes: Some("+o bob".into()),
+        })
+        .await;
+        expect_event!(b, Event::Mode { changes, .. } if changes.contains("+o")).await;
+        // Both founders ask in the same instant, on two nodes.
+        let ask = serde_json::json!({"cmd": "register_room"});
+        tokio::join!(a.send(ask.clone()), b.send(ask));
+        let (x, y) = (registration(&mut a).await, registration(&mut b).await);
+        match (&x, &y) {
+            (Ok(f), Err(code)) | (Err(code), Ok(f)) => {
+                assert_eq!(code, "room_registered", "round {round}: {x:?} {y:?}");
+                assert!(f == "alice" || f == "bob", "round {round}: {f}");
+            }
+            _ => panic!("round {round}: not exactly one founder: {x:?} {y:?}"),
+        }
+    }
+    quit(a).await;
+    quit(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_to_register_one_room_in_the_store_make_exactly_one() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let cfg = |n: u16| natter::config::Config {
+        cluster: nats.url(),
+        node: n,
+        cluster_heartbeat: Duration::from_millis(500),
+        cluster_node_ttl: Duration::from_secs(3),
+        cluster_timeout: Duration::from_secs(2),
+        ..config()
+    };
+    let one = natter::cluster::nats::Nats::connect(&cfg(1))
+        .await
+        .expect("node 1");
+    let two = natter::cluster::nats::Nats::connect(&cfg(2))
+        .await
+        .expect("node 2");
+    let (a1, a2) = (one.accounts(), two.accounts());
+    let record = |room: &str, founder: &str| -> natter::hub::RoomRecord {
+        serde_json::from_value(serde_json::json!({
+            "key": room, "name": room, "founder": founder,
+            "registered_ms": 1, "created_ms": 1, "topic": null,
+            "modes": {"invite_only": false, "moderated": false, "no_external": true,
+                      "topic_ops": true, "private": false, "secret": false,
+                      "key": null, "limit": null},
+            "bans": [],
+        }))
+        .expect("a room record")
+    };
+    for round in 0..20 {
+        let room = format!("race{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let race = |accounts: std::sync::Arc<dyn natter::hub::Accounts>, founder: &str| {
+            let (rec, barrier) = (record(&room, founder), barrier.clone());
+            tokio::task::spawn_blocking(move || {
+                barrier.wait();
+                accounts.register_room(&rec).expect("the cluster answers")
+            })
+        };
+        let (x, y) = tokio::join!(race(a1.clone(), "alice"), race(a2.clone(), "bob"));
+        let (x, y) = (x.expect("task"), y.expect("task"));
+        assert!(
+            x ^ y,
+            "round {round}: both or neither registered it: {x} {y}"
+        );
+    }
+}
+
+/// An IRC session on `addr` under `nick`, logged in to `account` with
+/// SASL PLAIN, with `caps`, read up to the end of its welcome.
+async fn irc_session(addr: SocketAddr, nick: &str, account: &str, caps: &str) -> IrcClient {
+    use base64ct::{Base64, Encoding};
+    let mut i = IrcClient::connect(addr).await;
+    i.send(&format!("CAP REQ :{caps} sasl")).await;
+    i.send(&format!("NICK {nick}")).await;
+    i.send(&format!("USER {nick} 0 * :{nick}")).await;
+    i.expect(" ACK ").await;
+    i.send("AUTHENTICATE PLAIN").await;
+    i.expect("AUTHENTICATE +").await;
+    let payload = format!("\0{account}\0{PW}");
+    i.send(&format!(
+        "AUTHENTICATE {}",
+        Base64::encode_string(payload.as_bytes())
+    ))
+    .await;
+    i.numeric("903").await;
+    i.send("CAP END").await;
+    i.numeric("376").await;
+    i
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_markers_and_remembered_rooms_follow_an_account_to_every_node() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let (one, two) = (node(&nats, 1), node(&nats, 2));
+    let _account = account_holder(one.addr, "alice").await;
+    let caps = "draft/read-marker";
+    let mut first = irc_session(one.addr, "alice1", "alice", caps).await;
+    let mut second = irc_session(two.addr, "alice2", "alice", caps).await;
+    // Kept for the account on node one: the room, then the marker.
+    first.join("#books").await;
+    let ts = "2024-05-06T07:08:09.010Z";
+    first.send(&format!("MARKREAD #books timestamp={ts}")).await;
+    first.expect("MARKREAD").await;
+    // The account's session on node two is told the marker.
+    let line = second.expect("MARKREAD").await;
+    assert!(
+        line.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{line}"
+    );
+    // An older one from node two changes nothing: the kept one comes back.
+    second
+        .send("MARKREAD #books timestamp=2020-01-01T00:00:00.000Z")
+        .await;
+    let line = second.expect("MARKREAD").await;
+    assert!(line.ends_with(&format!("timestamp={ts}")), "{line}");
+    // The room was kept before the marker (one bucket, written and read in
+    // order): a new session on node two is put back in it, with the marker.
+    let mut third = irc_session(two.addr, "alice3", "alice", caps).await;
+    let (mut joined, mut marker) = (false, None);
+    loop {
+        let l = third.line().await.expect("a line");
+        if l.contains(" 366 ") {
+            break;
+        }
+        joined |= l.contains(" JOIN ") && l.contains("#books");
+        if l.contains("MARKREAD") {
+            marker = Some(l);
+        }
+    }
+    assert!(joined, "put back in #books on node two");
+    let marker = marker.expect("MARKREAD before 366");
+    assert!(
+        marker.ends_with(&format!("MARKREAD #books timestamp={ts}")),
+        "{marker}"
+    );
+}

@@ -2,8 +2,9 @@
 //! buckets ([`subjects::ACCOUNTS`], [`subjects::ROOMS`]) instead of each
 //! node's SQLite file, so every node sees the same ones.
 //!
-//! * Registering an account is an atomic create of its key: two nodes
-//!   racing for one name get one success between them.
+//! * Registering an account, or a room, is an atomic create of its key:
+//!   two nodes racing for one name get one success between them (the
+//!   founder told no gets the usual refusal).
 //! * A registered room is saved by the node where it changed, once the
 //!   change comes back from the stream: its record carries that stream
 //!   sequence. It is written with the revision this node last saw of it
@@ -12,9 +13,15 @@
 //!   same: the first registration of a room wins), else written again over
 //!   it. So two nodes changing one room at once leave the record of the
 //!   change that came last in the stream, whatever order they write in.
-//! * Each node watches both buckets: it reads them whole at start (the
+//! * Read markers and the rooms accounts are put back in on login
+//!   (`rejoin_on_login`) are kept in a third bucket ([`subjects::KEPT`]),
+//!   so a session on any node finds them: a marker only moves forward
+//!   (written with compare-and-set), a room kept is a key, one forgotten
+//!   its deletion.
+//! * Each node watches the buckets: it reads them whole at start (the
 //!   [`Registry`]) and hands every later change to its hub
-//!   ([`Incoming::Account`], [`Incoming::Room`]).
+//!   ([`Incoming::Account`], [`Incoming::Room`], [`Incoming::Marker`],
+//!   [`Incoming::Remembered`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +33,11 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::subjects::{self, ACCOUNTS, ROOMS};
-use crate::hub::{names, AccountRecord, Accounts, Incoming, Registry, RoomRecord, StoreError};
+use super::subjects::{self, KeptKey, ACCOUNTS, KEPT, ROOMS};
+use crate::hub::{
+    names, AccountRecord, Accounts, Incoming, Registry, RememberedRoom, RoomMemory, RoomRecord,
+    StoreError,
+};
 
 /// The accounts store of a node in a cluster.
 pub struct NatsAccounts {
@@ -35,7 +45,11 @@ pub struct NatsAccounts {
     rt: tokio::runtime::Handle,
     accounts: kv::Store,
     timeout: Duration,
+    rooms: kv::Store,
     saves: mpsc::UnboundedSender<Save>,
+    /// What this node has seen saved of each registered room (shared with
+    /// the tasks that watch and write the rooms bucket).
+    saved: Saved,
     /// What the buckets held at start, taken by [`Accounts::load`].
     registry: Mutex<Option<Registry>>,
 }
@@ -43,16 +57,36 @@ pub struct NatsAccounts {
 /// What the room writer is asked to do, in order.
 enum Save {
     Room(Box<RoomRecord>),
+    /// A key of the [`KEPT`] bucket: its new value (`None`: delete it);
+    /// `forward`: written only over a smaller value (a read marker).
+    Kept {
+        key: String,
+        value: Option<Vec<u8>>,
+        forward: bool,
+    },
     /// Everything before this is written: say so.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
-/// The highest change sequence seen saved for each registered room's key.
-static SEQS: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
-    std::sync::LazyLock::new(Mutex::default);
+/// What a node has seen saved of each registered room's key.
+#[derive(Debug, Default)]
+struct SeenSaved {
+    /// The last revision seen of the key.
+    revisions: HashMap<String, u64>,
+    /// The highest change sequence seen saved under the key.
+    seqs: HashMap<String, u64>,
+}
 
-/// The last revision this node saw of each registered room's key.
-type Revisions = Arc<Mutex<HashMap<String, u64>>>;
+impl SeenSaved {
+    /// Revision `rev` of `key` was seen (revisions only go forward).
+    fn revision(&mut self, key: &str, rev: u64) {
+        let r = self.revisions.entry(key.to_string()).or_default();
+        *r = (*r).max(rev);
+    }
+}
+
+/// [`SeenSaved`], shared by the node's accounts store and its tasks.
+type Saved = Arc<Mutex<SeenSaved>>;
 
 impl NatsAccounts {
     /// Makes sure the buckets exist, reads them, and starts watching them
@@ -66,22 +100,37 @@ impl NatsAccounts {
     ) -> anyhow::Result<NatsAccounts> {
         let accounts = super::nats::ensure_bucket(js, ACCOUNTS, Duration::ZERO).await?;
         let rooms = super::nats::ensure_bucket(js, ROOMS, Duration::ZERO).await?;
+        let kept = super::nats::ensure_bucket(js, KEPT, Duration::ZERO).await?;
         let (known, account_watch) = current(&accounts, timeout)
             .await
             .context("cannot read the accounts bucket")?;
-        let (saved, room_watch) = current(&rooms, timeout)
+        let (saved_rooms, room_watch) = current(&rooms, timeout)
             .await
             .context("cannot read the registered rooms bucket")?;
-        let revisions: Revisions = Arc::default();
+        let (kept_now, kept_watch) = current(&kept, timeout)
+            .await
+            .context("cannot read the read markers and remembered rooms bucket")?;
+        let saved: Saved = Arc::default();
         let mut registry = Registry::default();
         for e in known {
             if let Some(a) = decode::<AccountRecord>(&e) {
                 registry.accounts.push(a.name);
             }
         }
-        for e in saved {
+        for e in kept_now {
+            match kept_news(&e, &saved) {
+                Some(Incoming::Marker {
+                    account,
+                    target,
+                    at,
+                }) => registry.markers.push((account, target, at)),
+                Some(Incoming::Remembered(RoomMemory::Keep(r))) => registry.remembered.push(r),
+                _ => {}
+            }
+        }
+        for e in saved_rooms {
             if let Some(r) = decode::<RoomRecord>(&e) {
-                lock(&revisions).insert(e.key.clone(), e.revision);
+                lock(&saved).revision(&e.key, e.revision);
                 registry.rooms.push(r);
             }
         }
@@ -91,36 +140,62 @@ impl NatsAccounts {
             pause,
             to_hub.clone(),
             |e, _| decode::<AccountRecord>(e).map(|a| Incoming::Account(a.name)),
-            revisions.clone(),
+            saved.clone(),
         ));
         tokio::spawn(watch(
             rooms.clone(),
             room_watch,
             pause,
             to_hub.clone(),
-            |e, revisions| {
+            |e, saved| {
                 let r = decode::<RoomRecord>(e)?;
-                let mut revs = lock(revisions);
-                let rev = revs.entry(e.key.clone()).or_default();
-                *rev = (*rev).max(e.revision);
-                let mut seqs = lock(&SEQS);
-                let seq = seqs.entry(e.key.clone()).or_default();
+                let mut saved = lock(saved);
+                saved.revision(&e.key, e.revision);
+                let seq = saved.seqs.entry(e.key.clone()).or_default();
                 *seq = (*seq).max(r.seq);
                 Some(Incoming::Room(r))
             },
-            revisions.clone(),
+            saved.clone(),
+        ));
+        tokio::spawn(watch(
+            kept.clone(),
+            kept_watch,
+            pause,
+            to_hub.clone(),
+            kept_news,
+            saved.clone(),
         ));
         let (saves, save_rx) = mpsc::unbounded_channel();
         tokio::spawn(room_writer(
-            rooms, client, save_rx, revisions, to_hub, pause,
+            rooms.clone(),
+            kept,
+            client,
+            save_rx,
+            saved.clone(),
+            to_hub,
+            pause,
         ));
         Ok(NatsAccounts {
             rt: tokio::runtime::Handle::current(),
             accounts,
+            rooms,
             timeout,
             saves,
+            saved,
             registry: Mutex::new(Some(registry)),
         })
+    }
+
+    /// Queues a write of the [`KEPT`] bucket (see [`Save::Kept`]).
+    fn keep(&self, key: String, value: Option<Vec<u8>>, forward: bool) {
+        let save = Save::Kept {
+            key,
+            value,
+            forward,
+        };
+        if self.saves.send(save).is_err() {
+            warn!("the cluster task has stopped: a read marker or remembered room is not kept");
+        }
     }
 
     /// Runs `work` on the cluster runtime and waits for it, at most the
@@ -195,8 +270,8 @@ async fn watch(
     mut watch: kv::Watch,
     pause: Duration,
     to_hub: mpsc::Sender<Incoming>,
-    hub_news: fn(&kv::Entry, &Revisions) -> Option<Incoming>,
-    revisions: Revisions,
+    hub_news: fn(&kv::Entry, &Saved) -> Option<Incoming>,
+    saved: Saved,
 ) {
     let mut next = 0;
     loop {
@@ -209,7 +284,7 @@ async fn watch(
                 }
             };
             next = e.revision + 1;
-            if let Some(news) = hub_news(&e, &revisions) {
+            if let Some(news) = hub_news(&e, &saved) {
                 if to_hub.send(news).await.is_err() {
                     return;
                 }
@@ -242,15 +317,35 @@ async fn watch(
 /// away.
 async fn room_writer(
     rooms: kv::Store,
+    kept: kv::Store,
     client: async_nats::Client,
     mut saves: mpsc::UnboundedReceiver<Save>,
-    revisions: Revisions,
+    saved: Saved,
     to_hub: mpsc::Sender<Incoming>,
     pause: Duration,
 ) {
     while let Some(save) = saves.recv().await {
         let room = match save {
             Save::Room(room) => *room,
+            Save::Kept {
+                key,
+                value,
+                forward,
+            } => {
+                loop {
+                    let Err(e) = write_kept(&kept, &key, value.as_deref(), forward).await else {
+                        break;
+                    };
+                    if client.connection_state() == async_nats::connection::State::Connected {
+                        warn!("cannot keep a read marker or remembered room: {e}");
+                        break;
+                    }
+                    debug!("cannot keep a read marker or remembered room yet ({e}): NATS is unreachable");
+                    // Not a wait for something: a pause between attempts at a lost server.
+                    tokio::time::sleep(pause).await;
+                }
+                continue;
+            }
             Save::Flush(done) => {
                 let _ = done.try_send(());
                 continue;
@@ -261,14 +356,15 @@ async fn room_writer(
             continue;
         };
         // A later change is saved already (another node's, seen by the watch).
-        let later = lock(&SEQS)
+        let later = lock(&saved)
+            .seqs
             .get(&key)
             .is_some_and(|s| room.seq > 0 && *s >= room.seq);
         if later {
             continue;
         }
         loop {
-            let seen = lock(&revisions).get(&key).copied();
+            let seen = lock(&saved).revisions.get(&key).copied();
             let done = match seen {
                 None => rooms.create(&key, value.clone().into()).await.map_err(|e| {
                     (
@@ -288,9 +384,7 @@ async fn room_writer(
             };
             match done {
                 Ok(rev) => {
-                    let mut revs = lock(&revisions);
-                    let r = revs.entry(key.clone()).or_default();
-                    *r = (*r).max(rev);
+                    lock(&saved).revision(&key, rev);
                     break;
                 }
                 Err((true, e)) => {
@@ -298,7 +392,7 @@ async fn room_writer(
                     let entry = match rooms.entry(key.clone()).await {
                         Ok(Some(entry)) => entry,
                         Ok(None) => {
-                            lock(&revisions).remove(&key);
+                            lock(&saved).revisions.remove(&key);
                             continue;
                         }
                         Err(err) => {
@@ -306,11 +400,7 @@ async fn room_writer(
                             break;
                         }
                     };
-                    {
-                        let mut revs = lock(&revisions);
-                        let r = revs.entry(key.clone()).or_default();
-                        *r = (*r).max(entry.revision);
-                    }
+                    lock(&saved).revision(&key, entry.revision);
                     let theirs = decode::<RoomRecord>(&entry);
                     if let Some(theirs) = theirs.filter(|t| t.seq >= room.seq) {
                         debug!("room {}: another node saved a later state", room.key);
@@ -330,6 +420,97 @@ async fn room_writer(
             }
         }
     }
+}
+
+/// A remembered room's value in the [`KEPT`] bucket.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptRoom {
+    name: String,
+    key: Option<String>,
+}
+
+/// What a change of the [`KEPT`] bucket tells the hub.
+fn kept_news(e: &kv::Entry, _: &Saved) -> Option<Incoming> {
+    let put = e.operation == kv::Operation::Put;
+    match KeptKey::parse(&e.key)? {
+        KeptKey::Marker { account, target } => {
+            let at = std::str::from_utf8(&e.value).ok().filter(|_| put)?;
+            Some(Incoming::Marker {
+                account,
+                target,
+                at: at.to_string(),
+            })
+        }
+        KeptKey::Room { account, room } if put => {
+            let v: KeptRoom = serde_json::from_slice(&e.value)
+                .map_err(|err| warn!("{} key {} is not what natter keeps: {err}", e.bucket, e.key))
+                .ok()?;
+            let r = RememberedRoom {
+                account,
+                room,
+                name: v.name,
+                key: v.key,
+            };
+            Some(Incoming::Remembered(RoomMemory::Keep(r)))
+        }
+        KeptKey::Room { account, room } => {
+            Some(Incoming::Remembered(RoomMemory::Forget { account, room }))
+        }
+    }
+}
+
+/// Writes (or deletes) one key of the [`KEPT`] bucket; `forward`: only
+/// over a smaller value, with compare-and-set (two nodes moving one
+/// marker at once leave the later timestamp).
+async fn write_kept(
+    kept: &kv::Store,
+    key: &str,
+    value: Option<&[u8]>,
+    forward: bool,
+) -> Result<(), String> {
+    let Some(value) = value else {
+        return kept.delete(key).await.map_err(|e| e.to_string());
+    };
+    if !forward {
+        return kept
+            .put(key, value.to_vec().into())
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string());
+    }
+    // Each lost race means another node wrote meanwhile: read it again.
+    for _ in 0..5 {
+        let old = kept.entry(key).await.map_err(|e| e.to_string())?;
+        let done = match old.filter(|e| e.operation == kv::Operation::Put) {
+            Some(old) if old.value.as_ref() >= value => return Ok(()),
+            Some(old) => kept
+                .update(key, value.to_vec().into(), old.revision)
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
+                }),
+            None => kept
+                .create(key, value.to_vec().into())
+                .await
+                .map(drop)
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                }),
+        };
+        match done {
+            Ok(()) => return Ok(()),
+            Err((true, _)) => continue,
+            Err((false, e)) => return Err(e),
+        }
+    }
+    Err("other nodes kept writing it".into())
 }
 
 impl Accounts for NatsAccounts {
@@ -369,6 +550,57 @@ impl Accounts for NatsAccounts {
         if self.saves.send(Save::Flush(done)).is_ok() && written.recv_timeout(self.timeout).is_err()
         {
             warn!("registered rooms not all saved within {:?}", self.timeout);
+        }
+    }
+
+    /// Creates the room's key: the one atomic step that decides which of
+    /// two founders racing on two nodes registered it.
+    fn register_room(&self, room: &RoomRecord) -> Result<bool, StoreError> {
+        let key = subjects::nick_key(&room.key);
+        let value = serde_json::to_vec(room).map_err(|e| StoreError(e.to_string()))?;
+        let (bucket, saved) = (self.rooms.clone(), self.saved.clone());
+        self.call("register the room", async move {
+            match bucket.create(&key, value.into()).await {
+                Ok(rev) => {
+                    lock(&saved).revision(&key, rev);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn save_marker(&self, account: &str, target: &str, at: &str) {
+        let key = KeptKey::Marker {
+            account: account.to_string(),
+            target: target.to_string(),
+        };
+        self.keep(key.key(), Some(at.as_bytes().to_vec()), true);
+    }
+
+    fn remember_room(&self, change: &RoomMemory) {
+        match change {
+            RoomMemory::Keep(r) => {
+                let key = KeptKey::Room {
+                    account: r.account.clone(),
+                    room: r.room.clone(),
+                };
+                let value = KeptRoom {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                };
+                if let Ok(value) = serde_json::to_vec(&value) {
+                    self.keep(key.key(), Some(value), false);
+                }
+            }
+            RoomMemory::Forget { account, room } => {
+                let key = KeptKey::Room {
+                    account: account.clone(),
+                    room: room.clone(),
+                };
+                self.keep(key.key(), None, false);
+            }
         }
     }
 

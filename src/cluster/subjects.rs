@@ -24,6 +24,52 @@ pub const ACCOUNTS: &str = "natter-accounts";
 /// room's record (JSON: founder, topic, modes, bans, exceptions).
 pub const ROOMS: &str = "natter-rooms";
 
+/// The KV bucket of what accounts keep besides themselves: read markers
+/// (key `m.<account>.<target>`, value the server-time timestamp) and the
+/// rooms they are put back in on login (key `r.<account>.<room>`, value
+/// JSON: the room's name and key); account and target in hex, folded.
+pub const KEPT: &str = "natter-kept";
+
+/// A key of the [`KEPT`] bucket, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptKey {
+    /// `account`'s read marker of `target` (both folded).
+    Marker { account: String, target: String },
+    /// A room (folded key) `account` (folded) is put back in on login.
+    Room { account: String, room: String },
+}
+
+impl KeptKey {
+    /// The key in the bucket.
+    pub fn key(&self) -> String {
+        match self {
+            KeptKey::Marker { account, target } => format!("m.{}.{}", hex(account), hex(target)),
+            KeptKey::Room { account, room } => format!("r.{}.{}", hex(account), hex(room)),
+        }
+    }
+
+    /// What a key of the bucket names (`None`: not a key natter writes).
+    pub fn parse(key: &str) -> Option<KeptKey> {
+        let mut parts = key.split('.');
+        let (kind, account, other) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let (account, other) = (unhex(account)?, unhex(other)?);
+        match kind {
+            "m" => Some(KeptKey::Marker {
+                account,
+                target: other,
+            }),
+            "r" => Some(KeptKey::Room {
+                account,
+                room: other,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The subject a fact is published on.
 pub fn subject_of(fact: &Fact) -> String {
     match (&fact.room, &fact.body) {
@@ -50,6 +96,18 @@ fn hex(s: &str) -> String {
             let _ = write!(out, "{b:02x}");
             out
         })
+}
+
+/// [`hex`] read back (`None`: not hex of UTF-8).
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -101,5 +159,27 @@ mod tests {
         let k = nick_key("[w]eird|nick^");
         assert!(k.bytes().all(|b| b.is_ascii_hexdigit()), "{k}");
         assert_ne!(nick_key("ab"), nick_key("ba"));
+    }
+
+    #[test]
+    fn kept_keys_read_back_as_what_they_name() {
+        let marker = KeptKey::Marker {
+            account: "al.ice".into(),
+            target: "#bücher".into(),
+        };
+        let room = KeptKey::Room {
+            account: "al.ice".into(),
+            room: "#bücher".into(),
+        };
+        assert_ne!(marker.key(), room.key());
+        for k in [marker, room] {
+            let key = k.key();
+            assert!(key.split('.').count() == 3, "{key}");
+            assert_eq!(KeptKey::parse(&key), Some(k));
+        }
+        assert_eq!(KeptKey::parse("m.616"), None);
+        assert_eq!(KeptKey::parse("x.61.62"), None);
+        assert_eq!(KeptKey::parse("m.61.6g"), None);
+        assert_eq!(KeptKey::parse("m.61.62.63"), None);
     }
 }

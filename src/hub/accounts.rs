@@ -187,6 +187,39 @@ impl ChatState {
         }
     }
 
+    /// `account`'s read marker of `target` (both folded) as another node
+    /// kept it (with a cluster): kept here too when newer, and told to the
+    /// account's sessions on this node.
+    pub fn learn_marker(&mut self, account: &str, target: &str, at: &str) -> super::Effects {
+        let marks = self
+            .accounts
+            .markers
+            .entry(account.to_string())
+            .or_default();
+        let newer = match marks.get(target) {
+            Some(old) => **old < *at,
+            None => marks.len() < MAX_MARKERS,
+        };
+        if newer {
+            let at: Arc<str> = at.into();
+            marks.insert(target.to_string(), at.clone());
+            let here: Vec<ConnId> = self
+                .accounts
+                .sessions
+                .get(account)
+                .map(|s| s.to_vec())
+                .unwrap_or_default();
+            if !here.is_empty() {
+                let body = EventBody::ReadMarkers {
+                    marks: vec![(target.into(), at)],
+                    tell: true,
+                };
+                self.send(Audience::Conns(here), Arc::new(Event::new(body)));
+            }
+        }
+        self.take()
+    }
+
     /// `id` (logged in to `account`, folded) left.
     pub(super) fn session_ended(&mut self, id: ConnId, account: &str) {
         let account = names::fold(account);
@@ -445,30 +478,56 @@ impl ChatState {
             .insert(record.key.as_str().into(), record);
     }
 
-    /// Registers the room `room` (`None`: the current one) with `id`'s
-    /// account as founder.
-    pub(super) fn register_room(&mut self, id: ConnId, room: Option<&str>) {
-        let Some(founder) = self.account_of(id).cloned() else {
-            let refusal = Refusal::new(ErrorCode::NotLoggedIn).detail("rooms belong to accounts");
-            return self.refuse(id, refusal);
+    /// The record `id` would register the room `room` (`None`: the current
+    /// one) with, its account as founder; or why it may not. Changes
+    /// nothing: a cluster first claims the record in its shared store
+    /// ([`Accounts::register_room`](super::Accounts::register_room)).
+    pub fn room_registration(&self, id: ConnId, room: Option<&str>) -> Result<RoomRecord, Refusal> {
+        let Some(founder) = self.account_of(id) else {
+            return Err(Refusal::new(ErrorCode::NotLoggedIn).detail("rooms belong to accounts"));
         };
-        let key = match self.current_room(id, room) {
-            Ok(k) => k,
-            Err(e) => return self.refuse(id, e),
-        };
-        if let Err(e) = self.check_member(id, &key, true) {
-            return self.refuse(id, e);
-        }
+        let key = self.current_room(id, room)?;
+        self.check_member(id, &key, true)?;
         if self.accounts.rooms.contains_key(&key) {
-            let refusal = Refusal::new(ErrorCode::RoomRegistered).room(&self.shown(&key));
-            return self.refuse(id, refusal);
+            return Err(Refusal::new(ErrorCode::RoomRegistered).room(&self.shown(&key)));
         }
-        let Some(record) = self.room_record(&key, &founder, now_ms()) else {
-            return;
+        self.room_record(&key, founder, now_ms())
+            .ok_or_else(|| Refusal::new(ErrorCode::NoSuchRoom).room(&key))
+    }
+
+    /// `id` registers the room of `record`, which the accounts store took
+    /// for it already ([`ChatState::room_registration`] made the record).
+    pub fn registered_room(&mut self, id: ConnId, record: RoomRecord) -> super::Effects {
+        self.register_room(id, None, Some(record));
+        self.take()
+    }
+
+    /// Registers the room `room` (`None`: the current one) with `id`'s
+    /// account as founder. `claimed`: the record the cluster's store took
+    /// already (then it is not saved again).
+    pub(super) fn register_room(
+        &mut self,
+        id: ConnId,
+        room: Option<&str>,
+        claimed: Option<RoomRecord>,
+    ) {
+        let (record, save) = match claimed {
+            Some(record) => (record, false),
+            None => match self.room_registration(id, room) {
+                Ok(record) => (record, true),
+                Err(refusal) => return self.refuse(id, refusal),
+            },
         };
-        let room = Name::from(record.name.as_str());
-        self.accounts.rooms.insert(key, record.clone());
-        self.fx.saves.push(record);
+        let (room, founder) = (
+            Name::from(record.name.as_str()),
+            Name::from(record.founder.as_str()),
+        );
+        self.accounts
+            .rooms
+            .insert(record.key.as_str().into(), record.clone());
+        if save {
+            self.fx.saves.push(record);
+        }
         let body = AccountEvent::RoomRegistered { room, founder };
         self.reply(id, EventBody::Account(body));
     }

@@ -255,6 +255,16 @@ impl<R: Router> ChatHandle<R> {
             }
             Incoming::Account(name) => self.lock().state.learn_account(&name),
             Incoming::Room(record) => self.lock().state.learn_room(record),
+            Incoming::Marker {
+                account,
+                target,
+                at,
+            } => {
+                let core = &mut *self.lock();
+                let fx = core.state.learn_marker(&account, &target, &at);
+                core.apply(fx);
+            }
+            Incoming::Remembered(change) => self.lock().state.learn_remembered(change),
             Incoming::Snapshot(reply) => {
                 let facts = self.lock().state.snapshot();
                 let _ = reply.send(facts);
@@ -344,6 +354,11 @@ impl<R: Router> Core<R> {
             }
             claimed = Some(names::fold(nick));
         }
+        if let Command::RegisterRoom { room } = &cmd {
+            if let Some(outcome) = self.register_room(conn, room.as_deref()) {
+                return outcome;
+            }
+        }
         let fx = self.state.handle(conn, cmd);
         // Claimed in the cluster but refused here (a registered nick, say):
         // the claim goes, or nobody could have the nick again.
@@ -372,6 +387,32 @@ impl<R: Router> Core<R> {
         }
         self.deliver(&fx.deliveries);
         self.reap();
+    }
+
+    /// Registers a room in the accounts store first, so that of two
+    /// founders registering one room at once on two nodes exactly one is
+    /// told yes: the outcome, or `None` to let the chat state answer
+    /// (no accounts store, or it refuses for its own reasons). Blocks for
+    /// the store's answer (a cluster: one KV create) under the lock, like
+    /// a nick claim.
+    fn register_room(&mut self, conn: ConnId, room: Option<&str>) -> Option<Outcome> {
+        let accounts = self.accounts.clone()?;
+        let record = self.state.room_registration(conn, room).ok()?;
+        let refusal = match accounts.register_room(&record) {
+            Ok(true) => {
+                let fx = self.state.registered_room(conn, record);
+                return Some(self.apply(fx));
+            }
+            Ok(false) => Refusal::new(ErrorCode::RoomRegistered).room(&record.name),
+            Err(e) => {
+                warn!("cannot register a room: {e}");
+                let why = "registered rooms cannot be changed right now; try again";
+                Refusal::new(ErrorCode::StoreFailed).detail(why)
+            }
+        };
+        let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
+        self.deliver(&[(Audience::Conn(conn), ev)]);
+        Some(Outcome::Refused)
     }
 
     /// A nick `conn` may not take because another node's user holds it.

@@ -567,7 +567,7 @@ impl ChatState {
             Command::WhoDetail { target } => self.who_detail(id, &target),
             Command::List { rooms } => self.list(id, rooms),
             Command::Lusers => self.lusers(id),
-            Command::RegisterRoom { room } => self.register_room(id, room.as_deref()),
+            Command::RegisterRoom { room } => self.register_room(id, room.as_deref(), None),
             Command::NickGrace { nick } => self.nick_grace(id, &nick),
             Command::Names { rooms } => self.names(id, &rooms),
             Command::UserHost { nicks } => self.userhost(id, &nicks),

@@ -151,6 +151,35 @@ impl ChatState {
     }
 
     /// Every account's list, as loaded from the store.
+    /// A change to an account's list as another node kept it (with a
+    /// cluster; this node's own changes come back too, and change nothing).
+    pub fn learn_remembered(&mut self, change: RoomMemory) {
+        match change {
+            RoomMemory::Keep(r) => {
+                let max = self.config.max_rooms_per_user;
+                let list = self
+                    .accounts
+                    .remembered
+                    .entry(r.account.clone())
+                    .or_default();
+                match list.iter().position(|old| old.room == r.room) {
+                    Some(i) => list[i] = r,
+                    None if list.len() < max => list.push(r),
+                    None => {}
+                }
+            }
+            RoomMemory::Forget { account, room } => {
+                let Some(list) = self.accounts.remembered.get_mut(&account) else {
+                    return;
+                };
+                list.retain(|r| r.room != room);
+                if list.is_empty() {
+                    self.accounts.remembered.remove(&account);
+                }
+            }
+        }
+    }
+
     pub(super) fn load_remembered(&mut self, rooms: Vec<RememberedRoom>) {
         for r in rooms {
             let list = self

@@ -77,6 +77,16 @@ pub trait Accounts: Send + Sync + 'static {
     fn get(&self, name: &str) -> Result<Option<super::AccountRecord>, StoreError>;
     /// Keeps this state of a registered room (queued; written in order).
     fn save_room(&self, room: super::RoomRecord);
+    /// Registers a room (the chat state has checked it may be):
+    /// `Ok(false)` if it is registered already. A store that only this
+    /// server writes queues the save (the default); one shared by several
+    /// nodes creates the record atomically, so of two founders racing for
+    /// one room on two nodes exactly one gets `Ok(true)`. Called under the
+    /// chat lock: it may wait for one round trip, like a nick claim.
+    fn register_room(&self, room: &super::RoomRecord) -> Result<bool, StoreError> {
+        self.save_room(room.clone());
+        Ok(true)
+    }
     /// Keeps `account`'s read marker of `target` (both folded), a
     /// server-time timestamp (queued like `save_room`; a marker only
     /// moves forward).
@@ -129,6 +139,16 @@ pub enum Incoming {
     Account(String),
     /// A registered room as it was last saved (by any node).
     Room(super::RoomRecord),
+    /// An account's (folded) read marker of a target (folded), as a node
+    /// kept it: a server-time timestamp.
+    Marker {
+        account: String,
+        target: String,
+        at: String,
+    },
+    /// A change to the rooms an account keeps (`rejoin_on_login`), as a
+    /// node kept it.
+    Remembered(super::RoomMemory),
     /// A node that just started asks who is here: answer with the facts
     /// that tell it ([`ChatState::snapshot`](super::ChatState::snapshot)).
     Snapshot(tokio::sync::oneshot::Sender<Vec<Fact>>),
