@@ -520,6 +520,13 @@ settings! {
             value_parser = parse_db_sync,
         )]
         pub db_sync: DbSync,
+        /// Lines (facts) that may wait for the database's commit at once;
+        /// past it, connections stop reading what their clients send until
+        /// the writer has caught up, so a disk that cannot keep up slows
+        /// the senders instead of filling send queues with lines not yet
+        /// shown (0: no limit).
+        #[arg(long, env = "NATTER_DB_MAX_PENDING", value_name = "N", default_value = "10000")]
+        pub db_max_pending: usize,
         /// Lines of a room's history shown on joining it (0: none).
         #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
         pub history_on_join: usize,
@@ -1305,6 +1312,7 @@ mod tests {
             db: "natter.db".into(),
             db_max_bytes: 0,
             db_sync: DbSync::Full,
+            db_max_pending: 10_000,
             history_on_join: 10,
             history_max_lines: 1000,
             history_readers: 4,
@@ -1447,6 +1455,7 @@ mod tests {
             "db" => "off",
             "db_max_bytes" => "1000000",
             "db_sync" => "normal",
+            "db_max_pending" => "77",
             "history_on_join" => "0",
             "history_max_lines" => "20",
             "history_readers" => "2",

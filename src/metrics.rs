@@ -61,6 +61,11 @@ pub struct Metrics {
     pub sendq_max_bytes: Gauge,
     /// Items waiting in all send queues (set when scraped).
     pub sendq_items: Gauge,
+    /// Facts submitted to the store and not yet committed (set when scraped).
+    pub store_pending_facts: Gauge,
+    /// Times a connection held its client's lines back because the store
+    /// was behind (`db_max_pending`).
+    pub store_paced: Counter,
     /// Seconds each store commit (one transaction per batch) took.
     pub store_commit_seconds: Histogram,
     /// Facts per store commit.
@@ -109,6 +114,8 @@ impl Metrics {
             sendq_bytes: Gauge::default(),
             sendq_max_bytes: Gauge::default(),
             sendq_items: Gauge::default(),
+            store_pending_facts: Gauge::default(),
+            store_paced: Counter::default(),
             store_commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_batch_facts: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             store_sync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -180,6 +187,16 @@ impl Metrics {
             "sendq_items",
             "Items waiting in all send queues",
             m.sendq_items.clone(),
+        );
+        r.register(
+            "store_pending_facts",
+            "Facts waiting for the store's commit",
+            m.store_pending_facts.clone(),
+        );
+        r.register(
+            "store_paced",
+            "Times a connection held lines back because the store was behind (db_max_pending)",
+            m.store_paced.clone(),
         );
         r.register(
             "store_commit_seconds",

@@ -465,3 +465,75 @@ async fn a_reader_that_stalls_never_pauses_the_others() {
     srv.shutdown().await;
     drain.abort();
 }
+
+/// One `/metrics` sample of the server at `addr` (its main port answers HTTP).
+async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
+        .await
+        .expect("the metrics come")
+        .unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {out}"))
+}
+
+/// A database that cannot keep up (here: another connection holds its
+/// write lock) slows the senders instead of dropping them: past
+/// `db_max_pending` lines waiting for their commit, connections stop
+/// reading, so a client's own lines, each held in its send queue until
+/// committed, never overflow it. Before, every line was taken at once and
+/// a sender at 100k msg/s (all 1000 clients of the bench) was dropped as a
+/// "slow consumer" while it was reading everything.
+#[tokio::test]
+async fn a_database_behind_slows_the_senders_instead_of_dropping_them() {
+    const LINES: usize = 200;
+    const BUDGET: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("natter.db");
+    let srv = start(natter::config::Config {
+        db: db.to_str().unwrap().into(),
+        flood_rate: 0,
+        // ~60 of the sender's own lines fit (LINES do not), and more
+        // than BUDGET in half of it (where the connection's own pacing
+        // would stop it first).
+        sendq: 32 * 1024,
+        db_max_pending: BUDGET,
+        ..config()
+    })
+    .await;
+    let mut a = srv.user("pacer").await;
+    // The writer cannot commit while this transaction holds the lock
+    // (it waits for it, up to its busy timeout of 5 s).
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let burst: String = (0..LINES).map(|i| format!("line {i}\r\n")).collect();
+    a.send_raw(burst.as_bytes()).await;
+    // Wait until the server has taken its budget of lines.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(srv.addr, "natter_store_pending_facts").await < BUDGET as f64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lines never reached the store"
+        );
+        tokio::task::yield_now().await;
+    }
+    let pending = metric(srv.addr, "natter_store_pending_facts").await;
+    assert!(
+        pending <= (BUDGET + 2) as f64,
+        "{pending} lines taken past a budget of {BUDGET}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    for i in 0..LINES {
+        a.expect(&format!("pacer: line {i}")).await;
+    }
+    assert!(metric(srv.addr, "natter_store_paced_total").await >= 1.0);
+    a.send("still here").await;
+    a.expect("pacer: still here").await;
+    srv.shutdown().await;
+}

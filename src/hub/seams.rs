@@ -10,7 +10,7 @@
 //! write nothing past an event whose ticket the [`Watermark`] has not yet
 //! reached. The chat lock is never held across a disk write.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::proto::{ConnId, Fact, History, HistoryQuery, NodeId};
@@ -156,6 +156,13 @@ pub enum Incoming {
 
 /// The ticket up to which the store has finished (committed or failed),
 /// and which tickets failed. Tickets finish in order.
+///
+/// It also counts the facts submitted and not yet finished, against a
+/// budget (`db_max_pending`): past it the store is [`behind`](Self::behind)
+/// and connections stop taking lines from their sockets until it has
+/// caught up, so a disk that cannot keep up slows the senders (TCP does the
+/// rest) instead of filling every member's send queue with events that
+/// wait for a commit — which would drop them all as slow consumers.
 #[derive(Debug, Default)]
 pub struct Watermark {
     done: AtomicU64,
@@ -163,9 +170,49 @@ pub struct Watermark {
     /// Failed tickets, as inclusive ranges (rare: a full or broken disk).
     failed: Mutex<Vec<(u64, u64)>>,
     notify: tokio::sync::Notify,
+    /// Facts submitted and not yet finished.
+    unfinished: AtomicUsize,
+    /// Unfinished facts past which the store is behind (0: never).
+    budget: AtomicUsize,
 }
 
 impl Watermark {
+    /// Sets how many unfinished facts the store may have before it is
+    /// [`behind`](Self::behind) (0: no limit).
+    pub fn set_budget(&self, facts: usize) {
+        self.budget.store(facts, Ordering::Relaxed);
+    }
+
+    /// `facts` more were submitted (the store calls it in `submit`).
+    pub fn submitted(&self, facts: usize) {
+        self.unfinished.fetch_add(facts, Ordering::Relaxed);
+    }
+
+    /// Facts submitted and not yet finished.
+    pub fn unfinished(&self) -> usize {
+        self.unfinished.load(Ordering::Relaxed)
+    }
+
+    /// Whether more facts wait for the store than its budget: connections
+    /// should read no more lines until [`caught_up`](Self::caught_up).
+    pub fn behind(&self) -> bool {
+        let budget = self.budget.load(Ordering::Relaxed);
+        budget != 0 && self.unfinished() > budget
+    }
+
+    /// Waits until the store is no longer [`behind`](Self::behind).
+    pub async fn caught_up(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.behind() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Tickets up to this one are finished.
     pub fn done(&self) -> u64 {
         self.done.load(Ordering::Acquire)
@@ -182,9 +229,15 @@ impl Watermark {
                 .any(|(a, b)| (*a..=*b).contains(&ticket))
     }
 
-    /// Tickets up to `ticket` are finished; those after the previous mark
-    /// failed if `failed`.
-    pub fn finish(&self, ticket: u64, failed: bool) {
+    /// Tickets up to `ticket` are finished, holding `facts` facts; those
+    /// after the previous mark failed if `failed`.
+    pub fn finish(&self, ticket: u64, facts: usize, failed: bool) {
+        // Never below zero, whatever a store counts.
+        let _ = self
+            .unfinished
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(facts))
+            });
         if failed {
             let first = self.done() + 1;
             let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,11 +276,38 @@ mod tests {
             let w = w.clone();
             async move { w.reached(3).await }
         });
-        w.finish(2, false);
-        w.finish(4, true);
+        w.finish(2, 0, false);
+        w.finish(4, 0, true);
         waiter.await.unwrap();
         assert!(!w.failed(2));
         assert!(w.failed(3) && w.failed(4));
         assert!(!w.failed(5));
+    }
+
+    #[tokio::test]
+    async fn the_store_is_behind_past_its_budget_until_facts_finish() {
+        let w = Arc::new(Watermark::default());
+        w.submitted(10);
+        assert!(!w.behind(), "no budget: never behind");
+        w.set_budget(4);
+        assert!(w.behind());
+        let waiter = tokio::spawn({
+            let w = w.clone();
+            async move { w.caught_up().await }
+        });
+        w.finish(1, 5, false);
+        assert!(w.behind(), "5 left of a budget of 4");
+        for _ in 0..10 {
+            tokio::task::yield_now().await; // the waiter looks again
+        }
+        assert!(!waiter.is_finished(), "still behind: still waiting");
+        w.finish(2, 5, false);
+        assert!(!w.behind());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken when caught up")
+            .unwrap();
+        w.finish(3, 7, false);
+        assert_eq!(w.unfinished(), 0, "never below zero");
     }
 }

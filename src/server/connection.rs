@@ -450,8 +450,8 @@ struct Connection<T> {
     open: Option<prometheus_client::metrics::gauge::Gauge>,
     /// Flood control is holding lines back (counted once per episode).
     throttled: bool,
-    /// Lines wait in `backlog` because the pacer stopped handling them.
-    paced: bool,
+    /// Lines wait in `backlog` because the ingest pacer stopped handling them.
+    ingest_paced: bool,
     /// What the queue was last told (see `Queue::set_keeping_up`).
     keeping_up: bool,
 }
@@ -524,7 +524,7 @@ pub(crate) async fn run<T: Transport>(
         pager: Pager::default(),
         open: None,
         throttled: false,
-        paced: false,
+        ingest_paced: false,
         keeping_up: false,
     };
     let proto: Box<dyn Protocol> = match entry {
@@ -584,8 +584,13 @@ impl<T: Transport> Connection<T> {
             self.write_pages();
             self.note_keeping_up();
             // The server's writers are behind: read nothing until they are not.
-            let paced = self.paced || pacer.over();
+            let ingest = self.ingest_paced || pacer.over();
             let timer = self.next_timer();
+            // The store is behind, or this client's own lines fill its
+            // queue while they wait for their commit: what it sends waits
+            // in the socket (and TCP slows it) until the writer catches up.
+            let store_behind = self.store_behind();
+            let paced = ingest || store_behind || self.own_lines_wait();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -610,6 +615,11 @@ impl<T: Transport> Connection<T> {
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
                 },
+                _ = caught_up(&self.shared), if store_behind => {
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                }
                 r = self.stream.readable(), if !paced => {
                     if let Err(e) = r {
                         return End::Error(e);
@@ -626,9 +636,9 @@ impl<T: Transport> Connection<T> {
                         Err(e) => return End::Error(e),
                     }
                 }
-                _ = pacer.below(), if paced => {
+                _ = pacer.below(), if ingest => {
                     metrics().reads_paced.inc();
-                    self.paced = false;
+                    self.ingest_paced = false;
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
@@ -704,9 +714,10 @@ impl<T: Transport> Connection<T> {
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
         let waiting = !self.backlog.is_empty()
-            && !self.paced
+            && !self.ingest_paced
             && self.pager.is_empty()
-            && !self.proto.waiting();
+            && !self.proto.waiting()
+            && !self.paced();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -780,10 +791,34 @@ impl<T: Transport> Connection<T> {
             hb.heard();
         }
         let outcome = self.handle_backlog();
-        if self.backlog_bytes > self.shared.config.recvq {
+        // Lines left because the store is behind are the server's delay,
+        // not the client's flood (and no more is read meanwhile).
+        if self.backlog_bytes > self.shared.config.recvq && !self.paced() && !self.ingest_paced {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
+    }
+
+    /// Whether the store has more lines waiting for their commit than
+    /// `db_max_pending`: this connection then handles and reads no more.
+    fn store_behind(&self) -> bool {
+        self.shared.durable.as_ref().is_some_and(|w| w.behind())
+    }
+
+    /// Whether, with a database, this connection's queue is over half its
+    /// `sendq`: its client's next lines would add events that wait for a
+    /// commit there too, and the budget of the store is shared by
+    /// everyone, so one client whose socket had much to read could
+    /// otherwise take enough of it to overflow its own queue. Checked
+    /// before each line, so the queue grows at most one line's events past
+    /// half; writing the queue out (once committed) wakes the connection.
+    fn own_lines_wait(&self) -> bool {
+        self.shared.durable.is_some() && self.queue.load() > self.queue.cap() / 2
+    }
+
+    /// Lines are held back for the store (either reason above).
+    fn paced(&self) -> bool {
+        self.store_behind() || self.own_lines_wait()
     }
 
     /// When the next held-back line may be handled: the flood clock may run
@@ -802,8 +837,12 @@ impl<T: Transport> Connection<T> {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
         while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
+            if self.paced() {
+                metrics().store_paced.inc();
+                break; // the rest when the store has caught up
+            }
             if self.shared.pacer.over() {
-                self.paced = true; // the rest waits for the writers
+                self.ingest_paced = true; // the rest waits for the writers
                 break;
             }
             let now = Instant::now();
@@ -1088,6 +1127,13 @@ fn gate(shared: &Shared, item: Option<&Item>) -> Option<u64> {
 async fn durable(shared: &Shared, item: Option<&Item>) {
     if let (Some(w), Some(ticket)) = (&shared.durable, gate(shared, item)) {
         w.reached(ticket).await;
+    }
+}
+
+/// Waits until the store is no longer behind its `db_max_pending`.
+async fn caught_up(shared: &Shared) {
+    if let Some(w) = &shared.durable {
+        w.caught_up().await;
     }
 }
 

@@ -135,6 +135,9 @@ impl Shared {
         m.ingest_queued.set(self.pacer.queued() as i64);
         m.sendq_bytes.set(d.bytes as i64);
         m.sendq_max_bytes.set(d.max_bytes as i64);
+        if let Some(w) = &self.durable {
+            m.store_pending_facts.set(w.unfinished() as i64);
+        }
     }
 
     /// Runs a store read on a blocking thread once one of the
@@ -293,6 +296,9 @@ impl Server {
             )
         };
         let durable = store.watermark();
+        if let Some(w) = &durable {
+            w.set_budget(config.db_max_pending);
+        }
         let (auth, accounts, registry) = accounts::Auth::open(&config, shared_accounts)?;
         // A grace period under a second still is one (0 means refuse).
         let grace_secs = config.nick_grace.as_secs_f64().ceil() as u64;

@@ -573,6 +573,7 @@ impl Store for SqliteStore {
         p.last_ticket += 1;
         let ticket = p.last_ticket;
         p.facts += facts.len();
+        self.watermark.submitted(facts.len());
         p.batches.push_back((ticket, Instant::now(), facts));
         self.queue.changed.notify_all();
         ticket
@@ -738,10 +739,10 @@ impl Writer {
                 .observe(started.elapsed().as_secs_f64());
             m.store_batch_facts.observe(facts as f64);
             match written {
-                Ok(()) => self.watermark.finish(last, false),
+                Ok(()) => self.watermark.finish(last, facts, false),
                 Err(e) => {
                     error!("database write failed, {facts} facts not stored and not shown: {e}");
-                    self.watermark.finish(last, true);
+                    self.watermark.finish(last, facts, true);
                     let senders = batches
                         .iter()
                         .flat_map(|(_, _, facts)| facts.iter().map(|f| f.by))
