@@ -168,6 +168,19 @@ settings! {
         )]
         #[serde(deserialize_with = "de_size")]
         pub sendq: usize,
+        /// Ingest paced by egress: deliveries waiting server-wide in the
+        /// send queues of clients that keep up, above which connections
+        /// stop reading their sockets until the queues drain to half of
+        /// it (what waits inside the server is bounded; clients that do
+        /// not read are bounded by their sendq and never count); 0: off
+        /// (the default until a quiet-box measurement shows it helps).
+        #[arg(
+            long,
+            env = "NATTER_INGEST_BUDGET",
+            value_name = "DELIVERIES",
+            default_value = "0"
+        )]
+        pub ingest_budget: usize,
         /// Receive queue of one client: bytes of input read but not yet
         /// handled (waiting for flood control); past it the client is
         /// disconnected with "Excess Flood".
@@ -1256,6 +1269,7 @@ mod tests {
             max_room_chars: 50,
             large_room: 1000,
             sendq: 96 * 1024,
+            ingest_budget: 0,
             recvq: 16 * 1024,
             socket_sendbuf: 64 * 1024,
             listen_backlog: 4096,
@@ -1398,6 +1412,7 @@ mod tests {
             "max_room_chars" => "12",
             "large_room" => "7",
             "sendq" => "8KiB",
+            "ingest_budget" => "65536",
             "recvq" => "4096",
             "socket_sendbuf" => "0",
             "flood_rate" => "0",

@@ -7,6 +7,7 @@
 //! Anything in the crate may count: `metrics().registrations.inc()`. The
 //! TLS acceptor counts failed handshakes in `tls_handshake_failures`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::LazyLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -79,6 +80,21 @@ pub struct Metrics {
     pub tls_handshake_failures: Counter,
     /// HTTP answers by route and status.
     pub http_responses: Family<HttpLabels, Counter>,
+    /// Times a thread found the chat's lock held and had to wait for it.
+    pub hub_lock_contended: Counter,
+    /// Seconds threads spent waiting for the chat's lock (timed only when
+    /// it was held: an uncontended lock costs no clock read).
+    pub hub_lock_wait_seconds: Counter<f64, AtomicU64>,
+    /// Times the router or a connection found a member queue's lock held.
+    pub queue_lock_contended: Counter,
+    /// Seconds spent waiting for member queues' locks (contended only).
+    pub queue_lock_wait_seconds: Counter<f64, AtomicU64>,
+    /// Times a connection went on reading after the pacer had stopped it
+    /// (`ingest_budget`: ingest paced by egress).
+    pub reads_paced: Counter,
+    /// Deliveries queued for clients that keep up, as the pacer counts
+    /// them (set when scraped).
+    pub ingest_queued: Gauge,
 }
 
 impl Metrics {
@@ -106,6 +122,12 @@ impl Metrics {
             store_release_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             tls_handshake_failures: Counter::default(),
             http_responses: Family::default(),
+            hub_lock_contended: Counter::default(),
+            hub_lock_wait_seconds: Counter::default(),
+            queue_lock_contended: Counter::default(),
+            queue_lock_wait_seconds: Counter::default(),
+            reads_paced: Counter::default(),
+            ingest_queued: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -205,6 +227,36 @@ impl Metrics {
             "http_responses",
             "HTTP answers by route and status",
             m.http_responses.clone(),
+        );
+        r.register(
+            "hub_lock_contended",
+            "Times the chat's lock was found held and waited for",
+            m.hub_lock_contended.clone(),
+        );
+        r.register(
+            "hub_lock_wait_seconds",
+            "Time spent waiting for the chat's lock",
+            m.hub_lock_wait_seconds.clone(),
+        );
+        r.register(
+            "queue_lock_contended",
+            "Times a member queue's lock was found held and waited for",
+            m.queue_lock_contended.clone(),
+        );
+        r.register(
+            "queue_lock_wait_seconds",
+            "Time spent waiting for member queues' locks",
+            m.queue_lock_wait_seconds.clone(),
+        );
+        r.register(
+            "reads_paced",
+            "Times a connection went on reading after the pacer had stopped it",
+            m.reads_paced.clone(),
+        );
+        r.register(
+            "ingest_queued",
+            "Deliveries queued for clients that keep up, as the pacer counts them",
+            m.ingest_queued.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -418,6 +418,54 @@ async fn the_first_member_of_a_join_storm_pays_no_more_than_the_others() {
     srv.shutdown().await;
 }
 
+/// Ingest is paced by egress (`ingest_budget`), but only by the queues of
+/// clients that keep up: a member that never reads fills its socket and
+/// stops counting, so with a budget of a few dozen deliveries the others
+/// still get all 4 000 lines (4 MB) in order, and nobody is stuck paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stalls_never_pauses_the_others() {
+    let mut cfg = config();
+    cfg.flood_rate = 0;
+    cfg.ingest_budget = 50;
+    cfg.sendq = 64 << 20; // nobody is dropped: the stall lasts
+    let srv = start(cfg).await;
+    let _stalled = srv.user("stalled").await; // never read again
+    let mut reader = srv.user("reader").await;
+    let talker = srv.user("talker").await;
+    reader.expect("talker joined").await;
+    let common::Client {
+        reader: mut echo,
+        writer: mut talker,
+    } = talker;
+    // The talker reads its own lines back (a client that does not read is
+    // not served: its input waits while its output is stuck).
+    let drain = tokio::spawn(async move {
+        let mut sink = tokio::io::sink();
+        let _ = tokio::io::copy(&mut echo, &mut sink).await;
+    });
+    let body = "x".repeat(1000);
+    let n = 4000;
+    let send = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        for i in 0..n {
+            let line = format!("{i} {body}\r\n");
+            talker.write_all(line.as_bytes()).await.expect("write");
+        }
+        talker
+    });
+    for i in 0..n {
+        let line = reader.expect("talker: ").await;
+        assert!(
+            line.contains(&format!("talker: {i} x")),
+            "line {i} in order: {}",
+            &line[..line.len().min(40)]
+        );
+    }
+    let _talker = send.await.expect("the talker sent everything");
+    srv.shutdown().await;
+    drain.abort();
+}
+
 /// One `/metrics` sample of the server at `addr` (its main port answers HTTP).
 async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -64,6 +64,51 @@ async fn tiny_fanout(proto: Proto) {
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
 
+/// A budget of one message's deliveries: connections stop reading while
+/// the writers are behind (the pacer engages, over and over), and still
+/// every member gets every line, once, in order, and nothing stalls.
+#[tokio::test]
+async fn a_tiny_ingest_budget_paces_reads_and_loses_nothing() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db: "off".into(),
+        flood_rate: 0,
+        ingest_budget: 20,
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.expect("bind");
+    let addr = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    // Process-wide: no other test here comes near the default budget.
+    let paced_before = natter::metrics::metrics().reads_paced.get();
+
+    let mut cfg = BenchConfig::new(Scenario::Fanout, addr, Proto::Text);
+    cfg.clients = 20;
+    cfg.rate = 50.0;
+    cfg.warmup = Duration::from_millis(200);
+    cfg.duration = Duration::from_millis(1500);
+    cfg.drain = Duration::from_secs(10);
+    let report = execute(cfg).await.expect("bench runs");
+
+    assert_eq!(report.setup.ready, 20, "{}", report.table());
+    let t = report.traffic.as_ref().expect("traffic was sent");
+    assert!(t.sent > 0, "{}", report.table());
+    assert_eq!(
+        (t.lost, t.duplicated, t.out_of_order, t.unexpected),
+        (0, 0, 0, 0),
+        "{}",
+        report.table()
+    );
+    assert_eq!(t.delivered, t.sent * 20, "{}", report.table());
+    assert!(!t.drain_timed_out);
+    let paced = natter::metrics::metrics().reads_paced.get() - paced_before;
+    assert!(paced > 0, "the pacer never stopped a reader");
+
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
 /// With the default database each message reaches its room only after
 /// its commit: the messages/s figure counts each message once, and every
 /// message sent is in the file.

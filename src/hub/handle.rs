@@ -8,7 +8,7 @@
 //! Order: deliveries are pushed while the lock is held, so every member
 //! of a room sees that room's events in the same order.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use tracing::warn;
 
@@ -28,6 +28,10 @@ pub trait Router: Send + 'static {
     fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool;
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
+    /// Called after each batch of pushes (one command's deliveries), still
+    /// under the lock: the server's router adds what it counted to its
+    /// pacer here, once, instead of once per push.
+    fn flush(&mut self) {}
     /// Does what only the server can do (close a killed connection after
     /// its last events, reload the configuration, shut down). Called after
     /// the command's deliveries are pushed.
@@ -151,8 +155,24 @@ impl<R: Router> ChatHandle<R> {
         self.lock().state.host_of(conn)
     }
 
+    /// Takes the lock; when another thread holds it, the wait is counted
+    /// (`natter_hub_lock_contended`, `natter_hub_lock_wait_seconds`): the
+    /// measure of whether one lock is still enough (see docs/BENCHMARKS.md).
+    /// The uncontended path reads no clock.
     fn lock(&self) -> MutexGuard<'_, Core<R>> {
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        match self.core.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let start = std::time::Instant::now();
+                let guard = self.core.lock().unwrap_or_else(|e| e.into_inner());
+                let m = crate::metrics::metrics();
+                m.hub_lock_contended.inc();
+                m.hub_lock_wait_seconds
+                    .inc_by(start.elapsed().as_secs_f64());
+                guard
+            }
+        }
     }
 
     /// A new connection from `host`. `attach` gives the router the
@@ -468,6 +488,7 @@ impl<R: Router> Core<R> {
                 }
             });
         }
+        router.flush();
     }
 
     /// Removes members whose queues overflowed, which may overflow others:

@@ -11,6 +11,13 @@
 //! client that closes its socket is gone at once (its nick freed, what it
 //! sent ahead dropped) and one that sends too far ahead is noticed.
 //!
+//! Ingest is paced by egress (see `pacer`): while the server's writers are
+//! behind (more than `ingest_budget` deliveries queued for clients that
+//! keep up), no connection reads its socket or hands lines to the chat;
+//! they wait, and go on together when the queues are half drained. A
+//! connection keeps up (its queue counts) while it writes with nothing
+//! stuck in its socket, no banner held and nothing waiting for the store.
+//!
 //! On the main port a connection starts as text and the first line may
 //! switch it to JSON or IRC (`proto::session::detect`); its first byte
 //! picks whether input is cut into lines or JSON values (`proto::framer`),
@@ -512,6 +519,10 @@ struct Connection<T> {
     throttled: bool,
     /// Who it is in the log.
     log: ConnLog,
+    /// Lines wait in `backlog` because the ingest pacer stopped handling them.
+    ingest_paced: bool,
+    /// What the queue was last told (see `Queue::set_keeping_up`).
+    keeping_up: bool,
 }
 
 /// Why a connection ended, for the log and the room.
@@ -536,7 +547,7 @@ pub(crate) async fn run<T: Transport>(
     opening: Opening,
 ) {
     let entry = opening.entry;
-    let queue = Queue::new(shared.config.sendq);
+    let queue = Queue::paced(shared.config.sendq, Some(shared.pacer.clone()));
     let id = shared
         .chat
         .connect(host.clone(), |r| r.attach(queue.clone()));
@@ -584,6 +595,8 @@ pub(crate) async fn run<T: Transport>(
         open: None,
         throttled: false,
         log,
+        ingest_paced: false,
+        keeping_up: false,
     };
     let proto: Box<dyn Protocol> = match entry {
         Entry::Main => Box::new(TextSession::new(&c.session_config)),
@@ -603,6 +616,8 @@ pub(crate) async fn run<T: Transport>(
             Err(_) => End::ExcessFlood,
         },
     };
+    // What is still queued no longer counts against the pacer.
+    c.queue.set_keeping_up(false);
     if let Some(open) = c.open.take() {
         open.dec();
     }
@@ -637,14 +652,18 @@ impl<T: Transport> Connection<T> {
     async fn run(&mut self) -> End {
         let shutdown = self.shared.shutdown.clone();
         let queue = self.queue.clone();
+        let pacer = self.shared.pacer.clone();
         loop {
             self.write_pages();
+            self.note_keeping_up();
+            // The server's writers are behind: read nothing until they are not.
+            let ingest = self.ingest_paced || pacer.over();
             let timer = self.next_timer();
             // The store is behind, or this client's own lines fill its
             // queue while they wait for their commit: what it sends waits
             // in the socket (and TCP slows it) until the writer catches up.
             let store_behind = self.store_behind();
-            let paced = store_behind || self.own_lines_wait();
+            let paced = ingest || store_behind || self.own_lines_wait();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -690,6 +709,13 @@ impl<T: Transport> Connection<T> {
                         Err(e) => return End::Error(e),
                     }
                 }
+                _ = pacer.below(), if ingest => {
+                    metrics().reads_paced.inc();
+                    self.ingest_paced = false;
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                }
                 _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
@@ -701,6 +727,17 @@ impl<T: Transport> Connection<T> {
                     }
                 }
             }
+        }
+    }
+
+    /// Tells the queue whether this connection keeps up (writing, nothing
+    /// stuck in its socket, no banner held, nothing waiting for the store),
+    /// when that changes: only then do its deliveries count for the pacer.
+    fn note_keeping_up(&mut self) {
+        let yes = self.hold_until.is_none() && self.held.is_none() && self.pending.is_empty();
+        if yes != self.keeping_up {
+            self.keeping_up = yes;
+            self.queue.set_keeping_up(yes);
         }
     }
 
@@ -754,6 +791,7 @@ impl<T: Transport> Connection<T> {
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
         let waiting = !self.backlog.is_empty()
+            && !self.ingest_paced
             && self.pager.is_empty()
             && !self.proto.waiting()
             && !self.paced();
@@ -832,7 +870,7 @@ impl<T: Transport> Connection<T> {
         let outcome = self.handle_backlog();
         // Lines left because the store is behind are the server's delay,
         // not the client's flood (and no more is read meanwhile).
-        if self.backlog_bytes > self.shared.config.recvq && !self.paced() {
+        if self.backlog_bytes > self.shared.config.recvq && !self.paced() && !self.ingest_paced {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
@@ -879,6 +917,10 @@ impl<T: Transport> Connection<T> {
             if self.paced() {
                 metrics().store_paced.inc();
                 break; // the rest when the store has caught up
+            }
+            if self.shared.pacer.over() {
+                self.ingest_paced = true; // the rest waits for the writers
+                break;
             }
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
@@ -1037,6 +1079,10 @@ impl<T: Transport> Connection<T> {
         ));
         self.note_registered();
         if !self.pending.is_empty() || !self.stream.flushed() {
+            // Its socket is full: what it holds is not the server being behind.
+            if std::mem::take(&mut self.keeping_up) {
+                self.queue.set_keeping_up(false);
+            }
             Box::pin(self.write_pending()).await?;
         }
         Ok(())

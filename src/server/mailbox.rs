@@ -8,6 +8,11 @@
 //! member as a slow consumer ("killed"), drops what it had queued and wakes
 //! the session so it ends at once.
 //!
+//! The router's pushes of shared events into a queue whose connection
+//! keeps up are counted by the server's [`Pacer`] (ingest paced by
+//! egress): the queue knows how many of its entries were counted and takes
+//! them off the pacer's count as they leave, in batches.
+//!
 //! Hand-written rather than `tokio::sync::mpsc` + a `CancellationToken`
 //! because it is on every connection: one small allocation with an empty
 //! `VecDeque` at idle (about 150 bytes) instead of a channel with its first
@@ -23,6 +28,7 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 
+use super::pacer::Pacer;
 use crate::proto::{Event, Flavor};
 
 /// Capacity kept after a drain (entries; 24 KiB): a member of a busy room
@@ -68,6 +74,12 @@ struct Inner {
     /// Close once what is queued is written (the member was killed by an
     /// operator); nothing more is queued.
     closing: bool,
+    /// The connection keeps up (writing, its socket taking what it writes):
+    /// the router's pushes count against the pacer.
+    keeping_up: bool,
+    /// Entries of the queue the pacer counts (never more than its length:
+    /// the first ones taken are taken off the count, whichever they were).
+    counted: usize,
 }
 
 impl Inner {
@@ -87,11 +99,24 @@ struct Mailbox {
     cap: usize,
     /// How this connection renders shared events (a [`Flavor`] as u8).
     flavor: AtomicU8,
+    /// The server's count of deliveries queued for members that keep up.
+    pacer: Option<Arc<Pacer>>,
 }
 
 /// The router's handle and the connection's, to the same mailbox.
 #[derive(Clone)]
 pub(crate) struct Queue(Arc<Mailbox>);
+
+/// What a push of the router's did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued, and counted by the pacer (the router adds it).
+    Counted,
+    /// Queued (or dropped on the way out) without counting.
+    Uncounted,
+    /// Refused: the member is (now) a slow consumer.
+    Refused,
+}
 
 /// What the session gets from its mailbox.
 pub(crate) enum Next {
@@ -103,8 +128,16 @@ pub(crate) enum Next {
 }
 
 impl Queue {
-    /// A mailbox holding at most `cap` bytes (see the module documentation).
+    /// A mailbox holding at most `cap` bytes (see the module documentation),
+    /// counted by no pacer.
+    #[cfg(test)]
     pub fn new(cap: usize) -> Queue {
+        Queue::paced(cap, None)
+    }
+
+    /// A mailbox whose counted entries `pacer` counts (see
+    /// [`Queue::set_keeping_up`]: none until the connection keeps up).
+    pub fn paced(cap: usize, pacer: Option<Arc<Pacer>>) -> Queue {
         Queue(Arc::new(Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -112,16 +145,67 @@ impl Queue {
                 inflight: 0,
                 killed: false,
                 closing: false,
+                keeping_up: false,
+                counted: 0,
             }),
             notify: Notify::new(),
             cap: cap.max(1),
             flavor: AtomicU8::new(Flavor::TextColor as u8),
+            pacer,
         }))
     }
 
+    /// Whether the connection keeps up: while it does, the router's pushes
+    /// count against the pacer; when it stops (its socket is full, it waits
+    /// for its banner or the store, it is ending) what it holds stops
+    /// counting, so a client that does not read never pauses the others.
+    pub fn set_keeping_up(&self, yes: bool) {
+        let mut inner = self.lock();
+        inner.keeping_up = yes;
+        if !yes {
+            let n = std::mem::take(&mut inner.counted);
+            drop(inner);
+            self.uncount(n);
+        }
+    }
+
+    /// Takes `n` deliveries off the pacer's count.
+    fn uncount(&self, n: usize) {
+        if let Some(p) = &self.0.pacer {
+            p.sub(n);
+        }
+    }
+
+    /// After `n` entries left the queue: the counted ones among them (the
+    /// first ones count, whichever they were) leave the pacer's count.
+    /// Returns how many; the caller calls [`Queue::uncount`] off the lock.
+    fn taken(inner: &mut Inner, n: usize) -> usize {
+        let c = n.min(inner.counted);
+        inner.counted -= c;
+        c
+    }
+
+    /// Takes the queue's lock (shared by the router, which pushes, and the
+    /// connection, which takes); a wait for it is counted and timed
+    /// (`natter_queue_lock_*`), the uncontended path reads no clock.
     #[inline(always)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.0.inner.lock()
+        match self.0.inner.try_lock() {
+            Some(guard) => guard,
+            None => self.lock_contended(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self) -> MutexGuard<'_, Inner> {
+        let start = std::time::Instant::now();
+        let guard = self.0.inner.lock();
+        let m = crate::metrics::metrics();
+        m.queue_lock_contended.inc();
+        m.queue_lock_wait_seconds
+            .inc_by(start.elapsed().as_secs_f64());
+        guard
     }
 
     /// Tells the mailbox how this connection renders events (for their cost).
@@ -151,13 +235,18 @@ impl Queue {
             return Some(Next::Killed);
         }
         let entry = inner.queue.pop_front();
+        let mut counted = 0;
         if let Some(e) = &entry {
             inner.bytes -= e.cost as usize;
+            counted = Queue::taken(&mut inner, 1);
         }
         inner.settle();
+        let closing = inner.closing;
+        drop(inner);
+        self.uncount(counted);
         match entry {
             Some(e) => Some(Next::Item(e.item)),
-            None if inner.closing => Some(Next::Closed),
+            None if closing => Some(Next::Closed),
             None => None,
         }
     }
@@ -186,6 +275,7 @@ impl Queue {
         if inner.killed {
             return;
         }
+        let counted = Queue::taken(&mut inner, max);
         let n = max.min(inner.queue.len());
         if n == inner.queue.len() {
             inner.bytes = 0;
@@ -200,6 +290,8 @@ impl Queue {
             inner.bytes -= bytes;
         }
         inner.settle();
+        drop(inner);
+        self.uncount(counted);
     }
 
     /// Puts entries taken but not written back at the front, in order.
@@ -264,11 +356,18 @@ impl Queue {
     /// Renders the event in this connection's flavour (once per flavour for
     /// all recipients) to know its size.
     pub fn push_shared(&self, ev: &Arc<Event>, share: usize) -> bool {
+        self.push_counted(ev, share) != Pushed::Refused
+    }
+
+    /// [`Queue::push_shared`] for the router, which adds the pushes the
+    /// pacer should count ([`Pushed::Counted`]) to it, once per command.
+    #[inline(always)]
+    pub fn push_counted(&self, ev: &Arc<Event>, share: usize) -> Pushed {
         let cost = SLOT_BYTES + ev.wire_len(self.flavor()) + share;
         // A history answer the client asked for is bounded by
         // `history_max_lines`, not by the sendq: it is counted, never fatal.
         let bounded = !matches!(ev.body, crate::proto::EventBody::History { .. });
-        self.push_entry(Item::Event(ev.clone()), cost, bounded)
+        self.push_item(Item::Event(ev.clone()), cost, bounded, true)
     }
 
     /// Queues bytes the session rendered itself.
@@ -291,13 +390,21 @@ impl Queue {
 
     #[inline(always)]
     fn push_entry(&self, item: Item, cost: usize, bounded: bool) -> bool {
+        self.push_item(item, cost, bounded, false) != Pushed::Refused
+    }
+
+    /// Queues `item`; `count`: the pacer counts it if the connection keeps
+    /// up (the caller adds it to the pacer when told [`Pushed::Counted`]).
+    #[inline(always)]
+    fn push_item(&self, item: Item, cost: usize, bounded: bool, count: bool) -> Pushed {
         let mut inner = self.lock();
         if inner.killed {
-            return false;
+            return Pushed::Refused;
         }
         if inner.closing {
-            return true; // on its way out: nothing more is written
+            return Pushed::Uncounted; // on its way out: nothing more is written
         }
+        let mut dropped = 0;
         // Only a push into an empty queue wakes the connection: one that
         // is not empty has a wakeup pending already, or is being drained
         // by a connection that looks again before it waits.
@@ -305,6 +412,7 @@ impl Queue {
             inner.killed = true;
             inner.queue = VecDeque::new(); // nobody will read these now
             inner.bytes = 0;
+            dropped = std::mem::take(&mut inner.counted);
             true
         } else {
             let cost = u32::try_from(cost).unwrap_or(u32::MAX);
@@ -312,12 +420,20 @@ impl Queue {
             inner.queue.push_back(Entry { item, cost });
             inner.queue.len() == 1
         };
-        let ok = !inner.killed;
+        let pushed = if inner.killed {
+            Pushed::Refused
+        } else if count && inner.keeping_up && self.0.pacer.is_some() {
+            inner.counted += 1;
+            Pushed::Counted
+        } else {
+            Pushed::Uncounted
+        };
         drop(inner);
+        self.uncount(dropped);
         if wake {
             self.0.notify.notify_one();
         }
-        ok
+        pushed
     }
 }
 
@@ -476,6 +592,57 @@ mod tests {
         for i in 1..5 {
             assert_eq!(token(q.try_next()), Some(i));
         }
+    }
+
+    #[test]
+    fn the_pacer_counts_only_what_waits_for_a_connection_that_keeps_up() {
+        let pacer = Arc::new(Pacer::new(1 << 20));
+        let q = Queue::paced(1 << 20, Some(pacer.clone()));
+        let share = EVENT_BYTES;
+        assert_eq!(
+            q.push_counted(&ev(0), share),
+            Pushed::Uncounted,
+            "not yet keeping up"
+        );
+        q.set_keeping_up(true);
+        for i in 1..=4 {
+            assert_eq!(q.push_counted(&ev(i), share), Pushed::Counted);
+        }
+        pacer.add(4); // what the router does once per command
+        assert_eq!(pacer.queued(), 4);
+        let mut taken = Vec::new();
+        q.take(2, &mut taken);
+        assert_eq!(
+            pacer.queued(),
+            2,
+            "the first taken count, whichever they were"
+        );
+        assert!(q.try_next().is_some());
+        assert_eq!(pacer.queued(), 1);
+        q.set_keeping_up(false);
+        assert_eq!(
+            pacer.queued(),
+            0,
+            "a connection that stops keeping up stops counting"
+        );
+        assert_eq!(q.push_counted(&ev(5), share), Pushed::Uncounted);
+        q.take(usize::MAX, &mut taken);
+        assert_eq!(pacer.queued(), 0, "never below what was counted");
+
+        // A slow consumer's dropped queue leaves the count at once.
+        let small = Queue::paced(3 * (SLOT_BYTES + EVENT_BYTES), Some(pacer.clone()));
+        small.set_keeping_up(true);
+        let mut counted = 0;
+        loop {
+            match small.push_counted(&ev(9), share) {
+                Pushed::Counted => counted += 1,
+                Pushed::Refused => break,
+                Pushed::Uncounted => unreachable!(),
+            }
+        }
+        pacer.add(counted);
+        assert_eq!(counted, 3);
+        assert_eq!(pacer.queued(), 0, "killed: what it held no longer counts");
     }
 
     #[tokio::test]

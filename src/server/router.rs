@@ -2,11 +2,13 @@
 //! to push each delivery onto the queue of a local connection; it finds
 //! the queue by slot (an index, no hashing on the fan-out path) and checks
 //! the slot's generation so a key of a closed connection never reaches the
-//! connection that reuses its slot.
+//! connection that reuses its slot. It adds the pushes the pacer counts
+//! (see `pacer`) to it once per command's deliveries, not once per push.
 
 use std::sync::Arc;
 
-use super::mailbox::Queue;
+use super::mailbox::{Pushed, Queue};
+use super::pacer::Pacer;
 use crate::hub;
 use crate::proto::{ConnId, Event};
 
@@ -25,6 +27,10 @@ pub(crate) struct Router {
     free: Vec<u32>,
     /// Where requests for the server go (rehash, shutdown).
     server: Option<tokio::sync::mpsc::Sender<hub::Control>>,
+    /// Counts deliveries queued for members that keep up.
+    pacer: Option<Arc<Pacer>>,
+    /// Counted pushes not yet added to the pacer.
+    counted: isize,
 }
 
 #[derive(Default)]
@@ -40,9 +46,10 @@ fn split(local: u64) -> (usize, u32) {
 
 impl Router {
     /// A router that passes rehash and shutdown requests to `server`.
-    pub fn new(server: tokio::sync::mpsc::Sender<hub::Control>) -> Router {
+    pub fn new(server: tokio::sync::mpsc::Sender<hub::Control>, pacer: Arc<Pacer>) -> Router {
         Router {
             server: Some(server),
+            pacer: Some(pacer),
             ..Router::default()
         }
     }
@@ -91,9 +98,21 @@ impl Router {
 
 impl hub::Router for Router {
     fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool {
-        match self.queue(to.local) {
-            Some(q) => q.push_shared(ev, share),
-            None => true, // already gone: nothing to overflow
+        match self.queue(to.local).map(|q| q.push_counted(ev, share)) {
+            Some(Pushed::Counted) => {
+                self.counted += 1;
+                true
+            }
+            Some(Pushed::Refused) => false,
+            // Not counted, or already gone: nothing to overflow.
+            Some(Pushed::Uncounted) | None => true,
+        }
+    }
+
+    fn flush(&mut self) {
+        let n = std::mem::take(&mut self.counted);
+        if let Some(p) = &self.pacer {
+            p.add(n);
         }
     }
 
