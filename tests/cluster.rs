@@ -1484,22 +1484,7 @@ async fn two_nodes_racing_to_register_one_room_in_the_store_make_exactly_one() {
 /// An IRC session on `addr` under `nick`, logged in to `account` with
 /// SASL PLAIN, with `caps`, read up to the end of its welcome.
 async fn irc_session(addr: SocketAddr, nick: &str, account: &str, caps: &str) -> IrcClient {
-    use base64ct::{Base64, Encoding};
-    let mut i = IrcClient::connect(addr).await;
-    i.send(&format!("CAP REQ :{caps} sasl")).await;
-    i.send(&format!("NICK {nick}")).await;
-    i.send(&format!("USER {nick} 0 * :{nick}")).await;
-    i.expect(" ACK ").await;
-    i.send("AUTHENTICATE PLAIN").await;
-    i.expect("AUTHENTICATE +").await;
-    let payload = format!("\0{account}\0{PW}");
-    i.send(&format!(
-        "AUTHENTICATE {}",
-        Base64::encode_string(payload.as_bytes())
-    ))
-    .await;
-    i.numeric("903").await;
-    i.send("CAP END").await;
+    let mut i = IrcClient::register_sasl(addr, nick, account, PW, caps).await;
     i.numeric("376").await;
     i
 }

@@ -11,7 +11,6 @@ mod common;
 
 use std::time::Duration;
 
-use base64ct::{Base64, Encoding};
 use common::*;
 use natter::config::Config;
 
@@ -38,18 +37,7 @@ async fn sasl_login(
     account: &str,
     caps: &str,
 ) -> (IrcClient, Vec<String>) {
-    let mut i = IrcClient::connect(addr).await;
-    i.send(&format!("CAP REQ :{caps} sasl")).await;
-    i.send(&format!("NICK {nick}")).await;
-    i.send(&format!("USER {nick} 0 * :{nick}")).await;
-    i.expect(" ACK ").await;
-    i.send("AUTHENTICATE PLAIN").await;
-    i.expect("AUTHENTICATE +").await;
-    let payload = format!("\0{account}\0{PW}");
-    let payload = Base64::encode_string(payload.as_bytes());
-    i.send(&format!("AUTHENTICATE {payload}")).await;
-    i.numeric("903").await;
-    i.send("CAP END").await;
+    let mut i = IrcClient::register_sasl(addr, nick, account, PW, caps).await;
     let mut burst = vec![i.numeric("001").await];
     burst.extend(i.sync().await);
     (i, burst)

@@ -328,6 +328,31 @@ impl IrcClient {
         i
     }
 
+    /// Connects and registers as `nick` with `caps` (and `sasl`), logging
+    /// in to `account` with SASL PLAIN and `password`, up to `CAP END`
+    /// after 903: the welcome is the caller's to read.
+    pub async fn register_sasl(
+        addr: SocketAddr,
+        nick: &str,
+        account: &str,
+        password: &str,
+        caps: &str,
+    ) -> IrcClient {
+        use base64ct::{Base64, Encoding};
+        let mut i = IrcClient::connect(addr).await;
+        i.send(&format!("CAP REQ :{caps} sasl")).await;
+        i.send(&format!("NICK {nick}")).await;
+        i.send(&format!("USER {nick} 0 * :{nick}")).await;
+        i.expect(" ACK ").await;
+        i.send("AUTHENTICATE PLAIN").await;
+        i.expect("AUTHENTICATE +").await;
+        let payload = Base64::encode_string(format!("\0{account}\0{password}").as_bytes());
+        i.send(&format!("AUTHENTICATE {payload}")).await;
+        i.numeric("903").await;
+        i.send("CAP END").await;
+        i
+    }
+
     /// [`IrcClient::register`], then `JOIN #lobby` (where text and JSON
     /// users start), read up to its end of NAMES.
     pub async fn register_lobby(addr: SocketAddr, nick: &str) -> IrcClient {
