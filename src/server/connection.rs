@@ -227,20 +227,18 @@ struct Port<'a> {
     log: &'a ConnLog,
 }
 
-fn port<'a>(
-    shared: &'a Shared,
-    id: ConnId,
-    queue: &'a Queue,
-    pager: &'a mut Pager,
-    log: &'a ConnLog,
-) -> Port<'a> {
-    Port {
-        shared,
-        id,
-        queue,
-        pager,
-        log,
-    }
+/// The [`Port`] of connection `$c` (a macro rather than a method, so
+/// that the session in `$c.proto` can be borrowed beside it).
+macro_rules! port {
+    ($c:expr) => {
+        &mut Port {
+            shared: &$c.shared,
+            id: $c.id,
+            queue: &$c.queue,
+            pager: &mut $c.pager,
+            log: &$c.log,
+        }
+    };
 }
 
 impl session::Chat for Port<'_> {
@@ -702,7 +700,7 @@ impl<T: Transport> Connection<T> {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
                         Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-                            self.proto.goodbye(Goodbye::ExcessFlood, &mut port(&self.shared, self.id, &self.queue, &mut self.pager, &self.log));
+                            self.proto.goodbye(Goodbye::ExcessFlood, port!(self));
                             let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                             return End::ExcessFlood;
                         }
@@ -721,7 +719,7 @@ impl<T: Transport> Connection<T> {
                         return self.quit().await;
                     }
                     if let Some((end, why)) = self.timer_fired() {
-                        self.proto.goodbye(why, &mut port(&self.shared, self.id, &self.queue, &mut self.pager, &self.log));
+                        self.proto.goodbye(why, port!(self));
                         let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
                         return end;
                     }
@@ -764,13 +762,7 @@ impl<T: Transport> Connection<T> {
         let pings = self.proto.heartbeat();
         let raw = self.proto.raw_ping().filter(|_| pings);
         self.heartbeat = Some(Heartbeat::new(raw, pings, &self.shared.config));
-        self.proto.start(&mut port(
-            &self.shared,
-            self.id,
-            &self.queue,
-            &mut self.pager,
-            &self.log,
-        ));
+        self.proto.start(port!(self));
         self.queue.set_flavor(self.proto.flavor());
         if let Some(open) = self.open.take() {
             open.dec();
@@ -968,16 +960,7 @@ impl<T: Transport> Connection<T> {
         let line = match line {
             Ok(l) => l,
             Err(e) => {
-                self.proto.bad_line(
-                    e,
-                    &mut port(
-                        &self.shared,
-                        self.id,
-                        &self.queue,
-                        &mut self.pager,
-                        &self.log,
-                    ),
-                );
+                self.proto.bad_line(e, port!(self));
                 return Outcome::Continue;
             }
         };
@@ -994,16 +977,7 @@ impl<T: Transport> Connection<T> {
             metrics().opened(self.proto.name(), T::NAME);
             self.hold_until = None;
         }
-        self.proto.line(
-            &line,
-            &mut port(
-                &self.shared,
-                self.id,
-                &self.queue,
-                &mut self.pager,
-                &self.log,
-            ),
-        )
+        self.proto.line(&line, port!(self))
     }
 
     /// The heartbeat timer fired: ping, or report a timeout (true).
@@ -1030,16 +1004,7 @@ impl<T: Transport> Connection<T> {
         hb.deadline = Some(now + hb.timeout);
         hb.next_ping = now + hb.interval;
         self.ping_token += 1;
-        self.proto.ping(
-            self.ping_token,
-            &mut port(
-                &self.shared,
-                self.id,
-                &self.queue,
-                &mut self.pager,
-                &self.log,
-            ),
-        );
+        self.proto.ping(self.ping_token, port!(self));
         false
     }
 
@@ -1070,13 +1035,7 @@ impl<T: Transport> Connection<T> {
     async fn write_item(&mut self, item: Item) -> io::Result<()> {
         self.write_now(item)?;
         // A session waiting on an answer it was just shown goes on.
-        self.proto.wake(&mut port(
-            &self.shared,
-            self.id,
-            &self.queue,
-            &mut self.pager,
-            &self.log,
-        ));
+        self.proto.wake(port!(self));
         self.note_registered();
         if !self.pending.is_empty() || !self.stream.flushed() {
             // Its socket is full: what it holds is not the server being behind.
