@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::OptionFuture;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -479,17 +480,18 @@ fn read_history(
     }
 }
 
-struct Connection<T> {
+pub(crate) type ConnectionProbe = Connection<tokio::net::TcpStream>;
+pub(crate) struct Connection<T> {
     id: ConnId,
     shared: Arc<Shared>,
     stream: T,
     queue: Queue,
     decoder: Framer,
     proto: Box<dyn Protocol>,
-    /// What a protocol chosen by the first line needs to know.
-    session_config: SessionConfig,
-    /// Whether the first line may still choose the protocol.
-    detecting: bool,
+    /// While the first line may still choose the protocol: what the
+    /// protocol it chooses needs to know (then dropped: an idle connection
+    /// does not keep the server's settings in copies of its own).
+    detecting: Option<Box<SessionConfig>>,
     /// Whether registration was logged.
     registered: bool,
     heartbeat: Option<Heartbeat>,
@@ -523,6 +525,20 @@ struct Connection<T> {
     keeping_up: bool,
 }
 
+/// What woke the connection's loop (see [`Connection::run`]).
+enum Woke {
+    Shutdown,
+    /// The held item's facts are durable.
+    Durable,
+    Next(Next),
+    /// Lines held back may go on (the store caught up).
+    Backlog,
+    /// The server's writers caught up (the ingest pacer).
+    Paced,
+    Readable(io::Result<()>),
+    Timer,
+}
+
 /// Why a connection ended, for the log and the room.
 enum End {
     Closed,
@@ -537,110 +553,142 @@ enum End {
     Killed,
 }
 
-pub(crate) async fn run<T: Transport>(
+/// Serves one connection to its end. The connection is set up when the
+/// future is first polled (in the connection's own task), and the future
+/// then holds only the [`Connection`] and its loop: the arguments are not
+/// kept beside it (an `async fn` keeps its arguments for its whole life,
+/// which cost every idle connection their size again).
+pub(crate) fn run<T: Transport>(
     shared: Arc<Shared>,
     stream: T,
     host: Name,
     ip: std::net::IpAddr,
     opening: Opening,
-) {
-    let entry = opening.entry;
-    let queue = Queue::paced(shared.config.sendq, Some(shared.pacer.clone()));
-    let id = shared
-        .chat
-        .connect(host.clone(), |r| r.attach(queue.clone()));
-    let log = opening.log;
-    log.span(None).in_scope(|| info!("connected"));
-    let config = &shared.config;
-    let session_config = SessionConfig {
-        server_name: config.server_name.clone(),
-        default_room: config.default_room.clone(),
-        irc_auto_join: config.irc_auto_join,
-        irc_info: shared.irc_info.clone(),
-        irc_password: config.irc_password.clone(),
-        host,
-        ip: ip.to_string().into(),
-        opers: shared.opers.clone(),
-        history_on_join: config.history_on_join,
-        sts: shared.sts(opening.tls),
-    };
-    if opening.tls {
-        shared.chat.set_secure(id);
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::FutureExt;
+    futures_util::future::lazy(move |_| {
+        let mut c = Connection::open(shared, stream, host, ip, opening.entry, &opening);
+        // Bytes read before the loop (the first bytes over TLS).
+        let first = (!opening.input.is_empty()).then(|| c.take_input(&opening.input));
+        async move {
+            let end = match first {
+                None | Some(Ok(Outcome::Continue | Outcome::Refused)) => c.run().await,
+                Some(Ok(Outcome::Close)) => c.quit().await,
+                Some(Err(_)) => End::ExcessFlood,
+            };
+            c.finish(end);
+        }
+    })
+    .flatten()
+}
+
+impl<T: Transport> Connection<T> {
+    /// Registers a new connection with the chat and starts its protocol
+    /// session (nothing is read or written yet).
+    fn open(
+        shared: Arc<Shared>,
+        stream: T,
+        host: Name,
+        ip: std::net::IpAddr,
+        entry: Entry,
+        opening: &Opening,
+    ) -> Connection<T> {
+        let queue = Queue::paced(shared.config.sendq, Some(shared.pacer.clone()));
+        let id = shared
+            .chat
+            .connect(host.clone(), |r| r.attach(queue.clone()));
+        let log = opening.log;
+        log.span(None).in_scope(|| info!("connected"));
+        let config = &shared.config;
+        let session_config = Box::new(SessionConfig {
+            server_name: config.server_name.clone(),
+            default_room: config.default_room.clone(),
+            irc_auto_join: config.irc_auto_join,
+            irc_info: shared.irc_info.clone(),
+            irc_password: config.irc_password.clone(),
+            host,
+            ip: ip.to_string().into(),
+            opers: shared.opers.clone(),
+            history_on_join: config.history_on_join,
+            sts: shared.sts(opening.tls),
+        });
+        if opening.tls {
+            shared.chat.set_secure(id);
+        }
+        let delay = config.banner_delay;
+        let now = Instant::now();
+        let proto: Box<dyn Protocol> = match entry {
+            Entry::Main => Box::new(TextSession::new(&session_config)),
+            Entry::Irc => Box::new(IrcSession::new(&session_config)),
+            // The chat's welcome, queued at connect, is written as JSON.
+            Entry::Json => Box::new(JsonSession::new(&session_config, false)),
+        };
+        let mut c = Connection {
+            id,
+            decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
+            registration_deadline: now + config.registration_timeout,
+            hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
+                .then(|| now + delay),
+            proto,
+            detecting: (entry == Entry::Main).then_some(session_config),
+            shared: shared.clone(),
+            stream,
+            queue,
+            registered: false,
+            heartbeat: None,
+            ping_token: 0,
+            pending: Vec::new(),
+            held: None,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            flood_clock: now,
+            pager: Pager::default(),
+            open: None,
+            throttled: false,
+            log,
+            ingest_paced: false,
+            keeping_up: false,
+        };
+        c.start_proto();
+        if c.detecting.is_none() {
+            metrics().opened(c.proto.name(), T::NAME);
+        }
+        c
     }
-    let delay = config.banner_delay;
-    let now = Instant::now();
-    let mut c = Connection {
-        id,
-        decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
-        registration_deadline: now + config.registration_timeout,
-        hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
-            .then(|| now + delay),
-        proto: Box::new(TextSession::new(&session_config)),
-        detecting: entry == Entry::Main,
-        session_config,
-        shared: shared.clone(),
-        stream,
-        queue,
-        registered: false,
-        heartbeat: None,
-        ping_token: 0,
-        pending: Vec::new(),
-        held: None,
-        backlog: VecDeque::new(),
-        backlog_bytes: 0,
-        flood_clock: now,
-        pager: Pager::default(),
-        open: None,
-        throttled: false,
-        log,
-        ingest_paced: false,
-        keeping_up: false,
-    };
-    let proto: Box<dyn Protocol> = match entry {
-        Entry::Main => Box::new(TextSession::new(&c.session_config)),
-        Entry::Irc => Box::new(IrcSession::new(&c.session_config)),
-        // The chat's welcome, queued at connect, is written as JSON.
-        Entry::Json => Box::new(JsonSession::new(&c.session_config, false)),
-    };
-    c.switch_to(proto);
-    if !c.detecting {
-        metrics().opened(c.proto.name(), T::NAME);
+
+    /// The connection ended for `end`: it is counted, leaves the chat (and
+    /// its rooms) and is logged.
+    fn finish(mut self, end: End) {
+        let shared = self.shared.clone();
+        let id = self.id;
+        // What is still queued no longer counts against the pacer.
+        self.queue.set_keeping_up(false);
+        if let Some(open) = self.open.take() {
+            open.dec();
+        }
+        if matches!(end, End::SlowConsumer) {
+            metrics().slow_consumers.inc();
+        } else if matches!(end, End::ExcessFlood) {
+            metrics().excess_flood.inc();
+        }
+        let reason = match &end {
+            End::Closed => "connection closed".to_string(),
+            End::Quit => "quit".to_string(),
+            End::Error(e) => format!("connection error: {e}"),
+            End::RegistrationTimeout => "registration timeout".to_string(),
+            End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
+            End::PingTimeout => "ping timeout".to_string(),
+            End::ExcessFlood => "Excess Flood".to_string(),
+            End::Shutdown => "server shutting down".to_string(),
+            End::Killed => "killed".to_string(),
+        };
+        // Named while it still has its nick.
+        let span = self.log_span();
+        // Tells the rooms unless the chat already did (quit, slow consumer),
+        // and frees the router's slot either way.
+        shared.chat.disconnect(id, &reason);
+        span.in_scope(|| info!("disconnected: {reason}"));
     }
-    let end = match opening.input.is_empty() {
-        true => c.run().await,
-        false => match c.take_input(&opening.input) {
-            Ok(Outcome::Close) => c.quit().await,
-            Ok(_) => c.run().await,
-            Err(_) => End::ExcessFlood,
-        },
-    };
-    // What is still queued no longer counts against the pacer.
-    c.queue.set_keeping_up(false);
-    if let Some(open) = c.open.take() {
-        open.dec();
-    }
-    if matches!(end, End::SlowConsumer) {
-        metrics().slow_consumers.inc();
-    } else if matches!(end, End::ExcessFlood) {
-        metrics().excess_flood.inc();
-    }
-    let reason = match &end {
-        End::Closed => "connection closed".to_string(),
-        End::Quit => "quit".to_string(),
-        End::Error(e) => format!("connection error: {e}"),
-        End::RegistrationTimeout => "registration timeout".to_string(),
-        End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
-        End::PingTimeout => "ping timeout".to_string(),
-        End::ExcessFlood => "Excess Flood".to_string(),
-        End::Shutdown => "server shutting down".to_string(),
-        End::Killed => "killed".to_string(),
-    };
-    // Named while it still has its nick.
-    let span = c.log_span();
-    // Tells the rooms unless the chat already did (quit, slow consumer),
-    // and frees the router's slot either way.
-    shared.chat.disconnect(id, &reason);
-    span.in_scope(|| info!("disconnected: {reason}"));
 }
 
 impl<T: Transport> Connection<T> {
@@ -662,21 +710,38 @@ impl<T: Transport> Connection<T> {
             // in the socket (and TCP slows it) until the writer catches up.
             let store_behind = self.store_behind();
             let paced = ingest || store_behind || self.own_lines_wait();
-            tokio::select! {
+            // What woke the connection; handled below, once the select's
+            // futures are gone, so that what the handlers await does not
+            // sit beside them in every idle connection's task.
+            // Waiting for the server (the store, the writers) is rare: its
+            // futures are boxed, and only while it waits.
+            let waits = self.held.is_some() || store_behind || ingest;
+            let server = waits.then(|| {
+                let held = self.held.as_ref().map(|item| gate(&self.shared, Some(item)));
+                server_waits(self.shared.clone(), held, store_behind, ingest)
+            });
+            let woke = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => {
+                _ = shutdown.cancelled() => Woke::Shutdown,
+                Some(woke) = OptionFuture::from(server), if waits => woke,
+                next = queue.next(), if self.hold_until.is_none() && self.held.is_none() => Woke::Next(next),
+                r = self.stream.readable(), if !paced => Woke::Readable(r),
+                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => Woke::Timer,
+            };
+            match woke {
+                Woke::Shutdown => {
                     let grace = self.shared.config.shutdown_grace;
                     let _ = tokio::time::timeout(grace, Box::pin(self.flush())).await;
                     return End::Shutdown;
                 }
-                _ = durable(&self.shared, self.held.as_ref()), if self.held.is_some() => {
+                Woke::Durable => {
                     if let Some(item) = self.held.take() {
                         if let Err(e) = self.write_item(item).await {
                             return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
                         }
                     }
                 }
-                next = queue.next(), if self.hold_until.is_none() && self.held.is_none() => match next {
+                Woke::Next(next) => match next {
                     Next::Item(item) if self.waits(&item) => self.held = Some(item),
                     Next::Item(item) => {
                         if let Err(e) = self.write_item(item).await {
@@ -686,12 +751,19 @@ impl<T: Transport> Connection<T> {
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
                 },
-                _ = caught_up(&self.shared), if store_behind => {
+                Woke::Paced => {
+                    metrics().reads_paced.inc();
+                    self.ingest_paced = false;
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
                 }
-                r = self.stream.readable(), if !paced => {
+                Woke::Backlog => {
+                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                        return self.quit().await;
+                    }
+                }
+                Woke::Readable(r) => {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
@@ -707,14 +779,7 @@ impl<T: Transport> Connection<T> {
                         Err(e) => return End::Error(e),
                     }
                 }
-                _ = pacer.below(), if ingest => {
-                    metrics().reads_paced.inc();
-                    self.ingest_paced = false;
-                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
-                        return self.quit().await;
-                    }
-                }
-                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                Woke::Timer => {
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
@@ -747,16 +812,20 @@ impl<T: Transport> Connection<T> {
         End::Quit
     }
 
-    /// Hands the connection to `proto` (at the start, or when the first
-    /// line chose it), with its line limits and heartbeat.
+    /// Hands the connection to `proto`, which the first line chose.
     fn switch_to(&mut self, proto: Box<dyn Protocol>) {
         self.proto = proto;
+        self.start_proto();
+    }
+
+    /// Starts the session in `proto`: its line limits and heartbeat.
+    fn start_proto(&mut self) {
         let (max, telnet) = self.proto.framing(self.shared.config.max_line_bytes);
         self.decoder.set_max(max);
         if !telnet {
             self.decoder.without_telnet();
         }
-        if !self.detecting {
+        if self.detecting.is_none() {
             self.decoder.set_json(self.proto.json_framing());
         }
         let pings = self.proto.heartbeat();
@@ -964,12 +1033,12 @@ impl<T: Transport> Connection<T> {
                 return Outcome::Continue;
             }
         };
-        if std::mem::replace(&mut self.detecting, false) {
+        if let Some(config) = self.detecting.take() {
             // A banner still held back is written by the new protocol.
             let banner_shown = self.hold_until.is_none();
             let proto: Option<Box<dyn Protocol>> = match self.decoder.undelimited() {
-                true => Some(Box::new(OriginalSession::new(&self.session_config))),
-                false => session::detect(&line, &self.session_config, banner_shown),
+                true => Some(Box::new(OriginalSession::new(&config))),
+                false => session::detect(&line, &config, banner_shown),
             };
             if let Some(proto) = proto {
                 self.switch_to(proto);
@@ -1193,11 +1262,33 @@ async fn durable(shared: &Shared, item: Option<&Item>) {
     }
 }
 
-/// Waits until the store is no longer behind its `db_max_pending`.
-async fn caught_up(shared: &Shared) {
-    if let Some(w) = &shared.durable {
-        w.caught_up().await;
-    }
+/// Waits (boxed) for the first of what a connection waits for on the
+/// server's side: the store reaching the ticket of the item `held` for it
+/// (`Some(None)`: reached already), the store no longer behind
+/// (`store_behind`), the writers caught up (`ingest`: the pacer).
+fn server_waits(
+    shared: Arc<Shared>,
+    held: Option<Option<u64>>,
+    store_behind: bool,
+    ingest: bool,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Woke> + Send>> {
+    Box::pin(async move {
+        let durable = shared.durable.as_ref();
+        tokio::select! {
+            biased;
+            _ = async {
+                if let (Some(w), Some(Some(t))) = (durable, held) {
+                    w.reached(t).await
+                }
+            }, if held.is_some() => Woke::Durable,
+            _ = async {
+                if let Some(w) = durable {
+                    w.caught_up().await
+                }
+            }, if store_behind => Woke::Backlog,
+            _ = shared.pacer.below(), if ingest => Woke::Paced,
+        }
+    })
 }
 
 /// What a line waiting for flood control counts against the receive

@@ -13,11 +13,14 @@
 //! Plain TCP is only peeked at (nothing is read, nothing copied): the
 //! connection loop then reads the socket itself.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -111,58 +114,77 @@ async fn sniff_read<S: AsyncRead + Unpin>(
     }
 }
 
+/// A connection's whole life on a rare path (TLS, HTTP): boxed, so that
+/// it does not size every plain connection's task.
+pub(crate) type Boxed = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Serves a connection on the main port: waits out the first-bytes
 /// window, then hands it to TLS, HTTP or the connection loop.
-pub(crate) async fn main_port(
+///
+/// Two phases in one future that holds one at a time (`then`): the window
+/// (the socket and a peek), then the connection. An `async fn` would keep
+/// its arguments beside the connection loop for the connection's whole
+/// life.
+pub(crate) fn main_port(
     shared: Arc<Shared>,
     stream: TcpStream,
     host: Name,
     peer: SocketAddr,
     log: ConnLog,
-) {
+) -> impl Future<Output = ()> + Send {
     let window = shared.config.banner_delay;
-    let first = match window.is_zero() {
-        true => None,
-        false => match sniff_tcp(&stream, window).await {
+    let sniff = async move {
+        let first = match window.is_zero() {
+            true => Ok(None),
+            false => sniff_tcp(&stream, window).await,
+        };
+        (stream, first)
+    };
+    sniff.then(move |(stream, first)| {
+        let first = match first {
             Ok(first) => first,
             Err(e) => {
-                return log
-                    .span(None)
-                    .in_scope(|| debug!("closed while detecting: {e}"))
+                log.span(None)
+                    .in_scope(|| debug!("closed while detecting: {e}"));
+                return Either::Right(Box::pin(std::future::ready(())) as Boxed);
             }
-        },
-    };
-    let opening = |silent| Opening {
-        silent,
-        log,
-        ..Opening::new(Entry::Main, false)
-    };
-    match first {
-        None => connection::run(shared, stream, host, peer.ip(), opening(true)).await,
-        Some(First::Lines) => {
-            connection::run(shared, stream, host, peer.ip(), opening(false)).await
-        }
-        // Boxed: rare and large, they would otherwise size every plain
-        // connection's task (see `Server::run`).
-        // In a span of their own for their whole life, like the
-        // connections of the IRC-over-TLS and HTTP ports.
-        Some(First::Http) => {
-            let span = log.span(None);
-            Box::pin(http(stream, Bytes::new(), shared, peer, "tcp").instrument(span)).await
-        }
-        Some(First::Tls) => match shared.tls.clone() {
-            Some(tls) => {
+        };
+        match first {
+            None | Some(First::Lines) => {
+                let opening = Opening {
+                    silent: first.is_none(),
+                    log,
+                    ..Opening::new(Entry::Main, false)
+                };
+                Either::Left(connection::run(shared, stream, host, peer.ip(), opening))
+            }
+            // In a span of their own for their whole life, like the
+            // connections of the IRC-over-TLS and HTTP ports.
+            Some(First::Http) => {
                 let span = log.span(None);
-                let tls = over_tls(shared, &tls, stream, host, peer, Entry::Main);
-                Box::pin(tls.instrument(span)).await
+                Either::Right(Box::pin(
+                    http(stream, Bytes::new(), shared, peer, "tcp").instrument(span),
+                ))
             }
-            None => {
-                tls::handshake_failed();
-                let _log = log.span(None).entered();
-                info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");
-            }
-        },
-    }
+            Some(First::Tls) => match shared.tls.clone() {
+                Some(tls) => {
+                    let span = log.span(None);
+                    Either::Right(Box::pin(
+                        async move {
+                            over_tls(shared, &tls, stream, host, peer, Entry::Main).await
+                        }
+                        .instrument(span),
+                    ))
+                }
+                None => {
+                    tls::handshake_failed();
+                    let _log = log.span(None).entered();
+                    info!("TLS handshake on a server without a certificate (set tls_cert and tls_key): closed");
+                    Either::Right(Box::pin(std::future::ready(())))
+                }
+            },
+        }
+    })
 }
 
 /// Serves a connection on the IRC-over-TLS port.

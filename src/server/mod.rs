@@ -212,7 +212,10 @@ pub struct Server {
 /// life: the TLS and HTTP paths (several KiB of handshake and hyper state)
 /// are boxed, so that a plain chat connection's task holds only the
 /// connection loop (see `tests::an_idle_connection_task_stays_small`).
-async fn serve(
+/// Not an `async fn`, which would keep its arguments beside the
+/// connection for its whole life: what runs is built when the task first
+/// runs, and holds them in its place.
+fn serve(
     entry: Port,
     shared: Arc<Shared>,
     stream: TcpStream,
@@ -220,28 +223,35 @@ async fn serve(
     peer: SocketAddr,
     permit: limits::Permit,
     log: ConnLog,
-) {
-    match entry {
-        Port::Main => detect::main_port(shared, stream, host, peer, log).await,
+) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::future::{lazy, Either};
+    use futures_util::FutureExt;
+    let conn = lazy(move |_| match entry {
+        Port::Main => Either::Left(detect::main_port(shared, stream, host, peer, log)),
         Port::Irc => {
             let opening = Opening {
                 log,
                 ..Opening::new(Entry::Irc, false)
             };
-            connection::run(shared, stream, host, peer.ip(), opening).await
+            let irc = connection::run(shared, stream, host, peer.ip(), opening);
+            Either::Right(Either::Left(irc))
         }
         // These keep their span for their whole life (see `ConnLog`).
         Port::IrcTls => {
             let tls = detect::irc_tls_port(shared, stream, host, peer);
-            Box::pin(tls.instrument(log.span(None))).await
+            Either::Right(Either::Right(
+                Box::pin(tls.instrument(log.span(None))) as detect::Boxed
+            ))
         }
         Port::Http => {
             let ctx = crate::web::WebContext::new(shared, peer, "tcp");
             let http = crate::web::serve(stream, bytes::Bytes::new(), ctx);
-            Box::pin(http.instrument(log.span(None))).await;
+            Either::Right(Either::Right(
+                Box::pin(http.instrument(log.span(None))) as detect::Boxed
+            ))
         }
-    }
-    drop(permit);
+    });
+    conn.flatten().map(move |()| drop(permit))
 }
 
 /// Which listener a connection came in on.
@@ -863,5 +873,24 @@ mod tests {
         assert!(!irc_bind_is_fatal(&c));
         c.irc_listen = "127.0.0.1:6697".parse().unwrap();
         assert!(irc_bind_is_fatal(&c));
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    #[test]
+    fn sizes_probe() {
+        use std::mem::size_of;
+        eprintln!("Connection<Tcp> {}", size_of::<connection::ConnectionProbe>());
+        eprintln!("SessionConfig {}", size_of::<crate::proto::session::SessionConfig>());
+        eprintln!("Framer {}", size_of::<crate::proto::framer::Framer>());
+        eprintln!("TextSession {}", size_of::<crate::proto::session::TextSession>());
+        eprintln!("JsonSession {}", size_of::<crate::proto::session::JsonSession>());
+        eprintln!("IrcSession {}", size_of::<crate::proto::irc::session::IrcSession>());
+        eprintln!("TcpStream {}", size_of::<TcpStream>());
+        eprintln!("Sleep {}", size_of::<tokio::time::Sleep>());
+        eprintln!("Notified {}", size_of::<tokio::sync::futures::Notified<'static>>());
+        eprintln!("ConnLog {}", size_of::<ConnLog>());
+        eprintln!("Opening {}", size_of::<connection::Opening>());
     }
 }
