@@ -480,8 +480,7 @@ fn read_history(
     }
 }
 
-pub(crate) type ConnectionProbe = Connection<tokio::net::TcpStream>;
-pub(crate) struct Connection<T> {
+struct Connection<T> {
     id: ConnId,
     shared: Arc<Shared>,
     stream: T,
@@ -852,10 +851,9 @@ impl<T: Transport> Connection<T> {
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
         let waiting = !self.backlog.is_empty()
-            && !self.ingest_paced
             && self.pager.is_empty()
             && !self.proto.waiting()
-            && !self.paced();
+            && !self.input_waits();
         let flood = waiting.then(|| self.flood_release());
         [self.hold_until, registration, heartbeat, flood]
             .into_iter()
@@ -931,7 +929,7 @@ impl<T: Transport> Connection<T> {
         let outcome = self.handle_backlog();
         // Lines left because the store is behind are the server's delay,
         // not the client's flood (and no more is read meanwhile).
-        if self.backlog_bytes > self.shared.config.recvq && !self.paced() && !self.ingest_paced {
+        if self.backlog_bytes > self.shared.config.recvq && !self.input_waits() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
@@ -957,6 +955,15 @@ impl<T: Transport> Connection<T> {
     /// Lines are held back for the store (either reason above).
     fn paced(&self) -> bool {
         self.store_behind() || self.own_lines_wait()
+    }
+
+    /// Input waits for the server: the store (see [`Self::paced`]) or the
+    /// writers (the ingest pacer stopped this connection's lines). One
+    /// gate for both: lines held for it are neither a flood (no "Excess
+    /// Flood", no flood timer) nor read further, and one boxed wait in the
+    /// loop ends it (`server_waits`).
+    fn input_waits(&self) -> bool {
+        self.ingest_paced || self.paced()
     }
 
     /// When the next held-back line may be handled: the flood clock may run
