@@ -716,7 +716,10 @@ impl<T: Transport> Connection<T> {
             // futures are boxed, and only while it waits.
             let waits = self.held.is_some() || store_behind || ingest;
             let server = waits.then(|| {
-                let held = self.held.as_ref().map(|item| gate(&self.shared, Some(item)));
+                let held = self
+                    .held
+                    .as_ref()
+                    .map(|item| gate(&self.shared, Some(item)));
                 server_waits(self.shared.clone(), held, store_behind, ingest)
             });
             let woke = tokio::select! {
@@ -736,7 +739,11 @@ impl<T: Transport> Connection<T> {
                 Woke::Durable => {
                     if let Some(item) = self.held.take() {
                         if let Err(e) = self.write_item(item).await {
-                            return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
+                            return if queue.is_killed() {
+                                End::SlowConsumer
+                            } else {
+                                End::Error(e)
+                            };
                         }
                     }
                 }
@@ -744,7 +751,11 @@ impl<T: Transport> Connection<T> {
                     Next::Item(item) if self.waits(&item) => self.held = Some(item),
                     Next::Item(item) => {
                         if let Err(e) = self.write_item(item).await {
-                            return if queue.is_killed() { End::SlowConsumer } else { End::Error(e) };
+                            return if queue.is_killed() {
+                                End::SlowConsumer
+                            } else {
+                                End::Error(e)
+                            };
                         }
                     }
                     Next::Killed => return End::SlowConsumer,
@@ -772,7 +783,11 @@ impl<T: Transport> Connection<T> {
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
                         Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
                             self.proto.goodbye(Goodbye::ExcessFlood, port!(self));
-                            let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                Box::pin(self.flush()),
+                            )
+                            .await;
                             return End::ExcessFlood;
                         }
                         Err(e) => return End::Error(e),
@@ -784,7 +799,9 @@ impl<T: Transport> Connection<T> {
                     }
                     if let Some((end, why)) = self.timer_fired() {
                         self.proto.goodbye(why, port!(self));
-                        let _ = tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush())).await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), Box::pin(self.flush()))
+                                .await;
                         return end;
                     }
                 }
