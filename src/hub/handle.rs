@@ -250,8 +250,9 @@ impl<R: Router> ChatHandle<R> {
         }
     }
 
-    /// Several commands from `conn` under one lock, stopping at the first
-    /// that closes the connection or is refused.
+    /// Several commands from `conn`, one after the other (each takes its
+    /// own locks), stopping at the first that closes the connection or is
+    /// refused.
     pub fn execute_all(&self, conn: ConnId, cmds: impl IntoIterator<Item = Command>) -> Outcome {
         let mut outcome = Outcome::Continue;
         for cmd in cmds {

@@ -17,7 +17,9 @@
 //! nick and room name rules; `accounts.rs` who is logged in, registered
 //! nicks and registered rooms; `rejoin.rs` the rooms each account keeps
 //! and putting its sessions back in them; `handle.rs` the [`ChatHandle`]
-//! sessions use (it owns the lock, the router and the seams); `seams.rs`
+//! sessions use (it owns the locks — the chat's, each room's order —, the
+//! router and the seams; a line to a room reads the state, see
+//! [`ChatState::line`], everything else changes it); `seams.rs`
 //! the [`Store`], [`Accounts`] and [`Backplane`] traits.
 
 mod accounts;
@@ -1359,7 +1361,10 @@ impl ChatState {
     /// Forgets an empty room, keeping its place in order.
     fn drop_room(&mut self, key: &str) {
         if let Some((key, room)) = self.rooms.remove_entry(key) {
-            let seq = room.seq.into_inner().unwrap_or_else(PoisonError::into_inner);
+            let seq = room
+                .seq
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
             if seq > 0 {
                 self.seqs.insert(key, seq);
             }

@@ -10,16 +10,19 @@ use crate::cluster::Standalone;
 use crate::proto::MsgId;
 use crate::store::MemoryStore;
 
+/// A connection's cap and what was queued for it.
+type Sink = (usize, Vec<Arc<Event>>);
+
 /// Capped vectors, one per connection.
 #[derive(Default)]
 pub(super) struct Sinks {
-    queues: Mutex<HashMap<u64, (usize, Vec<Arc<Event>>)>>,
+    queues: Mutex<HashMap<u64, Sink>>,
     next_cap: usize,
 }
 
 impl Sinks {
     /// The queues, with the router to oneself.
-    fn queues(&mut self) -> &mut HashMap<u64, (usize, Vec<Arc<Event>>)> {
+    fn queues(&mut self) -> &mut HashMap<u64, Sink> {
         self.queues.get_mut().unwrap()
     }
 }

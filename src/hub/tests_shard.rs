@@ -121,7 +121,10 @@ fn person(chat: &ChatHandle<Gate>, nick: &str, room: &str) -> ConnId {
         g.next - 1
     });
     let nick = nick.to_string();
-    assert_eq!(chat.execute(id, Command::Register { nick }), Outcome::Continue);
+    assert_eq!(
+        chat.execute(id, Command::Register { nick }),
+        Outcome::Continue
+    );
     let join = Command::Join {
         room: room.into(),
         switch: true,
@@ -200,7 +203,12 @@ fn a_line_to_one_room_does_not_wait_for_a_line_to_another() {
 
     chat.with_router(|g| {
         let got = |c: ConnId| messages(&g.queues[c.local as usize].lock().unwrap());
-        let texts = |c: ConnId| got(c).into_iter().map(|(r, _, t)| (r, t)).collect::<Vec<_>>();
+        let texts = |c: ConnId| {
+            got(c)
+                .into_iter()
+                .map(|(r, _, t)| (r, t))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(texts(dave), vec![("b".into(), "free".into())]);
         assert_eq!(texts(bob), texts(dave));
         assert_eq!(texts(carol), vec![("a".into(), "held".into())]);
