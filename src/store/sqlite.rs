@@ -82,6 +82,8 @@ pub struct SqliteStore {
     /// Lines a read of messages alone walks through at most
     /// (`history_scan`; see [`range`]).
     scan: usize,
+    /// Each room's newest message, kept by the writer.
+    last_messages: Arc<LastMessages>,
 }
 
 /// Frames in the WAL after a commit that ask for a checkpoint (SQLite's
@@ -189,6 +191,13 @@ struct Pending {
     facts: usize,
     last_ticket: u64,
     closed: bool,
+    /// The writer waits for work: a submission must wake it. While it
+    /// writes, submissions only queue (no wake-up, a syscall each, for
+    /// every line of a busy chat); it looks again when it is done.
+    writer_waits: bool,
+    /// Submissions waiting for room (`MAX_PENDING`): the writer wakes
+    /// them when it takes the queue.
+    submitters_wait: usize,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -403,6 +412,49 @@ fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Default)]
 struct Rooms {
     known: HashMap<String, (i64, i64)>,
+    /// Rooms made in the transaction under way (see [`LastMessages`]).
+    born: Vec<i64>,
+}
+
+/// Each room's newest message (its `seq`; 0: none), as far as this
+/// process knows: what the writer committed in rooms it made or wrote a
+/// message to. A read of a room's latest messages starts there instead
+/// of walking back through the joins and parts after it (in a room
+/// 10 000 people passed through with nobody talking, a join's replay is
+/// then one lookup). Rooms not in it (written before a restart, or
+/// forgotten past [`ROOM_CACHE`]) are walked, within `history_scan`.
+#[derive(Default)]
+struct LastMessages {
+    seqs: Mutex<HashMap<i64, i64>>,
+}
+
+impl LastMessages {
+    fn get(&self, room: i64) -> Option<i64> {
+        let seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        seqs.get(&room).copied()
+    }
+
+    /// After a commit: `born` rooms are new (no message before those
+    /// committed), `said` holds (room, seq) of each message committed.
+    fn committed(&self, born: &[i64], said: &[(i64, i64)]) {
+        if born.is_empty() && said.is_empty() {
+            return;
+        }
+        let mut seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        if seqs.len() + born.len() > ROOM_CACHE {
+            seqs.clear();
+        }
+        for &room in born {
+            seqs.entry(room).or_insert(0);
+        }
+        for &(room, seq) in said {
+            if let Some(last) = seqs.get_mut(&room) {
+                *last = (*last).max(seq);
+            } else if seqs.len() < ROOM_CACHE {
+                seqs.insert(room, seq);
+            }
+        }
+    }
 }
 
 impl Rooms {
@@ -428,7 +480,9 @@ impl Rooms {
                 None => {
                     c.prepare_cached("INSERT INTO room (key, name, seq) VALUES (?1, ?2, 0)")?
                         .execute(params![key, name])?;
-                    c.last_insert_rowid()
+                    let id = c.last_insert_rowid();
+                    self.born.push(id);
+                    id
                 }
             };
             let t: i64 = c
@@ -512,6 +566,7 @@ impl SqliteStore {
             changed: Condvar::new(),
         });
         let watermark = Arc::new(Watermark::default());
+        let last_messages = Arc::new(LastMessages::default());
         let (failures, failed_rx) = mpsc::unbounded_channel();
         let writer = Writer {
             conn,
@@ -521,6 +576,7 @@ impl SqliteStore {
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
+            last_messages: last_messages.clone(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -538,6 +594,7 @@ impl SqliteStore {
             writer: Some(writer),
             checkpoints,
             scan: DEFAULT_SCAN,
+            last_messages,
         };
         Ok((store, failed_rx))
     }
@@ -605,18 +662,22 @@ impl Store for SqliteStore {
         }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
+            p.submitters_wait += 1;
             p = self
                 .queue
                 .changed
                 .wait(p)
                 .unwrap_or_else(|e| e.into_inner());
+            p.submitters_wait -= 1;
         }
         p.last_ticket += 1;
         let ticket = p.last_ticket;
         p.facts += facts.len();
         self.watermark.submitted(facts.len());
         p.batches.push_back((ticket, Instant::now(), facts));
-        self.queue.changed.notify_all();
+        if p.writer_waits {
+            self.queue.changed.notify_all();
+        }
         ticket
     }
 
@@ -628,7 +689,7 @@ impl Store for SqliteStore {
         events: bool,
     ) -> Result<History, StoreError> {
         let key = names::fold(room);
-        self.read(|c| history(c, &key, query, limit, events, self.scan))
+        self.read(|c| history(c, &key, query, limit, events, self.scan, &self.last_messages))
     }
 
     /// Private logs are keyed `@a@b`: those where `account` comes first
@@ -676,9 +737,10 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    /// Each room's newest message: a walk back from its last `seq` on
-    /// `line_room`, past joins and the like, through at most
-    /// `history_scan` lines (a room with none among them is left out).
+    /// Each room's newest message: a walk back on `line_room`, past
+    /// joins and the like, from the newest message the writer knows of
+    /// (none: left out) or else from the room's last line, through at
+    /// most `history_scan` lines (a room with none among them is left out).
     fn latest_lines(
         &self,
         rooms: &[String],
@@ -687,13 +749,23 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let scan = self.scan.clamp(1, i64::MAX as usize) as i64;
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT at_ms, kind FROM line WHERE room = (SELECT id FROM room WHERE key = ?1)
-                 ORDER BY seq DESC LIMIT ?2",
+            let mut room_id = c.prepare_cached("SELECT id FROM room WHERE key = ?1")?;
+            let mut walk = c.prepare_cached(
+                "SELECT at_ms, kind FROM line WHERE room = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut out = Vec::new();
             for key in rooms {
-                let mut rows = stmt.query(params![key, scan])?;
+                let Some(room) = room_id.query_row([key], |r| r.get::<_, i64>(0)).optional()?
+                else {
+                    continue;
+                };
+                let below = match self.last_messages.get(room) {
+                    Some(0) => continue,
+                    Some(last) => last.saturating_add(1),
+                    None => i64::MAX,
+                };
+                let mut rows = walk.query(params![room, below, scan])?;
                 let mut last = None;
                 while let Some(r) = rows.next()? {
                     if is_message(r.get_ref(1)?.as_str()?) {
@@ -728,6 +800,16 @@ impl Store for SqliteStore {
     }
 }
 
+/// `names::fold(room)`, without a new string when the name is folded
+/// already (lower-case ASCII, as most are): the writer folds every line's.
+fn room_key(room: &str) -> std::borrow::Cow<'_, str> {
+    if room.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        std::borrow::Cow::Borrowed(room)
+    } else {
+        std::borrow::Cow::Owned(names::fold(room))
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
@@ -739,6 +821,9 @@ struct Writer {
     /// to their limits), by number.
     touched: HashSet<i64>,
     rooms: Rooms,
+    /// Shared with the readers: updated after each commit, before its
+    /// lines are released.
+    last_messages: Arc<LastMessages>,
     last_retention: Instant,
     /// When age retention last looked at every room.
     last_sweep: Instant,
@@ -757,12 +842,14 @@ impl Writer {
                         true => Duration::ZERO,
                         false => RETENTION_EVERY,
                     };
+                    p.writer_waits = true;
                     let (guard, _) = self
                         .queue
                         .changed
                         .wait_timeout(p, wait)
                         .unwrap_or_else(|e| e.into_inner());
                     p = guard;
+                    p.writer_waits = false;
                     if p.batches.is_empty() {
                         drop(p);
                         self.enforce_retention();
@@ -774,7 +861,9 @@ impl Writer {
                 }
                 p.facts = 0;
                 let batches: Vec<Batch> = p.batches.drain(..).collect();
-                self.queue.changed.notify_all();
+                if p.submitters_wait > 0 {
+                    self.queue.changed.notify_all();
+                }
                 batches
             };
             let Some(&(last, _, _)) = batches.last() else {
@@ -833,15 +922,22 @@ impl Writer {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched = Vec::new();
+        let mut said = Vec::new();
+        self.rooms.born.clear();
         {
             let mut lines = Lines::new(&tx)?;
             for fact in batches.iter().flat_map(|(_, _, f)| f) {
                 let Some(room) = &fact.room else { continue };
-                touched.push(lines.insert(&mut self.rooms, &names::fold(room), fact)?);
+                let room = lines.insert(&mut self.rooms, &room_key(room), fact)?;
+                touched.push(room);
+                if is_message(fact.body.kind()) {
+                    said.push((room, fact.seq.min(i64::MAX as u64) as i64));
+                }
             }
         }
         let syncing = Instant::now();
         tx.commit()?;
+        self.last_messages.committed(&self.rooms.born, &said);
         crate::metrics::metrics()
             .store_sync_seconds
             .observe(syncing.elapsed().as_secs_f64());
@@ -1098,6 +1194,7 @@ fn history(
     limit: usize,
     events: bool,
     scan: usize,
+    last_messages: &LastMessages,
 ) -> rusqlite::Result<History> {
     let limit = limit.max(1);
     let found: Option<(i64, String)> = c
@@ -1115,6 +1212,11 @@ fn history(
         scan,
     };
     match query {
+        HistoryQuery::Latest(None) if !events => match last_messages.get(room) {
+            Some(0) => Ok(History::default()),
+            Some(last) => range(&s, 0, last.saturating_add(1), limit, true),
+            None => range(&s, 0, i64::MAX, limit, true),
+        },
         HistoryQuery::Latest(None) => range(&s, 0, i64::MAX, limit, true),
         HistoryQuery::Latest(Some(a)) => {
             range(&s, seq_through(c, room, &a)?, i64::MAX, limit, true)
@@ -1228,12 +1330,14 @@ mod tests {
     }
 
     /// A join's replay (messages alone) in a room that 10 000 people
-    /// joined and left since its older message walks `line_room` back
-    /// through at most `history_scan` lines (no index of messages alone
-    /// that every commit would write: schema 7 dropped it), and says that
-    /// more may lie beyond; a larger bound finds the older message.
+    /// joined and left, with no index of messages alone that every commit
+    /// would write (schema 7 dropped it): in a room the writer knows, the
+    /// read starts at its newest message (nothing at all when it has
+    /// none); in one it does not (written before a restart), `line_room`
+    /// is walked back through at most `history_scan` lines, and `more`
+    /// says older messages may lie beyond; a larger bound finds them.
     #[test]
-    fn messages_alone_are_read_through_a_bounded_walk() {
+    fn messages_alone_are_read_without_walking_every_join() {
         let dir = tempfile::tempdir().unwrap();
         let all = Retention {
             per_room: 0,
@@ -1243,8 +1347,13 @@ mod tests {
         let mut facts = vec![said("busy", 1)];
         facts.extend((2..=20_001).map(|n| came_and_went("busy", n)));
         facts.push(said("busy", 20_002));
-        facts.extend((20_003..=20_012).map(|n| came_and_went("busy", n)));
-        w.write(&[(1, Instant::now(), facts)]).unwrap();
+        facts.extend((20_003..=40_002).map(|n| came_and_went("busy", n)));
+        let mut quiet: Vec<Fact> = (1..=20_000).map(|n| came_and_went("quiet", n)).collect();
+        for f in &mut quiet {
+            f.id = MsgId(f.id.0 + (1 << 40)); // ids are unique across rooms
+        }
+        w.write(&[(1, Instant::now(), facts), (2, Instant::now(), quiet)])
+            .unwrap();
         let index: i64 = w
             .conn
             .query_row(
@@ -1268,29 +1377,39 @@ mod tests {
                 }),
             )
             .unwrap();
-        let mut read = |scan: usize| {
+        let unknown = LastMessages::default(); // as after a restart
+        let read = |room: &str, scan: usize, last: &LastMessages| {
             steps.store(0, std::sync::atomic::Ordering::Relaxed);
-            let got = history(&w.conn, "busy", latest, 10, false, scan).unwrap();
+            let got = history(&w.conn, room, latest, 10, false, scan, last).unwrap();
             let walked = steps.load(std::sync::atomic::Ordering::Relaxed);
             (seqs(&got), got.more, walked)
         };
-        let (got, more, bounded) = read(5000);
-        assert_eq!((got, more), (vec![20_002], true), "bounded");
-        let (got, more, whole) = read(100_000);
-        assert_eq!((got, more), (vec![1, 20_002], false), "whole");
+        let (got, more, bounded) = read("busy", 5000, &unknown);
+        assert_eq!((got, more), (vec![], true), "unknown, bounded");
+        let (got, more, whole) = read("busy", 100_000, &unknown);
+        assert_eq!((got, more), (vec![1, 20_002], false), "unknown, whole");
         assert!(
-            bounded * 3 < whole,
+            bounded * 5 < whole,
             "a bounded walk reads less: {bounded}k steps against {whole}k"
         );
+        let (got, more, from_last) = read("busy", 5000, &w.last_messages);
+        assert_eq!((got, more), (vec![20_002], true), "known");
+        assert!(from_last * 2 < whole, "{from_last}k steps");
+        let (got, more, _) = read("busy", 30_000, &w.last_messages);
+        assert_eq!((got, more), (vec![1, 20_002], false), "known, whole");
+        let (got, more, none) = read("quiet", 100_000, &w.last_messages);
+        assert_eq!((got, more), (vec![], false), "known to have no message");
+        assert!(none * 100 < whole, "no walk: {none}k steps against {whole}k");
         w.conn.progress_handler(0, None::<fn() -> bool>).unwrap();
         // Forwards too, and events read as before.
         let after = HistoryQuery::After(Anchor::Seq(1));
-        let got = history(&w.conn, "busy", after, 10, false, 5000).unwrap();
+        let last = &w.last_messages;
+        let got = history(&w.conn, "busy", after, 10, false, 5000, last).unwrap();
         assert_eq!((seqs(&got), got.more), (vec![], true));
-        let got = history(&w.conn, "busy", after, 10, false, 30_000).unwrap();
-        assert_eq!((seqs(&got), got.more), (vec![20_002], false));
-        let got = history(&w.conn, "busy", latest, 3, true, 1).unwrap();
-        assert_eq!((seqs(&got), got.more), (vec![20_010, 20_011, 20_012], true));
+        let got = history(&w.conn, "busy", after, 10, false, 30_000, last).unwrap();
+        assert_eq!((seqs(&got), got.more), (vec![20_002], true));
+        let got = history(&w.conn, "busy", latest, 3, true, 1, last).unwrap();
+        assert_eq!((seqs(&got), got.more), (vec![40_000, 40_001, 40_002], true));
     }
 
     fn writer(path: &Path, retention: Retention) -> Writer {
@@ -1306,6 +1425,7 @@ mod tests {
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
+            last_messages: Arc::default(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -1321,6 +1441,14 @@ mod tests {
             .unwrap();
         let rows = stmt.query_map([room], |r| r.get::<_, i64>(0)).unwrap();
         rows.map(|s| s.unwrap() as u64).collect()
+    }
+
+    #[test]
+    fn room_keys_are_folded_names() {
+        for room in ["#lobby", "Lobby", "#CAFÉ", "#café", "Straße", "@alice@bob", "#x-1_Y"] {
+            assert_eq!(room_key(room), names::fold(room), "{room}");
+        }
+        assert!(matches!(room_key("#bench-7"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]
@@ -1541,7 +1669,7 @@ mod tests {
         for q in queries {
             for limit in [1, 2, 3, 5, 50] {
                 let want = select(&refs, q, limit);
-                let got = history(&w.conn, "r", q, limit, false, 1000).unwrap();
+                let got = history(&w.conn, "r", q, limit, false, 1000, &w.last_messages).unwrap();
                 assert_eq!(
                     (ids(&got), got.more),
                     (ids(&want), want.more),
