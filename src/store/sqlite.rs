@@ -212,7 +212,10 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 /// a second parse and plan (~60k instructions each) for plans no sample
 /// table (natter never runs `ANALYZE`) could change.
 fn stable_plans(c: &Connection) -> rusqlite::Result<()> {
-    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -703,7 +706,17 @@ impl Store for SqliteStore {
         events: bool,
     ) -> Result<History, StoreError> {
         let key = names::fold(room);
-        self.read(|c| history(c, &key, query, limit, events, self.scan, &self.last_messages))
+        self.read(|c| {
+            history(
+                c,
+                &key,
+                query,
+                limit,
+                events,
+                self.scan,
+                &self.last_messages,
+            )
+        })
     }
 
     /// Private logs are keyed `@a@b`: those where `account` comes first
@@ -770,7 +783,9 @@ impl Store for SqliteStore {
             )?;
             let mut out = Vec::new();
             for key in rooms {
-                let Some(room) = room_id.query_row([key], |r| r.get::<_, i64>(0)).optional()?
+                let Some(room) = room_id
+                    .query_row([key], |r| r.get::<_, i64>(0))
+                    .optional()?
                 else {
                     continue;
                 };
@@ -817,7 +832,10 @@ impl Store for SqliteStore {
 /// `names::fold(room)`, without a new string when the name is folded
 /// already (lower-case ASCII, as most are): the writer folds every line's.
 fn room_key(room: &str) -> std::borrow::Cow<'_, str> {
-    if room.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+    if room
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
         std::borrow::Cow::Borrowed(room)
     } else {
         std::borrow::Cow::Owned(names::fold(room))
@@ -988,13 +1006,15 @@ impl Writer {
             let run = || -> rusqlite::Result<usize> {
                 let mut deleted = 0;
                 if per_room > 0 {
-                    deleted += self.conn.prepare_cached(
-                        "DELETE FROM line WHERE room = ?1 AND seq IN (
+                    deleted += self
+                        .conn
+                        .prepare_cached(
+                            "DELETE FROM line WHERE room = ?1 AND seq IN (
                              SELECT seq FROM line WHERE room = ?1 AND seq <=
                                  (SELECT max(seq) FROM line WHERE room = ?1) - ?2
                              ORDER BY seq LIMIT ?3)",
-                    )?
-                    .execute(params![room, per_room as i64, chunk])?;
+                        )?
+                        .execute(params![room, per_room as i64, chunk])?;
                 }
                 if !max_age.is_zero() {
                     // Age may empty the room: its last seq is kept first,
@@ -1416,7 +1436,10 @@ mod tests {
         assert_eq!((got, more), (vec![1, 20_002], false), "known, whole");
         let (got, more, none) = read("quiet", 100_000, &w.last_messages);
         assert_eq!((got, more), (vec![], false), "known to have no message");
-        assert!(none * 100 < whole, "no walk: {none}k steps against {whole}k");
+        assert!(
+            none * 100 < whole,
+            "no walk: {none}k steps against {whole}k"
+        );
         w.conn.progress_handler(0, None::<fn() -> bool>).unwrap();
         // Forwards too, and events read as before.
         let after = HistoryQuery::After(Anchor::Seq(1));
@@ -1462,10 +1485,21 @@ mod tests {
 
     #[test]
     fn room_keys_are_folded_names() {
-        for room in ["#lobby", "Lobby", "#CAFÉ", "#café", "Straße", "@alice@bob", "#x-1_Y"] {
+        for room in [
+            "#lobby",
+            "Lobby",
+            "#CAFÉ",
+            "#café",
+            "Straße",
+            "@alice@bob",
+            "#x-1_Y",
+        ] {
             assert_eq!(room_key(room), names::fold(room), "{room}");
         }
-        assert!(matches!(room_key("#bench-7"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            room_key("#bench-7"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -1644,7 +1678,11 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, ["line_id", "line_room"], "schema 7: no line_message");
+        assert_eq!(
+            indexes,
+            ["line_id", "line_room"],
+            "schema 7: no line_message"
+        );
         let accounts: i64 = c
             .query_row("SELECT count(*) FROM account", [], |r| r.get(0))
             .unwrap();
