@@ -533,6 +533,11 @@ settings! {
         /// Most lines one history request returns (bigger asks are capped).
         #[arg(long, env = "NATTER_HISTORY_MAX_LINES", value_name = "N", default_value = "1000")]
         pub history_max_lines: usize,
+        /// Lines a history read without events (a join's replay, /history,
+        /// CHATHISTORY without event-playback) looks through at most to
+        /// find its messages, past joins, parts and the like.
+        #[arg(long, env = "NATTER_HISTORY_SCAN", value_name = "N", default_value = "5000")]
+        pub history_scan: usize,
         /// History reads (and database connections for them) at once; more
         /// wait their turn (a burst of joins does not open a connection
         /// and a thread for each).
@@ -1315,6 +1320,7 @@ mod tests {
             db_max_pending: 10_000,
             history_on_join: 10,
             history_max_lines: 1000,
+            history_scan: 5000,
             history_readers: 4,
             history_per_room: 100_000,
             history_max_age: Duration::ZERO,
@@ -1458,6 +1464,7 @@ mod tests {
             "db_max_pending" => "77",
             "history_on_join" => "0",
             "history_max_lines" => "20",
+            "history_scan" => "300",
             "history_readers" => "2",
             "history_per_room" => "500",
             "history_max_age" => "168h",

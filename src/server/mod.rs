@@ -59,8 +59,10 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
         max_age: config.history_max_age,
     };
     let path = std::path::Path::new(&config.db);
-    let (store, failures) = SqliteStore::open(path, config.db_max_bytes, config.db_sync, retention)
-        .with_context(|| format!("cannot use the database {} (db)", config.db))?;
+    let (mut store, failures) =
+        SqliteStore::open(path, config.db_max_bytes, config.db_sync, retention)
+            .with_context(|| format!("cannot use the database {} (db)", config.db))?;
+    store.set_history_scan(config.history_scan);
     Ok((Arc::new(store), Some(failures)))
 }
 

@@ -13,6 +13,10 @@
 //! lines by `seq` and a line by its id. Rooms are numbered (`room`), and
 //! time is searched by bisecting a room's `seq`s on `t`, the line's time
 //! kept non-decreasing within its room, so no third index is written.
+//! Messages without the events between them (a join's replay) are found
+//! by walking a room's lines back on that index, through at most
+//! `history_scan` of them (schema 7 dropped the index of messages alone
+//! that schema 6 had added: it doubled the pages each commit writes).
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,11 +32,13 @@ use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
 
 /// The schema this natter writes; a newer file is refused.
-const SCHEMA: i64 = 6;
+const SCHEMA: i64 = 7;
 
 /// Facts waiting for the writer before `submit` makes the chat wait (a
 /// disk that cannot keep up slows senders instead of filling memory).
 const MAX_PENDING: usize = 200_000;
+/// `history_scan`'s default (the setting's, in src/config.rs).
+const DEFAULT_SCAN: usize = 5000;
 /// How often the writer enforces retention.
 const RETENTION_EVERY: Duration = Duration::from_secs(2);
 /// Rows one retention step deletes from one room: the writer goes back to
@@ -73,6 +79,11 @@ pub struct SqliteStore {
     /// The thread that checkpoints the WAL, if it could start; stopped
     /// before the writer, whose connection must close last.
     checkpoints: Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)>,
+    /// Lines a read of messages alone walks through at most
+    /// (`history_scan`; see [`range`]).
+    scan: usize,
+    /// Each room's newest message, kept by the writer.
+    last_messages: Arc<LastMessages>,
 }
 
 /// Frames in the WAL after a commit that ask for a checkpoint (SQLite's
@@ -180,10 +191,32 @@ struct Pending {
     facts: usize,
     last_ticket: u64,
     closed: bool,
+    /// The writer waits for work: a submission must wake it. While it
+    /// writes, submissions only queue (no wake-up, a syscall each, for
+    /// every line of a busy chat); it looks again when it is done.
+    writer_waits: bool,
+    /// Submissions waiting for room (`MAX_PENDING`): the writer wakes
+    /// them when it takes the queue.
+    submitters_wait: usize,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
+}
+
+/// Keeps a prepared statement's plan when other values are bound to it.
+/// The bundled SQLite is built with STAT4, so a statement whose `WHERE`
+/// compares an indexed column with a parameter is otherwise compiled
+/// again at its first step after each new binding: the profile showed
+/// every retention `DELETE` and many writer and history statements paying
+/// a second parse and plan (~60k instructions each) for plans no sample
+/// table (natter never runs `ANALYZE`) could change.
+fn stable_plans(c: &Connection) -> rusqlite::Result<()> {
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// Opens (creating if needed) and migrates the database, checking that it
@@ -213,6 +246,7 @@ fn open_writer(path: &Path, max_bytes: u64, sync: DbSync) -> Result<Connection, 
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", sync.pragma())?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        stable_plans(&conn)?;
         if max_bytes > 0 {
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
             let pages = (max_bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
@@ -315,6 +349,18 @@ fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
              COMMIT;",
         )?;
     }
+    if version < 7 {
+        // Schema 6's `line_message` doubled the index pages each commit
+        // touches (p99 at 10k lines/s: 60–66 ms with it, 17 ms without);
+        // reads of messages alone walk `line_room` back instead, at most
+        // `history_scan` lines (see [`range`]).
+        conn.execute_batch(
+            "BEGIN;
+             DROP INDEX IF EXISTS line_message;
+             PRAGMA user_version = 7;
+             COMMIT;",
+        )?;
+    }
     // A write the file refuses (read-only, full) shows now, not at the first message.
     conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
 }
@@ -382,6 +428,49 @@ fn migrate_to_4(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Default)]
 struct Rooms {
     known: HashMap<String, (i64, i64)>,
+    /// Rooms made in the transaction under way (see [`LastMessages`]).
+    born: Vec<i64>,
+}
+
+/// Each room's newest message (its `seq`; 0: none), as far as this
+/// process knows: what the writer committed in rooms it made or wrote a
+/// message to. A read of a room's latest messages starts there instead
+/// of walking back through the joins and parts after it (in a room
+/// 10 000 people passed through with nobody talking, a join's replay is
+/// then one lookup). Rooms not in it (written before a restart, or
+/// forgotten past [`ROOM_CACHE`]) are walked, within `history_scan`.
+#[derive(Default)]
+struct LastMessages {
+    seqs: Mutex<HashMap<i64, i64>>,
+}
+
+impl LastMessages {
+    fn get(&self, room: i64) -> Option<i64> {
+        let seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        seqs.get(&room).copied()
+    }
+
+    /// After a commit: `born` rooms are new (no message before those
+    /// committed), `said` holds (room, seq) of each message committed.
+    fn committed(&self, born: &[i64], said: &[(i64, i64)]) {
+        if born.is_empty() && said.is_empty() {
+            return;
+        }
+        let mut seqs = self.seqs.lock().unwrap_or_else(|e| e.into_inner());
+        if seqs.len() + born.len() > ROOM_CACHE {
+            seqs.clear();
+        }
+        for &room in born {
+            seqs.entry(room).or_insert(0);
+        }
+        for &(room, seq) in said {
+            if let Some(last) = seqs.get_mut(&room) {
+                *last = (*last).max(seq);
+            } else if seqs.len() < ROOM_CACHE {
+                seqs.insert(room, seq);
+            }
+        }
+    }
 }
 
 impl Rooms {
@@ -407,7 +496,9 @@ impl Rooms {
                 None => {
                     c.prepare_cached("INSERT INTO room (key, name, seq) VALUES (?1, ?2, 0)")?
                         .execute(params![key, name])?;
-                    c.last_insert_rowid()
+                    let id = c.last_insert_rowid();
+                    self.born.push(id);
+                    id
                 }
             };
             let t: i64 = c
@@ -491,6 +582,7 @@ impl SqliteStore {
             changed: Condvar::new(),
         });
         let watermark = Arc::new(Watermark::default());
+        let last_messages = Arc::new(LastMessages::default());
         let (failures, failed_rx) = mpsc::unbounded_channel();
         let writer = Writer {
             conn,
@@ -500,6 +592,7 @@ impl SqliteStore {
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
+            last_messages: last_messages.clone(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -516,8 +609,16 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             writer: Some(writer),
             checkpoints,
+            scan: DEFAULT_SCAN,
+            last_messages,
         };
         Ok((store, failed_rx))
+    }
+
+    /// Sets how many lines a read of messages alone walks through at most
+    /// (`history_scan`, at least 1).
+    pub fn set_history_scan(&mut self, lines: usize) {
+        self.scan = lines.max(1);
     }
 
     /// Runs `f` on a reader connection of the pool.
@@ -529,6 +630,7 @@ impl SqliteStore {
                 let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let c = Connection::open_with_flags(&self.path, flags).map_err(err)?;
                 c.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+                stable_plans(&c).map_err(err)?;
                 c
             }
         };
@@ -577,18 +679,22 @@ impl Store for SqliteStore {
         }
         let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
         while p.facts > MAX_PENDING && !p.closed {
+            p.submitters_wait += 1;
             p = self
                 .queue
                 .changed
                 .wait(p)
                 .unwrap_or_else(|e| e.into_inner());
+            p.submitters_wait -= 1;
         }
         p.last_ticket += 1;
         let ticket = p.last_ticket;
         p.facts += facts.len();
         self.watermark.submitted(facts.len());
         p.batches.push_back((ticket, Instant::now(), facts));
-        self.queue.changed.notify_all();
+        if p.writer_waits {
+            self.queue.changed.notify_all();
+        }
         ticket
     }
 
@@ -600,7 +706,17 @@ impl Store for SqliteStore {
         events: bool,
     ) -> Result<History, StoreError> {
         let key = names::fold(room);
-        self.read(|c| history(c, &key, query, limit, events))
+        self.read(|c| {
+            history(
+                c,
+                &key,
+                query,
+                limit,
+                events,
+                self.scan,
+                &self.last_messages,
+            )
+        })
     }
 
     /// Private logs are keyed `@a@b`: those where `account` comes first
@@ -648,24 +764,45 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    /// Each room's newest message: a walk back from its last `seq` on
-    /// `line_room`, past joins and the like.
+    /// Each room's newest message: a walk back on `line_room`, past
+    /// joins and the like, from the newest message the writer knows of
+    /// (none: left out) or else from the room's last line, through at
+    /// most `history_scan` lines (a room with none among them is left out).
     fn latest_lines(
         &self,
         rooms: &[String],
         from_ms: u64,
         to_ms: u64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
+        let scan = self.scan.clamp(1, i64::MAX as usize) as i64;
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT at_ms FROM line WHERE room = (SELECT id FROM room WHERE key = ?1)
-                   AND kind IN ('said', 'noticed', 'private')
-                 ORDER BY seq DESC LIMIT 1",
+            let mut room_id = c.prepare_cached("SELECT id FROM room WHERE key = ?1")?;
+            let mut walk = c.prepare_cached(
+                "SELECT at_ms, kind FROM line WHERE room = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut out = Vec::new();
             for key in rooms {
-                let last: Option<i64> = stmt.query_row([key], |r| r.get(0)).optional()?;
-                if let Some(t) = last.map(|t| t as u64) {
+                let Some(room) = room_id
+                    .query_row([key], |r| r.get::<_, i64>(0))
+                    .optional()?
+                else {
+                    continue;
+                };
+                let below = match self.last_messages.get(room) {
+                    Some(0) => continue,
+                    Some(last) => last.saturating_add(1),
+                    None => i64::MAX,
+                };
+                let mut rows = walk.query(params![room, below, scan])?;
+                let mut last = None;
+                while let Some(r) = rows.next()? {
+                    if is_message(r.get_ref(1)?.as_str()?) {
+                        last = Some(r.get::<_, i64>(0)? as u64);
+                        break;
+                    }
+                }
+                if let Some(t) = last {
                     if t > from_ms && t < to_ms {
                         out.push((key.clone(), t));
                     }
@@ -692,6 +829,19 @@ impl Store for SqliteStore {
     }
 }
 
+/// `names::fold(room)`, without a new string when the name is folded
+/// already (lower-case ASCII, as most are): the writer folds every line's.
+fn room_key(room: &str) -> std::borrow::Cow<'_, str> {
+    if room
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        std::borrow::Cow::Borrowed(room)
+    } else {
+        std::borrow::Cow::Owned(names::fold(room))
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
@@ -703,6 +853,9 @@ struct Writer {
     /// to their limits), by number.
     touched: HashSet<i64>,
     rooms: Rooms,
+    /// Shared with the readers: updated after each commit, before its
+    /// lines are released.
+    last_messages: Arc<LastMessages>,
     last_retention: Instant,
     /// When age retention last looked at every room.
     last_sweep: Instant,
@@ -721,12 +874,14 @@ impl Writer {
                         true => Duration::ZERO,
                         false => RETENTION_EVERY,
                     };
+                    p.writer_waits = true;
                     let (guard, _) = self
                         .queue
                         .changed
                         .wait_timeout(p, wait)
                         .unwrap_or_else(|e| e.into_inner());
                     p = guard;
+                    p.writer_waits = false;
                     if p.batches.is_empty() {
                         drop(p);
                         self.enforce_retention();
@@ -738,7 +893,9 @@ impl Writer {
                 }
                 p.facts = 0;
                 let batches: Vec<Batch> = p.batches.drain(..).collect();
-                self.queue.changed.notify_all();
+                if p.submitters_wait > 0 {
+                    self.queue.changed.notify_all();
+                }
                 batches
             };
             let Some(&(last, _, _)) = batches.last() else {
@@ -797,15 +954,22 @@ impl Writer {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut touched = Vec::new();
+        let mut said = Vec::new();
+        self.rooms.born.clear();
         {
             let mut lines = Lines::new(&tx)?;
             for fact in batches.iter().flat_map(|(_, _, f)| f) {
                 let Some(room) = &fact.room else { continue };
-                touched.push(lines.insert(&mut self.rooms, &names::fold(room), fact)?);
+                let room = lines.insert(&mut self.rooms, &room_key(room), fact)?;
+                touched.push(room);
+                if is_message(fact.body.kind()) {
+                    said.push((room, fact.seq.min(i64::MAX as u64) as i64));
+                }
             }
         }
         let syncing = Instant::now();
         tx.commit()?;
+        self.last_messages.committed(&self.rooms.born, &said);
         crate::metrics::metrics()
             .store_sync_seconds
             .observe(syncing.elapsed().as_secs_f64());
@@ -842,31 +1006,36 @@ impl Writer {
             let run = || -> rusqlite::Result<usize> {
                 let mut deleted = 0;
                 if per_room > 0 {
-                    deleted += self.conn.execute(
-                        "DELETE FROM line WHERE room = ?1 AND seq IN (
+                    deleted += self
+                        .conn
+                        .prepare_cached(
+                            "DELETE FROM line WHERE room = ?1 AND seq IN (
                              SELECT seq FROM line WHERE room = ?1 AND seq <=
                                  (SELECT max(seq) FROM line WHERE room = ?1) - ?2
                              ORDER BY seq LIMIT ?3)",
-                        params![room, per_room as i64, chunk],
-                    )?;
+                        )?
+                        .execute(params![room, per_room as i64, chunk])?;
                 }
                 if !max_age.is_zero() {
                     // Age may empty the room: its last seq is kept first,
                     // so its order goes on from there after a restart.
-                    self.conn.execute(
-                        "UPDATE room SET seq = max(seq,
-                             coalesce((SELECT max(seq) FROM line WHERE room = ?1), 0))
-                         WHERE id = ?1",
-                        [room],
-                    )?;
+                    self.conn
+                        .prepare_cached(
+                            "UPDATE room SET seq = max(seq,
+                                 coalesce((SELECT max(seq) FROM line WHERE room = ?1), 0))
+                             WHERE id = ?1",
+                        )?
+                        .execute([room])?;
                     // `t` grows with seq: the old lines are the first ones.
-                    deleted += self.conn.execute(
-                        "DELETE FROM line WHERE room = ?1 AND seq IN (
-                             SELECT seq FROM (SELECT seq, t FROM line WHERE room = ?1
-                                              ORDER BY seq LIMIT ?3)
-                             WHERE t < ?2)",
-                        params![room, cutoff, chunk],
-                    )?;
+                    deleted += self
+                        .conn
+                        .prepare_cached(
+                            "DELETE FROM line WHERE room = ?1 AND seq IN (
+                                 SELECT seq FROM (SELECT seq, t FROM line WHERE room = ?1
+                                                  ORDER BY seq LIMIT ?3)
+                                 WHERE t < ?2)",
+                        )?
+                        .execute(params![room, cutoff, chunk])?;
                 }
                 Ok(deleted)
             };
@@ -977,42 +1146,53 @@ struct Scope<'a> {
     name: &'a str,
     /// Joins, parts and the like too, not only messages and notices.
     events: bool,
+    /// Lines a read without events walks through at most (`history_scan`).
+    scan: usize,
 }
 
-/// Facts with `lo < seq < hi`, the newest `limit` of them or the oldest.
-/// The statement for [`range`]: newest or oldest first, with events or
-/// messages alone. Without events the condition is spelt as the
-/// `line_message` index's, so that SQLite reads that index (a
-/// `?5 OR kind IN …` would not).
-fn range_sql(newest: bool, events: bool) -> &'static str {
-    match (newest, events) {
-        (true, true) => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+/// The statement for [`range`]: a room's lines with `lo < seq < hi`,
+/// newest or oldest first, on the `line_room` index; `kind` is read so
+/// that messages alone can be picked out of them.
+fn range_sql(newest: bool) -> &'static str {
+    match newest {
+        true => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body, kind FROM line
              WHERE room = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
         }
-        (true, false) => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
-             WHERE room = ?1 AND seq > ?2 AND seq < ?3
-               AND kind IN ('said', 'noticed', 'private') ORDER BY seq DESC LIMIT ?4"
-        }
-        (false, true) => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
+        false => {
+            "SELECT seq, id, at_ms, source, by_node, by_local, body, kind FROM line
              WHERE room = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq LIMIT ?4"
-        }
-        (false, false) => {
-            "SELECT seq, id, at_ms, source, by_node, by_local, body FROM line
-             WHERE room = ?1 AND seq > ?2 AND seq < ?3
-               AND kind IN ('said', 'noticed', 'private') ORDER BY seq LIMIT ?4"
         }
     }
 }
 
+/// What a read without events keeps: messages, notices, private lines.
+fn is_message(kind: &str) -> bool {
+    matches!(kind, "said" | "noticed" | "private")
+}
+
+/// Facts with `lo < seq < hi`, the newest `limit` of them or the oldest.
+/// Without events, the room's lines are walked from that end and the
+/// messages among them kept, through at most `s.scan` lines: a join's
+/// replay in a room thousands joined and left since its last message
+/// reads a bounded window instead of every join and part (`more` is then
+/// set: older messages may lie beyond it).
 fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::Result<History> {
-    let mut stmt = s.c.prepare_cached(range_sql(newest, s.events))?;
-    let mut rows = stmt.query(params![s.room, lo, hi, limit as i64 + 1])?;
+    let mut stmt = s.c.prepare_cached(range_sql(newest))?;
+    let rows_wanted = match s.events {
+        true => limit.saturating_add(1),
+        false => s.scan.max(limit.saturating_add(1)),
+    };
+    let rows_wanted = rows_wanted.min(i64::MAX as usize) as i64;
+    let mut rows = stmt.query(params![s.room, lo, hi, rows_wanted])?;
     let room: crate::proto::Name = s.name.into();
     let mut facts = Vec::new();
+    let mut read = 0i64;
     while let Some(r) = rows.next()? {
+        read += 1;
+        if !s.events && !is_message(r.get_ref(7)?.as_str()?) {
+            continue;
+        }
         let id: Vec<u8> = r.get(1)?;
         let body: String = r.get(6)?;
         let (Ok(id), Ok(body)) = (
@@ -1031,8 +1211,12 @@ fn range(s: &Scope, lo: i64, hi: i64, limit: usize, newest: bool) -> rusqlite::R
             seq: r.get::<_, i64>(0)? as u64,
             body,
         });
+        if facts.len() > limit {
+            break;
+        }
     }
-    let more = facts.len() > limit;
+    // The walk stopped at its bound with lines perhaps left beyond it.
+    let more = facts.len() > limit || read == rows_wanted;
     facts.truncate(limit);
     if newest {
         facts.reverse();
@@ -1046,6 +1230,8 @@ fn history(
     query: HistoryQuery,
     limit: usize,
     events: bool,
+    scan: usize,
+    last_messages: &LastMessages,
 ) -> rusqlite::Result<History> {
     let limit = limit.max(1);
     let found: Option<(i64, String)> = c
@@ -1060,8 +1246,14 @@ fn history(
         room,
         name: &name,
         events,
+        scan,
     };
     match query {
+        HistoryQuery::Latest(None) if !events => match last_messages.get(room) {
+            Some(0) => Ok(History::default()),
+            Some(last) => range(&s, 0, last.saturating_add(1), limit, true),
+            None => range(&s, 0, i64::MAX, limit, true),
+        },
         HistoryQuery::Latest(None) => range(&s, 0, i64::MAX, limit, true),
         HistoryQuery::Latest(Some(a)) => {
             range(&s, seq_through(c, room, &a)?, i64::MAX, limit, true)
@@ -1158,29 +1350,106 @@ mod tests {
         }
     }
 
-    /// Reading messages alone (a join's replay) goes through the
-    /// `line_message` index, never a walk over every join and part; with
-    /// events, the `(room, seq)` index.
+    /// A fact of `room` at seq `n` (ids unique per seq): `nick` joined
+    /// on odd seqs and parted on even ones.
+    fn came_and_went(room: &str, n: u64) -> Fact {
+        let mut f = said(room, n);
+        f.body = match n % 2 {
+            1 => FactBody::Joined {
+                nick: format!("p{n}").into(),
+            },
+            _ => FactBody::Parted {
+                nick: format!("p{n}").into(),
+                reason: None,
+            },
+        };
+        f
+    }
+
+    /// A join's replay (messages alone) in a room that 10 000 people
+    /// joined and left, with no index of messages alone that every commit
+    /// would write (schema 7 dropped it): in a room the writer knows, the
+    /// read starts at its newest message (nothing at all when it has
+    /// none); in one it does not (written before a restart), `line_room`
+    /// is walked back through at most `history_scan` lines, and `more`
+    /// says older messages may lie beyond; a larger bound finds them.
     #[test]
-    fn messages_alone_are_read_through_their_index() {
+    fn messages_alone_are_read_without_walking_every_join() {
         let dir = tempfile::tempdir().unwrap();
-        let c = open_writer(&dir.path().join("h.db"), 0, DbSync::Full).unwrap();
-        for newest in [true, false] {
-            for (events, index) in [(false, "line_message"), (true, "line_room")] {
-                let plan: Vec<String> = c
-                    .prepare(&format!("EXPLAIN QUERY PLAN {}", range_sql(newest, events)))
-                    .unwrap()
-                    .query_map(params![1, 0, 10, 11], |r| r.get::<_, String>(3))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-                let plan = plan.join("; ");
-                assert!(
-                    plan.contains(&format!("USING INDEX {index} ")),
-                    "newest {newest}, events {events}: {plan}"
-                );
-            }
+        let all = Retention {
+            per_room: 0,
+            max_age: Duration::ZERO,
+        };
+        let mut w = writer(&dir.path().join("h.db"), all);
+        let mut facts = vec![said("busy", 1)];
+        facts.extend((2..=20_001).map(|n| came_and_went("busy", n)));
+        facts.push(said("busy", 20_002));
+        facts.extend((20_003..=40_002).map(|n| came_and_went("busy", n)));
+        let mut quiet: Vec<Fact> = (1..=20_000).map(|n| came_and_went("quiet", n)).collect();
+        for f in &mut quiet {
+            f.id = MsgId(f.id.0 + (1 << 40)); // ids are unique across rooms
         }
+        w.write(&[(1, Instant::now(), facts), (2, Instant::now(), quiet)])
+            .unwrap();
+        let index: i64 = w
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'line'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 2, "line_room and line_id alone are written");
+        let seqs = |h: &History| h.facts.iter().map(|f| f.seq).collect::<Vec<_>>();
+        let latest = HistoryQuery::Latest(None);
+        // SQLite's virtual machine steps, counted in thousands: what a read walks.
+        let steps = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = steps.clone();
+        w.conn
+            .progress_handler(
+                1000,
+                Some(move || {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }),
+            )
+            .unwrap();
+        let unknown = LastMessages::default(); // as after a restart
+        let read = |room: &str, scan: usize, last: &LastMessages| {
+            steps.store(0, std::sync::atomic::Ordering::Relaxed);
+            let got = history(&w.conn, room, latest, 10, false, scan, last).unwrap();
+            let walked = steps.load(std::sync::atomic::Ordering::Relaxed);
+            (seqs(&got), got.more, walked)
+        };
+        let (got, more, bounded) = read("busy", 5000, &unknown);
+        assert_eq!((got, more), (vec![], true), "unknown, bounded");
+        let (got, more, whole) = read("busy", 100_000, &unknown);
+        assert_eq!((got, more), (vec![1, 20_002], false), "unknown, whole");
+        assert!(
+            bounded * 5 < whole,
+            "a bounded walk reads less: {bounded}k steps against {whole}k"
+        );
+        let (got, more, from_last) = read("busy", 5000, &w.last_messages);
+        assert_eq!((got, more), (vec![20_002], true), "known");
+        assert!(from_last * 2 < whole, "{from_last}k steps");
+        let (got, more, _) = read("busy", 30_000, &w.last_messages);
+        assert_eq!((got, more), (vec![1, 20_002], false), "known, whole");
+        let (got, more, none) = read("quiet", 100_000, &w.last_messages);
+        assert_eq!((got, more), (vec![], false), "known to have no message");
+        assert!(
+            none * 100 < whole,
+            "no walk: {none}k steps against {whole}k"
+        );
+        w.conn.progress_handler(0, None::<fn() -> bool>).unwrap();
+        // Forwards too, and events read as before.
+        let after = HistoryQuery::After(Anchor::Seq(1));
+        let last = &w.last_messages;
+        let got = history(&w.conn, "busy", after, 10, false, 5000, last).unwrap();
+        assert_eq!((seqs(&got), got.more), (vec![], true));
+        let got = history(&w.conn, "busy", after, 10, false, 30_000, last).unwrap();
+        assert_eq!((seqs(&got), got.more), (vec![20_002], true));
+        let got = history(&w.conn, "busy", latest, 3, true, 1, last).unwrap();
+        assert_eq!((seqs(&got), got.more), (vec![40_000, 40_001, 40_002], true));
     }
 
     fn writer(path: &Path, retention: Retention) -> Writer {
@@ -1196,6 +1465,7 @@ mod tests {
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
+            last_messages: Arc::default(),
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
@@ -1214,6 +1484,25 @@ mod tests {
     }
 
     #[test]
+    fn room_keys_are_folded_names() {
+        for room in [
+            "#lobby",
+            "Lobby",
+            "#CAFÉ",
+            "#café",
+            "Straße",
+            "@alice@bob",
+            "#x-1_Y",
+        ] {
+            assert_eq!(room_key(room), names::fold(room), "{room}");
+        }
+        assert!(matches!(
+            room_key("#bench-7"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
     fn db_sync_is_sqlites_synchronous_on_the_writer() {
         let dir = tempfile::tempdir().unwrap();
         for (sync, want) in [(DbSync::Full, 2), (DbSync::Normal, 1)] {
@@ -1222,6 +1511,8 @@ mod tests {
                 .pragma_query_value(None, "synchronous", |r| r.get(0))
                 .unwrap();
             assert_eq!(got, want, "db_sync = {sync}");
+            let qpsg = rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG;
+            assert!(c.db_config(qpsg).unwrap(), "plans kept across bindings");
         }
     }
 
@@ -1380,6 +1671,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(old, 0, "the old tables are gone");
+        let indexes: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'line' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            indexes,
+            ["line_id", "line_room"],
+            "schema 7: no line_message"
+        );
         let accounts: i64 = c
             .query_row("SELECT count(*) FROM account", [], |r| r.get(0))
             .unwrap();
@@ -1423,7 +1726,7 @@ mod tests {
         for q in queries {
             for limit in [1, 2, 3, 5, 50] {
                 let want = select(&refs, q, limit);
-                let got = history(&w.conn, "r", q, limit, false).unwrap();
+                let got = history(&w.conn, "r", q, limit, false, 1000, &w.last_messages).unwrap();
                 assert_eq!(
                     (ids(&got), got.more),
                     (ids(&want), want.more),
