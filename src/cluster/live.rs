@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt, StreamExt};
@@ -27,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, stale, stream_still_there, Settings};
-use super::subjects::{self, line_room, line_subject, LIVE, LIVE_STATE};
+use super::subjects::{line_room, line_subject, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -161,6 +162,10 @@ pub(super) struct Reader {
     pub lines: HashMap<String, oneshot::Sender<()>>,
     /// When the stream being read was made (to notice it made anew).
     pub created: Option<i128>,
+    /// The stream being read.
+    pub stream: Option<stream::Stream>,
+    /// Room lines received live (for `cluster_drop_live`).
+    pub received: u64,
 }
 
 impl Reader {
@@ -184,6 +189,7 @@ impl Reader {
     ) -> anyhow::Result<()> {
         // Made again if it was deleted under us; its order then starts anew.
         let mut stream = ensure_stream(&self.js, self.s.per_subject).await?;
+        self.stream = Some(stream.clone());
         let info = stream.info().await?;
         let (end, created) = (
             info.state.last_sequence,
@@ -211,7 +217,12 @@ impl Reader {
         let mut check = tokio::time::interval(self.s.heartbeat);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         check.tick().await;
-        let mut was_up = true;
+        let connects = |c: &async_nats::Client| {
+            c.statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let mut was_connects = connects(&self.client);
         loop {
             let next = tokio::select! {
                 biased;
@@ -246,13 +257,14 @@ impl Reader {
                 }
                 Next::Tick => {
                     stream_still_there(&self.js, created).await?;
-                    let up =
-                        self.client.connection_state() == async_nats::connection::State::Connected;
-                    if up && !was_up {
+                    // Connected again since the last look: what was stored
+                    // meanwhile was not received live.
+                    let now = connects(&self.client);
+                    if now != was_connects {
                         info!("back on NATS: reading what was stored meanwhile");
                         self.catch_up(&stream).await?;
+                        was_connects = now;
                     }
-                    was_up = up;
                 }
             }
             if self.to_hub.is_closed() {
@@ -300,18 +312,19 @@ impl Reader {
         self.subscribe_lines(token, lines).await?;
         self.client.flush().await?;
         let subject = line_subject(token);
-        let at = match at {
-            Some(at) => at,
-            None => {
-                self.js
-                    .get_stream(subjects::STREAM)
-                    .await?
-                    .info()
-                    .await?
-                    .state
-                    .last_sequence
-            }
+        // What the subscription may have missed ends with the newest line
+        // (one request; a room with no line yet needs no more).
+        let newest = match self
+            .stream()?
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(e.into()),
         };
+        // Not known if the join was not stored: all said so far is history.
+        let at = at.unwrap_or(newest);
         debug!("following {subject} from {at}");
         // Lines up to the join are history; the memory may have them already.
         let from = self
@@ -320,7 +333,9 @@ impl Reader {
             .map_or(1, |s| s + 1)
             .max(at.saturating_sub(self.s.backfill) + 1);
         self.last.insert(subject.clone(), at);
-        self.fill(&subject, from, None, Some(at)).await?;
+        if newest >= from {
+            self.fill(&subject, from, Some(newest), Some(at)).await?;
+        }
         self.follows.set_ready(token, at);
         Ok(())
     }
@@ -356,9 +371,13 @@ impl Reader {
         to: Option<u64>,
         history_to: Option<u64>,
     ) -> anyhow::Result<()> {
-        let stream = self.js.get_stream(subjects::STREAM).await?;
+        let stream = self.stream()?.clone();
         self.read_stream(&stream, subject, from, to, history_to)
             .await
+    }
+
+    fn stream(&self) -> anyhow::Result<&stream::Stream> {
+        self.stream.as_ref().ok_or_else(|| anyhow!("no stream"))
     }
 
     async fn read_stream(
@@ -369,7 +388,7 @@ impl Reader {
         to: Option<u64>,
         history_to: Option<u64>,
     ) -> anyhow::Result<()> {
-        let mut consumer = stream
+        let consumer = stream
             .create_consumer(consumer::push::OrderedConfig {
                 deliver_subject: self.client.new_inbox(),
                 filter_subject: filter.to_string(),
@@ -379,7 +398,7 @@ impl Reader {
                 ..Default::default()
             })
             .await?;
-        if consumer.info().await?.num_pending == 0 {
+        if consumer.cached_info().num_pending == 0 {
             return Ok(());
         }
         let mut messages = consumer.messages().await?;
@@ -425,6 +444,7 @@ impl Reader {
         self.high = self.high.max(seq);
         let known = match line_room(subject) {
             Some(token) if !self.lines.contains_key(token) => return Ok(()),
+            Some(_) if self.lost_on_the_way() => return Ok(()),
             Some(_) => self.last.get(subject).copied().unwrap_or(0),
             None => self.last.get(subject).copied().unwrap_or(self.base),
         };
@@ -440,6 +460,13 @@ impl Reader {
         }
         let subject = subject.to_string();
         self.hand(&subject, seq, &m.payload, now_ms()).await
+    }
+
+    /// Whether to drop this live line (`cluster_drop_live`: testing).
+    fn lost_on_the_way(&mut self) -> bool {
+        self.received += 1;
+        let n = self.s.drop_live;
+        n != 0 && self.received.is_multiple_of(n)
     }
 
     /// Decodes a fact, `None` if it is not one or must not be shown.

@@ -60,6 +60,8 @@ pub(super) struct Settings {
     node_ttl: Duration,
     fence: Duration,
     pub backfill: u64,
+    /// Drop every Nth live room line (fault injection; 0: never).
+    pub drop_live: u64,
     pub per_subject: i64,
 }
 
@@ -92,6 +94,7 @@ impl Settings {
             node_ttl: c.cluster_node_ttl,
             fence: c.cluster_fence,
             backfill: c.cluster_history_backfill,
+            drop_live: c.cluster_drop_live,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -552,6 +555,8 @@ async fn start(
         filed,
         lines: Default::default(),
         created: None,
+        stream: None,
+        received: 0,
     };
     tokio::spawn(reader.run(touched));
     tokio::spawn(heartbeat(
@@ -641,9 +646,12 @@ pub(super) async fn ensure_stream(
             let mut updated = had.clone();
             updated.subjects = config.subjects;
             updated.republish = config.republish;
-            js.update_stream(updated)
-                .await
-                .context("cannot update the NATTER stream")?;
+            js.update_stream(updated).await.context(
+                "cannot give the NATTER stream the republishing this version reads \
+                 (nats-server 2.9 cannot add it to a stream made by an older natter): \
+                 with every node stopped, delete the stream (`nats stream rm NATTER`: \
+                 its history goes with it) and start them again",
+            )?;
             Ok(js.get_stream(STREAM).await?)
         }
         Err(_) => js
