@@ -88,11 +88,12 @@ fn render_message(b: Bencher, flavor: Flavor) {
 
 /// Counts deliveries without queueing (the cost of the chat alone).
 #[derive(Default)]
-struct Count(u64, u64);
+struct Count(u64);
 
 impl Router for Count {
-    fn push(&mut self, _to: ConnId, _ev: &Arc<Event>, _share: usize) -> bool {
-        self.0 += 1;
+    type Tally = u64;
+    fn push(&self, n: &mut u64, _to: ConnId, _ev: &Arc<Event>, _share: usize) -> bool {
+        *n += 1;
         true
     }
     fn detach(&mut self, _conn: ConnId) {}
@@ -103,7 +104,8 @@ impl Router for Count {
 struct Queues(Vec<tokio::sync::mpsc::Sender<Arc<Event>>>);
 
 impl Router for Queues {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
+    type Tally = ();
+    fn push(&self, _: &mut (), to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
         self.0[to.local as usize].try_send(ev.clone()).is_ok()
     }
     fn detach(&mut self, _conn: ConnId) {}
@@ -140,8 +142,8 @@ fn say() -> natter::proto::Command {
 #[divan::bench]
 fn fanout_1000_hub_only(b: Bencher) {
     let (chat, first) = room_of(1000, Count::default(), |r| {
-        r.1 += 1;
-        r.1 - 1
+        r.0 += 1;
+        r.0 - 1
     });
     b.counter(divan::counter::ItemsCount::new(1000usize))
         .bench_local(|| {

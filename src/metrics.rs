@@ -85,6 +85,11 @@ pub struct Metrics {
     /// Seconds threads spent waiting for the chat's lock (timed only when
     /// it was held: an uncontended lock costs no clock read).
     pub hub_lock_wait_seconds: Counter<f64, AtomicU64>,
+    /// Times a line found its room's order lock held (another line to
+    /// the same room) and had to wait for it.
+    pub room_lock_contended: Counter,
+    /// Seconds lines spent waiting for their rooms' order locks.
+    pub room_lock_wait_seconds: Counter<f64, AtomicU64>,
     /// Times the router or a connection found a member queue's lock held.
     pub queue_lock_contended: Counter,
     /// Seconds spent waiting for member queues' locks (contended only).
@@ -131,6 +136,8 @@ impl Metrics {
             http_responses: Family::default(),
             hub_lock_contended: Counter::default(),
             hub_lock_wait_seconds: Counter::default(),
+            room_lock_contended: Counter::default(),
+            room_lock_wait_seconds: Counter::default(),
             queue_lock_contended: Counter::default(),
             queue_lock_wait_seconds: Counter::default(),
             reads_paced: Counter::default(),
@@ -240,13 +247,23 @@ impl Metrics {
         );
         r.register(
             "hub_lock_contended",
-            "Times the chat's lock was found held and waited for",
+            "Times the chat's lock was found held (by a writer, or readers when writing) and waited for",
             m.hub_lock_contended.clone(),
         );
         r.register(
             "hub_lock_wait_seconds",
             "Time spent waiting for the chat's lock",
             m.hub_lock_wait_seconds.clone(),
+        );
+        r.register(
+            "room_lock_contended",
+            "Times a line found its room's order lock held and waited for",
+            m.room_lock_contended.clone(),
+        );
+        r.register(
+            "room_lock_wait_seconds",
+            "Time spent waiting for rooms' order locks",
+            m.room_lock_wait_seconds.clone(),
         );
         r.register(
             "queue_lock_contended",

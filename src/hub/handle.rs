@@ -1,14 +1,39 @@
 //! [`ChatHandle`]: what sessions hold to reach the chat (in the style of
-//! mini-redis's `Db`). It owns the lock around the [`ChatState`], the
+//! mini-redis's `Db`). It owns the locks around the [`ChatState`], the
 //! [`Router`] that turns deliveries into pushes onto member queues, and the
-//! seams (store, backplane). Every method takes the lock, applies one
+//! seams (store, backplane). Every method takes a lock, applies one
 //! command, hands the facts on, delivers the events and lets go: no guard
-//! ever leaves this module, and no I/O happens under it.
+//! ever leaves this module (a room's guard leaves `ChatState` only inside
+//! a closure), and no I/O happens under it.
 //!
-//! Order: deliveries are pushed while the lock is held, so every member
-//! of a room sees that room's events in the same order.
+//! Locks, sharded by room (DESIGN.md, *Shard by room*):
+//! - **the chat's `RwLock`** around everything ([`Core`]). A line to a
+//!   room (`Say`, the hot path) takes it to read; everything else takes it
+//!   to write, which excludes every reader, so joins, parts, quits, nick
+//!   and mode changes keep the simple semantics of one lock.
+//! - **each room's order lock** (`Room::seq`, a `Mutex<u64>`): a line
+//!   takes it under the read lock, assigns the room's next sequence
+//!   number, hands the fact to the store and the backplane and pushes the
+//!   event to every member, then lets go. Lines to one room are therefore
+//!   numbered, stored and queued in one order; lines to other rooms go on
+//!   at the same time on other threads. What a line reads besides (the
+//!   members, modes, bans, the sender's nick) changes only under the write
+//!   lock, so the read lock keeps it still.
+//! - **each member queue's lock** (the router's), taken per push.
+//!
+//! Order of taking them, always: chat → room → queue (and the message-id
+//! generator's short lock, `ChatState::next_id`, inside a room's). Nothing
+//! takes the chat's lock while holding a room's or a queue's, so there is
+//! no cycle. Waits on the chat's lock count in `natter_hub_lock_*`, on
+//! rooms' locks in `natter_room_lock_*`.
+//!
+//! Order guarantees: every member of a room sees that room's events in one
+//! order (its sequence numbers'), and the store and the backplane get each
+//! room's facts in that order. A member of two rooms may see lines of the
+//! two interleaved differently from another member of both (as before: no
+//! order across rooms was promised).
 
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use tracing::warn;
 
@@ -19,23 +44,29 @@ use crate::proto::{
 };
 
 /// Where events for local connections go. The server's router owns the
-/// member queues; tests use vectors.
-pub trait Router: Send + 'static {
+/// member queues; tests use vectors. Pushes come from several threads at
+/// once (lines to different rooms), so they take `&self`; attaching and
+/// detaching happen under the chat's write lock.
+pub trait Router: Send + Sync + 'static {
+    /// What one batch of pushes adds up (the server's pacer count), kept
+    /// by the caller for one command's deliveries: no shared counter is
+    /// touched per push.
+    type Tally: Default;
     /// Queues `ev` for the local connection `to`, charging it `share` of
     /// the shared event's own size ([`Event::share_among`] the audience,
     /// worked out once per delivery); false when its queue is full (it is
     /// then disconnected as a slow consumer).
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool;
+    fn push(&self, tally: &mut Self::Tally, to: ConnId, ev: &Arc<Event>, share: usize) -> bool;
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
     /// Called after each batch of pushes (one command's deliveries), still
-    /// under the lock: the server's router adds what it counted to its
+    /// under the locks: the server's router adds what it counted to its
     /// pacer here, once, instead of once per push.
-    fn flush(&mut self) {}
+    fn flush(&self, _tally: Self::Tally) {}
     /// Does what only the server can do (close a killed connection after
     /// its last events, reload the configuration, shut down). Called after
     /// the command's deliveries are pushed.
-    fn control(&mut self, _request: Control) {}
+    fn control(&self, _request: Control) {}
 }
 
 /// The state, the router and the seams, behind the handle's lock.
@@ -52,7 +83,7 @@ pub(super) struct Core<R> {
 
 /// The chat, shared by every session. Cheap to clone.
 pub struct ChatHandle<R> {
-    core: Arc<Mutex<Core<R>>>,
+    core: Arc<RwLock<Core<R>>>,
 }
 
 impl<R> Clone for ChatHandle<R> {
@@ -79,7 +110,7 @@ impl<R: Router> ChatHandle<R> {
             Err(e) => warn!("{e}: rooms restart their order at 1"),
         }
         ChatHandle {
-            core: Arc::new(Mutex::new(core)),
+            core: Arc::new(RwLock::new(core)),
         }
     }
 
@@ -93,7 +124,7 @@ impl<R: Router> ChatHandle<R> {
         nick_grace_secs: u64,
     ) -> ChatHandle<R> {
         {
-            let mut core = self.lock();
+            let mut core = self.write();
             core.state.load_registry(registry, nick_grace_secs);
             core.accounts = Some(accounts);
         }
@@ -103,19 +134,19 @@ impl<R: Router> ChatHandle<R> {
     /// The account `conn` is logged in to.
     /// See [`ChatState::private_log_with`].
     pub fn private_log_with(&self, conn: ConnId, person: &str) -> Option<String> {
-        self.lock().state.private_log_with(conn, person)
+        self.read().state.private_log_with(conn, person)
     }
 
     /// Who `conn` is in private history (its account, or its guest
     /// session: see `ChatState::history_identity`).
     pub fn history_identity(&self, conn: ConnId) -> Option<String> {
-        self.lock().state.history_identity(conn)
+        self.read().state.history_identity(conn)
     }
 
     /// How private-history peers are shown: accounts by name, guest
     /// sessions by their nick now (`None`: the session is gone).
     pub fn show_peers(&self, peers: Vec<(String, u64)>) -> Vec<(Name, u64)> {
-        let core = self.lock();
+        let core = self.read();
         peers
             .into_iter()
             .filter_map(|(peer, at)| match peer.starts_with('!') {
@@ -127,67 +158,101 @@ impl<R: Router> ChatHandle<R> {
 
     /// The rooms `conn` is in: (folded key, name as people write it).
     pub fn rooms_of(&self, conn: ConnId) -> Vec<(String, Name)> {
-        self.lock().state.rooms_of(conn)
+        self.read().state.rooms_of(conn)
     }
 
     pub fn account_of(&self, conn: ConnId) -> Option<Name> {
-        self.lock().state.account_of(conn).cloned()
+        self.read().state.account_of(conn).cloned()
     }
 
     /// Whether `nick` belongs to an account.
     pub fn is_registered_nick(&self, nick: &str) -> bool {
-        self.lock().state.is_registered_nick(nick)
+        self.read().state.is_registered_nick(nick)
     }
 
     /// The nick of `conn` if it belongs to an account `conn` is not
     /// logged in to.
     pub fn unprotected_nick(&self, conn: ConnId) -> Option<Name> {
-        self.lock().state.unprotected_nick(conn)
+        self.read().state.unprotected_nick(conn)
     }
 
     /// Notes that `conn` is connected over TLS.
     pub fn set_secure(&self, conn: ConnId) {
-        self.lock().state.set_secure(conn)
+        self.write().state.set_secure(conn)
     }
 
     /// The (cloaked) host of `conn`.
     pub fn host_of(&self, conn: ConnId) -> Option<Name> {
-        self.lock().state.host_of(conn)
+        self.read().state.host_of(conn)
     }
 
-    /// Takes the lock; when another thread holds it, the wait is counted
-    /// (`natter_hub_lock_contended`, `natter_hub_lock_wait_seconds`): the
-    /// measure of whether one lock is still enough (see docs/BENCHMARKS.md).
-    /// The uncontended path reads no clock.
-    fn lock(&self) -> MutexGuard<'_, Core<R>> {
-        match self.core.try_lock() {
+    /// Takes the chat's lock to read (a line to a room, questions); when
+    /// a writer holds it, the wait is counted (`natter_hub_lock_contended`,
+    /// `natter_hub_lock_wait_seconds`): the measure of whether the chat's
+    /// lock is still small enough (see docs/BENCHMARKS.md). The
+    /// uncontended path reads no clock.
+    fn read(&self) -> RwLockReadGuard<'_, Core<R>> {
+        match self.core.try_read() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => {
                 let start = std::time::Instant::now();
-                let guard = self.core.lock().unwrap_or_else(|e| e.into_inner());
-                let m = crate::metrics::metrics();
-                m.hub_lock_contended.inc();
-                m.hub_lock_wait_seconds
-                    .inc_by(start.elapsed().as_secs_f64());
+                let guard = self.core.read().unwrap_or_else(|e| e.into_inner());
+                count_hub_wait(start);
                 guard
             }
         }
     }
 
+    /// Takes the chat's lock to write (anything that changes people,
+    /// nicks, rooms' members or modes), counted like [`ChatHandle::read`].
+    fn write(&self) -> RwLockWriteGuard<'_, Core<R>> {
+        match self.core.try_write() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let start = std::time::Instant::now();
+                let guard = self.core.write().unwrap_or_else(|e| e.into_inner());
+                count_hub_wait(start);
+                guard
+            }
+        }
+    }
+
+    /// Runs `f` under the read lock; members whose queues overflowed on
+    /// the way (`f` collects them) are dropped afterwards, under the
+    /// write lock. Their queues refuse everything from the overflow on, so
+    /// the delay between the two locks loses them nothing they would have
+    /// been sent.
+    fn shared<T>(&self, f: impl FnOnce(&Core<R>, &mut Vec<ConnId>) -> T) -> T {
+        let mut overflowed = Vec::new();
+        let out = f(&self.read(), &mut overflowed);
+        if !overflowed.is_empty() {
+            let mut core = self.write();
+            core.overflowed.extend(overflowed);
+            core.reap();
+        }
+        out
+    }
+
     /// A new connection from `host`. `attach` gives the router the
     /// connection's queue and returns the key it will know it by.
     pub fn connect(&self, host: Name, attach: impl FnOnce(&mut R) -> u64) -> ConnId {
-        self.lock().connect(host, attach)
+        self.write().connect(host, attach)
     }
 
-    /// Applies one command from `conn`.
+    /// Applies one command from `conn`: a line to a room under the read
+    /// lock and its room's lock, anything else under the write lock.
     pub fn execute(&self, conn: ConnId, cmd: Command) -> Outcome {
-        self.lock().execute(conn, cmd)
+        match self.shared(|core, overflowed| core.line(conn, cmd, overflowed)) {
+            Ok(outcome) => outcome,
+            Err(cmd) => self.write().execute_exclusive(conn, cmd),
+        }
     }
 
-    /// Several commands from `conn` under one lock, stopping at the first
-    /// that closes the connection or is refused.
+    /// Several commands from `conn`, one after the other (each takes its
+    /// own locks), stopping at the first that closes the connection or is
+    /// refused.
     pub fn execute_all(&self, conn: ConnId, cmds: impl IntoIterator<Item = Command>) -> Outcome {
         let mut outcome = Outcome::Continue;
         for cmd in cmds {
@@ -207,25 +272,25 @@ impl<R: Router> ChatHandle<R> {
     /// `conn` is gone (closed, timed out, quit, dropped): its rooms are
     /// told (once) and the router forgets it. Safe to call more than once.
     pub fn disconnect(&self, conn: ConnId, reason: &str) {
-        self.lock().disconnect(conn, reason)
+        self.write().disconnect(conn, reason)
     }
 
     /// One event to everyone (shutdown).
     pub fn broadcast(&self, body: EventBody) {
-        let mut core = self.lock();
+        let mut core = self.write();
         let fx = core.state.broadcast(body);
         core.apply(fx);
     }
 
     /// A fact from another node.
     pub fn apply_remote(&self, fact: &Fact) {
-        self.lock().apply_remote(fact)
+        self.write().apply_remote(fact)
     }
 
     /// Sends what the backplane still holds (when the server stops).
     /// Blocks: call it off the async threads.
     pub fn close_backplane(&self) {
-        let backplane = self.lock().backplane.clone();
+        let backplane = self.read().backplane.clone();
         backplane.close();
     }
 
@@ -239,7 +304,7 @@ impl<R: Router> ChatHandle<R> {
                 self.tell(conn, EventBody::Refused(refusal));
             }
             Incoming::NodeGone(node) => {
-                let core = &mut *self.lock();
+                let core = &mut *self.write();
                 let reason = format!("node {node} is gone");
                 let quits = core.state.quits_of_node(node, &reason);
                 if !quits.is_empty() {
@@ -248,25 +313,25 @@ impl<R: Router> ChatHandle<R> {
                 }
             }
             Incoming::Fenced(why) => {
-                let core = &mut *self.lock();
+                let core = &mut *self.write();
                 let fx = core.state.fence(&why);
                 warn!("fenced ({why}): disconnecting everyone here");
                 core.apply(fx);
             }
-            Incoming::Account(name) => self.lock().state.learn_account(&name),
-            Incoming::Room(record) => self.lock().state.learn_room(record),
+            Incoming::Account(name) => self.write().state.learn_account(&name),
+            Incoming::Room(record) => self.write().state.learn_room(record),
             Incoming::Marker {
                 account,
                 target,
                 at,
             } => {
-                let core = &mut *self.lock();
+                let core = &mut *self.write();
                 let fx = core.state.learn_marker(&account, &target, &at);
                 core.apply(fx);
             }
-            Incoming::Remembered(change) => self.lock().state.learn_remembered(change),
+            Incoming::Remembered(change) => self.write().state.learn_remembered(change),
             Incoming::Snapshot(reply) => {
-                let facts = self.lock().state.snapshot();
+                let facts = self.write().state.snapshot();
                 let _ = reply.send(facts);
             }
         }
@@ -275,49 +340,56 @@ impl<R: Router> ChatHandle<R> {
     /// Takes the settings that may change while running (see
     /// [`ChatState::reconfigure`]).
     pub fn reconfigure(&self, opers: Vec<String>, oper_die: bool) {
-        self.lock().state.reconfigure(opers, oper_die)
+        self.write().state.reconfigure(opers, oper_die)
     }
 
     /// Queues one event for `conn` (answers that did not come from a
     /// command: history read off the lock, a store failure).
     pub fn tell(&self, conn: ConnId, body: EventBody) {
         let ev = Arc::new(Event::new(body));
-        let mut core = self.lock();
-        core.deliver(&[(Audience::Conn(conn), ev)]);
-        core.reap();
+        self.shared(|core, overflowed| core.deliver(&[(Audience::Conn(conn), ev)], overflowed));
     }
 
     /// Where room `room`'s order stands now, if `conn` is in it (history
     /// is for members, and reads up to this point).
     pub fn member_seq(&self, conn: ConnId, room: &str) -> Option<u64> {
-        self.lock().state.member_seq(conn, room)
+        self.read().state.member_seq(conn, room)
     }
 
     /// The room `conn` is talking in now (its last joined), as people write it.
     pub fn current_room(&self, conn: ConnId) -> Option<Name> {
-        self.lock().state.current_room_name(conn)
+        self.read().state.current_room_name(conn)
     }
 
     /// The nick of `conn`, if it has registered.
     pub fn nick_of(&self, conn: ConnId) -> Option<Name> {
-        self.lock().state.nick_of(conn).cloned()
+        self.read().state.nick_of(conn).cloned()
     }
 
     /// People online.
     pub fn online(&self) -> usize {
-        self.lock().state.online()
+        self.read().state.online()
     }
 
     /// Answers a read-only question from the state, under the lock (pages
     /// of long listings: each page is one short visit).
     pub fn query<T>(&self, f: impl FnOnce(&ChatState) -> T) -> T {
-        f(&self.lock().state)
+        f(&self.read().state)
     }
 
-    /// Runs `f` on the router, under the lock (for the server's bookkeeping).
-    pub fn with_router<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
-        f(&mut self.lock().router)
+    /// Runs `f` on the router, under the read lock (for the server's
+    /// bookkeeping; attaching is [`ChatHandle::connect`]'s).
+    pub fn with_router<T>(&self, f: impl FnOnce(&R) -> T) -> T {
+        f(&self.read().router)
     }
+}
+
+/// Counts one wait for the chat's lock.
+fn count_hub_wait(start: std::time::Instant) {
+    let m = crate::metrics::metrics();
+    m.hub_lock_contended.inc();
+    m.hub_lock_wait_seconds
+        .inc_by(start.elapsed().as_secs_f64());
 }
 
 impl<R: Router> Core<R> {
@@ -344,12 +416,44 @@ impl<R: Router> Core<R> {
         id
     }
 
+    /// Applies one command with the whole chat to itself (the unit tests'
+    /// way in): a line to a room still goes [`Core::line`]'s way.
+    #[cfg(test)]
     pub(super) fn execute(&mut self, conn: ConnId, cmd: Command) -> Outcome {
+        let mut overflowed = Vec::new();
+        let outcome = self.line(conn, cmd, &mut overflowed);
+        self.overflowed.extend(overflowed);
+        self.reap();
+        match outcome {
+            Ok(outcome) => outcome,
+            Err(cmd) => self.execute_exclusive(conn, cmd),
+        }
+    }
+
+    /// A line to a room, with the chat shared (the read lock): checked,
+    /// numbered, handed to the store and the backplane and pushed to the
+    /// members under its room's lock (see the module documentation).
+    /// Members whose queues overflowed are added to `overflowed`, to be
+    /// dropped under the write lock. `Err` gives back any other command
+    /// (and a line from a connection that is not registered or gone),
+    /// untouched, for [`Core::execute_exclusive`].
+    pub(super) fn line(
+        &self,
+        conn: ConnId,
+        cmd: Command,
+        overflowed: &mut Vec<ConnId>,
+    ) -> Result<Outcome, Command> {
+        self.state
+            .line(conn, cmd, |fx| self.apply_effects(fx, overflowed))
+    }
+
+    /// Applies one command with the chat to itself (the write lock).
+    pub(super) fn execute_exclusive(&mut self, conn: ConnId, cmd: Command) -> Outcome {
         let mut claimed = None;
         if let Command::Register { nick } | Command::Nick { new: nick } = &cmd {
             if let Some(refusal) = self.claim(conn, nick) {
                 let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
-                self.deliver(&[(Audience::Conn(conn), ev)]);
+                self.deliver_exclusive(&[(Audience::Conn(conn), ev)]);
                 return Outcome::Refused;
             }
             claimed = Some(names::fold(nick));
@@ -385,7 +489,7 @@ impl<R: Router> Core<R> {
                 accounts.save_room(room);
             }
         }
-        self.deliver(&fx.deliveries);
+        self.deliver_exclusive(&fx.deliveries);
         self.reap();
     }
 
@@ -411,7 +515,7 @@ impl<R: Router> Core<R> {
             }
         };
         let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
-        self.deliver(&[(Audience::Conn(conn), ev)]);
+        self.deliver_exclusive(&[(Audience::Conn(conn), ev)]);
         Some(Outcome::Refused)
     }
 
@@ -441,6 +545,16 @@ impl<R: Router> Core<R> {
 
     /// [`Core::apply`] without the reaping.
     fn apply_one(&mut self, fx: Effects) -> Outcome {
+        let mut overflowed = std::mem::take(&mut self.overflowed);
+        let outcome = self.apply_effects(fx, &mut overflowed);
+        self.overflowed = overflowed;
+        outcome
+    }
+
+    /// Hands on the facts, delivers the events (held back until the facts
+    /// are durable) and passes requests to the server, with the chat
+    /// shared: members whose queues overflowed are added to `overflowed`.
+    fn apply_effects(&self, fx: Effects, overflowed: &mut Vec<ConnId>) -> Outcome {
         if let Some(accounts) = &self.accounts {
             for room in fx.saves {
                 accounts.save_room(room);
@@ -466,9 +580,9 @@ impl<R: Router> Core<R> {
                 .into_iter()
                 .filter(|(_, ev)| !shown_on_echo(&ev.body))
                 .collect();
-            self.deliver(&shown_now);
+            self.deliver(&shown_now, overflowed);
         } else {
-            self.deliver(&fx.deliveries);
+            self.deliver(&fx.deliveries, overflowed);
         }
         for request in fx.control {
             self.router.control(request);
@@ -476,19 +590,27 @@ impl<R: Router> Core<R> {
         fx.outcome
     }
 
-    fn deliver(&mut self, deliveries: &[(Audience, Arc<Event>)]) {
+    /// [`Core::deliver`] with the chat to itself.
+    fn deliver_exclusive(&mut self, deliveries: &[(Audience, Arc<Event>)]) {
+        let mut overflowed = std::mem::take(&mut self.overflowed);
+        self.deliver(deliveries, &mut overflowed);
+        self.overflowed = overflowed;
+    }
+
+    fn deliver(&self, deliveries: &[(Audience, Arc<Event>)], overflowed: &mut Vec<ConnId>) {
         let node = self.state.config().node;
-        let (state, router, overflowed) = (&self.state, &mut self.router, &mut self.overflowed);
+        let (state, router) = (&self.state, &self.router);
+        let mut tally = R::Tally::default();
         for (audience, ev) in deliveries {
             // Once per event: its recipients share what it costs itself.
             let share = Event::share_among(state.audience_size(audience));
             state.for_each_member(audience, |to| {
-                if to.node == node && !router.push(to, ev, share) {
+                if to.node == node && !router.push(&mut tally, to, ev, share) {
                     overflowed.push(to);
                 }
             });
         }
-        router.flush();
+        router.flush(tally);
     }
 
     /// Removes members whose queues overflowed, which may overflow others:

@@ -17,7 +17,9 @@
 //! nick and room name rules; `accounts.rs` who is logged in, registered
 //! nicks and registered rooms; `rejoin.rs` the rooms each account keeps
 //! and putting its sessions back in them; `handle.rs` the [`ChatHandle`]
-//! sessions use (it owns the lock, the router and the seams); `seams.rs`
+//! sessions use (it owns the locks — the chat's, each room's order —, the
+//! router and the seams; a line to a room reads the state, see
+//! [`ChatState::line`], everything else changes it); `seams.rs`
 //! the [`Store`], [`Accounts`] and [`Backplane`] traits.
 
 mod accounts;
@@ -38,7 +40,8 @@ mod whowas;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::proto::{
     now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
@@ -228,7 +231,9 @@ struct Conn {
     created: u32,
     created_since_ms: u64,
     signon_ms: u64,
-    active_ms: u64,
+    /// When this person last said something (a line to a room sets it with
+    /// the chat shared, hence atomic).
+    active_ms: AtomicU64,
     /// The account this connection is logged in to.
     account: Option<Name>,
     /// Connected over TLS (IRC WHOIS says so).
@@ -265,7 +270,7 @@ impl Conn {
             created: 0,
             created_since_ms: 0,
             signon_ms: now,
-            active_ms: now,
+            active_ms: AtomicU64::new(now),
             account: None,
             secure: false,
             session: None,
@@ -307,7 +312,9 @@ pub struct ChatState {
     /// The last sequence number of rooms that have none now (emptied, or
     /// known only from the store), so a room's order never restarts.
     seqs: HashMap<Name, u64>,
-    ids: IdGen,
+    /// Message ids, taken under a short lock of their own: lines to
+    /// different rooms take them from several threads at once.
+    ids: Mutex<IdGen>,
     /// Accounts, registered nicks and registered rooms.
     accounts: accounts::AccountState,
     /// Who had which nick recently, newest last (`whowas_entries` at most).
@@ -349,7 +356,7 @@ fn cap(text: &str, max: usize) -> Arc<str> {
 impl ChatState {
     pub fn new(config: HubConfig) -> ChatState {
         ChatState {
-            ids: IdGen::new(config.node),
+            ids: Mutex::new(IdGen::new(config.node)),
             config,
             conns: HashMap::new(),
             nicks: HashMap::new(),
@@ -390,7 +397,7 @@ impl ChatState {
     pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
-        r.members.contains_key(&id).then_some(r.seq)
+        r.members.contains_key(&id).then(|| r.last_seq())
     }
 
     /// The rooms `id` is in: (folded key, name as people write it).
@@ -546,7 +553,11 @@ impl ChatState {
                 }
             }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
-            Command::Say { room, text, action } => self.say(id, room.as_deref(), text, action),
+            Command::Say { room, text, action } => {
+                let tags = self.tags.clone();
+                let fx = self.say(id, room.as_deref(), text, action, tags, |fx| fx);
+                self.absorb(fx);
+            }
             Command::Private { to, text, action } => self.private(id, &to, text, action),
             Command::Notice { target, text } => self.notice(id, &target, text),
             Command::Join { room, switch } => self.join(id, &room, None, switch),
@@ -663,20 +674,69 @@ impl ChatState {
         self.fx.deliveries.push((audience, ev));
     }
 
+    /// The next message id.
+    fn next_id(&self, at_ms: u64) -> crate::proto::MsgId {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        ids.next(at_ms)
+    }
+
+    /// Adds what [`ChatState::say`] (made with the state shared) did to
+    /// the effects gathered so far.
+    fn absorb(&mut self, fx: Effects) {
+        self.fx.deliveries.extend(fx.deliveries);
+        self.fx.facts.extend(fx.facts);
+        if fx.outcome != Outcome::Continue && self.fx.outcome == Outcome::Continue {
+            self.fx.outcome = fx.outcome;
+        }
+    }
+
+    /// A line to a room (`Say`, tagged or not) with the state shared (the
+    /// chat's read lock, see `handle.rs`): `then` gets its effects while
+    /// the room's order lock is held, so that what the caller does with
+    /// them (store, backplane, pushes) happens in the room's order.
+    /// `Err` gives back any other command, and a line from a connection
+    /// that is gone or not registered, for [`ChatState::handle`].
+    pub(super) fn line<T>(
+        &self,
+        id: ConnId,
+        cmd: Command,
+        then: impl FnOnce(Effects) -> T,
+    ) -> Result<T, Command> {
+        if self.nick_of(id).is_none() {
+            return Err(cmd);
+        }
+        match cmd {
+            Command::Say { room, text, action } => {
+                Ok(self.say(id, room.as_deref(), text, action, None, then))
+            }
+            Command::Tagged { tags, command } => match *command {
+                Command::Say { room, text, action } => {
+                    Ok(self.say(id, room.as_deref(), text, action, Some(tags), then))
+                }
+                command => Err(Command::Tagged {
+                    tags,
+                    command: Box::new(command),
+                }),
+            },
+            cmd => Err(cmd),
+        }
+    }
+
     /// Records a fact about `id`'s doing; returns it for building the event.
     fn fact(&mut self, id: ConnId, room: Option<&Name>, body: FactBody) -> &Fact {
         let at_ms = now_ms();
         let seq = match room.and_then(|k| self.rooms.get_mut(k)) {
             Some(r) => {
-                r.seq += 1;
-                r.seq
+                let seq = r.seq_mut();
+                *seq += 1;
+                *seq
             }
             None => 0,
         };
         let room = room.and_then(|k| self.rooms.get(k)).map(|r| r.name.clone());
         let source = self.mask_of(id).unwrap_or_else(|| "*".into());
         self.fx.facts.push(Fact {
-            id: self.ids.next(at_ms),
+            id: self.next_id(at_ms),
             at_ms,
             by: id,
             source,
@@ -785,7 +845,7 @@ impl ChatState {
         c.nick = Some(name.clone());
         c.update_mask();
         c.signon_ms = now_ms();
-        c.active_ms = c.signon_ms;
+        *c.active_ms.get_mut() = c.signon_ms;
         let auto_join = c.auto_join;
         let body = FactBody::Online {
             nick: name.clone(),
@@ -844,26 +904,44 @@ impl ChatState {
         }
     }
 
-    fn say(&mut self, id: ConnId, room: Option<&str>, text: String, action: bool) {
+    /// What `id` says to a room: see [`ChatState::line`]. Only reads
+    /// the state; the room's next sequence number is taken under the
+    /// room's order lock, held while `then` runs.
+    fn say<T>(
+        &self,
+        id: ConnId,
+        room: Option<&str>,
+        text: String,
+        action: bool,
+        tags: Option<crate::proto::ClientTags>,
+        then: impl FnOnce(Effects) -> T,
+    ) -> T {
+        let refused = |refusal: Refusal| {
+            let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
+            Effects {
+                deliveries: vec![(Audience::Conn(id), ev)],
+                outcome: Outcome::Refused,
+                ..Effects::default()
+            }
+        };
         if text.trim().is_empty() {
-            return self.refuse(id, Refusal::new(ErrorCode::EmptyMessage));
+            return then(refused(Refusal::new(ErrorCode::EmptyMessage)));
         }
         let key = match self.current_room(id, room) {
             Ok(k) => k,
-            Err(e) => return self.refuse(id, e),
+            Err(e) => return then(refused(e)),
         };
         let Some(conn) = self.conns.get(&id) else {
-            return;
+            return then(refused(Refusal::new(ErrorCode::NotRegistered)));
         };
         let Some(r) = self.rooms.get(&key) else {
-            let refusal = Refusal::new(ErrorCode::NoSuchRoom).room(&key);
-            return self.refuse(id, refusal);
+            return then(refused(Refusal::new(ErrorCode::NoSuchRoom).room(&key)));
         };
         if let Err(refusal) = r.may_speak(id, &conn.mask) {
-            return self.refuse(id, refusal);
+            return then(refused(refusal));
         }
         let Some(from) = conn.nick.clone() else {
-            return;
+            return then(refused(Refusal::new(ErrorCode::NotRegistered)));
         };
         let member = r.members.contains_key(&id);
         let (room_name, source) = (r.name.clone(), conn.mask.clone());
@@ -873,13 +951,25 @@ impl ChatState {
             text: text.clone(),
             action,
         };
-        let f = self.fact(id, Some(&key), body);
-        let (msg_id, seq, at_ms) = (f.id, f.seq, f.at_ms);
+        let (actor, bot) = (self.logged_in_actor(id), conn.bot);
+        // The room's order: from here until `then` is done.
+        let mut seq = r.order();
+        *seq += 1;
+        let at_ms = now_ms();
+        let fact = Fact {
+            id: self.next_id(at_ms),
+            at_ms,
+            by: id,
+            source: source.clone(),
+            room: Some(room_name.clone()),
+            seq: *seq,
+            body,
+        };
         let ev = Event::by(
             Some(source),
             EventBody::Message {
-                id: msg_id,
-                seq,
+                id: fact.id,
+                seq: fact.seq,
                 room: room_name,
                 from,
                 text,
@@ -887,19 +977,27 @@ impl ChatState {
             },
         )
         .at(at_ms)
-        .with_actor(self.logged_in_actor(id))
-        .with_tags(self.tags.clone())
-        .from_bot(self.is_bot(id));
-        self.touch(id);
+        .with_actor(actor)
+        .with_tags(tags)
+        .from_bot(bot);
+        conn.active_ms.store(at_ms, Relaxed);
+        let mut deliveries = Vec::with_capacity(2);
         if !member {
-            self.send(Audience::Conn(id), ev.clone()); // an outsider (room is -n) still sees its line
+            deliveries.push((Audience::Conn(id), ev.clone())); // an outsider (room is -n) still sees its line
         }
-        self.send(Audience::Room(key), ev);
+        deliveries.push((Audience::Room(key), ev));
+        let out = then(Effects {
+            deliveries,
+            facts: vec![fact],
+            ..Effects::default()
+        });
+        drop(seq);
+        out
     }
 
     fn touch(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get_mut(&id) {
-            c.active_ms = now_ms();
+            c.active_ms.store(now_ms(), Relaxed);
         }
     }
 
@@ -1216,7 +1314,7 @@ impl ChatState {
         }
         let reason: Arc<str> = reason.into();
         self.fx.facts.push(Fact {
-            id: self.ids.next(now_ms()),
+            id: self.next_id(now_ms()),
             at_ms: now_ms(),
             by: id,
             source: conn.mask.clone(),
@@ -1263,8 +1361,12 @@ impl ChatState {
     /// Forgets an empty room, keeping its place in order.
     fn drop_room(&mut self, key: &str) {
         if let Some((key, room)) = self.rooms.remove_entry(key) {
-            if room.seq > 0 {
-                self.seqs.insert(key, room.seq);
+            let seq = room
+                .seq
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
+            if seq > 0 {
+                self.seqs.insert(key, seq);
             }
         }
     }
@@ -1306,3 +1408,5 @@ mod tests;
 mod tests_accounts;
 #[cfg(test)]
 mod tests_rooms;
+#[cfg(test)]
+mod tests_shard;

@@ -317,7 +317,9 @@ impl ChatState {
             realname: c.realname.clone(),
             rooms,
             away: c.away.clone(),
-            idle_secs: crate::proto::now_ms().saturating_sub(c.active_ms) / 1000,
+            idle_secs: crate::proto::now_ms()
+                .saturating_sub(c.active_ms.load(std::sync::atomic::Ordering::Relaxed))
+                / 1000,
             signon_ms: c.signon_ms,
             account: c.account.clone(),
             oper: c.oper.is_some(),

@@ -70,8 +70,8 @@ impl ChatState {
                 continue;
             };
             let Some(nick) = c.nick.clone() else { continue };
-            let mut fact = |room: Option<Name>, body| Fact {
-                id: self.ids.next(now),
+            let fact = |room: Option<Name>, body| Fact {
+                id: self.next_id(now),
                 at_ms: now,
                 by,
                 source: c.mask.clone(),
@@ -172,7 +172,7 @@ impl ChatState {
                 continue;
             };
             quits.push(Fact {
-                id: self.ids.next(now),
+                id: self.next_id(now),
                 at_ms: now,
                 by,
                 source: c.mask.clone(),
@@ -208,8 +208,8 @@ impl ChatState {
             .filter(|_| !private)
             .map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
-            let room = self.new_room(k, r);
-            room.seq = room.seq.max(fact.seq);
+            let seq = self.new_room(k, r).seq_mut();
+            *seq = (*seq).max(fact.seq);
         }
         let room_audience = || key.clone().map(Audience::Room);
         // What changes here, and who of ours is told besides the room.

@@ -3,7 +3,7 @@
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use super::mask;
 use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
@@ -47,8 +47,11 @@ pub(crate) struct Room {
     /// The same connections in a flat list, for delivery: walking a
     /// `Vec` costs a few instructions per member, a `BTreeMap` dozens.
     fanout: Vec<ConnId>,
-    /// The sequence number of the room's last fact.
-    pub seq: u64,
+    /// The sequence number of the room's last fact, and the room's order
+    /// lock: a line to the room holds it while it is numbered, stored and
+    /// pushed (see `handle.rs`). With the chat to itself (`&mut`), the
+    /// number is reached without locking (`get_mut`).
+    pub seq: Mutex<u64>,
     pub topic: Option<TopicState>,
     pub modes: Modes,
     pub bans: Vec<BanInfo>,
@@ -67,7 +70,7 @@ impl Room {
             name,
             members: BTreeMap::new(),
             fanout: Vec::new(),
-            seq,
+            seq: Mutex::new(seq),
             topic: None,
             modes: Modes {
                 no_external: true,
@@ -79,6 +82,37 @@ impl Room {
             invexes: Vec::new(),
             created_ms: crate::proto::now_ms(),
         }
+    }
+
+    /// Takes the room's order lock (its sequence number), for a line to
+    /// the room. When another thread holds it, the wait is counted
+    /// (`natter_room_lock_contended`, `natter_room_lock_wait_seconds`);
+    /// the uncontended path reads no clock.
+    pub fn order(&self) -> MutexGuard<'_, u64> {
+        match self.seq.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let start = std::time::Instant::now();
+                let guard = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+                let m = crate::metrics::metrics();
+                m.room_lock_contended.inc();
+                m.room_lock_wait_seconds
+                    .inc_by(start.elapsed().as_secs_f64());
+                guard
+            }
+        }
+    }
+
+    /// The sequence number of the room's last fact, with the chat to
+    /// oneself (no lock taken).
+    pub fn seq_mut(&mut self) -> &mut u64 {
+        self.seq.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The sequence number of the room's last fact.
+    pub fn last_seq(&self) -> u64 {
+        *self.order()
     }
 
     /// Adds (or updates) a member.

@@ -65,7 +65,7 @@ impl ChatState {
         audience.sort_unstable();
         audience.push(id); // the sender's echo (shown with echo-message)
         let body = EventBody::StatusMessage {
-            id: self.ids.next(now_ms()),
+            id: self.next_id(now_ms()),
             room: r.name.clone(),
             from,
             text: text.into(),
@@ -143,7 +143,7 @@ impl ChatState {
                 }
                 made
             }
-            false => (self.ids.next(now_ms()), now_ms()),
+            false => (self.next_id(now_ms()), now_ms()),
         };
         let body = EventBody::TagMsg {
             id: msg_id,

@@ -2,6 +2,7 @@
 //! slow-consumer reaping) with a router whose queues are vectors.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::handle::Core;
 use super::*;
@@ -9,16 +10,28 @@ use crate::cluster::Standalone;
 use crate::proto::MsgId;
 use crate::store::MemoryStore;
 
+/// A connection's cap and what was queued for it.
+type Sink = (usize, Vec<Arc<Event>>);
+
 /// Capped vectors, one per connection.
 #[derive(Default)]
 pub(super) struct Sinks {
-    queues: HashMap<u64, (usize, Vec<Arc<Event>>)>,
+    queues: Mutex<HashMap<u64, Sink>>,
     next_cap: usize,
 }
 
+impl Sinks {
+    /// The queues, with the router to oneself.
+    fn queues(&mut self) -> &mut HashMap<u64, Sink> {
+        self.queues.get_mut().unwrap()
+    }
+}
+
 impl Router for Sinks {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
-        let Some((cap, q)) = self.queues.get_mut(&to.local) else {
+    type Tally = ();
+    fn push(&self, _: &mut (), to: ConnId, ev: &Arc<Event>, _share: usize) -> bool {
+        let mut queues = self.queues.lock().unwrap();
+        let Some((cap, q)) = queues.get_mut(&to.local) else {
             return true;
         };
         if q.len() >= *cap {
@@ -86,7 +99,8 @@ impl World {
         let local = self.next;
         self.core.router.next_cap = cap;
         self.core.connect(host.into(), |r| {
-            r.queues.insert(local, (r.next_cap, Vec::new()));
+            let cap = r.next_cap;
+            r.queues().insert(local, (cap, Vec::new()));
             local
         })
     }
@@ -107,7 +121,7 @@ impl World {
     }
     /// The events queued for `id` since the last take.
     pub fn take_events(&mut self, id: ConnId) -> Vec<Arc<Event>> {
-        match self.core.router.queues.get_mut(&id.local) {
+        match self.core.router.queues().get_mut(&id.local) {
             Some((_, q)) => std::mem::take(q),
             None => Vec::new(),
         }
@@ -550,7 +564,7 @@ fn a_cascade_of_slow_consumers_does_not_recurse() {
                 .collect();
             for m in &members {
                 w.take(*m);
-                if let Some((cap, _)) = w.core.router.queues.get_mut(&m.local) {
+                if let Some((cap, _)) = w.core.router.queues().get_mut(&m.local) {
                     *cap = 0; // full: nobody reads
                 }
             }

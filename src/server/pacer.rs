@@ -20,7 +20,7 @@
 //! everyone else reading; it is bounded by its own `sendq`.
 //!
 //! Counting is cheap: the router adds once per command's deliveries (under
-//! the chat's lock, one atomic add), a connection subtracts once per batch
+//! the chat's locks, one atomic add), a connection subtracts once per batch
 //! it takes. The count may dip below zero for a moment (a batch taken
 //! before the router's add), hence a signed atomic.
 

@@ -3,7 +3,11 @@
 //! the queue by slot (an index, no hashing on the fan-out path) and checks
 //! the slot's generation so a key of a closed connection never reaches the
 //! connection that reuses its slot. It adds the pushes the pacer counts
-//! (see `pacer`) to it once per command's deliveries, not once per push.
+//! (see `pacer`) to it once per command's deliveries, not once per push:
+//! the count is the caller's (a tally per command), so lines to different
+//! rooms push from several threads at once and share nothing but the
+//! queues they both reach (each behind its own lock). Slots change only
+//! under the chat's write lock (`attach`, `detach` take `&mut self`).
 
 use std::sync::Arc;
 
@@ -29,8 +33,6 @@ pub(crate) struct Router {
     server: Option<tokio::sync::mpsc::Sender<hub::Control>>,
     /// Counts deliveries queued for members that keep up.
     pacer: Option<Arc<Pacer>>,
-    /// Counted pushes not yet added to the pacer.
-    counted: isize,
 }
 
 #[derive(Default)]
@@ -97,10 +99,13 @@ impl Router {
 }
 
 impl hub::Router for Router {
-    fn push(&mut self, to: ConnId, ev: &Arc<Event>, share: usize) -> bool {
+    /// Counted pushes not yet added to the pacer.
+    type Tally = isize;
+
+    fn push(&self, counted: &mut isize, to: ConnId, ev: &Arc<Event>, share: usize) -> bool {
         match self.queue(to.local).map(|q| q.push_counted(ev, share)) {
             Some(Pushed::Counted) => {
-                self.counted += 1;
+                *counted += 1;
                 true
             }
             Some(Pushed::Refused) => false,
@@ -109,14 +114,13 @@ impl hub::Router for Router {
         }
     }
 
-    fn flush(&mut self) {
-        let n = std::mem::take(&mut self.counted);
+    fn flush(&self, counted: isize) {
         if let Some(p) = &self.pacer {
-            p.add(n);
+            p.add(counted);
         }
     }
 
-    fn control(&mut self, request: hub::Control) {
+    fn control(&self, request: hub::Control) {
         match request {
             hub::Control::Close(conn) => {
                 if let Some(q) = self.queue(conn.local) {
@@ -160,12 +164,12 @@ mod tests {
         assert_eq!(a.local & 0xffff_ffff, b.local & 0xffff_ffff, "slot reused");
         assert_eq!(r.len(), 1);
         let ev = Event::shared(EventBody::Ping { token: 1 });
-        assert!(r.push(a, &ev, Event::SHARED_BYTES));
+        assert!(r.push(&mut 0, a, &ev, Event::SHARED_BYTES));
         assert!(
             qb.try_next().is_none(),
             "the old key does not reach the new owner"
         );
-        assert!(r.push(b, &ev, Event::SHARED_BYTES));
+        assert!(r.push(&mut 0, b, &ev, Event::SHARED_BYTES));
         assert!(qb.try_next().is_some());
     }
 }
