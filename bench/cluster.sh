@@ -104,6 +104,22 @@ while kill -0 "${bench_pids[0]}" 2>/dev/null; do
 done
 for p in "${bench_pids[@]}"; do wait "$p"; done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# What each node read from the cluster (`natter_cluster_*` on /metrics;
+# nothing from a build before these counters).
+n=0
+for t in "${targets[@]}"; do
+    n=$((n + 1))
+    python3 - "$t" "$n" <<'PY'
+import sys, urllib.request
+try:
+    text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read().decode()
+except Exception as e:
+    text = ""
+read = [l for l in text.splitlines() if l.startswith("natter_cluster_") and not l.startswith("#")]
+if read:
+    print(f"node {sys.argv[2]}: " + ", ".join(read))
+PY
+done
 i=0
 for p in "${serve_pids[@]}"; do
     echo "node $((i + 1)) peak RSS: $(( ${peak[$i]:-0} / 1024 )) MiB"

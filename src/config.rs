@@ -668,6 +668,17 @@ settings! {
             default_value = "100000"
         )]
         pub cluster_history_backfill: u64,
+        /// Fault injection, for testing: a node drops every Nth room line
+        /// it receives live from NATS, as if lost on the way (it notices
+        /// the gap at the room's next line and reads the lost ones from the
+        /// stream). 0: off.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_DROP_LIVE",
+            value_name = "N",
+            default_value = "0"
+        )]
+        pub cluster_drop_live: u64,
     }
 }
 
@@ -1338,6 +1349,7 @@ mod tests {
             cluster_node_ttl: Duration::from_secs(8),
             cluster_fence: Duration::from_secs(5),
             cluster_history_backfill: 100_000,
+            cluster_drop_live: 0,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1482,6 +1494,7 @@ mod tests {
             "cluster_node_ttl" => "30s",
             "cluster_fence" => "20s",
             "cluster_history_backfill" => "5000",
+            "cluster_drop_live" => "7",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

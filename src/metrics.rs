@@ -100,6 +100,13 @@ pub struct Metrics {
     /// Deliveries queued for clients that keep up, as the pacer counts
     /// them (set when scraped).
     pub ingest_queued: Gauge,
+    /// Room lines this node read from the cluster (only rooms with members
+    /// here), fills of gaps included.
+    pub cluster_lines_read: Counter,
+    /// Facts other than room lines this node read from the cluster.
+    pub cluster_facts_read: Counter,
+    /// Gaps found in what the cluster republishes, and filled from its stream.
+    pub cluster_gaps_filled: Counter,
 }
 
 impl Metrics {
@@ -135,6 +142,9 @@ impl Metrics {
             queue_lock_wait_seconds: Counter::default(),
             reads_paced: Counter::default(),
             ingest_queued: Gauge::default(),
+            cluster_lines_read: Counter::default(),
+            cluster_facts_read: Counter::default(),
+            cluster_gaps_filled: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -274,6 +284,21 @@ impl Metrics {
             "ingest_queued",
             "Deliveries queued for clients that keep up, as the pacer counts them",
             m.ingest_queued.clone(),
+        );
+        r.register(
+            "cluster_lines_read",
+            "Room lines read from the cluster (rooms with members on this node)",
+            m.cluster_lines_read.clone(),
+        );
+        r.register(
+            "cluster_facts_read",
+            "Facts other than room lines read from the cluster",
+            m.cluster_facts_read.clone(),
+        );
+        r.register(
+            "cluster_gaps_filled",
+            "Gaps in what the cluster republishes, filled from its stream",
+            m.cluster_gaps_filled.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -1537,3 +1537,154 @@ async fn read_markers_and_remembered_rooms_follow_an_account_to_every_node() {
         "{marker}"
     );
 }
+
+/// The `natter_<series>` sample of the node's `/metrics` (its main port
+/// answers HTTP).
+async fn metric(node: &Natter, series: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = node.addr;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
+        .await
+        .expect("the metrics come")
+        .unwrap();
+    let series = format!("natter_{series}");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {out}"))
+}
+
+/// Joins `room`, staying in the others (it becomes the current one).
+fn join_cmd(room: &str) -> Cmd<'static> {
+    Cmd::Join {
+        room: room.to_string().into(),
+        key: None,
+        switch: false,
+    }
+}
+
+/// A node reads the lines of the rooms that have members on it, and no
+/// others: a busy room with nobody on node 2 costs node 2 nothing. When
+/// someone there joins it, the lines said before are their history and
+/// the next ones reach them live, in the room's order, with the ids the
+/// other node's members see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_only_the_rooms_with_members_there_and_a_late_joiner_gets_history_then_live() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut b = JsonClient::login(one.addr, "bob").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    for j in [&mut a, &mut b] {
+        j.send(join_cmd("busy")).await;
+        expect_event!(j, Event::Presence { room, .. } if room == "busy").await;
+    }
+    let before = metric(&two, "cluster_lines_read_total").await;
+    const BUSY: usize = 50;
+    for i in 0..BUSY {
+        a.send(say(&format!("busy {i}"))).await;
+    }
+    for i in 0..BUSY {
+        assert_eq!(next_message(&mut b).await.text, format!("busy {i}"));
+    }
+    // A line in the lobby, where carol is: once node 2 has it, it has
+    // read past every busy line before it.
+    a.send(Cmd::Chat {
+        msg: "in the lobby".into(),
+        room: Some("lobby".into()),
+        action: false,
+    })
+    .await;
+    assert_eq!(next_message(&mut c).await.text, "in the lobby");
+    let read = metric(&two, "cluster_lines_read_total").await - before;
+    assert_eq!(read, 1.0, "node 2 read lines of a room nobody there is in");
+
+    // carol joins the busy room: what was said is its history.
+    c.send(join_cmd("busy")).await;
+    expect_event!(c, Event::Presence { room, .. } if room == "busy").await;
+    sees_join(&mut b, "carol").await;
+    let texts = history_texts(&mut c).await;
+    let last10: Vec<String> = (BUSY - 10..BUSY).map(|i| format!("busy {i}")).collect();
+    assert_eq!(texts, last10);
+    // And what is said next reaches her live, in order, as bob sees it.
+    for i in 0..20 {
+        a.send(say(&format!("after {i}"))).await;
+    }
+    for i in 0..20 {
+        let (at_b, at_c) = (next_message(&mut b).await, next_message(&mut c).await);
+        assert_eq!(at_c.text, format!("after {i}"));
+        assert_eq!(at_b, at_c, "bob and carol saw the line differently");
+    }
+    // Nobody left in the room on node 2: its lines stop there again.
+    c.send(Cmd::Part {
+        room: Some("busy".into()),
+        reason: None,
+    })
+    .await;
+    sees_part(&mut b, "carol").await;
+    let before = metric(&two, "cluster_lines_read_total").await;
+    a.send(say("unread")).await;
+    assert_eq!(next_message(&mut b).await.text, "unread");
+    a.send(Cmd::Chat {
+        msg: "lobby again".into(),
+        room: Some("lobby".into()),
+        action: false,
+    })
+    .await;
+    assert_eq!(next_message(&mut c).await.text, "lobby again");
+    let read = metric(&two, "cluster_lines_read_total").await - before;
+    assert_eq!(read, 1.0, "node 2 still reads the room carol left");
+}
+
+/// Waits until `j` has seen `nick` leave its room.
+async fn sees_part(j: &mut JsonClient, nick: &str) {
+    expect_event!(j, Event::Left { nick: n, .. } if n == nick).await;
+}
+
+/// Lines a node never got live (node 2 drops every third room line it
+/// receives, as if lost on the way: `--cluster-drop-live 3`) are found
+/// missing when the room's next line comes, by its `Nats-Last-Sequence`,
+/// and read from the stream: its members get every line once, in order,
+/// with the ids and places the other node's members see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node_with(&nats, 2, &["--cluster-drop-live", "3"]);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    let gaps = metric(&two, "cluster_gaps_filled_total").await;
+    const LINES: usize = 30;
+    for i in 0..LINES {
+        a.send(say(&format!("line {i}"))).await;
+    }
+    // The last line dropped is noticed at the next one.
+    a.send(say("end")).await;
+    let mut at_a = Vec::new();
+    let mut at_c = Vec::new();
+    for _ in 0..=LINES {
+        at_a.push(next_message(&mut a).await);
+        at_c.push(next_message(&mut c).await);
+    }
+    let texts: Vec<&str> = at_c.iter().map(|l| l.text.as_str()).collect();
+    let mut sent: Vec<String> = (0..LINES).map(|i| format!("line {i}")).collect();
+    sent.push("end".into());
+    assert_eq!(texts, sent, "carol's lines");
+    assert_eq!(at_a, at_c, "alice and carol saw different lines");
+    // Once: the next line is the next one said.
+    a.send(say("last")).await;
+    assert_eq!(next_message(&mut c).await.text, "last");
+    assert_eq!(next_message(&mut a).await.text, "last");
+    let filled = metric(&two, "cluster_gaps_filled_total").await - gaps;
+    assert!(filled >= 10.0, "{filled} gaps filled, 10 lines dropped");
+}

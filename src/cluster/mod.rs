@@ -2,11 +2,15 @@
 //! seam. A lone server uses [`Standalone`]: nobody to tell, and every nick
 //! free here is free everywhere. Several nodes share it through NATS
 //! JetStream ([`nats::Nats`]), which also keeps their accounts and
-//! registered rooms (`accounts`); `subjects` says where things go in NATS.
+//! registered rooms (`accounts`); `subjects` says where things go in NATS,
+//! `live` reads what a node needs of it, and `follow` says which rooms'
+//! lines that is (those with members on the node).
 //!
 //! [`Backplane`]: crate::hub::Backplane
 
 mod accounts;
+mod follow;
+mod live;
 pub mod nats;
 mod subjects;
 

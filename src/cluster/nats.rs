@@ -1,11 +1,13 @@
 //! The NATS JetStream backplane: several natter nodes share every room.
 //!
-//! * Every fact goes into one stream ([`subjects::STREAM`]), a subject per
-//!   room. The stream's order is the cluster's order: every node reads the
-//!   stream with an ordered consumer (which notices gaps and fills them)
-//!   and applies each fact in that order, its own included, so everyone
-//!   sees a room's lines in one order, and a line is shown only once
-//!   JetStream has stored it. The stream sequence is each fact's `seq`.
+//! * Every fact goes into one stream ([`subjects::STREAM`]), two subjects
+//!   per room: its lines, and its other facts. The stream's order is the
+//!   cluster's order: every node reads what the stream republishes (see
+//!   `live`: every fact but room lines, and the lines of the rooms with
+//!   members on the node, gaps filled from the stream) and applies each
+//!   fact in that order, its own included, so everyone sees a room's lines
+//!   in one order, and a line is shown only once JetStream has stored it.
+//!   The stream sequence is each fact's `seq`.
 //! * Nicks are claimed in a KV bucket: create = claim (atomic, so two
 //!   nodes racing for one nick get one answer each), delete with the
 //!   expected revision = release.
@@ -19,7 +21,7 @@
 //! The NATS client runs on a runtime of its own (one thread), so the hub
 //! may wait for a nick claim under its lock without starving the client.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,10 +33,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::accounts::NatsAccounts;
+use super::live::{Follows, Reader, Touch};
 use super::subjects::{self, NICKS, NODES, STREAM};
 use crate::config::Config;
 use crate::hub::{names, Accounts, Backplane, Incoming, Store, StoreError, Watermark};
-use crate::proto::{ConnId, Fact, FactBody, History, HistoryQuery, NodeId};
+use crate::proto::{Anchor, ConnId, Fact, FactBody, History, HistoryQuery, NodeId};
 use crate::store::MemoryStore;
 
 /// Facts waiting to be published (beyond it, sends are refused).
@@ -48,16 +51,18 @@ const HISTORY_ROOMS: usize = 10_000;
 
 /// What one node needs of the config.
 #[derive(Debug, Clone)]
-struct Settings {
+pub(super) struct Settings {
     urls: String,
-    node: NodeId,
+    pub node: NodeId,
     creds: Option<String>,
-    timeout: Duration,
-    heartbeat: Duration,
+    pub timeout: Duration,
+    pub heartbeat: Duration,
     node_ttl: Duration,
     fence: Duration,
-    backfill: u64,
-    per_subject: i64,
+    pub backfill: u64,
+    /// Drop every Nth live room line (fault injection; 0: never).
+    pub drop_live: u64,
+    pub per_subject: i64,
 }
 
 impl Settings {
@@ -89,6 +94,7 @@ impl Settings {
             node_ttl: c.cluster_node_ttl,
             fence: c.cluster_fence,
             backfill: c.cluster_history_backfill,
+            drop_live: c.cluster_drop_live,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -99,7 +105,8 @@ impl Settings {
 
 /// What the publisher is asked to do, in order.
 enum Out {
-    Fact(Fact),
+    /// A fact, and the rooms (tokens) whose members here it changed.
+    Fact(Fact, Vec<String>),
     /// Everything before this is sent: say so.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -128,6 +135,11 @@ pub struct Nats {
     to_hub: mpsc::Sender<Incoming>,
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
+    /// The rooms with members here, whose lines the node reads.
+    follows: Arc<Follows>,
+    /// Rooms whose members here changed, for the reader (when the facts
+    /// that changed them could not be published).
+    touches: mpsc::UnboundedSender<Touch>,
     known: Mutex<Vec<Fact>>,
     /// Each room's last stream sequence when the node started.
     seqs: Vec<(String, u64)>,
@@ -162,10 +174,13 @@ impl Nats {
             HISTORY_ROOMS,
         ));
         let fenced = Arc::new(AtomicBool::new(false));
+        let follows = Arc::new(Follows::new(settings.node));
+        let (touches, touched) = mpsc::unbounded_channel();
         let start = rt.spawn(start(
             settings.clone(),
-            to_hub.clone(),
+            (to_hub.clone(), touches.clone(), touched),
             history.clone(),
+            follows.clone(),
             fenced.clone(),
         ));
         let parts = match start.await {
@@ -181,6 +196,8 @@ impl Nats {
             to_hub,
             incoming: Mutex::new(Some(from_cluster)),
             history,
+            follows,
+            touches,
             known: Mutex::new(parts.known),
             seqs: parts.seqs,
             fenced,
@@ -195,6 +212,8 @@ impl Nats {
         Arc::new(StreamHistory {
             log: self.history.clone(),
             seqs: self.seqs.clone(),
+            follows: self.follows.clone(),
+            timeout: self.timeout,
         })
     }
 
@@ -259,6 +278,7 @@ impl Backplane for Nats {
                 let owner = fact.by.to_string();
                 let _ = self.kv_ops.send(KvOp::Release { key, owner });
             }
+            let touched = self.follows.published(fact);
             let durable = fact.body.must_be_durable();
             if durable && !up {
                 self.refuse(
@@ -267,11 +287,18 @@ impl Backplane for Nats {
                 );
                 continue;
             }
-            if self.outbox.try_send(Out::Fact(fact.clone())).is_err() && durable {
-                self.refuse(
-                    fact.by,
-                    "the cluster (NATS) is not keeping up: not sent, nobody saw it",
-                );
+            if let Err(e) = self.outbox.try_send(Out::Fact(fact.clone(), touched)) {
+                if let Out::Fact(_, touched) = e.into_inner() {
+                    for token in touched {
+                        let _ = self.touches.send(Touch { token, at: None });
+                    }
+                }
+                if durable {
+                    self.refuse(
+                        fact.by,
+                        "the cluster (NATS) is not keeping up: not sent, nobody saw it",
+                    );
+                }
             }
         }
     }
@@ -338,6 +365,9 @@ struct StreamHistory {
     log: Arc<MemoryStore>,
     /// Each room's last sequence in the stream when the node started.
     seqs: Vec<(String, u64)>,
+    /// The rooms whose lines this node reads, and from where.
+    follows: Arc<Follows>,
+    timeout: Duration,
 }
 
 impl Store for StreamHistory {
@@ -351,6 +381,16 @@ impl Store for StreamHistory {
         limit: usize,
         events: bool,
     ) -> Result<History, StoreError> {
+        // A room followed anew had its lines up to the first member's join
+        // here filed as history (they were not shown live): "up to now"
+        // reaches that far, whatever the hub has seen of the room.
+        let token = subjects::room_token(room);
+        let query = match (query, self.follows.since(&token, self.timeout)) {
+            (HistoryQuery::Before(Anchor::Seq(n)), Some(since)) => {
+                HistoryQuery::Before(Anchor::Seq(n.max(since + 1)))
+            }
+            (q, _) => q,
+        };
         self.log.history(room, query, limit, events)
     }
     fn private_targets(
@@ -394,8 +434,13 @@ struct Parts {
 /// spawns the tasks (on the cluster runtime).
 async fn start(
     s: Settings,
-    to_hub: mpsc::Sender<Incoming>,
+    (to_hub, touches, touched): (
+        mpsc::Sender<Incoming>,
+        mpsc::UnboundedSender<Touch>,
+        mpsc::UnboundedReceiver<Touch>,
+    ),
     history: Arc<MemoryStore>,
+    follows: Arc<Follows>,
     fenced: Arc<AtomicBool>,
 ) -> anyhow::Result<Parts> {
     let shown = without_password(&s.urls);
@@ -447,11 +492,11 @@ async fn start(
     // What was said before this node started, for history, before it
     // serves anyone: the stream's newest `backfill` facts.
     let first = next.saturating_sub(s.backfill).max(1);
-    let seqs = match backfill(&stream, &client, first, next, &history, s.timeout).await {
-        Ok(seqs) => seqs,
+    let (seqs, filed) = match backfill(&stream, &client, first, next, &history, s.timeout).await {
+        Ok(read) => read,
         Err(e) => {
             warn!("cannot read the history said before this node started: {e:#}");
-            Vec::new()
+            Default::default()
         }
     };
     info!(
@@ -467,8 +512,15 @@ async fn start(
     let (outbox, out_rx) = mpsc::channel(OUTBOX);
     let (acks, acks_rx) = mpsc::channel(OUTBOX);
     let (kv_ops, kv_rx) = mpsc::unbounded_channel();
-    tokio::spawn(publisher(js.clone(), out_rx, acks, to_hub.clone()));
-    tokio::spawn(acker(acks_rx, to_hub.clone(), s.timeout));
+    let out = (acks, touches.clone(), to_hub.clone());
+    tokio::spawn(publisher(js.clone(), out_rx, out));
+    tokio::spawn(acker(
+        acks_rx,
+        to_hub.clone(),
+        touches,
+        follows.clone(),
+        s.timeout,
+    ));
     tokio::spawn(nick_keeper(nicks, client.clone(), kv_rx, s.heartbeat));
     let requests = client
         .subscribe(subjects::SYNC)
@@ -489,15 +541,24 @@ async fn start(
             Vec::new()
         }
     };
-    tokio::spawn(reader(
-        js.clone(),
-        client.clone(),
-        next,
-        to_hub.clone(),
+    let reader = Reader {
+        js: js.clone(),
+        client: client.clone(),
+        s: s.clone(),
+        to_hub: to_hub.clone(),
         history,
-        seen.clone(),
-        s.clone(),
-    ));
+        seen: seen.clone(),
+        follows,
+        last: Default::default(),
+        base: next - 1,
+        high: next - 1,
+        filed,
+        lines: Default::default(),
+        created: None,
+        stream: None,
+        received: 0,
+    };
+    tokio::spawn(reader.run(touched));
     tokio::spawn(heartbeat(
         nodes,
         client.clone(),
@@ -555,19 +616,44 @@ fn now_bytes() -> bytes::Bytes {
     crate::proto::now_ms().to_string().into()
 }
 
-async fn ensure_stream(
+/// The NATTER stream, made if it is not there, and given the subjects and
+/// republishing this version reads (a stream made by an older one is
+/// updated).
+pub(super) async fn ensure_stream(
     js: &jetstream::Context,
     per_subject: i64,
 ) -> anyhow::Result<stream::Stream> {
+    let republish = stream::Republish {
+        source: "natter.>".into(),
+        destination: format!("{}natter.>", subjects::LIVE),
+        headers_only: false,
+    };
     let config = stream::Config {
         name: STREAM.into(),
         subjects: subjects::STREAM_SUBJECTS.map(String::from).to_vec(),
         max_messages_per_subject: per_subject,
         storage: stream::StorageType::File,
+        republish: Some(republish.clone()),
         ..Default::default()
     };
     match js.get_stream(STREAM).await {
-        Ok(s) => Ok(s),
+        Ok(s) => {
+            let had = &s.cached_info().config;
+            if had.republish.as_ref() == Some(&republish) && had.subjects == config.subjects {
+                return Ok(s);
+            }
+            info!("giving the NATTER stream the subjects and republishing this version reads");
+            let mut updated = had.clone();
+            updated.subjects = config.subjects;
+            updated.republish = config.republish;
+            js.update_stream(updated).await.context(
+                "cannot give the NATTER stream the republishing this version reads \
+                 (nats-server 2.9 cannot add it to a stream made by an older natter): \
+                 with every node stopped, delete the stream (`nats stream rm NATTER`: \
+                 its history goes with it) and start them again",
+            )?;
+            Ok(js.get_stream(STREAM).await?)
+        }
         Err(_) => js
             .get_or_create_stream(config)
             .await
@@ -617,12 +703,15 @@ pub(super) async fn ensure_bucket(
 async fn publisher(
     js: jetstream::Context,
     mut facts: mpsc::Receiver<Out>,
-    acks: mpsc::Sender<Ack>,
-    to_hub: mpsc::Sender<Incoming>,
+    (acks, touches, to_hub): (
+        mpsc::Sender<Ack>,
+        mpsc::UnboundedSender<Touch>,
+        mpsc::Sender<Incoming>,
+    ),
 ) {
     while let Some(out) = facts.recv().await {
-        let fact = match out {
-            Out::Fact(f) => f,
+        let (fact, touched) = match out {
+            Out::Fact(f, touched) => (f, touched),
             Out::Flush(done) => {
                 if let Err(e) = js.client().flush().await {
                     warn!("cannot flush to NATS: {e}");
@@ -644,16 +733,25 @@ async fn publisher(
             .await
         {
             Ok(ack) => {
-                if acks
-                    .send((fact.by, fact.at_ms, durable, ack))
-                    .await
-                    .is_err()
-                {
+                let (by, at_ms) = (fact.by, fact.at_ms);
+                let line = (fact.room.is_some() && subjects::is_line(&fact.body)).then_some(fact);
+                let sent = Sent {
+                    by,
+                    at_ms,
+                    durable,
+                    line,
+                    touched,
+                    ack,
+                };
+                if acks.send(sent).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
                 warn!("cannot publish to NATS: {e}");
+                for token in touched {
+                    let _ = touches.send(Touch { token, at: None });
+                }
                 if durable {
                     let why = format!("the cluster (NATS) did not take it ({e}): nobody saw it");
                     let _ = to_hub.try_send(Incoming::Unsent { conn: fact.by, why });
@@ -664,34 +762,70 @@ async fn publisher(
 }
 
 /// A published fact waiting for its ack: its sender, when it was made,
-/// whether it must be durable.
-type Ack = (ConnId, u64, bool, jetstream::context::PublishAckFuture);
+/// whether it must be durable; the fact itself if it is a room line.
+struct Sent {
+    by: ConnId,
+    at_ms: u64,
+    durable: bool,
+    line: Option<Fact>,
+    /// The rooms whose members here it changed.
+    touched: Vec<String>,
+    ack: jetstream::context::PublishAckFuture,
+}
+type Ack = Sent;
 
 /// Whether a fact made at `at_ms` and stored at `stored_ms` was stored
 /// too late: after its node's deadline for the ack (`timeout` from when it
 /// was made), when the sender had been told it failed. NATS keeps
 /// publishes made while a connection is failing and sends them once it is
 /// back, so such facts do reach the stream.
-fn stale(at_ms: u64, stored_ms: u64, timeout: Duration) -> bool {
+pub(super) fn stale(at_ms: u64, stored_ms: u64, timeout: Duration) -> bool {
     stored_ms > at_ms + timeout.as_millis() as u64
 }
 
 /// Waits for each publish's ack: a fact that was not stored is never
 /// shown (it does not come back from the stream), and its sender is told.
-async fn acker(mut acks: mpsc::Receiver<Ack>, to_hub: mpsc::Sender<Incoming>, timeout: Duration) {
-    while let Some((by, at_ms, durable, ack)) = acks.recv().await {
+/// A stored fact that changed who is in a room here tells the reader, with
+/// its place in the stream; a line said in a room with nobody here (by
+/// someone outside it) is not read back, so it is handed to the hub here.
+async fn acker(
+    mut acks: mpsc::Receiver<Ack>,
+    to_hub: mpsc::Sender<Incoming>,
+    touches: mpsc::UnboundedSender<Touch>,
+    follows: Arc<Follows>,
+    timeout: Duration,
+) {
+    while let Some(sent) = acks.recv().await {
         // The deadline counts from when the fact was made, as [`stale`] does.
-        let left = (at_ms + timeout.as_millis() as u64).saturating_sub(crate::proto::now_ms());
-        let ack = std::future::IntoFuture::into_future(ack);
+        let left = (sent.at_ms + timeout.as_millis() as u64).saturating_sub(crate::proto::now_ms());
+        let ack = std::future::IntoFuture::into_future(sent.ack);
         let why = match tokio::time::timeout(Duration::from_millis(left), ack).await {
-            Ok(Ok(_)) => continue,
+            Ok(Ok(ack)) => {
+                for token in sent.touched {
+                    let at = Some(ack.sequence);
+                    let _ = touches.send(Touch { token, at });
+                }
+                let unread = |f: &Fact| {
+                    f.room
+                        .as_ref()
+                        .is_some_and(|r| !follows.followed(&subjects::room_token(r)))
+                };
+                if let Some(mut fact) = sent.line.filter(unread) {
+                    fact.seq = ack.sequence;
+                    let _ = to_hub.send(Incoming::Fact(fact)).await;
+                }
+                continue;
+            }
             Ok(Err(e)) => format!("the cluster (NATS) did not store it ({e})"),
             Err(_) => format!("the cluster (NATS) did not store it within {timeout:?}"),
         };
+        for token in sent.touched {
+            let _ = touches.send(Touch { token, at: None });
+        }
         warn!("{why}");
-        if durable {
+        if sent.durable {
             let why = format!("{why}: it may not have been seen");
-            let _ = to_hub.try_send(Incoming::Unsent { conn: by, why });
+            let _ = to_hub.try_send(Incoming::Unsent { conn: sent.by, why });
         }
     }
 }
@@ -762,7 +896,8 @@ async fn release(nicks: &kv::Store, key: &str, owner: &str) -> Result<(), String
 
 /// Reads the stream's facts `first..until` into the history (lines said
 /// before this node started), each read given `timeout`; returns each
-/// room's (folded) last sequence, so the node's rooms continue from there.
+/// room's (folded) last sequence, so the node's rooms continue from there,
+/// and the last line of each room (by token) now in the history.
 async fn backfill(
     stream: &stream::Stream,
     client: &async_nats::Client,
@@ -770,10 +905,11 @@ async fn backfill(
     until: u64,
     history: &MemoryStore,
     timeout: Duration,
-) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut seqs = std::collections::HashMap::new();
+) -> anyhow::Result<(Vec<(String, u64)>, HashMap<String, u64>)> {
+    let mut seqs = HashMap::new();
+    let mut filed = HashMap::new();
     if first >= until {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     }
     let consumer = stream
         .create_consumer(consumer::push::OrderedConfig {
@@ -805,6 +941,9 @@ async fn backfill(
         let skip = fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout);
         if let Some(room) = fact.room.as_ref().filter(|_| !skip) {
             seqs.insert(names::fold(room).to_string(), seq);
+            if let Some(token) = subjects::line_room(&m.subject) {
+                filed.insert(token.to_string(), seq);
+            }
             fact.seq = seq;
             history.submit(vec![fact]);
         }
@@ -813,121 +952,15 @@ async fn backfill(
         }
     }
     info!("read {read} facts said before this node started, for history");
-    Ok(seqs.into_iter().collect())
-}
-
-/// Reads the stream from `next` on, in order, for ever (an ordered
-/// consumer: a gap makes it start again after the last fact it gave).
-async fn reader(
-    js: jetstream::Context,
-    client: async_nats::Client,
-    mut next: u64,
-    to_hub: mpsc::Sender<Incoming>,
-    history: Arc<MemoryStore>,
-    seen: Arc<Mutex<HashSet<NodeId>>>,
-    s: Settings,
-) {
-    // When the stream being read was made (to notice it made anew).
-    let mut created = None;
-    loop {
-        let at = (&mut next, &mut created);
-        let r = read_from(&js, &client, at, &to_hub, &history, &seen, &s).await;
-        if to_hub.is_closed() {
-            return;
-        }
-        if let Err(e) = r {
-            warn!("reading the NATTER stream: {e:#}; trying again");
-        }
-        // Not a wait for something: a pause between attempts at a lost server.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn read_from(
-    js: &jetstream::Context,
-    client: &async_nats::Client,
-    (next, was_created): (&mut u64, &mut Option<i128>),
-    to_hub: &mpsc::Sender<Incoming>,
-    history: &MemoryStore,
-    seen: &Mutex<HashSet<NodeId>>,
-    s: &Settings,
-) -> anyhow::Result<()> {
-    let timeout = s.timeout;
-    // Made again if it was deleted under us; its order then starts anew.
-    let mut stream = ensure_stream(js, s.per_subject).await?;
-    let info = stream.info().await?;
-    let (last, created) = (
-        info.state.last_sequence,
-        info.created.unix_timestamp_nanos(),
-    );
-    let anew = was_created.is_some_and(|c| c != created);
-    *was_created = Some(created);
-    if anew || last + 1 < *next {
-        warn!("the NATTER stream was made anew (at {last}, we had read to {}): reading it from its start", *next - 1);
-        *next = 1;
-    }
-    debug!("reading the stream from {next}");
-    let consumer = stream
-        .create_consumer(consumer::push::OrderedConfig {
-            deliver_subject: client.new_inbox(),
-            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: *next,
-            },
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    // The ordered consumer does not notice its stream deleted (and maybe
-    // made again by another node): look each heartbeat.
-    let mut check = tokio::time::interval(s.heartbeat);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    check.tick().await;
-    loop {
-        let m = tokio::select! {
-            m = messages.next() => m,
-            _ = check.tick() => {
-                stream_still_there(js, created).await?;
-                continue;
-            }
-        };
-        let Some(m) = m else { break };
-        let m = m?;
-        let info = m.info().map_err(|e| anyhow!("{e}"))?;
-        let seq = info.stream_sequence;
-        *next = seq + 1;
-        let mut fact: Fact = match serde_json::from_slice(&m.payload) {
-            Ok(f) => f,
-            Err(e) => {
-                warn!("stream message {seq} is not a natter fact: {e}");
-                continue;
-            }
-        };
-        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
-        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout) {
-            // Its sender was told it failed (the acker's deadline passed):
-            // every node skips it alike.
-            info!("stream message {seq} was stored after its sender gave up on it: not shown");
-            continue;
-        }
-        if fact.room.is_some() {
-            fact.seq = seq;
-            history.submit(vec![fact.clone()]);
-        }
-        if !matches!(fact.body, FactBody::Quit { .. }) {
-            seen.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(fact.by.node);
-        }
-        if to_hub.send(Incoming::Fact(fact)).await.is_err() {
-            return Ok(());
-        }
-    }
-    Ok(())
+    Ok((seqs.into_iter().collect(), filed))
 }
 
 /// Fails if the stream made at `created` is gone: NATS says there is no
 /// such stream, or it is another one made since. No answer is no news.
-async fn stream_still_there(js: &jetstream::Context, created: i128) -> anyhow::Result<()> {
+pub(super) async fn stream_still_there(
+    js: &jetstream::Context,
+    created: i128,
+) -> anyhow::Result<()> {
     match js.get_stream(STREAM).await {
         Ok(st) if st.cached_info().created.unix_timestamp_nanos() != created => {
             bail!("the NATTER stream was deleted and made again")

@@ -7,9 +7,17 @@ use crate::proto::{Fact, FactBody};
 
 /// The JetStream stream that keeps every fact, in the cluster's one order.
 pub const STREAM: &str = "NATTER";
-/// The subjects the stream holds: one per room, one for people's comings
-/// and goings, one for private lines.
-pub const STREAM_SUBJECTS: [&str; 3] = ["natter.room.>", "natter.user", "natter.pm"];
+/// The subjects the stream holds: `natter.<where>.<kind>`, where `<where>`
+/// is `r` + a room's hex name, `p` + a private log's hex key, `user` or
+/// `pm`, and `<kind>` is `state` (every node reads it) or `line` (what is
+/// said in a room: read only by nodes with members there).
+pub const STREAM_SUBJECTS: [&str; 1] = ["natter.>"];
+/// The stream republishes each fact it stores on core NATS, under this
+/// prefix (`live.natter.…`), with the headers `Nats-Sequence` and
+/// `Nats-Last-Sequence` (the previous sequence on the same subject).
+pub const LIVE: &str = "live.";
+/// Every node's subscription: everything but room lines.
+pub const LIVE_STATE: &str = "live.natter.*.state";
 /// Core NATS subject (not kept) on which a starting node asks the others
 /// who is on them.
 pub const SYNC: &str = "natter-sync";
@@ -73,12 +81,47 @@ impl KeptKey {
 /// The subject a fact is published on.
 pub fn subject_of(fact: &Fact) -> String {
     match (&fact.room, &fact.body) {
-        (Some(room), _) => format!("natter.room.{}", hex(&names::fold(room))),
+        (
+            Some(key),
+            FactBody::Private { .. }
+            | FactBody::Noticed { to: Some(_), .. }
+            | FactBody::Tagged { to: Some(_), .. },
+        ) => format!("natter.p{}.state", hex(&names::fold(key))),
         (None, FactBody::Private { .. } | FactBody::Noticed { .. } | FactBody::Tagged { .. }) => {
-            "natter.pm".into()
+            "natter.pm.state".into()
         }
-        (None, _) => "natter.user".into(),
+        (Some(room), body) if is_line(body) => line_subject(&room_token(room)),
+        (Some(room), _) => format!("natter.{}.state", room_token(room)),
+        (None, _) => "natter.user.state".into(),
     }
+}
+
+/// Whether a fact of a room is a line said there (only the nodes with
+/// members in the room read it), not a change everyone must know.
+pub fn is_line(body: &FactBody) -> bool {
+    matches!(
+        body,
+        FactBody::Said { .. }
+            | FactBody::Noticed { to: None, .. }
+            | FactBody::Tagged { to: None, .. }
+    )
+}
+
+/// A room's token in subjects: `r` + its folded name in hex.
+pub fn room_token(room: &str) -> String {
+    format!("r{}", hex(&names::fold(room)))
+}
+
+/// The subject of the lines said in the room of `token`.
+pub fn line_subject(token: &str) -> String {
+    format!("natter.{token}.line")
+}
+
+/// The room token of a line subject (`natter.<token>.line`), live or not.
+pub fn line_room(subject: &str) -> Option<&str> {
+    let s = subject.strip_prefix(LIVE).unwrap_or(subject);
+    s.strip_prefix("natter.r")?.strip_suffix(".line")?;
+    s.strip_prefix("natter.")?.strip_suffix(".line")
 }
 
 /// The KV key of a folded nick, account or room name (keys allow only
@@ -136,22 +179,38 @@ mod tests {
         };
         let a = subject_of(&fact(Some("Lobby"), said()));
         assert_eq!(a, subject_of(&fact(Some("lobby"), said())));
-        assert_eq!(a, "natter.room.6c6f626279");
+        assert_eq!(a, "natter.r6c6f626279.line");
+        assert_eq!(line_room(&a), Some("r6c6f626279"));
+        assert_eq!(line_room(&format!("live.{a}")), Some("r6c6f626279"));
         let odd = subject_of(&fact(Some("a.b *>"), said()));
         assert_eq!(odd.split('.').count(), 3, "{odd}");
         assert_ne!(odd, a);
-        let private = FactBody::Private {
+        let topic = FactBody::TopicSet {
+            nick: "a".into(),
+            topic: None,
+        };
+        assert_eq!(
+            subject_of(&fact(Some("Lobby"), topic)),
+            "natter.r6c6f626279.state"
+        );
+        assert_eq!(line_room("natter.r6c6f626279.state"), None);
+        let private = || FactBody::Private {
             from: "a".into(),
             to: "b".into(),
             text: "t".into(),
             action: false,
         };
-        assert_eq!(subject_of(&fact(None, private)), "natter.pm");
+        assert_eq!(subject_of(&fact(None, private())), "natter.pm.state");
+        assert_eq!(
+            subject_of(&fact(Some("a b"), private())),
+            "natter.p612062.state"
+        );
+        assert_eq!(line_room("natter.p612062.line"), None);
         let quit = FactBody::Quit {
             nick: "a".into(),
             reason: "r".into(),
         };
-        assert_eq!(subject_of(&fact(None, quit)), "natter.user");
+        assert_eq!(subject_of(&fact(None, quit)), "natter.user.state");
     }
 
     #[test]

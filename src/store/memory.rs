@@ -52,6 +52,24 @@ impl Store for MemoryStore {
             }
             let (touched, log) = inner.rooms.entry(key).or_default();
             *touched = clock;
+            // A fact read late (a cluster filling a gap from its stream)
+            // goes in its place in the room's order, once.
+            if fact.seq != 0 && log.back().is_some_and(|b| b.seq > fact.seq) {
+                let at = log.partition_point(|f| f.seq < fact.seq);
+                if log.get(at).is_some_and(|f| f.seq == fact.seq) {
+                    continue;
+                }
+                if log.len() >= self.per_room {
+                    if at == 0 {
+                        continue; // older than all it keeps
+                    }
+                    log.pop_front();
+                    log.insert(at - 1, fact);
+                } else {
+                    log.insert(at, fact);
+                }
+                continue;
+            }
             if log.len() >= self.per_room {
                 log.pop_front();
             }

@@ -1,0 +1,552 @@
+//! Reading the cluster's facts as they are stored, and only those this
+//! node needs: every fact but room lines (`natter.*.state`: people,
+//! membership, topics, modes, private lines), and the lines of the rooms
+//! that have members here (`natter.<room>.line`, followed from the first
+//! member's join to the last one's leaving, see `follow`).
+//!
+//! The stream republishes each fact it stores on core NATS
+//! (`live.natter.…`) with its sequence and the previous sequence on the
+//! same subject, so a plain subscription sees a gap on a subject as soon
+//! as the next fact there arrives; the gap is filled from the stream with
+//! a short-lived consumer filtered on that subject, in order, each fact
+//! once (by sequence). A room followed anew reads its lines up to the
+//! member's join into history, and those after it are handed on live. A
+//! node back on NATS, or started, catches up from the stream (everything
+//! after the last fact it had).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::follow::{Change, LocalRooms};
+use super::nats::{ensure_stream, stale, stream_still_there, Settings};
+use super::subjects::{line_room, line_subject, LIVE, LIVE_STATE};
+use crate::hub::{Incoming, Store};
+use crate::metrics::metrics;
+use crate::proto::{now_ms, Fact, FactBody, NodeId};
+use crate::store::MemoryStore;
+
+/// A room whose members here may have changed: follow it or not, as its
+/// members say (`at`: the stream sequence of the fact that changed them).
+#[derive(Debug)]
+pub(super) struct Touch {
+    pub token: String,
+    pub at: Option<u64>,
+}
+
+/// Which rooms this node follows, shared by the hub's side (which
+/// publishes its people's facts) and the reader.
+pub(super) struct Follows {
+    local: Mutex<LocalRooms>,
+    /// Followed rooms (by token): the sequence of the join from which their
+    /// lines are read live (`None`: being set up).
+    ready: Mutex<HashMap<String, Option<u64>>>,
+    set_up: Condvar,
+}
+
+impl Follows {
+    pub fn new(node: NodeId) -> Follows {
+        Follows {
+            local: Mutex::new(LocalRooms::new(node)),
+            ready: Mutex::new(HashMap::new()),
+            set_up: Condvar::new(),
+        }
+    }
+
+    /// Takes a fact this node publishes: the rooms whose members changed.
+    pub fn published(&self, fact: &Fact) -> Vec<String> {
+        let changes = self.lock_local().observe(fact, true);
+        self.changed(changes)
+    }
+
+    /// Takes a fact read from the stream (another node's kick of ours).
+    fn read(&self, fact: &Fact) -> Vec<String> {
+        if !matches!(fact.body, FactBody::Kicked { .. }) {
+            return Vec::new();
+        }
+        let changes = self.lock_local().observe(fact, false);
+        self.changed(changes)
+    }
+
+    fn changed(&self, changes: Vec<Change>) -> Vec<String> {
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let mut ready = self.lock_ready();
+        changes
+            .into_iter()
+            .map(|c| match c {
+                Change::Follow(t) => {
+                    ready.insert(t.clone(), None);
+                    t
+                }
+                Change::Unfollow(t) => {
+                    ready.remove(&t);
+                    t
+                }
+            })
+            .collect()
+    }
+
+    /// Whether this node reads the lines of the room of `token`.
+    pub fn followed(&self, token: &str) -> bool {
+        self.lock_ready().contains_key(token)
+    }
+
+    fn has_members(&self, token: &str) -> bool {
+        self.lock_local().has_members(token)
+    }
+
+    fn set_ready(&self, token: &str, at: u64) {
+        if let Some(r) = self.lock_ready().get_mut(token) {
+            *r = Some(at);
+        }
+        self.set_up.notify_all();
+    }
+
+    /// The sequence from which the room of `token` is read live: waits (at
+    /// most `timeout`) for a room being set up; `None` if not followed.
+    pub fn since(&self, token: &str, timeout: Duration) -> Option<u64> {
+        let ready = self.lock_ready();
+        let (ready, _) = self
+            .set_up
+            .wait_timeout_while(ready, timeout, |r| matches!(r.get(token), Some(None)))
+            .unwrap_or_else(|e| e.into_inner());
+        ready.get(token).copied().flatten()
+    }
+
+    fn lock_local(&self) -> std::sync::MutexGuard<'_, LocalRooms> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<u64>>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Lines = SelectAll<BoxStream<'static, async_nats::Message>>;
+
+/// What the reader waits for.
+enum Next {
+    Touch(Option<Touch>),
+    Message(Option<async_nats::Message>),
+    Tick,
+}
+
+/// Reads the cluster's facts for the hub, for ever.
+pub(super) struct Reader {
+    pub js: jetstream::Context,
+    pub client: async_nats::Client,
+    pub s: Settings,
+    pub to_hub: mpsc::Sender<Incoming>,
+    pub history: Arc<MemoryStore>,
+    pub seen: Arc<Mutex<HashSet<NodeId>>>,
+    pub follows: Arc<Follows>,
+    /// Last sequence handed on (or filed as history) on each subject.
+    pub last: HashMap<String, u64>,
+    /// Every subject but room lines is complete up to here.
+    pub base: u64,
+    /// The highest sequence received.
+    pub high: u64,
+    /// Last line of each room in the history memory (by token).
+    pub filed: HashMap<String, u64>,
+    /// Rooms followed (by token): what ends their subscription.
+    pub lines: HashMap<String, oneshot::Sender<()>>,
+    /// When the stream being read was made (to notice it made anew).
+    pub created: Option<i128>,
+    /// The stream being read.
+    pub stream: Option<stream::Stream>,
+    /// Room lines received live (for `cluster_drop_live`).
+    pub received: u64,
+}
+
+impl Reader {
+    pub async fn run(mut self, mut touches: mpsc::UnboundedReceiver<Touch>) {
+        loop {
+            let r = self.session(&mut touches).await;
+            if self.to_hub.is_closed() {
+                return;
+            }
+            if let Err(e) = r {
+                warn!("reading the NATTER stream: {e:#}; trying again");
+            }
+            // Not a wait for something: a pause between attempts at a lost server.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn session(
+        &mut self,
+        touches: &mut mpsc::UnboundedReceiver<Touch>,
+    ) -> anyhow::Result<()> {
+        // Made again if it was deleted under us; its order then starts anew.
+        let mut stream = ensure_stream(&self.js, self.s.per_subject).await?;
+        self.stream = Some(stream.clone());
+        let info = stream.info().await?;
+        let (end, created) = (
+            info.state.last_sequence,
+            info.created.unix_timestamp_nanos(),
+        );
+        let anew = self.created.is_some_and(|c| c != created);
+        self.created = Some(created);
+        if anew || end < self.high {
+            warn!(
+                "the NATTER stream was made anew (at {end}, we had read to {}): reading it from its start",
+                self.high
+            );
+            self.last.clear();
+            self.filed.clear();
+            (self.base, self.high) = (0, 0);
+        }
+        let mut state = self.client.subscribe(LIVE_STATE).await?;
+        let mut lines = Lines::new();
+        let followed: Vec<String> = self.lines.drain().map(|(t, _)| t).collect();
+        for token in followed {
+            self.subscribe_lines(&token, &mut lines).await?;
+        }
+        self.client.flush().await?;
+        self.catch_up(&stream).await?;
+        let mut check = tokio::time::interval(self.s.heartbeat);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
+        let connects = |c: &async_nats::Client| {
+            c.statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let mut was_connects = connects(&self.client);
+        loop {
+            let next = tokio::select! {
+                biased;
+                t = touches.recv() => Next::Touch(t),
+                m = state.next() => Next::Message(m),
+                Some(m) = lines.next(), if !lines.is_empty() => Next::Message(Some(m)),
+                _ = check.tick() => Next::Tick,
+            };
+            match next {
+                Next::Touch(None) | Next::Message(None) => return Ok(()),
+                Next::Touch(Some(t)) => self.touch(t, &mut lines).await?,
+                Next::Message(Some(m)) => {
+                    // What is here already, in the stream's order: the
+                    // server sent it in that order, over two subscriptions.
+                    let mut batch = vec![m];
+                    while batch.len() < 1024 {
+                        match state.next().now_or_never() {
+                            Some(Some(m)) => batch.push(m),
+                            _ => break,
+                        }
+                    }
+                    while batch.len() < 2048 && !lines.is_empty() {
+                        match lines.next().now_or_never() {
+                            Some(Some(m)) => batch.push(m),
+                            _ => break,
+                        }
+                    }
+                    batch.sort_by_key(|m| header(m, "Nats-Sequence"));
+                    for m in batch {
+                        self.live(m).await?;
+                    }
+                }
+                Next::Tick => {
+                    stream_still_there(&self.js, created).await?;
+                    // Connected again since the last look: what was stored
+                    // meanwhile was not received live.
+                    let now = connects(&self.client);
+                    if now != was_connects {
+                        info!("back on NATS: reading what was stored meanwhile");
+                        self.catch_up(&stream).await?;
+                        was_connects = now;
+                    }
+                }
+            }
+            if self.to_hub.is_closed() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Follows the room of `t`, or stops, as its members here say.
+    async fn touch(&mut self, t: Touch, lines: &mut Lines) -> anyhow::Result<()> {
+        let want = self.follows.has_members(&t.token);
+        match (want, self.lines.contains_key(&t.token)) {
+            (true, false) => self.follow(&t.token, t.at, lines).await?,
+            (false, true) => self.unfollow(&t.token),
+            (true, true) => {
+                // Left and joined again before we looked: still followed.
+                let at = self.last.get(&line_subject(&t.token)).copied();
+                self.follows.set_ready(&t.token, at.unwrap_or(self.high));
+            }
+            (false, false) => {}
+        }
+        Ok(())
+    }
+
+    async fn subscribe_lines(&mut self, token: &str, lines: &mut Lines) -> anyhow::Result<()> {
+        let sub = self
+            .client
+            .subscribe(format!("{LIVE}{}", line_subject(token)))
+            .await?;
+        let (stop, stopped) = oneshot::channel();
+        lines.push(sub.take_until(stopped).boxed());
+        self.lines.insert(token.to_string(), stop);
+        Ok(())
+    }
+
+    /// Starts reading the room's lines: those up to `at` (the first member's
+    /// join here; the stream's end if unknown) go to history, the later ones
+    /// to the hub, then the live ones.
+    async fn follow(
+        &mut self,
+        token: &str,
+        at: Option<u64>,
+        lines: &mut Lines,
+    ) -> anyhow::Result<()> {
+        self.subscribe_lines(token, lines).await?;
+        self.client.flush().await?;
+        let subject = line_subject(token);
+        // What the subscription may have missed ends with the newest line
+        // (one request; a room with no line yet needs no more).
+        let newest = match self
+            .stream()?
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(m) => m.sequence,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        // Not known if the join was not stored: all said so far is history.
+        let at = at.unwrap_or(newest);
+        debug!("following {subject} from {at}");
+        // Lines up to the join are history; the memory may have them already.
+        let from = self
+            .filed
+            .get(token)
+            .map_or(1, |s| s + 1)
+            .max(at.saturating_sub(self.s.backfill) + 1);
+        self.last.insert(subject.clone(), at);
+        if newest >= from {
+            self.fill(&subject, from, Some(newest), Some(at)).await?;
+        }
+        self.follows.set_ready(token, at);
+        Ok(())
+    }
+
+    fn unfollow(&mut self, token: &str) {
+        debug!("no longer following the lines of {token}");
+        // Its subscription ends with this.
+        self.lines.remove(token);
+        self.last.remove(&line_subject(token));
+    }
+
+    /// Reads what was stored after the last fact received, to the stream's
+    /// end (at start, and back on NATS).
+    async fn catch_up(&mut self, stream: &stream::Stream) -> anyhow::Result<()> {
+        let end = stream.get_info().await?.state.last_sequence;
+        let from = self.high + 1;
+        if from <= end {
+            debug!("catching up from {from} to {end}");
+            self.read_stream(stream, "natter.>", from, Some(end), None)
+                .await?;
+        }
+        self.base = self.base.max(end);
+        self.high = self.high.max(end);
+        Ok(())
+    }
+
+    /// Fills `subject` from `from` up to `to` (the stream's end if `None`);
+    /// lines up to `history_to` are filed as history only.
+    async fn fill(
+        &mut self,
+        subject: &str,
+        from: u64,
+        to: Option<u64>,
+        history_to: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let stream = self.stream()?.clone();
+        self.read_stream(&stream, subject, from, to, history_to)
+            .await
+    }
+
+    fn stream(&self) -> anyhow::Result<&stream::Stream> {
+        self.stream.as_ref().ok_or_else(|| anyhow!("no stream"))
+    }
+
+    async fn read_stream(
+        &mut self,
+        stream: &stream::Stream,
+        filter: &str,
+        from: u64,
+        to: Option<u64>,
+        history_to: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: filter.to_string(),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ..Default::default()
+            })
+            .await?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer.messages().await?;
+        let timeout = self.s.timeout;
+        loop {
+            let m = match tokio::time::timeout(timeout, messages.next()).await {
+                Ok(Some(m)) => m?,
+                Ok(None) => break,
+                Err(_) => bail!("no message from the stream within {timeout:?}"),
+            };
+            let info = m.info().map_err(|e| anyhow!("{e}"))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            if to.is_some_and(|to| seq > to) {
+                break;
+            }
+            let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+            let subject = m.subject.to_string();
+            if history_to.is_some_and(|h| seq <= h) {
+                self.file(&subject, seq, &m.payload, stored_ms);
+            } else if line_room(&subject).is_none_or(|t| self.lines.contains_key(t)) {
+                self.hand(&subject, seq, &m.payload, stored_ms).await?;
+            }
+            if pending == 0 || to == Some(seq) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A fact received live: handed on once, in order, a gap before it
+    /// filled first.
+    async fn live(&mut self, m: async_nats::Message) -> anyhow::Result<()> {
+        let Some(subject) = m.subject.strip_prefix(LIVE) else {
+            return Ok(());
+        };
+        let (Some(seq), prev) = (
+            header(&m, "Nats-Sequence"),
+            header(&m, "Nats-Last-Sequence"),
+        ) else {
+            warn!("a live fact on {subject} has no sequence: not shown");
+            return Ok(());
+        };
+        self.high = self.high.max(seq);
+        let known = match line_room(subject) {
+            Some(token) if !self.lines.contains_key(token) => return Ok(()),
+            Some(_) if self.lost_on_the_way() => return Ok(()),
+            Some(_) => self.last.get(subject).copied().unwrap_or(0),
+            None => self.last.get(subject).copied().unwrap_or(self.base),
+        };
+        if seq <= known {
+            return Ok(());
+        }
+        if prev.is_some_and(|p| p > known) {
+            debug!("a gap on {subject}: had {known}, {seq} follows {prev:?}");
+            metrics().cluster_gaps_filled.inc();
+            let subject = subject.to_string();
+            self.fill(&subject, known + 1, Some(seq - 1), None).await?;
+            return self.hand(&subject, seq, &m.payload, now_ms()).await;
+        }
+        let subject = subject.to_string();
+        self.hand(&subject, seq, &m.payload, now_ms()).await
+    }
+
+    /// Whether to drop this live line (`cluster_drop_live`: testing).
+    fn lost_on_the_way(&mut self) -> bool {
+        self.received += 1;
+        let n = self.s.drop_live;
+        n != 0 && self.received.is_multiple_of(n)
+    }
+
+    /// Decodes a fact, `None` if it is not one or must not be shown.
+    fn decode(&self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) -> Option<Fact> {
+        let mut fact: Fact = match serde_json::from_slice(payload) {
+            Ok(f) => f,
+            Err(e) => {
+                warn!("stream message {seq} on {subject} is not a natter fact: {e}");
+                return None;
+            }
+        };
+        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, self.s.timeout) {
+            // Its sender was told it failed (the acker's deadline passed):
+            // every node skips it alike.
+            info!("stream message {seq} was stored after its sender gave up on it: not shown");
+            return None;
+        }
+        fact.seq = seq;
+        Some(fact)
+    }
+
+    /// A line said before the room was followed: history only.
+    fn file(&mut self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) {
+        let Some(token) = line_room(subject) else {
+            return;
+        };
+        metrics().cluster_lines_read.inc();
+        if let Some(fact) = self.decode(subject, seq, payload, stored_ms) {
+            self.history.submit(vec![fact]);
+            self.filed.insert(token.to_string(), seq);
+        }
+    }
+
+    /// Hands a fact to the hub (and history), once.
+    async fn hand(
+        &mut self,
+        subject: &str,
+        seq: u64,
+        payload: &[u8],
+        stored_ms: u64,
+    ) -> anyhow::Result<()> {
+        if self.last.get(subject).is_some_and(|&l| seq <= l) {
+            return Ok(());
+        }
+        self.last.insert(subject.to_string(), seq);
+        let token = line_room(subject);
+        match token {
+            Some(_) => metrics().cluster_lines_read.inc(),
+            None => metrics().cluster_facts_read.inc(),
+        };
+        let Some(fact) = self.decode(subject, seq, payload, stored_ms) else {
+            return Ok(());
+        };
+        if fact.room.is_some() {
+            self.history.submit(vec![fact.clone()]);
+            if let Some(t) = token {
+                self.filed.insert(t.to_string(), seq);
+            }
+        }
+        if !matches!(fact.body, FactBody::Quit { .. }) {
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fact.by.node);
+        }
+        if fact.by.node != self.s.node {
+            for token in self.follows.read(&fact) {
+                if !self.follows.has_members(&token) {
+                    self.unfollow(&token);
+                }
+            }
+        }
+        if self.to_hub.send(Incoming::Fact(fact)).await.is_err() {
+            bail!("the hub has stopped");
+        }
+        Ok(())
+    }
+}
+
+/// A numeric header of a republished message.
+fn header(m: &async_nats::Message, name: &str) -> Option<u64> {
+    m.headers.as_ref()?.get(name)?.as_str().parse().ok()
+}
