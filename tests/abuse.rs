@@ -466,22 +466,6 @@ async fn a_reader_that_stalls_never_pauses_the_others() {
     drain.abort();
 }
 
-/// One `/metrics` sample of the server at `addr` (its main port answers HTTP).
-async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
-        .await
-        .expect("the metrics come")
-        .unwrap();
-    out.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {out}"))
-}
-
 /// A database that cannot keep up (here: another connection holds its
 /// write lock) slows the senders instead of dropping them: past
 /// `db_max_pending` lines waiting for their commit, connections stop

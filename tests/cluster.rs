@@ -1538,25 +1538,6 @@ async fn read_markers_and_remembered_rooms_follow_an_account_to_every_node() {
     );
 }
 
-/// The `natter_<series>` sample of the node's `/metrics` (its main port
-/// answers HTTP).
-async fn metric(node: &Natter, series: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = node.addr;
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
-        .await
-        .expect("the metrics come")
-        .unwrap();
-    let series = format!("natter_{series}");
-    out.lines()
-        .find_map(|l| l.strip_prefix(&series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {out}"))
-}
-
 /// Joins `room`, staying in the others (it becomes the current one).
 fn join_cmd(room: &str) -> Cmd<'static> {
     Cmd::Join {
@@ -1586,7 +1567,7 @@ async fn a_node_reads_only_the_rooms_with_members_there_and_a_late_joiner_gets_h
         j.send(join_cmd("busy")).await;
         expect_event!(j, Event::Presence { room, .. } if room == "busy").await;
     }
-    let before = metric(&two, "cluster_lines_read_total").await;
+    let before = metric(two.addr, "natter_cluster_lines_read_total").await;
     const BUSY: usize = 50;
     for i in 0..BUSY {
         a.send(say(&format!("busy {i}"))).await;
@@ -1603,7 +1584,7 @@ async fn a_node_reads_only_the_rooms_with_members_there_and_a_late_joiner_gets_h
     })
     .await;
     assert_eq!(next_message(&mut c).await.text, "in the lobby");
-    let read = metric(&two, "cluster_lines_read_total").await - before;
+    let read = metric(two.addr, "natter_cluster_lines_read_total").await - before;
     assert_eq!(read, 1.0, "node 2 read lines of a room nobody there is in");
 
     // carol joins the busy room: what was said is its history.
@@ -1629,7 +1610,7 @@ async fn a_node_reads_only_the_rooms_with_members_there_and_a_late_joiner_gets_h
     })
     .await;
     sees_part(&mut b, "carol").await;
-    let before = metric(&two, "cluster_lines_read_total").await;
+    let before = metric(two.addr, "natter_cluster_lines_read_total").await;
     a.send(say("unread")).await;
     assert_eq!(next_message(&mut b).await.text, "unread");
     a.send(Cmd::Chat {
@@ -1639,7 +1620,7 @@ async fn a_node_reads_only_the_rooms_with_members_there_and_a_late_joiner_gets_h
     })
     .await;
     assert_eq!(next_message(&mut c).await.text, "lobby again");
-    let read = metric(&two, "cluster_lines_read_total").await - before;
+    let read = metric(two.addr, "natter_cluster_lines_read_total").await - before;
     assert_eq!(read, 1.0, "node 2 still reads the room carol left");
 }
 
@@ -1663,7 +1644,7 @@ async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
     let mut a = JsonClient::login(one.addr, "alice").await;
     let mut c = JsonClient::login(two.addr, "carol").await;
     sees_join(&mut a, "carol").await;
-    let gaps = metric(&two, "cluster_gaps_filled_total").await;
+    let gaps = metric(two.addr, "natter_cluster_gaps_filled_total").await;
     const LINES: usize = 30;
     for i in 0..LINES {
         a.send(say(&format!("line {i}"))).await;
@@ -1685,6 +1666,6 @@ async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
     a.send(say("last")).await;
     assert_eq!(next_message(&mut c).await.text, "last");
     assert_eq!(next_message(&mut a).await.text, "last");
-    let filled = metric(&two, "cluster_gaps_filled_total").await - gaps;
+    let filled = metric(two.addr, "natter_cluster_gaps_filled_total").await - gaps;
     assert!(filled >= 10.0, "{filled} gaps filled, 10 lines dropped");
 }

@@ -420,3 +420,20 @@ impl IrcClient {
         }
     }
 }
+
+/// One sample of `series` (its full name, e.g. `natter_store_paced_total`)
+/// from the `/metrics` of the server at `addr` (its main port answers HTTP).
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    use tokio::io::AsyncReadExt;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(PATIENCE, s.read_to_string(&mut out))
+        .await
+        .expect("the metrics come")
+        .unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {out}"))
+}
