@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
-use super::nats::{ensure_stream, stale, stream_still_there, Settings};
+use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
 use super::subjects::{line_room, line_subject, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
@@ -403,18 +403,16 @@ impl Reader {
         }
         let mut messages = consumer.messages().await?;
         let timeout = self.s.timeout;
-        loop {
-            let m = match tokio::time::timeout(timeout, messages.next()).await {
-                Ok(Some(m)) => m?,
-                Ok(None) => break,
-                Err(_) => bail!("no message from the stream within {timeout:?}"),
-            };
-            let info = m.info().map_err(|e| anyhow!("{e}"))?;
-            let (seq, pending) = (info.stream_sequence, info.pending);
+        while let Some(Stored {
+            m,
+            seq,
+            pending,
+            stored_ms,
+        }) = next_stored(&mut messages, timeout).await?
+        {
             if to.is_some_and(|to| seq > to) {
                 break;
             }
-            let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
             let subject = m.subject.to_string();
             if history_to.is_some_and(|h| seq <= h) {
                 self.file(&subject, seq, &m.payload, stored_ms);

@@ -922,19 +922,14 @@ async fn backfill(
         .await?;
     let mut messages = consumer.messages().await?;
     let mut read = 0u64;
-    loop {
-        let m = match tokio::time::timeout(timeout, messages.next()).await {
-            Ok(Some(m)) => m?,
-            Ok(None) => break,
-            Err(_) => bail!("no message from the stream within {timeout:?}"),
-        };
-        let info = m.info().map_err(|e| anyhow!("{e}"))?;
-        let seq = info.stream_sequence;
+    while let Some(Stored {
+        m, seq, stored_ms, ..
+    }) = next_stored(&mut messages, timeout).await?
+    {
         if seq >= until {
             break;
         }
         read += 1;
-        let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
         let Ok(mut fact) = serde_json::from_slice::<Fact>(&m.payload) else {
             continue;
         };
@@ -953,6 +948,39 @@ async fn backfill(
     }
     info!("read {read} facts said before this node started, for history");
     Ok((seqs.into_iter().collect(), filed))
+}
+
+/// One message read back from the stream, with where it stands in it.
+pub(super) struct Stored {
+    pub m: jetstream::Message,
+    /// Its stream sequence.
+    pub seq: u64,
+    /// How many of the read's messages come after it.
+    pub pending: u64,
+    /// When the stream stored it (ms since the epoch).
+    pub stored_ms: u64,
+}
+
+/// The next message of an ordered read of the stream (`None`: the read
+/// ended); an error if none comes within `timeout`.
+pub(super) async fn next_stored(
+    messages: &mut consumer::push::Ordered,
+    timeout: Duration,
+) -> anyhow::Result<Option<Stored>> {
+    let m = match tokio::time::timeout(timeout, messages.next()).await {
+        Ok(Some(m)) => m?,
+        Ok(None) => return Ok(None),
+        Err(_) => bail!("no message from the stream within {timeout:?}"),
+    };
+    let info = m.info().map_err(|e| anyhow!("{e}"))?;
+    let (seq, pending) = (info.stream_sequence, info.pending);
+    let stored_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as u64;
+    Ok(Some(Stored {
+        m,
+        seq,
+        pending,
+        stored_ms,
+    }))
 }
 
 /// Fails if the stream made at `created` is gone: NATS says there is no
