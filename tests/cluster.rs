@@ -1629,6 +1629,32 @@ async fn sees_part(j: &mut JsonClient, nick: &str) {
     expect_event!(j, Event::Left { nick: n, .. } if n == nick).await;
 }
 
+/// A line lost on its way with no line after it in its room shows no gap:
+/// the node asks for the newest line of the rooms it follows at each
+/// heartbeat, so the room's members there still get it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_lost_on_the_way_still_arrives_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node_with(&nats, 2, &["--cluster-drop-live", "2"]);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    // Node two drops every second line it receives live: "second", and
+    // nothing is said after it.
+    a.send(say("first")).await;
+    a.send(say("second")).await;
+    assert_eq!(next_message(&mut c).await.text, "first");
+    assert_eq!(next_message(&mut c).await.text, "second");
+    // Once: a line said next comes next ("third" is received, "fourth"
+    // dropped and filled).
+    a.send(say("third")).await;
+    a.send(say("fourth")).await;
+    assert_eq!(next_message(&mut c).await.text, "third");
+    assert_eq!(next_message(&mut c).await.text, "fourth");
+}
 /// Lines a node never got live (node 2 drops every third room line it
 /// receives, as if lost on the way: `--cluster-drop-live 3`) are found
 /// missing when the room's next line comes, by its `Nats-Last-Sequence`,

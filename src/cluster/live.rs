@@ -166,7 +166,15 @@ pub(super) struct Reader {
     pub stream: Option<stream::Stream>,
     /// Room lines received live (for `cluster_drop_live`).
     pub received: u64,
+    /// Rooms (by token) with lines handed on since the last tail check.
+    pub spoken: HashSet<String>,
+    /// Where the tail checks' turn through the other followed rooms is.
+    pub turn: usize,
 }
+
+/// How many followed rooms without recent lines a tail check asks about,
+/// besides those with recent lines (each in turn, over the ticks).
+const TAIL_CHECKS_IN_TURN: usize = 16;
 
 impl Reader {
     pub async fn run(mut self, mut touches: mpsc::UnboundedReceiver<Touch>) {
@@ -257,6 +265,7 @@ impl Reader {
                 }
                 Next::Tick => {
                     stream_still_there(&self.js, created).await?;
+                    self.check_tails().await?;
                     // Connected again since the last look: what was stored
                     // meanwhile was not received live.
                     let now = connects(&self.client);
@@ -345,6 +354,50 @@ impl Reader {
         // Its subscription ends with this.
         self.lines.remove(token);
         self.last.remove(&line_subject(token));
+    }
+
+    /// A line lost on its way with no line after it shows no gap (there is
+    /// no `Nats-Last-Sequence` to notice it by). At each tick, the rooms
+    /// that had lines since the last one, and a few of the others in turn,
+    /// are asked for their newest line (one request each), and what is
+    /// missing is filled; a line still on its way is then handed on once.
+    async fn check_tails(&mut self) -> anyhow::Result<()> {
+        let spoken = std::mem::take(&mut self.spoken);
+        let mut others: Vec<&String> = self.lines.keys().filter(|t| !spoken.contains(*t)).collect();
+        others.sort();
+        let n = others.len().min(TAIL_CHECKS_IN_TURN);
+        let start = if others.is_empty() {
+            0
+        } else {
+            self.turn % others.len()
+        };
+        self.turn = start + n;
+        let mut tokens: Vec<String> = spoken
+            .into_iter()
+            .filter(|t| self.lines.contains_key(t))
+            .collect();
+        tokens.extend(others.into_iter().cycle().skip(start).take(n).cloned());
+        for token in tokens {
+            let subject = line_subject(&token);
+            let Some(&known) = self.last.get(&subject) else {
+                continue;
+            };
+            let newest = match self
+                .stream()?
+                .get_last_raw_message_by_subject(&subject)
+                .await
+            {
+                Ok(m) => m.sequence,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if newest > known {
+                debug!("a lost tail on {subject}: had {known}, newest {newest}");
+                metrics().cluster_gaps_filled.inc();
+                self.fill(&subject, known + 1, Some(newest), None).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads what was stored after the last fact received, to the stream's
@@ -522,6 +575,7 @@ impl Reader {
             self.history.submit(vec![fact.clone()]);
             if let Some(t) = token {
                 self.filed.insert(t.to_string(), seq);
+                self.spoken.insert(t.to_string());
             }
         }
         if !matches!(fact.body, FactBody::Quit { .. }) {

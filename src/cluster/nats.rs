@@ -557,6 +557,8 @@ async fn start(
         created: None,
         stream: None,
         received: 0,
+        spoken: Default::default(),
+        turn: 0,
     };
     tokio::spawn(reader.run(touched));
     tokio::spawn(heartbeat(
