@@ -678,14 +678,7 @@ async fn irc_session(
     account: &str,
     caps: &str,
 ) -> IrcClient {
-    let mut i = IrcClient::connect(addr).await;
-    i.send(&format!("CAP REQ :{caps} sasl")).await;
-    i.send(&format!("NICK {nick}")).await;
-    i.send(&format!("USER {nick} 0 * :{nick}")).await;
-    i.expect(" ACK ").await;
-    sasl_plain(&mut i, &format!("\0{account}\0{PW}")).await;
-    i.numeric("903").await;
-    i.send("CAP END").await;
+    let mut i = IrcClient::register_sasl(addr, nick, account, PW, caps).await;
     i.numeric("376").await;
     i
 }
