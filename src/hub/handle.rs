@@ -33,7 +33,9 @@
 //! two interleaved differently from another member of both (as before: no
 //! order across rooms was promised).
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+
+use crate::metrics::Metrics;
 
 use tracing::warn;
 
@@ -192,31 +194,21 @@ impl<R: Router> ChatHandle<R> {
     /// lock is still small enough (see docs/BENCHMARKS.md). The
     /// uncontended path reads no clock.
     fn read(&self) -> RwLockReadGuard<'_, Core<R>> {
-        match self.core.try_read() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                let start = std::time::Instant::now();
-                let guard = self.core.read().unwrap_or_else(|e| e.into_inner());
-                count_hub_wait(start);
-                guard
-            }
-        }
+        take_counted(
+            self.core.try_read(),
+            || self.core.read().unwrap_or_else(PoisonError::into_inner),
+            count_hub_wait,
+        )
     }
 
     /// Takes the chat's lock to write (anything that changes people,
     /// nicks, rooms' members or modes), counted like [`ChatHandle::read`].
     fn write(&self) -> RwLockWriteGuard<'_, Core<R>> {
-        match self.core.try_write() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                let start = std::time::Instant::now();
-                let guard = self.core.write().unwrap_or_else(|e| e.into_inner());
-                count_hub_wait(start);
-                guard
-            }
-        }
+        take_counted(
+            self.core.try_write(),
+            || self.core.write().unwrap_or_else(PoisonError::into_inner),
+            count_hub_wait,
+        )
     }
 
     /// Runs `f` under the read lock; members whose queues overflowed on
@@ -385,11 +377,31 @@ impl<R: Router> ChatHandle<R> {
 }
 
 /// Counts one wait for the chat's lock.
-fn count_hub_wait(start: std::time::Instant) {
-    let m = crate::metrics::metrics();
+fn count_hub_wait(m: &Metrics, seconds: f64) {
     m.hub_lock_contended.inc();
-    m.hub_lock_wait_seconds
-        .inc_by(start.elapsed().as_secs_f64());
+    m.hub_lock_wait_seconds.inc_by(seconds);
+}
+
+/// A lock taken at once (`tried`, its `try_` form) or, when another
+/// thread holds it, by waiting (`block`), the wait then counted by
+/// `count` with its length in seconds: the uncontended path reads no
+/// clock. A poisoned lock is taken as it is (the chat goes on).
+#[inline]
+pub(super) fn take_counted<G>(
+    tried: Result<G, TryLockError<G>>,
+    block: impl FnOnce() -> G,
+    count: impl FnOnce(&Metrics, f64),
+) -> G {
+    match tried {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            let start = std::time::Instant::now();
+            let guard = block();
+            count(crate::metrics::metrics(), start.elapsed().as_secs_f64());
+            guard
+        }
+    }
 }
 
 impl<R: Router> Core<R> {

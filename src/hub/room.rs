@@ -3,7 +3,7 @@
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::mask;
 use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
@@ -89,19 +89,14 @@ impl Room {
     /// (`natter_room_lock_contended`, `natter_room_lock_wait_seconds`);
     /// the uncontended path reads no clock.
     pub fn order(&self) -> MutexGuard<'_, u64> {
-        match self.seq.try_lock() {
-            Ok(guard) => guard,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                let start = std::time::Instant::now();
-                let guard = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
-                let m = crate::metrics::metrics();
+        super::handle::take_counted(
+            self.seq.try_lock(),
+            || self.seq.lock().unwrap_or_else(PoisonError::into_inner),
+            |m, seconds| {
                 m.room_lock_contended.inc();
-                m.room_lock_wait_seconds
-                    .inc_by(start.elapsed().as_secs_f64());
-                guard
-            }
-        }
+                m.room_lock_wait_seconds.inc_by(seconds);
+            },
+        )
     }
 
     /// The sequence number of the room's last fact, with the chat to
