@@ -73,6 +73,9 @@ pub struct Metrics {
     /// Seconds the end of each store commit took (`COMMIT`: writing the
     /// WAL and, with `db_sync = full`, its fsync).
     pub store_sync_seconds: Histogram,
+    /// Seconds each `fdatasync` of the WAL took on the sync thread
+    /// (`db_sync = full`: the pipeline that releases committed lines).
+    pub store_fsync_seconds: Histogram,
     /// Seconds from a submission to the store to its release (its events
     /// may be shown): waiting for the writer, then its commit.
     pub store_release_seconds: Histogram,
@@ -131,6 +134,7 @@ impl Metrics {
             store_commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_batch_facts: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             store_sync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            store_fsync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_release_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             tls_handshake_failures: Counter::default(),
             http_responses: Family::default(),
@@ -229,6 +233,11 @@ impl Metrics {
             "store_sync_seconds",
             "Time the COMMIT (WAL write and fsync) of each store commit took",
             m.store_sync_seconds.clone(),
+        );
+        r.register(
+            "store_fsync_seconds",
+            "Time each fdatasync of the WAL took on the store's sync thread (db_sync = full)",
+            m.store_fsync_seconds.clone(),
         );
         r.register(
             "store_release_seconds",

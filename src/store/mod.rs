@@ -8,6 +8,7 @@
 pub mod accounts;
 mod memory;
 pub mod sqlite;
+mod wal_sync;
 
 pub use accounts::{MemoryAccounts, SqliteAccounts};
 pub use memory::MemoryStore;

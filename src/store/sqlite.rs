@@ -27,6 +27,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use super::wal_sync::{Committed, SyncFn, WalSync};
 use crate::config::DbSync;
 use crate::hub::{names, Store, StoreError, Watermark};
 use crate::proto::{now_ms, Anchor, ConnId, Fact, History, HistoryQuery, MsgId};
@@ -79,6 +80,8 @@ pub struct SqliteStore {
     /// The thread that checkpoints the WAL, if it could start; stopped
     /// before the writer, whose connection must close last.
     checkpoints: Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)>,
+    /// The fsync pipeline (`db_sync = full`), stopped after the writer.
+    wal_sync: Option<(Arc<WalSync>, std::thread::JoinHandle<()>)>,
     /// Lines a read of messages alone walks through at most
     /// (`history_scan`; see [`range`]).
     scan: usize,
@@ -183,7 +186,43 @@ struct Queue {
 }
 
 /// One submission: its ticket, when it was submitted, its facts.
-type Batch = (u64, Instant, Vec<Fact>);
+pub(super) type Batch = (u64, Instant, Vec<Fact>);
+
+/// Releases committed submissions (or refuses failed ones) in order: the
+/// writer after its `COMMIT` with `db_sync = normal`, the sync thread
+/// after the WAL's fsync with `full` ([`wal_sync`](super::wal_sync)).
+#[derive(Clone)]
+pub(super) struct Release {
+    watermark: Arc<Watermark>,
+    failures: mpsc::UnboundedSender<Vec<ConnId>>,
+}
+
+impl Release {
+    /// Their events may be shown (or, if `failed`, never will be and
+    /// their senders are told).
+    pub(super) fn release(&self, batches: &[Batch], failed: bool) {
+        let Some(&(last, _, _)) = batches.last() else {
+            return;
+        };
+        let facts = batches.iter().map(|(_, _, f)| f.len()).sum::<usize>();
+        self.watermark.finish(last, facts, failed);
+        if failed {
+            let senders = batches
+                .iter()
+                .flat_map(|(_, _, facts)| facts.iter().map(|f| f.by))
+                .collect::<HashSet<_>>();
+            let _ = self.failures.send(senders.into_iter().collect());
+        }
+        // What durability made each submission's events wait, from the
+        // chat handing them over to their release.
+        let m = crate::metrics::metrics();
+        let released = Instant::now();
+        for (_, at, _) in batches {
+            m.store_release_seconds
+                .observe(released.saturating_duration_since(*at).as_secs_f64());
+        }
+    }
+}
 
 #[derive(Default)]
 struct Pending {
@@ -575,20 +614,53 @@ impl SqliteStore {
         sync: DbSync,
         retention: Retention,
     ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
+        let fdatasync: SyncFn = Arc::new(|f: &std::fs::File| f.sync_data());
+        SqliteStore::open_with(path, max_bytes, sync, retention, fdatasync)
+    }
+
+    /// [`open`](Self::open), flushing the WAL with `fdatasync` (tests hold it).
+    fn open_with(
+        path: &Path,
+        max_bytes: u64,
+        sync: DbSync,
+        retention: Retention,
+        fdatasync: SyncFn,
+    ) -> Result<(SqliteStore, mpsc::UnboundedReceiver<Vec<ConnId>>), StoreError> {
         let mut conn = open_writer(path, max_bytes, sync)?;
+        let watermark = Arc::new(Watermark::default());
+        let (failures, failed_rx) = mpsc::unbounded_channel();
+        let release = Release {
+            watermark: watermark.clone(),
+            failures,
+        };
+        // `full`: commits no longer wait for the disk; the sync thread
+        // releases them after it (see `wal_sync`). If it cannot start,
+        // SQLite's own fsync at every COMMIT stays.
+        let wal_sync = match sync {
+            DbSync::Normal => None,
+            DbSync::Full => match WalSync::start(path, fdatasync, release.clone()) {
+                Ok(started) => {
+                    conn.pragma_update(None, "synchronous", DbSync::Normal.pragma())
+                        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+                    Some(started)
+                }
+                Err(e) => {
+                    warn!("database fsyncs stay in each COMMIT: cannot start the sync thread: {e}");
+                    None
+                }
+            },
+        };
         let checkpoints = start_checkpointer(path, sync, &mut conn);
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
         });
-        let watermark = Arc::new(Watermark::default());
         let last_messages = Arc::new(LastMessages::default());
-        let (failures, failed_rx) = mpsc::unbounded_channel();
         let writer = Writer {
             conn,
             queue: queue.clone(),
-            watermark: watermark.clone(),
-            failures,
+            release,
+            wal_sync: wal_sync.as_ref().map(|(w, _)| w.clone()),
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
@@ -609,6 +681,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             writer: Some(writer),
             checkpoints,
+            wal_sync,
             scan: DEFAULT_SCAN,
             last_messages,
         };
@@ -635,6 +708,10 @@ impl SqliteStore {
             }
         };
         let out = f(&conn).map_err(err);
+        // What the read saw may be committed and not yet on disk.
+        if let Some((wal_sync, _)) = &self.wal_sync {
+            wal_sync.wait_for_reads();
+        }
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < 8 {
             pool.push(conn);
@@ -663,6 +740,10 @@ impl Drop for SqliteStore {
         }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+        }
+        if let Some((wal_sync, thread)) = self.wal_sync.take() {
+            wal_sync.close();
+            let _ = thread.join();
         }
         info!("database {} closed", self.path.display());
     }
@@ -846,8 +927,10 @@ fn room_key(room: &str) -> std::borrow::Cow<'_, str> {
 struct Writer {
     conn: Connection,
     queue: Arc<Queue>,
-    watermark: Arc<Watermark>,
-    failures: mpsc::UnboundedSender<Vec<ConnId>>,
+    /// Releases commits (with `db_sync = normal`; else `wal_sync` does).
+    release: Release,
+    /// The fsync pipeline that releases commits with `db_sync = full`.
+    wal_sync: Option<Arc<WalSync>>,
     retention: Retention,
     /// Rooms written since the last retention pass (or not yet trimmed
     /// to their limits), by number.
@@ -898,34 +981,30 @@ impl Writer {
                 }
                 batches
             };
-            let Some(&(last, _, _)) = batches.last() else {
+            if batches.is_empty() {
                 continue;
-            };
+            }
             let facts = batches.iter().map(|(_, _, f)| f.len()).sum::<usize>();
             let started = Instant::now();
+            // Numbered before the transaction can be seen (readers wait
+            // for every commit begun before their read ended).
+            let number = self.wal_sync.as_ref().map(|w| w.begin());
             let written = self.write(&batches);
             let m = crate::metrics::metrics();
             m.store_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
             m.store_batch_facts.observe(facts as f64);
-            match written {
-                Ok(()) => self.watermark.finish(last, facts, false),
-                Err(e) => {
-                    error!("database write failed, {facts} facts not stored and not shown: {e}");
-                    self.watermark.finish(last, facts, true);
-                    let senders = batches
-                        .iter()
-                        .flat_map(|(_, _, facts)| facts.iter().map(|f| f.by))
-                        .collect::<HashSet<_>>();
-                    let _ = self.failures.send(senders.into_iter().collect());
-                }
+            if let Err(e) = &written {
+                error!("database write failed, {facts} facts not stored and not shown: {e}");
             }
-            // What durability made each submission's events wait, from
-            // the chat handing them over to their release.
-            let released = Instant::now();
-            for (_, at, _) in &batches {
-                m.store_release_seconds
-                    .observe(released.saturating_duration_since(*at).as_secs_f64());
+            match (&self.wal_sync, number) {
+                // The COMMIT returned: released after a sync that starts now.
+                (Some(wal_sync), Some(number)) => wal_sync.hand_over(Committed {
+                    number,
+                    batches,
+                    failed: written.is_err(),
+                }),
+                _ => self.release.release(&batches, written.is_err()),
             }
             if self.behind || self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.enforce_retention();
@@ -1460,8 +1539,11 @@ mod tests {
                 pending: Mutex::new(Pending::default()),
                 changed: Condvar::new(),
             }),
-            watermark: Arc::new(Watermark::default()),
-            failures,
+            release: Release {
+                watermark: Arc::new(Watermark::default()),
+                failures,
+            },
+            wal_sync: None,
             retention,
             touched: HashSet::new(),
             rooms: Rooms::default(),
@@ -1514,6 +1596,97 @@ mod tests {
             let qpsg = rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG;
             assert!(c.db_config(qpsg).unwrap(), "plans kept across bindings");
         }
+    }
+
+    /// Polls `ready` until it holds (10 s at most).
+    fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    /// `db_sync = full`: a commit's lines are released (and shown in a
+    /// history answer) only after an fsync of the WAL that started after
+    /// its COMMIT returned, while the writer goes on committing. The
+    /// test holds each sync at a gate; it fails if a line is released
+    /// at its commit, at the end of a sync that started before its
+    /// commit, or if a history read returns a line whose sync is held.
+    #[test]
+    fn full_releases_lines_only_after_a_wal_sync_started_after_their_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, go_rx) = (Mutex::new(started_tx), Mutex::new(go_rx));
+        let gate: SyncFn = Arc::new(move |f: &std::fs::File| {
+            let _ = started_tx.lock().unwrap().send(());
+            let _ = go_rx.lock().unwrap().recv(); // Err once the test is over
+            f.sync_data()
+        });
+        let keep_all = Retention {
+            per_room: 0,
+            max_age: Duration::ZERO,
+        };
+        let (store, _failed) =
+            SqliteStore::open_with(&path, 0, DbSync::Full, keep_all, gate).unwrap();
+        let store = Arc::new(store);
+        let w = store.watermark().unwrap();
+        let raw = Connection::open(&path).unwrap();
+        let lines = || -> i64 {
+            raw.query_row("SELECT count(*) FROM line", [], |r| r.get(0))
+                .unwrap()
+        };
+        let wait = Duration::from_secs(10);
+
+        let t1 = store.submit(vec![said("lobby", 1)]);
+        started_rx
+            .recv_timeout(wait)
+            .expect("a sync after the commit");
+        assert_eq!(lines(), 1, "committed before its sync");
+        assert!(w.done() < t1, "released before its sync completed");
+
+        // The writer goes on while the sync is held.
+        let t2 = store.submit(vec![said("lobby", 2)]);
+        eventually("the second commit", || lines() == 2);
+        assert!(w.done() < t1, "released before its sync completed");
+
+        // A history read that sees both lines answers after their syncs.
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let h = reader.history("lobby", HistoryQuery::Latest(None), 10, true);
+            let _ = read_tx.send(h.map(|h| h.facts.iter().map(|f| f.seq).collect::<Vec<_>>()));
+        });
+        assert!(
+            read_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a history read showed lines whose sync is held"
+        );
+
+        // The first sync started before the second COMMIT: it releases
+        // the first commit alone.
+        go_tx.send(()).unwrap();
+        eventually("the first release", || w.done() >= t1);
+        started_rx.recv_timeout(wait).expect("a second sync");
+        assert!(
+            w.done() < t2,
+            "released by a sync that started before its commit"
+        );
+        assert_eq!(store.wal_sync.as_ref().unwrap().0.syncs(), 1);
+        assert!(
+            read_rx.try_recv().is_err(),
+            "read answered before its lines' sync"
+        );
+
+        go_tx.send(()).unwrap();
+        eventually("the second release", || w.done() >= t2);
+        let seqs = read_rx
+            .recv_timeout(wait)
+            .expect("the read answers")
+            .unwrap();
+        assert_eq!(seqs, vec![1, 2]);
+        drop(go_tx); // later syncs (at the drop) pass the gate
     }
 
     #[test]
