@@ -508,10 +508,11 @@ settings! {
         /// past it, messages are refused with an error instead of stored.
         #[arg(long, env = "NATTER_DB_MAX_BYTES", value_name = "BYTES", default_value = "0")]
         pub db_max_bytes: u64,
-        /// When a commit counts as done: full (fsync of the WAL at every
-        /// commit: a shown line survives a crash of the machine) or normal
-        /// (no fsync at commit: it survives a crash of natter, not of the
-        /// machine).
+        /// When a commit counts as done: full (its lines are shown only
+        /// after an fsync of the WAL, which a thread of its own runs while
+        /// the next commits go on: a shown line survives a crash of the
+        /// machine) or normal (no fsync before showing: it survives a crash
+        /// of natter, not of the machine).
         #[arg(
             long,
             env = "NATTER_DB_SYNC",
@@ -696,7 +697,10 @@ pub fn parse_db_sync(s: &str) -> Result<DbSync, String> {
 /// WAL mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbSync {
-    /// The WAL is fsynced at every commit (`synchronous = FULL`).
+    /// A commit's lines are released after an fsync of the WAL that
+    /// started after its `COMMIT` (src/store/wal_sync.rs); SQLite itself
+    /// runs with `synchronous = NORMAL` then, or `FULL` if the sync
+    /// thread cannot start.
     Full,
     /// The WAL is written at every commit and fsynced at checkpoints
     /// (`synchronous = NORMAL`).
