@@ -317,7 +317,11 @@ mod tests {
                 let fast = newest_messages(&log, &q, limit).unwrap();
                 let slow = select(&messages, q, limit);
                 let seqs = |h: &History| h.facts.iter().map(|f| f.seq).collect::<Vec<_>>();
-                assert_eq!((seqs(&fast), fast.more), (seqs(&slow), slow.more), "{at} {limit}");
+                assert_eq!(
+                    (seqs(&fast), fast.more),
+                    (seqs(&slow), slow.more),
+                    "{at} {limit}"
+                );
             }
             let q = HistoryQuery::Latest(None);
             let fast = newest_messages(&log, &q, limit).unwrap();
@@ -325,7 +329,10 @@ mod tests {
             assert_eq!(fast.more, limit < 42);
         }
         let time = HistoryQuery::Before(Anchor::Time(5));
-        assert!(newest_messages(&log, &time, 3).is_none(), "select answers it");
+        assert!(
+            newest_messages(&log, &time, 3).is_none(),
+            "select answers it"
+        );
     }
 
     #[test]
