@@ -89,6 +89,11 @@ impl Store for MemoryStore {
         let Some((_, log)) = inner.rooms.get(&names::fold(room)) else {
             return Ok(History::default());
         };
+        if !events {
+            if let Some(h) = newest_messages(log, &query, limit) {
+                return Ok(h);
+            }
+        }
         let (front, back) = log.as_slices();
         let all: Vec<&Fact> = front
             .iter()
@@ -153,6 +158,31 @@ fn cmp(f: &Fact, a: &Anchor) -> Ordering {
         Anchor::Time(t) => f.at_ms.cmp(t),
         Anchor::Seq(n) => f.seq.cmp(n),
     }
+}
+
+/// The newest `limit` messages of `log` (before the anchor of a
+/// `Before`), walked back from its end, as [`select`] would pick them
+/// from the messages alone: a join's replay in a room of many joins and
+/// few lines stops at the messages it needs instead of filtering and
+/// copying the whole log. None for queries it does not answer.
+fn newest_messages(log: &VecDeque<Fact>, query: &HistoryQuery, limit: usize) -> Option<History> {
+    let anchor = match query {
+        HistoryQuery::Latest(None) => None,
+        HistoryQuery::Before(a @ Anchor::Seq(_)) => Some(a),
+        _ => return None,
+    };
+    let mut facts: Vec<Fact> = log
+        .iter()
+        .rev()
+        .skip_while(|f| anchor.is_some_and(|a| cmp(f, a) != Ordering::Less))
+        .filter(|f| f.body.is_message())
+        .take(limit.saturating_add(1))
+        .cloned()
+        .collect();
+    let more = facts.len() > limit;
+    facts.truncate(limit);
+    facts.reverse();
+    Some(History { facts, more })
 }
 
 /// Answers `query` from facts in order (oldest first).
@@ -261,6 +291,48 @@ mod tests {
         assert_eq!(ids(s.history("lobby", after, 1, false).unwrap()), [4]);
         let nowhere = s.history("nowhere", latest, 5, false).unwrap();
         assert!(nowhere.facts.is_empty() && !nowhere.more);
+    }
+
+    #[test]
+    fn a_replay_walks_back_to_the_messages_it_needs_and_picks_as_select_does() {
+        let s = MemoryStore::new(1000, 10);
+        // Messages at every 7th seq among joins, as in a busy room.
+        let facts: Vec<Fact> = (1..=300u128)
+            .map(|n| match n % 7 {
+                0 => said("r", n),
+                _ => Fact {
+                    body: FactBody::Joined {
+                        nick: format!("n{n}").into(),
+                    },
+                    ..said("r", n)
+                },
+            })
+            .collect();
+        s.submit(facts);
+        let log = s.inner.lock().unwrap().rooms.get("r").unwrap().1.clone();
+        let messages: Vec<&Fact> = log.iter().filter(|f| f.body.is_message()).collect();
+        for limit in [1, 3, 10, 42, 43, 100] {
+            for at in [0, 1, 7, 8, 50, 294, 295, 300, 301, 1000] {
+                let q = HistoryQuery::Before(Anchor::Seq(at));
+                let fast = newest_messages(&log, &q, limit).unwrap();
+                let slow = select(&messages, q, limit);
+                let seqs = |h: &History| h.facts.iter().map(|f| f.seq).collect::<Vec<_>>();
+                assert_eq!(
+                    (seqs(&fast), fast.more),
+                    (seqs(&slow), slow.more),
+                    "{at} {limit}"
+                );
+            }
+            let q = HistoryQuery::Latest(None);
+            let fast = newest_messages(&log, &q, limit).unwrap();
+            assert_eq!(fast.facts.len(), limit.min(42));
+            assert_eq!(fast.more, limit < 42);
+        }
+        let time = HistoryQuery::Before(Anchor::Time(5));
+        assert!(
+            newest_messages(&log, &time, 3).is_none(),
+            "select answers it"
+        );
     }
 
     #[test]

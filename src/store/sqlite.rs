@@ -1334,6 +1334,17 @@ fn history(
             None => range(&s, 0, i64::MAX, limit, true),
         },
         HistoryQuery::Latest(None) => range(&s, 0, i64::MAX, limit, true),
+        // A join's replay asks for what came before its join (`Before` the
+        // member's seq, see `Port::history`): it too starts at the room's
+        // newest message, not at the joins and parts after it.
+        HistoryQuery::Before(Anchor::Seq(n)) if !events => {
+            let hi = n.min(i64::MAX as u64) as i64;
+            match last_messages.get(room) {
+                Some(0) => Ok(History::default()),
+                Some(last) => range(&s, 0, hi.min(last.saturating_add(1)), limit, true),
+                None => range(&s, 0, hi, limit, true),
+            }
+        }
         HistoryQuery::Latest(Some(a)) => {
             range(&s, seq_through(c, room, &a)?, i64::MAX, limit, true)
         }
@@ -1519,6 +1530,24 @@ mod tests {
             none * 100 < whole,
             "no walk: {none}k steps against {whole}k"
         );
+        // A join's replay asks for the lines before its join: the same.
+        let replay = |room: &str, at: u64, last: &LastMessages| {
+            steps.store(0, std::sync::atomic::Ordering::Relaxed);
+            let before = HistoryQuery::Before(Anchor::Seq(at));
+            let got = history(&w.conn, room, before, 10, false, 5000, last).unwrap();
+            let walked = steps.load(std::sync::atomic::Ordering::Relaxed);
+            (seqs(&got), got.more, walked)
+        };
+        let (got, more, _) = replay("busy", 40_003, &unknown);
+        assert_eq!((got, more), (vec![], true), "replay, unknown, bounded");
+        let (got, more, replayed) = replay("busy", 40_003, &w.last_messages);
+        assert_eq!((got, more), (vec![20_002], true), "replay, known");
+        assert!(replayed * 2 < whole, "{replayed}k steps");
+        let (got, _, _) = replay("busy", 20_002, &w.last_messages);
+        assert!(!got.contains(&20_002), "before the anchor only: {got:?}");
+        let (got, more, none) = replay("quiet", 40_000, &w.last_messages);
+        assert_eq!((got, more), (vec![], false), "replay, no message");
+        assert!(none * 100 < whole, "no walk: {none}k steps");
         w.conn.progress_handler(0, None::<fn() -> bool>).unwrap();
         // Forwards too, and events read as before.
         let after = HistoryQuery::After(Anchor::Seq(1));
