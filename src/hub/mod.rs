@@ -48,6 +48,7 @@ use crate::proto::{
     Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
+pub(crate) use room::RoomOrder;
 
 pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
@@ -311,7 +312,7 @@ pub struct ChatState {
     rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
     /// known only from the store), so a room's order never restarts.
-    seqs: HashMap<Name, u64>,
+    seqs: HashMap<Name, RoomOrder>,
     /// Message ids, taken under a short lock of their own: lines to
     /// different rooms take them from several threads at once.
     ids: Mutex<IdGen>,
@@ -389,8 +390,11 @@ impl ChatState {
 
     /// Continues each room's order from these last sequence numbers.
     pub fn seed_seqs(&mut self, seqs: Vec<(String, u64)>) {
-        self.seqs
-            .extend(seqs.into_iter().map(|(k, s)| (Name::from(k), s)));
+        self.seqs.extend(seqs.into_iter().map(|(k, seq)| {
+            // What kind of fact the last one was is not known here:
+            // a message, for all a join's replay can tell.
+            (Name::from(k), RoomOrder { seq, said: seq })
+        }));
     }
 
     /// The last sequence number of the room named `room`, if `id` is in it.
@@ -398,6 +402,14 @@ impl ChatState {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
         r.members.contains_key(&id).then(|| r.last_seq())
+    }
+
+    /// Where the room named `room` stands (its last fact, its newest
+    /// message), if `id` is in it.
+    pub(crate) fn member_order(&self, id: ConnId, room: &str) -> Option<RoomOrder> {
+        let name = names::check_room(room, self.config.max_room_chars).ok()?;
+        let r = self.rooms.get(names::fold(name).as_str())?;
+        r.members.contains_key(&id).then(|| r.place())
     }
 
     /// The rooms `id` is in: (folded key, name as people write it).
@@ -420,8 +432,8 @@ impl ChatState {
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
         if !self.rooms.contains_key(key) {
-            let seq = self.seqs.remove(key).unwrap_or(0);
-            let mut room = Room::new(name.into(), seq);
+            let order = self.seqs.remove(key).unwrap_or_default();
+            let mut room = Room::continued(name.into(), order);
             self.restore_room(key, &mut room);
             self.rooms.insert(key.clone(), room);
         }
@@ -729,7 +741,11 @@ impl ChatState {
             Some(r) => {
                 let seq = r.seq_mut();
                 *seq += 1;
-                *seq
+                let seq = *seq;
+                if body.is_message() {
+                    r.note_said(seq);
+                }
+                seq
             }
             None => 0,
         };
@@ -955,6 +971,7 @@ impl ChatState {
         // The room's order: from here until `then` is done.
         let mut seq = r.order();
         *seq += 1;
+        r.note_said(*seq);
         let at_ms = now_ms();
         let fact = Fact {
             id: self.next_id(at_ms),
@@ -1064,10 +1081,10 @@ impl ChatState {
                 }
             }
         }
-        let seq = self.seqs.entry(key.clone()).or_insert(0);
-        *seq += 1;
+        let order = self.seqs.entry(key.clone()).or_default();
+        order.seq += 1;
         if let Some(f) = self.fx.facts.last_mut() {
-            (f.room, f.seq) = (Some(key), *seq);
+            (f.room, f.seq) = (Some(key), order.seq);
         }
     }
 
@@ -1361,12 +1378,9 @@ impl ChatState {
     /// Forgets an empty room, keeping its place in order.
     fn drop_room(&mut self, key: &str) {
         if let Some((key, room)) = self.rooms.remove_entry(key) {
-            let seq = room
-                .seq
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
-            if seq > 0 {
-                self.seqs.insert(key, seq);
+            let order = room.into_order();
+            if order.seq > 0 {
+                self.seqs.insert(key, order);
             }
         }
     }
