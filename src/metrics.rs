@@ -100,6 +100,9 @@ pub struct Metrics {
     /// Times a connection went on reading after the pacer had stopped it
     /// (`ingest_budget`: ingest paced by egress).
     pub reads_paced: Counter,
+    /// History requests (a join's replay, mostly) answered at once with
+    /// nothing, without reading the store: the room never had a message.
+    pub history_unread: Counter,
     /// Deliveries queued for clients that keep up, as the pacer counts
     /// them (set when scraped).
     pub ingest_queued: Gauge,
@@ -145,6 +148,7 @@ impl Metrics {
             queue_lock_contended: Counter::default(),
             queue_lock_wait_seconds: Counter::default(),
             reads_paced: Counter::default(),
+            history_unread: Counter::default(),
             ingest_queued: Gauge::default(),
             cluster_lines_read: Counter::default(),
             cluster_facts_read: Counter::default(),
@@ -288,6 +292,11 @@ impl Metrics {
             "reads_paced",
             "Times a connection went on reading after the pacer had stopped it",
             m.reads_paced.clone(),
+        );
+        r.register(
+            "history_unread",
+            "History requests answered at once with nothing, without a store read (the room never had a message)",
+            m.history_unread.clone(),
         );
         r.register(
             "ingest_queued",

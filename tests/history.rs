@@ -142,6 +142,52 @@ async fn a_restart_keeps_history_ids_and_each_rooms_order() {
     srv.shutdown().await;
 }
 
+/// A join into a room that never had a message is answered an empty
+/// replay at once, with no store read (`natter_history_unread_total`);
+/// once a line is said there, a join replays it, also after the room
+/// emptied and came back, and the messages-only history of an emptied
+/// room that had only joins and parts is still answered (empty).
+#[tokio::test]
+async fn a_room_that_never_had_a_message_replays_nothing_without_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(on_db(&dir.path().join("natter.db"))).await;
+    let unread = || metric(srv.addr, "natter_history_unread_total");
+    let before = unread().await;
+    let mut a = JsonClient::login(srv.addr, "alice").await;
+    let (room, messages, replay) =
+        expect_event!(a, Event::History { room, messages, replay, .. } => (room, messages, replay))
+            .await;
+    assert_eq!((room.as_ref(), messages.len(), replay), ("lobby", 0, true));
+    a.send(json!({"cmd": "join", "room": "quiet"})).await;
+    let (room, messages, more) =
+        expect_event!(a, Event::History { room, messages, more, .. } => (room, messages, more))
+            .await;
+    assert_eq!((room.as_ref(), messages.len(), more), ("quiet", 0, false));
+    // Other tests' servers share the counter, and count only upwards.
+    assert!(unread().await >= before + 2.0, "both joins answered unread");
+    // Asked, in a room with joins and parts but no message: the same.
+    let (got, more) = history(&mut a, json!({"cmd": "history", "room": "quiet"})).await;
+    assert!(got.is_empty() && !more, "{got:?}");
+    // A line, then the room empties and comes back: its line is replayed.
+    say_all(&mut a, ["said in quiet".to_string()]).await;
+    a.send(json!({"cmd": "part", "room": "quiet"})).await;
+    expect_event!(a, Event::Left { room, .. } if room == "quiet").await;
+    let mut b = JsonClient::login(srv.addr, "bob").await;
+    b.send(json!({"cmd": "join", "room": "quiet"})).await;
+    let messages =
+        expect_event!(b, Event::History { room, messages, .. } if room == "quiet" => messages)
+            .await;
+    let texts: Vec<String> = messages
+        .into_iter()
+        .map(|m| match m.event {
+            Event::Message { text, .. } => text.into(),
+            other => panic!("not a message: {other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["said in quiet"]);
+    srv.shutdown().await;
+}
+
 #[tokio::test]
 async fn text_users_see_a_replay_on_joining_and_ask_for_more() {
     let dir = tempfile::tempdir().unwrap();

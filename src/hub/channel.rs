@@ -47,7 +47,7 @@ impl ChatState {
             let refusal = refusal(ErrorCode::TooManyRooms, detail).room(&name);
             return self.refuse(id, refusal);
         }
-        let invited = conn.invites.contains(&key_str);
+        let invited = conn.rare().invites.contains(&key_str);
         let mask = conn.mask.clone();
         let admitted = match self.rooms.get(&key_str) {
             Some(r) => r.admits(&mask, key, invited),
@@ -65,7 +65,9 @@ impl ChatState {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        conn.invites.retain(|k| *k != key_str);
+        if let Some(rare) = conn.rare.as_deref_mut() {
+            rare.invites.retain(|k| *k != key_str);
+        }
         if switch {
             for old in conn.rooms.clone() {
                 self.leave_room(id, &old, None);
@@ -78,7 +80,7 @@ impl ChatState {
             return;
         };
         conn.rooms.push(key_str.clone());
-        let (source, away) = (conn.mask.clone(), conn.away.clone());
+        let (source, away) = (conn.mask.clone(), conn.rare().away.clone());
         let room = self.new_room(&key_str, &name);
         let first = room.members.is_empty();
         if first && names::fold(&name) != names::fold(&self.config.default_room) {
@@ -152,7 +154,7 @@ impl ChatState {
                 "the server has {max} rooms, the most it holds; join one of them"
             ));
         }
-        let c = self.conns.get(&id)?;
+        let c = self.conns.get(&id)?.rare();
         let window_open = now_ms().saturating_sub(c.created_since_ms) < 60_000;
         if per_minute > 0 && window_open && c.created >= per_minute {
             return limit(format!(
@@ -165,7 +167,7 @@ impl ChatState {
     /// Counts a room `id` just created against `rooms_per_minute`.
     fn created_room(&mut self, id: ConnId) {
         if let Some(c) = self.conns.get_mut(&id) {
-            let now = now_ms();
+            let (c, now) = (c.rare_mut(), now_ms());
             if now.saturating_sub(c.created_since_ms) >= 60_000 {
                 (c.created, c.created_since_ms) = (0, now);
             }
@@ -610,12 +612,13 @@ impl ChatState {
             return;
         };
         if let Some(c) = self.conns.get_mut(&target) {
-            if !c.invites.contains(&key) {
-                if c.invites.len() >= self.config.max_invites {
-                    c.invites.remove(0);
+            let invites = &mut c.rare_mut().invites;
+            if !invites.contains(&key) {
+                if invites.len() >= self.config.max_invites {
+                    invites.remove(0);
                 }
                 if self.config.max_invites > 0 {
-                    c.invites.push(key.clone());
+                    invites.push(key.clone());
                 }
             }
         }

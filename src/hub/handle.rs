@@ -348,6 +348,12 @@ impl<R: Router> ChatHandle<R> {
         self.read().state.member_seq(conn, room)
     }
 
+    /// Where room `room`'s order stands now, its last fact and its newest
+    /// message, if `conn` is in it.
+    pub(crate) fn member_order(&self, conn: ConnId, room: &str) -> Option<super::RoomOrder> {
+        self.read().state.member_order(conn, room)
+    }
+
     /// The room `conn` is talking in now (its last joined), as people write it.
     pub fn current_room(&self, conn: ConnId) -> Option<Name> {
         self.read().state.current_room_name(conn)

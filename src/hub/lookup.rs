@@ -43,8 +43,8 @@ impl ChatState {
                     nick: c.nick.clone()?,
                     user: c.user.clone(),
                     host: c.host.clone(),
-                    away: c.away.is_some(),
-                    oper: c.oper.is_some(),
+                    away: c.rare().away.is_some(),
+                    oper: c.rare().oper.is_some(),
                 })
             })
             .collect();

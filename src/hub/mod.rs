@@ -48,6 +48,7 @@ use crate::proto::{
     Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
+pub(crate) use room::RoomOrder;
 
 pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
@@ -212,24 +213,12 @@ struct Conn {
     rejoin: bool,
     /// `nick!user@host` (with `*` for the nick before registration).
     mask: Arc<str>,
-    away: Option<Arc<str>>,
     /// User mode `+i`: hidden from `WHO` masks to people sharing no room.
     invisible: bool,
     /// User mode `+w`: gets `WALLOPS`.
     wallops: bool,
     /// User mode `+B`: a bot.
     bot: bool,
-    /// The oper block this person used to become a server operator.
-    oper: Option<Name>,
-    /// Nicks this person watches (`MONITOR`), as given.
-    watching: Vec<Name>,
-    /// Told of watched people's away and real-name changes too.
-    watch_details: bool,
-    /// Folded keys of rooms this person was invited into.
-    invites: Vec<Name>,
-    /// Rooms created in the minute that started at `created_since_ms`.
-    created: u32,
-    created_since_ms: u64,
     signon_ms: u64,
     /// When this person last said something (a line to a room sets it with
     /// the chat shared, hence atomic).
@@ -242,42 +231,90 @@ struct Conn {
     /// in: `!node.local.id`, the id of its registration fact, which no
     /// other session ever has (see `ChatState::history_identity`).
     session: Option<Arc<str>>,
+    /// What few connections use, made when first needed (see [`Rare`]).
+    rare: Option<Box<Rare>>,
+}
+
+/// What few connections use: an away message, operator status,
+/// `MONITOR`, invites, rooms created lately, a guest's private logs. Kept
+/// out of [`Conn`] behind one pointer (null until one of them is set), so
+/// that an idle connection's record, one of every connection in the
+/// table, stays small (`perf16h`: 280 → 168 bytes).
+#[derive(Default)]
+struct Rare {
+    away: Option<Arc<str>>,
+    /// The oper block this person used to become a server operator.
+    oper: Option<Name>,
+    /// Nicks this person watches (`MONITOR`), as given.
+    watching: Vec<Name>,
+    /// Told of watched people's away and real-name changes too.
+    watch_details: bool,
+    /// Folded keys of rooms this person was invited into.
+    invites: Vec<Name>,
+    /// Rooms created in the minute that started at `created_since_ms`.
+    created: u32,
+    created_since_ms: u64,
     /// Keys of the private logs this guest session wrote to (their order
     /// is forgotten when it ends).
     guest_logs: Vec<Name>,
 }
 
+/// What a connection without a [`Rare`] reads.
+static NO_RARE: Rare = Rare {
+    away: None,
+    oper: None,
+    watching: Vec::new(),
+    watch_details: false,
+    invites: Vec::new(),
+    created: 0,
+    created_since_ms: 0,
+    guest_logs: Vec::new(),
+};
+
+/// The user and real name a connection has until it gives its own (IRC
+/// `USER`), one string shared by all instead of a copy each.
+fn default_identity() -> (Name, Name) {
+    static DEFAULTS: std::sync::OnceLock<(Name, Name)> = std::sync::OnceLock::new();
+    DEFAULTS
+        .get_or_init(|| ("text".into(), "natter user".into()))
+        .clone()
+}
+
 impl Conn {
     fn new(host: Name) -> Conn {
         let now = now_ms();
+        let (user, realname) = default_identity();
         let mut c = Conn {
             nick: None,
             rooms: Vec::new(),
-            user: "text".into(),
-            realname: "natter user".into(),
+            user,
+            realname,
             host,
             auto_join: true,
             rejoin: false,
             mask: "*".into(),
-            away: None,
             invisible: false,
             wallops: false,
             bot: false,
-            oper: None,
-            watching: Vec::new(),
-            watch_details: false,
-            invites: Vec::new(),
-            created: 0,
-            created_since_ms: 0,
             signon_ms: now,
             active_ms: AtomicU64::new(now),
             account: None,
             secure: false,
             session: None,
-            guest_logs: Vec::new(),
+            rare: None,
         };
         c.update_mask();
         c
+    }
+
+    /// What few connections use (all empty while unset).
+    fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    /// What few connections use, made now if it was not.
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// User modes as `+iow` (`+` alone: none).
@@ -286,7 +323,7 @@ impl Conn {
         for (on, c) in [
             (self.bot, 'B'),
             (self.invisible, 'i'),
-            (self.oper.is_some(), 'o'),
+            (self.rare().oper.is_some(), 'o'),
             (self.wallops, 'w'),
         ] {
             if on {
@@ -311,7 +348,7 @@ pub struct ChatState {
     rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
     /// known only from the store), so a room's order never restarts.
-    seqs: HashMap<Name, u64>,
+    seqs: HashMap<Name, RoomOrder>,
     /// Message ids, taken under a short lock of their own: lines to
     /// different rooms take them from several threads at once.
     ids: Mutex<IdGen>,
@@ -389,8 +426,11 @@ impl ChatState {
 
     /// Continues each room's order from these last sequence numbers.
     pub fn seed_seqs(&mut self, seqs: Vec<(String, u64)>) {
-        self.seqs
-            .extend(seqs.into_iter().map(|(k, s)| (Name::from(k), s)));
+        self.seqs.extend(seqs.into_iter().map(|(k, seq)| {
+            // What kind of fact the last one was is not known here:
+            // a message, for all a join's replay can tell.
+            (Name::from(k), RoomOrder { seq, said: seq })
+        }));
     }
 
     /// The last sequence number of the room named `room`, if `id` is in it.
@@ -398,6 +438,14 @@ impl ChatState {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
         r.members.contains_key(&id).then(|| r.last_seq())
+    }
+
+    /// Where the room named `room` stands (its last fact, its newest
+    /// message), if `id` is in it.
+    pub(crate) fn member_order(&self, id: ConnId, room: &str) -> Option<RoomOrder> {
+        let name = names::check_room(room, self.config.max_room_chars).ok()?;
+        let r = self.rooms.get(names::fold(name).as_str())?;
+        r.members.contains_key(&id).then(|| r.place())
     }
 
     /// The rooms `id` is in: (folded key, name as people write it).
@@ -420,8 +468,8 @@ impl ChatState {
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
         if !self.rooms.contains_key(key) {
-            let seq = self.seqs.remove(key).unwrap_or(0);
-            let mut room = Room::new(name.into(), seq);
+            let order = self.seqs.remove(key).unwrap_or_default();
+            let mut room = Room::continued(name.into(), order);
             self.restore_room(key, &mut room);
             self.rooms.insert(key.clone(), room);
         }
@@ -549,7 +597,9 @@ impl ChatState {
             }
             Command::WatchDetails { on } => {
                 if let Some(c) = self.conns.get_mut(&id) {
-                    c.watch_details = on;
+                    if on || c.rare.is_some() {
+                        c.rare_mut().watch_details = on;
+                    }
                 }
             }
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
@@ -607,7 +657,7 @@ impl ChatState {
                 let keys = self
                     .conns
                     .get(&id)
-                    .map(|c| c.invites.clone())
+                    .map(|c| c.rare().invites.clone())
                     .unwrap_or_default();
                 let rooms = keys.iter().map(|k| self.shown(k)).collect();
                 self.reply(id, EventBody::InviteList { rooms });
@@ -729,7 +779,11 @@ impl ChatState {
             Some(r) => {
                 let seq = r.seq_mut();
                 *seq += 1;
-                *seq
+                let seq = *seq;
+                if body.is_message() {
+                    r.note_said(seq);
+                }
+                seq
             }
             None => 0,
         };
@@ -955,6 +1009,7 @@ impl ChatState {
         // The room's order: from here until `then` is done.
         let mut seq = r.order();
         *seq += 1;
+        r.note_said(*seq);
         let at_ms = now_ms();
         let fact = Fact {
             id: self.next_id(at_ms),
@@ -1012,7 +1067,7 @@ impl ChatState {
         else {
             return;
         };
-        let away = self.conns.get(&target).and_then(|c| c.away.clone());
+        let away = self.conns.get(&target).and_then(|c| c.rare().away.clone());
         let text: Arc<str> = text.into();
         let body = FactBody::Private {
             from: from.clone(),
@@ -1059,15 +1114,15 @@ impl ChatState {
         let key: Name = log.as_str().into();
         for who in [id, target] {
             if let Some(c) = self.conns.get_mut(&who) {
-                if c.account.is_none() && !c.guest_logs.contains(&key) {
-                    c.guest_logs.push(key.clone());
+                if c.account.is_none() && !c.rare().guest_logs.contains(&key) {
+                    c.rare_mut().guest_logs.push(key.clone());
                 }
             }
         }
-        let seq = self.seqs.entry(key.clone()).or_insert(0);
-        *seq += 1;
+        let order = self.seqs.entry(key.clone()).or_default();
+        order.seq += 1;
         if let Some(f) = self.fx.facts.last_mut() {
-            (f.room, f.seq) = (Some(key), *seq);
+            (f.room, f.seq) = (Some(key), order.seq);
         }
     }
 
@@ -1201,8 +1256,10 @@ impl ChatState {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let changed = c.away != text;
-        c.away = text.clone();
+        let changed = c.rare().away != text;
+        if changed {
+            c.rare_mut().away = text.clone();
+        }
         let Some(nick) = c.nick.clone() else {
             return;
         };
@@ -1257,8 +1314,8 @@ impl ChatState {
                 'w' => &mut c.wallops,
                 'B' => &mut c.bot,
                 // +o only comes with OPER; -o gives it up
-                'o' if !add && c.oper.is_some() => {
-                    c.oper = None;
+                'o' if !add && c.rare().oper.is_some() => {
+                    c.rare_mut().oper = None;
                     push_mode(&mut applied, &mut sign, false, 'o');
                     continue;
                 }
@@ -1297,13 +1354,13 @@ impl ChatState {
         };
         // A guest's private logs cannot be reached any more (see
         // `history_identity`): their order need not be kept.
-        for key in &conn.guest_logs {
+        for key in &conn.rare().guest_logs {
             self.seqs.remove(key);
         }
         if let Some(account) = &conn.account {
             self.session_ended(id, account);
         }
-        self.unwatch_all(id, &conn.watching);
+        self.unwatch_all(id, &conn.rare().watching);
         self.shrink_tables();
         let Some(nick) = conn.nick else { return };
         self.release_nick(&nick, id);
@@ -1361,12 +1418,9 @@ impl ChatState {
     /// Forgets an empty room, keeping its place in order.
     fn drop_room(&mut self, key: &str) {
         if let Some((key, room)) = self.rooms.remove_entry(key) {
-            let seq = room
-                .seq
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
-            if seq > 0 {
-                self.seqs.insert(key, seq);
+            let order = room.into_order();
+            if order.seq > 0 {
+                self.seqs.insert(key, order);
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{names, Audience, ChatState};
+use super::{names, Audience, ChatState, Conn};
 use crate::proto::{ConnId, ErrorCode, Event, EventBody, Monitor, Name, Refusal};
 
 /// Longest real name, in characters.
@@ -19,8 +19,8 @@ impl ChatState {
         match op {
             Monitor::Add(nicks) => self.watch(id, nicks),
             Monitor::Remove(nicks) => {
-                let Some(c) = self.conns.get_mut(&id) else {
-                    return;
+                let Some(c) = self.conns.get_mut(&id).and_then(|c| c.rare.as_deref_mut()) else {
+                    return; // watches nobody
                 };
                 let gone: Vec<Name> = nicks
                     .iter()
@@ -33,8 +33,8 @@ impl ChatState {
                 self.unwatch_all(id, &gone);
             }
             Monitor::Clear => {
-                let Some(c) = self.conns.get_mut(&id) else {
-                    return;
+                let Some(c) = self.conns.get_mut(&id).and_then(|c| c.rare.as_deref_mut()) else {
+                    return; // watches nobody
                 };
                 let gone = std::mem::take(&mut c.watching);
                 self.unwatch_all(id, &gone);
@@ -54,7 +54,7 @@ impl ChatState {
     fn watching(&self, id: ConnId) -> Vec<Name> {
         self.conns
             .get(&id)
-            .map(|c| c.watching.clone())
+            .map(|c| c.rare().watching.clone())
             .unwrap_or_default()
     }
 
@@ -62,7 +62,7 @@ impl ChatState {
     /// says which of them are on and off line.
     fn watch(&mut self, id: ConnId, nicks: Vec<String>) {
         let (limit, max_chars) = (self.config.monitor_limit, self.config.max_nick_chars);
-        let Some(c) = self.conns.get_mut(&id) else {
+        let Some(c) = self.conns.get_mut(&id).map(Conn::rare_mut) else {
             return;
         };
         let mut added = Vec::new();
@@ -168,7 +168,7 @@ impl ChatState {
             return;
         };
         for w in self.watchers_of(nick) {
-            if self.conns.get(&w).is_some_and(|c| c.watch_details) {
+            if self.conns.get(&w).is_some_and(|c| c.rare().watch_details) {
                 audience.push(w);
             }
         }

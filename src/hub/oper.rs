@@ -12,7 +12,7 @@ use crate::proto::{ConnId, ErrorCode, Event, EventBody, Refusal};
 impl ChatState {
     /// Whether `id` is a server operator.
     pub(super) fn is_oper(&self, id: ConnId) -> bool {
-        self.conns.get(&id).is_some_and(|c| c.oper.is_some())
+        self.conns.get(&id).is_some_and(|c| c.rare().oper.is_some())
     }
 
     /// Refuses `id` unless it is a server operator; true if it is.
@@ -30,7 +30,10 @@ impl ChatState {
 
     /// Server operators online.
     pub(super) fn oper_count(&self) -> usize {
-        self.conns.values().filter(|c| c.oper.is_some()).count()
+        self.conns
+            .values()
+            .filter(|c| c.rare().oper.is_some())
+            .count()
     }
 
     pub(super) fn oper_up(&mut self, id: ConnId, name: &str) {
@@ -43,7 +46,7 @@ impl ChatState {
         let Some(nick) = c.nick.clone() else {
             return;
         };
-        let was = c.oper.replace(name.into()).is_some();
+        let was = c.rare_mut().oper.replace(name.into()).is_some();
         if !was {
             self.reply(
                 id,

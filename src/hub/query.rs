@@ -58,8 +58,8 @@ impl ChatState {
             user: c.user.clone(),
             host: c.host.clone(),
             realname: c.realname.clone(),
-            away: c.away.is_some(),
-            oper: c.oper.is_some(),
+            away: c.rare().away.is_some(),
+            oper: c.rare().oper.is_some(),
             bot: c.bot,
             op,
             voice,
@@ -316,13 +316,13 @@ impl ChatState {
             host: c.host.clone(),
             realname: c.realname.clone(),
             rooms,
-            away: c.away.clone(),
+            away: c.rare().away.clone(),
             idle_secs: crate::proto::now_ms()
                 .saturating_sub(c.active_ms.load(std::sync::atomic::Ordering::Relaxed))
                 / 1000,
             signon_ms: c.signon_ms,
             account: c.account.clone(),
-            oper: c.oper.is_some(),
+            oper: c.rare().oper.is_some(),
             bot: c.bot,
             secure: c.secure,
         };

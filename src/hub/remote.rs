@@ -208,8 +208,12 @@ impl ChatState {
             .filter(|_| !private)
             .map(|r| self.key_of(r));
         if let (Some(k), Some(r)) = (&key, fact.room.as_ref()) {
-            let seq = self.new_room(k, r).seq_mut();
+            let room = self.new_room(k, r);
+            let seq = room.seq_mut();
             *seq = (*seq).max(fact.seq);
+            if fact.body.is_message() {
+                room.note_said(fact.seq);
+            }
         }
         let room_audience = || key.clone().map(Audience::Room);
         // What changes here, and who of ours is told besides the room.

@@ -3,6 +3,7 @@
 //! may enter and who may speak. Pure data and checks; the hub applies them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::mask;
@@ -39,6 +40,14 @@ pub(crate) struct Modes {
     pub limit: Option<usize>,
 }
 
+/// Where a room's order stands: the sequence number of its last fact,
+/// and of its newest message or notice (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RoomOrder {
+    pub seq: u64,
+    pub said: u64,
+}
+
 pub(crate) struct Room {
     pub name: Name,
     /// By connection, in order: long member lists are paged by it.
@@ -52,6 +61,14 @@ pub(crate) struct Room {
     /// pushed (see `handle.rs`). With the chat to itself (`&mut`), the
     /// number is reached without locking (`get_mut`).
     pub seq: Mutex<u64>,
+    /// The sequence number of the room's newest message or notice (what a
+    /// history read without events shows, `FactBody::is_message`); 0:
+    /// none. Written with the order lock held (or the chat to oneself), so
+    /// a reader that took the order lock after a line sees it. A join into
+    /// a room with none is answered an empty replay at once (no store
+    /// read). Where the kind of the last fact is not known (a room whose
+    /// order continues from the store's), it is that fact's number.
+    said: AtomicU64,
     pub topic: Option<TopicState>,
     pub modes: Modes,
     pub bans: Vec<BanInfo>,
@@ -64,13 +81,21 @@ pub(crate) struct Room {
 
 impl Room {
     /// A new, empty room with the usual defaults `+nt`, whose order
-    /// continues after `seq`.
+    /// continues after `seq` (a message, for all this room knows: see
+    /// [`Room::continued`]).
     pub fn new(name: Name, seq: u64) -> Room {
+        Room::continued(name, RoomOrder { seq, said: seq })
+    }
+
+    /// A new, empty room with the usual defaults `+nt`, whose order
+    /// continues after `order`.
+    pub fn continued(name: Name, order: RoomOrder) -> Room {
         Room {
             name,
             members: BTreeMap::new(),
             fanout: Vec::new(),
-            seq: Mutex::new(seq),
+            seq: Mutex::new(order.seq),
+            said: AtomicU64::new(order.said),
             topic: None,
             modes: Modes {
                 no_external: true,
@@ -108,6 +133,34 @@ impl Room {
     /// The sequence number of the room's last fact.
     pub fn last_seq(&self) -> u64 {
         *self.order()
+    }
+
+    /// Where the room's order stands: its last fact, and its newest
+    /// message among them (read under the order lock).
+    pub fn place(&self) -> RoomOrder {
+        let seq = self.order();
+        RoomOrder {
+            seq: *seq,
+            said: self.said.load(Relaxed),
+        }
+    }
+
+    /// Fact number `seq` of the room is a message (`FactBody::is_message`):
+    /// called with the order lock held, or the chat to oneself.
+    pub fn note_said(&self, seq: u64) {
+        self.said.fetch_max(seq, Relaxed);
+    }
+
+    /// Where the room's order stands, when the room goes (it is kept to
+    /// continue from if the room comes back).
+    pub fn into_order(self) -> RoomOrder {
+        RoomOrder {
+            seq: self
+                .seq
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            said: self.said.into_inner(),
+        }
     }
 
     /// Adds (or updates) a member.

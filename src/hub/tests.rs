@@ -640,3 +640,22 @@ fn audience_sizes_count_who_an_event_reaches() {
     w.disconnect(people[2], "gone");
     assert_eq!(w.hub().audience_size(&Audience::Room(lobby)), 2);
 }
+
+/// Every connection has a record in the hub's table for its whole life,
+/// idle or not: what few use (away, oper, MONITOR, invites, …) is behind
+/// one pointer that stays null for an idle connection, and the default
+/// user and real name are shared, not copied.
+#[test]
+fn an_idle_connection_record_stays_small() {
+    let size = std::mem::size_of::<Conn>();
+    eprintln!("Conn: {size} bytes, Rare: {}", std::mem::size_of::<Rare>());
+    // 168 bytes, 280 before `perf16h`. Grow it only knowingly: the table keeps
+    // up to about twice the slots.
+    assert!(
+        size <= 192,
+        "the hub's record of a connection is {size} bytes"
+    );
+    let (a, b) = (Conn::new("h".into()), Conn::new("h".into()));
+    assert!(a.rare.is_none(), "nothing rare until it is needed");
+    assert!(Arc::ptr_eq(&a.user, &b.user) && Arc::ptr_eq(&a.realname, &b.realname));
+}

@@ -366,13 +366,13 @@ impl session::Chat for Port<'_> {
                 return chat.tell(id, EventBody::Refused(refusal));
             }
         };
-        let Some(now) = chat.member_seq(id, &room) else {
+        let Some(order) = chat.member_order(id, &room) else {
             let refusal = Refusal::new(ErrorCode::NotInRoom).room(&room);
             return chat.tell(id, EventBody::Refused(refusal));
         };
         // What was said up to now: later lines reach the member live.
         let query = match r.query {
-            HistoryQuery::Latest(None) => HistoryQuery::Before(Anchor::Seq(now + 1)),
+            HistoryQuery::Latest(None) => HistoryQuery::Before(Anchor::Seq(order.seq + 1)),
             q => q,
         };
         let limit = r
@@ -380,6 +380,22 @@ impl session::Chat for Port<'_> {
             .clamp(1, self.shared.config.history_max_lines.max(1));
         // Stored under the bare name: IRC's `#room` is the same room.
         let room = room.strip_prefix('#').unwrap_or(&room).to_string();
+        // A room that never had a message has none to show without events,
+        // whatever the query (a join's replay, mostly): answered at once,
+        // with no marker, task or read. Only where this server sees every
+        // line of its rooms: a node of a cluster reads the lines of a room
+        // it follows anew into history, past the chat's sight.
+        if !r.events && order.said == 0 && self.shared.config.cluster == "off" {
+            metrics().history_unread.inc();
+            let body = EventBody::History {
+                with: None,
+                room: room.as_str().into(),
+                facts: Vec::new(),
+                more: false,
+                asked: r.asked,
+            };
+            return chat.tell(id, body);
+        }
         let (store, readers) = (self.shared.store.clone(), self.shared.readers());
         // Lines up to `now` may still be on their way to the disk: an empty
         // submission is a marker whose ticket finishes after them, so the
