@@ -119,13 +119,15 @@ fn node_with(nats: &NatsServer, n: u16, extra: &[&str]) -> Natter {
         &url,
         "--node",
         &n,
-        "--cluster-heartbeat",
-        "500ms",
         "--cluster-node-ttl",
         "3s",
         "--cluster-timeout",
         "2s",
     ];
+    // 500 ms unless `extra` says otherwise.
+    if !extra.contains(&"--cluster-heartbeat") {
+        args.extend(["--cluster-heartbeat", "500ms"]);
+    }
     args.extend_from_slice(extra);
     try_serve(Path::new("off"), &args, Privilege::Plain)
         .unwrap_or_else(|(status, log)| panic!("node {n} did not start ({status}): {log:#?}"))
@@ -1694,4 +1696,98 @@ async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
     assert_eq!(next_message(&mut a).await.text, "last");
     let filled = metric(two.addr, "natter_cluster_gaps_filled_total").await - gaps;
     assert!(filled >= 10.0, "{filled} gaps filled, 10 lines dropped");
+}
+
+/// With nothing lost, a node fills no gap: nats-server republishes facts
+/// stored at the same moment by several nodes in either order (each
+/// publisher's connection republishes its own), and a node must wait for
+/// the one before rather than read it from the stream; a line handed on
+/// while the next tail check asks for the room's newest is no lost tail.
+/// Three nodes log people in and talk in one room at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nothing_lost_no_gap_is_filled_while_three_nodes_talk_at_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let nodes: Vec<Natter> = (1..=3)
+        .map(|n| node_with(&nats, n, &["--cluster-heartbeat", "100ms"]))
+        .collect();
+    const PER_NODE: usize = 6;
+    const EACH: usize = 40;
+    let mut watcher = JsonClient::login(nodes[0].addr, "watcher").await;
+    // Logins from every node at once (facts on one subject, three publishers).
+    let logins = (0..3 * PER_NODE).map(|i| {
+        let addr = nodes[i % 3].addr;
+        tokio::spawn(async move { JsonClient::login(addr, &format!("p{i}")).await })
+    });
+    let mut clients = Vec::new();
+    for l in logins {
+        clients.push(l.await.expect("login"));
+    }
+    for i in 0..clients.len() {
+        sees_join(&mut watcher, &format!("p{i}")).await;
+    }
+    const LINES: usize = 3 * PER_NODE * EACH;
+    // Everyone talks at once in the lobby (one subject, three publishers).
+    let talk = clients.into_iter().enumerate().map(|(k, mut j)| {
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                j.send(say(&format!("{k}:{i}"))).await;
+            }
+            let mut seen = Vec::new();
+            while seen.len() < LINES {
+                seen.push(next_message(&mut j).await);
+            }
+            seen
+        })
+    });
+    let mut seen = Vec::new();
+    for t in talk {
+        seen.push(t.await.expect("talk"));
+    }
+    let mut at_watcher = Vec::new();
+    while at_watcher.len() < LINES {
+        at_watcher.push(next_message(&mut watcher).await);
+    }
+    seen.push(at_watcher);
+    for s in &seen[1..] {
+        assert_eq!(s, &seen[0], "two people saw different orders");
+    }
+    // Every node read every line once, and read none of them again.
+    for n in &nodes {
+        let read = metric(n.addr, "natter_cluster_lines_read_total").await;
+        assert_eq!(read, LINES as f64);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let gaps = metric(n.addr, "natter_cluster_gaps_filled_total").await;
+        assert_eq!(gaps, 0.0, "node {} filled gaps with nothing lost", i + 1);
+    }
+}
+
+/// A state fact (here a topic) lost on its way with nothing after it on
+/// its subject shows no gap: the heartbeat's tail check asks for the
+/// stream's newest state fact and fills what the node is missing, so the
+/// room's members there still see it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_state_fact_lost_on_the_way_still_arrives_once() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node_with(&nats, 2, &["--cluster-drop-live-state", "2"]);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    // Node two drops every second state fact it receives live: one of
+    // two topics set one after the other, each the newest when it is.
+    for topic in ["first", "second", "third"] {
+        a.send(Cmd::Topic {
+            room: None,
+            topic: Some(topic.into()),
+        })
+        .await;
+        let seen = expect_event!(c, Event::Topic { topic, changed: true, .. } => topic.map(|t| t.into_owned()))
+            .await;
+        assert_eq!(seen.as_deref(), Some(topic), "carol's topics");
+    }
 }

@@ -62,6 +62,10 @@ pub(super) struct Settings {
     pub backfill: u64,
     /// Drop every Nth live room line (fault injection; 0: never).
     pub drop_live: u64,
+    /// Drop every Nth live fact that is not a room line (0: never).
+    pub drop_live_state: u64,
+    /// How long a fact received out of order waits for those before it.
+    pub gap_wait: Duration,
     pub per_subject: i64,
 }
 
@@ -95,6 +99,8 @@ impl Settings {
             fence: c.cluster_fence,
             backfill: c.cluster_history_backfill,
             drop_live: c.cluster_drop_live,
+            drop_live_state: c.cluster_drop_live_state,
+            gap_wait: c.cluster_gap_wait,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -557,6 +563,9 @@ async fn start(
         created: None,
         stream: None,
         received: 0,
+        received_state: 0,
+        waiting: Default::default(),
+        suspects: Default::default(),
         spoken: Default::default(),
         turn: 0,
     };
