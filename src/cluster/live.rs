@@ -388,7 +388,11 @@ impl Reader {
     /// The last sequence handed on on `subject` (for a subject never seen
     /// but room lines: where every such subject is complete to).
     fn known(&self, subject: &str) -> u64 {
-        let unseen = if line_room(subject).is_some() { 0 } else { self.base };
+        let unseen = if line_room(subject).is_some() {
+            0
+        } else {
+            self.base
+        };
         self.last.get(subject).copied().unwrap_or(unseen)
     }
 
@@ -472,7 +476,14 @@ impl Reader {
             .filter(|t| self.lines.contains_key(t))
             .map(|t| line_subject(&t))
             .collect();
-        subjects.extend(others.into_iter().cycle().skip(start).take(n).map(|t| line_subject(t)));
+        subjects.extend(
+            others
+                .into_iter()
+                .cycle()
+                .skip(start)
+                .take(n)
+                .map(|t| line_subject(t)),
+        );
         subjects.extend(was.keys().cloned());
         subjects.push(LAST_STATE.to_string());
         let mut asked = HashSet::new();
