@@ -702,6 +702,19 @@ settings! {
             default_value = "0"
         )]
         pub cluster_drop_live_state: u64,
+        /// A NATTER stream made by an older natter (before the stream
+        /// republished what it stores) cannot be given republishing by
+        /// nats-server 2.9: with this, a starting node deletes it and makes
+        /// it anew (its history is lost; stop every node first). Without
+        /// it such a node refuses to start and says so.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_RECREATE_STREAM",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub cluster_recreate_stream: bool,
     }
 }
 
@@ -1375,6 +1388,7 @@ mod tests {
             cluster_drop_live: 0,
             cluster_gap_wait: Duration::from_millis(250),
             cluster_drop_live_state: 0,
+            cluster_recreate_stream: false,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1522,6 +1536,7 @@ mod tests {
             "cluster_drop_live" => "7",
             "cluster_gap_wait" => "1s",
             "cluster_drop_live_state" => "5",
+            "cluster_recreate_stream" => "true",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

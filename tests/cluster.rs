@@ -1799,3 +1799,45 @@ async fn a_last_state_fact_lost_on_the_way_still_arrives_once() {
         assert_eq!(seen.as_deref(), Some(topic), "carol's topics");
     }
 }
+
+/// A NATTER stream made by an older natter (one that does not republish:
+/// nats-server 2.9 cannot add that to a stream) stops a starting node with
+/// what to do; a node started with `--cluster-recreate-stream true` makes
+/// it anew, and the cluster chats on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_by_an_older_natter_is_refused_with_what_to_do_or_made_anew() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "NATTER".into(),
+        subjects: vec!["natter.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .expect("the old stream");
+    let url = nats.url();
+    let Err((status, log)) = try_serve(
+        Path::new("off"),
+        &["--cluster", &url, "--node", "1"],
+        Privilege::Plain,
+    ) else {
+        panic!("a node started on a stream it cannot read live");
+    };
+    assert!(!status.success());
+    assert!(
+        log.join("\n").contains("--cluster-recreate-stream true"),
+        "{log:#?}"
+    );
+    let one = node_with(&nats, 1, &["--cluster-recreate-stream", "true"]);
+    let two = node(&nats, 2);
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    sees_join(&mut a, "carol").await;
+    a.send(say("on the new stream")).await;
+    assert_eq!(next_message(&mut c).await.text, "on the new stream");
+    assert_eq!(next_message(&mut a).await.text, "on the new stream");
+}

@@ -213,7 +213,7 @@ impl Reader {
         touches: &mut mpsc::UnboundedReceiver<Touch>,
     ) -> anyhow::Result<()> {
         // Made again if it was deleted under us; its order then starts anew.
-        let mut stream = ensure_stream(&self.js, self.s.per_subject).await?;
+        let mut stream = ensure_stream(&self.js, self.s.per_subject, false).await?;
         self.stream = Some(stream.clone());
         let info = stream.info().await?;
         let (end, created) = (
