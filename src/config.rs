@@ -680,6 +680,42 @@ settings! {
             default_value = "0"
         )]
         pub cluster_drop_live: u64,
+        /// How long a fact received out of order (the one before it on its
+        /// subject not received yet: NATS may republish facts stored at
+        /// the same moment in another order) waits for the missing ones
+        /// before they are read from the stream as lost.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_GAP_WAIT",
+            value_name = "DURATION",
+            default_value = "250ms",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub cluster_gap_wait: Duration,
+        /// Fault injection, for testing: a node drops every Nth fact other
+        /// than a room line (joins, topics, nick changes...) it receives
+        /// live from NATS, as if lost on the way. 0: off.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_DROP_LIVE_STATE",
+            value_name = "N",
+            default_value = "0"
+        )]
+        pub cluster_drop_live_state: u64,
+        /// A NATTER stream made by an older natter (before the stream
+        /// republished what it stores) cannot be given republishing by
+        /// nats-server 2.9: with this, a starting node deletes it and makes
+        /// it anew (its history is lost; stop every node first). Without
+        /// it such a node refuses to start and says so.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_RECREATE_STREAM",
+            value_name = "BOOL",
+            default_value = "false",
+            action = clap::ArgAction::Set,
+        )]
+        pub cluster_recreate_stream: bool,
     }
 }
 
@@ -1354,6 +1390,9 @@ mod tests {
             cluster_fence: Duration::from_secs(5),
             cluster_history_backfill: 100_000,
             cluster_drop_live: 0,
+            cluster_gap_wait: Duration::from_millis(250),
+            cluster_drop_live_state: 0,
+            cluster_recreate_stream: false,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(toml::from_str::<Config>("").unwrap(), expected);
@@ -1499,6 +1538,9 @@ mod tests {
             "cluster_fence" => "20s",
             "cluster_history_backfill" => "5000",
             "cluster_drop_live" => "7",
+            "cluster_gap_wait" => "1s",
+            "cluster_drop_live_state" => "5",
+            "cluster_recreate_stream" => "true",
             _ => panic!("give the new setting {name} a sample value here"),
         }
     }

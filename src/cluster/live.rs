@@ -14,7 +14,7 @@
 //! node back on NATS, or started, catches up from the stream (everything
 //! after the last fact it had).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
-use super::subjects::{line_room, line_subject, LIVE, LIVE_STATE};
+use super::subjects::{line_room, line_subject, LAST_STATE, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -138,7 +138,16 @@ type Lines = SelectAll<BoxStream<'static, async_nats::Message>>;
 enum Next {
     Touch(Option<Touch>),
     Message(Option<async_nats::Message>),
+    /// Facts received out of order waited `cluster_gap_wait`.
+    Waited,
     Tick,
+}
+
+/// Facts received on one subject before the one(s) before them: each with
+/// the previous sequence on its subject and its payload.
+pub(super) struct Waiting {
+    since: tokio::time::Instant,
+    facts: BTreeMap<u64, (Option<u64>, bytes::Bytes)>,
 }
 
 /// Reads the cluster's facts for the hub, for ever.
@@ -166,6 +175,14 @@ pub(super) struct Reader {
     pub stream: Option<stream::Stream>,
     /// Room lines received live (for `cluster_drop_live`).
     pub received: u64,
+    /// Other facts received live (for `cluster_drop_live_state`).
+    pub received_state: u64,
+    /// Facts received before the one before them on their subject (by
+    /// subject): held until it comes, or `cluster_gap_wait` passed.
+    pub waiting: HashMap<String, Waiting>,
+    /// Subjects whose newest fact in the stream the last tail check found
+    /// missing here (with its sequence): lost if still missing at the next.
+    pub suspects: HashMap<String, u64>,
     /// Rooms (by token) with lines handed on since the last tail check.
     pub spoken: HashSet<String>,
     /// Where the tail checks' turn through the other followed rooms is.
@@ -196,7 +213,7 @@ impl Reader {
         touches: &mut mpsc::UnboundedReceiver<Touch>,
     ) -> anyhow::Result<()> {
         // Made again if it was deleted under us; its order then starts anew.
-        let mut stream = ensure_stream(&self.js, self.s.per_subject).await?;
+        let mut stream = ensure_stream(&self.js, self.s.per_subject, false).await?;
         self.stream = Some(stream.clone());
         let info = stream.info().await?;
         let (end, created) = (
@@ -214,6 +231,12 @@ impl Reader {
             self.filed.clear();
             (self.base, self.high) = (0, 0);
         }
+        // Facts held for a gap are read again with it (from before them).
+        let held = self.waiting.keys().map(|s| self.known(s)).min();
+        if let Some(k) = held {
+            self.high = self.high.min(k);
+        }
+        self.waiting.clear();
         let mut state = self.client.subscribe(LIVE_STATE).await?;
         let mut lines = Lines::new();
         let followed: Vec<String> = self.lines.drain().map(|(t, _)| t).collect();
@@ -232,11 +255,14 @@ impl Reader {
         };
         let mut was_connects = connects(&self.client);
         loop {
+            let waited = self.waiting.values().map(|w| w.since).min();
+            let until = waited.map_or_else(tokio::time::Instant::now, |t| t + self.s.gap_wait);
             let next = tokio::select! {
                 biased;
                 t = touches.recv() => Next::Touch(t),
                 m = state.next() => Next::Message(m),
                 Some(m) = lines.next(), if !lines.is_empty() => Next::Message(Some(m)),
+                _ = tokio::time::sleep_until(until), if waited.is_some() => Next::Waited,
                 _ = check.tick() => Next::Tick,
             };
             match next {
@@ -263,6 +289,7 @@ impl Reader {
                         self.live(m).await?;
                     }
                 }
+                Next::Waited => self.fill_waited().await?,
                 Next::Tick => {
                     stream_still_there(&self.js, created).await?;
                     self.check_tails().await?;
@@ -354,15 +381,87 @@ impl Reader {
         // Its subscription ends with this.
         self.lines.remove(token);
         self.last.remove(&line_subject(token));
+        self.waiting.remove(&line_subject(token));
+        self.suspects.remove(&line_subject(token));
     }
 
-    /// A line lost on its way with no line after it shows no gap (there is
-    /// no `Nats-Last-Sequence` to notice it by). At each tick, the rooms
-    /// that had lines since the last one, and a few of the others in turn,
-    /// are asked for their newest line (one request each), and what is
-    /// missing is filled; a line still on its way is then handed on once.
+    /// The last sequence handed on on `subject` (for a subject never seen
+    /// but room lines: where every such subject is complete to).
+    fn known(&self, subject: &str) -> u64 {
+        let unseen = if line_room(subject).is_some() {
+            0
+        } else {
+            self.base
+        };
+        self.last.get(subject).copied().unwrap_or(unseen)
+    }
+
+    /// Subjects whose facts waited `cluster_gap_wait` for the ones before
+    /// them: those are lost, and read from the stream with everything up
+    /// to the newest held (handed on once, in order).
+    async fn fill_waited(&mut self) -> anyhow::Result<()> {
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.since + self.s.gap_wait <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for subject in due {
+            let Some(w) = self.waiting.remove(&subject) else {
+                continue;
+            };
+            let Some(&to) = w.facts.keys().next_back() else {
+                continue;
+            };
+            let known = self.known(&subject);
+            if to <= known {
+                continue;
+            }
+            debug!("a gap on {subject}: had {known}, {to} was received");
+            metrics().cluster_gaps_filled.inc();
+            self.fill(&subject, known + 1, Some(to), None).await?;
+            self.high = self.high.max(to);
+        }
+        Ok(())
+    }
+
+    /// Hands on the facts held on `subject` that now follow what was
+    /// handed on there.
+    async fn release(&mut self, subject: &str) -> anyhow::Result<()> {
+        loop {
+            let known = self.known(subject);
+            let Some(w) = self.waiting.get_mut(subject) else {
+                return Ok(());
+            };
+            let Some(first) = w.facts.first_entry() else {
+                self.waiting.remove(subject);
+                return Ok(());
+            };
+            let seq = *first.key();
+            if seq > known && first.get().0.is_some_and(|p| p > known) {
+                return Ok(());
+            }
+            let (_, payload) = first.remove();
+            if seq > known {
+                self.high = self.high.max(seq);
+                self.hand(subject, seq, &payload, now_ms()).await?;
+            }
+        }
+    }
+
+    /// A fact lost on its way with none after it on its subject shows no
+    /// gap (there is no `Nats-Last-Sequence` to notice it by). At each
+    /// tick the node asks the stream (one request each) for the newest
+    /// line of the rooms that had lines since the last tick and of a few
+    /// of its other rooms in turn, and for the newest state fact of all
+    /// (`natter.*.state`). One it does not have may still be on its way
+    /// (the request and the republished fact race): it is taken as lost
+    /// only if still missing at the next tick, and filled then; a fact
+    /// still on its way is then handed on once.
     async fn check_tails(&mut self) -> anyhow::Result<()> {
         let spoken = std::mem::take(&mut self.spoken);
+        let was = std::mem::take(&mut self.suspects);
         let mut others: Vec<&String> = self.lines.keys().filter(|t| !spoken.contains(*t)).collect();
         others.sort();
         let n = others.len().min(TAIL_CHECKS_IN_TURN);
@@ -372,29 +471,51 @@ impl Reader {
             self.turn % others.len()
         };
         self.turn = start + n;
-        let mut tokens: Vec<String> = spoken
+        let mut subjects: Vec<String> = spoken
             .into_iter()
             .filter(|t| self.lines.contains_key(t))
+            .map(|t| line_subject(&t))
             .collect();
-        tokens.extend(others.into_iter().cycle().skip(start).take(n).cloned());
-        for token in tokens {
-            let subject = line_subject(&token);
-            let Some(&known) = self.last.get(&subject) else {
+        subjects.extend(
+            others
+                .into_iter()
+                .cycle()
+                .skip(start)
+                .take(n)
+                .map(|t| line_subject(t)),
+        );
+        subjects.extend(was.keys().cloned());
+        subjects.push(LAST_STATE.to_string());
+        let mut asked = HashSet::new();
+        for subject in subjects {
+            if !asked.insert(subject.clone()) {
                 continue;
-            };
-            let newest = match self
+            }
+            if line_room(&subject).is_some() && !self.last.contains_key(&subject) {
+                continue; // no longer followed
+            }
+            let (subject, newest) = match self
                 .stream()?
                 .get_last_raw_message_by_subject(&subject)
                 .await
             {
-                Ok(m) => m.sequence,
+                Ok(m) => (m.subject.to_string(), m.sequence),
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
                 Err(e) => return Err(e.into()),
             };
-            if newest > known {
-                debug!("a lost tail on {subject}: had {known}, newest {newest}");
-                metrics().cluster_gaps_filled.inc();
-                self.fill(&subject, known + 1, Some(newest), None).await?;
+            let known = self.known(&subject);
+            if newest <= known || self.waiting.contains_key(&subject) {
+                continue;
+            }
+            match was.get(&subject) {
+                Some(&missing) if missing > known => {
+                    debug!("a lost tail on {subject}: had {known}, newest {newest}");
+                    metrics().cluster_gaps_filled.inc();
+                    self.fill(&subject, known + 1, Some(newest), None).await?;
+                }
+                _ => {
+                    self.suspects.insert(subject, newest);
+                }
             }
         }
         Ok(())
@@ -479,8 +600,14 @@ impl Reader {
         Ok(())
     }
 
-    /// A fact received live: handed on once, in order, a gap before it
-    /// filled first.
+    /// A fact received live: handed on once, in order. One received
+    /// before the one before it on its subject (whose `Nats-Last-Sequence`
+    /// is not the last handed on there) waits for it: nats-server
+    /// republishes the facts that several connections publish at the same
+    /// moment in either order (each publisher's connection republishes
+    /// what it stored, after letting the stream go), so such a gap is
+    /// usually no loss; what has not come within `cluster_gap_wait` is read
+    /// from the stream.
     async fn live(&mut self, m: async_nats::Message) -> anyhow::Result<()> {
         let Some(subject) = m.subject.strip_prefix(LIVE) else {
             return Ok(());
@@ -492,32 +619,39 @@ impl Reader {
             warn!("a live fact on {subject} has no sequence: not shown");
             return Ok(());
         };
-        self.high = self.high.max(seq);
-        let known = match line_room(subject) {
+        match line_room(subject) {
             Some(token) if !self.lines.contains_key(token) => return Ok(()),
-            Some(_) if self.lost_on_the_way() => return Ok(()),
-            Some(_) => self.last.get(subject).copied().unwrap_or(0),
-            None => self.last.get(subject).copied().unwrap_or(self.base),
-        };
+            Some(_) if self.lost_on_the_way(true) => return Ok(()),
+            None if self.lost_on_the_way(false) => return Ok(()),
+            _ => {}
+        }
+        let known = self.known(subject);
         if seq <= known {
             return Ok(());
         }
-        if prev.is_some_and(|p| p > known) {
-            debug!("a gap on {subject}: had {known}, {seq} follows {prev:?}");
-            metrics().cluster_gaps_filled.inc();
-            let subject = subject.to_string();
-            self.fill(&subject, known + 1, Some(seq - 1), None).await?;
-            return self.hand(&subject, seq, &m.payload, now_ms()).await;
-        }
         let subject = subject.to_string();
-        self.hand(&subject, seq, &m.payload, now_ms()).await
+        if prev.is_some_and(|p| p > known) {
+            let w = self.waiting.entry(subject).or_insert_with(|| Waiting {
+                since: tokio::time::Instant::now(),
+                facts: BTreeMap::new(),
+            });
+            w.facts.insert(seq, (prev, m.payload));
+            return Ok(());
+        }
+        self.high = self.high.max(seq);
+        self.hand(&subject, seq, &m.payload, now_ms()).await?;
+        self.release(&subject).await
     }
 
-    /// Whether to drop this live line (`cluster_drop_live`: testing).
-    fn lost_on_the_way(&mut self) -> bool {
-        self.received += 1;
-        let n = self.s.drop_live;
-        n != 0 && self.received.is_multiple_of(n)
+    /// Whether to drop this live fact (`cluster_drop_live` for room
+    /// lines, `cluster_drop_live_state` for the others: testing).
+    fn lost_on_the_way(&mut self, line: bool) -> bool {
+        let (received, n) = match line {
+            true => (&mut self.received, self.s.drop_live),
+            false => (&mut self.received_state, self.s.drop_live_state),
+        };
+        *received += 1;
+        n != 0 && received.is_multiple_of(n)
     }
 
     /// Decodes a fact, `None` if it is not one or must not be shown.

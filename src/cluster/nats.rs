@@ -62,7 +62,13 @@ pub(super) struct Settings {
     pub backfill: u64,
     /// Drop every Nth live room line (fault injection; 0: never).
     pub drop_live: u64,
+    /// Drop every Nth live fact that is not a room line (0: never).
+    pub drop_live_state: u64,
+    /// How long a fact received out of order waits for those before it.
+    pub gap_wait: Duration,
     pub per_subject: i64,
+    /// Delete a stream made by an older natter and make it anew.
+    pub recreate: bool,
 }
 
 impl Settings {
@@ -95,6 +101,9 @@ impl Settings {
             fence: c.cluster_fence,
             backfill: c.cluster_history_backfill,
             drop_live: c.cluster_drop_live,
+            drop_live_state: c.cluster_drop_live_state,
+            gap_wait: c.cluster_gap_wait,
+            recreate: c.cluster_recreate_stream,
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -469,7 +478,7 @@ async fn start(
         .with_context(|| format!("cannot connect to NATS at {shown}"))?;
     let mut js = jetstream::new(client.clone());
     js.set_timeout(s.timeout);
-    let stream = ensure_stream(&js, s.per_subject).await?;
+    let stream = ensure_stream(&js, s.per_subject, s.recreate).await?;
     let nicks = ensure_bucket(&js, NICKS, Duration::ZERO).await?;
     let nodes = ensure_bucket(&js, NODES, s.node_ttl).await?;
     let me = s.node.to_string();
@@ -557,6 +566,9 @@ async fn start(
         created: None,
         stream: None,
         received: 0,
+        received_state: 0,
+        waiting: Default::default(),
+        suspects: Default::default(),
         spoken: Default::default(),
         turn: 0,
     };
@@ -620,10 +632,12 @@ fn now_bytes() -> bytes::Bytes {
 
 /// The NATTER stream, made if it is not there, and given the subjects and
 /// republishing this version reads (a stream made by an older one is
-/// updated).
+/// updated; where nats-server cannot add the republishing, it is deleted
+/// and made anew if `recreate`, else the node is told what to do).
 pub(super) async fn ensure_stream(
     js: &jetstream::Context,
     per_subject: i64,
+    recreate: bool,
 ) -> anyhow::Result<stream::Stream> {
     let republish = stream::Republish {
         source: "natter.>".into(),
@@ -646,15 +660,30 @@ pub(super) async fn ensure_stream(
             }
             info!("giving the NATTER stream the subjects and republishing this version reads");
             let mut updated = had.clone();
-            updated.subjects = config.subjects;
-            updated.republish = config.republish;
-            js.update_stream(updated).await.context(
-                "cannot give the NATTER stream the republishing this version reads \
-                 (nats-server 2.9 cannot add it to a stream made by an older natter): \
-                 with every node stopped, delete the stream (`nats stream rm NATTER`: \
-                 its history goes with it) and start them again",
-            )?;
-            Ok(js.get_stream(STREAM).await?)
+            updated.subjects = config.subjects.clone();
+            updated.republish = config.republish.clone();
+            match js.update_stream(updated).await {
+                Ok(_) => Ok(js.get_stream(STREAM).await?),
+                Err(e) if recreate => {
+                    warn!(
+                        "the NATTER stream cannot be given republishing ({e}): deleting it and \
+                         making it anew (cluster_recreate_stream; its history is lost)"
+                    );
+                    js.delete_stream(STREAM)
+                        .await
+                        .context("cannot delete the NATTER stream")?;
+                    js.get_or_create_stream(config)
+                        .await
+                        .context("cannot create the NATTER stream")
+                }
+                Err(e) => Err(anyhow!(e).context(
+                    "the NATTER stream was made by an older natter and nats-server cannot give \
+                     it the republishing this version reads: stop every node, start one once \
+                     with --cluster-recreate-stream true (it deletes the stream and makes it \
+                     anew: its history is lost; accounts and registered rooms stay), then the \
+                     others as usual",
+                )),
+            }
         }
         Err(_) => js
             .get_or_create_stream(config)

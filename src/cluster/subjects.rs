@@ -18,6 +18,9 @@ pub const STREAM_SUBJECTS: [&str; 1] = ["natter.>"];
 pub const LIVE: &str = "live.";
 /// Every node's subscription: everything but room lines.
 pub const LIVE_STATE: &str = "live.natter.*.state";
+/// Every subject but room lines, in the stream: its newest fact is asked
+/// for at each tail check.
+pub const LAST_STATE: &str = "natter.*.state";
 /// Core NATS subject (not kept) on which a starting node asks the others
 /// who is on them.
 pub const SYNC: &str = "natter-sync";
