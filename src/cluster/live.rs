@@ -453,10 +453,13 @@ impl Reader {
     /// to the newest held (handed on once, in order).
     async fn fill_waited(&mut self) -> anyhow::Result<()> {
         let now = tokio::time::Instant::now();
+        // Many subjects waiting: all are read now, with one consumer (what
+        // a fact received names as before it is stored already).
+        let many = self.waiting.len() > self.s.gap_coalesce;
         let due: Vec<String> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.since + self.s.gap_wait <= now)
+            .filter(|(_, w)| many || w.since + self.s.gap_wait <= now)
             .map(|(s, _)| s.clone())
             .collect();
         // Each gap still open: its subject, from where and to where.
@@ -476,6 +479,13 @@ impl Reader {
             metrics().cluster_gaps_filled.inc();
             gaps.push((subject, known + 1, to));
         }
+        self.fill_gaps(gaps).await
+    }
+
+    /// Fills gaps (subject, first and last sequence missing): one consumer
+    /// each, or, when there are more than `cluster_gap_coalesce` of room
+    /// lines or of the other facts, one for all of them.
+    async fn fill_gaps(&mut self, gaps: Vec<(String, u64, u64)>) -> anyhow::Result<()> {
         let (lines, state): (Vec<_>, Vec<_>) = gaps
             .into_iter()
             .partition(|(subject, ..)| line_room(subject).is_some());
@@ -580,21 +590,26 @@ impl Reader {
         subjects.extend(was.keys().cloned());
         subjects.push(LAST_STATE.to_string());
         let mut asked = HashSet::new();
-        for subject in subjects {
-            if !asked.insert(subject.clone()) {
+        subjects.retain(|subject| {
+            asked.insert(subject.clone())
+                // a room no longer followed is not asked about
+                && (line_room(subject).is_none() || self.last.contains_key(subject))
+        });
+        // The requests in flight together: the reader waits one round trip,
+        // not one per room.
+        let stream = self.stream()?.clone();
+        let asks: Vec<_> = subjects
+            .into_iter()
+            .map(|subject| newest_on(stream.clone(), subject))
+            .collect();
+        let answers: Vec<anyhow::Result<Option<(String, u64)>>> = futures_util::stream::iter(asks)
+            .buffered(self.s.follow_batch)
+            .collect()
+            .await;
+        let mut lost = Vec::new();
+        for answer in answers {
+            let Some((subject, newest)) = answer? else {
                 continue;
-            }
-            if line_room(&subject).is_some() && !self.last.contains_key(&subject) {
-                continue; // no longer followed
-            }
-            let (subject, newest) = match self
-                .stream()?
-                .get_last_raw_message_by_subject(&subject)
-                .await
-            {
-                Ok(m) => (m.subject.to_string(), m.sequence),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
-                Err(e) => return Err(e.into()),
             };
             let known = self.known(&subject);
             if newest <= known || self.waiting.contains_key(&subject) {
@@ -604,14 +619,14 @@ impl Reader {
                 Some(&missing) if missing > known => {
                     debug!("a lost tail on {subject}: had {known}, newest {newest}");
                     metrics().cluster_gaps_filled.inc();
-                    self.fill(&subject, known + 1, Some(newest), None).await?;
+                    lost.push((subject, known + 1, newest));
                 }
                 _ => {
                     self.suspects.insert(subject, newest);
                 }
             }
         }
-        Ok(())
+        self.fill_gaps(lost).await
     }
 
     /// Reads what was stored after the last fact received, to the stream's
@@ -838,9 +853,18 @@ impl Reader {
 /// The sequence of the newest line on `subject` (a room's lines) in the
 /// stream, 0 if it has none: one request.
 async fn newest_line(stream: stream::Stream, subject: String) -> anyhow::Result<u64> {
+    Ok(newest_on(stream, subject).await?.map_or(0, |(_, seq)| seq))
+}
+
+/// The subject and sequence of the newest fact on `subject` (which may be
+/// a wildcard) in the stream, `None` if it has none: one request.
+async fn newest_on(
+    stream: stream::Stream,
+    subject: String,
+) -> anyhow::Result<Option<(String, u64)>> {
     match stream.get_last_raw_message_by_subject(&subject).await {
-        Ok(m) => Ok(m.sequence),
-        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Ok(m) => Ok(Some((m.subject.to_string(), m.sequence))),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
