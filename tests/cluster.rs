@@ -8,6 +8,7 @@
 mod client_support;
 mod common;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -1697,6 +1698,85 @@ async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
     let filled = metric(two.addr, "natter_cluster_gaps_filled_total").await - gaps;
     // Lines dropped close together wait for one fill (`cluster_gap_wait`).
     assert!(filled >= 1.0, "no gap filled, 10 lines dropped");
+}
+
+/// The next line `j` gets: its room, text and id.
+async fn next_line(j: &mut JsonClient) -> (String, String, String) {
+    expect_event!(j, Event::Message { id, room, text, .. } => (room.into_owned(), text.into_owned(), id.into_owned())).await
+}
+
+/// Many rooms' lines lost on the way at once (node 2 drops every second
+/// room line it receives live, over 25 rooms) are read from the stream by
+/// a few consumers, not one per room (`cluster_gap_coalesce`, 4 by
+/// default): 25 gaps and 12 lost tails. Carol still gets every line of
+/// every room once, in order, with the ids alice sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_gaps_at_once_are_filled_by_a_few_consumers_every_line_once_in_order() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node_with(
+        &nats,
+        2,
+        &["--cluster-drop-live", "2", "--cluster-heartbeat", "200ms"],
+    );
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    // An odd number of rooms: each loses a line that a later one shows.
+    const ROOMS: usize = 25;
+    const ROUNDS: usize = 3;
+    let rooms: Vec<String> = (0..ROOMS).map(|i| format!("room{i}")).collect();
+    for r in &rooms {
+        for j in [&mut c, &mut a] {
+            j.send(Cmd::Join {
+                room: r.clone().into(),
+                key: None,
+                switch: false,
+            })
+            .await;
+        }
+        expect_event!(a, Event::Joined { room, nick, .. } if room == r.as_str() && nick == "alice")
+            .await;
+        expect_event!(c, Event::Joined { room, nick, .. } if room == r.as_str() && nick == "alice")
+            .await;
+    }
+    let consumers = metric(two.addr, "natter_cluster_fill_consumers_total").await;
+    for round in 0..ROUNDS {
+        for r in &rooms {
+            a.send(Cmd::Chat {
+                msg: format!("{r} {round}").into(),
+                room: Some(r.clone().into()),
+                action: false,
+            })
+            .await;
+        }
+    }
+    let (mut at_a, mut at_c) = (HashMap::new(), HashMap::new());
+    for _ in 0..ROOMS * ROUNDS {
+        let (room, text, id) = next_line(&mut a).await;
+        at_a.entry(room).or_insert_with(Vec::new).push((text, id));
+        let (room, text, id) = next_line(&mut c).await;
+        at_c.entry(room).or_insert_with(Vec::new).push((text, id));
+    }
+    for r in &rooms {
+        let texts: Vec<&str> = at_c[r].iter().map(|(t, _)| t.as_str()).collect();
+        let said: Vec<String> = (0..ROUNDS).map(|i| format!("{r} {i}")).collect();
+        assert_eq!(texts, said, "carol's lines in {r}");
+        assert_eq!(at_a[r], at_c[r], "alice and carol saw {r} differently");
+    }
+    // Once: the next line is the next one said (whether received or filled).
+    a.send(say("last")).await;
+    assert_eq!(next_line(&mut c).await.1, "last");
+    let made = metric(two.addr, "natter_cluster_fill_consumers_total").await - consumers;
+    assert!(
+        made <= 6.0,
+        "{made} consumers made to fill 25 gaps and 12 lost tails"
+    );
+    assert!(
+        metric(two.addr, "natter_cluster_gaps_filled_total").await >= 25.0,
+        "the gaps were not found"
+    );
 }
 
 /// With nothing lost, a node fills no gap: nats-server republishes facts
