@@ -1700,6 +1700,11 @@ async fn lines_lost_on_the_way_are_filled_from_the_stream_in_order_and_once() {
     assert!(filled >= 1.0, "no gap filled, 10 lines dropped");
 }
 
+/// Waits until `j` has seen `nick` join `room`.
+async fn sees_join_of(j: &mut JsonClient, room: &str, nick: &str) {
+    expect_event!(j, Event::Joined { room: r, nick: n, .. } if r == room && n == nick).await;
+}
+
 /// The next line `j` gets: its room, text and id.
 async fn next_line(j: &mut JsonClient) -> (String, String, String) {
     expect_event!(j, Event::Message { id, room, text, .. } => (room.into_owned(), text.into_owned(), id.into_owned())).await
@@ -1715,11 +1720,19 @@ async fn many_gaps_at_once_are_filled_by_a_few_consumers_every_line_once_in_orde
     let Some(nats) = NatsServer::start() else {
         return;
     };
-    let one = node(&nats, 1);
+    // Each person joins 25 rooms at once (`rooms_per_minute` is 10).
+    let one = node_with(&nats, 1, &["--rooms-per-minute", "100"]);
     let two = node_with(
         &nats,
         2,
-        &["--cluster-drop-live", "2", "--cluster-heartbeat", "200ms"],
+        &[
+            "--rooms-per-minute",
+            "100",
+            "--cluster-drop-live",
+            "2",
+            "--cluster-heartbeat",
+            "200ms",
+        ],
     );
     let mut a = JsonClient::login(one.addr, "alice").await;
     let mut c = JsonClient::login(two.addr, "carol").await;
@@ -1728,18 +1741,16 @@ async fn many_gaps_at_once_are_filled_by_a_few_consumers_every_line_once_in_orde
     const ROUNDS: usize = 3;
     let rooms: Vec<String> = (0..ROOMS).map(|i| format!("room{i}")).collect();
     for r in &rooms {
-        for j in [&mut c, &mut a] {
+        for (j, nick) in [(&mut c, "carol"), (&mut a, "alice")] {
             j.send(Cmd::Join {
                 room: r.clone().into(),
                 key: None,
                 switch: false,
             })
             .await;
+            sees_join_of(j, r, nick).await;
         }
-        expect_event!(a, Event::Joined { room, nick, .. } if room == r.as_str() && nick == "alice")
-            .await;
-        expect_event!(c, Event::Joined { room, nick, .. } if room == r.as_str() && nick == "alice")
-            .await;
+        sees_join_of(&mut c, r, "alice").await;
     }
     let consumers = metric(two.addr, "natter_cluster_fill_consumers_total").await;
     for round in 0..ROUNDS {
