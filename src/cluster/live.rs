@@ -341,9 +341,28 @@ impl Reader {
         if !new.is_empty() {
             self.client.flush().await?;
             let stream = self.stream()?.clone();
+            // Many rooms at once (a login storm's): one request lists the
+            // rooms with lines at all (made after the subscriptions, so a
+            // line it misses comes live), and only those are asked for
+            // their newest: for nats-server 2.9 finding that a subject has
+            // no message costs a look at every block of the stream.
+            let with_lines = match new.len() > LIST_LINES_OVER {
+                true => Some(rooms_with_lines(&stream).await?),
+                false => None,
+            };
             let asks: Vec<_> = new
                 .iter()
-                .map(|(token, _)| newest_line(stream.clone(), line_subject(token)))
+                .map(|(token, _)| {
+                    let subject = line_subject(token);
+                    let ask = with_lines.as_ref().is_none_or(|w| w.contains(&subject));
+                    let stream = stream.clone();
+                    async move {
+                        match ask {
+                            true => newest_line(stream, subject).await,
+                            false => Ok(0),
+                        }
+                    }
+                })
                 .collect();
             let newest: Vec<anyhow::Result<u64>> = futures_util::stream::iter(asks)
                 .buffered(self.s.follow_batch)
@@ -848,6 +867,22 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Rooms followed together beyond which the stream is asked once which
+/// rooms have lines, before asking each of those for its newest.
+const LIST_LINES_OVER: usize = 8;
+
+/// The line subjects (`natter.<room>.line`) that have lines in the stream:
+/// one request (paged by the NATS client).
+async fn rooms_with_lines(stream: &stream::Stream) -> anyhow::Result<HashSet<String>> {
+    let mut listed = stream.clone().info_with_subjects(ALL_LINES).await?;
+    let mut subjects = HashSet::new();
+    while let Some(listed) = listed.next().await {
+        let (subject, _count) = listed?;
+        subjects.insert(subject);
+    }
+    Ok(subjects)
 }
 
 /// The sequence of the newest line on `subject` (a room's lines) in the
