@@ -131,7 +131,8 @@ for b in $(seq 1 "$benches"); do
     python3 - "$out/bench$b.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-s, t, l = d["setup"], d["traffic"], d["latency_ms"]
+# No latency when nothing was delivered.
+s, t, l = d["setup"], d["traffic"], d["latency_ms"] or {"p50": None, "p99": None, "max": None}
 print(f"ready {s['ready']} failed {s['failed']} in {s['seconds']:.1f} s; "
       f"sent {t['sent']}, delivered {t['delivered']} of {t['expected_deliveries']} "
       f"({t['deliveries_per_s']:.0f}/s in the window); lost {t['lost']} dup {t['duplicated']} "

@@ -703,6 +703,38 @@ settings! {
             default_value = "0"
         )]
         pub cluster_drop_live_state: u64,
+        /// Live facts the NATS client holds for each of this node's
+        /// subscriptions while its reader is behind; beyond it NATS drops
+        /// them ("slow consumer") and the node reads them again from the
+        /// stream as gaps.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_SUBSCRIPTION_CAPACITY",
+            value_name = "N",
+            default_value = "262144"
+        )]
+        pub cluster_subscription_capacity: usize,
+        /// When more subjects than this have a gap due at once (of room
+        /// lines, or of the other facts), they are filled by one consumer
+        /// on all such subjects from the lowest missing sequence instead
+        /// of one consumer each.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_GAP_COALESCE",
+            value_name = "N",
+            default_value = "4"
+        )]
+        pub cluster_gap_coalesce: usize,
+        /// Rooms this node starts following together (their first members
+        /// here joined at about the same time): one flush to NATS for all,
+        /// and their newest-line requests in flight at once.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_FOLLOW_BATCH",
+            value_name = "N",
+            default_value = "256"
+        )]
+        pub cluster_follow_batch: usize,
         /// A NATTER stream made by an older natter (before the stream
         /// republished what it stores) cannot be given republishing by
         /// nats-server 2.9: with this, a starting node deletes it and makes
@@ -1392,6 +1424,9 @@ mod tests {
             cluster_drop_live: 0,
             cluster_gap_wait: Duration::from_millis(250),
             cluster_drop_live_state: 0,
+            cluster_subscription_capacity: 262_144,
+            cluster_gap_coalesce: 4,
+            cluster_follow_batch: 256,
             cluster_recreate_stream: false,
         };
         assert_eq!(Config::default(), expected);
@@ -1540,6 +1575,9 @@ mod tests {
             "cluster_drop_live" => "7",
             "cluster_gap_wait" => "1s",
             "cluster_drop_live_state" => "5",
+            "cluster_subscription_capacity" => "1000",
+            "cluster_gap_coalesce" => "9",
+            "cluster_follow_batch" => "17",
             "cluster_recreate_stream" => "true",
             _ => panic!("give the new setting {name} a sample value here"),
         }

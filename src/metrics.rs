@@ -113,6 +113,12 @@ pub struct Metrics {
     pub cluster_facts_read: Counter,
     /// Gaps found in what the cluster republishes, and filled from its stream.
     pub cluster_gaps_filled: Counter,
+    /// Consumers this node made to read its cluster's stream (gap fills,
+    /// a followed room's history, catch-ups).
+    pub cluster_fill_consumers: Counter,
+    /// Live facts the NATS client dropped because this node's reader was
+    /// behind (its subscription buffer full: `cluster_subscription_capacity`).
+    pub cluster_slow_consumers: Counter,
 }
 
 impl Metrics {
@@ -153,6 +159,8 @@ impl Metrics {
             cluster_lines_read: Counter::default(),
             cluster_facts_read: Counter::default(),
             cluster_gaps_filled: Counter::default(),
+            cluster_fill_consumers: Counter::default(),
+            cluster_slow_consumers: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -317,6 +325,16 @@ impl Metrics {
             "cluster_gaps_filled",
             "Gaps in what the cluster republishes, filled from its stream",
             m.cluster_gaps_filled.clone(),
+        );
+        r.register(
+            "cluster_fill_consumers",
+            "Consumers made to read the cluster's stream (gap fills, a followed room's history, catch-ups)",
+            m.cluster_fill_consumers.clone(),
+        );
+        r.register(
+            "cluster_slow_consumers",
+            "Times the NATS client dropped live facts because the reader was behind (subscription buffer full)",
+            m.cluster_slow_consumers.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
-use super::subjects::{line_room, line_subject, LAST_STATE, LIVE, LIVE_STATE};
+use super::subjects::{line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -267,7 +267,18 @@ impl Reader {
             };
             match next {
                 Next::Touch(None) | Next::Message(None) => return Ok(()),
-                Next::Touch(Some(t)) => self.touch(t, &mut lines).await?,
+                Next::Touch(Some(t)) => {
+                    // Rooms whose first members joined at about the same
+                    // time are set up together.
+                    let mut batch = vec![t];
+                    while batch.len() < self.s.follow_batch {
+                        match touches.try_recv() {
+                            Ok(t) => batch.push(t),
+                            Err(_) => break,
+                        }
+                    }
+                    self.touch_all(batch, &mut lines).await?;
+                }
                 Next::Message(Some(m)) => {
                     // What is here already, in the stream's order: the
                     // server sent it in that order, over two subscriptions.
@@ -309,6 +320,64 @@ impl Reader {
         }
     }
 
+    /// Takes touches in order; the rooms to follow anew are set up together
+    /// (one flush for all their subscriptions, and their newest-line
+    /// requests in flight at once): a login storm's thousands of new rooms
+    /// cost a few round trips, not two each with the live facts waiting.
+    async fn touch_all(&mut self, touches: Vec<Touch>, lines: &mut Lines) -> anyhow::Result<()> {
+        let mut new: Vec<(String, Option<u64>)> = Vec::new();
+        let mut later = Vec::new();
+        for t in touches {
+            if new.iter().any(|(token, _)| *token == t.token) {
+                // Touched again while being set up: looked at once it is.
+                later.push(t);
+            } else if self.follows.has_members(&t.token) && !self.lines.contains_key(&t.token) {
+                self.subscribe_lines(&t.token, lines).await?;
+                new.push((t.token, t.at));
+            } else {
+                self.touch(t, lines).await?;
+            }
+        }
+        if !new.is_empty() {
+            self.client.flush().await?;
+            let stream = self.stream()?.clone();
+            // Many rooms at once (a login storm's): one request lists the
+            // rooms with lines at all (made after the subscriptions, so a
+            // line it misses comes live), and only those are asked for
+            // their newest: for nats-server 2.9 finding that a subject has
+            // no message costs a look at every block of the stream.
+            let with_lines = match new.len() > LIST_LINES_OVER {
+                true => Some(rooms_with_lines(&stream).await?),
+                false => None,
+            };
+            let asks: Vec<_> = new
+                .iter()
+                .map(|(token, _)| {
+                    let subject = line_subject(token);
+                    let ask = with_lines.as_ref().is_none_or(|w| w.contains(&subject));
+                    let stream = stream.clone();
+                    async move {
+                        match ask {
+                            true => newest_line(stream, subject).await,
+                            false => Ok(0),
+                        }
+                    }
+                })
+                .collect();
+            let newest: Vec<anyhow::Result<u64>> = futures_util::stream::iter(asks)
+                .buffered(self.s.follow_batch)
+                .collect()
+                .await;
+            for ((token, at), newest) in new.into_iter().zip(newest) {
+                self.follow_from(&token, at, newest?).await?;
+            }
+        }
+        for t in later {
+            self.touch(t, lines).await?;
+        }
+        Ok(())
+    }
+
     /// Follows the room of `t`, or stops, as its members here say.
     async fn touch(&mut self, t: Touch, lines: &mut Lines) -> anyhow::Result<()> {
         let want = self.follows.has_members(&t.token);
@@ -347,18 +416,20 @@ impl Reader {
     ) -> anyhow::Result<()> {
         self.subscribe_lines(token, lines).await?;
         self.client.flush().await?;
+        let newest = newest_line(self.stream()?.clone(), line_subject(token)).await?;
+        self.follow_from(token, at, newest).await
+    }
+
+    /// Sets up a room just subscribed to, whose newest line in the stream
+    /// is `newest` (0: none): what the subscription may have missed ends
+    /// there.
+    async fn follow_from(
+        &mut self,
+        token: &str,
+        at: Option<u64>,
+        newest: u64,
+    ) -> anyhow::Result<()> {
         let subject = line_subject(token);
-        // What the subscription may have missed ends with the newest line
-        // (one request; a room with no line yet needs no more).
-        let newest = match self
-            .stream()?
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(m) => m.sequence,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
-            Err(e) => return Err(e.into()),
-        };
         // Not known if the join was not stored: all said so far is history.
         let at = at.unwrap_or(newest);
         debug!("following {subject} from {at}");
@@ -401,12 +472,17 @@ impl Reader {
     /// to the newest held (handed on once, in order).
     async fn fill_waited(&mut self) -> anyhow::Result<()> {
         let now = tokio::time::Instant::now();
+        // Many subjects waiting: all are read now, with one consumer (what
+        // a fact received names as before it is stored already).
+        let many = self.waiting.len() > self.s.gap_coalesce;
         let due: Vec<String> = self
             .waiting
             .iter()
-            .filter(|(_, w)| w.since + self.s.gap_wait <= now)
+            .filter(|(_, w)| many || w.since + self.s.gap_wait <= now)
             .map(|(s, _)| s.clone())
             .collect();
+        // Each gap still open: its subject, from where and to where.
+        let mut gaps = Vec::new();
         for subject in due {
             let Some(w) = self.waiting.remove(&subject) else {
                 continue;
@@ -420,8 +496,54 @@ impl Reader {
             }
             debug!("a gap on {subject}: had {known}, {to} was received");
             metrics().cluster_gaps_filled.inc();
-            self.fill(&subject, known + 1, Some(to), None).await?;
+            gaps.push((subject, known + 1, to));
+        }
+        self.fill_gaps(gaps).await
+    }
+
+    /// Fills gaps (subject, first and last sequence missing): one consumer
+    /// each, or, when there are more than `cluster_gap_coalesce` of room
+    /// lines or of the other facts, one for all of them.
+    async fn fill_gaps(&mut self, gaps: Vec<(String, u64, u64)>) -> anyhow::Result<()> {
+        let (lines, state): (Vec<_>, Vec<_>) = gaps
+            .into_iter()
+            .partition(|(subject, ..)| line_room(subject).is_some());
+        for (gaps, all) in [(state, LAST_STATE), (lines, ALL_LINES)] {
+            let (Some(from), Some(to)) = (
+                gaps.iter().map(|g| g.1).min(),
+                gaps.iter().map(|g| g.2).max(),
+            ) else {
+                continue;
+            };
+            if gaps.len() > self.s.gap_coalesce {
+                debug!("{} gaps on {all}: one fill from {from} to {to}", gaps.len());
+                self.fill_all(all, from, to).await?;
+            } else {
+                for (subject, from, to) in gaps {
+                    self.fill(&subject, from, Some(to), None).await?;
+                }
+            }
             self.high = self.high.max(to);
+        }
+        Ok(())
+    }
+
+    /// Fills every subject `filter` matches (`natter.*.state` or
+    /// `natter.*.line`) from `from` to `to` with one consumer: the many
+    /// gaps a node finds at once (a burst lost on the way, facts held out
+    /// of order) cost one read of the stream, not one consumer each. A
+    /// subject is handed facts only if everything after the last one
+    /// handed on there is in the range (the others wait for their own
+    /// gap), so each fact is handed once, in order.
+    async fn fill_all(&mut self, filter: &str, from: u64, to: u64) -> anyhow::Result<()> {
+        let stream = self.stream()?.clone();
+        let read = self
+            .read_stream(&stream, filter, from, Some(to), None, Some(from))
+            .await?;
+        // Read to `to` from at most where every subject never seen is
+        // complete: those still unseen had nothing there.
+        if read && filter == LAST_STATE && from <= self.base + 1 {
+            self.base = self.base.max(to);
         }
         Ok(())
     }
@@ -487,21 +609,26 @@ impl Reader {
         subjects.extend(was.keys().cloned());
         subjects.push(LAST_STATE.to_string());
         let mut asked = HashSet::new();
-        for subject in subjects {
-            if !asked.insert(subject.clone()) {
+        subjects.retain(|subject| {
+            asked.insert(subject.clone())
+                // a room no longer followed is not asked about
+                && (line_room(subject).is_none() || self.last.contains_key(subject))
+        });
+        // The requests in flight together: the reader waits one round trip,
+        // not one per room.
+        let stream = self.stream()?.clone();
+        let asks: Vec<_> = subjects
+            .into_iter()
+            .map(|subject| newest_on(stream.clone(), subject))
+            .collect();
+        let answers: Vec<anyhow::Result<Option<(String, u64)>>> = futures_util::stream::iter(asks)
+            .buffered(self.s.follow_batch)
+            .collect()
+            .await;
+        let mut lost = Vec::new();
+        for answer in answers {
+            let Some((subject, newest)) = answer? else {
                 continue;
-            }
-            if line_room(&subject).is_some() && !self.last.contains_key(&subject) {
-                continue; // no longer followed
-            }
-            let (subject, newest) = match self
-                .stream()?
-                .get_last_raw_message_by_subject(&subject)
-                .await
-            {
-                Ok(m) => (m.subject.to_string(), m.sequence),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => continue,
-                Err(e) => return Err(e.into()),
             };
             let known = self.known(&subject);
             if newest <= known || self.waiting.contains_key(&subject) {
@@ -511,14 +638,14 @@ impl Reader {
                 Some(&missing) if missing > known => {
                     debug!("a lost tail on {subject}: had {known}, newest {newest}");
                     metrics().cluster_gaps_filled.inc();
-                    self.fill(&subject, known + 1, Some(newest), None).await?;
+                    lost.push((subject, known + 1, newest));
                 }
                 _ => {
                     self.suspects.insert(subject, newest);
                 }
             }
         }
-        Ok(())
+        self.fill_gaps(lost).await
     }
 
     /// Reads what was stored after the last fact received, to the stream's
@@ -528,7 +655,7 @@ impl Reader {
         let from = self.high + 1;
         if from <= end {
             debug!("catching up from {from} to {end}");
-            self.read_stream(stream, "natter.>", from, Some(end), None)
+            self.read_stream(stream, "natter.>", from, Some(end), None, None)
                 .await?;
         }
         self.base = self.base.max(end);
@@ -546,14 +673,20 @@ impl Reader {
         history_to: Option<u64>,
     ) -> anyhow::Result<()> {
         let stream = self.stream()?.clone();
-        self.read_stream(&stream, subject, from, to, history_to)
-            .await
+        self.read_stream(&stream, subject, from, to, history_to, None)
+            .await?;
+        Ok(())
     }
 
     fn stream(&self) -> anyhow::Result<&stream::Stream> {
         self.stream.as_ref().ok_or_else(|| anyhow!("no stream"))
     }
 
+    /// Reads `filter` from `from` to `to` (the stream's end if `None`):
+    /// lines up to `history_to` are filed as history, the rest handed on.
+    /// With `complete_from`, only subjects whose every fact after the last
+    /// one handed on is at or after it are handed on. Whether the read got
+    /// to its end.
     async fn read_stream(
         &mut self,
         stream: &stream::Stream,
@@ -561,7 +694,9 @@ impl Reader {
         from: u64,
         to: Option<u64>,
         history_to: Option<u64>,
-    ) -> anyhow::Result<()> {
+        complete_from: Option<u64>,
+    ) -> anyhow::Result<bool> {
+        metrics().cluster_fill_consumers.inc();
         let consumer = stream
             .create_consumer(consumer::push::OrderedConfig {
                 deliver_subject: self.client.new_inbox(),
@@ -573,7 +708,7 @@ impl Reader {
             })
             .await?;
         if consumer.cached_info().num_pending == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let mut messages = consumer.messages().await?;
         let timeout = self.s.timeout;
@@ -585,19 +720,21 @@ impl Reader {
         }) = next_stored(&mut messages, timeout).await?
         {
             if to.is_some_and(|to| seq > to) {
-                break;
+                return Ok(true);
             }
             let subject = m.subject.to_string();
-            if history_to.is_some_and(|h| seq <= h) {
+            if complete_from.is_some_and(|f| self.known(&subject) + 1 < f) {
+                // Facts before the range may be missing here: not this read's.
+            } else if history_to.is_some_and(|h| seq <= h) {
                 self.file(&subject, seq, &m.payload, stored_ms);
             } else if line_room(&subject).is_none_or(|t| self.lines.contains_key(t)) {
                 self.hand(&subject, seq, &m.payload, stored_ms).await?;
             }
             if pending == 0 || to == Some(seq) {
-                break;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// A fact received live: handed on once, in order. One received
@@ -729,6 +866,41 @@ impl Reader {
             bail!("the hub has stopped");
         }
         Ok(())
+    }
+}
+
+/// Rooms followed together beyond which the stream is asked once which
+/// rooms have lines, before asking each of those for its newest.
+const LIST_LINES_OVER: usize = 8;
+
+/// The line subjects (`natter.<room>.line`) that have lines in the stream:
+/// one request (paged by the NATS client).
+async fn rooms_with_lines(stream: &stream::Stream) -> anyhow::Result<HashSet<String>> {
+    let mut listed = stream.clone().info_with_subjects(ALL_LINES).await?;
+    let mut subjects = HashSet::new();
+    while let Some(listed) = listed.next().await {
+        let (subject, _count) = listed?;
+        subjects.insert(subject);
+    }
+    Ok(subjects)
+}
+
+/// The sequence of the newest line on `subject` (a room's lines) in the
+/// stream, 0 if it has none: one request.
+async fn newest_line(stream: stream::Stream, subject: String) -> anyhow::Result<u64> {
+    Ok(newest_on(stream, subject).await?.map_or(0, |(_, seq)| seq))
+}
+
+/// The subject and sequence of the newest fact on `subject` (which may be
+/// a wildcard) in the stream, `None` if it has none: one request.
+async fn newest_on(
+    stream: stream::Stream,
+    subject: String,
+) -> anyhow::Result<Option<(String, u64)>> {
+    match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(m) => Ok(Some((m.subject.to_string(), m.sequence))),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

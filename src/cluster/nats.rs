@@ -37,6 +37,7 @@ use super::live::{Follows, Reader, Touch};
 use super::subjects::{self, NICKS, NODES, STREAM};
 use crate::config::Config;
 use crate::hub::{names, Accounts, Backplane, Incoming, Store, StoreError, Watermark};
+use crate::metrics::metrics;
 use crate::proto::{Anchor, ConnId, Fact, FactBody, History, HistoryQuery, NodeId};
 use crate::store::MemoryStore;
 
@@ -67,6 +68,12 @@ pub(super) struct Settings {
     /// How long a fact received out of order waits for those before it.
     pub gap_wait: Duration,
     pub per_subject: i64,
+    /// Live facts held per subscription while the reader is behind.
+    subscription_capacity: usize,
+    /// More subjects than this with a gap due at once: one fill for all.
+    pub gap_coalesce: usize,
+    /// Rooms set up together when their first members here join.
+    pub follow_batch: usize,
     /// Delete a stream made by an older natter and make it anew.
     pub recreate: bool,
 }
@@ -104,6 +111,10 @@ impl Settings {
             drop_live_state: c.cluster_drop_live_state,
             gap_wait: c.cluster_gap_wait,
             recreate: c.cluster_recreate_stream,
+            // 0 would be no buffer at all (the NATS client cannot make one).
+            subscription_capacity: c.cluster_subscription_capacity.max(1),
+            gap_coalesce: c.cluster_gap_coalesce,
+            follow_batch: c.cluster_follow_batch.max(1),
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -462,6 +473,15 @@ async fn start(
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("natter node {}", s.node))
         .connection_timeout(s.timeout)
+        .subscription_capacity(s.subscription_capacity)
+        .event_callback(|event| async move {
+            // Sent for each live fact dropped (at most as fast as the
+            // client's event queue takes them: a lower bound); the NATS
+            // client logs every event itself.
+            if let async_nats::Event::SlowConsumer(_) = event {
+                metrics().cluster_slow_consumers.inc();
+            }
+        })
         .max_reconnects(None);
     if let Some((user, password)) = url_login(&addrs) {
         opts = opts.user_and_password(user, password);

@@ -21,6 +21,8 @@ pub const LIVE_STATE: &str = "live.natter.*.state";
 /// Every subject but room lines, in the stream: its newest fact is asked
 /// for at each tail check.
 pub const LAST_STATE: &str = "natter.*.state";
+/// Every room's lines, in the stream (one fill for many rooms' gaps).
+pub const ALL_LINES: &str = "natter.*.line";
 /// Core NATS subject (not kept) on which a starting node asks the others
 /// who is on them.
 pub const SYNC: &str = "natter-sync";
