@@ -766,6 +766,12 @@ impl<T: Transport> Connection<T> {
                 Woke::Next(next) => match next {
                     Next::Item(item) if self.waits(&item) => self.held = Some(item),
                     Next::Item(item) => {
+                        if self.shared.config.defer_writes {
+                            // The rest of this pass first (the other
+                            // members' wakeups, the lines read with this
+                            // one): the write then takes all of it.
+                            tokio::task::yield_now().await;
+                        }
                         if let Err(e) = self.write_item(item).await {
                             return if queue.is_killed() {
                                 End::SlowConsumer
