@@ -189,7 +189,8 @@ settings! {
         /// A connection woken by output lets the worker's other ready
         /// tasks run before it writes (one pass of the scheduler), so that
         /// what a pass queues for it leaves in one write: fewer, larger
-        /// writes under load, a pass of delay when idle.
+        /// writes under load, a pass of delay when idle (never when a full
+        /// write's worth is queued already).
         #[arg(
             long,
             env = "NATTER_DEFER_WRITES",

@@ -1,7 +1,9 @@
 //! The log's writer: a formatted log line is handed to one thread of its
-//! own, which writes what has piled up to standard error in one `write`,
-//! so the runtime's workers never make a system call for a log line (or
-//! block on a slow terminal or a full pipe). A join storm logs three lines
+//! own, which writes what has piled up to standard error in one `write`
+//! and then rests a few milliseconds (`NATTER_LOG_LINGER`), so the
+//! runtime's workers never make a system call for a log line (no write,
+//! and no wakeup of the writer while it rests) or block on a slow terminal
+//! or a full pipe. A join storm logs three lines
 //! per connection; written by the workers themselves they were ~3 % of its
 //! server CPU (docs/BENCHMARKS.md, stop 23).
 //!
@@ -19,6 +21,12 @@ use std::time::Duration;
 /// Lines that may wait for the writer thread, unless `NATTER_LOG_BUFFER`
 /// says otherwise (docs/OPERATING.md).
 pub const DEFAULT_LINES: usize = 4096;
+
+/// How long the writer rests after a write unless `NATTER_LOG_LINGER`
+/// (milliseconds) says otherwise: lines that come meanwhile wait in the
+/// buffer, and their threads do not wake the writer (a wakeup per line cost
+/// a futex call and a context switch each, as much as the write it saved).
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(10);
 
 /// How long [`LogGuard`]'s drop waits for the writer to finish.
 const FLUSH_PATIENCE: Duration = Duration::from_secs(5);
@@ -44,11 +52,15 @@ pub struct LogGuard {
 /// Starts the writer thread over `out` with room for `lines` waiting lines
 /// (at least 1). If the thread cannot be started, says so on stderr and
 /// the log's lines are dropped (nothing waits for a thread that is not there).
-pub fn spawn<W: Write + Send + 'static>(out: W, lines: usize) -> (LogWriter, LogGuard) {
+pub fn spawn<W: Write + Send + 'static>(
+    out: W,
+    lines: usize,
+    linger: Duration,
+) -> (LogWriter, LogGuard) {
     let (tx, rx) = sync_channel(lines.max(1));
     let started = std::thread::Builder::new()
         .name("natter-log".into())
-        .spawn(move || write_loop(rx, out));
+        .spawn(move || write_loop(rx, out, linger));
     if let Err(e) = started {
         eprintln!("natter: cannot start the log thread ({e}); log lines are lost");
     }
@@ -64,9 +76,19 @@ pub fn buffer_from_env() -> usize {
         .unwrap_or(DEFAULT_LINES)
 }
 
+/// The rest after each write that `NATTER_LOG_LINGER` asks for (in
+/// milliseconds, 0: none), or the default.
+pub fn linger_from_env() -> Duration {
+    std::env::var("NATTER_LOG_LINGER")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(DEFAULT_LINGER, Duration::from_millis)
+}
+
 /// The writer thread: waits for a line, then takes every line already
-/// waiting, and writes them together.
-fn write_loop<W: Write>(rx: Receiver<Msg>, out: W) {
+/// waiting, writes them together and rests for `linger` (a flush request
+/// is answered once what came before it is written).
+fn write_loop<W: Write>(rx: Receiver<Msg>, out: W, linger: Duration) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
@@ -84,6 +106,9 @@ fn write_loop<W: Write>(rx: Receiver<Msg>, out: W) {
             next = rx.try_recv().ok();
         }
         let _ = out.flush();
+        if !linger.is_zero() {
+            std::thread::sleep(linger);
+        }
     }
     let _ = out.flush();
 }
@@ -152,7 +177,7 @@ mod tests {
     fn every_line_is_written_in_order_and_a_flush_waits_for_them() {
         let sink = Sink::default();
         // A buffer of 2 lines: senders wait for room, nothing is lost.
-        let (w, guard) = spawn(sink.clone(), 2);
+        let (w, guard) = spawn(sink.clone(), 2, Duration::from_millis(1));
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let mut w = w.clone();
@@ -190,7 +215,7 @@ mod tests {
                 .expect("queued");
         }
         drop(tx);
-        write_loop(rx, sink.clone());
+        write_loop(rx, sink.clone(), Duration::ZERO);
         let s = sink.0.lock().expect("sink");
         let text = String::from_utf8(s.0.clone()).expect("utf-8");
         assert_eq!(text.lines().count(), 5000);

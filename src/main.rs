@@ -79,8 +79,11 @@ enum DbCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines go to stderr through a thread of their own (`logwriter`).
-    let (log, log_guard) =
-        natter::logwriter::spawn(std::io::stderr(), natter::logwriter::buffer_from_env());
+    let (log, log_guard) = natter::logwriter::spawn(
+        std::io::stderr(),
+        natter::logwriter::buffer_from_env(),
+        natter::logwriter::linger_from_env(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NATTER_LOG")
