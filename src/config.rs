@@ -181,6 +181,24 @@ settings! {
             default_value = "0"
         )]
         pub ingest_budget: usize,
+        /// Threads that run connections and the chat (tokio workers); 0:
+        /// one per core but one (at least one), which leaves a core to the
+        /// kernel's network work, the store's writer and the log.
+        #[arg(long, env = "NATTER_WORKERS", value_name = "N", default_value = "0")]
+        pub workers: usize,
+        /// A connection woken by output lets the worker's other ready
+        /// tasks run before it writes (one pass of the scheduler), so that
+        /// what a pass queues for it leaves in one write: fewer, larger
+        /// writes under load, a pass of delay when idle (never when a full
+        /// write's worth is queued already).
+        #[arg(
+            long,
+            env = "NATTER_DEFER_WRITES",
+            value_name = "BOOL",
+            default_value = "true",
+            action = clap::ArgAction::Set,
+        )]
+        pub defer_writes: bool,
         /// Receive queue of one client: bytes of input read but not yet
         /// handled (waiting for flood control); past it the client is
         /// disconnected with "Excess Flood".
@@ -1006,6 +1024,22 @@ impl Config {
         }
     }
 
+    /// The runtime's worker threads: `workers`, or for 0 the cores this
+    /// process may use but one, at least one. On 2 cores, a second worker
+    /// split each fan-out's writes between the threads (more, smaller
+    /// writes: 26–40 % more CPU per delivery) and took the core the
+    /// kernel's loopback/NIC work and the store's writer need
+    /// (docs/BENCHMARKS.md, stop 24).
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
+                .max(1),
+            n => n,
+        }
+    }
+
     /// Time one line costs under flood control (zero: no limit).
     pub fn flood_interval(&self) -> Duration {
         match self.flood_rate {
@@ -1358,6 +1392,8 @@ mod tests {
             large_room: 1000,
             sendq: 96 * 1024,
             ingest_budget: 0,
+            workers: 0,
+            defer_writes: true,
             recvq: 16 * 1024,
             socket_sendbuf: 64 * 1024,
             listen_backlog: 4096,
@@ -1509,6 +1545,8 @@ mod tests {
             "large_room" => "7",
             "sendq" => "8KiB",
             "ingest_budget" => "65536",
+            "workers" => "3",
+            "defer_writes" => "false",
             "recvq" => "4096",
             "socket_sendbuf" => "0",
             "flood_rate" => "0",

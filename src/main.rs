@@ -78,12 +78,18 @@ enum DbCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Log lines go to stderr through a thread of their own (`logwriter`).
+    let (log, log_guard) = natter::logwriter::spawn(
+        std::io::stderr(),
+        natter::logwriter::buffer_from_env(),
+        natter::logwriter::linger_from_env(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NATTER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
@@ -93,6 +99,8 @@ fn main() -> ExitCode {
         Cmd::HashPassword => hash_password(),
         Cmd::Db(cmd) => db(cmd),
     };
+    // Every log line is out before the last word (and before exit).
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -117,6 +125,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let reload = args.clone();
     let config = args.into_config()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
         .enable_all()
         .build()?;
     rt.block_on(async {

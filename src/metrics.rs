@@ -106,6 +106,9 @@ pub struct Metrics {
     /// Deliveries queued for clients that keep up, as the pacer counts
     /// them (set when scraped).
     pub ingest_queued: Gauge,
+    /// Threads of the runtime that runs connections and the chat (the
+    /// `workers` setting; set when the server starts).
+    pub runtime_workers: Gauge,
     /// Room lines this node read from the cluster (only rooms with members
     /// here), fills of gaps included.
     pub cluster_lines_read: Counter,
@@ -156,6 +159,7 @@ impl Metrics {
             reads_paced: Counter::default(),
             history_unread: Counter::default(),
             ingest_queued: Gauge::default(),
+            runtime_workers: Gauge::default(),
             cluster_lines_read: Counter::default(),
             cluster_facts_read: Counter::default(),
             cluster_gaps_filled: Counter::default(),
@@ -310,6 +314,11 @@ impl Metrics {
             "ingest_queued",
             "Deliveries queued for clients that keep up, as the pacer counts them",
             m.ingest_queued.clone(),
+        );
+        r.register(
+            "runtime_workers",
+            "Worker threads running connections and the chat (the workers setting)",
+            m.runtime_workers.clone(),
         );
         r.register(
             "cluster_lines_read",

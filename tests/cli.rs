@@ -91,6 +91,32 @@ async fn sigint_exits_zero() {
     assert!(child.wait().unwrap().success());
 }
 
+/// `workers` sets the runtime's worker threads (0, the default: one per
+/// core but one, at least one); the server reports the number in its log
+/// and in `/metrics`.
+#[tokio::test]
+async fn the_workers_setting_is_honoured() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default = cores.saturating_sub(1).max(1);
+    for (args, want) in [
+        (&["--workers", "1"][..], 1),
+        (&["--workers", "3"], 3),
+        (&[], default),
+    ] {
+        let (mut child, addr, log) = spawn_server(args);
+        let got = common::metric(addr, "natter_runtime_workers").await;
+        signal(&child, "-TERM");
+        assert!(child.wait().unwrap().success());
+        let log = log.join().unwrap();
+        assert_eq!(got, want as f64, "{args:?}: {log:?}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&format!(" {want} worker threads"))),
+            "{args:?}: {log:?}"
+        );
+    }
+}
+
 #[test]
 fn port_in_use_is_a_one_line_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

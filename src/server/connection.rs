@@ -766,6 +766,15 @@ impl<T: Transport> Connection<T> {
                 Woke::Next(next) => match next {
                     Next::Item(item) if self.waits(&item) => self.held = Some(item),
                     Next::Item(item) => {
+                        // The rest of this pass first (the other
+                        // members' wakeups, the lines read with this one):
+                        // the write then takes all of it. Not when a full
+                        // batch is queued already (a server that is behind
+                        // writes at once; waiting would only let readers
+                        // queue more).
+                        if self.shared.config.defer_writes && self.queue.depth().0 < BATCH - 1 {
+                            tokio::task::yield_now().await;
+                        }
                         if let Err(e) = self.write_item(item).await {
                             return if queue.is_killed() {
                                 End::SlowConsumer

@@ -461,7 +461,12 @@ impl Server {
         // Before saying it listens: a SIGHUP sent right after must find
         // the handler (the default action ends the process).
         let mut hangup = hangup_signal();
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        crate::metrics::metrics()
+            .runtime_workers
+            .set(i64::try_from(workers).unwrap_or(i64::MAX));
         info!("listening on {}", self.local_addr());
+        info!("{workers} worker threads");
         if let Some(addr) = self.irc_addr() {
             info!("irc listening on {addr}");
         }
