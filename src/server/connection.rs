@@ -523,7 +523,8 @@ struct Connection<T> {
     /// Whether registration was logged.
     registered: bool,
     heartbeat: Option<Heartbeat>,
-    ping_token: u64,
+    /// (Wraps after 2^32 pings: the session only matches the last one.)
+    ping_token: u32,
     /// Output the socket did not take yet (only for a peer that is behind;
     /// empty, with no allocation, otherwise).
     pending: Vec<u8>,
@@ -534,7 +535,7 @@ struct Connection<T> {
     registration_deadline: Instant,
     /// Flood control: lines read but not yet handled (at most `recvq`
     /// bytes of them), and the "virtual clock" that each handled line advances.
-    backlog: VecDeque<Result<String, LineError>>,
+    backlog: Backlog,
     backlog_bytes: usize,
     flood_clock: Instant,
     /// Until then, nothing is written: the banner waits for a first line.
@@ -557,6 +558,27 @@ struct Connection<T> {
     /// Its entry in the server's timers, for the earliest of its deadlines
     /// (see `server::timers`): it holds no timer of its own.
     timer: Armed,
+}
+
+/// Lines read but not handled yet (flood control), boxed while there are
+/// any: an idle connection carries one null pointer, not an empty
+/// `VecDeque`'s 32 bytes.
+#[derive(Default)]
+struct Backlog(Option<Box<VecDeque<Result<String, LineError>>>>);
+
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.is_empty())
+    }
+    fn push_back(&mut self, line: Result<String, LineError>) {
+        self.0.get_or_insert_with(Default::default).push_back(line)
+    }
+    fn pop_front(&mut self) -> Option<Result<String, LineError>> {
+        self.0.as_mut()?.pop_front()
+    }
+    fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// What woke the connection's loop (see [`Connection::run`]).
@@ -659,7 +681,7 @@ impl<T: Transport> Connection<T> {
         };
         let mut c = Connection {
             id,
-            timer: Armed::new(shared.timers.clone(), queue.clone()),
+            timer: Armed::default(),
             trim_at: None,
             decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
             registration_deadline: now + config.registration_timeout,
@@ -675,7 +697,7 @@ impl<T: Transport> Connection<T> {
             ping_token: 0,
             pending: Vec::new(),
             held: None,
-            backlog: VecDeque::new(),
+            backlog: Backlog::default(),
             backlog_bytes: 0,
             flood_clock: now,
             pager: Pager::default(),
@@ -699,6 +721,7 @@ impl<T: Transport> Connection<T> {
         let id = self.id;
         // What is still queued no longer counts against the pacer.
         self.queue.set_keeping_up(false);
+        self.timer.disarm(&shared.timers, &self.queue);
         if let Some(open) = self.open.take() {
             open.dec();
         }
@@ -741,7 +764,8 @@ impl<T: Transport> Connection<T> {
             // The server's writers are behind: read nothing until they are not.
             let ingest = self.ingest_paced || pacer.over();
             // The server's timers wake it for its earliest deadline.
-            self.timer.arm(self.next_timer());
+            let due = self.next_timer();
+            self.timer.arm(&self.shared.timers, &self.queue, due);
             // The store is behind, or this client's own lines fill its
             // queue while they wait for their commit: what it sends waits
             // in the socket (and TCP slows it) until the writer catches up.
@@ -1114,7 +1138,7 @@ impl<T: Transport> Connection<T> {
         }
         if self.backlog.is_empty() {
             self.throttled = false;
-            self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
+            self.backlog = Backlog::default(); // an idle connection holds no backlog memory
         }
         self.note_registered();
         outcome
@@ -1181,8 +1205,8 @@ impl<T: Transport> Connection<T> {
         }
         hb.deadline = Some(now + timeout);
         hb.next_ping = now + interval;
-        self.ping_token += 1;
-        self.proto.ping(self.ping_token, port!(self));
+        self.ping_token = self.ping_token.wrapping_add(1);
+        self.proto.ping(u64::from(self.ping_token), port!(self));
         false
     }
 

@@ -38,48 +38,49 @@ pub(crate) struct Timers {
 }
 
 /// A connection's entry in the [`Timers`]: when it fires, if it is set.
-/// Dropped with the connection (which removes the entry).
+/// Only the time (16 bytes in every connection's task): the connection
+/// passes the timers and its mailbox, and removes the entry when it ends
+/// ([`Armed::disarm`]). A connection dropped without ending (the runtime
+/// going away) leaves its entry until it fires, which then wakes nobody.
+#[derive(Default)]
 pub(crate) struct Armed {
-    timers: Arc<Timers>,
-    queue: Queue,
     at: Option<Instant>,
 }
 
 impl Armed {
-    /// No entry yet, for the connection whose mailbox is `queue`.
-    pub fn new(timers: Arc<Timers>, queue: Queue) -> Armed {
-        Armed {
-            timers,
-            queue,
-            at: None,
-        }
-    }
-
-    /// The connection's earliest deadline is now `due`: the entry is moved
-    /// earlier if it would fire later (or is not set); a later `due` keeps
-    /// the entry, which fires early (see the module documentation).
-    pub fn arm(&mut self, due: Option<Instant>) {
+    /// The connection whose mailbox is `queue` has its earliest deadline
+    /// at `due`: the entry is moved earlier if it would fire later (or is
+    /// not set); a later `due` keeps the entry, which fires early (see the
+    /// module documentation).
+    pub fn arm(&mut self, timers: &Arc<Timers>, queue: &Queue, due: Option<Instant>) {
         let Some(due) = due else {
             return; // an entry that fires finds nothing due: harmless
         };
         if self.at.is_some_and(|at| at <= due) {
             return;
         }
-        let key = self.queue.key();
+        let key = queue.key();
         let first = {
-            let mut table = self.timers.table.lock();
+            let mut table = timers.table.lock();
             if let Some(at) = self.at {
                 table.remove(&(at, key));
             }
-            table.insert((due, key), self.queue.clone());
+            table.insert((due, key), queue.clone());
             table.first_key_value().is_some_and(|(k, _)| k.0 == due)
         };
         self.at = Some(due);
-        if !self.timers.started.swap(true, AcqRel) {
-            tokio::spawn(sweep(self.timers.clone()));
+        if !timers.started.swap(true, AcqRel) {
+            tokio::spawn(sweep(timers.clone()));
         }
         if first {
-            self.timers.earlier.notify_one();
+            timers.earlier.notify_one();
+        }
+    }
+
+    /// The connection ends: its entry leaves the table.
+    pub fn disarm(&mut self, timers: &Timers, queue: &Queue) {
+        if let Some(at) = self.at.take() {
+            timers.table.lock().remove(&(at, queue.key()));
         }
     }
 
@@ -98,14 +99,6 @@ impl Armed {
     #[cfg(test)]
     pub fn at(&self) -> Option<Instant> {
         self.at
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        if let Some(at) = self.at {
-            self.timers.table.lock().remove(&(at, self.queue.key()));
-        }
     }
 }
 
@@ -172,11 +165,11 @@ mod tests {
     async fn a_due_entry_wakes_its_mailbox_once_and_leaves_the_table() {
         let timers = Arc::new(Timers::default());
         let queue = Queue::new(1000);
-        let mut armed = Armed::new(timers.clone(), queue.clone());
+        let mut armed = Armed::default();
         let start = Instant::now();
-        armed.arm(Some(start + Duration::from_millis(30)));
+        armed.arm(&timers, &queue, Some(start + Duration::from_millis(30)));
         // A later deadline keeps the earlier entry.
-        armed.arm(Some(start + Duration::from_secs(60)));
+        armed.arm(&timers, &queue, Some(start + Duration::from_secs(60)));
         assert_eq!(timers.len(), 1);
         assert_eq!(armed.at(), Some(start + Duration::from_millis(30)));
         assert!(matches!(woken(&queue, false).await, Next::Timer));
@@ -185,16 +178,24 @@ mod tests {
         armed.fired(Instant::now());
         assert_eq!(armed.at(), None);
         // An earlier deadline moves the entry.
-        armed.arm(Some(Instant::now() + Duration::from_secs(60)));
+        armed.arm(
+            &timers,
+            &queue,
+            Some(Instant::now() + Duration::from_secs(60)),
+        );
         let soon = Instant::now() + Duration::from_millis(10);
-        armed.arm(Some(soon));
+        armed.arm(&timers, &queue, Some(soon));
         assert_eq!(timers.len(), 1, "moved, not added");
         assert!(matches!(woken(&queue, false).await, Next::Timer));
         assert!(Instant::now() >= soon);
         armed.fired(Instant::now());
-        armed.arm(Some(Instant::now() + Duration::from_secs(60)));
-        drop(armed);
-        assert_eq!(timers.len(), 0, "a dropped connection leaves nothing");
+        armed.arm(
+            &timers,
+            &queue,
+            Some(Instant::now() + Duration::from_secs(60)),
+        );
+        armed.disarm(&timers, &queue);
+        assert_eq!(timers.len(), 0, "an ended connection leaves nothing");
     }
 
     #[tokio::test]
