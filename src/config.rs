@@ -168,6 +168,19 @@ settings! {
         )]
         #[serde(deserialize_with = "de_size")]
         pub sendq: usize,
+        /// How long a client's send queue, once emptied, keeps the buffer
+        /// it grew (for the next burst) before giving it back: an idle
+        /// client holds none (a join storm's notices left ~0.4 KiB in each);
+        /// 0: given back whenever it is emptied.
+        #[arg(
+            long,
+            env = "NATTER_SENDQ_KEEP",
+            value_name = "DURATION",
+            default_value = "1s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub sendq_keep: Duration,
         /// Ingest paced by egress: deliveries waiting server-wide in the
         /// send queues of clients that keep up, above which connections
         /// stop reading their sockets until the queues drain to half of
@@ -1391,6 +1404,7 @@ mod tests {
             max_room_chars: 50,
             large_room: 1000,
             sendq: 96 * 1024,
+            sendq_keep: Duration::from_secs(1),
             ingest_budget: 0,
             workers: 0,
             defer_writes: true,
@@ -1544,6 +1558,7 @@ mod tests {
             "max_room_chars" => "12",
             "large_room" => "7",
             "sendq" => "8KiB",
+            "sendq_keep" => "250ms",
             "ingest_budget" => "65536",
             "workers" => "3",
             "defer_writes" => "false",

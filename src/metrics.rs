@@ -59,6 +59,8 @@ pub struct Metrics {
     pub sendq_bytes: Gauge,
     /// The fullest send queue, in bytes (set when scraped).
     pub sendq_max_bytes: Gauge,
+    /// Memory the send queues' buffers hold, queued or not (set when scraped).
+    pub sendq_buffer_bytes: Gauge,
     /// Items waiting in all send queues (set when scraped).
     pub sendq_items: Gauge,
     /// Facts submitted to the store and not yet committed (set when scraped).
@@ -140,6 +142,7 @@ impl Metrics {
             excess_flood: Counter::default(),
             sendq_bytes: Gauge::default(),
             sendq_max_bytes: Gauge::default(),
+            sendq_buffer_bytes: Gauge::default(),
             sendq_items: Gauge::default(),
             store_pending_facts: Gauge::default(),
             store_paced: Counter::default(),
@@ -219,6 +222,11 @@ impl Metrics {
             "sendq_max_bytes",
             "Bytes waiting in the fullest send queue",
             m.sendq_max_bytes.clone(),
+        );
+        r.register(
+            "sendq_buffer_bytes",
+            "Memory the send queues' buffers hold (an emptied one is kept sendq_keep)",
+            m.sendq_buffer_bytes.clone(),
         );
         r.register(
             "sendq_items",

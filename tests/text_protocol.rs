@@ -35,6 +35,33 @@ async fn banner_registration_and_online_count() {
     srv.shutdown().await;
 }
 
+/// A client's send queue keeps the buffer it grew only `sendq_keep` after
+/// it was written from: an idle client holds none (the heartbeat, which
+/// also gives it back, is an hour away here).
+#[tokio::test]
+async fn an_idle_clients_send_queue_gives_its_buffer_back() {
+    let mut c = config();
+    c.sendq_keep = Duration::from_millis(200);
+    c.ping_interval = Duration::from_secs(3600);
+    let srv = start(c).await;
+    let mut a = srv.user("alice").await;
+    let _b = srv.user("bob").await;
+    a.expect("bob joined").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let held = metric(srv.addr, "natter_sendq_buffer_bytes").await;
+        if held == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the send queues still hold {held} bytes of buffer"
+        );
+        tokio::task::yield_now().await;
+    }
+    srv.shutdown().await;
+}
+
 #[tokio::test]
 async fn taken_nick_case_insensitive_then_retry() {
     let srv = start(config()).await;

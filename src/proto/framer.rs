@@ -21,7 +21,9 @@ enum Mode {
 pub struct Framer {
     mode: Mode,
     lines: LineDecoder,
-    json: JsonStream,
+    /// Made when the stream turns out to be JSON (boxed: a text or IRC
+    /// connection, most of them, does not carry one).
+    json: Option<Box<JsonStream>>,
     /// Whitespace held while sniffing (given to whichever decoder is
     /// picked; more than `max` of it is a line, too long).
     held: Vec<u8>,
@@ -35,7 +37,7 @@ impl Framer {
         Framer {
             mode: if sniff { Mode::Sniff } else { Mode::Lines },
             lines: LineDecoder::new(max),
-            json: JsonStream::new(max),
+            json: None,
             held: Vec::new(),
             max,
         }
@@ -45,7 +47,9 @@ impl Framer {
     pub fn set_max(&mut self, max: usize) {
         self.max = max;
         self.lines.set_max(max);
-        self.json.set_max(max);
+        if let Some(json) = &mut self.json {
+            json.set_max(max);
+        }
     }
 
     /// Lines: stops stripping telnet negotiation.
@@ -70,12 +74,13 @@ impl Framer {
     /// True once the first JSON value ended with no line break after it
     /// (see [`JsonStream::undelimited`]).
     pub fn undelimited(&self) -> bool {
-        self.mode == Mode::Json && self.json.undelimited()
+        self.mode == Mode::Json && self.json.as_ref().is_some_and(|j| j.undelimited())
     }
 
     /// Bytes of an unfinished item held.
     pub fn pending(&self) -> usize {
-        self.held.len() + self.lines.pending() + self.json.pending()
+        let json = self.json.as_ref().map_or(0, |j| j.pending());
+        self.held.len() + self.lines.pending() + json
     }
 
     /// Feeds `data`, calling `emit` once per item (or item error), in order.
@@ -105,7 +110,13 @@ impl Framer {
 
     fn feed_chosen(&mut self, data: &[u8], emit: impl FnMut(Result<String, LineError>)) {
         match self.mode {
-            Mode::Json => self.json.feed(data, emit),
+            Mode::Json => {
+                let max = self.max;
+                let json = self
+                    .json
+                    .get_or_insert_with(|| Box::new(JsonStream::new(max)));
+                json.feed(data, emit)
+            }
             _ => self.lines.feed(data, emit),
         }
     }

@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
+use super::timers::Armed;
 use super::transport::Transport;
 use super::Shared;
 use crate::metrics::metrics;
@@ -172,26 +173,38 @@ struct Heartbeat {
     /// Set while a ping is unanswered; always set with a raw ping (the
     /// last byte read plus the timeout).
     deadline: Option<Instant>,
-    /// The session's raw ping, if it has one.
+    /// The session's raw ping, if it has one (its interval and timeout
+    /// are read from the settings, not copied into every connection).
     raw: Option<&'static [u8]>,
-    interval: Duration,
-    timeout: Duration,
 }
 
 impl Heartbeat {
     fn new(raw: Option<&'static [u8]>, pings: bool, config: &crate::config::Config) -> Heartbeat {
-        let (interval, timeout) = match raw {
-            Some(_) => (config.original_ping_interval, config.original_ping_timeout),
-            None => (config.ping_interval, config.ping_timeout),
+        let mut hb = Heartbeat {
+            pings,
+            next_ping: Instant::now(),
+            deadline: None,
+            raw,
         };
         let now = Instant::now();
-        Heartbeat {
-            pings,
-            next_ping: now + interval,
-            deadline: raw.map(|_| now + timeout),
-            raw,
-            interval,
-            timeout,
+        hb.next_ping = now + hb.interval(config);
+        hb.deadline = raw.map(|_| now + hb.timeout(config));
+        hb
+    }
+
+    /// How long a silence is before a ping (a raw ping: between pings).
+    fn interval(&self, config: &crate::config::Config) -> Duration {
+        match self.raw {
+            Some(_) => config.original_ping_interval,
+            None => config.ping_interval,
+        }
+    }
+
+    /// How long a ping waits for an answer (a raw ping: for any byte).
+    fn timeout(&self, config: &crate::config::Config) -> Duration {
+        match self.raw {
+            Some(_) => config.original_ping_timeout,
+            None => config.ping_timeout,
         }
     }
 
@@ -205,12 +218,12 @@ impl Heartbeat {
     }
 
     /// The client sent something: proof of life.
-    fn heard(&mut self) {
+    fn heard(&mut self, config: &crate::config::Config) {
         let now = Instant::now();
         match self.raw {
-            Some(_) => self.deadline = Some(now + self.timeout),
+            Some(_) => self.deadline = Some(now + self.timeout(config)),
             None => {
-                self.next_ping = now + self.interval;
+                self.next_ping = now + self.interval(config);
                 self.deadline = None;
             }
         }
@@ -510,7 +523,8 @@ struct Connection<T> {
     /// Whether registration was logged.
     registered: bool,
     heartbeat: Option<Heartbeat>,
-    ping_token: u64,
+    /// (Wraps after 2^32 pings: the session only matches the last one.)
+    ping_token: u32,
     /// Output the socket did not take yet (only for a peer that is behind;
     /// empty, with no allocation, otherwise).
     pending: Vec<u8>,
@@ -521,7 +535,7 @@ struct Connection<T> {
     registration_deadline: Instant,
     /// Flood control: lines read but not yet handled (at most `recvq`
     /// bytes of them), and the "virtual clock" that each handled line advances.
-    backlog: VecDeque<Result<String, LineError>>,
+    backlog: Backlog,
     backlog_bytes: usize,
     flood_clock: Instant,
     /// Until then, nothing is written: the banner waits for a first line.
@@ -538,6 +552,34 @@ struct Connection<T> {
     ingest_paced: bool,
     /// What the queue was last told (see `Queue::set_keeping_up`).
     keeping_up: bool,
+    /// When the send queue's buffer goes back, if it was written from
+    /// since it last did (`sendq_keep` after; see [`Connection::wrote`]).
+    trim_at: Option<Instant>,
+    /// Its entry in the server's timers, for the earliest of its deadlines
+    /// (see `server::timers`): it holds no timer of its own.
+    timer: Armed,
+}
+
+/// Lines read but not handled yet (flood control), boxed while there are
+/// any: an idle connection carries one null pointer, not an empty
+/// `VecDeque`'s 32 bytes.
+#[derive(Default)]
+#[allow(clippy::box_collection)] // on purpose: one pointer inline, not a `VecDeque`'s 32 bytes
+struct Backlog(Option<Box<VecDeque<Result<String, LineError>>>>);
+
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|b| b.is_empty())
+    }
+    fn push_back(&mut self, line: Result<String, LineError>) {
+        self.0.get_or_insert_with(Default::default).push_back(line)
+    }
+    fn pop_front(&mut self) -> Option<Result<String, LineError>> {
+        self.0.as_mut()?.pop_front()
+    }
+    fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// What woke the connection's loop (see [`Connection::run`]).
@@ -640,6 +682,8 @@ impl<T: Transport> Connection<T> {
         };
         let mut c = Connection {
             id,
+            timer: Armed::default(),
+            trim_at: None,
             decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
             registration_deadline: now + config.registration_timeout,
             hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
@@ -654,7 +698,7 @@ impl<T: Transport> Connection<T> {
             ping_token: 0,
             pending: Vec::new(),
             held: None,
-            backlog: VecDeque::new(),
+            backlog: Backlog::default(),
             backlog_bytes: 0,
             flood_clock: now,
             pager: Pager::default(),
@@ -678,6 +722,7 @@ impl<T: Transport> Connection<T> {
         let id = self.id;
         // What is still queued no longer counts against the pacer.
         self.queue.set_keeping_up(false);
+        self.timer.disarm(&shared.timers, &self.queue);
         if let Some(open) = self.open.take() {
             open.dec();
         }
@@ -707,11 +752,11 @@ impl<T: Transport> Connection<T> {
 }
 
 impl<T: Transport> Connection<T> {
-    /// The connection's loop. Kept small at idle: one timer, the mailbox,
-    /// readiness and shutdown. Output is written at once; only a peer that
-    /// is behind gets a (boxed) future that waits for its socket.
+    /// The connection's loop. Kept small at idle: the mailbox (which also
+    /// says when a deadline is due and when the server goes down) and
+    /// readiness. Output is written at once; only a peer that is behind
+    /// gets a (boxed) future that waits for its socket.
     async fn run(&mut self) -> End {
-        let shutdown = self.shared.shutdown.clone();
         let queue = self.queue.clone();
         let pacer = self.shared.pacer.clone();
         loop {
@@ -719,7 +764,9 @@ impl<T: Transport> Connection<T> {
             self.note_keeping_up();
             // The server's writers are behind: read nothing until they are not.
             let ingest = self.ingest_paced || pacer.over();
-            let timer = self.next_timer();
+            // The server's timers wake it for its earliest deadline.
+            let due = self.next_timer();
+            self.timer.arm(&self.shared.timers, &self.queue, due);
             // The store is behind, or this client's own lines fill its
             // queue while they wait for their commit: what it sends waits
             // in the socket (and TCP slows it) until the writer catches up.
@@ -738,13 +785,24 @@ impl<T: Transport> Connection<T> {
                     .map(|item| gate(&self.shared, Some(item)));
                 server_waits(self.shared.clone(), held, store_behind, ingest)
             });
-            let woke = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => Woke::Shutdown,
-                Some(woke) = OptionFuture::from(server), if waits => woke,
-                next = queue.next(), if self.hold_until.is_none() && self.held.is_none() => Woke::Next(next),
-                r = self.stream.readable(), if !paced => Woke::Readable(r),
-                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => Woke::Timer,
+            // Items are taken unless the banner is held or one waits for
+            // the store; the mailbox reports the shutdown and due
+            // deadlines either way. (A connection attached after the
+            // router told everyone sees the token instead.)
+            let take = self.hold_until.is_none() && self.held.is_none();
+            let woke = if self.shared.shutdown.is_cancelled() {
+                Woke::Shutdown
+            } else {
+                tokio::select! {
+                    biased;
+                    Some(woke) = OptionFuture::from(server), if waits => woke,
+                    next = queue.wait(take) => match next {
+                        Next::Shutdown => Woke::Shutdown,
+                        Next::Timer => Woke::Timer,
+                        next => Woke::Next(next),
+                    },
+                    r = self.stream.readable(), if !paced => Woke::Readable(r),
+                }
             };
             match woke {
                 Woke::Shutdown => {
@@ -762,6 +820,7 @@ impl<T: Transport> Connection<T> {
                             };
                         }
                     }
+                    self.wrote();
                 }
                 Woke::Next(next) => match next {
                     Next::Item(item) if self.waits(&item) => self.held = Some(item),
@@ -782,9 +841,11 @@ impl<T: Transport> Connection<T> {
                                 End::Error(e)
                             };
                         }
+                        self.wrote();
                     }
                     Next::Killed => return End::SlowConsumer,
                     Next::Closed => return End::Killed,
+                    Next::Timer | Next::Shutdown => {} // made Woke::Timer / Shutdown above
                 },
                 Woke::Paced => {
                     metrics().reads_paced.inc();
@@ -819,6 +880,7 @@ impl<T: Transport> Connection<T> {
                     }
                 }
                 Woke::Timer => {
+                    self.timer.fired(Instant::now());
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
@@ -886,7 +948,23 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// The earliest of the banner hold, the registration timeout and the heartbeat.
+    /// Output was written from the send queue: its buffer (grown for a
+    /// burst, such as a join storm's notices) goes back `sendq_keep` later
+    /// if the queue is empty then, so that an idle client holds none.
+    /// Once per `sendq_keep` at most: a busy client regrows it rarely.
+    fn wrote(&mut self) {
+        if self.trim_at.is_none() {
+            let keep = self.shared.config.sendq_keep;
+            if keep.is_zero() {
+                self.queue.trim();
+            } else {
+                self.trim_at = Some(Instant::now() + keep);
+            }
+        }
+    }
+
+    /// The earliest of the banner hold, the registration timeout, the
+    /// heartbeat, flood control's release and the send queue's trim.
     fn next_timer(&self) -> Option<Instant> {
         let registration = (!self.registered).then_some(self.registration_deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
@@ -897,10 +975,16 @@ impl<T: Transport> Connection<T> {
             && !self.proto.waiting()
             && !self.input_waits();
         let flood = waiting.then(|| self.flood_release());
-        [self.hold_until, registration, heartbeat, flood]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.hold_until,
+            registration,
+            heartbeat,
+            flood,
+            self.trim_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Handles whichever timers are due; `Some` ends the connection.
@@ -909,12 +993,20 @@ impl<T: Transport> Connection<T> {
         if self.hold_until.is_some_and(|t| t <= now) {
             self.hold_until = None;
         }
+        if self.trim_at.is_some_and(|t| t <= now) {
+            self.trim_at = None;
+            self.queue.trim();
+        }
         if !self.registered && self.registration_deadline <= now {
             self.hold_until = None;
             return Some((End::RegistrationTimeout, Goodbye::RegistrationTimeout));
         }
         if self.heartbeat.as_ref().is_some_and(|hb| hb.due() <= now) && self.heartbeat_fired() {
-            let secs = self.heartbeat.as_ref().map_or(0, |hb| hb.timeout.as_secs());
+            let config = &self.shared.config;
+            let secs = self
+                .heartbeat
+                .as_ref()
+                .map_or(0, |hb| hb.timeout(config).as_secs());
             return Some((End::PingTimeout, Goodbye::PingTimeout(secs)));
         }
         None
@@ -966,7 +1058,7 @@ impl<T: Transport> Connection<T> {
     /// go to the session as flood control allows.
     fn after_input(&mut self) -> io::Result<Outcome> {
         if let Some(hb) = &mut self.heartbeat {
-            hb.heard();
+            hb.heard(&self.shared.config);
         }
         let outcome = self.handle_backlog();
         // Lines left because the store is behind are the server's delay,
@@ -1056,7 +1148,7 @@ impl<T: Transport> Connection<T> {
         }
         if self.backlog.is_empty() {
             self.throttled = false;
-            self.backlog = VecDeque::new(); // an idle connection holds no backlog memory
+            self.backlog = Backlog::default(); // an idle connection holds no backlog memory
         }
         self.note_registered();
         outcome
@@ -1102,11 +1194,13 @@ impl<T: Transport> Connection<T> {
     fn heartbeat_fired(&mut self) -> bool {
         self.queue.trim(); // quiet for an interval: its buffer goes back
         let now = Instant::now();
+        let config = &self.shared.config;
         let Some(hb) = &mut self.heartbeat else {
             return false;
         };
+        let (interval, timeout) = (hb.interval(config), hb.timeout(config));
         if !hb.pings {
-            hb.next_ping = now + hb.interval;
+            hb.next_ping = now + interval;
             return false;
         }
         if hb.deadline.is_some_and(|d| now >= d) {
@@ -1114,15 +1208,15 @@ impl<T: Transport> Connection<T> {
         }
         if let Some(bytes) = hb.raw {
             if hb.next_ping <= now {
-                hb.next_ping = now + hb.interval;
+                hb.next_ping = now + interval;
                 self.write_alone(bytes);
             }
             return false;
         }
-        hb.deadline = Some(now + hb.timeout);
-        hb.next_ping = now + hb.interval;
-        self.ping_token += 1;
-        self.proto.ping(self.ping_token, port!(self));
+        hb.deadline = Some(now + timeout);
+        hb.next_ping = now + interval;
+        self.ping_token = self.ping_token.wrapping_add(1);
+        self.proto.ping(u64::from(self.ping_token), port!(self));
         false
     }
 

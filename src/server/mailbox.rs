@@ -19,7 +19,7 @@
 //! block of slots plus a token (about 700 bytes).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -36,7 +36,8 @@ use crate::proto::{Event, Flavor};
 /// nothing cost ~30 instructions per delivery at saturation). At the
 /// default `sendq` a queue of real lines never holds this many. A larger
 /// buffer shrinks back to this when drained, and an idle member gives its
-/// buffer back at its next heartbeat ([`Queue::trim`]).
+/// buffer back `sendq_keep` after it was last written from, or at its
+/// next heartbeat ([`Queue::trim`]).
 const KEEP_CAPACITY: usize = 1024;
 
 /// What one queued item costs besides its bytes: its slot in the queue.
@@ -101,7 +102,18 @@ struct Mailbox {
     flavor: AtomicU8,
     /// The server's count of deliveries queued for members that keep up.
     pacer: Option<Arc<Pacer>>,
+    /// Wakeups that are not items: [`TIMER`] (one of the connection's
+    /// deadlines is due, set by the server's `Timers`) and [`SHUTDOWN`]
+    /// (the server is going down). The connection's one wait,
+    /// [`Queue::wait`], reports them: no timer and no shutdown future of
+    /// its own in every idle connection's task.
+    signals: AtomicU8,
 }
+
+/// A deadline of the connection's is due (see `server::timers`).
+const TIMER: u8 = 1;
+/// The server is going down.
+const SHUTDOWN: u8 = 2;
 
 /// The router's handle and the connection's, to the same mailbox.
 #[derive(Clone)]
@@ -125,6 +137,10 @@ pub(crate) enum Next {
     Killed,
     /// Everything queued was handed out and the connection must close.
     Closed,
+    /// One of the connection's deadlines is due ([`Queue::wake_timer`]).
+    Timer,
+    /// The server is going down ([`Queue::shut_down`]).
+    Shutdown,
 }
 
 impl Queue {
@@ -152,6 +168,7 @@ impl Queue {
             cap: cap.max(1),
             flavor: AtomicU8::new(Flavor::TextColor as u8),
             pacer,
+            signals: AtomicU8::new(0),
         }))
     }
 
@@ -217,15 +234,48 @@ impl Queue {
         Flavor::from_u8(self.0.flavor.load(Relaxed))
     }
 
-    /// Waits for the next item (or for the kill). Cancel-safe.
-    pub async fn next(&self) -> Next {
+    /// The connection's one wait: the server going down first, then the
+    /// next item (only if `take`: not while the banner is held or an item
+    /// waits for the store), then a due deadline. Cancel-safe: a signal is
+    /// cleared only when it is returned, and the shutdown never is.
+    pub async fn wait(&self, take: bool) -> Next {
         loop {
-            if let Some(next) = self.try_next() {
-                return next;
+            let signals = self.0.signals.load(Acquire);
+            if signals & SHUTDOWN != 0 {
+                return Next::Shutdown;
             }
-            // A notify_one() since the check left a permit: no lost wakeup.
+            if take {
+                if let Some(next) = self.try_next() {
+                    return next;
+                }
+            }
+            if signals & TIMER != 0 {
+                self.0.signals.fetch_and(!TIMER, AcqRel);
+                return Next::Timer;
+            }
+            // A notify_one() since the checks left a permit: no lost wakeup.
             self.0.notify.notified().await;
         }
+    }
+
+    /// One of the connection's deadlines is due: its [`Queue::wait`]
+    /// returns [`Next::Timer`].
+    pub fn wake_timer(&self) {
+        self.0.signals.fetch_or(TIMER, AcqRel);
+        self.0.notify.notify_one();
+    }
+
+    /// The server is going down: the connection's [`Queue::wait`] returns
+    /// [`Next::Shutdown`] from now on.
+    pub fn shut_down(&self) {
+        self.0.signals.fetch_or(SHUTDOWN, AcqRel);
+        self.0.notify.notify_one();
+    }
+
+    /// An address that names this mailbox while it lives (the server's
+    /// timers key their entries by it).
+    pub fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// The next item if one is queued, without waiting.
@@ -312,10 +362,12 @@ impl Queue {
         inner.bytes + inner.inflight
     }
 
-    /// Items queued and the bytes they and the batch in flight count (for metrics).
-    pub fn depth(&self) -> (usize, usize) {
+    /// Items queued, the bytes they and the batch in flight count, and
+    /// the bytes its buffer holds (for metrics).
+    pub fn depth(&self) -> (usize, usize, usize) {
         let inner = self.lock();
-        (inner.queue.len(), inner.bytes + inner.inflight)
+        let buffer = inner.queue.capacity() * SLOT_BYTES;
+        (inner.queue.len(), inner.bytes + inner.inflight, buffer)
     }
 
     /// The sendq this mailbox enforces.
@@ -337,7 +389,7 @@ impl Queue {
         while !self.is_killed() {
             self.0.notify.notified().await;
         }
-        // Leave a permit for `next`, which may be waiting too.
+        // Leave a permit for `wait`, which may be waiting too.
         self.0.notify.notify_one();
     }
 }
@@ -651,10 +703,10 @@ mod tests {
         q.push(&ev(1)); // wakes (empty before)
         q.push(&ev(2)); // does not: a wakeup is pending
         assert_eq!(token(q.try_next()), Some(1));
-        assert!(matches!(q.next().await, Next::Item(_)));
+        assert!(matches!(q.wait(true).await, Next::Item(_)));
         let waiter = tokio::spawn({
             let q = q.clone();
-            async move { token(Some(q.next().await)) }
+            async move { token(Some(q.wait(true).await)) }
         });
         tokio::task::yield_now().await;
         q.push(&ev(3));
@@ -666,7 +718,7 @@ mod tests {
         let q = Queue::new(SLOT_BYTES + EVENT_BYTES);
         let waiter = tokio::spawn({
             let q = q.clone();
-            async move { matches!(q.next().await, Next::Item(_)) }
+            async move { matches!(q.wait(true).await, Next::Item(_)) }
         });
         tokio::task::yield_now().await;
         q.push(&ev(1));
@@ -678,6 +730,6 @@ mod tests {
             async move { q.killed().await }
         });
         killed.await.unwrap();
-        assert!(matches!(q.next().await, Next::Killed));
+        assert!(matches!(q.wait(true).await, Next::Killed));
     }
 }

@@ -56,29 +56,32 @@ enum Pending {
 /// The connection's listings in progress, oldest first.
 #[derive(Default)]
 pub(crate) struct Pager {
-    waiting: VecDeque<Pending>,
+    /// Boxed while a listing is in progress, `None` otherwise: an idle
+    /// connection carries one pointer, not an empty queue's header.
+    #[allow(clippy::box_collection)] // on purpose: one pointer inline
+    waiting: Option<Box<VecDeque<Pending>>>,
 }
 
 impl Pager {
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.waiting.as_ref().is_none_or(|w| w.is_empty())
     }
 
     /// Queues a marker behind the listings in progress; `Err` gives it
     /// back when there are none (it goes to the send queue at once).
     pub fn hold_mark(&mut self, mark: Mark) -> Result<(), Mark> {
-        match self.waiting.is_empty() {
-            true => Err(mark),
-            false => {
-                self.waiting.push_back(Pending::Mark(mark));
+        match &mut self.waiting {
+            Some(w) if !w.is_empty() => {
+                w.push_back(Pending::Mark(mark));
                 Ok(())
             }
+            _ => Err(mark),
         }
     }
 
     /// The marker at the front, if the listings before it are written.
     pub fn take_mark(&mut self) -> Option<Mark> {
-        match self.waiting.front() {
+        match self.waiting.as_ref().and_then(|w| w.front()) {
             Some(Pending::Mark(m)) => {
                 let m = *m;
                 self.finish();
@@ -130,7 +133,8 @@ impl Pager {
             }
             _ => return None,
         };
-        self.waiting.push_back(Pending::Listing(listing, false));
+        let waiting = self.waiting.get_or_insert_with(Default::default);
+        waiting.push_back(Pending::Listing(listing, false));
         Some(Ok(()))
     }
 
@@ -144,7 +148,9 @@ impl Pager {
         proto: &mut dyn Protocol,
         out: &mut Vec<u8>,
     ) {
-        let Some(Pending::Listing(listing, started)) = self.waiting.front_mut() else {
+        let Some(Pending::Listing(listing, started)) =
+            self.waiting.as_mut().and_then(|w| w.front_mut())
+        else {
             return;
         };
         let first = !std::mem::replace(started, true);
@@ -246,9 +252,11 @@ impl Pager {
     }
 
     fn finish(&mut self) {
-        self.waiting.pop_front();
-        if self.waiting.is_empty() {
-            self.waiting = VecDeque::new();
+        if let Some(w) = &mut self.waiting {
+            w.pop_front();
+            if w.is_empty() {
+                self.waiting = None;
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct QueueDepths {
     pub items: usize,
     pub bytes: usize,
     pub max_bytes: usize,
+    /// Memory the queues' buffers hold (their capacity), queued or not.
+    pub buffers: usize,
 }
 
 /// Queues of this node's connections, by slot.
@@ -83,12 +85,21 @@ impl Router {
     pub fn depths(&self) -> QueueDepths {
         let mut d = QueueDepths::default();
         for q in self.slots.iter().filter_map(|s| s.queue.as_ref()) {
-            let (items, bytes) = q.depth();
+            let (items, bytes, buffer) = q.depth();
+            d.buffers += buffer;
             d.items += items;
             d.bytes += bytes;
             d.max_bytes = d.max_bytes.max(bytes);
         }
         d
+    }
+
+    /// Tells every attached connection, through its mailbox, that the
+    /// server is going down.
+    pub fn shut_down(&self) {
+        for q in self.slots.iter().filter_map(|s| s.queue.as_ref()) {
+            q.shut_down();
+        }
     }
 
     /// Connections attached now.
