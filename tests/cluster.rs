@@ -193,19 +193,23 @@ async fn sees_join(j: &mut JsonClient, nick: &str) {
     expect_event!(j, Event::Joined { nick: n, .. } if n == nick).await;
 }
 
+/// The log of a node that must refuse to start with `args` and exit
+/// non-zero; `started` is the failure if it starts.
+fn refused(args: &[&str], started: &str) -> String {
+    let Err((status, log)) = try_serve(Path::new("off"), args, Privilege::Plain) else {
+        panic!("{started}");
+    };
+    assert!(!status.success(), "{status}");
+    log.join("\n")
+}
+
 #[test]
 fn an_unreachable_nats_at_start_is_a_clear_error_and_a_non_zero_exit() {
     let url = format!("nats://127.0.0.1:{}", free_port());
-    let (status, log) = match try_serve(
-        Path::new("off"),
+    let log = refused(
         &["--cluster", &url, "--node", "1"],
-        Privilege::Plain,
-    ) {
-        Ok(_) => panic!("natter started with no NATS at {url}"),
-        Err(e) => e,
-    };
-    assert!(!status.success(), "{status}");
-    let log = log.join("\n");
+        &format!("natter started with no NATS at {url}"),
+    );
     assert!(log.contains("cannot join the cluster"), "{log}");
     assert!(
         log.contains(&format!("cannot connect to NATS at {url}")),
@@ -216,12 +220,8 @@ fn an_unreachable_nats_at_start_is_a_clear_error_and_a_non_zero_exit() {
 #[test]
 fn a_cluster_needs_a_node_number() {
     let url = format!("nats://127.0.0.1:{}", free_port());
-    let Err((status, log)) = try_serve(Path::new("off"), &["--cluster", &url], Privilege::Plain)
-    else {
-        panic!("natter started without --node");
-    };
-    assert!(!status.success());
-    assert!(log.join("\n").contains("--node"), "{log:#?}");
+    let log = refused(&["--cluster", &url], "natter started without --node");
+    assert!(log.contains("--node"), "{log}");
 }
 
 #[test]
@@ -231,18 +231,11 @@ fn a_node_number_in_use_is_refused() {
     };
     let _one = node(&nats, 1);
     let url = nats.url();
-    let Err((status, log)) = try_serve(
-        Path::new("off"),
+    let log = refused(
         &["--cluster", &url, "--node", "1"],
-        Privilege::Plain,
-    ) else {
-        panic!("two nodes 1 in one cluster");
-    };
-    assert!(!status.success());
-    assert!(
-        log.join("\n").contains("node 1 is already in the cluster"),
-        "{log:#?}"
+        "two nodes 1 in one cluster",
     );
+    assert!(log.contains("node 1 is already in the cluster"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,16 +790,10 @@ fn a_wrong_nats_password_is_a_clear_error_and_a_non_zero_exit() {
     };
     let port = nats.port;
     let wrong = format!("nats://natter:wrong@127.0.0.1:{port}");
-    let r = try_serve(
-        Path::new("off"),
+    let log = refused(
         &["--cluster", &wrong, "--node", "1"],
-        Privilege::Plain,
+        "natter started with a wrong NATS password",
     );
-    let Err((status, log)) = r else {
-        panic!("natter started with a wrong NATS password");
-    };
-    assert!(!status.success());
-    let log = log.join("\n");
     assert!(log.contains("cannot connect to NATS"), "{log}");
     assert!(log.to_lowercase().contains("authorization"), "{log}");
     assert!(!log.contains("wrong"), "the password is in the log: {log}");
@@ -1914,18 +1901,11 @@ async fn a_stream_made_by_an_older_natter_is_refused_with_what_to_do_or_made_ane
     .await
     .expect("the old stream");
     let url = nats.url();
-    let Err((status, log)) = try_serve(
-        Path::new("off"),
+    let log = refused(
         &["--cluster", &url, "--node", "1"],
-        Privilege::Plain,
-    ) else {
-        panic!("a node started on a stream it cannot read live");
-    };
-    assert!(!status.success());
-    assert!(
-        log.join("\n").contains("--cluster-recreate-stream true"),
-        "{log:#?}"
+        "a node started on a stream it cannot read live",
     );
+    assert!(log.contains("--cluster-recreate-stream true"), "{log}");
     let one = node_with(&nats, 1, &["--cluster-recreate-stream", "true"]);
     let two = node(&nats, 2);
     let mut a = JsonClient::login(one.addr, "alice").await;

@@ -331,11 +331,8 @@ impl Reader {
             if new.iter().any(|(token, _)| *token == t.token) {
                 // Touched again while being set up: looked at once it is.
                 later.push(t);
-            } else if self.follows.has_members(&t.token) && !self.lines.contains_key(&t.token) {
-                self.subscribe_lines(&t.token, lines).await?;
+            } else if self.touch(&t, lines).await? {
                 new.push((t.token, t.at));
-            } else {
-                self.touch(t, lines).await?;
             }
         }
         if !new.is_empty() {
@@ -373,16 +370,22 @@ impl Reader {
             }
         }
         for t in later {
-            self.touch(t, lines).await?;
+            // Set up above: followed, or to be let go.
+            self.touch(&t, lines).await?;
         }
         Ok(())
     }
 
-    /// Follows the room of `t`, or stops, as its members here say.
-    async fn touch(&mut self, t: Touch, lines: &mut Lines) -> anyhow::Result<()> {
+    /// Follows the room of `t`, or stops, as its members here say. A room
+    /// to follow anew is subscribed to here and set up by the caller
+    /// ([`Self::follow_from`], after a flush): then `true`.
+    async fn touch(&mut self, t: &Touch, lines: &mut Lines) -> anyhow::Result<bool> {
         let want = self.follows.has_members(&t.token);
         match (want, self.lines.contains_key(&t.token)) {
-            (true, false) => self.follow(&t.token, t.at, lines).await?,
+            (true, false) => {
+                self.subscribe_lines(&t.token, lines).await?;
+                return Ok(true);
+            }
             (false, true) => self.unfollow(&t.token),
             (true, true) => {
                 // Left and joined again before we looked: still followed.
@@ -391,7 +394,7 @@ impl Reader {
             }
             (false, false) => {}
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn subscribe_lines(&mut self, token: &str, lines: &mut Lines) -> anyhow::Result<()> {
@@ -405,24 +408,11 @@ impl Reader {
         Ok(())
     }
 
-    /// Starts reading the room's lines: those up to `at` (the first member's
-    /// join here; the stream's end if unknown) go to history, the later ones
-    /// to the hub, then the live ones.
-    async fn follow(
-        &mut self,
-        token: &str,
-        at: Option<u64>,
-        lines: &mut Lines,
-    ) -> anyhow::Result<()> {
-        self.subscribe_lines(token, lines).await?;
-        self.client.flush().await?;
-        let newest = newest_line(self.stream()?.clone(), line_subject(token)).await?;
-        self.follow_from(token, at, newest).await
-    }
-
-    /// Sets up a room just subscribed to, whose newest line in the stream
-    /// is `newest` (0: none): what the subscription may have missed ends
-    /// there.
+    /// Starts reading the lines of a room just subscribed to, whose newest
+    /// line in the stream is `newest` (0: none; what the subscription may
+    /// have missed ends there): those up to `at` (the first member's join
+    /// here; the stream's end if unknown) go to history, the later ones to
+    /// the hub, then the live ones.
     async fn follow_from(
         &mut self,
         token: &str,
