@@ -180,16 +180,18 @@ struct Heartbeat {
 
 impl Heartbeat {
     fn new(raw: Option<&'static [u8]>, pings: bool, config: &crate::config::Config) -> Heartbeat {
-        let mut hb = Heartbeat {
+        let now = Instant::now();
+        let hb = Heartbeat {
             pings,
-            next_ping: Instant::now(),
+            next_ping: now,
             deadline: None,
             raw,
         };
-        let now = Instant::now();
-        hb.next_ping = now + hb.interval(config);
-        hb.deadline = raw.map(|_| now + hb.timeout(config));
-        hb
+        Heartbeat {
+            next_ping: now + hb.interval(config),
+            deadline: raw.map(|_| now + hb.timeout(config)),
+            ..hb
+        }
     }
 
     /// How long a silence is before a ping (a raw ping: between pings).
