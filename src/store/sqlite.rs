@@ -1627,6 +1627,21 @@ mod tests {
         }
     }
 
+    /// The bundled SQLite is built with `HAVE_FDATASYNC` (.cargo/config.toml),
+    /// so its checkpoints sync the WAL and the database file with
+    /// `fdatasync`. Without it SQLite calls `fsync`, which also writes the
+    /// files' times: a journal commit of the file system at each of the
+    /// checkpointer's dozens of WAL syncs a second under load, which the
+    /// sync thread's `fdatasync`, and so every line, then waits behind.
+    #[test]
+    fn the_bundled_sqlite_syncs_with_fdatasync() {
+        let flags = option_env!("LIBSQLITE3_FLAGS").unwrap_or_default();
+        assert!(
+            flags.split_whitespace().any(|f| f == "-DHAVE_FDATASYNC=1"),
+            "LIBSQLITE3_FLAGS = {flags:?}"
+        );
+    }
+
     /// Polls `ready` until it holds (10 s at most).
     fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
