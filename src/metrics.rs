@@ -124,6 +124,11 @@ pub struct Metrics {
     /// Live facts the NATS client dropped because this node's reader was
     /// behind (its subscription buffer full: `cluster_subscription_capacity`).
     pub cluster_slow_consumers: Counter,
+    /// Batches of facts the cluster reader handed to the hub (each one
+    /// lock of the hub).
+    pub cluster_fact_batches: Counter,
+    /// Messages of several facts (bundles) this node read from the cluster.
+    pub cluster_bundles_read: Counter,
 }
 
 impl Metrics {
@@ -168,6 +173,8 @@ impl Metrics {
             cluster_gaps_filled: Counter::default(),
             cluster_fill_consumers: Counter::default(),
             cluster_slow_consumers: Counter::default(),
+            cluster_fact_batches: Counter::default(),
+            cluster_bundles_read: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -352,6 +359,16 @@ impl Metrics {
             "cluster_slow_consumers",
             "Times the NATS client dropped live facts because the reader was behind (subscription buffer full)",
             m.cluster_slow_consumers.clone(),
+        );
+        r.register(
+            "cluster_fact_batches",
+            "Batches of facts read from the cluster handed to the hub (one lock of the hub each)",
+            m.cluster_fact_batches.clone(),
+        );
+        r.register(
+            "cluster_bundles_read",
+            "Messages of several facts (bundles) read from the cluster",
+            m.cluster_bundles_read.clone(),
         );
         Metrics { registry, ..m }
     }

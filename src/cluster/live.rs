@@ -28,7 +28,9 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
-use super::subjects::{line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE};
+use super::subjects::{
+    decode, line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE,
+};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -187,6 +189,8 @@ pub(super) struct Reader {
     pub spoken: HashSet<String>,
     /// Where the tail checks' turn through the other followed rooms is.
     pub turn: usize,
+    /// Facts read and not yet handed to the hub (see [`Self::to_hub`]).
+    pub pending: Vec<Fact>,
 }
 
 /// How many followed rooms without recent lines a tail check asks about,
@@ -197,8 +201,13 @@ impl Reader {
     pub async fn run(mut self, mut touches: mpsc::UnboundedReceiver<Touch>) {
         loop {
             let r = self.session(&mut touches).await;
+            // What was read before it ended was read: the hub gets it.
+            let handed = self.to_hub().await;
             if self.to_hub.is_closed() {
                 return;
+            }
+            if let Err(e) = handed {
+                warn!("handing facts to the hub: {e:#}");
             }
             if let Err(e) = r {
                 warn!("reading the NATTER stream: {e:#}; trying again");
@@ -314,6 +323,8 @@ impl Reader {
                     }
                 }
             }
+            // Everything read this turn goes to the hub as one batch.
+            self.to_hub().await?;
             if self.to_hub.is_closed() {
                 return Ok(());
             }
@@ -781,23 +792,27 @@ impl Reader {
         n != 0 && received.is_multiple_of(n)
     }
 
-    /// Decodes a fact, `None` if it is not one or must not be shown.
-    fn decode(&self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) -> Option<Fact> {
-        let mut fact: Fact = match serde_json::from_slice(payload) {
+    /// Decodes a message's facts (one, or a bundle), leaving out those
+    /// that must not be shown; none if it is not natter's.
+    fn decode(&self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) -> Vec<Fact> {
+        let mut facts = match decode(payload) {
             Ok(f) => f,
             Err(e) => {
                 warn!("stream message {seq} on {subject} is not a natter fact: {e}");
-                return None;
+                return Vec::new();
             }
         };
-        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, self.s.timeout) {
-            // Its sender was told it failed (the acker's deadline passed):
-            // every node skips it alike.
-            info!("stream message {seq} was stored after its sender gave up on it: not shown");
-            return None;
-        }
-        fact.seq = seq;
-        Some(fact)
+        facts.retain_mut(|fact| {
+            if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, self.s.timeout) {
+                // Its sender was told it failed (the acker's deadline passed):
+                // every node skips it alike.
+                info!("stream message {seq} was stored after its sender gave up on it: not shown");
+                return false;
+            }
+            fact.seq = seq;
+            true
+        });
+        facts
     }
 
     /// A line said before the room was followed: history only.
@@ -806,13 +821,16 @@ impl Reader {
             return;
         };
         metrics().cluster_lines_read.inc();
-        if let Some(fact) = self.decode(subject, seq, payload, stored_ms) {
-            self.history.submit(vec![fact]);
+        let facts = self.decode(subject, seq, payload, stored_ms);
+        if !facts.is_empty() {
+            self.history.submit(facts);
             self.filed.insert(token.to_string(), seq);
         }
     }
 
-    /// Hands a fact to the hub (and history), once.
+    /// Hands a message's facts to the hub (and history), once. They are
+    /// held in [`Self::pending`] and go together ([`Self::to_hub`]): one
+    /// handoff and one lock of the hub for many.
     async fn hand(
         &mut self,
         subject: &str,
@@ -823,41 +841,72 @@ impl Reader {
         if self.last.get(subject).is_some_and(|&l| seq <= l) {
             return Ok(());
         }
-        self.last.insert(subject.to_string(), seq);
-        let token = line_room(subject);
-        match token {
-            Some(_) => metrics().cluster_lines_read.inc(),
-            None => metrics().cluster_facts_read.inc(),
-        };
-        let Some(fact) = self.decode(subject, seq, payload, stored_ms) else {
-            return Ok(());
-        };
-        if fact.room.is_some() {
-            self.history.submit(vec![fact.clone()]);
-            if let Some(t) = token {
-                self.filed.insert(t.to_string(), seq);
-                self.spoken.insert(t.to_string());
+        match self.last.get_mut(subject) {
+            Some(l) => *l = seq,
+            None => {
+                self.last.insert(subject.to_string(), seq);
             }
         }
-        if !matches!(fact.body, FactBody::Quit { .. }) {
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(fact.by.node);
+        let token = line_room(subject);
+        let facts = self.decode(subject, seq, payload, stored_ms);
+        match token {
+            Some(_) => metrics().cluster_lines_read.inc(),
+            None => metrics().cluster_facts_read.inc_by(facts.len().max(1) as u64),
+        };
+        if facts.len() > 1 {
+            metrics().cluster_bundles_read.inc();
         }
-        if fact.by.node != self.s.node {
-            for token in self.follows.read(&fact) {
-                if !self.follows.has_members(&token) {
-                    self.unfollow(&token);
+        for fact in facts {
+            if fact.room.is_some() {
+                if let Some(t) = token {
+                    self.filed.insert(t.to_string(), seq);
+                    self.spoken.insert(t.to_string());
+                }
+            }
+            if fact.by.node != self.s.node {
+                for token in self.follows.read(&fact) {
+                    if !self.follows.has_members(&token) {
+                        self.unfollow(&token);
+                    }
+                }
+            }
+            self.pending.push(fact);
+        }
+        if self.pending.len() >= HUB_BATCH {
+            self.to_hub().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the facts held in [`Self::pending`] to the hub, in order, as
+    /// one batch (and files those of rooms as history).
+    pub async fn to_hub(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let facts = std::mem::take(&mut self.pending);
+        let kept: Vec<Fact> = facts.iter().filter(|f| f.room.is_some()).cloned().collect();
+        if !kept.is_empty() {
+            self.history.submit(kept);
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for fact in &facts {
+                if !matches!(fact.body, FactBody::Quit { .. }) {
+                    seen.insert(fact.by.node);
                 }
             }
         }
-        if self.to_hub.send(Incoming::Fact(fact)).await.is_err() {
+        metrics().cluster_fact_batches.inc();
+        if self.to_hub.send(Incoming::Facts(facts)).await.is_err() {
             bail!("the hub has stopped");
         }
         Ok(())
     }
 }
+
+/// Most facts handed to the hub at once (one lock of the hub for them).
+const HUB_BATCH: usize = 256;
 
 /// Rooms followed together beyond which the stream is asked once which
 /// rooms have lines, before asking each of those for its newest.

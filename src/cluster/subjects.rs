@@ -23,6 +23,13 @@ pub const LIVE_STATE: &str = "live.natter.*.state";
 pub const LAST_STATE: &str = "natter.*.state";
 /// Every room's lines, in the stream (one fill for many rooms' gaps).
 pub const ALL_LINES: &str = "natter.*.line";
+/// Where a bundle goes: several facts that only say who is where (not
+/// durable: coming online, joining, leaving, quitting, nick changes) that
+/// one thing someone did made at once, published as one message (a JSON
+/// array) on the subject of people's facts, so every node reads them in
+/// the order they were made, with one sequence (each fact of a room in it
+/// is of another room: a room's facts keep distinct sequences).
+pub const BUNDLE: &str = "natter.user.state";
 /// Core NATS subject (not kept) on which a starting node asks the others
 /// who is on them.
 pub const SYNC: &str = "natter-sync";
@@ -98,6 +105,31 @@ pub fn subject_of(fact: &Fact) -> String {
         (Some(room), body) if is_line(body) => line_subject(&room_token(room)),
         (Some(room), _) => format!("natter.{}.state", room_token(room)),
         (None, _) => "natter.user.state".into(),
+    }
+}
+
+/// Whether `fact` may join `bundle` (facts to publish as one message): it
+/// is not durable, and its room (if any) has no fact in it yet.
+pub fn bundles_with(bundle: &[Fact], fact: &Fact) -> bool {
+    if fact.body.must_be_durable() {
+        return false;
+    }
+    let Some(room) = &fact.room else {
+        return true;
+    };
+    let room = names::fold(room);
+    !bundle
+        .iter()
+        .filter_map(|f| f.room.as_ref())
+        .any(|r| names::fold(r) == room)
+}
+
+/// The facts of a message of the stream: one fact (a JSON object), or a
+/// bundle (a JSON array of them); an error if it is neither.
+pub fn decode(payload: &[u8]) -> serde_json::Result<Vec<Fact>> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(payload),
+        _ => serde_json::from_slice(payload).map(|f| vec![f]),
     }
 }
 
