@@ -10,6 +10,9 @@
 #
 # Environment:
 #   NATTER_BIN=PATH   natter binary (default: target/release/natter)
+#   BENCH_BIN=PATH    natter binary that runs the bench (default: NATTER_BIN;
+#                     one with --ready-file/--go-file, to measure an older
+#                     server the same way)
 #   BENCHES=N         bench processes, each with its share of --clients and
 #                     its own nick prefix (default 1); a process holds at most
 #                     `ulimit -Hn` connections, so 100 000 need several
@@ -30,6 +33,7 @@ cd "$(dirname "$0")/.."
 nodes=${1:?usage: bench/cluster.sh NODES [natter bench flags...]}
 shift
 BIN=${NATTER_BIN:-target/release/natter}
+BENCH=${BENCH_BIN:-$BIN}
 benches=${BENCHES:-1}
 out=${OUT:-$(mktemp -d /tmp/natter-cluster.XXXXXX)}
 mkdir -p "$out"
@@ -97,7 +101,7 @@ for b in $(seq 1 "$benches"); do
     done
     gate=()
     [ "$nodes" -gt 0 ] && gate=(--ready-file "$out/ready$b" --go-file "$out/go")
-    "$BIN" bench "${a[@]}" --target "$target" --nick-prefix "b${b}u" --room-prefix "b${b}r" --quiet --json \
+    "$BENCH" bench "${a[@]}" --target "$target" --nick-prefix "b${b}u" --room-prefix "b${b}r" --quiet --json \
         "${gate[@]}" >"$out/bench$b.json" 2>"$out/bench$b.log" &
     bench_pids+=("$!")
 done

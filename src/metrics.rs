@@ -129,6 +129,9 @@ pub struct Metrics {
     pub cluster_fact_batches: Counter,
     /// Messages of several facts (bundles) this node read from the cluster.
     pub cluster_bundles_read: Counter,
+    /// Facts other than lines held behind one waiting for a gap on another
+    /// subject (applied in the stream's order once it is filled).
+    pub cluster_facts_held: Counter,
 }
 
 impl Metrics {
@@ -175,6 +178,7 @@ impl Metrics {
             cluster_slow_consumers: Counter::default(),
             cluster_fact_batches: Counter::default(),
             cluster_bundles_read: Counter::default(),
+            cluster_facts_held: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -369,6 +373,11 @@ impl Metrics {
             "cluster_bundles_read",
             "Messages of several facts (bundles) read from the cluster",
             m.cluster_bundles_read.clone(),
+        );
+        r.register(
+            "cluster_facts_held",
+            "Facts other than lines held behind one waiting for a gap on another subject",
+            m.cluster_facts_held.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -191,6 +191,10 @@ pub(super) struct Reader {
     pub turn: usize,
     /// Facts read and not yet handed to the hub (see [`Self::to_hub`]).
     pub pending: Vec<Fact>,
+    /// Facts other than room lines that follow what was handed on their
+    /// subject but come after one waiting for a gap on another (by
+    /// sequence: subject, previous sequence on it, payload).
+    pub held: BTreeMap<u64, (String, Option<u64>, bytes::Bytes)>,
 }
 
 /// How many followed rooms without recent lines a tail check asks about,
@@ -241,11 +245,17 @@ impl Reader {
             (self.base, self.high) = (0, 0);
         }
         // Facts held for a gap are read again with it (from before them).
-        let held = self.waiting.keys().map(|s| self.known(s)).min();
+        let held = self
+            .waiting
+            .keys()
+            .chain(self.held.values().map(|(s, ..)| s))
+            .map(|s| self.known(s))
+            .min();
         if let Some(k) = held {
             self.high = self.high.min(k);
         }
         self.waiting.clear();
+        self.held.clear();
         let mut state = self.client.subscribe(LIVE_STATE).await?;
         let mut lines = Lines::new();
         let followed: Vec<String> = self.lines.drain().map(|(t, _)| t).collect();
@@ -309,10 +319,14 @@ impl Reader {
                         self.live(m).await?;
                     }
                 }
-                Next::Waited => self.fill_waited().await?,
+                Next::Waited => {
+                    self.fill_waited().await?;
+                    self.release_held().await?;
+                }
                 Next::Tick => {
                     stream_still_there(&self.js, created).await?;
                     self.check_tails().await?;
+                    self.release_held().await?;
                     // Connected again since the last look: what was stored
                     // meanwhile was not received live.
                     let now = connects(&self.client);
@@ -632,7 +646,8 @@ impl Reader {
                 continue;
             };
             let known = self.known(&subject);
-            if newest <= known || self.waiting.contains_key(&subject) {
+            let held = || self.held.values().any(|(s, ..)| *s == subject);
+            if newest <= known || self.waiting.contains_key(&subject) || held() {
                 continue;
             }
             match was.get(&subject) {
@@ -763,22 +778,69 @@ impl Reader {
             None if self.lost_on_the_way(false) => return Ok(()),
             _ => {}
         }
-        let known = self.known(subject);
+        let subject = subject.to_string();
+        self.place(subject, seq, prev, m.payload).await?;
+        self.release_held().await
+    }
+
+    /// A live fact, in its place: handed on if it follows what was handed
+    /// on its subject, else held for the fact(s) before it. A fact that is
+    /// not a room line and comes after one held so (on another subject) is
+    /// held too ([`Self::held`]): who is where and what else changes in
+    /// rooms are on different subjects, and are applied in the stream's
+    /// order.
+    async fn place(
+        &mut self,
+        subject: String,
+        seq: u64,
+        prev: Option<u64>,
+        payload: bytes::Bytes,
+    ) -> anyhow::Result<()> {
+        let known = self.known(&subject);
         if seq <= known {
             return Ok(());
         }
-        let subject = subject.to_string();
         if prev.is_some_and(|p| p > known) {
             let w = self.waiting.entry(subject).or_insert_with(|| Waiting {
                 since: tokio::time::Instant::now(),
                 facts: BTreeMap::new(),
             });
-            w.facts.insert(seq, (prev, m.payload));
+            w.facts.insert(seq, (prev, payload));
+            return Ok(());
+        }
+        let state = line_room(&subject).is_none();
+        if let Some(floor) = self.state_floor().filter(|&f| state && f < seq) {
+            debug!("{subject} {seq} held: {floor} waits for a gap");
+            metrics().cluster_facts_held.inc();
+            self.held.insert(seq, (subject, prev, payload));
             return Ok(());
         }
         self.high = self.high.max(seq);
-        self.hand(&subject, seq, &m.payload, now_ms()).await?;
+        self.hand(&subject, seq, &payload, now_ms()).await?;
         self.release(&subject).await
+    }
+
+    /// The lowest sequence held on a subject other than room lines for a
+    /// fact before it (`None`: none held).
+    fn state_floor(&self) -> Option<u64> {
+        self.waiting
+            .iter()
+            .filter(|(subject, _)| line_room(subject).is_none())
+            .filter_map(|(_, w)| w.facts.keys().next().copied())
+            .min()
+    }
+
+    /// Places again, in the stream's order, the facts [`Self::held`] that
+    /// no longer come after one held for a gap.
+    async fn release_held(&mut self) -> anyhow::Result<()> {
+        while let Some(entry) = self.held.first_entry() {
+            if self.state_floor().is_some_and(|f| f < *entry.key()) {
+                return Ok(());
+            }
+            let (seq, (subject, prev, payload)) = entry.remove_entry();
+            self.place(subject, seq, prev, payload).await?;
+        }
+        Ok(())
     }
 
     /// Whether to drop this live fact (`cluster_drop_live` for room

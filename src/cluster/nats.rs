@@ -633,6 +633,7 @@ async fn start(
         spoken: Default::default(),
         turn: 0,
         pending: Vec::new(),
+        held: Default::default(),
     };
     tokio::spawn(reader.run(touched));
     tokio::spawn(heartbeat(
