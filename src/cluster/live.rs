@@ -833,12 +833,14 @@ impl Reader {
     /// Places again, in the stream's order, the facts [`Self::held`] that
     /// no longer come after one held for a gap.
     async fn release_held(&mut self) -> anyhow::Result<()> {
-        while let Some(entry) = self.held.first_entry() {
-            if self.state_floor().is_some_and(|f| f < *entry.key()) {
+        while let Some(&first) = self.held.keys().next() {
+            if self.state_floor().is_some_and(|f| f < first) {
                 return Ok(());
             }
-            let (seq, (subject, prev, payload)) = entry.remove_entry();
-            self.place(subject, seq, prev, payload).await?;
+            let Some((subject, prev, payload)) = self.held.remove(&first) else {
+                return Ok(());
+            };
+            self.place(subject, first, prev, payload).await?;
         }
         Ok(())
     }
