@@ -1995,6 +1995,8 @@ async fn a_room_change_waits_for_the_join_lost_before_it_and_applies_in_order() 
     expect_event!(a, Event::Presence { room, .. } if room == "r").await;
     // 3, 4: carol's login and join, on node 2 (node 2 reads its own too).
     let mut c = JsonClient::login(two.addr, "carol").await;
+    // Node 2 knows alice opened #r (else carol opens it there).
+    room_listed(&mut c, "r", 1).await;
     c.send(join_cmd("r")).await;
     expect_event!(c, Event::Presence { room, .. } if room == "r").await;
     sees_join_of(&mut a, "r", "carol").await;
