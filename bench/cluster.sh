@@ -111,6 +111,13 @@ facts_read() {
         curl -s --max-time 5 "http://$t/metrics" | awk '/^natter_cluster_facts_read_total/ {v=$2} END {printf "%s ", (v == "" ? "-" : v)}'
     done
 }
+# CPU seconds (user + system) a process has used so far.
+cpu_of() {
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo "-"
+}
+cpus() {
+    for p in "${serve_pids[@]}" ${nats_pid:-}; do printf "%s " "$(cpu_of "$p")"; done
+}
 # RSS of each process while the bench is connected (sampled as the last
 # bench ends: the largest seen is printed).
 peak=()
@@ -131,6 +138,7 @@ while kill -0 "${bench_pids[0]}" 2>/dev/null; do
             waited=$(( $(date +%s) - set_up_at ))
             if { [ "$same" = 1 ] && [ "$now" = "$was" ]; } || [ "$waited" -ge "${CATCHUP_TIMEOUT:-900}" ]; then
                 echo "caught up at $(date -u +%T), $waited s after setup (load $(cut -d' ' -f1-3 /proc/loadavg)): facts read per node $now"
+                echo "CPU seconds so far, per node then nats-server: $(cpus)"
                 [ "$same" = 1 ] || echo "NOT caught up: CATCHUP_TIMEOUT passed"
                 touch "$out/go"
                 gone=1
@@ -150,6 +158,7 @@ done
 [ "$nodes" -gt 0 ] && touch "$out/go"
 for p in "${bench_pids[@]}"; do wait "$p"; done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU seconds at the end, per node then nats-server: $(cpus)"
 # What each node read from the cluster (`natter_cluster_*` on /metrics;
 # nothing from a build before these counters).
 n=0

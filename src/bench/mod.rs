@@ -391,7 +391,10 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
             sampler.tick(&mon, 0);
             if progress.due() {
                 let waited = since.elapsed().as_secs();
-                let line = format!("[wait] {ready} ready, {waited} s waiting for {}", path.display());
+                let line = format!(
+                    "[wait] {ready} ready, {waited} s waiting for {}",
+                    path.display()
+                );
                 progress.show(&line, ready as u64, mon.mark());
             }
             // Polling a file another process makes.

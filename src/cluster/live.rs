@@ -28,9 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
-use super::subjects::{
-    decode, line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE,
-};
+use super::subjects::{decode, line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -189,7 +187,7 @@ pub(super) struct Reader {
     pub spoken: HashSet<String>,
     /// Where the tail checks' turn through the other followed rooms is.
     pub turn: usize,
-    /// Facts read and not yet handed to the hub (see [`Self::to_hub`]).
+    /// Facts read and not yet handed to the hub (see [`Self::flush_to_hub`]).
     pub pending: Vec<Fact>,
     /// Facts other than room lines that follow what was handed on their
     /// subject but come after one waiting for a gap on another (by
@@ -206,7 +204,7 @@ impl Reader {
         loop {
             let r = self.session(&mut touches).await;
             // What was read before it ended was read: the hub gets it.
-            let handed = self.to_hub().await;
+            let handed = self.flush_to_hub().await;
             if self.to_hub.is_closed() {
                 return;
             }
@@ -338,7 +336,7 @@ impl Reader {
                 }
             }
             // Everything read this turn goes to the hub as one batch.
-            self.to_hub().await?;
+            self.flush_to_hub().await?;
             if self.to_hub.is_closed() {
                 return Ok(());
             }
@@ -893,7 +891,7 @@ impl Reader {
     }
 
     /// Hands a message's facts to the hub (and history), once. They are
-    /// held in [`Self::pending`] and go together ([`Self::to_hub`]): one
+    /// held in [`Self::pending`] and go together ([`Self::flush_to_hub`]): one
     /// handoff and one lock of the hub for many.
     async fn hand(
         &mut self,
@@ -915,7 +913,9 @@ impl Reader {
         let facts = self.decode(subject, seq, payload, stored_ms);
         match token {
             Some(_) => metrics().cluster_lines_read.inc(),
-            None => metrics().cluster_facts_read.inc_by(facts.len().max(1) as u64),
+            None => metrics()
+                .cluster_facts_read
+                .inc_by(facts.len().max(1) as u64),
         };
         if facts.len() > 1 {
             metrics().cluster_bundles_read.inc();
@@ -937,14 +937,14 @@ impl Reader {
             self.pending.push(fact);
         }
         if self.pending.len() >= HUB_BATCH {
-            self.to_hub().await?;
+            self.flush_to_hub().await?;
         }
         Ok(())
     }
 
     /// Hands the facts held in [`Self::pending`] to the hub, in order, as
     /// one batch (and files those of rooms as history).
-    pub async fn to_hub(&mut self) -> anyhow::Result<()> {
+    pub async fn flush_to_hub(&mut self) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }

@@ -815,7 +815,10 @@ async fn publisher(
             }
         };
         let (subject, payload) = match facts.len() {
-            1 => (subjects::subject_of(&facts[0]), serde_json::to_vec(&facts[0])),
+            1 => (
+                subjects::subject_of(&facts[0]),
+                serde_json::to_vec(&facts[0]),
+            ),
             _ => (subjects::BUNDLE.to_string(), serde_json::to_vec(&facts)),
         };
         let payload = match payload {
