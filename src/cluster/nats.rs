@@ -133,7 +133,7 @@ const MAX_BUNDLE: usize = 1024;
 /// What the publisher is asked to do, in order.
 enum Out {
     /// A fact, or a bundle of facts published as one message (see
-    /// [`subjects::bundle_subject`]), and the rooms (tokens) whose members
+    /// [`subjects::BUNDLE`]), and the rooms (tokens) whose members
     /// here they changed.
     Facts(Vec<Fact>, Vec<String>),
     /// Everything before this is sent: say so.
