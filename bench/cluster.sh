@@ -10,10 +10,22 @@
 #
 # Environment:
 #   NATTER_BIN=PATH   natter binary (default: target/release/natter)
+#   BENCH_BIN=PATH    natter binary that runs the bench (default: NATTER_BIN;
+#                     one with --ready-file/--go-file, to measure an older
+#                     server the same way)
 #   BENCHES=N         bench processes, each with its share of --clients and
 #                     its own nick prefix (default 1); a process holds at most
 #                     `ulimit -Hn` connections, so 100 000 need several
 #   OUT=DIR           keep the logs and JSON reports there (default: a temp dir)
+#   CATCHUP_TIMEOUT=S with nodes: longest wait, once every bench process is
+#                     set up, for the nodes to have read every fact (default 900)
+#
+# With a cluster, traffic starts only once every node has read what the
+# setup made (every login and join): each bench process writes a file when
+# its clients are set up and waits for a go file, which this script makes
+# once every node's natter_cluster_facts_read_total is the same and has not
+# moved for two looks a second apart (every node reads every such fact).
+# The figures then measure the steady state, not the readers catching up.
 #
 # nats-server comes from Debian's package (`apt-get install nats-server`).
 set -uo pipefail
@@ -21,6 +33,7 @@ cd "$(dirname "$0")/.."
 nodes=${1:?usage: bench/cluster.sh NODES [natter bench flags...]}
 shift
 BIN=${NATTER_BIN:-target/release/natter}
+BENCH=${BENCH_BIN:-$BIN}
 benches=${BENCHES:-1}
 out=${OUT:-$(mktemp -d /tmp/natter-cluster.XXXXXX)}
 mkdir -p "$out"
@@ -86,14 +99,53 @@ for b in $(seq 1 "$benches"); do
         [ "${a[$i]}" = "--clients" ] && a[$((i + 1))]=$share
         [ "${a[$i]}" = "--rooms" ] && a[$((i + 1))]=$room_share
     done
-    "$BIN" bench "${a[@]}" --target "$target" --nick-prefix "b${b}u" --room-prefix "b${b}r" --quiet --json \
-        >"$out/bench$b.json" 2>"$out/bench$b.log" &
+    gate=()
+    [ "$nodes" -gt 0 ] && gate=(--ready-file "$out/ready$b" --go-file "$out/go")
+    "$BENCH" bench "${a[@]}" --target "$target" --nick-prefix "b${b}u" --room-prefix "b${b}r" --quiet --json \
+        "${gate[@]}" >"$out/bench$b.json" 2>"$out/bench$b.log" &
     bench_pids+=("$!")
 done
+# Every node's natter_cluster_facts_read_total, space-separated.
+facts_read() {
+    for t in "${targets[@]}"; do
+        curl -s --max-time 5 "http://$t/metrics" | awk '/^natter_cluster_facts_read_total/ {v=$2} END {printf "%s ", (v == "" ? "-" : v)}'
+    done
+}
+# CPU seconds (user + system) a process has used so far.
+cpu_of() {
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo "-"
+}
+cpus() {
+    for p in "${serve_pids[@]}" ${nats_pid:-}; do printf "%s " "$(cpu_of "$p")"; done
+}
 # RSS of each process while the bench is connected (sampled as the last
 # bench ends: the largest seen is printed).
 peak=()
+gone=0
+[ "$nodes" -gt 0 ] || gone=1
+was=""
 while kill -0 "${bench_pids[0]}" 2>/dev/null; do
+    if [ "$gone" = 0 ]; then
+        ready=0
+        for b in $(seq 1 "$benches"); do [ -e "$out/ready$b" ] && ready=$((ready + 1)); done
+        if [ "$ready" = "$benches" ]; then
+            [ -z "${set_up_at:-}" ] && set_up_at=$(date +%s) && echo "set up at $(date -u +%T): facts read per node $(facts_read)"
+            now=$(facts_read)
+            first=${now%% *}
+            same=1
+            for v in $now; do [ "$v" = "$first" ] || same=0; done
+            [ "$first" = "-" ] && same=0
+            waited=$(( $(date +%s) - set_up_at ))
+            if { [ "$same" = 1 ] && [ "$now" = "$was" ]; } || [ "$waited" -ge "${CATCHUP_TIMEOUT:-900}" ]; then
+                echo "caught up at $(date -u +%T), $waited s after setup (load $(cut -d' ' -f1-3 /proc/loadavg)): facts read per node $now"
+                echo "CPU seconds so far, per node then nats-server: $(cpus)"
+                [ "$same" = 1 ] || echo "NOT caught up: CATCHUP_TIMEOUT passed"
+                touch "$out/go"
+                gone=1
+            fi
+            was=$now
+        fi
+    fi
     i=0
     for p in "${serve_pids[@]}" ${nats_pid:-}; do
         r=$(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
@@ -102,8 +154,11 @@ while kill -0 "${bench_pids[0]}" 2>/dev/null; do
     done
     sleep 1
 done
+# A bench process still waiting (the first one ended early) goes on.
+[ "$nodes" -gt 0 ] && touch "$out/go"
 for p in "${bench_pids[@]}"; do wait "$p"; done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "CPU seconds at the end, per node then nats-server: $(cpus)"
 # What each node read from the cluster (`natter_cluster_*` on /metrics;
 # nothing from a build before these counters).
 n=0

@@ -766,6 +766,18 @@ settings! {
             default_value = "256"
         )]
         pub cluster_follow_batch: usize,
+        /// Most facts published as one NATS message: the changes of who is
+        /// where that one thing someone did makes at once (coming online
+        /// and entering the default room, leaving a room for another, a
+        /// gone node's quits) go together on `natter.user.state`; 1: each
+        /// fact alone on its own subject.
+        #[arg(
+            long,
+            env = "NATTER_CLUSTER_BUNDLE",
+            value_name = "N",
+            default_value = "64"
+        )]
+        pub cluster_bundle: usize,
         /// A NATTER stream made by an older natter (before the stream
         /// republished what it stores) cannot be given republishing by
         /// nats-server 2.9: with this, a starting node deletes it and makes
@@ -1477,6 +1489,7 @@ mod tests {
             cluster_subscription_capacity: 262_144,
             cluster_gap_coalesce: 4,
             cluster_follow_batch: 256,
+            cluster_bundle: 64,
             cluster_recreate_stream: false,
         };
         assert_eq!(Config::default(), expected);
@@ -1631,6 +1644,7 @@ mod tests {
             "cluster_subscription_capacity" => "1000",
             "cluster_gap_coalesce" => "9",
             "cluster_follow_batch" => "17",
+            "cluster_bundle" => "5",
             "cluster_recreate_stream" => "true",
             _ => panic!("give the new setting {name} a sample value here"),
         }

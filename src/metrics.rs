@@ -124,6 +124,14 @@ pub struct Metrics {
     /// Live facts the NATS client dropped because this node's reader was
     /// behind (its subscription buffer full: `cluster_subscription_capacity`).
     pub cluster_slow_consumers: Counter,
+    /// Batches of facts the cluster reader handed to the hub (each one
+    /// lock of the hub).
+    pub cluster_fact_batches: Counter,
+    /// Messages of several facts (bundles) this node read from the cluster.
+    pub cluster_bundles_read: Counter,
+    /// Facts other than lines held behind one waiting for a gap on another
+    /// subject (applied in the stream's order once it is filled).
+    pub cluster_facts_held: Counter,
 }
 
 impl Metrics {
@@ -168,6 +176,9 @@ impl Metrics {
             cluster_gaps_filled: Counter::default(),
             cluster_fill_consumers: Counter::default(),
             cluster_slow_consumers: Counter::default(),
+            cluster_fact_batches: Counter::default(),
+            cluster_bundles_read: Counter::default(),
+            cluster_facts_held: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -352,6 +363,21 @@ impl Metrics {
             "cluster_slow_consumers",
             "Times the NATS client dropped live facts because the reader was behind (subscription buffer full)",
             m.cluster_slow_consumers.clone(),
+        );
+        r.register(
+            "cluster_fact_batches",
+            "Batches of facts read from the cluster handed to the hub (one lock of the hub each)",
+            m.cluster_fact_batches.clone(),
+        );
+        r.register(
+            "cluster_bundles_read",
+            "Messages of several facts (bundles) read from the cluster",
+            m.cluster_bundles_read.clone(),
+        );
+        r.register(
+            "cluster_facts_held",
+            "Facts other than lines held behind one waiting for a gap on another subject",
+            m.cluster_facts_held.clone(),
         );
         Metrics { registry, ..m }
     }

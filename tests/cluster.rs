@@ -1915,3 +1915,121 @@ async fn a_stream_made_by_an_older_natter_is_refused_with_what_to_do_or_made_ane
     assert_eq!(next_message(&mut c).await.text, "on the new stream");
     assert_eq!(next_message(&mut a).await.text, "on the new stream");
 }
+
+/// Who is where travels in bundles: a login (coming online, entering the
+/// lobby) and each move to another room (leaving one, entering the next)
+/// is one message on the stream, and the other node applies its facts in
+/// the order they were made: it sees the login and the moves, and once it
+/// lists the last room with its one member, no room left on the way is
+/// still listed (nobody was left behind in one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_where_goes_in_bundles_and_another_node_sees_every_move_in_order() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    let two = node(&nats, 2);
+    let mut b = JsonClient::login(two.addr, "bob").await;
+    let bundles = metric(two.addr, "natter_cluster_bundles_read_total").await;
+    let facts = metric(two.addr, "natter_cluster_facts_read_total").await;
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    sees_join(&mut b, "alice").await;
+    // Within the flood burst (20 commands).
+    const MOVES: usize = 8;
+    for i in 0..MOVES {
+        let room = format!("via{i}");
+        a.send(Cmd::Join {
+            room: room.into(),
+            key: None,
+            switch: true,
+        })
+        .await;
+    }
+    a.send(Cmd::Join {
+        room: "end".into(),
+        key: None,
+        switch: true,
+    })
+    .await;
+    sees_part(&mut b, "alice").await;
+    room_listed(&mut b, "end", 1).await;
+    b.send(Cmd::Rooms { after: None }).await;
+    let v = b.expect("rooms").await;
+    let left_behind: Vec<&str> = v["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(|e| e["room"].as_str())
+        .filter(|n| n.contains("via"))
+        .collect();
+    assert!(left_behind.is_empty(), "alice is still in {left_behind:?}");
+    let bundled = metric(two.addr, "natter_cluster_bundles_read_total").await - bundles;
+    let read = metric(two.addr, "natter_cluster_facts_read_total").await - facts;
+    // The login and each of the MOVES + 1 moves: two facts in one message.
+    assert!(
+        bundled >= (MOVES + 2) as f64,
+        "{bundled} bundles read for {} logins and moves ({read} facts)",
+        MOVES + 2
+    );
+    assert!(read >= 2.0 * (MOVES + 2) as f64, "{read} facts read");
+}
+
+/// Who is where (`natter.user.state`) and what else changes in a room
+/// (`natter.r<room>.state`) are on two subjects, applied in the stream's
+/// order: bob's join of #r is lost on its way to node 2, which notices the
+/// gap when dave's login comes after it, and alice's `+o bob` (on the
+/// room's subject) that comes next waits for the join to be read from the
+/// stream. Node 2 then shows bob joining before being made operator, and
+/// knows him as one (applied first, the mode would find no bob in #r).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_change_waits_for_the_join_lost_before_it_and_applies_in_order() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let one = node(&nats, 1);
+    // The 6th fact node 2 receives live that is not a line is dropped.
+    let two = node_with(&nats, 2, &["--cluster-drop-live-state", "6"]);
+    // 1: alice's login (one bundle); 2: her join of #r.
+    let mut a = JsonClient::login(one.addr, "alice").await;
+    a.send(join_cmd("r")).await;
+    expect_event!(a, Event::Presence { room, .. } if room == "r").await;
+    // 3, 4: carol's login and join, on node 2 (node 2 reads its own too).
+    let mut c = JsonClient::login(two.addr, "carol").await;
+    // Node 2 knows alice opened #r (else carol opens it there).
+    room_listed(&mut c, "r", 1).await;
+    c.send(join_cmd("r")).await;
+    expect_event!(c, Event::Presence { room, .. } if room == "r").await;
+    sees_join_of(&mut a, "r", "carol").await;
+    // 5: bob's login, seen by carol in the lobby.
+    let mut b = JsonClient::login(one.addr, "bob").await;
+    sees_join_of(&mut c, "lobby", "bob").await;
+    // 6: bob's join of #r (dropped on node 2); 7: dave's login (node 2
+    // sees the gap); 8: alice makes bob an operator of #r.
+    b.send(join_cmd("r")).await;
+    sees_join_of(&mut a, "r", "bob").await;
+    let _d = JsonClient::login(one.addr, "dave").await;
+    a.send(Cmd::Mode {
+        room: Some("r".into()),
+        changes: Some("+o bob".into()),
+    })
+    .await;
+    expect_event!(a, Event::Mode { changes, .. } if changes.contains("+o")).await;
+    let first = c
+        .expect_with("bob's join or his +o in #r", |ev| match ev {
+            Event::Joined { room, nick, .. } if room == "r" && nick == "bob" => Some("join"),
+            Event::Mode { room, .. } if room == "r" => Some("mode"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first, "join", "node 2 applied the mode before the join");
+    expect_event!(c, Event::Mode { room, changes, .. } if room == "r" && changes.contains("+o"))
+        .await;
+    let mut e = JsonClient::login(two.addr, "erin").await;
+    e.send(join_cmd("r")).await;
+    let ops = expect_event!(e, Event::Presence { room, ops, .. } if room == "r" => ops).await;
+    let mut ops = ops.unwrap_or_default();
+    ops.sort();
+    assert_eq!(ops, ["alice", "bob"], "node 2's operators of #r");
+    let held = metric(two.addr, "natter_cluster_facts_held_total").await;
+    assert!(held >= 1.0, "the mode was not held behind the gap");
+}

@@ -153,6 +153,14 @@ pub struct BenchArgs {
     /// This run's name on the charts (default: the target address).
     #[arg(long)]
     pub label: Option<String>,
+    /// Write this file (the number of clients ready) once setup is over.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<std::path::PathBuf>,
+    /// After setup, start sending only once this file exists (made by
+    /// whoever runs the bench: e.g. bench/cluster.sh once every node has
+    /// read every login); the wait is not part of any figure.
+    #[arg(long, value_name = "PATH")]
+    pub go_file: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {
@@ -208,6 +216,8 @@ impl BenchArgs {
         if let Some(label) = self.label {
             c.label = label;
         }
+        c.ready_file = self.ready_file;
+        c.go_file = self.go_file;
         if self.tls {
             c.tls = Some(crate::client::tls::client_config(
                 crate::client::tls::Trust::Insecure,
@@ -368,6 +378,34 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
     } else {
         0.0
     };
+
+    if let Some(path) = &cfg.ready_file {
+        if let Err(e) = std::fs::write(path, format!("{ready}\n")) {
+            warnings.push(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &cfg.go_file {
+        let since = std::time::Instant::now();
+        while !path.exists() {
+            mon.sample();
+            sampler.tick(&mon, 0);
+            if progress.due() {
+                let waited = since.elapsed().as_secs();
+                let line = format!(
+                    "[wait] {ready} ready, {waited} s waiting for {}",
+                    path.display()
+                );
+                progress.show(&line, ready as u64, mon.mark());
+            }
+            // Polling a file another process makes.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "waited {:.1} s after setup for {}",
+            since.elapsed().as_secs_f64(),
+            path.display()
+        );
+    }
 
     // Traffic (or, with nothing to send, holding the connections).
     let active = cfg.active_clients();

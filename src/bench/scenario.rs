@@ -157,6 +157,11 @@ pub struct BenchConfig {
     pub timeline: bool,
     /// This run's name on the charts.
     pub label: String,
+    /// Written (the number of clients ready) once setup is over.
+    pub ready_file: Option<std::path::PathBuf>,
+    /// Traffic starts only once this file exists (waited for after setup:
+    /// a cluster's nodes caught up, or several bench processes together).
+    pub go_file: Option<std::path::PathBuf>,
 }
 
 impl BenchConfig {
@@ -188,6 +193,8 @@ impl BenchConfig {
             tls: None,
             timeline: false,
             label: target.to_string(),
+            ready_file: None,
+            go_file: None,
         }
     }
 

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use super::follow::{Change, LocalRooms};
 use super::nats::{ensure_stream, next_stored, stale, stream_still_there, Settings, Stored};
-use super::subjects::{line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE};
+use super::subjects::{decode, line_room, line_subject, ALL_LINES, LAST_STATE, LIVE, LIVE_STATE};
 use crate::hub::{Incoming, Store};
 use crate::metrics::metrics;
 use crate::proto::{now_ms, Fact, FactBody, NodeId};
@@ -187,6 +187,12 @@ pub(super) struct Reader {
     pub spoken: HashSet<String>,
     /// Where the tail checks' turn through the other followed rooms is.
     pub turn: usize,
+    /// Facts read and not yet handed to the hub (see [`Self::flush_to_hub`]).
+    pub pending: Vec<Fact>,
+    /// Facts other than room lines that follow what was handed on their
+    /// subject but come after one waiting for a gap on another (by
+    /// sequence: subject, previous sequence on it, payload).
+    pub held: BTreeMap<u64, (String, Option<u64>, bytes::Bytes)>,
 }
 
 /// How many followed rooms without recent lines a tail check asks about,
@@ -197,8 +203,13 @@ impl Reader {
     pub async fn run(mut self, mut touches: mpsc::UnboundedReceiver<Touch>) {
         loop {
             let r = self.session(&mut touches).await;
+            // What was read before it ended was read: the hub gets it.
+            let handed = self.flush_to_hub().await;
             if self.to_hub.is_closed() {
                 return;
+            }
+            if let Err(e) = handed {
+                warn!("handing facts to the hub: {e:#}");
             }
             if let Err(e) = r {
                 warn!("reading the NATTER stream: {e:#}; trying again");
@@ -232,11 +243,17 @@ impl Reader {
             (self.base, self.high) = (0, 0);
         }
         // Facts held for a gap are read again with it (from before them).
-        let held = self.waiting.keys().map(|s| self.known(s)).min();
+        let held = self
+            .waiting
+            .keys()
+            .chain(self.held.values().map(|(s, ..)| s))
+            .map(|s| self.known(s))
+            .min();
         if let Some(k) = held {
             self.high = self.high.min(k);
         }
         self.waiting.clear();
+        self.held.clear();
         let mut state = self.client.subscribe(LIVE_STATE).await?;
         let mut lines = Lines::new();
         let followed: Vec<String> = self.lines.drain().map(|(t, _)| t).collect();
@@ -300,10 +317,14 @@ impl Reader {
                         self.live(m).await?;
                     }
                 }
-                Next::Waited => self.fill_waited().await?,
+                Next::Waited => {
+                    self.fill_waited().await?;
+                    self.release_held().await?;
+                }
                 Next::Tick => {
                     stream_still_there(&self.js, created).await?;
                     self.check_tails().await?;
+                    self.release_held().await?;
                     // Connected again since the last look: what was stored
                     // meanwhile was not received live.
                     let now = connects(&self.client);
@@ -314,6 +335,8 @@ impl Reader {
                     }
                 }
             }
+            // Everything read this turn goes to the hub as one batch.
+            self.flush_to_hub().await?;
             if self.to_hub.is_closed() {
                 return Ok(());
             }
@@ -621,7 +644,8 @@ impl Reader {
                 continue;
             };
             let known = self.known(&subject);
-            if newest <= known || self.waiting.contains_key(&subject) {
+            let held = || self.held.values().any(|(s, ..)| *s == subject);
+            if newest <= known || self.waiting.contains_key(&subject) || held() {
                 continue;
             }
             match was.get(&subject) {
@@ -752,22 +776,71 @@ impl Reader {
             None if self.lost_on_the_way(false) => return Ok(()),
             _ => {}
         }
-        let known = self.known(subject);
+        let subject = subject.to_string();
+        self.place(subject, seq, prev, m.payload).await?;
+        self.release_held().await
+    }
+
+    /// A live fact, in its place: handed on if it follows what was handed
+    /// on its subject, else held for the fact(s) before it. A fact that is
+    /// not a room line and comes after one held so (on another subject) is
+    /// held too ([`Self::held`]): who is where and what else changes in
+    /// rooms are on different subjects, and are applied in the stream's
+    /// order.
+    async fn place(
+        &mut self,
+        subject: String,
+        seq: u64,
+        prev: Option<u64>,
+        payload: bytes::Bytes,
+    ) -> anyhow::Result<()> {
+        let known = self.known(&subject);
         if seq <= known {
             return Ok(());
         }
-        let subject = subject.to_string();
         if prev.is_some_and(|p| p > known) {
             let w = self.waiting.entry(subject).or_insert_with(|| Waiting {
                 since: tokio::time::Instant::now(),
                 facts: BTreeMap::new(),
             });
-            w.facts.insert(seq, (prev, m.payload));
+            w.facts.insert(seq, (prev, payload));
+            return Ok(());
+        }
+        let state = line_room(&subject).is_none();
+        if let Some(floor) = self.state_floor().filter(|&f| state && f < seq) {
+            debug!("{subject} {seq} held: {floor} waits for a gap");
+            metrics().cluster_facts_held.inc();
+            self.held.insert(seq, (subject, prev, payload));
             return Ok(());
         }
         self.high = self.high.max(seq);
-        self.hand(&subject, seq, &m.payload, now_ms()).await?;
+        self.hand(&subject, seq, &payload, now_ms()).await?;
         self.release(&subject).await
+    }
+
+    /// The lowest sequence held on a subject other than room lines for a
+    /// fact before it (`None`: none held).
+    fn state_floor(&self) -> Option<u64> {
+        self.waiting
+            .iter()
+            .filter(|(subject, _)| line_room(subject).is_none())
+            .filter_map(|(_, w)| w.facts.keys().next().copied())
+            .min()
+    }
+
+    /// Places again, in the stream's order, the facts [`Self::held`] that
+    /// no longer come after one held for a gap.
+    async fn release_held(&mut self) -> anyhow::Result<()> {
+        while let Some(&first) = self.held.keys().next() {
+            if self.state_floor().is_some_and(|f| f < first) {
+                return Ok(());
+            }
+            let Some((subject, prev, payload)) = self.held.remove(&first) else {
+                return Ok(());
+            };
+            self.place(subject, first, prev, payload).await?;
+        }
+        Ok(())
     }
 
     /// Whether to drop this live fact (`cluster_drop_live` for room
@@ -781,23 +854,27 @@ impl Reader {
         n != 0 && received.is_multiple_of(n)
     }
 
-    /// Decodes a fact, `None` if it is not one or must not be shown.
-    fn decode(&self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) -> Option<Fact> {
-        let mut fact: Fact = match serde_json::from_slice(payload) {
+    /// Decodes a message's facts (one, or a bundle), leaving out those
+    /// that must not be shown; none if it is not natter's.
+    fn decode(&self, subject: &str, seq: u64, payload: &[u8], stored_ms: u64) -> Vec<Fact> {
+        let mut facts = match decode(payload) {
             Ok(f) => f,
             Err(e) => {
                 warn!("stream message {seq} on {subject} is not a natter fact: {e}");
-                return None;
+                return Vec::new();
             }
         };
-        if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, self.s.timeout) {
-            // Its sender was told it failed (the acker's deadline passed):
-            // every node skips it alike.
-            info!("stream message {seq} was stored after its sender gave up on it: not shown");
-            return None;
-        }
-        fact.seq = seq;
-        Some(fact)
+        facts.retain_mut(|fact| {
+            if fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, self.s.timeout) {
+                // Its sender was told it failed (the acker's deadline passed):
+                // every node skips it alike.
+                info!("stream message {seq} was stored after its sender gave up on it: not shown");
+                return false;
+            }
+            fact.seq = seq;
+            true
+        });
+        facts
     }
 
     /// A line said before the room was followed: history only.
@@ -806,13 +883,16 @@ impl Reader {
             return;
         };
         metrics().cluster_lines_read.inc();
-        if let Some(fact) = self.decode(subject, seq, payload, stored_ms) {
-            self.history.submit(vec![fact]);
+        let facts = self.decode(subject, seq, payload, stored_ms);
+        if !facts.is_empty() {
+            self.history.submit(facts);
             self.filed.insert(token.to_string(), seq);
         }
     }
 
-    /// Hands a fact to the hub (and history), once.
+    /// Hands a message's facts to the hub (and history), once. They are
+    /// held in [`Self::pending`] and go together ([`Self::flush_to_hub`]): one
+    /// handoff and one lock of the hub for many.
     async fn hand(
         &mut self,
         subject: &str,
@@ -823,41 +903,74 @@ impl Reader {
         if self.last.get(subject).is_some_and(|&l| seq <= l) {
             return Ok(());
         }
-        self.last.insert(subject.to_string(), seq);
-        let token = line_room(subject);
-        match token {
-            Some(_) => metrics().cluster_lines_read.inc(),
-            None => metrics().cluster_facts_read.inc(),
-        };
-        let Some(fact) = self.decode(subject, seq, payload, stored_ms) else {
-            return Ok(());
-        };
-        if fact.room.is_some() {
-            self.history.submit(vec![fact.clone()]);
-            if let Some(t) = token {
-                self.filed.insert(t.to_string(), seq);
-                self.spoken.insert(t.to_string());
+        match self.last.get_mut(subject) {
+            Some(l) => *l = seq,
+            None => {
+                self.last.insert(subject.to_string(), seq);
             }
         }
-        if !matches!(fact.body, FactBody::Quit { .. }) {
-            self.seen
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(fact.by.node);
+        let token = line_room(subject);
+        let facts = self.decode(subject, seq, payload, stored_ms);
+        match token {
+            Some(_) => metrics().cluster_lines_read.inc(),
+            None => metrics()
+                .cluster_facts_read
+                .inc_by(facts.len().max(1) as u64),
+        };
+        if facts.len() > 1 {
+            metrics().cluster_bundles_read.inc();
         }
-        if fact.by.node != self.s.node {
-            for token in self.follows.read(&fact) {
-                if !self.follows.has_members(&token) {
-                    self.unfollow(&token);
+        for fact in facts {
+            if fact.room.is_some() {
+                if let Some(t) = token {
+                    self.filed.insert(t.to_string(), seq);
+                    self.spoken.insert(t.to_string());
+                }
+            }
+            if fact.by.node != self.s.node {
+                for token in self.follows.read(&fact) {
+                    if !self.follows.has_members(&token) {
+                        self.unfollow(&token);
+                    }
+                }
+            }
+            self.pending.push(fact);
+        }
+        if self.pending.len() >= HUB_BATCH {
+            self.flush_to_hub().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the facts held in [`Self::pending`] to the hub, in order, as
+    /// one batch (and files those of rooms as history).
+    pub async fn flush_to_hub(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let facts = std::mem::take(&mut self.pending);
+        let kept: Vec<Fact> = facts.iter().filter(|f| f.room.is_some()).cloned().collect();
+        if !kept.is_empty() {
+            self.history.submit(kept);
+        }
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            for fact in &facts {
+                if !matches!(fact.body, FactBody::Quit { .. }) {
+                    seen.insert(fact.by.node);
                 }
             }
         }
-        if self.to_hub.send(Incoming::Fact(fact)).await.is_err() {
+        metrics().cluster_fact_batches.inc();
+        if self.to_hub.send(Incoming::Facts(facts)).await.is_err() {
             bail!("the hub has stopped");
         }
         Ok(())
     }
 }
+
+/// Most facts handed to the hub at once (one lock of the hub for them).
+const HUB_BATCH: usize = 256;
 
 /// Rooms followed together beyond which the stream is asked once which
 /// rooms have lines, before asking each of those for its newest.

@@ -74,6 +74,8 @@ pub(super) struct Settings {
     pub gap_coalesce: usize,
     /// Rooms set up together when their first members here join.
     pub follow_batch: usize,
+    /// Most facts published together as one message (a bundle).
+    bundle: usize,
     /// Delete a stream made by an older natter and make it anew.
     pub recreate: bool,
 }
@@ -115,6 +117,7 @@ impl Settings {
             subscription_capacity: c.cluster_subscription_capacity.max(1),
             gap_coalesce: c.cluster_gap_coalesce,
             follow_batch: c.cluster_follow_batch.max(1),
+            bundle: c.cluster_bundle.clamp(1, MAX_BUNDLE),
             per_subject: match c.history_per_room {
                 0 => -1,
                 n => i64::try_from(n).unwrap_or(i64::MAX),
@@ -123,10 +126,16 @@ impl Settings {
     }
 }
 
+/// Most facts in one bundle, whatever `cluster_bundle` says: a bundle of
+/// quits stays far below NATS's 1 MiB message limit.
+const MAX_BUNDLE: usize = 1024;
+
 /// What the publisher is asked to do, in order.
 enum Out {
-    /// A fact, and the rooms (tokens) whose members here it changed.
-    Fact(Fact, Vec<String>),
+    /// A fact, or a bundle of facts published as one message (see
+    /// [`subjects::BUNDLE`]), and the rooms (tokens) whose members
+    /// here they changed.
+    Facts(Vec<Fact>, Vec<String>),
     /// Everything before this is sent: say so.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -153,6 +162,8 @@ pub struct Nats {
     outbox: mpsc::Sender<Out>,
     kv_ops: mpsc::UnboundedSender<KvOp>,
     to_hub: mpsc::Sender<Incoming>,
+    /// Most facts published as one message.
+    bundle: usize,
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
     history: Arc<MemoryStore>,
     /// The rooms with members here, whose lines the node reads.
@@ -214,6 +225,7 @@ impl Nats {
             outbox: parts.outbox,
             kv_ops: parts.kv_ops,
             to_hub,
+            bundle: settings.bundle,
             incoming: Mutex::new(Some(from_cluster)),
             history,
             follows,
@@ -285,6 +297,10 @@ impl Drop for Runtime {
 impl Backplane for Nats {
     fn publish(&self, facts: &[Fact]) {
         let up = self.connected();
+        // Facts that only say who is where (not durable) are bundled: one
+        // message for what one thing someone did changed at once.
+        let mut bundle: Vec<Fact> = Vec::new();
+        let mut touched_bundle = Vec::new();
         for fact in facts {
             let release = match &fact.body {
                 FactBody::Quit { nick, .. } => Some(nick),
@@ -307,19 +323,23 @@ impl Backplane for Nats {
                 );
                 continue;
             }
-            if let Err(e) = self.outbox.try_send(Out::Fact(fact.clone(), touched)) {
-                if let Out::Fact(_, touched) = e.into_inner() {
-                    for token in touched {
-                        let _ = self.touches.send(Touch { token, at: None });
-                    }
+            if !durable && self.bundle > 1 {
+                if !subjects::bundles_with(&bundle, fact) || bundle.len() >= self.bundle {
+                    let out = std::mem::take(&mut bundle);
+                    self.send_out(out, std::mem::take(&mut touched_bundle));
                 }
-                if durable {
-                    self.refuse(
-                        fact.by,
-                        "the cluster (NATS) is not keeping up: not sent, nobody saw it",
-                    );
-                }
+                bundle.push(fact.clone());
+                touched_bundle.extend(touched);
+                continue;
             }
+            if !bundle.is_empty() {
+                let out = std::mem::take(&mut bundle);
+                self.send_out(out, std::mem::take(&mut touched_bundle));
+            }
+            self.send_out(vec![fact.clone()], touched);
+        }
+        if !bundle.is_empty() {
+            self.send_out(bundle, touched_bundle);
         }
     }
 
@@ -368,6 +388,27 @@ impl Backplane for Nats {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+}
+
+impl Nats {
+    /// Queues facts (one, or a bundle) for the publisher; when the queue
+    /// is full their senders are told (of a durable fact) and the rooms
+    /// they changed are looked at by the reader anyway.
+    fn send_out(&self, facts: Vec<Fact>, touched: Vec<String>) {
+        if let Err(e) = self.outbox.try_send(Out::Facts(facts, touched)) {
+            if let Out::Facts(facts, touched) = e.into_inner() {
+                for token in touched {
+                    let _ = self.touches.send(Touch { token, at: None });
+                }
+                for fact in facts.iter().filter(|f| f.body.must_be_durable()) {
+                    self.refuse(
+                        fact.by,
+                        "the cluster (NATS) is not keeping up: not sent, nobody saw it",
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -591,6 +632,8 @@ async fn start(
         suspects: Default::default(),
         spoken: Default::default(),
         turn: 0,
+        pending: Vec::new(),
+        held: Default::default(),
     };
     tokio::spawn(reader.run(touched));
     tokio::spawn(heartbeat(
@@ -761,8 +804,8 @@ async fn publisher(
     ),
 ) {
     while let Some(out) = facts.recv().await {
-        let (fact, touched) = match out {
-            Out::Fact(f, touched) => (f, touched),
+        let (mut facts, touched) = match out {
+            Out::Facts(f, touched) => (f, touched),
             Out::Flush(done) => {
                 if let Err(e) = js.client().flush().await {
                     warn!("cannot flush to NATS: {e}");
@@ -771,18 +814,23 @@ async fn publisher(
                 continue;
             }
         };
-        let payload = match serde_json::to_vec(&fact) {
+        let (subject, payload) = match facts.len() {
+            1 => (
+                subjects::subject_of(&facts[0]),
+                serde_json::to_vec(&facts[0]),
+            ),
+            _ => (subjects::BUNDLE.to_string(), serde_json::to_vec(&facts)),
+        };
+        let payload = match payload {
             Ok(p) => p,
             Err(e) => {
                 warn!("cannot encode a fact: {e}");
                 continue;
             }
         };
+        let Some(fact) = facts.pop() else { continue };
         let durable = fact.body.must_be_durable();
-        match js
-            .publish(subjects::subject_of(&fact), payload.into())
-            .await
-        {
+        match js.publish(subject, payload.into()).await {
             Ok(ack) => {
                 let (by, at_ms) = (fact.by, fact.at_ms);
                 let line = (fact.room.is_some() && subjects::is_line(&fact.body)).then_some(fact);
@@ -981,17 +1029,19 @@ async fn backfill(
             break;
         }
         read += 1;
-        let Ok(mut fact) = serde_json::from_slice::<Fact>(&m.payload) else {
+        let Ok(facts) = subjects::decode(&m.payload) else {
             continue;
         };
-        let skip = fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout);
-        if let Some(room) = fact.room.as_ref().filter(|_| !skip) {
-            seqs.insert(names::fold(room).to_string(), seq);
-            if let Some(token) = subjects::line_room(&m.subject) {
-                filed.insert(token.to_string(), seq);
+        for mut fact in facts {
+            let skip = fact.body.must_be_durable() && stale(fact.at_ms, stored_ms, timeout);
+            if let Some(room) = fact.room.as_ref().filter(|_| !skip) {
+                seqs.insert(names::fold(room).to_string(), seq);
+                if let Some(token) = subjects::line_room(&m.subject) {
+                    filed.insert(token.to_string(), seq);
+                }
+                fact.seq = seq;
+                history.submit(vec![fact]);
             }
-            fact.seq = seq;
-            history.submit(vec![fact]);
         }
         if seq + 1 >= until {
             break;

@@ -10,7 +10,10 @@ pub const STREAM: &str = "NATTER";
 /// The subjects the stream holds: `natter.<where>.<kind>`, where `<where>`
 /// is `r` + a room's hex name, `p` + a private log's hex key, `user` or
 /// `pm`, and `<kind>` is `state` (every node reads it) or `line` (what is
-/// said in a room: read only by nodes with members there).
+/// said in a room: read only by nodes with members there). `natter.user.state`
+/// has who is where: people coming, going, changing nick, joining and
+/// leaving rooms; `natter.r<room>.state` what else changes in a room
+/// (topics, modes, kicks).
 pub const STREAM_SUBJECTS: [&str; 1] = ["natter.>"];
 /// The stream republishes each fact it stores on core NATS, under this
 /// prefix (`live.natter.…`), with the headers `Nats-Sequence` and
@@ -23,6 +26,13 @@ pub const LIVE_STATE: &str = "live.natter.*.state";
 pub const LAST_STATE: &str = "natter.*.state";
 /// Every room's lines, in the stream (one fill for many rooms' gaps).
 pub const ALL_LINES: &str = "natter.*.line";
+/// Where a bundle goes: several facts that only say who is where (not
+/// durable: coming online, joining, leaving, quitting, nick changes) that
+/// one thing someone did made at once, published as one message (a JSON
+/// array) on the subject of people's facts, so every node reads them in
+/// the order they were made, with one sequence (each fact of a room in it
+/// is of another room: a room's facts keep distinct sequences).
+pub const BUNDLE: &str = "natter.user.state";
 /// Core NATS subject (not kept) on which a starting node asks the others
 /// who is on them.
 pub const SYNC: &str = "natter-sync";
@@ -96,8 +106,36 @@ pub fn subject_of(fact: &Fact) -> String {
             "natter.pm.state".into()
         }
         (Some(room), body) if is_line(body) => line_subject(&room_token(room)),
+        // Who is where (joins, parts): with people's comings and goings,
+        // on one subject, so they are read in one order (and bundled).
+        (Some(_), body) if !body.must_be_durable() => BUNDLE.into(),
         (Some(room), _) => format!("natter.{}.state", room_token(room)),
         (None, _) => "natter.user.state".into(),
+    }
+}
+
+/// Whether `fact` may join `bundle` (facts to publish as one message): it
+/// is not durable, and its room (if any) has no fact in it yet.
+pub fn bundles_with(bundle: &[Fact], fact: &Fact) -> bool {
+    if fact.body.must_be_durable() {
+        return false;
+    }
+    let Some(room) = &fact.room else {
+        return true;
+    };
+    let room = names::fold(room);
+    !bundle
+        .iter()
+        .filter_map(|f| f.room.as_ref())
+        .any(|r| names::fold(r) == room)
+}
+
+/// The facts of a message of the stream: one fact (a JSON object), or a
+/// bundle (a JSON array of them); an error if it is neither.
+pub fn decode(payload: &[u8]) -> serde_json::Result<Vec<Fact>> {
+    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(payload),
+        _ => serde_json::from_slice(payload).map(|f| vec![f]),
     }
 }
 
@@ -199,6 +237,8 @@ mod tests {
             "natter.r6c6f626279.state"
         );
         assert_eq!(line_room("natter.r6c6f626279.state"), None);
+        let joined = FactBody::Joined { nick: "a".into() };
+        assert_eq!(subject_of(&fact(Some("Lobby"), joined)), BUNDLE);
         let private = || FactBody::Private {
             from: "a".into(),
             to: "b".into(),
@@ -216,6 +256,46 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(subject_of(&fact(None, quit)), "natter.user.state");
+    }
+
+    #[test]
+    fn who_is_where_bundles_one_fact_per_room_and_reads_back_in_order() {
+        let joined = |room: &str| fact(Some(room), FactBody::Joined { nick: "a".into() });
+        let online = fact(
+            None,
+            FactBody::Online {
+                nick: "a".into(),
+                user: "u".into(),
+                host: "h".into(),
+                realname: "r".into(),
+            },
+        );
+        let parted = fact(
+            Some("Lobby"),
+            FactBody::Parted {
+                nick: "a".into(),
+                reason: None,
+            },
+        );
+        let mut bundle = vec![online.clone()];
+        assert!(bundles_with(&bundle, &joined("lobby")));
+        bundle.push(joined("lobby"));
+        assert!(!bundles_with(&bundle, &parted), "two facts of one room");
+        assert!(bundles_with(&bundle, &joined("other")));
+        assert!(bundles_with(&bundle, &online), "facts of no room");
+        let topic = FactBody::TopicSet {
+            nick: "a".into(),
+            topic: None,
+        };
+        assert!(!bundles_with(&[], &fact(Some("x"), topic)), "durable");
+        let payload = serde_json::to_vec(&bundle).unwrap();
+        let back = decode(&payload).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].body.kind(), "online");
+        assert_eq!(back[1].room.as_deref(), Some("lobby"));
+        let one = decode(&serde_json::to_vec(&parted).unwrap()).unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(decode(b"{\"not\": 1}").is_err());
     }
 
     #[test]

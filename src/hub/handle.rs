@@ -291,6 +291,12 @@ impl<R: Router> ChatHandle<R> {
     pub fn incoming(&self, what: Incoming) {
         match what {
             Incoming::Fact(fact) => self.apply_remote(&fact),
+            Incoming::Facts(facts) => {
+                let core = &mut *self.write();
+                for fact in &facts {
+                    core.apply_remote(fact);
+                }
+            }
             Incoming::Unsent { conn, why } => {
                 let refusal = Refusal::new(ErrorCode::StoreFailed).detail(why);
                 self.tell(conn, EventBody::Refused(refusal));

@@ -126,6 +126,9 @@ pub trait Backplane: Send + Sync + 'static {
 pub enum Incoming {
     /// A fact, in the cluster's order (apply it with `apply_remote`).
     Fact(Fact),
+    /// Facts, in the cluster's order, applied together (one lock of the
+    /// hub for all of them).
+    Facts(Vec<Fact>),
     /// What `conn` said could not be stored, so nobody was shown it.
     Unsent { conn: ConnId, why: String },
     /// This node is gone (dead, or cut off): whoever was on it has quit.
