@@ -121,7 +121,7 @@ async fn parked_connections_are_told_and_closed_at_shutdown() {
 async fn a_parked_connection_that_stops_reading_is_still_a_slow_consumer() {
     use tokio::io::AsyncWriteExt;
     let mut cfg = parking();
-    cfg.sendq = 16 * 1024;
+    cfg.sendq = 256 * 1024; // the watcher, reading every line, must keep up
     cfg.flood_rate = 0; // the flooder must outrun the stalled reader
     let srv = start(cfg).await;
     let mut watcher = srv.user("watcher").await;

@@ -1720,3 +1720,25 @@ async fn write_all<T: Transport>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a parked connection keeps (boxed, plus its slot in the poller)
+    /// instead of its task (~0.9 KiB) and its socket's registration in
+    /// tokio's reactor (256 bytes).
+    #[test]
+    fn a_parked_connection_stays_small() {
+        let dormant = std::mem::size_of::<Dormant>();
+        let mailbox = std::mem::size_of::<Queue>();
+        eprintln!(
+            "Dormant: {dormant} bytes (Framer {}, Heartbeat {}, ConnLog {}, Permit {}), Queue {mailbox}",
+            std::mem::size_of::<Framer>(),
+            std::mem::size_of::<Option<Heartbeat>>(),
+            std::mem::size_of::<ConnLog>(),
+            std::mem::size_of::<Option<Permit>>(),
+        );
+        assert!(dormant <= 320, "a parked connection keeps {dormant} bytes");
+    }
+}

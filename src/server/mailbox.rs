@@ -557,6 +557,15 @@ mod tests {
         }
     }
 
+    /// Every connection has one, busy or idle (an `Arc`: 16 bytes of
+    /// counts besides): kept within jemalloc's 160-byte class.
+    #[test]
+    fn a_mailbox_stays_small() {
+        let size = std::mem::size_of::<Mailbox>() + 16;
+        eprintln!("Mailbox: {size} bytes with its counts");
+        assert!(size <= 160, "{size}");
+    }
+
     #[test]
     fn fifo_then_kill_on_overflow() {
         // Text pings render as nothing: each costs its slot and the event.
