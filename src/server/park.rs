@@ -18,8 +18,9 @@
 //! wakeup for a record that was resumed (and whose slot was reused) wakes
 //! nobody.
 //!
-//! While a connection is parked its record holds the task tracker's token,
-//! so the server's shutdown waits for it as for a task.
+//! While any connection is parked in it, a poller holds a token of the
+//! server's task tracker, so the shutdown waits for parked connections as
+//! for tasks (they are resumed through their mailboxes to be told).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -30,6 +31,7 @@ use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::Notify;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::warn;
 
 use super::connection::{self, Dormant};
@@ -72,6 +74,9 @@ struct Poller {
 struct Slots {
     entries: Vec<Slot>,
     free: Vec<u32>,
+    /// Held while any connection is parked here: the server's shutdown
+    /// waits for parked connections as for tasks.
+    token: Option<TaskTrackerToken>,
 }
 
 #[derive(Default)]
@@ -93,6 +98,11 @@ impl Slots {
         let slot = &mut self.entries[index as usize];
         slot.dormant = Some(dormant);
         (u64::from(slot.generation) << 32) | u64::from(index)
+    }
+
+    /// Whether no record is here.
+    fn is_empty(&self) -> bool {
+        self.entries.len() == self.free.len()
     }
 
     /// The record `key` names, if it is still there.
@@ -170,6 +180,9 @@ impl Parking {
         // All three under the slots' lock, so that the poller (which takes
         // a record under it) never resumes one half parked.
         let mut slots = poller.slots.lock();
+        if slots.token.is_none() {
+            slots.token = Some(shared.tracker.token());
+        }
         let key = slots.insert(dormant);
         poller.parked.fetch_add(1, Relaxed);
         let mut event = libc::epoll_event {
@@ -207,8 +220,15 @@ impl Poller {
     /// Gives the connection `key` names its task again (if it is still
     /// parked: a key can be woken by its socket and its mailbox both).
     fn resume(&self, key: u64, readable: bool, shared: &Weak<Shared>) {
-        let Some(dormant) = self.slots.lock().take(key) else {
-            return;
+        let (dormant, token) = {
+            let mut slots = self.slots.lock();
+            let Some(dormant) = slots.take(key) else {
+                return;
+            };
+            // The last one out lets the shutdown go on (once its task is
+            // spawned: the token is dropped after that, below).
+            let token = slots.is_empty().then(|| slots.token.take());
+            (dormant, token)
         };
         self.parked.fetch_sub(1, Relaxed);
         // SAFETY: the socket is open (the record owns it); removing it from
@@ -225,6 +245,7 @@ impl Poller {
         if let Some(shared) = shared.upgrade() {
             connection::resume(shared, dormant, readable);
         }
+        drop(token);
     }
 }
 
