@@ -26,6 +26,7 @@ for i in $(seq 1 300); do
 done
 sleep "${SETTLE:-8}"  # SETTLE=20: long enough for connections to park (park_after 5s)
 echo "during: $(dump)"
+echo "parked: $(curl -s http://127.0.0.1:$PORT/metrics | grep "^natter_connections_parked ")"
 wait $b
 kill $pid; wait $pid 2>/dev/null
 grep -o '"rss[^,]*' "$OUT/bench.json" | head

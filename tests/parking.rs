@@ -89,8 +89,8 @@ async fn a_parked_irc_connection_is_pinged_and_dropped_when_it_stops_answering()
     a.expect("PING :").await;
     let rest = a.c.until_eof().await;
     assert!(
-        rest.iter().any(|l| l.starts_with("ERROR :Closing Link: ")
-            && l.contains("(Ping timeout: ")),
+        rest.iter()
+            .any(|l| l.starts_with("ERROR :Closing Link: ") && l.contains("(Ping timeout: ")),
         "{rest:?}"
     );
     bob.expect("alice quit (ping timeout)").await;

@@ -38,9 +38,9 @@ use futures_util::future::OptionFuture;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::limits::Permit;
 use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
-use super::limits::Permit;
 use super::timers::Armed;
 use super::transport::Transport;
 use super::Shared;
@@ -748,7 +748,15 @@ impl<T: Transport> Connection<T> {
         }
         let shared = self.shared.clone();
         let open = self.open.take();
-        ended(&shared, self.id, &self.queue, &mut self.timer, open, &self.log, end);
+        ended(
+            &shared,
+            self.id,
+            &self.queue,
+            &mut self.timer,
+            open,
+            &self.log,
+            end,
+        );
     }
 
     /// Parks the connection (see `server::park`): its task ends, and what

@@ -267,13 +267,14 @@ async fn poll(poller: Arc<Poller>, shared: Weak<Shared>) {
     let epoll = poller.epoll.as_raw_fd();
     // SAFETY: the descriptor is the poller's, open while the poller lives,
     // and the task holds the poller for as long as `watched` exists.
-    let watched = match unsafe { AsyncFd::register_with_interest(EpollFd(epoll), Interest::READABLE) } {
-        Ok(w) => Some(w),
-        Err(e) => {
-            warn!("parked sockets are looked at every 50 ms: cannot watch the poller: {e}");
-            None
-        }
-    };
+    let watched =
+        match unsafe { AsyncFd::register_with_interest(EpollFd(epoll), Interest::READABLE) } {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!("parked sockets are looked at every 50 ms: cannot watch the poller: {e}");
+                None
+            }
+        };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     let mut woken = Vec::new();
     loop {
