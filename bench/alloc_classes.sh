@@ -2,7 +2,7 @@
 # Where an idle connection's bytes are, by jemalloc size class (issue 16, perf16j).
 #   bench/alloc_classes.sh NATTER_BIN OUTDIR [HOLD_SECS]   (NATTER_ARGS: more serve flags)
 # Starts `natter serve --db off`, has gdb call jemalloc's malloc_stats_print in it
-# before `natter bench idle --clients 10000` and 8 s after everyone is connected
+# before `natter bench idle --clients 10000` and SETTLE (default 8) s after everyone is connected
 # (the build needs tikv-jemalloc-sys's `stats` feature, on since perf16j), then
 # prints each size class's growth per connection (bench/alloc_classes.py).
 set -u
@@ -24,8 +24,9 @@ for i in $(seq 1 300); do
   [ "$n" -ge 10000 ] && break
   sleep 0.5
 done
-sleep 8
+sleep "${SETTLE:-8}"  # SETTLE=20: long enough for connections to park (park_after 5s)
 echo "during: $(dump)"
+echo "parked: $(curl -s http://127.0.0.1:$PORT/metrics | grep "^natter_connections_parked ")"
 wait $b
 kill $pid; wait $pid 2>/dev/null
 grep -o '"rss[^,]*' "$OUT/bench.json" | head

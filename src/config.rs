@@ -181,6 +181,20 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub sendq_keep: Duration,
+        /// How long a plain-TCP connection stays quiet (nothing read,
+        /// nothing written) before it gives up its task and waits in the
+        /// worker's shared poller until its socket is readable, its
+        /// mailbox gets something or one of its timers is due (it parks
+        /// after between this and twice this of silence); 0: never.
+        #[arg(
+            long,
+            env = "NATTER_PARK_AFTER",
+            value_name = "DURATION",
+            default_value = "5s",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub park_after: Duration,
         /// Ingest paced by egress: deliveries waiting server-wide in the
         /// send queues of clients that keep up, above which connections
         /// stop reading their sockets until the queues drain to half of
@@ -1417,6 +1431,7 @@ mod tests {
             large_room: 1000,
             sendq: 96 * 1024,
             sendq_keep: Duration::from_secs(1),
+            park_after: Duration::from_secs(5),
             ingest_budget: 0,
             workers: 0,
             defer_writes: true,
@@ -1572,6 +1587,7 @@ mod tests {
             "large_room" => "7",
             "sendq" => "8KiB",
             "sendq_keep" => "250ms",
+            "park_after" => "0",
             "ingest_budget" => "65536",
             "workers" => "3",
             "defer_writes" => "false",

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub sendq_max_bytes: Gauge,
     /// Memory the send queues' buffers hold, queued or not (set when scraped).
     pub sendq_buffer_bytes: Gauge,
+    /// Connections parked without a task (set when scraped).
+    pub connections_parked: Gauge,
+    /// Times a quiet connection parked (gave up its task).
+    pub parks: Counter,
     /// Items waiting in all send queues (set when scraped).
     pub sendq_items: Gauge,
     /// Facts submitted to the store and not yet committed (set when scraped).
@@ -151,6 +155,8 @@ impl Metrics {
             sendq_bytes: Gauge::default(),
             sendq_max_bytes: Gauge::default(),
             sendq_buffer_bytes: Gauge::default(),
+            connections_parked: Gauge::default(),
+            parks: Counter::default(),
             sendq_items: Gauge::default(),
             store_pending_facts: Gauge::default(),
             store_paced: Counter::default(),
@@ -238,6 +244,16 @@ impl Metrics {
             "sendq_buffer_bytes",
             "Memory the send queues' buffers hold (an emptied one is kept sendq_keep)",
             m.sendq_buffer_bytes.clone(),
+        );
+        r.register(
+            "parks",
+            "Times a quiet connection parked, giving up its task (park_after)",
+            m.parks.clone(),
+        );
+        r.register(
+            "connections_parked",
+            "Quiet connections parked in a shared poller, without a task of their own (park_after)",
+            m.connections_parked.clone(),
         );
         r.register(
             "sendq_items",

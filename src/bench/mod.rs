@@ -458,6 +458,9 @@ pub async fn execute(cfg: BenchConfig) -> anyhow::Result<Report> {
                 rss_per_conn_bytes: after
                     .filter(|_| ready > 0)
                     .map(|after| (after as f64 - before.rss_kib as f64) * 1024.0 / ready as f64),
+                rss_per_conn_end_bytes: mem_end.filter(|_| ready > 0).map(|end| {
+                    (end.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / ready as f64
+                }),
                 cpu: Cpu {
                     setup_percent: server_setup,
                     run_percent: if sends || !cfg.duration.is_zero() {

@@ -144,6 +144,10 @@ pub struct ServerReport {
     pub peak_rss_kib: u64,
     /// (RSS after setup − RSS before) / ready connections.
     pub rss_per_conn_bytes: Option<f64>,
+    /// (RSS at the end − RSS before) / ready connections: for `idle`, after
+    /// holding them `--duration` (long enough, quiet connections have
+    /// parked by then: the server's `park_after`).
+    pub rss_per_conn_end_bytes: Option<f64>,
     pub cpu: Cpu,
 }
 
@@ -284,9 +288,13 @@ impl Report {
                 .rss_per_conn_bytes
                 .map(|b| format!("{:.2} KiB per connection", b / 1024.0))
                 .unwrap_or_else(|| "n/a per connection".into());
+            let end = srv
+                .rss_per_conn_end_bytes
+                .map(|b| format!(" ({:.2} KiB per connection)", b / 1024.0))
+                .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "server     pid {}: RSS {} before, {} after setup ({per}), {} at end, {} peak",
+                "server     pid {}: RSS {} before, {} after setup ({per}), {} at end{end}, {} peak",
                 srv.pid,
                 mib(srv.rss_before_kib),
                 srv.rss_after_setup_kib.map_or("n/a".into(), mib),

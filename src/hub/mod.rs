@@ -342,7 +342,9 @@ impl Conn {
 /// All chat state. Pure: see the module documentation.
 pub struct ChatState {
     config: HubConfig,
-    conns: HashMap<ConnId, Conn>,
+    /// Boxed: the table keeps up to about twice the slots, and a slot is
+    /// 24 bytes instead of the record's 168 (`perf16l`).
+    conns: HashMap<ConnId, Box<Conn>>,
     nicks: HashMap<String, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
@@ -523,7 +525,7 @@ impl ChatState {
 
     /// A new connection from `host`: it gets the welcome (online count) at once.
     pub fn connect(&mut self, id: ConnId, host: Name) -> Effects {
-        self.conns.insert(id, Conn::new(host));
+        self.conns.insert(id, Box::new(Conn::new(host)));
         let body = EventBody::Welcome {
             server: self.config.server_name.as_str().into(),
             online: self.online(),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{names, Audience, ChatState, Conn};
+use super::{names, Audience, ChatState};
 use crate::proto::{ConnId, ErrorCode, Event, EventBody, Monitor, Name, Refusal};
 
 /// Longest real name, in characters.
@@ -62,7 +62,7 @@ impl ChatState {
     /// says which of them are on and off line.
     fn watch(&mut self, id: ConnId, nicks: Vec<String>) {
         let (limit, max_chars) = (self.config.monitor_limit, self.config.max_nick_chars);
-        let Some(c) = self.conns.get_mut(&id).map(Conn::rare_mut) else {
+        let Some(c) = self.conns.get_mut(&id).map(|c| c.rare_mut()) else {
             return;
         };
         let mut added = Vec::new();

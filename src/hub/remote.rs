@@ -231,7 +231,7 @@ impl ChatState {
                 conn.realname = realname.clone();
                 conn.update_mask();
                 self.hold_nick(nick, id);
-                self.conns.insert(id, conn);
+                self.conns.insert(id, Box::new(conn));
                 self.announce_online(id, nick);
                 None
             }

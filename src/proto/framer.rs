@@ -26,7 +26,10 @@ pub struct Framer {
     json: Option<Box<JsonStream>>,
     /// Whitespace held while sniffing (given to whichever decoder is
     /// picked; more than `max` of it is a line, too long).
-    held: Vec<u8>,
+    /// Boxed while there is any: one pointer in every connection (and
+    /// parked connection), not an empty `Vec`'s 24 bytes.
+    #[allow(clippy::box_collection)]
+    held: Option<Box<Vec<u8>>>,
     max: usize,
 }
 
@@ -38,7 +41,7 @@ impl Framer {
             mode: if sniff { Mode::Sniff } else { Mode::Lines },
             lines: LineDecoder::new(max),
             json: None,
-            held: Vec::new(),
+            held: None,
             max,
         }
     }
@@ -77,30 +80,36 @@ impl Framer {
         self.mode == Mode::Json && self.json.as_ref().is_some_and(|j| j.undelimited())
     }
 
+    fn held_len(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.len())
+    }
+
     /// Bytes of an unfinished item held.
     pub fn pending(&self) -> usize {
         let json = self.json.as_ref().map_or(0, |j| j.pending());
-        self.held.len() + self.lines.pending() + json
+        self.held_len() + self.lines.pending() + json
     }
 
     /// Feeds `data`, calling `emit` once per item (or item error), in order.
     pub fn feed(&mut self, data: &[u8], emit: impl FnMut(Result<String, LineError>)) {
         if self.mode == Mode::Sniff {
             let first = data.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r'));
-            let spaces = self.held.len() + first.unwrap_or(data.len());
+            let spaces = self.held_len() + first.unwrap_or(data.len());
             self.mode = match first {
                 // A line of spaces, as before (and the choice does not
                 // depend on how the bytes were cut).
                 _ if spaces > self.max => Mode::Lines,
                 None => {
-                    self.held.extend_from_slice(data);
+                    self.held
+                        .get_or_insert_with(Default::default)
+                        .extend_from_slice(data);
                     return;
                 }
                 Some(i) if data[i] == b'{' => Mode::Json,
                 Some(_) => Mode::Lines,
             };
-            if !self.held.is_empty() {
-                let mut all = std::mem::take(&mut self.held);
+            if let Some(held) = self.held.take() {
+                let mut all = *held;
                 all.extend_from_slice(data);
                 return self.feed_chosen(&all, emit);
             }

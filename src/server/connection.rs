@@ -38,6 +38,7 @@ use futures_util::future::OptionFuture;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::limits::Permit;
 use super::mailbox::{Entry as Queued, Item, Next, Queue};
 use super::pager::Pager;
 use super::timers::Armed;
@@ -87,6 +88,14 @@ pub(crate) struct Opening {
     pub silent: bool,
     /// How its log lines say who it is.
     pub log: ConnLog,
+    /// Its admission slot, held until it ends (parked or not).
+    pub permit: Option<Permit>,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Permit")
+    }
 }
 
 impl Opening {
@@ -99,6 +108,7 @@ impl Opening {
             input: Vec::new(),
             silent: false,
             log: ConnLog::Inherited,
+            permit: None,
         }
     }
 }
@@ -173,13 +183,14 @@ struct Heartbeat {
     /// Set while a ping is unanswered; always set with a raw ping (the
     /// last byte read plus the timeout).
     deadline: Option<Instant>,
-    /// The session's raw ping, if it has one (its interval and timeout
-    /// are read from the settings, not copied into every connection).
-    raw: Option<&'static [u8]>,
+    /// The session has a raw ping (its bytes are the session's, its
+    /// interval and timeout the settings': not copied into every
+    /// connection).
+    raw: bool,
 }
 
 impl Heartbeat {
-    fn new(raw: Option<&'static [u8]>, pings: bool, config: &crate::config::Config) -> Heartbeat {
+    fn new(raw: bool, pings: bool, config: &crate::config::Config) -> Heartbeat {
         let now = Instant::now();
         let hb = Heartbeat {
             pings,
@@ -189,7 +200,7 @@ impl Heartbeat {
         };
         Heartbeat {
             next_ping: now + hb.interval(config),
-            deadline: raw.map(|_| now + hb.timeout(config)),
+            deadline: raw.then(|| now + hb.timeout(config)),
             ..hb
         }
     }
@@ -197,16 +208,16 @@ impl Heartbeat {
     /// How long a silence is before a ping (a raw ping: between pings).
     fn interval(&self, config: &crate::config::Config) -> Duration {
         match self.raw {
-            Some(_) => config.original_ping_interval,
-            None => config.ping_interval,
+            true => config.original_ping_interval,
+            false => config.ping_interval,
         }
     }
 
     /// How long a ping waits for an answer (a raw ping: for any byte).
     fn timeout(&self, config: &crate::config::Config) -> Duration {
         match self.raw {
-            Some(_) => config.original_ping_timeout,
-            None => config.ping_timeout,
+            true => config.original_ping_timeout,
+            false => config.ping_timeout,
         }
     }
 
@@ -214,7 +225,7 @@ impl Heartbeat {
     /// deadline, else the next ping (with a raw ping: whichever is first).
     fn due(&self) -> Instant {
         match (self.raw, self.deadline) {
-            (Some(_), Some(d)) => d.min(self.next_ping),
+            (true, Some(d)) => d.min(self.next_ping),
             (_, d) => d.unwrap_or(self.next_ping),
         }
     }
@@ -223,8 +234,8 @@ impl Heartbeat {
     fn heard(&mut self, config: &crate::config::Config) {
         let now = Instant::now();
         match self.raw {
-            Some(_) => self.deadline = Some(now + self.timeout(config)),
-            None => {
+            true => self.deadline = Some(now + self.timeout(config)),
+            false => {
                 self.next_ping = now + self.interval(config);
                 self.deadline = None;
             }
@@ -533,8 +544,14 @@ struct Connection<T> {
     /// An item that waits for the store to make its facts durable; nothing
     /// after it is written either.
     held: Option<Item>,
-    /// When the registration timeout fires (until registered).
-    registration_deadline: Instant,
+    /// Until registered, when the registration timeout fires; then, when
+    /// the connection may park if it stayed quiet (`park_after`; see
+    /// [`Connection::may_park`]).
+    deadline: Instant,
+    /// It read or wrote something since `deadline` was last set.
+    active: bool,
+    /// Its admission slot (freed when it ends).
+    permit: Option<Permit>,
     /// Flood control: lines read but not yet handled (at most `recvq`
     /// bytes of them), and the "virtual clock" that each handled line advances.
     backlog: Backlog,
@@ -610,6 +627,8 @@ enum End {
     Shutdown,
     /// A server operator disconnected it (the chat already let it go).
     Killed,
+    /// Not an end: it stayed quiet and parks (see `server::park`).
+    Park,
 }
 
 /// Serves one connection to its end. The connection is set up when the
@@ -626,7 +645,9 @@ pub(crate) fn run<T: Transport>(
 ) -> impl std::future::Future<Output = ()> + Send {
     use futures_util::FutureExt;
     futures_util::future::lazy(move |_| {
+        let mut opening = opening;
         let mut c = Connection::open(shared, stream, host, ip, opening.entry, &opening);
+        c.permit = opening.permit.take();
         // Bytes read before the loop (the first bytes over TLS).
         let first = (!opening.input.is_empty()).then(|| c.take_input(&opening.input));
         async move {
@@ -687,7 +708,9 @@ impl<T: Transport> Connection<T> {
             timer: Armed::default(),
             trim_at: None,
             decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
-            registration_deadline: now + config.registration_timeout,
+            deadline: now + config.registration_timeout,
+            active: false,
+            permit: None,
             hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
                 .then(|| now + delay),
             proto,
@@ -717,40 +740,265 @@ impl<T: Transport> Connection<T> {
         c
     }
 
-    /// The connection ended for `end`: it is counted, leaves the chat (and
-    /// its rooms) and is logged.
+    /// The connection ended for `end` (or parks: `End::Park`): it is
+    /// counted, leaves the chat (and its rooms) and is logged.
     fn finish(mut self, end: End) {
+        if matches!(end, End::Park) {
+            return self.park();
+        }
         let shared = self.shared.clone();
-        let id = self.id;
-        // What is still queued no longer counts against the pacer.
-        self.queue.set_keeping_up(false);
-        self.timer.disarm(&shared.timers, &self.queue);
-        if let Some(open) = self.open.take() {
-            open.dec();
-        }
-        if matches!(end, End::SlowConsumer) {
-            metrics().slow_consumers.inc();
-        } else if matches!(end, End::ExcessFlood) {
-            metrics().excess_flood.inc();
-        }
-        let reason = match &end {
-            End::Closed => "connection closed".to_string(),
-            End::Quit => "quit".to_string(),
-            End::Error(e) => format!("connection error: {e}"),
-            End::RegistrationTimeout => "registration timeout".to_string(),
-            End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
-            End::PingTimeout => "ping timeout".to_string(),
-            End::ExcessFlood => "Excess Flood".to_string(),
-            End::Shutdown => "server shutting down".to_string(),
-            End::Killed => "killed".to_string(),
-        };
-        // Named while it still has its nick.
-        let span = self.log_span();
-        // Tells the rooms unless the chat already did (quit, slow consumer),
-        // and frees the router's slot either way.
-        shared.chat.disconnect(id, &reason);
-        span.in_scope(|| info!("disconnected: {reason}"));
+        let open = self.open.take();
+        ended(
+            &shared,
+            self.id,
+            &self.queue,
+            &mut self.timer,
+            open,
+            &self.log,
+            end,
+        );
     }
+
+    /// Parks the connection (see `server::park`): its task ends, and what
+    /// it must keep waits in its poller, without a task, until its
+    /// socket, its mailbox or its timer needs it.
+    fn park(mut self) {
+        // Quiet for `park_after`: its queue's buffer goes back now.
+        self.trim_at = None;
+        self.queue.trim();
+        // Nothing it holds counts for the pacer while parked (it counts
+        // again once it runs: `note_keeping_up`).
+        self.queue.set_keeping_up(false);
+        // Its next deadline (the heartbeat's) stays in the server's timers;
+        // a quiet heartbeat (no pings) has nothing to do for a parked
+        // connection (its buffer went back above) and starts anew when it
+        // resumes.
+        let due = self
+            .heartbeat
+            .as_ref()
+            .filter(|hb| hb.pings)
+            .map(Heartbeat::due);
+        self.timer.arm(&self.shared.timers, &self.queue, due);
+        let Connection {
+            id,
+            shared,
+            stream,
+            queue,
+            decoder,
+            proto,
+            heartbeat,
+            ping_token,
+            open,
+            log,
+            mut timer,
+            permit,
+            ..
+        } = self;
+        let fd = match stream.into_fd() {
+            Ok(fd) => fd,
+            Err(e) => return ended(&shared, id, &queue, &mut timer, open, &log, End::Error(e)),
+        };
+        let dormant = Box::new(Dormant {
+            fd,
+            id,
+            queue,
+            decoder,
+            proto,
+            heartbeat,
+            ping_token,
+            log,
+            timer,
+            _permit: permit,
+        });
+        // Looked up again when it resumes (8 bytes less while parked).
+        drop(open);
+        metrics().parks.inc();
+        shared.parking.park(&shared, id.local, dormant);
+    }
+
+    /// Whether this connection parks when quiet (`park_after` set, and a
+    /// transport that can).
+    fn parks(&self) -> bool {
+        T::PARKS && self.shared.parking.on()
+    }
+
+    /// The park deadline passed (the timer fired): true if the connection
+    /// stayed quiet since it was set and holds nothing in flight (no
+    /// output waiting, no line held, no listing being paged, no answer
+    /// awaited, no flood control or pacing pending), so it may park; else
+    /// the deadline moves `park_after` on. So a quiet connection parks
+    /// between `park_after` and twice that after it was last busy, and one
+    /// resumed for a timer that found nothing to do parks again at once.
+    fn may_park(&mut self) -> bool {
+        if !self.registered || !self.parks() {
+            return false;
+        }
+        let now = Instant::now();
+        if self.deadline > now {
+            return false;
+        }
+        let quiet = !std::mem::take(&mut self.active)
+            && self.detecting.is_none()
+            && self.hold_until.is_none()
+            && self.held.is_none()
+            && self.pending.is_empty()
+            && self.backlog.is_empty()
+            && self.pager.is_empty()
+            && !self.proto.waiting()
+            && !self.ingest_paced
+            && self.flood_clock <= now
+            && self.stream.flushed()
+            && self.queue.load() == 0
+            && !self.queue.is_killed();
+        if !quiet {
+            self.deadline = now + self.shared.config.park_after;
+        }
+        quiet
+    }
+}
+
+/// A connection ended for `end`: it is counted, leaves the chat (and its
+/// rooms) and is logged.
+fn ended(
+    shared: &Shared,
+    id: ConnId,
+    queue: &Queue,
+    timer: &mut Armed,
+    open: Option<prometheus_client::metrics::gauge::Gauge>,
+    log: &ConnLog,
+    end: End,
+) {
+    // What is still queued no longer counts against the pacer.
+    queue.set_keeping_up(false);
+    timer.disarm(&shared.timers, queue);
+    if let Some(open) = open {
+        open.dec();
+    }
+    if matches!(end, End::SlowConsumer) {
+        metrics().slow_consumers.inc();
+    } else if matches!(end, End::ExcessFlood) {
+        metrics().excess_flood.inc();
+    }
+    let reason = match &end {
+        End::Closed => "connection closed".to_string(),
+        End::Quit => "quit".to_string(),
+        End::Error(e) => format!("connection error: {e}"),
+        End::RegistrationTimeout => "registration timeout".to_string(),
+        End::SlowConsumer => crate::hub::SLOW_CONSUMER.to_string(),
+        End::PingTimeout => "ping timeout".to_string(),
+        End::ExcessFlood => "Excess Flood".to_string(),
+        End::Shutdown => "server shutting down".to_string(),
+        End::Killed => "killed".to_string(),
+        End::Park => "parked".to_string(), // not an end: never here
+    };
+    // Named while it still has its nick.
+    let span = log.span(shared.chat.nick_of(id).as_deref());
+    // Tells the rooms unless the chat already did (quit, slow consumer),
+    // and frees the router's slot either way.
+    shared.chat.disconnect(id, &reason);
+    span.in_scope(|| info!("disconnected: {reason}"));
+}
+
+/// A parked connection (see `server::park`): what a quiet, registered
+/// plain-TCP connection keeps while it has no task. Everything else of a
+/// [`Connection`] is empty or at its start when it parks (no output or
+/// input held, no listing, no pending answer, flood control's clock not
+/// ahead), so it is made anew when it resumes.
+pub(crate) struct Dormant {
+    /// The socket, out of tokio's reactor (the poller watches it).
+    fd: std::os::fd::OwnedFd,
+    id: ConnId,
+    queue: Queue,
+    decoder: Framer,
+    proto: Box<dyn Protocol>,
+    heartbeat: Option<Heartbeat>,
+    ping_token: u32,
+    log: ConnLog,
+    /// Its entry in the server's timers stays armed while it is parked.
+    timer: Armed,
+    _permit: Option<Permit>,
+}
+
+impl Dormant {
+    /// Its socket's descriptor (for the poller's `epoll`).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+
+    /// Its mailbox.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+}
+
+/// Gives a parked connection a task again (its poller calls this when
+/// something needs it): the loop starts as if it had waited all along,
+/// and finds what woke it (the socket's input, its mailbox's item or
+/// signal, a due deadline). `readable`: its socket woke it (tokio's
+/// reactor reports that to the new registration on its next turn, so the
+/// connection does not park again before `park_after`); else its mailbox
+/// did, which the loop sees at once, and if that leaves it quiet it parks
+/// again at once.
+pub(crate) fn resume(shared: Arc<Shared>, dormant: Box<Dormant>, readable: bool) {
+    let Dormant {
+        fd,
+        id,
+        queue,
+        decoder,
+        proto,
+        mut heartbeat,
+        ping_token,
+        log,
+        mut timer,
+        _permit: permit,
+    } = *dormant;
+    // Still counted in its protocol's gauge while it was parked.
+    let open = Some(metrics().connection(proto.name(), "tcp"));
+    let now = Instant::now();
+    if let Some(hb) = heartbeat.as_mut().filter(|hb| !hb.pings) {
+        hb.next_ping = now + hb.interval(&shared.config);
+    }
+    let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)) {
+        Ok(s) => s,
+        Err(e) => return ended(&shared, id, &queue, &mut timer, open, &log, End::Error(e)),
+    };
+    let c = Connection {
+        id,
+        shared: shared.clone(),
+        stream,
+        queue,
+        decoder,
+        proto,
+        detecting: None,
+        registered: true,
+        heartbeat,
+        ping_token,
+        pending: Vec::new(),
+        held: None,
+        deadline: match readable {
+            true => now + shared.config.park_after,
+            false => now,
+        },
+        active: false,
+        permit,
+        backlog: Backlog::default(),
+        backlog_bytes: 0,
+        flood_clock: now,
+        hold_until: None,
+        pager: Pager::default(),
+        open,
+        throttled: false,
+        log,
+        ingest_paced: false,
+        keeping_up: false,
+        trim_at: None,
+        timer,
+    };
+    shared.tracker.spawn(async move {
+        let mut c = c;
+        let end = c.run().await;
+        c.finish(end);
+    });
 }
 
 impl<T: Transport> Connection<T> {
@@ -893,6 +1141,9 @@ impl<T: Transport> Connection<T> {
                                 .await;
                         return end;
                     }
+                    if self.may_park() {
+                        return End::Park;
+                    }
                 }
             }
         }
@@ -934,7 +1185,7 @@ impl<T: Transport> Connection<T> {
             self.decoder.set_json(self.proto.json_framing());
         }
         let pings = self.proto.heartbeat();
-        let raw = self.proto.raw_ping().filter(|_| pings);
+        let raw = pings && self.proto.raw_ping().is_some();
         self.heartbeat = Some(Heartbeat::new(raw, pings, &self.shared.config));
         self.proto.start(port!(self));
         self.queue.set_flavor(self.proto.flavor());
@@ -955,6 +1206,7 @@ impl<T: Transport> Connection<T> {
     /// if the queue is empty then, so that an idle client holds none.
     /// Once per `sendq_keep` at most: a busy client regrows it rarely.
     fn wrote(&mut self) {
+        self.active = true;
         if self.trim_at.is_none() {
             let keep = self.shared.config.sendq_keep;
             if keep.is_zero() {
@@ -968,7 +1220,8 @@ impl<T: Transport> Connection<T> {
     /// The earliest of the banner hold, the registration timeout, the
     /// heartbeat, flood control's release and the send queue's trim.
     fn next_timer(&self) -> Option<Instant> {
-        let registration = (!self.registered).then_some(self.registration_deadline);
+        // Until registered the registration timeout; then when it may park.
+        let registration = (!self.registered || self.parks()).then_some(self.deadline);
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
@@ -999,7 +1252,7 @@ impl<T: Transport> Connection<T> {
             self.trim_at = None;
             self.queue.trim();
         }
-        if !self.registered && self.registration_deadline <= now {
+        if !self.registered && self.deadline <= now {
             self.hold_until = None;
             return Some((End::RegistrationTimeout, Goodbye::RegistrationTimeout));
         }
@@ -1059,6 +1312,7 @@ impl<T: Transport> Connection<T> {
     /// Input arrived: the heartbeat heard the client, and the lines framed
     /// go to the session as flood control allows.
     fn after_input(&mut self) -> io::Result<Outcome> {
+        self.active = true;
         if let Some(hb) = &mut self.heartbeat {
             hb.heard(&self.shared.config);
         }
@@ -1160,6 +1414,8 @@ impl<T: Transport> Connection<T> {
     fn note_registered(&mut self) {
         if !self.registered && self.proto.registered() {
             self.registered = true;
+            // From now on `deadline` is when it may park.
+            self.deadline = Instant::now() + self.shared.config.park_after;
             metrics().registrations.inc();
             if let Some(nick) = self.shared.chat.nick_of(self.id) {
                 let _log = self.log.span(Some(&nick)).entered();
@@ -1208,10 +1464,12 @@ impl<T: Transport> Connection<T> {
         if hb.deadline.is_some_and(|d| now >= d) {
             return true;
         }
-        if let Some(bytes) = hb.raw {
+        if hb.raw {
             if hb.next_ping <= now {
                 hb.next_ping = now + interval;
-                self.write_alone(bytes);
+                if let Some(bytes) = self.proto.raw_ping() {
+                    self.write_alone(bytes);
+                }
             }
             return false;
         }
@@ -1468,4 +1726,27 @@ async fn write_all<T: Transport>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a parked connection keeps (boxed, plus its slot in the poller)
+    /// instead of its task (~0.9 KiB) and its socket's registration in
+    /// tokio's reactor (256 bytes).
+    #[test]
+    fn a_parked_connection_stays_small() {
+        let dormant = std::mem::size_of::<Dormant>();
+        let mailbox = std::mem::size_of::<Queue>();
+        eprintln!(
+            "Dormant: {dormant} bytes (Framer {}, Heartbeat {}, ConnLog {}, Permit {}), Queue {mailbox}",
+            std::mem::size_of::<Framer>(),
+            std::mem::size_of::<Option<Heartbeat>>(),
+            std::mem::size_of::<ConnLog>(),
+            std::mem::size_of::<Option<Permit>>(),
+        );
+        // 256 bytes (`perf16l`): jemalloc's 256-byte class.
+        assert!(dormant <= 256, "a parked connection keeps {dormant} bytes");
+    }
 }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, Instrument};
 
 use super::connection::{self, ConnLog, Entry, Opening};
+use super::limits::Permit;
 use super::tls::{self, Tls, TlsTransport};
 use super::Shared;
 use crate::proto::Name;
@@ -131,6 +132,7 @@ pub(crate) fn main_port(
     host: Name,
     peer: SocketAddr,
     log: ConnLog,
+    permit: Permit,
 ) -> impl Future<Output = ()> + Send {
     let window = shared.config.banner_delay;
     let sniff = async move {
@@ -154,6 +156,7 @@ pub(crate) fn main_port(
                 let opening = Opening {
                     silent: first.is_none(),
                     log,
+                    permit: Some(permit),
                     ..Opening::new(Entry::Main, false)
                 };
                 Either::Left(connection::run(shared, stream, host, peer.ip(), opening))
@@ -163,7 +166,9 @@ pub(crate) fn main_port(
             Some(First::Http) => {
                 let span = log.span(None);
                 Either::Right(Box::pin(
-                    http(stream, Bytes::new(), shared, peer, "tcp").instrument(span),
+                    http(stream, Bytes::new(), shared, peer, "tcp")
+                        .instrument(span)
+                        .map(move |()| drop(permit)),
                 ))
             }
             Some(First::Tls) => match shared.tls.clone() {
@@ -171,7 +176,8 @@ pub(crate) fn main_port(
                     let span = log.span(None);
                     Either::Right(Box::pin(
                         async move {
-                            over_tls(shared, &tls, stream, host, peer, Entry::Main).await
+                            over_tls(shared, &tls, stream, host, peer, Entry::Main).await;
+                            drop(permit);
                         }
                         .instrument(span),
                     ))

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use bytes::Bytes;
 
 use super::pacer::Pacer;
+use super::park::Parker;
 use crate::proto::{Event, Flavor};
 
 /// Capacity kept after a drain (entries; 24 KiB): a member of a busy room
@@ -81,6 +82,9 @@ struct Inner {
     /// Entries of the queue the pacer counts (never more than its length:
     /// the first ones taken are taken off the count, whichever they were).
     counted: usize,
+    /// The connection is parked (see `server::park`): whatever would wake
+    /// its task wakes the poller that holds it instead, once.
+    parked: Option<Parker>,
 }
 
 impl Inner {
@@ -163,6 +167,7 @@ impl Queue {
                 closing: false,
                 keeping_up: false,
                 counted: 0,
+                parked: None,
             }),
             notify: Notify::new(),
             cap: cap.max(1),
@@ -263,6 +268,36 @@ impl Queue {
     pub fn wake_timer(&self) {
         self.0.signals.fetch_or(TIMER, AcqRel);
         self.0.notify.notify_one();
+        self.wake_parked();
+    }
+
+    /// The connection is parked with `parker` (see `server::park`) unless
+    /// something is waiting for it already (an item, a signal, a close or
+    /// a kill): false then, and its parker is not kept.
+    pub fn park(&self, parker: Parker) -> bool {
+        let mut inner = self.lock();
+        // A signal raised before this check is seen here; one raised after
+        // it takes the parker (raisers set the bit before they lock).
+        let quiet = self.0.signals.load(Acquire) == 0;
+        if inner.killed || inner.closing || !inner.queue.is_empty() || !quiet {
+            return false;
+        }
+        inner.parked = Some(parker);
+        true
+    }
+
+    /// The connection runs again: nothing wakes its poller any more.
+    pub fn unpark(&self) {
+        let parker = self.lock().parked.take();
+        drop(parker);
+    }
+
+    /// Wakes the poller holding this connection, if it is parked.
+    fn wake_parked(&self) {
+        let parker = self.lock().parked.take();
+        if let Some(p) = parker {
+            p.wake();
+        }
     }
 
     /// The server is going down: the connection's [`Queue::wait`] returns
@@ -270,6 +305,7 @@ impl Queue {
     pub fn shut_down(&self) {
         self.0.signals.fetch_or(SHUTDOWN, AcqRel);
         self.0.notify.notify_one();
+        self.wake_parked();
     }
 
     /// An address that names this mailbox while it lives (the server's
@@ -312,8 +348,15 @@ impl Queue {
 
     /// Ends the connection once what is queued now is written.
     pub fn close(&self) {
-        self.lock().closing = true;
+        let parker = {
+            let mut inner = self.lock();
+            inner.closing = true;
+            inner.parked.take()
+        };
         self.0.notify.notify_one();
+        if let Some(p) = parker {
+            p.wake();
+        }
     }
 
     /// Moves up to `max` queued entries to the end of `into` under one lock
@@ -472,6 +515,9 @@ impl Queue {
             inner.queue.push_back(Entry { item, cost });
             inner.queue.len() == 1
         };
+        // A parked connection's poller is woken instead (the first push
+        // into its empty queue, or the kill).
+        let parker = if wake { inner.parked.take() } else { None };
         let pushed = if inner.killed {
             Pushed::Refused
         } else if count && inner.keeping_up && self.0.pacer.is_some() {
@@ -484,6 +530,9 @@ impl Queue {
         self.uncount(dropped);
         if wake {
             self.0.notify.notify_one();
+            if let Some(p) = parker {
+                p.wake();
+            }
         }
         pushed
     }
@@ -506,6 +555,15 @@ mod tests {
             },
             _ => None,
         }
+    }
+
+    /// Every connection has one, busy or idle (an `Arc`: 16 bytes of
+    /// counts besides): kept within jemalloc's 160-byte class.
+    #[test]
+    fn a_mailbox_stays_small() {
+        let size = std::mem::size_of::<Mailbox>() + 16;
+        eprintln!("Mailbox: {size} bytes with its counts");
+        assert!(size <= 160, "{size}");
     }
 
     #[test]

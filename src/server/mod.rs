@@ -11,6 +11,7 @@ mod limits;
 mod mailbox;
 mod pacer;
 mod pager;
+pub(crate) mod park;
 mod refusal_log;
 mod router;
 mod timers;
@@ -129,6 +130,11 @@ pub(crate) struct Shared {
     pub pacer: Arc<pacer::Pacer>,
     /// Every connection's next deadline, kept by one task: see `timers`.
     pub timers: Arc<timers::Timers>,
+    /// Where quiet connections wait without a task: see `park`.
+    pub parking: park::Parking,
+    /// Every connection's task (and parked connection): the shutdown
+    /// waits for them.
+    pub tracker: TaskTracker,
 }
 
 impl Shared {
@@ -141,6 +147,7 @@ impl Shared {
         m.sendq_bytes.set(d.bytes as i64);
         m.sendq_max_bytes.set(d.max_bytes as i64);
         m.sendq_buffer_bytes.set(d.buffers as i64);
+        m.connections_parked.set(self.parking.parked() as i64);
         if let Some(w) = &self.durable {
             m.store_pending_facts.set(w.unfinished() as i64);
         }
@@ -212,7 +219,8 @@ pub struct Server {
 }
 
 /// One accepted connection's task, from its port to its end (the
-/// admission `permit` is held until then).
+/// admission `permit` is held until then: by the connection, parked or
+/// not, on the line protocols' path).
 ///
 /// A task is as large as the largest future it may await, for its whole
 /// life: the TLS and HTTP paths (several KiB of handshake and hyper state)
@@ -233,10 +241,11 @@ fn serve(
     use futures_util::future::{lazy, Either};
     use futures_util::FutureExt;
     let conn = lazy(move |_| match entry {
-        Port::Main => Either::Left(detect::main_port(shared, stream, host, peer, log)),
+        Port::Main => Either::Left(detect::main_port(shared, stream, host, peer, log, permit)),
         Port::Irc => {
             let opening = Opening {
                 log,
+                permit: Some(permit),
                 ..Opening::new(Entry::Irc, false)
             };
             let irc = connection::run(shared, stream, host, peer.ip(), opening);
@@ -245,19 +254,17 @@ fn serve(
         // These keep their span for their whole life (see `ConnLog`).
         Port::IrcTls => {
             let tls = detect::irc_tls_port(shared, stream, host, peer);
-            Either::Right(Either::Right(
-                Box::pin(tls.instrument(log.span(None))) as detect::Boxed
-            ))
+            let tls = tls.instrument(log.span(None)).map(move |()| drop(permit));
+            Either::Right(Either::Right(Box::pin(tls) as detect::Boxed))
         }
         Port::Http => {
             let ctx = crate::web::WebContext::new(shared, peer, "tcp");
             let http = crate::web::serve(stream, bytes::Bytes::new(), ctx);
-            Either::Right(Either::Right(
-                Box::pin(http.instrument(log.span(None))) as detect::Boxed
-            ))
+            let http = http.instrument(log.span(None)).map(move |()| drop(permit));
+            Either::Right(Either::Right(Box::pin(http) as detect::Boxed))
         }
     });
-    conn.flatten().map(move |()| drop(permit))
+    conn.flatten()
 }
 
 /// Which listener a connection came in on.
@@ -386,6 +393,8 @@ impl Server {
         irc_info.description = config.server_info.clone();
         irc_info.services = config.services_name().into();
         let opers = Arc::new(std::sync::RwLock::new(Arc::new(config.opers.clone())));
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let parking = park::Parking::new(config.park_after, workers);
         let shared = Arc::new(Shared {
             opers,
             readers: Arc::new(tokio::sync::Semaphore::new(config.history_readers.max(1))),
@@ -401,6 +410,8 @@ impl Server {
             sts_port,
             pacer,
             timers: Default::default(),
+            parking,
+            tracker: TaskTracker::new(),
         });
         Ok(Server {
             listener,
@@ -504,7 +515,7 @@ impl Server {
                 }
             });
         }
-        let tracker = TaskTracker::new();
+        let tracker = shared.tracker.clone();
         if let Some(mut failures) = failures {
             let chat = shared.chat.clone();
             tokio::spawn(async move {
@@ -872,12 +883,18 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
+    fn future_size6<A, B, C, D, E, G, F: std::future::Future>(
+        _: &impl Fn(A, B, C, D, E, G) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
     /// Every connection's task holds this much for its whole life, idle or
     /// not (the task cell adds tokio's header and the tracker's counter).
     #[test]
     fn an_idle_connection_task_stays_small() {
         let task = future_size(&serve);
-        let main = future_size5(&detect::main_port);
+        let main = future_size6(&detect::main_port);
         let conn = future_size5(&connection::run::<TcpStream>);
         eprintln!("serve: {task} bytes, main_port {main}, connection::run {conn}");
         // 784 bytes in a debug build (`perf16j`: no `Sleep` or shutdown

@@ -29,6 +29,17 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn flushed(&self) -> bool {
         true
     }
+    /// Whether a quiet connection over it may park (`server::park`): the
+    /// transport is a bare socket, all its state in the kernel.
+    const PARKS: bool = false;
+    /// The socket, out of tokio's reactor, for a connection that parks
+    /// (only asked when [`Transport::PARKS`]).
+    fn into_fd(self) -> io::Result<std::os::fd::OwnedFd>
+    where
+        Self: Sized,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -48,5 +59,9 @@ impl Transport for TcpStream {
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         TcpStream::try_write(self, buf)
+    }
+    const PARKS: bool = true;
+    fn into_fd(self) -> io::Result<std::os::fd::OwnedFd> {
+        self.into_std().map(Into::into)
     }
 }
