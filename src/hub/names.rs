@@ -12,7 +12,10 @@ pub fn fold(name: &str) -> String {
 /// [`fold`], borrowing `name` when it is folded already (ASCII with no
 /// capital letter: most nicks), so that sorting by it allocates nothing.
 pub fn folded(name: &str) -> std::borrow::Cow<'_, str> {
-    match name.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+    match name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
         true => std::borrow::Cow::Borrowed(name),
         false => std::borrow::Cow::Owned(fold(name)),
     }
@@ -114,7 +117,16 @@ mod tests {
 
     #[test]
     fn folded_borrows_only_what_fold_leaves_alone() {
-        for name in ["b123", "alice", "[bot]_x|y", "Alice", "ÉLODIE", "élodie", "ΣΑΣ", "小明"] {
+        for name in [
+            "b123",
+            "alice",
+            "[bot]_x|y",
+            "Alice",
+            "ÉLODIE",
+            "élodie",
+            "ΣΑΣ",
+            "小明",
+        ] {
             let f = folded(name);
             assert_eq!(f, fold(name), "{name}");
             let borrowed = matches!(f, std::borrow::Cow::Borrowed(_));

@@ -72,7 +72,6 @@ impl ChatState {
         info_of(self.conns.get(&id)?, op, voice)
     }
 
-
     /// Whether `a` and `b` are in a room together.
     pub(super) fn share_room(&self, a: ConnId, b: ConnId) -> bool {
         let Some(c) = self.conns.get(&a) else {

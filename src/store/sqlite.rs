@@ -988,10 +988,12 @@ impl Writer {
                         Some(_) if p.urgent || p.closed => break,
                         // Nobody waits for what is queued: it waits for
                         // more to share its commit, `linger` at most.
-                        Some((_, at, _)) => match (*at + p.linger).checked_duration_since(Instant::now()) {
-                            Some(left) if !left.is_zero() => left,
-                            _ => break,
-                        },
+                        Some((_, at, _)) => {
+                            match (*at + p.linger).checked_duration_since(Instant::now()) {
+                                Some(left) if !left.is_zero() => left,
+                                _ => break,
+                            }
+                        }
                     };
                     p.writer_waits = true;
                     let (guard, _) = self
