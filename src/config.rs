@@ -573,6 +573,20 @@ settings! {
         /// shown (0: no limit).
         #[arg(long, env = "NATTER_DB_MAX_PENDING", value_name = "N", default_value = "10000")]
         pub db_max_pending: usize,
+        /// How long stored facts that nobody waits for (joins, parts,
+        /// quits, nick changes: shown before they are stored) may wait for
+        /// the database writer, so that a crowd's comings and goings share
+        /// a few commits; a message, a history read or 1 000 waiting facts
+        /// start a commit at once (0: every submission starts one).
+        #[arg(
+            long,
+            env = "NATTER_DB_LINGER",
+            value_name = "DURATION",
+            default_value = "20ms",
+            value_parser = parse_duration,
+        )]
+        #[serde(deserialize_with = "de_duration")]
+        pub db_linger: Duration,
         /// Lines of a room's history shown on joining it (0: none).
         #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
         pub history_on_join: usize,
@@ -1478,6 +1492,7 @@ mod tests {
             db_max_bytes: 0,
             db_sync: DbSync::Full,
             db_max_pending: 10_000,
+            db_linger: Duration::from_millis(20),
             history_on_join: 10,
             history_max_lines: 1000,
             history_scan: 5000,
@@ -1634,6 +1649,7 @@ mod tests {
             "db_max_bytes" => "1000000",
             "db_sync" => "normal",
             "db_max_pending" => "77",
+            "db_linger" => "5ms",
             "history_on_join" => "0",
             "history_max_lines" => "20",
             "history_scan" => "300",

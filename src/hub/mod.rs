@@ -342,9 +342,11 @@ impl Conn {
 /// All chat state. Pure: see the module documentation.
 pub struct ChatState {
     config: HubConfig,
-    /// Boxed: the table keeps up to about twice the slots, and a slot is
-    /// 24 bytes instead of the record's 168 (`perf16l`).
-    conns: HashMap<ConnId, Box<Conn>>,
+    /// Keyed by ids the server hands out (no client picks them), so with
+    /// a fast hash: a join's names list looks up every member. Boxed: the
+    /// table keeps up to about twice the slots, and a slot is 24 bytes
+    /// instead of the record's 168.
+    conns: HashMap<ConnId, Box<Conn>, foldhash::fast::RandomState>,
     nicks: HashMap<String, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
@@ -376,7 +378,7 @@ pub struct ChatState {
 /// Halves a table that is at most a quarter full (and bigger than a
 /// few dozen slots). Rehashing what is left costs as much as the removals
 /// that made room for it, so it is amortised over them.
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+fn shrink<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
     const SMALL: usize = 64;
     if map.capacity() > SMALL && map.len() < map.capacity() / 4 {
         map.shrink_to((map.len() * 2).max(SMALL / 2));
@@ -397,7 +399,7 @@ impl ChatState {
         ChatState {
             ids: Mutex::new(IdGen::new(config.node)),
             config,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             nicks: HashMap::new(),
             rooms: BTreeMap::new(),
             whowas: VecDeque::new(),

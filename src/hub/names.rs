@@ -9,6 +9,18 @@ pub fn fold(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// [`fold`], borrowing `name` when it is folded already (ASCII with no
+/// capital letter: most nicks), so that sorting by it allocates nothing.
+pub fn folded(name: &str) -> std::borrow::Cow<'_, str> {
+    match name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        true => std::borrow::Cow::Borrowed(name),
+        false => std::borrow::Cow::Owned(fold(name)),
+    }
+}
+
 /// What a nick looks like (Unicode TR39 confusable skeleton of its folded
 /// form, folded again): `alice`, `аlice` with a Cyrillic а, fullwidth
 /// `Ａｌｉｃｅ` and mathematical `𝐚𝐥𝐢𝐜𝐞` all look like `alice`. Two people
@@ -101,6 +113,25 @@ mod tests {
         assert!(check_nick(&"字".repeat(30), 30).is_ok());
         assert_eq!(fold("Alice"), fold("aLICE"));
         assert_eq!(fold("ÉLODIE"), "élodie");
+    }
+
+    #[test]
+    fn folded_borrows_only_what_fold_leaves_alone() {
+        for name in [
+            "b123",
+            "alice",
+            "[bot]_x|y",
+            "Alice",
+            "ÉLODIE",
+            "élodie",
+            "ΣΑΣ",
+            "小明",
+        ] {
+            let f = folded(name);
+            assert_eq!(f, fold(name), "{name}");
+            let borrowed = matches!(f, std::borrow::Cow::Borrowed(_));
+            assert_eq!(borrowed, name.is_ascii() && fold(name) == name, "{name}");
+        }
     }
 
     #[test]

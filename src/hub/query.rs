@@ -6,8 +6,8 @@
 
 use std::ops::Bound::{Excluded, Unbounded};
 
-use super::room::Room;
-use super::{mask, names, ChatState};
+use super::room::{Member, Room};
+use super::{mask, names, ChatState, Conn};
 use crate::proto::listing::RoomFilter;
 use crate::proto::{
     ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, Visibility,
@@ -47,24 +47,29 @@ fn summary(r: &Room) -> RoomSummary {
     }
 }
 
+/// What the members list says about `c`, with its status in the room
+/// (`None` before it has a nick).
+fn info_of(c: &Conn, op: bool, voice: bool) -> Option<MemberInfo> {
+    Some(MemberInfo {
+        nick: c.nick.clone()?,
+        user: c.user.clone(),
+        host: c.host.clone(),
+        realname: c.realname.clone(),
+        away: c.rare().away.is_some(),
+        oper: c.rare().oper.is_some(),
+        bot: c.bot,
+        op,
+        voice,
+        account: c.account.clone(),
+    })
+}
+
 /// Most people a `WHO` for a nick mask lists.
 const MAX_WHO: usize = 200;
 
 impl ChatState {
     fn member_info(&self, id: ConnId, op: bool, voice: bool) -> Option<MemberInfo> {
-        let c = self.conns.get(&id)?;
-        Some(MemberInfo {
-            nick: c.nick.clone()?,
-            user: c.user.clone(),
-            host: c.host.clone(),
-            realname: c.realname.clone(),
-            away: c.rare().away.is_some(),
-            oper: c.rare().oper.is_some(),
-            bot: c.bot,
-            op,
-            voice,
-            account: c.account.clone(),
-        })
+        info_of(self.conns.get(&id)?, op, voice)
     }
 
     /// Whether `a` and `b` are in a room together.
@@ -84,13 +89,22 @@ impl ChatState {
         let Some(r) = self.rooms.get(key) else {
             return Vec::new();
         };
-        let mut members: Vec<MemberInfo> = r
+        // Sorted before the records are made: a join's names list sorts
+        // up to `large_room` members, so the sort moves small entries and
+        // folds no nick that is folded already (most are).
+        let mut found: Vec<(std::borrow::Cow<'_, str>, &Conn, Member)> = r
             .members
             .iter()
-            .filter_map(|(id, m)| self.member_info(*id, m.op, m.voice))
+            .filter_map(|(id, m)| {
+                let c: &Conn = self.conns.get(id)?;
+                Some((names::folded(c.nick.as_deref()?), c, *m))
+            })
             .collect();
-        members.sort_by_cached_key(|m| names::fold(&m.nick));
-        members
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found
+            .into_iter()
+            .filter_map(|(_, c, m)| info_of(c, m.op, m.voice))
+            .collect()
     }
 
     /// The room a `who` from `id` asks about (`None`: the current one), or

@@ -14,6 +14,7 @@ use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicS
 pub(crate) const MUTE_PREFIX: &str = "m:";
 
 /// A member's place in a room.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Member {
     pub op: bool,
     pub voice: bool,

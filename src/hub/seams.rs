@@ -186,6 +186,11 @@ impl Watermark {
         self.budget.store(facts, Ordering::Relaxed);
     }
 
+    /// The budget set by [`set_budget`](Self::set_budget) (0: none).
+    pub fn budget(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
     /// `facts` more were submitted (the store calls it in `submit`).
     pub fn submitted(&self, facts: usize) {
         self.unfinished.fetch_add(facts, Ordering::Relaxed);

@@ -65,6 +65,7 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
         SqliteStore::open(path, config.db_max_bytes, config.db_sync, retention)
             .with_context(|| format!("cannot use the database {} (db)", config.db))?;
     store.set_history_scan(config.history_scan);
+    store.set_linger(config.db_linger);
     Ok((Arc::new(store), Some(failures)))
 }
 

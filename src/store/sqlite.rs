@@ -237,7 +237,20 @@ struct Pending {
     /// Submissions waiting for room (`MAX_PENDING`): the writer wakes
     /// them when it takes the queue.
     submitters_wait: usize,
+    /// Something queued is waited for (a message shown only once stored,
+    /// a history read's marker) or too much is queued: the writer starts
+    /// a commit at once instead of lingering.
+    urgent: bool,
+    /// How long facts nobody waits for (joins, parts, quits: shown before
+    /// they are stored) may wait for more to share their commit
+    /// (`db_linger`; zero: none wait).
+    linger: Duration,
 }
+
+/// Facts that, queued, make the writer commit without lingering, so that
+/// connections never pause for the store (`db_max_pending`) while the
+/// writer lingers.
+const LINGER_MOST: usize = 1000;
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
@@ -688,6 +701,14 @@ impl SqliteStore {
         Ok((store, failed_rx))
     }
 
+    /// Sets how long facts nobody waits for may wait for the writer
+    /// (`db_linger`): joins, parts and quits of a busy server then go in
+    /// a few commits instead of one each.
+    pub fn set_linger(&self, linger: Duration) {
+        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.linger = linger;
+    }
+
     /// Sets how many lines a read of messages alone walks through at most
     /// (`history_scan`, at least 1).
     pub fn set_history_scan(&mut self, lines: usize) {
@@ -772,8 +793,15 @@ impl Store for SqliteStore {
         let ticket = p.last_ticket;
         p.facts += facts.len();
         self.watermark.submitted(facts.len());
+        let waited_for = marker || facts.iter().any(|f| f.body.must_be_durable());
+        let budget = self.watermark.budget();
+        let crowded = p.facts >= LINGER_MOST || (budget != 0 && p.facts * 2 >= budget);
+        p.urgent |= waited_for || crowded || p.linger.is_zero();
+        // An idle writer is woken for the first fact that lingers too, to
+        // set its clock by it; later ones wait with it, with no wake-up.
+        let first = p.batches.is_empty();
         p.batches.push_back((ticket, Instant::now(), facts));
-        if p.writer_waits {
+        if p.writer_waits && (p.urgent || first) {
             self.queue.changed.notify_all();
         }
         ticket
@@ -952,10 +980,20 @@ impl Writer {
         loop {
             let batches = {
                 let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
-                while p.batches.is_empty() && !p.closed {
-                    let wait = match self.behind {
-                        true => Duration::ZERO,
-                        false => RETENTION_EVERY,
+                loop {
+                    let wait = match p.batches.front() {
+                        None if p.closed => break,
+                        None if self.behind => Duration::ZERO,
+                        None => RETENTION_EVERY,
+                        Some(_) if p.urgent || p.closed => break,
+                        // Nobody waits for what is queued: it waits for
+                        // more to share its commit, `linger` at most.
+                        Some((_, at, _)) => {
+                            match (*at + p.linger).checked_duration_since(Instant::now()) {
+                                Some(left) if !left.is_zero() => left,
+                                _ => break,
+                            }
+                        }
                     };
                     p.writer_waits = true;
                     let (guard, _) = self
@@ -975,6 +1013,7 @@ impl Writer {
                     return; // closed and drained
                 }
                 p.facts = 0;
+                p.urgent = false;
                 let batches: Vec<Batch> = p.batches.drain(..).collect();
                 if p.submitters_wait > 0 {
                     self.queue.changed.notify_all();
@@ -1649,6 +1688,53 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::yield_now();
         }
+    }
+
+    /// `db_linger`: comings and goings nobody waits for stay queued for
+    /// the linger (so a crowd's share commits), while a message or a
+    /// history read's marker starts a commit at once that takes them
+    /// along. Fails if the writer commits a join as soon as it comes, or
+    /// lets a message (or marker) linger.
+    #[test]
+    fn comings_and_goings_linger_and_what_is_waited_for_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep_all = Retention {
+            per_room: 0,
+            max_age: Duration::ZERO,
+        };
+        let (store, _failed) =
+            SqliteStore::open(&dir.path().join("l.db"), 0, DbSync::Normal, keep_all).unwrap();
+        let w = store.watermark().unwrap();
+        let waited = |ticket: u64| {
+            let start = Instant::now();
+            eventually("the commit", || w.done() >= ticket);
+            start.elapsed()
+        };
+        let linger = Duration::from_millis(600);
+        store.set_linger(linger);
+        let start = Instant::now();
+        let t1 = store.submit(vec![came_and_went("lobby", 1)]);
+        let t2 = store.submit(vec![came_and_went("lobby", 2)]);
+        waited(t2);
+        assert!(w.done() >= t1);
+        assert!(
+            start.elapsed() >= linger,
+            "a join was committed after {:?}, before the linger",
+            start.elapsed()
+        );
+        // A message does not wait, and takes the join before it along.
+        store.set_linger(Duration::from_secs(3600));
+        let t3 = store.submit(vec![came_and_went("lobby", 3)]);
+        let t4 = store.submit(vec![said("lobby", 4)]);
+        assert!(waited(t4) < Duration::from_secs(5), "a message lingered");
+        assert!(w.done() >= t3);
+        // Nor does a marker (a history read waits for it).
+        let t5 = store.submit(vec![came_and_went("lobby", 5)]);
+        let t6 = store.submit(Vec::new());
+        assert!(waited(t6) < Duration::from_secs(5), "a marker lingered");
+        assert!(w.done() >= t5);
+        let raw = Connection::open(dir.path().join("l.db")).unwrap();
+        assert_eq!(seqs(&raw, "lobby"), vec![1, 2, 3, 4, 5]);
     }
 
     /// `db_sync = full`: a commit's lines are released (and shown in a
