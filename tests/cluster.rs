@@ -581,8 +581,12 @@ async fn nats_killed_and_restarted_under_load_loses_no_line_anyone_was_shown() {
     let Some(mut nats) = NatsServer::start() else {
         return;
     };
-    let one = node(&nats, 1);
-    let two = node(&nats, 2);
+    // alice sends all 300 lines before she reads an answer, and bob reads
+    // them only at the end: what each node holds for them must fit, or
+    // they are dropped as slow consumers (`sendq`, 96 KiB), as happened
+    // in runs on a busy box. This test is about NATS, not that.
+    let one = node_with(&nats, 1, &["--sendq", "16MiB"]);
+    let two = node_with(&nats, 2, &["--sendq", "16MiB"]);
     let mut a = JsonClient::login(one.addr, "alice").await;
     let mut b = JsonClient::login(two.addr, "bob").await;
     sees_join(&mut a, "bob").await;
