@@ -332,15 +332,12 @@ impl Backplane for Nats {
                 touched_bundle.extend(touched);
                 continue;
             }
-            if !bundle.is_empty() {
-                let out = std::mem::take(&mut bundle);
-                self.send_out(out, std::mem::take(&mut touched_bundle));
-            }
+            // The bundle before it goes first (nothing if there is none).
+            let out = std::mem::take(&mut bundle);
+            self.send_out(out, std::mem::take(&mut touched_bundle));
             self.send_out(vec![fact.clone()], touched);
         }
-        if !bundle.is_empty() {
-            self.send_out(bundle, touched_bundle);
-        }
+        self.send_out(bundle, touched_bundle);
     }
 
     fn claim_nick(&self, nick: &str, owner: ConnId) -> Result<bool, StoreError> {
@@ -392,10 +389,14 @@ impl Backplane for Nats {
 }
 
 impl Nats {
-    /// Queues facts (one, or a bundle) for the publisher; when the queue
-    /// is full their senders are told (of a durable fact) and the rooms
-    /// they changed are looked at by the reader anyway.
+    /// Queues facts (one, or a bundle; none: nothing to do) for the
+    /// publisher; when the queue is full their senders are told (of a
+    /// durable fact) and the rooms they changed are looked at by the
+    /// reader anyway.
     fn send_out(&self, facts: Vec<Fact>, touched: Vec<String>) {
+        if facts.is_empty() {
+            return;
+        }
         if let Err(e) = self.outbox.try_send(Out::Facts(facts, touched)) {
             if let Out::Facts(facts, touched) = e.into_inner() {
                 for token in touched {
