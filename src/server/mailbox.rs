@@ -348,15 +348,11 @@ impl Queue {
 
     /// Ends the connection once what is queued now is written.
     pub fn close(&self) {
-        let parker = {
-            let mut inner = self.lock();
-            inner.closing = true;
-            inner.parked.take()
-        };
+        // Once `closing` is set the connection cannot park (`park`), so a
+        // parker taken after it is the last one.
+        self.lock().closing = true;
         self.0.notify.notify_one();
-        if let Some(p) = parker {
-            p.wake();
-        }
+        self.wake_parked();
     }
 
     /// Moves up to `max` queued entries to the end of `into` under one lock
