@@ -9,6 +9,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod hub;
+pub mod logformat;
 pub mod logwriter;
 pub mod metrics;
 pub mod proto;
