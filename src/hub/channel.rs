@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::room::Member;
-use super::{cap, mask, names, refusal, Audience, ChatState};
+use super::{cap, mask, names, query, refusal, Audience, ChatState};
 use crate::proto::{
     now_ms, BanInfo, ConnId, ErrorCode, Event, EventBody, FactBody, ModeChange, Name, Refusal,
     TopicState,
@@ -86,17 +86,22 @@ impl ChatState {
         if first && names::fold(&name) != names::fold(&self.config.default_room) {
             self.created_room(id);
         }
+        let large = self.config.large_room;
         let Some(room) = self.rooms.get_mut(&key_str) else {
             return;
         };
-        room.add_member(
-            id,
-            Member {
-                op: founder_op.unwrap_or(first),
-                voice: false,
-            },
-        );
+        let conns = &self.conns;
+        let member = Member {
+            op: founder_op.unwrap_or(first),
+            voice: false,
+        };
+        room.add_member_at(id, member, |order| query::names_place(conns, order, id));
         let members = room.members.len();
+        if members > large {
+            room.names_order = None;
+        } else if room.names_order.is_none() {
+            room.names_order = Some(query::names_sorted(conns, room));
+        }
         let room_name = room.name.clone();
         let topic = room.topic.clone();
         let at_ms = self

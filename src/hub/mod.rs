@@ -339,6 +339,10 @@ impl Conn {
     }
 }
 
+/// The people on the server (and on other nodes), by the server's own
+/// `ConnId`s, which no client picks: hashed with `foldhash`.
+type ConnTable = HashMap<ConnId, Box<Conn>, foldhash::fast::RandomState>;
+
 /// All chat state. Pure: see the module documentation.
 pub struct ChatState {
     config: HubConfig,
@@ -346,7 +350,7 @@ pub struct ChatState {
     /// a fast hash: a join's names list looks up every member. Boxed: the
     /// table keeps up to about twice the slots, and a slot is 24 bytes
     /// instead of the record's 168.
-    conns: HashMap<ConnId, Box<Conn>, foldhash::fast::RandomState>,
+    conns: ConnTable,
     nicks: HashMap<String, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
@@ -902,6 +906,12 @@ impl ChatState {
         };
         c.nick = Some(name.clone());
         c.update_mask();
+        if !c.rooms.is_empty() {
+            self.unsort_rooms_of(id);
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         c.signon_ms = now_ms();
         *c.active_ms.get_mut() = c.signon_ms;
         let auto_join = c.auto_join;
@@ -1231,6 +1241,7 @@ impl ChatState {
             c.nick = Some(new.clone());
             c.update_mask();
         }
+        self.unsort_rooms_of(id);
         let body = FactBody::NickChanged {
             old: old.clone(),
             new: new.clone(),
@@ -1407,6 +1418,19 @@ impl ChatState {
             + self.nicks.capacity()
             + self.lookalikes.capacity()
             + self.watchers.capacity()
+    }
+
+    /// Forgets the names order of every room `id` is in (its nick
+    /// changed; see `Room::names_order`).
+    fn unsort_rooms_of(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        for key in &c.rooms {
+            if let Some(room) = self.rooms.get_mut(key) {
+                room.names_order = None;
+            }
+        }
     }
 
     /// Takes `id` out of room `key`, dropping the room once it is empty.

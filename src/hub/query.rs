@@ -7,7 +7,7 @@
 use std::ops::Bound::{Excluded, Unbounded};
 
 use super::room::{Member, Room};
-use super::{mask, names, ChatState, Conn};
+use super::{mask, names, ChatState, Conn, ConnTable};
 use crate::proto::listing::RoomFilter;
 use crate::proto::{
     ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, Visibility,
@@ -64,6 +64,30 @@ fn info_of(c: &Conn, op: bool, voice: bool) -> Option<MemberInfo> {
     })
 }
 
+/// Where `id` goes in a room's names order (`Room::names_order`): after
+/// every member whose folded nick sorts before its own (`None`: it has no
+/// nick).
+pub(super) fn names_place(conns: &ConnTable, order: &[ConnId], id: ConnId) -> Option<usize> {
+    let nick = |id: &ConnId| {
+        let c = conns.get(id)?;
+        Some(names::folded(c.nick.as_deref()?))
+    };
+    let mine = nick(&id)?;
+    Some(order.partition_point(|m| nick(m).is_some_and(|n| n < mine)))
+}
+
+/// A room's members with a nick, sorted by folded nick (a new
+/// `Room::names_order`).
+pub(super) fn names_sorted(conns: &ConnTable, room: &Room) -> Vec<ConnId> {
+    let mut found: Vec<(std::borrow::Cow<'_, str>, ConnId)> = room
+        .members
+        .keys()
+        .filter_map(|id| Some((names::folded(conns.get(id)?.nick.as_deref()?), *id)))
+        .collect();
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    found.into_iter().map(|(_, id)| id).collect()
+}
+
 /// Most people a `WHO` for a nick mask lists.
 const MAX_WHO: usize = 200;
 
@@ -89,6 +113,15 @@ impl ChatState {
         let Some(r) = self.rooms.get(key) else {
             return Vec::new();
         };
+        if let Some(order) = &r.names_order {
+            return order
+                .iter()
+                .filter_map(|id| {
+                    let m = r.members.get(id)?;
+                    info_of(self.conns.get(id)?, m.op, m.voice)
+                })
+                .collect();
+        }
         // Sorted before the records are made: a join's names list sorts
         // up to `large_room` members, so the sort moves small entries and
         // folds no nick that is folded already (most are).

@@ -274,6 +274,7 @@ impl ChatState {
                     c.nick = Some(new.clone());
                     c.update_mask();
                 }
+                self.unsort_rooms_of(id);
                 if names::fold(old) != names::fold(new) {
                     self.announce_offline(old);
                     self.announce_online(id, new);

@@ -57,6 +57,12 @@ pub(crate) struct Room {
     /// The same connections in a flat list, for delivery: walking a
     /// `Vec` costs a few instructions per member, a `BTreeMap` dozens.
     fanout: Vec<ConnId>,
+    /// The members sorted by folded nick, for the names list a join shows
+    /// (`ChatState::members_of`), so that it is not sorted again for each
+    /// join. `None`: not kept (a member came in without a place in it, a
+    /// member's nick changed, or the room is larger than `large_room`,
+    /// whose joins show no names list); the hub builds it again on a join.
+    pub names_order: Option<Vec<ConnId>>,
     /// The sequence number of the room's last fact, and the room's order
     /// lock: a line to the room holds it while it is numbered, stored and
     /// pushed (see `handle.rs`). With the chat to itself (`&mut`), the
@@ -95,6 +101,7 @@ impl Room {
             name,
             members: BTreeMap::new(),
             fanout: Vec::new(),
+            names_order: None,
             seq: Mutex::new(order.seq),
             said: AtomicU64::new(order.said),
             topic: None,
@@ -164,10 +171,28 @@ impl Room {
         }
     }
 
-    /// Adds (or updates) a member.
+    /// Adds (or updates) a member. A new member drops the names order
+    /// (see [`Room::add_member_at`]).
     pub fn add_member(&mut self, id: ConnId, member: Member) {
+        self.add_member_at(id, member, |_| None);
+    }
+
+    /// Adds (or updates) a member; `place` says where a new one goes in
+    /// the names order (given the order without it), or `None` if it
+    /// cannot say, which drops the order.
+    pub fn add_member_at(
+        &mut self,
+        id: ConnId,
+        member: Member,
+        place: impl FnOnce(&[ConnId]) -> Option<usize>,
+    ) {
         if self.members.insert(id, member).is_none() {
             self.fanout.push(id);
+            let at = self.names_order.as_deref().and_then(place);
+            match (self.names_order.as_mut(), at) {
+                (Some(order), Some(at)) if at <= order.len() => order.insert(at, id),
+                _ => self.names_order = None,
+            }
         }
     }
 
@@ -177,6 +202,9 @@ impl Room {
         let gone = self.members.remove(&id)?;
         if let Some(i) = self.fanout.iter().position(|m| *m == id) {
             self.fanout.swap_remove(i);
+        }
+        if let Some(order) = self.names_order.as_mut() {
+            order.retain(|m| *m != id);
         }
         Some(gone)
     }

@@ -456,3 +456,64 @@ fn sources_carry_user_and_host() {
     let ev = w.take_events(a)[0].clone();
     assert_eq!(ev.source.as_deref(), Some("alice!~al@abc.ip"));
 }
+
+/// The names list a join shows is in folded-nick order however people
+/// came, went and renamed themselves before it (the order is kept from
+/// join to join: `Room::names_order`), with each member's status.
+#[test]
+fn names_lists_stay_sorted_through_joins_parts_and_renames() {
+    let mut w = World::new();
+    let nicks = ["Mia", "bob", "Zed", "alice", "carl", "Bea", "dan", "Eve"];
+    let ids: Vec<ConnId> = nicks.iter().map(|n| w.user(n)).collect();
+    let names_seen_by = |w: &mut World, id: ConnId| -> Vec<(String, bool)> {
+        let got = w.take(id);
+        let names = got.iter().rev().find_map(|e| match e {
+            EventBody::Members { room, members, .. } if &**room == "r" => Some(members),
+            _ => None,
+        });
+        let Some(members) = names else {
+            panic!("no names list for #r in {got:?}");
+        };
+        members.iter().map(|m| (m.nick.to_string(), m.op)).collect()
+    };
+    for (i, &id) in ids.iter().enumerate() {
+        join(&mut w, id, "#r", None);
+        match i {
+            3 => {
+                w.handle(
+                    ids[1],
+                    Command::Nick {
+                        new: "Xavier".into(),
+                    },
+                );
+            }
+            5 => {
+                let room = Some("#r".into());
+                w.handle(ids[0], Command::Part { room, reason: None });
+            }
+            6 => {
+                w.handle(
+                    ids[3],
+                    Command::Nick {
+                        new: "ALICE".into(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        let seen = names_seen_by(&mut w, id);
+        let mut sorted = seen.clone();
+        sorted.sort_by_key(|(n, _)| n.to_lowercase());
+        assert_eq!(seen, sorted, "after join {i}");
+    }
+    let last = w.user("frank");
+    join(&mut w, last, "#r", None);
+    let seen = names_seen_by(&mut w, last);
+    let nicks: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        nicks,
+        ["ALICE", "Bea", "carl", "dan", "Eve", "frank", "Xavier", "Zed"]
+    );
+    // Mia, the first in and the room's operator, left.
+    assert!(seen.iter().all(|(_, op)| !op), "{seen:?}");
+}
