@@ -335,7 +335,12 @@ impl Conn {
 
     fn update_mask(&mut self) {
         let nick = self.nick.as_deref().unwrap_or("*");
-        self.mask = format!("{nick}!{}@{}", self.user, self.host).into();
+        // `nick!user@host`, sized once (no formatting machinery).
+        let mut mask = String::with_capacity(nick.len() + self.user.len() + self.host.len() + 2);
+        for part in [nick, "!", &self.user, "@", &self.host] {
+            mask.push_str(part);
+        }
+        self.mask = mask.into();
     }
 }
 

@@ -401,6 +401,18 @@ impl Painter<'_> {
         self.paint(SYSTEM, text);
         self.raw("\r\n");
     }
+    /// [`Painter::system`] of formatted text, formatted straight into the
+    /// output (no `String` in between).
+    fn system_fmt(&mut self, text: std::fmt::Arguments<'_>) {
+        if self.color {
+            self.raw(SYSTEM);
+        }
+        let _ = self.out.write_fmt(text);
+        if self.color {
+            self.raw(RESET);
+        }
+        self.raw("\r\n");
+    }
 }
 
 /// Renders an event as terminal lines (CRLF, for telnet).
@@ -408,14 +420,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
     let mut p = Painter { out, color };
     match &ev.body {
         EventBody::Welcome { server, online } => {
-            p.system(&format!(
+            p.system_fmt(format_args!(
                 "*** Welcome to {server}! {online} {} online.",
                 if *online == 1 { "person" } else { "people" }
             ));
             p.system("*** What is your nickname?");
         }
         EventBody::Registered { nick, online } => {
-            p.system(&format!(
+            p.system_fmt(format_args!(
                 "*** You are now known as {nick}. {online} online. Type /help for commands."
             ));
         }
@@ -424,7 +436,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             nick,
             members,
         } => {
-            p.system(&format!("*** {nick} joined #{room} ({members} here)"));
+            p.system_fmt(format_args!("*** {nick} joined #{room} ({members} here)"));
         }
         EventBody::Parted {
             room,
@@ -432,10 +444,14 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             members,
             reason,
         } => match reason {
-            Some(r) => p.system(&format!("*** {nick} left #{room} ({r}) ({members} here)")),
-            None => p.system(&format!("*** {nick} left #{room} ({members} here)")),
+            Some(r) => p.system_fmt(format_args!(
+                "*** {nick} left #{room} ({r}) ({members} here)"
+            )),
+            None => p.system_fmt(format_args!("*** {nick} left #{room} ({members} here)")),
         },
-        EventBody::Quit { nick, reason } => p.system(&format!("*** {nick} quit ({reason})")),
+        EventBody::Quit { nick, reason } => {
+            p.system_fmt(format_args!("*** {nick} quit ({reason})"))
+        }
         EventBody::Message {
             from, text, action, ..
         } => {
@@ -466,7 +482,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             p.raw("\r\n");
         }
         EventBody::NickChanged { old, new } => {
-            p.system(&format!("*** {old} is now known as {new}"))
+            p.system_fmt(format_args!("*** {old} is now known as {new}"))
         }
         EventBody::RoomList { rooms, next, total } => {
             let list = rooms
@@ -477,16 +493,19 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 Some(n) => format!(" … more: /rooms {n}"),
                 None => String::new(),
             };
-            p.system(&format!("*** Rooms ({total}): {}{more}", list.join(", ")));
+            p.system_fmt(format_args!(
+                "*** Rooms ({total}): {}{more}",
+                list.join(", ")
+            ));
         }
         EventBody::Help => {
             p.system("*** Commands:");
             for (cmd, what) in COMMANDS {
-                p.system(&format!("***   {cmd:<16} {what}"));
+                p.system_fmt(format_args!("***   {cmd:<16} {what}"));
             }
             p.system("***   anything else is said to your room");
         }
-        EventBody::Info { text } => p.system(&format!("*** {text}")),
+        EventBody::Info { text } => p.system_fmt(format_args!("*** {text}")),
         EventBody::Ping { .. } => {}
         body @ (EventBody::Members { .. }
         | EventBody::WhoReply { .. }
@@ -495,7 +514,9 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 render_page(&page, color, p.out)
             }
         }
-        EventBody::Shutdown { reason } => p.system(&format!("*** Server shutting down: {reason}")),
+        EventBody::Shutdown { reason } => {
+            p.system_fmt(format_args!("*** Server shutting down: {reason}"))
+        }
         EventBody::Notice {
             from, room, text, ..
         } => {
@@ -511,15 +532,15 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         EventBody::TopicChanged {
             room, nick, topic, ..
         } => match topic {
-            Some(t) => p.system(&format!("*** {nick} set the topic of #{room}: {t}")),
-            None => p.system(&format!("*** {nick} cleared the topic of #{room}")),
+            Some(t) => p.system_fmt(format_args!("*** {nick} set the topic of #{room}: {t}")),
+            None => p.system_fmt(format_args!("*** {nick} cleared the topic of #{room}")),
         },
         EventBody::TopicInfo { room, topic } => match topic {
-            Some(t) => p.system(&format!(
+            Some(t) => p.system_fmt(format_args!(
                 "*** Topic of #{room}: {} (set by {})",
                 t.text, t.set_by
             )),
-            None => p.system(&format!("*** #{room} has no topic")),
+            None => p.system_fmt(format_args!("*** #{room} has no topic")),
         },
         EventBody::Kicked {
             room,
@@ -527,7 +548,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             target,
             reason,
             members,
-        } => p.system(&format!(
+        } => p.system_fmt(format_args!(
             "*** {target} was kicked from #{room} by {nick}{} ({members} here)",
             reason
                 .as_deref()
@@ -538,37 +559,39 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             room,
             nick,
             changes,
-        } => p.system(&format!(
+        } => p.system_fmt(format_args!(
             "*** {nick} sets mode {} on #{room}",
             mode_text(changes)
         )),
         EventBody::RoomModes { room, modes, .. } => {
             let m = mode_text(modes);
-            p.system(&format!(
+            p.system_fmt(format_args!(
                 "*** #{room} modes: {}",
                 if m.is_empty() { "none" } else { &m }
             ))
         }
         EventBody::BanList { room, bans, .. } => {
             let list = bans.iter().map(|b| &*b.mask).collect::<Vec<_>>();
-            p.system(&format!(
+            p.system_fmt(format_args!(
                 "*** Bans on #{room} ({}): {}",
                 bans.len(),
                 list.join(", ")
             ))
         }
         EventBody::Away { nick, text } => match text {
-            Some(t) => p.system(&format!("*** {nick} is away: {t}")),
-            None => p.system(&format!("*** {nick} is back")),
+            Some(t) => p.system_fmt(format_args!("*** {nick} is away: {t}")),
+            None => p.system_fmt(format_args!("*** {nick} is back")),
         },
-        EventBody::AwayReply { nick, text } => p.system(&format!("*** {nick} is away: {text}")),
+        EventBody::AwayReply { nick, text } => {
+            p.system_fmt(format_args!("*** {nick} is away: {text}"))
+        }
         EventBody::AwayStatus { away } => p.system(if *away {
             "*** You are marked as away"
         } else {
             "*** You are no longer marked as away"
         }),
         EventBody::Invited { room, nick, target } => {
-            p.system(&format!("*** {nick} invited {target} to #{room}"))
+            p.system_fmt(format_args!("*** {nick} invited {target} to #{room}"))
         }
         EventBody::Whois { nick, info } => match info {
             None => {
@@ -576,19 +599,19 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                 p.raw("\r\n");
             }
             Some(i) => {
-                p.system(&format!(
+                p.system_fmt(format_args!(
                     "*** {nick} ({}@{}): {}",
                     i.user, i.host, i.realname
                 ));
                 let rooms: Vec<String> = i.rooms.iter().map(|(r, ..)| format!("#{r}")).collect();
-                p.system(&format!("***   in: {}", rooms.join(" ")));
+                p.system_fmt(format_args!("***   in: {}", rooms.join(" ")));
                 if let Some(a) = &i.away {
-                    p.system(&format!("***   away: {a}"));
+                    p.system_fmt(format_args!("***   away: {a}"));
                 }
                 if let Some(a) = &i.account {
-                    p.system(&format!("***   logged in as {a}"));
+                    p.system_fmt(format_args!("***   logged in as {a}"));
                 }
-                p.system(&format!("***   idle {}s", i.idle_secs));
+                p.system_fmt(format_args!("***   idle {}s", i.idle_secs));
             }
         },
         EventBody::Lusers {
@@ -596,16 +619,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             unregistered,
             rooms,
             ..
-        } => p.system(&format!(
+        } => p.system_fmt(format_args!(
             "*** {users} online, {unregistered} connecting, {rooms} rooms"
         )),
-        EventBody::UserModes { modes, .. } => p.system(&format!("*** Your modes: {modes}")),
+        EventBody::UserModes { modes, .. } => p.system_fmt(format_args!("*** Your modes: {modes}")),
         EventBody::Refused(r) => render_refusal(r, color, false, p.out),
         EventBody::Account(a) => render_account(a, &mut p),
         EventBody::Names { rooms, .. } => {
             for r in rooms {
                 let nicks: Vec<String> = r.members.iter().map(|m| m.nick.to_string()).collect();
-                p.system(&format!(
+                p.system_fmt(format_args!(
                     "*** In #{} ({}): {}",
                     r.room,
                     nicks.len(),
@@ -615,16 +638,16 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::UserHosts { people } => {
             for u in people {
-                p.system(&format!("*** {} is {}@{}", u.nick, u.user, u.host));
+                p.system_fmt(format_args!("*** {} is {}@{}", u.nick, u.user, u.host));
             }
         }
         EventBody::IsOn { nicks } => {
             let nicks: Vec<&str> = nicks.iter().map(|n| &**n).collect();
-            p.system(&format!("*** Online: {}", nicks.join(", ")));
+            p.system_fmt(format_args!("*** Online: {}", nicks.join(", ")));
         }
         EventBody::WhoWas { nick, entries } => {
             for e in entries {
-                p.system(&format!(
+                p.system_fmt(format_args!(
                     "*** {nick} was {}@{} ({})",
                     e.user, e.host, e.realname
                 ));
@@ -632,9 +655,11 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         }
         EventBody::OperUp { .. } => p.system("*** You are now a server operator"),
         EventBody::Killed { by, reason } => {
-            p.system(&format!("*** You were disconnected by {by}: {reason}"))
+            p.system_fmt(format_args!("*** You were disconnected by {by}: {reason}"))
         }
-        EventBody::Wallops { from, text } => p.system(&format!("*** [wallops] {from}: {text}")),
+        EventBody::Wallops { from, text } => {
+            p.system_fmt(format_args!("*** [wallops] {from}: {text}"))
+        }
         EventBody::Rehashing => p.system("*** Reloading the configuration"),
         EventBody::TagMsg { .. } => {} // tags only: nothing to show
         EventBody::ReadMarkers { .. } => {} // for IRC clients' read markers
@@ -646,25 +671,25 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
                     false => n.to_string(),
                 })
                 .collect();
-            p.system(&format!("*** History in: {}", shown.join(", ")))
+            p.system_fmt(format_args!("*** History in: {}", shown.join(", ")))
         }
         EventBody::MonOnline { people } => {
             let people: Vec<&str> = people.iter().map(|p| &**p).collect();
-            p.system(&format!("*** Online: {}", people.join(", ")))
+            p.system_fmt(format_args!("*** Online: {}", people.join(", ")))
         }
         EventBody::MonOffline { nicks } | EventBody::MonList { nicks } => {
             let nicks: Vec<&str> = nicks.iter().map(|p| &**p).collect();
-            p.system(&format!("*** Watched: {}", nicks.join(", ")))
+            p.system_fmt(format_args!("*** Watched: {}", nicks.join(", ")))
         }
         EventBody::StatusMessage {
             room, from, text, ..
-        } => p.system(&format!("[#{room} ops] {from}: {text}")),
+        } => p.system_fmt(format_args!("[#{room} ops] {from}: {text}")),
         EventBody::InviteList { rooms } => {
             let rooms: Vec<String> = rooms.iter().map(|r| format!("#{r}")).collect();
-            p.system(&format!("*** Invited into: {}", rooms.join(", ")))
+            p.system_fmt(format_args!("*** Invited into: {}", rooms.join(", ")))
         }
         EventBody::RealnameChanged { nick, realname } => {
-            p.system(&format!("*** {nick} is now called {realname}"))
+            p.system_fmt(format_args!("*** {nick} is now called {realname}"))
         }
         EventBody::History {
             room,
@@ -675,11 +700,11 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
         } => {
             if facts.is_empty() {
                 if *asked {
-                    p.system(&format!("*** No history in #{room}"));
+                    p.system_fmt(format_args!("*** No history in #{room}"));
                 }
                 return;
             }
-            p.system(&format!("*** History of #{room}:"));
+            p.system_fmt(format_args!("*** History of #{room}:"));
             let shown = facts.iter().filter_map(|f| f.event());
             for ev in shown.filter(|ev| !matches!(ev.body, EventBody::TagMsg { .. })) {
                 p.paint(SYSTEM, &format!("[{}] ", clock(ev.at_ms)));
@@ -700,20 +725,20 @@ fn render_account(a: &AccountEvent, p: &mut Painter) {
             account,
             created: true,
             ..
-        } => p.system(&format!(
+        } => p.system_fmt(format_args!(
             "*** The account {account} is registered and you are logged in to it."
         )),
         AccountEvent::LoggedIn { account, .. } => {
-            p.system(&format!("*** You are now logged in as {account}."))
+            p.system_fmt(format_args!("*** You are now logged in as {account}."))
         }
-        AccountEvent::NickProtected { nick, grace_secs } => p.system(&format!(
+        AccountEvent::NickProtected { nick, grace_secs } => p.system_fmt(format_args!(
             "*** {nick} is a registered nickname: /login {nick} PASSWORD within \
              {grace_secs}s, or you will be renamed."
         )),
-        AccountEvent::Renamed { old, new } => p.system(&format!(
+        AccountEvent::Renamed { old, new } => p.system_fmt(format_args!(
             "*** {old} belongs to an account you are not logged in to: you are now {new}."
         )),
-        AccountEvent::RoomRegistered { room, founder } => p.system(&format!(
+        AccountEvent::RoomRegistered { room, founder } => p.system_fmt(format_args!(
             "*** #{room} is registered, with {founder} as its founder."
         )),
         AccountEvent::Challenge { .. } | AccountEvent::Changed { .. } => {}
@@ -737,11 +762,29 @@ pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
             members,
             ..
         } => {
-            let list = members.iter().map(|m| &*m.nick).collect::<Vec<_>>();
-            match page.first {
-                true => p.system(&format!("*** In #{room} ({total}): {}", list.join(", "))),
-                false => p.system(&format!("***   {}", list.join(", "))),
+            // As `system` would paint `nick, nick, …` after the header,
+            // written straight into the output, sized once.
+            let nicks: usize = members.iter().map(|m| m.nick.len() + 2).sum();
+            p.out.reserve(nicks + room.len() + 32);
+            if p.color {
+                p.raw(SYSTEM);
             }
+            match page.first {
+                true => {
+                    let _ = write!(p.out, "*** In #{room} ({total}): ");
+                }
+                false => p.raw("***   "),
+            }
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    p.raw(", ");
+                }
+                p.raw(&m.nick);
+            }
+            if p.color {
+                p.raw(RESET);
+            }
+            p.raw("\r\n");
         }
         PageBody::Who {
             mask,
@@ -750,7 +793,7 @@ pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
             ..
         } => {
             if page.first {
-                p.system(&format!("*** Who {mask} ({total}):"));
+                p.system_fmt(format_args!("*** Who {mask} ({total}):"));
             }
             for m in members {
                 p.system(&who_line(m));
@@ -762,8 +805,8 @@ pub fn render_page(page: &Page, color: bool, out: &mut Vec<u8>) {
             }
             for r in rooms {
                 match &r.topic {
-                    Some(t) => p.system(&format!("***   #{} ({}): {t}", r.name, r.members)),
-                    None => p.system(&format!("***   #{} ({})", r.name, r.members)),
+                    Some(t) => p.system_fmt(format_args!("***   #{} ({}): {t}", r.name, r.members)),
+                    None => p.system_fmt(format_args!("***   #{} ({})", r.name, r.members)),
                 }
             }
         }
