@@ -26,8 +26,38 @@ pub fn folded(name: &str) -> std::borrow::Cow<'_, str> {
 /// `Ａｌｉｃｅ` and mathematical `𝐚𝐥𝐢𝐜𝐞` all look like `alice`. Two people
 /// may not hold nicks that look alike.
 pub fn lookalike(nick: &str) -> String {
+    if nick.is_ascii() {
+        // ASCII is its own normal form: where every character's skeleton
+        // is ASCII too, the skeleton is theirs, one by one.
+        let table = ascii_skeletons();
+        let mut out = String::with_capacity(nick.len() + 4);
+        let all = nick.bytes().all(|b| {
+            let one = table.get(usize::from(b.to_ascii_lowercase()));
+            one.and_then(Option::as_deref)
+                .map(|s| out.push_str(s))
+                .is_some()
+        });
+        if all {
+            out.make_ascii_lowercase();
+            return out;
+        }
+    }
     let skeleton: String = unicode_security::skeleton(&fold(nick)).collect();
     fold(&skeleton)
+}
+
+/// The skeleton of each ASCII character where it is ASCII (`None` where
+/// Unicode's tables map it to something else; made once).
+fn ascii_skeletons() -> &'static [Option<String>] {
+    static TABLE: std::sync::OnceLock<Vec<Option<String>>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0u8..128)
+            .map(|b| {
+                let s: String = unicode_security::skeleton(&char::from(b).to_string()).collect();
+                s.is_ascii().then_some(s)
+            })
+            .collect()
+    })
 }
 
 /// Checks a nickname; the error says what is wrong, for the user.
@@ -131,6 +161,25 @@ mod tests {
             assert_eq!(f, fold(name), "{name}");
             let borrowed = matches!(f, std::borrow::Cow::Borrowed(_));
             assert_eq!(borrowed, name.is_ascii() && fold(name) == name, "{name}");
+        }
+    }
+
+    /// The ASCII shortcut gives what the full Unicode path gives, for
+    /// every printable ASCII pair.
+    #[test]
+    fn ascii_lookalikes_are_the_unicode_skeleton() {
+        let ascii = ascii_skeletons();
+        assert!((b'a'..=b'z').all(|b| ascii[usize::from(b)].is_some()));
+        assert!((b'0'..=b'9').all(|b| ascii[usize::from(b)].is_some()));
+        let slow = |n: &str| {
+            let skeleton: String = unicode_security::skeleton(&fold(n)).collect();
+            fold(&skeleton)
+        };
+        for a in 0x20u8..0x7f {
+            for b in 0x20u8..0x7f {
+                let n = String::from_utf8(vec![a, b, b'x', a]).unwrap();
+                assert_eq!(lookalike(&n), slow(&n), "{n:?}");
+            }
         }
     }
 

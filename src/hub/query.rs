@@ -114,13 +114,14 @@ impl ChatState {
             return Vec::new();
         };
         if let Some(order) = &r.names_order {
-            return order
-                .iter()
-                .filter_map(|id| {
-                    let m = r.members.get(id)?;
-                    info_of(self.conns.get(id)?, m.op, m.voice)
-                })
-                .collect();
+            let mut found = Vec::with_capacity(order.len());
+            for id in order {
+                let (Some(m), Some(c)) = (r.members.get(id), self.conns.get(id)) else {
+                    continue;
+                };
+                found.extend(info_of(c, m.op, m.voice));
+            }
+            return found;
         }
         // Sorted before the records are made: a join's names list sorts
         // up to `large_room` members, so the sort moves small entries and

@@ -152,7 +152,7 @@ impl ConnLog {
         let span = match *self {
             ConnLog::Inherited => tracing::Span::current(),
             ConnLog::Lazy { kind, id, peer } => {
-                let nick = tracing::field::Empty;
+                let (peer, nick) = (super::addr::Peer(peer), tracing::field::Empty);
                 match kind {
                     LogKind::Conn => tracing::info_span!("conn", id, %peer, nick),
                     LogKind::Irc => tracing::info_span!("irc", id, %peer, nick),
@@ -687,7 +687,7 @@ impl<T: Transport> Connection<T> {
             irc_info: shared.irc_info.clone(),
             irc_password: config.irc_password.clone(),
             host,
-            ip: ip.to_string().into(),
+            ip: super::addr::ip_text(ip).into(),
             opers: shared.opers.clone(),
             history_on_join: config.history_on_join,
             sts: shared.sts(opening.tls),

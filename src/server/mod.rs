@@ -5,6 +5,7 @@
 //! wire formats in `proto`.
 
 mod accounts;
+mod addr;
 pub(crate) mod connection;
 mod detect;
 mod limits;
