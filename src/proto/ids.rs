@@ -45,16 +45,22 @@ impl MsgId {
 
 impl fmt::Display for MsgId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let h = format!("{:032x}", self.0);
-        write!(
-            f,
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        // Hex digits from the last, hyphens at 8, 13, 18 and 23: as
+        // `{:032x}` cut 8-4-4-4-12, without the formatting machinery (a
+        // session id and every message's id are written this way).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let (mut text, mut rest) = ([0u8; 36], self.0);
+        for (i, slot) in text.iter_mut().enumerate().rev() {
+            *slot = match i {
+                8 | 13 | 18 | 23 => b'-',
+                _ => {
+                    let digit = HEX[(rest & 0xf) as usize];
+                    rest >>= 4;
+                    digit
+                }
+            };
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -131,6 +137,31 @@ impl IdGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A message id reads as its 32 hex digits cut 8-4-4-4-12, and reads
+    /// back.
+    #[test]
+    fn message_ids_are_hyphenated_hex() {
+        for v in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            1 << 80,
+        ] {
+            let h = format!("{v:032x}");
+            let want = format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            );
+            assert_eq!(MsgId(v).to_string(), want);
+            assert_eq!(want.parse::<MsgId>(), Ok(MsgId(v)));
+        }
+    }
 
     #[test]
     fn ids_increase_even_when_the_clock_stalls_or_steps_back() {

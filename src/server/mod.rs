@@ -176,7 +176,7 @@ impl Shared {
     /// The host shown for an address: a keyed hash, stable for this server
     /// run (so bans by host work) and never the address itself.
     pub fn cloak(&self, ip: IpAddr) -> String {
-        format!("{:08x}.ip", self.cloak_key.hash_one(ip) as u32)
+        cloak_text(self.cloak_key.hash_one(ip) as u32)
     }
 
     /// Reads the TLS certificate files again (SIGHUP, IRC `REHASH`): new
@@ -198,6 +198,18 @@ impl Shared {
             _ => None,
         }
     }
+}
+
+/// A cloaked host: `{:08x}.ip` of the hash, digit by digit (once per
+/// connection, without the formatting machinery).
+fn cloak_text(hash: u32) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut host = String::with_capacity(11);
+    for shift in (0..8).rev() {
+        host.push(char::from(HEX[(hash >> (shift * 4)) as usize & 0xf]));
+    }
+    host.push_str(".ip");
+    host
 }
 
 /// Reads the configuration again (for `REHASH` and `SIGHUP`).
@@ -871,6 +883,13 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloaks_are_eight_hex_digits() {
+        for h in [0u32, 1, 0xdead_beef, u32::MAX, 0x0a0b_0c0d] {
+            assert_eq!(cloak_text(h), format!("{h:08x}.ip"));
+        }
+    }
 
     /// The size of the future that `f` returns, without calling it.
     fn future_size<A, B, C, D, E, G, H, F: std::future::Future>(
