@@ -231,6 +231,9 @@ impl ChatState {
                 conn.realname = realname.clone();
                 conn.update_mask();
                 self.hold_nick(nick, id);
+                // A person seen again replaces the record: rooms that
+                // held it keep no names order by its old nick.
+                self.unsort_rooms_of(id);
                 self.conns.insert(id, Box::new(conn));
                 self.announce_online(id, nick);
                 None
