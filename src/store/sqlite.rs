@@ -88,6 +88,10 @@ pub struct SqliteStore {
     scan: usize,
     /// Each room's newest message, kept by the writer.
     last_messages: Arc<LastMessages>,
+    /// The WAL's length and bound (`db_wal_max`), shared with the writer.
+    wal_bound: Arc<WalBound>,
+    /// Bytes a WAL frame takes: a page and its 24-byte header.
+    frame_bytes: u64,
 }
 
 /// Frames in the WAL after a commit that ask for a checkpoint (SQLite's
@@ -111,6 +115,25 @@ impl Checkpoints {
     }
 }
 
+/// The WAL's length, as the writer's WAL hook last saw it, and how long
+/// it may grow (`db_wal_max`): shared by the hook, the writer and
+/// [`SqliteStore::set_wal_max`].
+#[derive(Default)]
+struct WalBound {
+    /// Frames in the WAL after the writer's last commit.
+    frames: AtomicI32,
+    /// Frames past which the writer checkpoints itself (0: never).
+    max: AtomicI32,
+}
+
+impl WalBound {
+    /// The WAL is past its bound: the writer checkpoints it.
+    fn over(&self) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        max > 0 && self.frames.load(Ordering::Relaxed) >= max
+    }
+}
+
 /// Moves checkpoints off the writer: SQLite's automatic checkpoint runs
 /// inside the commit that crosses [`CHECKPOINT_PAGES`], so every line
 /// behind it waits while pages are copied into the file and the file is
@@ -122,7 +145,7 @@ fn start_checkpointer(
     path: &Path,
     sync: DbSync,
     writer: &mut Connection,
-    frames: Arc<AtomicI32>,
+    bound: Arc<WalBound>,
 ) -> Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)> {
     let open = || -> rusqlite::Result<Connection> {
         let c = Connection::open(path)?;
@@ -169,18 +192,19 @@ fn start_checkpointer(
         }
     };
     let ask = checkpoints.clone();
-    let seen = frames.clone();
     // Frames in the WAL when a checkpoint was last asked for: one is
     // asked for per CHECKPOINT_PAGES new frames, not after every commit
     // of a WAL that stays long (a busy writer's WAL restarts only past
-    // `db_wal_max`), which ran one checkpoint after another.
+    // `db_wal_max`), which ran one checkpoint after another. None is
+    // asked for past the bound: the writer's own is then due, and would
+    // find the thread's running (busy) and have to try again.
     let mut asked_at = 0;
     let hook = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, now: i32| {
-        seen.store(now, Ordering::Relaxed);
+        bound.frames.store(now, Ordering::Relaxed);
         if now < asked_at {
             asked_at = 0; // the WAL started again from its beginning
         }
-        if now - asked_at >= CHECKPOINT_PAGES {
+        if now - asked_at >= CHECKPOINT_PAGES && !bound.over() {
             asked_at = now;
             ask.ask(false);
         }
@@ -261,10 +285,6 @@ struct Pending {
     /// they are stored) may wait for more to share their commit
     /// (`db_linger`; zero: none wait).
     linger: Duration,
-    /// The WAL's size past which the writer checkpoints it itself so
-    /// that it starts again from its beginning (`db_wal_max`; zero:
-    /// never).
-    wal_max: u64,
 }
 
 /// Facts that, queued, make the writer commit without lingering, so that
@@ -683,12 +703,11 @@ impl SqliteStore {
                 }
             },
         };
-        let wal_frames = Arc::new(AtomicI32::new(0));
         let page: i64 = conn
             .pragma_query_value(None, "page_size", |r| r.get(0))
             .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
-        let frame_bytes = page.max(512) as u64 + 24;
-        let checkpoints = start_checkpointer(path, sync, &mut conn, wal_frames.clone());
+        let wal_bound = Arc::new(WalBound::default());
+        let checkpoints = start_checkpointer(path, sync, &mut conn, wal_bound.clone());
         let queue = Arc::new(Queue {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
@@ -706,8 +725,7 @@ impl SqliteStore {
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
-            wal_frames,
-            frame_bytes,
+            wal_bound: wal_bound.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("natter-db-writer".into())
@@ -724,6 +742,8 @@ impl SqliteStore {
             wal_sync,
             scan: DEFAULT_SCAN,
             last_messages,
+            wal_bound,
+            frame_bytes: page.max(512) as u64 + 24,
         };
         Ok((store, failed_rx))
     }
@@ -741,8 +761,8 @@ impl SqliteStore {
     /// beginning (`db_wal_max`; zero: the WAL grows while commits keep
     /// coming, and starts again only in a lull).
     pub fn set_wal_max(&self, bytes: u64) {
-        let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
-        p.wal_max = bytes;
+        let frames = bytes.div_ceil(self.frame_bytes).min(i32::MAX as u64);
+        self.wal_bound.max.store(frames as i32, Ordering::Relaxed);
     }
 
     /// Sets how many lines a read of messages alone walks through at most
@@ -1009,16 +1029,14 @@ struct Writer {
     /// Retention has more to delete: the writer goes on with it as soon
     /// as chat leaves it time.
     behind: bool,
-    /// Frames in the WAL after the writer's last commit (its WAL hook).
-    wal_frames: Arc<AtomicI32>,
-    /// Bytes a WAL frame takes: a page and its 24-byte header.
-    frame_bytes: u64,
+    /// The WAL's length and bound (`db_wal_max`).
+    wal_bound: Arc<WalBound>,
 }
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let (batches, wal_max) = {
+            let batches = {
                 let mut p = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     let wait = match p.batches.front() {
@@ -1058,7 +1076,7 @@ impl Writer {
                 if p.submitters_wait > 0 {
                     self.queue.changed.notify_all();
                 }
-                (batches, p.wal_max)
+                batches
             };
             if batches.is_empty() {
                 continue;
@@ -1085,7 +1103,7 @@ impl Writer {
                 }),
                 _ => self.release.release(&batches, written.is_err()),
             }
-            self.bound_wal(wal_max);
+            self.bound_wal();
             if self.behind || self.last_retention.elapsed() >= RETENTION_EVERY {
                 self.enforce_retention();
             }
@@ -1099,21 +1117,20 @@ impl Writer {
     /// copies, does not manage under steady load: the WAL then grew by
     /// every commit's pages (16 MB/s at 10k lines/s), each `fdatasync`
     /// of the sync thread had the file's new size to journal, and a
-    /// crash left all of it to replay. Past `wal_max` bytes the writer,
+    /// crash left all of it to replay. Past `db_wal_max` the writer,
     /// between two transactions, checkpoints what the thread left (a
     /// passive checkpoint: it syncs the WAL, copies, syncs the database
     /// file), and its next transaction starts the WAL again. If the
     /// thread is at work or a reader holds older frames, the next commit
     /// tries again.
-    fn bound_wal(&mut self, wal_max: u64) {
-        let frames = self.wal_frames.load(Ordering::Relaxed).max(0) as u64;
-        if wal_max == 0 || frames * self.frame_bytes < wal_max {
+    fn bound_wal(&mut self) {
+        if !self.wal_bound.over() {
             return;
         }
         let mode = rusqlite::wal::CheckpointMode::PASSIVE;
         match self.conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
             Ok((log, copied)) if log == copied => {
-                self.wal_frames.store(0, Ordering::Relaxed);
+                self.wal_bound.frames.store(0, Ordering::Relaxed);
                 crate::metrics::metrics().store_wal_restarts.inc();
             }
             Ok(_) => {}
@@ -1690,8 +1707,7 @@ mod tests {
             last_retention: Instant::now(),
             last_sweep: Instant::now(),
             behind: false,
-            wal_frames: Arc::default(),
-            frame_bytes: 4096 + 24,
+            wal_bound: Arc::default(),
         }
     }
 
