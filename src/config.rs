@@ -594,7 +594,7 @@ settings! {
             long,
             env = "NATTER_DB_WAL_MAX",
             value_name = "BYTES",
-            default_value = "32MiB",
+            default_value = "64MiB",
             value_parser = parse_size,
         )]
         #[serde(deserialize_with = "de_size")]
@@ -1505,7 +1505,7 @@ mod tests {
             db_sync: DbSync::Full,
             db_max_pending: 10_000,
             db_linger: Duration::from_millis(20),
-            db_wal_max: 32 << 20,
+            db_wal_max: 64 << 20,
             history_on_join: 10,
             history_max_lines: 1000,
             history_scan: 5000,
