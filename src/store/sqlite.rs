@@ -1128,10 +1128,13 @@ impl Writer {
             return;
         }
         let mode = rusqlite::wal::CheckpointMode::PASSIVE;
+        let started = Instant::now();
         match self.conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
             Ok((log, copied)) if log == copied => {
                 self.wal_bound.frames.store(0, Ordering::Relaxed);
-                crate::metrics::metrics().store_wal_restarts.inc();
+                crate::metrics::metrics()
+                    .store_wal_restart_seconds
+                    .observe(started.elapsed().as_secs_f64());
             }
             Ok(_) => {}
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
@@ -1844,7 +1847,8 @@ mod tests {
         let (store, _failed) = SqliteStore::open(&path, 0, DbSync::Full, keep_all).unwrap();
         let max = 256 << 10;
         store.set_wal_max(max);
-        let restarts = crate::metrics::metrics().store_wal_restarts.get();
+        let restarts = || crate::metrics::metrics().store_wal_restart_seconds.count();
+        let before = restarts();
         let w = store.watermark().unwrap();
         let rooms = 100;
         let lines = 20_000;
@@ -1863,10 +1867,7 @@ mod tests {
             .unwrap()
             .len();
         assert!(wal < 4 * max, "the WAL grew to {wal} bytes (limit {max})");
-        assert!(
-            crate::metrics::metrics().store_wal_restarts.get() > restarts,
-            "the WAL never started again"
-        );
+        assert!(restarts() > before, "the WAL never started again");
         drop(store);
         let raw = Connection::open(&path).unwrap();
         for room in ["r0", "r1", "r99"] {
