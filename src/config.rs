@@ -587,6 +587,18 @@ settings! {
         )]
         #[serde(deserialize_with = "de_duration")]
         pub db_linger: Duration,
+        /// Size of the database's write-ahead log past which the writer
+        /// checkpoints it between two commits so that it is written from
+        /// its beginning again (0: it grows while commits keep coming).
+        #[arg(
+            long,
+            env = "NATTER_DB_WAL_MAX",
+            value_name = "BYTES",
+            default_value = "64MiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub db_wal_max: usize,
         /// Lines of a room's history shown on joining it (0: none).
         #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
         pub history_on_join: usize,
@@ -1493,6 +1505,7 @@ mod tests {
             db_sync: DbSync::Full,
             db_max_pending: 10_000,
             db_linger: Duration::from_millis(20),
+            db_wal_max: 64 << 20,
             history_on_join: 10,
             history_max_lines: 1000,
             history_scan: 5000,
@@ -1650,6 +1663,7 @@ mod tests {
             "db_sync" => "normal",
             "db_max_pending" => "77",
             "db_linger" => "5ms",
+            "db_wal_max" => "1MiB",
             "history_on_join" => "0",
             "history_max_lines" => "20",
             "history_scan" => "300",

@@ -72,6 +72,10 @@ pub struct Metrics {
     /// Times a connection held its client's lines back because the store
     /// was behind (`db_max_pending`).
     pub store_paced: Counter,
+    /// Seconds each of the store writer's own checkpoints of a WAL past
+    /// `db_wal_max` took (commits wait meanwhile); the count is how
+    /// often the WAL was made to start again.
+    pub store_wal_restart_seconds: Histogram,
     /// Seconds each store commit (one transaction per batch) took.
     pub store_commit_seconds: Histogram,
     /// Facts per store commit.
@@ -160,6 +164,7 @@ impl Metrics {
             sendq_items: Gauge::default(),
             store_pending_facts: Gauge::default(),
             store_paced: Counter::default(),
+            store_wal_restart_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             store_batch_facts: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             store_sync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -269,6 +274,11 @@ impl Metrics {
             "store_paced",
             "Times a connection held lines back because the store was behind (db_max_pending)",
             m.store_paced.clone(),
+        );
+        r.register(
+            "store_wal_restart_seconds",
+            "Seconds the store writer's checkpoints of a WAL past db_wal_max took (commits wait)",
+            m.store_wal_restart_seconds.clone(),
         );
         r.register(
             "store_commit_seconds",

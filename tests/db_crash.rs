@@ -142,8 +142,10 @@ async fn page(j: &mut JsonClient, extra: serde_json::Value) -> (Vec<Line>, bool)
 async fn acknowledged_messages_survive_kill_9_in_order_with_their_ids() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("natter.db");
-    // A small cap on history requests, so reading it back takes many pages.
-    let flags = ["--history-max-lines", "400"];
+    // A small cap on history requests, so reading it back takes many pages;
+    // a WAL of 64 KiB at most, so the writer checkpoints it and starts it
+    // over many times while acknowledged lines stream in.
+    let flags = ["--history-max-lines", "400", "--db-wal-max", "64KiB"];
     let mut server = serve(&db, &flags);
     let total = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(Notify::new());

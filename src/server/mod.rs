@@ -67,6 +67,7 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
             .with_context(|| format!("cannot use the database {} (db)", config.db))?;
     store.set_history_scan(config.history_scan);
     store.set_linger(config.db_linger);
+    store.set_wal_max(config.db_wal_max as u64);
     Ok((Arc::new(store), Some(failures)))
 }
 
