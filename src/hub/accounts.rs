@@ -271,7 +271,7 @@ impl ChatState {
         let c = self.conns.get(&id)?;
         match &c.account {
             Some(a) => Some(names::fold(a)),
-            None => c.session.as_deref().map(str::to_string),
+            None => c.session(id),
         }
     }
 
@@ -282,7 +282,7 @@ impl ChatState {
         let node = parts.next()?.parse().ok()?;
         let local = parts.next()?.parse().ok()?;
         let c = self.conns.get(&ConnId::new(node, local))?;
-        (c.account.is_none() && c.session.as_deref() == Some(token))
+        (c.account.is_none() && c.session(ConnId::new(node, local)).as_deref() == Some(token))
             .then(|| c.nick.clone())
             .flatten()
     }

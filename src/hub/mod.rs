@@ -44,8 +44,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::proto::{
-    now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
-    Outcome, Profile, Refusal, Target, WhoWasInfo,
+    now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, MsgId, Name,
+    NodeId, Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
 pub(crate) use room::RoomOrder;
@@ -219,7 +219,6 @@ struct Conn {
     wallops: bool,
     /// User mode `+B`: a bot.
     bot: bool,
-    signon_ms: u64,
     /// When this person last said something (a line to a room sets it with
     /// the chat shared, hence atomic).
     active_ms: AtomicU64,
@@ -227,10 +226,13 @@ struct Conn {
     account: Option<Name>,
     /// Connected over TLS (IRC WHOIS says so).
     secure: bool,
-    /// Who this connection is in private history while it is not logged
-    /// in: `!node.local.id`, the id of its registration fact, which no
-    /// other session ever has (see `ChatState::history_identity`).
-    session: Option<Arc<str>>,
+    /// The id of its registration fact (zero until it registers), as two
+    /// halves (a `u128` would align the record to 16 bytes). It says when
+    /// it signed on, and who it is in private history while not logged in
+    /// (`!node.local.id`, which no other session ever has: see
+    /// `ChatState::history_identity`), written out only when asked: not a
+    /// string kept in every connection's record.
+    online: [u64; 2],
     /// What few connections use, made when first needed (see [`Rare`]).
     rare: Option<Box<Rare>>,
 }
@@ -296,11 +298,10 @@ impl Conn {
             invisible: false,
             wallops: false,
             bot: false,
-            signon_ms: now,
             active_ms: AtomicU64::new(now),
             account: None,
             secure: false,
-            session: None,
+            online: [0, 0],
             rare: None,
         };
         c.update_mask();
@@ -331,6 +332,24 @@ impl Conn {
             }
         }
         m
+    }
+
+    /// The id of its registration fact, once registered.
+    fn online_id(&self) -> Option<MsgId> {
+        let [hi, lo] = self.online;
+        (hi | lo != 0).then(|| MsgId((u128::from(hi) << 64) | u128::from(lo)))
+    }
+
+    /// When it registered (Unix milliseconds; 0 before).
+    fn signon_ms(&self) -> u64 {
+        self.online_id().map_or(0, MsgId::millis)
+    }
+
+    /// Its guest session in private history (`!node.local.id`), once
+    /// registered (see `ChatState::history_identity`).
+    fn session(&self, id: ConnId) -> Option<String> {
+        let online = self.online_id()?;
+        Some(format!("!{}.{}.{online}", id.node, id.local))
     }
 
     fn update_mask(&mut self) {
@@ -902,8 +921,7 @@ impl ChatState {
         };
         c.nick = Some(name.clone());
         c.update_mask();
-        c.signon_ms = now_ms();
-        *c.active_ms.get_mut() = c.signon_ms;
+        *c.active_ms.get_mut() = now_ms();
         let auto_join = c.auto_join;
         let body = FactBody::Online {
             nick: name.clone(),
@@ -913,7 +931,7 @@ impl ChatState {
         };
         let online_id = self.fact(id, None, body).id;
         if let Some(c) = self.conns.get_mut(&id) {
-            c.session = Some(format!("!{}.{}.{online_id}", id.node, id.local).into());
+            c.online = [(online_id.0 >> 64) as u64, online_id.0 as u64];
         }
         let online = self.online();
         self.max_online = self.max_online.max(online);

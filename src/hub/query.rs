@@ -334,7 +334,7 @@ impl ChatState {
             idle_secs: crate::proto::now_ms()
                 .saturating_sub(c.active_ms.load(std::sync::atomic::Ordering::Relaxed))
                 / 1000,
-            signon_ms: c.signon_ms,
+            signon_ms: c.signon_ms(),
             account: c.account.clone(),
             oper: c.rare().oper.is_some(),
             bot: c.bot,
