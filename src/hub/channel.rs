@@ -79,6 +79,9 @@ impl ChatState {
         let Some(nick) = conn.nick.clone() else {
             return;
         };
+        // Exactly one more slot: most people are in one room or a few, and
+        // a `Vec`'s first growth would give four (64 bytes, not 16).
+        conn.rooms.reserve_exact(1);
         conn.rooms.push(key_str.clone());
         let (source, away) = (conn.mask.clone(), conn.rare().away.clone());
         let room = self.new_room(&key_str, &name);
