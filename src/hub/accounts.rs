@@ -299,7 +299,7 @@ impl ChatState {
     /// registered.
     pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
         let mine = self.history_identity(id)?;
-        let theirs = match self.nicks.get(&names::fold(person)) {
+        let theirs = match self.nicks.get(&*names::fold(person)) {
             Some(&other) => self.history_identity(other)?,
             None => names::fold(person),
         };
@@ -355,7 +355,7 @@ impl ChatState {
         if !self.owns(id, nick) {
             return;
         }
-        match self.nicks.get(&names::fold(nick)) {
+        match self.nicks.get(&*names::fold(nick)) {
             Some(&holder) if holder != id => self.rename_to_guest(holder),
             _ => {}
         }
@@ -367,7 +367,7 @@ impl ChatState {
         loop {
             let nick = format!("Guest{n}");
             let key = names::fold(&nick);
-            if !self.nicks.contains_key(&key) && !self.accounts.registered.contains(&key) {
+            if !self.nicks.contains_key(&*key) && !self.accounts.registered.contains(&key) {
                 return nick;
             }
             n += 1;

@@ -403,7 +403,7 @@ impl ChatState {
         };
         let target = match (c.mode, &c.arg) {
             ('o' | 'v', Some(n)) => {
-                let Some(&t) = self.nicks.get(&names::fold(n)) else {
+                let Some(&t) = self.nicks.get(&*names::fold(n)) else {
                     return Err(Refusal::new(ErrorCode::NoSuchNick).nick(n));
                 };
                 Some(t)
@@ -537,7 +537,7 @@ impl ChatState {
         if let Err(e) = self.check_member(id, &key, true) {
             return self.refuse(id, e);
         }
-        let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+        let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let shown = self.shown(&key);
@@ -590,7 +590,7 @@ impl ChatState {
     }
 
     pub(super) fn invite(&mut self, id: ConnId, nick: &str, room: &str) {
-        let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+        let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let key = match self.existing_room(room) {

@@ -302,7 +302,7 @@ impl ChatState {
     }
 
     pub(super) fn whois(&mut self, id: ConnId, nick: &str) {
-        let target = self.nicks.get(&names::fold(nick)).copied();
+        let target = self.nicks.get(&*names::fold(nick)).copied();
         let Some(c) = target.and_then(|t| self.conns.get(&t)) else {
             return self.reply(
                 id,

@@ -656,6 +656,14 @@ fn an_idle_connection_record_stays_small() {
         size <= 160,
         "the hub's record of a connection is {size} bytes"
     );
+    // A slot of the tables by nick (`nicks`, `lookalikes`: 40 bytes with a
+    // `String` key before `perf16n`), each kept up to about twice full.
+    fn slot<K, V, S>(_: &HashMap<K, V, S>) -> usize {
+        std::mem::size_of::<(K, V)>()
+    }
+    let w = World::new();
+    let slots = (slot(&w.core.state.nicks), slot(&w.core.state.lookalikes));
+    assert_eq!(slots, (32, 32), "the nick tables' slots");
     let (a, b) = (Conn::new("h".into()), Conn::new("h".into()));
     assert!(a.rare.is_none(), "nothing rare until it is needed");
     assert!(Arc::ptr_eq(&a.user, &b.user) && Arc::ptr_eq(&a.realname, &b.realname));
