@@ -694,7 +694,12 @@ fn a_members_room_list_and_signon_stay_exact() {
     }
     assert_eq!(rooms(&mut w, a), (3, 3));
     w.take(b);
-    w.handle(b, Command::Whois { nick: "alice".into() });
+    w.handle(
+        b,
+        Command::Whois {
+            nick: "alice".into(),
+        },
+    );
     match &w.take(b)[..] {
         [EventBody::Whois { info: Some(i), .. }] => assert!(
             (before..=after + 1).contains(&i.signon_ms),
