@@ -271,7 +271,7 @@ impl ChatState {
         let c = self.conns.get(&id)?;
         match &c.account {
             Some(a) => Some(names::fold(a)),
-            None => c.session.as_deref().map(str::to_string),
+            None => c.session(id),
         }
     }
 
@@ -282,7 +282,7 @@ impl ChatState {
         let node = parts.next()?.parse().ok()?;
         let local = parts.next()?.parse().ok()?;
         let c = self.conns.get(&ConnId::new(node, local))?;
-        (c.account.is_none() && c.session.as_deref() == Some(token))
+        (c.account.is_none() && c.session(ConnId::new(node, local)).as_deref() == Some(token))
             .then(|| c.nick.clone())
             .flatten()
     }
@@ -299,7 +299,7 @@ impl ChatState {
     /// registered.
     pub fn private_log_with(&self, id: ConnId, person: &str) -> Option<String> {
         let mine = self.history_identity(id)?;
-        let theirs = match self.nicks.get(&names::fold(person)) {
+        let theirs = match self.nicks.get(&*names::fold(person)) {
             Some(&other) => self.history_identity(other)?,
             None => names::fold(person),
         };
@@ -355,7 +355,7 @@ impl ChatState {
         if !self.owns(id, nick) {
             return;
         }
-        match self.nicks.get(&names::fold(nick)) {
+        match self.nicks.get(&*names::fold(nick)) {
             Some(&holder) if holder != id => self.rename_to_guest(holder),
             _ => {}
         }
@@ -367,7 +367,7 @@ impl ChatState {
         loop {
             let nick = format!("Guest{n}");
             let key = names::fold(&nick);
-            if !self.nicks.contains_key(&key) && !self.accounts.registered.contains(&key) {
+            if !self.nicks.contains_key(&*key) && !self.accounts.registered.contains(&key) {
                 return nick;
             }
             n += 1;

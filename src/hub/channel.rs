@@ -79,6 +79,9 @@ impl ChatState {
         let Some(nick) = conn.nick.clone() else {
             return;
         };
+        // Exactly one more slot: most people are in one room or a few, and
+        // a `Vec`'s first growth would give four (64 bytes, not 16).
+        conn.rooms.reserve_exact(1);
         conn.rooms.push(key_str.clone());
         let (source, away) = (conn.mask.clone(), conn.rare().away.clone());
         let room = self.new_room(&key_str, &name);
@@ -405,7 +408,7 @@ impl ChatState {
         };
         let target = match (c.mode, &c.arg) {
             ('o' | 'v', Some(n)) => {
-                let Some(&t) = self.nicks.get(&names::fold(n)) else {
+                let Some(&t) = self.nicks.get(&*names::fold(n)) else {
                     return Err(Refusal::new(ErrorCode::NoSuchNick).nick(n));
                 };
                 Some(t)
@@ -539,7 +542,7 @@ impl ChatState {
         if let Err(e) = self.check_member(id, &key, true) {
             return self.refuse(id, e);
         }
-        let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+        let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let shown = self.shown(&key);
@@ -592,7 +595,7 @@ impl ChatState {
     }
 
     pub(super) fn invite(&mut self, id: ConnId, nick: &str, room: &str) {
-        let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+        let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
         };
         let key = match self.existing_room(room) {

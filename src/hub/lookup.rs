@@ -38,7 +38,7 @@ impl ChatState {
             .iter()
             .take(MAX_USERHOST)
             .filter_map(|n| {
-                let c = self.conns.get(self.nicks.get(&names::fold(n))?)?;
+                let c = self.conns.get(self.nicks.get(&*names::fold(n))?)?;
                 Some(UserHostInfo {
                     nick: c.nick.clone()?,
                     user: c.user.clone(),
@@ -54,7 +54,7 @@ impl ChatState {
     pub(super) fn ison(&mut self, id: ConnId, asked: &[String]) {
         let nicks = asked
             .iter()
-            .filter_map(|n| self.nick_of(*self.nicks.get(&names::fold(n))?).cloned())
+            .filter_map(|n| self.nick_of(*self.nicks.get(&*names::fold(n))?).cloned())
             .collect();
         self.reply(id, EventBody::IsOn { nicks });
     }

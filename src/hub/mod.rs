@@ -44,8 +44,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::proto::{
-    now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, Name, NodeId,
-    Outcome, Profile, Refusal, Target, WhoWasInfo,
+    now_ms, Command, ConnId, ErrorCode, Event, EventBody, Fact, FactBody, IdGen, MsgId, Name,
+    NodeId, Outcome, Profile, Refusal, Target, WhoWasInfo,
 };
 use room::Room;
 pub(crate) use room::RoomOrder;
@@ -219,7 +219,6 @@ struct Conn {
     wallops: bool,
     /// User mode `+B`: a bot.
     bot: bool,
-    signon_ms: u64,
     /// When this person last said something (a line to a room sets it with
     /// the chat shared, hence atomic).
     active_ms: AtomicU64,
@@ -227,10 +226,13 @@ struct Conn {
     account: Option<Name>,
     /// Connected over TLS (IRC WHOIS says so).
     secure: bool,
-    /// Who this connection is in private history while it is not logged
-    /// in: `!node.local.id`, the id of its registration fact, which no
-    /// other session ever has (see `ChatState::history_identity`).
-    session: Option<Arc<str>>,
+    /// The id of its registration fact (zero until it registers), as two
+    /// halves (a `u128` would align the record to 16 bytes). It says when
+    /// it signed on, and who it is in private history while not logged in
+    /// (`!node.local.id`, which no other session ever has: see
+    /// `ChatState::history_identity`), written out only when asked: not a
+    /// string kept in every connection's record.
+    online: [u64; 2],
     /// What few connections use, made when first needed (see [`Rare`]).
     rare: Option<Box<Rare>>,
 }
@@ -296,11 +298,10 @@ impl Conn {
             invisible: false,
             wallops: false,
             bot: false,
-            signon_ms: now,
             active_ms: AtomicU64::new(now),
             account: None,
             secure: false,
-            session: None,
+            online: [0, 0],
             rare: None,
         };
         c.update_mask();
@@ -333,6 +334,24 @@ impl Conn {
         m
     }
 
+    /// The id of its registration fact, once registered.
+    fn online_id(&self) -> Option<MsgId> {
+        let [hi, lo] = self.online;
+        (hi | lo != 0).then(|| MsgId((u128::from(hi) << 64) | u128::from(lo)))
+    }
+
+    /// When it registered (Unix milliseconds; 0 before).
+    fn signon_ms(&self) -> u64 {
+        self.online_id().map_or(0, MsgId::millis)
+    }
+
+    /// Its guest session in private history (`!node.local.id`), once
+    /// registered (see `ChatState::history_identity`).
+    fn session(&self, id: ConnId) -> Option<String> {
+        let online = self.online_id()?;
+        Some(format!("!{}.{}.{online}", id.node, id.local))
+    }
+
     fn update_mask(&mut self) {
         let nick = self.nick.as_deref().unwrap_or("*");
         // `nick!user@host`, sized once (no formatting machinery).
@@ -356,7 +375,10 @@ pub struct ChatState {
     /// table keeps up to about twice the slots, and a slot is 24 bytes
     /// instead of the record's 168.
     conns: ConnTable,
-    nicks: HashMap<String, ConnId>,
+    /// By folded nick. Keys are boxed strings, not `String`s: a slot of
+    /// this table and of `lookalikes` is 8 bytes smaller (the table keeps
+    /// up to about twice the slots of the nicks in use).
+    nicks: HashMap<Box<str>, ConnId>,
     /// By folded name, in order: the room list is paged by it.
     rooms: BTreeMap<Name, Room>,
     /// The last sequence number of rooms that have none now (emptied, or
@@ -374,7 +396,7 @@ pub struct ChatState {
     /// Client-only tags of the command being handled (see [`Command::Tagged`]).
     tags: Option<crate::proto::ClientTags>,
     /// Who holds a nick that looks like this ([`names::lookalike`]).
-    lookalikes: HashMap<String, ConnId>,
+    lookalikes: HashMap<Box<str>, ConnId>,
     /// Who watches each nick (folded), for `MONITOR`.
     watchers: HashMap<String, Vec<ConnId>>,
     /// What the command being handled did so far.
@@ -861,13 +883,13 @@ impl ChatState {
         if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
             return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
         }
-        match self.nicks.get(&names::fold(nick)) {
+        match self.nicks.get(&*names::fold(nick)) {
             // One logged in to the nick's account takes it from whoever has it.
             Some(&owner) if owner != id && !self.owns(id, nick) => {
                 Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
             }
             Some(_) => None,
-            _ => match self.lookalikes.get(&names::lookalike(nick)) {
+            _ => match self.lookalikes.get(&*names::lookalike(nick)) {
                 Some(&owner) if owner != id => {
                     let like = self.nick_of(owner).map_or("someone", |n| &**n);
                     let detail = format!("it looks like {like}, who is online");
@@ -880,16 +902,16 @@ impl ChatState {
 
     /// `id` now holds `nick`.
     fn hold_nick(&mut self, nick: &str, id: ConnId) {
-        self.nicks.insert(names::fold(nick), id);
-        self.lookalikes.insert(names::lookalike(nick), id);
+        self.nicks.insert(names::fold(nick).into(), id);
+        self.lookalikes.insert(names::lookalike(nick).into(), id);
     }
 
     /// `id` no longer holds `nick`.
     fn release_nick(&mut self, nick: &str, id: ConnId) {
-        self.nicks.remove(&names::fold(nick));
+        self.nicks.remove(&*names::fold(nick));
         let look = names::lookalike(nick);
-        if self.lookalikes.get(&look) == Some(&id) {
-            self.lookalikes.remove(&look);
+        if self.lookalikes.get(&*look) == Some(&id) {
+            self.lookalikes.remove(&*look);
         }
     }
 
@@ -917,8 +939,7 @@ impl ChatState {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        c.signon_ms = now_ms();
-        *c.active_ms.get_mut() = c.signon_ms;
+        *c.active_ms.get_mut() = now_ms();
         let auto_join = c.auto_join;
         let body = FactBody::Online {
             nick: name.clone(),
@@ -928,7 +949,7 @@ impl ChatState {
         };
         let online_id = self.fact(id, None, body).id;
         if let Some(c) = self.conns.get_mut(&id) {
-            c.session = Some(format!("!{}.{}.{online_id}", id.node, id.local).into());
+            c.online = [(online_id.0 >> 64) as u64, online_id.0 as u64];
         }
         let online = self.online();
         self.max_online = self.max_online.max(online);
@@ -1079,7 +1100,7 @@ impl ChatState {
         if text.trim().is_empty() {
             return self.refuse(id, Refusal::new(ErrorCode::EmptyMessage));
         }
-        let Some(&target) = self.nicks.get(&names::fold(to)) else {
+        let Some(&target) = self.nicks.get(&*names::fold(to)) else {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(to));
         };
         let (Some(from), Some(to)) = (self.nick_of(id).cloned(), self.nick_of(target).cloned())
@@ -1174,7 +1195,7 @@ impl ChatState {
             (Audience::Room(key.clone()), Some(key), room, None, outside)
         } else {
             let (Target::Person(nick) | Target::Room(nick)) = target;
-            let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+            let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
                 return;
             };
             let to = self.nick_of(target).cloned();
@@ -1300,7 +1321,7 @@ impl ChatState {
             return;
         };
         if names::fold(nick) != names::fold(&own) {
-            let refusal = match self.nicks.contains_key(&names::fold(nick)) {
+            let refusal = match self.nicks.contains_key(&*names::fold(nick)) {
                 true => Refusal::new(ErrorCode::UsersDontMatch),
                 false => Refusal::new(ErrorCode::NoSuchNick).nick(nick),
             };

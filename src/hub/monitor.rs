@@ -117,7 +117,7 @@ impl ChatState {
         for n in nicks {
             match self
                 .nicks
-                .get(&names::fold(n))
+                .get(&*names::fold(n))
                 .and_then(|c| self.mask_of(*c))
             {
                 Some(mask) => people.push(mask),

@@ -66,7 +66,7 @@ impl ChatState {
         }
         let target = self
             .nicks
-            .get(&names::fold(nick))
+            .get(&*names::fold(nick))
             .copied()
             .filter(|t| t.node == self.config.node);
         let Some(target) = target else {

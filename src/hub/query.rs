@@ -336,7 +336,7 @@ impl ChatState {
     }
 
     pub(super) fn whois(&mut self, id: ConnId, nick: &str) {
-        let target = self.nicks.get(&names::fold(nick)).copied();
+        let target = self.nicks.get(&*names::fold(nick)).copied();
         let Some(c) = target.and_then(|t| self.conns.get(&t)) else {
             return self.reply(
                 id,
@@ -368,7 +368,7 @@ impl ChatState {
             idle_secs: crate::proto::now_ms()
                 .saturating_sub(c.active_ms.load(std::sync::atomic::Ordering::Relaxed))
                 / 1000,
-            signon_ms: c.signon_ms,
+            signon_ms: c.signon_ms(),
             account: c.account.clone(),
             oper: c.rare().oper.is_some(),
             bot: c.bot,

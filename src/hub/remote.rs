@@ -258,7 +258,7 @@ impl ChatState {
                 room_audience()
             }
             FactBody::Kicked { target, .. } => {
-                let target_id = self.nicks.get(&names::fold(target)).copied();
+                let target_id = self.nicks.get(&*names::fold(target)).copied();
                 if let (Some(k), Some(t)) = (&key, target_id) {
                     self.remove_from_room(k, t);
                 }
@@ -298,7 +298,7 @@ impl ChatState {
             FactBody::Noticed { to: Some(to), .. }
             | FactBody::Private { to, .. }
             | FactBody::Tagged { to: Some(to), .. } => {
-                let target = self.nicks.get(&names::fold(to)).copied();
+                let target = self.nicks.get(&*names::fold(to)).copied();
                 // Our own sender sees its line too (once, if it wrote to itself).
                 also = (own && target != Some(id)).then_some(Audience::Conn(id));
                 target.map(Audience::Conn)

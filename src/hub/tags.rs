@@ -111,7 +111,7 @@ impl ChatState {
                 )
             }
             Target::Person(nick) => {
-                let Some(&target) = self.nicks.get(&names::fold(nick)) else {
+                let Some(&target) = self.nicks.get(&*names::fold(nick)) else {
                     return self.refuse(id, Refusal::new(ErrorCode::NoSuchNick).nick(nick));
                 };
                 let to = self.nick_of(target).cloned();

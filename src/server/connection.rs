@@ -682,7 +682,7 @@ impl<T: Transport> Connection<T> {
         let config = &shared.config;
         let session_config = Box::new(SessionConfig {
             server_name: config.server_name.clone(),
-            default_room: config.default_room.clone(),
+            default_room: shared.default_room.clone(),
             irc_auto_join: config.irc_auto_join,
             irc_info: shared.irc_info.clone(),
             irc_password: config.irc_password.clone(),

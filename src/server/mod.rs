@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// What IRC clients are told about the server (ISUPPORT, MOTD, …).
     pub irc_info: Arc<ServerInfo>,
+    /// `default_room`, shared by every session (not copied into each).
+    pub default_room: crate::proto::Name,
     /// Accounts: the store, login throttling, the nick grace period.
     pub auth: Arc<accounts::Auth>,
     /// Per-run secret for host cloaks.
@@ -413,6 +415,7 @@ impl Server {
         let shared = Arc::new(Shared {
             opers,
             readers: Arc::new(tokio::sync::Semaphore::new(config.history_readers.max(1))),
+            default_room: config.default_room.as_str().into(),
             config,
             chat,
             store,

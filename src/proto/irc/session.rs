@@ -105,7 +105,7 @@ impl IrcSession {
             oper_failures: 0,
             password: config.irc_password.clone(),
             default_room: match config.irc_auto_join {
-                true => config.default_room.clone(),
+                true => config.default_room.to_string(),
                 false => String::new(),
             },
             host: config.host.clone(),
@@ -123,7 +123,7 @@ impl IrcSession {
             paged_whox: None,
             out_nick: "*".into(),
             replay: Replay {
-                default_room: String::new(), // JOINs name their rooms
+                default_room: None, // JOINs name their rooms
                 lines: config.history_on_join,
             },
             sasl: Sasl::default(),
