@@ -117,11 +117,15 @@ async fn parked_connections_are_told_and_closed_at_shutdown() {
 
 /// A parked member that stops reading is still dropped as a slow consumer
 /// once its bounded queue is full (its mailbox wakes it to find out).
+/// The flooder sends numbered lines in rounds of 64 and waits for the
+/// watcher to have read each round, so the watcher (which must stay) is
+/// never more than a round behind, while the member that never reads
+/// falls behind for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_connection_that_stops_reading_is_still_a_slow_consumer() {
     use tokio::io::AsyncWriteExt;
     let mut cfg = parking();
-    cfg.sendq = 256 * 1024; // the watcher, reading every line, must keep up
+    cfg.sendq = 256 * 1024; // four rounds of the flood
     cfg.flood_rate = 0; // the flooder must outrun the stalled reader
     let srv = start(cfg).await;
     let mut watcher = srv.user("watcher").await;
@@ -136,20 +140,40 @@ async fn a_parked_connection_that_stops_reading_is_still_a_slow_consumer() {
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut flood_reader, &mut tokio::io::sink()).await;
     });
+    let (seen_tx, mut seen) = tokio::sync::watch::channel(0u64);
     let mut dropped = tokio::spawn(async move {
         loop {
             let line = watcher.line().await.expect("the watcher stays connected");
             if line.contains("slow quit (send queue full") {
                 return;
             }
+            // `flooder: N ppp…`: the flood's line N.
+            let n = line
+                .strip_prefix("flooder: ")
+                .and_then(|t| t.split(' ').next());
+            if let Some(n) = n.and_then(|n| n.parse().ok()) {
+                seen_tx.send_replace(n);
+            }
         }
     });
-    let line = format!("{}\n", "p".repeat(1000));
+    let pad = "p".repeat(1000);
     let flood = async {
+        let mut n = 0u64;
         loop {
-            tokio::select! {
-                r = &mut dropped => return r.expect("the watcher"),
-                r = flood_writer.write_all(line.as_bytes()) => r.expect("the flooder writes"),
+            for _ in 0..64 {
+                n += 1;
+                let line = format!("{n} {pad}\n");
+                tokio::select! {
+                    r = &mut dropped => return r.expect("the watcher"),
+                    r = flood_writer.write_all(line.as_bytes()) => r.expect("the flooder writes"),
+                }
+            }
+            while *seen.borrow_and_update() < n {
+                tokio::select! {
+                    biased;
+                    r = &mut dropped => return r.expect("the watcher"),
+                    _ = seen.changed() => {}
+                }
             }
         }
     };
