@@ -134,6 +134,22 @@ impl WalBound {
     }
 }
 
+/// A passive checkpoint on `conn` (it never waits for the writer or
+/// readers): the WAL's frames and how many of them are now copied into
+/// the database file, or none if the other checkpointer (the thread, or
+/// the writer bounding the WAL) was at work, or if it failed (logged).
+fn passive_checkpoint(conn: &Connection) -> Option<(i32, i32)> {
+    let mode = rusqlite::wal::CheckpointMode::PASSIVE;
+    match conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
+        Ok(frames) => Some(frames),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => None,
+        Err(e) => {
+            warn!("database checkpoint: {e}");
+            None
+        }
+    }
+}
+
 /// Moves checkpoints off the writer: SQLite's automatic checkpoint runs
 /// inside the commit that crosses [`CHECKPOINT_PAGES`], so every line
 /// behind it waits while pages are copied into the file and the file is
@@ -173,13 +189,7 @@ fn start_checkpointer(
             }
             s.0 = false;
         }
-        let mode = rusqlite::wal::CheckpointMode::PASSIVE;
-        match conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
-            // The writer is bounding the WAL (`Writer::bound_wal`).
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
-            Err(e) => warn!("database checkpoint: {e}"),
-            Ok(_) => {}
-        }
+        passive_checkpoint(&conn);
     };
     let thread = std::thread::Builder::new()
         .name("natter-db-checkpoint".into())
@@ -1122,18 +1132,14 @@ impl Writer {
         if !self.wal_bound.over() {
             return;
         }
-        let mode = rusqlite::wal::CheckpointMode::PASSIVE;
         let started = Instant::now();
-        match self.conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), mode) {
-            Ok((log, copied)) if log == copied => {
+        if let Some((log, copied)) = passive_checkpoint(&self.conn) {
+            if log == copied {
                 self.wal_bound.frames.store(0, Ordering::Relaxed);
                 crate::metrics::metrics()
                     .store_wal_restart_seconds
                     .observe(started.elapsed().as_secs_f64());
             }
-            Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
-            Err(e) => warn!("database checkpoint: {e}"),
         }
     }
 
