@@ -13,8 +13,9 @@
 //!
 //! Ingest is paced by egress (see `pacer`): while the server's writers are
 //! behind (more than `ingest_budget` deliveries queued for clients that
-//! keep up), no connection reads its socket or hands lines to the chat;
-//! they wait, and go on together when the queues are half drained. A
+//! keep up), no connection with input reads its socket or hands lines to
+//! the chat; they wait, and go on together when the queues are half
+//! drained, each handling all it holds and one more read in that pass. A
 //! connection keeps up (its queue counts) while it writes with nothing
 //! stuck in its socket, no banner held and nothing waiting for the store.
 //!
@@ -567,8 +568,12 @@ struct Connection<T> {
     throttled: bool,
     /// Who it is in the log.
     log: ConnLog,
-    /// Lines wait in `backlog` because the ingest pacer stopped handling them.
+    /// Lines wait in `backlog` (or in the socket) because the ingest pacer
+    /// stopped this connection's input.
     ingest_paced: bool,
+    /// The pacer let the paused readers go: this connection handles its
+    /// backlog and one read past the gate (see [`Connection::gated`]).
+    pass: bool,
     /// What the queue was last told (see `Queue::set_keeping_up`).
     keeping_up: bool,
     /// When the send queue's buffer goes back, if it was written from
@@ -731,6 +736,7 @@ impl<T: Transport> Connection<T> {
             throttled: false,
             log,
             ingest_paced: false,
+            pass: false,
             keeping_up: false,
         };
         c.start_proto();
@@ -990,6 +996,7 @@ pub(crate) fn resume(shared: Arc<Shared>, dormant: Box<Dormant>, readable: bool)
         throttled: false,
         log,
         ingest_paced: false,
+        pass: false,
         keeping_up: false,
         trim_at: None,
         timer,
@@ -1008,12 +1015,12 @@ impl<T: Transport> Connection<T> {
     /// gets a (boxed) future that waits for its socket.
     async fn run(&mut self) -> End {
         let queue = self.queue.clone();
-        let pacer = self.shared.pacer.clone();
         loop {
             self.write_pages();
             self.note_keeping_up();
-            // The server's writers are behind: read nothing until they are not.
-            let ingest = self.ingest_paced || pacer.over();
+            // The server's writers were behind when this connection had
+            // input: it reads nothing until the pacer lets the readers go.
+            let ingest = self.ingest_paced;
             // The server's timers wake it for its earliest deadline.
             let due = self.next_timer();
             self.timer.arm(&self.shared.timers, &self.queue, due);
@@ -1100,6 +1107,7 @@ impl<T: Transport> Connection<T> {
                 Woke::Paced => {
                     metrics().reads_paced.inc();
                     self.ingest_paced = false;
+                    self.pass = true;
                     if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
@@ -1113,7 +1121,12 @@ impl<T: Transport> Connection<T> {
                     if let Err(e) = r {
                         return End::Error(e);
                     }
-                    match self.read() {
+                    if self.gated() {
+                        continue; // the input waits in the socket
+                    }
+                    let read = self.read();
+                    self.pass = false;
+                    match read {
                         Ok(Some(Outcome::Close)) => return self.quit().await,
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return End::Closed,
@@ -1376,9 +1389,8 @@ impl<T: Transport> Connection<T> {
                 metrics().store_paced.inc();
                 break; // the rest when the store has caught up
             }
-            if self.shared.pacer.over() {
-                self.ingest_paced = true; // the rest waits for the writers
-                break;
+            if self.gated() {
+                break; // the rest waits for the writers
             }
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
@@ -1408,6 +1420,21 @@ impl<T: Transport> Connection<T> {
         }
         self.note_registered();
         outcome
+    }
+
+    /// Whether this connection's input must wait for the writers: the
+    /// pacer is over its budget and this connection has no pass (sets
+    /// `ingest_paced` then). When the pacer lets the paused readers go,
+    /// each of them handles what it holds and reads once more, however
+    /// many went before it in that pass: the pass is bounded by what
+    /// arrived during the pause (the ceiling relay's read pass), and no
+    /// reader is left behind because others always run first.
+    fn gated(&mut self) -> bool {
+        if self.pass || !self.shared.pacer.over() {
+            return false;
+        }
+        self.ingest_paced = true;
+        true
     }
 
     /// Logs the registration once the session has a nick.

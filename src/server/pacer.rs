@@ -12,6 +12,14 @@
 //! senders' own), the server alternates reading with writing like the
 //! ceiling relay's read and write passes, and what waits inside it is
 //! bounded: about `ingest_budget` deliveries, one budget's worth of time.
+//! When the gate opens, every paused reader handles all it holds and reads
+//! once more (`Connection::gated`): the pass is bounded by what arrived
+//! during the pause, as the relay's is by one `epoll_wait`.
+//!
+//! Off by default: a budget counted in deliveries also caps how many a
+//! member's write carries, and natter's cost per delivery falls as its
+//! writes grow, so every budget measured at 4M deliveries/s cost more
+//! throughput than it saved in waiting (docs/BENCHMARKS.md, stop 26).
 //!
 //! Only queues whose connections keep up count (see
 //! [`super::mailbox::Queue::set_keeping_up`]): a client that does not read,
