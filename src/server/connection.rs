@@ -263,7 +263,7 @@ macro_rules! port {
             shared: &$c.shared,
             id: $c.id,
             queue: &$c.queue,
-            pager: &mut $c.pager,
+            pager: &mut $c.flow.pager,
             log: &$c.log,
         }
     };
@@ -539,35 +539,49 @@ struct Connection<T> {
     heartbeat: Option<Heartbeat>,
     /// (Wraps after 2^32 pings: the session only matches the last one.)
     ping_token: u32,
+    /// Until registered, when the registration timeout fires; then, when
+    /// the connection may park if it stayed quiet (`park_after`; see
+    /// [`Connection::may_park`]).
+    deadline: Instant,
+    /// Its admission slot (freed when it ends).
+    permit: Option<Permit>,
+    /// Until then, nothing is written: the banner waits for a first line.
+    hold_until: Option<Instant>,
+    /// This connection in the open-connections gauge of its protocol.
+    open: Option<prometheus_client::metrics::gauge::Gauge>,
+    /// Who it is in the log.
+    log: ConnLog,
+    /// Its entry in the server's timers, for the earliest of its deadlines
+    /// (see `server::timers`): it holds no timer of its own.
+    timer: Armed,
+    /// What is in flight: nothing, once it may park.
+    flow: Flow,
+}
+
+/// A connection's traffic in flight: what it read and has not handled,
+/// what it rendered and the socket has not taken, the item waiting for the
+/// store, the listing being paged, flood control and the pacer's state.
+/// All of it is empty or settled before a connection parks
+/// ([`Connection::may_park`]), so a parked connection keeps none of it and
+/// a resumed one starts with [`Flow::new`], as a new one does.
+struct Flow {
     /// Output the socket did not take yet (only for a peer that is behind;
     /// empty, with no allocation, otherwise).
     pending: Vec<u8>,
     /// An item that waits for the store to make its facts durable; nothing
     /// after it is written either.
     held: Option<Item>,
-    /// Until registered, when the registration timeout fires; then, when
-    /// the connection may park if it stayed quiet (`park_after`; see
-    /// [`Connection::may_park`]).
-    deadline: Instant,
     /// It read or wrote something since `deadline` was last set.
     active: bool,
-    /// Its admission slot (freed when it ends).
-    permit: Option<Permit>,
     /// Flood control: lines read but not yet handled (at most `recvq`
     /// bytes of them), and the "virtual clock" that each handled line advances.
     backlog: Backlog,
     backlog_bytes: usize,
     flood_clock: Instant,
-    /// Until then, nothing is written: the banner waits for a first line.
-    hold_until: Option<Instant>,
     /// Long listings being written as the client reads.
     pager: Pager,
-    /// This connection in the open-connections gauge of its protocol.
-    open: Option<prometheus_client::metrics::gauge::Gauge>,
     /// Flood control is holding lines back (counted once per episode).
     throttled: bool,
-    /// Who it is in the log.
-    log: ConnLog,
     /// Lines wait in `backlog` (or in the socket) because the ingest pacer
     /// stopped this connection's input.
     ingest_paced: bool,
@@ -579,9 +593,25 @@ struct Connection<T> {
     /// When the send queue's buffer goes back, if it was written from
     /// since it last did (`sendq_keep` after; see [`Connection::wrote`]).
     trim_at: Option<Instant>,
-    /// Its entry in the server's timers, for the earliest of its deadlines
-    /// (see `server::timers`): it holds no timer of its own.
-    timer: Armed,
+}
+
+impl Flow {
+    fn new(now: Instant) -> Flow {
+        Flow {
+            pending: Vec::new(),
+            held: None,
+            active: false,
+            backlog: Backlog::default(),
+            backlog_bytes: 0,
+            flood_clock: now,
+            pager: Pager::default(),
+            throttled: false,
+            ingest_paced: false,
+            pass: false,
+            keeping_up: false,
+            trim_at: None,
+        }
+    }
 }
 
 /// Lines read but not handled yet (flood control), boxed while there are
@@ -711,10 +741,8 @@ impl<T: Transport> Connection<T> {
         let mut c = Connection {
             id,
             timer: Armed::default(),
-            trim_at: None,
             decoder: Framer::new(config.max_line_bytes, entry == Entry::Main),
             deadline: now + config.registration_timeout,
-            active: false,
             permit: None,
             hold_until: (entry == Entry::Main && !opening.silent && !delay.is_zero())
                 .then(|| now + delay),
@@ -726,18 +754,9 @@ impl<T: Transport> Connection<T> {
             registered: false,
             heartbeat: None,
             ping_token: 0,
-            pending: Vec::new(),
-            held: None,
-            backlog: Backlog::default(),
-            backlog_bytes: 0,
-            flood_clock: now,
-            pager: Pager::default(),
             open: None,
-            throttled: false,
             log,
-            ingest_paced: false,
-            pass: false,
-            keeping_up: false,
+            flow: Flow::new(now),
         };
         c.start_proto();
         if c.detecting.is_none() {
@@ -770,7 +789,7 @@ impl<T: Transport> Connection<T> {
     /// socket, its mailbox or its timer needs it.
     fn park(mut self) {
         // Quiet for `park_after`: its queue's buffer goes back now.
-        self.trim_at = None;
+        self.flow.trim_at = None;
         self.queue.trim();
         // Nothing it holds counts for the pacer while parked (it counts
         // again once it runs: `note_keeping_up`).
@@ -843,16 +862,16 @@ impl<T: Transport> Connection<T> {
         if self.deadline > now {
             return false;
         }
-        let quiet = !std::mem::take(&mut self.active)
+        let quiet = !std::mem::take(&mut self.flow.active)
             && self.detecting.is_none()
             && self.hold_until.is_none()
-            && self.held.is_none()
-            && self.pending.is_empty()
-            && self.backlog.is_empty()
-            && self.pager.is_empty()
+            && self.flow.held.is_none()
+            && self.flow.pending.is_empty()
+            && self.flow.backlog.is_empty()
+            && self.flow.pager.is_empty()
             && !self.proto.waiting()
-            && !self.ingest_paced
-            && self.flood_clock <= now
+            && !self.flow.ingest_paced
+            && self.flow.flood_clock <= now
             && self.stream.flushed()
             && self.queue.load() == 0
             && !self.queue.is_killed();
@@ -979,27 +998,16 @@ pub(crate) fn resume(shared: Arc<Shared>, dormant: Box<Dormant>, readable: bool)
         registered: true,
         heartbeat,
         ping_token,
-        pending: Vec::new(),
-        held: None,
         deadline: match readable {
             true => now + shared.config.park_after,
             false => now,
         },
-        active: false,
         permit,
-        backlog: Backlog::default(),
-        backlog_bytes: 0,
-        flood_clock: now,
         hold_until: None,
-        pager: Pager::default(),
         open,
-        throttled: false,
         log,
-        ingest_paced: false,
-        pass: false,
-        keeping_up: false,
-        trim_at: None,
         timer,
+        flow: Flow::new(now),
     };
     shared.tracker.spawn(async move {
         let mut c = c;
@@ -1020,7 +1028,7 @@ impl<T: Transport> Connection<T> {
             self.note_keeping_up();
             // The server's writers were behind when this connection had
             // input: it reads nothing until the pacer lets the readers go.
-            let ingest = self.ingest_paced;
+            let ingest = self.flow.ingest_paced;
             // The server's timers wake it for its earliest deadline.
             let due = self.next_timer();
             self.timer.arm(&self.shared.timers, &self.queue, due);
@@ -1034,9 +1042,10 @@ impl<T: Transport> Connection<T> {
             // sit beside them in every idle connection's task.
             // Waiting for the server (the store, the writers) is rare: its
             // futures are boxed, and only while it waits.
-            let waits = self.held.is_some() || store_behind || ingest;
+            let waits = self.flow.held.is_some() || store_behind || ingest;
             let server = waits.then(|| {
                 let held = self
+                    .flow
                     .held
                     .as_ref()
                     .map(|item| gate(&self.shared, Some(item)));
@@ -1046,7 +1055,7 @@ impl<T: Transport> Connection<T> {
             // the store; the mailbox reports the shutdown and due
             // deadlines either way. (A connection attached after the
             // router told everyone sees the token instead.)
-            let take = self.hold_until.is_none() && self.held.is_none();
+            let take = self.hold_until.is_none() && self.flow.held.is_none();
             let woke = if self.shared.shutdown.is_cancelled() {
                 Woke::Shutdown
             } else {
@@ -1068,7 +1077,7 @@ impl<T: Transport> Connection<T> {
                     return End::Shutdown;
                 }
                 Woke::Durable => {
-                    if let Some(item) = self.held.take() {
+                    if let Some(item) = self.flow.held.take() {
                         if let Err(e) = self.write_item(item).await {
                             return if queue.is_killed() {
                                 End::SlowConsumer
@@ -1080,7 +1089,7 @@ impl<T: Transport> Connection<T> {
                     self.wrote();
                 }
                 Woke::Next(next) => match next {
-                    Next::Item(item) if self.waits(&item) => self.held = Some(item),
+                    Next::Item(item) if self.waits(&item) => self.flow.held = Some(item),
                     Next::Item(item) => {
                         // The rest of this pass first (the other
                         // members' wakeups, the lines read with this one):
@@ -1106,14 +1115,14 @@ impl<T: Transport> Connection<T> {
                 },
                 Woke::Paced => {
                     metrics().reads_paced.inc();
-                    self.ingest_paced = false;
-                    self.pass = true;
-                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                    self.flow.ingest_paced = false;
+                    self.flow.pass = true;
+                    if !self.flow.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
                 }
                 Woke::Backlog => {
-                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                    if !self.flow.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
                 }
@@ -1125,7 +1134,7 @@ impl<T: Transport> Connection<T> {
                         continue; // the input waits in the socket
                     }
                     let read = self.read();
-                    self.pass = false;
+                    self.flow.pass = false;
                     match read {
                         Ok(Some(Outcome::Close)) => return self.quit().await,
                         Ok(_) => {}
@@ -1144,7 +1153,7 @@ impl<T: Transport> Connection<T> {
                 }
                 Woke::Timer => {
                     self.timer.fired(Instant::now());
-                    if !self.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
+                    if !self.flow.backlog.is_empty() && self.handle_backlog() == Outcome::Close {
                         return self.quit().await;
                     }
                     if let Some((end, why)) = self.timer_fired() {
@@ -1166,9 +1175,10 @@ impl<T: Transport> Connection<T> {
     /// stuck in its socket, no banner held, nothing waiting for the store),
     /// when that changes: only then do its deliveries count for the pacer.
     fn note_keeping_up(&mut self) {
-        let yes = self.hold_until.is_none() && self.held.is_none() && self.pending.is_empty();
-        if yes != self.keeping_up {
-            self.keeping_up = yes;
+        let yes =
+            self.hold_until.is_none() && self.flow.held.is_none() && self.flow.pending.is_empty();
+        if yes != self.flow.keeping_up {
+            self.flow.keeping_up = yes;
             self.queue.set_keeping_up(yes);
         }
     }
@@ -1219,13 +1229,13 @@ impl<T: Transport> Connection<T> {
     /// if the queue is empty then, so that an idle client holds none.
     /// Once per `sendq_keep` at most: a busy client regrows it rarely.
     fn wrote(&mut self) {
-        self.active = true;
-        if self.trim_at.is_none() {
+        self.flow.active = true;
+        if self.flow.trim_at.is_none() {
             let keep = self.shared.config.sendq_keep;
             if keep.is_zero() {
                 self.queue.trim();
             } else {
-                self.trim_at = Some(Instant::now() + keep);
+                self.flow.trim_at = Some(Instant::now() + keep);
             }
         }
     }
@@ -1238,8 +1248,8 @@ impl<T: Transport> Connection<T> {
         let heartbeat = self.heartbeat.as_ref().map(Heartbeat::due);
         // Lines wait while a listing is being paged out, or while the
         // session awaits an answer (a login); the answer's write ends the wait.
-        let waiting = !self.backlog.is_empty()
-            && self.pager.is_empty()
+        let waiting = !self.flow.backlog.is_empty()
+            && self.flow.pager.is_empty()
             && !self.proto.waiting()
             && !self.input_waits();
         let flood = waiting.then(|| self.flood_release());
@@ -1248,7 +1258,7 @@ impl<T: Transport> Connection<T> {
             registration,
             heartbeat,
             flood,
-            self.trim_at,
+            self.flow.trim_at,
         ]
         .into_iter()
         .flatten()
@@ -1261,8 +1271,8 @@ impl<T: Transport> Connection<T> {
         if self.hold_until.is_some_and(|t| t <= now) {
             self.hold_until = None;
         }
-        if self.trim_at.is_some_and(|t| t <= now) {
-            self.trim_at = None;
+        if self.flow.trim_at.is_some_and(|t| t <= now) {
+            self.flow.trim_at = None;
             self.queue.trim();
         }
         if !self.registered && self.deadline <= now {
@@ -1291,7 +1301,7 @@ impl<T: Transport> Connection<T> {
                 std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
         }
         let (stream, decoder) = (&self.stream, &mut self.decoder);
-        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        let (backlog, bytes) = (&mut self.flow.backlog, &mut self.flow.backlog_bytes);
         let read = BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             let n = stream.try_read(&mut buf)?;
@@ -1314,7 +1324,7 @@ impl<T: Transport> Connection<T> {
     /// over TLS) into lines and hands them to the session as flood control
     /// allows. `OutOfMemory`: more than `recvq` is waiting.
     fn take_input(&mut self, input: &[u8]) -> io::Result<Outcome> {
-        let (backlog, bytes) = (&mut self.backlog, &mut self.backlog_bytes);
+        let (backlog, bytes) = (&mut self.flow.backlog, &mut self.flow.backlog_bytes);
         self.decoder.feed(input, |l| {
             *bytes += line_cost(&l);
             backlog.push_back(l)
@@ -1325,14 +1335,14 @@ impl<T: Transport> Connection<T> {
     /// Input arrived: the heartbeat heard the client, and the lines framed
     /// go to the session as flood control allows.
     fn after_input(&mut self) -> io::Result<Outcome> {
-        self.active = true;
+        self.flow.active = true;
         if let Some(hb) = &mut self.heartbeat {
             hb.heard(&self.shared.config);
         }
         let outcome = self.handle_backlog();
         // Lines left because the store is behind are the server's delay,
         // not the client's flood (and no more is read meanwhile).
-        if self.backlog_bytes > self.shared.config.recvq && !self.input_waits() {
+        if self.flow.backlog_bytes > self.shared.config.recvq && !self.input_waits() {
             return Err(io::ErrorKind::OutOfMemory.into());
         }
         Ok(outcome)
@@ -1366,16 +1376,17 @@ impl<T: Transport> Connection<T> {
     /// Flood", no flood timer) nor read further, and one boxed wait in the
     /// loop ends it (`server_waits`).
     fn input_waits(&self) -> bool {
-        self.ingest_paced || self.paced()
+        self.flow.ingest_paced || self.paced()
     }
 
     /// When the next held-back line may be handled: the flood clock may run
     /// at most `flood_burst` lines ahead of real time.
     fn flood_release(&self) -> Instant {
         let c = &self.shared.config;
-        self.flood_clock
+        self.flow
+            .flood_clock
             .checked_sub(c.flood_interval() * c.flood_burst)
-            .unwrap_or(self.flood_clock)
+            .unwrap_or(self.flow.flood_clock)
     }
 
     /// Hands backlogged lines to the session while flood control allows
@@ -1384,7 +1395,7 @@ impl<T: Transport> Connection<T> {
     fn handle_backlog(&mut self) -> Outcome {
         let interval = self.shared.config.flood_interval();
         let mut outcome = Outcome::Continue;
-        while !self.backlog.is_empty() && self.pager.is_empty() && !self.proto.waiting() {
+        while !self.flow.backlog.is_empty() && self.flow.pager.is_empty() && !self.proto.waiting() {
             if self.paced() {
                 metrics().store_paced.inc();
                 break; // the rest when the store has caught up
@@ -1394,29 +1405,29 @@ impl<T: Transport> Connection<T> {
             }
             let now = Instant::now();
             if !interval.is_zero() && self.flood_release() > now {
-                if !std::mem::replace(&mut self.throttled, true) {
+                if !std::mem::replace(&mut self.flow.throttled, true) {
                     metrics().flood_delayed.inc();
                 }
                 break;
             }
-            let Some(line) = self.backlog.pop_front() else {
+            let Some(line) = self.flow.backlog.pop_front() else {
                 break;
             };
-            self.backlog_bytes -= line_cost(&line);
-            self.flood_clock = self.flood_clock.max(now) + interval;
+            self.flow.backlog_bytes -= line_cost(&line);
+            self.flow.flood_clock = self.flow.flood_clock.max(now) + interval;
             metrics().lines_in.inc();
             outcome = self.handle_line(line);
             self.queue.set_flavor(self.proto.flavor());
             self.write_pages();
             if outcome == Outcome::Close {
-                self.backlog.clear();
-                self.backlog_bytes = 0;
+                self.flow.backlog.clear();
+                self.flow.backlog_bytes = 0;
                 break;
             }
         }
-        if self.backlog.is_empty() {
-            self.throttled = false;
-            self.backlog = Backlog::default(); // an idle connection holds no backlog memory
+        if self.flow.backlog.is_empty() {
+            self.flow.throttled = false;
+            self.flow.backlog = Backlog::default(); // an idle connection holds no backlog memory
         }
         self.note_registered();
         outcome
@@ -1430,10 +1441,10 @@ impl<T: Transport> Connection<T> {
     /// arrived during the pause (the ceiling relay's read pass), and no
     /// reader is left behind because others always run first.
     fn gated(&mut self) -> bool {
-        if self.pass || !self.shared.pacer.over() {
+        if self.flow.pass || !self.shared.pacer.over() {
             return false;
         }
-        self.ingest_paced = true;
+        self.flow.ingest_paced = true;
         true
     }
 
@@ -1512,14 +1523,14 @@ impl<T: Transport> Connection<T> {
     /// for the socket or the banner is held: a client that is behind gets
     /// no ping, and its timeout still runs.
     fn write_alone(&mut self, bytes: &[u8]) {
-        if !self.pending.is_empty() || self.hold_until.is_some() {
+        if !self.flow.pending.is_empty() || self.hold_until.is_some() {
             return;
         }
         // Written, or the socket is full or failing (the next write says so).
         if let Ok(n) = self.stream.try_write(bytes) {
             if n < bytes.len() {
-                self.pending.extend_from_slice(&bytes[n..]);
-                self.queue.set_inflight(self.pending.len());
+                self.flow.pending.extend_from_slice(&bytes[n..]);
+                self.queue.set_inflight(self.flow.pending.len());
             }
         }
     }
@@ -1536,9 +1547,9 @@ impl<T: Transport> Connection<T> {
         // A session waiting on an answer it was just shown goes on.
         self.proto.wake(port!(self));
         self.note_registered();
-        if !self.pending.is_empty() || !self.stream.flushed() {
+        if !self.flow.pending.is_empty() || !self.stream.flushed() {
             // Its socket is full: what it holds is not the server being behind.
-            if std::mem::take(&mut self.keeping_up) {
+            if std::mem::take(&mut self.flow.keeping_up) {
                 self.queue.set_keeping_up(false);
             }
             Box::pin(self.write_pending()).await?;
@@ -1552,13 +1563,14 @@ impl<T: Transport> Connection<T> {
     /// below half the sendq (a client that does not read gets no more).
     fn write_pages(&mut self) {
         let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
-        while !self.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
-            if let Some(mark) = self.pager.take_mark() {
+        while !self.flow.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
+            if let Some(mark) = self.flow.pager.take_mark() {
                 self.queue.push_mark(mark);
                 continue;
             }
             let mut out = Vec::new();
-            self.pager
+            self.flow
+                .pager
                 .next_page(chat, self.id, page_size, &mut *self.proto, &mut out);
             if !out.is_empty() {
                 self.queue.push_page(out.into());
@@ -1604,7 +1616,7 @@ impl<T: Transport> Connection<T> {
                 while let Some(entry) = entries.next() {
                     if self.waits(&entry.item) {
                         // It and what follows wait for the store.
-                        self.held = Some(entry.item);
+                        self.flow.held = Some(entry.item);
                         self.queue.put_back(entries);
                         break;
                     }
@@ -1618,15 +1630,15 @@ impl<T: Transport> Connection<T> {
             m.bytes_out.inc_by(out.len() as u64);
             let mut written = 0;
             // After the rest of a raw ping, if one is left (never reordered).
-            while written < out.len() && self.pending.is_empty() {
+            while written < out.len() && self.flow.pending.is_empty() {
                 match self.stream.try_write(&out[written..]) {
                     Ok(n) => written += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => return Err(e),
                 }
             }
-            self.pending.extend_from_slice(&out[written..]);
-            self.queue.set_inflight(self.pending.len());
+            self.flow.pending.extend_from_slice(&out[written..]);
+            self.queue.set_inflight(self.flow.pending.len());
             if out.capacity() > 256 * 1024 {
                 *out = Vec::new(); // one huge batch does not pin memory forever
             }
@@ -1636,7 +1648,7 @@ impl<T: Transport> Connection<T> {
 
     /// Waits until the socket has taken everything in `pending`.
     async fn write_pending(&mut self) -> io::Result<()> {
-        let buf = std::mem::take(&mut self.pending);
+        let buf = std::mem::take(&mut self.flow.pending);
         let r = write_all(
             &self.stream,
             &buf,
@@ -1652,7 +1664,7 @@ impl<T: Transport> Connection<T> {
     /// shutdown), waiting for the store where it must.
     async fn flush(&mut self) {
         loop {
-            let item = match self.held.take() {
+            let item = match self.flow.held.take() {
                 Some(item) => item,
                 None => match self.queue.try_next() {
                     Some(Next::Item(item)) => item,
