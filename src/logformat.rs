@@ -6,17 +6,22 @@
 //! (`ConnLog`): the defaults spent ≈ 14k instructions per line, most of it
 //! growing a span's field string a few bytes at a time (a `realloc` per
 //! field) and converting the clock into a calendar date for every line
-//! (docs/BENCHMARKS.md, stop 25). [`Fields`] runs the default visitor into
-//! a reused buffer and hands the result over in one piece; [`Clock`]
-//! converts the date once per second.
+//! (docs/BENCHMARKS.md, stop 25). [`Fields`] writes the usual kinds of
+//! fields straight into a reused buffer (anything else through the default
+//! visitor) and hands the result over in one piece; [`Clock`] converts the
+//! date once per second; [`Line`] writes the rest of the line without
+//! `format!` machinery (stop 26).
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 
-use tracing_subscriber::field::{MakeVisitor, RecordFields, VisitOutput};
-use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::fmt::format::{DefaultFields, DefaultVisitor, Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Formats fields as [`DefaultFields`] does (`a=1 b="x"`, a `message`
 /// bare), written into a per-thread buffer and copied to the line in one
@@ -48,11 +53,231 @@ impl<'writer> FormatFields<'writer> for Fields {
                 return self.default.format_fields(writer.by_ref(), fields);
             };
             buf.clear();
-            let mut v = self.default.make_visitor(Writer::new(&mut *buf));
+            let mut v = Visitor {
+                buf: &mut buf,
+                empty: true,
+                result: Ok(()),
+            };
             fields.record(&mut v);
-            v.finish()?;
+            v.result?;
             writer.write_str(&buf)
         })
+    }
+}
+
+/// Writes fields as [`DefaultVisitor`] does: strings, integers and
+/// `Display`/`Debug` values directly, anything else (errors with their
+/// sources, strings that need escaping) through a [`DefaultVisitor`] on
+/// the same buffer.
+struct Visitor<'a> {
+    buf: &'a mut String,
+    /// No field written yet (the next one is not preceded by a space).
+    empty: bool,
+    result: fmt::Result,
+}
+
+/// Whether the log's sanitising would change `s` (an ESC, BEL, BS, FF or
+/// DEL, or a C1 control, which UTF-8 writes after a 0xC2 byte).
+fn needs_escapes(s: &str) -> bool {
+    s.bytes()
+        .any(|b| matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2))
+}
+
+/// Appends `s` as `tracing_subscriber`'s message sanitising writes it.
+fn push_sanitized(buf: &mut String, s: &str) -> fmt::Result {
+    if !needs_escapes(s) {
+        buf.push_str(s);
+        return Ok(());
+    }
+    for ch in s.chars() {
+        match ch {
+            '\x1b' => buf.push_str("\\x1b"),
+            '\x07' => buf.push_str("\\x07"),
+            '\x08' => buf.push_str("\\x08"),
+            '\x0c' => buf.push_str("\\x0c"),
+            '\x7f' => buf.push_str("\\x7f"),
+            ch if (0x80..=0x9f).contains(&(ch as u32)) => write!(buf, "\\u{{{:x}}}", ch as u32)?,
+            ch => buf.push(ch),
+        }
+    }
+    Ok(())
+}
+
+impl Visitor<'_> {
+    /// A space before every field but the first.
+    fn pad(&mut self) {
+        match self.empty {
+            true => self.empty = false,
+            false => self.buf.push(' '),
+        }
+    }
+
+    /// `name=` (a raw identifier without its `r#`).
+    fn name(&mut self, name: &str) {
+        self.pad();
+        self.buf.push_str(name.strip_prefix("r#").unwrap_or(name));
+        self.buf.push('=');
+    }
+
+    /// The default visitor, for what is not written here.
+    fn default(&mut self) -> DefaultVisitor<'_> {
+        let empty = std::mem::replace(&mut self.empty, false);
+        DefaultVisitor::new(Writer::new(&mut *self.buf), empty)
+    }
+}
+
+impl Visit for Visitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() || field.name().starts_with("log.") {
+            return;
+        }
+        if field.name() == "message" {
+            self.pad();
+            self.result = push_sanitized(self.buf, value);
+        } else if value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            // `Debug` of a string that needs no escapes: the string quoted.
+            self.name(field.name());
+            self.buf.push('"');
+            self.buf.push_str(value);
+            self.buf.push('"');
+        } else {
+            let mut v = self.default();
+            v.record_str(field, value);
+            self.result = v.finish();
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record_debug(field, &value)
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_debug(field, &value)
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.record_debug(field, &value)
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut v = self.default();
+        v.record_error(field, value);
+        self.result = v.finish();
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // `log` metadata the line has shown already (as the default skips it).
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        if name == "message" {
+            // Formatted, then sanitised as the default's escaping writer
+            // would have sanitised it on the way.
+            self.pad();
+            let start = self.buf.len();
+            self.result = write!(self.buf, "{value:?}");
+            if self.result.is_ok() && needs_escapes(&self.buf[start..]) {
+                let raw = self.buf.split_off(start);
+                self.result = push_sanitized(self.buf, &raw);
+            }
+            return;
+        }
+        self.name(name);
+        self.result = write!(self.buf, "{value:?}");
+    }
+}
+
+/// Writes an event's line as the default format (`Format<Full>` with
+/// [`Clock`]) writes it without ANSI colours: time, level, the spans from
+/// the root (`name{fields}:`), the target, the fields. With colours, and
+/// for records that came through the `log` crate (whose metadata the
+/// default normalises), it is that format itself.
+#[derive(Debug)]
+pub struct Line {
+    default: Format<Full, Clock>,
+    time: bool,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            default: tracing_subscriber::fmt::format().with_timer(Clock),
+            time: true,
+        }
+    }
+}
+
+impl Line {
+    /// Lines without the time (as the default's `without_time`), for
+    /// tests (which write no colours and no `log` records, so the default
+    /// format kept for those, with the time, is not used).
+    #[cfg(test)]
+    fn without_time() -> Line {
+        Line {
+            time: false,
+            ..Line::default()
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if writer.has_ansi_escapes() || meta.fields().field("log.target").is_some() {
+            return self.default.format_event(ctx, writer, event);
+        }
+        if self.time {
+            if Clock.format_time(&mut writer).is_err() {
+                writer.write_str("<unknown time>")?;
+            }
+            writer.write_char(' ')?;
+        }
+        writer.write_str(match *meta.level() {
+            Level::TRACE => "TRACE ",
+            Level::DEBUG => "DEBUG ",
+            Level::INFO => " INFO ",
+            Level::WARN => " WARN ",
+            Level::ERROR => "ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                let ext = span.extensions();
+                if let Some(fields) = ext.get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        writer.write_char('{')?;
+                        writer.write_str(fields)?;
+                        writer.write_char('}')?;
+                    }
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
     }
 }
 
@@ -166,7 +391,9 @@ mod tests {
     }
 
     /// Log lines with spans, recorded fields and events read exactly as
-    /// with the defaults (timestamps left out: they differ).
+    /// with the defaults (timestamps left out: they differ): each kind of
+    /// field, strings that need escaping, messages the sanitising changes,
+    /// an error with its source, nested spans and every level.
     #[test]
     fn lines_read_as_with_the_defaults() {
         fn capture(cheap: bool) -> String {
@@ -176,10 +403,16 @@ mod tests {
             let builder = tracing_subscriber::fmt()
                 .with_writer(make)
                 .with_ansi(false)
+                .with_max_level(Level::TRACE)
                 .without_time()
                 .with_span_events(FmtSpan::NONE);
             let dispatch = match cheap {
-                true => tracing::Dispatch::new(builder.fmt_fields(Fields::default()).finish()),
+                true => tracing::Dispatch::new(
+                    builder
+                        .fmt_fields(Fields::default())
+                        .event_format(Line::without_time())
+                        .finish(),
+                ),
                 false => tracing::Dispatch::new(builder.finish()),
             };
             tracing::dispatcher::with_default(&dispatch, || {
@@ -190,6 +423,26 @@ mod tests {
                 span.record("nick", "alice");
                 span.in_scope(|| tracing::info!(n = 3, what = ?"x y", "registered as {}", "alice"));
                 tracing::warn!(reason = %"gone", "a line with no span");
+                let inner = span.in_scope(|| tracing::debug_span!("inner", r#type = "a\"b"));
+                inner.in_scope(|| {
+                    tracing::error!(neg = -5i64, yes = true, quote = "it's \\ \"so\"", "nested")
+                });
+                let bare = tracing::trace_span!("bare");
+                bare.in_scope(|| tracing::trace!(tab = "a\tb", uni = "caf\u{e9} \u{85}", "é"));
+                tracing::info!(
+                    message = "\x1b[31mred\x07 \u{9b}x",
+                    other = "\x1b",
+                    path = "a\\b"
+                );
+                tracing::info!("formatted \x1b[0m{}", '\u{8f}');
+                let err = std::io::Error::other(std::fmt::Error);
+                let err: &(dyn std::error::Error + 'static) = &err;
+                tracing::warn!(error = err, after = 1u64, "failed");
+                let empty = tracing::info_span!("empty", later = tracing::field::Empty);
+                empty.in_scope(|| tracing::info!(""));
+                empty.record("later", 9u64);
+                empty.record("later", "twice");
+                empty.in_scope(|| tracing::info!(x = 1u64));
             });
             let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
             text
@@ -199,7 +452,42 @@ mod tests {
             cheap.contains("conn{id=7 peer=127.0.0.1:51234 nick=\"alice\"}"),
             "{cheap}"
         );
+        assert!(cheap.lines().count() >= 10, "{cheap}");
         assert_eq!(cheap, default);
+    }
+
+    /// Lines with the time are the default's too, but for the time
+    /// itself: it is [`Clock`]'s, checked above.
+    #[test]
+    fn lines_with_the_time_read_as_with_the_defaults() {
+        fn capture(cheap: bool) -> String {
+            let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+            let sink = out.clone();
+            let make = move || Sink(sink.clone());
+            let builder = tracing_subscriber::fmt()
+                .with_writer(make)
+                .with_ansi(false)
+                .with_timer(Clock);
+            let dispatch = match cheap {
+                true => tracing::Dispatch::new(
+                    builder
+                        .fmt_fields(Fields::default())
+                        .event_format(Line::default())
+                        .finish(),
+                ),
+                false => tracing::Dispatch::new(builder.finish()),
+            };
+            tracing::dispatcher::with_default(&dispatch, || {
+                let span = tracing::info_span!("conn", id = 1u64);
+                span.in_scope(|| tracing::info!("connected"));
+            });
+            let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+            text
+        }
+        let (cheap, default) = (capture(true), capture(false));
+        assert_eq!(cheap.len(), default.len(), "{cheap}{default}");
+        assert_eq!(cheap[27..], default[27..], "{cheap}{default}");
+        assert!(cheap[27..].starts_with("  INFO conn{id=1}: "), "{cheap}");
     }
 
     struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         .with_writer(log)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .fmt_fields(natter::logformat::Fields::default())
-        .with_timer(natter::logformat::Clock)
+        .event_format(natter::logformat::Line::default())
         .init();
     let result = match cli.command {
         Cmd::Serve(args) => serve(args),

@@ -85,7 +85,7 @@ impl ChatState {
         conn.rooms.push(key_str.clone());
         let (source, away) = (conn.mask.clone(), conn.rare().away.clone());
         let room = self.new_room(&key_str, &name);
-        let first = room.members.is_empty();
+        let first = room.members().is_empty();
         if first && names::fold(&name) != names::fold(&self.config.default_room) {
             self.created_room(id);
         }
@@ -98,12 +98,19 @@ impl ChatState {
             op: founder_op.unwrap_or(first),
             voice: false,
         };
-        room.add_member_at(id, member, |order| query::names_place(conns, order, id));
-        let members = room.members.len();
+        let at = room.add_member_at(id, member, |order| query::names_place(conns, order, id));
+        if let Some(at) = at {
+            let card = conns
+                .get(&id)
+                .and_then(|c| query::info_of(c, member.op, member.voice));
+            room.insert_card(at, card);
+        }
+        let members = room.members().len();
         if members > large {
-            room.names_order = None;
-        } else if room.names_order.is_none() {
-            room.names_order = Some(query::names_sorted(conns, room));
+            room.set_names_order(None);
+        } else if room.names_order().is_none() {
+            let order = query::names_sorted(conns, room);
+            room.set_names_order(Some(order));
         }
         let room_name = room.name.clone();
         let topic = room.topic.clone();
@@ -196,7 +203,7 @@ impl ChatState {
             return;
         };
         room.remove_member(id);
-        let members = room.members.len();
+        let members = room.members().len();
         let room_name = room.name.clone();
         let body = FactBody::Parted {
             nick: nick.clone(),
@@ -268,7 +275,7 @@ impl ChatState {
         let Some(room) = self.rooms.get(key) else {
             return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&shown));
         };
-        match room.members.get(&id) {
+        match room.members().get(&id) {
             None => Err(Refusal::new(ErrorCode::NotInRoom).room(&shown)),
             Some(m) if need_op && !m.op => Err(Refusal::new(ErrorCode::ChanOpNeeded).room(&shown)),
             Some(_) => Ok(()),
@@ -333,7 +340,7 @@ impl ChatState {
         };
         let room_name = r.name.clone();
         if changes.is_empty() {
-            let member = r.members.contains_key(&id);
+            let member = r.members().contains_key(&id);
             let body = EventBody::RoomModes {
                 room: room_name,
                 modes: r.mode_list(member),
@@ -436,7 +443,7 @@ impl ChatState {
                 let (Some(t), Some(n)) = (target, &c.arg) else {
                     return Err(need_arg());
                 };
-                let Some(m) = r.members.get_mut(&t) else {
+                let Some(m) = r.member_mut(t) else {
                     let refusal = Refusal::new(ErrorCode::UserNotInRoom);
                     return Err(refusal.nick(n).room(&shown));
                 };
@@ -549,7 +556,7 @@ impl ChatState {
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
-        if !r.members.contains_key(&target) {
+        if !r.members().contains_key(&target) {
             let refusal = Refusal::new(ErrorCode::UserNotInRoom)
                 .nick(nick)
                 .room(&shown);
@@ -560,7 +567,7 @@ impl ChatState {
         else {
             return;
         };
-        let members = r.members.len() - 1;
+        let members = r.members().len() - 1;
         let reason = reason.map(|r| cap(&r, self.config.reason_len));
         let body = FactBody::Kicked {
             nick: by.clone(),
@@ -610,7 +617,7 @@ impl ChatState {
         let Some(r) = self.rooms.get(&key) else {
             return;
         };
-        if r.members.contains_key(&target) {
+        if r.members().contains_key(&target) {
             let refusal = Refusal::new(ErrorCode::UserInRoom).nick(nick).room(&shown);
             return self.refuse(id, refusal);
         }
@@ -644,7 +651,7 @@ impl ChatState {
             .rooms
             .get(&key)
             .map(|r| {
-                r.members
+                r.members()
                     .iter()
                     .filter(|(m, st)| st.op && **m != id && **m != target)
                     .map(|(m, _)| *m)

@@ -67,6 +67,9 @@ pub struct HubConfig {
     /// Rooms with more members than this do not announce each join and
     /// part to everyone, and a newcomer gets the count instead of the list.
     pub large_room: usize,
+    /// Rooms whose names list is kept made between joins (see
+    /// `ChatState::keep_names`).
+    pub names_cache: usize,
     /// Most rooms one person may be in at once (IRC users may be in several).
     pub max_rooms_per_user: usize,
     /// Longest topic, reason (part, kick, quit) and away text, in bytes.
@@ -120,6 +123,7 @@ impl HubConfig {
             max_nick_chars: c.max_nick_chars,
             max_room_chars: c.max_room_chars,
             large_room: c.large_room,
+            names_cache: c.names_cache,
             max_rooms_per_user: c.max_rooms_per_user,
             topic_len: c.topic_len,
             reason_len: limits::REASON_LEN,
@@ -404,6 +408,9 @@ pub struct ChatState {
     /// Putting someone back in their account's rooms (`rejoin`): rooms
     /// made again this way do not count against `rooms_per_minute`.
     rejoining: bool,
+    /// Keys of the rooms that keep their names list (`Room::names_cards`),
+    /// the one used last at the back; at most `names_cache`.
+    names_kept: VecDeque<Name>,
 }
 
 /// Halves a table that is at most a quarter full (and bigger than a
@@ -442,6 +449,7 @@ impl ChatState {
             accounts: Default::default(),
             fx: Effects::default(),
             rejoining: false,
+            names_kept: VecDeque::new(),
         }
     }
 
@@ -472,7 +480,7 @@ impl ChatState {
     pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
-        r.members.contains_key(&id).then(|| r.last_seq())
+        r.members().contains_key(&id).then(|| r.last_seq())
     }
 
     /// Where the room named `room` stands (its last fact, its newest
@@ -480,7 +488,7 @@ impl ChatState {
     pub(crate) fn member_order(&self, id: ConnId, room: &str) -> Option<RoomOrder> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
         let r = self.rooms.get(names::fold(name).as_str())?;
-        r.members.contains_key(&id).then(|| r.place())
+        r.members().contains_key(&id).then(|| r.place())
     }
 
     /// The rooms `id` is in: (folded key, name as people write it).
@@ -844,8 +852,10 @@ impl ChatState {
         if let Some(c) = self.conns.get(&id) {
             for key in &c.rooms {
                 match self.rooms.get(key) {
-                    Some(room) if !(quiet_large && room.members.len() > self.config.large_room) => {
-                        out.extend(room.members.keys().copied());
+                    Some(room)
+                        if !(quiet_large && room.members().len() > self.config.large_room) =>
+                    {
+                        out.extend(room.members().keys().copied());
                     }
                     _ => {}
                 }
@@ -1037,7 +1047,7 @@ impl ChatState {
         let Some(from) = conn.nick.clone() else {
             return then(refused(Refusal::new(ErrorCode::NotRegistered)));
         };
-        let member = r.members.contains_key(&id);
+        let member = r.members().contains_key(&id);
         let (room_name, source) = (r.name.clone(), conn.mask.clone());
         let text: Arc<str> = text.into();
         let body = FactBody::Said {
@@ -1190,7 +1200,7 @@ impl ChatState {
             if r.may_speak(id, &source).is_err() {
                 return;
             }
-            let outside = !r.members.contains_key(&id);
+            let outside = !r.members().contains_key(&id);
             let room = Some(r.name.clone());
             (Audience::Room(key.clone()), Some(key), room, None, outside)
         } else {
@@ -1454,7 +1464,7 @@ impl ChatState {
         };
         for key in &c.rooms {
             if let Some(room) = self.rooms.get_mut(key) {
-                room.names_order = None;
+                room.set_names_order(None);
             }
         }
     }
@@ -1463,7 +1473,7 @@ impl ChatState {
     fn drop_member(&mut self, key: &str, id: ConnId) {
         if let Some(room) = self.rooms.get_mut(key) {
             room.remove_member(id);
-            if room.members.is_empty() {
+            if room.members().is_empty() {
                 self.drop_room(key);
             }
         }

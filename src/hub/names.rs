@@ -4,9 +4,14 @@
 /// Characters besides letters and digits that a nick may contain (the IRC set).
 const NICK_SPECIALS: &str = "_-[]\\`^{}|";
 
-/// The comparison key of a nick or room: Unicode lower case.
+/// The comparison key of a nick or room: Unicode lower case (for ASCII,
+/// which most names are, the same as ASCII lower case, made without
+/// Unicode's tables).
 pub fn fold(name: &str) -> String {
-    name.to_lowercase()
+    match name.is_ascii() {
+        true => name.to_ascii_lowercase(),
+        false => name.to_lowercase(),
+    }
 }
 
 /// [`fold`], borrowing `name` when it is folded already (ASCII with no
@@ -161,6 +166,17 @@ mod tests {
             assert_eq!(f, fold(name), "{name}");
             let borrowed = matches!(f, std::borrow::Cow::Borrowed(_));
             assert_eq!(borrowed, name.is_ascii() && fold(name) == name, "{name}");
+        }
+    }
+
+    /// Folding ASCII without Unicode's tables gives what they give, for
+    /// every ASCII character in every place.
+    #[test]
+    fn ascii_folds_as_unicode_does() {
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let name = format!("{c}a{c}Z{c}");
+            assert_eq!(fold(&name), name.to_lowercase(), "{b:#x}");
         }
     }
 

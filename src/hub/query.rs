@@ -5,13 +5,14 @@
 //! whole list built or sorted.
 
 use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
 
 use super::room::{Member, Room};
 use super::{mask, names, ChatState, Conn, ConnTable};
 use crate::proto::listing::RoomFilter;
 use crate::proto::{
-    ConnId, ErrorCode, EventBody, MemberInfo, Name, Refusal, RoomSummary, Target, Visibility,
-    WhoisInfo,
+    member_list, ConnId, ErrorCode, EventBody, MemberInfo, MemberList, Name, Refusal, RoomSummary,
+    Target, Visibility, WhoisInfo,
 };
 
 /// Rooms a filtered page may look at, per room it may hold.
@@ -42,14 +43,14 @@ pub struct MembersPage {
 fn summary(r: &Room) -> RoomSummary {
     RoomSummary {
         name: r.name.clone(),
-        members: r.members.len(),
+        members: r.members().len(),
         topic: r.topic.as_ref().map(|t| t.text.clone()),
     }
 }
 
 /// What the members list says about `c`, with its status in the room
 /// (`None` before it has a nick).
-fn info_of(c: &Conn, op: bool, voice: bool) -> Option<MemberInfo> {
+pub(super) fn info_of(c: &Conn, op: bool, voice: bool) -> Option<MemberInfo> {
     Some(MemberInfo {
         nick: c.nick.clone()?,
         user: c.user.clone(),
@@ -62,6 +63,26 @@ fn info_of(c: &Conn, op: bool, voice: bool) -> Option<MemberInfo> {
         voice,
         account: c.account.clone(),
     })
+}
+
+/// Whether `card` is what the names list says of `c` now (its room status
+/// aside, which the room keeps in step): the same nick, user, host, real
+/// name and account (the same `Arc`s: a change puts new ones in place) and
+/// the same flags.
+fn card_is(c: &Conn, card: &MemberInfo) -> bool {
+    let same = |a: &Name, b: &Name| Arc::ptr_eq(a, b);
+    c.nick.as_ref().is_some_and(|n| same(n, &card.nick))
+        && same(&c.user, &card.user)
+        && same(&c.host, &card.host)
+        && same(&c.realname, &card.realname)
+        && match (&c.account, &card.account) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same(a, b),
+            _ => false,
+        }
+        && c.bot == card.bot
+        && c.rare().away.is_some() == card.away
+        && c.rare().oper.is_some() == card.oper
 }
 
 /// Where `id` goes in a room's names order (`Room::names_order`): after
@@ -80,7 +101,7 @@ pub(super) fn names_place(conns: &ConnTable, order: &[ConnId], id: ConnId) -> Op
 /// `Room::names_order`).
 pub(super) fn names_sorted(conns: &ConnTable, room: &Room) -> Vec<ConnId> {
     let mut found: Vec<(std::borrow::Cow<'_, str>, ConnId)> = room
-        .members
+        .members()
         .keys()
         .filter_map(|id| Some((names::folded(conns.get(id)?.nick.as_deref()?), *id)))
         .collect();
@@ -104,8 +125,92 @@ impl ChatState {
         c.rooms.iter().any(|k| {
             self.rooms
                 .get(k)
-                .is_some_and(|r| r.members.contains_key(&b))
+                .is_some_and(|r| r.members().contains_key(&b))
         })
+    }
+
+    /// The names list of the room `key` (its members sorted by nick, with
+    /// their status), as a join or `who` shows it. A room with a names
+    /// order keeps the list between calls (`Room::names_cards`, for the
+    /// `names_cache` rooms joined last): each record is checked against
+    /// the member as it is now and made again only if it changed, and the
+    /// list is shared with the event that shows it, not copied.
+    pub(super) fn names_list(&mut self, key: &str) -> MemberList {
+        let keep = self.config.names_cache > 0;
+        let conns = &self.conns;
+        let Some(parts) = self.rooms.get_mut(key).and_then(|r| r.names_parts()) else {
+            return member_list(self.members_of(key));
+        };
+        let made = match parts.cards.as_mut() {
+            Some(cards) if cards.len() == parts.order.len() => {
+                let mut whole = true;
+                for (i, id) in parts.order.iter().enumerate() {
+                    let Some(c) = conns.get(id) else {
+                        whole = false;
+                        break;
+                    };
+                    if card_is(c, &cards[i]) {
+                        continue;
+                    }
+                    let (op, voice) = (cards[i].op, cards[i].voice);
+                    match info_of(c, op, voice) {
+                        Some(info) => Arc::make_mut(cards)[i] = Arc::new(info),
+                        None => {
+                            whole = false;
+                            break;
+                        }
+                    }
+                }
+                whole.then(|| cards.clone())
+            }
+            _ => parts
+                .order
+                .iter()
+                .map(|id| {
+                    let m = parts.members.get(id)?;
+                    info_of(conns.get(id)?, m.op, m.voice).map(Arc::new)
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(Arc::new),
+        };
+        match made {
+            Some(list) if keep => {
+                *parts.cards = Some(list.clone());
+                self.keep_names(key);
+                list
+            }
+            Some(list) => {
+                *parts.cards = None;
+                list
+            }
+            // A member without a nick or a record (not expected): the list
+            // is made without them, as `members_of` makes it, and not kept.
+            None => {
+                *parts.cards = None;
+                member_list(self.members_of(key))
+            }
+        }
+    }
+
+    /// Notes that the room `key` keeps its names list, dropping the list
+    /// of the room that kept one longest ago if more than `names_cache`
+    /// rooms keep one.
+    fn keep_names(&mut self, key: &str) {
+        if let Some(i) = self.names_kept.iter().position(|k| &**k == key) {
+            if i + 1 == self.names_kept.len() {
+                return;
+            }
+            self.names_kept.remove(i);
+        }
+        self.names_kept.push_back(key.into());
+        while self.names_kept.len() > self.config.names_cache {
+            let Some(old) = self.names_kept.pop_front() else {
+                break;
+            };
+            if let Some(r) = self.rooms.get_mut(&old) {
+                r.forget_cards();
+            }
+        }
     }
 
     /// Members of a room sorted by nick, with their status.
@@ -113,10 +218,10 @@ impl ChatState {
         let Some(r) = self.rooms.get(key) else {
             return Vec::new();
         };
-        if let Some(order) = &r.names_order {
+        if let Some(order) = r.names_order() {
             let mut found = Vec::with_capacity(order.len());
             for id in order {
-                let (Some(m), Some(c)) = (r.members.get(id), self.conns.get(id)) else {
+                let (Some(m), Some(c)) = (r.members().get(id), self.conns.get(id)) else {
                     continue;
                 };
                 found.extend(info_of(c, m.op, m.voice));
@@ -127,7 +232,7 @@ impl ChatState {
         // up to `large_room` members, so the sort moves small entries and
         // folds no nick that is folded already (most are).
         let mut found: Vec<(std::borrow::Cow<'_, str>, &Conn, Member)> = r
-            .members
+            .members()
             .iter()
             .filter_map(|(id, m)| {
                 let c: &Conn = self.conns.get(id)?;
@@ -180,7 +285,7 @@ impl ChatState {
         let now = crate::proto::now_ms();
         let passes = |key: &str, r: &Room| {
             r.shown_to(id, false)
-                && filter.counts(r.members.len())
+                && filter.counts(r.members().len())
                 && (filter.masks.is_empty() || filter.masks.iter().any(|m| mask::matches(m, key)))
                 && !filter.not_masks.iter().any(|m| mask::matches(m, key))
                 && filter.ages(
@@ -243,17 +348,22 @@ impl ChatState {
     ) -> Option<MembersPage> {
         let r = self.rooms.get(key)?;
         let lower = after.map_or(Unbounded, Excluded);
-        let mut members = Vec::with_capacity(limit.min(r.members.len()));
+        let mut members = Vec::with_capacity(limit.min(r.members().len()));
         let mut last = None;
-        for (id, m) in r.members.range((lower, Unbounded)).take(limit.max(1)) {
+        for (id, m) in r.members().range((lower, Unbounded)).take(limit.max(1)) {
             last = Some(*id);
             members.extend(self.member_info(*id, m.op, m.voice));
         }
         members.sort_by_cached_key(|m| names::fold(&m.nick));
-        let next = last.filter(|l| r.members.range((Excluded(*l), Unbounded)).next().is_some());
+        let next = last.filter(|l| {
+            r.members()
+                .range((Excluded(*l), Unbounded))
+                .next()
+                .is_some()
+        });
         Some(MembersPage {
             room: r.name.clone(),
-            total: r.members.len(),
+            total: r.members().len(),
             visibility: r.visibility(),
             members,
             next,
@@ -273,7 +383,7 @@ impl ChatState {
             return self.refuse(id, Refusal::new(ErrorCode::NoSuchRoom).room(&key));
         }
         let (room, visibility) = (r.name.clone(), r.visibility());
-        let members = self.members_of(&key);
+        let members = self.names_list(&key);
         self.reply(
             id,
             EventBody::Members {
@@ -354,7 +464,7 @@ impl ChatState {
             .iter()
             .filter_map(|k| {
                 let r = self.rooms.get(k)?;
-                let m = r.members.get(&t)?;
+                let m = r.members().get(&t)?;
                 r.shown_to(id, true)
                     .then(|| (r.name.clone(), m.op, m.voice))
             })

@@ -92,7 +92,7 @@ impl ChatState {
                 };
                 let joined = FactBody::Joined { nick: nick.clone() };
                 facts.push(fact(Some(r.name.clone()), joined));
-                if let Some(m) = r.members.get(&by) {
+                if let Some(m) = r.members().get(&by) {
                     let status = [('o', m.op), ('v', m.voice)]
                         .into_iter()
                         .filter(|(_, on)| *on)
@@ -246,7 +246,7 @@ impl ChatState {
                     c.rooms.push(k.clone());
                 }
                 if let Some(room) = self.rooms.get_mut(k) {
-                    let op = room.members.is_empty();
+                    let op = room.members().is_empty();
                     room.add_member(id, Member { op, voice: false });
                 }
                 room_audience()
@@ -291,7 +291,7 @@ impl ChatState {
                 let outside = key
                     .as_ref()
                     .and_then(|k| self.rooms.get(k))
-                    .is_some_and(|r| !r.members.contains_key(&id));
+                    .is_some_and(|r| !r.members().contains_key(&id));
                 also = (own && outside).then_some(Audience::Conn(id));
                 room_audience()
             }
@@ -334,7 +334,7 @@ impl ChatState {
         let members = key
             .as_ref()
             .and_then(|k| self.rooms.get(k))
-            .map_or(0, |r| r.members.len());
+            .map_or(0, |r| r.members().len());
         if let Some(ev) = fact.event_in(members) {
             for to in also.into_iter().chain(audience) {
                 self.send(to, ev.clone());

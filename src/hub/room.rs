@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::mask;
-use crate::proto::{BanInfo, ConnId, ErrorCode, ModeChange, Name, Refusal, TopicState, Visibility};
+use crate::proto::{
+    BanInfo, ConnId, ErrorCode, MemberInfo, MemberList, ModeChange, Name, Refusal, TopicState,
+    Visibility,
+};
 
 /// How a ban mask that mutes is written (IRC extban `m:`, ISUPPORT
 /// `EXTBAN=,m`): `+b m:bob!*@*` lets bob in but not speak.
@@ -18,6 +21,14 @@ pub(crate) const MUTE_PREFIX: &str = "m:";
 pub(crate) struct Member {
     pub op: bool,
     pub voice: bool,
+}
+
+/// What [`Room::names_parts`] lends.
+pub(crate) struct NamesParts<'a> {
+    pub order: &'a [ConnId],
+    pub members: &'a BTreeMap<ConnId, Member>,
+    /// In `order`'s order when its length is `order`'s.
+    pub cards: &'a mut Option<MemberList>,
 }
 
 /// The flag and value modes of a room.
@@ -52,8 +63,9 @@ pub(crate) struct RoomOrder {
 pub(crate) struct Room {
     pub name: Name,
     /// By connection, in order: long member lists are paged by it.
-    /// Changed only through [`Room::add_member`] and [`Room::remove_member`].
-    pub members: BTreeMap<ConnId, Member>,
+    /// Changed only through [`Room::add_member`], [`Room::member_mut`] and
+    /// [`Room::remove_member`] (read it with [`Room::members`]).
+    members: BTreeMap<ConnId, Member>,
     /// The same connections in a flat list, for delivery: walking a
     /// `Vec` costs a few instructions per member, a `BTreeMap` dozens.
     fanout: Vec<ConnId>,
@@ -62,7 +74,19 @@ pub(crate) struct Room {
     /// join. `None`: not kept (a member came in without a place in it, a
     /// member's nick changed, or the room is larger than `large_room`,
     /// whose joins show no names list); the hub builds it again on a join.
-    pub names_order: Option<Vec<ConnId>>,
+    /// Set with [`Room::set_names_order`].
+    names_order: Option<Vec<ConnId>>,
+    /// The names list itself, one record per entry of `names_order` in
+    /// the same order, as the last join showed it (the same `Arc` is in
+    /// the events that carried it): the next join inserts its newcomer
+    /// and shares it again instead of making a record per member. Kept
+    /// only while `names_order` is, and only for the few rooms joined
+    /// last (`ChatState::keep_names`); the hub checks each record against
+    /// the member's current nick, user, host, real name, account and flags
+    /// before it is shown (`query::names_list`), so a change made anywhere
+    /// else cannot be shown stale. A member's room status changes only
+    /// through this type, which drops the records then.
+    names_cards: Option<MemberList>,
     /// The sequence number of the room's last fact, and the room's order
     /// lock: a line to the room holds it while it is numbered, stored and
     /// pushed (see `handle.rs`). With the chat to itself (`&mut`), the
@@ -102,6 +126,7 @@ impl Room {
             members: BTreeMap::new(),
             fanout: Vec::new(),
             names_order: None,
+            names_cards: None,
             seq: Mutex::new(order.seq),
             said: AtomicU64::new(order.said),
             topic: None,
@@ -179,21 +204,43 @@ impl Room {
 
     /// Adds (or updates) a member; `place` says where a new one goes in
     /// the names order (given the order without it), or `None` if it
-    /// cannot say, which drops the order.
+    /// cannot say, which drops the order. Returns where it went in the
+    /// names order (`None`: an update, or no order kept): the caller may
+    /// give its record there ([`Room::insert_card`]).
     pub fn add_member_at(
         &mut self,
         id: ConnId,
         member: Member,
         place: impl FnOnce(&[ConnId]) -> Option<usize>,
-    ) {
-        if self.members.insert(id, member).is_none() {
-            self.fanout.push(id);
-            let at = self.names_order.as_deref().and_then(place);
-            match (self.names_order.as_mut(), at) {
-                (Some(order), Some(at)) if at <= order.len() => order.insert(at, id),
-                _ => self.names_order = None,
+    ) -> Option<usize> {
+        if self.members.insert(id, member).is_some() {
+            self.names_cards = None; // its status may have changed
+            return None;
+        }
+        self.fanout.push(id);
+        let at = self.names_order.as_deref().and_then(place);
+        match (self.names_order.as_mut(), at) {
+            (Some(order), Some(at)) if at <= order.len() => {
+                order.insert(at, id);
+                Some(at)
+            }
+            _ => {
+                self.set_names_order(None);
+                None
             }
         }
+    }
+
+    /// A member's status, to change (drops the kept names list, which
+    /// shows it).
+    pub fn member_mut(&mut self, id: ConnId) -> Option<&mut Member> {
+        self.names_cards = None;
+        self.members.get_mut(&id)
+    }
+
+    /// Every member with its status, by connection.
+    pub fn members(&self) -> &BTreeMap<ConnId, Member> {
+        &self.members
     }
 
     /// Removes a member (O(members): a departure is announced to them all
@@ -204,9 +251,64 @@ impl Room {
             self.fanout.swap_remove(i);
         }
         if let Some(order) = self.names_order.as_mut() {
-            order.retain(|m| *m != id);
+            if let Some(i) = order.iter().position(|m| *m == id) {
+                order.remove(i);
+                match self.names_cards.as_mut() {
+                    Some(cards) if cards.len() == order.len() + 1 => {
+                        Arc::make_mut(cards).remove(i);
+                    }
+                    _ => self.names_cards = None,
+                }
+            }
         }
         Some(gone)
+    }
+
+    /// The members sorted by folded nick, if kept (see `names_order`).
+    pub fn names_order(&self) -> Option<&[ConnId]> {
+        self.names_order.as_deref()
+    }
+
+    /// Keeps `order` as the names order (`None`: none), dropping the
+    /// names list made for the old one.
+    pub fn set_names_order(&mut self, order: Option<Vec<ConnId>>) {
+        self.names_order = order;
+        self.names_cards = None;
+    }
+
+    /// Gives the record of the member that [`Room::add_member_at`] just
+    /// put at `at` in the names order, if the names list is kept (or
+    /// drops the list: `None`, no record).
+    pub fn insert_card(&mut self, at: usize, card: Option<MemberInfo>) {
+        let kept = self.names_order.as_ref().map_or(0, Vec::len);
+        match (self.names_cards.as_mut(), card) {
+            (Some(cards), Some(card)) if cards.len() + 1 == kept && at <= cards.len() => {
+                Arc::make_mut(cards).insert(at, Arc::new(card))
+            }
+            _ => self.names_cards = None,
+        }
+    }
+
+    /// The names order, the members, and the names list kept for them,
+    /// for the hub to check, bring up to date or make (`None`: no names
+    /// order is kept).
+    pub fn names_parts(&mut self) -> Option<NamesParts<'_>> {
+        Some(NamesParts {
+            order: self.names_order.as_deref()?,
+            members: &self.members,
+            cards: &mut self.names_cards,
+        })
+    }
+
+    /// Whether a names list is kept.
+    #[cfg(test)]
+    pub fn keeps_cards(&self) -> bool {
+        self.names_cards.is_some()
+    }
+
+    /// Drops the names list kept (not the order).
+    pub fn forget_cards(&mut self) {
+        self.names_cards = None;
     }
 
     /// Every member, in no particular order (for delivery).

@@ -57,7 +57,7 @@ impl ChatState {
             return refuse(self, e);
         }
         let mut audience: Vec<ConnId> = r
-            .members
+            .members()
             .iter()
             .filter(|(m, st)| (st.op || (voiced && st.voice)) && **m != id)
             .map(|(m, _)| *m)
@@ -99,7 +99,7 @@ impl ChatState {
                 if let Err(refusal) = r.may_speak(id, &source) {
                     return self.refuse(id, refusal);
                 }
-                let outside = !r.members.contains_key(&id);
+                let outside = !r.members().contains_key(&id);
                 let room = Some(r.name.clone());
                 (
                     room,

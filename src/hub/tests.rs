@@ -51,6 +51,7 @@ pub(super) fn config() -> HubConfig {
         max_nick_chars: 30,
         max_room_chars: 50,
         large_room: 1000,
+        names_cache: 8,
         max_rooms_per_user: 100,
         topic_len: 390,
         reason_len: 255,

@@ -141,7 +141,7 @@ fn registered_rooms_keep_their_state_and_founder() {
         .find(|e| matches!(e, EventBody::Members { .. }))
     {
         Some(EventBody::Members { members, .. }) => {
-            for m in members {
+            for m in members.iter() {
                 assert_eq!(m.op, &*m.nick == "alice", "{m:?}");
             }
         }

@@ -3,7 +3,7 @@
 
 use super::tests::{error_code, World};
 use super::*;
-use crate::proto::ModeChange;
+use crate::proto::{MemberInfo, ModeChange};
 
 fn join(w: &mut World, id: ConnId, room: &str, key: Option<&str>) {
     w.handle(
@@ -516,4 +516,89 @@ fn names_lists_stay_sorted_through_joins_parts_and_renames() {
     );
     // Mia, the first in and the room's operator, left.
     assert!(seen.iter().all(|(_, op)| !op), "{seen:?}");
+}
+
+/// The names list a join shows is kept between joins (`Room::names_cards`)
+/// and shared, yet it shows what changed since: an away message, a real
+/// name, a status given by mode, a member gone. Each join's list is what
+/// a list made from scratch (`members_of`) says.
+#[test]
+fn kept_names_lists_show_what_changed_since() {
+    let mut w = World::new();
+    let (a, b, c) = (w.user("alice"), w.user("bob"), w.user("carl"));
+    for id in [a, b, c] {
+        join(&mut w, id, "#r", None);
+    }
+    let list_seen_by = |w: &mut World, id: ConnId| -> Vec<MemberInfo> {
+        let got = w.take(id);
+        let list = got.iter().rev().find_map(|e| match e {
+            EventBody::Members { room, members, .. } if &**room == "r" => Some(members.clone()),
+            _ => None,
+        });
+        let Some(list) = list else {
+            panic!("no names list for #r in {got:?}");
+        };
+        list.iter().map(|m| (**m).clone()).collect()
+    };
+    let changes: [&dyn Fn(&mut World); 4] = [
+        &|w| {
+            w.handle(
+                b,
+                Command::Away {
+                    text: Some("lunch".into()),
+                },
+            );
+        },
+        &|w| {
+            w.handle(
+                c,
+                Command::SetName {
+                    realname: "Carl C".into(),
+                },
+            );
+        },
+        &|w| mode(w, a, "#r", &[(true, 'v', Some("carl"))]),
+        &|w| {
+            let room = Some("#r".into());
+            w.handle(b, Command::Part { room, reason: None });
+        },
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        change(&mut w);
+        let newcomer = w.user(&format!("new{i}"));
+        join(&mut w, newcomer, "#r", None);
+        let seen = list_seen_by(&mut w, newcomer);
+        assert_eq!(seen, w.hub().members_of("r"), "after change {i}");
+        assert!(
+            w.hub().rooms.get("r").is_some_and(|r| r.keeps_cards()),
+            "the list is kept"
+        );
+        match i {
+            0 => assert!(seen.iter().any(|m| &*m.nick == "bob" && m.away)),
+            1 => assert!(seen.iter().any(|m| &*m.realname == "Carl C")),
+            2 => assert!(seen.iter().any(|m| &*m.nick == "carl" && m.voice)),
+            _ => assert!(seen.iter().all(|m| &*m.nick != "bob")),
+        }
+    }
+}
+
+/// At most `names_cache` rooms keep their names list: the one joined
+/// longest ago gives it up; with 0, none keeps one.
+#[test]
+fn only_the_rooms_joined_last_keep_their_names_list() {
+    for cache in [0, 1] {
+        let mut w = World::with(HubConfig {
+            names_cache: cache,
+            ..super::tests::config()
+        });
+        let (a, b) = (w.user("alice"), w.user("bob"));
+        join(&mut w, a, "#one", None);
+        join(&mut w, b, "#one", None);
+        let kept =
+            |w: &mut World, key: &str| w.hub().rooms.get(key).is_some_and(|r| r.keeps_cards());
+        assert_eq!(kept(&mut w, "one"), cache > 0);
+        join(&mut w, a, "#two", None);
+        assert_eq!(kept(&mut w, "two"), cache > 0);
+        assert!(!kept(&mut w, "one"), "names_cache {cache}");
+    }
 }

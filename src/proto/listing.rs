@@ -6,6 +6,7 @@
 //! the first page carries the header, the last the footer.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{EventBody, MemberInfo, RoomSummary, Visibility};
 
@@ -90,6 +91,75 @@ impl RoomFilter {
     }
 }
 
+/// The members a names page lists: records, or shared records (a join's
+/// names list, [`super::MemberList`]).
+#[derive(Debug, Clone, Copy)]
+pub enum MembersRef<'a> {
+    Plain(&'a [MemberInfo]),
+    Shared(&'a [Arc<MemberInfo>]),
+}
+
+impl<'a> MembersRef<'a> {
+    pub fn len(self) -> usize {
+        match self {
+            MembersRef::Plain(m) => m.len(),
+            MembersRef::Shared(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The records in order.
+    pub fn iter(self) -> MembersIter<'a> {
+        match self {
+            MembersRef::Plain(m) => MembersIter::Plain(m.iter()),
+            MembersRef::Shared(m) => MembersIter::Shared(m.iter()),
+        }
+    }
+}
+
+impl<'a> From<&'a [MemberInfo]> for MembersRef<'a> {
+    fn from(m: &'a [MemberInfo]) -> Self {
+        MembersRef::Plain(m)
+    }
+}
+
+impl<'a> From<&'a Vec<MemberInfo>> for MembersRef<'a> {
+    fn from(m: &'a Vec<MemberInfo>) -> Self {
+        MembersRef::Plain(m)
+    }
+}
+
+/// [`MembersRef::iter`].
+#[derive(Debug, Clone)]
+pub enum MembersIter<'a> {
+    Plain(std::slice::Iter<'a, MemberInfo>),
+    Shared(std::slice::Iter<'a, Arc<MemberInfo>>),
+}
+
+impl<'a> Iterator for MembersIter<'a> {
+    type Item = &'a MemberInfo;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a MemberInfo> {
+        match self {
+            MembersIter::Plain(i) => i.next(),
+            MembersIter::Shared(i) => i.next().map(|m| &**m),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            MembersIter::Plain(i) => i.size_hint(),
+            MembersIter::Shared(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for MembersIter<'_> {}
+
 /// One page of a long answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Page<'a> {
@@ -114,7 +184,7 @@ pub enum PageBody<'a> {
         room: &'a str,
         visibility: Visibility,
         total: usize,
-        members: &'a [MemberInfo],
+        members: MembersRef<'a>,
         asked: Option<&'a str>,
     },
     /// `WHO` of a room or mask: members with details.
@@ -148,7 +218,7 @@ impl<'a> Page<'a> {
                 room,
                 visibility: *visibility,
                 total: members.len(),
-                members,
+                members: MembersRef::Shared(members),
                 asked: None,
             },
             EventBody::WhoReply {

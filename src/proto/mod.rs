@@ -447,7 +447,7 @@ pub enum EventBody {
     Members {
         room: Name,
         visibility: Visibility,
-        members: Vec<MemberInfo>,
+        members: MemberList,
     },
     /// A notice (see [`Command::Notice`]) to a room or to one person.
     Notice {
@@ -658,6 +658,17 @@ pub struct WhoWasInfo {
     pub host: Name,
     pub realname: Name,
     pub left_ms: u64,
+}
+
+/// A names list as [`EventBody::Members`] carries it: shared, and each
+/// record shared too, so that the hub may keep the list a join showed and
+/// the next join copy it (a pointer per member) and add to it (see
+/// `hub::room::Room::names_cards`) instead of making every record again.
+pub type MemberList = Arc<Vec<Arc<MemberInfo>>>;
+
+/// A [`MemberList`] of these records.
+pub fn member_list(members: Vec<MemberInfo>) -> MemberList {
+    Arc::new(members.into_iter().map(Arc::new).collect())
 }
 
 /// One member of a room as others see them.

@@ -382,6 +382,27 @@ struct Painter<'a> {
     color: bool,
 }
 
+/// A piece of a line for [`Painter::system_parts`].
+enum Part<'a> {
+    S(&'a str),
+    N(u64),
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 impl Painter<'_> {
     fn paint(&mut self, code: &str, text: &str) {
         if self.color {
@@ -399,6 +420,25 @@ impl Painter<'_> {
     }
     fn system(&mut self, text: &str) {
         self.paint(SYSTEM, text);
+        self.raw("\r\n");
+    }
+    /// [`Painter::system`] of text in pieces (strings and numbers), written
+    /// straight into the output: the lines every join and registration
+    /// shows, without `format!` machinery (what [`Painter::system_fmt`]
+    /// would write).
+    fn system_parts(&mut self, parts: &[Part<'_>]) {
+        if self.color {
+            self.raw(SYSTEM);
+        }
+        for part in parts {
+            match *part {
+                Part::S(s) => self.raw(s),
+                Part::N(n) => push_decimal(self.out, n),
+            }
+        }
+        if self.color {
+            self.raw(RESET);
+        }
         self.raw("\r\n");
     }
     /// [`Painter::system`] of formatted text, formatted straight into the
@@ -420,23 +460,41 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
     let mut p = Painter { out, color };
     match &ev.body {
         EventBody::Welcome { server, online } => {
-            p.system_fmt(format_args!(
-                "*** Welcome to {server}! {online} {} online.",
-                if *online == 1 { "person" } else { "people" }
-            ));
+            let who = if *online == 1 { "person" } else { "people" };
+            p.system_parts(&[
+                Part::S("*** Welcome to "),
+                Part::S(server),
+                Part::S("! "),
+                Part::N(*online as u64),
+                Part::S(" "),
+                Part::S(who),
+                Part::S(" online."),
+            ]);
             p.system("*** What is your nickname?");
         }
         EventBody::Registered { nick, online } => {
-            p.system_fmt(format_args!(
-                "*** You are now known as {nick}. {online} online. Type /help for commands."
-            ));
+            p.system_parts(&[
+                Part::S("*** You are now known as "),
+                Part::S(nick),
+                Part::S(". "),
+                Part::N(*online as u64),
+                Part::S(" online. Type /help for commands."),
+            ]);
         }
         EventBody::Joined {
             room,
             nick,
             members,
         } => {
-            p.system_fmt(format_args!("*** {nick} joined #{room} ({members} here)"));
+            p.system_parts(&[
+                Part::S("*** "),
+                Part::S(nick),
+                Part::S(" joined #"),
+                Part::S(room),
+                Part::S(" ("),
+                Part::N(*members as u64),
+                Part::S(" here)"),
+            ]);
         }
         EventBody::Parted {
             room,
@@ -447,7 +505,15 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             Some(r) => p.system_fmt(format_args!(
                 "*** {nick} left #{room} ({r}) ({members} here)"
             )),
-            None => p.system_fmt(format_args!("*** {nick} left #{room} ({members} here)")),
+            None => p.system_parts(&[
+                Part::S("*** "),
+                Part::S(nick),
+                Part::S(" left #"),
+                Part::S(room),
+                Part::S(" ("),
+                Part::N(*members as u64),
+                Part::S(" here)"),
+            ]),
         },
         EventBody::Quit { nick, reason } => {
             p.system_fmt(format_args!("*** {nick} quit ({reason})"))
@@ -505,7 +571,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             }
             p.system("***   anything else is said to your room");
         }
-        EventBody::Info { text } => p.system_fmt(format_args!("*** {text}")),
+        EventBody::Info { text } => p.system_parts(&[Part::S("*** "), Part::S(text)]),
         EventBody::Ping { .. } => {}
         body @ (EventBody::Members { .. }
         | EventBody::WhoReply { .. }
@@ -870,6 +936,77 @@ pub fn mode_text(changes: &[crate::proto::ModeChange]) -> String {
 mod tests {
     use super::*;
     use crate::proto::Event;
+
+    /// The lines every join and registration shows, written in pieces
+    /// (`Painter::system_parts`), read as the `format!` text they replace,
+    /// with and without colour, for numbers of every length.
+    #[test]
+    fn lines_in_pieces_read_as_formatted() {
+        for n in [0usize, 1, 9, 10, 99, 1000, 65_535, usize::MAX] {
+            let (nick, room, server): (crate::proto::Name, crate::proto::Name, crate::proto::Name) =
+                ("al".into(), "r0".into(), "srv".into());
+            let who = if n == 1 { "person" } else { "people" };
+            let cases = [
+                (
+                    EventBody::Welcome {
+                        server: server.clone(),
+                        online: n,
+                    },
+                    vec![
+                        format!("*** Welcome to {server}! {n} {who} online."),
+                        "*** What is your nickname?".to_string(),
+                    ],
+                ),
+                (
+                    EventBody::Registered {
+                        nick: nick.clone(),
+                        online: n,
+                    },
+                    vec![format!(
+                        "*** You are now known as {nick}. {n} online. Type /help for commands."
+                    )],
+                ),
+                (
+                    EventBody::Joined {
+                        room: room.clone(),
+                        nick: nick.clone(),
+                        members: n,
+                    },
+                    vec![format!("*** {nick} joined #{room} ({n} here)")],
+                ),
+                (
+                    EventBody::Parted {
+                        room: room.clone(),
+                        nick: nick.clone(),
+                        members: n,
+                        reason: None,
+                    },
+                    vec![format!("*** {nick} left #{room} ({n} here)")],
+                ),
+                (
+                    EventBody::Info {
+                        text: format!("#{room} has {n} people").into(),
+                    },
+                    vec![format!("*** #{room} has {n} people")],
+                ),
+            ];
+            for (body, lines) in cases {
+                let ev = Event::new(body);
+                for color in [false, true] {
+                    let mut out = Vec::new();
+                    render(&ev, color, &mut out);
+                    let want: String = lines
+                        .iter()
+                        .map(|l| match color {
+                            true => format!("{SYSTEM}{l}{RESET}\r\n"),
+                            false => format!("{l}\r\n"),
+                        })
+                        .collect();
+                    assert_eq!(String::from_utf8(out).unwrap(), want, "{n} {color}");
+                }
+            }
+        }
+    }
 
     fn say(t: &str) -> Input {
         Input::Command(Command::Say {

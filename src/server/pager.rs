@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 
 use super::Chat;
-use crate::proto::listing::{Page, PageBody, RoomFilter};
+use crate::proto::listing::{MembersRef, Page, PageBody, RoomFilter};
 use crate::proto::session::{Mark, Protocol};
 use crate::proto::{Command, ConnId, Name, Refusal, Target, Visibility};
 
@@ -167,7 +167,7 @@ impl Pager {
                 let page = chat.query(|s| s.members_page(key, *after, page_size));
                 let Some(page) = page else {
                     // The room is gone: the listing ends, empty.
-                    let (room, members) = (&**key, &[]);
+                    let (room, members) = (&**key, MembersRef::Plain(&[]));
                     let body = PageBody::Names {
                         room,
                         visibility: Visibility::Public,
@@ -191,7 +191,7 @@ impl Pager {
                     room: &page.room,
                     visibility: page.visibility,
                     total: page.total,
-                    members: &page.members,
+                    members: MembersRef::Plain(&page.members),
                     asked: None,
                 };
                 proto.render_page(&Page { first, last, body }, out);
@@ -224,7 +224,7 @@ impl Pager {
                     room: page.as_ref().map_or("", |p| &p.room),
                     visibility: page.as_ref().map_or(Visibility::Public, |p| p.visibility),
                     total: page.as_ref().map_or(0, |p| p.total),
-                    members: page.as_ref().map_or(&[], |p| &p.members),
+                    members: MembersRef::Plain(page.as_ref().map_or(&[], |p| &p.members)),
                     asked: Some(end),
                 };
                 proto.render_page(&Page { first, last, body }, out);

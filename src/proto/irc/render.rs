@@ -8,7 +8,7 @@ use super::numerics::*;
 use super::parse::MAX_BODY;
 use super::Caps;
 use super::{iso8601, truncate, Ctx, Reply};
-use crate::proto::listing::{Page, PageBody};
+use crate::proto::listing::{MembersRef, Page, PageBody};
 use crate::proto::{
     ErrorCode, Event, EventBody, Fact, MemberInfo, ModeChange, Refusal, Subject, Visibility,
 };
@@ -531,7 +531,7 @@ fn prefix(op: bool, voice: bool, multi: bool) -> &'static str {
 }
 
 /// `@nick` (or `@nick!user@host` with `userhost-in-names`) for each member.
-fn member_names(members: &[MemberInfo], caps: Caps) -> Vec<String> {
+fn member_names(members: MembersRef<'_>, caps: Caps) -> Vec<String> {
     members
         .iter()
         .map(|m| {
@@ -608,7 +608,7 @@ pub fn reply(ev: &Event, ctx: &Ctx, out: &mut Vec<u8>) {
         EventBody::Names { asked, rooms } => {
             for r in rooms {
                 let room = chan(&r.room);
-                let names = member_names(&r.members, ctx.caps);
+                let names = member_names((&r.members).into(), ctx.caps);
                 listed(
                     out,
                     ctx,
@@ -1250,7 +1250,7 @@ mod tests {
         let ev = Event::new(EventBody::Members {
             room: "lobby".into(),
             visibility: crate::proto::Visibility::Public,
-            members,
+            members: crate::proto::member_list(members),
         });
         for multi in [false, true] {
             let ctx = Ctx {

@@ -367,11 +367,11 @@ fn every_event_renders_as_documented() {
             EventBody::Members {
                 room: n("lobby"),
                 visibility: Default::default(),
-                members: vec![
+                members: crate::proto::member_list(vec![
                     member("a", true, false, false),
                     member("b", false, true, true),
                     member("c", true, true, false),
-                ],
+                ]),
             },
             r#"{"type":"presence","room":"lobby","nicks":["a","b","c"],"ops":["a","c"],"voiced":["b","c"],"total":3}"#,
         ),
