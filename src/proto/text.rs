@@ -427,31 +427,44 @@ impl Painter<'_> {
     /// shows, without `format!` machinery (what [`Painter::system_fmt`]
     /// would write).
     fn system_parts(&mut self, parts: &[Part<'_>]) {
+        self.system_with(|out| {
+            for part in parts {
+                match *part {
+                    Part::S(s) => out.extend_from_slice(s.as_bytes()),
+                    Part::N(n) => push_decimal(out, n),
+                }
+            }
+        });
+    }
+    /// [`Painter::system`] of formatted text, formatted straight into the
+    /// output (no `String` in between).
+    fn system_fmt(&mut self, text: std::fmt::Arguments<'_>) {
+        self.system_with(|out| {
+            let _ = out.write_fmt(text);
+        });
+    }
+    /// A system line whose text `write` puts straight into the output.
+    fn system_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
         if self.color {
             self.raw(SYSTEM);
         }
-        for part in parts {
-            match *part {
-                Part::S(s) => self.raw(s),
-                Part::N(n) => push_decimal(self.out, n),
-            }
-        }
+        write(self.out);
         if self.color {
             self.raw(RESET);
         }
         self.raw("\r\n");
     }
-    /// [`Painter::system`] of formatted text, formatted straight into the
-    /// output (no `String` in between).
-    fn system_fmt(&mut self, text: std::fmt::Arguments<'_>) {
-        if self.color {
-            self.raw(SYSTEM);
-        }
-        let _ = self.out.write_fmt(text);
-        if self.color {
-            self.raw(RESET);
-        }
-        self.raw("\r\n");
+    /// `*** NICK joined #ROOM (N here)`, or `left` (`did`: " joined #").
+    fn presence(&mut self, nick: &str, did: &str, room: &str, members: usize) {
+        self.system_parts(&[
+            Part::S("*** "),
+            Part::S(nick),
+            Part::S(did),
+            Part::S(room),
+            Part::S(" ("),
+            Part::N(members as u64),
+            Part::S(" here)"),
+        ]);
     }
 }
 
@@ -485,17 +498,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             room,
             nick,
             members,
-        } => {
-            p.system_parts(&[
-                Part::S("*** "),
-                Part::S(nick),
-                Part::S(" joined #"),
-                Part::S(room),
-                Part::S(" ("),
-                Part::N(*members as u64),
-                Part::S(" here)"),
-            ]);
-        }
+        } => p.presence(nick, " joined #", room, *members),
         EventBody::Parted {
             room,
             nick,
@@ -505,15 +508,7 @@ pub fn render(ev: &Event, color: bool, out: &mut Vec<u8>) {
             Some(r) => p.system_fmt(format_args!(
                 "*** {nick} left #{room} ({r}) ({members} here)"
             )),
-            None => p.system_parts(&[
-                Part::S("*** "),
-                Part::S(nick),
-                Part::S(" left #"),
-                Part::S(room),
-                Part::S(" ("),
-                Part::N(*members as u64),
-                Part::S(" here)"),
-            ]),
+            None => p.presence(nick, " left #", room, *members),
         },
         EventBody::Quit { nick, reason } => {
             p.system_fmt(format_args!("*** {nick} quit ({reason})"))
