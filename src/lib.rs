@@ -8,6 +8,7 @@ pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod digits;
 pub mod hub;
 pub mod logformat;
 pub mod logwriter;

@@ -12,6 +12,7 @@
 //! All numbers are lowercase hex of fixed width, so a template line can be
 //! built once per connection and the numbers rewritten in place.
 
+use crate::digits::hex;
 use memchr::memmem;
 
 /// Marks the start of a payload inside whatever line the server renders
@@ -43,20 +44,12 @@ pub fn encode(h: Header, size: usize, out: &mut Vec<u8>) {
 /// Rewrites the numbers of a header already in place: `buf` starts at the marker.
 pub fn write_fields(buf: &mut [u8], h: Header) {
     let m = MARKER.len();
-    hex(&mut buf[m..m + 8], h.sender as u64);
+    hex(&mut buf[m..m + 8], h.sender.into());
     buf[m + 8] = b'~';
-    hex(&mut buf[m + 9..m + 17], h.seq as u64);
+    hex(&mut buf[m + 9..m + 17], h.seq.into());
     buf[m + 17] = b'~';
-    hex(&mut buf[m + 18..m + 34], h.sched_ns);
+    hex(&mut buf[m + 18..m + 34], h.sched_ns.into());
     buf[m + 34] = b'~';
-}
-
-fn hex(dst: &mut [u8], mut v: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in dst.iter_mut().rev() {
-        *b = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
-    }
 }
 
 fn unhex(src: &[u8]) -> Option<u64> {

@@ -45,21 +45,14 @@ impl MsgId {
 
 impl fmt::Display for MsgId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Hex digits from the last, hyphens at 8, 13, 18 and 23: as
         // `{:032x}` cut 8-4-4-4-12, without the formatting machinery (a
         // session id and every message's id are written this way).
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let (mut text, mut rest) = ([0u8; 36], self.0);
-        for (i, slot) in text.iter_mut().enumerate().rev() {
-            *slot = match i {
-                8 | 13 | 18 | 23 => b'-',
-                _ => {
-                    let digit = HEX[(rest & 0xf) as usize];
-                    rest >>= 4;
-                    digit
-                }
-            };
-        }
+        let (mut text, v) = (*b"00000000-0000-0000-0000-000000000000", self.0);
+        crate::digits::hex(&mut text[..8], v >> 96);
+        crate::digits::hex(&mut text[9..13], v >> 80);
+        crate::digits::hex(&mut text[14..18], v >> 64);
+        crate::digits::hex(&mut text[19..23], v >> 48);
+        crate::digits::hex(&mut text[24..], v);
         f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }

@@ -388,21 +388,6 @@ enum Part<'a> {
     N(u64),
 }
 
-/// `n` in decimal, as `Display` writes it.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
 impl Painter<'_> {
     fn paint(&mut self, code: &str, text: &str) {
         if self.color {
@@ -431,7 +416,7 @@ impl Painter<'_> {
             for part in parts {
                 match *part {
                     Part::S(s) => out.extend_from_slice(s.as_bytes()),
-                    Part::N(n) => push_decimal(out, n),
+                    Part::N(n) => out.extend_from_slice(crate::digits::decimal(n, &mut [0; 20])),
                 }
             }
         });

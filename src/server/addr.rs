@@ -40,17 +40,7 @@ impl V4Text {
     }
 
     fn number(&mut self, n: u32) {
-        let mut digits = [0u8; 5];
-        let (mut n, mut i) = (n, digits.len());
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
+        for &d in crate::digits::decimal(n.into(), &mut [0; 20]) {
             self.push(d);
         }
     }

@@ -206,13 +206,9 @@ impl Shared {
 /// A cloaked host: `{:08x}.ip` of the hash, digit by digit (once per
 /// connection, without the formatting machinery).
 fn cloak_text(hash: u32) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut host = String::with_capacity(11);
-    for shift in (0..8).rev() {
-        host.push(char::from(HEX[(hash >> (shift * 4)) as usize & 0xf]));
-    }
-    host.push_str(".ip");
-    host
+    let mut host = *b"00000000.ip";
+    crate::digits::hex(&mut host[..8], u128::from(hash));
+    String::from_utf8_lossy(&host).into_owned()
 }
 
 /// Reads the configuration again (for `REHASH` and `SIGHUP`).
