@@ -608,11 +608,7 @@ impl Server {
                 Port::Http => LogKind::Http,
                 Port::IrcTls => LogKind::Ircs,
             };
-            let log = ConnLog::Lazy {
-                kind,
-                id: next_id,
-                peer,
-            };
+            let log = ConnLog::lazy(kind, next_id, peer);
             let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
             let task = serve(entry, shared, stream, host, peer, permit, log);
