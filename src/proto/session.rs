@@ -835,7 +835,22 @@ pub(crate) mod tests {
 
 #[cfg(test)]
 mod size_tests {
-    use super::TextSession;
+    use super::{Login, TextSession};
+
+    /// The login's names exist only while one is set (`perf16r`).
+    #[test]
+    fn a_logins_names_are_boxed_only_while_one_is_set() {
+        let mut login = Login::default();
+        assert!(login.names.is_none());
+        login.names().prompt = Some("alice".into());
+        login.names().ready = Some("alice".into());
+        assert_eq!(login.take_prompt().as_deref(), Some("alice"));
+        assert!(login.names.is_some(), "one is still set");
+        assert_eq!(login.take(|n| &mut n.ready).as_deref(), Some("alice"));
+        assert!(login.names.is_none(), "gone with the last one");
+        assert_eq!(login.take_prompt(), None);
+        assert!(std::mem::size_of::<Login>() <= 16);
+    }
 
     /// Every text connection keeps one (boxed, parked or not): within
     /// jemalloc's 48-byte class since `perf16r`, which boxed the login's

@@ -144,7 +144,12 @@ mod tests {
 
     #[test]
     fn a_packed_address_is_the_address_and_smaller() {
-        for text in ["127.0.0.1:51234", "[::1]:80", "[::ffff:10.0.0.1]:7", "[fe80::1%3]:9000"] {
+        for text in [
+            "127.0.0.1:51234",
+            "[::1]:80",
+            "[::ffff:10.0.0.1]:7",
+            "[fe80::1%3]:9000",
+        ] {
             let a: SocketAddr = text.parse().unwrap();
             assert_eq!(PackedAddr::from(a).get(), a, "{text}");
             assert_eq!(Peer(PackedAddr::from(a).get()).to_string(), text);

@@ -62,9 +62,14 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
         max_age: config.history_max_age,
     };
     let path = std::path::Path::new(&config.db);
-    let (mut store, failures) =
-        SqliteStore::open_cached(path, config.db_max_bytes, config.db_sync, retention, config.db_cache)
-            .with_context(|| format!("cannot use the database {} (db)", config.db))?;
+    let (mut store, failures) = SqliteStore::open_cached(
+        path,
+        config.db_max_bytes,
+        config.db_sync,
+        retention,
+        config.db_cache,
+    )
+    .with_context(|| format!("cannot use the database {} (db)", config.db))?;
     store.set_history_scan(config.history_scan);
     store.set_linger(config.db_linger);
     store.set_wal_max(config.db_wal_max as u64);
