@@ -605,6 +605,19 @@ settings! {
         )]
         #[serde(deserialize_with = "de_size")]
         pub db_wal_max: usize,
+        /// Largest page cache of each of the database's connections (the
+        /// writer, each reader of the history): pages past it are read
+        /// again from the file (the OS's cache) when needed. At least
+        /// 64KiB.
+        #[arg(
+            long,
+            env = "NATTER_DB_CACHE",
+            value_name = "BYTES",
+            default_value = "512KiB",
+            value_parser = parse_size,
+        )]
+        #[serde(deserialize_with = "de_size")]
+        pub db_cache: usize,
         /// Lines of a room's history shown on joining it (0: none).
         #[arg(long, env = "NATTER_HISTORY_ON_JOIN", value_name = "N", default_value = "10")]
         pub history_on_join: usize,
@@ -1513,6 +1526,7 @@ mod tests {
             db_max_pending: 10_000,
             db_linger: Duration::from_millis(20),
             db_wal_max: 64 << 20,
+            db_cache: crate::store::sqlite::DEFAULT_CACHE_BYTES,
             history_on_join: 10,
             history_max_lines: 1000,
             history_scan: 5000,
@@ -1672,6 +1686,7 @@ mod tests {
             "db_max_pending" => "77",
             "db_linger" => "5ms",
             "db_wal_max" => "1MiB",
+            "db_cache" => "3MiB",
             "history_on_join" => "0",
             "history_max_lines" => "20",
             "history_scan" => "300",

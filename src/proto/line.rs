@@ -40,7 +40,9 @@ const IAC: u8 = 255;
 #[derive(Debug)]
 pub struct LineDecoder {
     buf: Vec<u8>,
-    max: usize,
+    /// The longest line (32 bits: with the flags below the decoder is 32
+    /// bytes, and a parked connection keeps one; see `server::park`).
+    max: u32,
     discarding: bool,
     telnet: Telnet,
     /// Strip telnet IAC sequences (text protocol only; 255 is never UTF-8).
@@ -54,7 +56,7 @@ impl LineDecoder {
     pub fn new(max: usize) -> LineDecoder {
         LineDecoder {
             buf: Vec::new(),
-            max,
+            max: clamp_max(max),
             discarding: false,
             telnet: Telnet::Data,
             strip_telnet: true,
@@ -79,7 +81,12 @@ impl LineDecoder {
 
     /// Changes the longest accepted line (IRC sessions use their own limit).
     pub fn set_max(&mut self, max: usize) {
-        self.max = max;
+        self.max = clamp_max(max);
+    }
+
+    /// The longest line taken, in bytes.
+    pub fn max(&self) -> usize {
+        self.max as usize
     }
 
     /// Bytes of an unfinished line currently held.
@@ -141,7 +148,8 @@ impl LineDecoder {
     }
 
     fn take(&mut self, chunk: &[u8], emit: &mut impl FnMut(Result<String, LineError>)) {
-        take_bounded(&mut self.buf, &mut self.discarding, self.max, chunk, emit);
+        let max = self.max();
+        take_bounded(&mut self.buf, &mut self.discarding, max, chunk, emit);
     }
 
     fn end_line(&mut self, emit: &mut impl FnMut(Result<String, LineError>)) {
@@ -152,8 +160,8 @@ impl LineDecoder {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        if line.len() > self.max {
-            emit(Err(LineError::TooLong { max: self.max }));
+        if line.len() > self.max() {
+            emit(Err(LineError::TooLong { max: self.max() }));
             return;
         }
         match String::from_utf8(line) {
@@ -165,6 +173,12 @@ impl LineDecoder {
 }
 
 /// Keeps `chunk` of the item being read into `buf`, unless that makes it
+/// A line length as the decoder keeps it: a longer limit than 4 GiB is
+/// no limit a socket could reach.
+fn clamp_max(max: usize) -> u32 {
+    u32::try_from(max).unwrap_or(u32::MAX)
+}
+
 /// longer than `max` bytes (one byte over is allowed for a trailing `\r`
 /// that is not counted): then the item is reported too long, once, and its
 /// bytes are dropped (`discarding`) until it ends. Shared by the line and

@@ -5,7 +5,7 @@
 //! `peer`, the session's `ip`).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// Up to `255.255.255.255:65535`.
 struct V4Text {
@@ -73,6 +73,48 @@ impl fmt::Display for Peer {
     }
 }
 
+/// A socket address kept in 24 bytes instead of `SocketAddr`'s 32: the
+/// log identity of every connection, parked ones included, holds one
+/// (`perf16r`). IPv6's flow label is not kept (`std` does not display
+/// it); the scope is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedAddr {
+    ip: [u8; 16],
+    scope: u32,
+    port: u16,
+    v6: bool,
+}
+
+impl From<SocketAddr> for PackedAddr {
+    fn from(a: SocketAddr) -> PackedAddr {
+        match a {
+            SocketAddr::V4(a) => PackedAddr {
+                ip: a.ip().to_ipv6_mapped().octets(),
+                scope: 0,
+                port: a.port(),
+                v6: false,
+            },
+            SocketAddr::V6(a) => PackedAddr {
+                ip: a.ip().octets(),
+                scope: a.scope_id(),
+                port: a.port(),
+                v6: true,
+            },
+        }
+    }
+}
+
+impl PackedAddr {
+    /// The address (a V6 one with flow label 0).
+    pub fn get(&self) -> SocketAddr {
+        let ip = Ipv6Addr::from(self.ip);
+        match ip.to_ipv4_mapped().filter(|_| !self.v6) {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, self.port)),
+            None => SocketAddr::V6(SocketAddrV6::new(ip, self.port, 0, self.scope)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +140,20 @@ mod tests {
                 assert_eq!(Peer(a).to_string(), a.to_string());
             }
         }
+    }
+
+    #[test]
+    fn a_packed_address_is_the_address_and_smaller() {
+        for text in [
+            "127.0.0.1:51234",
+            "[::1]:80",
+            "[::ffff:10.0.0.1]:7",
+            "[fe80::1%3]:9000",
+        ] {
+            let a: SocketAddr = text.parse().unwrap();
+            assert_eq!(PackedAddr::from(a).get(), a, "{text}");
+            assert_eq!(Peer(PackedAddr::from(a).get()).to_string(), text);
+        }
+        assert!(std::mem::size_of::<PackedAddr>() <= 24);
     }
 }

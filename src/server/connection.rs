@@ -135,30 +135,47 @@ pub(crate) enum LogKind {
 /// the nick of the moment, so the lines read as before.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ConnLog {
-    /// Made when something is logged.
+    /// Made when something is logged. Packed (`perf16r`): a parked
+    /// connection keeps its `ConnLog`, 32 bytes instead of 48, which puts
+    /// the parked record in jemalloc's 224-byte class instead of 256.
     Lazy {
-        kind: LogKind,
+        /// The connection's number in the log (below 2^56), its
+        /// [`LogKind`] in the top byte: see [`ConnLog::lazy`].
         id: u64,
-        peer: std::net::SocketAddr,
+        peer: super::addr::PackedAddr,
     },
     /// The task already runs in a span (TLS, HTTP and WebSocket paths,
     /// rare and boxed): lines go there, and the nick is recorded in it.
     Inherited,
 }
 
+/// The bits of [`ConnLog::Lazy`]'s `id` that are the number.
+const LOG_ID_BITS: u64 = (1 << 56) - 1;
+
 impl ConnLog {
+    /// A plain connection's log identity: its listener, its number in the
+    /// log and its peer.
+    pub fn lazy(kind: LogKind, id: u64, peer: std::net::SocketAddr) -> ConnLog {
+        ConnLog::Lazy {
+            id: (id & LOG_ID_BITS) | (kind as u64) << 56,
+            peer: peer.into(),
+        }
+    }
+
     /// The span for a line logged now, `nick` being the connection's nick
     /// (if it has one).
     pub fn span(&self, nick: Option<&str>) -> tracing::Span {
         let span = match *self {
             ConnLog::Inherited => tracing::Span::current(),
-            ConnLog::Lazy { kind, id, peer } => {
-                let (peer, nick) = (super::addr::Peer(peer), tracing::field::Empty);
+            ConnLog::Lazy { id, peer } => {
+                let (peer, nick) = (super::addr::Peer(peer.get()), tracing::field::Empty);
+                let kind = id >> 56;
+                let id = id & LOG_ID_BITS;
                 match kind {
-                    LogKind::Conn => tracing::info_span!("conn", id, %peer, nick),
-                    LogKind::Irc => tracing::info_span!("irc", id, %peer, nick),
-                    LogKind::Http => tracing::info_span!("http", id, %peer, nick),
-                    LogKind::Ircs => tracing::info_span!("ircs", id, %peer, nick),
+                    k if k == LogKind::Irc as u64 => tracing::info_span!("irc", id, %peer, nick),
+                    k if k == LogKind::Http as u64 => tracing::info_span!("http", id, %peer, nick),
+                    k if k == LogKind::Ircs as u64 => tracing::info_span!("ircs", id, %peer, nick),
+                    _ => tracing::info_span!("conn", id, %peer, nick),
                 }
             }
         };
@@ -1785,7 +1802,12 @@ mod tests {
             std::mem::size_of::<ConnLog>(),
             std::mem::size_of::<Option<Permit>>(),
         );
-        // 256 bytes (`perf16l`): jemalloc's 256-byte class.
-        assert!(dormant <= 256, "a parked connection keeps {dormant} bytes");
+        // 224 bytes, jemalloc's 224-byte class (`perf16r`; 256 before,
+        // `perf16l`): the framer without its copy of the line limit, the
+        // decoder's limit in 32 bits (72 -> 56 bytes), the log identity's
+        // peer packed and its kind in its number's top byte (48 -> 32).
+        assert!(dormant <= 224, "a parked connection keeps {dormant} bytes");
+        assert!(std::mem::size_of::<Framer>() <= 56);
+        assert!(std::mem::size_of::<ConnLog>() <= 32);
     }
 }

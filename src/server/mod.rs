@@ -62,9 +62,14 @@ fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<Failure
         max_age: config.history_max_age,
     };
     let path = std::path::Path::new(&config.db);
-    let (mut store, failures) =
-        SqliteStore::open(path, config.db_max_bytes, config.db_sync, retention)
-            .with_context(|| format!("cannot use the database {} (db)", config.db))?;
+    let (mut store, failures) = SqliteStore::open_cached(
+        path,
+        config.db_max_bytes,
+        config.db_sync,
+        retention,
+        config.db_cache,
+    )
+    .with_context(|| format!("cannot use the database {} (db)", config.db))?;
     store.set_history_scan(config.history_scan);
     store.set_linger(config.db_linger);
     store.set_wal_max(config.db_wal_max as u64);
@@ -608,11 +613,7 @@ impl Server {
                 Port::Http => LogKind::Http,
                 Port::IrcTls => LogKind::Ircs,
             };
-            let log = ConnLog::Lazy {
-                kind,
-                id: next_id,
-                peer,
-            };
+            let log = ConnLog::lazy(kind, next_id, peer);
             let shared = shared.clone();
             let host = shared.cloak(peer.ip()).into();
             let task = serve(entry, shared, stream, host, peer, permit, log);
