@@ -479,7 +479,8 @@ impl ChatState {
     /// The last sequence number of the room named `room`, if `id` is in it.
     pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
-        let r = self.rooms.get(names::fold(name).as_str())?;
+        // Borrowed when folded already (a join's replay asks twice per join).
+        let r = self.rooms.get(&*names::folded(name))?;
         r.members().contains_key(&id).then(|| r.last_seq())
     }
 
@@ -487,7 +488,7 @@ impl ChatState {
     /// message), if `id` is in it.
     pub(crate) fn member_order(&self, id: ConnId, room: &str) -> Option<RoomOrder> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
-        let r = self.rooms.get(names::fold(name).as_str())?;
+        let r = self.rooms.get(&*names::folded(name))?;
         r.members().contains_key(&id).then(|| r.place())
     }
 
