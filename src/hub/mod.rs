@@ -511,11 +511,13 @@ impl ChatState {
 
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
+        // One lookup for a room that exists, one more to add a new one (a
+        // lobby that empties is dropped and made again for its next member).
         if !self.rooms.contains_key(key) {
             let order = self.seqs.remove(key).unwrap_or_default();
             let mut room = Room::continued(name.into(), order);
             self.restore_room(key, &mut room);
-            self.rooms.insert(key.clone(), room);
+            return self.rooms.entry(key.clone()).or_insert(room);
         }
         self.rooms
             .entry(key.clone())
@@ -894,7 +896,7 @@ impl ChatState {
         if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
             return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
         }
-        match self.nicks.get(&*names::fold(nick)) {
+        match self.nicks.get(&*names::folded(nick)) {
             // One logged in to the nick's account takes it from whoever has it.
             Some(&owner) if owner != id && !self.owns(id, nick) => {
                 Some(Refusal::new(ErrorCode::NickInUse).nick(nick))
