@@ -984,3 +984,48 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod rendered_tests {
+    use super::*;
+
+    /// `Event::rendered` renders into a per-thread buffer it reuses: each
+    /// event's bytes are what `render` writes for it alone, whatever was
+    /// rendered before it on the thread (longer, shorter, larger than the
+    /// buffer the thread keeps, or nothing).
+    #[test]
+    fn renderings_are_what_render_writes_whatever_came_before() {
+        let huge = "y".repeat(SCRATCH_KEPT + 100);
+        let details = ["a short one", huge.as_str(), "x", &huge[..300], ""];
+        for flavor in [
+            Flavor::TextPlain,
+            Flavor::TextColor,
+            Flavor::Json,
+            Flavor::Irc,
+        ] {
+            for detail in details.iter().chain(details.iter().rev()) {
+                let ev = Event::new(EventBody::error(ErrorCode::StoreFailed, detail.to_string()));
+                let mut want = Vec::new();
+                render(&ev, flavor, &mut want);
+                assert_eq!(
+                    &ev.rendered(flavor)[..],
+                    &want[..],
+                    "{flavor:?}, {}",
+                    detail.len()
+                );
+                assert_eq!(ev.wire_len(flavor), want.len());
+            }
+        }
+        let empty = Event::new(EventBody::History {
+            with: None,
+            room: "r".into(),
+            facts: Vec::new(),
+            more: false,
+            asked: false,
+        });
+        assert!(
+            empty.rendered(Flavor::TextPlain).is_empty(),
+            "nothing to show"
+        );
+    }
+}
