@@ -512,8 +512,8 @@ mod tests {
         for line in [
             "natter_connections{protocol=\"text\",transport=\"tcp\"} 2",
             "natter_connections{protocol=\"irc\",transport=\"tls\"} 1",
-            "natter_connections_total{protocol=\"text\",transport=\"tcp\"} 2",
-            "natter_connections_total{protocol=\"irc\",transport=\"tls\"} 1",
+            "natter_connections_opened_total{protocol=\"text\",transport=\"tcp\"} 2",
+            "natter_connections_opened_total{protocol=\"irc\",transport=\"tls\"} 1",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
