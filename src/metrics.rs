@@ -140,6 +140,12 @@ pub struct Metrics {
     /// Facts other than lines held behind one waiting for a gap on another
     /// subject (applied in the stream's order once it is filled).
     pub cluster_facts_held: Counter,
+    /// The members of `connections` and `connections_total` looked up so
+    /// far, found again by comparing their labels (a handful of static
+    /// strings) instead of hashing them into the families' maps: each
+    /// connection looks up both.
+    conn_gauges: Handles<Gauge>,
+    conn_counters: Handles<Counter>,
 }
 
 impl Metrics {
@@ -190,6 +196,8 @@ impl Metrics {
             cluster_fact_batches: Counter::default(),
             cluster_bundles_read: Counter::default(),
             cluster_facts_held: Counter::default(),
+            conn_gauges: Handles::default(),
+            conn_counters: Handles::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -423,7 +431,8 @@ impl Metrics {
             protocol,
             transport,
         };
-        self.connections.get_or_create_owned(&labels)
+        self.conn_gauges
+            .get(labels, |l| self.connections.get_or_create_owned(l))
     }
 
     /// Counts a connection whose protocol is now settled.
@@ -432,7 +441,35 @@ impl Metrics {
             protocol,
             transport,
         };
-        self.connections_total.get_or_create(&labels).inc();
+        self.conn_counters
+            .get(labels, |l| self.connections_total.get_or_create_owned(l))
+            .inc();
+    }
+}
+
+/// Members of a family by labels (a few: one per protocol and transport
+/// seen), each a handle on the family's own metric.
+struct Handles<M>(parking_lot::RwLock<Vec<(ConnLabels, M)>>);
+
+impl<M> Default for Handles<M> {
+    fn default() -> Self {
+        Handles(parking_lot::RwLock::new(Vec::new()))
+    }
+}
+
+impl<M: Clone> Handles<M> {
+    /// The member for `labels`, taken from the family by `make` the first time.
+    fn get(&self, labels: ConnLabels, make: impl FnOnce(&ConnLabels) -> M) -> M {
+        if let Some((_, m)) = self.0.read().iter().find(|(l, _)| *l == labels) {
+            return m.clone();
+        }
+        let mut all = self.0.write();
+        if let Some((_, m)) = all.iter().find(|(l, _)| *l == labels) {
+            return m.clone();
+        }
+        let m = make(&labels);
+        all.push((labels, m.clone()));
+        m
     }
 }
 
@@ -459,5 +496,27 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn handles_found_again_count_in_the_same_metric() {
+        let m = Metrics::new();
+        m.opened("text", "tcp");
+        let (a, b) = (m.connection("text", "tcp"), m.connection("text", "tcp"));
+        a.inc();
+        b.inc();
+        m.opened("text", "tcp");
+        m.opened("irc", "tls");
+        m.connection("irc", "tls").inc();
+        let text = m.encode();
+        for line in [
+            "natter_connections{protocol=\"text\",transport=\"tcp\"} 2",
+            "natter_connections{protocol=\"irc\",transport=\"tls\"} 1",
+            "natter_connections_opened_total{protocol=\"text\",transport=\"tcp\"} 2",
+            "natter_connections_opened_total{protocol=\"irc\",transport=\"tls\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert_eq!(m.conn_gauges.0.read().len(), 2, "one handle per labels");
     }
 }

@@ -479,7 +479,8 @@ impl ChatState {
     /// The last sequence number of the room named `room`, if `id` is in it.
     pub fn member_seq(&self, id: ConnId, room: &str) -> Option<u64> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
-        let r = self.rooms.get(names::fold(name).as_str())?;
+        // Borrowed when folded already (a join's replay asks twice per join).
+        let r = self.rooms.get(&*names::folded(name))?;
         r.members().contains_key(&id).then(|| r.last_seq())
     }
 
@@ -487,7 +488,7 @@ impl ChatState {
     /// message), if `id` is in it.
     pub(crate) fn member_order(&self, id: ConnId, room: &str) -> Option<RoomOrder> {
         let name = names::check_room(room, self.config.max_room_chars).ok()?;
-        let r = self.rooms.get(names::fold(name).as_str())?;
+        let r = self.rooms.get(&*names::folded(name))?;
         r.members().contains_key(&id).then(|| r.place())
     }
 
@@ -510,11 +511,13 @@ impl ChatState {
 
     /// A new room under `key`, continuing its order if it had one.
     fn new_room(&mut self, key: &Name, name: &str) -> &mut Room {
+        // One lookup for a room that exists, one more to add a new one (a
+        // lobby that empties is dropped and made again for its next member).
         if !self.rooms.contains_key(key) {
             let order = self.seqs.remove(key).unwrap_or_default();
             let mut room = Room::continued(name.into(), order);
             self.restore_room(key, &mut room);
-            self.rooms.insert(key.clone(), room);
+            return self.rooms.entry(key.clone()).or_insert(room);
         }
         self.rooms
             .entry(key.clone())
@@ -893,7 +896,7 @@ impl ChatState {
         if let Err(why) = names::check_nick(nick, self.config.max_nick_chars) {
             return Some(Refusal::new(ErrorCode::NickInvalid).nick(nick).detail(why));
         }
-        match self.nicks.get(&*names::fold(nick)) {
+        match self.nicks.get(&*names::folded(nick)) {
             // One logged in to the nick's account takes it from whoever has it.
             Some(&owner) if owner != id && !self.owns(id, nick) => {
                 Some(Refusal::new(ErrorCode::NickInUse).nick(nick))

@@ -769,6 +769,9 @@ pub enum Flavor {
 
 const FLAVORS: usize = 7;
 
+/// The largest rendering buffer a thread keeps between events.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
 impl Flavor {
     /// The flavour stored as `flavor as u8` (anything else: JSON).
     pub fn from_u8(n: u8) -> Flavor {
@@ -902,11 +905,35 @@ impl Event {
     }
 
     /// The bytes of this event in `flavor`, rendered at most once.
+    ///
+    /// It is rendered into a per-thread buffer and copied out at its exact
+    /// size: a `Vec` rendered in place grew a few times for longer lines,
+    /// and `Bytes::from` a `Vec` whose length is not its capacity
+    /// allocates a second block to share it (one more `malloc` and `free`
+    /// per event, stop 27).
     pub fn rendered(&self, flavor: Flavor) -> &Bytes {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         self.cache[flavor as usize].get_or_init(|| {
-            let mut out = Vec::with_capacity(64);
-            render(self, flavor, &mut out);
-            Bytes::from(out)
+            SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut out) => {
+                    out.clear();
+                    render(self, flavor, &mut out);
+                    let bytes = Bytes::copy_from_slice(&out);
+                    // A names list of thousands is not kept for the next line.
+                    if out.capacity() > SCRATCH_KEPT {
+                        *out = Vec::new();
+                    }
+                    bytes
+                }
+                // Rendering an event inside another's rendering.
+                Err(_) => {
+                    let mut out = Vec::new();
+                    render(self, flavor, &mut out);
+                    Bytes::from(out.into_boxed_slice())
+                }
+            })
         })
     }
 
@@ -956,4 +983,49 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod rendered_tests {
+    use super::*;
+
+    /// `Event::rendered` renders into a per-thread buffer it reuses: each
+    /// event's bytes are what `render` writes for it alone, whatever was
+    /// rendered before it on the thread (longer, shorter, larger than the
+    /// buffer the thread keeps, or nothing).
+    #[test]
+    fn renderings_are_what_render_writes_whatever_came_before() {
+        let huge = "y".repeat(SCRATCH_KEPT + 100);
+        let details = ["a short one", huge.as_str(), "x", &huge[..300], ""];
+        for flavor in [
+            Flavor::TextPlain,
+            Flavor::TextColor,
+            Flavor::Json,
+            Flavor::Irc,
+        ] {
+            for detail in details.iter().chain(details.iter().rev()) {
+                let ev = Event::new(EventBody::error(ErrorCode::StoreFailed, detail.to_string()));
+                let mut want = Vec::new();
+                render(&ev, flavor, &mut want);
+                assert_eq!(
+                    &ev.rendered(flavor)[..],
+                    &want[..],
+                    "{flavor:?}, {}",
+                    detail.len()
+                );
+                assert_eq!(ev.wire_len(flavor), want.len());
+            }
+        }
+        let empty = Event::new(EventBody::History {
+            with: None,
+            room: "r".into(),
+            facts: Vec::new(),
+            more: false,
+            asked: false,
+        });
+        assert!(
+            empty.rendered(Flavor::TextPlain).is_empty(),
+            "nothing to show"
+        );
+    }
 }

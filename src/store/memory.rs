@@ -43,14 +43,21 @@ impl Store for MemoryStore {
         for fact in facts {
             let Some(room) = &fact.room else { continue };
             inner.clock += 1;
-            let (clock, key) = (inner.clock, names::fold(room));
-            if !inner.rooms.contains_key(&key) && inner.rooms.len() >= self.max_rooms {
+            // Borrowed when folded already: a room kept has no new key made.
+            let (clock, key) = (inner.clock, names::folded(room));
+            let known = inner.rooms.contains_key(&*key);
+            if !known && inner.rooms.len() >= self.max_rooms {
                 let oldest = inner.rooms.iter().min_by_key(|(_, (t, _))| *t);
                 if let Some(k) = oldest.map(|(k, _)| k.clone()) {
                     inner.rooms.remove(&k);
                 }
             }
-            let (touched, log) = inner.rooms.entry(key).or_default();
+            if !known {
+                inner.rooms.insert(key.to_string(), Default::default());
+            }
+            let Some((touched, log)) = inner.rooms.get_mut(&*key) else {
+                continue; // just inserted: not reached
+            };
             *touched = clock;
             // A fact read late (a cluster filling a gap from its stream)
             // goes in its place in the room's order, once.
