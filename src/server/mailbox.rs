@@ -805,6 +805,56 @@ mod tests {
         assert_eq!(pacer.queued(), 0, "killed: what it held no longer counts");
     }
 
+    /// The waiter's waker is left under the queue's lock and taken by
+    /// pushes and signals from other threads: none of their wakeups may be
+    /// lost, whatever the interleaving (a lost one leaves `wait` pending
+    /// with items queued, and the test times out).
+    #[test]
+    fn no_wakeup_is_lost_to_pushes_and_timers_from_other_threads() {
+        const EACH: u64 = 20_000;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let q = Queue::new(usize::MAX);
+        let pushers: Vec<_> = (0..2u64)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        assert!(q.push(&ev(p * EACH + i)));
+                        if i % 64 == 0 {
+                            q.wake_timer();
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let got = rt.block_on(async {
+            let consume = async {
+                let mut next = [0u64, EACH];
+                while next != [EACH, 2 * EACH] {
+                    match q.wait(true).await {
+                        Next::Timer => {}
+                        other => {
+                            let n = token(Some(other)).expect("an item");
+                            let from = (n / EACH) as usize;
+                            assert_eq!(n, next[from], "each pusher's order");
+                            next[from] += 1;
+                        }
+                    }
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(60), consume).await
+        });
+        for p in pushers {
+            p.join().unwrap();
+        }
+        assert!(got.is_ok(), "a wakeup was lost: wait() never saw what was queued");
+    }
+
     #[tokio::test]
     async fn a_push_into_a_busy_queue_still_reaches_a_later_wait() {
         let q = Queue::new(1 << 20);
