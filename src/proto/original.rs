@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 
 use super::listing::Page;
 use super::session::{
-    json_input, profile, timeout_error, Chat, Goodbye, Login, Protocol, Replay, SessionConfig,
+    answered, json_input, profile, timeout_error, Chat, Goodbye, Login, Protocol, Replay,
+    SessionConfig,
 };
 use super::{json, text, Command, Event, EventBody, Flavor, Name, Outcome};
 
@@ -86,19 +87,14 @@ impl Protocol for OriginalSession {
             }) if is_leave(&text) => return chat.execute(Command::Quit { reason: None }),
             input => input,
         };
-        match json_input(
+        let answer = json_input(
             input,
             &mut self.registered,
             &self.replay,
             &mut self.login,
             chat,
-        ) {
-            Ok(outcome) => outcome,
-            Err(reply) => {
-                self.reply(reply, chat);
-                Outcome::Continue
-            }
-        }
+        );
+        answered(self, answer, chat)
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {

@@ -367,6 +367,19 @@ pub(super) fn json_input(
     }
 }
 
+/// What [`json_input`] answered, for `session`: its outcome, or the reply
+/// to an input it refused, rendered for the client.
+pub(super) fn answered(
+    session: &mut impl Protocol,
+    answer: Result<Outcome, EventBody>,
+    chat: &mut dyn Chat,
+) -> Outcome {
+    answer.unwrap_or_else(|reply| {
+        session.reply(reply, chat);
+        Outcome::Continue
+    })
+}
+
 /// A session's part in logging in before it has a nickname (text and
 /// JSON): the nickname whose password is asked for, the login waiting for
 /// its answer, and the account to take the nickname of once logged in.
@@ -671,19 +684,14 @@ impl Protocol for JsonSession {
 
     fn line(&mut self, line: &str, chat: &mut dyn Chat) -> Outcome {
         let input = json::parse(line);
-        match json_input(
+        let answer = json_input(
             input,
             &mut self.registered,
             &self.replay,
             &mut self.login,
             chat,
-        ) {
-            Ok(outcome) => outcome,
-            Err(reply) => {
-                self.reply(reply, chat);
-                Outcome::Continue
-            }
-        }
+        );
+        answered(self, answer, chat)
     }
 
     fn render(&mut self, ev: &Event, out: &mut Vec<u8>) {

@@ -852,7 +852,10 @@ mod tests {
         for p in pushers {
             p.join().unwrap();
         }
-        assert!(got.is_ok(), "a wakeup was lost: wait() never saw what was queued");
+        assert!(
+            got.is_ok(),
+            "a wakeup was lost: wait() never saw what was queued"
+        );
     }
 
     #[tokio::test]
