@@ -433,16 +433,9 @@ async fn a_reader_that_stalls_never_pauses_the_others() {
     let mut reader = srv.user("reader").await;
     let talker = srv.user("talker").await;
     reader.expect("talker joined").await;
-    let common::Client {
-        reader: mut echo,
-        writer: mut talker,
-    } = talker;
     // The talker reads its own lines back (a client that does not read is
     // not served: its input waits while its output is stuck).
-    let drain = tokio::spawn(async move {
-        let mut sink = tokio::io::sink();
-        let _ = tokio::io::copy(&mut echo, &mut sink).await;
-    });
+    let (mut talker, drain) = talker.writer_reading_in_background();
     let body = "x".repeat(1000);
     let n = 4000;
     let send = tokio::spawn(async move {

@@ -23,14 +23,8 @@ async fn a_paused_reader_handles_all_it_holds_when_let_go() {
     let mut bob = srv.user("bob").await;
     let alice = srv.user("alice").await;
     bob.expect("alice joined").await;
-    let Client {
-        reader: mut echo,
-        writer: mut alice,
-    } = alice;
     // Alice reads her own lines back, so her queue keeps up too.
-    let drain = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut echo, &mut tokio::io::sink()).await;
-    });
+    let (mut alice, drain) = alice.writer_reading_in_background();
     let n = 200;
     let burst: String = (0..n).map(|i| format!("line {i}\r\n")).collect();
     let paced_before = natter::metrics::metrics().reads_paced.get();

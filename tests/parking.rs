@@ -133,13 +133,7 @@ async fn a_parked_connection_that_stops_reading_is_still_a_slow_consumer() {
     let flooder = srv.user("flooder").await;
     watcher.expect("flooder joined").await;
     parked(srv.addr, 3).await;
-    let Client {
-        reader: mut flood_reader,
-        writer: mut flood_writer,
-    } = flooder;
-    tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut flood_reader, &mut tokio::io::sink()).await;
-    });
+    let (mut flood_writer, _drain) = flooder.writer_reading_in_background();
     let (seen_tx, mut seen) = tokio::sync::watch::channel(0u64);
     let mut dropped = tokio::spawn(async move {
         loop {

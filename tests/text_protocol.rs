@@ -364,15 +364,8 @@ async fn slow_consumer_is_dropped_and_others_keep_receiving() {
     let flooder = srv.user("flooder").await;
     watcher.expect("flooder joined").await;
 
-    let Client {
-        reader: mut flood_reader,
-        writer: mut flood_writer,
-    } = flooder;
     // The flooder reads its own echoes so that only `slow` is slow.
-    let drain = tokio::spawn(async move {
-        let mut sink = tokio::io::sink();
-        let _ = tokio::io::copy(&mut flood_reader, &mut sink).await;
-    });
+    let (mut flood_writer, drain) = flooder.writer_reading_in_background();
     // The watcher reports how many lines it has seen and whether `slow` was dropped.
     let (progress_tx, mut progress) = tokio::sync::watch::channel((0u64, false));
     let watch = tokio::spawn(async move {

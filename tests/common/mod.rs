@@ -126,6 +126,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// The writer half, with everything the server sends this client read
+    /// and thrown away by a task of its own: a client that keeps up
+    /// without the test looking at what it gets (abort the handle to stop).
+    pub fn writer_reading_in_background(self) -> (OwnedWriteHalf, JoinHandle<()>) {
+        let mut reader = self.reader;
+        let drain = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+        });
+        (self.writer, drain)
+    }
+
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let (r, w) = stream.into_split();
