@@ -214,6 +214,13 @@ settings! {
             default_value = "0"
         )]
         pub ingest_budget: usize,
+        /// Most lines to one room pushed to its members as one entry of
+        /// each member's queue: lines said one after another wait until
+        /// the worker has run the tasks that were ready, or until this
+        /// many, and nothing else is queued ahead of them; 0 or 1: each
+        /// line is pushed at once.
+        #[arg(long, env = "NATTER_LINE_BATCH", value_name = "LINES", default_value = "64")]
+        pub line_batch: usize,
         /// Threads that run connections and the chat (tokio workers); 0:
         /// one per core but one (at least one), which leaves a core to the
         /// kernel's network work, the store's writer and the log.
@@ -1479,6 +1486,7 @@ mod tests {
             sendq_keep: Duration::from_secs(1),
             park_after: Duration::from_secs(5),
             ingest_budget: 0,
+            line_batch: 64,
             workers: 0,
             defer_writes: true,
             recvq: 16 * 1024,
@@ -1639,6 +1647,7 @@ mod tests {
             "sendq_keep" => "250ms",
             "park_after" => "0",
             "ingest_budget" => "65536",
+            "line_batch" => "5",
             "workers" => "3",
             "defer_writes" => "false",
             "recvq" => "4096",

@@ -227,6 +227,32 @@ async fn utf8_split_across_writes_and_merged_lines() {
     srv.shutdown().await;
 }
 
+/// Lines said one after another wait to be pushed together (`line_batch`),
+/// but a reply to a command between them never overtakes them: the sender
+/// sees its lines and the replies in the order it sent them.
+#[tokio::test]
+async fn a_reply_never_overtakes_a_line_said_before_it() {
+    let srv = start(config()).await;
+    let mut a = srv.user("alice").await;
+    let mut b = srv.user("bob").await;
+    a.expect("bob joined").await;
+    b.send_raw(b"one\n/frobnicate\ntwo\n/nonsense\nthree\n")
+        .await;
+    for expected in [
+        "bob: one",
+        "! unknown command /frobnicate; try /help",
+        "bob: two",
+        "! unknown command /nonsense; try /help",
+        "bob: three",
+    ] {
+        assert_eq!(b.line().await.unwrap(), expected);
+    }
+    for expected in ["bob: one", "bob: two", "bob: three"] {
+        assert_eq!(a.line().await.unwrap(), expected);
+    }
+    srv.shutdown().await;
+}
+
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test]

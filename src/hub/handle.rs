@@ -11,10 +11,12 @@
 //!   room (`Say`, the hot path) takes it to read; everything else takes it
 //!   to write, which excludes every reader, so joins, parts, quits, nick
 //!   and mode changes keep the simple semantics of one lock.
-//! - **each room's order lock** (`Room::seq`, a `Mutex<u64>`): a line
+//! - **each room's order lock** (`Room::seq`, the room's `Order`): a line
 //!   takes it under the read lock, assigns the room's next sequence
 //!   number, hands the fact to the store and the backplane and pushes the
-//!   event to every member, then lets go. Lines to one room are therefore
+//!   event to every member (or, with `line_batch`, adds it to the room's
+//!   held lines, pushed together later under this same lock: see
+//!   `lines.rs`), then lets go. Lines to one room are therefore
 //!   numbered, stored and queued in one order; lines to other rooms go on
 //!   at the same time on other threads. What a line reads besides (the
 //!   members, modes, bans, the sender's nick) changes only under the write
@@ -39,6 +41,7 @@ use crate::metrics::Metrics;
 
 use tracing::warn;
 
+use super::lines::{Held, Lines};
 use super::{names, Audience, ChatState, Control, Effects, HubConfig};
 use crate::hub::{Accounts, Backplane, Incoming, Registry, Store};
 use crate::proto::{
@@ -59,6 +62,24 @@ pub trait Router: Send + Sync + 'static {
     /// worked out once per delivery); false when its queue is full (it is
     /// then disconnected as a slow consumer).
     fn push(&self, tally: &mut Self::Tally, to: ConnId, ev: &Arc<Event>, share: usize) -> bool;
+    /// Queues a room's held lines for `to`, in order, as one entry where
+    /// the router can (see `lines.rs`); false as for [`Router::push`].
+    fn push_lines(&self, tally: &mut Self::Tally, to: ConnId, lines: &Arc<Lines>) -> bool {
+        lines
+            .events
+            .iter()
+            .all(|ev| self.push(tally, to, ev, lines.share))
+    }
+    /// Most lines a room holds before they are pushed (`line_batch`);
+    /// 0 or 1: each line is pushed at once. A router that holds lines
+    /// must run [`ChatHandle::flush_lines`] soon after each
+    /// [`Router::lines_held`].
+    fn line_batch(&self) -> usize {
+        0
+    }
+    /// A room has started holding lines: the server's flusher should run
+    /// once the tasks that are ready now have run.
+    fn lines_held(&self) {}
     /// Forgets a connection once it is gone.
     fn detach(&mut self, conn: ConnId);
     /// Called after each batch of pushes (one command's deliveries), still
@@ -81,17 +102,22 @@ pub(super) struct Core<R> {
     accounts: Option<Arc<dyn Accounts>>,
     /// Connections whose queue overflowed during a delivery.
     overflowed: Vec<ConnId>,
+    /// Rooms holding lines not yet pushed (see `lines.rs`).
+    pub(super) held: Arc<Held>,
 }
 
 /// The chat, shared by every session. Cheap to clone.
 pub struct ChatHandle<R> {
     core: Arc<RwLock<Core<R>>>,
+    /// The core's, read without its lock.
+    held: Arc<Held>,
 }
 
 impl<R> Clone for ChatHandle<R> {
     fn clone(&self) -> Self {
         ChatHandle {
             core: self.core.clone(),
+            held: self.held.clone(),
         }
     }
 }
@@ -112,6 +138,7 @@ impl<R: Router> ChatHandle<R> {
             Err(e) => warn!("{e}: rooms restart their order at 1"),
         }
         ChatHandle {
+            held: core.held.clone(),
             core: Arc::new(RwLock::new(core)),
         }
     }
@@ -203,12 +230,30 @@ impl<R: Router> ChatHandle<R> {
 
     /// Takes the chat's lock to write (anything that changes people,
     /// nicks, rooms' members or modes), counted like [`ChatHandle::read`].
+    /// Held lines are pushed first: whatever the holder does comes after
+    /// them in every queue.
     fn write(&self) -> RwLockWriteGuard<'_, Core<R>> {
-        take_counted(
+        let mut core = take_counted(
             self.core.try_write(),
             || self.core.write().unwrap_or_else(PoisonError::into_inner),
             count_hub_wait,
-        )
+        );
+        if self.held.any() {
+            let mut overflowed = std::mem::take(&mut core.overflowed);
+            core.flush_lines(&mut overflowed);
+            core.overflowed = overflowed;
+            core.reap();
+        }
+        core
+    }
+
+    /// Pushes the lines rooms hold (see `lines.rs`): the server's flusher
+    /// calls it, and a connection before it queues a reply of its own.
+    /// Takes nothing when nothing is held.
+    pub fn flush_lines(&self) {
+        if self.held.any() {
+            self.shared(|core, overflowed| core.flush_lines(overflowed));
+        }
     }
 
     /// Runs `f` under the read lock; members whose queues overflowed on
@@ -345,7 +390,10 @@ impl<R: Router> ChatHandle<R> {
     /// command: history read off the lock, a store failure).
     pub fn tell(&self, conn: ConnId, body: EventBody) {
         let ev = Arc::new(Event::new(body));
-        self.shared(|core, overflowed| core.deliver(&[(Audience::Conn(conn), ev)], overflowed));
+        self.shared(|core, overflowed| {
+            core.flush_lines(overflowed);
+            core.deliver(&[(Audience::Conn(conn), ev)], overflowed)
+        });
     }
 
     /// Where room `room`'s order stands now, if `conn` is in it (history
@@ -430,6 +478,7 @@ impl<R: Router> Core<R> {
             backplane,
             accounts: None,
             overflowed: Vec::new(),
+            held: Arc::default(),
         }
     }
 
@@ -467,8 +516,9 @@ impl<R: Router> Core<R> {
         cmd: Command,
         overflowed: &mut Vec<ConnId>,
     ) -> Result<Outcome, Command> {
-        self.state
-            .line(conn, cmd, |fx| self.apply_effects(fx, overflowed))
+        self.state.line(conn, cmd, |fx, held| {
+            self.apply_effects(fx, Some(held), overflowed)
+        })
     }
 
     /// Applies one command with the chat to itself (the write lock).
@@ -570,7 +620,7 @@ impl<R: Router> Core<R> {
     /// [`Core::apply`] without the reaping.
     fn apply_one(&mut self, fx: Effects) -> Outcome {
         let mut overflowed = std::mem::take(&mut self.overflowed);
-        let outcome = self.apply_effects(fx, &mut overflowed);
+        let outcome = self.apply_effects(fx, None, &mut overflowed);
         self.overflowed = overflowed;
         outcome
     }
@@ -578,7 +628,13 @@ impl<R: Router> Core<R> {
     /// Hands on the facts, delivers the events (held back until the facts
     /// are durable) and passes requests to the server, with the chat
     /// shared: members whose queues overflowed are added to `overflowed`.
-    fn apply_effects(&self, fx: Effects, overflowed: &mut Vec<ConnId>) -> Outcome {
+    /// `held`: the room's held lines, for a line (see `lines.rs`).
+    fn apply_effects(
+        &self,
+        fx: Effects,
+        held: Option<&mut Vec<Arc<Event>>>,
+        overflowed: &mut Vec<ConnId>,
+    ) -> Outcome {
         if let Some(accounts) = &self.accounts {
             for room in fx.saves {
                 accounts.save_room(room);
@@ -605,6 +661,8 @@ impl<R: Router> Core<R> {
                 .filter(|(_, ev)| !shown_on_echo(&ev.body))
                 .collect();
             self.deliver(&shown_now, overflowed);
+        } else if let Some(held) = held.filter(|_| self.router.line_batch() > 1) {
+            self.hold(fx.deliveries, held, overflowed);
         } else {
             self.deliver(&fx.deliveries, overflowed);
         }
@@ -621,7 +679,11 @@ impl<R: Router> Core<R> {
         self.overflowed = overflowed;
     }
 
-    fn deliver(&self, deliveries: &[(Audience, Arc<Event>)], overflowed: &mut Vec<ConnId>) {
+    pub(super) fn deliver(
+        &self,
+        deliveries: &[(Audience, Arc<Event>)],
+        overflowed: &mut Vec<ConnId>,
+    ) {
         let node = self.state.config().node;
         let (state, router) = (&self.state, &self.router);
         let mut tally = R::Tally::default();

@@ -25,6 +25,7 @@
 mod accounts;
 mod channel;
 mod handle;
+mod lines;
 mod lookup;
 pub mod mask;
 mod monitor;
@@ -52,6 +53,7 @@ pub(crate) use room::RoomOrder;
 
 pub use accounts::{AccountRecord, BanRecord, ModesRecord, Registry, RoomRecord, TopicRecord};
 pub use handle::{ChatHandle, Router, SLOW_CONSUMER};
+pub use lines::Lines;
 pub use query::{MembersPage, RoomsPage};
 pub use rejoin::{RememberedRoom, RoomMemory};
 pub use seams::{Accounts, Backplane, Incoming, Store, StoreError, Watermark};
@@ -548,6 +550,11 @@ impl ChatState {
     }
 
     /// Calls `f` for every connection in `audience`, as the state is now.
+    /// The room of folded name `key`.
+    pub(super) fn room(&self, key: &str) -> Option<&Room> {
+        self.rooms.get(key)
+    }
+
     pub fn for_each_member(&self, audience: &Audience, mut f: impl FnMut(ConnId)) {
         match audience {
             // Even one just removed: a quitter still gets its goodbye.
@@ -651,7 +658,7 @@ impl ChatState {
             _ if !registered => self.refuse(id, Refusal::new(ErrorCode::NotRegistered)),
             Command::Say { room, text, action } => {
                 let tags = self.tags.clone();
-                let fx = self.say(id, room.as_deref(), text, action, tags, |fx| fx);
+                let fx = self.say(id, room.as_deref(), text, action, tags, |fx, _| fx);
                 self.absorb(fx);
             }
             Command::Private { to, text, action } => self.private(id, &to, text, action),
@@ -789,14 +796,16 @@ impl ChatState {
     /// A line to a room (`Say`, tagged or not) with the state shared (the
     /// chat's read lock, see `handle.rs`): `then` gets its effects while
     /// the room's order lock is held, so that what the caller does with
-    /// them (store, backplane, pushes) happens in the room's order.
-    /// `Err` gives back any other command, and a line from a connection
+    /// them (store, backplane, pushes) happens in the room's order; and
+    /// the room's lines not yet pushed ([`room::Order::lines`]), which a
+    /// line may join instead of being pushed at once (an empty list for a
+    /// refusal). `Err` gives back any other command, and a line from a connection
     /// that is gone or not registered, for [`ChatState::handle`].
     pub(super) fn line<T>(
         &self,
         id: ConnId,
         cmd: Command,
-        then: impl FnOnce(Effects) -> T,
+        then: impl FnOnce(Effects, &mut Vec<Arc<Event>>) -> T,
     ) -> Result<T, Command> {
         if self.nick_of(id).is_none() {
             return Err(cmd);
@@ -1021,7 +1030,7 @@ impl ChatState {
         text: String,
         action: bool,
         tags: Option<crate::proto::ClientTags>,
-        then: impl FnOnce(Effects) -> T,
+        then: impl FnOnce(Effects, &mut Vec<Arc<Event>>) -> T,
     ) -> T {
         let refused = |refusal: Refusal| {
             let ev = Arc::new(Event::new(EventBody::Refused(refusal)));
@@ -1032,23 +1041,35 @@ impl ChatState {
             }
         };
         if text.trim().is_empty() {
-            return then(refused(Refusal::new(ErrorCode::EmptyMessage)));
+            return then(
+                refused(Refusal::new(ErrorCode::EmptyMessage)),
+                &mut Vec::new(),
+            );
         }
         let key = match self.current_room(id, room) {
             Ok(k) => k,
-            Err(e) => return then(refused(e)),
+            Err(e) => return then(refused(e), &mut Vec::new()),
         };
         let Some(conn) = self.conns.get(&id) else {
-            return then(refused(Refusal::new(ErrorCode::NotRegistered)));
+            return then(
+                refused(Refusal::new(ErrorCode::NotRegistered)),
+                &mut Vec::new(),
+            );
         };
         let Some(r) = self.rooms.get(&key) else {
-            return then(refused(Refusal::new(ErrorCode::NoSuchRoom).room(&key)));
+            return then(
+                refused(Refusal::new(ErrorCode::NoSuchRoom).room(&key)),
+                &mut Vec::new(),
+            );
         };
         if let Err(refusal) = r.may_speak(id, &conn.mask) {
-            return then(refused(refusal));
+            return then(refused(refusal), &mut Vec::new());
         }
         let Some(from) = conn.nick.clone() else {
-            return then(refused(Refusal::new(ErrorCode::NotRegistered)));
+            return then(
+                refused(Refusal::new(ErrorCode::NotRegistered)),
+                &mut Vec::new(),
+            );
         };
         let member = r.members().contains_key(&id);
         let (room_name, source) = (r.name.clone(), conn.mask.clone());
@@ -1060,9 +1081,10 @@ impl ChatState {
         };
         let (actor, bot) = (self.logged_in_actor(id), conn.bot);
         // The room's order: from here until `then` is done.
-        let mut seq = r.order();
-        *seq += 1;
-        r.note_said(*seq);
+        let mut order = r.order();
+        order.seq += 1;
+        let seq = order.seq;
+        r.note_said(seq);
         let at_ms = now_ms();
         let fact = Fact {
             id: self.next_id(at_ms),
@@ -1070,7 +1092,7 @@ impl ChatState {
             by: id,
             source: source.clone(),
             room: Some(room_name.clone()),
-            seq: *seq,
+            seq,
             body,
         };
         let ev = Event::by(
@@ -1094,13 +1116,12 @@ impl ChatState {
             deliveries.push((Audience::Conn(id), ev.clone())); // an outsider (room is -n) still sees its line
         }
         deliveries.push((Audience::Room(key), ev));
-        let out = then(Effects {
+        let effects = Effects {
             deliveries,
             facts: vec![fact],
             ..Effects::default()
-        });
-        drop(seq);
-        out
+        };
+        then(effects, &mut order.lines)
     }
 
     fn touch(&mut self, id: ConnId) {
@@ -1527,6 +1548,8 @@ fn refusal(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Refusal {
 mod tests;
 #[cfg(test)]
 mod tests_accounts;
+#[cfg(test)]
+mod tests_lines;
 #[cfg(test)]
 mod tests_rooms;
 #[cfg(test)]

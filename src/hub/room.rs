@@ -60,6 +60,17 @@ pub(crate) struct RoomOrder {
     pub said: u64,
 }
 
+/// What the room's order lock guards.
+pub(crate) struct Order {
+    /// The sequence number of the room's last fact.
+    pub seq: u64,
+    /// Lines said to the room, numbered, stored and not yet pushed to its
+    /// members (`line_batch`): they go out together, in their order, as
+    /// one entry in each member's queue, before anything else the chat
+    /// delivers (see `handle.rs`, *Lines in batches*).
+    pub lines: Vec<Arc<crate::proto::Event>>,
+}
+
 pub(crate) struct Room {
     pub name: Name,
     /// By connection, in order: long member lists are paged by it.
@@ -90,8 +101,9 @@ pub(crate) struct Room {
     /// The sequence number of the room's last fact, and the room's order
     /// lock: a line to the room holds it while it is numbered, stored and
     /// pushed (see `handle.rs`). With the chat to itself (`&mut`), the
-    /// number is reached without locking (`get_mut`).
-    pub seq: Mutex<u64>,
+    /// number is reached without locking (`get_mut`). It also holds the
+    /// room's lines said and not yet pushed (see [`Order::lines`]).
+    pub seq: Mutex<Order>,
     /// The sequence number of the room's newest message or notice (what a
     /// history read without events shows, `FactBody::is_message`); 0:
     /// none. Written with the order lock held (or the chat to oneself), so
@@ -127,7 +139,10 @@ impl Room {
             fanout: Vec::new(),
             names_order: None,
             names_cards: None,
-            seq: Mutex::new(order.seq),
+            seq: Mutex::new(Order {
+                seq: order.seq,
+                lines: Vec::new(),
+            }),
             said: AtomicU64::new(order.said),
             topic: None,
             modes: Modes {
@@ -146,7 +161,7 @@ impl Room {
     /// the room. When another thread holds it, the wait is counted
     /// (`natter_room_lock_contended`, `natter_room_lock_wait_seconds`);
     /// the uncontended path reads no clock.
-    pub fn order(&self) -> MutexGuard<'_, u64> {
+    pub fn order(&self) -> MutexGuard<'_, Order> {
         super::handle::take_counted(
             self.seq.try_lock(),
             || self.seq.lock().unwrap_or_else(PoisonError::into_inner),
@@ -160,12 +175,16 @@ impl Room {
     /// The sequence number of the room's last fact, with the chat to
     /// oneself (no lock taken).
     pub fn seq_mut(&mut self) -> &mut u64 {
-        self.seq.get_mut().unwrap_or_else(PoisonError::into_inner)
+        &mut self
+            .seq
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .seq
     }
 
     /// The sequence number of the room's last fact.
     pub fn last_seq(&self) -> u64 {
-        *self.order()
+        self.order().seq
     }
 
     /// Where the room's order stands: its last fact, and its newest
@@ -173,7 +192,7 @@ impl Room {
     pub fn place(&self) -> RoomOrder {
         let seq = self.order();
         RoomOrder {
-            seq: *seq,
+            seq: seq.seq,
             said: self.said.load(Relaxed),
         }
     }
@@ -191,7 +210,8 @@ impl Room {
             seq: self
                 .seq
                 .into_inner()
-                .unwrap_or_else(PoisonError::into_inner),
+                .unwrap_or_else(PoisonError::into_inner)
+                .seq,
             said: self.said.into_inner(),
         }
     }

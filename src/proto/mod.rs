@@ -767,7 +767,8 @@ pub enum Flavor {
     IrcAllTags = 6,
 }
 
-const FLAVORS: usize = 7;
+/// How many flavours there are.
+pub const FLAVORS: usize = 7;
 
 /// The largest rendering buffer a thread keeps between events.
 const SCRATCH_KEPT: usize = 64 * 1024;

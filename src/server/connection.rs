@@ -300,7 +300,7 @@ impl session::Chat for Port<'_> {
             None => self.shared.chat.execute(self.id, cmd),
             Some(Ok(())) => Outcome::Continue,
             Some(Err(refusal)) => {
-                self.queue.push(&Event::shared(EventBody::Refused(refusal)));
+                self.own().push(&Event::shared(EventBody::Refused(refusal)));
                 Outcome::Refused
             }
         };
@@ -328,13 +328,13 @@ impl session::Chat for Port<'_> {
         super::accounts::request(&self.shared.auth, &self.shared.chat, self.id, request);
     }
     fn local(&mut self, bytes: Bytes) {
-        self.queue.push_local(bytes);
+        self.own().push_local(bytes);
     }
     /// A marker waits behind a listing being paged out, so that it comes
     /// after the listing's last page.
     fn mark(&mut self, mark: session::Mark) {
         if let Err(mark) = self.pager.hold_mark(mark) {
-            self.queue.push_mark(mark);
+            self.own().push_mark(mark);
         }
     }
     fn online(&mut self) -> usize {
@@ -467,9 +467,19 @@ impl Port<'_> {
     /// connection then ends as a slow consumer, as the chat would end it.
     fn tell_own(&self, body: EventBody) {
         let ev = Arc::new(Event::new(body));
-        if self.queue.push_counted(&ev, Event::SHARED_BYTES) == Pushed::Counted {
+        if self.own().push_counted(&ev, Event::SHARED_BYTES) == Pushed::Counted {
             self.shared.pacer.add(1);
         }
+    }
+}
+
+impl Port<'_> {
+    /// The connection's queue, for something of its own: the lines rooms
+    /// hold are pushed first, so that no reply overtakes a line said
+    /// before it (the connection's own among them; see `hub::Lines`).
+    fn own(&self) -> &Queue {
+        self.shared.chat.flush_lines();
+        self.queue
     }
 }
 
@@ -1635,17 +1645,25 @@ impl<T: Transport> Connection<T> {
     /// Appends one queued item to `out` as this connection writes it.
     fn render_into(&mut self, item: Item, out: &mut Vec<u8>) {
         match item {
-            Item::Event(ev) => {
-                let failed = self.shared.durable.as_ref().is_some_and(|w| {
-                    let ticket = ev.gate();
-                    ticket != 0 && w.failed(ticket)
-                });
-                if !failed {
-                    self.proto.render(&ev, out)
+            Item::Event(ev) => self.render_event(&ev, out),
+            Item::Lines(lines) => {
+                for ev in &lines.events {
+                    self.render_event(ev, out);
                 }
             }
             Item::Local(bytes) => self.proto.local(&bytes, out),
             Item::Mark(mark) => self.proto.mark(mark, out),
+        }
+    }
+
+    /// Appends a shared event, unless the store failed to keep it.
+    fn render_event(&mut self, ev: &Event, out: &mut Vec<u8>) {
+        let failed = self.shared.durable.as_ref().is_some_and(|w| {
+            let ticket = ev.gate();
+            ticket != 0 && w.failed(ticket)
+        });
+        if !failed {
+            self.proto.render(ev, out)
         }
     }
 
@@ -1661,8 +1679,8 @@ impl<T: Transport> Connection<T> {
         OUT.with(|out| {
             let mut out = out.borrow_mut();
             out.clear();
+            let mut items = first.deliveries();
             self.render_into(first, &mut out);
-            let mut items = 1;
             TAKEN.with(|taken| {
                 let mut taken = taken.borrow_mut();
                 self.queue.take(BATCH - 1, &mut taken);
@@ -1674,7 +1692,7 @@ impl<T: Transport> Connection<T> {
                         self.queue.put_back(entries);
                         break;
                     }
-                    items += 1;
+                    items += entry.item.deliveries();
                     self.render_into(entry.item, &mut out);
                 }
             });
@@ -1744,10 +1762,15 @@ impl<T: Transport> Connection<T> {
 
 /// The store ticket `item` still waits for, if any.
 fn gate(shared: &Shared, item: Option<&Item>) -> Option<u64> {
-    let (Some(w), Some(Item::Event(ev))) = (&shared.durable, item) else {
+    let (Some(w), Some(item)) = (&shared.durable, item) else {
         return None;
     };
-    let ticket = ev.gate();
+    let ticket = match item {
+        Item::Event(ev) => ev.gate(),
+        // Lines of one room, stored in their order: the last one's.
+        Item::Lines(lines) => lines.events.last().map_or(0, |ev| ev.gate()),
+        Item::Local(_) | Item::Mark(_) => return None,
+    };
     (ticket > w.done()).then_some(ticket)
 }
 

@@ -33,6 +33,7 @@ use bytes::Bytes;
 
 use super::pacer::Pacer;
 use super::park::Parker;
+use crate::hub::Lines;
 use crate::proto::{Event, Flavor};
 
 /// Capacity kept after a drain (entries; 24 KiB): a member of a busy room
@@ -61,6 +62,19 @@ pub(crate) enum Item {
     Local(Box<Bytes>),
     /// A session's marker (see `proto::session::Mark`).
     Mark(crate::proto::session::Mark),
+    /// A room's lines, pushed together (`line_batch`, see `hub::Lines`).
+    Lines(Arc<Lines>),
+}
+
+impl Item {
+    /// Lines it writes to the client, as `natter_deliveries_total` counts
+    /// them (a room's lines one each).
+    pub fn deliveries(&self) -> u64 {
+        match self {
+            Item::Lines(lines) => lines.events.len() as u64,
+            _ => 1,
+        }
+    }
 }
 
 pub(crate) struct Entry {
@@ -510,6 +524,13 @@ impl Queue {
         self.push_item(Item::Event(ev.clone()), cost, bounded, true)
     }
 
+    /// [`Queue::push_counted`] for a room's lines, as one entry: each
+    /// counts as it would alone, but for the one slot they share.
+    pub fn push_lines(&self, lines: &Arc<Lines>) -> Pushed {
+        let cost = SLOT_BYTES + lines.cost(self.flavor());
+        self.push_item(Item::Lines(lines.clone()), cost, true, true)
+    }
+
     /// Queues bytes the session rendered itself.
     pub fn push_local(&self, bytes: Bytes) -> bool {
         let cost = SLOT_BYTES + bytes.len();
@@ -627,6 +648,36 @@ mod tests {
         assert!(q.is_killed());
         assert!(matches!(q.try_next(), Some(Next::Killed)));
         assert!(!q.push(&ev(6)));
+    }
+
+    /// A room's lines pushed as one entry count what they would alone,
+    /// less the slots they share, and kill past the sendq as any push.
+    #[test]
+    fn lines_pushed_together_count_as_they_would_alone() {
+        let lines: Vec<_> = (0..3)
+            .map(|n| {
+                let text = format!("line {n}").into();
+                Event::shared(EventBody::Info { text })
+            })
+            .collect();
+        let (alone, together) = (Queue::new(10_000), Queue::new(10_000));
+        alone.set_flavor(Flavor::Json);
+        together.set_flavor(Flavor::Json);
+        for line in &lines {
+            assert!(alone.push_shared(line, 7));
+        }
+        let batch = Arc::new(Lines::new(lines, 7));
+        assert_eq!(together.push_lines(&batch), Pushed::Uncounted);
+        let load = together.load();
+        assert_eq!(load, alone.load() - 2 * SLOT_BYTES);
+        match together.try_next() {
+            Some(Next::Item(item)) => assert_eq!(item.deliveries(), 3),
+            _ => panic!("the lines, as one item"),
+        }
+        let small = Queue::new(load - 1);
+        small.set_flavor(Flavor::Json);
+        assert_eq!(small.push_lines(&batch), Pushed::Refused);
+        assert!(small.is_killed());
     }
 
     #[test]

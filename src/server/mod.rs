@@ -386,11 +386,12 @@ impl Server {
         let pacer = Arc::new(pacer::Pacer::new(config.ingest_budget));
         let chat = ChatHandle::new(
             HubConfig::from_config(&config),
-            router::Router::new(to_server, pacer.clone()),
+            router::Router::new(to_server, pacer.clone(), config.line_batch),
             store.clone(),
             backplane,
         )
         .with_accounts(accounts, registry, grace_secs);
+        router::Router::run_flusher(&chat);
         for fact in &known {
             chat.apply_remote(fact);
         }
@@ -641,6 +642,7 @@ impl Server {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             warn!("some connections did not close within {grace:?}");
         }
+        shared.chat.with_router(|r| r.stop_flusher());
         // The other nodes hear of everyone's quit, and registered rooms'
         // last changes are on disk, before "stopped".
         let (chat, auth) = (shared.chat.clone(), shared.auth.clone());

@@ -9,11 +9,12 @@
 //! queues they both reach (each behind its own lock). Slots change only
 //! under the chat's write lock (`attach`, `detach` take `&mut self`).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::mailbox::{Pushed, Queue};
 use super::pacer::Pacer;
-use crate::hub;
+use crate::hub::{self, Lines};
 use crate::proto::{ConnId, Event};
 
 /// What waits in the send queues, summed over the connections.
@@ -35,6 +36,19 @@ pub(crate) struct Router {
     server: Option<tokio::sync::mpsc::Sender<hub::Control>>,
     /// Counts deliveries queued for members that keep up.
     pacer: Option<Arc<Pacer>>,
+    /// Most lines a room holds before they are pushed (`line_batch`).
+    line_batch: usize,
+    /// Told when a room starts holding lines; the server's flusher waits
+    /// on it (see [`Router::run_flusher`]).
+    flusher: Option<Arc<Flusher>>,
+}
+
+/// What the flusher waits on.
+#[derive(Default)]
+struct Flusher {
+    held: tokio::sync::Notify,
+    /// The server has stopped: the flusher pushes what is held and ends.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -50,11 +64,45 @@ fn split(local: u64) -> (usize, u32) {
 
 impl Router {
     /// A router that passes rehash and shutdown requests to `server`.
-    pub fn new(server: tokio::sync::mpsc::Sender<hub::Control>, pacer: Arc<Pacer>) -> Router {
+    pub fn new(
+        server: tokio::sync::mpsc::Sender<hub::Control>,
+        pacer: Arc<Pacer>,
+        line_batch: usize,
+    ) -> Router {
         Router {
             server: Some(server),
             pacer: Some(pacer),
+            line_batch,
+            flusher: (line_batch > 1).then(Arc::default),
             ..Router::default()
+        }
+    }
+
+    /// Pushes the rooms' held lines each time a room starts holding them,
+    /// once the worker has run the tasks that are ready then (its next
+    /// look at the sockets comes first): the lines that came in the
+    /// meantime go out together, as the ceiling relay writes what one
+    /// epoll batch read. Runs until [`Router::stop_flusher`]; nothing to
+    /// do without `line_batch`.
+    pub fn run_flusher(chat: &hub::ChatHandle<Router>) {
+        let Some(flusher) = chat.with_router(|r| r.flusher.clone()) else {
+            return;
+        };
+        let chat = chat.clone();
+        tokio::spawn(async move {
+            while !flusher.stopped.load(Relaxed) {
+                flusher.held.notified().await;
+                tokio::task::yield_now().await;
+                chat.flush_lines();
+            }
+        });
+    }
+
+    /// Ends the flusher (the server has stopped; it lets go of the chat).
+    pub fn stop_flusher(&self) {
+        if let Some(flusher) = &self.flusher {
+            flusher.stopped.store(true, Relaxed);
+            flusher.held.notify_one();
         }
     }
 
@@ -122,6 +170,27 @@ impl hub::Router for Router {
             Some(Pushed::Refused) => false,
             // Not counted, or already gone: nothing to overflow.
             Some(Pushed::Uncounted) | None => true,
+        }
+    }
+
+    fn push_lines(&self, counted: &mut isize, to: ConnId, lines: &Arc<Lines>) -> bool {
+        match self.queue(to.local).map(|q| q.push_lines(lines)) {
+            Some(Pushed::Counted) => {
+                *counted += 1;
+                true
+            }
+            Some(Pushed::Refused) => false,
+            Some(Pushed::Uncounted) | None => true,
+        }
+    }
+
+    fn line_batch(&self) -> usize {
+        self.line_batch
+    }
+
+    fn lines_held(&self) {
+        if let Some(flusher) = &self.flusher {
+            flusher.held.notify_one();
         }
     }
 
