@@ -44,6 +44,22 @@ impl Router for Sinks {
     fn detach(&mut self, _conn: ConnId) {}
 }
 
+/// A connection through `chat` that takes the router's slot `slot`
+/// gives it, registered as `nick`.
+pub(super) fn registered<R: Router>(
+    chat: &ChatHandle<R>,
+    nick: &str,
+    slot: impl FnOnce(&mut R) -> u64,
+) -> ConnId {
+    let id = chat.connect("h".into(), slot);
+    let nick = nick.to_string();
+    assert_eq!(
+        chat.execute(id, Command::Register { nick }),
+        Outcome::Continue
+    );
+    id
+}
+
 pub(super) fn config() -> HubConfig {
     HubConfig {
         server_name: "natter".into(),

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::tests::config;
+use super::tests::{config, registered};
 use super::*;
 use crate::cluster::Standalone;
 use crate::store::MemoryStore;
@@ -63,16 +63,10 @@ fn chat(batch: usize) -> ChatHandle<Holding> {
 }
 
 fn person(chat: &ChatHandle<Holding>, nick: &str) -> ConnId {
-    let id = chat.connect("h".into(), |r| {
+    registered(chat, nick, |r| {
         r.next += 1;
         r.next - 1
-    });
-    let nick = nick.to_string();
-    assert_eq!(
-        chat.execute(id, Command::Register { nick }),
-        Outcome::Continue
-    );
-    id
+    })
 }
 
 fn say(chat: &ChatHandle<Holding>, who: ConnId, text: &str) {

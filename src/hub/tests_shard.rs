@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::tests::config;
+use super::tests::{config, registered};
 use super::*;
 use crate::cluster::Standalone;
 use crate::proto::{History, HistoryQuery};
@@ -116,15 +116,10 @@ impl Store for Recording {
 
 /// A registered connection, in `room` (besides the default room).
 fn person(chat: &ChatHandle<Gate>, nick: &str, room: &str) -> ConnId {
-    let id = chat.connect("h".into(), |g| {
+    let id = registered(chat, nick, |g| {
         g.next += 1;
         g.next - 1
     });
-    let nick = nick.to_string();
-    assert_eq!(
-        chat.execute(id, Command::Register { nick }),
-        Outcome::Continue
-    );
     let join = Command::Join {
         room: room.into(),
         switch: true,
