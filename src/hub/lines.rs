@@ -65,13 +65,20 @@ impl Lines {
     }
 }
 
-/// Which rooms hold lines not yet pushed: set by the line that starts a
-/// room's list, emptied by [`Core::flush_lines`]. Read without the chat's
-/// lock ([`Held::any`]), so that nothing is taken when nothing is held.
+/// Which rooms hold lines not yet pushed: added to by the line that
+/// starts a room's list, emptied by [`Core::flush_lines`]. Read without
+/// the chat's lock ([`Held::any`]), so that nothing is taken when nothing
+/// is held.
 #[derive(Default)]
 pub(super) struct Held {
+    /// Some room holds lines, or a flush is pushing them: cleared only by
+    /// a flush that has pushed everything.
     any: AtomicBool,
     rooms: Mutex<Vec<Name>>,
+    /// Held by a flush for all of its pushes: a flush that finds another
+    /// at work waits for it, so that no one who asked for the lines to go
+    /// first queues anything before the other flush's pushes.
+    flushing: Mutex<()>,
 }
 
 impl Held {
@@ -80,16 +87,13 @@ impl Held {
         self.any.load(Ordering::Acquire)
     }
 
-    fn note(&self, room: Name) {
-        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        rooms.push(room);
-        self.any.store(true, Ordering::Release);
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Vec<Name>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Vec<Name> {
-        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        self.any.store(false, Ordering::Release);
-        mem::take(&mut *rooms)
+    fn note(&self, room: Name) {
+        self.rooms().push(room);
+        self.any.store(true, Ordering::Release);
     }
 }
 
@@ -133,14 +137,26 @@ impl<R: Router> Core<R> {
         if !self.held.any() {
             return;
         }
-        for key in self.held.take() {
-            let Some(room) = self.state.room(&key) else {
-                continue;
-            };
-            let mut order = room.order();
-            if !order.lines.is_empty() {
-                self.push_lines(&key, mem::take(&mut order.lines), overflowed);
+        let held = &self.held;
+        let _flushing = held.flushing.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let rooms = mem::take(&mut *held.rooms());
+            if rooms.is_empty() {
+                break;
             }
+            for key in rooms {
+                let Some(room) = self.state.room(&key) else {
+                    continue;
+                };
+                let mut order = room.order();
+                if !order.lines.is_empty() {
+                    self.push_lines(&key, mem::take(&mut order.lines), overflowed);
+                }
+            }
+        }
+        let rooms = held.rooms();
+        if rooms.is_empty() {
+            held.any.store(false, Ordering::Release);
         }
     }
 
