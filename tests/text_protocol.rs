@@ -228,26 +228,29 @@ async fn utf8_split_across_writes_and_merged_lines() {
 }
 
 /// Lines said one after another wait to be pushed together (`line_batch`),
-/// but a reply to a command between them never overtakes them: the sender
-/// sees its lines and the replies in the order it sent them.
+/// but a reply to a command between them (a local one, or a listing sent
+/// in pages) never overtakes them: the sender sees its lines and the
+/// replies in the order it sent them.
 #[tokio::test]
 async fn a_reply_never_overtakes_a_line_said_before_it() {
     let srv = start(config()).await;
     let mut a = srv.user("alice").await;
     let mut b = srv.user("bob").await;
     a.expect("bob joined").await;
-    b.send_raw(b"one\n/frobnicate\ntwo\n/nonsense\nthree\n")
+    b.send_raw(b"one\n/frobnicate\ntwo\n/who\nthree\n/nonsense\nfour\n")
         .await;
     for expected in [
         "bob: one",
         "! unknown command /frobnicate; try /help",
         "bob: two",
-        "! unknown command /nonsense; try /help",
+        "*** In #lobby (2): alice, bob",
         "bob: three",
+        "! unknown command /nonsense; try /help",
+        "bob: four",
     ] {
         assert_eq!(b.line().await.unwrap(), expected);
     }
-    for expected in ["bob: one", "bob: two", "bob: three"] {
+    for expected in ["bob: one", "bob: two", "bob: three", "bob: four"] {
         assert_eq!(a.line().await.unwrap(), expected);
     }
     srv.shutdown().await;

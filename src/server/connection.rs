@@ -1627,6 +1627,10 @@ impl<T: Transport> Connection<T> {
     /// below half the sendq (a client that does not read gets no more).
     fn write_pages(&mut self) {
         let (chat, page_size) = (&self.shared.chat, self.shared.config.page_size);
+        if !self.flow.pager.is_empty() {
+            // A listing is a reply: the lines said before it go first.
+            chat.flush_lines();
+        }
         while !self.flow.pager.is_empty() && self.queue.load() < self.queue.cap() / 2 {
             if let Some(mark) = self.flow.pager.take_mark() {
                 self.queue.push_mark(mark);
