@@ -549,12 +549,12 @@ impl ChatState {
         }
     }
 
-    /// Calls `f` for every connection in `audience`, as the state is now.
     /// The room of folded name `key`.
     pub(super) fn room(&self, key: &str) -> Option<&Room> {
         self.rooms.get(key)
     }
 
+    /// Calls `f` for every connection in `audience`, as the state is now.
     pub fn for_each_member(&self, audience: &Audience, mut f: impl FnMut(ConnId)) {
         match audience {
             // Even one just removed: a quitter still gets its goodbye.
@@ -1040,36 +1040,23 @@ impl ChatState {
                 ..Effects::default()
             }
         };
-        if text.trim().is_empty() {
-            return then(
-                refused(Refusal::new(ErrorCode::EmptyMessage)),
-                &mut Vec::new(),
-            );
-        }
-        let key = match self.current_room(id, room) {
-            Ok(k) => k,
-            Err(e) => return then(refused(e), &mut Vec::new()),
+        let checked = || {
+            if text.trim().is_empty() {
+                return Err(Refusal::new(ErrorCode::EmptyMessage));
+            }
+            let key = self.current_room(id, room)?;
+            let not_registered = || Refusal::new(ErrorCode::NotRegistered);
+            let conn = self.conns.get(&id).ok_or_else(not_registered)?;
+            let Some(r) = self.rooms.get(&key) else {
+                return Err(Refusal::new(ErrorCode::NoSuchRoom).room(&key));
+            };
+            r.may_speak(id, &conn.mask)?;
+            let from = conn.nick.clone().ok_or_else(not_registered)?;
+            Ok((key, conn, r, from))
         };
-        let Some(conn) = self.conns.get(&id) else {
-            return then(
-                refused(Refusal::new(ErrorCode::NotRegistered)),
-                &mut Vec::new(),
-            );
-        };
-        let Some(r) = self.rooms.get(&key) else {
-            return then(
-                refused(Refusal::new(ErrorCode::NoSuchRoom).room(&key)),
-                &mut Vec::new(),
-            );
-        };
-        if let Err(refusal) = r.may_speak(id, &conn.mask) {
-            return then(refused(refusal), &mut Vec::new());
-        }
-        let Some(from) = conn.nick.clone() else {
-            return then(
-                refused(Refusal::new(ErrorCode::NotRegistered)),
-                &mut Vec::new(),
-            );
+        let (key, conn, r, from) = match checked() {
+            Ok(checked) => checked,
+            Err(refusal) => return then(refused(refusal), &mut Vec::new()),
         };
         let member = r.members().contains_key(&id);
         let (room_name, source) = (r.name.clone(), conn.mask.clone());
