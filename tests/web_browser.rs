@@ -40,8 +40,22 @@ impl Drop for Browser {
 }
 
 /// Starts headless Chromium on a free debugging port; returns it and the
-/// browser's DevTools WebSocket address (which it prints when ready).
+/// browser's DevTools WebSocket address (which it prints when ready). A
+/// Chromium that has not printed it within its patience is killed and
+/// started once more: on CI it once stalled at start for over 30 s (load
+/// 1.3), before natter had any part in it.
 async fn launch(chromium: PathBuf) -> (Browser, String) {
+    match try_launch(&chromium).await {
+        Some(ready) => ready,
+        None => try_launch(&chromium)
+            .await
+            .expect("chromium says where DevTools listens (second start)"),
+    }
+}
+
+/// One start of Chromium for [`launch`]: none if it did not say where
+/// DevTools listens in time (it is killed then).
+async fn try_launch(chromium: &std::path::Path) -> Option<(Browser, String)> {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args([
@@ -84,9 +98,9 @@ async fn launch(chromium: PathBuf) -> (Browser, String) {
     let url = tokio::task::spawn_blocking(move || rx.recv_timeout(PATIENCE * 3))
         .await
         .unwrap()
-        .expect("chromium says where DevTools listens")
+        .ok()?
         .unwrap_or_else(|log| panic!("chromium exited: {log}"));
-    (browser, url)
+    Some((browser, url))
 }
 
 /// A DevTools session on one page.
