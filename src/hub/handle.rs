@@ -239,9 +239,7 @@ impl<R: Router> ChatHandle<R> {
             count_hub_wait,
         );
         if self.held.any() {
-            let mut overflowed = std::mem::take(&mut core.overflowed);
-            core.flush_lines(&mut overflowed);
-            core.overflowed = overflowed;
+            core.exclusively(|core, overflowed| core.flush_lines(overflowed));
             core.reap();
         }
         core
@@ -619,10 +617,17 @@ impl<R: Router> Core<R> {
 
     /// [`Core::apply`] without the reaping.
     fn apply_one(&mut self, fx: Effects) -> Outcome {
+        self.exclusively(|core, overflowed| core.apply_effects(fx, None, overflowed))
+    }
+
+    /// Runs `f`, which delivers with the chat shared, with the chat to
+    /// itself: the members whose queues overflow join `overflowed`, for
+    /// [`Core::reap`].
+    fn exclusively<T>(&mut self, f: impl FnOnce(&Self, &mut Vec<ConnId>) -> T) -> T {
         let mut overflowed = std::mem::take(&mut self.overflowed);
-        let outcome = self.apply_effects(fx, None, &mut overflowed);
+        let out = f(self, &mut overflowed);
         self.overflowed = overflowed;
-        outcome
+        out
     }
 
     /// Hands on the facts, delivers the events (held back until the facts
@@ -674,9 +679,7 @@ impl<R: Router> Core<R> {
 
     /// [`Core::deliver`] with the chat to itself.
     fn deliver_exclusive(&mut self, deliveries: &[(Audience, Arc<Event>)]) {
-        let mut overflowed = std::mem::take(&mut self.overflowed);
-        self.deliver(deliveries, &mut overflowed);
-        self.overflowed = overflowed;
+        self.exclusively(|core, overflowed| core.deliver(deliveries, overflowed));
     }
 
     pub(super) fn deliver(

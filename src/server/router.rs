@@ -162,26 +162,14 @@ impl hub::Router for Router {
     type Tally = isize;
 
     fn push(&self, counted: &mut isize, to: ConnId, ev: &Arc<Event>, share: usize) -> bool {
-        match self.queue(to.local).map(|q| q.push_counted(ev, share)) {
-            Some(Pushed::Counted) => {
-                *counted += 1;
-                true
-            }
-            Some(Pushed::Refused) => false,
-            // Not counted, or already gone: nothing to overflow.
-            Some(Pushed::Uncounted) | None => true,
-        }
+        tally(
+            counted,
+            self.queue(to.local).map(|q| q.push_counted(ev, share)),
+        )
     }
 
     fn push_lines(&self, counted: &mut isize, to: ConnId, lines: &Arc<Lines>) -> bool {
-        match self.queue(to.local).map(|q| q.push_lines(lines)) {
-            Some(Pushed::Counted) => {
-                *counted += 1;
-                true
-            }
-            Some(Pushed::Refused) => false,
-            Some(Pushed::Uncounted) | None => true,
-        }
+        tally(counted, self.queue(to.local).map(|q| q.push_lines(lines)))
     }
 
     fn line_batch(&self) -> usize {
@@ -224,6 +212,20 @@ impl hub::Router for Router {
                 self.free.push(index as u32);
             }
         }
+    }
+}
+
+/// Adds a push the pacer counts to `counted`; false if it overflowed the
+/// queue (`None`: the connection is already gone).
+fn tally(counted: &mut isize, pushed: Option<Pushed>) -> bool {
+    match pushed {
+        Some(Pushed::Counted) => {
+            *counted += 1;
+            true
+        }
+        Some(Pushed::Refused) => false,
+        // Not counted, or already gone: nothing to overflow.
+        Some(Pushed::Uncounted) | None => true,
     }
 }
 
