@@ -471,9 +471,7 @@ impl Port<'_> {
             self.shared.pacer.add(1);
         }
     }
-}
 
-impl Port<'_> {
     /// The connection's queue, for something of its own: the lines rooms
     /// hold are pushed first, so that no reply overtakes a line said
     /// before it (the connection's own among them; see `hub::Lines`).
