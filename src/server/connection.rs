@@ -1352,7 +1352,7 @@ impl<T: Transport> Connection<T> {
             static BUF: std::cell::RefCell<Box<[u8]>> =
                 std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
         }
-        let (stream, decoder) = (&self.stream, &mut self.decoder);
+        let (stream, decoder) = (&mut self.stream, &mut self.decoder);
         let (backlog, bytes) = (&mut self.flow.backlog, &mut self.flow.backlog_bytes);
         let read = BUF.with(|buf| {
             let mut buf = buf.borrow_mut();

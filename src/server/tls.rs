@@ -219,7 +219,7 @@ impl Transport for TlsTransport {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TlsSocket::writable(self)
     }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         TlsSocket::try_read(self, buf)
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {

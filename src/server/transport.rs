@@ -21,7 +21,9 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
     /// Reads what is there; `WouldBlock` if nothing is, `Ok(0)` at EOF.
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Called only once [`Transport::readable`] has said so, by the one
+    /// task that waits on it (it may take that wait's place).
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what the stream takes now; `WouldBlock` if nothing.
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Whether everything accepted by `try_write` reached the socket
@@ -54,8 +56,20 @@ impl Transport for TcpStream {
     fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::writable(self)
     }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        TcpStream::try_read(self, buf)
+    /// Through tokio's `poll_read`, which, unlike `try_read`, takes a
+    /// read that did not fill `buf` as the socket drained and clears its
+    /// readiness: the loop then waits for more instead of finding it out
+    /// with one more `recv` that fails with `EAGAIN` (one system call per
+    /// input saved). Its waker is a no-op: when it finds nothing, the loop
+    /// goes back to [`Transport::readable`], whose wait replaces it.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use tokio::io::AsyncRead;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        match std::pin::Pin::new(self).poll_read(&mut cx, &mut buf) {
+            std::task::Poll::Ready(r) => r.map(|()| buf.filled().len()),
+            std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         TcpStream::try_write(self, buf)

@@ -146,7 +146,7 @@ impl Transport for WsTransport {
         }
     }
 
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut i = lock(&self.pipe.inbound);
         if i.buf.is_empty() {
             return match i.eof {
