@@ -382,10 +382,7 @@ mod tests {
     fn sqlite_accounts_and_rooms_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("n.db");
-        let retention = super::super::sqlite::Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let retention = super::super::sqlite::Retention::KEEP_ALL;
         let (store, _) = super::super::sqlite::SqliteStore::open(
             &path,
             0,

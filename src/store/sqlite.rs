@@ -69,6 +69,15 @@ pub struct Retention {
     pub max_age: Duration,
 }
 
+#[cfg(test)]
+impl Retention {
+    /// Every fact, for ever (neither bound): what most tests keep.
+    pub(crate) const KEEP_ALL: Retention = Retention {
+        per_room: 0,
+        max_age: Duration::ZERO,
+    };
+}
+
 /// The store over one database file.
 pub struct SqliteStore {
     path: PathBuf,
@@ -1641,10 +1650,7 @@ mod tests {
     #[test]
     fn messages_alone_are_read_without_walking_every_join() {
         let dir = tempfile::tempdir().unwrap();
-        let all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let all = Retention::KEEP_ALL;
         let mut w = writer(&dir.path().join("h.db"), all);
         let mut facts = vec![said("busy", 1)];
         facts.extend((2..=20_001).map(|n| came_and_went("busy", n)));
@@ -1817,10 +1823,7 @@ mod tests {
         let c = open_writer(&path, 0, DbSync::Normal, 256 * 1024).unwrap();
         assert_eq!(cache_kib(&c), -256, "the writer's, in KiB");
         drop(c);
-        let keep_all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let keep_all = Retention::KEEP_ALL;
         let (store, _failed) =
             SqliteStore::open_cached(&path, 0, DbSync::Normal, keep_all, 300 * 1024).unwrap();
         let got = store.read(|c| Ok(cache_kib(c))).unwrap();
@@ -1862,10 +1865,7 @@ mod tests {
     #[test]
     fn comings_and_goings_linger_and_what_is_waited_for_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let keep_all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let keep_all = Retention::KEEP_ALL;
         let (store, _failed) =
             SqliteStore::open(&dir.path().join("l.db"), 0, DbSync::Normal, keep_all).unwrap();
         let w = store.watermark().unwrap();
@@ -1912,10 +1912,7 @@ mod tests {
     fn a_wal_under_steady_commits_starts_again_past_db_wal_max() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let keep_all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let keep_all = Retention::KEEP_ALL;
         let (store, _failed) = SqliteStore::open(&path, 0, DbSync::Full, keep_all).unwrap();
         let max = 256 << 10;
         store.set_wal_max(max);
@@ -1955,10 +1952,7 @@ mod tests {
     #[test]
     fn every_drop_leaves_the_file_whole_without_a_wal() {
         let dir = tempfile::tempdir().unwrap();
-        let keep_all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let keep_all = Retention::KEEP_ALL;
         for round in 0..300 {
             let path = dir.path().join(format!("d{round}.db"));
             let (store, _failed) =
@@ -1990,10 +1984,7 @@ mod tests {
             let _ = go_rx.lock().unwrap().recv(); // Err once the test is over
             f.sync_data()
         });
-        let keep_all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let keep_all = Retention::KEEP_ALL;
         let (store, _failed) =
             SqliteStore::open_with(&path, 0, DbSync::Full, keep_all, gate, DEFAULT_CACHE_BYTES)
                 .unwrap();
@@ -2158,16 +2149,7 @@ mod tests {
             )
             .unwrap();
         }
-        let (store, _) = SqliteStore::open(
-            &path,
-            0,
-            DbSync::Full,
-            Retention {
-                per_room: 0,
-                max_age: Duration::ZERO,
-            },
-        )
-        .unwrap();
+        let (store, _) = SqliteStore::open(&path, 0, DbSync::Full, Retention::KEEP_ALL).unwrap();
         let mut seqs = store.room_seqs().unwrap();
         seqs.sort();
         let want = [("@alice@bob", 1), ("empty", 7), ("lobby", 30)];
@@ -2232,10 +2214,7 @@ mod tests {
     #[test]
     fn history_selectors_agree_with_the_memory_store() {
         let dir = tempfile::tempdir().unwrap();
-        let all = Retention {
-            per_room: 0,
-            max_age: Duration::ZERO,
-        };
+        let all = Retention::KEEP_ALL;
         let mut w = writer(&dir.path().join("t.db"), all);
         let facts: Vec<Fact> = (1..=20).map(|i| said("r", i)).collect();
         w.write(&[(1, Instant::now(), facts.clone())]).unwrap();
